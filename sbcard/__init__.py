@@ -1,0 +1,1 @@
+"""sbcard: a simulator of the Jing-Jin-Ji third-generation social security card service."""

@@ -1,0 +1,85 @@
+"""Field encodings on the card: BCD dates and times, GBK names, fixed-width text."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sbcard.domain.errors import InvalidInput
+
+NAME_BYTES = 30
+
+
+def to_bcd(digits: str) -> bytes:
+    if len(digits) % 2 or not digits.isdigit() or not digits.isascii():
+        raise ValueError(f"not an even number of decimal digits: {digits!r}")
+    return bytes.fromhex(digits)
+
+
+def from_bcd(data: bytes) -> str:
+    text = data.hex()
+    if not text.isdigit():
+        raise ValueError(f"not BCD: {data.hex().upper()}")
+    return text
+
+
+def bcd_date(day: dt.date) -> bytes:
+    return to_bcd(day.strftime("%Y%m%d"))
+
+
+def parse_bcd_date(data: bytes) -> dt.date:
+    text = from_bcd(data)
+    return dt.datetime.strptime(text, "%Y%m%d").date()
+
+
+def bcd_time(moment: dt.time | dt.datetime) -> bytes:
+    return to_bcd(moment.strftime("%H%M%S"))
+
+
+def bcd_datetime(moment: dt.datetime) -> bytes:
+    """The 7 bytes date ‖ time used in purse cryptograms and logs."""
+    return to_bcd(moment.strftime("%Y%m%d%H%M%S"))
+
+
+def parse_bcd_datetime(data: bytes) -> dt.datetime:
+    return dt.datetime.strptime(from_bcd(data), "%Y%m%d%H%M%S")
+
+
+def encode_name(name: str, width: int = NAME_BYTES, field: str = "name") -> bytes:
+    """A holder name in GBK, space padded to ``width`` bytes.
+
+    The rule applied: names are stripped of surrounding spaces, must not be empty, every
+    character must be encodable in GBK (rare characters outside GBK are refused: the
+    outlet records them with the nearest GBK character and notes the original), and the
+    encoded name must fit the card's 30 bytes (15 Chinese characters).
+    """
+    text = name.strip()
+    if not text:
+        raise InvalidInput("name.empty", "must not be empty", field)
+    try:
+        raw = text.encode("gbk")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end]
+        raise InvalidInput(
+            "name.not_gbk",
+            f"character {bad!r} (U+{ord(bad[0]):04X}) cannot be written in GBK; record the nearest GBK "
+            "character and keep the original in the remarks",
+            field,
+        ) from None
+    if len(raw) > width:
+        raise InvalidInput("name.too_long", f"{len(raw)} GBK bytes, the card holds at most {width}", field)
+    return raw.ljust(width, b" ")
+
+
+def decode_name(data: bytes) -> str:
+    return bytes(data).rstrip(b" \x00").decode("gbk", errors="replace")
+
+
+def encode_text(text: str, width: int, pad: bytes = b" ") -> bytes:
+    raw = text.encode("ascii")
+    if len(raw) > width:
+        raise ValueError(f"{text!r} longer than {width}")
+    return raw.ljust(width, pad)
+
+
+def decode_text(data: bytes) -> str:
+    return bytes(data).rstrip(b" \x00").decode("ascii", errors="replace")

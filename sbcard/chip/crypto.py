@@ -1,0 +1,144 @@
+"""Block ciphers, CBC-MAC and key derivation for the card profile.
+
+Third-generation cards use SM4 (16-byte blocks); older PBOC/JT/T cards use 3DES with the
+same structure. The sources leave some SM4 details open; this project's choices (also in
+docs/card-profile.md):
+
+- MAC: CBC-MAC with a zero IV over the data padded by ISO/IEC 9797-1 method 2
+  (80 00 …) to the cipher's block size; the MAC is the first 4 bytes of the last block.
+- Diversification of a card key from a master key and 8 bytes of the application
+  serial number (the rightmost 8 bytes): 3DES as PBOC, left = E(MK, d), right = E(MK, ~d);
+  SM4 in one block, DK = E(MK, d ‖ ~d).
+- Session keys from 8 bytes of input: 3DES gives a single-DES key E(K, d) (8 bytes);
+  SM4 gives E(K, d ‖ 00…00) (16 bytes).
+- TAC key: 3DES uses DTK-left ⊕ DTK-right (single DES); SM4 keeps the structure and uses
+  (left ⊕ right) ‖ (left ⊕ right) as the 16-byte key.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import warnings
+from functools import lru_cache
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+
+
+class Algorithm(enum.Enum):
+    SM4 = "SM4"
+    DES3 = "3DES"
+
+    @property
+    def block(self) -> int:
+        return 16 if self is Algorithm.SM4 else 8
+
+    @property
+    def id_byte(self) -> int:
+        """Algorithm identifier returned by INITIALIZE FOR PURCHASE/LOAD."""
+        return 0x04 if self is Algorithm.SM4 else 0x00
+
+
+def algorithm_from_id(value: int) -> Algorithm:
+    for alg in Algorithm:
+        if alg.id_byte == value:
+            return alg
+    raise ValueError(f"unknown algorithm id {value:02X}")
+
+
+def _des_key(key: bytes) -> bytes:
+    # 8-byte keys are single DES (K1=K2=K3); 16-byte keys are 2-key 3DES (K1 K2 K1).
+    if len(key) == 8:
+        return key * 3
+    if len(key) == 16:
+        return key + key[:8]
+    if len(key) == 24:
+        return key
+    raise ValueError(f"3DES key of {len(key)} bytes")
+
+
+@lru_cache(maxsize=4096)
+def _algo(alg: Algorithm, key: bytes):
+    if alg is Algorithm.SM4:
+        if len(key) != 16:
+            raise ValueError(f"SM4 key of {len(key)} bytes")
+        return algorithms.SM4(key)
+    return TripleDES(_des_key(key))
+
+
+def encrypt_ecb(alg: Algorithm, key: bytes, data: bytes) -> bytes:
+    if len(data) % alg.block:
+        raise ValueError(f"data of {len(data)} bytes is not a multiple of {alg.block}")
+    enc = Cipher(_algo(alg, bytes(key)), modes.ECB()).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def decrypt_ecb(alg: Algorithm, key: bytes, data: bytes) -> bytes:
+    if len(data) % alg.block:
+        raise ValueError(f"data of {len(data)} bytes is not a multiple of {alg.block}")
+    dec = Cipher(_algo(alg, bytes(key)), modes.ECB()).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def pad_m2(data: bytes, block: int) -> bytes:
+    """ISO/IEC 9797-1 padding method 2: 80, then zeros to a whole block (always adds)."""
+    padded = data + b"\x80"
+    return padded + bytes(-len(padded) % block)
+
+
+def cbc_mac(alg: Algorithm, key: bytes, data: bytes, length: int = 4) -> bytes:
+    """CBC-MAC, zero IV, padding method 2; the first ``length`` bytes of the last block."""
+    enc = Cipher(_algo(alg, bytes(key)), modes.CBC(bytes(alg.block))).encryptor()
+    out = enc.update(pad_m2(data, alg.block)) + enc.finalize()
+    return out[-alg.block :][:length]
+
+
+def _invert(data: bytes) -> bytes:
+    return bytes(b ^ 0xFF for b in data)
+
+
+def diversify(alg: Algorithm, master_key: bytes, data: bytes) -> bytes:
+    """A card key from the master key and the rightmost 8 bytes of ``data``."""
+    d = bytes(data)[-8:].rjust(8, b"\x00")
+    if alg is Algorithm.SM4:
+        return encrypt_ecb(alg, master_key, d + _invert(d))
+    return encrypt_ecb(alg, master_key, d) + encrypt_ecb(alg, master_key, _invert(d))
+
+
+def session_key(alg: Algorithm, key: bytes, data8: bytes) -> bytes:
+    if len(data8) != 8:
+        raise ValueError("session key input must be 8 bytes")
+    if alg is Algorithm.SM4:
+        return encrypt_ecb(alg, key, data8 + bytes(8))
+    return encrypt_ecb(alg, key, data8)
+
+
+def tac_key(alg: Algorithm, dtk: bytes) -> bytes:
+    half = len(dtk) // 2
+    folded = bytes(a ^ b for a, b in zip(dtk[:half], dtk[half:]))
+    return folded + folded if alg is Algorithm.SM4 else folded
+
+
+def sm3(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SM3())
+    h.update(data)
+    return h.finalize()
+
+
+def kdf(secret: bytes, label: str, length: int = 16) -> bytes:
+    """Derive a key from a secret and a label (SM3 in counter mode); for test key sets."""
+    out = b""
+    counter = 1
+    while len(out) < length:
+        out += sm3(counter.to_bytes(4, "big") + secret + label.encode())
+        counter += 1
+    return out[:length]
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()

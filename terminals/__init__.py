@@ -1,0 +1,1 @@
+"""Terminal side: reader drivers, the emulated card, the PSAM and terminal applications."""

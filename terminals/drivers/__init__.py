@@ -1,0 +1,1 @@
+"""Reader drivers: emulator (in-process), pcsc (pyscard) and the vpcd bridge."""

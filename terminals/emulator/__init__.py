@@ -1,0 +1,1 @@
+"""The software card: a small card OS persisted to a file."""
