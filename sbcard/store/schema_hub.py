@@ -1,0 +1,69 @@
+"""The schema of the hub's database (hub.db), the national exchange, as migrations.
+
+A released migration is history: never edit it, append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from sbcard.store.migrations import Migration
+from sbcard.store.schema_region import REGIONS_V1
+
+_DIRECTORY_AND_BLACKLIST_V1 = """
+-- Where each card lives and what state it is in: a terminal or another region asks here,
+-- the issuing region remains the owner of the card's record.
+CREATE TABLE card_directory (
+    card_number    TEXT PRIMARY KEY CHECK (length(card_number) = 9),
+    card_id_code   TEXT NOT NULL UNIQUE CHECK (length(card_id_code) = 32),
+    citizen_id     TEXT NOT NULL CHECK (length(citizen_id) = 18),
+    issuing_region TEXT NOT NULL REFERENCES regions (code),
+    status         TEXT NOT NULL
+                   CHECK (status IN ('issued', 'active', 'lost', 'replaced', 'cancelled')),
+    updated_at     TEXT NOT NULL
+) STRICT;
+CREATE INDEX card_directory_citizen ON card_directory (citizen_id);
+
+-- The blacklist is published in numbered versions that terminals copy; an entry adds or
+-- removes one card relative to the previous version. A published entry never changes.
+-- card_number is not a foreign key: a national blacklist may name cards from outside JJJ.
+CREATE TABLE blacklist_entries (
+    version     INTEGER NOT NULL REFERENCES blacklist_versions (version),
+    card_number TEXT NOT NULL,
+    action      TEXT NOT NULL CHECK (action IN ('add', 'remove')),
+    reason      TEXT,
+    PRIMARY KEY (version, card_number)
+) STRICT;
+CREATE TRIGGER blacklist_entries_no_update BEFORE UPDATE ON blacklist_entries
+BEGIN SELECT RAISE(ABORT, 'blacklist_entries is append-only'); END;
+CREATE TRIGGER blacklist_entries_no_delete BEFORE DELETE ON blacklist_entries
+BEGIN SELECT RAISE(ABORT, 'blacklist_entries is append-only'); END;
+
+-- Every cross-region message, recorded once under its idempotency key: a retried upload
+-- or settlement finds its earlier result here instead of being applied twice.
+CREATE TABLE messages (
+    idempotency_key TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    from_node       TEXT NOT NULL,
+    to_node         TEXT NOT NULL,
+    received_at     TEXT NOT NULL,
+    payload         TEXT NOT NULL CHECK (json_valid(payload)),
+    result          TEXT CHECK (result IS NULL OR json_valid(result))
+) STRICT;
+"""
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(REGIONS_V1)
+    db["blacklist_versions"].create(
+        {"version": int, "published_at": str, "note": str},
+        pk="version",
+        not_null=["published_at"],
+        strict=True,
+    )
+    db.executescript(_DIRECTORY_AND_BLACKLIST_V1)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "regions, card directory, blacklist, message log", _v1_initial),
+)

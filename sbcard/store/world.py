@@ -1,0 +1,317 @@
+"""The world on disk: one database per region, the hub's database, and their creation.
+
+`init_world` is idempotent: it creates what is missing, upgrades what is old, loads the
+reference regions, gives each region its issuer master keys once, and changes nothing
+when run again. `open_world` is how everything else gets at the databases; it refuses a
+directory that is not a world and upgrades one that is behind the code.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import attrs
+import sqlite_utils
+
+from sbcard.clock import Clock, SystemClock
+from sbcard.domain.errors import NotFound
+from sbcard.reference import read_csv_rows
+from sbcard.store import schema_hub, schema_region
+from sbcard.store.db import open_db
+from sbcard.store.migrations import Migration, migrate, schema_version, timestamp
+from sbcard.store.unit_of_work import UnitOfWork
+
+HUB = "hub"
+REGION_NODES: dict[str, str] = {"bj": "110000", "tj": "120000", "he": "130000"}
+NODES: tuple[str, ...] = (*REGION_NODES, HUB)
+
+KEY_PURPOSES = ("DPK", "DLK", "DTK", "DAMK", "MK")
+KEY_ALGORITHM = "SM4"
+KEY_LENGTH = 16  # SM4 keys are 128 bits
+
+_LEVEL_ORDER = {"province": 0, "prefecture": 1, "county": 2}
+# 4 columns x 200 rows = 800 host parameters, under SQLite's historical limit of 999.
+_REGION_BATCH = 200
+
+
+@attrs.frozen
+class WorldPaths:
+    home: Path = attrs.field(converter=Path)
+
+    def db(self, node: str) -> Path:
+        _check_node(node)
+        return self.home / f"{node}.db"
+
+    @property
+    def cards_dir(self) -> Path:
+        return self.home / "cards"
+
+    @property
+    def terminals_dir(self) -> Path:
+        return self.home / "terminals"
+
+
+@attrs.frozen
+class NodeReport:
+    node: str
+    path: Path
+    region_code: str | None
+    created: bool
+    schema_version: int
+    migrations_applied: tuple[str, ...]
+    regions_loaded: int  # rows inserted or corrected this run, 0 when already current
+    keys_generated: tuple[str, ...]  # purposes of issuer keys created this run
+
+    @property
+    def changed(self) -> bool:
+        return self.created or bool(
+            self.migrations_applied or self.regions_loaded or self.keys_generated
+        )
+
+
+@attrs.frozen
+class InitReport:
+    home: Path
+    created: bool
+    nodes: tuple[NodeReport, ...]
+    changed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form with stable keys (for `sbcard init --json`)."""
+        return {
+            "home": str(self.home),
+            "created": self.created,
+            "changed": self.changed,
+            "nodes": [
+                {
+                    "node": n.node,
+                    "path": str(n.path),
+                    "region_code": n.region_code,
+                    "created": n.created,
+                    "schema_version": n.schema_version,
+                    "migrations_applied": list(n.migrations_applied),
+                    "regions_loaded": n.regions_loaded,
+                    "keys_generated": list(n.keys_generated),
+                }
+                for n in self.nodes
+            ],
+        }
+
+
+def init_world(home: Path, clock: Clock, rng_seed: int | None = None) -> InitReport:
+    """Create or bring up to date the world at `home`.
+
+    With `rng_seed` the issuer keys are derived from it, so two worlds initialised with
+    the same seed hold the same keys (reproducible simulations); without it they come
+    from the operating system's CSPRNG.
+    """
+    paths = WorldPaths(home)
+    existed_before = any(paths.db(node).exists() for node in NODES)
+    dirs_created = False
+    for directory in (paths.home, paths.cards_dir, paths.terminals_dir):
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+            dirs_created = True
+    regions = _fixture_regions()
+    reports = tuple(_init_node(paths, node, regions, clock, rng_seed) for node in NODES)
+    return InitReport(
+        home=paths.home,
+        created=not existed_before,
+        nodes=reports,
+        changed=dirs_created or any(r.changed for r in reports),
+    )
+
+
+class World:
+    """The open databases of one world. Close it (or use it as a context manager)."""
+
+    def __init__(self, paths: WorldPaths, dbs: dict[str, sqlite_utils.Database]) -> None:
+        self.paths = paths
+        self._dbs = dbs
+
+    def region(self, node: str) -> sqlite_utils.Database:
+        if node not in REGION_NODES:
+            raise ValueError(f"not a region node: {node!r} (expected one of {list(REGION_NODES)})")
+        return self._dbs[node]
+
+    def hub(self) -> sqlite_utils.Database:
+        return self._dbs[HUB]
+
+    def close(self) -> None:
+        for db in self._dbs.values():
+            db.close()
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_world(home: Path, clock: Clock | None = None) -> World:
+    """Open the world at `home`, applying any pending migrations (stamped by `clock`)."""
+    paths = WorldPaths(home)
+    missing = [node for node in NODES if not paths.db(node).is_file()]
+    if len(missing) == len(NODES):
+        raise NotFound("world.missing", f"no world at {paths.home}: run `sbcard init` first")
+    if missing:
+        files = ", ".join(f"{node}.db" for node in missing)
+        raise NotFound(
+            "world.incomplete",
+            f"world at {paths.home} is missing {files}: run `sbcard init` to repair it",
+        )
+    now = (clock or SystemClock()).now
+    dbs: dict[str, sqlite_utils.Database] = {}
+    try:
+        for node in NODES:
+            dbs[node] = open_db(paths.db(node))
+            kind, migrations = _schema_of(node)
+            migrate(dbs[node], kind, migrations, now, region_code=REGION_NODES.get(node))
+    except BaseException:
+        for db in dbs.values():
+            db.close()
+        raise
+    return World(paths, dbs)
+
+
+def world_summary(world: World) -> dict[str, dict[str, Any]]:
+    """Counts per node, keyed by node, with stable keys (for `sbcard init` and `simulate`).
+
+    A hub's `cards` are the cards in its directory; `blacklist_version` is 0 until the
+    first list is published.
+    """
+    summary: dict[str, dict[str, Any]] = {}
+    for node, code in REGION_NODES.items():
+        db = world.region(node)
+        summary[node] = {
+            "kind": "region",
+            "region_code": code,
+            "schema_version": schema_version(db),
+            "regions": db["regions"].count,
+            "operators": db["operators"].count,
+            "audit_entries": db["audit_log"].count,
+        }
+    hub = world.hub()
+    latest = hub.execute("SELECT max(version) FROM blacklist_versions").fetchone()[0]
+    summary[HUB] = {
+        "kind": "hub",
+        "region_code": None,
+        "schema_version": schema_version(hub),
+        "regions": hub["regions"].count,
+        "cards": hub["card_directory"].count,
+        "blacklist_version": latest or 0,
+    }
+    return summary
+
+
+def _init_node(
+    paths: WorldPaths,
+    node: str,
+    regions: Sequence[dict[str, Any]],
+    clock: Clock,
+    rng_seed: int | None,
+) -> NodeReport:
+    path = paths.db(node)
+    created = not path.exists()
+    region_code = REGION_NODES.get(node)
+    kind, migrations = _schema_of(node)
+    db = open_db(path)
+    try:
+        applied = migrate(db, kind, migrations, clock.now, region_code=region_code)
+        loaded = _load_regions(db, regions)
+        keys: tuple[str, ...] = ()
+        if region_code is not None:
+            keys = _ensure_issuer_keys(db, region_code, clock, rng_seed)
+        version = schema_version(db)
+    finally:
+        db.close()
+    return NodeReport(
+        node=node,
+        path=path,
+        region_code=region_code,
+        created=created,
+        schema_version=version,
+        migrations_applied=tuple(applied),
+        regions_loaded=loaded,
+        keys_generated=keys,
+    )
+
+
+def _fixture_regions() -> list[dict[str, Any]]:
+    """The regions fixture as rows for the `regions` table, parents before children."""
+    rows = [
+        {
+            "code": row["code"].strip(),
+            "name": row["name"].strip(),
+            "level": row["level"].strip(),
+            "parent": (row.get("parent") or "").strip() or None,
+        }
+        for row in read_csv_rows("regions.csv")
+    ]
+    return sorted(rows, key=lambda r: (_LEVEL_ORDER.get(r["level"], len(_LEVEL_ORDER)), r["code"]))
+
+
+def _load_regions(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert only the rows that differ, so a second run writes nothing at all.
+
+    Regions that left the fixture are kept: other rows may still refer to them.
+    """
+    with UnitOfWork(db) as uow:
+        current = {row["code"]: row for row in uow.db["regions"].rows}
+        stale = [row for row in rows if current.get(row["code"]) != row]
+        if stale:
+            uow.db["regions"].upsert_all(stale, pk="code", batch_size=_REGION_BATCH)
+            uow.commit()
+    return len(stale)
+
+
+def _ensure_issuer_keys(
+    db: sqlite_utils.Database, region_code: str, clock: Clock, rng_seed: int | None
+) -> tuple[str, ...]:
+    """Create the region's missing master keys; an existing key is never replaced."""
+    with UnitOfWork(db) as uow:
+        present = {row["purpose"] for row in uow.db["issuer_keys"].rows}
+        missing = [purpose for purpose in KEY_PURPOSES if purpose not in present]
+        if missing:
+            created_at = timestamp(clock.now())
+            uow.db["issuer_keys"].insert_all(
+                {
+                    "purpose": purpose,
+                    "algorithm": KEY_ALGORITHM,
+                    "key_version": 1,
+                    "key_hex": _new_key(rng_seed, region_code, purpose).hex().upper(),
+                    "created_at": created_at,
+                }
+                for purpose in missing
+            )
+            uow.commit()
+    return tuple(missing)
+
+
+def _new_key(seed: int | None, region_code: str, purpose: str) -> bytes:
+    """A fresh key: from the seed (one stream per region and purpose) or the OS CSPRNG."""
+    if seed is None:
+        return secrets.token_bytes(KEY_LENGTH)
+    return random.Random(f"sbcard issuer key {seed} {region_code} {purpose}").randbytes(KEY_LENGTH)
+
+
+def _schema_of(node: str) -> tuple[str, Sequence[Migration]]:
+    if node == HUB:
+        return "hub", schema_hub.MIGRATIONS
+    return "region", schema_region.MIGRATIONS
+
+
+def _check_node(node: str) -> None:
+    if node not in NODES:
+        raise ValueError(f"unknown node {node!r} (expected one of {list(NODES)})")
+
