@@ -1,0 +1,36 @@
+"""``sbcard``: the composition root. Each group lives in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sbcard.cli import cards, ids, readers, world
+from sbcard.cli.context import AppContext, default_home
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The world's directory (default: $SBCARD_HOME, else ./sbcard-world).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with stable keys (also accepted after the command).")
+@click.version_option(package_name="sbcard")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, as_json: bool) -> None:
+    """Simulator of the Jing-Jin-Ji third-generation social security card service."""
+    ctx.obj = AppContext(home=home or default_home(), json=as_json)
+
+
+cli.add_command(world.init_command)
+cli.add_command(world.simulate_command)
+cli.add_command(ids.ids)
+cli.add_command(readers.reader)
+cli.add_command(cards.card)
+
+
+def main() -> None:
+    cli(prog_name="sbcard")

@@ -1,0 +1,126 @@
+"""``sbcard reader list | read | serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.output import emit_json, fields, table
+from sbcard.domain.money import format_fen
+
+
+def reader_option(fn):
+    return click.option(
+        "--reader",
+        "reader_spec",
+        required=True,
+        metavar="SPEC",
+        help="emulator:PATH[?tear=N] (a virtual card file), pcsc:NAME or pcsc: (first reader with a card).",
+    )(fn)
+
+
+def trace_option(fn):
+    return click.option("--trace", is_flag=True, help="Print every APDU and response as hex on stderr.")(fn)
+
+
+def open_reader_for(spec: str, trace: bool):
+    from terminals.drivers.spec import open_reader
+
+    return open_reader(spec, trace=(lambda line: click.echo(line, err=True)) if trace else None)
+
+
+@click.group()
+def reader() -> None:
+    """Card readers: list them, read a card, serve a virtual card to PC/SC."""
+
+
+@reader.command("list")
+@json_option
+@pass_app
+@handle_errors
+def list_command(app: AppContext) -> None:
+    """PC/SC readers (if pcscd runs) and the world's virtual cards."""
+    from terminals.drivers.spec import list_readers
+
+    items = list_readers(app.home / "cards")
+    if app.json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo("No readers and no virtual cards.")
+        return
+    rows = [(i.get("spec"), i.get("driver"), "yes" if i.get("card_present") else "no", i.get("atr") or i.get("note") or "")
+            for i in items]
+    click.echo(table(rows, ["reader", "driver", "card", "ATR / note"]))
+
+
+@reader.command("read")
+@reader_option
+@click.option("--show-personal", is_flag=True, help="Show the citizen ID and name in full (audited).")
+@click.option("--operator", default=None, help="Who asks to see personal data (required with --show-personal).")
+@trace_option
+@json_option
+@pass_app
+@handle_errors
+def read_command(app: AppContext, reader_spec: str, show_personal: bool, operator: str | None, trace: bool) -> None:
+    """Read a card: ATR, card number, 卡识别码, holder (masked), dates, balance, last transactions."""
+    from sbcard.chip.reading import read_card
+    from sbcard.services.audit import record_personal_data_shown
+
+    rdr = open_reader_for(reader_spec, trace)
+    try:
+        snapshot = read_card(rdr)
+    finally:
+        rdr.close()
+    if show_personal and snapshot.card_number:
+        record_personal_data_shown(app.home, app.clock, operator, snapshot, command="reader read")
+    data = snapshot.to_json(show_personal=show_personal)
+    if app.json:
+        emit_json(data)
+        return
+    click.echo(_render_snapshot(data))
+
+
+def _render_snapshot(data: dict) -> str:
+    pairs = [("ATR", data["atr"]), ("chip serial", data.get("chip_serial")), ("state", data.get("life_state"))]
+    if data.get("card_number"):
+        pairs += [
+            ("card number", data["card_number"]),
+            ("卡识别码", data.get("card_id_code")),
+            ("issuing region", data.get("region")),
+            ("card version", data.get("spec_version")),
+            ("holder", data.get("name")),
+            ("citizen ID", data.get("citizen_id")),
+            ("issued", data.get("issue_date")),
+            ("valid until", data.get("expiry_date")),
+            ("purse balance", format_fen(data["balance_fen"]) if data.get("balance_fen") is not None else None),
+        ]
+    out = fields(pairs)
+    txns = data.get("transactions") or []
+    if txns:
+        rows = [(t["counter"], t["type"], format_fen(t["amount_fen"]), t["terminal"], t["at"]) for t in txns]
+        out += "\n\nLast transactions\n" + table(rows, ["counter", "type", "amount", "terminal", "at"])
+    for warning in data.get("warnings") or []:
+        out += f"\nwarning: {warning}"
+    return out
+
+
+@reader.command("serve")
+@click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The virtual card file to serve.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where vsmartcard-vpcd listens.")
+@click.option("--port", type=click.IntRange(1, 65535), default=35963, show_default=True,
+              help="35963 is \"Virtual PCD 00 00\", 35964 \"Virtual PCD 00 01\".")
+@handle_errors
+def serve_command(card_path: Path, host: str, port: int) -> None:
+    """Serve a virtual card to pcscd through vsmartcard-vpcd until interrupted."""
+    from terminals.drivers.vpcd import serve
+    from terminals.emulator.card import VirtualCard
+
+    VirtualCard.load(card_path)  # refuse a missing or non-card file before connecting
+    try:
+        serve(card_path, host=host, port=port, log=lambda line: click.echo(line, err=True))
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)

@@ -1,0 +1,62 @@
+"""Reference data from ``fixtures/``: the I/O edge in front of the pure domain values.
+
+The domain takes a ``RegionDirectory``; only this module knows it comes from a CSV file.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import sys
+from pathlib import Path
+
+from sbcard.domain.errors import InvalidInput, SbcardError
+from sbcard.domain.regions import Region, RegionDirectory
+
+ENV_VAR = "SBCARD_FIXTURES"
+
+
+def fixtures_dir() -> Path:
+    """``$SBCARD_FIXTURES``, else the checkout's ``fixtures/``, else the installed copy's."""
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    in_checkout = Path(__file__).resolve().parents[1] / "fixtures"
+    if in_checkout.is_dir():
+        return in_checkout
+    return Path(sys.prefix) / "share" / "sbcard" / "fixtures"
+
+
+def read_csv_rows(name: str) -> list[dict[str, str]]:
+    """Rows of ``fixtures/<name>`` as dicts keyed by the header (UTF-8, a BOM tolerated)."""
+    path = fixtures_dir() / name
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            return list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise SbcardError(
+            code="fixture.missing",
+            message=f"reference file {path} is missing (set {ENV_VAR} to the fixtures directory)",
+        ) from None
+
+
+@functools.lru_cache(maxsize=None)
+def load_regions() -> RegionDirectory:
+    """The region directory from ``regions.csv``, read once per process.
+
+    A malformed file is an internal error (exit 3), not the user's bad input.
+    """
+    rows = read_csv_rows("regions.csv")
+    try:
+        return RegionDirectory(
+            Region(
+                code=(row.get("code") or "").strip(),
+                name=(row.get("name") or "").strip(),
+                level=(row.get("level") or "").strip(),
+                parent=(row.get("parent") or "").strip() or None,
+            )
+            for row in rows
+        )
+    except InvalidInput as e:
+        raise SbcardError(code="fixture.invalid", message=f"regions.csv: {e.message}") from e
