@@ -8,6 +8,7 @@ import click
 
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
 from sbcard.cli.output import emit_json, fields, table
+from sbcard.domain.errors import InvalidInput
 from sbcard.domain.money import format_fen
 
 
@@ -51,7 +52,7 @@ def list_command(app: AppContext) -> None:
     if not items:
         click.echo("No readers and no virtual cards.")
         return
-    rows = [(i.get("spec"), i.get("driver"), "yes" if i.get("card_present") else "no", i.get("atr") or i.get("note") or "")
+    rows = [(i["spec"] or i["name"], i["driver"], "yes" if i["card_present"] else "no", i["atr_hex"] or i["error"] or "")
             for i in items]
     click.echo(table(rows, ["reader", "driver", "card", "ATR / note"]))
 
@@ -113,14 +114,28 @@ def _render_snapshot(data: dict) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where vsmartcard-vpcd listens.")
 @click.option("--port", type=click.IntRange(1, 65535), default=35963, show_default=True,
               help="35963 is \"Virtual PCD 00 00\", 35964 \"Virtual PCD 00 01\".")
+@click.option("--tear", type=click.IntRange(min=1), default=None,
+              help="Fault: tear the card at its N-th persistent write (once; the re-inserted card has no fault).")
 @handle_errors
-def serve_command(card_path: Path, host: str, port: int) -> None:
-    """Serve a virtual card to pcscd through vsmartcard-vpcd until interrupted."""
+def serve_command(card_path: Path, host: str, port: int, tear: int | None) -> None:
+    """Serve a virtual card to pcscd through vsmartcard-vpcd until interrupted (Ctrl-C or SIGTERM)."""
+    import signal
+    import threading
+
     from terminals.drivers.vpcd import serve
     from terminals.emulator.card import VirtualCard
+    from terminals.emulator.faults import Faults
 
-    VirtualCard.load(card_path)  # refuse a missing or non-card file before connecting
     try:
-        serve(card_path, host=host, port=port, log=lambda line: click.echo(line, err=True))
+        VirtualCard.load(card_path)  # refuse a missing or non-card file before connecting
+    except (FileNotFoundError, ValueError) as exc:
+        raise InvalidInput("card.unreadable", str(exc), "--card") from None
+    faults = Faults(tear_at_write=tear) if tear else None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        serve(card_path, host=host, port=port, stop=stop, faults=faults,
+              log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        pass
+    click.echo("stopped", err=True)

@@ -1,0 +1,243 @@
+"""The file system: directories, elementary files and the commands that use them.
+
+Every EF is named by the SFI inside its DF (docs/card-profile.md); files are not selected
+by FID, so READ/UPDATE name the file in P1 or P2. Four kinds of EF:
+
+- TLV: records identified by their tag (P1), answered as the whole TLV;
+- binary: fixed size, addressed by offset; reads of a never-written byte give 00;
+- cyclic: fixed-size records, record 1 the newest, appended by APPEND RECORD or the purse;
+- fixed: ``count`` records of one size addressed by number, 00…00 until written.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from sbcard.chip import profile as P
+from sbcard.chip import sw as SW
+from sbcard.chip import tlv
+from sbcard.chip.apdu import Command
+from sbcard.chip.profile import LifeState
+from sbcard.chip.sw import CardStatus
+from terminals.emulator.session import Session, require, require_length
+from terminals.emulator.state import MF, SSSE, TU, FileRef
+
+FID_MF = bytes.fromhex("3F00")
+TAG_FILE_ID = 0x83
+
+# Selection by DF name / AID; both T-Union AIDs select the same application.
+DF_BY_NAME = {
+    P.SSSE_NAME: SSSE,
+    P.AID_DF01: "DF01",
+    P.AID_DF02: "DF02",
+    P.AID_DF04: "DF04",
+    P.AID_DF03: "DF03",
+    P.AID_DF05: "DF05",
+    P.AID_TUNION: TU,
+    P.AID_TUNION_JJJ: TU,
+}
+
+
+class Kind(enum.Enum):
+    TLV = "TLV records by tag"
+    BINARY = "binary"
+    CYCLIC = "cyclic records"
+    FIXED = "fixed records by number"
+
+
+@attrs.frozen
+class EF:
+    kind: Kind
+    size: int = 0  # binary: file size; records: record length
+    count: int = 0  # cyclic and fixed: number of records
+    tags: dict[int, int] = attrs.field(factory=dict)  # TLV: tag -> value length
+    appendable: bool = False  # APPEND RECORD allowed (after VERIFY PIN)
+
+    def blank_record(self) -> bytes:
+        return bytes(self.size)
+
+
+def _tlv(tags: dict[int, int]) -> EF:
+    return EF(Kind.TLV, tags={int(t): n for t, n in tags.items()})
+
+
+LAYOUT: dict[FileRef, EF] = {
+    (SSSE, P.SFI_EF05): _tlv({t: P.TAG_LENGTHS[t] for t in P.EF05_TAGS}),
+    (SSSE, P.SFI_EF06): _tlv({t: P.TAG_LENGTHS[t] for t in P.EF06_TAGS}),
+    ("DF04", P.SFI_EF05): _tlv(
+        {P.MedicalTag.INSURED_REGION: 3, P.MedicalTag.INSURANCE_TYPE: 1, P.MedicalTag.RETIRED: 1, P.MedicalTag.PERSONAL_ACCOUNT: 1}
+    ),
+    ("DF04", P.SFI_EF06): _tlv({P.OfflineTag.LIMIT: 4, P.OfflineTag.USED: 4, P.OfflineTag.YEAR: 2}),
+    ("DF04", P.SFI_EF08): EF(Kind.CYCLIC, P.MEDICAL_LOG_RECORD_LEN, P.MEDICAL_LOG_RECORDS, appendable=True),
+    (TU, P.SFI_TU_ISSUER): EF(Kind.BINARY, P.TU_ISSUER_LEN),
+    (TU, P.SFI_TU_MANAGEMENT): EF(Kind.BINARY, P.TU_MANAGEMENT_LEN),
+    (TU, P.SFI_TU_LOG): EF(Kind.CYCLIC, P.TU_LOG_RECORD_LEN, P.TU_LOG_RECORDS),
+    (TU, P.SFI_TU_CAPP): EF(Kind.FIXED, P.TU_CAPP_RECORD_LEN, P.TU_CAPP_RECORDS),
+}
+
+
+def lookup(s: Session, sfi: int) -> tuple[FileRef, EF]:
+    """The EF with this SFI in the selected DF (6A82 if there is none)."""
+    ref = (s.current_df, sfi)
+    ef = LAYOUT.get(ref)
+    if ef is None:
+        raise CardStatus(SW.FILE_NOT_FOUND, f"no EF with SFI {sfi:02X} in {s.current_df}")
+    return ref, ef
+
+
+def binary_content(s: Session, ref: FileRef) -> bytes:
+    return s.state.binaries.get(ref) or LAYOUT[ref].blank_record()
+
+
+def _record_sfi(p2: int) -> int:
+    """READ/UPDATE RECORD: P2 = SFI << 3 | 100 (P1 names the record)."""
+    require(p2 & 0x07 == 0x04 and p2 >> 3 != 0, SW.WRONG_P1P2, "P2 must be SFI<<3|4")
+    return p2 >> 3
+
+
+def _binary_sfi(p1: int) -> int:
+    """READ/UPDATE BINARY: P1 = 100 ‖ SFI (there is no current EF to address by offset alone)."""
+    require(p1 & 0xE0 == 0x80 and p1 & 0x1F != 0, SW.WRONG_P1P2, "P1 must be 0x80|SFI")
+    return p1 & 0x1F
+
+
+def _answer(data: bytes, le: int | None) -> bytes:
+    """Short Le other than 00 must be exact, as T=0 asks (6Cxx gives the right one)."""
+    if le is not None and le != 256 and le != len(data):
+        raise CardStatus(0x6C00 | len(data) & 0xFF, f"Le {le}, {len(data)} bytes available")
+    return data
+
+
+# --- SELECT ---------------------------------------------------------------------------------
+
+
+def select(s: Session, cmd: Command) -> bytes:
+    """SELECT the MF by FID (00 A4 00 00 02 3F00) or a DF by name (00 A4 04 00 Lc name)."""
+    require(cmd.p2 in (0x00, 0x0C), SW.WRONG_P1P2, "P2 must be 00 (FCI) or 0C (no answer)")
+    if cmd.p1 == 0x00:
+        require(cmd.data in (b"", FID_MF), SW.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
+        df, fci = MF, tlv.encode(P.TAG_FCI, tlv.encode(TAG_FILE_ID, FID_MF))
+    elif cmd.p1 == 0x04:
+        require(bool(cmd.data), SW.WRONG_LENGTH, "SELECT by name needs the name")
+        df = DF_BY_NAME.get(cmd.data)
+        require(df is not None, SW.FILE_NOT_FOUND, f"no application {cmd.data.hex().upper()}")
+        fci = _fci(s, df, cmd.data)
+    else:
+        raise CardStatus(SW.WRONG_P1P2, "P1 must be 00 (FID) or 04 (name)")
+    s.current_df = df
+    s.pending = None  # a transaction does not survive leaving its application
+    return fci if cmd.p2 == 0x00 else b""
+
+
+def _fci(s: Session, df: str, name: bytes) -> bytes:
+    """6F [84 name] and, for T-Union on a personalised card, [A5 [9F0C 1E <EF 0015>]]."""
+    body = tlv.encode(P.TAG_DF_NAME, name)
+    if df == TU and s.state.life_state is LifeState.PERSONALISED:
+        issuer = binary_content(s, (TU, P.SFI_TU_ISSUER))
+        body += tlv.encode(P.TAG_FCI_PROPRIETARY, tlv.encode(P.TAG_TU_ISSUER_DATA, issuer))
+    return tlv.encode(P.TAG_FCI, body)
+
+
+# --- READ RECORD / READ BINARY --------------------------------------------------------------
+
+
+def read_record(s: Session, cmd: Command) -> bytes:
+    """00 B2 <tag or record no> <SFI<<3|4> Le."""
+    s.require_personalised()
+    ref, ef = lookup(s, _record_sfi(cmd.p2))
+    n = cmd.p1
+    require(n != 0, SW.WRONG_P1P2, "P1 names the record: 00 is none")
+    if ef.kind is Kind.TLV:
+        value = s.state.records.get(ref, {}).get(n)
+        require(value is not None, SW.RECORD_NOT_FOUND, f"no record with tag {n:02X}")
+        return _answer(tlv.encode(n, value), cmd.le)
+    if ef.kind is Kind.CYCLIC:
+        log = s.state.logs.get(ref, ())
+        require(n <= len(log), SW.RECORD_NOT_FOUND, f"record {n} of {len(log)}")
+        return _answer(log[n - 1], cmd.le)
+    if ef.kind is Kind.FIXED:
+        require(n <= ef.count, SW.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
+        return _answer(s.state.records.get(ref, {}).get(n, ef.blank_record()), cmd.le)
+    raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, "a binary file has no records")
+
+
+def read_binary(s: Session, cmd: Command) -> bytes:
+    """00 B0 <0x80|SFI> <offset> Le (Le 00: to the end of the file)."""
+    s.require_personalised()
+    ref, ef = lookup(s, _binary_sfi(cmd.p1))
+    require(ef.kind is Kind.BINARY, SW.CONDITIONS_NOT_SATISFIED, "not a binary file")
+    offset = cmd.p2
+    require(offset < ef.size, SW.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
+    rest = binary_content(s, ref)[offset:]
+    if cmd.le is None or cmd.le == 256:
+        return rest
+    if cmd.le > len(rest):
+        raise CardStatus(0x6C00 | len(rest), f"Le {cmd.le}, {len(rest)} bytes to the end of the file")
+    return rest[: cmd.le]
+
+
+# --- UPDATE RECORD / UPDATE BINARY / APPEND RECORD ------------------------------------------
+
+
+def update_record(s: Session, cmd: Command) -> bytes:
+    """00 DC <tag> <SFI<<3|4> TLV (tag = P1), or a fixed record by number."""
+    s.require_write_access()
+    ref, ef = lookup(s, _record_sfi(cmd.p2))
+    n = cmd.p1
+    require(n != 0, SW.WRONG_P1P2, "P1 names the record: 00 is none")
+    if ef.kind is Kind.TLV:
+        require(n in ef.tags, SW.RECORD_NOT_FOUND, f"tag {n:02X} is not a record of this file")
+        value = _single_tlv(cmd.data, n)
+        require(len(value) == ef.tags[n], SW.WRONG_DATA, f"tag {n:02X} holds {ef.tags[n]} bytes, got {len(value)}")
+    elif ef.kind is Kind.FIXED:
+        require(n <= ef.count, SW.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
+        require_length(cmd.data, ef.size)
+        value = cmd.data
+    else:
+        raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, f"UPDATE RECORD does not write a {ef.kind.value} file")
+    s.journal.write(s.state.records, ref, {**s.state.records.get(ref, {}), n: value})
+    s.journal.commit()
+    return b""
+
+
+def _single_tlv(data: bytes, tag: int) -> bytes:
+    """The value of ``data`` if it is exactly one TLV with this tag (6A80 otherwise)."""
+    try:
+        items = tlv.decode(data)
+    except tlv.TlvError:
+        items = []
+    require(
+        len(items) == 1 and items[0].tag == tag and items[0].to_bytes() == data,
+        SW.WRONG_DATA,
+        f"the data must be one TLV with tag {tag:02X}",
+    )
+    return items[0].value
+
+
+def update_binary(s: Session, cmd: Command) -> bytes:
+    """00 D6 <0x80|SFI> <offset> Lc data."""
+    s.require_write_access()
+    ref, ef = lookup(s, _binary_sfi(cmd.p1))
+    require(ef.kind is Kind.BINARY, SW.CONDITIONS_NOT_SATISFIED, "not a binary file")
+    offset, data = cmd.p2, cmd.data
+    require(offset < ef.size, SW.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
+    require(0 < len(data) <= ef.size - offset, SW.WRONG_LENGTH, f"{len(data)} bytes at {offset} overrun {ef.size}")
+    old = binary_content(s, ref)
+    s.journal.write(s.state.binaries, ref, old[:offset] + data + old[offset + len(data) :])
+    s.journal.commit()
+    return b""
+
+
+def append_record(s: Session, cmd: Command) -> bytes:
+    """00 E2 00 <SFI<<3> record: the newest record of a cyclic file (DF04/EF08), after VERIFY."""
+    s.require_personalised()
+    require(s.pin_verified, SW.SECURITY_NOT_SATISFIED, "APPEND RECORD needs VERIFY PIN first")
+    require(cmd.p1 == 0 and cmd.p2 & 0x07 == 0 and cmd.p2 >> 3 != 0, SW.WRONG_P1P2, "P1 P2 must be 00 SFI<<3")
+    ref, ef = lookup(s, cmd.p2 >> 3)
+    require(ef.appendable, SW.CONDITIONS_NOT_SATISFIED, "this file takes no APPEND RECORD")
+    require_length(cmd.data, ef.size)
+    s.journal.write(s.state.logs, ref, (cmd.data,) + s.state.logs.get(ref, ())[: ef.count - 1])
+    s.journal.commit()
+    return b""
