@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sbcard.cli import cards, ids, readers, world
+from sbcard.cli import accounts, card_life, cards, ids, operators, outlets, persons, readers, world
 from sbcard.cli.context import AppContext, default_home
 
 
@@ -30,6 +30,11 @@ cli.add_command(world.simulate_command)
 cli.add_command(ids.ids)
 cli.add_command(readers.reader)
 cli.add_command(cards.card)
+card_life.register(cards.card)
+cli.add_command(persons.person)
+cli.add_command(operators.operator)
+cli.add_command(outlets.outlet)
+cli.add_command(accounts.account)
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ def test_init_lays_out_a_world_of_three_regions_and_a_hub(home, clock):
         ("bj", "110000"), ("tj", "120000"), ("he", "130000"), ("hub", None)
     ]
     for node in report.nodes:
-        assert node.created and node.schema_version == 1 and node.migrations_applied
+        assert node.created and node.schema_version == _latest(node.node) and node.migrations_applied
         assert node.regions_loaded > 200  # all of Jing-Jin-Ji, in every node
         db = open_db(node.path)
         meta = read_meta(db)
@@ -139,17 +139,19 @@ def test_a_region_database_swapped_for_another_is_refused(home, clock):
 
 def test_opening_a_world_applies_pending_migrations(home, clock, monkeypatch):
     init_world(home, clock)
-    v2 = Migration(2, "outlets", lambda db: db.execute("CREATE TABLE outlets (code TEXT)"))
+    nxt = len(schema_region.MIGRATIONS) + 1
+    v2 = Migration(nxt, "venues", lambda db: db.execute("CREATE TABLE venues (code TEXT)"))
     monkeypatch.setattr(schema_region, "MIGRATIONS", (*schema_region.MIGRATIONS, v2))
 
     with open_world(home, clock) as world:
-        assert "outlets" in world.region("bj").table_names()
-        assert world_summary(world)["bj"]["schema_version"] == 2
-        assert world_summary(world)["hub"]["schema_version"] == 1
+        assert "venues" in world.region("bj").table_names()
+        assert world_summary(world)["bj"]["schema_version"] == nxt
+        assert world_summary(world)["hub"]["schema_version"] == _latest("hub")
 
 
 def test_a_world_newer_than_the_code_is_refused(home, clock, monkeypatch):
-    v2 = Migration(2, "outlets", lambda db: db.execute("CREATE TABLE outlets (code TEXT)"))
+    nxt = len(schema_region.MIGRATIONS) + 1
+    v2 = Migration(nxt, "venues", lambda db: db.execute("CREATE TABLE venues (code TEXT)"))
     monkeypatch.setattr(schema_region, "MIGRATIONS", (*schema_region.MIGRATIONS, v2))
     init_world(home, clock)
     monkeypatch.undo()
@@ -175,3 +177,9 @@ def test_the_report_has_a_stable_json_form(home, clock):
     assert list(data) == ["home", "created", "changed", "nodes"]
     assert data["nodes"][0]["keys_generated"] == list(KEY_PURPOSES)
     assert data["nodes"][3]["keys_generated"] == []
+
+
+def _latest(node: str) -> int:
+    from sbcard.store import schema_hub
+
+    return len((schema_hub if node == "hub" else schema_region).MIGRATIONS)
