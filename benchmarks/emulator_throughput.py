@@ -26,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sbcard.chip import profile as P  # noqa: E402
-from sbcard.chip.apdu import Command  # noqa: E402
 from sbcard.chip.codec import bcd_datetime  # noqa: E402
+from sbcard.chip.commands import DebitForPurchase, InitializeForPurchase, ReadRecord, select_ssse, select_tunion  # noqa: E402
 from sbcard.chip.crypto import algorithm_from_id  # noqa: E402
-from sbcard.chip.purse import EP_PURCHASE, purchase_mac1, purchase_mac2, purchase_session_key, u32  # noqa: E402
+from sbcard.chip.purse import EP_PURCHASE, purchase_mac1, purchase_mac2, purchase_session_key  # noqa: E402
 from terminals.emulator import testing as T  # noqa: E402
 
 APDU_TARGET = 5_000
@@ -39,9 +39,9 @@ DATE_TIME = bcd_datetime(T.TEST_WHEN)
 
 
 def apdu_mix(n: int) -> list[bytes]:
-    select = Command(P.CLA_ISO, P.Ins.SELECT, 0x04, 0x00, P.SSSE_NAME, le=256).to_bytes()
+    select = select_ssse().command().to_bytes()
     reads = [
-        Command(P.CLA_ISO, P.Ins.READ_RECORD, tag, P.record_p2(P.SFI_EF05 if tag in P.EF05_TAGS else P.SFI_EF06), le=256).to_bytes()
+        ReadRecord(P.SFI_EF05 if tag in P.EF05_TAGS else P.SFI_EF06, tag).command().to_bytes()
         for tag in (*P.EF05_TAGS, *P.EF06_TAGS)
     ]
     mix = []
@@ -64,8 +64,9 @@ def bench_apdus(card, n: int) -> float:
 
 def bench_purchases(card, n: int) -> float:
     """Validator-style purchases of 1 fen; the PSAM derives DPK from the FCI's serial."""
-    keys = T.CardData().keys()
-    select = T.select(P.AID_TUNION).to_bytes()
+    keys = T.keys_of(T.card_data())
+    select = select_tunion().command().to_bytes()
+    init = InitializeForPurchase(P.CARD_KEY_INDEX, 1, TERMINAL_NO).command().to_bytes()
     process = card.process
     elapsed = 0.0
     for i in range(n):
@@ -74,13 +75,11 @@ def bench_purchases(card, n: int) -> float:
         serial = (i + 1).to_bytes(4, "big")
         start = time.perf_counter()
         process(select)
-        init = Command(P.CLA_PROPRIETARY, P.Ins.INITIALIZE, P.INIT_PURCHASE, P.P2_EP, b"\x01" + u32(1) + TERMINAL_NO, le=15)
-        r = process(init.to_bytes())
+        r = process(init)
         counter, alg, random4 = int.from_bytes(r[4:6], "big"), algorithm_from_id(r[10]), r[11:15]
         sk = purchase_session_key(alg, keys.purchase, random4, counter, serial)
         mac1 = purchase_mac1(alg, sk, 1, EP_PURCHASE, TERMINAL_NO, DATE_TIME)
-        debit = Command(P.CLA_PROPRIETARY, P.Ins.DEBIT_FOR_PURCHASE, 0x01, 0x00, serial + DATE_TIME + mac1, le=8)
-        r = process(debit.to_bytes())
+        r = process(DebitForPurchase(serial, DATE_TIME, mac1).command().to_bytes())
         if r[-2:] != b"\x90\x00" or r[4:8] != purchase_mac2(alg, sk, 1):
             raise SystemExit(f"purchase {i}: {r.hex()}")
         elapsed += time.perf_counter() - start

@@ -29,7 +29,6 @@ from sbcard.domain.errors import InvalidInput
 T = TypeVar("T")
 
 LE_ANY = 256  # Le 00: "whatever the card has"
-MF_FID = bytes.fromhex("3F00")
 CHALLENGE_LEN = 8
 CHIP_INFO_LEN = 11  # chip serial (8) ‖ life state (1) ‖ OS version (2)
 TERMINAL_NO_LEN = 6
@@ -178,7 +177,7 @@ class SelectMF(ApduCommand[Fci]):
     """``00 A4 00 00 02 3F00 00``: back to the master file, where the PIN and keys live."""
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.SELECT, 0x00, 0x00, MF_FID, le=LE_ANY)
+        return Command(P.CLA_ISO, P.Ins.SELECT, 0x00, 0x00, P.MF_FID, le=LE_ANY)
 
     def parse(self, data: bytes) -> Fci:
         return Fci.parse(data)

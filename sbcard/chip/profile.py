@@ -21,6 +21,7 @@ AID_DF04 = bytes.fromhex("D15600000503")  # medical insurance
 AID_DF03 = bytes.fromhex("D15600000504")
 AID_DF05 = bytes.fromhex("D15600000505")
 RID_MOHRSS = "D156000005"
+MF_FID = bytes.fromhex("3F00")  # the master file, selected by FID (00 A4 00 00 02 3F00)
 
 
 class LifeState(enum.IntEnum):
@@ -118,6 +119,7 @@ TU_LOG_RECORD_LEN = 23
 TU_CAPP_RECORDS = 8
 TU_CAPP_RECORD_LEN = 48
 TAG_FCI = 0x6F
+TAG_FILE_ID = 0x83  # in the MF's FCI
 TAG_DF_NAME = 0x84
 TAG_FCI_PROPRIETARY = 0xA5
 TAG_TU_ISSUER_DATA = 0x9F0C

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from sbcard.chip.reader import Reader, ReaderError
 from sbcard.domain.errors import InvalidInput
+from terminals.emulator.state import CARD_FILE_SUFFIX
 
 FORMS = "emulator:PATH[?tear=N&trace=1], pcsc:NAME or pcsc:"
 READER_OPTIONS = ("trace",)
@@ -112,12 +113,15 @@ def _entry(driver: str, spec: str | None, name: str | None, **kw: Any) -> dict[s
 
 
 def card_files(cards_dir: Path) -> list[Path]:
-    """The virtual card files in a world's ``cards/`` directory, sorted by name."""
+    """The virtual card files (``*.card``) anywhere below a world's ``cards/`` directory, sorted.
+
+    Hidden files, and whatever lies in a hidden directory, are left out.
+    """
     if not cards_dir.is_dir():
         return []
     return sorted(
-        p for p in cards_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".tmp", ".lock"))
+        p for p in cards_dir.rglob(f"*{CARD_FILE_SUFFIX}")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(cards_dir).parts)
     )
 
 
@@ -127,8 +131,9 @@ def list_readers(home_cards_dir: Path | None) -> list[dict[str, Any]]:
     Each entry has the same keys: ``driver`` (``pcsc`` | ``emulator``), ``spec`` (what
     to pass to ``--reader``), ``name``, ``available``, ``card_present``, ``atr_hex`` and
     ``error``. If PC/SC cannot be used, one ``pcsc`` entry says why (``available``
-    false, ``error`` the one-line reason) — never a traceback. Virtual cards are listed
-    without being loaded (``atr_hex`` null).
+    false, ``error`` the one-line reason) — never a traceback. Virtual cards are the
+    ``*.card`` files below ``home_cards_dir`` (``card_files``), named by their path relative
+    to it and listed without being loaded (``atr_hex`` null).
     """
     entries: list[dict[str, Any]] = []
     try:
@@ -143,6 +148,7 @@ def list_readers(home_cards_dir: Path | None) -> list[dict[str, Any]]:
     except Exception as e:  # noqa: BLE001 - a broken PC/SC install must not break the list
         entries.append(_entry("pcsc", None, None, available=False, error=f"PC/SC unavailable: {e}"))
     if home_cards_dir is not None:
-        for p in card_files(Path(home_cards_dir)):
-            entries.append(_entry("emulator", f"emulator:{p}", p.name, card_present=True))
+        cards_dir = Path(home_cards_dir)
+        for p in card_files(cards_dir):
+            entries.append(_entry("emulator", f"emulator:{p}", p.relative_to(cards_dir).as_posix(), card_present=True))
     return entries

@@ -24,9 +24,6 @@ from sbcard.chip.sw import CardStatus
 from terminals.emulator.session import Session, require, require_length
 from terminals.emulator.state import MF, SSSE, TU, FileRef
 
-FID_MF = bytes.fromhex("3F00")
-TAG_FILE_ID = 0x83
-
 # Selection by DF name / AID; both T-Union AIDs select the same application.
 DF_BY_NAME = {
     P.SSSE_NAME: SSSE,
@@ -97,6 +94,13 @@ def _record_sfi(p2: int) -> int:
     return p2 >> 3
 
 
+def _record(s: Session, cmd: Command) -> tuple[FileRef, EF, int]:
+    """READ/UPDATE RECORD: the EF that P2 names in the selected DF, and the record P1 names."""
+    ref, ef = lookup(s, _record_sfi(cmd.p2))
+    require(cmd.p1 != 0, SW.WRONG_P1P2, "P1 names the record: 00 is none")
+    return ref, ef, cmd.p1
+
+
 def _binary_sfi(p1: int) -> int:
     """READ/UPDATE BINARY: P1 = 100 ‖ SFI (there is no current EF to address by offset alone)."""
     require(p1 & 0xE0 == 0x80 and p1 & 0x1F != 0, SW.WRONG_P1P2, "P1 must be 0x80|SFI")
@@ -117,8 +121,8 @@ def select(s: Session, cmd: Command) -> bytes:
     """SELECT the MF by FID (00 A4 00 00 02 3F00) or a DF by name (00 A4 04 00 Lc name)."""
     require(cmd.p2 in (0x00, 0x0C), SW.WRONG_P1P2, "P2 must be 00 (FCI) or 0C (no answer)")
     if cmd.p1 == 0x00:
-        require(cmd.data in (b"", FID_MF), SW.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
-        df, fci = MF, tlv.encode(P.TAG_FCI, tlv.encode(TAG_FILE_ID, FID_MF))
+        require(cmd.data in (b"", P.MF_FID), SW.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
+        df, fci = MF, tlv.encode(P.TAG_FCI, tlv.encode(P.TAG_FILE_ID, P.MF_FID))
     elif cmd.p1 == 0x04:
         require(bool(cmd.data), SW.WRONG_LENGTH, "SELECT by name needs the name")
         df = DF_BY_NAME.get(cmd.data)
@@ -146,9 +150,7 @@ def _fci(s: Session, df: str, name: bytes) -> bytes:
 def read_record(s: Session, cmd: Command) -> bytes:
     """00 B2 <tag or record no> <SFI<<3|4> Le."""
     s.require_personalised()
-    ref, ef = lookup(s, _record_sfi(cmd.p2))
-    n = cmd.p1
-    require(n != 0, SW.WRONG_P1P2, "P1 names the record: 00 is none")
+    ref, ef, n = _record(s, cmd)
     if ef.kind is Kind.TLV:
         value = s.state.records.get(ref, {}).get(n)
         require(value is not None, SW.RECORD_NOT_FOUND, f"no record with tag {n:02X}")
@@ -184,9 +186,7 @@ def read_binary(s: Session, cmd: Command) -> bytes:
 def update_record(s: Session, cmd: Command) -> bytes:
     """00 DC <tag> <SFI<<3|4> TLV (tag = P1), or a fixed record by number."""
     s.require_write_access()
-    ref, ef = lookup(s, _record_sfi(cmd.p2))
-    n = cmd.p1
-    require(n != 0, SW.WRONG_P1P2, "P1 names the record: 00 is none")
+    ref, ef, n = _record(s, cmd)
     if ef.kind is Kind.TLV:
         require(n in ef.tags, SW.RECORD_NOT_FOUND, f"tag {n:02X} is not a record of this file")
         value = _single_tlv(cmd.data, n)

@@ -10,6 +10,7 @@ journal commit: a torn card has done all of it or none of it.
 from __future__ import annotations
 
 import hmac
+from typing import TypeVar
 
 import attrs
 
@@ -44,6 +45,7 @@ DEBIT_DATA = 15  # terminal serial (4) ‖ date (4) ‖ time (3) ‖ MAC1 (4)
 CREDIT_DATA = 11  # date (4) ‖ time (3) ‖ MAC2 (4)
 PROVE_TYPES = (EP_LOAD, EP_PURCHASE, CAPP_PURCHASE)
 LOCK_MAC = 4
+_Pending = TypeVar("_Pending", PendingPurchase, PendingLoad)
 
 
 def _open_purse(s: Session) -> None:
@@ -165,15 +167,21 @@ def _tac_key(s: Session) -> tuple[Algorithm, bytes]:
     return algorithm_from_id(entry.alg_id), entry.key
 
 
+def _close_pending(s: Session, cmd: Command, kind: type[_Pending], p1p2: tuple[int, int], length: int) -> _Pending:
+    """DEBIT / CREDIT: the transaction INITIALIZE opened (6985 if none), dropped whatever its MAC."""
+    _open_purse(s)
+    require_p1p2(cmd.p1, cmd.p2, p1p2)
+    p = s.pending
+    require(isinstance(p, kind), SW.CONDITIONS_NOT_SATISFIED, f"no INITIALIZE before {kind.__name__}")
+    require_length(cmd.data, length)
+    s.pending = None
+    return p  # type: ignore[return-value]
+
+
 def debit_for_purchase(s: Session, cmd: Command) -> bytes:
     """80 54 01 00 0F terminal serial ‖ date ‖ time ‖ MAC1 → TAC (4) ‖ MAC2 (4)."""
-    _open_purse(s)
-    require_p1p2(cmd.p1, cmd.p2, (0x01, 0x00))
-    p = s.pending
-    require(isinstance(p, PendingPurchase), SW.CONDITIONS_NOT_SATISFIED, "no INITIALIZE FOR PURCHASE")
-    require_length(cmd.data, DEBIT_DATA)
+    p = _close_pending(s, cmd, PendingPurchase, (0x01, 0x00), DEBIT_DATA)
     serial, date_time, mac1 = cmd.data[:4], cmd.data[4:11], cmd.data[11:]
-    s.pending = None
     sk = purchase_session_key(p.alg, p.dpk, p.random, p.counter, serial)
     require(_same(mac1, purchase_mac1(p.alg, sk, p.amount, p.txn_type, p.terminal_no, date_time)), SW.MAC_ERROR)
     purse = s.state.purse
@@ -195,13 +203,8 @@ def debit_for_purchase(s: Session, cmd: Command) -> bytes:
 
 def credit_for_load(s: Session, cmd: Command) -> bytes:
     """80 52 00 00 0B date ‖ time ‖ MAC2 (from the host) → TAC (4)."""
-    _open_purse(s)
-    require_p1p2(cmd.p1, cmd.p2, (0x00, 0x00))
-    p = s.pending
-    require(isinstance(p, PendingLoad), SW.CONDITIONS_NOT_SATISFIED, "no INITIALIZE FOR LOAD")
-    require_length(cmd.data, CREDIT_DATA)
+    p = _close_pending(s, cmd, PendingLoad, (0x00, 0x00), CREDIT_DATA)
     date_time, mac2 = cmd.data[:7], cmd.data[7:]
-    s.pending = None
     require(_same(mac2, load_mac2(p.alg, p.session_key, p.amount, EP_LOAD, p.terminal_no, date_time)), SW.MAC_ERROR)
     purse = s.state.purse
     assert p.counter == purse.online_counter and purse.balance + p.amount <= purse.max_balance, "purse changed under a pending load"

@@ -13,7 +13,8 @@ import attrs
 
 from sbcard.chip import sw as SW
 from sbcard.chip.apdu import Command
-from sbcard.chip.crypto import algorithm_from_id, encrypt_ecb
+from sbcard.chip.commands import authentication_cryptogram
+from sbcard.chip.crypto import algorithm_from_id
 from sbcard.chip.profile import (
     CARD_KEY_INDEX,
     EXT_AUTH_TRIES,
@@ -53,7 +54,7 @@ def external_authenticate(s: Session, cmd: Command) -> bytes:
     challenge = s.take_challenge()
     alg = algorithm_from_id(entry.alg_id)
     require_length(cmd.data, alg.block)
-    expected = encrypt_ecb(alg, entry.key, challenge.ljust(alg.block, b"\x00")[: alg.block])
+    expected = authentication_cryptogram(alg, entry.key, challenge)
     tries = s.state.ext_auth_tries - 1
     s.journal.write(s.state, "ext_auth_tries", tries)  # spent before comparing
     s.journal.commit()
@@ -72,7 +73,10 @@ def _tries_left(tries: int) -> CardStatus:
 # --- PIN -------------------------------------------------------------------------------------
 
 
-def _pin(s: Session) -> Pin:
+def _pin(s: Session, cmd: Command) -> Pin:
+    """VERIFY and CHANGE REFERENCE DATA: a personalised card, P1 P2 00 00, a PIN that is not blocked."""
+    s.require_personalised()
+    require_p1p2(cmd.p1, cmd.p2, (0, 0))
     pin = s.state.pin
     require(pin is not None, SW.KEY_NOT_FOUND, "no PIN on this card")
     require(pin.tries_left > 0, SW.AUTH_BLOCKED, "the PIN is blocked: RESET RETRY COUNTER under MK")
@@ -84,41 +88,39 @@ def _bcd_pin(data: bytes) -> bytes:
     return data
 
 
+def _store_pin(s: Session, pin: Pin) -> None:
+    s.journal.write(s.state, "pin", pin)
+    s.journal.commit()
+
+
 def _check_pin(s: Session, pin: Pin, presented: bytes) -> None:
     """Spend a try persistently, then compare: 63Cx on a mismatch (the caller restores on a match)."""
     s.pin_verified = False
     tries = pin.tries_left - 1
-    s.journal.write(s.state, "pin", attrs.evolve(pin, tries_left=tries))
-    s.journal.commit()
+    _store_pin(s, attrs.evolve(pin, tries_left=tries))
     if not hmac.compare_digest(presented, pin.value):
         raise _tries_left(tries)
 
 
 def verify(s: Session, cmd: Command) -> bytes:
     """00 20 00 00 03 PIN; with no data: 63Cx, the tries left."""
-    s.require_personalised()
-    require_p1p2(cmd.p1, cmd.p2, (0, 0))
-    pin = _pin(s)
+    pin = _pin(s, cmd)
     if not cmd.data:
         raise _tries_left(pin.tries_left)
     require_length(cmd.data, PIN_BYTES)
     _check_pin(s, pin, _bcd_pin(cmd.data))
-    s.journal.write(s.state, "pin", attrs.evolve(pin, tries_left=PIN_TRIES))
-    s.journal.commit()
+    _store_pin(s, attrs.evolve(pin, tries_left=PIN_TRIES))
     s.pin_verified = True
     return b""
 
 
 def change_reference_data(s: Session, cmd: Command) -> bytes:
     """00 24 00 00 06 old ‖ new: the holder changes the PIN by presenting the old one."""
-    s.require_personalised()
-    require_p1p2(cmd.p1, cmd.p2, (0, 0))
-    pin = _pin(s)
+    pin = _pin(s, cmd)
     require_length(cmd.data, 2 * PIN_BYTES)
     old, new = _bcd_pin(cmd.data[:PIN_BYTES]), _bcd_pin(cmd.data[PIN_BYTES:])
     _check_pin(s, pin, old)
-    s.journal.write(s.state, "pin", Pin(new, PIN_TRIES))
-    s.journal.commit()
+    _store_pin(s, Pin(new, PIN_TRIES))
     s.pin_verified = True
     return b""
 
@@ -128,7 +130,6 @@ def reset_retry_counter(s: Session, cmd: Command) -> bytes:
     s.require_write_access()
     require_p1p2(cmd.p1, cmd.p2, (0x02, 0x00))
     require_length(cmd.data, PIN_BYTES)
-    s.journal.write(s.state, "pin", Pin(_bcd_pin(cmd.data), PIN_TRIES))
-    s.journal.commit()
+    _store_pin(s, Pin(_bcd_pin(cmd.data), PIN_TRIES))
     s.pin_verified = False
     return b""

@@ -52,6 +52,7 @@ from sbcard.chip.profile import (
 
 FORMAT = "sbcard-virtual-card"
 VERSION = 1
+CARD_FILE_SUFFIX = ".card"  # a virtual card's file: world/cards/<card number>.card
 
 # The card's directories by the names the image uses.
 MF = "MF"

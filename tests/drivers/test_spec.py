@@ -164,6 +164,36 @@ def test_list_readers_without_pcscd_lists_the_virtual_cards(tmp_path, pcscd_down
     assert all(i["driver"] == "emulator" and i["card_present"] and i["available"] for i in items[1:])
 
 
+def test_list_readers_lists_only_card_files_and_finds_them_in_subdirectories(tmp_path, pcscd_down):
+    from terminals.emulator.state import CARD_FILE_SUFFIX
+
+    assert CARD_FILE_SUFFIX == ".card"
+    cards = tmp_path / "cards"
+    (cards / "bj" / "2024").mkdir(parents=True)
+    (cards / ".trash").mkdir()
+    for name in (
+        "188347080.card",
+        "bj/B7K334774.card",
+        "bj/2024/C00000001.card",
+        "notes.txt",
+        "188347080.json",
+        "188347080.card.tmp",
+        ".188347080.card.123.tmp",
+        ".hidden.card",
+        ".trash/old.card",
+        "bj/readme",
+    ):
+        (cards / name).write_bytes(b"x")
+    (cards / "looks-like.card").mkdir()  # a directory is no card
+    items = [i for i in list_readers(cards) if i["driver"] == "emulator"]
+    assert [i["name"] for i in items] == ["188347080.card", "bj/2024/C00000001.card", "bj/B7K334774.card"]
+    assert [i["spec"] for i in items] == [
+        f"emulator:{cards / '188347080.card'}",
+        f"emulator:{cards / 'bj' / '2024' / 'C00000001.card'}",
+        f"emulator:{cards / 'bj' / 'B7K334774.card'}",
+    ]
+
+
 def test_list_readers_with_no_world(pcscd_down):
     assert [i["driver"] for i in list_readers(None)] == ["pcsc"]
     assert [i["driver"] for i in list_readers(Path("/nonexistent/cards"))] == ["pcsc"]

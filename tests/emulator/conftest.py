@@ -39,7 +39,7 @@ def card(card_path: Path) -> VirtualCard:
 
 @pytest.fixture
 def keys() -> CardKeys:
-    return T.CardData().keys()
+    return T.keys_of(T.card_data())
 
 
 @pytest.fixture

@@ -155,8 +155,8 @@ def test_select_by_name_answers_the_name_in_the_fci(card: VirtualCard, name: byt
 def test_both_tunion_aids_select_the_purse_with_its_issuer_data(card: VirtualCard, aid: bytes) -> None:
     fci = ok(card, f"00A40400{len(aid):02X}{aid.hex()}00")
     assert tlv.find(fci, P.TAG_DF_NAME).value == aid
-    assert tlv.find(fci, P.TAG_TU_ISSUER_DATA).value == T.CardData().issuer_data()
-    assert ok(card, "00B0950000") == T.CardData().issuer_data()
+    assert tlv.find(fci, P.TAG_TU_ISSUER_DATA).value == T.card_data().tunion.to_bytes()
+    assert ok(card, "00B0950000") == T.card_data().tunion.to_bytes()
 
 
 def test_select_with_p2_0c_answers_no_fci(card: VirtualCard) -> None:
@@ -167,10 +167,10 @@ def test_select_with_p2_0c_answers_no_fci(card: VirtualCard) -> None:
 
 
 def test_ssse_records_answer_whole_tlvs(card: VirtualCard) -> None:
-    data = T.CardData()
+    data = T.card_data()
     ok(card, SELECT_SSSE)
     expected = {
-        P.Tag.CARD_ID_CODE: data.card_id_code,
+        P.Tag.CARD_ID_CODE: bytes.fromhex(data.card_id_code),
         P.Tag.CARD_TYPE: b"3",
         P.Tag.SPEC_VERSION: b"3.00",
         P.Tag.INIT_ORG: bytes.fromhex("110000") + bytes(9),
@@ -187,7 +187,7 @@ def test_ssse_records_answer_whole_tlvs(card: VirtualCard) -> None:
     for tag, value in expected.items():
         sfi = P.SFI_EF05 if tag in P.EF05_TAGS else P.SFI_EF06
         assert ok(card, f"00B2{tag:02X}{P.record_p2(sfi):02X}00") == tlv.encode(tag, value)
-    assert ok(card, "00B2012C12") == tlv.encode(1, data.card_id_code)  # exact Le
+    assert ok(card, "00B2012C12") == tlv.encode(1, bytes.fromhex(data.card_id_code))  # exact Le
 
 
 def test_medical_records(card: VirtualCard) -> None:
@@ -200,7 +200,7 @@ def test_medical_records(card: VirtualCard) -> None:
 
 def test_read_binary_by_offset_and_length(card: VirtualCard) -> None:
     ok(card, SELECT_TU)
-    issuer = T.CardData().issuer_data()
+    issuer = T.card_data().tunion.to_bytes()
     assert ok(card, "00B095000A") == issuer[:10]
     assert ok(card, "00B0950A0A") == issuer[10:20]
     assert ok(card, "00B0951D00") == issuer[29:]

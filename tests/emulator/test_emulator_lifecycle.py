@@ -19,14 +19,15 @@ from sbcard.chip import sw as SW
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
 from sbcard.chip.keys import transport_key
+from sbcard.chip.personalisation import build_script
 from terminals.emulator import testing as T
 from terminals.emulator.blank import create_blank
 from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
 from terminals.emulator.state import LIFE_STATE_NAMES
 
-DATA = T.CardData(chip_serial=BLANK_SERIAL)
-KEYS = DATA.keys()
+DATA = T.card_data()
+KEYS = T.keys_of(DATA)
 TK = transport_key(BLANK_SERIAL)
 
 # What an unpersonalised card must refuse with 6985 (after the named setup).
@@ -100,10 +101,10 @@ def test_personalising_writes_need_tk_not_mk(blank: VirtualCard) -> None:
 
 def test_set_status_refuses_an_incomplete_card(blank: VirtualCard) -> None:
     _tk_auth(blank)
-    script = T.personalisation_script(DATA, KEYS)
-    issuer_data = script[-3]
+    script = build_script(DATA, KEYS)
+    issuer_data = script[-4]
     assert issuer_data.p1 == 0x80 | P.SFI_TU_ISSUER
-    for command in script[:-3] + script[-2:-1]:  # all but UPDATE BINARY 0015 and SET STATUS
+    for command in script[:-4] + script[-3:-1]:  # all but UPDATE BINARY 0015 and SET STATUS
         T.send(blank, command)
     assert sw(blank, "80F00003") == 0x6985
     T.send(blank, issuer_data)
@@ -138,7 +139,7 @@ def test_personalisation_through_commands(blank: VirtualCard, blank_path: Path) 
     assert ok(again, "80CA00C1")[8] == P.LifeState.PERSONALISED
     ok(again, SELECT_SSSE)
     assert ok(again, "00B2072C00") == tlv.encode(7, b"188347080")
-    assert sw(again, "0020000003" + DATA.pin) == 0x9000
+    assert sw(again, "0020000003" + DATA.initial_pin) == 0x9000
 
 
 def test_purse_keys_land_in_tunion_whatever_df_is_selected(blank: VirtualCard) -> None:
@@ -183,7 +184,7 @@ def test_personalisation_torn_at_every_write(tmp_path: Path) -> None:
 
 def test_rerun_of_an_abandoned_personalisation(blank: VirtualCard, blank_path: Path) -> None:
     _tk_auth(blank)
-    for command in T.personalisation_script(DATA, KEYS)[:10]:
+    for command in build_script(DATA, KEYS)[:10]:
         T.send(blank, command)
     blank.power_off()
     again = VirtualCard.load(blank_path)
@@ -208,16 +209,16 @@ def test_a_3des_card_works_end_to_end(tmp_path: Path) -> None:
     card = T.personalised_card(tmp_path / "des.json", masters=masters, balance_fen=500, rng=random.Random(6))
     receipt = T.purchase(card, 120, masters=masters)
     assert receipt.balance_after == 380
-    T.external_authenticate(card, T.CardData().keys(masters).maintenance, P.CARD_KEY_INDEX, Algorithm.DES3)
+    T.external_authenticate(card, T.keys_of(T.card_data(), masters).maintenance, P.CARD_KEY_INDEX, Algorithm.DES3)
 
 
 def test_commands_have_their_profile_bytes() -> None:
     """The script the tests use is the profile's: a spot check of a few APDUs."""
-    script = [c.to_bytes().hex().upper() for c in T.personalisation_script(DATA, KEYS)]
+    script = [c.to_bytes().hex().upper() for c in build_script(DATA, KEYS)]
     assert script[0] == "800E0000"
     assert script[-1] == "80F00003"
-    assert "00D695001E" + DATA.issuer_data().hex().upper() in script
-    assert Command.parse(bytes.fromhex(script[3])).ins == P.Ins.RESET_RETRY_COUNTER
+    assert "00D695001E" + DATA.tunion.to_bytes().hex().upper() in script
+    assert Command.parse(bytes.fromhex(script[-2])).ins == P.Ins.RESET_RETRY_COUNTER
 
 
 def test_blank_files_are_not_overwritten(blank_path: Path) -> None:

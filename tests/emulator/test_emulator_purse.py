@@ -245,5 +245,5 @@ def test_a_purchase_on_a_second_card_with_its_own_keys(tmp_path: Path) -> None:
     other = T.personalised_card(tmp_path / "other.json", card_number="B7K334774", balance_fen=800, rng=random.Random(4))
     assert T.purchase(other, 799).balance_after == 1
     with pytest.raises(SW.MacError):
-        T.purchase(other, 1, keys=T.CardData().keys())  # another card's DPK: MAC1 refused
+        T.purchase(other, 1, keys=T.keys_of(T.card_data()))  # another card's DPK: MAC1 refused
     assert run(other, "805C000204").data == (1).to_bytes(4, "big")

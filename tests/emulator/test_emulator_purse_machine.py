@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from sbcard.chip import profile as P
-from sbcard.chip.apdu import Command
-from sbcard.chip.codec import bcd_datetime
 from sbcard.chip import sw as SW
+from sbcard.chip.codec import bcd_datetime
+from sbcard.chip.commands import DebitForPurchase
 from sbcard.chip.purse import EP_LOAD, EP_PURCHASE
 from terminals.emulator import testing as T
 from terminals.emulator.card import CardTorn, VirtualCard
@@ -101,8 +101,7 @@ class PurseMachine(RuleBasedStateMachine):
         date_time = bcd_datetime(T.TEST_WHEN)
         mac1 = bytearray(p.mac1(SERIAL, date_time))
         mac1[flip // 8] ^= 1 << (flip % 8)
-        debit = Command(P.CLA_PROPRIETARY, P.Ins.DEBIT_FOR_PURCHASE, 0x01, 0x00, SERIAL + date_time + bytes(mac1), le=8)
-        response = T.transmit(self.card, debit)
+        response = T.transmit(self.card, DebitForPurchase(SERIAL, date_time, bytes(mac1)).command())
         assert response.sw == SW.MAC_ERROR
 
     @rule(kind=st.sampled_from(["purchase", "load"]), amount=amounts, tear=st.integers(1, WRITES_PER_TRANSACTION + 1))
