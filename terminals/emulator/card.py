@@ -1,6 +1,8 @@
 """The software card: a small card OS with an INS dispatch table, persisted to a file.
 
-``VirtualCard.load(path)`` reads the card's image (its EEPROM, ``state``) from its file;
+``VirtualCard.load(path)`` reads the card's image (its EEPROM, ``state``) from its file
+and keeps the file open for the card's saves (``state.CardFile``: two banks, one
+``pwrite`` per commit) until ``power_off()`` or ``close()``;
 ``power_on()`` answers the ATR and starts a fresh session (the card's RAM);
 ``process(apdu)`` runs one command. Inside the OS a failed check raises
 ``CardStatus(sw)``; only ``process`` turns it into the two status bytes, so no byte
@@ -14,6 +16,7 @@ authentication, PIN), ``personalisation`` (life cycle, keys) and ``purse`` (T-Un
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +26,10 @@ from sbcard.chip.apdu import Command
 from sbcard.chip.profile import ATR_PREFIX, CLA_ISO, CLA_PROPRIETARY, CLA_SECURE, Ins
 from sbcard.chip.sw import CardStatus
 from terminals.emulator import files, personalisation, purse, security
-from terminals.emulator import state as image
 from terminals.emulator.faults import Faults
 from terminals.emulator.journal import CardTorn, Journal
 from terminals.emulator.session import RandomSource, Session
-from terminals.emulator.state import CardState
+from terminals.emulator.state import CardFile, CardState
 
 __all__ = ["CardTorn", "VirtualCard", "COMMANDS"]
 
@@ -80,21 +82,30 @@ class VirtualCard:
         rng: RandomSource | None = None,
         *,
         durable: bool = False,
+        file: CardFile | None = None,
     ) -> None:
+        """``file`` is the open card file ``state`` was read from (``load`` passes it);
+        without it the file at ``path`` is opened at the first save."""
         self._path = Path(path)
+        self._file = file if file is not None else CardFile(self._path)
         self._state = state
         self._rng = rng if rng is not None else random.SystemRandom()
-        self._durable = durable
         faults = faults if faults is not None else Faults()
-        self._journal = Journal(state, self._save, faults.tear_at_write)
+        # The saver holds the file, not the card: no reference cycle, so a card dropped
+        # without power-off closes its file at once (CardFile.__del__).
+        save = functools.partial(self._file.save, durable=durable)
+        self._journal = Journal(state, save, faults.tear_at_write)
         self._session: Session | None = None
         self._out = False  # torn: no more answers from this object
         self.trace: Callable[[str], None] | None = None
 
     @classmethod
-    def load(cls, path: Path | str, faults: Faults | None = None, rng: RandomSource | None = None) -> VirtualCard:
+    def load(
+        cls, path: Path | str, faults: Faults | None = None, rng: RandomSource | None = None, *, durable: bool = False
+    ) -> VirtualCard:
         """Read the card's file (``FileNotFoundError``; ``ValueError`` if it is no card)."""
-        return cls(path, image.load(Path(path)), faults, rng)
+        file, state = CardFile.open(path)
+        return cls(path, state, faults, rng, durable=durable, file=file)
 
     def __repr__(self) -> str:
         return f"VirtualCard({str(self._path)!r}, chip {self.chip_serial.hex().upper()})"
@@ -133,8 +144,20 @@ class VirtualCard:
         return self.atr
 
     def power_off(self) -> None:
+        """End the session and close the card's file (a later command reopens it)."""
         self._session = None
         self._journal.discard()
+        self._file.close()
+
+    def close(self) -> None:
+        """Power off and release the card's file; the same as ``power_off``."""
+        self.power_off()
+
+    def __enter__(self) -> VirtualCard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def process(self, apdu: bytes) -> bytes:
         """Run one command APDU; the response APDU (data ‖ SW1 SW2).
@@ -150,6 +173,7 @@ class VirtualCard:
             response = self._run(bytes(apdu))
         except CardTorn:
             self._out, self._session = True, None
+            self._file.close()
             if self.trace:
                 self.trace("< (card torn: no response)")
             raise
@@ -181,6 +205,3 @@ class VirtualCard:
     def _require_present(self) -> None:
         if self._out:
             raise CardTorn("the card was torn out of the field; load it again from its file")
-
-    def _save(self, state: CardState) -> None:
-        image.save(state, self._path, durable=self._durable)

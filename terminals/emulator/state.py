@@ -7,7 +7,7 @@ map is replaced whole, never changed in place) and every persistent write replac
 of them (``journal``), so the journal can undo a commit whose save failed and nothing
 aliases between the old and the new state.
 
-The file is JSON, one object::
+The image is JSON, one object (compact, keys sorted)::
 
     {"format": "sbcard-virtual-card", "version": 1,
      "chip_serial": "0102030405060708", "life_state": "personalised", "os_version": "0301",
@@ -23,18 +23,38 @@ The file is JSON, one object::
      "last_purchase": {"type": 6, "counter": 0, "mac2": "..", "tac": ".."} | null,
      "last_load": ... | null}
 
-Saving is atomic: the image is written to a temporary file beside the card's file,
-flushed and moved over it with ``os.replace``, so a reader of the file sees the old
-image or the new one, never half of each. There is no ``fsync`` by default: the file
-stands for the chip's EEPROM, and what we guard against is the *process* dying (a
-killed simulator, a torn card) — after ``os.replace`` the new image is in the kernel
-and survives that. Pass ``durable=True`` to survive a machine crash as well.
+The card file (``world/cards/<card number>.card``) is the chip's EEPROM with two banks,
+as cards do it, so that a save is one write and no directory operation::
+
+    0      file header (16 bytes): magic "SBCARDVC", format version (u16) = 1,
+           reserved (u16) = 0, bank size (u32) = 32768
+    4096   bank A: sequence (u64) | length (u32) | CRC-32 (u32) | image (length bytes)
+    4096 + bank size
+           bank B: the same
+
+Integers are big-endian; the CRC-32 covers sequence, length and image. A save writes the
+whole image into the bank that does *not* hold the current one, sequence + 1, with one
+``os.pwrite`` on a descriptor the card keeps open (``CardFile``). Loading takes the
+intact bank with the higher sequence; a bank torn by a process killed mid-write (short,
+checksum wrong) is ignored, so the file yields the old image or the new one, never half
+of each. There is no ``fsync`` by default: the file stands for the chip's EEPROM, and
+what we guard against is the *process* dying (a killed simulator, a torn card) — after
+``pwrite`` the image is in the kernel and survives that. Pass ``durable=True`` to survive
+a machine crash as well (``fdatasync`` after each write; no directory entry changes).
+
+``read_state(path)`` (or ``python -m terminals.emulator.state FILE.card``) shows the
+current image. A card file from before the banks (the image alone) is still read, and
+rewritten in the two-bank format when a card opens it to write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import struct
+import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -323,44 +343,273 @@ def loads(raw: bytes, source: str = "card file") -> CardState:
         raise ValueError(f"{source} is not a valid sbcard virtual card: {e}") from None
 
 
-def load(path: Path) -> CardState:
+
+# --- the card file: a header and two EEPROM banks ----------------------------------------
+
+MAGIC = b"SBCARDVC"
+FILE_VERSION = 1
+BANK_SIZE = 32 * 1024  # bytes per bank, its 16-byte header included; written in the file header
+BANK_A = 4096  # bank A's offset: banks are page-aligned and share no page with the header
+_FILE_HEADER = struct.Struct(">8sHHI")  # magic, file format version, reserved (0), bank size
+_BANK_HEADER = struct.Struct(">QII")  # sequence, image length, CRC-32 of sequence ‖ length ‖ image
+_SEQ_LEN = struct.Struct(">QI")
+_MIN_BANK, _MAX_BANK = 4096, 1 << 24
+_BANK_NAMES = "AB"
+
+
+class CardImageTooLarge(ValueError):
+    """The serialised image does not fit an EEPROM bank (the card's memory is full)."""
+
+
+def _file_header(bank_size: int = BANK_SIZE) -> bytes:
+    return _FILE_HEADER.pack(MAGIC, FILE_VERSION, 0, bank_size)
+
+
+def _bank_record(seq: int, image: bytes) -> bytes:
+    """What one save writes into a bank: its header, then the image."""
+    head = _SEQ_LEN.pack(seq, len(image))
+    return head + zlib.crc32(image, zlib.crc32(head)).to_bytes(4, "big") + image
+
+
+def _bank_offset(bank: int, bank_size: int) -> int:
+    return BANK_A + bank * bank_size
+
+
+def _read_bank(fd: int, bank: int, bank_size: int) -> tuple[int, bytes] | str:
+    """``(sequence, image)`` if the bank holds an intact image, else why not."""
+    offset = _bank_offset(bank, bank_size)
+    head = os.pread(fd, _BANK_HEADER.size, offset)
+    if not head.strip(b"\0"):
+        return "empty"
+    if len(head) < _BANK_HEADER.size:
+        return "torn (short header)"
+    seq, length, crc = _BANK_HEADER.unpack(head)
+    if length > bank_size - _BANK_HEADER.size:
+        return f"torn (length {length} exceeds the bank)"
+    image = os.pread(fd, length, offset + _BANK_HEADER.size)
+    if len(image) < length:
+        return f"torn (short: {len(image)} of {length} bytes)"
+    if zlib.crc32(image, zlib.crc32(head[: _SEQ_LEN.size])) != crc:
+        return "torn (checksum mismatch)"
+    return seq, image
+
+
+def _scan(fd: int, source: str) -> tuple[int, int, int, bytes]:
+    """``(bank size, bank, sequence, image)`` of the newest intact bank.
+
+    ``ValueError`` naming ``source`` if the file is no card file or neither bank is intact.
+    A legacy single-image file (plain JSON) comes back as bank -1.
+    """
+    header = os.pread(fd, _FILE_HEADER.size, 0)
+    if header[:1] == b"{":  # a card file from before the two banks: one JSON image
+        return 0, -1, 0, header + _read_all(fd, _FILE_HEADER.size)
+    if len(header) < _FILE_HEADER.size or header[: len(MAGIC)] != MAGIC:
+        raise ValueError(f"{source} is not an sbcard virtual card (no {MAGIC.decode()} card-file header)")
+    _, version, _, bank_size = _FILE_HEADER.unpack(header)
+    if version != FILE_VERSION:
+        raise ValueError(f"{source}: card file format version {version}, this card OS reads version {FILE_VERSION}")
+    if not _MIN_BANK <= bank_size <= _MAX_BANK:
+        raise ValueError(f"{source}: damaged card-file header (bank size {bank_size})")
+    banks = [_read_bank(fd, bank, bank_size) for bank in (0, 1)]
+    intact = [(b[0], bank, b[1]) for bank, b in enumerate(banks) if not isinstance(b, str)]
+    if not intact:
+        why = "; ".join(f"bank {name}: {b}" for name, b in zip(_BANK_NAMES, banks))
+        raise ValueError(f"{source}: neither EEPROM bank holds an intact card image ({why}); the card file is damaged")
+    seq, bank, image = max(intact, key=lambda t: t[0])  # on a tie (never written so) bank A
+    return bank_size, bank, seq, image
+
+
+def _read_all(fd: int, offset: int) -> bytes:
+    chunks = []
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _open(path: Path, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0), 0o666)
+
+
+def _current_image(path: Path) -> bytes:
+    fd = _open(path, os.O_RDONLY)
+    try:
+        return _scan(fd, str(path))[3]
+    finally:
+        os.close(fd)
+
+
+def load(path: Path | str) -> CardState:
     """Read and validate a card file (``FileNotFoundError`` if there is none)."""
     path = Path(path)
-    return loads(path.read_bytes(), str(path))
+    return loads(_current_image(path), str(path))
+
+
+def read_state(path: Path | str) -> dict[str, Any]:
+    """The card's current image as JSON data, for tests, tools and debugging.
+
+    ``python -m terminals.emulator.state FILE.card`` prints it.
+    """
+    path = Path(path)
+    raw = _current_image(path)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{path} is not an sbcard virtual card (not a JSON card image)") from None
+
+
+class CardFile:
+    """A card file as its card uses it: a file descriptor and the bank holding the current image.
+
+    ``save`` writes the whole image into the *other* bank with one ``os.pwrite`` and a
+    sequence number one higher; nothing else is written, no directory is touched. The
+    descriptor is opened on first use and kept until ``close`` (the card's power-off);
+    opening scans both banks, so a card file is always continued from its newest intact
+    image. One card object writes a card file at a time, as one reader holds one card.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._bank_size = BANK_SIZE
+        self._bank = 0  # holds the current image
+        self._seq = 0
+
+    @classmethod
+    def open(cls, path: Path | str) -> tuple[CardFile, CardState]:
+        """Open a card file and read its state (``FileNotFoundError``, ``ValueError``)."""
+        f = cls(path)
+        image = f._open()
+        try:
+            return f, loads(image, str(f.path))
+        except BaseException:
+            f.close()
+            raise
+
+    def __repr__(self) -> str:
+        where = "closed" if self._fd is None else f"bank {_BANK_NAMES[self._bank]}, sequence {self._seq}"
+        return f"CardFile({str(self.path)!r}, {where})"
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def _open(self) -> bytes:
+        fd = _open(self.path, os.O_RDWR)
+        try:
+            bank_size, bank, seq, image = _scan(fd, str(self.path))
+            if bank < 0:  # a legacy file: rewrite it in two banks, once, atomically
+                os.close(fd)
+                fd = -1
+                loads(image, str(self.path))  # only a valid card is upgraded
+                _write_new(self.path, image, replace=True)
+                fd = _open(self.path, os.O_RDWR)
+                bank_size, bank, seq, image = _scan(fd, str(self.path))
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+        self._fd, self._bank_size, self._bank, self._seq = fd, bank_size, bank, seq
+        return image
+
+    def save(self, state: CardState, *, durable: bool = False) -> None:
+        self.write_image(dumps(state), durable=durable)
+
+    def write_image(self, image: bytes, *, durable: bool = False) -> None:
+        """Make ``image`` the card's current image: all of it, or (torn) none of it.
+
+        On any error the file still holds the previous image as its current one.
+        """
+        if self._fd is None:
+            self._open()
+        fd = self._fd
+        assert fd is not None
+        capacity = self._bank_size - _BANK_HEADER.size
+        if len(image) > capacity:
+            raise CardImageTooLarge(
+                f"{self.path}: a card image of {len(image):,} bytes does not fit an EEPROM bank ({capacity:,} bytes)"
+            )
+        bank, seq = 1 - self._bank, self._seq + 1
+        offset = _bank_offset(bank, self._bank_size)
+        record = _bank_record(seq, image)
+        written = os.pwrite(fd, record, offset)
+        if written != len(record):  # a bank torn by the system, not by us: the old one stays current
+            raise OSError(f"{self.path}: short write to bank {_BANK_NAMES[bank]} ({written} of {len(record)} bytes)")
+        if durable:
+            try:
+                getattr(os, "fdatasync", os.fsync)(fd)
+            except BaseException:
+                # The new image may or may not reach the disk: withdraw it, so the file
+                # keeps the old image the caller falls back to.
+                with contextlib.suppress(OSError):
+                    os.pwrite(fd, bytes(_BANK_HEADER.size), offset)
+                raise
+        self._bank, self._seq = bank, seq
+
+    def close(self) -> None:
+        """Close the descriptor; the next save reopens the file (and rescans it)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:  # a card object dropped without power-off
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - e.g. at interpreter shutdown
+            pass
+
+
+def save(state: CardState, path: Path | str, *, durable: bool = False) -> None:
+    """Write a new current image into a card file (see ``CardFile.save``)."""
+    f = CardFile(path)
+    try:
+        f.save(state, durable=durable)
+    finally:
+        f.close()
 
 
 def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def save(state: CardState, path: Path, *, durable: bool = False) -> None:
-    """Replace the file's image atomically (see the module docstring)."""
-    write_image(dumps(state), path, durable=durable)
-
-
-def write_image(image: bytes, path: Path, *, durable: bool = False) -> None:
-    path = Path(path)
+def _write_new(path: Path, image: bytes, *, replace: bool = False) -> None:
+    """A new card file whose bank A holds ``image`` (sequence 1), put at ``path`` atomically:
+    by ``os.link``, which refuses an existing file, or (``replace``) ``os.replace``."""
+    if len(image) > BANK_SIZE - _BANK_HEADER.size:
+        raise CardImageTooLarge(f"{path}: a card image of {len(image):,} bytes does not fit an EEPROM bank")
     tmp = _temp_path(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(image)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def create(state: CardState, path: Path) -> None:
-    """Write a new card file; ``FileExistsError`` if one is there (never overwrites)."""
-    path = Path(path)
-    tmp = _temp_path(path)
-    with open(tmp, "wb") as f:
-        f.write(dumps(state))
-        f.flush()
-    try:
-        os.link(tmp, path)  # atomic, and refuses an existing target
+        fd = _open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.pwrite(fd, _file_header(), 0)
+            os.pwrite(fd, _bank_record(1, image), _bank_offset(0, BANK_SIZE))
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic, and refuses an existing target
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def create(state: CardState, path: Path | str) -> None:
+    """Write a new card file; ``FileExistsError`` if one is there (never overwrites)."""
+    _write_new(Path(path), dumps(state))
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m terminals.emulator.state FILE.card   (prints the card's current image)", file=sys.stderr)
+        return 2
+    try:
+        doc = read_state(argv[0])
+    except (OSError, ValueError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(json.dumps(doc, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

@@ -7,14 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from emulator_helpers import BLANK_SERIAL, TEMPLATE_BALANCE
 
 from sbcard.chip.keys import CardKeys
 from terminals.emulator import testing as T
 from terminals.emulator.blank import create_blank
 from terminals.emulator.card import VirtualCard
 
-BLANK_SERIAL = bytes.fromhex("5342000000000001")
-TEMPLATE_BALANCE = 10_000
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,9 @@ SELECT_DF04 = "00A4040006" + P.AID_DF04.hex()
 SELECT_TU = "00A4040008" + P.AID_TUNION.hex()
 TERMINAL_NO = "110000000001"
 
+BLANK_SERIAL = bytes.fromhex("5342000000000001")
+TEMPLATE_BALANCE = 10_000  # fen on the template card
+
 
 def run(card: VirtualCard, apdu: str) -> Response:
     """Send an APDU written as hex (spaces allowed); the parsed response."""

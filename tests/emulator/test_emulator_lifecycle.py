@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import BLANK_SERIAL
+from emulator_helpers import BLANK_SERIAL
 from emulator_helpers import SELECT_SSSE, SELECT_TU, ok, sw
 
 from sbcard.chip import profile as P
@@ -24,7 +24,7 @@ from terminals.emulator import testing as T
 from terminals.emulator.blank import create_blank
 from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
-from terminals.emulator.state import LIFE_STATE_NAMES
+from terminals.emulator.state import LIFE_STATE_NAMES, read_state
 
 DATA = T.card_data()
 KEYS = T.keys_of(DATA)
@@ -150,12 +150,12 @@ def test_purse_keys_land_in_tunion_whatever_df_is_selected(blank: VirtualCard) -
     assert ("TU", P.KeyUsage.PURCHASE, 1) in blank.state.keys
 
 
-def _writes_of_personalisation(tmp_path: Path) -> tuple[int, bytes]:
+def _writes_of_personalisation(tmp_path: Path) -> tuple[int, dict]:
     """How many persistent writes a whole personalisation makes, and the card it gives."""
     path = create_blank(tmp_path / "reference.json", BLANK_SERIAL)
     card = VirtualCard.load(path, rng=random.Random(5))
     T.personalise(card, DATA, KEYS)
-    return card.writes_since_power_on, path.read_bytes()
+    return card.writes_since_power_on, read_state(path)
 
 
 def test_personalisation_torn_at_every_write(tmp_path: Path) -> None:
@@ -174,12 +174,12 @@ def test_personalisation_torn_at_every_write(tmp_path: Path) -> None:
         torn = VirtualCard.load(path, rng=random.Random(5))
         torn.power_on()
         if n == total:  # torn at SET STATUS's commit: the card is complete
-            assert path.read_bytes() == reference
+            assert read_state(path) == reference
             continue
         assert torn.state.life_state in (P.LifeState.BLANK, P.LifeState.PERSONALISING), n
         _assert_unusable(torn)
         T.personalise(torn, DATA, KEYS)  # from the start: ERASE wipes the half-written card
-        assert path.read_bytes() == reference, f"torn at write {n}: the rerun differs"
+        assert read_state(path) == reference, f"torn at write {n}: the rerun differs"
 
 
 def test_rerun_of_an_abandoned_personalisation(blank: VirtualCard, blank_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from conftest import TEMPLATE_BALANCE
+from emulator_helpers import TEMPLATE_BALANCE
 from emulator_helpers import SELECT_SSSE, SELECT_TU, TERMINAL_NO, ok, run, sw
 
 from sbcard.chip import profile as P

@@ -1,12 +1,15 @@
-"""The card file: format, validation, atomic saves, persistence across process restarts."""
+"""The card file: two EEPROM banks, torn saves, validation, persistence across process restarts."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import struct
+import zlib
 from pathlib import Path
 
+import attrs
 import pytest
 from emulator_helpers import SELECT_DF04, SELECT_TU, ok, sw
 
@@ -15,12 +18,13 @@ from sbcard.chip import sw as SW
 from sbcard.chip.purse import EP_PURCHASE
 from terminals.emulator import state as image
 from terminals.emulator import testing as T
-from terminals.emulator.card import VirtualCard
+from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
+from terminals.emulator.files import LAYOUT, Kind
 
 
 def test_the_file_format(card_path: Path) -> None:
-    doc = json.loads(card_path.read_text())
+    doc = image.read_state(card_path)
     assert doc["format"] == "sbcard-virtual-card" and doc["version"] == 1
     assert doc["life_state"] == "personalised"
     assert doc["os_version"] == "0301"
@@ -33,29 +37,230 @@ def test_the_file_format(card_path: Path) -> None:
     assert doc["last_load"]["type"] == 2 and doc["last_purchase"] is None
 
 
+def test_the_file_layout(card_path: Path) -> None:
+    """Header, then bank A at 4096 and bank B one bank size later: seq | length | CRC-32 | image."""
+    raw = card_path.read_bytes()
+    magic, version, reserved, bank_size = struct.unpack(">8sHHI", raw[:16])
+    assert (magic, version, reserved, bank_size) == (b"SBCARDVC", 1, 0, 32 * 1024)
+    assert not raw[16:4096].strip(b"\0")
+    banks = []
+    for offset in (4096, 4096 + bank_size):
+        seq, length, crc = struct.unpack(">QII", raw[offset : offset + 16])
+        data = raw[offset + 16 : offset + 16 + length]
+        assert zlib.crc32(raw[offset : offset + 12] + data) == crc
+        banks.append((seq, data))
+    (seq_a, image_a), (seq_b, image_b) = banks
+    assert abs(seq_a - seq_b) == 1  # the card saved into each bank in turn
+    current = image_a if seq_a > seq_b else image_b
+    assert json.loads(current) == image.read_state(card_path)
+    assert current == image.dumps(image.load(card_path))  # compact, keys sorted
+
+
+def test_a_new_card_file_has_one_image_in_bank_a(blank_path: Path) -> None:
+    raw = blank_path.read_bytes()
+    seq, length, _ = struct.unpack(">QII", raw[4096:4112])
+    assert seq == 1 and len(raw) == 4096 + 16 + length  # bank B not written yet
+    assert image.read_state(blank_path)["life_state"] == "blank"
+
+
 def test_one_state_has_one_image(card_path: Path) -> None:
     state = image.load(card_path)
-    assert image.dumps(state) == card_path.read_bytes()
+    assert json.loads(image.dumps(state)) == image.read_state(card_path)
     assert image.loads(image.dumps(state)) == state
+
+
+def test_create_never_overwrites(card_path: Path) -> None:
+    before = card_path.read_bytes()
+    with pytest.raises(FileExistsError):
+        image.create(image.load(card_path), card_path)
+    assert card_path.read_bytes() == before
+    assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
+
+
+# --- the two banks: torn saves ------------------------------------------------------------------
+
+
+class _Killed(BaseException):
+    """The process died in the middle of a write."""
+
+
+def _torn_pwrite(monkeypatch, keep: int) -> None:
+    """Make the next ``os.pwrite`` put only its first ``keep`` bytes in the file, then die."""
+    real = os.pwrite
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        real(fd, data[:keep], offset)
+        raise _Killed
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+
+
+def _next_state(card_path: Path) -> image.CardState:
+    state = image.load(card_path)
+    state.purse = attrs.evolve(state.purse, balance=state.purse.balance - 1, offline_counter=7)
+    return state
+
+
+@pytest.mark.parametrize("target", ["an empty bank", "a bank holding an older image"])
+def test_a_save_torn_at_every_byte_keeps_the_old_state(card_path: Path, blank_path: Path, monkeypatch, target: str) -> None:
+    path = blank_path if target == "an empty bank" else card_path  # the template has saved many times
+    old, old_bytes = image.load(path), path.read_bytes()
+    new = _next_state(card_path) if path == card_path else attrs.evolve(old, ext_auth_tries=3)
+    record_length = 16 + len(image.dumps(new))
+    for keep in range(record_length):
+        path.write_bytes(old_bytes)
+        f = image.CardFile(path)
+        _torn_pwrite(monkeypatch, keep)
+        with pytest.raises(_Killed):
+            f.save(new)
+        monkeypatch.undo()
+        f.close()
+        assert image.load(path) == old, f"torn after {keep} of {record_length} bytes"
+    path.write_bytes(old_bytes)
+    image.save(new, path)  # the whole record: the new state
+    assert image.load(path) == new
+
+
+def test_after_a_torn_save_the_card_writes_the_same_bank_again(card_path: Path, monkeypatch) -> None:
+    card = VirtualCard.load(card_path, rng=random.Random(1))
+    _torn_pwrite(monkeypatch, 100)
+    with pytest.raises(_Killed):
+        T.purchase(card, 5)
+    monkeypatch.undo()
+    assert image.load(card_path) == card.state  # the journal undid the commit in memory too
+    receipt = T.purchase(card, 7)  # over the torn bank; the intact one is kept
+    assert T.balance(VirtualCard.load(card_path)) == 10_000 - 7
+    assert image.read_state(card_path)["last_purchase"]["counter"] == receipt.counter
+    assert image.load(card_path) == card.state
+
+
+def _write_bank(path: Path, bank: int, seq: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(image._bank_offset(bank, image.BANK_SIZE))
+        f.write(image._bank_record(seq, data))
+
+
+@pytest.mark.parametrize(("seq_a", "seq_b", "winner"), [(5, 4, "A"), (4, 5, "B"), (1, 2**40, "B")])
+def test_the_newer_intact_bank_wins(card_path: Path, seq_a: int, seq_b: int, winner: str) -> None:
+    state = image.load(card_path)
+    a = attrs.evolve(state, ext_auth_tries=1)
+    b = attrs.evolve(state, ext_auth_tries=2)
+    _write_bank(card_path, 0, seq_a, image.dumps(a))
+    _write_bank(card_path, 1, seq_b, image.dumps(b))
+    assert image.load(card_path) == (a if winner == "A" else b)
+    card = VirtualCard.load(card_path)
+    T.purchase(card, 1)  # saved over the older bank, sequence + 1
+    loser, newest = (1, seq_a) if winner == "A" else (0, seq_b)
+    raw = card_path.read_bytes()
+    offset = image._bank_offset(loser, image.BANK_SIZE)
+    assert struct.unpack(">Q", raw[offset : offset + 8])[0] == newest + 1
+    assert image.load(card_path) == card.state
+
+
+def test_a_newer_bank_that_is_torn_loses(card_path: Path) -> None:
+    state = image.load(card_path)
+    older = attrs.evolve(state, ext_auth_tries=1)
+    _write_bank(card_path, 0, 10, image.dumps(older))
+    torn = image._bank_record(11, image.dumps(state))
+    torn = torn[:-1] + bytes([torn[-1] ^ 1])  # one bit wrong
+    with open(card_path, "r+b") as f:
+        f.seek(image._bank_offset(1, image.BANK_SIZE))
+        f.write(torn)
+    assert image.load(card_path) == older
+
+
+def _corrupt(path: Path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x20]))
+
+
+def test_both_banks_damaged(card_path: Path) -> None:
+    for bank in (0, 1):
+        _corrupt(card_path, image._bank_offset(bank, image.BANK_SIZE) + 16 + 40)
+    for read in (image.load, image.read_state, VirtualCard.load):
+        with pytest.raises(ValueError, match="neither EEPROM bank holds an intact card image") as e:
+            read(card_path)
+        assert str(card_path) in str(e.value)
+        assert "bank A: torn (checksum mismatch)" in str(e.value) and "bank B: torn (checksum mismatch)" in str(e.value)
+
+
+def test_one_bank_damaged_the_other_empty(blank_path: Path) -> None:
+    _corrupt(blank_path, 4096 + 3)  # the sequence
+    with pytest.raises(ValueError, match=r"bank A: torn \(checksum mismatch\); bank B: empty") as e:
+        image.load(blank_path)
+    assert str(blank_path) in str(e.value)
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "not a JSON card image"),
-        (b"\xff\xfe\x00garbage", "not a JSON card image"),
-        (b"hello", "not a JSON card image"),
-        (b"[1, 2]", "expected an object"),
+        (b"", "not an sbcard virtual card"),
+        (b"\xff\xfe\x00garbage", "not an sbcard virtual card"),
+        (b"hello", "not an sbcard virtual card"),
+        (b"[1, 2]", "not an sbcard virtual card"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "not an sbcard virtual card"),
+        (b"SBCARDVC", "not an sbcard virtual card"),  # a header cut short
+        (b"SBCARDVC\x00\x02\x00\x00\x00\x00\x80\x00", "card file format version 2, this card OS reads version 1"),
+        (b"SBCARDVC\x00\x01\x00\x00\x00\x00\x00\x10", "damaged card-file header"),
+        (b"SBCARDVC\x00\x01\x00\x00\x00\x00\x80\x00", "bank A: empty; bank B: empty"),
+        # a card file from before the banks: one JSON image
         (b"{}", "no format marker 'sbcard-virtual-card'"),
         (b'{"format": "sbcard-virtual-card", "version": 2}', "format version 2"),
+        (b"{garbage", "not a JSON card image"),
     ],
 )
 def test_a_file_that_is_no_card(tmp_path: Path, content: bytes, message: str) -> None:
-    path = tmp_path / "x.json"
+    path = tmp_path / "x.card"
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message) as e:
         VirtualCard.load(path)
     assert str(path) in str(e.value)
+    if not content.startswith(b"{"):  # read_state shows an old JSON image as it is
+        with pytest.raises(ValueError, match=message):
+            image.read_state(path)
+    assert path.read_bytes() == content  # never "repaired"
+
+
+def test_a_card_file_from_before_the_banks_is_upgraded(card_path: Path) -> None:
+    state = image.load(card_path)
+    card_path.write_bytes(image.dumps(state))  # the old format: the image alone
+    assert image.load(card_path) == state and image.read_state(card_path)["format"] == "sbcard-virtual-card"
+    card = VirtualCard.load(card_path)
+    assert card_path.read_bytes().startswith(b"SBCARDVC")
+    assert image.load(card_path) == state
+    T.purchase(card, 1)
+    assert image.load(card_path) == card.state
+    assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
+
+
+def test_an_image_too_large_for_a_bank(card_path: Path) -> None:
+    before = card_path.read_bytes()
+    f = image.CardFile(card_path)
+    with pytest.raises(image.CardImageTooLarge, match="does not fit an EEPROM bank"):
+        f.write_image(b"{" + b" " * (image.BANK_SIZE - 17) + b"}")
+    f.close()
+    assert card_path.read_bytes() == before
+
+
+def test_the_fullest_card_fits_a_bank(card_path: Path) -> None:
+    """Every file of the layout at its fullest, and many more keys, leave half a bank free."""
+    state = image.load(card_path)
+    full = b"\xff" * 256
+    for ref, ef in LAYOUT.items():
+        if ef.kind is Kind.TLV:
+            state.records[ref] = {tag: full[:n] for tag, n in ef.tags.items()}
+        elif ef.kind is Kind.BINARY:
+            state.binaries[ref] = full[: ef.size]
+        elif ef.kind is Kind.CYCLIC:
+            state.logs[ref] = (full[: ef.size],) * ef.count
+        else:
+            state.records[ref] = {n: full[: ef.size] for n in range(1, ef.count + 1)}
+    key = next(iter(state.keys.values()))
+    state.keys |= {(df, usage, index): key for df in image.DF_NAMES for usage in P.KeyUsage for index in (1, 2, 3)}
+    assert len(image.dumps(state)) < (image.BANK_SIZE - 16) // 2
 
 
 @pytest.mark.parametrize(
@@ -76,12 +281,16 @@ def test_a_file_that_is_no_card(tmp_path: Path, content: bytes, message: str) ->
     ],
 )
 def test_a_damaged_card_file_names_what_is_wrong(card_path: Path, field: str, value, message: str) -> None:
-    doc = json.loads(card_path.read_text())
+    """An intact bank (its checksum right) whose image is wrong: an error, not the older bank."""
+    doc = image.read_state(card_path)
     doc[field] = value
-    card_path.write_text(json.dumps(doc))
+    f = image.CardFile(card_path)
+    f.write_image(json.dumps(doc).encode())
+    f.close()
     with pytest.raises(ValueError, match="not a valid sbcard virtual card") as e:
         VirtualCard.load(card_path)
     assert message in str(e.value)
+    assert str(card_path) in str(e.value)
 
 
 def test_a_missing_file(tmp_path: Path) -> None:
@@ -94,19 +303,25 @@ def test_a_save_leaves_no_temporary_file(card: VirtualCard, card_path: Path) -> 
     assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
 
 
-def test_a_failed_save_keeps_the_old_file_and_the_old_state(card: VirtualCard, card_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("failure", ["error", "short write"])
+def test_a_failed_save_keeps_the_old_file_and_the_old_state(card: VirtualCard, card_path: Path, monkeypatch, failure: str) -> None:
     before, state_before = card_path.read_bytes(), image.load(card_path)
+    real_pwrite = os.pwrite
 
-    def full_disk(src, dst):
-        raise OSError(28, "No space left on device")
+    def full_disk(fd, data, offset):
+        if failure == "error":
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data[:1000], offset)
 
     p = T.start_purchase(card, 100)
-    monkeypatch.setattr(os, "replace", full_disk)
+    monkeypatch.setattr(os, "pwrite", full_disk)
     with pytest.raises(SW.CardStatus) as e:
         T.finish_purchase(card, p)
     assert e.value.sw == SW.NO_PRECISE_DIAGNOSIS
     monkeypatch.undo()
-    assert card_path.read_bytes() == before
+    assert image.load(card_path) == state_before
+    if failure == "error":
+        assert card_path.read_bytes() == before
     assert card.state == state_before  # the journal undid the applied writes
     assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
     T.purchase(card, 100)  # and the card still works
@@ -155,17 +370,115 @@ def test_trace_hook(card: VirtualCard) -> None:
     assert lines[0] == "> 80 CA 00 C1" and lines[1].startswith("< ") and lines[1].endswith("90 00")
 
 
+def _count_syncs(monkeypatch) -> list[int]:
+    synced: list[int] = []
+    for name in ("fsync", "fdatasync"):
+        if hasattr(os, name):
+            real = getattr(os, name)
+            monkeypatch.setattr(os, name, lambda fd, real=real: synced.append(fd) or real(fd))
+    return synced
+
+
 def test_a_durable_card_fsyncs(card_path: Path, monkeypatch) -> None:
-    synced = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    synced = _count_syncs(monkeypatch)
     card = VirtualCard(card_path, image.load(card_path), durable=True)
     T.purchase(card, 1)
+    assert synced
+    synced.clear()
+    T.purchase(VirtualCard.load(card_path, durable=True), 1)
     assert synced
     synced.clear()
     plain = VirtualCard.load(card_path)
     T.purchase(plain, 1)
     assert not synced
+
+
+def test_a_failed_fsync_withdraws_the_new_image(card_path: Path, monkeypatch) -> None:
+    state_before = image.load(card_path)
+    card = VirtualCard.load(card_path, durable=True)
+    p = T.start_purchase(card, 100)
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    for name in ("fsync", "fdatasync"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, broken)
+    with pytest.raises(SW.CardStatus):
+        T.finish_purchase(card, p)
+    monkeypatch.undo()
+    assert card.state == state_before and image.load(card_path) == state_before
+    T.purchase(card, 100)
+    assert image.load(card_path) == card.state
+
+
+# --- the card's file descriptor -----------------------------------------------------------------
+
+
+def _open_fds(path: Path) -> int:
+    """How many of this process's descriptors are open on ``path``."""
+    target = str(path.resolve())
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == target
+        except OSError:
+            pass
+    return n
+
+
+linux_only = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+
+
+@linux_only
+def test_the_card_keeps_its_file_open_until_power_off(card_path: Path) -> None:
+    card = VirtualCard.load(card_path)
+    assert _open_fds(card_path) == 1
+    T.purchase(card, 1)
+    T.purchase(card, 1)
+    assert _open_fds(card_path) == 1  # one descriptor, every save
+    card.power_off()
+    assert _open_fds(card_path) == 0
+    T.purchase(card, 1)  # powered on again by the reader's field: the file reopens
+    assert _open_fds(card_path) == 1
+    card.close()
+    assert _open_fds(card_path) == 0
+    assert T.balance(VirtualCard.load(card_path)) == 10_000 - 3
+
+
+@linux_only
+def test_dropped_and_torn_cards_release_their_files(card_path: Path) -> None:
+    for _ in range(20):
+        T.purchase(VirtualCard.load(card_path), 1)  # never powered off
+    assert _open_fds(card_path) == 0
+    card = VirtualCard.load(card_path, Faults(tear_at_write=1))
+    assert _open_fds(card_path) == 1
+    with pytest.raises(CardTorn):
+        T.purchase(card, 1)
+    assert _open_fds(card_path) == 0 and card.torn
+    with VirtualCard.load(card_path) as card:
+        T.purchase(card, 1)
+    assert _open_fds(card_path) == 0
+
+
+def test_a_card_reopened_after_power_off_continues_from_the_newest_image(card_path: Path) -> None:
+    """Another card object wrote the file meanwhile: the last writer wins, as with whole-file saves."""
+    first = VirtualCard.load(card_path, rng=random.Random(1))
+    T.purchase(first, 1)
+    first.power_off()
+    second = VirtualCard.load(card_path, rng=random.Random(2))
+    for _ in range(3):
+        T.purchase(second, 10)
+    second.close()
+    T.purchase(first, 100)  # a new tap of the old object: it rescans the banks
+    assert image.load(card_path) == first.state
+    assert T.balance(VirtualCard.load(card_path)) == 10_000 - 101
+
+
+def test_the_dump_helper(card_path: Path, capsys) -> None:
+    assert image._main([str(card_path)]) == 0
+    assert json.loads(capsys.readouterr().out) == image.read_state(card_path)
+    assert image._main([str(card_path.with_name("none.card"))]) == 1
 
 
 # --- faults -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_BALANCE
+from emulator_helpers import TEMPLATE_BALANCE
 from emulator_helpers import SELECT_TU, ok, run, sw
 
 from sbcard.chip.purse import EP_PURCHASE
