@@ -60,3 +60,12 @@ def load_regions() -> RegionDirectory:
         )
     except InvalidInput as e:
         raise SbcardError(code="fixture.invalid", message=f"regions.csv: {e.message}") from e
+
+
+@functools.lru_cache(maxsize=None)
+def load_ethnicities() -> dict[int, str]:
+    """GB/T 3304 ethnicity codes → names, from ``ethnicities.csv`` (01–56, 97, 98)."""
+    try:
+        return {int(row["code"]): row["name"].strip() for row in read_csv_rows("ethnicities.csv")}
+    except (KeyError, ValueError) as e:
+        raise SbcardError(code="fixture.invalid", message=f"ethnicities.csv: {e}") from e

@@ -1,6 +1,6 @@
 """Start and stop the real PC/SC stack for tests and benchmarks: pcscd + a vpcd bridge.
 
-Used by ``tests/drivers/conftest.py`` (fixtures ``pcsc_stack`` and ``served_card``) and
+Used by ``tests/conftest.py`` (fixtures ``pcsc_stack`` and ``served_card``) and
 by ``benchmarks/pcsc_latency.py``. Everything here stops only what it started, by PID.
 
 - ``PcscStack.start()`` reuses a pcscd that answers (a system service, socket

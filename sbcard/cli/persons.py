@@ -1,10 +1,190 @@
-"""``sbcard person …``."""
+"""``sbcard person …``: the registry of the region a person is insured with."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
 import click
+
+from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.output import emit_json, fields
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
+from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
+from sbcard.services.person_record import INSURANCE
+from sbcard.store.world import open_world
 
 
 @click.group()
 def person() -> None:
     """People in a region's registry: add, import, show."""
+
+
+@person.command("add")
+@click.option("--citizen-id", required=True, help="The citizen ID (社会保障号码); sex and birth date come from it.")
+@click.option("--name", required=True, help="As it will be printed on the card (GBK, at most 30 bytes).")
+@click.option("--region", required=True, metavar="NNNNNN", help="The district the person lives in.")
+@click.option("--insurance", required=True, type=click.Choice(INSURANCE), help="employee (职工) or resident (居民).")
+@click.option("--retired", is_flag=True, help="A retired employee (退休).")
+@click.option("--insured-region", default=None, metavar="NNNNNN",
+              help="Where the person is insured (default: --region); that region's registry holds them.")
+@click.option("--ethnicity", type=int, default=1, show_default=True, help="GB/T 3304 code (1 汉族 … 56, 97, 98).")
+@click.option("--phone", default=None, help="A mobile number or a landline with its area code.")
+@click.option("--address", default=None, help="Postal address.")
+@click.option("--photo", "photo_ref", default=None, help="Reference of the photo (newborns may have none).")
+@click.option("--guardian-id", default=None, help="The guardian's citizen ID (for a minor).")
+@click.option("--guardian-relation", default=None, help="How the guardian is related (母亲, 父亲, …).")
+@click.option("--operator", default=None, help="The member of staff registering the person (default: the system).")
+@json_option
+@pass_app
+@handle_errors
+def add_command(app: AppContext, citizen_id: str, operator: str | None, **given: Any) -> None:
+    """Register a person in the registry of the region they are insured with."""
+    from sbcard.federation.lookup import find_person, require_operator_anywhere
+    from sbcard.services.registry import SYSTEM, add_person
+
+    node = _node(given["insured_region"] or given["region"], "--insured-region" if given["insured_region"] else "--region")
+    with open_world(app.home, app.clock) as world:
+        if operator:
+            require_operator_anywhere(world, operator)
+        found = find_person(world, citizen_id)
+        if found is not None and found[0] != node:
+            raise RuleRefused("person.exists",
+                              f"{mask_citizen_id(found[1]['citizen_id'])} is already registered in "
+                              f"{NODE_NAMES[found[0]]}", "--citizen-id")
+        data = add_person(world.region(node), citizen_id=citizen_id, now=app.clock.now(),
+                          operator=(operator or SYSTEM).strip(), **given)
+    _emit_person(app, data, show_personal=False, verb="Registered")
+
+
+@person.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--region", required=True, metavar="NNNNNN",
+              help="Whose registry: also the region of rows that leave `region` empty.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the per-row error report (default: FILE.errors.csv).")
+@click.option("--operator", default=None, help="Who runs the import (default: the system).")
+@json_option
+@pass_app
+@handle_errors
+def import_command(app: AppContext, file: Path, region: str, errors_path: Path | None, operator: str | None) -> None:
+    """Register every good row of FILE.csv; bad rows go to the error report, never blocking the rest.
+
+    Columns: citizen_id, name, insurance (required); retired, ethnicity, phone, address,
+    photo_ref, region, insured_region, guardian_id, guardian_relation (optional).
+    """
+    from sbcard.federation.lookup import require_operator_anywhere
+    from sbcard.services.registry import SYSTEM, import_persons
+
+    _node(region, "--region")
+    if not file.is_file():
+        raise NotFound("import.no_file", f"no such file: {file}", "FILE")
+    report_path = errors_path or file.with_name(file.stem + ".errors.csv")
+    with open_world(app.home, app.clock) as world:
+        if operator:
+            require_operator_anywhere(world, operator)
+        with _progress_bar(file, quiet=app.json) as progress:
+            report = import_persons(world, file, region=region, now=app.clock.now(), error_report_path=report_path,
+                                    operator=(operator or SYSTEM).strip(), progress=progress)
+    data = report.to_dict()
+    if app.json:
+        emit_json(data)
+        return
+    click.echo(f"Imported {data['imported']} of {data['rows']} rows into {NODE_NAMES[data['node']]}'s registry")
+    if data["rejected"]:
+        click.echo(f"{data['rejected']} rows rejected: see {data['errors_file']}", err=True)
+
+
+@person.command("show")
+@click.argument("citizen_id", metavar="CITIZEN_ID")
+@click.option("--show-personal", is_flag=True, help="Reveal ID, name, phone and address (recorded in the audit log).")
+@click.option("--operator", default=None, help="Who looks (required with --show-personal).")
+@json_option
+@pass_app
+@handle_errors
+def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator: str | None) -> None:
+    """A person's registry record, wherever they are registered."""
+    from sbcard.domain.citizen_id import CitizenId
+    from sbcard.federation.lookup import find_person, require_operator_anywhere
+    from sbcard.services.registry import record_personal_data_shown
+
+    try:
+        cid = CitizenId.parse(citizen_id)
+    except InvalidInput as e:
+        raise InvalidInput(e.code, e.message, "CITIZEN_ID") from None
+    if show_personal and not operator:
+        raise InvalidInput("operator.missing", "--show-personal needs --operator: revealing personal data is audited",
+                           "--operator")
+    with open_world(app.home, app.clock) as world:
+        found = find_person(world, cid.value)
+        if found is None:
+            raise NotFound("person.unknown", f"{cid.masked()} is not registered in Beijing, Tianjin or Hebei",
+                           "CITIZEN_ID")
+        node, data = found
+        if show_personal:
+            _, staff = require_operator_anywhere(world, operator or "")
+            record_personal_data_shown(world.region(node), citizen_id=cid.value, operator=staff["code"],
+                                       command="person show", now=app.clock.now())
+    _emit_person(app, {**data, "node": node}, show_personal=show_personal)
+
+
+def _emit_person(app: AppContext, data: dict[str, Any], *, show_personal: bool, verb: str | None = None) -> None:
+    shown = data if show_personal else _masked(data)
+    if app.json:
+        emit_json(shown)
+        return
+    if verb:
+        click.echo(f"{verb} {shown['citizen_id']} in {NODE_NAMES[node_of(shown['insured_region'])]}'s registry")
+    retired = " (retired)" if shown["retired"] else ""
+    pairs = [
+        ("citizen ID", shown["citizen_id"]), ("name", shown["name"]),
+        ("sex", {"M": "male", "F": "female"}[shown["sex"]]), ("born", shown["birth_date"]),
+        ("ethnicity", f"{shown['ethnicity']:02d} {shown['ethnicity_name']}"),
+        ("lives in", shown["household_region"]), ("insured in", shown["insured_region"]),
+        ("insurance", shown["insurance"] + retired), ("phone", shown["phone"]), ("address", shown["address"]),
+        ("photo", shown["photo_ref"]),
+    ]
+    pairs += [("guardian", f"{g['citizen_id']} ({g['relation']})") for g in shown["guardians"]]
+    click.echo(fields(pairs))
+
+
+@contextmanager
+def _progress_bar(file: Path, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A bar on stderr when it is a terminal (by bytes of the file read); nothing otherwise."""
+    stderr = sys.stderr
+    if quiet or not stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=file.stat().st_size, label="importing", file=stderr, show_eta=True) as bar:
+        done = 0
+
+        def progress(bytes_read: int) -> None:
+            nonlocal done
+            bar.update(bytes_read - done)
+            done = bytes_read
+
+        yield progress
+
+
+def _masked(data: dict[str, Any]) -> dict[str, Any]:
+    """Human output and JSON alike hide what identifies the person, unless --show-personal."""
+    address = data["address"]
+    return {
+        **data,
+        "citizen_id": mask_citizen_id(data["citizen_id"]),
+        "name": mask_name(data["name"]),
+        "phone": mask_phone(data["phone"]) if data["phone"] else None,
+        "address": mask_middle(address, 6, 0) if address else None,
+        "guardians": [{**g, "citizen_id": mask_citizen_id(g["citizen_id"])} for g in data["guardians"]],
+    }
+
+
+def _node(region: str, field: str) -> str:
+    try:
+        return node_of(validate_region_code(region))
+    except SbcardError as e:
+        raise InvalidInput(e.code, e.message, field) from None

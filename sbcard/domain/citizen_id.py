@@ -9,6 +9,7 @@ check that can be made without a clock; whether the birth date lies in the futur
 
 from __future__ import annotations
 
+import operator
 import re
 from datetime import date
 
@@ -34,7 +35,7 @@ def compute_check_char(first17: str) -> str:
     """The MOD 11-2 check character ('0'-'9' or 'X') for the first 17 digits."""
     if not _FIRST17.fullmatch(first17):
         raise _invalid("format", f"expected 17 digits to compute a check character, got {first17!r}")
-    total = sum(int(c) * w for c, w in zip(first17, WEIGHTS))
+    total = sum(map(operator.mul, map(int, first17), WEIGHTS))  # map: a million-row import checks each ID
     return CHECK_CHARS[total % 11]
 
 

@@ -21,6 +21,7 @@ Level = Literal["province", "prefecture", "county"]
 Node = Literal["bj", "tj", "he"]
 LEVELS: tuple[str, ...] = ("province", "prefecture", "county")
 NODES: dict[str, Node] = {"110000": "bj", "120000": "tj", "130000": "he"}
+NODE_NAMES: dict[str, str] = {"bj": "Beijing", "tj": "Tianjin", "he": "Hebei"}  # for messages
 _CODE = re.compile(r"[0-9]{6}")  # ASCII digits only
 
 
@@ -50,6 +51,16 @@ def node_of(code: str) -> Node:
             message=f"region {code.strip()} is outside Beijing, Tianjin and Hebei",
             field=FIELD,
         ) from None
+
+
+def is_within(code: str, area: str) -> bool:
+    """Whether region ``code`` lies in ``area``: the area itself, its prefecture (``1301xx`` in
+    ``130100``) or its province (``1201xx`` in ``120000``). Both are valid 6-digit codes."""
+    if area.endswith("0000"):
+        return code[:2] == area[:2]
+    if area.endswith("00"):
+        return code[:4] == area[:4]
+    return code == area
 
 
 def _check_code(_instance: object, attribute: attrs.Attribute, value: str | None) -> None:

@@ -1,9 +1,10 @@
 """The world on disk: one database per region, the hub's database, and their creation.
 
 `init_world` is idempotent: it creates what is missing, upgrades what is old, loads the
-reference regions, gives each region its issuer master keys once, and changes nothing
-when run again. `open_world` is how everything else gets at the databases; it refuses a
-directory that is not a world and upgrades one that is behind the code.
+reference regions and each region's own service outlets, gives each region its issuer
+master keys once, and changes nothing when run again. `open_world` is how everything
+else gets at the databases; it refuses a directory that is not a world and upgrades one
+that is behind the code.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import attrs
 import sqlite_utils
 
 from sbcard.clock import Clock, SystemClock
-from sbcard.domain.errors import NotFound
+from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
+from sbcard.domain.outlets import KINDS as OUTLET_KINDS
+from sbcard.domain.outlets import OutletCode
+from sbcard.domain.regions import node_of
 from sbcard.reference import read_csv_rows
 from sbcard.store import schema_hub, schema_region
 from sbcard.store.db import open_db
-from sbcard.store.migrations import Migration, migrate, schema_version, timestamp
+from sbcard.store.migrations import Migration, migrate, read_meta, schema_version, timestamp
 from sbcard.store.unit_of_work import UnitOfWork
 
 HUB = "hub"
@@ -37,6 +41,7 @@ KEY_LENGTH = 16  # SM4 keys are 128 bits
 _LEVEL_ORDER = {"province": 0, "prefecture": 1, "county": 2}
 # 4 columns x 200 rows = 800 host parameters, under SQLite's historical limit of 999.
 _REGION_BATCH = 200
+_OUTLET_BATCH = 100  # 6 columns
 
 
 @attrs.frozen
@@ -66,11 +71,12 @@ class NodeReport:
     migrations_applied: tuple[str, ...]
     regions_loaded: int  # rows inserted or corrected this run, 0 when already current
     keys_generated: tuple[str, ...]  # purposes of issuer keys created this run
+    outlets_loaded: int = 0  # this region's outlets inserted or corrected this run
 
     @property
     def changed(self) -> bool:
         return self.created or bool(
-            self.migrations_applied or self.regions_loaded or self.keys_generated
+            self.migrations_applied or self.regions_loaded or self.keys_generated or self.outlets_loaded
         )
 
 
@@ -97,6 +103,7 @@ class InitReport:
                     "migrations_applied": list(n.migrations_applied),
                     "regions_loaded": n.regions_loaded,
                     "keys_generated": list(n.keys_generated),
+                    "outlets_loaded": n.outlets_loaded,
                 }
                 for n in self.nodes
             ],
@@ -118,7 +125,8 @@ def init_world(home: Path, clock: Clock, rng_seed: int | None = None) -> InitRep
             directory.mkdir(parents=True, exist_ok=True)
             dirs_created = True
     regions = _fixture_regions()
-    reports = tuple(_init_node(paths, node, regions, clock, rng_seed) for node in NODES)
+    outlets = _fixture_outlets({row["code"] for row in regions})
+    reports = tuple(_init_node(paths, node, regions, outlets, clock, rng_seed) for node in NODES)
     return InitReport(
         home=paths.home,
         created=not existed_before,
@@ -184,6 +192,14 @@ def open_world(home: Path, clock: Clock | None = None) -> World:
     return World(paths, dbs)
 
 
+def node_of_db(db: sqlite_utils.Database) -> str:
+    """The node ("bj", "tj", "he") a region database belongs to, from its own identity."""
+    code = read_meta(db).get("region_code")
+    if code is None:
+        raise SbcardError("store.not_region", "this database is not a region's database")
+    return node_of(code)
+
+
 def world_summary(world: World) -> dict[str, dict[str, Any]]:
     """Counts per node, keyed by node, with stable keys (for `sbcard init` and `simulate`).
 
@@ -200,6 +216,8 @@ def world_summary(world: World) -> dict[str, dict[str, Any]]:
             "regions": db["regions"].count,
             "operators": db["operators"].count,
             "audit_entries": db["audit_log"].count,
+            "outlets": db["outlets"].count,
+            "persons": db["persons"].count,
         }
     hub = world.hub()
     latest = hub.execute("SELECT max(version) FROM blacklist_versions").fetchone()[0]
@@ -218,6 +236,7 @@ def _init_node(
     paths: WorldPaths,
     node: str,
     regions: Sequence[dict[str, Any]],
+    outlets: Sequence[dict[str, Any]],
     clock: Clock,
     rng_seed: int | None,
 ) -> NodeReport:
@@ -230,8 +249,10 @@ def _init_node(
         applied = migrate(db, kind, migrations, clock.now, region_code=region_code)
         loaded = _load_regions(db, regions)
         keys: tuple[str, ...] = ()
+        outlets_loaded = 0
         if region_code is not None:
             keys = _ensure_issuer_keys(db, region_code, clock, rng_seed)
+            outlets_loaded = _load_outlets(db, [row for row in outlets if row["node"] == node])
         version = schema_version(db)
     finally:
         db.close()
@@ -244,6 +265,7 @@ def _init_node(
         migrations_applied=tuple(applied),
         regions_loaded=loaded,
         keys_generated=keys,
+        outlets_loaded=outlets_loaded,
     )
 
 
@@ -271,6 +293,68 @@ def _load_regions(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> 
         stale = [row for row in rows if current.get(row["code"]) != row]
         if stale:
             uow.db["regions"].upsert_all(stale, pk="code", batch_size=_REGION_BATCH)
+            uow.commit()
+    return len(stale)
+
+
+def _fixture_outlets(known_regions: set[str]) -> list[dict[str, Any]]:
+    """The outlets fixture, checked row by row, each row tagged with the node that owns it.
+
+    A malformed fixture is an internal error (exit 3) naming the line: loading half of it
+    would leave a region without outlets its staff expect.
+    """
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for line, row in enumerate(read_csv_rows("outlets.csv"), start=2):
+        try:
+            outlet = _outlet_row(row, known_regions)
+            if outlet["code"] in seen:
+                raise ValueError(f"{outlet['code']} is listed twice")
+        except (InvalidInput, KeyError, ValueError, AttributeError) as e:
+            raise SbcardError("fixture.invalid", f"outlets.csv line {line}: {e}") from e
+        seen.add(outlet["code"])
+        rows.append(outlet)
+    return rows
+
+
+def _outlet_row(row: dict[str, str], known_regions: set[str]) -> dict[str, Any]:
+    code = OutletCode.parse(row["code"], field="code")
+    region = row["region"].strip()
+    if region != code.district:
+        raise ValueError(f"{code} lies in district {code.district}, not {region}")
+    if region not in known_regions:
+        raise ValueError(f"region {region} is not in regions.csv")
+    kind = row["kind"].strip()
+    if kind not in OUTLET_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(OUTLET_KINDS)}")
+    name = row["name"].strip()
+    if not name:
+        raise ValueError(f"{code} has no name")
+    low_stock = int(row["low_stock"])
+    if low_stock < 0:
+        raise ValueError(f"{code}: low_stock must not be negative")
+    return {
+        "node": code.node,
+        "code": str(code),
+        "name": name,
+        "region": region,
+        "kind": kind,
+        "address": (row.get("address") or "").strip() or None,
+        "low_stock": low_stock,
+    }
+
+
+def _load_outlets(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert this region's outlets that differ, as for regions: a second run writes nothing.
+
+    Outlets that left the fixture are kept: their stock and their cards' events name them.
+    """
+    wanted = [{k: v for k, v in row.items() if k != "node"} for row in rows]
+    with UnitOfWork(db) as uow:
+        current = {row["code"]: row for row in uow.db["outlets"].rows}
+        stale = [row for row in wanted if current.get(row["code"]) != row]
+        if stale:
+            uow.db["outlets"].upsert_all(stale, pk="code", batch_size=_OUTLET_BATCH)
             uow.commit()
     return len(stale)
 

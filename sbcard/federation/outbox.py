@@ -1,0 +1,152 @@
+"""Messages between nodes: written with the change they report, delivered after commit.
+
+A use case writes its own rows and its messages to other nodes (``enqueue``) in one
+transaction of its own node, so a message exists exactly when the change does. Once that
+transaction has committed, ``deliver_pending`` hands every pending message to its
+receiver, oldest first per sending node; a crash in between leaves the message pending
+and the next command delivers it.
+
+The receiver applies a message in its own transaction and records its idempotency key
+there (the hub in ``messages``, a region in ``inbox``) together with the result, so a
+message delivered twice — a retry after a crash, two processes delivering at once — is
+applied once. A message the receiver refuses by a rule (an ``SbcardError``) is recorded
+with the refusal as its result and is not retried: retrying cannot change a rule's answer.
+
+Kinds and payloads:
+
+- ``card.status`` → hub: ``{card_number, card_id_code, citizen_id, issuing_region, status}``,
+  the directory's entry for the card;
+- ``blacklist.add`` / ``blacklist.remove`` → hub: ``{card_number, reason}``, published as
+  a new blacklist version;
+- ``stock.used`` → the outlet's region: ``{outlet, chip_serial, card_number}``, the blank
+  a card was made on leaves that outlet's stock (a card issued away from its issuer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlite_utils
+
+from sbcard.domain.errors import SbcardError
+from sbcard.services import hub_directory, stock
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import HUB, NODES, REGION_NODES, World
+
+Handler = Callable[[sqlite_utils.Database, Mapping[str, Any], dt.datetime], dict[str, Any]]
+
+
+def _card_status(hub_db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    changed = hub_directory.upsert_card(
+        hub_db,
+        card_number=p["card_number"],
+        card_id_code=p["card_id_code"],
+        citizen_id=p["citizen_id"],
+        issuing_region=p["issuing_region"],
+        status=p["status"],
+        now=dt.datetime.fromisoformat(p["at"]) if p.get("at") else now,
+    )
+    return {"changed": changed}
+
+
+def _blacklist(action: str) -> Handler:
+    def handle(hub_db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+        cards = {action + "s": [p["card_number"]]}
+        version = hub_directory.publish_blacklist(hub_db, **cards, note=p.get("reason"), now=now)
+        return {"version": version}
+
+    return handle
+
+
+def _stock_used(db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    stock.take_blank(db, outlet=p["outlet"], chip_serial=p["chip_serial"], card_number=p["card_number"], now=now)
+    return {"taken": p["chip_serial"]}
+
+
+HANDLERS: dict[str, tuple[str, Handler]] = {  # kind → (receiving side, handler)
+    "card.status": (HUB, _card_status),
+    "blacklist.add": (HUB, _blacklist("add")),
+    "blacklist.remove": (HUB, _blacklist("remove")),
+    "stock.used": ("region", _stock_used),
+}
+
+
+def enqueue(
+    db: sqlite_utils.Database, *, to_node: str, kind: str, key: str, payload: Mapping[str, Any], now: dt.datetime
+) -> None:
+    """Add a message to this node's outbox; call inside the use case's unit of work.
+
+    ``key`` must be unique for the change it reports (e.g. ``card.status/<card>/<event id>``):
+    it is what the receiver applies once.
+    """
+    if kind not in HANDLERS:
+        raise ValueError(f"unknown message kind {kind!r} (known: {', '.join(HANDLERS)})")
+    side = HANDLERS[kind][0]
+    if (side == HUB) != (to_node == HUB) or to_node not in NODES:
+        raise ValueError(f"a {kind!r} message goes to {'the hub' if side == HUB else 'a region'}, not {to_node!r}")
+    db["outbox"].insert(
+        {
+            "idempotency_key": key,
+            "to_node": to_node,
+            "kind": kind,
+            "payload": json.dumps(dict(payload), ensure_ascii=False, sort_keys=True),
+            "created_at": now.isoformat(),
+            "delivered_at": None,
+        }
+    )
+
+
+def pending(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """This node's undelivered messages, oldest first."""
+    return list(db["outbox"].rows_where("delivered_at IS NULL", order_by="id"))
+
+
+def deliver_pending(world: World, now: dt.datetime) -> int:
+    """Deliver every region's pending messages; returns how many were delivered.
+
+    An error other than a rule's refusal (the database busy past its timeout, say) stops
+    the delivery and propagates; what was not delivered stays pending for the next call.
+    """
+    delivered = 0
+    for node in REGION_NODES:
+        db = world.region(node)
+        for message in pending(db):
+            _apply_once(world, node, message, now)
+            with UnitOfWork(db) as uow:
+                uow.db.execute(
+                    "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+                    [now.isoformat(), message["id"]],
+                )
+                uow.commit()
+            delivered += 1
+    return delivered
+
+
+def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: dt.datetime) -> None:
+    to_node, kind, key = message["to_node"], message["kind"], message["idempotency_key"]
+    receiver = world.hub() if to_node == HUB else world.region(to_node)
+    log = "messages" if to_node == HUB else "inbox"
+    payload = json.loads(message["payload"])
+    with UnitOfWork(receiver) as uow:
+        if uow.db.execute(f"SELECT 1 FROM {log} WHERE idempotency_key = ?", [key]).fetchone():
+            return  # applied before: the sender's mark was lost
+        try:
+            result = HANDLERS[kind][1](uow.db, payload, now)
+        except SbcardError as refused:
+            uow.rollback()
+            result = {"refused": refused.code, "message": refused.message}
+        row = {
+            "idempotency_key": key,
+            "kind": kind,
+            "from_node": from_node,
+            "received_at": now.isoformat(),
+            "payload": message["payload"],
+            "result": json.dumps(result, ensure_ascii=False, sort_keys=True),
+        }
+        if to_node == HUB:
+            row["to_node"] = HUB
+        uow.db[log].insert(row)
+        uow.commit()

@@ -1,0 +1,109 @@
+"""`ledger.post`: balanced, idempotent per txn_id, never overdrawing a holder, nothing half-written."""
+
+from __future__ import annotations
+
+import pytest
+from ledger_helpers import card_holder
+
+from sbcard.domain.errors import RuleRefused, SbcardError
+from sbcard.services import ledger
+
+TILL = "CASH-TJ-120103-02"
+
+
+@pytest.fixture
+def accounts(world, clock):
+    tj = world.region("tj")
+    cid, card = card_holder(tj, "tj", clock)
+    holder = ledger.open_holder_account(tj, citizen_id=cid, card_number=card, node="tj", now=clock.now())
+    ledger.ensure_internal_account(tj, TILL, "cash", clock.now())
+    ledger.ensure_internal_account(tj, "FUND-ELDERLY", "fund", clock.now())
+    return tj, holder
+
+
+def post(db, clock, txn_id, entries, **kw):
+    return ledger.post(db, txn_id=txn_id, entries=entries, kind=kw.pop("kind", "test"), operator="op",
+                       now=clock.now(), **kw)
+
+
+def test_a_posting_moves_money_and_lists_entries(accounts, clock):
+    tj, holder = accounts
+    assert post(tj, clock, "T1", [(holder, 10000), (TILL, -10000)], outlet="TJ-120103-02", memo="deposit")
+    assert post(tj, clock, "T2", [(holder, -2500), (TILL, 2500)])
+
+    assert ledger.balance(tj, holder) == 7500 and ledger.balance(tj, TILL) == -7500
+    assert [(e["txn_id"], e["amount_fen"], e["memo"]) for e in ledger.entries(tj, holder)] == [
+        ("T1", 10000, "deposit"), ("T2", -2500, None)]
+
+
+def test_posting_the_same_transaction_again_does_nothing(accounts, clock):
+    tj, holder = accounts
+    assert post(tj, clock, "SUB-2025-03-0001", [(holder, 500), ("FUND-ELDERLY", -500)]) is True
+    assert post(tj, clock, "SUB-2025-03-0001", [("FUND-ELDERLY", -500), (holder, 500)]) is False
+    assert ledger.balance(tj, holder) == 500 and tj["ledger_entries"].count == 2
+    with pytest.raises(SbcardError) as exc:
+        post(tj, clock, "SUB-2025-03-0001", [(holder, 600), ("FUND-ELDERLY", -600)])
+    assert exc.value.code == "ledger.txn_conflict"
+
+
+@pytest.mark.parametrize(
+    ("entries", "code"),
+    [
+        ([("H", 100)], "ledger.unbalanced"),
+        ([("H", 100), (TILL, -99)], "ledger.unbalanced"),
+        ([("H", 0), (TILL, 0)], "ledger.amount"),
+        ([("H", 1.5), (TILL, -1.5)], "ledger.amount"),
+        ([("H", True), (TILL, -1)], "ledger.amount"),
+    ],
+)
+def test_malformed_transactions_are_refused(accounts, clock, entries, code):
+    tj, holder = accounts
+    entries = [(holder if a == "H" else a, amount) for a, amount in entries]
+    with pytest.raises(SbcardError) as exc:
+        post(tj, clock, "BAD", entries)
+    assert exc.value.code == code
+    assert tj["ledger_entries"].count == 0
+
+
+def test_a_holder_account_never_goes_below_zero(accounts, clock):
+    tj, holder = accounts
+    post(tj, clock, "T1", [(holder, 1000), (TILL, -1000)])
+    with pytest.raises(RuleRefused) as exc:
+        post(tj, clock, "T2", [(holder, -1001), (TILL, 1001)])
+    assert exc.value.code == "account.insufficient" and "¥10.00" in exc.value.message
+    assert ledger.balance(tj, holder) == 1000 and tj["ledger_entries"].count == 2
+
+
+def test_frozen_and_closed_accounts_take_no_entries(accounts, clock):
+    tj, holder = accounts
+    ledger.set_frozen(tj, holder, frozen=True, now=clock.now())
+    with pytest.raises(RuleRefused) as exc:
+        post(tj, clock, "T1", [(holder, 100), (TILL, -100)])
+    assert exc.value.code == "account.frozen"
+    ledger.set_frozen(tj, holder, frozen=False, now=clock.now())
+    ledger.close_account(tj, holder, clock.now())
+    with pytest.raises(RuleRefused) as exc:
+        post(tj, clock, "T2", [(holder, 100), (TILL, -100)])
+    assert exc.value.code == "account.closed"
+    assert tj["ledger_entries"].count == 0
+
+
+def test_entries_are_append_only(accounts, clock):
+    import sqlite3
+
+    tj, holder = accounts
+    post(tj, clock, "T1", [(holder, 100), (TILL, -100)])
+    with pytest.raises(sqlite3.IntegrityError):
+        tj.execute("UPDATE ledger_entries SET amount_fen = 1")
+
+
+def test_a_refused_posting_inside_a_use_case_leaves_the_callers_work(accounts, clock):
+    from sbcard.store.unit_of_work import UnitOfWork
+
+    tj, holder = accounts
+    with UnitOfWork(tj) as uow:
+        post(uow.db, clock, "T1", [(holder, 100), (TILL, -100)])
+        with pytest.raises(RuleRefused):
+            post(uow.db, clock, "T2", [(holder, -500), (TILL, 500)])
+        uow.commit()
+    assert ledger.balance(tj, holder) == 100
