@@ -6,7 +6,21 @@ from pathlib import Path
 
 import click
 
-from sbcard.cli import accounts, card_life, cards, ids, operators, outlets, persons, readers, world
+from sbcard.cli import (
+    accounts,
+    card_life,
+    cards,
+    ids,
+    operators,
+    outlets,
+    persons,
+    readers,
+    terminals,
+    transit,
+    transit_money,
+    transit_ops,
+    world,
+)
 from sbcard.cli.context import AppContext, default_home
 
 
@@ -35,6 +49,10 @@ cli.add_command(persons.person)
 cli.add_command(operators.operator)
 cli.add_command(outlets.outlet)
 cli.add_command(accounts.account)
+cli.add_command(transit.transit)
+transit_ops.register(transit.transit)
+transit_money.register(transit.transit)
+cli.add_command(terminals.terminal)
 
 
 def main() -> None:

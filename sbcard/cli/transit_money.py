@@ -1,0 +1,12 @@
+"""Purse loads (圈存) and uploads of offline records to the operator's host.
+
+Registered onto the ``transit`` group by ``register``.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def register(transit: click.Group) -> None:
+    """Add this module's commands to the ``transit`` group."""
