@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, table
 from sbcard.domain.masking import mask_middle
 from sbcard.domain.money import format_fen, parse_yuan
@@ -26,45 +26,36 @@ def _cash_options(fn):
     return click.argument("card_number", metavar="CARD")(fn)
 
 
-@account.command("deposit")
-@_cash_options
-@json_option
-@pass_app
-@handle_errors
-def deposit_command(app: AppContext, card_number: str, amount: str, operator: str, outlet: str,
-                    txn_id: str | None, memo: str | None) -> None:
-    """Cash handed in at a bank-branch outlet, credited to CARD's account."""
-    from sbcard.services.cash import deposit
+def _cash_command(move: str, doc: str, *, verb: str, preposition: str) -> click.Command:
+    """``account deposit`` or ``withdraw``: cash over a bank-branch outlet's counter (``services.cash.<move>``)."""
 
-    fen = parse_yuan(amount, field="--amount")
-    with open_world(app.home, app.clock) as world:
-        data = deposit(world, card_number=card_number, amount_fen=fen, operator=operator, outlet=outlet,
-                       now=app.clock.now(), txn_id=txn_id, memo=memo)
-    _emit_cash(app, data, "Deposited", "to")
+    @account.command(move, help=doc)
+    @_cash_options
+    @with_app
+    def command(app: AppContext, card_number: str, amount: str, operator: str, outlet: str,
+                txn_id: str | None, memo: str | None) -> None:
+        from sbcard.services import cash
+
+        fen = parse_yuan(amount, field="--amount")
+        with open_world(app.home, app.clock) as world:
+            data = getattr(cash, move)(world, card_number=card_number, amount_fen=fen, operator=operator,
+                                       outlet=outlet, now=app.clock.now(), txn_id=txn_id, memo=memo)
+        _emit_cash(app, data, verb, preposition)
+
+    return command
 
 
-@account.command("withdraw")
-@_cash_options
-@json_option
-@pass_app
-@handle_errors
-def withdraw_command(app: AppContext, card_number: str, amount: str, operator: str, outlet: str,
-                     txn_id: str | None, memo: str | None) -> None:
-    """Cash paid out at a bank-branch outlet from the account of an active CARD."""
-    from sbcard.services.cash import withdraw
-
-    fen = parse_yuan(amount, field="--amount")
-    with open_world(app.home, app.clock) as world:
-        data = withdraw(world, card_number=card_number, amount_fen=fen, operator=operator, outlet=outlet,
-                        now=app.clock.now(), txn_id=txn_id, memo=memo)
-    _emit_cash(app, data, "Paid out", "from")
+deposit_command = _cash_command(
+    "deposit", "Cash handed in at a bank-branch outlet, credited to CARD's account.",
+    verb="Deposited", preposition="to")
+withdraw_command = _cash_command(
+    "withdraw", "Cash paid out at a bank-branch outlet from the account of an active CARD.",
+    verb="Paid out", preposition="from")
 
 
 @account.command("show")
 @click.argument("card_number", metavar="CARD")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def show_command(app: AppContext, card_number: str) -> None:
     """CARD's account: number (masked here), status, balance and every entry."""
     from sbcard.services.cash import account_view

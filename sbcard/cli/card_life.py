@@ -6,17 +6,14 @@ module opens the world and the readers and drives the counter terminal's card fu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from sbcard.chip.reader import Reader
 from sbcard.chip.sw import AuthenticationBlocked, WrongPin
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, table
-from sbcard.cli.readers import open_reader_for, trace_option
+from sbcard.cli.readers import card_reader_options, reader_session, trace_option
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.masking import mask_middle
 from sbcard.domain.money import format_fen
@@ -42,6 +39,11 @@ def _reason(fn):
     return click.option("--reason", default=None, help="Why (recorded with the event).")(fn)
 
 
+def _event_options(fn):
+    """``--operator``, ``--outlet`` and ``--reason``: who makes the change, where and why."""
+    return _operator(_outlet()(_reason(fn)))
+
+
 CARD = click.argument("card_number", metavar="CARD")
 
 
@@ -53,12 +55,8 @@ CARD = click.argument("card_number", metavar="CARD")
 @click.option("--temporary", is_flag=True, help="A temporary loss by phone or app: lapses after 5 days unless confirmed.")
 @click.option("--channel", type=click.Choice(["phone", "app", "counter"]), default=None,
               help="Where the loss is reported: phone or app (temporary), counter (formal; the default).")
-@_operator
-@_outlet()
-@_reason
-@json_option
-@pass_app
-@handle_errors
+@_event_options
+@with_app
 def report_lost_command(app: AppContext, card_number: str, temporary: bool, channel: str | None, operator: str,
                         outlet: str | None, reason: str | None) -> None:
     """挂失: stop the card and freeze its account; by phone/app only for 5 days unless confirmed."""
@@ -74,47 +72,32 @@ def report_lost_command(app: AppContext, card_number: str, temporary: bool, chan
     _show_event(app, done)
 
 
-@click.command("confirm-loss")
-@CARD
-@_operator
-@_outlet()
-@_reason
-@json_option
-@pass_app
-@handle_errors
-def confirm_loss_command(app: AppContext, card_number: str, operator: str, outlet: str | None,
-                         reason: str | None) -> None:
-    """Make a temporary loss formal at a counter, before it lapses."""
-    from sbcard.services import lifecycle
+def _event_command(name: str, event: str, doc: str) -> click.Command:
+    """The command of a life event that needs nothing but who, where and why: ``lifecycle.<event>``."""
 
-    with open_world(app.home) as world:
-        done = lifecycle.confirm_loss(world, card_number=card_number, operator=operator, outlet=outlet,
-                                      reason=reason, now=app.clock.now())
-    _show_event(app, done)
+    @click.command(name, help=doc)
+    @CARD
+    @_event_options
+    @with_app
+    def command(app: AppContext, card_number: str, operator: str, outlet: str | None, reason: str | None) -> None:
+        from sbcard.services import lifecycle
+
+        with open_world(app.home) as world:
+            done = getattr(lifecycle, event)(world, card_number=card_number, operator=operator, outlet=outlet,
+                                              reason=reason, now=app.clock.now())
+        _show_event(app, done)
+
+    return command
 
 
-@click.command("unblock")
-@CARD
-@_operator
-@_outlet()
-@_reason
-@json_option
-@pass_app
-@handle_errors
-def unblock_command(app: AppContext, card_number: str, operator: str, outlet: str | None, reason: str | None) -> None:
-    """解挂: a lost card is found; the card and its account work again."""
-    from sbcard.services import lifecycle
-
-    with open_world(app.home) as world:
-        done = lifecycle.unblock(world, card_number=card_number, operator=operator, outlet=outlet, reason=reason,
-                                 now=app.clock.now())
-    _show_event(app, done)
+confirm_loss_command = _event_command(
+    "confirm-loss", "confirm_loss", "Make a temporary loss formal at a counter, before it lapses.")
+unblock_command = _event_command(
+    "unblock", "unblock", "解挂: a lost card is found; the card and its account work again.")
 
 
 @click.command("lapse-losses")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def lapse_losses_command(app: AppContext) -> None:
     """Write the lapse of temporary losses not confirmed within 5 days (run daily)."""
     from sbcard.services import lifecycle
@@ -142,9 +125,7 @@ def lapse_losses_command(app: AppContext) -> None:
               help="The reader with the old card, when the holder brings it: its purse balance is refunded.")
 @_reason
 @trace_option
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def replace_command(app: AppContext, card_number: str, reader_spec: str, operator: str, outlet: str,
                     old_reader_spec: str | None, reason: str | None, trace: bool) -> None:
     """补换卡: a new card with a new number; the old one blacklisted, the account moved to the new one."""
@@ -155,9 +136,9 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
     with open_world(app.home) as world:
         job = Replacement(world, card_number, operator=operator, outlet=outlet, reason=reason, now=now)
         if old_reader_spec:
-            with _reader(old_reader_spec, trace) as old:
+            with reader_session(old_reader_spec, trace) as old:
                 job.old_card_presented(counter.read_back(old))
-        with _reader(reader_spec, trace) as reader:
+        with reader_session(reader_spec, trace) as reader:
             job.check_blank(counter.chip_info(reader))
             outcome = counter.issue(reader, job.issuance_desk())
     done = {**job.result(outcome.record), "apdus": outcome.apdus}
@@ -188,9 +169,7 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
 @_operator
 @click.option("--reason", required=True, help="Why the card is cancelled (e.g. the holder died).")
 @_outlet(help="The outlet; a bank-branch outlet when the account's balance is paid out in cash.")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def cancel_command(app: AppContext, card_number: str, operator: str, reason: str, outlet: str | None) -> None:
     """注销: pay out the account's balance in cash, close the account, end the card for good."""
     from sbcard.services import lifecycle
@@ -213,9 +192,7 @@ def cancel_command(app: AppContext, card_number: str, operator: str, reason: str
 @click.command("refunds")
 @click.option("--pay", is_flag=True, help="Pay the refunds of the operator's region whose window has passed.")
 @click.option("--operator", default=None, help="The finance operator paying them (required with --pay).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def refunds_command(app: AppContext, pay: bool, operator: str | None) -> None:
     """Purse balances of replaced cards: waiting for the clearing window, due, paid."""
     from sbcard.services import replacement
@@ -249,12 +226,8 @@ def pin() -> None:
 @CARD
 @click.option("--old-pin", default=None, help="The current PIN (prompted, hidden, when absent).")
 @click.option("--new-pin", default=None, help="The new PIN (prompted, hidden and confirmed, when absent).")
-@click.option("--reader", "reader_spec", default=None, metavar="SPEC",
-              help="The reader with the card (default: the card's virtual file, when it has one).")
-@trace_option
-@json_option
-@pass_app
-@handle_errors
+@card_reader_options()
+@with_app
 def pin_change_command(app: AppContext, card_number: str, old_pin: str | None, new_pin: str | None,
                        reader_spec: str | None, trace: bool) -> None:
     """Change the PIN; three wrong old PINs block it until a counter resets it."""
@@ -267,7 +240,7 @@ def pin_change_command(app: AppContext, card_number: str, old_pin: str | None, n
     with open_world(app.home) as world:
         try:
             with pins.pin_change(world, card_number=card_number, old_pin=old_pin, new_pin=new_pin, now=now) as order:
-                with _reader(_spec_of(reader_spec, order.virtual_path), trace) as reader:
+                with reader_session(_spec_of(reader_spec, order.virtual_path), trace) as reader:
                     order.check_card(counter.read_back(reader))
                     counter.change_pin(reader, old_pin, new_pin)
                 done = order.record()
@@ -288,12 +261,8 @@ def pin_change_command(app: AppContext, card_number: str, old_pin: str | None, n
 @click.option("--new-pin", default=None, help="The new PIN (prompted, hidden and confirmed, when absent).")
 @_operator
 @_outlet()
-@click.option("--reader", "reader_spec", default=None, metavar="SPEC",
-              help="The reader with the card (default: the card's virtual file, when it has one).")
-@trace_option
-@json_option
-@pass_app
-@handle_errors
+@card_reader_options()
+@with_app
 def pin_reset_command(app: AppContext, card_number: str, citizen_id: str, new_pin: str | None, operator: str,
                       outlet: str | None, reader_spec: str | None, trace: bool) -> None:
     """At a counter: set a new PIN (and lift a block) for the holder, identity checked."""
@@ -305,7 +274,7 @@ def pin_reset_command(app: AppContext, card_number: str, citizen_id: str, new_pi
         world, card_number=card_number, citizen_id=citizen_id, new_pin=new_pin, operator=operator, outlet=outlet,
         now=app.clock.now(),
     ) as order:
-        with _reader(_spec_of(reader_spec, order.virtual_path), trace) as reader:
+        with reader_session(_spec_of(reader_spec, order.virtual_path), trace) as reader:
             order.check_card(counter.read_back(reader))
             counter.set_pin(reader, order.keys, new_pin)
         done = order.record()
@@ -313,15 +282,6 @@ def pin_reset_command(app: AppContext, card_number: str, citizen_id: str, new_pi
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def _reader(spec: str, trace: bool) -> Iterator[Reader]:
-    reader = open_reader_for(spec, trace)
-    try:
-        yield reader
-    finally:
-        reader.close()
 
 
 def _spec_of(reader_spec: str | None, virtual_path: str | None) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, table
-from sbcard.cli.readers import open_reader_for, reader_option, trace_option
+from sbcard.cli.readers import card_reader_options, reader_option, reader_session, trace_option
 from sbcard.domain.bank_account import BankAccount
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.masking import mask_citizen_id, mask_name
@@ -30,9 +30,7 @@ def card() -> None:
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the virtual card file.")
 @click.option("--serial", default=None, metavar="HEX16", help="Chip serial (8 bytes hex; default random).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def blank_command(app: AppContext, out: Path, serial: str | None) -> None:
     """Make a blank virtual card: only a chip serial and a transport key."""
     from terminals.emulator.blank import create_blank
@@ -82,9 +80,7 @@ def _world(app: AppContext):
 @click.option("--online", is_flag=True, help="Made centrally and mailed to --address, not issued at the counter.")
 @click.option("--address", default=None, help="Delivery address of an --online application.")
 @click.option("--guardian-id", default=None, help="The guardian applying for a minor (recorded in the registry).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def apply_command(app: AppContext, citizen_id: str, outlet: str, operator: str, online: bool,
                   address: str | None, guardian_id: str | None) -> None:
     """Apply for a card (申领) at an outlet, or --online to have it mailed."""
@@ -101,9 +97,7 @@ def apply_command(app: AppContext, citizen_id: str, outlet: str, operator: str, 
 @card.command("applications")
 @click.option("--status", type=click.Choice(["applied", "in_production", "mailed", "delivered", "issued", "withdrawn"]),
               default=None, help="Only applications with this status.")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def applications_command(app: AppContext, status: str | None) -> None:
     """Every region's applications, oldest first."""
     from sbcard.services import issuance
@@ -126,9 +120,7 @@ def applications_command(app: AppContext, status: str | None) -> None:
 @click.option("--set", "new_status", type=click.Choice(["in_production", "mailed", "delivered", "withdrawn"]),
               default=None, help="Move the application on (online: in_production → mailed → delivered).")
 @click.option("--operator", default=None, help="Who moves it (required with --set).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def application_status_command(app: AppContext, application_id: str, new_status: str | None,
                                operator: str | None) -> None:
     """Show an application, or move an online one along (made → mailed → delivered)."""
@@ -169,9 +161,7 @@ def _emit_application(app: AppContext, data: dict) -> None:
 @reader_option
 @_operator_option
 @trace_option
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def issue_command(app: AppContext, application_id: str, reader_spec: str, operator: str, trace: bool) -> None:
     """Issue an application's card on the blank in --reader (即时制卡): personalise, read back, record."""
     from sbcard.services.issuance import IssuanceDesk
@@ -179,11 +169,8 @@ def issue_command(app: AppContext, application_id: str, reader_spec: str, operat
 
     with _world(app) as world:
         desk = IssuanceDesk(world, application_id, operator=operator, now=app.clock.now())
-        reader = open_reader_for(reader_spec, trace)
-        try:
+        with reader_session(reader_spec, trace) as reader:
             outcome = counter.issue(reader, desk)
-        finally:
-            reader.close()
     data = {**outcome.record, "apdus": outcome.apdus}
     if app.json:
         emit_json(data)
@@ -199,12 +186,8 @@ def issue_command(app: AppContext, application_id: str, reader_spec: str, operat
 @click.option("--pin", default=None, help="The holder's new PIN (default: asked for, hidden, twice).")
 @_operator_option
 @click.option("--outlet", default=None, help="Where (default: the outlet that issued the card).")
-@click.option("--reader", "reader_spec", default=None, metavar="SPEC",
-              help="The reader with the card (default: the card's virtual card file, when the world keeps one).")
-@trace_option
-@json_option
-@pass_app
-@handle_errors
+@card_reader_options("The reader with the card (default: the card's virtual card file, when the world keeps one).")
+@with_app
 def activate_command(app: AppContext, card_number: str, pin: str | None, operator: str, outlet: str | None,
                      reader_spec: str | None, trace: bool) -> None:
     """Activate an issued card: the holder sets the PIN, the financial account opens."""
@@ -221,11 +204,8 @@ def activate_command(app: AppContext, card_number: str, pin: str | None, operato
         if pin is None:
             pin = click.prompt("New PIN (6 digits)", hide_input=True, confirmation_prompt=True, err=True)
         check_new_pin(pin)  # the birth-date rule is checked against the card itself
-        reader = open_reader_for(reader_spec, trace)
-        try:
+        with reader_session(reader_spec, trace) as reader:
             outcome = counter.activate(reader, desk, pin)
-        finally:
-            reader.close()
     data = {**outcome.record, "apdus": outcome.apdus}
     if app.json:
         emit_json(data)
@@ -241,9 +221,7 @@ def activate_command(app: AppContext, card_number: str, pin: str | None, operato
 @click.argument("card_or_citizen_id")
 @click.option("--show-personal", is_flag=True, help="Show the citizen ID and name in full (audited).")
 @click.option("--operator", default=None, help="Who asks to see personal data (required with --show-personal).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def show_command(app: AppContext, card_or_citizen_id: str, show_personal: bool, operator: str | None) -> None:
     """A card's record, by card number or by the holder's citizen ID (their valid card)."""
     from sbcard.services import card_view
@@ -277,9 +255,7 @@ def show_command(app: AppContext, card_or_citizen_id: str, show_personal: bool, 
 
 @card.command("history")
 @click.argument("card_number", metavar="CARD")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def history_command(app: AppContext, card_number: str) -> None:
     """Everything that happened to a card: when, what, who, where and why."""
     from sbcard.services import card_view

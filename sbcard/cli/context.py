@@ -73,3 +73,11 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What a data command wears: ``--json``, the ``AppContext`` as first argument, errors mapped to exit codes.
+
+    The same as ``@json_option @pass_app @handle_errors``, in that order.
+    """
+    return json_option(pass_app(handle_errors(fn)))

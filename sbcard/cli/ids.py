@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from sbcard.cli.context import EXIT_OK, EXIT_USAGE, AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import EXIT_OK, EXIT_USAGE, AppContext, with_app
 from sbcard.cli.output import emit_json, fields
 from sbcard.domain.identify import identify
 from sbcard.reference import load_regions
@@ -29,9 +29,7 @@ def ids() -> None:
 @ids.command("check")
 @click.argument("value")
 @click.option("--show-personal", is_flag=True, help="Show a citizen ID in full (human output masks it).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def check(app: AppContext, value: str, show_personal: bool) -> None:
     """Tell what VALUE is and whether it is valid; exit 0 if valid, 2 if not."""
     result = identify(value, load_regions())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, table
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
@@ -22,9 +22,7 @@ def operator() -> None:
 @click.option("--name", required=True, help="The operator's name.")
 @click.option("--role", required=True, type=click.Choice(ROLES), help="What they may do.")
 @click.option("--region", required=True, metavar="NNNNNN", help="The district they work in (its province = their region).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def add_command(app: AppContext, code: str, name: str, role: str, region: str) -> None:
     """Register operator CODE in the card service of --region's province. Codes are unique nationally."""
     from sbcard.federation.lookup import find_operator
@@ -46,9 +44,7 @@ def add_command(app: AppContext, code: str, name: str, role: str, region: str) -
 
 @operator.command("list")
 @click.option("--region", default=None, metavar="NNNNNN", help="Only this province, prefecture or district.")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def list_command(app: AppContext, region: str | None) -> None:
     """Operators of every region (or of --region), by region then code."""
     from sbcard.services.operators import list_operators

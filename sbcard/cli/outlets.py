@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, table
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.outlets import KINDS
@@ -24,9 +24,7 @@ def outlet() -> None:
 @outlet.command("list")
 @click.option("--region", default=None, metavar="NNNNNN", help="Only this province, prefecture or district.")
 @click.option("--kind", type=click.Choice(list(KINDS)), default=None, help="Only outlets of this kind.")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
     """Outlets with their kind and the blanks they hold."""
     from sbcard.services.stock import outlets_with_stock
@@ -55,9 +53,7 @@ def stock_group() -> None:
 @click.argument("code", metavar="CODE")
 @click.option("--count", required=True, type=int, help="How many blanks arrived (1–1000).")
 @click.option("--operator", required=True, help="The member of staff receiving them.")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def receive_command(app: AppContext, code: str, count: int, operator: str) -> None:
     """Take delivery of --count blank cards at outlet CODE (virtual card files under cards/stock/)."""
     from sbcard.services.stock import receive_stock, stock_of
@@ -78,9 +74,7 @@ def receive_command(app: AppContext, code: str, count: int, operator: str) -> No
 
 @stock_group.command("show")
 @click.argument("code", metavar="CODE")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def show_command(app: AppContext, code: str) -> None:
     """Outlet CODE's blanks: counts by status and each blank's card file."""
     from sbcard.services.stock import blanks, stock_of
@@ -107,9 +101,7 @@ def show_command(app: AppContext, code: str) -> None:
 @click.argument("chip_serial", metavar="CHIP_SERIAL")
 @click.option("--operator", required=True, help="The member of staff writing it off.")
 @click.option("--reason", required=True, help="Why it cannot be used (damaged, lost…).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def spoil_command(app: AppContext, code: str, chip_serial: str, operator: str, reason: str) -> None:
     """Write off blank CHIP_SERIAL of outlet CODE: it leaves the stock."""
     from sbcard.services.stock import spoil_blank, stock_of

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
@@ -39,9 +39,7 @@ def person() -> None:
 @click.option("--guardian-id", default=None, help="The guardian's citizen ID (for a minor).")
 @click.option("--guardian-relation", default=None, help="How the guardian is related (母亲, 父亲, …).")
 @click.option("--operator", default=None, help="The member of staff registering the person (default: the system).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def add_command(app: AppContext, citizen_id: str, operator: str | None, **given: Any) -> None:
     """Register a person in the registry of the region they are insured with."""
     from sbcard.federation.lookup import find_person, require_operator_anywhere
@@ -68,9 +66,7 @@ def add_command(app: AppContext, citizen_id: str, operator: str | None, **given:
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the per-row error report (default: FILE.errors.csv).")
 @click.option("--operator", default=None, help="Who runs the import (default: the system).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def import_command(app: AppContext, file: Path, region: str, errors_path: Path | None, operator: str | None) -> None:
     """Register every good row of FILE.csv; bad rows go to the error report, never blocking the rest.
 
@@ -103,9 +99,7 @@ def import_command(app: AppContext, file: Path, region: str, errors_path: Path |
 @click.argument("citizen_id", metavar="CITIZEN_ID")
 @click.option("--show-personal", is_flag=True, help="Reveal ID, name, phone and address (recorded in the audit log).")
 @click.option("--operator", default=None, help="Who looks (required with --show-personal).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator: str | None) -> None:
     """A person's registry record, wherever they are registered."""
     from sbcard.domain.citizen_id import CitizenId

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.chip.reader import Reader
+from sbcard.cli.context import AppContext, handle_errors, with_app
 from sbcard.cli.output import emit_json, fields, table
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.money import format_fen
@@ -26,10 +30,31 @@ def trace_option(fn):
     return click.option("--trace", is_flag=True, help="Print every APDU and response as hex on stderr.")(fn)
 
 
+def card_reader_options(
+    help: str = "The reader with the card (default: the card's virtual file, when it has one).",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An optional ``--reader`` (by default the card's own virtual file) and ``--trace``."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return click.option("--reader", "reader_spec", default=None, metavar="SPEC", help=help)(trace_option(fn))
+
+    return decorate
+
+
 def open_reader_for(spec: str, trace: bool):
     from terminals.drivers.spec import open_reader
 
     return open_reader(spec, trace=(lambda line: click.echo(line, err=True)) if trace else None)
+
+
+@contextmanager
+def reader_session(spec: str, trace: bool) -> Iterator[Reader]:
+    """The reader of ``spec`` (with ``trace``, its APDUs on stderr), closed on leaving the block."""
+    reader = open_reader_for(spec, trace)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 @click.group()
@@ -38,9 +63,7 @@ def reader() -> None:
 
 
 @reader.command("list")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def list_command(app: AppContext) -> None:
     """PC/SC readers (if pcscd runs) and the world's virtual cards."""
     from terminals.drivers.spec import list_readers
@@ -62,19 +85,14 @@ def list_command(app: AppContext) -> None:
 @click.option("--show-personal", is_flag=True, help="Show the citizen ID and name in full (audited).")
 @click.option("--operator", default=None, help="Who asks to see personal data (required with --show-personal).")
 @trace_option
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def read_command(app: AppContext, reader_spec: str, show_personal: bool, operator: str | None, trace: bool) -> None:
     """Read a card: ATR, card number, 卡识别码, holder (masked), dates, balance, last transactions."""
     from sbcard.chip.reading import read_card
     from sbcard.services.audit import record_personal_data_shown
 
-    rdr = open_reader_for(reader_spec, trace)
-    try:
+    with reader_session(reader_spec, trace) as rdr:
         snapshot = read_card(rdr)
-    finally:
-        rdr.close()
     if show_personal and snapshot.card_number:
         record_personal_data_shown(app.home, app.clock, operator, snapshot, command="reader read")
     data = snapshot.to_json(show_personal=show_personal)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import click
 
-from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, table
 from sbcard.store.world import init_world, open_world, world_summary
 
 
 @click.command("init")
 @click.option("--seed", type=int, default=None, help="Seed for the regions' master keys (default: random).")
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def init_command(app: AppContext, seed: int | None) -> None:
     """Make the world (or upgrade it); running it again changes nothing."""
     report = init_world(app.home, app.clock, rng_seed=seed)
@@ -33,9 +31,7 @@ def init_command(app: AppContext, seed: int | None) -> None:
 @click.option("--population", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@json_option
-@pass_app
-@handle_errors
+@with_app
 def simulate_command(app: AppContext, population: int, days: int, seed: int) -> None:
     """Run the Jing-Jin-Ji card world. For now: build the world and summarise it."""
     report = init_world(app.home, app.clock, rng_seed=seed)

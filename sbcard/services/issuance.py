@@ -41,6 +41,7 @@ from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.regions import NODE_NAMES, province_code_of
 from sbcard.federation import lookup, outbox
 from sbcard.services import audit, hub_directory, keys, operators, registry, stock
+from sbcard.services.views import columns
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
@@ -234,20 +235,13 @@ def application_view(row: dict[str, Any], *, issuing_region: str | None = None) 
     """An application for ``--json`` (stable keys); the citizen ID masked."""
     return {
         "application_id": row["id"],
-        "status": row["status"],
-        "kind": row["kind"],
-        "channel": row["channel"],
+        **columns(row, "status", "kind", "channel"),
         "citizen_id": mask_citizen_id(row["citizen_id"]),
         "issuing_node": allocation.node_of_application(row["id"]),
         "issuing_region": issuing_region,
-        "outlet": row["outlet"],
-        "outlet_region": row["outlet_region"],
-        "delivery_address": row["delivery_address"],
+        **columns(row, "outlet", "outlet_region", "delivery_address"),
         "guardian_id": mask_citizen_id(row["guardian_id"]) if row["guardian_id"] else None,
-        "card_number": row["card_number"],
-        "operator": row["operator"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        **columns(row, "card_number", "operator", "created_at", "updated_at"),
     }
 
 
@@ -523,9 +517,7 @@ def _check_issuable(application: dict[str, Any]) -> None:
 def directory_payload(card: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """The hub directory's entry for a card (outbox kind ``card.status``)."""
     return {
-        "card_number": card["card_number"],
-        "card_id_code": card["card_id_code"],
-        "citizen_id": card["citizen_id"],
+        **columns(card, "card_number", "card_id_code", "citizen_id"),
         "issuing_region": card["card_id_code"][:6],
         "status": card["status"],
         "at": timestamp(now),
@@ -535,17 +527,10 @@ def directory_payload(card: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
 def issued_view(row: dict[str, Any], *, issuing_node: str, resumed: bool) -> dict[str, Any]:
     """``card issue --json``: the issued card (no personal data)."""
     return {
-        "card_number": row["card_number"],
-        "card_id_code": row["card_id_code"],
-        "status": row["status"],
+        **columns(row, "card_number", "card_id_code", "status"),
         "region": row["card_id_code"][:6],
         "issuing_node": issuing_node,
-        "application_id": row["application_id"],
-        "chip_serial": row["chip_serial"],
-        "app_serial": row["app_serial"],
-        "issue_date": row["issue_date"],
-        "expiry_date": row["expiry_date"],
-        "outlet": row["outlet"],
-        "virtual_path": row["virtual_path"],
+        **columns(row, "application_id", "chip_serial", "app_serial", "issue_date", "expiry_date", "outlet",
+                  "virtual_path"),
         "resumed": resumed,
     }

@@ -71,26 +71,28 @@ def report_lost(
     )
 
 
-def confirm_loss(
-    world: World, *, card_number: str, operator: str, outlet: str | None = None, reason: str | None = None,
-    now: datetime,
-) -> dict[str, Any]:
-    """A temporary loss made formal at a counter before it lapses."""
-    return change_card(
-        world, card_number, operator=operator, outlet=outlet, reason=reason, now=now,
-        transition=lambda state: L.confirm_loss(state, now), event="loss_confirmed",
-    )
+def _state_event(
+    step: Callable[[CardState, datetime], CardState], event: str, doc: str
+) -> Callable[..., dict[str, Any]]:
+    """An event that only moves the card's state by ``step`` (and what follows from the new state)."""
+
+    def run(
+        world: World, *, card_number: str, operator: str, outlet: str | None = None, reason: str | None = None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return change_card(
+            world, card_number, operator=operator, outlet=outlet, reason=reason, now=now,
+            transition=lambda state: step(state, now), event=event,
+        )
+
+    run.__name__ = run.__qualname__ = step.__name__
+    run.__doc__ = doc
+    return run
 
 
-def unblock(
-    world: World, *, card_number: str, operator: str, outlet: str | None = None, reason: str | None = None,
-    now: datetime,
-) -> dict[str, Any]:
-    """解挂: the card is found; it and its financial account work again."""
-    return change_card(
-        world, card_number, operator=operator, outlet=outlet, reason=reason, now=now,
-        transition=lambda state: L.unblock(state, now), event="unblocked",
-    )
+confirm_loss = _state_event(L.confirm_loss, "loss_confirmed",
+                            "A temporary loss made formal at a counter before it lapses.")
+unblock = _state_event(L.unblock, "unblocked", "解挂: the card is found; it and its financial account work again.")
 
 
 def cancel(

@@ -17,6 +17,7 @@ from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
 from sbcard.domain.regions import NODE_NAMES, is_within, node_of, validate_region_code
 from sbcard.reference import load_regions
 from sbcard.services import audit
+from sbcard.services.views import columns
 from sbcard.store.migrations import timestamp
 from sbcard.store.transaction import atomic
 from sbcard.store.world import node_of_db
@@ -102,11 +103,5 @@ def _check_region(region: str, node: str) -> str:
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "code": row["code"],
-        "name": row["name"],
-        "role": row["role"],
-        "region": row["region"],
-        "node": node_of(row["region"]),
-        "created_at": row["created_at"],
-    }
+    return {**columns(row, "code", "name", "role", "region"), "node": node_of(row["region"]),
+            "created_at": row["created_at"]}

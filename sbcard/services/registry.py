@@ -43,35 +43,16 @@ __all__ = ["SYSTEM", "ImportReport", "OPTIONS", "add_person", "get_person", "imp
            "record_personal_data_shown"]
 
 
-def add_person(
-    db: sqlite_utils.Database,
-    *,
-    citizen_id: str,
-    name: str,
-    region: str,
-    insurance: str,
-    retired: bool = False,
-    ethnicity: int = 1,
-    phone: str | None = None,
-    address: str | None = None,
-    photo_ref: str | None = None,
-    insured_region: str | None = None,
-    guardian_id: str | None = None,
-    guardian_relation: str | None = None,
-    now: datetime,
-    operator: str = SYSTEM,
-) -> dict[str, Any]:
+def add_person(db: sqlite_utils.Database, *, now: datetime, operator: str = SYSTEM, **fields: Any) -> dict[str, Any]:
     """Register a person in this region (`db` = the region they are insured with).
 
-    Refuses (with the command-line option in the error) a field that is wrong, a
-    person insured elsewhere, and a citizen ID already registered here ("person.exists").
+    `fields` are those of `check_person`: citizen_id, name, region and insurance, and the
+    optional ones. Refuses (with the command-line option in the error) a field that is
+    wrong, a person insured elsewhere, and a citizen ID already registered here
+    ("person.exists").
     """
     try:
-        record = check_person(
-            citizen_id=citizen_id, name=name, region=region, insurance=insurance, today=now.date(),
-            retired=retired, ethnicity=ethnicity, phone=phone, address=address, photo_ref=photo_ref,
-            insured_region=insured_region, guardian_id=guardian_id, guardian_relation=guardian_relation,
-        )
+        record = check_person(today=now.date(), **fields)
         check_registry_node(record, node_of_db(db))
     except SbcardError as e:
         raise type(e)(e.code, e.message, OPTIONS.get(e.field or "", e.field)) from None

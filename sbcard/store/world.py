@@ -288,13 +288,7 @@ def _load_regions(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> 
 
     Regions that left the fixture are kept: other rows may still refer to them.
     """
-    with UnitOfWork(db) as uow:
-        current = {row["code"]: row for row in uow.db["regions"].rows}
-        stale = [row for row in rows if current.get(row["code"]) != row]
-        if stale:
-            uow.db["regions"].upsert_all(stale, pk="code", batch_size=_REGION_BATCH)
-            uow.commit()
-    return len(stale)
+    return _upsert_changed(db, "regions", rows, _REGION_BATCH)
 
 
 def _fixture_outlets(known_regions: set[str]) -> list[dict[str, Any]]:
@@ -349,12 +343,17 @@ def _load_outlets(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> 
 
     Outlets that left the fixture are kept: their stock and their cards' events name them.
     """
-    wanted = [{k: v for k, v in row.items() if k != "node"} for row in rows]
+    return _upsert_changed(db, "outlets", [{k: v for k, v in row.items() if k != "node"} for row in rows],
+                           _OUTLET_BATCH)
+
+
+def _upsert_changed(db: sqlite_utils.Database, table: str, rows: Sequence[dict[str, Any]], batch_size: int) -> int:
+    """Upsert the fixture rows (keyed by ``code``) that differ from the table's; how many there were."""
     with UnitOfWork(db) as uow:
-        current = {row["code"]: row for row in uow.db["outlets"].rows}
-        stale = [row for row in wanted if current.get(row["code"]) != row]
+        current = {row["code"]: row for row in uow.db[table].rows}
+        stale = [row for row in rows if current.get(row["code"]) != row]
         if stale:
-            uow.db["outlets"].upsert_all(stale, pk="code", batch_size=_OUTLET_BATCH)
+            uow.db[table].upsert_all(stale, pk="code", batch_size=batch_size)
             uow.commit()
     return len(stale)
 

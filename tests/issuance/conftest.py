@@ -8,37 +8,19 @@ services' agree.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
 from issuance_world import NOW, OPERATORS, PEOPLE, WorldState
-
-from sbcard.clock import FixedClock
-from sbcard.services import operators, registry, stock
-from sbcard.store.world import init_world, open_world
-from terminals.emulator.blank import create_blank
+from world_template import home, make_template, receive_blanks  # noqa: F401  (home: fixture)
 
 
 @pytest.fixture(scope="session")
 def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("issuance-template") / "world"
-    init_world(home, FixedClock(NOW), rng_seed=3)
-    with open_world(home) as world:
-        for code, (name, role, region, node) in OPERATORS.items():
-            operators.add_operator(world.region(node), code=code, name=name, role=role, region=region, now=NOW)
-        for person in PEOPLE.values():
-            registry.add_person(world.region(person.node), now=NOW, **person.fields)
-    return home
-
-
-@pytest.fixture
-def home(tmp_path: Path, template_home: Path) -> Path:
-    copy = tmp_path / "world"
-    shutil.copytree(template_home, copy)
-    return copy
+    return make_template(tmp_path_factory, "issuance", seed=3, now=NOW, staff=OPERATORS,
+                         people=[(person.node, person.fields) for person in PEOPLE.values()])
 
 
 @pytest.fixture(autouse=True)
@@ -54,16 +36,7 @@ def frozen_now(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def receive(home: Path) -> Callable[..., list[Path]]:
     """``receive(outlet, count=1)`` → the paths of that many new blanks in the outlet's stock."""
-
-    def receive_blanks(outlet: str, count: int = 1) -> list[Path]:
-        node = outlet[:2].lower()
-        with open_world(home) as world:
-            operator = next(code for code, (_, role, _, n) in OPERATORS.items() if n == node and role == "counter")
-            made = stock.receive_stock(world.region(node), outlet=outlet, count=count, operator=operator, now=NOW,
-                                       cards_dir=world.paths.cards_dir, make_blank=create_blank)
-        return [Path(p) for p in made["paths"]]
-
-    return receive_blanks
+    return lambda outlet, count=1: receive_blanks(home, OPERATORS, outlet, count, NOW)
 
 
 @pytest.fixture

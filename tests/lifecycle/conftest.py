@@ -8,37 +8,20 @@ and the CLI's clock follows.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
 from lifecycle_world import BANK, HOLDERS, NOW, OPERATORS, OUTLET, PIN
+from world_template import counter_of, home, make_template, receive_blanks  # noqa: F401  (home: fixture)
 
-from sbcard.clock import FixedClock, SystemClock
-from sbcard.services import operators, registry, stock
-from sbcard.store.world import init_world, open_world
-from terminals.emulator.blank import create_blank
+from sbcard.clock import SystemClock
 
 
 @pytest.fixture(scope="session")
-def lifecycle_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("lifecycle-template") / "world"
-    init_world(home, FixedClock(NOW), rng_seed=7)
-    with open_world(home) as world:
-        for code, (name, role, region, node) in OPERATORS.items():
-            operators.add_operator(world.region(node), code=code, name=name, role=role, region=region, now=NOW)
-        for node, fields in HOLDERS.values():
-            registry.add_person(world.region(node), now=NOW, **fields)
-    return home
-
-
-@pytest.fixture
-def home(tmp_path: Path, lifecycle_template: Path) -> Path:
-    copy = tmp_path / "world"
-    shutil.copytree(lifecycle_template, copy)
-    return copy
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_template(tmp_path_factory, "lifecycle", seed=7, now=NOW, staff=OPERATORS, people=HOLDERS.values())
 
 
 @pytest.fixture(autouse=True)
@@ -51,17 +34,7 @@ def clock() -> Iterator[object]:
 @pytest.fixture
 def blanks(home: Path) -> Callable[..., list[Path]]:
     """``blanks(outlet=OUTLET, count=1)`` → paths of new blanks in that outlet's stock."""
-
-    def receive(outlet: str = OUTLET, count: int = 1) -> list[Path]:
-        node = outlet[:2].lower()
-        staff = next(code for code, (_, role, _, n) in OPERATORS.items() if n == node and role == "counter")
-        with open_world(home) as world:
-            made = stock.receive_stock(world.region(node), outlet=outlet, count=count, operator=staff,
-                                       now=SystemClock().now(),
-                                       cards_dir=world.paths.cards_dir, make_blank=create_blank)
-        return [Path(p) for p in made["paths"]]
-
-    return receive
+    return lambda outlet=OUTLET, count=1: receive_blanks(home, OPERATORS, outlet, count, SystemClock().now())
 
 
 @pytest.fixture
@@ -70,8 +43,7 @@ def issue(sbcard, blanks) -> Callable[..., str]:
 
     def issue_card(holder: str, *, outlet: str = OUTLET, activate: bool = True) -> str:
         _, fields = HOLDERS[holder]
-        staff = next(code for code, (_, role, _, n) in OPERATORS.items()
-                     if n == outlet[:2].lower() and role == "counter")
+        staff = counter_of(OPERATORS, outlet[:2].lower())
         [blank] = blanks(outlet)
         code, out, err, applied = sbcard("card", "apply", "--citizen-id", fields["citizen_id"], "--outlet", outlet,
                                          "--operator", staff, "--json")
