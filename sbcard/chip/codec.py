@@ -27,8 +27,12 @@ def bcd_date(day: dt.date) -> bytes:
 
 
 def parse_bcd_date(data: bytes) -> dt.date:
+    """YYYYMMDD in 4 BCD bytes (``ValueError`` if it is not a date). Not strptime: a
+    validator parses three of these per tap."""
     text = from_bcd(data)
-    return dt.datetime.strptime(text, "%Y%m%d").date()
+    if len(text) != 8:
+        raise ValueError(f"a BCD date has 8 digits, got {text!r}")
+    return dt.date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
 
 
 def bcd_time(moment: dt.time | dt.datetime) -> bytes:
@@ -41,7 +45,11 @@ def bcd_datetime(moment: dt.datetime) -> bytes:
 
 
 def parse_bcd_datetime(data: bytes) -> dt.datetime:
-    return dt.datetime.strptime(from_bcd(data), "%Y%m%d%H%M%S")
+    """YYYYMMDDhhmmss in 7 BCD bytes (``ValueError`` if it is not a moment)."""
+    t = from_bcd(data)
+    if len(t) != 14:
+        raise ValueError(f"a BCD date and time has 14 digits, got {t!r}")
+    return dt.datetime(int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:14]))
 
 
 def encode_name(name: str, width: int = NAME_BYTES, field: str = "name") -> bytes:

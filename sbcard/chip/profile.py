@@ -174,3 +174,39 @@ GET_DATA_CHIP_INFO = (0x00, 0xC1)
 def record_p2(sfi: int) -> int:
     """P2 of READ/UPDATE RECORD: the SFI, and P1 names the record (by number or tag)."""
     return (sfi << 3) | 0x04
+
+
+# T-Union EF 0017 (management and concession data, 64 bytes): offsets and codes
+# (sbcard/domain/concessions.py encodes and decodes it; its tests check it agrees with these).
+MGMT_VERSION = 0x01
+MGMT_OFF_VERSION = 0
+MGMT_OFF_CONCESSION = 1  # 00 none, 01 student, 02 elderly free ride
+MGMT_OFF_REGION = 2  # 3 BCD
+MGMT_OFF_START = 5  # 4 BCD
+MGMT_OFF_END = 9  # 4 BCD
+MGMT_OFF_STATUS = 13  # 01 enabled, 02 locked
+CONCESSION_NONE = 0x00
+CONCESSION_STUDENT = 0x01
+CONCESSION_ELDERLY = 0x02
+CONCESSION_ENABLED = 0x01
+CONCESSION_LOCKED = 0x02
+
+# T-Union capp cache record (48 bytes; record 1 = the metro operators' slot).
+CAPP_METRO_RECORD = 1
+CAPP_INSIDE = 0x01
+CAPP_NONE = 0x00
+
+# The PSAM (terminals/psam.py): the terminal's secure access module.
+PSAM_ATR_PREFIX = bytes.fromhex("3B6C0000") + b"SBP3"
+SFI_PSAM_TERMINAL_NO = 0x16  # READ BINARY 00 B0 96 00 06
+
+
+class PsamIns(enum.IntEnum):
+    READ_BINARY = 0xB0
+    INIT_SAM_FOR_PURCHASE = 0x70
+    VERIFY_MAC2 = 0x72
+    APPLICATION_BLOCK_MAC = 0x7C
+
+
+PSAM_INIT_NEW = 0x00  # P1 of INIT SAM FOR PURCHASE: a new terminal serial
+PSAM_INIT_AGAIN = 0x01  # the same session for a serial already used (tear recovery)

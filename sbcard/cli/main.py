@@ -15,6 +15,7 @@ from sbcard.cli import (
     outlets,
     persons,
     readers,
+    subsidies,
     terminals,
     transit,
     transit_money,
@@ -53,6 +54,7 @@ cli.add_command(transit.transit)
 transit_ops.register(transit.transit)
 transit_money.register(transit.transit)
 cli.add_command(terminals.terminal)
+cli.add_command(subsidies.subsidy)
 
 
 def main() -> None:

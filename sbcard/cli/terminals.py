@@ -1,10 +1,214 @@
-"""``sbcard terminal …``: transit validators and other terminals, their PSAM and lists."""
+"""``sbcard terminal …``: transit validators and other terminals, their PSAM and lists.
+
+The composition root of a terminal's life: ``sbcard.services.terminals`` keeps the
+region's register and hands over the PSAM keys and the hub's blacklist;
+``terminals.apps.terminal_state`` makes and keeps the terminal's own directory
+(``<home>/terminals/<ID>/terminal.db``).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
+
+from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.output import emit_json, fields, table
+from sbcard.domain.errors import NotFound, SbcardError
+from sbcard.domain.money import parse_yuan
 
 
 @click.group()
 def terminal() -> None:
     """Terminals: add, list, sync (blacklist version and keys from the hub)."""
+
+
+def terminal_dir(home: Path, terminal_id: str) -> Path:
+    return home / "terminals" / terminal_id
+
+
+def open_terminal_state(home: Path, terminal_id: str):
+    """The terminal's own state (``TerminalState``); NotFound (exit 2) when it has none."""
+    from terminals.apps.terminal_state import TerminalState, TerminalStateError
+
+    if not terminal_id or "/" in terminal_id or terminal_id.startswith("."):
+        raise NotFound("terminal.unknown", f"{terminal_id!r} is not a terminal id", "--terminal")
+    try:
+        return TerminalState.open(terminal_dir(home, terminal_id))
+    except TerminalStateError as e:
+        raise NotFound("terminal.unknown", f"no terminal {terminal_id!r} in {home} ({e}); add it with "
+                       "`sbcard terminal add`", "--terminal") from None
+
+
+def _install(home: Path, durability: str):
+    from sbcard.chip.crypto import Algorithm
+    from terminals.apps.terminal_state import TerminalConfig, TerminalState, TerminalStateError
+    from terminals.psam import PsamKeySet
+
+    def install(row: dict[str, Any], keys, blacklist) -> None:
+        config = TerminalConfig(
+            terminal_id=row["id"],
+            operator=row["operator"],
+            node=row["node"],
+            terminal_no=row["terminal_no"],
+            psam_id=row["psam_id"],
+            created_at=row["created_at"],
+            station=row["station"],
+            station_code=row["station_code"],
+            gate=row["gate"],
+            line=row["line"],
+            area=row["area"],
+            full_fare_fen=row["full_fare_fen"],
+        )
+        key_sets = [
+            PsamKeySet(k.issuer_id, k.purchase_master, k.app_maintenance_master, Algorithm(k.algorithm), k.version)
+            for k in keys
+        ]
+        try:
+            state = TerminalState.create(terminal_dir(home, row["id"]), config, key_sets, durability=durability)
+        except TerminalStateError as e:
+            raise SbcardError("terminal.exists", str(e), "terminal") from None
+        with state:
+            state.replace_blacklist(blacklist.version, blacklist.cards, published_at=blacklist.published_at,
+                                    synced_at=row["synced_at"], revoked_concessions=blacklist.revoked_concessions)
+
+    return install
+
+
+@terminal.command("add")
+@click.option("--operator", required=True, metavar="CODE", help="bj-subway, bj-bus, tj-bus, tj-metro, he-sjz-bus, he-lf-bus.")
+@click.option("--station", default=None, help="A metro gate's station (name or 8-digit code); a bus stop for buses.")
+@click.option("--gate", type=click.Choice(["entry", "exit", "both"]), default="both", show_default=True,
+              help="A metro gate's direction (both: the card's entry record decides).")
+@click.option("--line", default=None, help="A bus validator's line (gives the area or the line's full fare).")
+@click.option("--area", type=click.Choice(["city", "suburb"]), default=None, help="Beijing buses: the fare area.")
+@click.option("--full-fare", default=None, metavar="YUAN", help="A flat-fare bus line's full fare (else the line's).")
+@click.option("--durability", type=click.Choice(["normal", "full"]), default="normal", show_default=True,
+              help="Offline log: normal survives a crash of the terminal; full also a power cut (fsync per tap).")
+@json_option
+@pass_app
+@handle_errors
+def add_command(app: AppContext, operator: str, station: str | None, gate: str, line: str | None, area: str | None,
+                full_fare: str | None, durability: str) -> None:
+    """Add a terminal: its PSAM (every issuer's consumer keys), its directory and the blacklist."""
+    from sbcard.services import terminals as service
+    from sbcard.store.world import open_world
+
+    full_fare_fen = parse_yuan(full_fare, field="--full-fare") if full_fare is not None else None
+    with open_world(app.home, app.clock) as world:
+        row = service.add_terminal(world, operator=operator, station=station, gate=gate, line=line, area=area,
+                                   full_fare_fen=full_fare_fen, now=app.clock.now(),
+                                   install=_install(app.home, durability))
+    data = {
+        "terminal": row["id"],
+        "operator": row["operator"],
+        "station": row["station"],
+        "station_code": row["station_code"],
+        "gate": row["gate"],
+        "line": row["line"],
+        "area": row["area"],
+        "full_fare_fen": row["full_fare_fen"],
+        "node": row["node"],
+        "terminal_no": row["terminal_no"],
+        "psam_id": row["psam_id"],
+        "blacklist_version": row["blacklist_version"],
+        "blacklist_size": row["blacklist_size"],
+        "durability": durability,
+        "path": str(terminal_dir(app.home, row["id"])),
+        "created_at": row["created_at"],
+    }
+    if app.json:
+        emit_json(data)
+    else:
+        click.echo(fields([("terminal", data["terminal"]), ("operator", operator), ("station", data["station"]),
+                           ("terminal no", data["terminal_no"]), ("PSAM", data["psam_id"]),
+                           ("blacklist version", data["blacklist_version"]), ("directory", data["path"])]))
+
+
+@terminal.command("list")
+@click.option("--operator", default=None, metavar="CODE", help="Only this operator's terminals.")
+@json_option
+@pass_app
+@handle_errors
+def list_command(app: AppContext, operator: str | None) -> None:
+    """Every region's terminals, with what their own state holds."""
+    from sbcard.services import terminals as service
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        rows = service.list_terminals(world, operator=operator)
+    items = [_listed(app.home, row) for row in rows]
+    if app.json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo("No terminals.")
+        return
+    click.echo(table([(i["terminal"], i["operator"], i["station"] or "", i["terminal_no"], i["blacklist_version"],
+                       i["records"], i["unsent"]) for i in items],
+                     ["terminal", "operator", "station", "terminal no", "blacklist", "records", "unsent"]))
+
+
+def _listed(home: Path, row: dict[str, Any]) -> dict[str, Any]:
+    item = {
+        "terminal": row["id"],
+        "operator": row["operator"],
+        "station": row["station"],
+        "node": row["node"],
+        "terminal_no": row["terminal_no"],
+        "psam_id": row["psam_id"],
+        "blacklist_version": row.get("blacklist_version"),
+        "synced_at": row.get("synced_at"),
+        "created_at": row["created_at"],
+        "gate": None,
+        "records": None,
+        "unsent": None,
+        "pending": None,
+        "psam_serial": None,
+    }
+    try:
+        state = open_terminal_state(home, row["id"])
+    except NotFound:
+        return item
+    with state:
+        item.update(gate=state.config.gate, blacklist_version=state.blacklist_version, records=state.record_count(),
+                    unsent=state.unsent_count(), pending=len(state.pending()), psam_serial=state.last_serial())
+    return item
+
+
+@terminal.command("sync")
+@click.argument("terminal_id")
+@json_option
+@pass_app
+@handle_errors
+def sync_command(app: AppContext, terminal_id: str) -> None:
+    """What a terminal fetches online: the hub's latest blacklist version (and revoked concessions)."""
+    from sbcard.services import terminals as service
+    from sbcard.store.world import open_world
+
+    now = app.clock.now()
+    with open_world(app.home, app.clock) as world:
+        service.get_terminal(world, terminal_id)
+        copy = service.blacklist_copy(world)
+        with open_terminal_state(app.home, terminal_id) as state:
+            previous = state.blacklist_version
+            state.replace_blacklist(copy.version, copy.cards, published_at=copy.published_at,
+                                    synced_at=now.isoformat(), revoked_concessions=copy.revoked_concessions)
+            unsent = state.unsent_count()
+        service.record_sync(world, terminal_id, version=copy.version, now=now)
+    data = {
+        "terminal": terminal_id,
+        "blacklist_version": copy.version,
+        "previous_version": previous,
+        "blacklist_size": len(copy.cards),
+        "published_at": copy.published_at,
+        "revoked_concessions": len(copy.revoked_concessions),
+        "unsent_records": unsent,
+        "synced_at": now.isoformat(),
+    }
+    if app.json:
+        emit_json(data)
+    else:
+        click.echo(fields([("terminal", terminal_id), ("blacklist version", f"{previous} → {copy.version}"),
+                           ("cards on the list", data["blacklist_size"]), ("unsent records", unsent)]))

@@ -1,10 +1,272 @@
-"""``sbcard transit …``: fares, concessions, loads, taps, uploads (一卡通乘)."""
+"""``sbcard transit …``: fares, concessions, loads, taps, uploads (一卡通乘).
+
+This module holds the group, the fare quote and the concession commands; taps and the
+terminal's log (``transit_ops``) and loads and uploads (``transit_money``) register their
+commands onto the same group.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
 import click
+
+from sbcard.chip.reader import Reader
+from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.readers import open_reader_for, trace_option
+from sbcard.domain import fares as F
+from sbcard.domain.errors import InvalidInput
+from sbcard.domain.money import format_fen, parse_yuan
 
 
 @click.group()
 def transit() -> None:
     """Transit: fare quotes, concessions, purse loads, validator taps and uploads."""
+
+
+# ----------------------------------------------------------------------------- fare
+
+
+@transit.command("fare")
+@click.option("--operator", "operator_code", required=True, type=click.Choice(F.OPERATORS),
+              help="The operator whose rules apply.")
+@click.option("--km", default=None, metavar="K", help="Distance ridden in km (Beijing subway and bus).")
+@click.option("--from", "origin", default=None, metavar="STATION",
+              help="Entry station, by name or code (bj-subway, tj-metro): the route gives the distance.")
+@click.option("--to", "destination", default=None, metavar="STATION", help="Exit station, by name or code.")
+@click.option("--sections", type=int, default=None, metavar="N",
+              help="Sections (区间) ridden on the Tianjin metro, instead of --from/--to.")
+@click.option("--line", default=None, metavar="LINE",
+              help="A bus line of the fixtures: its area (bj-bus) or full fare and kind (flat-fare lines).")
+@click.option("--area", type=click.Choice(F.AREAS), default=None,
+              help="Beijing bus: city (市域内, the default) or suburb (市域外, beyond Beijing's territory).")
+@click.option("--holder-id", default=None, metavar="CITIZEN_ID",
+              help="The holder's citizen ID: their age on the day of travel (65+ ride buses free).")
+@click.option("--date", "day_text", default=None, metavar="YYYY-MM-DD", help="The day of travel (default: today).")
+@click.option("--concession", type=click.Choice(F.CONCESSIONS), default=None,
+              help="What the card carries: a student ticket, or Tianjin's elderly free-ride function.")
+@click.option("--full-fare", "full_fare", default=None, metavar="YUAN",
+              help="A flat-fare line's full fare (Tianjin and Hebei buses).")
+@json_option
+@pass_app
+@handle_errors
+def fare_command(app: AppContext, operator_code: str, km: str | None, origin: str | None, destination: str | None,
+                 sections: int | None, line: str | None, area: str | None, holder_id: str | None,
+                 day_text: str | None, concession: str | None, full_fare: str | None) -> None:
+    """A fare quote from the operators' rules, for staff and riders (no card, no world needed)."""
+    from sbcard.domain.citizen_id import CitizenId
+    from sbcard.transit_reference import load_tariff
+
+    day = _date(day_text, "--date") if day_text else app.clock.now().date()
+    birth = None
+    age = None
+    if holder_id is not None:
+        try:
+            citizen = CitizenId.parse(holder_id)
+        except InvalidInput as e:
+            raise InvalidInput(e.code, e.message, "--holder-id") from None
+        birth = citizen.birth_date
+        age = F.age_on(birth, day)
+    tariff = load_tariff()
+    fare, route = tariff.quote(
+        operator_code,
+        km=F.to_km(km) if km is not None else None,
+        sections=sections, origin=origin, destination=destination, line=line, area=area,
+        full_fare_fen=parse_yuan(full_fare, "--full-fare") if full_fare is not None else None,
+        holder_birth_date=birth, day=day, concession=concession,
+    )
+    data: dict[str, Any] = {
+        **fare.to_json(),
+        "operator": operator_code,
+        "date": day.isoformat(),
+        "age": age,
+        "route": route.to_json(tariff.network(operator_code)) if route else None,
+    }
+    if app.json:
+        emit_json(data)
+        return
+    pairs = [("fare", format_fen(fare.fare_fen)), ("full fare", format_fen(fare.full_fare_fen)),
+             ("rule", fare.rule), ("why", fare.description), ("date", data["date"])]
+    if route is not None:
+        net = tariff.network(operator_code)
+        pairs.append(("route", f"{net.stations[route.from_code].name} → {net.stations[route.to_code].name} via "
+                               f"{' / '.join(route.lines)}: {route.km} km, {route.sections} sections"))
+    click.echo(fields(pairs))
+
+
+# ----------------------------------------------------------------------------- concessions
+
+
+@transit.group("concession")
+def concession() -> None:
+    """Concessions on the card (T-Union EF 0017): Tianjin's elderly free ride, student tickets."""
+
+
+CARD = click.argument("card_number", metavar="CARD")
+
+
+def _reader_option(fn):
+    return click.option("--reader", "reader_spec", default=None, metavar="SPEC",
+                        help="The reader with the card (default: the card's virtual file, when it has one).")(fn)
+
+
+def _staff_options(fn):
+    fn = click.option("--outlet", default=None, metavar="CODE", help="The outlet where it is done.")(fn)
+    return click.option("--operator", required=True, help="The counter operator (of the card's issuing region).")(fn)
+
+
+@concession.command("enable")
+@CARD
+@click.option("--kind", required=True, type=click.Choice(["elderly", "student"]),
+              help="elderly: Tianjin's free ride (Tianjin cards, from a month before 65); student: a student ticket.")
+@click.option("--until", "until_text", default=None, metavar="YYYY-MM-DD",
+              help="A student ticket's last day (at most one year ahead).")
+@_reader_option
+@_staff_options
+@trace_option
+@json_option
+@pass_app
+@handle_errors
+def concession_enable_command(app: AppContext, card_number: str, kind: str, until_text: str | None,
+                              reader_spec: str | None, operator: str, outlet: str | None, trace: bool) -> None:
+    """Enable a concession on the card: the host record, and EF 0017 written on the chip.
+
+    Enabling the elderly free ride locks it on the holder's other card (one card per
+    person); the hub publishes the revocation so terminals charge that card the full fare.
+    """
+    from sbcard.services import concessions
+    from sbcard.store.world import open_world
+    from terminals.apps import counter
+
+    until = _date(until_text, "--until") if until_text else None
+    now = app.clock.now()
+    with open_world(app.home) as world:
+        with concessions.enable(world, card_number=card_number, kind=kind, until=until, operator=operator,
+                                outlet=outlet, now=now) as order:
+            with _reader(_spec_of(reader_spec, order.virtual_path), trace) as reader:
+                order.check_card(counter.read_back(reader))
+                before = counter.read_concession(reader)
+                counter.write_concession(reader, order.keys, order.data0017)
+            done = order.record(before)
+    if app.json:
+        emit_json(done)
+        return
+    pairs = [("card", done["card_number"]), ("concession", f"{done['kind']} ({done['status']})"),
+             ("region", done["region"]), ("from", done["start"]), ("until", done["end"] or "no end")]
+    if done["locked_cards"]:
+        pairs.append(("locked on", ", ".join(done["locked_cards"]) + " (terminals charge the full fare)"))
+    pairs.append(("by", done["operator"] + (f" at {done['outlet']}" if done["outlet"] else "")))
+    click.echo(fields(pairs))
+
+
+@concession.command("show")
+@CARD
+@_reader_option
+@trace_option
+@json_option
+@pass_app
+@handle_errors
+def concession_show_command(app: AppContext, card_number: str, reader_spec: str | None, trace: bool) -> None:
+    """The card's concessions: host records, what EF 0017 should hold, revocations; with --reader, the chip's."""
+    from sbcard.services import concessions
+    from sbcard.store.world import open_world
+    from terminals.apps import counter
+
+    now = app.clock.now()
+    with open_world(app.home) as world:
+        on_card = None
+        if reader_spec is not None:
+            with _reader(reader_spec, trace) as reader:
+                snapshot = counter.read_back(reader)
+                if snapshot.card_number != card_number.strip().upper():
+                    raise InvalidInput("card.wrong_card", f"the card in the reader is "
+                                       f"{snapshot.card_number or 'not a personalised card'}, not {card_number}",
+                                       "--reader")
+                on_card = counter.read_concession(reader)
+        data = concessions.show(world, card_number=card_number, now=now, on_card=on_card)
+    if app.json:
+        emit_json(data)
+        return
+    out = fields([("card", data["card_number"]), ("holder", data["citizen_id"]), ("age", data["age"]),
+                  ("free ride from", data["elderly_free_ride_from"]),
+                  ("EF 0017 should hold", _concession_text(data["expected_0017"]))]
+                 + ([("EF 0017 holds", _concession_text(data["card_0017"]) + ("" if data["in_sync"]
+                     else "  (differs: run `sbcard transit concession sync`)"))] if "card_0017" in data else []))
+    if data["concessions"]:
+        rows = [(c["kind"], c["status"], c["start"], c["end"] or "", c["at"][:16].replace("T", " "))
+                for c in data["concessions"]]
+        out += "\n\n" + table(rows, ["kind", "status", "from", "until", "at"])
+    for r in data["revocations"]:
+        out += f"\nrevoked at the hub: {r['kind']} (blacklist version {r['version']}): {r['reason']}"
+    click.echo(out)
+
+
+@concession.command("sync")
+@CARD
+@_reader_option
+@_staff_options
+@trace_option
+@json_option
+@pass_app
+@handle_errors
+def concession_sync_command(app: AppContext, card_number: str, reader_spec: str | None, operator: str,
+                            outlet: str | None, trace: bool) -> None:
+    """At a counter: bring the card's EF 0017 in line with the host (a free ride moved away: locked)."""
+    from sbcard.services import concessions
+    from sbcard.store.world import open_world
+    from terminals.apps import counter
+
+    now = app.clock.now()
+    with open_world(app.home) as world:
+        with concessions.sync_card(world, card_number=card_number, operator=operator, outlet=outlet,
+                                   now=now) as order:
+            with _reader(_spec_of(reader_spec, order.virtual_path), trace) as reader:
+                order.check_card(counter.read_back(reader))
+                before = counter.read_concession(reader)
+                written = order.needs_write(before)
+                if written:
+                    counter.write_concession(reader, order.keys, order.data0017)
+            done = order.record(before if written else None)
+    if app.json:
+        emit_json(done)
+        return
+    state = _concession_text(done["card_0017"])
+    click.echo(f"Card {done['card_number']}: EF 0017 " + (f"written: {state}." if done["written"]
+                                                          else f"already right: {state}."))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _date(text: str, field: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput("date.format", f"{text!r} is not a date (YYYY-MM-DD)", field) from None
+
+
+@contextmanager
+def _reader(spec: str, trace: bool) -> Iterator[Reader]:
+    reader = open_reader_for(spec, trace)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _spec_of(reader_spec: str | None, virtual_path: str | None) -> str:
+    if reader_spec:
+        return reader_spec
+    if virtual_path:
+        return f"emulator:{virtual_path}"
+    raise InvalidInput("reader.missing", "the card has no virtual file: say which reader holds it", "--reader")
+
+
+def _concession_text(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "no concession"
+    return f"{c['kind']} {c['status']} in {c['region']} from {c['start']}" + (f" until {c['end']}" if c["end"] else "")

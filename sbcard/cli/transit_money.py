@@ -1,12 +1,192 @@
 """Purse loads (圈存) and uploads of offline records to the operator's host.
 
-Registered onto the ``transit`` group by ``register``.
+Registered onto the ``transit`` group by ``register``:
+
+- ``transit load``: the load terminal (``terminals.apps.loader``) with the card's issuer
+  (``sbcard.services.purse_host``) behind its host port;
+- ``transit recover``: settle a card's pending loads (a load does it first by itself);
+- ``transit upload``: a terminal's unsent offline log to its operator's host
+  (``sbcard.services.transit_host``), marked sent in the terminal afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
+
+from sbcard.chip.reader import Reader
+from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
+from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.readers import open_reader_for, trace_option
+from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.domain.money import format_fen, parse_yuan
+from sbcard.store.world import World, open_world
 
 
 def register(transit: click.Group) -> None:
     """Add this module's commands to the ``transit`` group."""
+    for command in (load_command, recover_command, upload_command):
+        transit.add_command(command)
+
+
+def _load_options(fn):
+    fn = click.option("--terminal-no", default=None, metavar="HEX12",
+                      help="The load terminal's number (default: from the outlet, else the operator's region).")(fn)
+    fn = click.option("--outlet", default=None, metavar="CODE", help="The outlet where it is done (recorded).")(fn)
+    fn = click.option("--operator", required=True, help="The member of staff (or machine account) loading.")(fn)
+    return click.option("--reader", "reader_spec", required=True, metavar="SPEC",
+                        help="The reader with the card: emulator:PATH[?tear=N], pcsc:NAME or pcsc:.")(fn)
+
+
+@click.command("load")
+@_load_options
+@click.option("--amount", required=True, metavar="YUAN", help="In yuan, e.g. 50 or 12.30 (purse maximum ¥1,000.00).")
+@trace_option
+@json_option
+@pass_app
+@handle_errors
+def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, outlet: str | None,
+                 terminal_no: str | None, trace: bool) -> None:
+    """圈存: move AMOUNT from the card's financial account into its purse (settling any torn load first)."""
+    from sbcard.services.purse_host import PurseHost
+    from terminals.apps import loader
+
+    fen = parse_yuan(amount, field="--amount")
+    if fen <= 0:
+        raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
+    with open_world(app.home, app.clock) as world:
+        host = PurseHost(world, operator=operator, outlet=outlet, now=app.clock.now())
+        number = _terminal_no(world, terminal_no, outlet, operator)
+        with _reader(reader_spec, trace) as reader:
+            outcome = loader.load(reader, host, fen, number)
+    done = {
+        "card_number": outcome.card_number,
+        "app_serial": outcome.app_serial,
+        "node": outcome.confirmed["node"],
+        "load_id": outcome.load_id,
+        "amount_fen": outcome.amount_fen,
+        "balance_fen": outcome.balance_fen,
+        "account_balance_fen": outcome.account_balance_fen,
+        "online_counter": outcome.online_counter,
+        "tac": outcome.tac.hex().upper(),
+        "terminal_no": number.hex().upper(),
+        "settled": outcome.settled,
+        "apdus": outcome.apdus,
+    }
+    if app.json:
+        emit_json(done)
+        return
+    click.echo(fields([
+        ("card", done["card_number"]),
+        ("loaded", format_fen(done["amount_fen"])),
+        ("purse", format_fen(done["balance_fen"])),
+        ("account", format_fen(done["account_balance_fen"])),
+        ("load", f"{done['load_id']}  TAC {done['tac']}"),
+        *(_settled_lines(done["settled"])),
+    ]))
+
+
+@click.command("recover")
+@_load_options
+@trace_option
+@json_option
+@pass_app
+@handle_errors
+def recover_command(app: AppContext, reader_spec: str, operator: str, outlet: str | None, terminal_no: str | None,
+                    trace: bool) -> None:
+    """Settle the card's loads left pending by a tear: confirmed if the card credited them, else reversed."""
+    from sbcard.services.purse_host import PurseHost
+    from terminals.apps import loader
+
+    with open_world(app.home, app.clock) as world:
+        host = PurseHost(world, operator=operator, outlet=outlet, now=app.clock.now())
+        number = _terminal_no(world, terminal_no, outlet, operator)
+        with _reader(reader_spec, trace) as reader:
+            outcome = loader.recover(reader, host, number)
+    done = {"app_serial": outcome.app_serial, "balance_fen": outcome.balance_fen, "settled": outcome.settled,
+            "apdus": outcome.apdus}
+    if app.json:
+        emit_json(done)
+        return
+    lines = _settled_lines(done["settled"])
+    click.echo(fields([("purse", format_fen(done["balance_fen"])), *lines]) if lines
+               else f"No pending load on this card; purse {format_fen(done['balance_fen'])}.")
+
+
+@click.command("upload")
+@click.option("--terminal", "terminal_id", required=True, metavar="ID", help="The terminal whose offline log is sent.")
+@json_option
+@pass_app
+@handle_errors
+def upload_command(app: AppContext, terminal_id: str) -> None:
+    """Send the terminal's unsent offline records to its operator's host (cleared with each card's issuer)."""
+    from sbcard.services import transit_host
+    from terminals.apps.terminal_state import TerminalState, TerminalStateError
+
+    now = app.clock.now()
+    with open_world(app.home, app.clock) as world:
+        transit_host.terminal_row(world, terminal_id)
+        try:
+            state = TerminalState.open(world.paths.terminals_dir / terminal_id)
+        except TerminalStateError as e:
+            raise NotFound("terminal.no_state", str(e), "--terminal") from None
+        with state:
+            log = state.unsent_records()
+            records = [transit_host.OfflineRecord.from_log(r) for r in log]
+            result = transit_host.upload(world, terminal_id, records, now=now)
+            if log:
+                state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), now.isoformat(),
+                                    {k: getattr(result, k) for k in ("sent", "accepted", "duplicates", "rejected",
+                                                                     "flagged")})
+    done = result.to_dict()
+    if app.json:
+        emit_json(done)
+        return
+    click.echo(fields([
+        ("terminal", terminal_id), ("batch", done["batch"]), ("sent", done["sent"]), ("accepted", done["accepted"]),
+        ("duplicates", done["duplicates"]), ("rejected", done["rejected"]), ("flagged", done["flagged"]),
+    ]))
+    if done["records"]:
+        rows = [(r["card_number"] or r["app_serial"], r["counter"], format_fen(r["amount_fen"]), r["status"],
+                 r["reason"]) for r in done["records"]]
+        click.echo(table(rows, ["card", "counter", "amount", "status", "reason"]))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _reader(spec: str, trace: bool) -> Iterator[Reader]:
+    reader = open_reader_for(spec, trace)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _terminal_no(world: World, given: str | None, outlet: str | None, operator: str) -> bytes:
+    """The load terminal's 6-byte number: given, else the outlet's district ‖ number ‖ 0001, else the region's."""
+    from sbcard.domain.outlets import OutletCode
+    from sbcard.federation import lookup
+
+    if given is not None:
+        text = given.strip()
+        if len(text) != 12 or any(c not in "0123456789abcdefABCDEF" for c in text):
+            raise InvalidInput("terminal.number", f"{given!r} is not a terminal number (12 hex digits)",
+                               "--terminal-no")
+        return bytes.fromhex(text)
+    if outlet is not None:
+        code = OutletCode.parse(outlet)
+        return bytes.fromhex(f"{code.district}{code.number}0001")
+    _, staff = lookup.require_operator_anywhere(world, operator)
+    return bytes.fromhex(f"{staff['region']}000001")
+
+
+def _settled_lines(settled: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(f"earlier load {s['load_id']}",
+             f"{s['status']} ({s['how'] or s['decision']}) {format_fen(s['amount_fen'])}" + (f": {s['note']}"
+                                                                                            if s.get("note") else ""))
+            for s in settled]

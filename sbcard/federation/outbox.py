@@ -19,7 +19,10 @@ Kinds and payloads:
 - ``blacklist.add`` / ``blacklist.remove`` → hub: ``{card_number, reason}``, published as
   a new blacklist version;
 - ``stock.used`` → the outlet's region: ``{outlet, chip_serial, card_number}``, the blank
-  a card was made on leaves that outlet's stock (a card issued away from its issuer).
+  a card was made on leaves that outlet's stock (a card issued away from its issuer);
+- ``concession.revoke`` → hub: ``{card_number, kind, reason}``, a transit concession
+  locked on a card (moved to the holder's new card), published with the blacklist's
+  versions (``services.concession_list``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import sqlite_utils
 
 from sbcard.domain.errors import SbcardError
-from sbcard.services import hub_directory, stock
+from sbcard.services import concession_list, hub_directory, stock
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, NODES, REGION_NODES, World
 
@@ -66,11 +69,18 @@ def _stock_used(db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.datetim
     return {"taken": p["chip_serial"]}
 
 
+def _concession_revoke(hub_db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    version = concession_list.publish_revocation(hub_db, card_number=p["card_number"], kind=p["kind"],
+                                                 reason=p.get("reason"), now=now)
+    return {"version": version}
+
+
 HANDLERS: dict[str, tuple[str, Handler]] = {  # kind → (receiving side, handler)
     "card.status": (HUB, _card_status),
     "blacklist.add": (HUB, _blacklist("add")),
     "blacklist.remove": (HUB, _blacklist("remove")),
     "stock.used": ("region", _stock_used),
+    "concession.revoke": (HUB, _concession_revoke),
 }
 
 

@@ -64,6 +64,31 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     db.executescript(_DIRECTORY_AND_BLACKLIST_V1)
 
 
+_CONCESSION_REVOCATIONS_V2 = """
+-- Transit concessions revoked on a card (the elderly free ride moved to the holder's new
+-- card): published with the blacklist's numbered versions, so a terminal that reports
+-- version N holds both lists as of N. The card itself stays valid; a terminal charges it
+-- the full fare. A published entry never changes.
+CREATE TABLE concession_revocations (
+    version     INTEGER NOT NULL REFERENCES blacklist_versions (version),
+    card_number TEXT NOT NULL CHECK (length(card_number) = 9),
+    kind        TEXT NOT NULL CHECK (kind IN ('elderly_free_ride', 'student')),
+    reason      TEXT,
+    PRIMARY KEY (card_number, kind)
+) STRICT;
+CREATE INDEX concession_revocations_version ON concession_revocations (version);
+CREATE TRIGGER concession_revocations_no_update BEFORE UPDATE ON concession_revocations
+BEGIN SELECT RAISE(ABORT, 'concession_revocations is append-only'); END;
+CREATE TRIGGER concession_revocations_no_delete BEFORE DELETE ON concession_revocations
+BEGIN SELECT RAISE(ABORT, 'concession_revocations is append-only'); END;
+"""
+
+
+def _v2_concession_revocations(db: sqlite_utils.Database) -> None:
+    db.executescript(_CONCESSION_REVOCATIONS_V2)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, card directory, blacklist, message log", _v1_initial),
+    Migration(2, "transit concessions revoked on cards, versioned with the blacklist", _v2_concession_revocations),
 )

@@ -277,7 +277,335 @@ def _v2_issuance(db: sqlite_utils.Database) -> None:
     db.executescript(_ISSUANCE_V2)
 
 
+_TRANSIT_V3 = """
+-- Transit terminals (validators, load machines) run by operators in this region. The
+-- terminal's own state (PSAM, offline log, blacklist copy) lives in its directory under
+-- <home>/terminals/<id>/; this row is the region's register of it.
+CREATE TABLE terminals (
+    id                TEXT PRIMARY KEY,                -- e.g. bj-subway-0001
+    operator          TEXT NOT NULL,                   -- operator code: bj-subway, tj-bus, he-sjz-bus
+    station           TEXT,
+    node              TEXT NOT NULL CHECK (node IN ('bj', 'tj', 'he')),
+    psam_id           TEXT NOT NULL,
+    terminal_no       TEXT NOT NULL UNIQUE
+                      CHECK (length(terminal_no) = 12 AND terminal_no NOT GLOB '*[^0-9A-Fa-f]*'),
+    blacklist_version INTEGER,                         -- the version it reported at its last sync
+    synced_at         TEXT,
+    created_at        TEXT NOT NULL
+) STRICT;
+CREATE INDEX terminals_operator ON terminals (operator);
+
+-- The two tables of records take a million rows a day: their columns are checked by the
+-- code that writes them (sbcard/services/transit_host.py), SQLite keeps the money and the
+-- statuses honest.
+-- Operator side: offline purchase records uploaded by this region's terminals. A record
+-- is one purchase on one card's purse: a re-upload of the same log entry (same card,
+-- type, counter, terminal and terminal serial) is a duplicate and is stored once. The
+-- same counter on another terminal or serial is *not* a duplicate: it is a counter that
+-- went back (the card's image restored), stored and flagged.
+-- `status`: accepted (cleared), rejected (set aside, never cleared: bad TAC, unknown
+-- card) or flagged (cleared, for review: counter went back, purse balance altered,
+-- blacklisted card); `flags` lists every flag raised with its details (the blacklist
+-- window, the expected balance); `blacklist_version` is the terminal's at the tap.
+CREATE TABLE transit_records (
+    app_serial         TEXT NOT NULL,
+    txn_type           TEXT NOT NULL,   -- 06 EP purchase, 09 capp purchase
+    counter            INTEGER NOT NULL,
+    terminal_no        TEXT NOT NULL,
+    terminal_serial    INTEGER NOT NULL,
+    card_number        TEXT,
+    issuer_node        TEXT,
+    operator           TEXT NOT NULL,
+    terminal           TEXT NOT NULL,
+    amount_fen         INTEGER NOT NULL CHECK (amount_fen >= 0),
+    balance_before_fen INTEGER NOT NULL CHECK (balance_before_fen >= 0),
+    at                 TEXT NOT NULL,
+    tac                TEXT NOT NULL,
+    blacklist_version  INTEGER,
+    details            TEXT,            -- JSON: station, entry…
+    status             TEXT NOT NULL CHECK (status IN ('accepted', 'rejected', 'flagged')),
+    reason             TEXT,
+    flags              TEXT,            -- JSON list
+    uploaded_at        TEXT NOT NULL,
+    upload_batch       TEXT NOT NULL,
+    -- Terminal first: a terminal's records arrive in serial order, so the key grows at the
+    -- end of that terminal's range (a million records insert without random page writes).
+    PRIMARY KEY (terminal_no, terminal_serial, app_serial, txn_type, counter),
+    CHECK ((status = 'accepted') = (reason IS NULL))
+) STRICT;
+
+-- One row per upload from a terminal (operator side); accepted includes flagged.
+CREATE TABLE transit_uploads (
+    batch       TEXT PRIMARY KEY,
+    terminal    TEXT NOT NULL,
+    sent        INTEGER NOT NULL CHECK (sent >= 0),
+    accepted    INTEGER NOT NULL CHECK (accepted >= 0),
+    duplicates  INTEGER NOT NULL CHECK (duplicates >= 0),
+    rejected    INTEGER NOT NULL CHECK (rejected >= 0),
+    flagged     INTEGER NOT NULL CHECK (flagged >= 0),
+    uploaded_at TEXT NOT NULL,
+    CHECK (sent = accepted + duplicates + rejected AND flagged <= accepted)
+) STRICT;
+
+-- Issuer side: loads (圈存) from a holder's financial account into the card's purse. A
+-- row is written `pending` with its ledger transaction (holder -> FLOAT-PURSE) when the
+-- host returns MAC2; `confirmed` once the card shows it credited (its TAC, or its online
+-- counter past the load's); `reversed`, with a ledger transaction back, once the card
+-- shows it never did. One live (pending or confirmed) load per card and online counter.
+CREATE TABLE purse_loads (
+    id                 TEXT PRIMARY KEY,
+    card_number        TEXT NOT NULL REFERENCES cards (card_number),
+    app_serial         TEXT NOT NULL CHECK (length(app_serial) = 20),
+    account_no         TEXT NOT NULL REFERENCES accounts (account_no),
+    online_counter     INTEGER NOT NULL CHECK (online_counter BETWEEN 0 AND 65535),
+    amount_fen         INTEGER NOT NULL CHECK (amount_fen > 0),
+    balance_before_fen INTEGER NOT NULL CHECK (balance_before_fen >= 0),
+    terminal_no        TEXT NOT NULL CHECK (length(terminal_no) = 12),
+    date_time          TEXT NOT NULL CHECK (length(date_time) = 14),  -- the 7 BCD bytes sent to the card
+    status             TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'reversed')),
+    mac2               TEXT NOT NULL,
+    tac                TEXT,
+    how                TEXT,   -- how it was settled: tac, prove, counter, log
+    txn_id             TEXT NOT NULL,
+    reversal_txn_id    TEXT,
+    operator           TEXT NOT NULL,
+    outlet             TEXT,
+    created_at         TEXT NOT NULL,
+    settled_at         TEXT,
+    CHECK ((status = 'pending') = (settled_at IS NULL)),
+    CHECK ((status = 'reversed') = (reversal_txn_id IS NOT NULL))
+) STRICT;
+CREATE UNIQUE INDEX purse_loads_live_counter ON purse_loads (app_serial, online_counter)
+    WHERE status != 'reversed';
+CREATE INDEX purse_loads_pending ON purse_loads (app_serial) WHERE status = 'pending';
+CREATE INDEX purse_loads_card ON purse_loads (card_number);
+
+-- Issuer side: the purchases on this region's cards that operators (any region) sent
+-- for clearing, once each, with the issuer's verdict (TAC checked with the DTK). Keyed
+-- terminal first, as they arrive; what the checks need per card is in purse_shadow.
+CREATE TABLE purse_purchases (
+    terminal_no        TEXT NOT NULL,
+    terminal_serial    INTEGER NOT NULL,
+    app_serial         TEXT NOT NULL,
+    txn_type           TEXT NOT NULL,
+    counter            INTEGER NOT NULL,
+    card_number        TEXT,
+    amount_fen         INTEGER NOT NULL CHECK (amount_fen >= 0),
+    balance_before_fen INTEGER NOT NULL CHECK (balance_before_fen >= 0),
+    date_time          TEXT NOT NULL,   -- YYYYMMDDhhmmss, as sent to the card
+    tac                TEXT NOT NULL,
+    from_node          TEXT NOT NULL,
+    status             TEXT NOT NULL CHECK (status IN ('cleared', 'rejected')),
+    reason             TEXT,
+    flags              TEXT,            -- JSON list
+    received_at        TEXT NOT NULL,
+    PRIMARY KEY (terminal_no, terminal_serial, app_serial, txn_type, counter),
+    CHECK ((status = 'rejected') = (reason IS NOT NULL))
+) STRICT;
+
+-- Issuer side: what each purse of this region's cards should hold, from what the issuer
+-- has seen — confirmed loads less cleared purchases — and what the upload checks need of
+-- its offline counters: every counter below `offline_next` is cleared (they took
+-- `offline_spent_fen`); `loose` lists the cleared counters above it and the last few
+-- below it ([counter, amount, date-time, terminal no, serial]); `last_offline_counter` is
+-- the highest cleared and `last_offline_at` its date-time; `last_online_counter` is the
+-- counter after the last confirmed load.
+CREATE TABLE purse_shadow (
+    app_serial           TEXT PRIMARY KEY CHECK (length(app_serial) = 20),
+    card_number          TEXT NOT NULL REFERENCES cards (card_number),
+    expected_balance_fen INTEGER NOT NULL,
+    last_offline_counter INTEGER,
+    last_offline_at      TEXT,
+    offline_next         INTEGER NOT NULL DEFAULT 0,
+    offline_spent_fen    INTEGER NOT NULL DEFAULT 0,
+    loose                TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(loose)),
+    last_online_counter  INTEGER NOT NULL DEFAULT 0,
+    updated_at           TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Issuer side: transit concessions granted to a person on a card (the card's EF 0017
+-- carries them). One enabled elderly free ride per person. (`start_date`/`end_date`:
+-- END is an SQL keyword.)
+CREATE TABLE concessions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    citizen_id  TEXT NOT NULL REFERENCES persons (citizen_id),
+    card_number TEXT NOT NULL REFERENCES cards (card_number),
+    kind        TEXT NOT NULL CHECK (kind IN ('elderly_free_ride', 'student')),
+    start_date  TEXT NOT NULL,
+    end_date    TEXT,
+    status      TEXT NOT NULL CHECK (status IN ('enabled', 'locked')),
+    at          TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX one_elderly_free_ride_per_person ON concessions (citizen_id)
+    WHERE kind = 'elderly_free_ride' AND status = 'enabled';
+CREATE INDEX concessions_card ON concessions (card_number);
+"""
+
+
+def _v3_transit(db: sqlite_utils.Database) -> None:
+    db.executescript(_TRANSIT_V3)
+
+
+_SUBSIDIES_V4 = """
+-- The subsidy catalogue (fixtures/subsidies/items.csv, loaded at init). `cap_fen` is the
+-- most one person may receive for one period; `fund_account` is the internal ledger
+-- account (FUND-<code>) payments are drawn from; `illustrative` = 1 where no official
+-- figure backs the amounts.
+CREATE TABLE subsidy_items (
+    code         TEXT PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    department   TEXT NOT NULL,
+    period_type  TEXT NOT NULL CHECK (period_type IN ('monthly', 'yearly', 'one_off')),
+    cap_fen      INTEGER NOT NULL CHECK (cap_fen > 0),
+    fund_account TEXT NOT NULL,
+    illustrative INTEGER NOT NULL DEFAULT 0 CHECK (illustrative IN (0, 1))
+) STRICT;
+
+-- A batch: one department's list (a file) or one generated list (免申即享). The maker
+-- imports it, a checker (another operator) approves or rejects it, `pay` pays it:
+--   imported -> approved | rejected;  approved -> paying -> paid.
+-- `rows` = `declared_count` (a file whose control totals differ is never stored).
+-- paid_* / failed_* are what paying did; failed_* include the rows invalid at import,
+-- so a paid batch has paid + failed = rows and paid_fen + failed_fen = declared total.
+CREATE TABLE subsidy_batches (
+    id                 TEXT PRIMARY KEY,              -- e.g. TJ-S-20261122-0001
+    region             TEXT NOT NULL REFERENCES regions (code),
+    source             TEXT NOT NULL CHECK (source IN ('file', 'generated')),
+    file_name          TEXT,
+    file_sha256        TEXT CHECK (file_sha256 IS NULL OR length(file_sha256) = 64),
+    declared_count     INTEGER NOT NULL CHECK (declared_count >= 0),
+    declared_total_fen INTEGER NOT NULL,
+    rows               INTEGER NOT NULL CHECK (rows >= 0),
+    valid              INTEGER NOT NULL CHECK (valid >= 0),
+    invalid            INTEGER NOT NULL CHECK (invalid >= 0),
+    valid_total_fen    INTEGER NOT NULL CHECK (valid_total_fen >= 0),
+    status             TEXT NOT NULL CHECK (status IN ('imported', 'approved', 'rejected', 'paying', 'paid')),
+    maker              TEXT NOT NULL,
+    checker            TEXT,
+    reject_reason      TEXT,
+    created_at         TEXT NOT NULL,
+    approved_at        TEXT,                          -- approved, or rejected, at
+    paid_at            TEXT,
+    paid_count         INTEGER NOT NULL DEFAULT 0 CHECK (paid_count >= 0),
+    paid_fen           INTEGER NOT NULL DEFAULT 0 CHECK (paid_fen >= 0),
+    failed_count       INTEGER NOT NULL DEFAULT 0 CHECK (failed_count >= 0),
+    failed_fen         INTEGER NOT NULL DEFAULT 0,
+    CHECK (rows = valid + invalid AND rows = declared_count),
+    CHECK (source = 'generated' OR (file_name IS NOT NULL AND file_sha256 IS NOT NULL)),
+    CHECK (checker IS NULL OR checker != maker),      -- maker-checker, also in the database
+    CHECK ((status = 'imported') = (checker IS NULL)),
+    CHECK ((status = 'imported') = (approved_at IS NULL)),
+    CHECK ((status = 'rejected') = (reject_reason IS NOT NULL)),
+    CHECK ((status = 'paid') = (paid_at IS NOT NULL)),
+    CHECK (paid_count + failed_count <= rows),
+    CHECK (status != 'paid'
+           OR (paid_count + failed_count = rows AND paid_fen + failed_fen = declared_total_fen))
+) STRICT;
+CREATE UNIQUE INDEX subsidy_batches_file ON subsidy_batches (file_sha256) WHERE file_sha256 IS NOT NULL;
+CREATE TRIGGER subsidy_batches_no_delete BEFORE DELETE ON subsidy_batches
+BEGIN SELECT RAISE(ABORT, 'subsidy batches are kept: reject one instead'); END;
+CREATE TRIGGER subsidy_batches_status_flow BEFORE UPDATE OF status ON subsidy_batches
+WHEN NEW.status != OLD.status AND NOT (
+       (OLD.status = 'imported' AND NEW.status IN ('approved', 'rejected'))
+    OR (OLD.status = 'approved' AND NEW.status = 'paying')
+    OR (OLD.status = 'paying' AND NEW.status = 'paid'))
+BEGIN SELECT RAISE(ABORT, 'subsidy batch status cannot go that way'); END;
+
+-- A batch's rows as imported, each with its verdict and, once paid, its ledger
+-- transaction SUB-<batch>-<seq>. Row status: valid (to be paid), invalid (refused at
+-- import), paid, failed (refused at pay time, e.g. card lost since import), reversed
+-- (paid, then reversed by SUBREV-<batch>-<seq>; see subsidy_reversals).
+-- `paid_card`: the card the holder's account was reached through; `note`: what the
+-- operator should know (paid to the replacement card, …).
+CREATE TABLE subsidy_rows (
+    batch_id    TEXT NOT NULL REFERENCES subsidy_batches (id),
+    seq         INTEGER NOT NULL,
+    line        INTEGER NOT NULL CHECK (line >= 1),
+    citizen_id  TEXT,
+    name        TEXT,
+    card_number TEXT,
+    item        TEXT,
+    period      TEXT,
+    amount_fen  INTEGER,
+    remark      TEXT,
+    status      TEXT NOT NULL CHECK (status IN ('valid', 'invalid', 'paid', 'failed', 'reversed')),
+    reason_code TEXT,
+    reason      TEXT,
+    paid_card   TEXT,
+    txn_id      TEXT,
+    paid_at     TEXT,
+    note        TEXT,
+    PRIMARY KEY (batch_id, seq),
+    CHECK ((status IN ('invalid', 'failed')) = (reason_code IS NOT NULL AND reason IS NOT NULL)),
+    CHECK ((status IN ('paid', 'reversed')) = (txn_id IS NOT NULL AND paid_at IS NOT NULL)),
+    CHECK (status = 'invalid' OR (citizen_id IS NOT NULL AND name IS NOT NULL AND item IS NOT NULL
+                                  AND period IS NOT NULL AND amount_fen > 0))
+) STRICT;
+-- Exactly once across batches, enforced by the database: one paid row per person, item
+-- and period.
+CREATE UNIQUE INDEX subsidy_rows_paid_once ON subsidy_rows (citizen_id, item, period) WHERE status = 'paid';
+-- A batch's rows by status: the primary key serves a whole batch; two partial indexes
+-- serve the rows still to pay (pay walks them in seq order, a chunk at a time) and the
+-- rows not paid (failures). Partial, so paying a row only takes it out of the first:
+-- a full (batch_id, status) index would move every paid row within it, which costs a
+-- million-row payment a quarter of its time.
+CREATE INDEX subsidy_rows_to_pay ON subsidy_rows (batch_id, seq) WHERE status = 'valid';
+CREATE INDEX subsidy_rows_not_paid ON subsidy_rows (batch_id, seq) WHERE status IN ('invalid', 'failed');
+CREATE TRIGGER subsidy_rows_no_delete BEFORE DELETE ON subsidy_rows
+BEGIN SELECT RAISE(ABORT, 'subsidy rows are kept as imported'); END;
+CREATE TRIGGER subsidy_rows_as_imported
+BEFORE UPDATE OF batch_id, seq, line, citizen_id, name, card_number, item, period, amount_fen ON subsidy_rows
+BEGIN SELECT RAISE(ABORT, 'subsidy rows are kept as imported: correct and resubmit instead'); END;
+CREATE TRIGGER subsidy_rows_status_flow BEFORE UPDATE OF status ON subsidy_rows
+WHEN NEW.status != OLD.status AND NOT (
+       (OLD.status = 'valid' AND NEW.status IN ('paid', 'failed'))
+    OR (OLD.status = 'paid' AND NEW.status = 'reversed'))
+BEGIN SELECT RAISE(ABORT, 'subsidy row status cannot go that way'); END;
+
+-- Payments reversed because they were made in error: a new ledger transaction
+-- (SUBREV-<batch>-<seq>, holder -> fund), never an edit. At most one per row.
+CREATE TABLE subsidy_reversals (
+    txn_id     TEXT PRIMARY KEY,
+    batch_id   TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+    reason     TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+    operator   TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    UNIQUE (batch_id, seq),
+    FOREIGN KEY (batch_id, seq) REFERENCES subsidy_rows (batch_id, seq)
+) STRICT;
+CREATE TRIGGER subsidy_reversals_no_update BEFORE UPDATE ON subsidy_reversals
+BEGIN SELECT RAISE(ABORT, 'subsidy_reversals is append-only'); END;
+CREATE TRIGGER subsidy_reversals_no_delete BEFORE DELETE ON subsidy_reversals
+BEGIN SELECT RAISE(ABORT, 'subsidy_reversals is append-only'); END;
+
+-- Who is paying a batch right now: one row while a `pay` runs, left behind if it was
+-- killed (the next `pay` sees that process gone and takes over). Two live `pay`s on one
+-- batch: the second is refused, naming the first. Each chunk a run commits checks its
+-- `token` is still here and counts itself in `chunks`.
+CREATE TABLE subsidy_pay_leases (
+    batch_id   TEXT PRIMARY KEY REFERENCES subsidy_batches (id),
+    token      TEXT NOT NULL,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    chunks     INTEGER NOT NULL DEFAULT 0 CHECK (chunks >= 0)
+) STRICT;
+
+-- A person's cards, whatever their status (a cancelled card tells `pay` why there is no
+-- card to pay to); migration 2 indexed only the valid card of each person.
+CREATE INDEX cards_citizen ON cards (citizen_id);
+"""
+
+
+def _v4_subsidies(db: sqlite_utils.Database) -> None:
+    db.executescript(_SUBSIDIES_V4)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
+    Migration(3, "transit: terminals, uploaded records, purse loads and shadow, concessions", _v3_transit),
+    Migration(4, "subsidies: items, batches, rows", _v4_subsidies),
 )

@@ -1,8 +1,8 @@
 """The world on disk: one database per region, the hub's database, and their creation.
 
 `init_world` is idempotent: it creates what is missing, upgrades what is old, loads the
-reference regions and each region's own service outlets, gives each region its issuer
-master keys once, and changes nothing when run again. `open_world` is how everything
+reference regions, each region's own service outlets and the subsidy catalogue, gives
+each region its issuer master keys once, and changes nothing when run again. `open_world` is how everything
 else gets at the databases; it refuses a directory that is not a world and upgrades one
 that is behind the code.
 """
@@ -24,6 +24,7 @@ from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.outlets import KINDS as OUTLET_KINDS
 from sbcard.domain.outlets import OutletCode
 from sbcard.domain.regions import node_of
+from sbcard import subsidy_reference
 from sbcard.reference import read_csv_rows
 from sbcard.store import schema_hub, schema_region
 from sbcard.store.db import open_db
@@ -42,6 +43,7 @@ _LEVEL_ORDER = {"province": 0, "prefecture": 1, "county": 2}
 # 4 columns x 200 rows = 800 host parameters, under SQLite's historical limit of 999.
 _REGION_BATCH = 200
 _OUTLET_BATCH = 100  # 6 columns
+_ITEM_BATCH = 100  # 7 columns
 
 
 @attrs.frozen
@@ -72,11 +74,13 @@ class NodeReport:
     regions_loaded: int  # rows inserted or corrected this run, 0 when already current
     keys_generated: tuple[str, ...]  # purposes of issuer keys created this run
     outlets_loaded: int = 0  # this region's outlets inserted or corrected this run
+    subsidy_items_loaded: int = 0  # subsidy catalogue items inserted or corrected this run
 
     @property
     def changed(self) -> bool:
         return self.created or bool(
             self.migrations_applied or self.regions_loaded or self.keys_generated or self.outlets_loaded
+            or self.subsidy_items_loaded
         )
 
 
@@ -104,6 +108,7 @@ class InitReport:
                     "regions_loaded": n.regions_loaded,
                     "keys_generated": list(n.keys_generated),
                     "outlets_loaded": n.outlets_loaded,
+                    "subsidy_items_loaded": n.subsidy_items_loaded,
                 }
                 for n in self.nodes
             ],
@@ -249,10 +254,11 @@ def _init_node(
         applied = migrate(db, kind, migrations, clock.now, region_code=region_code)
         loaded = _load_regions(db, regions)
         keys: tuple[str, ...] = ()
-        outlets_loaded = 0
+        outlets_loaded = items_loaded = 0
         if region_code is not None:
             keys = _ensure_issuer_keys(db, region_code, clock, rng_seed)
             outlets_loaded = _load_outlets(db, [row for row in outlets if row["node"] == node])
+            items_loaded = _upsert_changed(db, "subsidy_items", subsidy_reference.catalogue_rows(), _ITEM_BATCH)
         version = schema_version(db)
     finally:
         db.close()
@@ -266,6 +272,7 @@ def _init_node(
         regions_loaded=loaded,
         keys_generated=keys,
         outlets_loaded=outlets_loaded,
+        subsidy_items_loaded=items_loaded,
     )
 
 

@@ -15,7 +15,8 @@ read back and checked:
   host records the card active.
 
 The single-card functions (``set_pin``, ``change_pin``, ``pin_tries_left``) serve PIN
-change and reset at the counter as well.
+change and reset at the counter as well; ``read_concession`` and ``write_concession``
+read and write the transit concession (T-Union EF 0017) when staff enable one.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from sbcard.chip.commands import (
     ChipInfo,
     GetChipInfo,
     PinTriesLeft,
+    ReadBinary,
     ResetRetryCounter,
     SelectMF,
+    UpdateBinary,
     external_authenticate,
+    select_tunion,
 )
 from sbcard.chip.keys import CardKeys
 from sbcard.chip.personalisation import CardData, PersonalisationResult
@@ -115,6 +119,25 @@ def change_pin(reader: Reader, old: str, new: str) -> None:
 def pin_tries_left(reader: Reader) -> int:
     """How many PIN tries the card has left; asking costs none."""
     return PinTriesLeft().send(reader)
+
+
+def read_concession(reader: Reader) -> bytes:
+    """The T-Union application's EF 0017 (management and concession data, 64 bytes); open to read."""
+    select_tunion().send(reader)
+    return ReadBinary(P.SFI_TU_MANAGEMENT, 0, P.TU_MANAGEMENT_LEN).send(reader)
+
+
+def write_concession(reader: Reader, keys: CardKeys, data0017: bytes) -> None:
+    """Write EF 0017 (a concession enabled, locked or cleared) under the card maintenance key: issuer only.
+
+    The caller builds the 64 bytes with ``sbcard.domain.concessions.encode_0017``.
+    """
+    if len(data0017) != P.TU_MANAGEMENT_LEN:
+        raise ValueError(f"EF 0017 is {P.TU_MANAGEMENT_LEN} bytes, got {len(data0017)}")
+    SelectMF().send(reader)  # MK is the card's, at MF level; the authentication survives the SELECT below
+    external_authenticate(reader, keys.maintenance, P.CARD_KEY_INDEX, keys.algorithm)
+    select_tunion().send(reader)
+    UpdateBinary(P.SFI_TU_MANAGEMENT, 0, data0017).send(reader)
 
 
 # ----------------------------------------------------------------------------- the flows

@@ -92,7 +92,10 @@ def _initialize_purchase(s: Session, key_index: int, amount: int, terminal_no: b
     """balance (4) ‖ offline counter (2) ‖ overdraft (3) ‖ key version ‖ algorithm id ‖ random (4)."""
     entry = _purse_key(s, KeyUsage.PURCHASE, key_index)
     purse = s.state.purse
-    require(amount > 0, SW.WRONG_DATA, "amount 0")
+    # A compound purchase may be of 0 fen: a subway entry writes its record into the capp
+    # cache, a free ride leaves a TAC-proven record (docs/card-profile.md). A plain purchase
+    # of 0 is refused.
+    require(amount > 0 or txn_type == CAPP_PURCHASE, SW.WRONG_DATA, "amount 0")
     require(amount <= purse.balance, SW.INSUFFICIENT_BALANCE, f"{amount} fen > balance {purse.balance}")
     require(purse.offline_counter < MAX_COUNTER, SW.CONDITIONS_NOT_SATISFIED, "offline counter exhausted")
     random = bytes(s.rng.randbytes(4))

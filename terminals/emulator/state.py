@@ -50,6 +50,7 @@ rewritten in the two-bank format when a card opens it to write.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import struct
@@ -60,7 +61,7 @@ from typing import Any
 
 import attrs
 
-from sbcard.chip.crypto import algorithm_from_id
+from sbcard.chip.crypto import Algorithm, algorithm_from_id
 from sbcard.chip.profile import (
     EXT_AUTH_TRIES,
     MAX_BALANCE_FEN,
@@ -203,6 +204,16 @@ def _hex(text: Any, what: str, length: int | None = None) -> bytes:
     return raw
 
 
+def _record_hex(value: Any, what: str, n: str | None = None) -> bytes:
+    """``_hex`` for the many records of a card: the message (``what/n``) is built only when wrong."""
+    if isinstance(value, str):
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    return _hex(value, what if n is None else f"{what}/{n}")
+
+
 def _int(value: Any, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise _Bad(f"{what}: expected an integer {low}..{high}, got {value!r}")
@@ -211,10 +222,11 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
 
 def _algorithm_id(value: Any, what: str) -> int:
     value = _int(value, what, 0, 0xFF)
-    try:
-        algorithm_from_id(value)
-    except ValueError:
-        raise _Bad(f"{what}: unknown algorithm id {value:02X}") from None
+    if value not in _ALGORITHM_IDS:
+        try:
+            algorithm_from_id(value)
+        except ValueError:
+            raise _Bad(f"{what}: unknown algorithm id {value:02X}") from None
     return value
 
 
@@ -230,18 +242,31 @@ def _df(name: str, what: str) -> str:
     return name
 
 
+_ALGORITHM_IDS = frozenset(a.id_byte for a in Algorithm)
+_HEX2 = {f"{i:02X}": i for i in range(256)} | {f"{i:02x}": i for i in range(256)}
+
+
 def _byte_id(text: str, what: str, low: int = 0, high: int = 0xFF) -> int:
     """A two-hex-digit identifier (SFI, usage, index, record number or tag)."""
-    if len(text) != 2 or not all(c in "0123456789abcdefABCDEF" for c in text):
+    value = _HEX2.get(text) if isinstance(text, str) else None
+    if value is None:
         raise _Bad(f"{what}: expected two hex digits, got {text!r}")
-    return _int(int(text, 16), what, low, high)
+    return _int(value, what, low, high)
 
 
+def _record_id(text: str, ref: str) -> int:
+    """A record's number or tag (the message is built only when it is wrong: a card loads often)."""
+    value = _HEX2.get(text) if isinstance(text, str) else None
+    return value if value is not None else _byte_id(text, f"{ref} record")
+
+
+@functools.lru_cache(maxsize=256)
 def _file_ref(text: str) -> FileRef:
     df, _, sfi = text.partition("/")
     return _df(df, text), _byte_id(sfi, f"{text}: SFI", 1, 30)
 
 
+@functools.lru_cache(maxsize=256)
 def _key_ref(text: str) -> KeyRef:
     parts = text.split("/")
     if len(parts) != 3:
@@ -296,10 +321,7 @@ def from_json(doc: Any) -> CardState:
             key=_hex(e.get("key"), f"key {ref}.key", 16),
         )
     records = {
-        _file_ref(ref): {
-            _byte_id(n, f"{ref} record"): _hex(v, f"{ref}/{n}")
-            for n, v in _dict(recs, ref).items()
-        }
+        _file_ref(ref): {_record_id(n, ref): _record_hex(v, ref, n) for n, v in _dict(recs, ref).items()}
         for ref, recs in _dict(d.get("records"), "records").items()
     }
     binaries = {_file_ref(ref): _hex(v, ref) for ref, v in _dict(d.get("binaries"), "binaries").items()}
@@ -307,7 +329,8 @@ def from_json(doc: Any) -> CardState:
     for ref, recs in _dict(d.get("logs"), "logs").items():
         if not isinstance(recs, list):
             raise _Bad(f"{ref}: expected a list of records")
-        logs[_file_ref(ref)] = tuple(_hex(r, f"{ref} record") for r in recs)
+        what = f"{ref} record"
+        logs[_file_ref(ref)] = tuple(_record_hex(r, what) for r in recs)
     pin = d.get("pin")
     if pin is not None:
         p = _dict(pin, "pin")

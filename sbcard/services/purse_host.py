@@ -1,0 +1,344 @@
+"""The issuing region's purse host: loads (圈存) from the holder's financial account into the purse.
+
+A load is three steps between the load terminal (``terminals/apps/loader.py``) and this
+host, each one transaction of the card's issuing region:
+
+1. ``begin_load`` — after INITIALIZE FOR LOAD. The host checks the card's MAC1 with the
+   card's DLK (diversified from the region's master, ``services.keys``), which proves the
+   card, its balance and its online counter; the purse's maximum (¥1,000.00); the card
+   (active) and its account (open, not frozen, enough money). It posts the ledger
+   transaction holder → ``FLOAT-PURSE``, writes a ``pending`` row in ``purse_loads`` and
+   answers MAC2 with the date-time the card must be sent.
+2. The terminal sends CREDIT FOR LOAD; the card commits and answers its TAC.
+3. ``confirm_load`` — the host checks the TAC with the card's DTK: ``confirmed``; the
+   issuer's shadow of the purse (``purse_shadow``) goes up by the amount.
+
+A tear, a lost answer or a crash between 1 and 3 leaves the load ``pending``: the holder's
+money sits in the float. ``settle`` ends it from what the card shows
+(``sbcard.domain.purse_load.decide``): confirmed if the card credited it (its prove's
+TAC, else its online counter past the load's), reversed — a new ledger transaction back to
+the holder — if it never did. The terminal settles a card's pending loads before every
+new load, and the host refuses a new load while one is pending, so money is never taken
+without reaching the purse and never reaches it twice.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from sbcard.chip.codec import bcd_datetime, to_bcd
+from sbcard.chip.crypto import diversify
+from sbcard.chip.keys import IssuerMasterKeys
+from sbcard.chip.purse import EP_LOAD, load_mac1, load_mac2, load_session_key, load_tac
+from sbcard.clock import BEIJING
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+from sbcard.domain.lifecycle import effective_status
+from sbcard.domain.money import format_fen
+from sbcard.domain.purse_load import (
+    MAX_BALANCE_FEN,
+    CardLoadEvidence,
+    Decision,
+    LoadGrant,
+    LoadRequest,
+    Outcome,
+    PendingLoad,
+    decide,
+)
+from sbcard.federation import lookup
+from sbcard.services import audit, keys, ledger
+from sbcard.store.migrations import timestamp
+from sbcard.store.sequences import next_value
+from sbcard.store.transaction import atomic
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import REGION_NODES, World
+
+FLOAT_PURSE = "FLOAT-PURSE"
+LOAD_SEQUENCE = "purse_load"
+FIELD = "--reader"  # the card in the reader is what a refusal is about
+
+
+# ----------------------------------------------------------------------------- finding the card
+
+
+def find_card_by_app_serial(world: World, app_serial: str) -> tuple[str, dict[str, Any]] | None:
+    """(issuing node, card row) of the card with this T-Union application serial, or None."""
+    for node in REGION_NODES:
+        row = world.region(node).execute("SELECT 1 FROM cards WHERE app_serial = ?", [app_serial]).fetchone()
+        if row:
+            [card] = world.region(node).query("SELECT * FROM cards WHERE app_serial = ?", [app_serial])
+            return node, card
+    return None
+
+
+def _card(world: World, app_serial: str) -> tuple[str, dict[str, Any]]:
+    found = find_card_by_app_serial(world, app_serial)
+    if found is None:
+        raise NotFound("card.unknown_purse",
+                       f"no card with application serial {app_serial} in Beijing, Tianjin or Hebei", FIELD)
+    return found
+
+
+def dtk_of(masters: IssuerMasterKeys, app_serial: str) -> bytes:
+    """The card's TAC key (DTK), diversified by its application serial."""
+    return diversify(masters.algorithm, masters.tac, to_bcd(app_serial))
+
+
+def dlk_of(masters: IssuerMasterKeys, app_serial: str) -> bytes:
+    return diversify(masters.algorithm, masters.load, to_bcd(app_serial))
+
+
+def expected_load_tac(masters: IssuerMasterKeys, row: dict[str, Any]) -> bytes:
+    """The TAC the card gives for the load in this ``purse_loads`` row."""
+    alg = masters.algorithm
+    return load_tac(alg, dtk_of(masters, row["app_serial"]), row["balance_before_fen"] + row["amount_fen"],
+                    row["online_counter"], row["amount_fen"], EP_LOAD, bytes.fromhex(row["terminal_no"]),
+                    bytes.fromhex(row["date_time"]))
+
+
+# ----------------------------------------------------------------------------- the use cases
+
+
+def pending_loads(world: World, app_serial: str) -> list[PendingLoad]:
+    """The card's loads debited from the account and not yet seen credited or refused."""
+    found = find_card_by_app_serial(world, app_serial)
+    if found is None:
+        return []
+    node, _ = found
+    return [_pending_value(row) for row in world.region(node).query(
+        "SELECT * FROM purse_loads WHERE app_serial = ? AND status = 'pending' ORDER BY online_counter", [app_serial])]
+
+
+def begin_load(
+    world: World, request: LoadRequest, *, operator: str, outlet: str | None = None, now: datetime,
+) -> LoadGrant:
+    """Step 1: check the card's MAC1, the maximum, the card and its account; debit; answer MAC2."""
+    if request.amount_fen <= 0:
+        raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
+    node, card = _card(world, request.app_serial)
+    staff = lookup.require_operator_anywhere(world, operator)[1]["code"]
+    db = world.region(node)
+    with UnitOfWork(db) as uow:
+        card = uow.db["cards"].get(card["card_number"])  # again, under the write lock
+        masters = keys.issuer_masters(uow.db)
+        _check_mac1(masters, request)
+        status = effective_status(card, now)
+        if status != "active":
+            raise RuleRefused("card.not_active", f"card {card['card_number']} is {status}: no load onto its purse",
+                              FIELD)
+        if request.balance_fen + request.amount_fen > MAX_BALANCE_FEN:
+            raise RuleRefused(
+                "purse.max_balance",
+                f"the purse holds {format_fen(request.balance_fen)}; loading {format_fen(request.amount_fen)} would "
+                f"pass its maximum of {format_fen(MAX_BALANCE_FEN)}", "--amount")
+        waiting = uow.db.execute("SELECT id FROM purse_loads WHERE app_serial = ? AND status = 'pending'",
+                                 [request.app_serial]).fetchone()
+        if waiting:
+            raise RuleRefused("load.pending", f"load {waiting[0]} on this card is not settled yet: present the card "
+                              "to a load terminal to settle it first", FIELD)
+        live = uow.db.execute(
+            "SELECT id FROM purse_loads WHERE app_serial = ? AND online_counter = ? AND status = 'confirmed'",
+            [request.app_serial, request.online_counter]).fetchone()
+        if live:
+            raise RuleRefused("load.counter_reused", f"the card's online counter {request.online_counter} was used "
+                              f"by load {live[0]} already: the card's image was put back", FIELD)
+        account_no = ledger.account_of_card(uow.db, card["card_number"])
+        if account_no is None:
+            raise RuleRefused("account.none", f"card {card['card_number']} reaches no open financial account", FIELD)
+        load_id = f"{node.upper()}-LOAD-{next_value(uow.db, LOAD_SEQUENCE):010d}"
+        ensure_float(uow.db, now)
+        ledger.post(uow.db, txn_id=load_id, entries=[(account_no, -request.amount_fen),
+                                                      (FLOAT_PURSE, request.amount_fen)],
+                    kind="purse_load", operator=staff, outlet=outlet,
+                    memo=f"load onto the purse of card {card['card_number']} (online counter "
+                         f"{request.online_counter})", now=now)
+        date_time = bcd_datetime(now.astimezone(BEIJING))
+        sk = load_session_key(masters.algorithm, dlk_of(masters, request.app_serial), request.random,
+                              request.online_counter)
+        mac2 = load_mac2(masters.algorithm, sk, request.amount_fen, EP_LOAD, bytes.fromhex(request.terminal_no),
+                         date_time)
+        uow.db["purse_loads"].insert({
+            "id": load_id, "card_number": card["card_number"], "app_serial": request.app_serial,
+            "account_no": account_no, "online_counter": request.online_counter, "amount_fen": request.amount_fen,
+            "balance_before_fen": request.balance_fen, "terminal_no": request.terminal_no,
+            "date_time": date_time.hex(), "status": "pending", "mac2": mac2.hex().upper(), "tac": None,
+            "how": None, "txn_id": load_id, "reversal_txn_id": None, "operator": staff, "outlet": outlet,
+            "created_at": timestamp(now), "settled_at": None,
+        })
+        audit.record(uow.db, at=now, operator=staff, outlet=outlet, action="purse.load", subject=card["card_number"],
+                     details={"load_id": load_id, "amount_fen": request.amount_fen,
+                              "online_counter": request.online_counter, "terminal_no": request.terminal_no})
+        account_balance = ledger.balance(uow.db, account_no)
+        uow.commit()
+    return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
+                     account_balance_fen=account_balance)
+
+
+def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: bytes, now: datetime) -> dict[str, Any]:
+    """Step 3: the card's TAC for the load; confirmed once it verifies (again: the same answer)."""
+    node, _ = _card(world, app_serial)
+    with UnitOfWork(world.region(node)) as uow:
+        row = _live_load(uow.db, app_serial, online_counter)
+        masters = keys.issuer_masters(uow.db)
+        if not hmac.compare_digest(bytes(tac), expected_load_tac(masters, row)):
+            raise RuleRefused("load.bad_tac", f"the card's TAC {bytes(tac).hex().upper()} for load {row['id']} does "
+                              "not verify; the load stays pending until the card is presented again", FIELD)
+        if row["status"] == "pending":
+            _confirm(uow.db, row, "tac", bytes(tac), now)
+            uow.commit()
+        row = uow.db["purse_loads"].get(row["id"])
+    return load_view(world, node, row)
+
+
+def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = None,
+           now: datetime) -> list[dict[str, Any]]:
+    """Settle the card's pending loads from what the card shows; one entry per load, decided or not."""
+    found = find_card_by_app_serial(world, evidence.app_serial)
+    if found is None:
+        return []
+    node, _ = found
+    out = []
+    db = world.region(node)
+    with UnitOfWork(db) as uow:
+        masters = keys.issuer_masters(uow.db)
+        rows = list(uow.db.query("SELECT * FROM purse_loads WHERE app_serial = ? AND status = 'pending' "
+                                 "ORDER BY online_counter", [evidence.app_serial]))
+        for row in rows:
+            expected = expected_load_tac(masters, row)
+            decision = decide(_pending_value(row), evidence, lambda tac: hmac.compare_digest(bytes(tac), expected))
+            note = None
+            try:
+                with atomic(uow.db):
+                    _apply(uow.db, row, decision, operator, now)
+            except SbcardError as refused:  # e.g. the account closed since: staff must pay it back by hand
+                note = refused.message
+                decision = Decision(Outcome.UNDECIDED, "refused")
+            out.append({**load_view(world, node, uow.db["purse_loads"].get(row["id"])),
+                        "decision": decision.outcome.value, "how": decision.how, "note": note})
+        uow.commit()
+    return out
+
+
+def load_view(world: World, node: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A load as the CLI shows it (stable keys)."""
+    return {
+        "load_id": row["id"], "card_number": row["card_number"], "node": node, "status": row["status"],
+        "amount_fen": row["amount_fen"], "online_counter": row["online_counter"],
+        "balance_before_fen": row["balance_before_fen"], "tac": row["tac"], "how": row["how"],
+        "txn_id": row["txn_id"], "reversal_txn_id": row["reversal_txn_id"], "created_at": row["created_at"],
+        "settled_at": row["settled_at"],
+    }
+
+
+def ensure_float(db: sqlite_utils.Database, now: datetime) -> str:
+    return ledger.ensure_internal_account(db, FLOAT_PURSE, "purse_float", now)
+
+
+# ----------------------------------------------------------------------------- the host port
+
+
+class PurseHost:
+    """The issuers' side of a load terminal (``terminals.apps.loader.LoadHost``), for one operator.
+
+    Each call is one transaction of the card's issuing region, found from the card's
+    application serial: a Tianjin card at a Beijing counter is loaded from its Tianjin account.
+    """
+
+    def __init__(self, world: World, *, operator: str, outlet: str | None = None, now: datetime) -> None:
+        self.world, self.now, self.outlet = world, now, outlet
+        self.node, staff = lookup.require_operator_anywhere(world, operator)
+        self.operator = staff["code"]
+        if outlet is not None:
+            lookup.get_outlet(world, outlet)
+
+    def pending_loads(self, app_serial: str) -> list[PendingLoad]:
+        return pending_loads(self.world, app_serial)
+
+    def settle(self, evidence: CardLoadEvidence) -> list[dict[str, Any]]:
+        return settle(self.world, evidence, operator=self.operator, now=self.now)
+
+    def begin_load(self, request: LoadRequest) -> LoadGrant:
+        return begin_load(self.world, request, operator=self.operator, outlet=self.outlet, now=self.now)
+
+    def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
+        return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now)
+
+
+# ----------------------------------------------------------------------------- the mechanics
+
+
+def _check_mac1(masters: IssuerMasterKeys, r: LoadRequest) -> None:
+    alg = masters.algorithm
+    if r.algorithm_id != alg.id_byte or r.key_version != masters.version:
+        raise RuleRefused("load.key", f"the card's load key (version {r.key_version:02X}, algorithm "
+                          f"{r.algorithm_id:02X}) is not the issuer's ({masters.version:02X}, {alg.id_byte:02X})",
+                          FIELD)
+    sk = load_session_key(alg, dlk_of(masters, r.app_serial), r.random, r.online_counter)
+    if not hmac.compare_digest(r.mac1, load_mac1(alg, sk, r.balance_fen, r.amount_fen, EP_LOAD,
+                                                 bytes.fromhex(r.terminal_no))):
+        raise RuleRefused("load.mac1", "the card's MAC1 does not verify: not a genuine card of its issuer, or its "
+                          "answer was altered on the way", FIELD)
+
+
+def _live_load(db: sqlite_utils.Database, app_serial: str, online_counter: int) -> dict[str, Any]:
+    rows = list(db.query("SELECT * FROM purse_loads WHERE app_serial = ? AND online_counter = ? "
+                         "AND status != 'reversed'", [app_serial, online_counter]))
+    if not rows:
+        raise NotFound("load.unknown", f"no pending load at online counter {online_counter} of this card", FIELD)
+    return rows[0]
+
+
+def _apply(db: sqlite_utils.Database, row: dict[str, Any], decision: Decision, operator: str | None,
+           now: datetime) -> None:
+    if decision.outcome is Outcome.CONFIRM:
+        _confirm(db, row, decision.how, decision.tac, now)
+    elif decision.outcome is Outcome.REVERSE:
+        _reverse(db, row, operator or row["operator"], now)
+
+
+def _confirm(db: sqlite_utils.Database, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
+    db.execute("UPDATE purse_loads SET status = 'confirmed', tac = ?, how = ?, settled_at = ? WHERE id = ?",
+               [tac.hex().upper() if tac else None, how, timestamp(now), row["id"]])
+    at = timestamp(now)
+    db.execute(
+        """INSERT INTO purse_shadow (app_serial, card_number, expected_balance_fen, last_offline_counter,
+                                     last_online_counter, updated_at)
+           VALUES (?, ?, ?, NULL, ?, ?)
+           ON CONFLICT (app_serial) DO UPDATE SET
+               expected_balance_fen = expected_balance_fen + excluded.expected_balance_fen,
+               last_online_counter = max(last_online_counter, excluded.last_online_counter),
+               updated_at = excluded.updated_at""",
+        [row["app_serial"], row["card_number"], row["amount_fen"], row["online_counter"] + 1, at])
+
+
+def _reverse(db: sqlite_utils.Database, row: dict[str, Any], operator: str, now: datetime) -> None:
+    """The card never credited the load: the money goes back to the account it came from."""
+    account = ledger.get_account(db, row["account_no"])
+    if account["status"] == "closed":
+        raise RuleRefused("account.closed", f"load {row['id']} cannot go back to account {row['account_no']}: it is "
+                          "closed; pay the holder from the float by hand", FIELD)
+    reversal = f"{row['id']}-REV"
+    frozen = account["status"] == "frozen"  # a lost card: the refund still belongs in its account
+    if frozen:
+        ledger.set_frozen(db, row["account_no"], frozen=False, now=now)
+    ledger.post(db, txn_id=reversal, entries=[(row["account_no"], row["amount_fen"]),
+                                              (FLOAT_PURSE, -row["amount_fen"])],
+                kind="purse_load_reversal", operator=operator, outlet=row["outlet"],
+                memo=f"load {row['id']} never reached the purse of card {row['card_number']}", now=now)
+    if frozen:
+        ledger.set_frozen(db, row["account_no"], frozen=True, now=now)
+    db.execute("UPDATE purse_loads SET status = 'reversed', how = 'counter', reversal_txn_id = ?, settled_at = ? "
+               "WHERE id = ?", [reversal, timestamp(now), row["id"]])
+    audit.record(db, at=now, operator=operator, outlet=row["outlet"], action="purse.load_reversed",
+                 subject=row["card_number"], reason="the card never credited the load",
+                 details={"load_id": row["id"], "amount_fen": row["amount_fen"]})
+
+
+def _pending_value(row: dict[str, Any]) -> PendingLoad:
+    return PendingLoad(load_id=row["id"], online_counter=row["online_counter"], amount_fen=row["amount_fen"],
+                       balance_before_fen=row["balance_before_fen"], terminal_no=row["terminal_no"].upper(),
+                       date_time=row["date_time"])
+
