@@ -47,7 +47,7 @@ from sbcard.chip.commands import (
 )
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.keys import CardKeys, transport_key
-from sbcard.chip.reader import Reader, transmit
+from sbcard.chip.reader import CountingReader, Reader, transmit
 from sbcard.chip.reading import FLAG_CODES, INSURANCE_TYPE_CODES, SEX_CODES, CardSnapshot, MedicalInsurance, read_card
 from sbcard.chip.tlv import Tlv
 from sbcard.domain.card_id_code import CardIdCode
@@ -325,29 +325,6 @@ class PersonalisationResult:
     resumed: bool = False  # True: the card was already complete (a run torn at its last write)
 
 
-class _CountingReader:
-    """A Reader that counts the APDUs passed to the real one."""
-
-    def __init__(self, reader: Reader) -> None:
-        self._reader = reader
-        self.name = reader.name
-        self.count = 0
-
-    @property
-    def atr(self) -> bytes:
-        return self._reader.atr
-
-    def card_present(self) -> bool:
-        return self._reader.card_present()
-
-    def transmit_raw(self, apdu: bytes) -> bytes:
-        self.count += 1
-        return self._reader.transmit_raw(apdu)
-
-    def close(self) -> None:
-        self._reader.close()
-
-
 def differences(snapshot: CardSnapshot, card: CardData) -> tuple[str, ...]:
     """The names of the snapshot fields that differ from what ``card`` puts on a card."""
     expected: dict[str, Any] = {
@@ -385,7 +362,7 @@ def personalise(
     refused command and ``CardIOError`` if the card is torn (run again: it starts over).
     """
     script = build_script(card, keys)  # everything that can be refused is refused before any APDU
-    counting = _CountingReader(reader)
+    counting = CountingReader(reader)
     info = GetChipInfo().send(counting)
 
     if info.life_state is P.LifeState.PERSONALISED:

@@ -59,3 +59,23 @@ def transmit(reader: Reader, command: Command) -> Response:
         resp = Response.from_bytes(raw)
     return Response(data + resp.data, resp.sw) if data else resp
 
+
+class CountingReader:
+    """A Reader passing everything through and counting the APDUs: the cost of a flow."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader, self.name, self.count = reader, reader.name, 0
+
+    @property
+    def atr(self) -> bytes:
+        return self._reader.atr
+
+    def card_present(self) -> bool:
+        return self._reader.card_present()
+
+    def transmit_raw(self, apdu: bytes) -> bytes:
+        self.count += 1
+        return self._reader.transmit_raw(apdu)
+
+    def close(self) -> None:
+        self._reader.close()

@@ -42,7 +42,7 @@ from sbcard.chip.commands import (
 from sbcard.chip.keys import CardKeys
 from sbcard.chip.personalisation import CardData, PersonalisationResult
 from sbcard.chip.personalisation import personalise as _personalise
-from sbcard.chip.reader import Reader
+from sbcard.chip.reader import CountingReader, Reader
 from sbcard.chip.reading import CardSnapshot, read_card
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.pin import check_new_pin
@@ -149,30 +149,9 @@ class Outcome:
     apdus: int  # every APDU the flow exchanged with the card
 
 
-class _Counting:
-    """A Reader passing everything through, counting the APDUs."""
-
-    def __init__(self, reader: Reader) -> None:
-        self._reader, self.name, self.count = reader, reader.name, 0
-
-    @property
-    def atr(self) -> bytes:
-        return self._reader.atr
-
-    def card_present(self) -> bool:
-        return self._reader.card_present()
-
-    def transmit_raw(self, apdu: bytes) -> bytes:
-        self.count += 1
-        return self._reader.transmit_raw(apdu)
-
-    def close(self) -> None:
-        self._reader.close()
-
-
 def issue(reader: Reader, host: IssuingHost) -> Outcome:
     """Issue the blank in ``reader``; the host records it once the card reads back right."""
-    counting = _Counting(reader)
+    counting = CountingReader(reader)
     chip = chip_info(counting)
     with host.issuance(chip) as order:
         result = personalise(counting, order.card, order.keys)
@@ -181,7 +160,7 @@ def issue(reader: Reader, host: IssuingHost) -> Outcome:
 
 def activate(reader: Reader, host: ActivationHost, pin: str) -> Outcome:
     """Activate the issued card in ``reader`` with the holder's new ``pin``."""
-    counting = _Counting(reader)
+    counting = CountingReader(reader)
     snapshot = read_back(counting)
     if not snapshot.personalised or snapshot.card_number is None:
         raise RuleRefused(

@@ -36,7 +36,7 @@ from sbcard.chip.commands import (
     select_tunion,
 )
 from sbcard.chip.purse import EP_LOAD
-from sbcard.chip.reader import Reader
+from sbcard.chip.reader import CountingReader, Reader
 from sbcard.chip.sw import ConditionsNotSatisfied, MacNotAvailable
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.money import format_fen
@@ -98,27 +98,6 @@ class LoadOutcome:
     apdus: int
 
 
-class _Counting:
-    """A Reader passing everything through, counting the APDUs."""
-
-    def __init__(self, reader: Reader) -> None:
-        self._reader, self.name, self.count = reader, reader.name, 0
-
-    @property
-    def atr(self) -> bytes:
-        return self._reader.atr
-
-    def card_present(self) -> bool:
-        return self._reader.card_present()
-
-    def transmit_raw(self, apdu: bytes) -> bytes:
-        self.count += 1
-        return self._reader.transmit_raw(apdu)
-
-    def close(self) -> None:
-        self._reader.close()
-
-
 # ----------------------------------------------------------------------------- the card
 
 
@@ -170,7 +149,7 @@ def _settle(reader: Reader, host: LoadHost, app_serial: str, terminal_no: bytes)
 def recover(reader: Reader, host: LoadHost, terminal_no: bytes) -> Recovery:
     """Settle the card's pending loads, if any (a load does this first by itself)."""
     _check_terminal_no(terminal_no)
-    counting = _Counting(reader)
+    counting = CountingReader(reader)
     app_serial = select_purse(counting)
     settled = _settle(counting, host, app_serial, terminal_no)
     balance = GetBalance().send(counting)
@@ -182,7 +161,7 @@ def load(reader: Reader, host: LoadHost, amount_fen: int, terminal_no: bytes) ->
     _check_terminal_no(terminal_no)
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
-    counting = _Counting(reader)
+    counting = CountingReader(reader)
     app_serial = select_purse(counting)
     settled = _settle(counting, host, app_serial, terminal_no)
     try:
