@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlite_utils
 
+from sbcard.store.migrations import timestamp
+
 VALID_STATUSES = ("issued", "active", "lost")
 
 
@@ -132,3 +134,15 @@ def publish_blacklist(
         {"version": version, "card_number": card, "action": action, "reason": note} for card, action in changes
     )
     return version
+
+
+def card_status_message(card: dict[str, Any], status: str, now: dt.datetime) -> dict[str, Any]:
+    """The payload of an outbox ``card.status`` message: the directory's entry for a card."""
+    return {
+        "card_number": card["card_number"],
+        "card_id_code": card["card_id_code"],
+        "citizen_id": card["citizen_id"],
+        "issuing_region": card["card_id_code"][:6],
+        "status": status,
+        "at": timestamp(now),
+    }

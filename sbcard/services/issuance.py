@@ -489,7 +489,7 @@ class IssuanceDesk:
         audit.record(db, at=now, operator=self.operator, outlet=self.outlet, action="card.issue",
                      subject=card.card_number, details=details)
         outbox.enqueue(db, to_node=HUB, kind="card.status", key=f"card.status/{card.card_number}/{event_id}",
-                       payload=directory_payload(row, now), now=now)
+                       payload=hub_directory.card_status_message(row, row["status"], now), now=now)
         if self.outlet_node == self.node:
             stock.take_blank(db, outlet=self.outlet, chip_serial=chip_serial, card_number=card.card_number, now=now)
         else:
@@ -512,16 +512,6 @@ def _check_issuable(application: dict[str, Any]) -> None:
     hint = " (set it in_production first)" if ready == "in_production" and application["status"] == "applied" else ""
     raise RuleRefused("application.status", f"application {application['id']} is {application['status']}{hint}",
                       allocation.APPLICATION_FIELD)
-
-
-def directory_payload(card: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """The hub directory's entry for a card (outbox kind ``card.status``)."""
-    return {
-        **columns(card, "card_number", "card_id_code", "citizen_id"),
-        "issuing_region": card["card_id_code"][:6],
-        "status": card["status"],
-        "at": timestamp(now),
-    }
 
 
 def issued_view(row: dict[str, Any], *, issuing_node: str, resumed: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from sbcard.domain.lifecycle import CardState, Channel
 from sbcard.domain.money import format_fen
 from sbcard.domain.regions import NODE_NAMES
 from sbcard.federation import lookup, outbox
-from sbcard.services import ledger, operators
+from sbcard.services import hub_directory, ledger, operators
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, REGION_NODES, World, node_of_db
@@ -256,14 +256,7 @@ def _tell_hub(db: sqlite_utils.Database, card: dict[str, Any], before: CardState
     number = card["card_number"]
     outbox.enqueue(
         db, to_node=HUB, kind="card.status", key=f"card.status/{number}/{event_id}",
-        payload={
-            "card_number": number,
-            "card_id_code": card["card_id_code"],
-            "citizen_id": card["citizen_id"],
-            "issuing_region": card["card_id_code"][:6],
-            "status": after.status.value,
-            "at": timestamp(now),
-        },
+        payload=hub_directory.card_status_message(card, after.status.value, now),
         now=now,
     )
     change = L.blacklist_change(before, after)

@@ -4,37 +4,23 @@ test, and time frozen at ``NOW`` (the CLI's clock reads it)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
 from subsidy_import_world import NOW, STAFF, populate, registry_people
-from world_template import make_template
+from world_template import home, make_template, world  # noqa: F401  (fixtures built on template_home)
 
-from sbcard.store.world import World, open_world
+from sbcard.store.world import open_world
 
 
 @pytest.fixture(scope="session")
-def import_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = make_template(tmp_path_factory, "subsidy-import", seed=9, now=NOW, staff=STAFF, people=registry_people())
     with open_world(home) as world:
         populate(world)
     return home
-
-
-@pytest.fixture
-def home(tmp_path: Path, import_template: Path) -> Path:
-    copy = tmp_path / "world"
-    shutil.copytree(import_template, copy)
-    return copy
-
-
-@pytest.fixture
-def world(home: Path) -> Iterator[World]:
-    with open_world(home) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from subsidy_import_fixtures import frozen, home, import_template, world  # noqa: F401  (fixtures)
+from subsidy_import_fixtures import frozen, home, template_home, world  # noqa: F401  (fixtures)
 from subsidy_import_world import CHECKER, DISTRICT, MAKER, NOW, SAMPLE_PEOPLE
 
 from sbcard.clock import BEIJING

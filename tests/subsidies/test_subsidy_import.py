@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from subsidy_import_fixtures import home, import_template, world  # noqa: F401  (fixtures)
+from subsidy_import_fixtures import home, template_home, world  # noqa: F401  (fixtures)
 from subsidy_import_world import (
     BJ_MAKER,
     CITY_MAKER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 
-from subsidy_import_fixtures import frozen, home, import_template, world  # noqa: F401  (fixtures)
+from subsidy_import_fixtures import frozen, home, template_home, world  # noqa: F401  (fixtures)
 from subsidy_import_world import DISTRICT, MAKER, SAMPLES, cid, row, write_csv
 
 IMPORT_KEYS = {"batch_id", "rows", "valid", "invalid", "total_fen", "valid_fen", "invalid_fen", "status", "source",

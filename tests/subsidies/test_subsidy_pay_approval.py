@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from subsidy_pay_fixtures import home, pay_template, tj, world  # noqa: F401  (fixtures)
+from subsidy_pay_fixtures import home, template_home, tj, world  # noqa: F401  (fixtures)
 from subsidy_pay_world import CHECKER, CLERK, MAKER, NOW, SUPERVISOR, batch_rows, import_csv, insert_batch
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 
-from subsidy_pay_fixtures import home, pay_template, tj, world  # noqa: F401  (fixtures)
+from subsidy_pay_fixtures import home, template_home, tj, world  # noqa: F401  (fixtures)
 from subsidy_pay_world import (
     CHECKER, CLERK, MAKER, NOW, approved_batch, assert_paid_exactly_once, batch_rows, card_number, import_csv, name,
 )

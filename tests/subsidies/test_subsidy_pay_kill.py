@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from subsidy_pay_fixtures import home, pay_template  # noqa: F401  (fixtures)
+from subsidy_pay_fixtures import home, template_home  # noqa: F401  (fixtures)
 from subsidy_pay_world import (
     HOLDERS, ITEM, approved_batch, assert_paid_exactly_once, batch_rows, row, run_sbcard, start_sbcard,
 )

@@ -4,7 +4,7 @@ balance no longer covers it, or the row was never paid, or already reversed."""
 from __future__ import annotations
 
 import pytest
-from subsidy_pay_fixtures import home, pay_template, tj, world  # noqa: F401  (fixtures)
+from subsidy_pay_fixtures import home, template_home, tj, world  # noqa: F401  (fixtures)
 from subsidy_pay_world import (
     CHECKER, CLERK, NOW, SUPERVISOR, approved_batch, assert_paid_exactly_once, batch_rows, citizen_id, ledger_sum,
     row,

@@ -10,7 +10,7 @@ import sys
 from datetime import timedelta
 
 import pytest
-from subsidy_pay_fixtures import home, pay_template, tj, world  # noqa: F401  (fixtures)
+from subsidy_pay_fixtures import home, template_home, tj, world  # noqa: F401  (fixtures)
 from subsidy_pay_world import (
     CLERK, HOLDERS, ITEM, ITEM2, NOW, PERIOD, approved_batch, assert_paid_exactly_once, batch_rows, card_number,
     citizen_id, give_card, ledger_sum, row,
