@@ -268,6 +268,22 @@ class _Records:
             return None
 
 
+def read_insurance(reader: Reader) -> tuple[MedicalInsurance, tuple[str, ...]]:
+    """DF04 (selected here): EF05's insurance data and EF06's offline settlement, with warnings.
+
+    What a medical point of sale reads besides the holder (``terminals/apps/medical.py``);
+    ``read_card`` reads it the same way.
+    """
+    warnings: list[str] = []
+    records = _Records(reader, warnings)
+    select_medical().send(reader)
+    medical = {
+        name: records.read(f"DF04/EF{sfi:02X}", sfi, tag, decode)
+        for (sfi, tag), (name, decode) in _MEDICAL_DECODERS.items()
+    }
+    return MedicalInsurance(**medical), tuple(warnings)
+
+
 def read_card(reader: Reader) -> CardSnapshot:
     """Read the card in ``reader``: chip info always, the applications once personalised.
 
@@ -292,11 +308,8 @@ def read_card(reader: Reader) -> CardSnapshot:
                 f"SSSE/EF{sfi:02X}", sfi, tag, decode, P.TAG_LENGTHS[tag], personal=sfi == P.SFI_EF06
             )
 
-    select_medical().send(reader)
-    medical = {
-        name: records.read(f"DF04/EF{sfi:02X}", sfi, tag, decode)
-        for (sfi, tag), (name, decode) in _MEDICAL_DECODERS.items()
-    }
+    insurance, medical_warnings = read_insurance(reader)
+    warnings.extend(medical_warnings)
 
     fci = select_tunion().send(reader)
     if fci.tunion is None:
@@ -316,7 +329,7 @@ def read_card(reader: Reader) -> CardSnapshot:
     return CardSnapshot(
         **base,
         **fields,
-        insurance=MedicalInsurance(**medical),
+        insurance=insurance,
         tunion=fci.tunion,
         transit_blocked=blocked,
         balance_fen=balance,

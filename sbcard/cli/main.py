@@ -10,7 +10,9 @@ from sbcard.cli import (
     accounts,
     card_life,
     cards,
+    hub,
     ids,
+    medical,
     operators,
     outlets,
     persons,
@@ -20,6 +22,7 @@ from sbcard.cli import (
     transit,
     transit_money,
     transit_ops,
+    venues,
     world,
 )
 from sbcard.cli.context import AppContext, default_home
@@ -55,6 +58,10 @@ transit_ops.register(transit.transit)
 transit_money.register(transit.transit)
 cli.add_command(terminals.terminal)
 cli.add_command(subsidies.subsidy)
+cli.add_command(medical.medical)
+cli.add_command(venues.venue)
+cli.add_command(venues.library)
+cli.add_command(hub.hub)
 
 
 def main() -> None:

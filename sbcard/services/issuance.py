@@ -165,6 +165,14 @@ def apply(
     return application_view(row, issuing_region=_issuing_region(db, person["insured_region"]))
 
 
+def _offline_limit(person: dict[str, Any]) -> int:
+    """DF04/EF06's offline settlement limit: the insured region's policy for the holder's kind of insurance."""
+    from sbcard import medical_reference
+
+    return medical_reference.policy(province_code_of(person["insured_region"]), person["insurance"],
+                                    bool(person["retired"])).offline_limit_fen
+
+
 def _born_by(cid: CitizenId, today: dt.date, field: str) -> CitizenId:
     try:
         cid.check_not_future(today)
@@ -441,6 +449,7 @@ class IssuanceDesk:
             insurance_type=person["insurance"],
             retired=bool(person["retired"]),
             initial_pin=keys.initial_pin(masters, number),
+            offline_limit_fen=_offline_limit(person),
         )
         return card, keys.keys_of_card(masters, id_code, serial)
 

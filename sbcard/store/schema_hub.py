@@ -88,7 +88,24 @@ def _v2_concession_revocations(db: sqlite_utils.Database) -> None:
     db.executescript(_CONCESSION_REVOCATIONS_V2)
 
 
+_LINKS_V3 = """
+-- Whether the hub can reach each region's host (the simulator cuts links; staff mark an
+-- outage with `sbcard hub link NODE --down`). No row: the link is up.
+CREATE TABLE links (
+    node       TEXT PRIMARY KEY CHECK (node IN ('bj', 'tj', 'he')),
+    up         INTEGER NOT NULL CHECK (up IN (0, 1)),
+    changed_at TEXT,
+    note       TEXT
+) STRICT;
+"""
+
+
+def _v3_links(db: sqlite_utils.Database) -> None:
+    db.executescript(_LINKS_V3)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, card directory, blacklist, message log", _v1_initial),
     Migration(2, "transit concessions revoked on cards, versioned with the blacklist", _v2_concession_revocations),
+    Migration(3, "links: which regions the hub can reach", _v3_links),
 )

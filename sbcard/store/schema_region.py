@@ -603,9 +603,230 @@ def _v4_subsidies(db: sqlite_utils.Database) -> None:
     db.executescript(_SUBSIDIES_V4)
 
 
+_MEDICAL_V5 = """
+-- Insured side (参保地): every claim settled for this region's insured persons, whatever
+-- the hospital. `split` is the settlement as sbcard.domain.medical gives it (items, the
+-- year before and after); `lines` the claim's lines ([code, quantity, unit price fen]),
+-- kept to re-settle what a partial refund leaves. `txn_id` is the claim's ledger
+-- transaction (null when no money moves in this region's ledger: everything in cash).
+-- An offline claim (settled at the point of sale against the card, reconciled later)
+-- keeps what the holder paid there (`offline_self_fen`) and the difference settled with
+-- them (`adjustment_fen` = offline self - self: credited when positive, debited when
+-- negative; `owed_fen` the part their account could not take: + the holder owes, - owed
+-- to them). A refund (退费) writes `reversal_txn_id`; a partial one re-settles the
+-- remaining items as a new claim whose `refund_of` names this one.
+CREATE TABLE medical_claims (
+    claim_id              TEXT PRIMARY KEY,
+    card_number           TEXT NOT NULL REFERENCES cards (card_number),
+    citizen_id            TEXT NOT NULL REFERENCES persons (citizen_id),
+    hospital              TEXT NOT NULL,
+    hospital_node         TEXT NOT NULL CHECK (hospital_node IN ('bj', 'tj', 'he')),
+    hospital_level        INTEGER NOT NULL CHECK (hospital_level IN (1, 2, 3)),
+    year                  INTEGER NOT NULL,
+    mode                  TEXT NOT NULL CHECK (mode IN ('online', 'offline')),
+    status                TEXT NOT NULL CHECK (status IN ('settled', 'refunded')),
+    refund_of             TEXT REFERENCES medical_claims (claim_id),
+    insurance_type        TEXT NOT NULL CHECK (insurance_type IN ('employee', 'resident')),
+    retired               INTEGER NOT NULL CHECK (retired IN (0, 1)),
+    cross_region          INTEGER NOT NULL CHECK (cross_region IN (0, 1)),
+    registered            INTEGER NOT NULL CHECK (registered IN (0, 1)),
+    referral_or_emergency INTEGER NOT NULL CHECK (referral_or_emergency IN (0, 1)),
+    use_account           INTEGER NOT NULL CHECK (use_account IN (0, 1)),
+    self_pay              TEXT NOT NULL CHECK (self_pay IN ('cash', 'account')),
+    total_fen             INTEGER NOT NULL CHECK (total_fen > 0),
+    fund_fen              INTEGER NOT NULL CHECK (fund_fen >= 0),
+    account_fen           INTEGER NOT NULL CHECK (account_fen >= 0),
+    self_fen              INTEGER NOT NULL CHECK (self_fen >= 0),
+    deductible_fen        INTEGER NOT NULL CHECK (deductible_fen >= 0),
+    ratio_pct             INTEGER NOT NULL CHECK (ratio_pct BETWEEN 0 AND 100),
+    cap_reached           INTEGER NOT NULL CHECK (cap_reached IN (0, 1)),
+    offline_self_fen      INTEGER CHECK (offline_self_fen >= 0),
+    adjustment_fen        INTEGER NOT NULL DEFAULT 0,
+    owed_fen              INTEGER NOT NULL DEFAULT 0,
+    split                 TEXT NOT NULL CHECK (json_valid(split)),
+    lines                 TEXT NOT NULL CHECK (json_valid(lines)),
+    txn_id                TEXT,
+    reversal_txn_id       TEXT,
+    at                    TEXT NOT NULL,   -- at the point of sale
+    recorded_at           TEXT NOT NULL,
+    refunded_at           TEXT,
+    CHECK (fund_fen + account_fen + self_fen = total_fen),
+    CHECK ((status = 'refunded') = (refunded_at IS NOT NULL)),
+    CHECK ((mode = 'offline') = (offline_self_fen IS NOT NULL))
+) STRICT;
+CREATE INDEX medical_claims_card ON medical_claims (card_number);
+CREATE INDEX medical_claims_citizen ON medical_claims (citizen_id, year);
+CREATE INDEX medical_claims_hospital ON medical_claims (hospital);
+
+-- Insured side: a holder's accumulators for a calendar year (they start again on 1
+-- January). The row is made by the year's first claim (or `medical year`); an
+-- employee's personal account gets the policy's annual allocation then
+-- (`allocated_fen`, one `allocation` entry below).
+CREATE TABLE medical_years (
+    citizen_id          TEXT NOT NULL REFERENCES persons (citizen_id),
+    year                INTEGER NOT NULL,
+    deductible_paid_fen INTEGER NOT NULL CHECK (deductible_paid_fen >= 0),
+    fund_paid_fen       INTEGER NOT NULL CHECK (fund_paid_fen >= 0),
+    allocated_fen       INTEGER NOT NULL CHECK (allocated_fen >= 0),
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    PRIMARY KEY (citizen_id, year)
+) STRICT;
+
+-- Insured side: personal accounts (个人账户), one holder's entries each; the balance is
+-- their sum and never below 0 (the ledger's FUND-MEDICAL-ACCOUNTS is the aggregate).
+CREATE TABLE medical_account_entries (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    citizen_id TEXT NOT NULL REFERENCES persons (citizen_id),
+    year       INTEGER NOT NULL,
+    amount_fen INTEGER NOT NULL CHECK (amount_fen != 0),
+    kind       TEXT NOT NULL CHECK (kind IN ('allocation', 'claim', 'refund')),
+    claim_id   TEXT,
+    at         TEXT NOT NULL
+) STRICT;
+CREATE INDEX medical_account_entries_citizen ON medical_account_entries (citizen_id);
+CREATE TRIGGER medical_account_entries_no_update BEFORE UPDATE ON medical_account_entries
+BEGIN SELECT RAISE(ABORT, 'medical_account_entries is append-only'); END;
+CREATE TRIGGER medical_account_entries_no_delete BEFORE DELETE ON medical_account_entries
+BEGIN SELECT RAISE(ABORT, 'medical_account_entries is append-only'); END;
+
+-- Hospital side (就医地): claims a point of sale of this region's hospitals settled
+-- offline, against the card, while the insured region could not be reached; sent to it
+-- by `medical reconcile` (or the next online claim for that region). `request` is what
+-- goes to the insured region, `offline` the split the point of sale made, `result` the
+-- insured region's answer (or its refusal, for staff).
+CREATE TABLE medical_offline_queue (
+    claim_id      TEXT PRIMARY KEY,
+    hospital      TEXT NOT NULL,
+    card_number   TEXT NOT NULL,  -- any region's card: no reference
+    insured_node  TEXT NOT NULL CHECK (insured_node IN ('bj', 'tj', 'he')),
+    status        TEXT NOT NULL CHECK (status IN ('queued', 'reconciled', 'refused')),
+    request       TEXT NOT NULL CHECK (json_valid(request)),
+    offline       TEXT NOT NULL CHECK (json_valid(offline)),
+    result        TEXT CHECK (result IS NULL OR json_valid(result)),
+    queued_at     TEXT NOT NULL,
+    reconciled_at TEXT,
+    CHECK ((status = 'queued') = (reconciled_at IS NULL))
+) STRICT;
+CREATE INDEX medical_offline_queued ON medical_offline_queue (insured_node, queued_at) WHERE status = 'queued';
+"""
+
+
+def _v5_medical(db: sqlite_utils.Database) -> None:
+    db.executescript(_MEDICAL_V5)
+
+
+_VENUES_V6 = """
+-- Venue side (the venue's region): every card a venue's gate decided on, admitted (free
+-- entries too) or refused, append-only. The gate is a terminal of this region
+-- (`terminals`, operator = the venue's code). `entry_no` is the card's n-th admission
+-- at the venue that day (what a daily limit counts, by the card's purse serial);
+-- `counter` and `terminal_serial` name the purse purchase that paid for it (the gate's
+-- offline record, what `transit upload` sends), null for a free entry; `recovered`: the
+-- entry was paid by a purchase a tear had left in flight (prove | log). `price_fen` is
+-- what was due (a refusal for want of balance keeps it).
+CREATE TABLE venue_visits (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    venue           TEXT NOT NULL,
+    terminal        TEXT NOT NULL REFERENCES terminals (id),
+    card_number     TEXT,
+    app_serial      TEXT NOT NULL,
+    issuer_node     TEXT,
+    day             TEXT NOT NULL,   -- YYYY-MM-DD, service (Beijing) time
+    at              TEXT NOT NULL,
+    result          TEXT NOT NULL CHECK (result IN ('ok', 'refused')),
+    code            TEXT,            -- a refusal's code
+    reason          TEXT,
+    price_fen       INTEGER NOT NULL CHECK (price_fen >= 0),
+    full_price_fen  INTEGER NOT NULL CHECK (full_price_fen >= 0),
+    rule            TEXT,
+    student         INTEGER NOT NULL CHECK (student IN (0, 1)),
+    age             INTEGER,
+    entry_no        INTEGER CHECK (entry_no >= 1),
+    counter         INTEGER,
+    terminal_serial INTEGER,
+    recovered       TEXT CHECK (recovered IS NULL OR recovered IN ('prove', 'log')),
+    CHECK ((result = 'ok') = (entry_no IS NOT NULL)),
+    CHECK ((result = 'ok') = (code IS NULL))
+) STRICT;
+CREATE INDEX venue_visits_admitted ON venue_visits (venue, app_serial, day) WHERE result = 'ok';
+CREATE INDEX venue_visits_card ON venue_visits (card_number);
+CREATE TRIGGER venue_visits_no_update BEFORE UPDATE ON venue_visits
+BEGIN SELECT RAISE(ABORT, 'venue_visits is append-only'); END;
+CREATE TRIGGER venue_visits_no_delete BEFORE DELETE ON venue_visits
+BEGIN SELECT RAISE(ABORT, 'venue_visits is append-only'); END;
+
+-- Library side: the holders a library registered at their first loan (the social
+-- security card is the reader's card). Keyed by the person, so a replacement card (a
+-- new number) finds the same loans and fines; `card_number` is the card last used.
+CREATE TABLE library_readers (
+    library       TEXT NOT NULL,
+    citizen_id    TEXT NOT NULL CHECK (length(citizen_id) = 18),
+    card_number   TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen_at  TEXT NOT NULL,
+    PRIMARY KEY (library, citizen_id)
+) STRICT;
+CREATE INDEX library_readers_card ON library_readers (card_number);
+
+-- Loans: open until `returned_at`; an item is out to one reader at a time. At the return
+-- the days late and the fine are fixed (0 when on time).
+CREATE TABLE library_loans (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    library       TEXT NOT NULL,
+    citizen_id    TEXT NOT NULL,
+    card_number   TEXT NOT NULL,   -- the card it was borrowed with
+    item          TEXT NOT NULL,
+    borrowed_at   TEXT NOT NULL,
+    due_date      TEXT NOT NULL,   -- YYYY-MM-DD
+    returned_at   TEXT,
+    returned_with TEXT,            -- the card at the return
+    overdue_days  INTEGER CHECK (overdue_days >= 0),
+    fine_fen      INTEGER CHECK (fine_fen >= 0),
+    FOREIGN KEY (library, citizen_id) REFERENCES library_readers (library, citizen_id),
+    CHECK ((returned_at IS NULL) = (overdue_days IS NULL)),
+    CHECK ((returned_at IS NULL) = (fine_fen IS NULL)),
+    CHECK ((returned_at IS NULL) = (returned_with IS NULL))
+) STRICT;
+CREATE UNIQUE INDEX library_loans_item_out ON library_loans (library, item) WHERE returned_at IS NULL;
+CREATE INDEX library_loans_reader ON library_loans (library, citizen_id);
+
+-- Overdue fines, one per late loan: `owed` (it blocks further loans at that library)
+-- until a purse purchase at the library's gate pays it (`terminal`, `counter`,
+-- `terminal_serial` name that purchase, whose record `transit upload` sends).
+CREATE TABLE library_fines (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    library         TEXT NOT NULL,
+    citizen_id      TEXT NOT NULL,
+    loan_id         INTEGER NOT NULL UNIQUE REFERENCES library_loans (id),
+    amount_fen      INTEGER NOT NULL CHECK (amount_fen > 0),
+    status          TEXT NOT NULL CHECK (status IN ('owed', 'paid')),
+    created_at      TEXT NOT NULL,
+    paid_at         TEXT,
+    terminal        TEXT,
+    counter         INTEGER,
+    terminal_serial INTEGER,
+    CHECK ((status = 'paid') = (paid_at IS NOT NULL)),
+    CHECK ((status = 'paid') = (terminal IS NOT NULL))
+) STRICT;
+CREATE INDEX library_fines_owed ON library_fines (library, citizen_id) WHERE status = 'owed';
+CREATE TRIGGER library_fines_status_flow BEFORE UPDATE OF status ON library_fines
+WHEN NEW.status != OLD.status AND NOT (OLD.status = 'owed' AND NEW.status = 'paid')
+BEGIN SELECT RAISE(ABORT, 'a paid fine stays paid'); END;
+CREATE TRIGGER library_fines_no_delete BEFORE DELETE ON library_fines
+BEGIN SELECT RAISE(ABORT, 'library fines are kept'); END;
+"""
+
+
+def _v6_venues(db: sqlite_utils.Database) -> None:
+    db.executescript(_VENUES_V6)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
     Migration(3, "transit: terminals, uploaded records, purse loads and shadow, concessions", _v3_transit),
     Migration(4, "subsidies: items, batches, rows", _v4_subsidies),
+    Migration(5, "medical: claims, year accumulators, personal accounts, offline queue", _v5_medical),
+    Migration(6, "venues: gates' visits, library readers and loans", _v6_venues),
 )

@@ -19,6 +19,11 @@ A tap (``Validator.tap``), as a gate or a bus validator runs it:
    offline log (one transaction) before the result says ``ok``. No APDU follows the
    commit, so a tap torn after it has nothing left to lose.
 
+The card read, the recovery of a torn purchase, the blacklist block and the PSAM purchase
+are ``PurseTerminal``'s, which ``Validator`` extends with the fares: a venue's gate
+(``terminals/apps/venue.py``) builds its entries and a library's fines on the same
+methods, so their records are the validator's and ``transit upload`` carries them.
+
 Metro gates (``FarePort.gated``) use the capp record: an entry is a 0-fen compound
 purchase writing "inside, station, gate, time"; the exit reads it, charges the distance
 fare between the two stations and writes "exited". An exit with no entry on this
@@ -49,6 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -116,6 +122,7 @@ class _Fixed(Generic[T]):
 _SELECT_SSSE = _Fixed(SelectByName(P.SSSE_NAME))
 _READ_CARD_NUMBER = _Fixed(ReadRecord(P.SFI_EF05, P.Tag.CARD_NUMBER))
 _READ_BIRTH_DATE = _Fixed(ReadRecord(P.SFI_EF06, P.Tag.BIRTH_DATE))
+_READ_CITIZEN_ID = _Fixed(ReadRecord(P.SFI_EF06, P.Tag.CITIZEN_ID))
 _SELECT_TUNION = _Fixed(select_tunion())
 _READ_0017 = _Fixed(ReadBinary(P.SFI_TU_MANAGEMENT, 0, P.TU_MANAGEMENT_LEN))
 _READ_CAPP = _Fixed(ReadRecord(P.SFI_TU_CAPP, P.CAPP_METRO_RECORD, by_tag=False))
@@ -294,6 +301,7 @@ class CardFacts:
     card_number: str | None
     birth_date: dt.date | None
     tunion: TUnionIssuerData
+    citizen_id: str | None = None  # read only when a terminal asks for it (``read_card(citizen_id=True)``)
 
     @property
     def app_serial(self) -> str:
@@ -328,6 +336,7 @@ class Plan:
     min_balance: int = 0
     concession: str | None = None
     km: Any = None
+    details: Mapping[str, Any] | None = None  # more for the record (a venue's code, what was paid for)
 
 
 # ----------------------------------------------------------------------------- the validator
@@ -342,74 +351,30 @@ def _local(now: dt.datetime) -> dt.datetime:
     return now.replace(tzinfo=None, microsecond=0)
 
 
-class Validator:
-    """One terminal's validator: its state (log, blacklist, PSAM serial), PSAM, fare rules and clock."""
+class PurseTerminal:
+    """What any terminal that sells from the card's purse does: a validator, a venue's gate.
 
-    def __init__(
-        self,
-        state: TerminalState,
-        psam: Reader,
-        fares: FarePort,
-        clock: Clock,
-    ) -> None:
+    Its state (log, blacklist, PSAM serial), PSAM and clock; ``read_card``, ``screen`` (tear
+    recovery, blacklist block, dates) and ``purchase`` (a ``Plan`` through the PSAM, with
+    the record in the offline log) are what a terminal application builds a tap from.
+    """
+
+    def __init__(self, state: TerminalState, psam: Reader, clock: Clock) -> None:
         self.state = state
         self.config = state.config
         self.psam = psam
-        self.fares = fares
         self.clock = clock
         self._terminal_no = self.config.terminal_no_bytes
-        self._gated = fares.gated(self.config.operator)
-        self._uses_age = fares.uses_age(self.config.operator)
-        self._stations: dict[str, Station] = {}
         state.resume()  # a purchase left in flight by a terminal that died: completed at its card's next tap
-
-    # --- the tap --------------------------------------------------------------------------
-
-    def tap(self, reader: Reader, *, km: Any = None, station: str | None = None) -> TapResult:
-        """Validate the card in ``reader``; ``CardIOError`` if it leaves the field mid-way.
-
-        ``station`` stands for the terminal's station (a bus validator moving along);
-        ``km`` is a bus ride's distance.
-        """
-        now = self.clock.now()
-        card: CardFacts | None = None
-        try:
-            card = self._read_card(reader)
-            recovered: TapResult | None = None
-            pending = self.state.pending_for(card.app_serial)
-            if pending is not None:
-                recovered = self._recover(reader, card, pending, now)
-            if self.state.blacklisted(card.card_number):
-                self._block(reader, card, now)
-                raise Refused("blacklisted", f"card {card.card_number} is on the blacklist: blocked, see a service outlet")
-            if recovered is not None:
-                return recovered
-            day = now.date()
-            if day < card.tunion.start_date:
-                raise Refused("not_yet_valid", f"card not valid before {card.tunion.start_date.isoformat()}")
-            if day > card.tunion.expiry_date:
-                raise Refused("expired", f"card expired on {card.tunion.expiry_date.isoformat()}")
-            concession = self._concession(reader, card, day)
-            plan = self._plan(reader, card, now, concession=concession, km=km, station=station)
-            return self._purchase(reader, card, plan, now)
-        except Refused as r:
-            return TapResult(
-                "refused",
-                reason=r.reason,
-                code=r.code,
-                fare_fen=r.fare,
-                balance_fen=r.balance,
-                card_number=card.card_number if card else None,
-                app_serial=card.app_serial if card else None,
-                issuer_node=card.issuer_node if card else None,
-                station=station or self.config.station,
-                at=now.isoformat(),
-            )
 
     # --- reading --------------------------------------------------------------------------
 
-    def _read_card(self, reader: Reader) -> CardFacts:
-        number = birth = None
+    def read_card(self, reader: Reader, *, birth_date: bool = False, citizen_id: bool = False) -> CardFacts:
+        """SSSE card number (and the birth date, the citizen ID when asked), then the T-Union data.
+
+        ``Refused`` for a card not issued or without a T-Union purse.
+        """
+        number = birth = citizen = None
         try:
             _SELECT_SSSE.send(reader)
         except SW.FileNotFound:
@@ -417,8 +382,10 @@ class Validator:
         else:
             try:
                 number = _text(_READ_CARD_NUMBER.send(reader))
-                if self._uses_age:  # only where an age changes the fare: one APDU less elsewhere
+                if birth_date:  # only where an age changes the fare: one APDU less elsewhere
                     birth = _date(_READ_BIRTH_DATE.send(reader))
+                if citizen_id:
+                    citizen = _text(_READ_CITIZEN_ID.send(reader))
             except SW.ConditionsNotSatisfied:
                 raise Refused("not_issued", "card not issued (not personalised)") from None
             except (SW.RecordNotFound, MalformedResponse):
@@ -433,99 +400,47 @@ class Validator:
             raise Refused("wrong_application", "not a transit card: the T-Union application is not issued")
         if fci.tunion.app_type != P.TU_APP_TYPE_PURSE:
             raise Refused("wrong_application", f"T-Union application type {fci.tunion.app_type:02X} is not a purse")
-        return CardFacts(number, birth, fci.tunion)
+        return CardFacts(number, birth, fci.tunion, citizen)
 
-    def _concession(self, reader: Reader, card: CardFacts, day: dt.date) -> str | None:
-        try:
-            data = _READ_0017.send(reader)
-        except CardStatus:
-            return None
-        kind = self.fares.concession(self.config.operator, data, day)
-        if kind is not None and self.state.concession_revoked(card.card_number, _STORED_KINDS[kind]):
-            return None  # enabled on another card since: this one pays full fare
-        return kind
+    def screen(self, reader: Reader, card: CardFacts, now: dt.datetime) -> TapResult | None:
+        """What every tap does before it sells anything; ``Refused`` when the card may not pass.
 
-    # --- what to charge -------------------------------------------------------------------
-
-    def _station(self, name: str) -> Station:
-        found = self._stations.get(name)
-        if found is None:
-            try:
-                found = self._stations[name] = self.fares.station(self.config.operator, name)
-            except LookupError as e:
-                raise Refused("unknown_station", f"station {name!r} is not on the {self.config.operator} network: {e}")
-        return found
-
-    def _plan(
-        self, reader: Reader, card: CardFacts, now: dt.datetime, *, concession: str | None, km: Any,
-        station: str | None,
-    ) -> Plan:
-        op = self.config.operator
+        A purchase of this card left in flight by a tear is recovered first (``completed``
+        hears of it); a card on the blacklist copy is blocked on the chip and refused; then
+        the T-Union dates. Returns the recovered purchase when this tap is its retry (the
+        caller answers it ``ok`` and sells nothing), else None.
+        """
+        recovered: TapResult | None = None
+        pending = self.state.pending_for(card.app_serial)
+        if pending is not None:
+            recovered = self._recover(reader, card, pending, now)
+        if self.state.blacklisted(card.card_number):
+            self._block(reader, card, now)
+            raise Refused("blacklisted", f"card {card.card_number} is on the blacklist: blocked, see a service outlet")
+        if recovered is not None:
+            return recovered
         day = now.date()
-        if not self._gated:
-            quote = self.fares.ride(
-                op,
-                km=km,
-                line=self.config.line,
-                area=self.config.area,
-                holder_birth_date=card.birth_date,
-                day=day,
-                concession=concession,
-                full_fare_fen=self.config.full_fare_fen,
-            )
-            name = station or self.config.station
-            here = Station("", name) if name else None
-            txn_type = EP_PURCHASE if quote.fare_fen > 0 else CAPP_PURCHASE
-            return Plan(quote.fare_fen, txn_type, "ride", quote, station=here, concession=concession, km=km)
+        if day < card.tunion.start_date:
+            raise Refused("not_yet_valid", f"card not valid before {card.tunion.start_date.isoformat()}")
+        if day > card.tunion.expiry_date:
+            raise Refused("expired", f"card expired on {card.tunion.expiry_date.isoformat()}")
+        return None
 
-        name = station or self.config.station_code or self.config.station
-        if not name:
-            raise Refused("unknown_station", f"terminal {self.config.terminal_id} has no station")
-        here = self._station(name)
-        raw = _READ_CAPP.send(reader)
-        last = CappRecord.parse(raw)  # type: ignore[arg-type]
-        inside = last is not None and last.inside and last.operator == op
-        gate = self.config.gate
-        direction = gate if gate != "both" else ("exit" if inside else "entry")
-        local = _local(now)
-        if direction == "entry":
-            record = CappRecord.make(op, here.code, self._terminal_no, local, inside=True)
-            min_fare = self.fares.min_fare(op)
-            if not inside:
-                return Plan(0, CAPP_PURCHASE, "entry", Quote(0, 0, f"{op}.entry", f"entered at {here.name}"), here,
-                            capp_record=record, min_balance=min_fare, concession=concession)
-            assert last is not None and last.at is not None
-            if last.station_code == here.code and dt.timedelta(0) <= local - last.at < REENTRY_WINDOW:
-                raise Refused("already_entered", f"already entered at {here.name} at {last.at:%H:%M}")
-            began = self.fares.station_by_code(op, last.station_code)
-            quote = self._max_fare(op, began, f"the journey from {began.name if began else last.station_code} "
-                                              f"entered {last.at:%Y-%m-%d %H:%M} was never closed")
-            return Plan(quote.fare_fen, CAPP_PURCHASE, "entry", quote, here, last, began, record,
-                        min_balance=quote.fare_fen + min_fare, concession=concession)
+    def completed(self, record: Mapping[str, Any], retry: bool) -> None:
+        """A torn purchase was completed from the card (its record now in the log): a hook.
 
-        record = CappRecord.make(op, here.code, self._terminal_no, local, inside=False)
-        if not inside:
-            quote = self._max_fare(op, here, "no entry recorded on this network")
-            return Plan(quote.fare_fen, CAPP_PURCHASE, "exit", quote, here, capp_record=record, concession=concession)
-        assert last is not None and last.at is not None
-        began = self.fares.station_by_code(op, last.station_code)
-        if local - last.at > MAX_JOURNEY:
-            quote = self._max_fare(op, began, f"exit more than {_hours(MAX_JOURNEY)} after the entry at "
-                                              f"{last.at:%Y-%m-%d %H:%M}")
-        elif began is None:
-            quote = self._max_fare(op, here, f"the entry station {last.station_code} is not on this network")
-        else:
-            quote = self.fares.journey(op, began, here, holder_birth_date=card.birth_date, day=day,
-                                       concession=concession)
-        return Plan(quote.fare_fen, CAPP_PURCHASE, "exit", quote, here, last, began, record, concession=concession)
-
-    def _max_fare(self, operator: str, station: Station | None, why: str) -> Quote:
-        fen = self.fares.max_fare(operator, station)
-        return Quote(fen, fen, f"{operator}.max-fare", f"maximum fare: {why}")
+        ``retry``: this tap is its retry (``screen`` returns it). The validator needs nothing
+        more; a venue gate settles what the purchase paid for (an entry, a library fine).
+        """
 
     # --- the purchase ---------------------------------------------------------------------
 
-    def _purchase(self, reader: Reader, card: CardFacts, plan: Plan, now: dt.datetime) -> TapResult:
+    def purchase(self, reader: Reader, card: CardFacts, plan: Plan, now: dt.datetime) -> TapResult:
+        """INITIALIZE → PSAM MAC1 → in flight → [capp] DEBIT → MAC2 → the record: ``ok``; else ``Refused``.
+
+        ``CardIOError`` (or any other exception) from the card after the purchase is in flight
+        leaves it pending: the card's next tap at this terminal recovers it (``screen``).
+        """
         capp = plan.txn_type == CAPP_PURCHASE
         try:
             init = InitializeForPurchase(KEY_INDEX, plan.amount, self._terminal_no, capp=capp).send(reader)
@@ -632,6 +547,8 @@ class Validator:
             "station_code": plan.station.code if plan.station and plan.station.code else None,
             "line": cfg.line,
         }
+        if plan.details:  # never over what the purchase itself is (its counter, amount, session…)
+            body.update({k: v for k, v in plan.details.items() if k not in body})
         if plan.kind == "exit" or (plan.kind == "entry" and plan.entry is not None):
             entry = plan.entry
             body.update(
@@ -738,6 +655,7 @@ class Validator:
             else:
                 seq = self.state.append_record(record)
             self.state.drop_pending(card.app_serial)
+        self.completed(record, retry)
         if not retry:
             return None  # a later visit: the record is complete, this tap pays its own way
         return self._ok(card, p, balance, seq, recovered)
@@ -756,6 +674,143 @@ class Validator:
         self.state.add_event(now.isoformat(), "card_blocked", card.card_number,
                              {"app_serial": card.app_serial, "outcome": outcome,
                               "blacklist_version": self.state.blacklist_version})
+
+
+class Validator(PurseTerminal):
+    """One terminal's validator: its state (log, blacklist, PSAM serial), PSAM, fare rules and clock."""
+
+    def __init__(
+        self,
+        state: TerminalState,
+        psam: Reader,
+        fares: FarePort,
+        clock: Clock,
+    ) -> None:
+        super().__init__(state, psam, clock)
+        self.fares = fares
+        self._gated = fares.gated(self.config.operator)
+        self._uses_age = fares.uses_age(self.config.operator)
+        self._stations: dict[str, Station] = {}
+
+    # --- the tap --------------------------------------------------------------------------
+
+    def tap(self, reader: Reader, *, km: Any = None, station: str | None = None) -> TapResult:
+        """Validate the card in ``reader``; ``CardIOError`` if it leaves the field mid-way.
+
+        ``station`` stands for the terminal's station (a bus validator moving along);
+        ``km`` is a bus ride's distance.
+        """
+        now = self.clock.now()
+        card: CardFacts | None = None
+        try:
+            card = self.read_card(reader, birth_date=self._uses_age)
+            recovered = self.screen(reader, card, now)
+            if recovered is not None:
+                return recovered
+            concession = self._concession(reader, card, now.date())
+            plan = self._plan(reader, card, now, concession=concession, km=km, station=station)
+            return self.purchase(reader, card, plan, now)
+        except Refused as r:
+            return TapResult(
+                "refused",
+                reason=r.reason,
+                code=r.code,
+                fare_fen=r.fare,
+                balance_fen=r.balance,
+                card_number=card.card_number if card else None,
+                app_serial=card.app_serial if card else None,
+                issuer_node=card.issuer_node if card else None,
+                station=station or self.config.station,
+                at=now.isoformat(),
+            )
+
+    def _concession(self, reader: Reader, card: CardFacts, day: dt.date) -> str | None:
+        try:
+            data = _READ_0017.send(reader)
+        except CardStatus:
+            return None
+        kind = self.fares.concession(self.config.operator, data, day)
+        if kind is not None and self.state.concession_revoked(card.card_number, _STORED_KINDS[kind]):
+            return None  # enabled on another card since: this one pays full fare
+        return kind
+
+    # --- what to charge -------------------------------------------------------------------
+
+    def _station(self, name: str) -> Station:
+        found = self._stations.get(name)
+        if found is None:
+            try:
+                found = self._stations[name] = self.fares.station(self.config.operator, name)
+            except LookupError as e:
+                raise Refused("unknown_station", f"station {name!r} is not on the {self.config.operator} network: {e}")
+        return found
+
+    def _plan(
+        self, reader: Reader, card: CardFacts, now: dt.datetime, *, concession: str | None, km: Any,
+        station: str | None,
+    ) -> Plan:
+        op = self.config.operator
+        day = now.date()
+        if not self._gated:
+            quote = self.fares.ride(
+                op,
+                km=km,
+                line=self.config.line,
+                area=self.config.area,
+                holder_birth_date=card.birth_date,
+                day=day,
+                concession=concession,
+                full_fare_fen=self.config.full_fare_fen,
+            )
+            name = station or self.config.station
+            here = Station("", name) if name else None
+            txn_type = EP_PURCHASE if quote.fare_fen > 0 else CAPP_PURCHASE
+            return Plan(quote.fare_fen, txn_type, "ride", quote, station=here, concession=concession, km=km)
+
+        name = station or self.config.station_code or self.config.station
+        if not name:
+            raise Refused("unknown_station", f"terminal {self.config.terminal_id} has no station")
+        here = self._station(name)
+        raw = _READ_CAPP.send(reader)
+        last = CappRecord.parse(raw)  # type: ignore[arg-type]
+        inside = last is not None and last.inside and last.operator == op
+        gate = self.config.gate
+        direction = gate if gate != "both" else ("exit" if inside else "entry")
+        local = _local(now)
+        if direction == "entry":
+            record = CappRecord.make(op, here.code, self._terminal_no, local, inside=True)
+            min_fare = self.fares.min_fare(op)
+            if not inside:
+                return Plan(0, CAPP_PURCHASE, "entry", Quote(0, 0, f"{op}.entry", f"entered at {here.name}"), here,
+                            capp_record=record, min_balance=min_fare, concession=concession)
+            assert last is not None and last.at is not None
+            if last.station_code == here.code and dt.timedelta(0) <= local - last.at < REENTRY_WINDOW:
+                raise Refused("already_entered", f"already entered at {here.name} at {last.at:%H:%M}")
+            began = self.fares.station_by_code(op, last.station_code)
+            quote = self._max_fare(op, began, f"the journey from {began.name if began else last.station_code} "
+                                              f"entered {last.at:%Y-%m-%d %H:%M} was never closed")
+            return Plan(quote.fare_fen, CAPP_PURCHASE, "entry", quote, here, last, began, record,
+                        min_balance=quote.fare_fen + min_fare, concession=concession)
+
+        record = CappRecord.make(op, here.code, self._terminal_no, local, inside=False)
+        if not inside:
+            quote = self._max_fare(op, here, "no entry recorded on this network")
+            return Plan(quote.fare_fen, CAPP_PURCHASE, "exit", quote, here, capp_record=record, concession=concession)
+        assert last is not None and last.at is not None
+        began = self.fares.station_by_code(op, last.station_code)
+        if local - last.at > MAX_JOURNEY:
+            quote = self._max_fare(op, began, f"exit more than {_hours(MAX_JOURNEY)} after the entry at "
+                                              f"{last.at:%Y-%m-%d %H:%M}")
+        elif began is None:
+            quote = self._max_fare(op, here, f"the entry station {last.station_code} is not on this network")
+        else:
+            quote = self.fares.journey(op, began, here, holder_birth_date=card.birth_date, day=day,
+                                       concession=concession)
+        return Plan(quote.fare_fen, CAPP_PURCHASE, "exit", quote, here, last, began, record, concession=concession)
+
+    def _max_fare(self, operator: str, station: Station | None, why: str) -> Quote:
+        fen = self.fares.max_fare(operator, station)
+        return Quote(fen, fen, f"{operator}.max-fare", f"maximum fare: {why}")
 
 
 def _committed(log: list[TransactionLogRecord], p: dict[str, Any]) -> bool | None:

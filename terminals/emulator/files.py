@@ -7,6 +7,13 @@ by FID, so READ/UPDATE name the file in P1 or P2. Four kinds of EF:
 - binary: fixed size, addressed by offset; reads of a never-written byte give 00;
 - cyclic: fixed-size records, record 1 the newest, appended by APPEND RECORD or the purse;
 - fixed: ``count`` records of one size addressed by number, 00…00 until written.
+
+Writes need MK once the card is personalised, with two exceptions for a medical point
+of sale, which holds no card key (docs/card-profile.md, "Keys and access rules"): DF04/EF06
+offline settlement's used amount and year move only *forward* without MK (a later year,
+which starts the year's used amount again at 0; or the same year and a used amount at
+least the stored one), and APPEND RECORD to DF04/EF08 (the medical log) needs no key and
+no PIN. A terminal can so spend the offline limit but never give it back.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from sbcard.chip import profile as P
 from sbcard.chip import sw as SW
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
-from sbcard.chip.profile import LifeState
+from sbcard.chip.profile import KeyUsage, LifeState
 from sbcard.chip.sw import CardStatus
 from terminals.emulator.session import Session, require, require_length
 from terminals.emulator.state import MF, SSSE, TU, FileRef
@@ -50,7 +57,7 @@ class EF:
     size: int = 0  # binary: file size; records: record length
     count: int = 0  # cyclic and fixed: number of records
     tags: dict[int, int] = attrs.field(factory=dict)  # TLV: tag -> value length
-    appendable: bool = False  # APPEND RECORD allowed (after VERIFY PIN)
+    appendable: bool = False  # APPEND RECORD allowed (no key, no PIN: a log costs the holder nothing)
 
     def blank_record(self) -> bytes:
         return bytes(self.size)
@@ -183,8 +190,14 @@ def read_binary(s: Session, cmd: Command) -> bytes:
 # --- UPDATE RECORD / UPDATE BINARY / APPEND RECORD ------------------------------------------
 
 
+OFFLINE_SETTLEMENT = ("DF04", P.SFI_EF06)
+_FORWARD_TAGS = (P.OfflineTag.USED, P.OfflineTag.YEAR)
+
+
 def update_record(s: Session, cmd: Command) -> bytes:
     """00 DC <tag> <SFI<<3|4> TLV (tag = P1), or a fixed record by number."""
+    if _forward_only(s, cmd):
+        return _update_offline_forward(s, cmd)
     s.require_write_access()
     ref, ef, n = _record(s, cmd)
     if ef.kind is Kind.TLV:
@@ -200,6 +213,57 @@ def update_record(s: Session, cmd: Command) -> bytes:
     s.journal.write(s.state.records, ref, {**s.state.records.get(ref, {}), n: value})
     s.journal.commit()
     return b""
+
+
+def _forward_only(s: Session, cmd: Command) -> bool:
+    """An UPDATE RECORD of DF04/EF06 used or year on a personalised card without MK: the forward rule applies."""
+    return (
+        s.current_df == OFFLINE_SETTLEMENT[0]
+        and s.state.life_state is LifeState.PERSONALISED
+        and s.authenticated is not KeyUsage.MAINTENANCE
+        and cmd.p1 in _FORWARD_TAGS
+        and cmd.p2 & 0x07 == 0x04
+        and cmd.p2 >> 3 == OFFLINE_SETTLEMENT[1]
+    )
+
+
+def _update_offline_forward(s: Session, cmd: Command) -> bytes:
+    """DF04/EF06 tag 02 (used) or 03 (year) without MK: only forward, else 6982.
+
+    A later year is taken with the year's used amount back at 0 (in the same commit: a
+    new year's offline spending starts again); the same year leaves the record as it is;
+    a used amount must be at least the stored one. A 6982 changes nothing.
+    """
+    ref = OFFLINE_SETTLEMENT
+    ef = LAYOUT[ref]
+    tag = cmd.p1
+    value = _single_tlv(cmd.data, tag)
+    require(len(value) == ef.tags[tag], SW.WRONG_DATA, f"tag {tag:02X} holds {ef.tags[tag]} bytes, got {len(value)}")
+    records = dict(s.state.records.get(ref, {}))
+    if tag == P.OfflineTag.YEAR:
+        stored, new = _bcd_year(records.get(tag)), _bcd_year(value)
+        require(new is not None, SW.WRONG_DATA, "the year must be 4 BCD digits")
+        require(stored is None or new >= stored, SW.SECURITY_NOT_SATISFIED,
+                f"year {new} is before the stored {stored}: only MK writes it back")
+        if stored is not None and new == stored:
+            return b""
+        records[tag] = value
+        records[P.OfflineTag.USED] = bytes(ef.tags[P.OfflineTag.USED])
+    else:
+        stored_used = int.from_bytes(records.get(tag, b""), "big")
+        require(int.from_bytes(value, "big") >= stored_used, SW.SECURITY_NOT_SATISFIED,
+                f"used amount below the stored {stored_used}: only MK writes it back")
+        records[tag] = value
+    s.journal.write(s.state.records, ref, records)
+    s.journal.commit()
+    return b""
+
+
+def _bcd_year(value: bytes | None) -> int | None:
+    if value is None or len(value) != 2:
+        return None
+    text = value.hex()
+    return int(text) if text.isdigit() else None
 
 
 def _single_tlv(data: bytes, tag: int) -> bytes:
@@ -231,9 +295,8 @@ def update_binary(s: Session, cmd: Command) -> bytes:
 
 
 def append_record(s: Session, cmd: Command) -> bytes:
-    """00 E2 00 <SFI<<3> record: the newest record of a cyclic file (DF04/EF08), after VERIFY."""
+    """00 E2 00 <SFI<<3> record: the newest record of a cyclic file (DF04/EF08); no key, no PIN."""
     s.require_personalised()
-    require(s.pin_verified, SW.SECURITY_NOT_SATISFIED, "APPEND RECORD needs VERIFY PIN first")
     require(cmd.p1 == 0 and cmd.p2 & 0x07 == 0 and cmd.p2 >> 3 != 0, SW.WRONG_P1P2, "P1 P2 must be 00 SFI<<3")
     ref, ef = lookup(s, cmd.p2 >> 3)
     require(ef.appendable, SW.CONDITIONS_NOT_SATISFIED, "this file takes no APPEND RECORD")

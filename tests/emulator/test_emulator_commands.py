@@ -84,8 +84,12 @@ REFUSALS = [
     ("", "00200000", 0x63C3),
     ("", "0024000003123456", 0x6700),
     ("", "002400000612345612345A", 0x6A80),
-    # APPEND RECORD
-    ("DF04", "00E2004020" + "00" * 32, 0x6982),
+    # DF04/EF06 without MK: the limit never, used and year only forward (card: 2024, used 0)
+    ("DF04", "00DC0134060104000186A0", 0x6982),  # limit
+    ("DF04", "00DC0334040302" + "2023", 0x6982),  # an earlier year
+    ("DF04", "00DC0334040302202A", 0x6A80),  # not BCD
+    ("DF04", "00DC023405" + "0203000000", 0x6A80),  # 3 bytes of used
+    ("DF04", "00DC012C050103" + "130000", 0x6982),  # EF05 (insurance data) needs MK
     # the purse
     ("", "805C000204", 0x6985),  # T-Union not selected
     ("SSSE", "805000020B01000000011100000000010F", 0x6985),
@@ -370,18 +374,53 @@ def test_malformed_appends(card: VirtualCard, apdu: str, expected: int) -> None:
     assert sw(card, apdu) == expected
 
 
-def test_pin_verification_ends_with_the_session(card: VirtualCard) -> None:
-    ok(card, "0020000003123456")
-    card.power_on()
+def test_append_record_needs_no_pin(card: VirtualCard) -> None:
+    """A medical point of sale logs a settlement without the holder's PIN (docs/card-profile.md)."""
     ok(card, SELECT_DF04)
-    assert sw(card, "00E2004020" + "00" * 32) == 0x6982
+    ok(card, "00E2004020" + "AB" * 32)
+    assert ok(card, "00B2014400") == bytes([0xAB]) * 32
 
 
-def test_a_wrong_pin_withdraws_the_verification(card: VirtualCard) -> None:
-    ok(card, "0020000003123456")
-    run(card, "0020000003111111")
+def _ef06(card: VirtualCard) -> tuple[int, str]:
+    used = ok(card, "00B2023400")[2:]
+    year = ok(card, "00B2033400")[2:]
+    return int.from_bytes(used, "big"), year.hex()
+
+
+def _used(fen: int) -> str:
+    return "00DC02340602" + "04" + f"{fen:08X}"
+
+
+def _year(year: int) -> str:
+    return "00DC03340403" + "02" + f"{year:04d}"
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected", "state"),
+    [
+        ([_used(500)], [0x9000], (500, "2024")),
+        ([_used(500), _used(500)], [0x9000, 0x9000], (500, "2024")),
+        ([_used(500), _used(499)], [0x9000, 0x6982], (500, "2024")),
+        ([_used(500), _year(2024)], [0x9000, 0x9000], (500, "2024")),  # the same year: nothing changes
+        ([_used(500), _year(2025)], [0x9000, 0x9000], (0, "2025")),  # a new year starts at 0
+        ([_used(500), _year(2025), _used(20)], [0x9000, 0x9000, 0x9000], (20, "2025")),
+        ([_year(2026), _year(2025)], [0x9000, 0x6982], (0, "2026")),
+    ],
+    ids=["up", "same", "down", "same-year", "new-year", "new-year-then-used", "year-back"],
+)
+def test_offline_settlement_moves_only_forward_without_mk(card: VirtualCard, steps, expected, state) -> None:
     ok(card, SELECT_DF04)
-    assert sw(card, "00E2004020" + "00" * 32) == 0x6982
+    assert [sw(card, step) for step in steps] == expected
+    assert _ef06(card) == state
+
+
+def test_offline_settlement_takes_any_value_under_mk(card: VirtualCard, keys) -> None:
+    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    ok(card, SELECT_DF04)
+    ok(card, _used(900))
+    ok(card, _used(100))
+    ok(card, _year(2020))
+    assert _ef06(card) == (100, "2020")
 
 
 def test_the_tunion_log_takes_no_append(card: VirtualCard) -> None:

@@ -1,0 +1,302 @@
+"""``sbcard medical …``: medical settlement with the card (一卡通结).
+
+``hospitals`` and ``catalogue`` show the reference data (``fixtures/medical``); ``settle``
+runs a hospital's point of sale (``terminals.apps.medical``) on the card in ``--reader``
+with the service behind it (``sbcard.federation.medical.PosHost``: the hub, the insured
+region); ``refund``, ``claims``, ``year`` and ``reconcile`` are the back office's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sbcard.cli.context import AppContext, with_app
+from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.readers import reader_session, trace_option
+from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.domain.money import format_fen
+
+
+@click.group("medical")
+def medical() -> None:
+    """Medical settlement: hospitals, catalogues, settle at a point of sale, refund, claims, years."""
+
+
+# ----------------------------------------------------------------------------- reference data
+
+
+@medical.command("hospitals")
+@click.option("--region", default=None, metavar="NNNNNN",
+              help="Only hospitals in this region (province, city or county).")
+@with_app
+def hospitals_command(app: AppContext, region: str | None) -> None:
+    """Designated hospitals (定点医疗机构) of the three regions, with their level (一/二/三级)."""
+    from sbcard import medical_reference as ref
+    from sbcard.domain.regions import is_within
+
+    area = _region(region) if region else None
+    rows = [h.to_json() for h in ref.hospitals().values() if area is None or is_within(h.region, area)]
+    if app.json:
+        emit_json(rows)
+        return
+    click.echo(table([(h["code"], h["name"], h["region"], h["level"]) for h in rows],
+                     ["code", "name", "region", "level"]) if rows else "No hospitals.")
+
+
+@medical.command("catalogue")
+@click.option("--region", required=True, metavar="NNNNNN", help="The place of treatment (its province's catalogue).")
+@with_app
+def catalogue_command(app: AppContext, region: str) -> None:
+    """The catalogue (医保目录) of the place of treatment: 甲类 A, 乙类 B (self-pay-first share), 丙类 C."""
+    from sbcard import medical_reference as ref
+    from sbcard.domain.regions import province_code_of
+
+    province = province_code_of(_region(region))
+    items = [item.to_json() for item in ref.catalogue(province).values()]
+    if app.json:
+        emit_json(items)
+        return
+    click.echo(table([(i["code"], i["name"], i["class"], format_fen(i["price_fen"]), f"{i['self_first_pct']}%")
+                      for i in items], ["code", "name", "class", "price", "self first"]))
+
+
+# ----------------------------------------------------------------------------- settle
+
+
+@medical.command("settle")
+@click.option("--reader", "reader_spec", required=True, metavar="SPEC",
+              help="The reader with the card: emulator:PATH[?tear=N], pcsc:NAME or pcsc:.")
+@click.option("--hospital", required=True, metavar="CODE", help="The hospital (see `medical hospitals`).")
+@click.option("--items", "items_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The claim's lines: JSON list of {code, quantity, price} or CSV code,quantity,price (yuan).")
+@click.option("--pin", default=None, metavar="PIN", help="The holder's PIN: the personal account pays what it may.")
+@click.option("--self-pay", "self_pay", type=click.Choice(["cash", "account"]), default="cash", show_default=True,
+              help="How the holder pays their share: cash at the counter, or the card's financial account (PIN).")
+@click.option("--registered", is_flag=True, help="The holder registered for treatment here (异地就医备案).")
+@click.option("--referral", is_flag=True,
+              help="Referred here (转诊): an unregistered patient loses 10 points, not 20.")
+@click.option("--emergency", is_flag=True, help="An emergency (急诊): as --referral.")
+@trace_option
+@with_app
+def settle_command(app: AppContext, reader_spec: str, hospital: str, items_path: Path, pin: str | None,
+                   self_pay: str, registered: bool, referral: bool, emergency: bool, trace: bool) -> None:
+    """Settle a claim at a hospital's point of sale: the card read, the split, the card's log written.
+
+    Online, the holder's insured region settles it through the hub; while the hub cannot
+    reach that region (`sbcard hub link`), it is settled offline against the card's
+    offline data and queued (`sbcard medical reconcile`).
+    """
+    from sbcard import medical_reference as ref
+    from sbcard.federation.medical import PosHost
+    from sbcard.store.world import open_world
+    from terminals.apps.medical import PointOfSale
+
+    if referral and emergency:
+        raise InvalidInput("medical.flags", "a claim is a referral or an emergency, not both", "--emergency")
+    lines = read_items(items_path)
+    now = app.clock.now()
+    with open_world(app.home, app.clock) as world:
+        pos = PointOfSale(PosHost(world, now=now), ref, app.clock, hospital)
+        with reader_session(reader_spec, trace) as reader:
+            receipt = pos.settle(reader, lines, pin=pin, self_pay=self_pay, registered=registered,
+                                 referral_or_emergency=referral or emergency)
+    if app.json:
+        emit_json(receipt)
+        return
+    click.echo(_receipt(receipt))
+
+
+def read_items(path: Path) -> list[Any]:
+    """The claim's lines from a JSON or CSV file (``sbcard.domain.medical.parse_lines``)."""
+    from sbcard.domain.medical import parse_lines
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise NotFound("items.missing", f"no file {path}", "--items") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput("items.unreadable", f"{path}: {e}", "--items") from None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidInput("items.json", f"{path.name} is not JSON: {e}", "--items") from None
+        if not isinstance(rows, list):
+            raise InvalidInput("items.json", f"{path.name} must hold a list of {{code, quantity, price}}", "--items")
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip() for h in reader.fieldnames or []]
+        if not {"code", "quantity", "price"} <= set(header):
+            raise InvalidInput("items.csv", f"{path.name} needs a header code,quantity,price (got "
+                               f"{','.join(header) or 'none'})", "--items")
+        rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+    return parse_lines(rows)
+
+
+def _receipt(r: dict[str, Any]) -> str:
+    rows = [(i["code"], i["name"], i["class"], i["quantity"], format_fen(i["amount_fen"]), format_fen(i["fund_fen"]),
+             format_fen(i["account_fen"]), format_fen(i["self_fen"])) for i in r["items"]]
+    out = table(rows, ["code", "item", "class", "qty", "amount", "fund", "account", "self"])
+    pairs = [("claim", f"{r['claim_id']} ({r['mode']}{', queued' if r['status'] == 'queued' else ''})"),
+             ("hospital", f"{r['hospital_name']} ({r['hospital']}, level {r['hospital_level']})"),
+             ("card", f"{r['card_number']} {r.get('holder') or ''}".strip()),
+             ("total", format_fen(r["total_fen"])),
+             ("pooled fund", f"{format_fen(r['fund_fen'])} at {r['ratio_pct']}%"
+                             + (" (cap reached)" if r["cap_reached"] else "")),
+             ("personal account", format_fen(r["account_fen"])),
+             ("to pay", f"{format_fen(r['self_fen'])} "
+                        f"({'financial account' if r['self_pay'] == 'account' else 'cash'})"),
+             ("deductible", format_fen(r["deductible_fen"]))]
+    if r.get("personal_account_fen") is not None:
+        pairs.append(("account left", format_fen(r["personal_account_fen"])))
+    if not r.get("ef08_written", True):
+        pairs.append(("card log", "not written (the card left the reader): the claim stands"))
+    out += "\n\n" + fields(pairs)
+    for note in r.get("notes") or []:
+        out += f"\nnote: {note}"
+    return out
+
+
+# ----------------------------------------------------------------------------- back office
+
+
+@medical.command("refund")
+@click.argument("claim_id", metavar="CLAIM_ID")
+@click.option("--items", "codes", default=None, metavar="CODE,CODE",
+              help="Refund only these items (catalogue codes); the rest is settled again as a new claim.")
+@with_app
+def refund_command(app: AppContext, claim_id: str, codes: str | None) -> None:
+    """退费: reverse a claim of this year (accumulators, personal account, ledger); partly with --items."""
+    from sbcard.federation import medical as route
+    from sbcard.store.world import open_world
+
+    wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes is not None else None
+    if codes is not None and not wanted:
+        raise InvalidInput("medical.refund.items", "--items names at least one item code", "--items")
+    with open_world(app.home, app.clock) as world:
+        done = route.refund(world, claim_id, wanted, now=app.clock.now())
+    refunded, resettled = done["refunded"], done["resettled"]
+    data = {
+        "claim_id": refunded["claim_id"], "status": refunded["status"], "items": wanted,
+        "refund_fen": refunded["total_fen"] - (resettled["total_fen"] if resettled else 0),
+        "fund_fen": refunded["fund_fen"] - (resettled["fund_fen"] if resettled else 0),
+        "account_fen": refunded["account_fen"] - (resettled["account_fen"] if resettled else 0),
+        "self_fen": refunded["self_fen"] - (resettled["self_fen"] if resettled else 0),
+        "refunded": refunded, "resettled": resettled,
+    }
+    if app.json:
+        emit_json(data)
+        return
+    pairs = [("claim", f"{data['claim_id']} refunded"), ("refunded", format_fen(data["refund_fen"])),
+             ("back to the fund", format_fen(data["fund_fen"])),
+             ("back to the personal account", format_fen(data["account_fen"])),
+             ("back to the holder", format_fen(data["self_fen"]))]
+    if resettled:
+        pairs.append(("remaining items", f"settled again as {resettled['claim_id']}: "
+                                         f"{format_fen(resettled['total_fen'])}"))
+    click.echo(fields(pairs))
+
+
+@medical.command("claims")
+@click.option("--card", "card_number", default=None, metavar="CARD", help="Only this card's claims.")
+@click.option("--hospital", default=None, metavar="CODE", help="Only this hospital's claims.")
+@with_app
+def claims_command(app: AppContext, card_number: str | None, hospital: str | None) -> None:
+    """Claims settled in the three regions, and those still queued offline."""
+    from sbcard.services import medical_claims, medical_host
+    from sbcard.store.world import REGION_NODES, open_world
+
+    card = card_number.strip().upper() if card_number else None
+    code = hospital.strip().upper() if hospital else None
+    rows: list[dict[str, Any]] = []
+    with open_world(app.home, app.clock) as world:
+        for node in REGION_NODES:
+            rows += medical_host.claims(world.region(node), card_number=card, hospital=code)
+        for node in REGION_NODES:
+            for q in medical_claims.entries(world.region(node), card_number=card, hospital=code):
+                rows.append({"claim_id": q["claim_id"], "status": "queued", "mode": "offline",
+                             "card_number": q["card_number"], "hospital": q["hospital"],
+                             "insured_node": q["insured_node"], "at": q["at"], "total_fen": q["total_fen"],
+                             "fund_fen": q["fund_fen"], "account_fen": q["account_fen"], "self_fen": q["self_fen"],
+                             "refund_of": None})
+    rows.sort(key=lambda r: (r["at"], r["claim_id"]))
+    if app.json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No claims.")
+        return
+    click.echo(table([(r["claim_id"], r["at"][:16].replace("T", " "), r["card_number"], r["hospital"], r["mode"],
+                       r["status"], format_fen(r["total_fen"]), format_fen(r["fund_fen"]),
+                       format_fen(r["account_fen"]), format_fen(r["self_fen"])) for r in rows],
+                     ["claim", "at", "card", "hospital", "mode", "status", "total", "fund", "account", "self"]))
+
+
+@medical.command("year")
+@click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
+@click.option("--year", type=int, default=None, metavar="YYYY", help="The calendar year (default: this year).")
+@with_app
+def year_command(app: AppContext, card_number: str, year: int | None) -> None:
+    """The holder's accumulators for a year: deductible and pooled fund paid, what is left, the personal account."""
+    from sbcard.federation import lookup
+    from sbcard.services import medical_host
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        found = lookup.find_card(world, card_number)
+        if found is None:
+            raise NotFound("card.unknown", f"no card {card_number} in Beijing, Tianjin or Hebei", "--card")
+        node, card = found
+        data = medical_host.year_view(world.region(node), card["card_number"], year or app.clock.now().year)
+    if app.json:
+        emit_json(data)
+        return
+    click.echo(fields([
+        ("card", data["card_number"]), ("year", data["year"]),
+        ("insurance", f"{data['insurance_type']}{', retired' if data['retired'] else ''} in {data['insured_region']}"),
+        ("deductible paid", format_fen(data["deductible_paid_fen"])),
+        ("deductible left", " / ".join(f"level {k}: {format_fen(v)}" for k, v in
+                                      data["deductible_remaining_fen"].items())),
+        ("pooled fund paid", format_fen(data["fund_paid_fen"])),
+        ("cap left", f"{format_fen(data['cap_remaining_fen'])} of {format_fen(data['cap_fen'])}"),
+        ("personal account", format_fen(data["personal_account_fen"])), ("claims", data["claims"]),
+    ]))
+
+
+@medical.command("reconcile")
+@with_app
+def reconcile_command(app: AppContext) -> None:
+    """Send the claims settled offline to their insured regions, where their links are up."""
+    from sbcard.federation import medical as route
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        done = route.reconcile(world, now=app.clock.now())
+    if app.json:
+        emit_json(done)
+        return
+    click.echo(f"{len(done['reconciled'])} reconciled, {len(done['refused'])} refused, "
+               f"{len(done['waiting'])} waiting for their region's link")
+    for c in done["reconciled"]:
+        adjustment = c["adjustment_fen"]
+        what = (f"{format_fen(adjustment)} back to the holder" if adjustment > 0 else
+                f"{format_fen(-adjustment)} more from the holder" if adjustment < 0 else "no difference")
+        click.echo(f"  {c['claim_id']}: fund {format_fen(c['fund_fen'])}, self {format_fen(c['self_fen'])}; {what}"
+                   + (f" (owed: {format_fen(c['owed_fen'])})" if c["owed_fen"] else ""))
+    for r in done["refused"]:
+        click.echo(f"  {r['claim_id']}: refused: {r['message']}")
+
+
+def _region(text: str) -> str:
+    from sbcard.domain.regions import validate_region_code
+
+    try:
+        return validate_region_code(text)
+    except InvalidInput as e:
+        raise InvalidInput(e.code, e.message, "--region") from None

@@ -1,0 +1,435 @@
+"""``sbcard venue …`` and ``sbcard library …``: museums, scenic spots and libraries (一卡通游 · 览 · 阅).
+
+The composition root of a venue's gate: the venue's rules from ``fixtures/venues``
+(``sbcard.venue_reference``), its gate terminal (``terminals.apps.venue.VenueGate``, its
+directory made like a validator's by ``sbcard.cli.terminals``), and the venue region's
+host behind it (``sbcard.services.venue_gates.GateHost``: visits, library loans and fines).
+
+A venue's first ``enter`` (or a library's first desk operation) installs its gate when it
+has none; ``venue gate add`` adds more (choose one with ``--terminal``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from sbcard.cli.context import EXIT_REFUSED, AppContext, handle_errors, json_option, pass_app, with_app
+from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.readers import reader_option, reader_session, trace_option
+from sbcard.cli.terminals import _install, open_terminal_state, terminal_dir
+from sbcard.domain.errors import RuleRefused
+from sbcard.domain.money import format_fen
+from sbcard.domain.venues import KINDS, days_text
+
+TERMINAL = click.option("--terminal", "terminal_id", default=None, metavar="ID",
+                        help="Which of the venue's gates (default: its first; one is added when it has none).")
+
+
+@click.group("venue")
+def venue() -> None:
+    """Museums, scenic spots and libraries: the list, entries at their gates, visits."""
+
+
+@click.group("library")
+def library() -> None:
+    """Libraries: the card as reader's card — borrow, return (overdue fines from the purse), loans, pay."""
+
+
+# ----------------------------------------------------------------------------- venue list
+
+
+def venue_json(v: Any) -> dict[str, Any]:
+    return {
+        "code": v.code,
+        "name": v.name,
+        "region": v.region,
+        "node": v.node,
+        "kind": v.kind,
+        "price_fen": v.price_fen,
+        "off_peak_price_fen": v.off_peak_price_fen,
+        "peak_months": sorted(v.peak_months),
+        "open_days": sorted(v.open_days),
+        "open_from": v.open_from.strftime("%H:%M"),
+        "open_to": v.open_to.strftime("%H:%M"),
+        "free_from_age": v.free_from_age,
+        "half_from_age": v.half_from_age,
+        "student_half": v.student_half,
+        "card_discount_pct": v.card_discount_pct,
+        "daily_limit": v.daily_limit,
+        "loan_limit": v.loan_limit,
+        "loan_days": v.loan_days,
+        "fine_fen_per_day": v.fine_fen_per_day,
+        "fine_cap_fen": v.fine_cap_fen,
+        "illustrative": v.illustrative,
+        "source": v.source,
+    }
+
+
+@venue.command("list")
+@click.option("--region", default=None, metavar="NNNNNN", help="Only this province, prefecture or district.")
+@click.option("--kind", type=click.Choice(list(KINDS)), default=None, help="Only venues of this kind.")
+@with_app
+def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
+    """The venues of the fixtures with their hours, prices and discounts (no world needed)."""
+    from sbcard.venue_reference import in_region
+
+    items = [venue_json(v) for v in in_region(region, kind)]
+    if app.json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo("No venues.")
+        return
+    rows = []
+    for i in items:
+        price = "free" if not i["price_fen"] else format_fen(i["price_fen"])
+        if i["off_peak_price_fen"] is not None:
+            price += f" / {format_fen(i['off_peak_price_fen'])}"
+        discounts = [f"{i['free_from_age']}+ free" if i["free_from_age"] else "",
+                     f"{i['half_from_age']}+ half" if i["half_from_age"] else "",
+                     "students half" if i["student_half"] else "",
+                     f"card {i['card_discount_pct']}% off" if i["card_discount_pct"] else ""]
+        rows.append((i["code"], i["name"], i["region"], i["kind"], f"{days_text(frozenset(i['open_days']))} "
+                     f"{i['open_from']}–{i['open_to']}", price, ", ".join(d for d in discounts if d),
+                     i["daily_limit"] or "", "*" if i["illustrative"] else ""))
+    click.echo(table(rows, ["code", "name", "region", "kind", "open", "price", "discounts", "per day", "illus."]))
+
+
+# ----------------------------------------------------------------------------- gates
+
+
+@venue.group("gate")
+def gate() -> None:
+    """A venue's gates: terminals of its region with a PSAM, like transit validators."""
+
+
+@gate.command("add")
+@click.argument("venue_code", metavar="VENUE")
+@click.option("--durability", type=click.Choice(["normal", "full"]), default="normal", show_default=True,
+              help="Offline log: normal survives a crash of the terminal; full also a power cut.")
+@with_app
+def gate_add_command(app: AppContext, venue_code: str, durability: str) -> None:
+    """Add a gate at VENUE: its PSAM (every issuer's consumer keys), directory and blacklist copy."""
+    from sbcard.services import venue_gates
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import venue as find
+
+    place = find(venue_code, "VENUE")
+    with open_world(app.home, app.clock) as world:
+        row = venue_gates.add_gate(world, place, now=app.clock.now(), install=_install(app.home, durability))
+    data = _gate_json(app, row) | {"blacklist_size": row["blacklist_size"], "durability": durability}
+    if app.json:
+        emit_json(data)
+    else:
+        click.echo(fields([("gate", data["terminal"]), ("venue", f"{place.code} {place.name}"),
+                           ("terminal no", data["terminal_no"]), ("PSAM", data["psam_id"]),
+                           ("blacklist version", data["blacklist_version"]), ("directory", data["path"])]))
+
+
+@gate.command("list")
+@click.option("--venue", "venue_code", default=None, metavar="CODE", help="Only this venue's gates.")
+@with_app
+def gate_list_command(app: AppContext, venue_code: str | None) -> None:
+    """The venues' gates (every region)."""
+    from sbcard.services import venue_gates
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import venue as find
+
+    place = find(venue_code) if venue_code else None
+    with open_world(app.home, app.clock) as world:
+        items = [_gate_json(app, row) for row in venue_gates.gates(world, place)]
+    if app.json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo("No gates.")
+        return
+    click.echo(table([(i["terminal"], i["venue"], i["venue_name"], i["terminal_no"], i["blacklist_version"])
+                      for i in items], ["gate", "venue", "name", "terminal no", "blacklist"]))
+
+
+def _gate_json(app: AppContext, row: dict[str, Any]) -> dict[str, Any]:
+    return {"terminal": row["id"], "venue": row["operator"], "venue_name": row["station"], "node": row["node"],
+            "terminal_no": row["terminal_no"], "psam_id": row["psam_id"],
+            "blacklist_version": row["blacklist_version"], "path": str(terminal_dir(app.home, row["id"])),
+            "created_at": row["created_at"]}
+
+
+@contextmanager
+def _gate(app: AppContext, world: Any, place: Any, terminal_id: str | None) -> Iterator[Any]:
+    """The venue's gate (made if it has none), open, with the venue region's host behind it."""
+    from sbcard.services import venue_gates
+    from terminals.apps.venue import VenueGate
+
+    row = venue_gates.gate_for(world, place, terminal_id, now=app.clock.now(), install=_install(app.home, "normal"))
+    with open_terminal_state(app.home, row["id"]) as state:
+        yield VenueGate(state, state.psam(), app.clock, venue_gates.GateHost(world, place), place)
+
+
+# ----------------------------------------------------------------------------- enter and visits
+
+
+@venue.command("enter")
+@reader_option
+@click.option("--venue", "venue_code", required=True, metavar="CODE", help="The venue (see `venue list`).")
+@click.option("--student", is_flag=True, help="The holder showed a student card (half price where the venue gives it).")
+@TERMINAL
+@trace_option
+@json_option
+@pass_app
+@handle_errors
+def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: bool, terminal_id: str | None,
+                  trace: bool) -> None:
+    """The card at the venue's gate: admitted (the price taken from the purse) or refused."""
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import venue as find
+
+    place = find(venue_code)
+    with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as gate_app:
+        with reader_session(reader_spec, trace) as reader:
+            result = gate_app.enter(reader, student=student)
+    if app.json:
+        emit_json(result.to_json())
+    else:
+        click.echo(result.display)
+        if result.ok:
+            click.echo(fields([("price", format_fen(result.price_fen)), ("rule", result.description or result.rule),
+                               ("card", result.card_number), ("entry today", result.entry_no)]))
+    if not result.ok:
+        raise SystemExit(EXIT_REFUSED)
+
+
+@venue.command("visits")
+@click.option("--venue", "venue_code", default=None, metavar="CODE", help="Only this venue.")
+@click.option("--card", "card_number", default=None, metavar="CARD", help="Only this card's visits.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the newest N.")
+@with_app
+def visits_command(app: AppContext, venue_code: str | None, card_number: str | None, limit: int | None) -> None:
+    """Visits recorded by the venues' gates: admissions (free ones too) and refusals."""
+    from sbcard.services import venue_gates
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import venue as find
+
+    place = find(venue_code) if venue_code else None
+    with open_world(app.home, app.clock) as world:
+        rows = venue_gates.visits(world, venue=place, card_number=card_number, limit=limit)
+    items = [{k: r[k] for k in ("id", "venue", "venue_name", "terminal", "card_number", "app_serial", "issuer_node",
+                                "day", "at", "result", "code", "reason", "price_fen", "full_price_fen", "rule",
+                                "student", "age", "entry_no", "counter", "terminal_serial", "recovered")}
+             for r in rows]
+    if app.json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo("No visits.")
+        return
+    click.echo(table([(i["at"][:16].replace("T", " "), i["venue"], i["venue_name"], i["card_number"] or i["app_serial"],
+                       i["result"] if i["result"] == "ok" else f"refused: {i['code']}", format_fen(i["price_fen"]),
+                       (i["rule"] or "").rsplit(".", 1)[-1], i["entry_no"] or "") for i in items],
+                     ["at", "venue", "name", "card", "result", "price", "rule", "entry"]))
+
+
+# ----------------------------------------------------------------------------- library
+
+
+def _identify(gate_app: Any, reader: Any) -> Any:
+    """The card at the desk as a reader's card; a card the gate refuses is refused here (exit 1)."""
+    from terminals.apps.transit import Refused
+
+    try:
+        return gate_app.identify(reader)
+    except Refused as r:
+        raise RuleRefused(f"card.{r.code}", r.reason, "--reader") from None
+
+
+def _recovered(gate_app: Any) -> list[dict[str, Any]]:
+    return [{"purpose": r.get("purpose"), "amount_fen": r["amount_fen"], "counter": r["counter"],
+             "terminal_serial": r["terminal_serial"], "how": r.get("recovered"), "at": r["at"]}
+            for r in gate_app.recovered]
+
+
+def _charge(gate_app: Any, reader: Any, card: Any, owed: list[dict[str, Any]], library_code: str) -> dict[str, Any]:
+    """Every fine ``owed`` taken from the purse in one purchase: the payment (ok or refused)."""
+    from sbcard.services import venue_gates
+    from terminals.apps.transit import Refused
+
+    amount = sum(f["amount_fen"] for f in owed)
+    ids = [f["id"] for f in owed]
+    try:
+        tap = gate_app.charge(reader, card, amount, fine_ids=ids,
+                              description=f"overdue fines {', '.join(map(str, ids))}")
+    except Refused as r:
+        return {"result": "refused", "amount_fen": amount, "fine_ids": ids, "code": r.code, "reason": r.reason,
+                "balance_fen": r.balance, "counter": None, "terminal_serial": None,
+                "terminal": gate_app.config.terminal_id}
+    venue_gates.fines_paid(gate_app.host.world, gate_app.venue, ids, terminal=gate_app.config.terminal_id,
+                           counter=tap.counter, terminal_serial=tap.terminal_serial, at=tap.at)
+    return {"result": "ok", "amount_fen": amount, "fine_ids": ids, "code": None, "reason": None,
+            "balance_fen": tap.balance_fen, "counter": tap.counter, "terminal_serial": tap.terminal_serial,
+            "terminal": gate_app.config.terminal_id}
+
+
+def _library_options(fn):
+    fn = trace_option(fn)
+    fn = TERMINAL(fn)
+    fn = click.option("--library", "library_code", required=True, metavar="CODE",
+                      help="The library (see `venue list --kind library`).")(fn)
+    return reader_option(fn)
+
+
+@library.command("borrow")
+@_library_options
+@click.option("--item", required=True, metavar="BARCODE", help="The item's barcode.")
+@with_app
+def borrow_command(app: AppContext, reader_spec: str, library_code: str, terminal_id: str | None, trace: bool,
+                   item: str) -> None:
+    """Lend ITEM to the card's holder (registered as a reader at the first loan)."""
+    from sbcard.services import venue_gates
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import library as find
+
+    place = find(library_code)
+    with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
+        with reader_session(reader_spec, trace) as reader:
+            card = _identify(desk, reader)
+        done = venue_gates.borrow(world, place, citizen_id=card.citizen_id, card_number=card.card_number, item=item,
+                                  now=app.clock.now())
+    done |= {"terminal": desk.config.terminal_id, "recovered": _recovered(desk)}
+    if app.json:
+        emit_json(done)
+        return
+    click.echo(fields([("item", done["item"]), ("library", f"{done['library']} {done['library_name']}"),
+                       ("card", done["card_number"]), ("due", done["due_date"]),
+                       ("on loan", f"{done['loans_open']} of {done['loan_limit']}"),
+                       ("reader", "registered now" if done["registered"] else "registered")]))
+
+
+@library.command("return")
+@_library_options
+@click.option("--item", required=True, metavar="BARCODE", help="The item's barcode.")
+@with_app
+def return_command(app: AppContext, reader_spec: str, library_code: str, terminal_id: str | None, trace: bool,
+                   item: str) -> None:
+    """Take ITEM back; a late return's fine (with any other owed) is taken from the purse, or stays owed."""
+    from sbcard.services import venue_gates
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import library as find
+
+    place = find(library_code)
+    with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
+        with reader_session(reader_spec, trace) as reader:
+            card = _identify(desk, reader)
+            done = venue_gates.return_item(world, place, citizen_id=card.citizen_id, card_number=card.card_number,
+                                           item=item, now=app.clock.now())
+            payment = None
+            if done["fine_fen"] > 0:
+                owed = venue_gates.fines_owed(world, place, card.citizen_id)
+                payment = _charge(desk, reader, card, owed, place.code)
+        owed_after = sum(f["amount_fen"] for f in venue_gates.fines_owed(world, place, card.citizen_id))
+    done |= {"fine_status": None if not done["fine_fen"] else ("paid" if payment and payment["result"] == "ok"
+                                                                 else "owed"),
+             "owed_fen": owed_after, "payment": payment, "terminal": desk.config.terminal_id,
+             "recovered": _recovered(desk)}
+    done.pop("owed_fine_ids", None)
+    if app.json:
+        emit_json(done)
+        return
+    pairs = [("item", done["item"]), ("library", f"{done['library']} {done['library_name']}"),
+             ("due", done["due_date"]), ("late", f"{done['overdue_days']} day(s)")]
+    if done["fine_fen"]:
+        pairs.append(("fine", f"{format_fen(done['fine_fen'])} {done['fine_status']}"))
+        if payment and payment["result"] != "ok":
+            pairs.append(("not paid", payment["reason"]))
+    if done["owed_fen"]:
+        pairs.append(("owed", f"{format_fen(done['owed_fen'])}: borrowing blocked until paid (`library pay`)"))
+    click.echo(fields(pairs))
+
+
+@library.command("pay")
+@_library_options
+@with_app
+def pay_command(app: AppContext, reader_spec: str, library_code: str, terminal_id: str | None, trace: bool) -> None:
+    """Pay every overdue fine the card's holder owes the library, from the purse."""
+    from sbcard.services import venue_gates
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import library as find
+
+    place = find(library_code)
+    with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
+        with reader_session(reader_spec, trace) as reader:
+            card = _identify(desk, reader)
+            owed = venue_gates.fines_owed(world, place, card.citizen_id)
+            payment = _charge(desk, reader, card, owed, place.code) if owed else None
+        owed_after = sum(f["amount_fen"] for f in venue_gates.fines_owed(world, place, card.citizen_id))
+    data = {
+        "result": "refused" if payment and payment["result"] != "ok" else "ok",
+        "library": place.code,
+        "library_name": place.name,
+        "card_number": card.card_number,
+        "paid_fen": payment["amount_fen"] if payment and payment["result"] == "ok" else 0,
+        "fine_ids": payment["fine_ids"] if payment else [],
+        "owed_fen": owed_after,
+        "code": payment["code"] if payment else None,
+        "reason": payment["reason"] if payment else None,
+        "balance_fen": payment["balance_fen"] if payment else None,
+        "counter": payment["counter"] if payment else None,
+        "terminal_serial": payment["terminal_serial"] if payment else None,
+        "terminal": desk.config.terminal_id,
+        "recovered": _recovered(desk),
+    }
+    if app.json:
+        emit_json(data)
+    elif data["result"] != "ok":
+        click.echo(f"refused: {data['reason']}")
+    elif not payment:
+        click.echo(f"Nothing owed at {place.name}.")
+    else:
+        click.echo(fields([("paid", format_fen(data["paid_fen"])), ("fines", ", ".join(map(str, data["fine_ids"]))),
+                           ("purse", format_fen(data["balance_fen"] or 0))]))
+    if data["result"] != "ok":
+        raise SystemExit(EXIT_REFUSED)
+
+
+@library.command("loans")
+@click.option("--library", "library_code", default=None, metavar="CODE", help="Only this library's loans.")
+@click.option("--card", "card_number", default=None, metavar="CARD",
+              help="Only the loans of the reader whose card this is (or that were borrowed with it).")
+@click.option("--open", "open_only", is_flag=True, help="Only the items not returned yet.")
+@with_app
+def loans_command(app: AppContext, library_code: str | None, card_number: str | None, open_only: bool) -> None:
+    """Loans, with their due dates, late days and fines."""
+    import datetime as dt
+
+    from sbcard.services import venue_gates
+    from sbcard.store.world import open_world
+    from sbcard.venue_reference import library as find
+
+    place = find(library_code) if library_code else None
+    today = app.clock.now().date()
+    with open_world(app.home, app.clock) as world:
+        rows = venue_gates.loans(world, library=place, card_number=card_number, open_only=open_only)
+    items = []
+    for r in rows:
+        due = dt.date.fromisoformat(r["due_date"])
+        items.append({"loan_id": r["id"], "library": r["library"], "library_name": r["library_name"],
+                      "card_number": r["card_number"], "item": r["item"], "borrowed_at": r["borrowed_at"],
+                      "due_date": r["due_date"], "returned_at": r["returned_at"],
+                      "returned_with": r["returned_with"],
+                      "overdue": r["returned_at"] is None and due < today,
+                      "overdue_days": r["overdue_days"], "fine_fen": r["fine_fen"], "fine_id": r["fine_id"],
+                      "fine_status": r["fine_status"]})
+    if app.json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo("No loans.")
+        return
+    click.echo(table([(i["loan_id"], i["library"], i["item"], i["card_number"], i["borrowed_at"][:10], i["due_date"],
+                       (i["returned_at"] or "")[:10] or ("overdue" if i["overdue"] else "on loan"),
+                       format_fen(i["fine_fen"]) + f" {i['fine_status']}" if i["fine_fen"] else "")
+                      for i in items],
+                     ["loan", "library", "item", "card", "borrowed", "due", "returned", "fine"]))

@@ -1,0 +1,174 @@
+"""The venue tests' world: three holders with issued, activated and loaded cards.
+
+One template per session (cards issued through the real commands, cash paid into the
+accounts, purses loaded at a counter); each test works on its own copy (``venues``
+fixture) with the time frozen at ``NOW`` (``clock.tick`` / ``clock.move_to`` move it, the
+CLI's clock follows). Import the fixtures into a test module:
+``from venue_world import clock, venue_template, venues  # noqa: F401``.
+
+The holders: 刘洋 (Beijing, born 1985), 陈静 (Tianjin, 60 on 2025-03-05, the day after
+``NOW``) and 王建国 (Hebei, born 1950; a purse of only ¥20).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from click.testing import CliRunner
+from freezegun import freeze_time
+from world_template import make_template, receive_blanks
+
+from sbcard.clock import BEIJING
+from sbcard.store.db import open_db
+from sbcard.store.world import WorldPaths, open_world
+
+NOW = dt.datetime(2025, 3, 4, 10, 0, tzinfo=BEIJING)  # a Tuesday, off-peak season
+PIN = "135790"
+STAFF = {
+    "BJ-C1": ("王芳", "counter", "110105", "bj"),
+    "TJ-C1": ("李娜", "counter", "120103", "tj"),
+    "HE-C1": ("赵磊", "counter", "130102", "he"),
+}
+OUTLETS = {"bj": "BJ-110105-01", "tj": "TJ-120103-01", "he": "HE-130102-01"}
+BANKS = {"bj": "BJ-110105-02", "tj": "TJ-120103-02", "he": "HE-130108-01"}
+HOLDERS = {
+    "liu": ("bj", {"citizen_id": "110105198506151236", "name": "刘洋", "region": "110105", "insurance": "employee"}),
+    "chen": ("tj", {"citizen_id": "120103196503051248", "name": "陈静", "region": "120103", "insurance": "resident"}),
+    "wang": ("he", {"citizen_id": "130102195006012337", "name": "王建国", "region": "130102", "insurance": "employee",
+                    "retired": True}),
+}
+PURSE_YUAN = {"liu": "200", "chen": "200", "wang": "20"}
+
+
+def cli(home: Path, *args: str) -> tuple[int, str, str, Any]:
+    from sbcard.cli.main import cli as main
+
+    result = CliRunner().invoke(main, ["--home", str(home), *args], catch_exceptions=False)
+    parsed = None
+    if "--json" in args and result.stdout.strip():
+        try:
+            parsed = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            parsed = None
+    return result.exit_code, result.stdout, result.stderr, parsed
+
+
+def _ok(result: tuple[int, str, str, Any]) -> Any:
+    code, _, err, data = result
+    assert code == 0, err
+    return data
+
+
+@attrs.frozen
+class Card:
+    holder: str
+    node: str
+    number: str
+    app_serial: str
+    relative_path: str  # the card file, relative to the world's home
+
+
+def _issue(home: Path, holder: str) -> Card:
+    node, fields = HOLDERS[holder]
+    staff = next(code for code, (_, _, _, n) in STAFF.items() if n == node)
+    [blank] = receive_blanks(home, STAFF, OUTLETS[node], 1, NOW)
+    applied = _ok(cli(home, "card", "apply", "--citizen-id", fields["citizen_id"], "--outlet", OUTLETS[node],
+                      "--operator", staff, "--json"))
+    number = _ok(cli(home, "card", "issue", applied["application_id"], "--reader", f"emulator:{blank}", "--operator",
+                     staff, "--json"))["card_number"]
+    _ok(cli(home, "card", "activate", number, "--pin", PIN, "--operator", staff, "--json"))
+    _ok(cli(home, "account", "deposit", number, "--amount", "500", "--operator", staff, "--outlet", BANKS[node],
+            "--json"))
+    _ok(cli(home, "transit", "load", "--reader", f"emulator:{blank}", "--amount", PURSE_YUAN[holder], "--operator",
+            staff, "--outlet", OUTLETS[node], "--json"))
+    with open_world(home) as world:
+        [row] = world.region(node).query("SELECT app_serial FROM cards WHERE card_number = ?", [number])
+    return Card(holder, node, number, row["app_serial"], str(Path(blank).relative_to(home)))
+
+
+@attrs.define
+class VenueWorld:
+    """One test's world and what its tests do with it."""
+
+    home: Path
+    cards: dict[str, Card]
+
+    def path(self, holder: str) -> Path:
+        return self.home / self.cards[holder].relative_path
+
+    def reader(self, holder: str, **options: Any) -> str:
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return f"emulator:{self.path(holder)}" + (f"?{query}" if query else "")
+
+    def run(self, *args: str) -> tuple[int, str, str, Any]:
+        return cli(self.home, *args)
+
+    def ok(self, *args: str) -> Any:
+        return _ok(self.run(*args, "--json"))
+
+    def enter(self, holder: str, venue: str, *extra: str, **reader_options: Any) -> tuple[int, Any]:
+        code, _, err, done = self.run("venue", "enter", "--reader", self.reader(holder, **reader_options), "--venue",
+                                      venue, *extra, "--json")
+        return code, done if done is not None else err
+
+    def library(self, verb: str, holder: str, library: str, *extra: str, **reader_options: Any) -> tuple[int, Any]:
+        code, _, err, done = self.run("library", verb, "--reader", self.reader(holder, **reader_options), "--library",
+                                      library, *extra, "--json")
+        return code, done if done is not None else err
+
+    def load(self, holder: str, yuan: str) -> Any:
+        node = self.cards[holder].node
+        staff = next(code for code, (_, _, _, n) in STAFF.items() if n == node)
+        return self.ok("transit", "load", "--reader", self.reader(holder), "--amount", yuan, "--operator", staff,
+                       "--outlet", OUTLETS[node])
+
+    def purse(self, holder: str) -> int:
+        from terminals.emulator.state import read_state
+
+        return read_state(self.path(holder))["purse"]["balance"]
+
+    def locked(self, holder: str) -> bool:
+        from terminals.emulator.card import VirtualCard
+
+        with VirtualCard.load(self.path(holder)) as card:
+            return "TU" in card.state.locked
+
+    def query(self, node: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        db = open_db(WorldPaths(self.home).db(node))
+        try:
+            return [dict(r) for r in db.query(sql, params)]
+        finally:
+            db.close()
+
+    def gate_log(self, terminal: str) -> Any:
+        return self.ok("transit", "log", "--terminal", terminal)
+
+
+@pytest.fixture(scope="session")
+def venue_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Card]]:
+    with freeze_time(NOW):
+        home = make_template(tmp_path_factory, "venues", seed=61, now=NOW, staff=STAFF, people=HOLDERS.values())
+        cards = {holder: _issue(home, holder) for holder in HOLDERS}
+    return home, cards
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    """The frozen time (``clock.tick(timedelta)``, ``clock.move_to(datetime)``)."""
+    with freeze_time(NOW) as frozen:
+        yield frozen
+
+
+@pytest.fixture
+def venues(tmp_path: Path, venue_template: tuple[Path, dict[str, Card]], clock: Any) -> VenueWorld:
+    template, cards = venue_template
+    copy = tmp_path / "world"
+    shutil.copytree(template, copy)
+    return VenueWorld(copy, dict(cards))
