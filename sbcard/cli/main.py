@@ -10,6 +10,7 @@ from sbcard.cli import (
     accounts,
     card_life,
     cards,
+    clearing,
     hub,
     ids,
     medical,
@@ -62,6 +63,8 @@ cli.add_command(medical.medical)
 cli.add_command(venues.venue)
 cli.add_command(venues.library)
 cli.add_command(hub.hub)
+cli.add_command(clearing.clearing)
+cli.add_command(clearing.settlement)
 
 
 def main() -> None:
