@@ -58,7 +58,12 @@ def catalogue_command(app: AppContext, region: str) -> None:
     from sbcard.domain.regions import province_code_of
 
     province = province_code_of(_region(region))
-    items = [item.to_json() for item in ref.catalogue(province).values()]
+    try:
+        catalogue = ref.catalogue(province)
+    except InvalidInput as e:
+        raise InvalidInput(e.code, f"region {region}: no catalogue; the catalogues are of 110000, 120000 and 130000",
+                           "--region") from None
+    items = [item.to_json() for item in catalogue.values()]
     if app.json:
         emit_json(items)
         return
