@@ -10,14 +10,12 @@ where they fail: the README's test command installs both.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pcsc_stack as stacklib
 import pytest
-from click.testing import CliRunner
 
 
 @pytest.fixture(autouse=True)
@@ -34,19 +32,10 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def sbcard(home: Path):
     """Run ``sbcard --home HOME …`` in-process; returns (exit_code, stdout, stderr, parsed JSON or None)."""
-    from sbcard.cli.main import cli
-
-    runner = CliRunner()
+    from world_template import cli
 
     def run(*args: str, input: str | None = None):
-        result = runner.invoke(cli, ["--home", str(home), *args], input=input, catch_exceptions=False)
-        parsed = None
-        if "--json" in args and result.stdout.strip():
-            try:
-                parsed = json.loads(result.stdout)
-            except json.JSONDecodeError:
-                parsed = None
-        return result.exit_code, result.stdout, result.stderr, parsed
+        return cli(home, *args, input=input)
 
     return run
 

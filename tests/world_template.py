@@ -11,13 +11,16 @@ world``). A folder that wants staff or people in its template defines its own
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from click.testing import CliRunner
 
 from sbcard.clock import BEIJING, FixedClock
 from sbcard.store.world import World, init_world, open_world
@@ -70,6 +73,94 @@ def receive_blanks(home: Path, staff: Staff, outlet: str, count: int, now: datet
     return [Path(p) for p in made["paths"]]
 
 
+def cli(home: Path, *args: str, input: str | None = None) -> tuple[int, str, str, Any]:
+    """Run ``sbcard --home HOME …`` in-process: (exit code, stdout, stderr, parsed JSON or None)."""
+    from sbcard.cli.main import cli as main
+
+    result = CliRunner().invoke(main, ["--home", str(home), *args], input=input, catch_exceptions=False)
+    parsed = None
+    if "--json" in args and result.stdout.strip():
+        try:
+            parsed = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            parsed = None
+    return result.exit_code, result.stdout, result.stderr, parsed
+
+
+def ok(result: tuple[int, str, str, Any]) -> Any:
+    """The parsed JSON of a command that must have succeeded."""
+    code, _, err, data = result
+    assert code == 0, err
+    return data
+
+
+@attrs.frozen
+class Card:
+    """A card issued in a template world; its file is found in a copy by the relative path."""
+
+    holder: str
+    node: str
+    number: str
+    citizen_id: str
+    app_serial: str
+    relative_path: str  # the card file, relative to the world's home
+
+
+def issue_card(home: Path, staff: Staff, holder: str, node: str, fields: Mapping[str, Any], *, outlet: str,
+               bank: str, now: datetime, pin: str, deposit_yuan: int | str, load_yuan: str | None = None) -> Card:
+    """Apply, issue on a new blank, activate, pay cash into the account (and load the purse) through the CLI."""
+    operator = counter_of(staff, node)
+    [blank] = receive_blanks(home, staff, outlet, 1, now)
+    applied = ok(cli(home, "card", "apply", "--citizen-id", fields["citizen_id"], "--outlet", outlet,
+                     "--operator", operator, "--json"))
+    number = ok(cli(home, "card", "issue", applied["application_id"], "--reader", f"emulator:{blank}",
+                    "--operator", operator, "--json"))["card_number"]
+    ok(cli(home, "card", "activate", number, "--pin", pin, "--operator", operator, "--json"))
+    ok(cli(home, "account", "deposit", number, "--amount", str(deposit_yuan), "--operator", operator,
+           "--outlet", bank, "--json"))
+    if load_yuan is not None:
+        ok(cli(home, "transit", "load", "--reader", f"emulator:{blank}", "--amount", load_yuan, "--operator",
+               operator, "--outlet", outlet, "--json"))
+    with open_world(home) as world:
+        [row] = world.region(node).query("SELECT app_serial FROM cards WHERE card_number = ?", [number])
+    return Card(holder, node, number, fields["citizen_id"], row["app_serial"], str(Path(blank).relative_to(home)))
+
+
+@attrs.define
+class CardWorld:
+    """One test's copy of a template world with issued cards: paths, readers, the CLI, queries."""
+
+    home: Path
+    cards: dict[str, Card]
+
+    def path(self, holder: str) -> Path:
+        return self.home / self.cards[holder].relative_path
+
+    def reader(self, holder: str, **options: Any) -> str:
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return f"emulator:{self.path(holder)}" + (f"?{query}" if query else "")
+
+    def run(self, *args: str) -> tuple[int, str, str, Any]:
+        return cli(self.home, *args)
+
+    def query(self, node: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        from sbcard.store.db import open_db
+        from sbcard.store.world import WorldPaths
+
+        db = open_db(WorldPaths(self.home).db(node))
+        try:
+            return [dict(r) for r in db.query(sql, params)]
+        finally:
+            db.close()
+
+
+def copy_world(template: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a template world."""
+    copy = tmp_path / "world"
+    shutil.copytree(template, copy)
+    return copy
+
+
 # ----------------------------------------------------------------------------- fixtures
 
 
@@ -81,9 +172,7 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def home(tmp_path: Path, template_home: Path) -> Path:
     """A copy of the folder's ``template_home``, this test's own."""
-    copy = tmp_path / "world"
-    shutil.copytree(template_home, copy)
-    return copy
+    return copy_world(template_home, tmp_path)
 
 
 @pytest.fixture

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from click.testing import CliRunner
 from freezegun import freeze_time
-from world_template import make_template, receive_blanks
+from world_template import Card, CardWorld, copy_world, issue_card, make_template
 
 from sbcard.clock import BEIJING
 from sbcard.services import ledger
@@ -47,68 +45,17 @@ HOLDERS = {
 DEPOSIT_YUAN = 2000
 
 
-def cli(home: Path, *args: str) -> tuple[int, str, str, Any]:
-    from sbcard.cli.main import cli as main
-
-    result = CliRunner().invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-    parsed = None
-    if "--json" in args and result.stdout.strip():
-        try:
-            parsed = json.loads(result.stdout)
-        except json.JSONDecodeError:
-            parsed = None
-    return result.exit_code, result.stdout, result.stderr, parsed
-
-
-@attrs.frozen
-class Card:
-    holder: str
-    node: str
-    number: str
-    citizen_id: str
-    relative_path: str
-
-
-def _staff(node: str) -> str:
-    return next(code for code, (_, _, _, n) in STAFF.items() if n == node)
-
-
 def _issue(home: Path, holder: str) -> Card:
     node, fields = HOLDERS[holder]
-    staff = _staff(node)
-    [blank] = receive_blanks(home, STAFF, OUTLETS[node], 1, NOW)
-    code, _, err, applied = cli(home, "card", "apply", "--citizen-id", fields["citizen_id"], "--outlet", OUTLETS[node],
-                                "--operator", staff, "--json")
-    assert code == 0, err
-    code, _, err, issued = cli(home, "card", "issue", applied["application_id"], "--reader", f"emulator:{blank}",
-                               "--operator", staff, "--json")
-    assert code == 0, err
-    number = issued["card_number"]
-    code, _, err, _ = cli(home, "card", "activate", number, "--pin", PIN, "--operator", staff, "--json")
-    assert code == 0, err
-    code, _, err, _ = cli(home, "account", "deposit", number, "--amount", str(DEPOSIT_YUAN), "--operator", staff,
-                          "--outlet", BANKS[node])
-    assert code == 0, err
-    return Card(holder, node, number, fields["citizen_id"], str(Path(blank).relative_to(home)))
+    return issue_card(home, STAFF, holder, node, fields, outlet=OUTLETS[node], bank=BANKS[node], now=NOW, pin=PIN,
+                      deposit_yuan=DEPOSIT_YUAN)
 
 
 @attrs.define
-class MedicalWorld:
+class MedicalWorld(CardWorld):
     """One test's world and the operations its tests use."""
 
-    home: Path
-    cards: dict[str, Card]
     tmp: Path
-
-    def run(self, *args: str) -> tuple[int, str, str, Any]:
-        return cli(self.home, *args)
-
-    def path(self, holder: str) -> Path:
-        return self.home / self.cards[holder].relative_path
-
-    def reader(self, holder: str, **options: Any) -> str:
-        query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"emulator:{self.path(holder)}" + (f"?{query}" if query else "")
 
     def items(self, *lines: tuple[str, int, str], name: str = "items.json") -> Path:
         path = self.tmp / name
@@ -141,13 +88,6 @@ class MedicalWorld:
         assert code == 0, err
 
     # --- what the databases and the card hold --------------------------------------------
-    def query(self, node: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        db = open_db(WorldPaths(self.home).db(node))
-        try:
-            return [dict(r) for r in db.query(sql, params)]
-        finally:
-            db.close()
-
     def account(self, holder: str) -> int:
         card = self.cards[holder]
         db = open_db(WorldPaths(self.home).db(card.node))
@@ -244,9 +184,7 @@ def clock() -> Iterator[Any]:
 @pytest.fixture
 def medical_world(tmp_path: Path, medical_template: tuple[Path, dict[str, Card]], clock: Any) -> MedicalWorld:
     template, cards = medical_template
-    copy = tmp_path / "world"
-    shutil.copytree(template, copy)
-    return MedicalWorld(copy, dict(cards), tmp_path)
+    return MedicalWorld(copy_world(template, tmp_path), dict(cards), tmp_path)
 
 
 __all__ = ["NOW", "PIN", "Card", "MedicalWorld", "clock", "medical_template", "medical_world"]

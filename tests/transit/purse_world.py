@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from click.testing import CliRunner
 from freezegun import freeze_time
-from world_template import make_template, receive_blanks
+from world_template import Card, CardWorld, copy_world, issue_card, make_template
 
 from sbcard.chip.codec import bcd_datetime
 from sbcard.clock import BEIJING
@@ -47,66 +45,15 @@ DEPOSIT_YUAN = 2000  # paid into each holder's account in the template
 METRO_TERMINAL = ("bj-subway-9001", "bj-subway", "bj", "110100900001")  # id, operator, node, terminal no
 
 
-def cli(home: Path, *args: str) -> tuple[int, str, str, Any]:
-    from sbcard.cli.main import cli as main
-
-    result = CliRunner().invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-    parsed = None
-    if "--json" in args and result.stdout.strip():
-        try:
-            parsed = json.loads(result.stdout)
-        except json.JSONDecodeError:
-            parsed = None
-    return result.exit_code, result.stdout, result.stderr, parsed
-
-
-@attrs.frozen
-class Card:
-    holder: str
-    node: str
-    number: str
-    app_serial: str
-    relative_path: str  # the card file, relative to the world's home
-
-
 def _issue(home: Path, holder: str) -> Card:
     node, fields = HOLDERS[holder]
-    staff = next(code for code, (_, _, _, n) in STAFF.items() if n == node)
-    [blank] = receive_blanks(home, STAFF, OUTLETS[node], 1, NOW)
-    code, _, err, applied = cli(home, "card", "apply", "--citizen-id", fields["citizen_id"], "--outlet", OUTLETS[node],
-                                "--operator", staff, "--json")
-    assert code == 0, err
-    code, _, err, issued = cli(home, "card", "issue", applied["application_id"], "--reader", f"emulator:{blank}",
-                               "--operator", staff, "--json")
-    assert code == 0, err
-    number = issued["card_number"]
-    code, _, err, _ = cli(home, "card", "activate", number, "--pin", PIN, "--operator", staff, "--json")
-    assert code == 0, err
-    code, _, err, _ = cli(home, "account", "deposit", number, "--amount", str(DEPOSIT_YUAN), "--operator", staff,
-                          "--outlet", BANKS[node])
-    assert code == 0, err
-    with open_world(home) as world:
-        [row] = world.region(node).query("SELECT app_serial FROM cards WHERE card_number = ?", [number])
-    return Card(holder, node, number, row["app_serial"], str(Path(blank).relative_to(home)))
+    return issue_card(home, STAFF, holder, node, fields, outlet=OUTLETS[node], bank=BANKS[node], now=NOW, pin=PIN,
+                      deposit_yuan=DEPOSIT_YUAN)
 
 
 @attrs.define
-class PurseWorld:
+class PurseWorld(CardWorld):
     """One test's world and the operations its tests use."""
-
-    home: Path
-    cards: dict[str, Card]
-
-    # --- paths, readers, the CLI --------------------------------------------------------
-    def path(self, holder: str) -> Path:
-        return self.home / self.cards[holder].relative_path
-
-    def reader(self, holder: str, **options: Any) -> str:
-        query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"emulator:{self.path(holder)}" + (f"?{query}" if query else "")
-
-    def run(self, *args: str) -> tuple[int, str, str, Any]:
-        return cli(self.home, *args)
 
     def load(self, holder: str, yuan: str, **reader_options: Any) -> tuple[int, str, str, Any]:
         node = self.cards[holder].node
@@ -142,13 +89,6 @@ class PurseWorld:
 
     def db(self, node: str):
         return open_db(WorldPaths(self.home).db(node))
-
-    def query(self, node: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        db = self.db(node)
-        try:
-            return [dict(r) for r in db.query(sql, params)]
-        finally:
-            db.close()
 
     def account(self, holder: str) -> int:
         card = self.cards[holder]
@@ -313,6 +253,4 @@ def clock() -> Iterator[Any]:
 @pytest.fixture
 def purse_world(tmp_path: Path, purse_template: tuple[Path, dict[str, Card]], clock: Any) -> PurseWorld:
     template, cards = purse_template
-    copy = tmp_path / "world"
-    shutil.copytree(template, copy)
-    return PurseWorld(copy, dict(cards))
+    return PurseWorld(copy_world(template, tmp_path), dict(cards))

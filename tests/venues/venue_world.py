@@ -13,21 +13,16 @@ The holders: 刘洋 (Beijing, born 1985), 陈静 (Tianjin, 60 on 2025-03-05, the
 from __future__ import annotations
 
 import datetime as dt
-import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from click.testing import CliRunner
 from freezegun import freeze_time
-from world_template import make_template, receive_blanks
+from world_template import Card, CardWorld, copy_world, issue_card, make_template, ok
 
 from sbcard.clock import BEIJING
-from sbcard.store.db import open_db
-from sbcard.store.world import WorldPaths, open_world
 
 NOW = dt.datetime(2025, 3, 4, 10, 0, tzinfo=BEIJING)  # a Tuesday, off-peak season
 PIN = "135790"
@@ -47,71 +42,18 @@ HOLDERS = {
 PURSE_YUAN = {"liu": "200", "chen": "200", "wang": "20"}
 
 
-def cli(home: Path, *args: str) -> tuple[int, str, str, Any]:
-    from sbcard.cli.main import cli as main
-
-    result = CliRunner().invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-    parsed = None
-    if "--json" in args and result.stdout.strip():
-        try:
-            parsed = json.loads(result.stdout)
-        except json.JSONDecodeError:
-            parsed = None
-    return result.exit_code, result.stdout, result.stderr, parsed
-
-
-def _ok(result: tuple[int, str, str, Any]) -> Any:
-    code, _, err, data = result
-    assert code == 0, err
-    return data
-
-
-@attrs.frozen
-class Card:
-    holder: str
-    node: str
-    number: str
-    app_serial: str
-    relative_path: str  # the card file, relative to the world's home
-
-
 def _issue(home: Path, holder: str) -> Card:
     node, fields = HOLDERS[holder]
-    staff = next(code for code, (_, _, _, n) in STAFF.items() if n == node)
-    [blank] = receive_blanks(home, STAFF, OUTLETS[node], 1, NOW)
-    applied = _ok(cli(home, "card", "apply", "--citizen-id", fields["citizen_id"], "--outlet", OUTLETS[node],
-                      "--operator", staff, "--json"))
-    number = _ok(cli(home, "card", "issue", applied["application_id"], "--reader", f"emulator:{blank}", "--operator",
-                     staff, "--json"))["card_number"]
-    _ok(cli(home, "card", "activate", number, "--pin", PIN, "--operator", staff, "--json"))
-    _ok(cli(home, "account", "deposit", number, "--amount", "500", "--operator", staff, "--outlet", BANKS[node],
-            "--json"))
-    _ok(cli(home, "transit", "load", "--reader", f"emulator:{blank}", "--amount", PURSE_YUAN[holder], "--operator",
-            staff, "--outlet", OUTLETS[node], "--json"))
-    with open_world(home) as world:
-        [row] = world.region(node).query("SELECT app_serial FROM cards WHERE card_number = ?", [number])
-    return Card(holder, node, number, row["app_serial"], str(Path(blank).relative_to(home)))
+    return issue_card(home, STAFF, holder, node, fields, outlet=OUTLETS[node], bank=BANKS[node], now=NOW, pin=PIN,
+                      deposit_yuan=500, load_yuan=PURSE_YUAN[holder])
 
 
 @attrs.define
-class VenueWorld:
+class VenueWorld(CardWorld):
     """One test's world and what its tests do with it."""
 
-    home: Path
-    cards: dict[str, Card]
-
-    def path(self, holder: str) -> Path:
-        return self.home / self.cards[holder].relative_path
-
-    def reader(self, holder: str, **options: Any) -> str:
-        query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"emulator:{self.path(holder)}" + (f"?{query}" if query else "")
-
-    def run(self, *args: str) -> tuple[int, str, str, Any]:
-        return cli(self.home, *args)
-
     def ok(self, *args: str) -> Any:
-        return _ok(self.run(*args, "--json"))
+        return ok(self.run(*args, "--json"))
 
     def enter(self, holder: str, venue: str, *extra: str, **reader_options: Any) -> tuple[int, Any]:
         code, _, err, done = self.run("venue", "enter", "--reader", self.reader(holder, **reader_options), "--venue",
@@ -140,13 +82,6 @@ class VenueWorld:
         with VirtualCard.load(self.path(holder)) as card:
             return "TU" in card.state.locked
 
-    def query(self, node: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        db = open_db(WorldPaths(self.home).db(node))
-        try:
-            return [dict(r) for r in db.query(sql, params)]
-        finally:
-            db.close()
-
     def gate_log(self, terminal: str) -> Any:
         return self.ok("transit", "log", "--terminal", terminal)
 
@@ -169,6 +104,4 @@ def clock() -> Iterator[Any]:
 @pytest.fixture
 def venues(tmp_path: Path, venue_template: tuple[Path, dict[str, Card]], clock: Any) -> VenueWorld:
     template, cards = venue_template
-    copy = tmp_path / "world"
-    shutil.copytree(template, copy)
-    return VenueWorld(copy, dict(cards))
+    return VenueWorld(copy_world(template, tmp_path), dict(cards))
