@@ -164,7 +164,18 @@ def add_terminal(
     raises, nothing is recorded. Returns the row with the copied blacklist's version.
     """
     info, station, station_code = _validate(operator, station, gate, line, area, full_fare_fen)
-    node = info.node
+    more = {"station_code": station_code, "gate": gate, "line": line, "area": area, "full_fare_fen": full_fare_fen}
+    return register_terminal(world, node=info.node, operator=operator, station=station, more=more, now=now,
+                             install=install)
+
+
+def register_terminal(world: World, *, node: str, operator: str, station: str | None, more: dict[str, Any],
+                      now: dt.datetime, install: Install) -> dict[str, Any]:
+    """The row of any terminal with a PSAM (validator, venue gate): numbered in ``node``, installed, committed.
+
+    ``more`` is what the terminal's directory needs beyond the row (a gate's station code,
+    a bus line…); ``install(row, consumer_keys, blacklist)`` runs inside the transaction.
+    """
     keys = consumer_keys(world)
     blacklist = blacklist_copy(world)
     db = world.region(node)
@@ -183,7 +194,6 @@ def add_terminal(
             "created_at": timestamp(now),
         }
         uow.db["terminals"].insert(row)
-        more = {"station_code": station_code, "gate": gate, "line": line, "area": area, "full_fare_fen": full_fare_fen}
         install({**row, **more}, keys, blacklist)
         uow.commit()
     return {**row, **more, "blacklist_size": len(blacklist.cards)}

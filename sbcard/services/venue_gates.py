@@ -29,9 +29,8 @@ import sqlite_utils
 from sbcard.domain import library as L
 from sbcard.domain.errors import NotFound, RuleRefused
 from sbcard.domain.venues import Venue
-from sbcard.services.terminals import SEQ_TERMINAL_NO, Install, blacklist_copy, consumer_keys
+from sbcard.services.terminals import Install, register_terminal
 from sbcard.store.migrations import timestamp
-from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -47,29 +46,10 @@ VISIT_COLUMNS = ("venue", "terminal", "card_number", "app_serial", "issuer_node"
 
 def add_gate(world: World, venue: Venue, *, now: dt.datetime, install: Install) -> dict[str, Any]:
     """Register a gate of ``venue`` in its region; ``install`` makes its directory (inside the transaction)."""
-    node = venue.node
-    keys = consumer_keys(world)
-    blacklist = blacklist_copy(world)
-    db = world.region(node)
-    with UnitOfWork(db) as uow:
-        number = next_value(uow.db, f"terminal:{venue.code}")
-        sequence = next_value(uow.db, SEQ_TERMINAL_NO)
-        row = {
-            "id": f"{venue.code}-{number:04d}",
-            "operator": venue.code,
-            "station": venue.name,
-            "node": node,
-            "psam_id": f"{node.upper()}-PSAM-{sequence:06d}",
-            "terminal_no": f"{REGION_NODES[node]}{sequence:06d}",
-            "blacklist_version": blacklist.version,
-            "synced_at": timestamp(now),
-            "created_at": timestamp(now),
-        }
-        uow.db["terminals"].insert(row)
-        more = {"station_code": None, "gate": "both", "line": None, "area": None, "full_fare_fen": None}
-        install({**row, **more}, keys, blacklist)
-        uow.commit()
-    return {**row, "venue": venue.code, "venue_name": venue.name, "blacklist_size": len(blacklist.cards)}
+    more = {"station_code": None, "gate": "both", "line": None, "area": None, "full_fare_fen": None}
+    row = register_terminal(world, node=venue.node, operator=venue.code, station=venue.name, more=more, now=now,
+                            install=install)
+    return {**{k: v for k, v in row.items() if k not in more}, "venue": venue.code, "venue_name": venue.name}
 
 
 def gates(world: World, venue: Venue | None = None) -> list[dict[str, Any]]:
