@@ -1,13 +1,168 @@
-"""Placeholder: being written (issue 7)."""
+"""``sbcard clearing run | report`` and ``sbcard settlement show``: the day's clearing and settlement.
+
+The work is ``sbcard.services.clearing`` (lines, ledgers, routing through the hub) and
+``sbcard.services.settlement`` (the matrix, nets, files, the purse float's reconciliation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
 
 import click
+
+from sbcard.cli.context import AppContext, with_app
+from sbcard.cli.output import emit_json, fields, table
+from sbcard.clock import BEIJING
+from sbcard.domain.money import format_fen
+from sbcard.store.world import REGION_NODES
+
+NODES = tuple(REGION_NODES)
+
+
+def _date_option(fn):
+    return click.option("--date", "date_text", default=None, metavar="YYYY-MM-DD",
+                        help="The clearing date (default: today, Beijing time).")(fn)
+
+
+def _day(app: AppContext, date_text: str | None) -> dt.date:
+    from sbcard.services.clearing import parse_day
+
+    if date_text is None:
+        return app.clock.now().astimezone(BEIJING).date()
+    return parse_day(date_text)
 
 
 @click.group("clearing")
 def clearing() -> None:
-    """(being written)"""
+    """清分: the day's clearing of purse purchases and medical claims between the regions."""
+
+
+@clearing.command("run")
+@_date_option
+@with_app
+def run_command(app: AppContext, date_text: str | None) -> None:
+    """Clear DATE once: route records that waited for their issuer, lines per issuer/operator and
+    insured region/hospital, the ledgers, the hub's settlement and the settlement files.
+
+    A second run of the same date changes nothing and says so.
+    """
+    from sbcard.services import clearing as service
+    from sbcard.store.world import open_world
+
+    day = _day(app, date_text)
+    with open_world(app.home, app.clock) as world:
+        result = service.run_clearing(world, day, now=app.clock.now()).to_dict()
+    if app.json:
+        emit_json(result)
+        return
+    click.echo(result["message"])
+    if result["routed"]:
+        click.echo("routed: " + ", ".join(f"{node} → {issuer}: {n}" for node, per in result["routed"].items()
+                                          for issuer, n in per.items()))
+    click.echo(table([(node, r["status"], r["transit"]["count"], format_fen(r["transit"]["amount_fen"]),
+                       r["medical"]["count"], format_fen(r["medical"]["amount_fen"]), r["gaps"])
+                      for node, r in result["regions"].items()],
+                     ["region", "status", "purchases", "amount", "claims", "owed", "gaps"]))
+    _print_lines(result["lines"])
+    if result["undelivered"]:
+        click.echo(f"{result['undelivered']} line(s) wait for their payee's region (link down)")
+    _print_matrix(result["settlement"])
+    if result["files"]:
+        click.echo("files: " + ", ".join(result["files"]))
+
+
+@clearing.command("report")
+@_date_option
+@with_app
+def report_command(app: AppContext, date_text: str | None) -> None:
+    """DATE's clearing: per issuer/operator accepted, flagged and rejected records with the reasons
+    (forged TAC, unknown card, counter repeat…), duplicates, counter gaps, medical lines."""
+    from sbcard.services import clearing as service
+    from sbcard.store.world import open_world
+
+    day = _day(app, date_text)
+    with open_world(app.home, app.clock) as world:
+        data = service.report(world, day)
+    if app.json:
+        emit_json(data)
+        return
+    t = data["totals"]
+    click.echo(fields([
+        ("date", data["date"]), ("cleared", "yes" if data["run"] else "not yet"),
+        ("accepted", f"{t['accepted']} ({format_fen(t['accepted_fen'])}), {t['flagged']} flagged"),
+        ("rejected", t["rejected"]), ("duplicates", t["duplicates"]), ("counter gaps", t["gaps"]),
+        ("medical", f"{t['medical_claims']} claim(s), {format_fen(t['medical_fen'])}"),
+    ]))
+    if data["transit"]:
+        click.echo(table([(e["issuer"], e["operator_node"], e["operator"], e["accepted"], format_fen(e["amount_fen"]),
+                           _counts(e["flags"]) or e["flagged"] or "", e["rejected"] or "", _counts(e["reasons"]))
+                          for e in data["transit"]],
+                         ["issuer", "op. region", "operator", "accepted", "amount", "flagged", "rejected", "reasons"]))
+    if data["rejected"]:
+        click.echo("rejected:")
+        click.echo(table([(r["card_number"] or r["app_serial"], r["counter"], r["terminal"],
+                           format_fen(r["amount_fen"]), r["category"], r["reason"]) for r in data["rejected"]],
+                         ["card", "counter", "terminal", "amount", "category", "reason"]))
+    if data["flagged"]:
+        click.echo("flagged:")
+        click.echo(table([(r["card_number"], r["counter"], r["operator"], format_fen(r["amount_fen"]),
+                           ",".join(r["categories"]), r["reason"]) for r in data["flagged"]],
+                         ["card", "counter", "operator", "amount", "flags", "reason"]))
+    if data["gaps"]:
+        click.echo("counter gaps:")
+        click.echo(table([(g["card_number"], g["issuer"], ",".join(map(str, g["missing"])), g["highest_cleared"])
+                          for g in data["gaps"]], ["card", "issuer", "missing", "highest cleared"]))
+    _print_lines(data["medical"])
+    waiting = {n: c for n, c in data["awaiting"].items() if c}
+    if waiting:
+        click.echo("awaiting their issuer: " + ", ".join(f"{n}: {c}" for n, c in waiting.items()))
 
 
 @click.group("settlement")
 def settlement() -> None:
-    """(being written)"""
+    """结算: net positions between the regions and the purse float's reconciliation."""
+
+
+@settlement.command("show")
+@_date_option
+@with_app
+def show_command(app: AppContext, date_text: str | None) -> None:
+    """DATE's settlement: the matrix payer → payee, each region's net (sums to zero), per
+    operator/hospital, and per issuer the purse float reconciled with its cards' balances."""
+    from sbcard.services import settlement as service
+    from sbcard.store.world import open_world
+
+    day = _day(app, date_text)
+    with open_world(app.home, app.clock) as world:
+        data = service.day_settlement(world, day)
+    if app.json:
+        emit_json(data)
+        return
+    click.echo(f"settlement of {data['date']}")
+    _print_matrix(data)
+    if data["operators"]:
+        click.echo(table([(party, p["kind"], p["node"], p["count"], format_fen(p["amount_fen"]),
+                           ", ".join(f"{k} {format_fen(v)}" for k, v in p["from"].items()))
+                          for party, p in data["operators"].items()],
+                         ["operator / hospital", "kind", "region", "count", "amount", "from"]))
+    click.echo(table([(node, format_fen(r["float_fen"]), format_fen(r["cards_fen"]), format_fen(r["uncleared_fen"]),
+                       format_fen(r["pending_loads_fen"]), format_fen(r["refunded_fen"]), "ok" if r["ok"] else
+                       f"OFF by {format_fen(r['difference_fen'])}") for node, r in data["reconciliation"].items()],
+                     ["issuer", "float", "cards", "uncleared", "pending loads", "refunded", "reconciled"]))
+
+
+def _counts(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items())
+
+
+def _print_lines(lines: list[dict[str, Any]]) -> None:
+    if lines:
+        click.echo(table([(x["kind"], x["payer"], x["payee"], x["party"], x["count"], format_fen(x["amount_fen"]))
+                          for x in lines], ["kind", "payer", "payee", "party", "count", "amount"]))
+
+
+def _print_matrix(data: dict[str, Any]) -> None:
+    matrix, net = data["matrix"], data["net"]
+    click.echo(table([(payer, *(format_fen(matrix[payer][payee]) for payee in NODES), format_fen(net[payer]))
+                      for payer in NODES], ["payer \\ payee", *NODES, "net"]))

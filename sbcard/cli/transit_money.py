@@ -140,7 +140,7 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
             if log:
                 state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), now.isoformat(),
                                     {k: getattr(result, k) for k in ("sent", "accepted", "duplicates", "rejected",
-                                                                     "flagged")})
+                                                                     "flagged", "awaiting")})
     done = result.to_dict()
     if app.json:
         emit_json(done)
@@ -148,6 +148,8 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
     click.echo(fields([
         ("terminal", terminal_id), ("batch", done["batch"]), ("sent", done["sent"]), ("accepted", done["accepted"]),
         ("duplicates", done["duplicates"]), ("rejected", done["rejected"]), ("flagged", done["flagged"]),
+        *([("awaiting", f"{done['awaiting']} (the card's issuer is out of reach: routed later)")]
+          if done["awaiting"] else []),
     ]))
     if done["records"]:
         rows = [(r["card_number"] or r["app_serial"], r["counter"], format_fen(r["amount_fen"]), r["status"],

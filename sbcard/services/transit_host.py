@@ -41,8 +41,16 @@ batch together). Both run in three steps:
    terminal held, the tap time and the seconds in between.
 
 Flagged records are cleared (accepted) and listed for review; ``sent = accepted +
-duplicates + rejected`` and ``flagged`` ⊆ ``accepted``. Money moves at settlement, not here:
-this step decides which records the issuers owe the operators for.
+duplicates + rejected + awaiting`` and ``flagged`` ⊆ ``accepted``. Money moves at clearing
+(``sbcard.services.clearing``), not here: this step decides which records the issuers owe
+the operators for.
+
+**An issuer out of reach.** Records whose card's issuer the hub cannot reach (its link
+down, ``sbcard.services.links``; or the operator's own link, for another region's card)
+are not sent: they are kept at the operator in ``transit_awaiting`` and counted
+``awaiting``. ``route_awaiting`` sends them once the links are up again — at the start of
+every upload of that region and in ``clearing run`` — and files them in
+``transit_records`` with the issuer's verdict, under their original upload batch.
 """
 
 from __future__ import annotations
@@ -64,7 +72,7 @@ from sbcard.clock import BEIJING
 from sbcard.domain.errors import NotFound, SbcardError
 from sbcard.domain.money import format_fen
 from sbcard.domain.regions import NODE_NAMES, node_of
-from sbcard.services import keys
+from sbcard.services import keys, links
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
@@ -154,6 +162,7 @@ class UploadResult:
     rejected: int
     flagged: int
     records: list[dict[str, Any]]  # the rejected and flagged ones, with reasons
+    awaiting: int = 0  # kept at the operator: the card's issuer is out of reach
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -212,8 +221,12 @@ def ingest(world: World, node: str, records: Iterable[OfflineRecord], *, now: dt
     return _ingest(world, node, terminals, records, label=label, default=None, now=now)
 
 
+_AWAITING = {"status": "awaiting"}
+
+
 def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]], incoming: list[OfflineRecord], *,
             label: str, default: str | None, now: dt.datetime) -> UploadResult:
+    route_awaiting(world, node, now=now)  # what waited for its issuer goes first, if it can now
     db = world.region(node)
     unique: dict[tuple, OfflineRecord] = {}
     for r in incoming:
@@ -225,7 +238,6 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
     issuer_of = {id(r): issuer_node_of(r) for r in fresh}
     fresh.sort(key=lambda r: (issuer_of[id(r)] or "", r.app_serial, r.counter, r.terminal_no, r.terminal_serial))
 
-    cleared = {"status": "cleared", "reason": None, "flags": ()}
     verdicts: dict[int, dict[str, Any]] = {}
     card_numbers: dict[str, str] = {}
     by_issuer: dict[str | None, list[OfflineRecord]] = defaultdict(list)
@@ -236,70 +248,198 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
                                f"{terminal['id']}'s ({terminal['terminal_no']})", "flags": ()}
             continue
         by_issuer[issuer_of[id(r)]].append(r)
+    operators = {t["terminal_no"].upper(): t["operator"] for t in terminals.values()}
     for issuer, group in by_issuer.items():
         if issuer is None:
             for r in group:
                 verdicts[id(r)] = {"status": "rejected", "reason": "the card's issuer is outside Beijing, Tianjin "
                                    "and Hebei: no issuer to clear it with", "flags": ()}
             continue
-        for start in range(0, len(group), CHUNK):
-            chunk = group[start:start + CHUNK]
-            answer = exchange(world, from_node=node, to_node=issuer, records=chunk, now=now)
-            card_numbers.update(answer.get("cards", {}))
-            given = answer["verdicts"]
-            for i, r in enumerate(chunk):
-                verdicts[id(r)] = given.get(str(i), cleared)
+        if not reachable(world, node, issuer):
+            for r in group:
+                verdicts[id(r)] = _AWAITING
+            continue
+        _send(world, node, issuer, group, verdicts, card_numbers, operators, now)
 
     window = BlacklistWindow(world.hub(), {r.card_number or card_numbers.get(r.app_serial) for r in fresh} - {None})
-    rows, listed = [], []
-    counts = {"accepted": 0, "rejected": 0, "flagged": 0}
+    rows, listed, waiting = [], [], []
+    counts = {"accepted": 0, "rejected": 0, "flagged": 0, "awaiting": 0}
     uploaded_at = timestamp(now)
     with UnitOfWork(db) as uow:
         batch = f"{node.upper()}-UP-{next_value(uow.db, UPLOAD_SEQUENCE):010d}"
         for r in fresh:
             v = verdicts[id(r)]
-            card_number = r.card_number or card_numbers.get(r.app_serial)
-            issuer = issuer_of[id(r)]
-            if v["status"] == "rejected":
-                status, reason, flags = "rejected", v["reason"], list(v["flags"])
-            else:
-                flags = list(v["flags"])
-                flag = window.flag(card_number, r)
-                if flag:
-                    flags.append(flag)
-                if flags:
-                    status, reason = "flagged", "; ".join(f["message"] for f in flags)
-                else:
-                    status, reason = "accepted", None
-            counts["rejected" if status == "rejected" else "accepted"] += 1
             terminal_id = default or r.terminal
-            rows.append((r.app_serial, _HEX2[r.txn_type], r.counter, r.terminal_no, r.terminal_serial, card_number,
-                         issuer, r.operator or terminals[terminal_id]["operator"], terminal_id, r.amount_fen,
-                         r.balance_before_fen, _iso(r.date_time), r.tac or "", r.blacklist_version,
-                         json.dumps(dict(r.details), ensure_ascii=False, sort_keys=True, default=str)
-                         if r.details else None,
-                         status, reason, json.dumps(flags, ensure_ascii=False) if flags else None, uploaded_at, batch))
-            if status != "accepted":
-                if status == "flagged":
-                    counts["flagged"] += 1
-                listed.append({"app_serial": r.app_serial, "card_number": card_number, "txn_type": _HEX2[r.txn_type],
-                               "counter": r.counter, "terminal": terminal_id, "terminal_no": r.terminal_no,
-                               "terminal_serial": r.terminal_serial, "amount_fen": r.amount_fen, "status": status,
-                               "reason": reason, "flags": flags})
-        rows.sort(key=lambda row: (row[3], row[4]))  # in key order: appended, not scattered
-        uow.db.conn.executemany(
-            "INSERT INTO transit_records (app_serial, txn_type, counter, terminal_no, terminal_serial, card_number, "
-            "issuer_node, operator, terminal, amount_fen, balance_before_fen, at, tac, blacklist_version, details, "
-            "status, reason, flags, uploaded_at, upload_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?)", rows)
+            operator = r.operator or terminals[terminal_id]["operator"]
+            if v is _AWAITING:
+                counts["awaiting"] += 1
+                waiting.append(_awaiting_row(r, terminal_id, issuer_of[id(r)], operator, batch, uploaded_at))
+                continue
+            row, entry = _record_row(r, v, card_numbers, window, issuer_of[id(r)], operator, terminal_id, batch,
+                                     uploaded_at)
+            rows.append(row)
+            counts["rejected" if entry and entry["status"] == "rejected" else "accepted"] += 1
+            if entry:
+                counts["flagged"] += entry["status"] == "flagged"
+                listed.append(entry)
+        _insert_records(uow.db, rows)
+        if waiting:
+            waiting.sort(key=lambda row: (row[3], row[4]))
+            uow.db.conn.executemany(
+                f"INSERT INTO transit_awaiting ({', '.join(_AWAITING_COLUMNS)}, upload_batch, uploaded_at) "
+                f"VALUES ({', '.join('?' * (len(_AWAITING_COLUMNS) + 2))})", waiting)
         result = UploadResult(terminal=label, batch=batch, node=node, sent=len(incoming), duplicates=duplicates,
                               records=listed, **counts)
         uow.db["transit_uploads"].insert({
             "batch": batch, "terminal": label, "sent": result.sent, "accepted": result.accepted,
             "duplicates": result.duplicates, "rejected": result.rejected, "flagged": result.flagged,
-            "uploaded_at": uploaded_at})
+            "uploaded_at": uploaded_at, "awaiting": result.awaiting})
         uow.commit()
     return result
+
+
+def reachable(world: World, operator_node: str, issuer: str) -> bool:
+    """Whether the hub can take a record from ``operator_node`` to the card's ``issuer`` now.
+
+    The issuer's link must be up; so must the operator's own, unless the card is its own
+    region's (its host is at hand).
+    """
+    hub = world.hub()
+    return links.is_up(hub, issuer) and (issuer == operator_node or links.is_up(hub, operator_node))
+
+
+def _send(world: World, node: str, issuer: str, group: Sequence[OfflineRecord], verdicts: dict[int, dict[str, Any]],
+          card_numbers: dict[str, str], operators: Mapping[str, str], now: dt.datetime) -> None:
+    """``group`` (sorted by card and counter) to the issuer in chunks; their verdicts into ``verdicts``."""
+    cleared = {"status": "cleared", "reason": None, "flags": ()}
+    for start in range(0, len(group), CHUNK):
+        chunk = group[start:start + CHUNK]
+        answer = exchange(world, from_node=node, to_node=issuer, records=chunk, now=now, operators=operators)
+        card_numbers.update(answer.get("cards", {}))
+        given = answer["verdicts"]
+        for i, r in enumerate(chunk):
+            verdicts[id(r)] = given.get(str(i), cleared)
+
+
+def _record_row(r: OfflineRecord, v: Mapping[str, Any], card_numbers: Mapping[str, str], window: BlacklistWindow,
+                issuer: str | None, operator: str, terminal_id: str, batch: str,
+                uploaded_at: str) -> tuple[tuple, dict[str, Any] | None]:
+    """The ``transit_records`` row of a record with its verdict, and its listing when not plainly accepted."""
+    card_number = r.card_number or card_numbers.get(r.app_serial)
+    if v["status"] == "rejected":
+        status, reason, flags = "rejected", v["reason"], list(v["flags"])
+    else:
+        flags = list(v["flags"])
+        flag = window.flag(card_number, r)
+        if flag:
+            flags.append(flag)
+        if flags:
+            status, reason = "flagged", "; ".join(f["message"] for f in flags)
+        else:
+            status, reason = "accepted", None
+    row = (r.app_serial, _HEX2[r.txn_type], r.counter, r.terminal_no, r.terminal_serial, card_number,
+           issuer, operator, terminal_id, r.amount_fen, r.balance_before_fen, _iso(r.date_time), r.tac or "",
+           r.blacklist_version,
+           json.dumps(dict(r.details), ensure_ascii=False, sort_keys=True, default=str) if r.details else None,
+           status, reason, json.dumps(flags, ensure_ascii=False) if flags else None, uploaded_at, batch)
+    if status == "accepted":
+        return row, None
+    return row, {"app_serial": r.app_serial, "card_number": card_number, "txn_type": _HEX2[r.txn_type],
+                 "counter": r.counter, "terminal": terminal_id, "terminal_no": r.terminal_no,
+                 "terminal_serial": r.terminal_serial, "amount_fen": r.amount_fen, "status": status,
+                 "reason": reason, "flags": flags}
+
+
+def _insert_records(db: sqlite_utils.Database, rows: list[tuple]) -> None:
+    rows.sort(key=lambda row: (row[3], row[4]))  # in key order: appended, not scattered
+    db.conn.executemany(
+        "INSERT INTO transit_records (app_serial, txn_type, counter, terminal_no, terminal_serial, card_number, "
+        "issuer_node, operator, terminal, amount_fen, balance_before_fen, at, tac, blacklist_version, details, "
+        "status, reason, flags, uploaded_at, upload_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?)", rows)
+
+
+_AWAITING_COLUMNS = ("app_serial", "txn_type", "counter", "terminal_no", "terminal_serial", "amount_fen",
+                     "balance_before_fen", "date_time", "tac", "issuer_id", "issuer_node", "card_number", "terminal",
+                     "operator", "blacklist_version", "record_status", "details")  # OfflineRecord's field order
+_TYPE_OF = {h: i for i, h in enumerate(_HEX2)}
+
+
+def _awaiting_row(r: OfflineRecord, terminal_id: str, issuer: str | None, operator: str, batch: str,
+                  uploaded_at: str) -> tuple:
+    details = json.dumps(dict(r.details), ensure_ascii=False, sort_keys=True, default=str) if r.details else None
+    return (r.app_serial, _HEX2[r.txn_type], r.counter, r.terminal_no, r.terminal_serial, r.amount_fen,
+            r.balance_before_fen, r.date_time, r.tac, r.issuer_id, issuer, r.card_number, terminal_id, operator,
+            r.blacklist_version, r.status, details, batch, uploaded_at)
+
+
+def awaiting_count(world: World, node: str) -> int:
+    """How many of ``node``'s uploaded records still wait for their issuer."""
+    db = world.region(node)
+    return sum(db.execute("SELECT count(*) FROM transit_awaiting WHERE issuer_node = ? AND seq > ?",
+                          [issuer, seq]).fetchone()[0] for issuer, seq in _routed_up_to(db).items())
+
+
+def _routed_up_to(db: sqlite_utils.Database) -> dict[str, int]:
+    """Per issuer, the highest ``transit_awaiting.seq`` routed (records above it still wait)."""
+    return {issuer: db.execute("SELECT coalesce(max(to_seq), 0) FROM transit_routings WHERE issuer_node = ?",
+                               [issuer]).fetchone()[0] for issuer in REGION_NODES}
+
+
+def _waiting_up_to(db: sqlite_utils.Database, routed: Mapping[str, int]) -> dict[str, int]:
+    """Per issuer with records waiting, the highest ``seq`` among them."""
+    out = {}
+    for issuer, seq in routed.items():
+        top = db.execute("SELECT max(seq) FROM transit_awaiting WHERE issuer_node = ?", [issuer]).fetchone()[0]
+        if top is not None and top > seq:
+            out[issuer] = top
+    return out
+
+
+def route_awaiting(world: World, node: str, *, now: dt.datetime) -> dict[str, int]:
+    """Send ``node``'s records that waited for their issuers, where the hub reaches them now.
+
+    Each is filed in ``transit_records`` with the issuer's verdict (under its original upload
+    batch and time); a ``transit_routings`` row per issuer says which were routed. Returns
+    ``{issuer: records routed}``.
+    """
+    db = world.region(node)
+    routed_to = _routed_up_to(db)
+    tops = {i: top for i, top in _waiting_up_to(db, routed_to).items() if reachable(world, node, i)}
+    if not tops:
+        return {}
+    waiting: list[tuple[OfflineRecord, str, str]] = []  # (record, upload batch, uploaded at)
+    types = _TYPE_OF
+    by_issuer: dict[str, list[OfflineRecord]] = {}
+    for issuer, top in tops.items():
+        group = by_issuer[issuer] = []
+        for row in db.execute(
+                f"SELECT {', '.join(_AWAITING_COLUMNS)}, upload_batch, uploaded_at FROM transit_awaiting "
+                f"WHERE issuer_node = ? AND seq > ? AND seq <= ?", [issuer, routed_to[issuer], top]):
+            r = OfflineRecord(row[0], types[row[1]], *row[2:16], json.loads(row[16]) if row[16] else None)
+            group.append(r)
+            waiting.append((r, row[17], row[18]))
+        group.sort(key=lambda r: (r.app_serial, r.counter, r.terminal_no, r.terminal_serial))
+    operators = {row[0].upper(): row[1] for row in db.execute("SELECT terminal_no, operator FROM terminals")}
+    verdicts: dict[int, dict[str, Any]] = {}
+    card_numbers: dict[str, str] = {}
+    for issuer, group in by_issuer.items():
+        _send(world, node, issuer, group, verdicts, card_numbers, operators, now)
+    window = BlacklistWindow(world.hub(), {r.card_number or card_numbers.get(r.app_serial) for r, _, _ in waiting}
+                             - {None})
+    at = timestamp(now)
+    with UnitOfWork(db) as uow:
+        if _routed_up_to(uow.db) != routed_to:  # another process routed them meanwhile
+            return {}
+        rows = [_record_row(r, verdicts[id(r)], card_numbers, window, r.issuer_node, r.operator or "",
+                            r.terminal or "", batch, uploaded_at)[0] for r, batch, uploaded_at in waiting]
+        _insert_records(uow.db, rows)
+        uow.db.conn.executemany(
+            "INSERT INTO transit_routings (issuer_node, from_seq, to_seq, records, routed_at) VALUES (?, ?, ?, ?, ?)",
+            [(issuer, routed_to[issuer] + 1, tops[issuer], len(group), at) for issuer, group in by_issuer.items()
+             if group])
+        uow.commit()
+    return {issuer: len(group) for issuer, group in sorted(by_issuer.items()) if group}
 
 
 def _existing_keys(db: sqlite_utils.Database, records: Iterable[OfflineRecord]) -> set[tuple]:
@@ -310,12 +450,16 @@ def _existing_keys(db: sqlite_utils.Database, records: Iterable[OfflineRecord]) 
         lo_hi[0] = min(lo_hi[0], r.terminal_serial)
         lo_hi[1] = max(lo_hi[1], r.terminal_serial)
     keys_: set[tuple] = set()
-    for terminal_no, (lo, hi) in ranges.items():
-        for row in db.execute(
-            "SELECT app_serial, txn_type, counter, terminal_no, terminal_serial FROM transit_records "
-            "WHERE terminal_no = ? AND terminal_serial BETWEEN ? AND ?", [terminal_no, lo, hi]
-        ):
-            keys_.add(tuple(row))
+    tables = ["transit_records"]
+    if db.execute("SELECT 1 FROM transit_awaiting LIMIT 1").fetchone():
+        tables.append("transit_awaiting")  # kept for an issuer out of reach: already taken
+    for table in tables:
+        for terminal_no, (lo, hi) in ranges.items():
+            for row in db.execute(
+                f"SELECT app_serial, txn_type, counter, terminal_no, terminal_serial FROM {table} "
+                "WHERE terminal_no = ? AND terminal_serial BETWEEN ? AND ?", [terminal_no, lo, hi]
+            ):
+                keys_.add(tuple(row))
     return keys_
 
 
@@ -379,12 +523,14 @@ class BlacklistWindow:
 
 
 def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[OfflineRecord],
-             now: dt.datetime) -> dict[str, Any]:
+             now: dt.datetime, operators: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One chunk of records to the issuer and its answer, recorded once in the hub's ``messages``.
 
     The key is the chunk's digest: the same records sent again (a retried upload) get the
     recorded answer back and the issuer does nothing. The hub's write lock is held for the
     exchange, so two uploads of the same chunk at once do not both reach the issuer.
+    ``operators`` (terminal number → operator code) names the operator of a record that
+    does not name its own: the issuer keeps it, to know whom it owes at clearing.
     """
     body = repr([(r.key, r.amount_fen, r.balance_before_fen, r.date_time, r.tac, r.status) for r in records])
     digest = hashlib.sha256(body.encode()).hexdigest()
@@ -393,7 +539,7 @@ def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[Of
         row = hub.db.execute("SELECT result FROM messages WHERE idempotency_key = ?", [key]).fetchone()
         if row is not None:
             return json.loads(row[0])
-        answer = clear_purchases(world.region(to_node), records, from_node=from_node, now=now)
+        answer = clear_purchases(world.region(to_node), records, from_node=from_node, now=now, operators=operators)
         hub.db["messages"].insert({
             "idempotency_key": key, "kind": MESSAGE_KIND, "from_node": from_node, "to_node": to_node,
             "received_at": now.isoformat(),
@@ -461,13 +607,16 @@ class _Diversifier:
 
 
 def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord], *, from_node: str,
-                    now: dt.datetime) -> dict[str, Any]:
+                    now: dt.datetime, operators: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The issuer's check of purchases on its cards, in one transaction of the issuer's region.
 
     Returns ``{"cleared", "rejected", "verdicts": {index: {status, reason, flags}}, "cards":
     {app_serial: card_number}}``; records absent from ``verdicts`` are cleared without a flag.
     A record the issuer has seen before gets its earlier verdict and changes nothing.
+    Each new purchase is kept with its operator (the record's, else ``operators`` by terminal
+    number), whom the issuer owes for it at clearing.
     """
+    operators = operators or {}
     verdicts: dict[str, dict[str, Any]] = {}
     cards_out: dict[str, str] = {}
     with UnitOfWork(db) as uow:
@@ -527,14 +676,14 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
                 new_rows.append((r.terminal_no, r.terminal_serial, r.app_serial, f"{r.txn_type:02X}", r.counter,
                                  card_number, r.amount_fen, r.balance_before_fen, r.date_time, r.tac or "", from_node,
                                  status, reason, json.dumps(flags, ensure_ascii=False) if flags else None,
-                                 received_at))
+                                 received_at, r.operator or operators.get(r.terminal_no)))
             if state.changed:
                 shadow_rows.append((app_serial, card_number, *state.row(), received_at))
         new_rows.sort(key=lambda row: (row[0], row[1]))  # in key order: appended, not scattered
         uow.db.conn.executemany(
             "INSERT INTO purse_purchases (terminal_no, terminal_serial, app_serial, txn_type, counter, card_number, "
-            "amount_fen, balance_before_fen, date_time, tac, from_node, status, reason, flags, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
+            "amount_fen, balance_before_fen, date_time, tac, from_node, status, reason, flags, received_at, operator) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
         uow.db.conn.executemany(
             """INSERT INTO purse_shadow (app_serial, card_number, expected_balance_fen, last_offline_counter,
                                          last_offline_at, offline_next, offline_spent_fen, loose, updated_at)

@@ -104,8 +104,57 @@ def _v3_links(db: sqlite_utils.Database) -> None:
     db.executescript(_LINKS_V3)
 
 
+_SETTLEMENT_V4 = """
+-- Every clearing line the regions sent through the hub (a copy of the payer's row in its
+-- region's clearing_lines), and when the hub delivered it to the payee's region (null:
+-- not yet, e.g. the payee's link is down; a same-region line needs no delivery).
+CREATE TABLE clearing_lines (
+    day          TEXT NOT NULL CHECK (length(day) = 10),
+    kind         TEXT NOT NULL CHECK (kind IN ('transit', 'medical')),
+    payer_node   TEXT NOT NULL CHECK (payer_node IN ('bj', 'tj', 'he')),
+    payee_node   TEXT NOT NULL CHECK (payee_node IN ('bj', 'tj', 'he')),
+    party        TEXT NOT NULL,
+    count        INTEGER NOT NULL CHECK (count >= 0),
+    amount_fen   INTEGER NOT NULL,
+    flagged      INTEGER NOT NULL DEFAULT 0 CHECK (flagged >= 0),
+    refunds      INTEGER NOT NULL DEFAULT 0 CHECK (refunds >= 0),
+    received_at  TEXT NOT NULL,
+    delivered_at TEXT,
+    PRIMARY KEY (day, kind, payer_node, payee_node, party)
+) STRICT;
+CREATE INDEX clearing_lines_undelivered ON clearing_lines (payee_node) WHERE delivered_at IS NULL;
+CREATE TRIGGER hub_clearing_lines_no_delete BEFORE DELETE ON clearing_lines
+BEGIN SELECT RAISE(ABORT, 'clearing_lines are kept'); END;
+CREATE TRIGGER hub_clearing_lines_fixed BEFORE UPDATE OF day, kind, payer_node, payee_node, party, count,
+    amount_fen, flagged, refunds ON clearing_lines
+BEGIN SELECT RAISE(ABORT, 'a clearing line never changes'); END;
+
+-- The day's settlement (结算) between the regions, recorded once (idempotency key
+-- `settlement/<day>`, also in messages): the matrix payer -> payee of every line of the
+-- day, each region's net position (sums to zero) and the per operator/hospital totals.
+CREATE TABLE settlements (
+    day             TEXT PRIMARY KEY CHECK (length(day) = 10),
+    idempotency_key TEXT NOT NULL UNIQUE,
+    matrix          TEXT NOT NULL CHECK (json_valid(matrix)),
+    net             TEXT NOT NULL CHECK (json_valid(net)),
+    parties         TEXT NOT NULL CHECK (json_valid(parties)),
+    result          TEXT NOT NULL CHECK (json_valid(result)),  -- the clearing run's answer for the day
+    recorded_at     TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER settlements_no_update BEFORE UPDATE ON settlements
+BEGIN SELECT RAISE(ABORT, 'settlements is append-only'); END;
+CREATE TRIGGER settlements_no_delete BEFORE DELETE ON settlements
+BEGIN SELECT RAISE(ABORT, 'settlements is append-only'); END;
+"""
+
+
+def _v4_settlement(db: sqlite_utils.Database) -> None:
+    db.executescript(_SETTLEMENT_V4)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, card directory, blacklist, message log", _v1_initial),
     Migration(2, "transit concessions revoked on cards, versioned with the blacklist", _v2_concession_revocations),
     Migration(3, "links: which regions the hub can reach", _v3_links),
+    Migration(4, "settlement: clearing lines through the hub, the day's settlement", _v4_settlement),
 )

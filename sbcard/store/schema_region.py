@@ -822,6 +822,157 @@ def _v6_venues(db: sqlite_utils.Database) -> None:
     db.executescript(_VENUES_V6)
 
 
+_CLEARING_V7 = """
+-- Operator side: records whose card's issuer the hub could not reach at upload (its link
+-- down, `sbcard.services.links`). Kept here, once each (the key of transit_records), until
+-- the next upload or `clearing run` routes them; they then reach transit_records with the
+-- issuer's verdict. The columns are the record's as the terminal sent it. Append-only:
+-- which are routed is told by transit_routings (`seq` at most its issuer's highest `to_seq`).
+CREATE TABLE transit_awaiting (
+    seq                INTEGER PRIMARY KEY,
+    app_serial         TEXT NOT NULL,
+    txn_type           TEXT NOT NULL,
+    counter            INTEGER NOT NULL,
+    terminal_no        TEXT NOT NULL,
+    terminal_serial    INTEGER NOT NULL,
+    amount_fen         INTEGER NOT NULL CHECK (amount_fen >= 0),
+    balance_before_fen INTEGER NOT NULL,
+    date_time          TEXT NOT NULL,   -- YYYYMMDDhhmmss, as sent to the card
+    tac                TEXT,
+    issuer_id          TEXT,
+    issuer_node        TEXT NOT NULL CHECK (issuer_node IN ('bj', 'tj', 'he')),
+    card_number        TEXT,
+    terminal           TEXT NOT NULL,
+    operator           TEXT NOT NULL,
+    blacklist_version  INTEGER,
+    record_status      TEXT NOT NULL,   -- the terminal's: ok | mac2_failed
+    details            TEXT,            -- JSON
+    upload_batch       TEXT NOT NULL,
+    uploaded_at        TEXT NOT NULL,
+    UNIQUE (terminal_no, terminal_serial, app_serial, txn_type, counter)
+) STRICT;
+CREATE INDEX transit_awaiting_issuer ON transit_awaiting (issuer_node);
+CREATE TRIGGER transit_awaiting_no_update BEFORE UPDATE ON transit_awaiting
+BEGIN SELECT RAISE(ABORT, 'transit_awaiting is append-only'); END;
+CREATE TRIGGER transit_awaiting_no_delete BEFORE DELETE ON transit_awaiting
+BEGIN SELECT RAISE(ABORT, 'transit_awaiting is append-only'); END;
+
+-- Each routing of awaiting records to an issuer: its records `from_seq`..`to_seq` (those of
+-- that issuer in the range), how many, when.
+CREATE TABLE transit_routings (
+    id          INTEGER PRIMARY KEY,
+    issuer_node TEXT NOT NULL CHECK (issuer_node IN ('bj', 'tj', 'he')),
+    from_seq    INTEGER NOT NULL,
+    to_seq      INTEGER NOT NULL CHECK (to_seq >= from_seq),
+    records     INTEGER NOT NULL CHECK (records > 0),
+    routed_at   TEXT NOT NULL
+) STRICT;
+CREATE INDEX transit_routings_issuer ON transit_routings (issuer_node, to_seq);
+
+-- Uploads now count the records left awaiting their issuer.
+CREATE TABLE transit_uploads_v7 (
+    batch       TEXT PRIMARY KEY,
+    terminal    TEXT NOT NULL,
+    sent        INTEGER NOT NULL CHECK (sent >= 0),
+    accepted    INTEGER NOT NULL CHECK (accepted >= 0),
+    duplicates  INTEGER NOT NULL CHECK (duplicates >= 0),
+    rejected    INTEGER NOT NULL CHECK (rejected >= 0),
+    flagged     INTEGER NOT NULL CHECK (flagged >= 0),
+    uploaded_at TEXT NOT NULL,
+    awaiting    INTEGER NOT NULL DEFAULT 0 CHECK (awaiting >= 0),
+    CHECK (sent = accepted + duplicates + rejected + awaiting AND flagged <= accepted)
+) STRICT;
+INSERT INTO transit_uploads_v7 (batch, terminal, sent, accepted, duplicates, rejected, flagged, uploaded_at, awaiting)
+    SELECT batch, terminal, sent, accepted, duplicates, rejected, flagged, uploaded_at, 0 FROM transit_uploads;
+DROP TABLE transit_uploads;
+ALTER TABLE transit_uploads_v7 RENAME TO transit_uploads;
+
+-- Issuer side: the operator each purchase is owed to (from the upload), and the clearing
+-- day (YYYY-MM-DD) that took it (an accepted one only: status cleared): set once, never
+-- changed, so no record is cleared twice.
+ALTER TABLE purse_purchases ADD COLUMN operator TEXT;
+ALTER TABLE purse_purchases ADD COLUMN clearing_day TEXT;
+CREATE INDEX purse_purchases_unclear ON purse_purchases (received_at)
+    WHERE status = 'cleared' AND clearing_day IS NULL;
+CREATE INDEX purse_purchases_flagged_on ON purse_purchases (clearing_day) WHERE flags IS NOT NULL;
+CREATE INDEX transit_records_rejected ON transit_records (uploaded_at) WHERE status = 'rejected';
+CREATE TRIGGER purse_purchases_cleared_once BEFORE UPDATE OF clearing_day ON purse_purchases
+WHEN OLD.clearing_day IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a purchase is cleared once'); END;
+
+-- Insured side: the clearing day that took a claim's settlement, and the one that took its
+-- refund (a refund is a negative amount in the clearing of its own day). Set once.
+ALTER TABLE medical_claims ADD COLUMN clearing_day TEXT;
+ALTER TABLE medical_claims ADD COLUMN refund_clearing_day TEXT;
+CREATE INDEX medical_claims_unclear ON medical_claims (recorded_at) WHERE clearing_day IS NULL;
+CREATE INDEX medical_claims_refund_unclear ON medical_claims (refunded_at)
+    WHERE refunded_at IS NOT NULL AND refund_clearing_day IS NULL;
+CREATE TRIGGER medical_claims_cleared_once BEFORE UPDATE OF clearing_day ON medical_claims
+WHEN OLD.clearing_day IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a claim is cleared once'); END;
+CREATE TRIGGER medical_claims_refund_cleared_once BEFORE UPDATE OF refund_clearing_day ON medical_claims
+WHEN OLD.refund_clearing_day IS NOT NULL OR NEW.refund_clearing_day IS NOT NULL AND OLD.refunded_at IS NULL
+BEGIN SELECT RAISE(ABORT, 'a refund is cleared once, and only a refund that happened'); END;
+
+-- This region's part of each day's clearing (清分): one row per clearing day it took part
+-- in, with what it found (counts, gaps in the cards' counters, routed records).
+CREATE TABLE clearing_runs (
+    day     TEXT PRIMARY KEY CHECK (length(day) = 10),
+    run_at  TEXT NOT NULL,
+    summary TEXT NOT NULL CHECK (json_valid(summary))
+) STRICT;
+CREATE TRIGGER clearing_runs_no_update BEFORE UPDATE ON clearing_runs
+BEGIN SELECT RAISE(ABORT, 'clearing_runs is append-only'); END;
+CREATE TRIGGER clearing_runs_no_delete BEFORE DELETE ON clearing_runs
+BEGIN SELECT RAISE(ABORT, 'clearing_runs is append-only'); END;
+
+-- Clearing lines this region is a party to: the payer (the card's issuer, the insured
+-- region) owes the payee (the operator's, the hospital's region) `amount_fen` for `count`
+-- records (transit: accepted purchases, `flagged` of them flagged) or claims (medical: net
+-- of `refunds`) of `party` (operator or hospital code). The payer's row is written by its
+-- clearing (`sent_at`: when the hub took it); the payee's row when the hub delivered it
+-- (same region: one row). `txn_id`: this region's ledger transaction for it.
+CREATE TABLE clearing_lines (
+    day        TEXT NOT NULL CHECK (length(day) = 10),
+    kind       TEXT NOT NULL CHECK (kind IN ('transit', 'medical')),
+    payer_node TEXT NOT NULL CHECK (payer_node IN ('bj', 'tj', 'he')),
+    payee_node TEXT NOT NULL CHECK (payee_node IN ('bj', 'tj', 'he')),
+    party      TEXT NOT NULL,
+    count      INTEGER NOT NULL CHECK (count >= 0),
+    amount_fen INTEGER NOT NULL,
+    flagged    INTEGER NOT NULL DEFAULT 0 CHECK (flagged >= 0),
+    refunds    INTEGER NOT NULL DEFAULT 0 CHECK (refunds >= 0),
+    txn_id     TEXT,
+    created_at TEXT NOT NULL,
+    sent_at    TEXT,
+    PRIMARY KEY (day, kind, payer_node, payee_node, party)
+) STRICT;
+CREATE INDEX clearing_lines_unsent ON clearing_lines (day) WHERE sent_at IS NULL;
+CREATE TRIGGER clearing_lines_no_delete BEFORE DELETE ON clearing_lines
+BEGIN SELECT RAISE(ABORT, 'clearing_lines are kept'); END;
+CREATE TRIGGER clearing_lines_fixed BEFORE UPDATE OF day, kind, payer_node, payee_node, party, count, amount_fen,
+    flagged, refunds ON clearing_lines
+BEGIN SELECT RAISE(ABORT, 'a clearing line never changes'); END;
+"""
+
+
+def _v7_clearing(db: sqlite_utils.Database) -> None:
+    db.executescript(_CLEARING_V7)
+
+
+# Look-ups every card's loads and cash make, by the card: without these they read every
+# account (the card's financial account) and every load (a load's counter used before),
+# so a region of a million cards paid a million rows per load.
+_INDEXES_V8 = """
+CREATE INDEX accounts_card ON accounts (card_number) WHERE card_number IS NOT NULL;
+CREATE INDEX purse_loads_counter ON purse_loads (app_serial, online_counter);
+"""
+
+
+def _v8_indexes(db: sqlite_utils.Database) -> None:
+    db.executescript(_INDEXES_V8)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -829,4 +980,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "subsidies: items, batches, rows", _v4_subsidies),
     Migration(5, "medical: claims, year accumulators, personal accounts, offline queue", _v5_medical),
     Migration(6, "venues: gates' visits, library readers and loans", _v6_venues),
+    Migration(7, "clearing: records awaiting their issuer, clearing days, lines and runs", _v7_clearing),
+    Migration(8, "indexes: accounts by card, purse loads by card and counter", _v8_indexes),
 )
