@@ -2,4 +2,5 @@
 
 from sbcard.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a worker process (the simulator's set-up) imports it
+    main()

@@ -1,12 +1,15 @@
-"""``sbcard init`` and ``sbcard simulate``."""
+"""``sbcard init`` and ``sbcard simulate`` (the simulator: ``sbcard/sim``)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
-from sbcard.cli.context import AppContext, with_app
+from sbcard.cli.context import EXIT_REFUSED, AppContext, with_app
 from sbcard.cli.output import emit_json, table
-from sbcard.store.world import init_world, open_world, world_summary
+from sbcard.store.world import init_world
 
 
 @click.command("init")
@@ -28,38 +31,76 @@ def init_command(app: AppContext, seed: int | None) -> None:
 
 
 @click.command("simulate")
-@click.option("--population", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("--days", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--population", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="People in the three regions (most hold a card when the run starts).")
+@click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Simulated days.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Everything that varies comes from it: the same seed, the same world and summary.")
+@click.option("--faults", type=click.Choice(["none", "light", "heavy"]), default="none", show_default=True,
+              help="Torn cards, crashed terminals, lost or repeated messages, a region cut off for hours.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write DIR/index.html (charts) and DIR/summary.json.")
+@click.option("--resume", is_flag=True, help="Continue a killed run in --home from its last checkpoint.")
 @with_app
-def simulate_command(app: AppContext, population: int, days: int, seed: int) -> None:
-    """Run the Jing-Jin-Ji card world. For now: build the world and summarise it."""
-    report = init_world(app.home, app.clock, rng_seed=seed)
-    with open_world(app.home) as world:
-        summary = world_summary(world)
-    data = {
-        "seed": seed,
-        "population": population,
-        "days": days,
-        "home": str(app.home),
-        "world_created": report.created,
-        "nodes": summary,
-    }
+def simulate_command(app: AppContext, population: int, days: int, seed: int, faults: str, report_dir: Path | None,
+                     resume: bool) -> None:
+    """Run the Jing-Jin-Ji card world: a population, its days of transactions, clearing and settlement.
+
+    --home is the world's directory: a new one is made there (an empty or new directory, or
+    an earlier simulation with the same options, which is made again). After each day the
+    invariants are checked (a violation stops the run: exit 1, the details on stderr) and a
+    checkpoint is written, from which --resume continues.
+    """
+    import time
+
+    from sbcard.sim import checkpoint, report
+    from sbcard.sim.engine import InvariantViolated, Options, Simulation, log_progress
+
+    started = time.perf_counter()
+    options = Options(population=population, days=days, seed=seed, faults=faults)
+    mode = checkpoint.check_home(app.home, options.to_json(), resume=resume)
+    sim = Simulation(app.home, options, progress=log_progress)
+    failed: InvariantViolated | None = None
+    with checkpoint.run_lock(app.home):
+        try:
+            sim.run(resume=mode == "resume")
+        except InvariantViolated as violated:
+            failed = violated
+    summary = report.summary(seed, population, days, sim.tally, report.total_settlement(sim.settlements),
+                             sim.invariants, sim.tally.faults, time.perf_counter() - started)
+    if report_dir is not None:
+        report.write_html(report_dir, summary, sim.tally)
     if app.json:
-        emit_json(data)
-        return
-    click.echo(f"sbcard world at {app.home} (seed {seed})")
-    rows = [(node, *(_summary_cells(info))) for node, info in summary.items()]
-    click.echo(table(rows, ["node", "schema", "regions", "operators", "audit entries", "cards", "blacklist"]))
-    click.echo("The population, days and transactions arrive with the simulator (issue 7).")
+        click.echo(report.dumps(summary))
+    else:
+        _print_summary(app, summary, report_dir)
+    if failed is not None:
+        click.echo(f"error: {failed.report}", err=True)
+        sys.exit(EXIT_REFUSED)
 
 
-def _summary_cells(info: dict) -> tuple:
-    return (
-        info.get("schema_version"),
-        info.get("regions"),
-        info.get("operators", "—"),
-        info.get("audit_entries", "—"),
-        info.get("cards", "—"),
-        info.get("blacklist_version", "—"),
-    )
+def _print_summary(app: AppContext, summary: dict, report_dir: Path | None) -> None:
+    from sbcard.domain.money import format_fen
+
+    nodes = ("bj", "tj", "he")
+    click.echo(f"sbcard simulate: seed {summary['seed']}, {summary['population']:,} people, {summary['days']} day(s) "
+               f"in {summary['elapsed_s']:.1f} s (world at {app.home})")
+    counts = summary["counts"]
+    rows = [(kind, *(f"{counts[kind].get(n, 0):,}" for n in nodes), f"{sum(counts[kind].values()):,}")
+            for kind in counts]
+    click.echo("\n" + table(rows, ["transactions", *nodes, "total"]))
+    matrix = (summary.get("settlement") or {}).get("matrix") or {}
+    net = (summary.get("settlement") or {}).get("net") or {}
+    rows = [(payer, *(format_fen(int((matrix.get(payer) or {}).get(payee, 0))) for payee in nodes),
+             format_fen(int(net.get(payer, 0)))) for payer in nodes]
+    click.echo("\nSettlement (payer → payee, all days; net: + receives)\n"
+               + table(rows, ["payer", *(f"→ {n}" for n in nodes), "net"]))
+    if summary["faults"]:
+        click.echo("\nFaults injected: " + ", ".join(f"{k} {v:,}" for k, v in summary["faults"].items()))
+    invariants = summary["invariants"]
+    held = [k for k, ok in invariants.items() if ok]
+    broken = [k for k, ok in invariants.items() if not ok]
+    click.echo(f"\nInvariants: {len(held)} of {len(invariants)} held" + (f"; VIOLATED: {', '.join(broken)}"
+                                                                         if broken else ""))
+    if report_dir is not None:
+        click.echo(f"Report: {report_dir / 'index.html'}")

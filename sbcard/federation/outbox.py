@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import sqlite_utils
@@ -114,6 +115,27 @@ def pending(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return list(db["outbox"].rows_where("delivered_at IS NULL", order_by="id"))
 
 
+# Fault injection (the simulator's ``--faults``, ``sbcard/sim/faults.py``): called with the
+# sending node and each message about to be delivered, it answers "deliver"; "lose" (this
+# delivery fails: the message stays pending, and so do the later ones of its node — the
+# channel keeps their order — until a later call delivers them); or "twice" (the receiver
+# applies it, then gets it again, as when the sender's mark is lost: its idempotency key
+# makes the second a no-op). None outside a simulation.
+DeliveryFault = Callable[[str, Mapping[str, Any]], str]
+_delivery_fault: DeliveryFault | None = None
+
+
+@contextmanager
+def delivery_faults(fault: DeliveryFault | None) -> Iterator[None]:
+    """Within the block, every ``deliver_pending`` asks ``fault`` about each message."""
+    global _delivery_fault
+    before, _delivery_fault = _delivery_fault, fault
+    try:
+        yield
+    finally:
+        _delivery_fault = before
+
+
 def deliver_pending(world: World, now: dt.datetime) -> int:
     """Deliver every region's pending messages; returns how many were delivered.
 
@@ -123,8 +145,13 @@ def deliver_pending(world: World, now: dt.datetime) -> int:
     delivered = 0
     for node in REGION_NODES:
         db = world.region(node)
-        for message in pending(db):
+        for message in pending(db) if _delivery_fault is None else _oldest_first(db):
+            verdict = _delivery_fault(node, message) if _delivery_fault is not None else "deliver"
+            if verdict == "lose":
+                break
             _apply_once(world, node, message, now)
+            if verdict == "twice":
+                _apply_once(world, node, message, now)
             with UnitOfWork(db) as uow:
                 uow.db.execute(
                     "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
@@ -133,6 +160,17 @@ def deliver_pending(world: World, now: dt.datetime) -> int:
                 uow.commit()
             delivered += 1
     return delivered
+
+
+def _oldest_first(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
+    """The pending messages one at a time (a delivery that stops early reads no more of them)."""
+    last = 0
+    while True:
+        rows = list(db.query("SELECT * FROM outbox WHERE delivered_at IS NULL AND id > ? ORDER BY id LIMIT 1", [last]))
+        if not rows:
+            return
+        last = rows[0]["id"]
+        yield rows[0]
 
 
 def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: dt.datetime) -> None:

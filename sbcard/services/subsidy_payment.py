@@ -226,6 +226,7 @@ def pay(
     operator: str | None = None,
     take_over: bool = False,
     fault: Fault | None = None,
+    runner: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """Pay every valid row of an approved batch, exactly once; resumable after any interruption.
 
@@ -236,6 +237,9 @@ def pay(
     entries and in the audit log; without it the payer is ``system``.
     ``fault(point, chunk_no)`` is called at ``lease_taken`` and at ``before_commit`` and
     ``after_commit`` of each chunk, the closing one included (tests kill the process there).
+    ``runner`` (host, pid): who the lease and the audit log say runs the pay — by default
+    this machine and process; the simulator gives a fixed one, so that a seeded world
+    records the same every time.
     """
     if not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
         raise InvalidInput("subsidy.chunk", f"a chunk is 1 to {MAX_CHUNK:,} rows, got {chunk!r}", "--chunk")
@@ -255,7 +259,7 @@ def pay(
         if row is None:
             return _already(db, batch_id)
         funds = _funds(db, batch_id, now)
-        lease, took_over = _take_lease(db, batch_id, at, take_over)
+        lease, took_over = _take_lease(db, batch_id, at, take_over, runner)
         resumed = row["status"] == "paying"
         if row["status"] == "approved":
             invalid_count, invalid_fen = _row_totals(db, batch_id).get("invalid", (0, 0))
@@ -371,9 +375,10 @@ def _funds(db: sqlite_utils.Database, batch_id: str, now: datetime) -> dict[str,
 # --- the lease -------------------------------------------------------------------------
 
 
-def _take_lease(db: sqlite_utils.Database, batch_id: str, at: str,
-                take_over: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    mine = {"batch_id": batch_id, "token": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),
+def _take_lease(db: sqlite_utils.Database, batch_id: str, at: str, take_over: bool,
+                runner: tuple[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    host, pid = runner if runner is not None else (socket.gethostname(), os.getpid())
+    mine = {"batch_id": batch_id, "token": uuid.uuid4().hex, "host": host, "pid": pid,
             "started_at": at, "chunks": 0}
     held = list(db.query("SELECT * FROM subsidy_pay_leases WHERE batch_id = ?", [batch_id]))
     took_over = None

@@ -8,6 +8,11 @@
 - foreign_keys: off by default in SQLite; the schema's references mean nothing without it.
 - synchronous=NORMAL: with WAL a power cut may lose the last commits but never corrupts
   the file - the usual trade-off for WAL.
+
+``SchemaCachedDatabase``: sqlite-utils asks ``sqlite_master`` for the names of every table
+and view each time a table is named (``db["cards"]``) or checked to exist; a use case names
+dozens. The names are kept until the schema changes (``PRAGMA schema_version``, which any
+connection's DDL moves on), so one cheap pragma replaces each scan of the schema.
 """
 
 from __future__ import annotations
@@ -36,7 +41,28 @@ def open_db(path: Path) -> sqlite_utils.Database:
     if mode.lower() != "wal":
         conn.close()
         raise SbcardError("store.no_wal", f"database {path} cannot use WAL mode (got {mode})")
-    return sqlite_utils.Database(conn)
+    return SchemaCachedDatabase(conn)
+
+
+class SchemaCachedDatabase(sqlite_utils.Database):
+    """A ``sqlite_utils.Database`` whose table and view names are read again only when the schema changes."""
+
+    _names: tuple[int, tuple[str, ...], tuple[str, ...]] | None = None
+
+    def _schema_names(self) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+        version = self.conn.execute("PRAGMA schema_version").fetchone()[0]
+        if self._names is None or self._names[0] != version:
+            rows = self.conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+            self._names = (version, tuple(n for t, n in rows if t == "table"), tuple(n for t, n in rows if t == "view"))
+        return self._names
+
+    def table_names(self, fts4: bool = False, fts5: bool = False) -> list[str]:
+        if fts4 or fts5:
+            return super().table_names(fts4=fts4, fts5=fts5)
+        return list(self._schema_names()[1])
+
+    def view_names(self) -> list[str]:
+        return list(self._schema_names()[2])
 
 
 def content_digest(db: sqlite_utils.Database) -> str:

@@ -1,0 +1,1028 @@
+"""The simulator's engine: one world, one clock, the day's plan carried out through the real services.
+
+``Simulation(home, options).run()`` makes the world (``sbcard.sim.setup``) or resumes it
+from its last checkpoint, then runs the days: each day the world is opened once, the
+terminals' own states once, and every event of the plan (``sbcard.sim.plan``) is done as
+the CLI would do it — services with the simulated clock's ``now``, terminal apps
+(counter, load terminal, validator, point of sale, venue gate) driving software cards
+through the in-process reader (``terminals/drivers/emulator.py``): each card's image is
+read from its file once and kept in memory between taps, and the card writes its file at
+each of its own commits, as ever. At night: terminals upload their
+logs, messages are delivered, offline medical claims reconciled, temporary losses
+lapsed, outlets restocked, terminals synced with the blacklist; then the clearing and
+settlement of the day (``services.clearing`` / ``services.settlement``), the invariants
+(``sim.invariants``: a violation stops the run) and a checkpoint (``sim.checkpoint``).
+
+Determinism: time is ``SimClock``'s; every random choice comes from a
+``random.Random`` seeded with the run's seed and a purpose (and the day): the
+population, each day's plan, the faults, the cards' own randoms (their challenges and
+purse randoms). The same seed and options give the same databases and the same summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from sbcard.chip.reader import CardIOError, ReaderError
+from sbcard.chip.sw import CardStatus
+from sbcard.clock import BEIJING, SimClock
+from sbcard.domain.errors import SbcardError
+from sbcard.sim import checkpoint, faults, plan, setup
+from sbcard.sim.population import Person, make_population
+from sbcard.sim.tally import Tally
+from sbcard.store.world import REGION_NODES, World, open_world
+
+START = dt.date(2025, 3, 3)  # a Monday: day 1 of every run (the set-up is the day before)
+LOW_BALANCE_FEN = 1200  # below this a rider loads the purse before setting off
+LOAD_AMOUNTS_FEN = (5000, 10000, 10000, 20000)
+PROVINCE = {"bj": "110000", "tj": "120000", "he": "130000"}
+SIM_RUNNER = ("sbcard-simulate", 0)  # who the subsidy pay's lease and audit name: the same in every run
+RESTOCK_BELOW, RESTOCK_TO = 4, 8  # each night an outlet low on blanks gets a delivery
+
+Progress = Callable[[str], None]
+
+
+@attrs.frozen
+class Options:
+    population: int
+    days: int
+    seed: int
+    faults: str = "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"population": self.population, "days": self.days, "seed": self.seed, "faults": self.faults}
+
+
+class InvariantViolated(Exception):
+    def __init__(self, day: dt.date, report: str) -> None:
+        super().__init__(report)
+        self.day, self.report = day, report
+
+
+CARD_IMAGES = 20_000  # card images kept in memory between taps (the least recently used go first)
+
+
+def _closed_reader(reader: Any) -> None:
+    try:
+        reader.close()
+    except Exception:  # noqa: BLE001 - a torn card's reader has nothing left to close
+        pass
+    owner = getattr(reader, "owner", None)
+    if owner is not None:
+        owner._after_session(reader)
+
+
+_READER_CLASS: Any = None
+
+
+def _sim_reader_class() -> Any:
+    """``EmulatorReader`` whose card, once in the field, stays there until the session ends or it tears.
+
+    The driver looks for the card's file before every command (a card file removed is a card
+    taken out); in the simulator nobody removes card files, so that look-up is made only when
+    the card is powered.
+    """
+    global _READER_CLASS
+    if _READER_CLASS is None:
+        from terminals.drivers.emulator import EmulatorReader
+
+        class SimReader(EmulatorReader):
+            owner: Any = None
+
+            def _powered(self) -> Any:
+                card = self._card
+                if card is not None and not self._torn:
+                    return card
+                return super()._powered()
+
+        _READER_CLASS = SimReader
+    return _READER_CLASS
+
+
+class Simulation:
+    """One run of the world under ``home`` (see the module doc)."""
+
+    def __init__(self, home: Path, options: Options, *, progress: Progress | None = None,
+                 people: list[Person] | None = None) -> None:
+        self.home = Path(home)
+        self.home_dir = self.home.absolute()
+        self.options = options
+        self.profile = faults.profile(options.faults)
+        self.progress = progress or (lambda _line: None)
+        self.people: list[Person] = (people if people is not None
+                                     else make_population(options.population, options.seed, START))
+        self.clock = SimClock(dt.datetime.combine(START - dt.timedelta(days=1), dt.time(7), BEIJING))
+        self.tally = Tally()
+        self.state: dict[str, Any] = {}
+        self.settlements: list[dict[str, Any]] = []
+        self.invariants: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+        self.refusals: dict[str, int] = {}  # "<kind>_refused:<code>" → how many (not part of the summary)
+        # per day
+        self.world: World | None = None
+        self.day_no = 0
+        self.card_rng = random.Random(f"{options.seed}/cards/0")
+        self.fault_plan = faults.FaultPlan(self.profile, options.seed, 0)
+        self._terminal_states: dict[str, Any] = {}
+        self._validators: dict[str, Any] = {}
+        self._gates: dict[str, Any] = {}
+        self._inside: dict[int, str] = {}
+        self._claims_today: list[dict[str, Any]] = []
+        self._fares: Any = None
+        self._touched: set[str] = set()  # card files opened since the last checkpoint (the others are unchanged)
+        self._card_images: dict[str, Any] = {}  # card file → its image (``CardState``), most recently used last
+
+    # ================================================================ the run
+
+    def run(self, *, resume: bool = False) -> dict[str, Any]:
+        """Run (or resume) every day; the pieces of the summary. ``InvariantViolated`` stops it."""
+        started = time.perf_counter()
+        restored = checkpoint.restore(self.home) if resume else None
+        if restored is None:
+            checkpoint.start_fresh(self.home, self.options.to_json())
+            t0 = time.perf_counter()
+            setup.build(self)
+            self.timings["setup_s"] = time.perf_counter() - t0
+            self._checkpoint(0)
+        else:
+            self._load_checkpoint(restored)
+        first = self.state["day_done"] + 1
+        for day_no in range(first, self.options.days + 1):
+            t0 = time.perf_counter()
+            self.run_day(day_no)
+            self.timings[f"day{day_no}_s"] = time.perf_counter() - t0
+            self._checkpoint(day_no)
+        self.timings["elapsed_s"] = time.perf_counter() - started
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "tally": self.tally,
+            "settlements": self.settlements,
+            "invariants": self.invariants,
+            "faults": self.tally.faults,
+            "timings": self.timings,
+        }
+
+    def day_date(self, day_no: int) -> dt.date:
+        return START + dt.timedelta(days=day_no - 1)
+
+    # ================================================================ days
+
+    @contextmanager
+    def opened(self, day_no: int) -> Iterator[World]:
+        """The world, the terminals and the day's random sources, open for one day."""
+        from sbcard.federation import outbox
+
+        self.day_no = day_no
+        self.card_rng = random.Random(f"{self.options.seed}/cards/{day_no}")
+        self.fault_plan = faults.FaultPlan(self.profile, self.options.seed, day_no, counted=self.tally.fault)
+        with ExitStack() as stack:
+            self.world = stack.enter_context(open_world(self.home, self.clock))
+            stack.callback(self._close_terminals)
+            if self.fault_plan.active:
+                stack.enter_context(outbox.delivery_faults(self.fault_plan.message))
+            try:
+                yield self.world
+            finally:
+                self.world = None
+
+    def run_day(self, day_no: int) -> None:
+        day = self.day_date(day_no)
+        self._move_to(dt.datetime.combine(day, dt.time(0, 1), BEIJING))
+        self.progress(f"day {day_no}/{self.options.days} ({day.isoformat()})")
+        with self.opened(day_no):
+            outage = self.fault_plan.outage(day, BEIJING, tuple(REGION_NODES))
+            subsidies = day_no == 1 or day.day == 1
+            events = plan.day_plan(seed=self.options.seed, day_no=day_no, day=day, tz=BEIJING, people=self.people,
+                                   book=self._card_book(), subsidies=subsidies, outage=outage)
+            self._inside = {}
+            self._claims_today = []
+            self._claim_rng = random.Random(f"{self.options.seed}/refunds/{day_no}")
+            self._loads_rng = random.Random(f"{self.options.seed}/loads/{day_no}")
+            handlers = self._handlers()
+            for event in events:
+                self._move_to(event.at)
+                handlers[event.kind](event)
+            self.night(day, day_no)
+        self.state["day_done"] = day_no
+
+    def _refused(self, kind: str, node: str, error: BaseException | None = None) -> None:
+        """A service (or card) said no: counted, and why kept for whoever looks (``refusals``)."""
+        self.tally.count(kind, node)
+        code = getattr(error, "code", None) or (type(error).__name__ if error is not None else "none")
+        self.refusals[f"{kind}:{code}"] = self.refusals.get(f"{kind}:{code}", 0) + 1
+
+    def _move_to(self, at: dt.datetime) -> None:
+        now = self.clock.now()
+        if at > now:
+            self.clock.advance(at - now)
+
+    def _step(self, seconds: int) -> dt.datetime:
+        """The next step of one visit (the activation after the issuance, the load after the deposit).
+
+        Here people act one after another where the real world has them act at once, so a
+        visit's steps move the clock on by milliseconds (one per second they would take): the
+        events of the day's plan happen at their own time, not later and later as the day goes.
+        """
+        return self.clock.advance(dt.timedelta(milliseconds=seconds))
+
+    def _handlers(self) -> dict[str, Callable[[plan.Event], None]]:
+        return {
+            "tap": self.on_tap,
+            "apply": self.on_apply,
+            "medical": self.on_medical,
+            "medical_refund": self.on_medical_refund,
+            "venue": self.on_venue,
+            "borrow": self.on_borrow,
+            "return": self.on_return,
+            "lost": self.on_lost,
+            "replace": self.on_replace,
+            "unblock": self.on_unblock,
+            "finder_tap": self.on_finder_tap,
+            "subsidy": self.on_subsidy,
+            "link_down": self.on_link_down,
+            "link_up": self.on_link_up,
+        }
+
+    def _card_book(self) -> plan.CardBook:
+        holders, lost = set(), {}
+        for key, card in self.state["cards"].items():
+            idx = int(key)
+            if card["status"] == "active":
+                holders.add(idx)
+            elif card["status"] == "lost":
+                lost[idx] = {"card": card["card"], "kind": card.get("loss_kind") or "formal"}
+        without = {p.idx for p in self.people if str(p.idx) not in self.state["cards"]}
+        return plan.CardBook(holders=holders, without=without, lost=lost, loans=list(self.state["loans"]))
+
+    # ================================================================ cards and readers
+
+    def reader(self, path: str | Path, tear: int | None = None) -> Any:
+        """An in-process reader with the card whose file is ``path`` (from the home) in it."""
+        from terminals.emulator.faults import Faults
+
+        path = self.home_dir / path
+        powered: list[tuple[str, Any]] = []  # what this reader powered: (card file, card)
+        reader = _sim_reader_class()(path, Faults(tear_at_write=tear) if tear else None,
+                                     loader=lambda p, f: self._load_card(p, f, powered))
+        reader.owner, reader.powered = self, powered
+        return reader
+
+    def _load_card(self, path: Path, card_faults: Any, powered: list[tuple[str, Any]]) -> Any:
+        """The card in the field: its image as the cache holds it (else read from its file), this day's randoms.
+
+        The card's own commits write its file, as ever; the cache only spares reading the file
+        back at each tap. A card torn out of the field is read from its file next time.
+        """
+        from terminals.emulator.card import VirtualCard
+        from terminals.emulator.state import CardFile
+
+        key = str(path)
+        self._touched.add(key)
+        state = self._card_images.pop(key, None)
+        if state is None:
+            card_file, state = CardFile.open(path)
+            card = VirtualCard(path, state, card_faults, self.card_rng, file=card_file)
+        else:
+            card = VirtualCard(path, state, card_faults, self.card_rng)
+        self._card_images[key] = state
+        while len(self._card_images) > CARD_IMAGES:
+            self._card_images.pop(next(iter(self._card_images)))
+        powered.append((key, card))
+        return card
+
+    def _after_session(self, reader: Any) -> None:
+        """A card that was torn leaves no image behind: its file tells what it kept."""
+        for key, card in reader.powered:
+            if card.torn:
+                self._card_images.pop(key, None)
+        reader.powered.clear()
+
+    def card_of(self, idx: int) -> dict[str, Any] | None:
+        return self.state["cards"].get(str(idx))
+
+    # ================================================================ staff and places
+
+    def counter_op(self, node: str) -> str:
+        return self.state["staff"][node]["counter"]
+
+    def outlet_near(self, person: Person, node: str | None = None, *, rng: random.Random | None = None) -> str:
+        """An outlet with blanks near the person (their district's, else one of ``node``'s)."""
+        node = node or person.node
+        stock = self.state["stock"]
+        if node == person.node:
+            here = [o for o in self.state["outlets"][node] if o["district"] == person.district and stock.get(o["code"])]
+            if here:
+                return here[0]["code"]
+        options = [o["code"] for o in self.state["outlets"][node] if stock.get(o["code"])]
+        if not options:
+            options = [o["code"] for o in self.state["outlets"][node]]
+        pick = rng or random.Random(f"{self.options.seed}/outlet/{person.idx}/{self.day_no}")
+        return options[pick.randrange(len(options))]
+
+    def bank_branch(self, node: str, person: Person) -> str:
+        branches = [o["code"] for o in self.state["outlets"][node] if o["kind"] == "bank_branch"]
+        return branches[person.idx % len(branches)]
+
+    def take_blank(self, outlet: str) -> str | None:
+        """The next blank in ``outlet``'s stock (it leaves the queue once used): its file, from the home."""
+        queue = self.state["stock"].get(outlet) or []
+        if not queue:
+            return None
+        return setup.blank_path(outlet, queue[0])
+
+    def blank_used(self, outlet: str) -> None:
+        self.state["stock"][outlet].pop(0)
+
+    # ================================================================ issuance
+
+    def issue_new_card(self, person: Person, outlet: str) -> dict[str, Any] | None:
+        """Apply, issue on a blank of ``outlet`` and activate: a card for ``person`` (or None, refused)."""
+        from sbcard.services import issuance
+
+        assert self.world is not None
+        node_outlet = outlet[:2].lower()
+        op = self.counter_op(node_outlet)
+        guardian = person.guardian_id if person.age_on(self.clock.now().date()) < 16 else None
+        try:
+            application = issuance.apply(self.world, citizen_id=person.citizen_id, outlet=outlet, operator=op,
+                                         now=self.clock.now(), guardian_id=guardian)
+        except SbcardError as refused:
+            self._refused("apply_refused", person.node, refused)
+            return None
+        self.tally.count("apply", person.node)
+        return self._issue_and_activate(person, application["application_id"], outlet, op,
+                                        step=90)
+
+    def _issue_and_activate(self, person: Person, application_id: str, outlet: str, op: str, *,
+                            step: int, replace: Any = None) -> dict[str, Any] | None:
+        from sbcard.services.activation import ActivationDesk
+        from sbcard.services.issuance import IssuanceDesk
+        from terminals.apps import counter
+
+        assert self.world is not None
+        path = self.take_blank(outlet)
+        if path is None:
+            self._refused("issue_refused", person.node, None)
+            return None
+        self._step(step)
+        reader = self.reader(path)
+        try:
+            if replace is not None:
+                replace.check_blank(counter.chip_info(reader))
+                desk = replace.issuance_desk()
+            else:
+                desk = IssuanceDesk(self.world, application_id, operator=op, now=self.clock.now())
+            outcome = counter.issue(reader, desk)
+        except (SbcardError, CardStatus, CardIOError, ReaderError) as refused:
+            self._refused("issue_refused" if replace is None else "replace_refused", person.node, refused)
+            return None
+        finally:
+            _closed_reader(reader)
+        self.blank_used(outlet)
+        record = outcome.record
+        number = record["card_number"]
+        self.tally.count("issue", person.node)
+        card = {"card": number, "path": path, "status": "issued", "balance": 0}
+        self.state["cards"][str(person.idx)] = card
+        self._step(step)
+        try:
+            desk = ActivationDesk(self.world, number, operator=op, now=self.clock.now())
+            reader = self.reader(path)
+            try:
+                counter.activate(reader, desk, person.pin)
+            finally:
+                _closed_reader(reader)
+        except (SbcardError, CardStatus, CardIOError, ReaderError) as refused:
+            self._refused("activate_refused", person.node, refused)
+            return card
+        card["status"] = "active"
+        self.tally.count("activate", person.node)
+        return card
+
+    def on_apply(self, event: plan.Event) -> None:
+        person = self.people[event.who]
+        if self.card_of(person.idx) is not None:
+            return
+        self.issue_new_card(person, self.outlet_near(person))
+
+    # ================================================================ loads
+
+    def load(self, person: Person, card: dict[str, Any], where: str) -> bool:
+        """Load the purse at an outlet's load terminal in ``where`` (cash into the account first if short)."""
+        from sbcard.domain.outlets import OutletCode
+        from sbcard.services import cash, ledger
+        from sbcard.services.purse_host import PurseHost
+        from terminals.apps import loader
+
+        assert self.world is not None
+        rng = self._loads_rng
+        amount = LOAD_AMOUNTS_FEN[rng.randrange(len(LOAD_AMOUNTS_FEN))]
+        if card.get("balance") is not None and card["balance"] + amount > 100_000:
+            amount = max(0, 100_000 - card["balance"]) // 100 * 100
+            if amount <= 0:
+                return False
+        db = self.world.region(person.node)
+        account = ledger.account_of_card(db, card["card"])
+        if account is None:
+            return False
+        if ledger.balance(db, account) < amount:
+            deposit = (amount // 10000 + 2) * 10000
+            try:
+                cash.deposit(self.world, card_number=card["card"], amount_fen=deposit,
+                             operator=self.counter_op(person.node), outlet=self.bank_branch(person.node, person),
+                             now=self._step(30))
+                self.tally.count("deposit", person.node)
+            except SbcardError as refused:
+                self._refused("deposit_refused", person.node, refused)
+                return False
+        outlet = self.outlet_near(person, where, rng=rng)
+        code = OutletCode.parse(outlet)
+        terminal_no = bytes.fromhex(f"{code.district}{code.number}0001")
+        op = self.counter_op(where)
+        tear = self.fault_plan.tear_load()
+        for attempt in range(2):
+            self._step(40)
+            host = PurseHost(self.world, operator=op, outlet=outlet, now=self.clock.now())
+            reader = self.reader(card["path"], tear if attempt == 0 else None)
+            try:
+                outcome = loader.load(reader, host, amount, terminal_no)
+            except CardIOError:
+                self.tally.fault("torn_load")
+                _closed_reader(reader)
+                self._recover_load(card, op, outlet, terminal_no)
+                continue
+            except (SbcardError, CardStatus, ReaderError) as refused:
+                self._refused("load_refused", person.node, refused)
+                return False
+            finally:
+                _closed_reader(reader)
+            card["balance"] = outcome.balance_fen
+            self.tally.count("load", person.node)
+            return True
+        return False
+
+    def _recover_load(self, card: dict[str, Any], op: str, outlet: str, terminal_no: bytes) -> None:
+        """``transit recover`` at the counter: the torn load confirmed or reversed from what the card says."""
+        from sbcard.services.purse_host import PurseHost
+        from terminals.apps import loader
+
+        assert self.world is not None
+        self._step(20)
+        reader = self.reader(card["path"])
+        try:
+            outcome = loader.recover(reader, PurseHost(self.world, operator=op, outlet=outlet, now=self.clock.now()),
+                                     terminal_no)
+            card["balance"] = outcome.balance_fen
+            self.tally.count("load_recovered", card_node(card))
+        except (SbcardError, CardStatus, CardIOError, ReaderError):
+            self.tally.count("load_unrecovered", card_node(card))
+        finally:
+            _closed_reader(reader)
+
+    # ================================================================ taps
+
+    def _fares_port(self) -> Any:
+        if self._fares is None:
+            from sbcard.transit_reference import load_tariff
+            from terminals.apps.transit_fares import TariffFares
+
+            self._fares = TariffFares(load_tariff())
+        return self._fares
+
+    def validator(self, terminal_id: str) -> Any:
+        found = self._validators.get(terminal_id)
+        if found is None:
+            from terminals.apps.transit import Validator
+
+            state = self._terminal_state(terminal_id)
+            found = self._validators[terminal_id] = Validator(state, state.psam(), self._fares_port(), self.clock)
+        return found
+
+    def _terminal_state(self, terminal_id: str) -> Any:
+        state = self._terminal_states.get(terminal_id)
+        if state is None:
+            from terminals.apps.terminal_state import TerminalState
+
+            state = self._terminal_states[terminal_id] = TerminalState.open(self.home / "terminals" / terminal_id)
+        return state
+
+    def _close_terminals(self) -> None:
+        states, self._terminal_states = self._terminal_states, {}
+        self._validators, self._gates = {}, {}
+        for state in states.values():
+            state.close()
+
+    def tap_card(self, card: dict[str, Any], terminal_id: str, km: str | None) -> Any:
+        """One tap of the card on the validator; a torn tap is tapped again at once (the gate did not open)."""
+        from sbcard.domain.fares import to_km
+
+        validator = self.validator(terminal_id)
+        distance = to_km(km) if km is not None else None
+        tear = self.fault_plan.tear_purchase()
+        reader = self.reader(card["path"], tear)
+        try:
+            return validator.tap(reader, km=distance)
+        except CardIOError:
+            self.tally.fault("torn_purchase")
+        finally:
+            _closed_reader(reader)
+        self._step(4)
+        reader = self.reader(card["path"])
+        try:
+            result = validator.tap(reader, km=distance)
+            if result.ok and result.recovered:
+                self.tally.fault("torn_purchase_recovered")
+            return result
+        finally:
+            _closed_reader(reader)
+
+    def on_tap(self, event: plan.Event) -> None:
+        person = self.people[event.who]
+        card = self.card_of(person.idx)
+        if card is None or card["status"] != "active":
+            return
+        data = event.data
+        leg = data["leg"]
+        if leg == "exit" and self._inside.get(person.idx) != data["network"]:
+            return  # never got in (refused at the entry): no exit either
+        terminal_id = self.state["terminals"][f"{data['network']}/{data['stop']}"]
+        node = data["network"].split("-", 1)[0]
+        if leg != "exit" and (card.get("balance") is None or card["balance"] < LOW_BALANCE_FEN):
+            self.load(person, card, node)
+            self._move_to(event.at + dt.timedelta(seconds=1))
+        result = self.tap_card(card, terminal_id, data.get("km"))
+        self._count_tap(node, result)
+        if result.balance_fen is not None:
+            card["balance"] = result.balance_fen
+        if result.ok:
+            if leg == "entry":
+                self._inside[person.idx] = data["network"]
+            elif leg == "exit":
+                self._inside.pop(person.idx, None)
+        elif result.code == "insufficient_balance" and leg != "exit":
+            if self.load(person, card, node):
+                self._count_tap(node, self.tap_card(card, terminal_id, data.get("km")))
+        elif result.code in ("blacklisted", "blocked"):
+            self.tally.count("blocked_card", node)
+
+    def _count_tap(self, node: str, result: Any) -> None:
+        if result.ok:
+            self.tally.tap(node, self.clock.now().hour)
+        else:
+            self._refused("tap_refused", node, result)
+
+    def on_finder_tap(self, event: plan.Event) -> None:
+        """Someone who found a lost card tries it on a bus of its region."""
+        lost = self.state["lost_cards"].get(str(event.who))
+        if lost is None:
+            return
+        node = card_node(lost)
+        network = {"bj": "bj-bus", "tj": "tj-bus", "he": "he-sjz-bus"}[node]
+        stops = sorted(k for k in self.state["terminals"] if k.startswith(network + "/"))
+        terminal_id = self.state["terminals"][stops[event.who % len(stops)]]
+        card = {"card": lost["card"], "path": lost["path"]}
+        result = self.tap_card(card, terminal_id, "3" if network == "bj-bus" else None)
+        self._count_tap(node, result)
+        self.tally.count("finder_tap", node)
+
+    # ================================================================ medical
+
+    def on_medical(self, event: plan.Event) -> None:
+        from sbcard import medical_reference
+        from sbcard.domain.medical import ClaimLine
+        from sbcard.federation.medical import PosHost
+        from sbcard.federation.medical import hospital_node as node_of_hospital
+        from terminals.apps.medical import PointOfSale
+
+        assert self.world is not None
+        person = self.people[event.who]
+        card = self.card_of(person.idx)
+        if card is None or card["status"] != "active":
+            return
+        data = event.data
+        hospital = medical_reference.hospital(data["hospital"])
+        where = node_of_hospital(hospital)
+        lines = [ClaimLine(line["code"], line["quantity"], line["price_fen"]) for line in data["lines"]]
+        pos = PointOfSale(PosHost(self.world, now=self.clock.now()), medical_reference, self.clock, hospital.code)
+        reader = self.reader(card["path"])
+        try:
+            receipt = pos.settle(reader, lines, pin=person.pin if data["use_account"] else None,
+                                 self_pay=data["self_pay"], registered=data["registered"],
+                                 referral_or_emergency=data["emergency"])
+        except (SbcardError, CardStatus, CardIOError, ReaderError) as refused:
+            self._refused("medical_refused", where, refused)
+            return
+        finally:
+            _closed_reader(reader)
+        self.tally.count("medical_claim", where)
+        if receipt["mode"] == "offline":
+            self.tally.count("medical_offline", where)
+        self.tally.medical(receipt["insured_node"], where, receipt["total_fen"])
+        if receipt["status"] == "settled":
+            self._claims_today.append({"claim_id": receipt["claim_id"], "insured": receipt["insured_node"],
+                                       "hospital": where, "total_fen": receipt["total_fen"]})
+
+    def on_medical_refund(self, _event: plan.Event) -> None:
+        from sbcard.federation import medical as route
+
+        assert self.world is not None
+        if not self._claims_today:
+            return
+        claim = self._claims_today.pop(self._claim_rng.randrange(len(self._claims_today)))
+        try:
+            route.refund(self.world, claim["claim_id"], None, now=self.clock.now())
+        except SbcardError as refused:
+            self._refused("medical_refund_refused", claim["hospital"], refused)
+            return
+        self.tally.count("medical_refund", claim["hospital"])
+        self.tally.medical(claim["insured"], claim["hospital"], -claim["total_fen"], n=0)
+
+    # ================================================================ venues and libraries
+
+    def gate(self, venue_code: str) -> Any:
+        found = self._gates.get(venue_code)
+        if found is None:
+            from sbcard.services.venue_gates import GateHost
+            from sbcard.venue_reference import venue
+            from terminals.apps.venue import VenueGate
+
+            assert self.world is not None
+            place = venue(venue_code)
+            state = self._terminal_state(self.state["gates"][venue_code])
+            found = self._gates[venue_code] = VenueGate(state, state.psam(), self.clock, GateHost(self.world, place),
+                                                        place)
+        return found
+
+    def on_venue(self, event: plan.Event) -> None:
+        person = self.people[event.who]
+        card = self.card_of(person.idx)
+        if card is None or card["status"] != "active":
+            return
+        gate = self.gate(event.data["venue"])
+        node = gate.venue.node
+        if card.get("balance") is not None and card["balance"] < gate.venue.price_fen:
+            self.load(person, card, node)
+            self._move_to(event.at + dt.timedelta(seconds=1))
+        reader = self.reader(card["path"], self.fault_plan.tear_purchase())
+        try:
+            result = gate.enter(reader, student=event.data["student"])
+        except CardIOError:
+            self.tally.fault("torn_purchase")
+            _closed_reader(reader)
+            self._step(5)
+            reader = self.reader(card["path"])
+            result = gate.enter(reader, student=event.data["student"])
+        finally:
+            _closed_reader(reader)
+        if result.balance_fen is not None:
+            card["balance"] = result.balance_fen
+        if result.ok:
+            self.tally.count("venue_entry", node)
+        else:
+            self._refused("venue_refused", node, result)
+
+    def _desk_card(self, person: Person, library: str) -> tuple[Any, Any, Any] | None:
+        """The library's desk and the holder's card identified on it (None: refused)."""
+        from terminals.apps.transit import Refused
+
+        card = self.card_of(person.idx)
+        if card is None or card["status"] != "active":
+            return None
+        desk = self.gate(library)
+        reader = self.reader(card["path"])
+        try:
+            facts = desk.identify(reader)
+        except (Refused, CardStatus, CardIOError, ReaderError) as refused:
+            _closed_reader(reader)
+            self._refused("library_refused", desk.venue.node, refused)
+            return None
+        return desk, reader, facts
+
+    def on_borrow(self, event: plan.Event) -> None:
+        from sbcard.services import venue_gates
+
+        assert self.world is not None
+        person = self.people[event.who]
+        found = self._desk_card(person, event.data["library"])
+        if found is None:
+            return
+        desk, reader, facts = found
+        _closed_reader(reader)
+        self.state["item_seq"] += 1
+        item = f"{event.data['library']}-{self.state['item_seq']:07d}"
+        try:
+            done = venue_gates.borrow(self.world, desk.venue, citizen_id=facts.citizen_id,
+                                      card_number=facts.card_number, item=item, now=self.clock.now())
+        except SbcardError as refused:
+            self._refused("library_refused", desk.venue.node, refused)
+            return
+        self.state["loans"].append({"who": person.idx, "library": desk.venue.code, "item": item,
+                                    "due": done["due_date"]})
+        self.tally.count("library_loan", desk.venue.node)
+
+    def on_return(self, event: plan.Event) -> None:
+        from sbcard.services import venue_gates
+        from terminals.apps.transit import Refused
+
+        assert self.world is not None
+        person = self.people[event.who]
+        loan = next((x for x in self.state["loans"] if x["item"] == event.data["item"]), None)
+        if loan is None:
+            return
+        found = self._desk_card(person, event.data["library"])
+        if found is None:
+            return
+        desk, reader, facts = found
+        try:
+            done = venue_gates.return_item(self.world, desk.venue, citizen_id=facts.citizen_id,
+                                           card_number=facts.card_number, item=loan["item"], now=self.clock.now())
+            if done["fine_fen"] > 0:
+                owed = venue_gates.fines_owed(self.world, desk.venue, facts.citizen_id)
+                amount = sum(f["amount_fen"] for f in owed)
+                ids = [f["id"] for f in owed]
+                try:
+                    tap = desk.charge(reader, facts, amount, fine_ids=ids,
+                                      description=f"overdue fines {', '.join(map(str, ids))}")
+                    venue_gates.fines_paid(self.world, desk.venue, ids, terminal=desk.config.terminal_id,
+                                           counter=tap.counter, terminal_serial=tap.terminal_serial, at=tap.at)
+                    self.tally.count("library_fine", desk.venue.node)
+                except Refused:
+                    self.tally.count("library_fine_owed", desk.venue.node)
+        except SbcardError as refused:
+            self._refused("library_refused", desk.venue.node, refused)
+            return
+        finally:
+            _closed_reader(reader)
+        self.state["loans"].remove(loan)
+        self.tally.count("library_return", desk.venue.node)
+
+    # ================================================================ the card's life
+
+    def on_lost(self, event: plan.Event) -> None:
+        from sbcard.services import lifecycle
+
+        assert self.world is not None
+        person = self.people[event.who]
+        card = self.card_of(person.idx)
+        if card is None or card["status"] != "active":
+            return
+        channel = event.data["channel"]
+        outlet = self.outlet_near(person) if channel == "counter" else None
+        try:
+            done = lifecycle.report_lost(self.world, card_number=card["card"], channel=channel,
+                                         operator=self.counter_op(person.node), outlet=outlet, now=self.clock.now())
+        except SbcardError as refused:
+            self._refused("lost_refused", person.node, refused)
+            return
+        card["status"] = "lost"
+        card["loss_kind"] = done["loss_kind"]
+        self.state["lost_cards"][str(person.idx)] = {"card": card["card"], "path": card["path"]}
+        self.tally.count("lost", person.node)
+
+    def on_unblock(self, event: plan.Event) -> None:
+        from sbcard.services import lifecycle
+
+        assert self.world is not None
+        person = self.people[event.who]
+        card = self.card_of(person.idx)
+        if card is None or card["status"] != "lost":
+            return
+        try:
+            lifecycle.unblock(self.world, card_number=card["card"], operator=self.counter_op(person.node),
+                              outlet=self.outlet_near(person), now=self.clock.now())
+        except SbcardError as refused:
+            self._refused("unblock_refused", person.node, refused)
+            return
+        card["status"] = "active"
+        card.pop("loss_kind", None)
+        self.state["lost_cards"].pop(str(person.idx), None)
+        self.tally.count("unblock", person.node)
+
+    def _card_found(self, card_number: str) -> None:
+        """A temporary loss lapsed (never confirmed): the holder's card works again."""
+        for key, card in self.state["cards"].items():
+            if card["card"] == card_number and card["status"] == "lost":
+                card["status"] = "active"
+                card.pop("loss_kind", None)
+                self.state["lost_cards"].pop(key, None)
+                self.tally.count("loss_lapsed", card_node(card))
+
+    def on_replace(self, event: plan.Event) -> None:
+        from sbcard.services.replacement import Replacement
+
+        assert self.world is not None
+        person = self.people[event.who]
+        card = self.card_of(person.idx)
+        if card is None or card["status"] != "lost":
+            return
+        outlet = self.outlet_near(person)
+        op = self.counter_op(outlet[:2].lower())
+        try:
+            job = Replacement(self.world, card["card"], operator=op, outlet=outlet, now=self.clock.now())
+        except SbcardError as refused:
+            self._refused("replace_refused", person.node, refused)
+            return
+        old = card["card"]
+        new = self._issue_and_activate(person, "", outlet, op, step=90, replace=job)
+        if new is None or new["card"] == old:
+            self.state["cards"][str(person.idx)] = card  # nothing changed
+            return
+        self.tally.count("replace", person.node)
+
+    # ================================================================ subsidies
+
+    def on_subsidy(self, event: plan.Event) -> None:
+        from sbcard.services.subsidy_import import generate_batch
+        from sbcard.services.subsidy_payment import approve, pay
+
+        assert self.world is not None
+        node = event.data["node"]
+        staff = self.state["staff"][node]
+        try:
+            batch = generate_batch(self.world, item="GLJT", as_of=self.clock.now().date(), region=PROVINCE[node],
+                                   operator=staff["maker"], now=self.clock.now())
+        except SbcardError:
+            self.tally.subsidy("no_batch")
+            return
+        batch_id = batch["batch_id"]
+        try:
+            approve(self.world, batch_id, operator=staff["checker"], now=self._step(1800))
+            done = pay(self.world, batch_id, now=self._step(900), operator=staff["checker"], runner=SIM_RUNNER)
+        except SbcardError as refused:
+            self.tally.subsidy("batch_refused")
+            self.refusals[f"subsidy:{refused.code}"] = self.refusals.get(f"subsidy:{refused.code}", 0) + 1
+            return
+        invalid = int(done.get("invalid") or 0)
+        self.tally.subsidy("paid", int(done["paid"]))
+        self.tally.subsidy("failed", int(done["failed"]) - invalid)
+        self.tally.subsidy("invalid", invalid)
+        self.tally.count("subsidy_paid", node, int(done["paid"]))
+
+    # ================================================================ links
+
+    def on_link_down(self, event: plan.Event) -> None:
+        from sbcard.services import links
+
+        assert self.world is not None
+        links.set_link(self.world.hub(), event.data["node"], up=False, note="simulated outage", now=self.clock.now())
+        self.tally.fault("region_down")
+
+    def on_link_up(self, event: plan.Event) -> None:
+        from sbcard.services import links
+
+        assert self.world is not None
+        links.set_link(self.world.hub(), event.data["node"], up=True, note="outage over", now=self.clock.now())
+        self._reconcile_medical()
+
+    def _reconcile_medical(self) -> None:
+        from sbcard.federation import medical as route
+
+        assert self.world is not None
+        done = route.reconcile(self.world, now=self.clock.now())
+        for claim in done["reconciled"]:
+            self.tally.count("medical_reconciled", claim.get("hospital_node") or claim["insured_node"])
+
+    # ================================================================ the night
+
+    def night(self, day: dt.date, day_no: int) -> None:
+        from sbcard.federation import outbox
+        from sbcard.services import lifecycle, replacement
+
+        assert self.world is not None
+        at = lambda h, m: dt.datetime.combine(day, dt.time(h, m), BEIJING)  # noqa: E731
+        self._move_to(at(22, 30))
+        self.upload_all()
+        self._move_to(at(23, 0))
+        outbox.deliver_pending(self.world, self.clock.now())
+        self._reconcile_medical()
+        for lapsed in lifecycle.lapse_temporary_losses(self.world, now=self.clock.now()):
+            self._card_found(lapsed["card_number"])
+        for node in REGION_NODES:
+            replacement.pay_due_refunds(self.world, operator=self.state["staff"][node]["maker"],
+                                        now=self.clock.now())
+        self._move_to(at(23, 10))
+        setup.restock(self, below=RESTOCK_BELOW, to=RESTOCK_TO)
+        self._move_to(at(23, 20))
+        self.sync_terminals()
+        self._move_to(at(23, 50))
+        self.clear_and_settle(day)
+        self._move_to(at(23, 58))
+        self.check_invariants(day)
+
+    def upload_all(self) -> None:
+        from sbcard.services import transit_host
+
+        assert self.world is not None
+        for terminal_id in sorted(self.state["all_terminals"]):
+            if self.fault_plan.terminal_crash():
+                self.tally.fault("terminal_crash")
+                continue
+            state = self._terminal_state(terminal_id)
+            log = state.unsent_records()
+            if not log:
+                continue
+            records = [transit_host.OfflineRecord.from_log(r) for r in log]
+            now = self.clock.now()
+            result = transit_host.upload(self.world, terminal_id, records, now=now)
+            node = self.state["all_terminals"][terminal_id]
+            self.tally.count("upload", node, len(log))
+            if self.fault_plan.upload_twice():
+                self.tally.fault("upload_twice")  # crashed before marking them sent: they go again tomorrow
+                continue
+            state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), now.isoformat(),
+                                {k: getattr(result, k) for k in ("sent", "accepted", "duplicates", "rejected",
+                                                                 "flagged")})
+
+    def sync_terminals(self) -> None:
+        from sbcard.services import terminals as service
+
+        assert self.world is not None
+        copy = service.blacklist_copy(self.world)
+        now = self.clock.now()
+        for terminal_id in sorted(self.state["all_terminals"]):
+            state = self._terminal_state(terminal_id)
+            if state.blacklist_version == copy.version:
+                continue
+            state.replace_blacklist(copy.version, copy.cards, published_at=copy.published_at,
+                                    synced_at=now.isoformat(), revoked_concessions=copy.revoked_concessions)
+            service.record_sync(self.world, terminal_id, version=copy.version, now=now)
+
+    def clear_and_settle(self, day: dt.date) -> None:
+        from sbcard.services import clearing, settlement
+
+        assert self.world is not None
+        result = clearing.run_clearing(self.world, day, now=self.clock.now())
+        for node, n in _cleared_counts(result).items():
+            self.tally.count("clearing", node, n)
+        self._step(300)
+        self.settlements.append(settlement.day_settlement(self.world, day))
+
+    def check_invariants(self, day: dt.date) -> None:
+        from sbcard.sim import invariants
+
+        assert self.world is not None
+        results = invariants.check_day(self.world, self.home, day)
+        self.invariants = results
+        report = invariants.describe(results, day)
+        if report:
+            raise InvariantViolated(day, report)
+
+    # ================================================================ checkpoints
+
+    def _checkpoint(self, day_no: int) -> None:
+        self.state["day_done"] = day_no
+        touched, self._touched = self._touched, set()
+        checkpoint.save(self.home, day_no, touched=touched, data={
+            "options": self.options.to_json(),
+            "day_done": day_no,
+            "clock": self.clock.now().isoformat(),
+            "tally": self.tally.to_json(),
+            "settlements": self.settlements,
+            "invariants": {name: attrs.asdict(r) for name, r in self.invariants.items()},
+            "state": self.state,
+        })
+
+    def _load_checkpoint(self, saved: dict[str, Any]) -> None:
+        from sbcard.sim.invariants import Result
+
+        if saved["options"] != self.options.to_json():
+            raise SbcardError("sim.resume_options", "the checkpoint was made with other options: "
+                              f"{saved['options']}")
+        self.tally = Tally.from_json(saved["tally"])
+        self.settlements = saved["settlements"]
+        self.invariants = {name: Result(**r) for name, r in saved["invariants"].items()}
+        self.state = saved["state"]
+        self.clock = SimClock(dt.datetime.fromisoformat(saved["clock"]))
+
+
+def card_node(card: dict[str, Any]) -> str:
+    return {"B": "bj", "T": "tj", "H": "he"}[card["card"][0]]
+
+
+def _cleared_counts(result: Any) -> dict[str, int]:
+    """Records (transit) and claims (medical) cleared per paying region, from the clearing's lines."""
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
+    out: dict[str, int] = {}
+    if not data.get("changed", True):
+        return out
+    for line in data.get("lines") or []:
+        node, count = line.get("payer"), line.get("count")
+        if node in REGION_NODES and isinstance(count, int) and count:
+            out[node] = out.get(node, 0) + count
+    return out
+
+
+def log_progress(line: str) -> None:
+    if sys.stderr.isatty():
+        print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,309 @@
+"""The world before day 1, made on the simulated clock (the day before the run's first day).
+
+``build(sim)``:
+
+1. ``init_world`` with the run's seed (the regions' master keys from it);
+2. staff: in each region a counter operator (who also takes loads, cash and losses at
+   its outlets), a finance maker and a finance checker (subsidy batches, purse refunds);
+3. the population, registered through the registry's bulk import (``person import``'s
+   service, one CSV per region under ``<home>/.sim/``);
+4. blank stock at every outlet (what the outlets issue from, as ``outlet stock receive``);
+5. terminals: a gate at each metro station the population uses and a validator on each
+   bus line (``terminal add``), a gate at every museum, scenic spot and library
+   (``venue gate add``);
+6. the cards most people already hold: each applied for at an outlet near home, issued
+   on a blank of its stock and activated with the holder's PIN — the same ``card apply``,
+   ``card issue`` and ``card activate`` path as every later card, one world open for all.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sbcard.clock import BEIJING
+from sbcard.sim.population import BUS_LINES, CSV_COLUMNS, METRO, csv_rows
+from sbcard.store.world import REGION_NODES, init_world
+
+if TYPE_CHECKING:
+    from sbcard.sim.engine import Simulation
+
+PROVINCE = {"bj": "110000", "tj": "120000", "he": "130000"}
+STAFF_NAMES = {"counter": "柜员", "maker": "经办", "checker": "复核"}
+STAFF_CODES = {"counter": "C1", "maker": "F1", "checker": "F2"}
+STOCK_BUFFER = 6  # blanks beyond the set-up's own, for the first day's applications and replacements
+DELIVERY_MAX = 1000
+
+
+def sim_dir(home: Path) -> Path:
+    return Path(home) / ".sim"
+
+
+def blank_path(outlet: str, serial: str) -> str:
+    """A blank's card file, relative to the world's home (where ``outlet stock receive`` puts it)."""
+    return f"cards/stock/{outlet}/{serial}.card"
+
+
+def build(sim: Simulation) -> None:
+    home = sim.home
+    init_world(home, sim.clock, rng_seed=sim.options.seed)
+    sim.state = {
+        "day_done": 0, "cards": {}, "loans": [], "item_seq": 0, "terminals": {}, "gates": {}, "all_terminals": {},
+        "staff": {}, "outlets": {}, "stock": {}, "lost_cards": {},
+    }
+    with sim.opened(0) as world:
+        _staff(sim, world)
+        _outlets(sim, world)
+        _register(sim, world)
+        sim._move_to(dt.datetime.combine(sim.clock.now().date(), dt.time(7, 30), BEIJING))
+        holders = [p for p in sim.people if p.has_card and p.age_on(sim.clock.now().date()) >= 1]
+        where = {p.idx: _home_outlet(sim, p) for p in holders}
+        _stock(sim, world, where)
+        _terminals(sim, world)
+        _venue_gates(sim, world)
+        _issue_cards(sim, holders, where)
+        from sbcard.federation import outbox
+
+        outbox.deliver_pending(world, sim.clock.now())
+        sim.sync_terminals()
+
+
+def _staff(sim: Simulation, world: Any) -> None:
+    from sbcard.services import operators
+
+    now = sim.clock.now()
+    for node in REGION_NODES:
+        codes = {role: f"{node.upper()}-SIM-{suffix}" for role, suffix in STAFF_CODES.items()}
+        for role, code in codes.items():
+            operators.add_operator(world.region(node), code=code, name=f"模拟{STAFF_NAMES[role]}",
+                                   role="counter" if role == "counter" else "finance", region=PROVINCE[node], now=now)
+        sim.state["staff"][node] = codes
+
+
+def _outlets(sim: Simulation, world: Any) -> None:
+    for node in REGION_NODES:
+        rows = world.region(node).execute("SELECT code, region, kind FROM outlets ORDER BY code").fetchall()
+        sim.state["outlets"][node] = [{"code": c, "district": r, "kind": k} for c, r, k in rows]
+
+
+def _register(sim: Simulation, world: Any) -> None:
+    from sbcard.domain.errors import SbcardError
+    from sbcard.services.person_import import import_persons
+
+    folder = sim_dir(sim.home)
+    folder.mkdir(parents=True, exist_ok=True)
+    for node in REGION_NODES:
+        path = folder / f"people-{node}.csv"
+        with path.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(csv_rows(sim.people, node))
+        report = import_persons(world, path, region=PROVINCE[node], now=sim.clock.now(),
+                                error_report_path=folder / f"people-{node}.errors.csv")
+        if report.rejected:
+            raise SbcardError("sim.population", f"{report.rejected} people of {node} were refused by the registry: "
+                              f"see {report.error_report}")
+        sim._step(60)
+
+
+def _home_outlet(sim: Simulation, person: Any) -> str:
+    outlets = sim.state["outlets"][person.node]
+    here = [o["code"] for o in outlets if o["district"] == person.district]
+    if here:
+        return here[0]
+    rng = random.Random(f"{sim.options.seed}/home-outlet/{person.idx}")
+    return outlets[rng.randrange(len(outlets))]["code"]
+
+
+def _receive(sim: Simulation, world: Any, outlet: str, count: int) -> None:
+    from sbcard.services import stock
+    from terminals.emulator.blank import create_blank
+
+    node = outlet[:2].lower()
+    queue = sim.state["stock"].setdefault(outlet, [])
+    while count > 0:
+        n = min(count, DELIVERY_MAX)
+        made = stock.receive_stock(world.region(node), outlet=outlet, count=n, operator=sim.counter_op(node),
+                                   now=sim.clock.now(), cards_dir=world.paths.cards_dir.absolute(),
+                                   make_blank=create_blank)
+        queue.extend(made["chip_serials"])
+        count -= n
+
+
+def _stock(sim: Simulation, world: Any, where: dict[int, str]) -> None:
+    needed: dict[str, int] = {}
+    for outlet in where.values():
+        needed[outlet] = needed.get(outlet, 0) + 1
+    for node in REGION_NODES:
+        for o in sim.state["outlets"][node]:
+            _receive(sim, world, o["code"], needed.get(o["code"], 0) + STOCK_BUFFER)
+
+
+def restock(sim: Simulation, *, below: int, to: int) -> None:
+    """Each night, outlets low on blanks get a delivery."""
+    assert sim.world is not None
+    for node in REGION_NODES:
+        for o in sim.state["outlets"][node]:
+            have = len(sim.state["stock"].get(o["code"]) or [])
+            if have < below:
+                _receive(sim, sim.world, o["code"], to - have)
+
+
+def _install(home: Path):
+    from sbcard.chip.crypto import Algorithm
+    from terminals.apps.terminal_state import TerminalConfig, TerminalState
+    from terminals.psam import PsamKeySet
+
+    def install(row: dict[str, Any], keys: Any, blacklist: Any) -> None:
+        config = TerminalConfig(
+            terminal_id=row["id"], operator=row["operator"], node=row["node"], terminal_no=row["terminal_no"],
+            psam_id=row["psam_id"], created_at=row["created_at"], station=row["station"],
+            station_code=row["station_code"], gate=row["gate"], line=row["line"], area=row["area"],
+            full_fare_fen=row["full_fare_fen"],
+        )
+        key_sets = [PsamKeySet(k.issuer_id, k.purchase_master, k.app_maintenance_master, Algorithm(k.algorithm),
+                               k.version) for k in keys]
+        state = TerminalState.create(Path(home) / "terminals" / row["id"], config, key_sets)
+        with state:
+            state.replace_blacklist(blacklist.version, blacklist.cards, published_at=blacklist.published_at,
+                                    synced_at=row["synced_at"], revoked_concessions=blacklist.revoked_concessions)
+
+    return install
+
+
+def _terminals(sim: Simulation, world: Any) -> None:
+    from sbcard.services import terminals
+
+    install = _install(sim.home)
+    for network, stations in METRO.items():
+        for station in stations:
+            row = terminals.add_terminal(world, operator=network, station=station, gate="both", now=sim.clock.now(),
+                                         install=install)
+            sim.state["terminals"][f"{network}/{station}"] = row["id"]
+            sim.state["all_terminals"][row["id"]] = row["node"]
+    for network, lines in BUS_LINES.items():
+        for line in lines:
+            row = terminals.add_terminal(world, operator=network, line=line, now=sim.clock.now(), install=install)
+            sim.state["terminals"][f"{network}/{line}"] = row["id"]
+            sim.state["all_terminals"][row["id"]] = row["node"]
+
+
+def _venue_gates(sim: Simulation, world: Any) -> None:
+    from sbcard.services import venue_gates
+    from sbcard.venue_reference import venues
+
+    install = _install(sim.home)
+    for code, place in sorted(venues().items()):
+        row = venue_gates.add_gate(world, place, now=sim.clock.now(), install=install)
+        sim.state["gates"][code] = row["id"]
+        sim.state["all_terminals"][row["id"]] = row["node"]
+
+
+def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> None:
+    """The cards people hold when the run starts, issued from 08:00 to 20:00 on the set-up day.
+
+    Each region's outlets issue their own people's cards, every card at its set time with
+    randoms of its own, while the hub's link is quiet: the cards' messages to the hub wait
+    in the regions' outboxes and are delivered together at 20:00, region by region. So the
+    three regions' work is independent of each other and of its order, and runs in a
+    process per region when there is enough of it (the same databases either way).
+    """
+    from sbcard.federation import outbox
+
+    day = sim.clock.now().date()
+    start = dt.datetime.combine(day, dt.time(8), BEIJING)
+    span = 12 * 3600
+    jobs: dict[str, list[tuple[Any, str, str]]] = {node: [] for node in REGION_NODES}
+    for i, person in enumerate(holders):
+        at = start + dt.timedelta(seconds=span * i // max(1, len(holders)))
+        jobs[person.node].append((person, where[person.idx], at.isoformat()))
+    share = {node: {"staff": sim.state["staff"], "outlets": sim.state["outlets"],
+                    "stock": {o["code"]: sim.state["stock"].get(o["code"], []) for o in sim.state["outlets"][node]}}
+             for node in REGION_NODES}
+    if len(holders) >= PARALLEL_FROM:
+        import concurrent.futures
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=len(REGION_NODES), mp_context=context,
+                                                    initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
+            futures = {node: pool.submit(issue_region, str(sim.home), sim.options.to_json(), share[node], jobs[node],
+                                         parent=os.getpid())
+                       for node in REGION_NODES}
+            results = {node: futures[node].result() for node in REGION_NODES}
+    else:
+        results = {node: issue_region(str(sim.home), sim.options.to_json(), share[node], jobs[node], world=sim.world)
+                   for node in REGION_NODES}
+    for node in REGION_NODES:
+        done = results[node]
+        sim.state["cards"].update(done["cards"])
+        sim.state["stock"].update(done["stock"])
+        sim._touched.update(done["touched"])
+        for kind, by_node in done["counts"].items():
+            for where_node, n in by_node.items():
+                sim.tally.count(kind, where_node, n)
+    sim._move_to(dt.datetime.combine(day, dt.time(20), BEIJING))
+    assert sim.world is not None
+    outbox.deliver_pending(sim.world, sim.clock.now())
+    sim.progress(f"set-up: {len(holders):,} cards issued")
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: end this process as soon as the simulation's process is gone (killed)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+PARALLEL_FROM = 1500  # cards; below it the regions take turns in this process (no processes to start)
+
+
+def issue_region(home: str, options: dict[str, Any], share: dict[str, Any], jobs: list[tuple[Any, str, str]], *,
+                 world: Any = None, parent: int | None = None) -> dict[str, Any]:
+    """One region's set-up cards (in this process, or in a worker of its own: ``parent`` is the
+    simulation's process, whose death stops the worker at its next card): what was done."""
+    if parent is None:
+        return _issue_region(home, options, share, jobs, world=world, parent=None)
+    from sbcard.sim.checkpoint import worker_lock
+
+    with worker_lock(Path(home)):
+        return _issue_region(home, options, share, jobs, world=world, parent=parent)
+
+
+def _issue_region(home: str, options: dict[str, Any], share: dict[str, Any], jobs: list[tuple[Any, str, str]], *,
+                  world: Any, parent: int | None) -> dict[str, Any]:
+    from sbcard.clock import SimClock
+    from sbcard.federation import outbox
+    from sbcard.sim.engine import Options, Simulation
+    from sbcard.store.world import open_world
+
+    sim = Simulation(Path(home), Options(**options), people=[])
+    sim.state = {"cards": {}, **share, "stock": {k: list(v) for k, v in share["stock"].items()}}
+    if not jobs:
+        return {"cards": {}, "stock": sim.state["stock"], "touched": [], "counts": {}}
+    sim.clock = SimClock(dt.datetime.fromisoformat(jobs[0][2]))
+    opened = world if world is not None else open_world(Path(home), sim.clock)
+    sim.world = opened
+    try:
+        with outbox.delivery_faults(lambda _node, _message: "lose"):
+            for person, outlet, at in jobs:
+                if parent is not None and os.getppid() != parent:
+                    raise SystemExit(f"the simulation (process {parent}) is gone: this worker stops")
+                sim._move_to(dt.datetime.fromisoformat(at))
+                sim.card_rng = random.Random(f"{sim.options.seed}/setup-card/{person.idx}")
+                sim.issue_new_card(person, outlet)
+    finally:
+        if world is None:
+            opened.close()
+    return {"cards": sim.state["cards"], "stock": sim.state["stock"], "touched": sorted(sim._touched),
+            "counts": sim.tally.to_json()["counts"]}
