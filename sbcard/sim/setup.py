@@ -284,7 +284,7 @@ def _issue_region(home: str, options: dict[str, Any], share: dict[str, Any], job
                   world: Any, parent: int | None) -> dict[str, Any]:
     from sbcard.clock import SimClock
     from sbcard.federation import outbox
-    from sbcard.sim.engine import Options, Simulation
+    from sbcard.sim.engine import Options, Simulation, tune
     from sbcard.store.world import open_world
 
     sim = Simulation(Path(home), Options(**options), people=[])
@@ -293,6 +293,8 @@ def _issue_region(home: str, options: dict[str, Any], share: dict[str, Any], job
         return {"cards": {}, "stock": sim.state["stock"], "touched": [], "counts": {}}
     sim.clock = SimClock(dt.datetime.fromisoformat(jobs[0][2]))
     opened = world if world is not None else open_world(Path(home), sim.clock)
+    if world is None:
+        tune(opened)
     sim.world = opened
     try:
         with outbox.delivery_faults(lambda _node, _message: "lose"):
