@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,18 @@ class CardWorld:
             return [dict(r) for r in db.query(sql, params)]
         finally:
             db.close()
+
+
+def card_template(factory: pytest.TempPathFactory, label: str, *, seed: int, now: datetime, staff: Staff,
+                  holders: Mapping[str, tuple[str, dict[str, Any]]],
+                  issue: Callable[[Path, str], Card]) -> tuple[Path, dict[str, Card]]:
+    """A template world at ``now`` with ``staff``, ``holders`` registered and a card issued to each."""
+    from freezegun import freeze_time
+
+    with freeze_time(now):
+        home = make_template(factory, label, seed=seed, now=now, staff=staff, people=holders.values())
+        cards = {holder: issue(home, holder) for holder in holders}
+    return home, cards
 
 
 def copy_world(template: Path, tmp_path: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import pytest
 from freezegun import freeze_time
-from world_template import Card, CardWorld, copy_world, issue_card, make_template
+from world_template import Card, CardWorld, card_template, copy_world, issue_card
 
 from sbcard.clock import BEIJING
 from sbcard.services import ledger
@@ -168,10 +168,8 @@ class MedicalWorld(CardWorld):
 
 @pytest.fixture(scope="session")
 def medical_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Card]]:
-    with freeze_time(NOW):
-        home = make_template(tmp_path_factory, "medical", seed=61, now=NOW, staff=STAFF, people=HOLDERS.values())
-        cards = {holder: _issue(home, holder) for holder in HOLDERS}
-    return home, cards
+    return card_template(tmp_path_factory, "medical", seed=61, now=NOW, staff=STAFF, holders=HOLDERS,
+                         issue=_issue)
 
 
 @pytest.fixture

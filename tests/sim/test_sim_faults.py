@@ -16,7 +16,7 @@ from sbcard.sim import invariants
     ("heavy", {"torn_purchase", "torn_load", "terminal_crash", "upload_twice", "message_lost", "region_down"}),
 ])
 def test_fault_profile_keeps_the_invariants(tmp_path: Path, profile: str, expected: set[str]) -> None:
-    sim = Simulation(tmp_path / "world", Options(population=150, days=2, seed=5, faults=profile))
+    sim = Simulation(tmp_path / "world", Options(population=120, days=2, seed=5, faults=profile))
     sim.run()
     faults = sim.tally.faults
     assert expected <= set(faults), faults
@@ -31,7 +31,7 @@ def test_fault_profile_keeps_the_invariants(tmp_path: Path, profile: str, expect
 
 def test_heavy_faults_recover_what_they_break(tmp_path: Path) -> None:
     """Torn loads are settled at the counter; torn taps are tapped again; offline claims wait for their region."""
-    sim = Simulation(tmp_path / "world", Options(population=200, days=2, seed=3, faults="heavy"))
+    sim = Simulation(tmp_path / "world", Options(population=150, days=2, seed=3, faults="heavy"))
     sim.run()
     counts = sim.tally.to_json()["counts"]
     assert sim.tally.faults["torn_load"] == sum(counts.get("load_recovered", {}).values()) + sum(

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import pytest
 from freezegun import freeze_time
-from world_template import Card, CardWorld, copy_world, issue_card, make_template
+from world_template import Card, CardWorld, card_template, copy_world, issue_card
 
 from sbcard.chip.codec import bcd_datetime
 from sbcard.clock import BEIJING
@@ -237,10 +237,8 @@ class PurseWorld(CardWorld):
 
 @pytest.fixture(scope="session")
 def purse_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Card]]:
-    with freeze_time(NOW):
-        home = make_template(tmp_path_factory, "purse", seed=41, now=NOW, staff=STAFF, people=HOLDERS.values())
-        cards = {holder: _issue(home, holder) for holder in HOLDERS}
-    return home, cards
+    return card_template(tmp_path_factory, "purse", seed=41, now=NOW, staff=STAFF, holders=HOLDERS,
+                         issue=_issue)
 
 
 @pytest.fixture

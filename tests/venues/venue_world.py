@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import pytest
 from freezegun import freeze_time
-from world_template import Card, CardWorld, copy_world, issue_card, make_template, ok
+from world_template import Card, CardWorld, card_template, copy_world, issue_card, ok
 
 from sbcard.clock import BEIJING
 
@@ -88,10 +88,8 @@ class VenueWorld(CardWorld):
 
 @pytest.fixture(scope="session")
 def venue_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Card]]:
-    with freeze_time(NOW):
-        home = make_template(tmp_path_factory, "venues", seed=61, now=NOW, staff=STAFF, people=HOLDERS.values())
-        cards = {holder: _issue(home, holder) for holder in HOLDERS}
-    return home, cards
+    return card_template(tmp_path_factory, "venues", seed=61, now=NOW, staff=STAFF, holders=HOLDERS,
+                         issue=_issue)
 
 
 @pytest.fixture
