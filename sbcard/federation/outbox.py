@@ -15,7 +15,8 @@ with the refusal as its result and is not retried: retrying cannot change a rule
 Kinds and payloads:
 
 - ``card.status`` → hub: ``{card_number, card_id_code, citizen_id, issuing_region, status}``,
-  the directory's entry for the card;
+  the directory's entry for the card; ``card.status.batch`` → hub: ``{batch, cards: [...]}``,
+  the entries of a production batch's cards (``services.batch_production``);
 - ``blacklist.add`` / ``blacklist.remove`` → hub: ``{card_number, reason}``, published as
   a new blacklist version;
 - ``stock.used`` → the outlet's region: ``{outlet, chip_serial, card_number}``, the blank
@@ -56,6 +57,12 @@ def _card_status(hub_db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.da
     return {"changed": changed}
 
 
+def _card_status_batch(hub_db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """A production batch's cards (``batch_production``): their directory entries, in one message."""
+    changed = sum(_card_status(hub_db, entry, now)["changed"] for entry in p["cards"])
+    return {"batch": p["batch"], "changed": changed}
+
+
 def _blacklist(action: str) -> Handler:
     def handle(hub_db: sqlite_utils.Database, p: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         cards = {action + "s": [p["card_number"]]}
@@ -78,6 +85,7 @@ def _concession_revoke(hub_db: sqlite_utils.Database, p: Mapping[str, Any], now:
 
 HANDLERS: dict[str, tuple[str, Handler]] = {  # kind → (receiving side, handler)
     "card.status": (HUB, _card_status),
+    "card.status.batch": (HUB, _card_status_batch),
     "blacklist.add": (HUB, _blacklist("add")),
     "blacklist.remove": (HUB, _blacklist("remove")),
     "stock.used": ("region", _stock_used),

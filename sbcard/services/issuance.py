@@ -31,7 +31,7 @@ import sqlite_utils
 
 from sbcard.chip import profile as P
 from sbcard.chip.commands import ChipInfo
-from sbcard.chip.keys import CardKeys
+from sbcard.chip.keys import CardKeys, IssuerMasterKeys
 from sbcard.chip.personalisation import CardData, CardNotBlank, PersonalisationResult
 from sbcard.domain import allocation
 from sbcard.domain.citizen_id import CitizenId
@@ -330,6 +330,37 @@ def _check_step(row: dict[str, Any], status: str) -> None:
                           f"(`sbcard card issue {row['id']} --reader …`)", "--set")
 
 
+def prepare_card(db: sqlite_utils.Database, node: str, person: dict[str, Any], now: dt.datetime,
+                 masters: IssuerMasterKeys | None = None) -> tuple[CardData, CardKeys]:
+    """Data preparation (数据准备): numbers from the sequences, data from the registry, keys from the masters.
+
+    Inside the issuing region's transaction; a counter's issuance and a production batch
+    (``batch_production``) prepare their cards alike.
+    """
+    region = _issuing_region(db, person["insured_region"])
+    number = allocation.card_number(node, next_value(db, allocation.SEQ_CARD_NUMBER)).value
+    serial = allocation.app_serial(region, next_value(db, allocation.SEQ_APP_SERIAL))
+    masters = masters if masters is not None else keys.issuer_masters(db)
+    id_code = allocation.card_id_code(region, keys.card_unique_bytes(masters, number)).value
+    card = CardData(
+        card_number=number,
+        card_id_code=id_code,
+        region_code=region,
+        citizen_id=person["citizen_id"],
+        name=person["name"],
+        ethnicity=person["ethnicity"],
+        birth_place=CitizenId(person["citizen_id"]).region_code,
+        issue_date=now.date(),
+        app_serial=serial,
+        insured_region=person["insured_region"],
+        insurance_type=person["insurance"],
+        retired=bool(person["retired"]),
+        initial_pin=keys.initial_pin(masters, number),
+        offline_limit_fen=_offline_limit(person),
+    )
+    return card, keys.keys_of_card(masters, id_code, serial)
+
+
 # ----------------------------------------------------------------------------- issuance
 
 
@@ -425,33 +456,11 @@ class IssuanceDesk:
         return blank
 
     def _prepare(self, db: sqlite_utils.Database, application: dict[str, Any]) -> tuple[CardData, CardKeys]:
-        """Data preparation: numbers from the sequences, data from the registry, keys from the masters."""
         person = registry.get_person(db, application["citizen_id"])
         if person is None or person.get("insured_region") is None:
             raise RuleRefused("application.not_insured", "the applicant is no longer enrolled here",
                               allocation.APPLICATION_FIELD)
-        region = _issuing_region(db, person["insured_region"])
-        number = allocation.card_number(self.node, next_value(db, allocation.SEQ_CARD_NUMBER)).value
-        serial = allocation.app_serial(region, next_value(db, allocation.SEQ_APP_SERIAL))
-        masters = keys.issuer_masters(db)
-        id_code = allocation.card_id_code(region, keys.card_unique_bytes(masters, number)).value
-        card = CardData(
-            card_number=number,
-            card_id_code=id_code,
-            region_code=region,
-            citizen_id=person["citizen_id"],
-            name=person["name"],
-            ethnicity=person["ethnicity"],
-            birth_place=CitizenId(person["citizen_id"]).region_code,
-            issue_date=self.now.date(),
-            app_serial=serial,
-            insured_region=person["insured_region"],
-            insurance_type=person["insurance"],
-            retired=bool(person["retired"]),
-            initial_pin=keys.initial_pin(masters, number),
-            offline_limit_fen=_offline_limit(person),
-        )
-        return card, keys.keys_of_card(masters, id_code, serial)
+        return prepare_card(db, self.node, person, self.now)
 
     def _record(
         self,

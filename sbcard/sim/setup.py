@@ -11,9 +11,12 @@
 5. terminals: a gate at each metro station the population uses and a validator on each
    bus line (``terminal add``), a gate at every museum, scenic spot and library
    (``venue gate add``);
-6. the cards most people already hold: each applied for at an outlet near home, issued
-   on a blank of its stock and activated with the holder's PIN — the same ``card apply``,
-   ``card issue`` and ``card activate`` path as every later card, one world open for all.
+6. the cards most people already hold, made as most cards are: in production batches
+   (批量制卡, ``services.batch_production``) — each holder checked as an application, the
+   data prepared as a counter prepares it, the chip personalised by the factory machine
+   with the counter's script (``terminals.apps.factory``) — and handed over at the outlet
+   near the holder's home, where the holder set a PIN and the card started. Cards issued
+   during the run take the counter's path (``card apply``, ``card issue``, ``card activate``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 PROVINCE = {"bj": "110000", "tj": "120000", "he": "130000"}
 STAFF_NAMES = {"counter": "柜员", "maker": "经办", "checker": "复核"}
 STAFF_CODES = {"counter": "C1", "maker": "F1", "checker": "F2"}
-STOCK_BUFFER = 6  # blanks beyond the set-up's own, for the first day's applications and replacements
+STOCK_BUFFER = 6  # blanks at each outlet for the first day's applications and replacements
 DELIVERY_MAX = 1000
 
 
@@ -62,7 +65,7 @@ def build(sim: Simulation) -> None:
         sim._move_to(dt.datetime.combine(sim.clock.now().date(), dt.time(7, 30), BEIJING))
         holders = [p for p in sim.people if p.has_card and p.age_on(sim.clock.now().date()) >= 1]
         where = {p.idx: _home_outlet(sim, p) for p in holders}
-        _stock(sim, world, where)
+        _stock(sim, world)
         _terminals(sim, world)
         _venue_gates(sim, world)
         _issue_cards(sim, holders, where)
@@ -134,13 +137,11 @@ def _receive(sim: Simulation, world: Any, outlet: str, count: int) -> None:
         count -= n
 
 
-def _stock(sim: Simulation, world: Any, where: dict[int, str]) -> None:
-    needed: dict[str, int] = {}
-    for outlet in where.values():
-        needed[outlet] = needed.get(outlet, 0) + 1
+def _stock(sim: Simulation, world: Any) -> None:
+    """Blanks for the counters' instant issuance (the set-up's cards come from the factory)."""
     for node in REGION_NODES:
         for o in sim.state["outlets"][node]:
-            _receive(sim, world, o["code"], needed.get(o["code"], 0) + STOCK_BUFFER)
+            _receive(sim, world, o["code"], STOCK_BUFFER)
 
 
 def restock(sim: Simulation, *, below: int, to: int) -> None:
@@ -204,26 +205,33 @@ def _venue_gates(sim: Simulation, world: Any) -> None:
 
 
 def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> None:
-    """The cards people hold when the run starts, issued from 08:00 to 20:00 on the set-up day.
+    """The cards people hold when the run starts: made in production batches (批量制卡) and
+    handed over at the outlet near each holder's home, who set their PIN there.
 
-    Each region's outlets issue their own people's cards, every card at its set time with
-    randoms of its own, while the hub's link is quiet: the cards' messages to the hub wait
-    in the regions' outboxes and are delivered together at 20:00, region by region. So the
-    three regions' work is independent of each other and of its order, and runs in a
-    process per region when there is enough of it (the same databases either way).
+    Each region's batches are its own: the batch production service checks every holder
+    as an application, prepares the cards, has the factory machine personalise the chips
+    (``terminals.apps.factory``) and records the cards active, while the hub's link is
+    quiet: each batch's message to the hub waits in its region's outbox until 20:00, when
+    they are delivered region by region. So the three regions' work is independent of each
+    other and of its order, and runs in a process per region when there is enough of it
+    (the same databases either way).
     """
     from sbcard.federation import outbox
 
     day = sim.clock.now().date()
-    start = dt.datetime.combine(day, dt.time(8), BEIJING)
-    span = 12 * 3600
-    jobs: dict[str, list[tuple[Any, str, str]]] = {node: [] for node in REGION_NODES}
-    for i, person in enumerate(holders):
-        at = start + dt.timedelta(seconds=span * i // max(1, len(holders)))
-        jobs[person.node].append((person, where[person.idx], at.isoformat()))
-    share = {node: {"staff": sim.state["staff"], "outlets": sim.state["outlets"],
-                    "stock": {o["code"]: sim.state["stock"].get(o["code"], []) for o in sim.state["outlets"][node]}}
-             for node in REGION_NODES}
+    jobs: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {node: [] for node in REGION_NODES}
+    by_outlet: dict[str, list[Any]] = {}
+    for person in holders:
+        by_outlet.setdefault(where[person.idx], []).append(person)
+    for outlet in sorted(by_outlet):
+        people = by_outlet[outlet]
+        for at in range(0, len(people), BATCH_SIZE):
+            batch = [{"idx": p.idx, "citizen_id": p.citizen_id, "pin": p.pin,
+                      "guardian_id": p.guardian_id if p.age_on(day) < MINOR_AGE else None}
+                     for p in people[at:at + BATCH_SIZE]]
+            jobs[outlet[:2].lower()].append((outlet, batch))
+    options = sim.options.to_json()
+    staff = sim.state["staff"]
     if len(holders) >= PARALLEL_FROM:
         import concurrent.futures
         import multiprocessing
@@ -231,25 +239,26 @@ def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> 
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=len(REGION_NODES), mp_context=context,
                                                     initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
-            futures = {node: pool.submit(issue_region, str(sim.home), sim.options.to_json(), share[node], jobs[node],
-                                         parent=os.getpid())
+            futures = {node: pool.submit(issue_region, str(sim.home), options, staff, jobs[node],
+                                         sim.clock.now().isoformat(), parent=os.getpid())
                        for node in REGION_NODES}
             results = {node: futures[node].result() for node in REGION_NODES}
     else:
-        results = {node: issue_region(str(sim.home), sim.options.to_json(), share[node], jobs[node], world=sim.world)
+        results = {node: issue_region(str(sim.home), options, staff, jobs[node], sim.clock.now().isoformat(),
+                                      world=sim.world)
                    for node in REGION_NODES}
     for node in REGION_NODES:
         done = results[node]
         sim.state["cards"].update(done["cards"])
-        sim.state["stock"].update(done["stock"])
-        sim._touched.update(done["touched"])
-        for kind, by_node in done["counts"].items():
-            for where_node, n in by_node.items():
-                sim.tally.count(kind, where_node, n)
+        sim.tally.count("batch_produced", node, len(done["cards"]))
+        for refusal in done["refused"]:
+            sim.tally.count("batch_refused", node)
+            key = f"batch_refused:{refusal['code']}"
+            sim.refusals[key] = sim.refusals.get(key, 0) + 1
     sim._move_to(dt.datetime.combine(day, dt.time(20), BEIJING))
     assert sim.world is not None
     outbox.deliver_pending(sim.world, sim.clock.now())
-    sim.progress(f"set-up: {len(holders):,} cards issued")
+    sim.progress(f"set-up: {sum(len(r['cards']) for r in results.values()):,} cards made in batches and handed over")
 
 
 def _watch_parent(parent: int) -> None:
@@ -265,47 +274,64 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-PARALLEL_FROM = 1500  # cards; below it the regions take turns in this process (no processes to start)
+PARALLEL_FROM = 3000  # cards; below it the regions take turns in this process (no processes to start)
+BATCH_SIZE = 2000  # cards per production batch (one outlet's)
+MINOR_AGE = 16  # under it, the guardian applies (``sbcard.domain.eligibility``)
+BATCH_START = dt.time(8)
+BATCH_STEP_S = 600  # simulated time between two batches of a region
 
 
-def issue_region(home: str, options: dict[str, Any], share: dict[str, Any], jobs: list[tuple[Any, str, str]], *,
-                 world: Any = None, parent: int | None = None) -> dict[str, Any]:
-    """One region's set-up cards (in this process, or in a worker of its own: ``parent`` is the
-    simulation's process, whose death stops the worker at its next card): what was done."""
+def issue_region(home: str, options: dict[str, Any], staff: dict[str, Any], jobs: list[tuple[str, list[dict]]],
+                 start: str, *, world: Any = None, parent: int | None = None) -> dict[str, Any]:
+    """One region's production batches (in this process, or in a worker of its own: ``parent`` is
+    the simulation's process, whose death stops the worker at its next batch): what was made."""
     if parent is None:
-        return _issue_region(home, options, share, jobs, world=world, parent=None)
+        return _issue_region(home, staff, jobs, start, world=world, parent=None)
     from sbcard.sim.checkpoint import worker_lock
 
     with worker_lock(Path(home)):
-        return _issue_region(home, options, share, jobs, world=world, parent=parent)
+        return _issue_region(home, staff, jobs, start, world=world, parent=parent)
 
 
-def _issue_region(home: str, options: dict[str, Any], share: dict[str, Any], jobs: list[tuple[Any, str, str]], *,
+def _issue_region(home: str, staff: dict[str, Any], jobs: list[tuple[str, list[dict]]], start: str, *,
                   world: Any, parent: int | None) -> dict[str, Any]:
     from sbcard.clock import SimClock
     from sbcard.federation import outbox
-    from sbcard.sim.engine import Options, Simulation, tune
+    from sbcard.services import batch_production
+    from sbcard.sim.engine import tune
     from sbcard.store.world import open_world
+    from terminals.apps.factory import produce_card
 
-    sim = Simulation(Path(home), Options(**options), people=[])
-    sim.state = {"cards": {}, **share, "stock": {k: list(v) for k, v in share["stock"].items()}}
+    cards: dict[str, dict[str, Any]] = {}
+    refused: list[dict[str, str]] = []
     if not jobs:
-        return {"cards": {}, "stock": sim.state["stock"], "touched": [], "counts": {}}
-    sim.clock = SimClock(dt.datetime.fromisoformat(jobs[0][2]))
-    opened = world if world is not None else open_world(Path(home), sim.clock)
+        return {"cards": cards, "refused": refused}
+    day = dt.datetime.fromisoformat(start).date()
+    at = dt.datetime.combine(day, BATCH_START, BEIJING)
+    clock = SimClock(at)
+    opened = world if world is not None else open_world(Path(home), clock)
     if world is None:
         tune(opened)
-    sim.world = opened
     try:
         with outbox.delivery_faults(lambda _node, _message: "lose"):
-            for person, outlet, at in jobs:
+            for n, (outlet, batch) in enumerate(jobs):
                 if parent is not None and os.getppid() != parent:
                     raise SystemExit(f"the simulation (process {parent}) is gone: this worker stops")
-                sim._move_to(dt.datetime.fromisoformat(at))
-                sim.card_rng = random.Random(f"{sim.options.seed}/setup-card/{person.idx}")
-                sim.issue_new_card(person, outlet)
+                node = outlet[:2].lower()
+                requests = [batch_production.Request(p["citizen_id"], p["pin"], p["guardian_id"]) for p in batch]
+                result = batch_production.produce(
+                    opened, outlet=outlet, requests=requests, operator=staff[node]["counter"],
+                    now=at + dt.timedelta(seconds=BATCH_STEP_S * n), cards_dir=opened.paths.cards_dir,
+                    produce_card=produce_card)
+                made = {c.citizen_id: c for c in result.cards}
+                for p in batch:
+                    card = made.get(p["citizen_id"])
+                    if card is not None:
+                        path = os.path.relpath(card.path, Path(home).absolute())  # relative, as blank_path's
+                        cards[str(p["idx"])] = {"card": card.card_number, "path": path, "status": "active",
+                                                "balance": 0}
+                refused.extend(r.to_json() for r in result.refused)
     finally:
         if world is None:
             opened.close()
-    return {"cards": sim.state["cards"], "stock": sim.state["stock"], "touched": sorted(sim._touched),
-            "counts": sim.tally.to_json()["counts"]}
+    return {"cards": cards, "refused": refused}

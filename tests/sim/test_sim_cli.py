@@ -24,7 +24,7 @@ def test_json_has_the_stable_keys_and_the_report_is_written(tmp_path: Path) -> N
     assert (data["seed"], data["population"], data["days"]) == (4, 30, 1)
     assert set(data["invariants"]) == set(invariants.NAMES) and all(data["invariants"].values())
     assert {"matrix", "net"} <= set(data["settlement"])
-    assert data["counts"]["issue"] and data["counts"]["tap"]
+    assert data["counts"]["batch_produced"] and data["counts"]["tap"]
     page = (report / "index.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
     saved = json.loads((report / "summary.json").read_text(encoding="utf-8"))
@@ -35,7 +35,7 @@ def test_human_summary(tmp_path: Path) -> None:
     code, out, err, _ = cli(tmp_path / "world", *SMALL)
     assert code == 0, err
     assert "transactions" in out and "Settlement" in out and "Invariants: 7 of 7 held" in out
-    assert "tap" in out and "issue" in out
+    assert "tap" in out and "batch_produced" in out
 
 
 def test_home_that_is_not_a_simulation_is_refused(tmp_path: Path) -> None:

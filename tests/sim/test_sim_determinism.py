@@ -19,7 +19,7 @@ def test_two_runs_of_a_seed_agree_byte_for_byte(tmp_path: Path) -> None:
     digest_b, parts_b = world_digest(tmp_path / "b")
     assert digest_a == digest_b, differing(parts_a, parts_b)
     # what was compared is a world that did things
-    assert first["counts"]["tap"] and first["counts"]["issue"] and first["settlement"]["matrix"]
+    assert first["counts"]["tap"] and first["counts"]["batch_produced"] and first["settlement"]["matrix"]
     assert all(first["invariants"].values()), first["invariants"]
     assert any(p.startswith("cards/") for p in parts_a) and any(p.startswith("terminals/") for p in parts_a)
 

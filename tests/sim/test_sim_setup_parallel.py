@@ -1,4 +1,4 @@
-"""The set-up's cards, issued region by region in worker processes or in turns in this one: the same world."""
+"""The set-up's production batches, region by region in worker processes or in turns in this one: the same world."""
 
 from __future__ import annotations
 
@@ -24,4 +24,4 @@ def test_worker_processes_and_one_process_make_the_same_world(tmp_path: Path, mo
     digest_alone, parts_alone = world_digest(tmp_path / "alone")
     digest_workers, parts_workers = world_digest(tmp_path / "workers")
     assert digest_alone == digest_workers, differing(parts_alone, parts_workers)
-    assert alone.tally.of("issue", "bj") and alone.tally.of("issue", "tj") and alone.tally.of("issue", "he")
+    assert all(alone.tally.of("batch_produced", node) for node in ("bj", "tj", "he"))
