@@ -106,21 +106,16 @@ def enqueue(
     side = HANDLERS[kind][0]
     if (side == HUB) != (to_node == HUB) or to_node not in NODES:
         raise ValueError(f"a {kind!r} message goes to {'the hub' if side == HUB else 'a region'}, not {to_node!r}")
-    db["outbox"].insert(
-        {
-            "idempotency_key": key,
-            "to_node": to_node,
-            "kind": kind,
-            "payload": json.dumps(dict(payload), ensure_ascii=False, sort_keys=True),
-            "created_at": now.isoformat(),
-            "delivered_at": None,
-        }
+    db.execute(
+        "INSERT INTO outbox (idempotency_key, to_node, kind, payload, created_at, delivered_at) "
+        "VALUES (?, ?, ?, ?, ?, NULL)",
+        [key, to_node, kind, json.dumps(dict(payload), ensure_ascii=False, sort_keys=True), now.isoformat()],
     )
 
 
 def pending(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """This node's undelivered messages, oldest first."""
-    return list(db["outbox"].rows_where("delivered_at IS NULL", order_by="id"))
+    return list(db.query("SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY id"))
 
 
 # Fault injection (the simulator's ``--faults``, ``sbcard/sim/faults.py``): called with the
@@ -204,5 +199,6 @@ def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: d
         }
         if to_node == HUB:
             row["to_node"] = HUB
-        uow.db[log].insert(row)
+        uow.db.execute(f"INSERT INTO {log} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                       list(row.values()))
         uow.commit()

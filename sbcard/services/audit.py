@@ -15,17 +15,11 @@ from sbcard.store.world import open_world
 
 def record(db, *, at, operator: str, action: str, subject: str, outlet: str | None = None,
            reason: str | None = None, details: dict | None = None) -> None:
-    """Append one entry; call inside the use case's unit of work."""
-    db["audit_log"].insert(
-        {
-            "at": at.isoformat(),
-            "operator": operator,
-            "outlet": outlet,
-            "action": action,
-            "subject": subject,
-            "reason": reason,
-            "details": json.dumps(details or {}, ensure_ascii=False, sort_keys=True),
-        }
+    """Append one entry; call inside the use case's unit of work (a plain INSERT: every use case writes one)."""
+    db.execute(
+        "INSERT INTO audit_log (at, operator, outlet, action, subject, reason, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [at.isoformat(), operator, outlet, action, subject, reason,
+         json.dumps(details or {}, ensure_ascii=False, sort_keys=True)],
     )
 
 

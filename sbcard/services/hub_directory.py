@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from sbcard.store import rows
 from sbcard.store.migrations import timestamp
 
 VALID_STATUSES = ("issued", "active", "lost")
@@ -43,7 +44,9 @@ def upsert_card(
             return False
         if (current["card_id_code"], current["citizen_id"]) != (card_id_code, citizen_id):
             raise ValueError(f"card {card_number}: the directory holds another chip or person for this number")
-    hub_db["card_directory"].upsert(
+    rows.upsert(
+        hub_db,
+        "card_directory",
         {
             "card_number": card_number,
             "card_id_code": card_id_code,
@@ -58,19 +61,15 @@ def upsert_card(
 
 
 def card_entry(hub_db: sqlite_utils.Database, card_number: str) -> dict[str, Any] | None:
-    rows = list(hub_db["card_directory"].rows_where("card_number = ?", [card_number]))
-    return rows[0] if rows else None
+    return rows.get(hub_db, "card_directory", "card_number", card_number)
 
 
 def valid_card_of(hub_db: sqlite_utils.Database, citizen_id: str) -> dict[str, Any] | None:
     """The person's valid card (issued, active or lost) anywhere in the country, or None."""
     marks = ", ".join("?" for _ in VALID_STATUSES)
-    rows = list(
-        hub_db["card_directory"].rows_where(
-            f"citizen_id = ? AND status IN ({marks})", [citizen_id, *VALID_STATUSES], order_by="updated_at DESC"
-        )
-    )
-    return rows[0] if rows else None
+    found = list(hub_db.query(f"SELECT * FROM card_directory WHERE citizen_id = ? AND status IN ({marks}) "
+                              "ORDER BY updated_at DESC", [citizen_id, *VALID_STATUSES]))
+    return found[0] if found else None
 
 
 def cards_of(hub_db: sqlite_utils.Database, citizen_id: str) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from sbcard.domain.regions import NODE_NAMES, province_code_of
 from sbcard.federation import lookup, outbox
 from sbcard.services import audit, hub_directory, keys, operators, registry, stock
 from sbcard.services.views import columns
+from sbcard.store import rows
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
@@ -150,7 +151,7 @@ def apply(
             "created_at": timestamp(now),
             "updated_at": timestamp(now),
         }
-        uow.db["applications"].insert(row)
+        rows.insert(uow.db, "applications", row)
         audit.record(
             uow.db, at=now, operator=row["operator"], outlet=row["outlet"], action="card.apply", subject=row["id"],
             details={
@@ -257,10 +258,10 @@ def get_application(world: World, application_id: str) -> tuple[str, dict[str, A
     """(node, row) of the application; NotFound naming the argument."""
     node = allocation.node_of_application(application_id)
     key = application_id.strip().upper()
-    rows = list(world.region(node).query("SELECT * FROM applications WHERE id = ?", [key]))
-    if not rows:
+    row = rows.get(world.region(node), "applications", "id", key)
+    if row is None:
         raise NotFound("application.unknown", f"no application {key}", allocation.APPLICATION_FIELD)
-    return node, rows[0]
+    return node, row
 
 
 def show_application(world: World, application_id: str) -> dict[str, Any]:
@@ -416,7 +417,10 @@ class IssuanceDesk:
         outbox.deliver_pending(self.world, self.now)
         blank = self._blank_in_stock(chip)
         with UnitOfWork(self.world.region(self.node)) as uow:
-            application = uow.db["applications"].get(self.application_id)  # again, under the write lock
+            application = rows.get(uow.db, "applications", "id", self.application_id)  # again, under the lock
+            if application is None:
+                raise NotFound("application.unknown", f"no application {self.application_id}",
+                               allocation.APPLICATION_FIELD)
             _check_issuable(application)
             valid = _valid_card(self.world, uow.db, application["citizen_id"])
             if valid is not None and valid != self.replaces:
@@ -494,16 +498,16 @@ class IssuanceDesk:
         }
         if self.before_record is not None:
             self.before_record(db, row)
-        db["cards"].insert(row)
+        rows.insert(db, "cards", row)
         status = "issued" if application["channel"] == "instant" else application["status"]
-        db["applications"].update(application["id"], {"status": status, "card_number": card.card_number,
-                                                      "updated_at": at})
+        rows.update(db, "applications", "id", application["id"],
+                    {"status": status, "card_number": card.card_number, "updated_at": at})
         details = {"application_id": application["id"], "chip_serial": chip_serial, "region": card.region_code,
                    "resumed": result.resumed}
-        event_id = db["card_events"].insert({
+        event_id = rows.insert(db, "card_events", {
             "card_number": card.card_number, "at": at, "event": "issued", "operator": self.operator,
             "outlet": self.outlet, "reason": None, "details": json.dumps(details, sort_keys=True),
-        }).last_pk
+        })
         audit.record(db, at=now, operator=self.operator, outlet=self.outlet, action="card.issue",
                      subject=card.card_number, details=details)
         outbox.enqueue(db, to_node=HUB, kind="card.status", key=f"card.status/{card.card_number}/{event_id}",

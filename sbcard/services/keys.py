@@ -30,9 +30,26 @@ UNIQUE_LABEL = "sbcard card-unique bytes "
 PIN_LABEL = "sbcard initial PIN "
 
 
+# The masters made from each set of ``issuer_keys`` rows: the rows are read at every use (one
+# small query), the keys' values and checks are made once per set (a few per process).
+_MASTERS: dict[tuple[tuple[str, str, int, str], ...], IssuerMasterKeys] = {}
+_MASTERS_KEPT = 64
+
+
 def issuer_masters(db: sqlite_utils.Database) -> IssuerMasterKeys:
     """The region's master keys; an error if ``sbcard init`` has not made them."""
-    rows = {row["purpose"]: row for row in db["issuer_keys"].rows}
+    found = tuple(db.execute("SELECT purpose, algorithm, key_version, key_hex FROM issuer_keys "
+                             "ORDER BY purpose").fetchall())
+    masters = _MASTERS.get(found)
+    if masters is None:
+        masters = _masters_of({purpose: {"purpose": purpose, "algorithm": algorithm, "key_version": version,
+                                         "key_hex": key_hex} for purpose, algorithm, version, key_hex in found})
+        if len(_MASTERS) < _MASTERS_KEPT:
+            _MASTERS[found] = masters
+    return masters
+
+
+def _masters_of(rows: dict[str, dict[str, Any]]) -> IssuerMasterKeys:
     missing = {"MK", "DPK", "DLK", "DTK", "DAMK"} - set(rows)
     if missing:
         raise SbcardError("keys.missing", f"issuer master keys {sorted(missing)} are missing: run `sbcard init`")

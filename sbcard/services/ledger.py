@@ -24,6 +24,7 @@ from sbcard.domain.bank_account import BankAccount
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_middle
 from sbcard.domain.money import format_fen
+from sbcard.store import rows
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.transaction import atomic
@@ -55,20 +56,17 @@ def open_holder_account(
     if node != node_of_db(db):
         raise SbcardError("ledger.wrong_node", f"accounts of {node} are not kept in {node_of_db(db)}'s ledger")
     with atomic(db):
-        held = list(db.query(
-            "SELECT account_no FROM accounts WHERE citizen_id = ? AND status != 'closed'", [citizen_id]))
+        held = db.execute(
+            "SELECT account_no FROM accounts WHERE citizen_id = ? AND status != 'closed'", [citizen_id]).fetchone()
         if held:
-            raise RuleRefused(
-                "account.exists", f"the holder already has account {_shown(held[0]['account_no'])}",
-                FIELD)
+            raise RuleRefused("account.exists", f"the holder already has account {_shown(held[0])}", FIELD)
         number = next_value(db, ACCOUNT_SEQUENCE)
         if number >= 10**BODY_DIGITS:
             raise SbcardError("ledger.exhausted", f"{node}'s account numbers are used up")
         account_no = BankAccount.make(BINS[node], f"{number:0{BODY_DIGITS}d}").value
-        db["accounts"].insert({
-            "account_no": account_no, "kind": "holder", "citizen_id": citizen_id, "card_number": card_number,
-            "status": "active", "opened_at": timestamp(now), "closed_at": None,
-        })
+        db.execute(
+            "INSERT INTO accounts (account_no, kind, citizen_id, card_number, status, opened_at, closed_at) "
+            "VALUES (?, 'holder', ?, ?, 'active', ?, NULL)", [account_no, citizen_id, card_number, timestamp(now)])
     return account_no
 
 
@@ -76,16 +74,22 @@ def ensure_internal_account(db: sqlite_utils.Database, account_no: str, kind: st
     """The internal account, opened on first use (`CASH-<outlet>`, `FUND-<item>`, `FLOAT-PURSE`, …)."""
     if kind not in INTERNAL_KINDS:
         raise SbcardError("ledger.kind", f"{kind!r} is not an internal account kind ({', '.join(INTERNAL_KINDS)})")
+    if _kind_of(db, account_no, kind) is not None:  # opened long ago, as nearly always: nothing to write
+        return account_no
     with atomic(db):
-        rows = list(db.query("SELECT kind FROM accounts WHERE account_no = ?", [account_no]))
-        if rows and rows[0]["kind"] != kind:
-            raise SbcardError("ledger.kind", f"account {account_no} is a {rows[0]['kind']} account, not {kind}")
-        if not rows:
-            db["accounts"].insert({
-                "account_no": account_no, "kind": kind, "citizen_id": None, "card_number": None,
-                "status": "active", "opened_at": timestamp(now), "closed_at": None,
-            })
+        if _kind_of(db, account_no, kind) is None:  # again, under the write lock
+            db.execute(
+                "INSERT INTO accounts (account_no, kind, citizen_id, card_number, status, opened_at, closed_at) "
+                "VALUES (?, ?, NULL, NULL, 'active', ?, NULL)", [account_no, kind, timestamp(now)])
     return account_no
+
+
+def _kind_of(db: sqlite_utils.Database, account_no: str, kind: str) -> str | None:
+    """The account's kind (refused if it is not ``kind``), or None if there is no such account."""
+    row = db.execute("SELECT kind FROM accounts WHERE account_no = ?", [account_no]).fetchone()
+    if row is not None and row[0] != kind:
+        raise SbcardError("ledger.kind", f"account {account_no} is a {row[0]} account, not {kind}")
+    return row[0] if row else None
 
 
 def post(
@@ -102,8 +106,7 @@ def post(
     """Write one balanced transaction; False (and nothing written) if `txn_id` was posted before."""
     _check_balanced(txn_id, entries)
     with atomic(db):
-        earlier = [(r["account_no"], r["amount_fen"])
-                   for r in db.query("SELECT account_no, amount_fen FROM ledger_entries WHERE txn_id = ?", [txn_id])]
+        earlier = db.execute("SELECT account_no, amount_fen FROM ledger_entries WHERE txn_id = ?", [txn_id]).fetchall()
         if earlier:
             if Counter(earlier) != Counter(entries):
                 raise InvalidInput("ledger.txn_conflict", f"transaction {txn_id} was posted before with other entries",
@@ -112,14 +115,14 @@ def post(
         net: Counter[str] = Counter()
         for account_no, amount in entries:
             net[account_no] += amount
+        accounts = _accounts(db, list(net))
         for account_no, delta in net.items():
-            _check_can_move(db, account_no, delta)
+            _check_can_move(db, accounts.get(account_no), account_no, delta)
         at = timestamp(now)
-        db["ledger_entries"].insert_all(
-            {"txn_id": txn_id, "account_no": account_no, "amount_fen": amount, "kind": kind, "at": at,
-             "operator": operator, "outlet": outlet, "memo": memo}
-            for account_no, amount in entries
-        )
+        db.conn.executemany(
+            "INSERT INTO ledger_entries (txn_id, account_no, amount_fen, kind, at, operator, outlet, memo) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(txn_id, account_no, amount, kind, at, operator, outlet, memo) for account_no, amount in entries])
     return True
 
 
@@ -145,7 +148,16 @@ def pay_out(
 
 def balance(db: sqlite_utils.Database, account_no: str) -> int:
     """The account's balance in fen: the sum of its entries."""
-    get_account(db, account_no)
+    known, total = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_no = ?), "
+        "(SELECT coalesce(sum(amount_fen), 0) FROM ledger_entries WHERE account_no = ?)",
+        [account_no, account_no]).fetchone()
+    if not known:
+        raise NotFound("account.unknown", f"no account {account_no}", "--account")
+    return int(total)
+
+
+def _sum(db: sqlite_utils.Database, account_no: str) -> int:
     (total,) = db.execute("SELECT coalesce(sum(amount_fen), 0) FROM ledger_entries WHERE account_no = ?",
                           [account_no]).fetchone()
     return int(total)
@@ -161,18 +173,18 @@ def entries(db: sqlite_utils.Database, account_no: str) -> list[dict[str, Any]]:
 
 def get_account(db: sqlite_utils.Database, account_no: str) -> dict[str, Any]:
     """The account's row; NotFound "account.unknown"."""
-    rows = list(db.query("SELECT * FROM accounts WHERE account_no = ?", [account_no]))
-    if not rows:
+    row = rows.get(db, "accounts", "account_no", account_no)
+    if row is None:
         raise NotFound("account.unknown", f"no account {account_no}", "--account")
-    return rows[0]
+    return row
 
 
 def account_of_card(db: sqlite_utils.Database, card_number: str) -> str | None:
     """The number of the open financial account on this card, or None (not activated, moved, closed)."""
-    rows = list(db.query(
+    row = db.execute(
         "SELECT account_no FROM accounts WHERE card_number = ? AND kind = 'holder' AND status != 'closed'",
-        [card_number]))
-    return rows[0]["account_no"] if rows else None
+        [card_number]).fetchone()
+    return row[0] if row else None
 
 
 def move_account(db: sqlite_utils.Database, *, from_card: str, to_card: str, now: datetime) -> str | None:
@@ -225,13 +237,21 @@ def _check_balanced(txn_id: str, entries: Entries) -> None:
         raise SbcardError("ledger.unbalanced", f"transaction {txn_id}'s entries sum to {total} fen, not 0")
 
 
-def _check_can_move(db: sqlite_utils.Database, account_no: str, delta: int) -> None:
-    account = get_account(db, account_no)
+def _accounts(db: sqlite_utils.Database, numbers: list[str]) -> dict[str, dict[str, Any]]:
+    """The kind and status of each of these accounts that exists, in one query."""
+    found = db.execute(f"SELECT account_no, kind, status FROM accounts WHERE account_no IN "
+                       f"({', '.join('?' * len(numbers))})", numbers).fetchall()
+    return {number: {"kind": kind, "status": status} for number, kind, status in found}
+
+
+def _check_can_move(db: sqlite_utils.Database, account: dict[str, Any] | None, account_no: str, delta: int) -> None:
+    if account is None:
+        raise NotFound("account.unknown", f"no account {account_no}", "--account")
     if account["status"] != "active":
         raise RuleRefused("account." + account["status"], f"account {_shown(account_no)} is {account['status']}",
                           FIELD)
     if account["kind"] == "holder" and delta < 0:
-        left = balance(db, account_no)
+        left = _sum(db, account_no)
         if left + delta < 0:
             raise RuleRefused(
                 "account.insufficient",

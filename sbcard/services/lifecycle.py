@@ -25,6 +25,7 @@ from sbcard.domain.money import format_fen
 from sbcard.domain.regions import NODE_NAMES
 from sbcard.federation import lookup, outbox
 from sbcard.services import hub_directory, ledger, operators
+from sbcard.store import rows
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, REGION_NODES, World, node_of_db
@@ -216,7 +217,7 @@ def record_lapse(db: sqlite_utils.Database, card: dict[str, Any], now: datetime)
 def record_event(db: sqlite_utils.Database, card_number: str, *, event: str, actor: Actor, now: datetime,
                  details: dict[str, Any] | None = None) -> int:
     """Append one event to the card's history (append-only: a correction is a new event)."""
-    return db["card_events"].insert({
+    return rows.insert(db, "card_events", {
         "card_number": card_number,
         "at": timestamp(now),
         "event": event,
@@ -224,7 +225,7 @@ def record_event(db: sqlite_utils.Database, card_number: str, *, event: str, act
         "outlet": actor.outlet,
         "reason": actor.reason,
         "details": json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None,
-    }).last_pk
+    })
 
 
 def _lapse_event(db: sqlite_utils.Database, lost: CardState) -> int:
@@ -235,7 +236,7 @@ def _lapse_event(db: sqlite_utils.Database, lost: CardState) -> int:
 def _settle(db: sqlite_utils.Database, card: dict[str, Any], before: CardState, after: CardState, event: str,
             event_id: int, now: datetime) -> None:
     """The card's row, its account and the hub's messages follow the new state."""
-    db["cards"].update(card["card_number"], {**after.to_row(), "updated_at": timestamp(now)})
+    rows.update(db, "cards", "card_number", card["card_number"], {**after.to_row(), "updated_at": timestamp(now)})
     _freeze_account_while_lost(db, card["card_number"], after, now)
     _tell_hub(db, card, before, after, event, event_id, now)
 
@@ -299,10 +300,10 @@ def locate_card(world: World, card_number: str, field: str = L.FIELD) -> tuple[s
 
 
 def card_row(db: sqlite_utils.Database, card_number: str) -> dict[str, Any]:
-    rows = list(db.query("SELECT * FROM cards WHERE card_number = ?", [card_number]))
-    if not rows:
+    row = rows.get(db, "cards", "card_number", card_number)
+    if row is None:
         raise NotFound("card.unknown", f"no card {card_number}", L.FIELD)
-    return rows[0]
+    return row
 
 
 def _channel(text: str) -> Channel:

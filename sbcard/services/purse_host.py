@@ -25,6 +25,7 @@ without reaching the purse and never reaches it twice.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from sbcard.chip.crypto import diversify
 from sbcard.chip.keys import IssuerMasterKeys
 from sbcard.chip.purse import EP_LOAD, load_mac1, load_mac2, load_session_key, load_tac
 from sbcard.clock import BEIJING
+from sbcard.domain.allocation import TRANSIT_CITY_CODES
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.lifecycle import effective_status
 from sbcard.domain.money import format_fen
@@ -48,8 +50,10 @@ from sbcard.domain.purse_load import (
     PendingLoad,
     decide,
 )
+from sbcard.domain.regions import node_of
 from sbcard.federation import lookup
 from sbcard.services import audit, keys, ledger
+from sbcard.store import rows
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.transaction import atomic
@@ -57,6 +61,7 @@ from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
 FLOAT_PURSE = "FLOAT-PURSE"
+_NODE_OF_CITY = {city: node_of(region) for region, city in TRANSIT_CITY_CODES.items()}
 LOAD_SEQUENCE = "purse_load"
 FIELD = "--reader"  # the card in the reader is what a refusal is about
 
@@ -65,11 +70,15 @@ FIELD = "--reader"  # the card in the reader is what a refusal is about
 
 
 def find_card_by_app_serial(world: World, app_serial: str) -> tuple[str, dict[str, Any]] | None:
-    """(issuing node, card row) of the card with this T-Union application serial, or None."""
-    for node in REGION_NODES:
-        row = world.region(node).execute("SELECT 1 FROM cards WHERE app_serial = ?", [app_serial]).fetchone()
-        if row:
-            [card] = world.region(node).query("SELECT * FROM cards WHERE app_serial = ?", [app_serial])
+    """(issuing node, card row) of the card with this T-Union application serial, or None.
+
+    The serial's T-Union city code names the issuing region (``domain.allocation.app_serial``),
+    so that region is asked first; the others are still asked, in case it does not have it.
+    """
+    hint = _NODE_OF_CITY.get(app_serial[4:8]) if isinstance(app_serial, str) else None
+    for node in REGION_NODES if hint is None else (hint, *(n for n in REGION_NODES if n != hint)):
+        card = rows.first(world.region(node), "SELECT * FROM cards WHERE app_serial = ?", [app_serial])
+        if card is not None:
             return node, card
     return None
 
@@ -116,13 +125,22 @@ def begin_load(
     world: World, request: LoadRequest, *, operator: str, outlet: str | None = None, now: datetime,
 ) -> LoadGrant:
     """Step 1: check the card's MAC1, the maximum, the card and its account; debit; answer MAC2."""
+    return _begin_load(world, request, lambda: lookup.require_operator_anywhere(world, operator)[1]["code"],
+                       outlet=outlet, now=now)
+
+
+def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
+                now: datetime) -> LoadGrant:
+    """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened)."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     node, card = _card(world, request.app_serial)
-    staff = lookup.require_operator_anywhere(world, operator)[1]["code"]
+    staff = staff_of()
     db = world.region(node)
     with UnitOfWork(db) as uow:
-        card = uow.db["cards"].get(card["card_number"])  # again, under the write lock
+        card = rows.first(uow.db, "SELECT * FROM cards WHERE card_number = ?", [card["card_number"]])  # again, locked
+        if card is None:  # gone since: only a hand-edited database does that
+            raise NotFound("card.unknown_purse", f"no card with application serial {request.app_serial}", FIELD)
         masters = keys.issuer_masters(uow.db)
         _check_mac1(masters, request)
         status = effective_status(card, now)
@@ -160,14 +178,14 @@ def begin_load(
                               request.online_counter)
         mac2 = load_mac2(masters.algorithm, sk, request.amount_fen, EP_LOAD, bytes.fromhex(request.terminal_no),
                          date_time)
-        uow.db["purse_loads"].insert({
-            "id": load_id, "card_number": card["card_number"], "app_serial": request.app_serial,
-            "account_no": account_no, "online_counter": request.online_counter, "amount_fen": request.amount_fen,
-            "balance_before_fen": request.balance_fen, "terminal_no": request.terminal_no,
-            "date_time": date_time.hex(), "status": "pending", "mac2": mac2.hex().upper(), "tac": None,
-            "how": None, "txn_id": load_id, "reversal_txn_id": None, "operator": staff, "outlet": outlet,
-            "created_at": timestamp(now), "settled_at": None,
-        })
+        uow.db.execute(
+            "INSERT INTO purse_loads (id, card_number, app_serial, account_no, online_counter, amount_fen, "
+            "balance_before_fen, terminal_no, date_time, status, mac2, tac, how, txn_id, reversal_txn_id, operator, "
+            "outlet, created_at, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, NULL, NULL, ?, NULL, ?, "
+            "?, ?, NULL)",
+            [load_id, card["card_number"], request.app_serial, account_no, request.online_counter,
+             request.amount_fen, request.balance_fen, request.terminal_no, date_time.hex(), mac2.hex().upper(),
+             load_id, staff, outlet, timestamp(now)])
         audit.record(uow.db, at=now, operator=staff, outlet=outlet, action="purse.load", subject=card["card_number"],
                      details={"load_id": load_id, "amount_fen": request.amount_fen,
                               "online_counter": request.online_counter, "terminal_no": request.terminal_no})
@@ -189,7 +207,7 @@ def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: byt
         if row["status"] == "pending":
             _confirm(uow.db, row, "tac", bytes(tac), now)
             uow.commit()
-        row = uow.db["purse_loads"].get(row["id"])
+        row = _load_row(uow.db, row["id"])
     return load_view(world, node, row)
 
 
@@ -204,9 +222,9 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
     db = world.region(node)
     with UnitOfWork(db) as uow:
         masters = keys.issuer_masters(uow.db)
-        rows = list(uow.db.query("SELECT * FROM purse_loads WHERE app_serial = ? AND status = 'pending' "
-                                 "ORDER BY online_counter", [evidence.app_serial]))
-        for row in rows:
+        waiting = list(uow.db.query("SELECT * FROM purse_loads WHERE app_serial = ? AND status = 'pending' "
+                                    "ORDER BY online_counter", [evidence.app_serial]))
+        for row in waiting:
             expected = expected_load_tac(masters, row)
             decision = decide(_pending_value(row), evidence, lambda tac: hmac.compare_digest(bytes(tac), expected))
             note = None
@@ -216,7 +234,7 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
             except SbcardError as refused:  # e.g. the account closed since: staff must pay it back by hand
                 note = refused.message
                 decision = Decision(Outcome.UNDECIDED, "refused")
-            out.append({**load_view(world, node, uow.db["purse_loads"].get(row["id"])),
+            out.append({**load_view(world, node, _load_row(uow.db, row["id"])),
                         "decision": decision.outcome.value, "how": decision.how, "note": note})
         uow.commit()
     return out
@@ -261,7 +279,8 @@ class PurseHost:
         return settle(self.world, evidence, operator=self.operator, now=self.now)
 
     def begin_load(self, request: LoadRequest) -> LoadGrant:
-        return begin_load(self.world, request, operator=self.operator, outlet=self.outlet, now=self.now)
+        # The operator was checked when the host was opened for them.
+        return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now)
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now)
@@ -284,11 +303,18 @@ def _check_mac1(masters: IssuerMasterKeys, r: LoadRequest) -> None:
 
 
 def _live_load(db: sqlite_utils.Database, app_serial: str, online_counter: int) -> dict[str, Any]:
-    rows = list(db.query("SELECT * FROM purse_loads WHERE app_serial = ? AND online_counter = ? "
-                         "AND status != 'reversed'", [app_serial, online_counter]))
-    if not rows:
+    row = rows.first(db, "SELECT * FROM purse_loads WHERE app_serial = ? AND online_counter = ? "
+                         "AND status != 'reversed'", [app_serial, online_counter])
+    if row is None:
         raise NotFound("load.unknown", f"no pending load at online counter {online_counter} of this card", FIELD)
-    return rows[0]
+    return row
+
+
+def _load_row(db: sqlite_utils.Database, load_id: str) -> dict[str, Any]:
+    row = rows.first(db, "SELECT * FROM purse_loads WHERE id = ?", [load_id])
+    if row is None:
+        raise NotFound("load.unknown", f"no load {load_id}", FIELD)
+    return row
 
 
 def _apply(db: sqlite_utils.Database, row: dict[str, Any], decision: Decision, operator: str | None,

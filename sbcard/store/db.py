@@ -12,26 +12,39 @@
 ``SchemaCachedDatabase``: sqlite-utils asks ``sqlite_master`` for the names of every table
 and view each time a table is named (``db["cards"]``) or checked to exist; a use case names
 dozens. The names are kept until the schema changes (``PRAGMA schema_version``, which any
-connection's DDL moves on), so one cheap pragma replaces each scan of the schema.
+connection's DDL moves on), so one cheap pragma replaces each scan of the schema. Its
+``query`` runs a plain ``SELECT`` straight on the connection: sqlite-utils wraps every query
+in a savepoint (three statements instead of one) only so that a statement which turns out
+to write can be undone before it refuses it, and a ``SELECT`` never writes; anything else
+still goes through sqlite-utils.
+
+``STATEMENT_CACHE``: sqlite3 keeps the compiled form of the connection's last statements;
+a day of the simulator runs a few hundred distinct ones per database, more than its default
+of 128, and compiling one costs more than running it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
+from sqlite_utils.utils import dedupe_keys
 
 from sbcard.domain.errors import SbcardError
 
 BUSY_TIMEOUT_MS = 5000
+STATEMENT_CACHE = 1024
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed) the database at `path`, configured for the service."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                               cached_statements=STATEMENT_CACHE)
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -63,6 +76,15 @@ class SchemaCachedDatabase(sqlite_utils.Database):
 
     def view_names(self) -> list[str]:
         return list(self._schema_names()[2])
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        if self._tracer is not None or sql.lstrip()[:6].upper() != "SELECT":
+            return super().query(sql, params)
+        cursor = self.conn.execute(sql) if params is None else self.conn.execute(sql, params)
+        keys = [d[0] for d in cursor.description]
+        if len(set(keys)) != len(keys):
+            keys = dedupe_keys(keys)
+        return (dict(zip(keys, row)) for row in cursor)
 
 
 def content_digest(db: sqlite_utils.Database) -> str:

@@ -6,19 +6,20 @@ replacement calls it inside its `UnitOfWork`. `atomic` serves both: with no tran
 open it runs a unit of work and commits; inside the caller's transaction it is a
 SAVEPOINT, so a refused step leaves the caller's earlier work intact and the caller
 alone decides whether to commit.
+
+Every step's savepoint has the same name: SQLite's ROLLBACK TO and RELEASE act on the most
+recent savepoint of a name, which is the step's own since steps nest as blocks do, and one
+name keeps the three statements in sqlite3's cache of compiled statements.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlite_utils
 
 from sbcard.store.unit_of_work import UnitOfWork
-
-_names = itertools.count(1)
 
 
 @contextmanager
@@ -29,12 +30,12 @@ def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
             yield uow.db
             uow.commit()
         return
-    savepoint = f"sbcard_step_{next(_names)}"
-    db.conn.execute(f"SAVEPOINT {savepoint}")
+    conn = db.conn
+    conn.execute("SAVEPOINT sbcard_step")
     try:
         yield db
     except BaseException:
-        db.conn.execute(f"ROLLBACK TO {savepoint}")
-        db.conn.execute(f"RELEASE {savepoint}")
+        conn.execute("ROLLBACK TO sbcard_step")
+        conn.execute("RELEASE sbcard_step")
         raise
-    db.conn.execute(f"RELEASE {savepoint}")
+    conn.execute("RELEASE sbcard_step")

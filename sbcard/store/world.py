@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -198,11 +199,20 @@ def open_world(home: Path, clock: Clock | None = None) -> World:
 
 
 def node_of_db(db: sqlite_utils.Database) -> str:
-    """The node ("bj", "tj", "he") a region database belongs to, from its own identity."""
-    code = read_meta(db).get("region_code")
-    if code is None:
-        raise SbcardError("store.not_region", "this database is not a region's database")
-    return node_of(code)
+    """The node ("bj", "tj", "he") a region database belongs to, from its own identity.
+
+    A database's region is written once, when it is made, so it is read once per open database.
+    """
+    node = _NODE_OF_DB.get(db)
+    if node is None:
+        code = read_meta(db).get("region_code")
+        if code is None:
+            raise SbcardError("store.not_region", "this database is not a region's database")
+        node = _NODE_OF_DB[db] = node_of(code)
+    return node
+
+
+_NODE_OF_DB: weakref.WeakKeyDictionary[sqlite_utils.Database, str] = weakref.WeakKeyDictionary()
 
 
 def world_summary(world: World) -> dict[str, dict[str, Any]]:
