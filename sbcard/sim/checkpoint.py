@@ -201,19 +201,28 @@ def save(home: Path, day_no: int, data: dict[str, Any], *, touched: set[str] | N
 
 
 def _copy_cards(source: Path, target: Path, before: Path, touched: set[str]) -> None:
-    """The card files: unchanged ones linked from the previous checkpoint, the others copied."""
-    for folder, dirs, files in os.walk(source):
+    """The card files: unchanged ones linked from the previous checkpoint, the others copied.
+
+    With strings and one ``os.link`` per unchanged file (a file the previous checkpoint
+    lacks is copied instead): a world holds a card file per card, and pathlib's objects for
+    each of them cost more than the link itself.
+    """
+    source_s, target_s, before_s = str(source), str(target), str(before)
+    for folder, dirs, files in os.walk(source_s):
         dirs.sort()
-        here = Path(folder)
-        rel = here.relative_to(source)
-        (target / rel).mkdir(parents=True, exist_ok=True)
+        rel = os.path.relpath(folder, source_s)
+        to = target_s if rel == os.curdir else os.path.join(target_s, rel)
+        was = before_s if rel == os.curdir else os.path.join(before_s, rel)
+        os.makedirs(to, exist_ok=True)
         for name in sorted(files):
-            path = here / name
-            old = before / rel / name
-            if str(path) not in touched and old.is_file():
-                os.link(old, target / rel / name)
-            else:
-                shutil.copyfile(path, target / rel / name)
+            path = os.path.join(folder, name)
+            if path not in touched:
+                try:
+                    os.link(os.path.join(was, name), os.path.join(to, name))
+                    continue
+                except OSError:
+                    pass  # new since the previous checkpoint (or not a file there): copied
+            shutil.copyfile(path, os.path.join(to, name))
 
 
 def restore(home: Path) -> dict[str, Any] | None:

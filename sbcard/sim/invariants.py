@@ -12,6 +12,32 @@ file (where issuance put it, else found under ``<home>/cards`` by chip serial) a
 terminal's own state under ``<home>/terminals/<id>/`` (its offline log, its purchases in
 flight: ``pending`` and the in-flight slot) — is loaded once per call (``Facts``).
 
+Night after night (``check_day(..., memory=Memory(), touched=...)``, the simulation's way)
+the card files and terminal logs read on earlier nights are kept in a ``Memory``, so that a
+night reads again only what may have changed since, and the cost of a night follows the
+day's work rather than the size of the world:
+
+- a card file is read again when its path is in ``touched`` (the card files the engine
+  opened since the last night: its cards' commits and the faults it injects all go through
+  it), when it is new to the memory, or when its ``os.stat`` signature (inode, size,
+  modification and change times) differs from the one taken before it was last read. A
+  file changed less than ``RACY_NS`` before that read is not kept at all (git's "racily
+  clean" rule): a later write within the same tick of the file system's clock could leave
+  its signature as it was. So a card file changed behind the engine's back — by anything
+  that writes it through the file system, which moves its times — is read again too; the
+  assumption is only that file times move forward with each write, as they do on the
+  file systems the simulator runs on.
+- a terminal's log is append-only (triggers refuse UPDATE and DELETE): the records read
+  before are kept and only those after them are read; the last one kept is read again and
+  compared, and a log with fewer uploads than before is read whole — so a log put back from
+  an older copy (a checkpoint restored) is read whole again. A record turned uploaded since
+  is updated. The purchases in flight (``pending``, the in-flight slot) are few and read
+  every night.
+
+The memory lives in the process (the engine's); a resumed run starts with an empty one and
+reads everything on its first night. Without a memory every call reads everything, as
+the tests and ``sbcard`` commands do.
+
 - ``money_conserved``: in every region's ledger every transaction (``txn_id``) has two
   or more entries summing to 0, and the whole ledger sums to 0.
 - ``hub_conserved``: (1) every settlement the hub recorded nets to zero (Σ ``net`` = 0),
@@ -50,11 +76,15 @@ flight: ``pending`` and the in-flight slot) — is loaded once per call (``Facts
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import gc
 import json
+import os
 import sqlite3
+import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -73,6 +103,7 @@ NAMES: tuple[str, ...] = (
     "blacklist_honoured",
 )
 MAX_SHOWN = 5  # violations named in a detail; the rest are counted
+RACY_NS = 2_000_000_000  # a card file changed this close to a night's read is read again the next night
 FLOAT_PURSE = "FLOAT-PURSE"
 REGION_NAMES = {"bj": "北京", "tj": "天津", "he": "河北"}
 
@@ -83,10 +114,22 @@ class Result:
     detail: str
 
 
-def check_day(world: World, home: Path, day: dt.date) -> dict[str, Result]:
-    """Every invariant on the world as it stands after ``day``'s nightly clearing."""
-    facts = Facts(world, Path(home), day)
-    return {name: _run(CHECKS[name], facts) for name in NAMES}
+def check_day(world: World, home: Path, day: dt.date, *, memory: Memory | None = None,
+              touched: Collection[str] | None = None) -> dict[str, Result]:
+    """Every invariant on the world as it stands after ``day``'s nightly clearing.
+
+    ``memory``: what earlier nights of this run read (kept up to date by this call); None
+    reads every card file and terminal log whole. ``touched``: the card files (paths) opened
+    since the memory was last brought up to date — read again whatever their signature says.
+    """
+    facts = Facts(world, Path(home), day, memory=memory, touched=touched)
+    collecting = gc.isenabled()
+    gc.disable()  # the checks make many small objects and no cycles: no collector passes over a big heap
+    try:
+        return {name: _run(CHECKS[name], facts) for name in NAMES}
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def check(name: str, world: World, home: Path, day: dt.date) -> Result:
@@ -147,7 +190,13 @@ class Chip:
     balance: int
     offline_counter: int
     online_counter: int
-    log: tuple[tuple[int, int, int, str, str], ...]  # (counter, amount, type, terminal no, date-time), newest first
+    log_hex: tuple[str, ...]  # the card's T-Union log records (EF 18) as the file holds them, newest first
+
+    @property
+    def log(self) -> tuple[tuple[int, int, int, str, str], ...]:
+        """(counter, amount, type, terminal no, date-time) of each log record, newest first (parsed when
+        asked: only a card with a purchase in flight or a violation needs it)."""
+        return tuple(_log_entry(bytes.fromhex(h)) for h in self.log_hex)
 
 
 @attrs.frozen
@@ -186,13 +235,55 @@ class InFlight:
     date_time: str
 
 
+_Signature = tuple[int, int, int, int]
+
+
+def _signature(st: os.stat_result) -> _Signature:
+    """What tells a card file written since it was read: a pwrite moves the times, a copy the inode."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@attrs.define
+class _KeptCard:
+    stored: str | None  # the card's ``virtual_path`` when it was read
+    chip_serial: str
+    path: str  # the file read (absolute)
+    signature: _Signature  # its stat before it was read
+    chip: Chip
+
+
+@attrs.define
+class _KeptLog:
+    records: list[LogRecord]  # in ``seq`` order
+    last_row: tuple | None  # the newest row as read: read again next time to tell the same log
+    uploaded: int  # the uploads' highest ``last_seq`` when read
+
+
+class Memory:
+    """The card files and terminal logs earlier nights of one run read (see the module doc).
+
+    Held by whoever checks night after night (the simulation's engine); never written to
+    disk: a run resumed in a new process starts with an empty one and reads everything once.
+    """
+
+    def __init__(self) -> None:
+        self.cards: dict[str, _KeptCard] = {}  # app serial -> its card file as last read
+        self.logs: dict[str, _KeptLog] = {}  # terminal (directory name) -> its log as last read
+        self.reads = {"card_files": 0, "log_records": 0}  # what the last call read (for measurements)
+
+
 class Facts:
     """The world's state as the checks see it, each part loaded on first use."""
 
-    def __init__(self, world: World, home: Path, day: dt.date) -> None:
+    def __init__(self, world: World, home: Path, day: dt.date, *, memory: Memory | None = None,
+                 touched: Collection[str] | None = None) -> None:
         self.world = world
         self.home = home
         self.day = day
+        self.memory = memory
+        self.touched = {os.path.abspath(t) for t in touched or ()}
+        if memory is not None:
+            memory.reads = {"card_files": 0, "log_records": 0}
 
     # --- cards ---------------------------------------------------------------------------
 
@@ -227,6 +318,17 @@ class Facts:
                     return path
         return self._card_files.get(str(card["chip_serial"]).upper())
 
+    def _card_path(self, card: Mapping[str, Any]) -> str | Path | None:
+        """``card_file`` with strings: the stored path if it is under this world's cards, a file."""
+        stored = card.get("virtual_path")
+        if stored and stored.startswith(self._cards_prefix) and ".." not in stored and os.path.isfile(stored):
+            return stored
+        return self.card_file(card)
+
+    @cached_property
+    def _cards_prefix(self) -> str:
+        return os.path.join(str(self._cards_root), "")
+
     @cached_property
     def _cards_root(self) -> Path:
         return self.world.paths.cards_dir.absolute()
@@ -236,22 +338,62 @@ class Facts:
         """app serial -> the purse on its card file; ``unreadable`` lists what could not be read."""
         from terminals.emulator.state import read_state
 
+        memory = self.memory
         out: dict[str, Chip] = {}
         for app_serial, card in sorted(self.cards.items()):
-            path = self.card_file(card)
+            if memory is not None:
+                chip = self._kept_chip(memory.cards.get(app_serial), card)
+                if chip is not None:
+                    out[app_serial] = chip
+                    continue
+            path = self._card_path(card)
             if path is None:
                 self.unreadable.append(f"card {card['card_number']} ({_region(card['issuer'])}): no card file")
                 continue
             try:
+                signature = _signature(os.stat(path)) if memory is not None else None
                 image = read_state(path)
                 purse = image["purse"]
-                log = tuple(_log_entry(bytes.fromhex(h)) for h in image.get("logs", {}).get("TU/18", []))
+                log = tuple(image.get("logs", {}).get("TU/18", []))
+                for h in log:
+                    bytes.fromhex(h)  # a record that is not hex makes the file unreadable here, parsed or not
             except (OSError, ValueError, KeyError) as e:
                 self.unreadable.append(f"card {card['card_number']} ({_region(card['issuer'])}): {e}")
+                if memory is not None:
+                    memory.cards.pop(app_serial, None)
                 continue
-            out[app_serial] = Chip(card["card_number"], card["issuer"], app_serial, int(purse["balance"]),
-                                   int(purse["offline_counter"]), int(purse["online_counter"]), log)
+            chip = out[app_serial] = Chip(card["card_number"], card["issuer"], app_serial, int(purse["balance"]),
+                                          int(purse["offline_counter"]), int(purse["online_counter"]), log)
+            if memory is not None and signature is not None:
+                memory.reads["card_files"] += 1
+                if max(signature[2], signature[3]) < self._settled_before:
+                    memory.cards[app_serial] = _KeptCard(card.get("virtual_path"), str(card["chip_serial"]),
+                                                         os.path.abspath(path), signature, chip)
+                else:  # written just now: a write within the same tick would leave the signature as it is
+                    memory.cards.pop(app_serial, None)
         return out
+
+    @cached_property
+    def _settled_before(self) -> int:
+        """A card file last changed before this instant (ns) shows any later write in its signature; one
+        changed since may be written again within the file system's clock tick (like git's "racily
+        clean" files): it is not kept, and is read again next time."""
+        return time.time_ns() - RACY_NS
+
+    def _kept_chip(self, kept: _KeptCard | None, card: Mapping[str, Any]) -> Chip | None:
+        """The chip as an earlier night read it, if its file cannot have changed since (else None: read it)."""
+        if kept is None or kept.path in self.touched or kept.stored != card.get("virtual_path") or \
+                kept.chip_serial != str(card["chip_serial"]):
+            return None
+        try:
+            if _signature(os.stat(kept.path)) != kept.signature:
+                return None
+        except OSError:
+            return None
+        chip = kept.chip
+        if chip.card_number != card["card_number"] or chip.issuer != card["issuer"]:
+            return None
+        return chip
 
     @cached_property
     def unreadable(self) -> list[str]:
@@ -281,14 +423,7 @@ class Facts:
             terminal = directory.name
             conn = sqlite3.connect(directory / "terminal.db", isolation_level=None)
             try:
-                uploaded = conn.execute("SELECT coalesce(max(last_seq), 0) FROM uploads").fetchone()[0]
-                for row in conn.execute(
-                        "SELECT seq, app_serial, txn_type, counter, card_number, amount_fen, terminal_no, "
-                        "terminal_serial, date_time, blacklist_version FROM records ORDER BY seq"):
-                    seq, app_serial, txn_type, counter, card, amount, terminal_no, serial, date_time, version = row
-                    records.append(LogRecord(terminal, seq, app_serial, int(txn_type), int(counter), card, int(amount),
-                                             str(terminal_no).upper(), int(serial), str(date_time),
-                                             None if version is None else int(version), seq <= uploaded))
+                records += self._log(conn, terminal)
                 bodies = [json.loads(body) for (body,) in conn.execute("SELECT body FROM pending ORDER BY app_serial")]
             finally:
                 conn.close()
@@ -311,6 +446,41 @@ class Facts:
                                          int(body["amount_fen"]), str(body["terminal_no"]).upper(),
                                          str(body["date_time"])))
         return records, inflight
+
+    def _log(self, conn: sqlite3.Connection, terminal: str) -> list[LogRecord]:
+        """The terminal's offline log: whole, or (with a memory) what it kept and the records added since."""
+        uploaded = conn.execute("SELECT coalesce(max(last_seq), 0) FROM uploads").fetchone()[0]
+        kept = self.memory.logs.get(terminal) if self.memory is not None else None
+        if kept is not None and kept.uploaded > uploaded:
+            kept = None  # fewer uploads than it had: not the log it read
+        after = kept.records[-1].seq if kept is not None and kept.records else None
+        rows = conn.execute(_LOG_SELECT + ("WHERE seq >= ? ORDER BY seq" if after is not None else "ORDER BY seq"),
+                            [] if after is None else [after]).fetchall()
+        if kept is not None and after is not None:
+            if not rows or rows[0] != kept.last_row:
+                kept, after = None, None  # another log in its place (put back from a copy): read it whole
+                rows = conn.execute(_LOG_SELECT + "ORDER BY seq").fetchall()
+            else:
+                rows = rows[1:]
+        if kept is None:
+            records: list[LogRecord] = []
+            last_uploaded = 0
+        else:
+            records, last_uploaded = kept.records, kept.uploaded
+            if uploaded > last_uploaded:  # records sent since: uploaded now
+                start = bisect.bisect_right(records, last_uploaded, key=lambda r: r.seq)
+                end = bisect.bisect_right(records, uploaded, key=lambda r: r.seq)
+                records[start:end] = [attrs.evolve(r, uploaded=True) for r in records[start:end]]
+        for row in rows:
+            seq, app_serial, txn_type, counter, card, amount, terminal_no, serial, date_time, version = row
+            records.append(LogRecord(terminal, seq, app_serial, int(txn_type), int(counter), card, int(amount),
+                                     str(terminal_no).upper(), int(serial), str(date_time),
+                                     None if version is None else int(version), seq <= uploaded))
+        if self.memory is not None:
+            self.memory.reads["log_records"] += len(rows)
+            last_row = rows[-1] if rows else (kept.last_row if kept is not None else None)
+            self.memory.logs[terminal] = _KeptLog(records, last_row, uploaded)
+        return records
 
     @property
     def log_records(self) -> list[LogRecord]:
@@ -344,6 +514,10 @@ class Facts:
                 continue  # the card's log holds another purchase with that counter
             out.append(p)
         return out
+
+
+_LOG_SELECT = ("SELECT seq, app_serial, txn_type, counter, card_number, amount_fen, terminal_no, terminal_serial, "
+               "date_time, blacklist_version FROM records ")
 
 
 def _log_entry(raw: bytes) -> tuple[int, int, int, str, str]:
