@@ -160,13 +160,11 @@ class Psam:
 
     def _key_set(self, issuer_id: bytes, key_version: int, alg_id: int) -> PsamKeySet:
         keys = self._keys.get(issuer_id[0])
-        _require(keys is not None, SW.KEY_NOT_FOUND, f"no keys for issuer {issuer_id.hex().upper()}")
-        assert keys is not None
-        _require(
-            keys.version == key_version and keys.algorithm.id_byte == alg_id,
-            SW.KEY_INDEX_NOT_SUPPORTED,
-            f"the card's key version {key_version:02X} / algorithm {alg_id:02X} is not the PSAM's",
-        )
+        if keys is None:  # (messages are made only for a refusal: every purchase comes here)
+            raise CardStatus(SW.KEY_NOT_FOUND, f"no keys for issuer {issuer_id.hex().upper()}")
+        if keys.version != key_version or keys.algorithm.id_byte != alg_id:
+            raise CardStatus(SW.KEY_INDEX_NOT_SUPPORTED,
+                             f"the card's key version {key_version:02X} / algorithm {alg_id:02X} is not the PSAM's")
         return keys
 
     def _dpk(self, keys: PsamKeySet, card_serial: bytes) -> bytes:

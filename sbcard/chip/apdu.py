@@ -65,26 +65,43 @@ class Command:
         return self.to_bytes().hex(" ").upper()
 
     @classmethod
+    def _parsed(cls, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None) -> "Command":
+        """A command ``parse`` decoded: its fields are in range by construction (one byte each,
+        Lc and Le from one or two bytes), so the checks of ``__init__`` are not run again.
+        The card parses every APDU it receives."""
+        cmd = object.__new__(cls)
+        set_cla, set_ins, set_p1, set_p2, set_data, set_le = _SETTERS
+        set_cla(cmd, cla)
+        set_ins(cmd, ins)
+        set_p1(cmd, p1)
+        set_p2(cmd, p2)
+        set_data(cmd, data)
+        set_le(cmd, le)
+        return cmd
+
+    @classmethod
     def parse(cls, raw: bytes) -> "Command":
-        if len(raw) < 4:
+        n = len(raw)
+        if n < 4:
             raise MalformedApdu(SW.WRONG_LENGTH, "APDU shorter than its 4-byte header")
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
+        make = cls._parsed
+        if n == 4:  # case 1
+            return make(cla, ins, p1, p2)
+        if n == 5:  # case 2 short
+            return make(cla, ins, p1, p2, le=raw[4] or 256)
+        lc = raw[4]
+        if lc != 0:  # case 3 or 4 short
+            if n == 5 + lc:
+                return make(cla, ins, p1, p2, bytes(raw[5:]))
+            if n == 6 + lc:
+                return make(cla, ins, p1, p2, bytes(raw[5 : 5 + lc]), le=raw[-1] or 256)
+            raise MalformedApdu(SW.WRONG_LENGTH, f"Lc={lc} does not match {n - 5} data bytes")
+        # extended: the body starts with 00
         body = raw[4:]
-        if not body:  # case 1
-            return cls(cla, ins, p1, p2)
-        if len(body) == 1:  # case 2 short
-            return cls(cla, ins, p1, p2, le=body[0] or 256)
-        if body[0] != 0:  # case 3 or 4 short
-            lc = body[0]
-            if len(body) == 1 + lc:
-                return cls(cla, ins, p1, p2, bytes(body[1:]))
-            if len(body) == 2 + lc:
-                return cls(cla, ins, p1, p2, bytes(body[1 : 1 + lc]), le=body[-1] or 256)
-            raise MalformedApdu(SW.WRONG_LENGTH, f"Lc={lc} does not match {len(body) - 1} data bytes")
-        # extended: body[0] == 0
         if len(body) == 3:  # case 2 extended
             le = int.from_bytes(body[1:3], "big")
-            return cls(cla, ins, p1, p2, le=le or 65536)
+            return make(cla, ins, p1, p2, le=le or 65536)
         if len(body) < 3:
             raise MalformedApdu(SW.WRONG_LENGTH, "truncated extended length")
         lc = int.from_bytes(body[1:3], "big")
@@ -92,11 +109,22 @@ class Command:
             raise MalformedApdu(SW.WRONG_LENGTH, "extended Lc of zero")
         rest = body[3:]
         if len(rest) == lc:
-            return cls(cla, ins, p1, p2, bytes(rest))
+            return make(cla, ins, p1, p2, bytes(rest))
         if len(rest) == lc + 2:
             le = int.from_bytes(rest[-2:], "big")
-            return cls(cla, ins, p1, p2, bytes(rest[:lc]), le=le or 65536)
+            return make(cla, ins, p1, p2, bytes(rest[:lc]), le=le or 65536)
         raise MalformedApdu(SW.WRONG_LENGTH, f"extended Lc={lc} does not match {len(rest)} bytes")
+
+
+def _setter(name: str):  # noqa: ANN202
+    """How a frozen attrs class sets its own field: its slot's ``__set__`` (else ``object.__setattr__``)."""
+    slot = Command.__dict__.get(name)
+    if slot is not None and type(slot).__name__ == "member_descriptor":
+        return slot.__set__
+    return lambda obj, value: object.__setattr__(obj, name, value)
+
+
+_SETTERS = tuple(_setter(name) for name in ("cla", "ins", "p1", "p2", "data", "le"))
 
 
 @attrs.frozen
@@ -115,7 +143,7 @@ class Response:
     def from_bytes(cls, raw: bytes) -> "Response":
         if len(raw) < 2:
             raise ValueError(f"response of {len(raw)} bytes has no status word")
-        return cls(bytes(raw[:-2]), int.from_bytes(raw[-2:], "big"))
+        return cls(bytes(raw[:-2]), raw[-2] << 8 | raw[-1])
 
     def check(self) -> bytes:
         """The data, or the typed exception for a failed status word."""

@@ -141,6 +141,19 @@ class Fci:
 
     @classmethod
     def parse(cls, data: bytes) -> "Fci":
+        """The FCI in ``data``; an FCI seen lately is not decoded again (the SSSE's is the same
+        on every card, a card's T-Union FCI the same at each of its taps; an Fci is frozen)."""
+        key = (cls, bytes(data))
+        fci = _FCI_SEEN.get(key)
+        if fci is None:
+            fci = cls._decode(data)
+            if len(_FCI_SEEN) >= _FCI_SEEN_MAX:
+                _FCI_SEEN.clear()
+            _FCI_SEEN[key] = fci
+        return fci
+
+    @classmethod
+    def _decode(cls, data: bytes) -> "Fci":
         if not data:
             return cls()
         try:
@@ -157,6 +170,10 @@ class Fci:
             proprietary=prop.value if prop else None,
             tunion=TUnionIssuerData.parse(issuer.value) if issuer else None,
         )
+
+
+_FCI_SEEN: dict[tuple[type, bytes], Fci] = {}
+_FCI_SEEN_MAX = 4096
 
 
 @attrs.frozen

@@ -47,10 +47,13 @@ class Algorithm(enum.Enum):
 
 
 def algorithm_from_id(value: int) -> Algorithm:
-    for alg in Algorithm:
-        if alg.id_byte == value:
-            return alg
-    raise ValueError(f"unknown algorithm id {value:02X}")
+    alg = _BY_ID.get(value)
+    if alg is None:
+        raise ValueError(f"unknown algorithm id {value:02X}")
+    return alg
+
+
+_BY_ID = {alg.id_byte: alg for alg in Algorithm}  # INITIALIZE's algorithm byte → the algorithm
 
 
 def _des_key(key: bytes) -> bytes:
@@ -74,6 +77,7 @@ def _algo(alg: Algorithm, key: bytes):
 
 
 _local = threading.local()
+_ECB = modes.ECB()  # a mode object holds no state: one serves every cipher
 _ECB_CACHE_MAX = 1024
 
 
@@ -89,7 +93,7 @@ def _ecb(alg: Algorithm, key: bytes) -> Any:
     if enc is None:
         if len(cache) >= _ECB_CACHE_MAX:
             cache.clear()
-        enc = cache[(alg, key)] = Cipher(_algo(alg, key), modes.ECB()).encryptor()
+        enc = cache[(alg, key)] = Cipher(_algo(alg, key), _ECB).encryptor()
     return enc
 
 
@@ -120,11 +124,11 @@ def cbc_mac(alg: Algorithm, key: bytes, data: bytes, length: int = 4) -> bytes:
     block = alg.block
     enc = _ecb(alg, bytes(key))
     padded = pad_m2(data, block)
-    chain = 0
-    for i in range(0, len(padded), block):
-        chain ^= int.from_bytes(padded[i : i + block], "big")
-        chain = int.from_bytes(enc.update(chain.to_bytes(block, "big")), "big")
-    return chain.to_bytes(block, "big")[:length]
+    chain = enc.update(padded[:block])  # the first block: XOR with the zero IV changes nothing
+    for i in range(block, len(padded), block):
+        x = int.from_bytes(chain, "big") ^ int.from_bytes(padded[i : i + block], "big")
+        chain = enc.update(x.to_bytes(block, "big"))
+    return chain[:length]
 
 
 def _invert(data: bytes) -> bytes:

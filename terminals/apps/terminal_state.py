@@ -169,6 +169,7 @@ RECORD_COLUMNS = (
 _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, details) VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})"
 )
+_NOT_DETAILS = frozenset(RECORD_COLUMNS) | {"seq"}  # a record's keys that are not in ``details``
 CONFIG_KEYS = (
     "terminal_id",
     "operator",
@@ -183,6 +184,10 @@ CONFIG_KEYS = (
 )
 GATES = ("entry", "exit", "both")
 
+
+# ``json.dumps`` with options makes a new encoder at each call; a tap encodes twice.
+_SLOT_JSON = json.JSONEncoder(ensure_ascii=False)  # = json.dumps(body, ensure_ascii=False)
+_DETAILS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # = json.dumps(…, ensure_ascii=False, sort_keys=True)
 
 INFLIGHT_NAME = "inflight.slot"
 _SLOT_MAGIC = b"SBINFLT1"
@@ -217,7 +222,7 @@ class InflightSlot:
         return serial, (json.loads(body) if body else None)
 
     def write(self, serial: int, body: Mapping[str, Any] | None) -> None:
-        raw = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+        raw = b"" if body is None else _SLOT_JSON.encode(body).encode()
         if len(raw) > _SLOT_SIZE:
             raise ValueError(f"a purchase in flight of {len(raw)} bytes does not fit the slot")
         middle = struct.pack(">II", serial, len(raw))
@@ -585,9 +590,9 @@ class TerminalState:
 
     def append_record(self, record: Mapping[str, Any]) -> int:
         """Inside a ``transaction()``: one purchase; returns its ``seq``."""
-        details = {k: v for k, v in record.items() if k not in RECORD_COLUMNS and k != "seq"}
+        details = {k: v for k, v in record.items() if k not in _NOT_DETAILS}
         values = [record.get(c) for c in RECORD_COLUMNS]
-        cur = self._conn.execute(_INSERT_RECORD, (*values, json.dumps(details, ensure_ascii=False, sort_keys=True)))
+        cur = self._conn.execute(_INSERT_RECORD, (*values, _DETAILS_JSON.encode(details)))
         return int(cur.lastrowid)
 
     def has_record(self, app_serial: str, txn_type: int, counter: int) -> bool:
@@ -652,7 +657,7 @@ class TerminalState:
         """Inside or outside a transaction: a block, an abandoned or unresolved purchase."""
         self._conn.execute(
             "INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
-            (at, kind, subject, None if details is None else json.dumps(details, ensure_ascii=False, sort_keys=True)),
+            (at, kind, subject, None if details is None else _DETAILS_JSON.encode(details)),
         )
 
     def events(self) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ its file.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,12 +35,35 @@ def _default_loader(path: Path, faults: Any) -> EmulatedCard:
     return VirtualCard.load(path, faults)
 
 
+_PATH = type(Path())
+_TORN_TYPES: tuple[type[BaseException], ...] | None = None
+
+
 def _torn_types() -> tuple[type[BaseException], ...]:
+    global _TORN_TYPES
+    if _TORN_TYPES is None:
+        try:
+            from terminals.emulator.card import CardTorn
+        except ImportError:
+            return ()
+        _TORN_TYPES = (CardTorn,)
+    return _TORN_TYPES
+
+
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # what ``Path.exists`` takes for "no file"
+
+
+def _exists(path: str) -> bool:
+    """``Path.exists`` on a path already made a string: the reader asks before every command."""
     try:
-        from terminals.emulator.card import CardTorn
-    except ImportError:
-        return ()
-    return (CardTorn,)
+        os.stat(path)
+    except OSError as e:
+        if e.errno not in _ABSENT and getattr(e, "winerror", None) not in (21, 123, 1921):
+            raise
+        return False
+    except ValueError:
+        return False
+    return True
 
 
 def _hex(b: bytes) -> str:
@@ -60,8 +85,9 @@ class EmulatorReader:
         *,
         loader: Callable[[Path, Any], EmulatedCard] | None = None,
     ) -> None:
-        self.path = Path(path)
-        self.name = f"emulator:{self.path}"
+        self.path = path if type(path) is _PATH else Path(path)  # a tap's reader: no new Path of a Path
+        self._file = os.fspath(self.path)
+        self.name = f"emulator:{self._file}"
         self.faults = faults
         self._trace = trace
         self._load = loader or _default_loader
@@ -76,7 +102,7 @@ class EmulatorReader:
     def _powered(self) -> EmulatedCard:
         if self._torn:
             raise NoCard(f"the card {self.path} was torn out of the reader; tap it again")
-        if not self.path.exists():
+        if not _exists(self._file):
             self._card = self._atr = None
             raise NoCard(f"no card in {self.name} (no file {self.path})")
         if self._card is None:
@@ -97,7 +123,7 @@ class EmulatorReader:
         return self._atr
 
     def card_present(self) -> bool:
-        return not self._torn and self.path.exists()
+        return not self._torn and _exists(self._file)
 
     def transmit_raw(self, apdu: bytes) -> bytes:
         card = self._powered()

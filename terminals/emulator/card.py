@@ -29,7 +29,7 @@ from terminals.emulator import files, personalisation, purse, security
 from terminals.emulator.faults import Faults
 from terminals.emulator.journal import CardTorn, Journal
 from terminals.emulator.session import RandomSource, Session
-from terminals.emulator.state import CardFile, CardState
+from terminals.emulator.state import CardFile, CardState, as_path
 
 __all__ = ["CardTorn", "VirtualCard", "COMMANDS"]
 
@@ -64,6 +64,7 @@ COMMANDS: dict[tuple[int, int], Handler] = {
     (CLA_SECURE, Ins.APPLICATION_UNBLOCK): purse.application_unblock,
 }
 _CLASSES = frozenset(cla for cla, _ in COMMANDS)
+_NO_FAULTS = Faults()  # frozen: one serves every card
 _OK = SW.OK.to_bytes(2, "big")
 
 
@@ -86,11 +87,11 @@ class VirtualCard:
     ) -> None:
         """``file`` is the open card file ``state`` was read from (``load`` passes it);
         without it the file at ``path`` is opened at the first save."""
-        self._path = Path(path)
+        self._path = as_path(path)
         self._file = file if file is not None else CardFile(self._path)
         self._state = state
         self._rng = rng if rng is not None else random.SystemRandom()
-        faults = faults if faults is not None else Faults()
+        faults = faults if faults is not None else _NO_FAULTS
         # The saver holds the file, not the card: no reference cycle, so a card dropped
         # without power-off closes its file at once (CardFile.__del__).
         save = functools.partial(self._file.save, durable=durable)

@@ -19,6 +19,7 @@ no PIN. A terminal can so spend the offline limit but never give it back.
 from __future__ import annotations
 
 import enum
+import functools
 
 import attrs
 
@@ -133,7 +134,8 @@ def select(s: Session, cmd: Command) -> bytes:
     elif cmd.p1 == 0x04:
         require(bool(cmd.data), SW.WRONG_LENGTH, "SELECT by name needs the name")
         df = DF_BY_NAME.get(cmd.data)
-        require(df is not None, SW.FILE_NOT_FOUND, f"no application {cmd.data.hex().upper()}")
+        if df is None:  # (the message is made only then: every tap selects twice)
+            raise CardStatus(SW.FILE_NOT_FOUND, f"no application {cmd.data.hex().upper()}")
         fci = _fci(s, df, cmd.data)
     else:
         raise CardStatus(SW.WRONG_P1P2, "P1 must be 00 (FID) or 04 (name)")
@@ -144,9 +146,16 @@ def select(s: Session, cmd: Command) -> bytes:
 
 def _fci(s: Session, df: str, name: bytes) -> bytes:
     """6F [84 name] and, for T-Union on a personalised card, [A5 [9F0C 1E <EF 0015>]]."""
-    body = tlv.encode(P.TAG_DF_NAME, name)
     if df == TU and s.state.life_state is LifeState.PERSONALISED:
-        issuer = binary_content(s, (TU, P.SFI_TU_ISSUER))
+        return _fci_bytes(bytes(name), bytes(binary_content(s, (TU, P.SFI_TU_ISSUER))))
+    return _fci_bytes(bytes(name), None)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fci_bytes(name: bytes, issuer: bytes | None) -> bytes:
+    """The FCI's bytes, encoded once per name and issuer data (every tap SELECTs twice)."""
+    body = tlv.encode(P.TAG_DF_NAME, name)
+    if issuer is not None:
         body += tlv.encode(P.TAG_FCI_PROPRIETARY, tlv.encode(P.TAG_TU_ISSUER_DATA, issuer))
     return tlv.encode(P.TAG_FCI, body)
 
@@ -160,14 +169,17 @@ def read_record(s: Session, cmd: Command) -> bytes:
     ref, ef, n = _record(s, cmd)
     if ef.kind is Kind.TLV:
         value = s.state.records.get(ref, {}).get(n)
-        require(value is not None, SW.RECORD_NOT_FOUND, f"no record with tag {n:02X}")
+        if value is None:  # (a message is made only for a refusal: every tap reads records)
+            raise CardStatus(SW.RECORD_NOT_FOUND, f"no record with tag {n:02X}")
         return _answer(tlv.encode(n, value), cmd.le)
     if ef.kind is Kind.CYCLIC:
         log = s.state.logs.get(ref, ())
-        require(n <= len(log), SW.RECORD_NOT_FOUND, f"record {n} of {len(log)}")
+        if n > len(log):
+            raise CardStatus(SW.RECORD_NOT_FOUND, f"record {n} of {len(log)}")
         return _answer(log[n - 1], cmd.le)
     if ef.kind is Kind.FIXED:
-        require(n <= ef.count, SW.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
+        if n > ef.count:
+            raise CardStatus(SW.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
         return _answer(s.state.records.get(ref, {}).get(n, ef.blank_record()), cmd.le)
     raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, "a binary file has no records")
 
@@ -178,7 +190,8 @@ def read_binary(s: Session, cmd: Command) -> bytes:
     ref, ef = lookup(s, _binary_sfi(cmd.p1))
     require(ef.kind is Kind.BINARY, SW.CONDITIONS_NOT_SATISFIED, "not a binary file")
     offset = cmd.p2
-    require(offset < ef.size, SW.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
+    if offset >= ef.size:
+        raise CardStatus(SW.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
     rest = binary_content(s, ref)[offset:]
     if cmd.le is None or cmd.le == 256:
         return rest

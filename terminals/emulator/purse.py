@@ -37,7 +37,7 @@ from sbcard.chip.purse import (
 from sbcard.chip.sw import CardStatus
 from terminals.emulator import files
 from terminals.emulator.session import PendingLoad, PendingPurchase, Session, require, require_length, require_p1p2
-from terminals.emulator.state import TU, KeyEntry, Prove
+from terminals.emulator.state import TU, KeyEntry, Prove, Purse
 
 MAX_COUNTER = 0xFFFF
 INITIALIZE_DATA = 11  # key index (1) ‖ amount (4) ‖ terminal no (6)
@@ -53,6 +53,19 @@ def _open_purse(s: Session) -> None:
     s.require_personalised()
     s.require_df(TU)
     require(TU not in s.state.locked, SW.APPLICATION_LOCKED, "the T-Union application is blocked")
+
+
+def _purse_with(purse: Purse, **changes: int) -> Purse:
+    """``attrs.evolve(purse, **changes)`` without its generic machinery (every purchase and load)."""
+    if type(purse) is not Purse:
+        return attrs.evolve(purse, **changes)
+    return Purse(
+        balance=changes.get("balance", purse.balance),
+        offline_counter=changes.get("offline_counter", purse.offline_counter),
+        online_counter=changes.get("online_counter", purse.online_counter),
+        overdraft_limit=changes.get("overdraft_limit", purse.overdraft_limit),
+        max_balance=changes.get("max_balance", purse.max_balance),
+    )
 
 
 def _same(a: bytes, b: bytes) -> bool:
@@ -75,7 +88,8 @@ def initialize(s: Session, cmd: Command) -> bytes:
     _open_purse(s)
     s.pending = None
     require(cmd.p2 == P.P2_EP, SW.WRONG_P1P2, "only the e-purse (P2 02)")
-    require(cmd.p1 in _INITIALIZE, SW.WRONG_P1P2, f"INITIALIZE P1 {cmd.p1:02X}")
+    if cmd.p1 not in _INITIALIZE:  # (a message is made only for a refusal: every tap runs these)
+        raise CardStatus(SW.WRONG_P1P2, f"INITIALIZE P1 {cmd.p1:02X}")
     start, txn_type = _INITIALIZE[cmd.p1]
     require_length(cmd.data, INITIALIZE_DATA)
     key_index, amount, terminal_no = cmd.data[0], int.from_bytes(cmd.data[1:5], "big"), cmd.data[5:]
@@ -84,7 +98,8 @@ def initialize(s: Session, cmd: Command) -> bytes:
 
 def _purse_key(s: Session, usage: KeyUsage, key_index: int) -> KeyEntry:
     entry = s.key(usage, key_index)
-    require(entry is not None, SW.KEY_INDEX_NOT_SUPPORTED, f"no {usage.name} key with index {key_index:02X}")
+    if entry is None:
+        raise CardStatus(SW.KEY_INDEX_NOT_SUPPORTED, f"no {usage.name} key with index {key_index:02X}")
     return entry
 
 
@@ -96,7 +111,8 @@ def _initialize_purchase(s: Session, key_index: int, amount: int, terminal_no: b
     # cache, a free ride leaves a TAC-proven record (docs/card-profile.md). A plain purchase
     # of 0 is refused.
     require(amount > 0 or txn_type == CAPP_PURCHASE, SW.WRONG_DATA, "amount 0")
-    require(amount <= purse.balance, SW.INSUFFICIENT_BALANCE, f"{amount} fen > balance {purse.balance}")
+    if amount > purse.balance:
+        raise CardStatus(SW.INSUFFICIENT_BALANCE, f"{amount} fen > balance {purse.balance}")
     require(purse.offline_counter < MAX_COUNTER, SW.CONDITIONS_NOT_SATISFIED, "offline counter exhausted")
     random = bytes(s.rng.randbytes(4))
     s.pending = PendingPurchase(
@@ -175,7 +191,8 @@ def _close_pending(s: Session, cmd: Command, kind: type[_Pending], p1p2: tuple[i
     _open_purse(s)
     require_p1p2(cmd.p1, cmd.p2, p1p2)
     p = s.pending
-    require(isinstance(p, kind), SW.CONDITIONS_NOT_SATISFIED, f"no INITIALIZE before {kind.__name__}")
+    if not isinstance(p, kind):
+        raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, f"no INITIALIZE before {kind.__name__}")
     require_length(cmd.data, length)
     s.pending = None
     return p  # type: ignore[return-value]
@@ -194,7 +211,7 @@ def debit_for_purchase(s: Session, cmd: Command) -> bytes:
     tac = purchase_tac(tac_alg, dtk, p.amount, p.txn_type, p.terminal_no, serial, date_time)
 
     write = s.journal.write
-    write(s.state, "purse", attrs.evolve(purse, balance=purse.balance - p.amount, offline_counter=p.counter + 1))
+    write(s.state, "purse", _purse_with(purse, balance=purse.balance - p.amount, offline_counter=p.counter + 1))
     _append_log(s, _log_record(p.counter, p.amount, p.txn_type, p.terminal_no, date_time))
     if p.capp_records:
         capp = (TU, P.SFI_TU_CAPP)
@@ -215,7 +232,7 @@ def credit_for_load(s: Session, cmd: Command) -> bytes:
     tac_alg, dtk = _tac_key(s)
     tac = load_tac(tac_alg, dtk, balance, p.counter, p.amount, EP_LOAD, p.terminal_no, date_time)
 
-    s.journal.write(s.state, "purse", attrs.evolve(purse, balance=balance, online_counter=p.counter + 1))
+    s.journal.write(s.state, "purse", _purse_with(purse, balance=balance, online_counter=p.counter + 1))
     _append_log(s, _log_record(p.counter, p.amount, EP_LOAD, p.terminal_no, date_time))
     s.journal.write(s.state, "last_load", Prove(EP_LOAD, p.counter, mac2, tac))
     s.journal.commit()

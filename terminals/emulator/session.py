@@ -111,8 +111,10 @@ def require(condition: bool, sw: int, message: str | None = None) -> None:
 
 
 def require_length(data: bytes, *lengths: int) -> None:
-    require(len(data) in lengths, SW.WRONG_LENGTH, f"data of {len(data)} bytes, expected {' or '.join(map(str, lengths))}")
+    if len(data) not in lengths:  # the message is made only when it is needed: every command checks
+        raise CardStatus(SW.WRONG_LENGTH, f"data of {len(data)} bytes, expected {' or '.join(map(str, lengths))}")
 
 
 def require_p1p2(p1: int, p2: int, expected: tuple[int, int]) -> None:
-    require((p1, p2) == expected, SW.WRONG_P1P2, f"P1 P2 {p1:02X} {p2:02X}, expected {expected[0]:02X} {expected[1]:02X}")
+    if (p1, p2) != expected:
+        raise CardStatus(SW.WRONG_P1P2, f"P1 P2 {p1:02X} {p2:02X}, expected {expected[0]:02X} {expected[1]:02X}")

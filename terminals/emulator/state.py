@@ -158,6 +158,19 @@ def _prove_to_json(prove: Prove | None) -> dict[str, Any] | None:
     return {"type": prove.txn_type, "counter": prove.counter, "mac2": prove.mac2.hex(), "tac": prove.tac.hex()}
 
 
+def _purse_to_json(purse: Purse) -> dict[str, Any]:
+    """``attrs.asdict(purse)``, field by field (a card writes it at every commit)."""
+    if type(purse) is not Purse:
+        return attrs.asdict(purse)
+    return {
+        "balance": purse.balance,
+        "offline_counter": purse.offline_counter,
+        "online_counter": purse.online_counter,
+        "overdraft_limit": purse.overdraft_limit,
+        "max_balance": purse.max_balance,
+    }
+
+
 def to_json(state: CardState) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -175,7 +188,7 @@ def to_json(state: CardState) -> dict[str, Any]:
         },
         "binaries": {_file_id(ref): data.hex() for ref, data in state.binaries.items()},
         "logs": {_file_id(ref): [r.hex() for r in recs] for ref, recs in state.logs.items()},
-        "purse": attrs.asdict(state.purse),
+        "purse": _purse_to_json(state.purse),
         "pin": None if state.pin is None else {"value": state.pin.value.hex(), "tries_left": state.pin.tries_left},
         "locked": sorted(state.locked),
         "last_purchase": _prove_to_json(state.last_purchase),
@@ -183,9 +196,13 @@ def to_json(state: CardState) -> dict[str, Any]:
     }
 
 
+# One encoder for every image (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def dumps(state: CardState) -> bytes:
     """The file's bytes: compact, keys sorted, so one state has exactly one image."""
-    return json.dumps(to_json(state), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return _ENCODER.encode(to_json(state)).encode("ascii")
 
 
 class _Bad(Exception):
@@ -303,7 +320,105 @@ def _purse(value: Any) -> Purse:
 
 
 def from_json(doc: Any) -> CardState:
-    """The state in a parsed card file; ``_Bad`` names the first thing that is wrong."""
+    """The state in a parsed card file; ``_Bad`` names the first thing that is wrong.
+
+    A card is loaded at every tap: a well-formed image is read by ``_from_json_plain``,
+    which checks the same things in a few expressions; anything it does not take (it
+    raises) is read again by ``_from_json_checked``, which names what is wrong.
+    """
+    try:
+        return _from_json_plain(doc)
+    except Exception:  # noqa: BLE001 - not plainly valid: the careful reading decides
+        pass
+    return _from_json_checked(doc)
+
+
+def _u(value: Any, high: int) -> int:
+    """``value`` if it is an int in 0..high (never a bool), else an exception."""
+    if type(value) is not int or not 0 <= value <= high:
+        raise _Bad("")
+    return value
+
+
+def _sized(data: bytes, length: int) -> bytes:
+    if len(data) != length:
+        raise _Bad("")
+    return data
+
+
+def _prove_plain(value: Any) -> Prove | None:
+    if value is None:
+        return None
+    return Prove(_u(value["type"], 0xFF), _u(value["counter"], 0xFFFF), _sized(bytes.fromhex(value["mac2"]), 4),
+                 _sized(bytes.fromhex(value["tac"]), 4))
+
+
+_DF_SET = frozenset(DF_NAMES)
+
+
+def _from_json_plain(d: Any) -> CardState:
+    """``_from_json_checked`` for an image with nothing wrong; any exception when there may be.
+
+    Accepts only what ``_from_json_checked`` accepts (stricter is allowed: it falls back)
+    and builds the same state; JSON gives only dict, list, str, int, float, bool and None,
+    so ``.items()`` is a dict's, ``bytes.fromhex`` refuses all but a hex str, and a bool is
+    refused as an int by ``_u``.
+    """
+    if type(d) is not dict or d["format"] != FORMAT or d["version"] != VERSION:
+        raise _Bad("")
+    fromhex = bytes.fromhex
+    keys = {}
+    for ref, e in d["keys"].items():
+        alg = e["alg"]
+        if type(alg) is not int or alg not in _ALGORITHM_IDS:
+            raise _Bad("")
+        keys[_key_ref(ref)] = KeyEntry(alg, _u(e["version"], 0xFF), _sized(fromhex(e["key"]), 16))
+    hex2 = _HEX2
+    records = {
+        _file_ref(ref): {hex2[n]: fromhex(v) for n, v in recs.items()} for ref, recs in d["records"].items()
+    }
+    binaries = {_file_ref(ref): fromhex(v) for ref, v in d["binaries"].items()}
+    logs = {}
+    for ref, recs in d["logs"].items():
+        if type(recs) is not list:
+            raise _Bad("")
+        logs[_file_ref(ref)] = tuple([fromhex(r) for r in recs])
+    pin = d["pin"]
+    if pin is not None:
+        pin = Pin(_sized(fromhex(pin["value"]), 3), _u(pin["tries_left"], PIN_TRIES))
+    locked = d["locked"]
+    if type(locked) is not list:
+        raise _Bad("")
+    locked = frozenset(locked)
+    if not locked <= _DF_SET:
+        raise _Bad("")
+    p = d["purse"]
+    max_balance = _u(p["max_balance"], 0xFFFFFFFF)
+    return CardState(
+        chip_serial=_sized(fromhex(d["chip_serial"]), 8),
+        life_state=_LIFE_STATE_BY_NAME[d["life_state"]],
+        os_version=_sized(fromhex(d["os_version"]), 2),
+        ext_auth_tries=_u(d["ext_auth_tries"], EXT_AUTH_TRIES),
+        keys=keys,
+        records=records,
+        binaries=binaries,
+        logs=logs,
+        purse=Purse(
+            balance=_u(p["balance"], max_balance),
+            offline_counter=_u(p["offline_counter"], 0xFFFF),
+            online_counter=_u(p["online_counter"], 0xFFFF),
+            overdraft_limit=_u(p["overdraft_limit"], 0xFFFFFF),
+            max_balance=max_balance,
+        ),
+        pin=pin,
+        locked=locked,
+        last_purchase=_prove_plain(d["last_purchase"]),
+        last_load=_prove_plain(d["last_load"]),
+    )
+
+
+def _from_json_checked(doc: Any) -> CardState:
+    """``from_json`` the careful way: every field checked on its own, the first wrong one named."""
     d = _dict(doc, "file")
     if d.get("format") != FORMAT:
         raise _Bad(f"no format marker {FORMAT!r}")
@@ -398,10 +513,17 @@ def _bank_offset(bank: int, bank_size: int) -> int:
     return BANK_A + bank * bank_size
 
 
-def _read_bank(fd: int, bank: int, bank_size: int) -> tuple[int, bytes] | str:
-    """``(sequence, image)`` if the bank holds an intact image, else why not."""
-    offset = _bank_offset(bank, bank_size)
-    head = os.pread(fd, _BANK_HEADER.size, offset)
+_CHUNK = 4096  # read with a bank's header: a card image is ~2 KB, so one pread most often takes it all
+
+
+def _bank_head(fd: int, bank: int, bank_size: int, chunk: bytes | None = None) -> tuple[int, int, int, bytes] | str:
+    """``(sequence, length, CRC, what was read of the image)`` from a bank's header, else why it is unusable.
+
+    ``chunk``: the bank's first bytes, when the caller has read them already.
+    """
+    if chunk is None:
+        chunk = os.pread(fd, _CHUNK, _bank_offset(bank, bank_size))
+    head = chunk[: _BANK_HEADER.size]
     if not head.strip(b"\0"):
         return "empty"
     if len(head) < _BANK_HEADER.size:
@@ -409,12 +531,19 @@ def _read_bank(fd: int, bank: int, bank_size: int) -> tuple[int, bytes] | str:
     seq, length, crc = _BANK_HEADER.unpack(head)
     if length > bank_size - _BANK_HEADER.size:
         return f"torn (length {length} exceeds the bank)"
-    image = os.pread(fd, length, offset + _BANK_HEADER.size)
+    return seq, length, crc, chunk[_BANK_HEADER.size : _BANK_HEADER.size + length]
+
+
+def _bank_image(fd: int, bank: int, bank_size: int, head: tuple[int, int, int, bytes]) -> bytes | str:
+    """The bank's image if it is intact (all there, checksum right), else why not."""
+    seq, length, crc, image = head
+    if len(image) < length and len(image) == _CHUNK - _BANK_HEADER.size:  # a large image: read the rest
+        image += os.pread(fd, length - len(image), _bank_offset(bank, bank_size) + _CHUNK)
     if len(image) < length:
         return f"torn (short: {len(image)} of {length} bytes)"
-    if zlib.crc32(image, zlib.crc32(head[: _SEQ_LEN.size])) != crc:
+    if zlib.crc32(image, zlib.crc32(_SEQ_LEN.pack(seq, length))) != crc:
         return "torn (checksum mismatch)"
-    return seq, image
+    return image
 
 
 def _scan(fd: int, source: str) -> tuple[int, int, int, bytes]:
@@ -422,10 +551,16 @@ def _scan(fd: int, source: str) -> tuple[int, int, int, bytes]:
 
     ``ValueError`` naming ``source`` if the file is no card file or neither bank is intact.
     A legacy single-image file (plain JSON) comes back as bank -1.
+
+    A card is loaded at every tap, so this reads little: the file header with bank A's
+    first bytes in one ``pread``, bank B's in another (most images are whole in them), and
+    checks the checksum of the bank with the higher sequence first — the other matters
+    only if that one is torn.
     """
-    header = os.pread(fd, _FILE_HEADER.size, 0)
+    first = os.pread(fd, BANK_A + _CHUNK, 0)
+    header = first[: _FILE_HEADER.size]
     if header[:1] == b"{":  # a card file from before the two banks: one JSON image
-        return 0, -1, 0, header + _read_all(fd, _FILE_HEADER.size)
+        return 0, -1, 0, first + _read_all(fd, len(first))
     if len(header) < _FILE_HEADER.size or header[: len(MAGIC)] != MAGIC:
         raise ValueError(f"{source} is not an sbcard virtual card (no {MAGIC.decode()} card-file header)")
     _, version, _, bank_size = _FILE_HEADER.unpack(header)
@@ -433,13 +568,20 @@ def _scan(fd: int, source: str) -> tuple[int, int, int, bytes]:
         raise ValueError(f"{source}: card file format version {version}, this card OS reads version {FILE_VERSION}")
     if not _MIN_BANK <= bank_size <= _MAX_BANK:
         raise ValueError(f"{source}: damaged card-file header (bank size {bank_size})")
-    banks = [_read_bank(fd, bank, bank_size) for bank in (0, 1)]
-    intact = [(b[0], bank, b[1]) for bank, b in enumerate(banks) if not isinstance(b, str)]
-    if not intact:
-        why = "; ".join(f"bank {name}: {b}" for name, b in zip(_BANK_NAMES, banks))
-        raise ValueError(f"{source}: neither EEPROM bank holds an intact card image ({why}); the card file is damaged")
-    seq, bank, image = max(intact, key=lambda t: t[0])  # on a tie (never written so) bank A
-    return bank_size, bank, seq, image
+    heads = [_bank_head(fd, 0, bank_size, first[BANK_A:]), _bank_head(fd, 1, bank_size)]
+    why: list[str | None] = [h if isinstance(h, str) else None for h in heads]
+    order = [bank for bank in (0, 1) if why[bank] is None]
+    if len(order) == 2 and heads[1][0] > heads[0][0]:  # type: ignore[index]
+        order.reverse()  # the newest first; on a tie (never written so) bank A
+    for bank in order:
+        head = heads[bank]
+        assert not isinstance(head, str)
+        image = _bank_image(fd, bank, bank_size, head)
+        if not isinstance(image, str):
+            return bank_size, bank, head[0], image
+        why[bank] = image
+    reasons = "; ".join(f"bank {name}: {w}" for name, w in zip(_BANK_NAMES, why))
+    raise ValueError(f"{source}: neither EEPROM bank holds an intact card image ({reasons}); the card file is damaged")
 
 
 def _read_all(fd: int, offset: int) -> bytes:
@@ -448,6 +590,14 @@ def _read_all(fd: int, offset: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
+
+
+_PATH = type(Path())  # PosixPath or WindowsPath: what Path(...) makes here
+
+
+def as_path(path: Path | str) -> Path:
+    """``Path(path)``, without making a new one of a path that is one (a card is opened at every tap)."""
+    return path if type(path) is _PATH else Path(path)  # type: ignore[return-value]
 
 
 def _open(path: Path, flags: int) -> int:
@@ -492,7 +642,7 @@ class CardFile:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        self.path = as_path(path)
         self._fd: int | None = None
         self._bank_size = BANK_SIZE
         self._bank = 0  # holds the current image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import pytest
 
@@ -92,3 +93,13 @@ def test_text_fields_are_ascii_padded():
     assert codec.decode_text(b"3   ") == "3"
     with pytest.raises(ValueError):
         codec.encode_text("12345", 4)
+
+
+def test_date_time_digits_are_strftime_s():
+    rng = random.Random(3)
+    for _ in range(2000):
+        moment = dt.datetime(rng.randint(1000, 9999), rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23),
+                             rng.randint(0, 59), rng.randint(0, 59), rng.randint(0, 999_999))
+        assert codec.bcd_datetime(moment) == codec.to_bcd(moment.strftime("%Y%m%d%H%M%S"))
+    aware = dt.datetime(2025, 3, 3, 7, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    assert codec.bcd_datetime(aware) == H("20250303070000")
