@@ -163,13 +163,17 @@ def _checkpoints(home: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save(home: Path, day_no: int, data: dict[str, Any], *, touched: set[str] | None = None) -> Path:
+def save(home: Path, day_no: int, data: dict[str, Any], *, touched: set[str] | None = None,
+         shared_cards: bool = False) -> Path:
     """Copy the world and write ``data`` as checkpoint ``day_no``; older checkpoints go.
 
     ``touched``: the card files (absolute paths) written since the previous checkpoint, when
     the caller knows them (None: it does not). Every other card file is unchanged since the
     previous checkpoint and is hard-linked from it rather than copied (a checkpoint's files
-    are never written). Databases and terminals' states are always copied.
+    are never written). ``shared_cards``: the caller copies a card file that is still linked
+    elsewhere before writing it (the simulation's ``_own_file``), so every card file of the
+    world is hard-linked into the checkpoint, none copied. Databases and terminals' states
+    are always copied.
     """
     home = Path(home).absolute()  # ``touched`` names absolute paths
     sim = _sim(home)
@@ -184,7 +188,9 @@ def save(home: Path, day_no: int, data: dict[str, Any], *, touched: set[str] | N
     world.mkdir()
     for entry in _world_entries(home):
         if entry.is_dir():
-            if before is not None and entry.name == "cards":
+            if shared_cards and entry.name == "cards":
+                _link_tree(entry, world / entry.name)
+            elif before is not None and entry.name == "cards":
                 _copy_cards(entry, world / entry.name, before / entry.name, touched or set())
             else:
                 shutil.copytree(entry, world / entry.name, copy_function=shutil.copyfile)
@@ -198,6 +204,18 @@ def save(home: Path, day_no: int, data: dict[str, Any], *, touched: set[str] | N
         if number != day_no:
             _remove(path)
     return final
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Every file under ``source`` hard-linked at the same place under ``target``."""
+    source_s, target_s = str(source), str(target)
+    for folder, dirs, files in os.walk(source_s):
+        dirs.sort()
+        rel = os.path.relpath(folder, source_s)
+        to = target_s if rel == os.curdir else os.path.join(target_s, rel)
+        os.makedirs(to, exist_ok=True)
+        for name in sorted(files):
+            os.link(os.path.join(folder, name), os.path.join(to, name))
 
 
 def _copy_cards(source: Path, target: Path, before: Path, touched: set[str]) -> None:
@@ -225,8 +243,10 @@ def _copy_cards(source: Path, target: Path, before: Path, touched: set[str]) -> 
             shutil.copyfile(path, os.path.join(to, name))
 
 
-def restore(home: Path) -> dict[str, Any] | None:
-    """Put the newest checkpoint's world back; its state (None: no checkpoint, start afresh)."""
+def restore(home: Path, *, shared_cards: bool = False) -> dict[str, Any] | None:
+    """Put the newest checkpoint's world back; its state (None: no checkpoint, start afresh).
+
+    ``shared_cards`` (see ``save``): the card files are hard-linked back rather than copied."""
     found = _checkpoints(home)
     for leftover in _sim(home).glob(f"{PREFIX}*.tmp") if _sim(home).is_dir() else ():
         _remove(leftover)
@@ -236,7 +256,9 @@ def restore(home: Path) -> dict[str, Any] | None:
     for entry in _world_entries(home):
         _remove(entry)
     for entry in sorted((path / "world").iterdir()):
-        if entry.is_dir():
+        if shared_cards and entry.name == "cards":
+            _link_tree(entry, Path(home) / entry.name)
+        elif entry.is_dir():
             shutil.copytree(entry, Path(home) / entry.name, copy_function=shutil.copyfile)
         else:
             shutil.copyfile(entry, Path(home) / entry.name)

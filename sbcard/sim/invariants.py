@@ -20,7 +20,7 @@ day's work rather than the size of the world:
 - a card file is read again when its path is in ``touched`` (the card files the engine
   opened since the last night: its cards' commits and the faults it injects all go through
   it), when it is new to the memory, or when its ``os.stat`` signature (inode, size,
-  modification and change times) differs from the one taken before it was last read. A
+  modification time) differs from the one taken before it was last read. A
   file changed less than ``RACY_NS`` before that read is not kept at all (git's "racily
   clean" rule): a later write within the same tick of the file system's clock could leave
   its signature as it was. So a card file changed behind the engine's back — by anything
@@ -235,12 +235,14 @@ class InFlight:
     date_time: str
 
 
-_Signature = tuple[int, int, int, int]
+_Signature = tuple[int, int, int]
 
 
 def _signature(st: os.stat_result) -> _Signature:
-    """What tells a card file written since it was read: a pwrite moves the times, a copy the inode."""
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    """What tells a card file written since it was read: a pwrite moves its modification time, a copy
+    the inode. Not the change time: a checkpoint's hard link moves it (``checkpoint.save``) and
+    changes nothing in the file."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @attrs.define
@@ -366,7 +368,7 @@ class Facts:
                                           int(purse["offline_counter"]), int(purse["online_counter"]), log)
             if memory is not None and signature is not None:
                 memory.reads["card_files"] += 1
-                if max(signature[2], signature[3]) < self._settled_before:
+                if signature[2] < self._settled_before:
                     memory.cards[app_serial] = _KeptCard(card.get("virtual_path"), str(card["chip_serial"]),
                                                          os.path.abspath(path), signature, chip)
                 else:  # written just now: a write within the same tick would leave the signature as it is

@@ -25,7 +25,10 @@ rows of the registry's bulk import (``sbcard person import``'s columns).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
+import itertools
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -152,17 +155,19 @@ def make_population(n: int, seed: int, start: dt.date) -> list[Person]:
 
 
 def _choice(rng: random.Random, weighted: Sequence[tuple[Any, float]]) -> Any:
-    total = sum(w for _, w in weighted)
-    x = rng.random() * total
-    for value, weight in weighted:
-        x -= weight
-        if x < 0:
-            return value
-    return weighted[-1][0]
+    values, bounds = _cumulative(tuple(weighted))
+    i = bisect.bisect_right(bounds, rng.random() * bounds[-1])
+    return values[min(i, len(values) - 1)]
+
+
+@functools.lru_cache(maxsize=None)
+def _cumulative(weighted: tuple[tuple[Any, float], ...]) -> tuple[tuple[Any, ...], tuple[float, ...]]:
+    """The values and their running weights (the tables are few and fixed; people are many)."""
+    return tuple(v for v, _ in weighted), tuple(itertools.accumulate(w for _, w in weighted))
 
 
 def _age(rng: random.Random) -> int:
-    band = _choice(rng, [(i, w) for i, w in enumerate(AGE_BANDS)])
+    band = _choice(rng, tuple(enumerate(AGE_BANDS)))
     return band * 5 + rng.randrange(5)
 
 
@@ -192,9 +197,9 @@ def _pin(rng: random.Random, birth: dt.date) -> str:
 
 
 def _person(rng: random.Random, idx: int, start: dt.date, used: set[str]) -> Person:
-    node = _choice(rng, list(NODE_SHARE.items()))
+    node = _choice(rng, tuple(NODE_SHARE.items()))
     city = node if node != "he" else _choice(rng, HEBEI_CITIES)
-    district = _choice(rng, DISTRICTS[city])
+    district = _choice(rng, tuple(DISTRICTS[city]))
     age = _age(rng)
     sex = "M" if rng.random() < 0.51 else "F"
     birth = start - dt.timedelta(days=age * 365 + age // 4 + rng.randrange(365))

@@ -71,3 +71,17 @@ def test_restore_without_checkpoint_is_none(tmp_path: Path) -> None:
     home = tmp_path / "world"
     checkpoint.start_fresh(home, OPTIONS)
     assert checkpoint.restore(home) is None
+
+
+def test_a_card_file_shared_with_a_checkpoint_is_copied_before_it_is_written(tmp_path: Path) -> None:
+    from sbcard.sim.engine import _own_file
+
+    live, kept = tmp_path / "live.card", tmp_path / "kept.card"
+    live.write_bytes(b"image of day 1")
+    os.link(live, kept)  # what checkpoint.save(shared_cards=True) does
+    _own_file(str(live))
+    with live.open("r+b") as f:  # the card's next commit writes its file in place
+        f.write(b"IMAGE")
+    assert kept.read_bytes() == b"image of day 1" and live.read_bytes() == b"IMAGE of day 1"
+    _own_file(str(live))  # no longer shared: left as it is
+    assert live.stat().st_nlink == 1 and live.read_bytes() == b"IMAGE of day 1"

@@ -62,7 +62,7 @@ def test_same_options_run_again_other_options_refused(tmp_path: Path) -> None:
 
 
 def test_a_violated_invariant_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def check_day(world, home, day: dt.date) -> dict[str, Result]:
+    def check_day(world, home, day: dt.date, **_memory: object) -> dict[str, Result]:
         results = {name: Result(True, "held") for name in invariants.NAMES}
         results["money_conserved"] = Result(False, f"tj: ledger transaction X sums to 1 fen on {day.isoformat()}")
         return results

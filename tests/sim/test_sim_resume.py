@@ -14,6 +14,7 @@ POPULATION, DAYS, SEED, FAULTS = 120, 3, 11, "heavy"
 
 def test_killed_and_resumed_run_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
     whole = run_simulate(tmp_path / "whole", POPULATION, DAYS, SEED, FAULTS)
+    span = max(1.0, whole["elapsed_s"])  # kill points within a run's own length (the process starts first)
 
     home = tmp_path / "killed"
     rng = random.Random(20250303)
@@ -21,7 +22,7 @@ def test_killed_and_resumed_run_ends_as_an_uninterrupted_one(tmp_path: Path) -> 
     for attempt in range(3):
         more = ("--resume",) if attempt else ()
         proc = start_simulate(home, POPULATION, DAYS, SEED, FAULTS, *more)
-        deadline = time.monotonic() + rng.uniform(1.0, 6.0)
+        deadline = time.monotonic() + rng.uniform(0.5, 0.5 + span)
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         if proc.poll() is None:
