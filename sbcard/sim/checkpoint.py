@@ -4,9 +4,12 @@ Layout, inside the world's own directory:
 
     <home>/.sim/run.json               the run's options (seed, population, days, faults)
     <home>/.sim/lock, workers.lock     held by the running simulation and its worker processes
-    <home>/.sim/checkpoint-<day>/      the world as it stood after day <day> (0: the set-up)
+    <home>/.sim/checkpoint-<day>/      the world as it stood after day <day>
         world/                         bj.db tj.db he.db hub.db cards/ terminals/
         state.json                     the tally, the settlements, the engine's state, the clock
+
+The set-up is not checkpointed: it is made from the seed alone, so a run killed before its
+first day ends starts afresh (``start_fresh``) and makes the same set-up again.
 
 A checkpoint is written whole into ``checkpoint-<day>.tmp`` and then renamed (an atomic
 step): a run killed while writing one leaves the previous one intact, and the half-written

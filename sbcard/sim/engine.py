@@ -156,7 +156,7 @@ class Simulation:
             t0 = time.perf_counter()
             setup.build(self)
             self.timings["setup_s"] = time.perf_counter() - t0
-            self._checkpoint(0)
+            self._touched = set()  # no checkpoint of the set-up: it is made again from the seed (start_fresh)
         else:
             self._load_checkpoint(restored)
         gc.freeze()  # the population and the world's state live for the run: the collector need not walk them
