@@ -920,7 +920,8 @@ class Simulation:
             replacement.pay_due_refunds(self.world, operator=self.state["staff"][node]["maker"],
                                         now=self.clock.now())
         self._move_to(at(23, 10))
-        setup.restock(self, below=RESTOCK_BELOW, to=RESTOCK_TO)
+        level = setup.stock_level(self.options.population)
+        setup.restock(self, below=max(RESTOCK_BELOW, level // 2), to=max(RESTOCK_TO, level))
         self._move_to(at(23, 20))
         self.sync_terminals()
         self._move_to(at(23, 50))

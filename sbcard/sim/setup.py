@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 PROVINCE = {"bj": "110000", "tj": "120000", "he": "130000"}
 STAFF_NAMES = {"counter": "柜员", "maker": "经办", "checker": "复核"}
 STAFF_CODES = {"counter": "C1", "maker": "F1", "checker": "F2"}
-STOCK_BUFFER = 6  # blanks at each outlet for the first day's applications and replacements
+STOCK_BUFFER = 6  # blanks at each outlet for the first day's applications and replacements (at least)
+PEOPLE_PER_BLANK = 1000  # and one more blank per this many people: a day's applications grow with the population
 DELIVERY_MAX = 1000
 
 
@@ -137,11 +138,17 @@ def _receive(sim: Simulation, world: Any, outlet: str, count: int) -> None:
         count -= n
 
 
+def stock_level(population: int) -> int:
+    """The blanks an outlet keeps: a day's instant applications and replacements at one outlet are
+    about 4 in 10,000 people (the few without a card, a third of them applying on a day)."""
+    return max(STOCK_BUFFER, population // PEOPLE_PER_BLANK)
+
+
 def _stock(sim: Simulation, world: Any) -> None:
     """Blanks for the counters' instant issuance (the set-up's cards come from the factory)."""
     for node in REGION_NODES:
         for o in sim.state["outlets"][node]:
-            _receive(sim, world, o["code"], STOCK_BUFFER)
+            _receive(sim, world, o["code"], stock_level(sim.options.population))
 
 
 def restock(sim: Simulation, *, below: int, to: int) -> None:
