@@ -160,7 +160,7 @@ def deliver_pending(world: World, now: dt.datetime) -> int:
                     "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
                     [now.isoformat(), message["id"]],
                 )
-                uow.commit()
+                uow.finish()
             delivered += 1
     return delivered
 
@@ -201,4 +201,4 @@ def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: d
             row["to_node"] = HUB
         uow.db.execute(f"INSERT INTO {log} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                        list(row.values()))
-        uow.commit()
+        uow.finish()

@@ -90,7 +90,7 @@ class ActivationDesk:
                                         details=details)
                 audit.record(uow.db, at=self.now, operator=self.operator, outlet=self.outlet, action="card.activate",
                              subject=self.card_number, details=details)
-                uow.commit()
+                uow.finish()
                 self.activated = {
                     "card_number": self.card_number,
                     "status": after.status.value,

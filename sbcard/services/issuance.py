@@ -162,7 +162,7 @@ def apply(
                 "photo": _photo(person, kind),
             },
         )
-        uow.commit()
+        uow.finish()
     return application_view(row, issuing_region=_issuing_region(db, person["insured_region"]))
 
 
@@ -519,7 +519,7 @@ class IssuanceDesk:
                            key=f"stock.used/{chip_serial}/{card.card_number}",
                            payload={"outlet": self.outlet, "chip_serial": chip_serial,
                                     "card_number": card.card_number}, now=now)
-        uow.commit()
+        uow.finish()
         return issued_view(row, issuing_node=self.node, resumed=result.resumed)
 
 

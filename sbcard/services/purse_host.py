@@ -190,7 +190,7 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                      details={"load_id": load_id, "amount_fen": request.amount_fen,
                               "online_counter": request.online_counter, "terminal_no": request.terminal_no})
         account_balance = ledger.balance(uow.db, account_no)
-        uow.commit()
+        uow.finish()
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
 
@@ -206,7 +206,7 @@ def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: byt
                               "not verify; the load stays pending until the card is presented again", FIELD)
         if row["status"] == "pending":
             _confirm(uow.db, row, "tac", bytes(tac), now)
-            uow.commit()
+            uow.finish()
         row = _load_row(uow.db, row["id"])
     return load_view(world, node, row)
 
@@ -236,7 +236,7 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
                 decision = Decision(Outcome.UNDECIDED, "refused")
             out.append({**load_view(world, node, _load_row(uow.db, row["id"])),
                         "decision": decision.outcome.value, "how": decision.how, "note": note})
-        uow.commit()
+        uow.finish()
     return out
 
 

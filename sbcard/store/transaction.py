@@ -28,7 +28,7 @@ def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     if not db.conn.in_transaction:
         with UnitOfWork(db) as uow:
             yield uow.db
-            uow.commit()
+            uow.finish()
         return
     conn = db.conn
     conn.execute("SAVEPOINT sbcard_step")

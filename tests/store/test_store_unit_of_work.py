@@ -92,3 +92,35 @@ def test_a_unit_of_work_cannot_commit_after_its_block(accounts):
         pass
     with pytest.raises(SbcardError):
         uow.commit()
+
+
+def test_finish_commits_and_leaves_no_transaction_open(tmp_path, accounts):
+    other = open_db(tmp_path / "node.db")
+    other.execute("PRAGMA busy_timeout=0")
+    try:
+        with UnitOfWork(accounts) as uow:
+            uow.db["accounts"].insert({"id": "A", "balance": 100})
+            uow.finish()
+            assert not accounts.conn.in_transaction
+            assert balances(uow.db) == {"A": 100}  # reads may follow
+            other.conn.execute("BEGIN IMMEDIATE")  # the write lock is free again
+            other.conn.execute("ROLLBACK")
+        assert balances(other) == {"A": 100}
+    finally:
+        other.close()
+
+
+def test_a_unit_of_work_cannot_commit_after_finish(accounts):
+    with UnitOfWork(accounts) as uow:
+        uow.finish()
+        with pytest.raises(SbcardError) as refused:
+            uow.commit()
+    assert refused.value.code == "store.no_transaction"
+
+
+def test_a_write_after_finish_is_reported(accounts):
+    with pytest.raises(SbcardError) as refused:
+        with UnitOfWork(accounts) as uow:
+            uow.finish()
+            uow.db.execute("INSERT INTO accounts (id, balance) VALUES ('B', 1)")
+    assert refused.value.code == "store.write_after_finish"
