@@ -32,73 +32,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from click.testing import CliRunner  # noqa: E402
+from bench_world import PIN, REGIONS, START, build_world  # noqa: E402
 
 from sbcard import medical_reference as ref  # noqa: E402
 from sbcard.chip.reader import CountingReader  # noqa: E402
-from sbcard.cli.main import cli  # noqa: E402
-from sbcard.clock import BEIJING, FixedClock, SimClock  # noqa: E402
+from sbcard.clock import SimClock  # noqa: E402
 from sbcard.domain import medical as M  # noqa: E402
-from sbcard.domain.citizen_id import compute_check_char  # noqa: E402
 from sbcard.federation.medical import PosHost  # noqa: E402
-from sbcard.services import operators, registry, stock  # noqa: E402
-from sbcard.store.world import init_world, open_world  # noqa: E402
+from sbcard.store.world import open_world  # noqa: E402
 from terminals.apps.medical import PointOfSale  # noqa: E402
 from terminals.drivers.emulator import EmulatorReader  # noqa: E402
-from terminals.emulator.blank import create_blank  # noqa: E402
 
 TARGET = 300
-PIN = "147258"
-START = dt.datetime(2025, 3, 3, 8, 0, tzinfo=BEIJING)
-# node → (district, counter outlet, bank outlet)
-REGIONS = {"bj": ("110105", "BJ-110105-01", "BJ-110105-02"), "tj": ("120103", "TJ-120103-01", "TJ-120103-02"),
-           "he": ("130102", "HE-130102-01", "HE-130108-01")}
 HOSPITALS = ("BJH003", "TJH002", "HEH001", "BJH007", "TJH006", "HEH007")
-
-
-def build_world(home: Path, cards: int) -> list[dict[str, Any]]:
-    """A seeded world with ``cards`` issued, activated cards holding ¥5,000.00; their details."""
-    init_world(home, FixedClock(START), rng_seed=2025)
-    people: list[dict[str, Any]] = []
-    with open_world(home) as world:
-        for node, (district, outlet, _) in REGIONS.items():
-            db = world.region(node)
-            operators.add_operator(db, code=f"{node.upper()}-BENCH", name="王芳", role="counter", region=district,
-                                   now=START)
-            mine = [i for i in range(cards) if list(REGIONS)[i % 3] == node]
-            for i in mine:
-                first17 = f"{district}1980{i // 28 % 12 + 1:02d}{i % 28 + 1:02d}{i % 1000:03d}"
-                citizen_id = first17 + compute_check_char(first17)
-                kind = "employee" if i % 2 == 0 else "resident"
-                registry.add_person(db, citizen_id=citizen_id, name=f"测试{i}", region=district, insurance=kind,
-                                    now=START)
-                people.append({"node": node, "citizen_id": citizen_id, "insurance": kind})
-            made = stock.receive_stock(db, outlet=outlet, count=len(mine), operator=f"{node.upper()}-BENCH",
-                                       now=START, cards_dir=world.paths.cards_dir, make_blank=create_blank)
-            blanks = iter(made["paths"])
-            for p in people:
-                if p["node"] == node and "path" not in p:
-                    p["path"] = Path(next(blanks))
-    runner = CliRunner()
-    for p in people:
-        _, outlet, bank = REGIONS[p["node"]]
-        staff = f"{p['node'].upper()}-BENCH"
-        applied = _run(runner, home, "card", "apply", "--citizen-id", p["citizen_id"], "--outlet", outlet,
-                       "--operator", staff)
-        issued = _run(runner, home, "card", "issue", applied["application_id"], "--reader", f"emulator:{p['path']}",
-                      "--operator", staff)
-        p["card_number"] = issued["card_number"]
-        _run(runner, home, "card", "activate", p["card_number"], "--pin", PIN, "--operator", staff)
-        _run(runner, home, "account", "deposit", p["card_number"], "--amount", "5000", "--operator", staff,
-             "--outlet", bank)
-    return people
-
-
-def _run(runner: CliRunner, home: Path, *args: str) -> dict[str, Any]:
-    result = runner.invoke(cli, ["--home", str(home), *args, "--json"], catch_exceptions=False)
-    if result.exit_code != 0:
-        raise SystemExit(f"sbcard {' '.join(args)} failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
 
 
 def lines_for(hospital: str, n: int) -> list[M.ClaimLine]:
@@ -159,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sbcard-bench-") as tmp:
         home = Path(tmp) / "world"
         t = time.perf_counter()
-        people = build_world(home, args.cards)
+        people = build_world(home, args.cards, insurance=lambda i: "employee" if i % 2 == 0 else "resident",
+                             deposit_yuan="5000")
         setup = time.perf_counter() - t
         result = run(home, people, args.settlements, args.profile)
     result["setup_s"] = round(setup, 1)

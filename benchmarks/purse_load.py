@@ -35,67 +35,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from click.testing import CliRunner  # noqa: E402
+from bench_world import REGIONS, START, build_world  # noqa: E402
 
-from sbcard.clock import BEIJING, FixedClock, SimClock  # noqa: E402
-from sbcard.domain.citizen_id import compute_check_char  # noqa: E402
-from sbcard.services import cash, ledger, operators, registry, stock  # noqa: E402
+from sbcard.clock import SimClock  # noqa: E402
+from sbcard.services import cash, ledger  # noqa: E402
 from sbcard.services.purse_host import PurseHost  # noqa: E402
-from sbcard.store.world import NODES, init_world, open_world  # noqa: E402
+from sbcard.store.world import NODES, open_world  # noqa: E402
 from terminals.apps import loader  # noqa: E402
 from terminals.drivers.emulator import EmulatorReader  # noqa: E402
-from terminals.emulator.blank import create_blank  # noqa: E402
 
-START = dt.datetime(2025, 3, 3, 8, 0, tzinfo=BEIJING)
-# node → (district, counter outlet, bank outlet)
-REGIONS = {"bj": ("110105", "BJ-110105-01", "BJ-110105-02"), "tj": ("120103", "TJ-120103-01", "TJ-120103-02"),
-           "he": ("130102", "HE-130102-01", "HE-130108-01")}
 AMOUNTS_FEN = (500, 1000, 1000, 2000)  # small, so a card takes many loads under the purse's ¥1,000.00
 COUNTED_LOADS = 100
-
-
-def build_world(home: Path, cards: int) -> list[dict[str, Any]]:
-    """A seeded world with ``cards`` issued, activated cards (empty accounts, empty purses); their details."""
-    init_world(home, FixedClock(START), rng_seed=2025)
-    people: list[dict[str, Any]] = []
-    with open_world(home) as world:
-        for node, (district, outlet, _) in REGIONS.items():
-            db = world.region(node)
-            operators.add_operator(db, code=f"{node.upper()}-BENCH", name="王芳", role="counter", region=district,
-                                   now=START)
-            mine = [i for i in range(cards) if list(REGIONS)[i % 3] == node]
-            for i in mine:
-                first17 = f"{district}1980{i // 28 % 12 + 1:02d}{i % 28 + 1:02d}{i % 1000:03d}"
-                citizen_id = first17 + compute_check_char(first17)
-                registry.add_person(db, citizen_id=citizen_id, name=f"测试{i}", region=district, insurance="resident",
-                                    now=START)
-                people.append({"node": node, "citizen_id": citizen_id})
-            made = stock.receive_stock(db, outlet=outlet, count=len(mine), operator=f"{node.upper()}-BENCH",
-                                       now=START, cards_dir=world.paths.cards_dir, make_blank=create_blank)
-            blanks = iter(made["paths"])
-            for p in people:
-                if p["node"] == node and "path" not in p:
-                    p["path"] = Path(next(blanks))
-    runner = CliRunner()
-    for p in people:
-        _, outlet, _ = REGIONS[p["node"]]
-        staff = f"{p['node'].upper()}-BENCH"
-        applied = _run(runner, home, "card", "apply", "--citizen-id", p["citizen_id"], "--outlet", outlet,
-                       "--operator", staff)
-        issued = _run(runner, home, "card", "issue", applied["application_id"], "--reader", f"emulator:{p['path']}",
-                      "--operator", staff)
-        p["card_number"] = issued["card_number"]
-        _run(runner, home, "card", "activate", p["card_number"], "--pin", "147258", "--operator", staff)
-    return people
-
-
-def _run(runner: CliRunner, home: Path, *args: str) -> dict[str, Any]:
-    from sbcard.cli.main import cli
-
-    result = runner.invoke(cli, ["--home", str(home), *args, "--json"], catch_exceptions=False)
-    if result.exit_code != 0:
-        raise SystemExit(f"sbcard {' '.join(args)} failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
 
 
 def load_once(world: Any, clock: SimClock, p: dict[str, Any], n: int) -> int:
