@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import operator
 import os
 import struct
 import sys
@@ -143,6 +144,9 @@ class CardState:
     locked: frozenset[str] = frozenset()  # applications blocked by APPLICATION BLOCK
     last_purchase: Prove | None = None
     last_load: Prove | None = None
+    # ``dumps``'s memo: each part of the image's text with the value it was made from (not
+    # part of the state: no init, no comparison, not copied by ``attrs.evolve``).
+    _text: dict[Any, Any] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
 
 # --- (de)serialisation -------------------------------------------------------------------
@@ -201,8 +205,157 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 
 def dumps(state: CardState) -> bytes:
-    """The file's bytes: compact, keys sorted, so one state has exactly one image."""
-    return _ENCODER.encode(to_json(state)).encode("ascii")
+    """The file's bytes: compact, keys sorted, so one state has exactly one image.
+
+    ``_ENCODER.encode(to_json(state))``, made from memoised parts: a card saves its whole
+    image at every commit, and a commit replaces a few of its values (the purse, a log,
+    the prove) while the keys and most records stay. The image's values are immutable and
+    replaced whole (module doc), so a part made from a value object still held (``is``)
+    is that value's text. ``tests/emulator/test_emulator_state_text.py`` checks the two
+    agree.
+    """
+    memo = state._text
+    keys = _section(memo, "keys", state.keys, _key_text)
+    records = _section(memo, "records", state.records, _records_text)
+    binaries = _section(memo, "binaries", state.binaries, _binary_text)
+    logs = _section(memo, "logs", state.logs, _log_text)
+    locked = _value(memo, "locked", state.locked, _locked_text)
+    pin = _value(memo, "pin", state.pin, _pin_text)
+    purse = _value(memo, "purse", state.purse, _purse_text)
+    last_purchase = _value(memo, "last_purchase", state.last_purchase, _prove_text)
+    last_load = _value(memo, "last_load", state.last_load, _prove_text)
+    ext_auth_tries = state.ext_auth_tries
+    text = "".join((
+        '{"binaries":', binaries,
+        ',"chip_serial":"', state.chip_serial.hex(),
+        '","ext_auth_tries":', str(ext_auth_tries) if type(ext_auth_tries) is int else _ENCODER.encode(ext_auth_tries),
+        ',"format":', _FORMAT_TEXT,
+        ',"keys":', keys,
+        ',"last_load":', last_load,
+        ',"last_purchase":', last_purchase,
+        ',"life_state":', _encode_str(LIFE_STATE_NAMES[state.life_state]),
+        ',"locked":', locked,
+        ',"logs":', logs,
+        ',"os_version":"', state.os_version.hex(),
+        '","pin":', pin,
+        ',"purse":', purse,
+        ',"records":', records,
+        ',"version":', _VERSION_TEXT, "}",
+    ))
+    return text.encode("ascii")
+
+
+_encode_str = json.encoder.encode_basestring_ascii  # what ``_ENCODER`` (ensure_ascii) makes of a str
+_FORMAT_TEXT = _ENCODER.encode(FORMAT)
+_VERSION_TEXT = _ENCODER.encode(VERSION)
+
+
+def _value(memo: dict[Any, Any], name: str, value: Any, text: Any) -> str:
+    """``text(value)``, made again only when the state holds another value object."""
+    kept = memo.get(name)
+    if kept is not None and kept[0] is value:
+        return kept[1]
+    made = text(value)
+    memo[name] = (value, made)
+    return made
+
+
+def _section(memo: dict[Any, Any], name: str, section: dict[Any, Any], entry: Any) -> str:
+    """One of the image's maps (keys, records, binaries, logs) as JSON text, keys sorted.
+
+    ``entry(ref, value)`` makes one member's ``"id":value`` text, kept per ref with the
+    value it was made from. The members sort as their ids do: an id (a DF name, hex
+    digits, ``/``) holds no character below the closing ``"`` that follows it.
+    """
+    kept = memo.get(name)
+    if kept is not None:
+        refs, values, made = kept
+        if len(values) == len(section) and all(map(operator.is_, section.values(), values)) and refs == tuple(section):
+            return made
+    members = memo.get((name, "members"))
+    if members is None:
+        members = memo[(name, "members")] = {}
+    parts = []
+    for ref, value in section.items():
+        m = members.get(ref)
+        if m is None or m[0] is not value:
+            m = members[ref] = (value, entry(ref, value))
+        parts.append(m[1])
+    parts.sort()
+    made = "{" + ",".join(parts) + "}"
+    memo[name] = (tuple(section), tuple(section.values()), made)
+    return made
+
+
+# The members are written directly where their shape is the usual one (ints, bytes: hex
+# needs no escaping), else by ``_ENCODER`` (whose ``encode`` of a container makes a new C
+# encoder at each call, which costs more than the text of a member).
+
+
+@functools.lru_cache(maxsize=256)
+def _key_name(ref: KeyRef) -> str:
+    df, usage, index = ref
+    return _encode_str(f"{df}/{usage:02X}/{index:02X}")
+
+
+@functools.lru_cache(maxsize=256)
+def _file_name(ref: FileRef) -> str:
+    return _encode_str(_file_id(ref))
+
+
+_RECORD_NAMES = ['"%02X":"' % n for n in range(256)]  # a record's '"NN":"' by its number or tag
+
+
+def _key_text(ref: KeyRef, e: KeyEntry) -> str:
+    if type(e.alg_id) is int and type(e.version) is int:
+        return '%s:{"alg":%d,"key":"%s","version":%d}' % (_key_name(ref), e.alg_id, e.key.hex(), e.version)
+    return _key_name(ref) + ":" + _ENCODER.encode({"alg": e.alg_id, "version": e.version, "key": e.key.hex()})
+
+
+def _records_text(ref: FileRef, recs: dict[int, bytes]) -> str:
+    names = _RECORD_NAMES
+    try:
+        numbers = sorted(recs)
+        if numbers[0] >= 0 and all(type(n) is int for n in numbers):  # two hex digits sort as the numbers do
+            return _file_name(ref) + ":{" + '",'.join([names[n] + recs[n].hex() for n in numbers]) + '"}'
+    except (IndexError, TypeError):  # none (or numbers past 0xFF): the encoder writes them
+        pass
+    return _file_name(ref) + ":" + _ENCODER.encode({f"{n:02X}": value.hex() for n, value in recs.items()})
+
+
+def _binary_text(ref: FileRef, data: bytes) -> str:
+    return _file_name(ref) + ':"' + data.hex() + '"'
+
+
+def _log_text(ref: FileRef, recs: tuple[bytes, ...]) -> str:
+    body = '["' + '","'.join([r.hex() for r in recs]) + '"]' if recs else "[]"
+    return _file_name(ref) + ":" + body
+
+
+def _locked_text(locked: frozenset[str]) -> str:
+    return _ENCODER.encode(sorted(locked))
+
+
+def _pin_text(pin: Pin | None) -> str:
+    return _ENCODER.encode(None if pin is None else {"value": pin.value.hex(), "tries_left": pin.tries_left})
+
+
+def _purse_text(purse: Purse) -> str:
+    d = _purse_to_json(purse)
+    if type(purse) is Purse and all(type(v) is int for v in d.values()):  # the text the encoder makes of it
+        return _PURSE_TEXT % (purse.balance, purse.max_balance, purse.offline_counter, purse.online_counter,
+                              purse.overdraft_limit)
+    return _ENCODER.encode(d)
+
+
+_PURSE_TEXT = '{"balance":%d,"max_balance":%d,"offline_counter":%d,"online_counter":%d,"overdraft_limit":%d}'
+
+
+def _prove_text(prove: Prove | None) -> str:
+    if prove is not None and type(prove.txn_type) is int and type(prove.counter) is int:
+        return '{"counter":%d,"mac2":"%s","tac":"%s","type":%d}' % (
+            prove.counter, prove.mac2.hex(), prove.tac.hex(), prove.txn_type)
+    return _ENCODER.encode(_prove_to_json(prove))
 
 
 class _Bad(Exception):
@@ -647,6 +800,31 @@ class CardFile:
         self._bank_size = BANK_SIZE
         self._bank = 0  # holds the current image
         self._seq = 0
+        self._read = False  # bank and sequence are the file's (read, written or vouched for by ``at``)
+        self._vouched = False  # ``at``: the next open takes them without scanning
+
+    @classmethod
+    def at(cls, path: Path | str, place: tuple[int, int, int]) -> CardFile:
+        """A card file whose current image the caller knows is at ``place``: its first save
+        opens the file and writes, without scanning the banks.
+
+        ``place`` is ``CardFile.place`` of the file object that last read or wrote this
+        card file (e.g. a simulator keeping a card's image between taps keeps that object
+        too); anything else that may have written the file since calls for ``open``.
+        """
+        bank_size, bank, seq = place
+        if not _MIN_BANK <= bank_size <= _MAX_BANK or bank not in (0, 1) or seq < 0:
+            raise ValueError(f"{path}: no card-file place {place!r}")
+        f = cls(path)
+        f._bank_size, f._bank, f._seq = bank_size, bank, seq
+        f._read = f._vouched = True
+        return f
+
+    @property
+    def place(self) -> tuple[int, int, int] | None:
+        """``(bank size, bank, sequence)`` of the current image (kept after ``close``); None
+        while the file has not been read."""
+        return (self._bank_size, self._bank, self._seq) if self._read else None
 
     @classmethod
     def open(cls, path: Path | str) -> tuple[CardFile, CardState]:
@@ -683,6 +861,7 @@ class CardFile:
                 os.close(fd)
             raise
         self._fd, self._bank_size, self._bank, self._seq = fd, bank_size, bank, seq
+        self._read = True
         return image
 
     def save(self, state: CardState, *, durable: bool = False) -> None:
@@ -694,7 +873,11 @@ class CardFile:
         On any error the file still holds the previous image as its current one.
         """
         if self._fd is None:
-            self._open()
+            if self._vouched:  # ``at``: the caller knows the banks
+                self._fd = _open(self.path, os.O_RDWR)
+                self._vouched = False
+            else:
+                self._open()
         fd = self._fd
         assert fd is not None
         capacity = self._bank_size - _BANK_HEADER.size
@@ -722,6 +905,7 @@ class CardFile:
     def close(self) -> None:
         """Close the descriptor; the next save reopens the file (and rescans it)."""
         fd, self._fd = self._fd, None
+        self._vouched = False
         if fd is not None:
             os.close(fd)
 
