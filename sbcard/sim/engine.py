@@ -71,7 +71,8 @@ class InvariantViolated(Exception):
         self.day, self.report = day, report
 
 
-CARD_IMAGES = 20_000  # card images kept in memory between taps (the least recently used go first)
+CARD_IMAGES = 150_000  # card images kept in memory between taps (the least recently used go first): a
+# 100,000-person world's cards all fit, so a card read in the morning is not read again in the evening
 
 
 def _closed_reader(reader: Any) -> None:
@@ -143,7 +144,7 @@ class Simulation:
         self._fares: Any = None
         self._night_memory: Any = None  # what the invariants read on earlier nights (sim.invariants.Memory)
         self._touched: set[str] = set()  # card files opened since the last checkpoint (the others are unchanged)
-        self._card_images: dict[str, Any] = {}  # card file → its image (``CardState``), most recently used last
+        self._card_images: dict[str, Any] = {}  # card file → (its image, its CardFile), most recently used last
 
     # ================================================================ the run
 
@@ -297,13 +298,14 @@ class Simulation:
         if key not in self._touched:
             _own_file(key)
             self._touched.add(key)
-        state = self._card_images.pop(key, None)
-        if state is None:
+        cached = self._card_images.pop(key, None)
+        if cached is None:
             card_file, state = CardFile.open(path)
-            card = VirtualCard(path, state, card_faults, self.card_rng, file=card_file)
         else:
-            card = VirtualCard(path, state, card_faults, self.card_rng)
-        self._card_images[key] = state
+            state, kept = cached  # kept: the card file this card last read or wrote through
+            card_file = CardFile.at(path, kept.place)  # its first save needs no scan of the banks
+        card = VirtualCard(path, state, card_faults, self.card_rng, file=card_file)
+        self._card_images[key] = (state, card_file)
         while len(self._card_images) > CARD_IMAGES:
             self._card_images.pop(next(iter(self._card_images)))
         powered.append((key, card))
