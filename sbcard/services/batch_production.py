@@ -128,7 +128,7 @@ def produce(
         except SbcardError as refusal:
             refused.append(Refusal(request.citizen_id, refusal.code, refusal.message))
             continue
-        held[person["citizen_id"]] = "(this batch)"
+        open_applications[person["citizen_id"]] = "in this batch"  # a second request for them is refused
         accepted.append((request, person, kind))
     if not accepted:
         return BatchResult("", place["code"], (), tuple(refused))

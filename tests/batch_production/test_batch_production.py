@@ -75,7 +75,7 @@ def test_the_holder_starts_the_card_with_their_own_pin(home: Path) -> None:
     (batch_production.Request(STRANGER, "147258"), "person.unknown"),
     (request("child"), "application.guardian_required"),
     (request("mother", "111111"), "pin.trivial"),
-    (request("zhang"), "application.card_held"),  # a second request in the same batch
+    (request("zhang"), "application.open"),  # a second request in the same batch
 ])
 def test_a_refused_request_is_reported_and_the_rest_of_the_batch_is_made(home: Path, bad: batch_production.Request,
                                                                           code: str) -> None:
