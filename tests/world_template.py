@@ -30,6 +30,14 @@ NOW = datetime(2025, 3, 1, 9, 30, tzinfo=BEIJING)
 # code → (name, role, region, node), as the folders' tables of staff give them
 Staff = Mapping[str, tuple[str, str, str, str]]
 
+# A counter operator in each region, and the outlet each works at (node → outlet).
+COUNTERS: Staff = {
+    "BJ-C1": ("王芳", "counter", "110105", "bj"),
+    "TJ-C1": ("李娜", "counter", "120103", "tj"),
+    "HE-C1": ("赵磊", "counter", "130102", "he"),
+}
+COUNTER_OUTLETS = {"bj": "BJ-110105-01", "tj": "TJ-120103-01", "he": "HE-130102-01"}
+
 
 def make_template(
     factory: pytest.TempPathFactory,

@@ -20,18 +20,14 @@ from typing import Any
 import attrs
 import pytest
 from freezegun import freeze_time
-from world_template import Card, CardWorld, card_template, copy_world, issue_card, ok
+from world_template import COUNTER_OUTLETS, COUNTERS, Card, CardWorld, card_template, copy_world, issue_card, ok
 
 from sbcard.clock import BEIJING
 
 NOW = dt.datetime(2025, 3, 4, 10, 0, tzinfo=BEIJING)  # a Tuesday, off-peak season
 PIN = "135790"
-STAFF = {
-    "BJ-C1": ("王芳", "counter", "110105", "bj"),
-    "TJ-C1": ("李娜", "counter", "120103", "tj"),
-    "HE-C1": ("赵磊", "counter", "130102", "he"),
-}
-OUTLETS = {"bj": "BJ-110105-01", "tj": "TJ-120103-01", "he": "HE-130102-01"}
+STAFF = COUNTERS
+OUTLETS = COUNTER_OUTLETS
 BANKS = {"bj": "BJ-110105-02", "tj": "TJ-120103-02", "he": "HE-130108-01"}
 HOLDERS = {
     "liu": ("bj", {"citizen_id": "110105198506151236", "name": "刘洋", "region": "110105", "insurance": "employee"}),
