@@ -7,7 +7,10 @@ the CLI would do it — services with the simulated clock's ``now``, terminal ap
 (counter, load terminal, validator, point of sale, venue gate) driving software cards
 through the in-process reader (``terminals/drivers/emulator.py``): each card's image is
 read from its file once and kept in memory between taps, and the card writes its file at
-each of its own commits, as ever. At night: terminals upload their
+each of its own commits, as ever. The taps on transit validators are handed to
+``sim.validators``: in a big world a process of their own does them while the day goes on,
+and each tap's outcome is applied here at a point the plan fixes (the rider's next event,
+the card's next use, the night), so the run is the same either way. At night: terminals upload their
 logs, messages are delivered, offline medical claims reconciled, temporary losses
 lapsed, outlets restocked, terminals synced with the blacklist; then the clearing and
 settlement of the day (``services.clearing`` / ``services.settlement``), the invariants
@@ -28,6 +31,7 @@ import random
 import shutil
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -40,6 +44,7 @@ from sbcard.chip.sw import CardStatus
 from sbcard.clock import BEIJING, SimClock
 from sbcard.domain.errors import SbcardError
 from sbcard.sim import checkpoint, faults, plan, setup
+from sbcard.sim.validators import CardImages, TapOutcome, TapRequest, closed_reader, open_lane
 from sbcard.sim.population import Person, make_population
 from sbcard.sim.tally import Tally
 from sbcard.store.world import REGION_NODES, World, open_world
@@ -71,52 +76,30 @@ class InvariantViolated(Exception):
         self.day, self.report = day, report
 
 
-CARD_IMAGES = 150_000  # card images kept in memory between taps (the least recently used go first): a
-# 100,000-person world's cards all fit, so a card read in the morning is not read again in the evening
+TAP_WORKER_FROM = 5_000  # people: from here the day's taps are done in a process of their own
 
 
-def _closed_reader(reader: Any) -> None:
-    try:
-        reader.close()
-    except Exception:  # noqa: BLE001 - a torn card's reader has nothing left to close
-        pass
-    owner = getattr(reader, "owner", None)
-    if owner is not None:
-        owner._after_session(reader)
+@attrs.define
+class PendingTap:
+    """A tap handed to the validators: what the engine needs to apply its outcome."""
 
-
-_READER_CLASS: Any = None
-
-
-def _sim_reader_class() -> Any:
-    """``EmulatorReader`` whose card, once in the field, stays there until the session ends or it tears.
-
-    The driver looks for the card's file before every command (a card file removed is a card
-    taken out); in the simulator nobody removes card files, so that look-up is made only when
-    the card is powered.
-    """
-    global _READER_CLASS
-    if _READER_CLASS is None:
-        from terminals.drivers.emulator import EmulatorReader
-
-        class SimReader(EmulatorReader):
-            owner: Any = None
-
-            def _powered(self) -> Any:
-                card = self._card
-                if card is not None and not self._torn:
-                    return card
-                return super()._powered()
-
-        _READER_CLASS = SimReader
-    return _READER_CLASS
+    who: int  # the rider (a finder's tap: the holder who lost the card)
+    card: dict[str, Any]  # the card as the run knows it (its balance is kept up to date)
+    terminal_id: str
+    km: str | None
+    node: str  # the validator's region
+    leg: str | None  # entry | exit | ride; None: a finder's tap on a lost card
+    network: str
+    hour: int  # of the tap, Beijing time
+    retry: bool = False  # insufficient: load and tap again (the rider waited for the answer)
+    seq: int = 0
 
 
 class Simulation:
     """One run of the world under ``home`` (see the module doc)."""
 
     def __init__(self, home: Path, options: Options, *, progress: Progress | None = None,
-                 people: list[Person] | None = None) -> None:
+                 people: list[Person] | None = None, tap_worker: bool | None = None) -> None:
         self.home = Path(home)
         self.home_dir = self.home.absolute()
         self.options = options
@@ -137,14 +120,19 @@ class Simulation:
         self.card_rng = random.Random(f"{options.seed}/cards/0")
         self.fault_plan = faults.FaultPlan(self.profile, options.seed, 0)
         self._terminal_states: dict[str, Any] = {}
-        self._validators: dict[str, Any] = {}
         self._gates: dict[str, Any] = {}
         self._inside: dict[int, str] = {}
         self._claims_today: list[dict[str, Any]] = []
-        self._fares: Any = None
         self._night_memory: Any = None  # what the invariants read on earlier nights (sim.invariants.Memory)
         self._touched: set[str] = set()  # card files opened since the last checkpoint (the others are unchanged)
-        self._card_images: dict[str, Any] = {}  # card file → (its image, its CardFile), most recently used last
+        self.cards = CardImages(before_load=self._own)  # the cards powered here (not on validators)
+        # taps: on validators in a process of their own in a big world (``sim.validators``)
+        self.tap_worker = options.population >= TAP_WORKER_FROM if tap_worker is None else tap_worker
+        self._lane: Any = None
+        self._tap_seq = 0
+        self._pending: deque[PendingTap] = deque()  # taps handed over, outcome not applied yet (in order)
+        self._last_tap: dict[Any, int] = {}  # card file, or ("who", person) → the last tap handed over
+        self._lane_stale: set[str] = set()  # card files powered here since the validators last had them
 
     # ================================================================ the run
 
@@ -190,12 +178,13 @@ class Simulation:
         from sbcard.federation import outbox
 
         self.day_no = day_no
-        self.card_rng = random.Random(f"{self.options.seed}/cards/{day_no}")
+        self.card_rng = self.cards.rng = random.Random(f"{self.options.seed}/cards/{day_no}")
         self.fault_plan = faults.FaultPlan(self.profile, self.options.seed, day_no, counted=self.tally.fault)
         with ExitStack() as stack:
             self.world = stack.enter_context(open_world(self.home, self.clock))
             tune(self.world)
             stack.callback(self._close_terminals)
+            stack.callback(self._abort_taps)
             if self.fault_plan.active:
                 stack.enter_context(outbox.delivery_faults(self.fault_plan.message))
             try:
@@ -219,7 +208,10 @@ class Simulation:
             handlers = self._handlers()
             for event in events:
                 self._move_to(event.at)
+                if self._pending and event.kind != "tap" and event.who >= 0:
+                    self._taps_done(("who", event.who))
                 handlers[event.kind](event)
+            self._close_lane()
             self.night(day, day_no)
         self.state["day_done"] = day_no
 
@@ -275,48 +267,22 @@ class Simulation:
     # ================================================================ cards and readers
 
     def reader(self, path: str | Path, tear: int | None = None) -> Any:
-        """An in-process reader with the card whose file is ``path`` (from the home) in it."""
-        from terminals.emulator.faults import Faults
+        """An in-process reader with the card whose file is ``path`` (from the home) in it.
 
-        path = self.home_dir / path
-        powered: list[tuple[str, Any]] = []  # what this reader powered: (card file, card)
-        reader = _sim_reader_class()(path, Faults(tear_at_write=tear) if tear else None,
-                                     loader=lambda p, f: self._load_card(p, f, powered))
-        reader.owner, reader.powered = self, powered
-        return reader
-
-    def _load_card(self, path: Path, card_faults: Any, powered: list[tuple[str, Any]]) -> Any:
-        """The card in the field: its image as the cache holds it (else read from its file), this day's randoms.
-
-        The card's own commits write its file, as ever; the cache only spares reading the file
-        back at each tap. A card torn out of the field is read from its file next time.
+        The taps handed over on the card are done first; the validators will read it afresh.
         """
-        from terminals.emulator.card import VirtualCard
-        from terminals.emulator.state import CardFile
-
+        path = self.home_dir / path
         key = str(path)
+        if self._pending:
+            self._taps_done(key)
+        self._lane_stale.add(key)
+        return self.cards.reader(path, tear)
+
+    def _own(self, key: str) -> None:
+        """A card file about to be written is made its own (``_own_file``) once per checkpoint."""
         if key not in self._touched:
             _own_file(key)
             self._touched.add(key)
-        cached = self._card_images.pop(key, None)
-        if cached is None:
-            card_file, state = CardFile.open(path)
-        else:
-            state, kept = cached  # kept: the card file this card last read or wrote through
-            card_file = CardFile.at(path, kept.place)  # its first save needs no scan of the banks
-        card = VirtualCard(path, state, card_faults, self.card_rng, file=card_file)
-        self._card_images[key] = (state, card_file)
-        while len(self._card_images) > CARD_IMAGES:
-            self._card_images.pop(next(iter(self._card_images)))
-        powered.append((key, card))
-        return card
-
-    def _after_session(self, reader: Any) -> None:
-        """A card that was torn leaves no image behind: its file tells what it kept."""
-        for key, card in reader.powered:
-            if card.torn:
-                self._card_images.pop(key, None)
-        reader.powered.clear()
 
     def card_of(self, idx: int) -> dict[str, Any] | None:
         return self.state["cards"].get(str(idx))
@@ -398,7 +364,7 @@ class Simulation:
             self._refused("issue_refused" if replace is None else "replace_refused", person.node, refused)
             return None
         finally:
-            _closed_reader(reader)
+            closed_reader(reader)
         self.blank_used(outlet)
         record = outcome.record
         number = record["card_number"]
@@ -412,7 +378,7 @@ class Simulation:
             try:
                 counter.activate(reader, desk, person.pin)
             finally:
-                _closed_reader(reader)
+                closed_reader(reader)
         except (SbcardError, CardStatus, CardIOError, ReaderError) as refused:
             self._refused("activate_refused", person.node, refused)
             return card
@@ -469,14 +435,14 @@ class Simulation:
                 outcome = loader.load(reader, host, amount, terminal_no)
             except CardIOError:
                 self.tally.fault("torn_load")
-                _closed_reader(reader)
+                closed_reader(reader)
                 self._recover_load(card, op, outlet, terminal_no)
                 continue
             except (SbcardError, CardStatus, ReaderError) as refused:
                 self._refused("load_refused", person.node, refused)
                 return False
             finally:
-                _closed_reader(reader)
+                closed_reader(reader)
             card["balance"] = outcome.balance_fen
             self.tally.count("load", person.node)
             return True
@@ -498,26 +464,9 @@ class Simulation:
         except (SbcardError, CardStatus, CardIOError, ReaderError):
             self.tally.count("load_unrecovered", card_node(card))
         finally:
-            _closed_reader(reader)
+            closed_reader(reader)
 
     # ================================================================ taps
-
-    def _fares_port(self) -> Any:
-        if self._fares is None:
-            from sbcard.transit_reference import load_tariff
-            from terminals.apps.transit_fares import TariffFares
-
-            self._fares = TariffFares(load_tariff())
-        return self._fares
-
-    def validator(self, terminal_id: str) -> Any:
-        found = self._validators.get(terminal_id)
-        if found is None:
-            from terminals.apps.transit import Validator
-
-            state = self._terminal_state(terminal_id)
-            found = self._validators[terminal_id] = Validator(state, state.psam(), self._fares_port(), self.clock)
-        return found
 
     def _terminal_state(self, terminal_id: str) -> Any:
         state = self._terminal_states.get(terminal_id)
@@ -529,36 +478,14 @@ class Simulation:
 
     def _close_terminals(self) -> None:
         states, self._terminal_states = self._terminal_states, {}
-        self._validators, self._gates = {}, {}
+        self._gates = {}
         for state in states.values():
             state.close()
 
-    def tap_card(self, card: dict[str, Any], terminal_id: str, km: str | None) -> Any:
-        """One tap of the card on the validator; a torn tap is tapped again at once (the gate did not open)."""
-        from sbcard.domain.fares import to_km
-
-        validator = self.validator(terminal_id)
-        distance = to_km(km) if km is not None else None
-        tear = self.fault_plan.tear_purchase()
-        reader = self.reader(card["path"], tear)
-        try:
-            return validator.tap(reader, km=distance)
-        except CardIOError:
-            self.tally.fault("torn_purchase")
-        finally:
-            _closed_reader(reader)
-        self._step(4)
-        reader = self.reader(card["path"])
-        try:
-            result = validator.tap(reader, km=distance)
-            if result.ok and result.recovered:
-                self.tally.fault("torn_purchase_recovered")
-            return result
-        finally:
-            _closed_reader(reader)
-
     def on_tap(self, event: plan.Event) -> None:
         person = self.people[event.who]
+        if self._pending:
+            self._taps_done(("who", person.idx))  # what the rider knows: the balance, whether inside
         card = self.card_of(person.idx)
         if card is None or card["status"] != "active":
             return
@@ -571,26 +498,83 @@ class Simulation:
         if leg != "exit" and (card.get("balance") is None or card["balance"] < LOW_BALANCE_FEN):
             self.load(person, card, node)
             self._move_to(event.at + dt.timedelta(seconds=1))
-        result = self.tap_card(card, terminal_id, data.get("km"))
-        self._count_tap(node, result)
-        if result.balance_fen is not None:
-            card["balance"] = result.balance_fen
-        if result.ok:
-            if leg == "entry":
-                self._inside[person.idx] = data["network"]
-            elif leg == "exit":
-                self._inside.pop(person.idx, None)
-        elif result.code == "insufficient_balance" and leg != "exit":
-            if self.load(person, card, node):
-                self._count_tap(node, self.tap_card(card, terminal_id, data.get("km")))
-        elif result.code in ("blacklisted", "blocked"):
-            self.tally.count("blocked_card", node)
+        # Short of money even so (a refused load): the rider waits at the gate for the answer,
+        # to load and tap again if it says so; otherwise the rider walks on.
+        waits = leg != "exit" and (card.get("balance") is None or card["balance"] < LOW_BALANCE_FEN)
+        self.hand_tap(PendingTap(person.idx, card, terminal_id, data.get("km"), node, leg, data["network"],
+                                 self.clock.now().hour, retry=waits))
+        if waits:
+            self._taps_done(("who", person.idx))
 
-    def _count_tap(self, node: str, result: Any) -> None:
-        if result.ok:
-            self.tally.tap(node, self.clock.now().hour)
+    def hand_tap(self, tap: PendingTap) -> None:
+        """The card tapped on the validator (in the validators' lane); its outcome is applied later."""
+        key = str(self.home_dir / tap.card["path"])
+        self._own(key)
+        self.cards.forget(key)  # the validators change it
+        fresh = key in self._lane_stale
+        self._lane_stale.discard(key)
+        self._tap_seq += 1
+        tap.seq = self._tap_seq
+        request = TapRequest(self._tap_seq, key, tap.terminal_id, tap.km, self.fault_plan.tear_purchase(),
+                             self.clock.now(), fresh)
+        self._pending.append(tap)
+        self._last_tap[key] = self._last_tap[("who", tap.who)] = self._tap_seq
+        if self._lane is None:
+            self._lane = open_lane(self.tap_worker, self.home_dir, self.options.seed, self.day_no, self.clock.now())
+        self._lane.submit(request)
+
+    def _taps_done(self, whose: Any) -> None:
+        """The outcomes of the taps handed over up to the last on a card file (or ("who", person)), applied in order."""
+        last = self._last_tap.get(whose)
+        while self._pending and last is not None and self._pending[0].seq <= last:
+            tap = self._pending.popleft()
+            self._apply_tap(tap, self._lane.outcome(tap.seq))
+
+    def _close_lane(self) -> None:
+        """Before the night: every tap's outcome applied, the validators closed (their logs go up)."""
+        while self._pending:
+            tap = self._pending.popleft()
+            self._apply_tap(tap, self._lane.outcome(tap.seq))
+        self._last_tap.clear()
+        self._lane_stale.clear()
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            lane.close()
+
+    def _abort_taps(self) -> None:
+        lane, self._lane = self._lane, None
+        self._pending.clear()
+        self._last_tap.clear()
+        if lane is not None:
+            lane.abort()
+
+    def _apply_tap(self, tap: PendingTap, outcome: TapOutcome) -> None:
+        if outcome.torn:
+            self.tally.fault("torn_purchase")
+        if outcome.recovered:
+            self.tally.fault("torn_purchase_recovered")
+        node = tap.node
+        if outcome.ok:
+            self.tally.tap(node, tap.hour)
         else:
-            self._refused("tap_refused", node, result)
+            self._refused("tap_refused", node, outcome)
+        if tap.leg is None:  # a finder's tap on a lost card
+            self.tally.count("finder_tap", node)
+            return
+        card = tap.card
+        if outcome.balance_fen is not None:
+            card["balance"] = outcome.balance_fen
+        if outcome.ok:
+            if tap.leg == "entry":
+                self._inside[tap.who] = tap.network
+            elif tap.leg == "exit":
+                self._inside.pop(tap.who, None)
+        elif outcome.code == "insufficient_balance" and tap.retry:
+            if self.load(self.people[tap.who], card, node):
+                self.hand_tap(attrs.evolve(tap, retry=False))
+                self._taps_done(("who", tap.who))
+        elif outcome.code in ("blacklisted", "blocked"):
+            self.tally.count("blocked_card", node)
 
     def on_finder_tap(self, event: plan.Event) -> None:
         """Someone who found a lost card tries it on a bus of its region."""
@@ -602,9 +586,8 @@ class Simulation:
         stops = sorted(k for k in self.state["terminals"] if k.startswith(network + "/"))
         terminal_id = self.state["terminals"][stops[event.who % len(stops)]]
         card = {"card": lost["card"], "path": lost["path"]}
-        result = self.tap_card(card, terminal_id, "3" if network == "bj-bus" else None)
-        self._count_tap(node, result)
-        self.tally.count("finder_tap", node)
+        self.hand_tap(PendingTap(event.who, card, terminal_id, "3" if network == "bj-bus" else None, node, None,
+                                 network, self.clock.now().hour))
 
     # ================================================================ medical
 
@@ -634,7 +617,7 @@ class Simulation:
             self._refused("medical_refused", where, refused)
             return
         finally:
-            _closed_reader(reader)
+            closed_reader(reader)
         self.tally.count("medical_claim", where)
         if receipt["mode"] == "offline":
             self.tally.count("medical_offline", where)
@@ -689,12 +672,12 @@ class Simulation:
             result = gate.enter(reader, student=event.data["student"])
         except CardIOError:
             self.tally.fault("torn_purchase")
-            _closed_reader(reader)
+            closed_reader(reader)
             self._step(5)
             reader = self.reader(card["path"])
             result = gate.enter(reader, student=event.data["student"])
         finally:
-            _closed_reader(reader)
+            closed_reader(reader)
         if result.balance_fen is not None:
             card["balance"] = result.balance_fen
         if result.ok:
@@ -714,7 +697,7 @@ class Simulation:
         try:
             facts = desk.identify(reader)
         except (Refused, CardStatus, CardIOError, ReaderError) as refused:
-            _closed_reader(reader)
+            closed_reader(reader)
             self._refused("library_refused", desk.venue.node, refused)
             return None
         return desk, reader, facts
@@ -728,7 +711,7 @@ class Simulation:
         if found is None:
             return
         desk, reader, facts = found
-        _closed_reader(reader)
+        closed_reader(reader)
         self.state["item_seq"] += 1
         item = f"{event.data['library']}-{self.state['item_seq']:07d}"
         try:
@@ -773,7 +756,7 @@ class Simulation:
             self._refused("library_refused", desk.venue.node, refused)
             return
         finally:
-            _closed_reader(reader)
+            closed_reader(reader)
         self.state["loans"].remove(loan)
         self.tally.count("library_return", desk.venue.node)
 
