@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import random
 import threading
 import traceback
@@ -266,6 +267,11 @@ class WorkerLane:
         self._failure: str | None = None
         self._receiver = threading.Thread(target=self._receive, name="validators-results", daemon=True)
         self._receiver.start()
+        # Handing over never waits for the worker: in the rush hour the engine runs ahead of it (by
+        # thousands of taps) and the worker catches up when the engine is busy with other things.
+        self._outbox: queue.SimpleQueue[list[TapRequest] | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send, name="validators-requests", daemon=True)
+        self._sender.start()
 
     def submit(self, request: TapRequest) -> None:
         self._buffer.append(request)
@@ -288,7 +294,8 @@ class WorkerLane:
     def close(self) -> None:
         """Every tap done and the validators closed (their logs are the night's to upload)."""
         self._flush()
-        self._requests.send(None)
+        self._outbox.put(None)
+        self._sender.join()
         with self._ready:
             while not self._closed:
                 if self._failure is not None:
@@ -302,12 +309,24 @@ class WorkerLane:
         if self._process.is_alive():
             self._process.kill()
         self._process.join()
+        self._outbox.put(None)
+        self._sender.join()
         self._requests.close()
 
     def _flush(self) -> None:
         if self._buffer:
             batch, self._buffer = self._buffer, []
-            self._requests.send(batch)
+            self._outbox.put(batch)
+
+    def _send(self) -> None:
+        while True:
+            batch = self._outbox.get()
+            try:
+                self._requests.send(batch)
+            except OSError:  # the worker is gone: its failure is the receiver's to report
+                return
+            if batch is None:
+                return
 
     def _receive(self) -> None:
         try:
