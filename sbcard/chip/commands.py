@@ -454,6 +454,53 @@ class SetStatus(ApduCommand[None]):
         return Command(P.CLA_PROPRIETARY, P.Ins.SET_STATUS, 0x00, int(self.state))
 
 
+def _check_dgi_number(_i: Any, _a: Any, value: Any) -> None:
+    if type(value) is not int or not 0 <= value <= 0xFFFF:
+        raise ValueError(f"a DGI is 2 bytes, got {value!r}")
+
+
+@attrs.frozen
+class Dgi:
+    """One DGI of STORE DATA: number (2) ‖ length (1, or FF and 2) ‖ data, as EMV CPS lays it out."""
+
+    number: int = attrs.field(validator=_check_dgi_number)
+    data: bytes = attrs.field(repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.data) > 0xFFFF:
+            raise ValueError(f"DGI {self.number:04X}: {len(self.data)} bytes do not fit a 2-byte length")
+
+    def to_bytes(self) -> bytes:
+        n = len(self.data)
+        length = bytes((n,)) if n < P.DGI_LONG_LENGTH else bytes((P.DGI_LONG_LENGTH,)) + n.to_bytes(2, "big")
+        return self.number.to_bytes(2, "big") + length + self.data
+
+
+@attrs.frozen
+class StoreData(ApduCommand[None]):
+    """``80 E2 08|88 <block> Lc DGI…``: whole files, keys and the PIN, one block per command.
+
+    The factory's way to personalise (GlobalPlatform STORE DATA): one command carries a
+    DF's whole record set where the counter's script needs an UPDATE RECORD per record.
+    The ``last`` block (P1 88) also makes the card personalised, in the same commit.
+    """
+
+    block: int
+    dgis: tuple[Dgi, ...] = attrs.field(converter=tuple)
+    last: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.block <= 0xFF:
+            raise ValueError(f"block number {self.block} is not one byte")
+        if not self.dgis:
+            raise ValueError("a STORE DATA block carries at least one DGI")
+
+    def command(self) -> Command:
+        p1 = P.STORE_DATA_DGI | (P.STORE_DATA_LAST if self.last else 0)
+        data = b"".join(d.to_bytes() for d in self.dgis)
+        return Command(P.CLA_PROPRIETARY, P.Ins.STORE_DATA, p1, self.block, data)
+
+
 # --------------------------------------------------------------------------- e-purse
 
 

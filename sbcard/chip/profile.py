@@ -156,6 +156,7 @@ class Ins(enum.IntEnum):
     UPDATE_CAPP_DATA_CACHE = 0xDC  # with CLA 80
     APPLICATION_BLOCK = 0x1E
     APPLICATION_UNBLOCK = 0x18
+    STORE_DATA = 0xE2  # with CLA 80 (GlobalPlatform): the card factory's personalisation
 
 
 CLA_ISO = 0x00
@@ -169,6 +170,21 @@ INIT_CAPP_PURCHASE = 0x03
 P2_EP = 0x02
 P2_ED = 0x01
 GET_DATA_CHIP_INFO = (0x00, 0xC1)
+
+# STORE DATA (80 E2 P1 <block no.>): P1 bits as GlobalPlatform defines them, and the DGIs
+# (Data Grouping Identifiers) this card takes. 'SS00' is the whole EF with SFI SS of the
+# selected DF (a TLV file's records, concatenated; a binary file's bytes).
+STORE_DATA_DGI = 0x08  # b5-b4 = 01: the data are DGIs (no encryption bits: b7-b6 = 00)
+STORE_DATA_LAST = 0x80  # b8: the last block, which makes the card personalised
+DGI_KEYS = 0x8000  # per key: usage (1) ‖ index (1) ‖ algorithm id (1) ‖ version (1) ‖ key (16)
+DGI_KEY_ENTRY_LEN = 20
+DGI_PIN = 0x8010  # the PIN, 3 BCD bytes; its try counter starts at PIN_TRIES
+DGI_LONG_LENGTH = 0xFF  # a DGI length byte FF: two length bytes follow (255 bytes or more)
+
+
+def file_dgi(sfi: int) -> int:
+    """The DGI of a whole EF of the selected DF: its SFI, then 00."""
+    return sfi << 8
 
 
 def record_p2(sfi: int) -> int:

@@ -2,9 +2,11 @@
 
 For each card of a production batch the machine takes a new blank and personalises it
 with the data and keys the issuing region prepared: transport-key authentication, then
-``sbcard.chip.personalisation.build_script`` — the same commands a counter sends, in the
-same order — each one's status word checked, and at the end the chip's life state and
-PIN try counter. A counter also reads the whole card back and compares it field by field,
+``sbcard.chip.personalisation.build_factory_script`` — ERASE and a STORE DATA per group
+of files (GlobalPlatform's way, a whole file per command), which makes exactly the card
+the counter's ``build_script`` makes with a command per record, in 8 APDUs instead of
+33 — each one's status word checked, and at the end the chip's life state and PIN try
+counter. A counter also reads the whole card back and compares it field by field,
 because a card in the field can be torn or a reader faulty; the machine holds the chip
 in its contacts from the first command to the last, and the region's
 ``sbcard.chip.personalisation.differences`` check is left to the counter that hands the
@@ -22,7 +24,7 @@ from sbcard.chip import profile as P
 from sbcard.chip.commands import GetChipInfo, PinTriesLeft, external_authenticate
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.keys import CardKeys, transport_key
-from sbcard.chip.personalisation import CardData, PersonalisationMismatch, build_script
+from sbcard.chip.personalisation import CardData, PersonalisationMismatch, build_factory_script
 from sbcard.chip.reader import transmit
 from terminals.apps.counter import set_pin
 from terminals.emulator.factory import MachineCard
@@ -32,7 +34,7 @@ TRANSPORT_ALG = Algorithm.SM4
 
 def produce_card(path: Path | str, chip_serial: bytes, card: CardData, keys: CardKeys, pin: str | None = None) -> Path:
     """Personalise a new blank as ``card`` (and set ``pin``); the card file written."""
-    script = build_script(card, keys)
+    script = build_factory_script(card, keys)
     chip = MachineCard(path, chip_serial)
     try:
         external_authenticate(chip, transport_key(chip_serial, TRANSPORT_ALG), P.TRANSPORT_KEY_INDEX, TRANSPORT_ALG)

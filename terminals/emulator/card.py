@@ -11,7 +11,8 @@ gives no response and is out of the field until its file is loaded again.
 
 Handlers are small functions ``(session, command) -> response data``, grouped by what
 they touch: ``files`` (SELECT, records, binaries), ``security`` (challenge, external
-authentication, PIN), ``personalisation`` (life cycle, keys) and ``purse`` (T-Union).
+authentication, PIN), ``personalisation`` (life cycle, keys, STORE DATA) and ``purse``
+(T-Union).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ COMMANDS: dict[tuple[int, int], Handler] = {
     (CLA_PROPRIETARY, Ins.ERASE): personalisation.erase,
     (CLA_PROPRIETARY, Ins.WRITE_KEY): personalisation.write_key,
     (CLA_PROPRIETARY, Ins.SET_STATUS): personalisation.set_status,
+    (CLA_PROPRIETARY, Ins.STORE_DATA): personalisation.store_data,
     # T-Union e-purse
     (CLA_PROPRIETARY, Ins.GET_BALANCE): purse.get_balance,
     (CLA_PROPRIETARY, Ins.INITIALIZE): purse.initialize,

@@ -307,6 +307,52 @@ def update_binary(s: Session, cmd: Command) -> bytes:
     return b""
 
 
+# --- whole files, for STORE DATA (personalisation.store_data) ------------------------------
+
+DGI_NOT_FOUND = SW.KEY_NOT_FOUND  # 6A88, ISO's "referenced data not found": here a DGI the card does not know
+
+
+def whole_file(s: Session, sfi: int, data: bytes) -> tuple[FileRef, Kind, dict[int, bytes] | bytes]:
+    """A STORE DATA DGI 'SS00': the EF with SFI ``sfi`` in the selected DF and its new content.
+
+    A TLV file's content is its records by tag, a binary file's its bytes. 6A88 if the
+    selected DF has no TLV or binary EF with that SFI (no DGI names a log); 6700 for
+    a binary file of another size; 6A80 for records that do not fit the file.
+    """
+    ref = (s.current_df, sfi)
+    ef = LAYOUT.get(ref)
+    if ef is None or ef.kind not in (Kind.TLV, Kind.BINARY):
+        raise CardStatus(DGI_NOT_FOUND, f"no DGI {sfi:02X}00 in {s.current_df}: not a TLV or binary EF")
+    if ef.kind is Kind.BINARY:
+        require_length(data, ef.size)
+        return ref, ef.kind, data
+    return ref, ef.kind, tlv_records(ef, data)
+
+
+def tlv_records(ef: EF, data: bytes) -> dict[int, bytes]:
+    """A TLV file's records from their TLVs back to back, read in one pass.
+
+    Each tag is one of the file's (every tag of the profile is one byte, every length
+    below 128, so a BER multi-byte tag or length is simply not one of them), once, with
+    the length the file gives it; 6A80 otherwise, 6700 for no record at all.
+    """
+    require(bool(data), SW.WRONG_LENGTH, "a TLV file's DGI holds at least one record")
+    tags, records = ef.tags, {}
+    i, n = 0, len(data)
+    while i < n:
+        tag = data[i]
+        size = tags.get(tag)
+        if size is None or tag in records:
+            why = "is not a record of this file" if size is None else "comes twice"
+            raise CardStatus(SW.WRONG_DATA, f"tag {tag:02X} at offset {i} {why}")
+        end = i + 2 + size
+        if end > n or data[i + 1] != size:
+            raise CardStatus(SW.WRONG_DATA, f"tag {tag:02X} at offset {i} holds {size} bytes")
+        records[tag] = data[i + 2 : end]
+        i = end
+    return records
+
+
 def append_record(s: Session, cmd: Command) -> bytes:
     """00 E2 00 <SFI<<3> record: the newest record of a cyclic file (DF04/EF08); no key, no PIN."""
     s.require_personalised()
