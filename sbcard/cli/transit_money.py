@@ -44,13 +44,16 @@ def _load_options(fn):
 @click.command("load")
 @_load_options
 @click.option("--amount", required=True, metavar="YUAN", help="In yuan, e.g. 50 or 12.30 (purse maximum ¥1,000.00).")
+@click.option("--cash", is_flag=True, help="Paid in cash into the outlet's till (an outlet of the card's region) "
+              "instead of from the card's financial account.")
 @trace_option
 @json_option
 @pass_app
 @handle_errors
 def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, outlet: str | None,
-                 terminal_no: str | None, trace: bool) -> None:
-    """圈存: move AMOUNT from the card's financial account into its purse (settling any torn load first)."""
+                 terminal_no: str | None, cash: bool, trace: bool) -> None:
+    """圈存: move AMOUNT from the card's financial account into its purse (settling any torn load first);
+    with --cash, 现金充值: AMOUNT paid in cash at the outlet's counter."""
     from sbcard.services.purse_host import PurseHost
     from terminals.apps import loader
 
@@ -58,7 +61,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
     if fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     with open_world(app.home, app.clock) as world:
-        host = PurseHost(world, operator=operator, outlet=outlet, now=app.clock.now())
+        host = PurseHost(world, operator=operator, outlet=outlet, now=app.clock.now(), cash=cash)
         number = _terminal_no(world, terminal_no, outlet, operator)
         with _reader(reader_spec, trace) as reader:
             outcome = loader.load(reader, host, fen, number)
@@ -70,6 +73,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
         "amount_fen": outcome.amount_fen,
         "balance_fen": outcome.balance_fen,
         "account_balance_fen": outcome.account_balance_fen,
+        "paid": "cash" if cash else "account",
         "online_counter": outcome.online_counter,
         "tac": outcome.tac.hex().upper(),
         "terminal_no": number.hex().upper(),
@@ -83,7 +87,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
         ("card", done["card_number"]),
         ("loaded", format_fen(done["amount_fen"])),
         ("purse", format_fen(done["balance_fen"])),
-        ("account", format_fen(done["account_balance_fen"])),
+        ("account", format_fen(done["account_balance_fen"])) if not cash else ("paid", f"in cash at {outlet}"),
         ("load", f"{done['load_id']}  TAC {done['tac']}"),
         *(_settled_lines(done["settled"])),
     ]))

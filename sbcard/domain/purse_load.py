@@ -86,7 +86,7 @@ class LoadGrant:
     card_number: str
     mac2: bytes = attrs.field(validator=_bytes_of(4))
     date_time: str = attrs.field(validator=_datetime14)
-    account_balance_fen: int
+    account_balance_fen: int | None  # None: paid in cash
 
 
 @attrs.frozen

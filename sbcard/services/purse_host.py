@@ -1,4 +1,5 @@
-"""The issuing region's purse host: loads (圈存) from the holder's financial account into the purse.
+"""The issuing region's purse host: loads (圈存) from the holder's financial account into the purse,
+or paid in cash at the counter (现金充值).
 
 A load is three steps between the load terminal (``terminals/apps/loader.py``) and this
 host, each one transaction of the card's issuing region:
@@ -8,7 +9,9 @@ host, each one transaction of the card's issuing region:
    card, its balance and its online counter; the purse's maximum (¥1,000.00); the card
    (active) and its account (open, not frozen, enough money). It posts the ledger
    transaction holder → ``FLOAT-PURSE``, writes a ``pending`` row in ``purse_loads`` and
-   answers MAC2 with the date-time the card must be sent.
+   answers MAC2 with the date-time the card must be sent. A cash load (``PurseHost(cash=True)``)
+   takes the money from the outlet's till instead (the till of an outlet of the card's own
+   region: the regions do not clear cash between them), and needs no account.
 2. The terminal sends CREDIT FOR LOAD; the card commits and answers its TAC.
 3. ``confirm_load`` — the host checks the TAC with the card's DTK: ``confirmed``; the
    issuer's shadow of the purse (``purse_shadow``) goes up by the amount.
@@ -17,7 +20,7 @@ A tear, a lost answer or a crash between 1 and 3 leaves the load ``pending``: th
 money sits in the float. ``settle`` ends it from what the card shows
 (``sbcard.domain.purse_load.decide``): confirmed if the card credited it (its prove's
 TAC, else its online counter past the load's), reversed — a new ledger transaction back to
-the holder — if it never did. The terminal settles a card's pending loads before every
+the holder (a cash load: to the till, which pays the holder back) — if it never did. The terminal settles a card's pending loads before every
 new load, and the host refuses a new load while one is pending, so money is never taken
 without reaching the purse and never reaches it twice.
 """
@@ -50,7 +53,7 @@ from sbcard.domain.purse_load import (
     PendingLoad,
     decide,
 )
-from sbcard.domain.regions import node_of
+from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.federation import lookup
 from sbcard.services import audit, keys, ledger
 from sbcard.store import rows
@@ -123,18 +126,21 @@ def pending_loads(world: World, app_serial: str) -> list[PendingLoad]:
 
 def begin_load(
     world: World, request: LoadRequest, *, operator: str, outlet: str | None = None, now: datetime,
+    cash: bool = False,
 ) -> LoadGrant:
-    """Step 1: check the card's MAC1, the maximum, the card and its account; debit; answer MAC2."""
+    """Step 1: check the card's MAC1, the maximum, the card and its account (or the till); debit; answer MAC2."""
     return _begin_load(world, request, lambda: lookup.require_operator_anywhere(world, operator)[1]["code"],
-                       outlet=outlet, now=now)
+                       outlet=outlet, now=now, cash=cash)
 
 
 def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
-                now: datetime) -> LoadGrant:
+                now: datetime, cash: bool = False) -> LoadGrant:
     """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened)."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     node, card = _card(world, request.app_serial)
+    if cash:
+        _check_cash_outlet(world, node, outlet)
     staff = staff_of()
     db = world.region(node)
     with UnitOfWork(db) as uow:
@@ -163,16 +169,21 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         if live:
             raise RuleRefused("load.counter_reused", f"the card's online counter {request.online_counter} was used "
                               f"by load {live[0]} already: the card's image was put back", FIELD)
-        account_no = ledger.account_of_card(uow.db, card["card_number"])
-        if account_no is None:
-            raise RuleRefused("account.none", f"card {card['card_number']} reaches no open financial account", FIELD)
+        if cash:
+            assert outlet is not None
+            account_no = ledger.ensure_internal_account(uow.db, ledger.cash_account(outlet), "cash", now)
+        else:
+            account_no = ledger.account_of_card(uow.db, card["card_number"])
+            if account_no is None:
+                raise RuleRefused("account.none", f"card {card['card_number']} reaches no open financial account",
+                                  FIELD)
         load_id = f"{node.upper()}-LOAD-{next_value(uow.db, LOAD_SEQUENCE):010d}"
         ensure_float(uow.db, now)
         ledger.post(uow.db, txn_id=load_id, entries=[(account_no, -request.amount_fen),
                                                       (FLOAT_PURSE, request.amount_fen)],
                     kind="purse_load", operator=staff, outlet=outlet,
-                    memo=f"load onto the purse of card {card['card_number']} (online counter "
-                         f"{request.online_counter})", now=now)
+                    memo=f"{'cash ' if cash else ''}load onto the purse of card {card['card_number']} (online "
+                         f"counter {request.online_counter})", now=now)
         date_time = bcd_datetime(now.astimezone(BEIJING))
         sk = load_session_key(masters.algorithm, dlk_of(masters, request.app_serial), request.random,
                               request.online_counter)
@@ -186,13 +197,29 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
             [load_id, card["card_number"], request.app_serial, account_no, request.online_counter,
              request.amount_fen, request.balance_fen, request.terminal_no, date_time.hex(), mac2.hex().upper(),
              load_id, staff, outlet, timestamp(now)])
+        details = {"load_id": load_id, "amount_fen": request.amount_fen, "online_counter": request.online_counter,
+                   "terminal_no": request.terminal_no}
+        if cash:
+            details["paid"] = "cash"
         audit.record(uow.db, at=now, operator=staff, outlet=outlet, action="purse.load", subject=card["card_number"],
-                     details={"load_id": load_id, "amount_fen": request.amount_fen,
-                              "online_counter": request.online_counter, "terminal_no": request.terminal_no})
-        account_balance = ledger.balance(uow.db, account_no)
+                     details=details)
+        account_balance = None if cash else ledger.balance(uow.db, account_no)
         uow.finish()
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
+
+
+def _check_cash_outlet(world: World, node: str, outlet: str | None) -> None:
+    """Cash is taken at an outlet's counter of the card's own region (its till is in that region's books)."""
+    if outlet is None:
+        raise InvalidInput("load.cash_outlet", "a cash load is paid at an outlet's counter: give the outlet",
+                           "--outlet")
+    place = lookup.get_outlet(world, outlet)
+    if place["node"] != node:
+        raise RuleRefused("load.cash_other_region",
+                          f"the card is {NODE_NAMES[node]}'s: its purse takes cash at {NODE_NAMES[node]}'s outlets "
+                          f"only (the regions do not clear cash between them); load it from its account here",
+                          "--outlet")
 
 
 def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: bytes, now: datetime) -> dict[str, Any]:
@@ -265,8 +292,9 @@ class PurseHost:
     application serial: a Tianjin card at a Beijing counter is loaded from its Tianjin account.
     """
 
-    def __init__(self, world: World, *, operator: str, outlet: str | None = None, now: datetime) -> None:
-        self.world, self.now, self.outlet = world, now, outlet
+    def __init__(self, world: World, *, operator: str, outlet: str | None = None, now: datetime,
+                 cash: bool = False) -> None:
+        self.world, self.now, self.outlet, self.cash = world, now, outlet, cash
         self.node, staff = lookup.require_operator_anywhere(world, operator)
         self.operator = staff["code"]
         if outlet is not None:
@@ -280,7 +308,8 @@ class PurseHost:
 
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         # The operator was checked when the host was opened for them.
-        return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now)
+        return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now,
+                           cash=self.cash)
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now)
@@ -341,7 +370,8 @@ def _confirm(db: sqlite_utils.Database, row: dict[str, Any], how: str, tac: byte
 
 
 def _reverse(db: sqlite_utils.Database, row: dict[str, Any], operator: str, now: datetime) -> None:
-    """The card never credited the load: the money goes back to the account it came from."""
+    """The card never credited the load: the money goes back to the account it came from (a till: the holder
+    is paid back in cash)."""
     account = ledger.get_account(db, row["account_no"])
     if account["status"] == "closed":
         raise RuleRefused("account.closed", f"load {row['id']} cannot go back to account {row['account_no']}: it is "

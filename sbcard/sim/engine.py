@@ -395,7 +395,9 @@ class Simulation:
     # ================================================================ loads
 
     def load(self, person: Person, card: dict[str, Any], where: str) -> bool:
-        """Load the purse at an outlet's load terminal in ``where`` (cash into the account first if short)."""
+        """Load the purse at an outlet's load terminal in ``where``: from the card's account, or, if it is
+        short, paid in cash at the counter (现金充值; at another region's counter, which takes no cash for
+        this card, cash into the account at a bank branch at home first)."""
         from sbcard.domain.outlets import OutletCode
         from sbcard.services import cash, ledger
         from sbcard.services.purse_host import PurseHost
@@ -412,7 +414,10 @@ class Simulation:
         account = ledger.account_of_card(db, card["card"])
         if account is None:
             return False
-        if ledger.balance(db, account) < amount:
+        outlet = self.outlet_near(person, where, rng=rng)
+        in_cash = ledger.balance(db, account) < amount
+        if in_cash and outlet[:2].lower() != card_node(card):
+            in_cash = False
             deposit = (amount // 10000 + 2) * 10000
             try:
                 cash.deposit(self.world, card_number=card["card"], amount_fen=deposit,
@@ -422,14 +427,13 @@ class Simulation:
             except SbcardError as refused:
                 self._refused("deposit_refused", person.node, refused)
                 return False
-        outlet = self.outlet_near(person, where, rng=rng)
         code = OutletCode.parse(outlet)
         terminal_no = bytes.fromhex(f"{code.district}{code.number}0001")
         op = self.counter_op(where)
         tear = self.fault_plan.tear_load()
         for attempt in range(2):
             self._step(40)
-            host = PurseHost(self.world, operator=op, outlet=outlet, now=self.clock.now())
+            host = PurseHost(self.world, operator=op, outlet=outlet, now=self.clock.now(), cash=in_cash)
             reader = self.reader(card["path"], tear if attempt == 0 else None)
             try:
                 outcome = loader.load(reader, host, amount, terminal_no)

@@ -90,7 +90,7 @@ class LoadOutcome:
     load_id: str
     amount_fen: int
     balance_fen: int  # the purse after the load
-    account_balance_fen: int
+    account_balance_fen: int | None  # None: paid in cash
     online_counter: int  # the load's (INITIALIZE's) counter
     tac: bytes
     confirmed: Any  # what the host recorded
