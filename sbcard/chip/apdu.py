@@ -31,9 +31,10 @@ class Command:
     le: int | None = None  # None: no Le; 256 (short) / 65536 (extended) mean "all"
 
     def __attrs_post_init__(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            if not 0 <= getattr(self, name) <= 0xFF:
-                raise ValueError(f"{name} must be one byte")
+        if not (0 <= self.cla <= 0xFF and 0 <= self.ins <= 0xFF and 0 <= self.p1 <= 0xFF and 0 <= self.p2 <= 0xFF):
+            for name in ("cla", "ins", "p1", "p2"):  # (the loop only to name the field: every command comes here)
+                if not 0 <= getattr(self, name) <= 0xFF:
+                    raise ValueError(f"{name} must be one byte")
         if len(self.data) > 65535:
             raise ValueError("data longer than 65535 bytes")
         if self.le is not None and not 1 <= self.le <= 65536:
@@ -46,13 +47,11 @@ class Command:
     def to_bytes(self) -> bytes:
         head = bytes((self.cla, self.ins, self.p1, self.p2))
         n = len(self.data)
-        if not self.extended:
-            body = b""
+        le = self.le
+        if n <= 255 and (le is None or le <= 256):  # short, not ``extended``
             if n:
-                body += bytes((n,)) + self.data
-            if self.le is not None:
-                body += bytes((_le_byte(self.le),))
-            return head + body
+                head += bytes((n,)) + self.data
+            return head if le is None else head + bytes((_le_byte(le),))
         body = b"\x00"
         if n:
             body += n.to_bytes(2, "big") + self.data
@@ -116,15 +115,15 @@ class Command:
         raise MalformedApdu(SW.WRONG_LENGTH, f"extended Lc={lc} does not match {len(rest)} bytes")
 
 
-def _setter(name: str):  # noqa: ANN202
+def _setter(cls: type, name: str):  # noqa: ANN202
     """How a frozen attrs class sets its own field: its slot's ``__set__`` (else ``object.__setattr__``)."""
-    slot = Command.__dict__.get(name)
+    slot = cls.__dict__.get(name)
     if slot is not None and type(slot).__name__ == "member_descriptor":
         return slot.__set__
     return lambda obj, value: object.__setattr__(obj, name, value)
 
 
-_SETTERS = tuple(_setter(name) for name in ("cla", "ins", "p1", "p2", "data", "le"))
+_SETTERS = tuple(_setter(Command, name) for name in ("cla", "ins", "p1", "p2", "data", "le"))
 
 
 @attrs.frozen
@@ -143,7 +142,12 @@ class Response:
     def from_bytes(cls, raw: bytes) -> "Response":
         if len(raw) < 2:
             raise ValueError(f"response of {len(raw)} bytes has no status word")
-        return cls(bytes(raw[:-2]), raw[-2] << 8 | raw[-1])
+        # What ``cls(data, sw)`` makes, without the generated ``__init__`` (no validators or
+        # converters to run): every response of every command comes here.
+        response = object.__new__(cls)
+        _SET_DATA(response, bytes(raw[:-2]))
+        _SET_SW(response, raw[-2] << 8 | raw[-1])
+        return response
 
     def check(self) -> bytes:
         """The data, or the typed exception for a failed status word."""
@@ -152,3 +156,6 @@ class Response:
 
     def hex(self) -> str:
         return self.to_bytes().hex(" ").upper()
+
+
+_SET_DATA, _SET_SW = (_setter(Response, name) for name in ("data", "sw"))

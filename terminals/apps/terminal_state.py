@@ -595,6 +595,16 @@ class TerminalState:
         cur = self._conn.execute(_INSERT_RECORD, (*values, _DETAILS_JSON.encode(details)))
         return int(cur.lastrowid)
 
+    def commit_record(self, record: Mapping[str, Any]) -> int:
+        """``append_record`` in a ``transaction()`` of its own; returns its ``seq``.
+
+        Outside a transaction the INSERT runs in autocommit mode: one statement is its own
+        write transaction (the write lock taken at its start, under the busy timeout, as
+        BEGIN IMMEDIATE takes it), committed when it ends — the same commit, without the
+        BEGIN and COMMIT statements. A tap commits its record so.
+        """
+        return self.append_record(record)  # (inside a ``transaction()``: part of it, as ever)
+
     def has_record(self, app_serial: str, txn_type: int, counter: int) -> bool:
         """Whether the log holds this purchase (newest first: what recovery asks about is recent)."""
         row = self._conn.execute(

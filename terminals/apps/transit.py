@@ -496,8 +496,7 @@ class PurseTerminal:
 
         mac2_ok = self._verify_mac2(result.mac2)
         record = self._record(pending, tac=result.tac, mac2=result.mac2, mac2_ok=mac2_ok, recovered=None)
-        with self.state.transaction():  # the one commit of a tap: the record (and the PSAM's serial)
-            seq = self.state.append_record(record)
+        seq = self.state.commit_record(record)  # the one commit of a tap: the record
         self.state.end_purchase()
         balance = init.balance - plan.amount
         if not mac2_ok:
