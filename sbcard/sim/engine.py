@@ -121,7 +121,6 @@ class Simulation:
         self.fault_plan = faults.FaultPlan(self.profile, options.seed, 0)
         self._terminal_states: dict[str, Any] = {}
         self._gates: dict[str, Any] = {}
-        self._inside: dict[int, str] = {}
         self._claims_today: list[dict[str, Any]] = []
         self._night_memory: Any = None  # what the invariants read on earlier nights (sim.invariants.Memory)
         self._touched: set[str] = set()  # card files opened since the last checkpoint (the others are unchanged)
@@ -201,7 +200,6 @@ class Simulation:
             subsidies = day_no == 1 or day.day == 1
             events = plan.day_plan(seed=self.options.seed, day_no=day_no, day=day, tz=BEIJING, people=self.people,
                                    book=self._card_book(), subsidies=subsidies, outage=outage)
-            self._inside = {}
             self._claims_today = []
             self._claim_rng = random.Random(f"{self.options.seed}/refunds/{day_no}")
             self._loads_rng = random.Random(f"{self.options.seed}/loads/{day_no}")
@@ -488,15 +486,14 @@ class Simulation:
 
     def on_tap(self, event: plan.Event) -> None:
         person = self.people[event.who]
-        if self._pending:
-            self._taps_done(("who", person.idx))  # what the rider knows: the balance, whether inside
+        data = event.data
+        leg = data["leg"]
+        if self._pending and leg != "exit":
+            self._taps_done(("who", person.idx))  # what the rider knows before setting off: the balance
         card = self.card_of(person.idx)
         if card is None or card["status"] != "active":
             return
-        data = event.data
-        leg = data["leg"]
-        if leg == "exit" and self._inside.get(person.idx) != data["network"]:
-            return  # never got in (refused at the entry): no exit either
+        # An exit is tapped only if the rider got in: the validators know (``sim.validators``).
         terminal_id = self.state["terminals"][f"{data['network']}/{data['stop']}"]
         node = data["network"].split("-", 1)[0]
         if leg != "exit" and (card.get("balance") is None or card["balance"] < LOW_BALANCE_FEN):
@@ -520,7 +517,7 @@ class Simulation:
         self._tap_seq += 1
         tap.seq = self._tap_seq
         request = TapRequest(self._tap_seq, key, tap.terminal_id, tap.km, self.fault_plan.tear_purchase(),
-                             self.clock.now(), fresh)
+                             self.clock.now(), fresh, tap.who, tap.leg, tap.network)
         self._pending.append(tap)
         self._last_tap[key] = self._last_tap[("who", tap.who)] = self._tap_seq
         if self._lane is None:
@@ -553,6 +550,8 @@ class Simulation:
             lane.abort()
 
     def _apply_tap(self, tap: PendingTap, outcome: TapOutcome) -> None:
+        if outcome.skipped:
+            return  # an exit of a rider who never got in
         if outcome.torn:
             self.tally.fault("torn_purchase")
         if outcome.recovered:
@@ -569,11 +568,8 @@ class Simulation:
         if outcome.balance_fen is not None:
             card["balance"] = outcome.balance_fen
         if outcome.ok:
-            if tap.leg == "entry":
-                self._inside[tap.who] = tap.network
-            elif tap.leg == "exit":
-                self._inside.pop(tap.who, None)
-        elif outcome.code == "insufficient_balance" and tap.retry:
+            return
+        if outcome.code == "insufficient_balance" and tap.retry:
             if self.load(self.people[tap.who], card, node):
                 self.hand_tap(attrs.evolve(tap, retry=False))
                 self._taps_done(("who", tap.who))

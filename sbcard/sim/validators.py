@@ -12,9 +12,12 @@ in the engine's process (``InProcessLane``):
   card it powered as ``fresh`` at its next tap, so the worker reads it again from its
   file rather than from the image it kept (the engine likewise forgets its own image of
   a card it hands over);
-- the engine applies an outcome (the tally, the balance it knows, who is inside the
-  network) at a point fixed by the day's plan — the rider's next event, the next use of
-  the card, the night — never when it happens to arrive.
+- the engine applies an outcome (the tally, the balance it knows) at a point fixed by the
+  day's plan — the rider's next entry or ride, the next use of the card, the night — never
+  when it happens to arrive;
+- who is inside a metro network is known where the taps are done: an exit tap is handed
+  over without waiting for the entry's outcome, and skipped (``TapOutcome.skipped``) if the
+  rider never got in — so the engine does not wait for a rider's entry to hand over the exit.
 
 The randoms of the cards on validators come from a stream of their own
 (``<seed>/cards/<day>/validators``), the same in either lane.
@@ -52,6 +55,9 @@ class TapRequest:
     tear: int | None  # the card is torn at this write (a fault), at the first try only
     at: dt.datetime
     fresh: bool  # the engine powered this card since the validators last saw it
+    who: int = -1  # the rider
+    leg: str | None = None  # entry | exit | ride (None: a finder's tap)
+    network: str = ""
 
 
 @attrs.frozen
@@ -62,6 +68,7 @@ class TapOutcome:
     balance_fen: int | None
     torn: bool = False  # the first try was torn; the card was tapped again at once
     recovered: bool = False  # and that second tap completed the torn purchase
+    skipped: bool = False  # an exit of a rider who never got in (refused at the entry): no tap
 
 
 # ----------------------------------------------------------------------------- card images and readers
@@ -172,13 +179,25 @@ class Validators:
         self._states: dict[str, Any] = {}
         self._validators: dict[str, Any] = {}
         self._fares: Any = None
+        self.inside: dict[int, str] = {}  # rider → the metro network they entered today and have not left
 
     def tap(self, request: TapRequest) -> TapOutcome:
+        """One tap (an exit only if the rider got in); who is inside follows the taps that pass."""
+        if request.fresh:
+            self.cards.forget(request.card_file)
+        if request.leg == "exit" and self.inside.get(request.who) != request.network:
+            return TapOutcome(request.seq, False, None, None, skipped=True)
+        outcome = self._tap(request)
+        if outcome.ok and request.leg == "entry":
+            self.inside[request.who] = request.network
+        elif outcome.ok and request.leg == "exit":
+            self.inside.pop(request.who, None)
+        return outcome
+
+    def _tap(self, request: TapRequest) -> TapOutcome:
         """One tap of the card on the validator; a torn tap is tapped again at once (the gate did not open)."""
         from sbcard.domain.fares import to_km
 
-        if request.fresh:
-            self.cards.forget(request.card_file)
         if request.at > self.clock.now():
             self.clock.advance(request.at - self.clock.now())
         validator = self._validator(request.terminal_id)
