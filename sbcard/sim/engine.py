@@ -44,7 +44,16 @@ from sbcard.chip.sw import CardStatus
 from sbcard.clock import BEIJING, SimClock
 from sbcard.domain.errors import SbcardError
 from sbcard.sim import checkpoint, faults, plan, setup
-from sbcard.sim.validators import CardImages, TapOutcome, TapRequest, closed_reader, open_lane
+from sbcard.sim.validators import (
+    CardImages,
+    TapOutcome,
+    TapRequest,
+    TerminalRelease,
+    Validators,
+    closed_reader,
+    engine_taps,
+    open_lane,
+)
 from sbcard.sim.population import Person, make_population
 from sbcard.sim.tally import Tally
 from sbcard.store.world import REGION_NODES, World, open_world
@@ -128,6 +137,7 @@ class Simulation:
         # taps: on validators in a process of their own in a big world (``sim.validators``)
         self.tap_worker = options.population >= TAP_WORKER_FROM if tap_worker is None else tap_worker
         self._lane: Any = None
+        self._buses: Validators | None = None  # the evening's bus validators, the engine's own
         self._tap_seq = 0
         self._pending: deque[PendingTap] = deque()  # taps handed over, outcome not applied yet (in order)
         self._last_tap: dict[Any, int] = {}  # card file, or ("who", person) → the last tap handed over
@@ -508,21 +518,53 @@ class Simulation:
             self._taps_done(("who", person.idx))
 
     def hand_tap(self, tap: PendingTap) -> None:
-        """The card tapped on the validator (in the validators' lane); its outcome is applied later."""
+        """The card tapped on the validator (in the validators' lane); its outcome is applied later.
+
+        An evening bus tap is done here at once (``sim.validators.engine_taps``).
+        """
         key = str(self.home_dir / tap.card["path"])
         self._own(key)
+        tear = self.fault_plan.tear_purchase()
+        if engine_taps(tap.network, self.clock.now()):
+            self._tap_here(tap, key, tear)
+            return
         self.cards.forget(key)  # the validators change it
         fresh = key in self._lane_stale
         self._lane_stale.discard(key)
         self._tap_seq += 1
         tap.seq = self._tap_seq
-        request = TapRequest(self._tap_seq, key, tap.terminal_id, tap.km, self.fault_plan.tear_purchase(),
-                             self.clock.now(), fresh, tap.who, tap.leg, tap.network)
+        request = TapRequest(self._tap_seq, key, tap.terminal_id, tap.km, tear, self.clock.now(), fresh, tap.who,
+                             tap.leg, tap.network)
         self._pending.append(tap)
         self._last_tap[key] = self._last_tap[("who", tap.who)] = self._tap_seq
         if self._lane is None:
             self._lane = open_lane(self.tap_worker, self.home_dir, self.options.seed, self.day_no, self.clock.now())
         self._lane.submit(request)
+
+    def _tap_here(self, tap: PendingTap, key: str, tear: int | None) -> None:
+        """A tap on one of the engine's own validators: the card's taps at the worker first, then this one."""
+        if self._pending:
+            self._taps_done(key)
+        if self._buses is None:
+            self._release_buses()
+            self._buses = Validators(self.home_dir, self.options.seed, self.day_no, self.clock.now(),
+                                     cards=self.cards, clock=self.clock)
+        self._lane_stale.add(key)
+        self._tap_seq += 1
+        tap.seq = self._tap_seq
+        outcome = self._buses.tap(TapRequest(self._tap_seq, key, tap.terminal_id, tap.km, tear, self.clock.now(),
+                                             False, tap.who, tap.leg, tap.network))
+        self._apply_tap(tap, outcome)
+
+    def _release_buses(self) -> None:
+        """The worker closes the bus validators it opened today (waiting for it to get there), for the engine to open."""
+        if self._lane is None:
+            return
+        buses = tuple(sorted(terminal_id for stop, terminal_id in self.state["terminals"].items()
+                             if engine_taps(stop.split("/", 1)[0], self.clock.now())))
+        self._tap_seq += 1
+        self._lane.submit(TerminalRelease(self._tap_seq, buses))
+        self._lane.outcome(self._tap_seq)
 
     def _taps_done(self, whose: Any) -> None:
         """The outcomes of the taps handed over up to the last on a card file (or ("who", person)), applied in order."""
@@ -541,6 +583,9 @@ class Simulation:
         lane, self._lane = self._lane, None
         if lane is not None:
             lane.close()
+        buses, self._buses = self._buses, None
+        if buses is not None:
+            buses.close()
 
     def _abort_taps(self) -> None:
         lane, self._lane = self._lane, None
@@ -548,6 +593,9 @@ class Simulation:
         self._last_tap.clear()
         if lane is not None:
             lane.abort()
+        buses, self._buses = self._buses, None
+        if buses is not None:
+            buses.close()
 
     def _apply_tap(self, tap: PendingTap, outcome: TapOutcome) -> None:
         if outcome.skipped:

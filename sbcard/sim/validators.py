@@ -15,6 +15,11 @@ in the engine's process (``InProcessLane``):
 - the engine applies an outcome (the tally, the balance it knows) at a point fixed by the
   day's plan — the rider's next entry or ride, the next use of the card, the night — never
   when it happens to arrive;
+- in the evening (from ``HAND_OVER_AT``) the bus validators are the engine's own
+  (``Validators`` over the engine's card images, each tap done and applied at once): the
+  worker closes them first (``TerminalRelease``), and the two processes share the evening
+  rush, the worker's metro gates and the engine's buses, as they cannot share the morning's
+  (the engine then loads the purses of the day's first riders);
 - who is inside a metro network is known where the taps are done: an exit tap is handed
   over without waiting for the entry's outcome, and skipped (``TapOutcome.skipped``) if the
   rider never got in — so the engine does not wait for a rider's entry to hand over the exit.
@@ -44,6 +49,12 @@ CARD_IMAGES = 150_000  # card images kept in memory between sessions (the least 
 # 100,000-person world's cards all fit, so a card read in the morning is not read again in the evening
 BATCH = 64  # taps handed to the worker per message
 CLOSED = "closed"
+HAND_OVER_AT = dt.time(16)  # from here the engine taps the buses itself (the worker keeps the metro gates)
+
+
+def engine_taps(network: str, at: dt.datetime) -> bool:
+    """Whether a tap on ``network`` at ``at`` is done by the engine's own validators (the evening's buses)."""
+    return "-bus" in network and at.time() >= HAND_OVER_AT
 
 
 @attrs.frozen
@@ -58,6 +69,14 @@ class TapRequest:
     who: int = -1  # the rider
     leg: str | None = None  # entry | exit | ride (None: a finder's tap)
     network: str = ""
+
+
+@attrs.frozen
+class TerminalRelease:
+    """The validators close these terminals (their state passes to another process); answered by an outcome."""
+
+    seq: int
+    terminal_ids: tuple[str, ...]
 
 
 @attrs.frozen
@@ -171,15 +190,31 @@ class CardImages:
 class Validators:
     """The day's validators (opened as first tapped) and the cards tapped on them."""
 
-    def __init__(self, home: Path | str, seed: int, day_no: int, start: dt.datetime) -> None:
+    def __init__(self, home: Path | str, seed: int, day_no: int, start: dt.datetime, *,
+                 cards: CardImages | None = None, clock: Any = None) -> None:
         self.home = Path(home)
-        self.clock = SimClock(start)
-        self.cards = CardImages()
-        self.cards.rng = random.Random(f"{seed}/cards/{day_no}/validators")
+        self.clock = clock if clock is not None else SimClock(start)
+        if cards is None:
+            cards = CardImages()
+            cards.rng = random.Random(f"{seed}/cards/{day_no}/validators")
+        self.cards = cards
         self._states: dict[str, Any] = {}
         self._validators: dict[str, Any] = {}
         self._fares: Any = None
         self.inside: dict[int, str] = {}  # rider → the metro network they entered today and have not left
+
+    def handle(self, request: TapRequest | TerminalRelease) -> TapOutcome:
+        if isinstance(request, TerminalRelease):
+            self.release(request.terminal_ids)
+            return TapOutcome(request.seq, True, None, None, skipped=True)
+        return self.tap(request)
+
+    def release(self, terminal_ids: tuple[str, ...]) -> None:
+        for terminal_id in terminal_ids:
+            self._validators.pop(terminal_id, None)
+            state = self._states.pop(terminal_id, None)
+            if state is not None:
+                state.close()
 
     def tap(self, request: TapRequest) -> TapOutcome:
         """One tap (an exit only if the rider got in); who is inside follows the taps that pass."""
@@ -251,8 +286,8 @@ class InProcessLane:
         self._validators = Validators(home, seed, day_no, start)
         self._done: dict[int, TapOutcome] = {}
 
-    def submit(self, request: TapRequest) -> None:
-        self._done[request.seq] = self._validators.tap(request)
+    def submit(self, request: TapRequest | TerminalRelease) -> None:
+        self._done[request.seq] = self._validators.handle(request)
 
     def outcome(self, seq: int) -> TapOutcome:
         return self._done.pop(seq)
@@ -292,7 +327,7 @@ class WorkerLane:
         self._sender = threading.Thread(target=self._send, name="validators-requests", daemon=True)
         self._sender.start()
 
-    def submit(self, request: TapRequest) -> None:
+    def submit(self, request: TapRequest | TerminalRelease) -> None:
         self._buffer.append(request)
         if len(self._buffer) >= BATCH:
             self._flush()
@@ -382,7 +417,7 @@ def serve(requests: Any, results: Any, home: str, seed: int, day_no: int, start:
             batch = requests.recv()
             if batch is None:
                 break
-            results.send([validators.tap(request) for request in batch])
+            results.send([validators.handle(request) for request in batch])
     except BaseException:
         results.send(traceback.format_exc())
         raise
