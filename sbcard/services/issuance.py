@@ -202,11 +202,14 @@ def _delivery_address(text: str | None) -> str | None:
     return address
 
 
+# The statuses written into the SQL, as the partial index ``one_open_application_per_person`` names
+# them: with bound parameters SQLite cannot prove the index covers the query and scans the table.
+OPEN_APPLICATION_SQL = ("SELECT id FROM applications WHERE citizen_id = ? AND status IN ("
+                        + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
+
+
 def _open_application(db: sqlite_utils.Database, citizen_id: str) -> str | None:
-    marks = ", ".join("?" for _ in OPEN_STATUSES)
-    row = db.execute(
-        f"SELECT id FROM applications WHERE citizen_id = ? AND status IN ({marks})", [citizen_id, *OPEN_STATUSES]
-    ).fetchone()
+    row = db.execute(OPEN_APPLICATION_SQL, [citizen_id]).fetchone()
     return row[0] if row else None
 
 

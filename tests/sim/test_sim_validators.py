@@ -11,7 +11,8 @@ from sim_helpers import differing, world_digest
 
 from sbcard.sim import report
 from sbcard.sim.engine import Options, Simulation
-from sbcard.sim.validators import TapRequest, WorkerLane
+from sbcard.clock import BEIJING
+from sbcard.sim.validators import TapRequest, WorkerLane, engine_taps
 
 POPULATION, DAYS, SEED = 400, 2, 11
 
@@ -36,6 +37,23 @@ def test_taps_in_a_worker_process_make_the_same_world_as_taps_in_the_engine(tmp_
     assert sum(1 for p in parts_here if p.startswith("terminals/")) > 10
     if faults == "heavy":
         assert here["faults"].get("torn_purchase")
+    # both kinds of validator took taps in the evening rush: the worker's metro gates, the engine's buses
+    evening = {kind: _evening_records(tmp_path / "there", kind) for kind in ("bus", "subway")}
+    assert evening["bus"] and evening["subway"], evening
+
+
+def _evening_records(home: Path, kind: str) -> int:
+    """Records on ``kind`` validators (bus, subway) from 16:00 Beijing time, any day."""
+    import sqlite3
+
+    n = 0
+    for db in (home / "terminals").glob(f"*{kind}*/terminal.db"):
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            n += conn.execute("SELECT count(*) FROM records WHERE substr(date_time, 9, 2) >= '16'").fetchone()[0]
+        finally:
+            conn.close()
+    return n
 
 
 def test_a_worker_that_fails_is_reported_not_waited_for(tmp_path: Path) -> None:
@@ -47,3 +65,14 @@ def test_a_worker_that_fails_is_reported_not_waited_for(tmp_path: Path) -> None:
             lane.outcome(1)
     finally:
         lane.abort()
+
+
+@pytest.mark.parametrize(("network", "at", "engine"), [
+    ("bj-bus", dt.time(15, 59, 59), False),  # the afternoon: every validator is the worker's
+    ("bj-bus", dt.time(16, 0), True),  # the evening: the buses are the engine's own
+    ("he-lf-bus", dt.time(23, 30), True),
+    ("bj-subway", dt.time(18, 0), False),  # the metro gates stay with the worker (who is inside is known there)
+    ("tj-metro", dt.time(8, 0), False),
+])
+def test_the_evening_buses_are_tapped_by_the_engine_itself(network: str, at: dt.time, engine: bool) -> None:
+    assert engine_taps(network, dt.datetime.combine(dt.date(2025, 3, 3), at, BEIJING)) is engine
