@@ -134,13 +134,13 @@ def begin_load(
 
 
 def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
-                now: datetime, cash: bool = False) -> LoadGrant:
+                now: datetime, cash: bool = False, outlet_node: str | None = None) -> LoadGrant:
     """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened)."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     node, card = _card(world, request.app_serial)
     if cash:
-        _check_cash_outlet(world, node, outlet)
+        _check_cash_outlet(world, node, outlet, outlet_node)
     staff = staff_of()
     db = world.region(node)
     with UnitOfWork(db) as uow:
@@ -209,13 +209,17 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                      account_balance_fen=account_balance)
 
 
-def _check_cash_outlet(world: World, node: str, outlet: str | None) -> None:
-    """Cash is taken at an outlet's counter of the card's own region (its till is in that region's books)."""
+def _check_cash_outlet(world: World, node: str, outlet: str | None, outlet_node: str | None) -> None:
+    """Cash is taken at an outlet's counter of the card's own region (its till is in that region's books).
+
+    ``outlet_node``: the outlet's region when the caller has looked the outlet up already.
+    """
     if outlet is None:
         raise InvalidInput("load.cash_outlet", "a cash load is paid at an outlet's counter: give the outlet",
                            "--outlet")
-    place = lookup.get_outlet(world, outlet)
-    if place["node"] != node:
+    if outlet_node is None:
+        outlet_node = lookup.get_outlet(world, outlet)["node"]
+    if outlet_node != node:
         raise RuleRefused("load.cash_other_region",
                           f"the card is {NODE_NAMES[node]}'s: its purse takes cash at {NODE_NAMES[node]}'s outlets "
                           f"only (the regions do not clear cash between them); load it from its account here",
@@ -297,8 +301,7 @@ class PurseHost:
         self.world, self.now, self.outlet, self.cash = world, now, outlet, cash
         self.node, staff = lookup.require_operator_anywhere(world, operator)
         self.operator = staff["code"]
-        if outlet is not None:
-            lookup.get_outlet(world, outlet)
+        self.outlet_node = lookup.get_outlet(world, outlet)["node"] if outlet is not None else None
 
     def pending_loads(self, app_serial: str) -> list[PendingLoad]:
         return pending_loads(self.world, app_serial)
@@ -309,7 +312,7 @@ class PurseHost:
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         # The operator was checked when the host was opened for them.
         return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now,
-                           cash=self.cash)
+                           cash=self.cash, outlet_node=self.outlet_node)
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now)

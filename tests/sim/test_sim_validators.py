@@ -38,16 +38,16 @@ def test_taps_in_a_worker_process_make_the_same_world_as_taps_in_the_engine(tmp_
     if faults == "heavy":
         assert here["faults"].get("torn_purchase")
     # both kinds of validator took taps in the evening rush: the worker's metro gates, the engine's buses
-    evening = {kind: _evening_records(tmp_path / "there", kind) for kind in ("bus", "subway")}
-    assert evening["bus"] and evening["subway"], evening
+    evening = {kind: _evening_records(tmp_path / "there", kind) for kind in ("he-sjz-bus", "bj-subway")}
+    assert evening["he-sjz-bus"] and evening["bj-subway"], evening
 
 
 def _evening_records(home: Path, kind: str) -> int:
-    """Records on ``kind`` validators (bus, subway) from 16:00 Beijing time, any day."""
+    """Records on the validators of the ``kind`` network from 16:00 Beijing time, any day."""
     import sqlite3
 
     n = 0
-    for db in (home / "terminals").glob(f"*{kind}*/terminal.db"):
+    for db in (home / "terminals").glob(f"{kind}-*/terminal.db"):
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             n += conn.execute("SELECT count(*) FROM records WHERE substr(date_time, 9, 2) >= '16'").fetchone()[0]
@@ -68,11 +68,12 @@ def test_a_worker_that_fails_is_reported_not_waited_for(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("network", "at", "engine"), [
-    ("bj-bus", dt.time(15, 59, 59), False),  # the afternoon: every validator is the worker's
-    ("bj-bus", dt.time(16, 0), True),  # the evening: the buses are the engine's own
+    ("he-sjz-bus", dt.time(15, 59, 59), False),  # the afternoon: every validator is the worker's
+    ("he-sjz-bus", dt.time(16, 0), True),  # the evening: Hebei's buses are the engine's own
     ("he-lf-bus", dt.time(23, 30), True),
+    ("bj-bus", dt.time(18, 0), False),  # the other buses stay with the worker
     ("bj-subway", dt.time(18, 0), False),  # the metro gates stay with the worker (who is inside is known there)
     ("tj-metro", dt.time(8, 0), False),
 ])
-def test_the_evening_buses_are_tapped_by_the_engine_itself(network: str, at: dt.time, engine: bool) -> None:
+def test_hebeis_evening_buses_are_tapped_by_the_engine_itself(network: str, at: dt.time, engine: bool) -> None:
     assert engine_taps(network, dt.datetime.combine(dt.date(2025, 3, 3), at, BEIJING)) is engine
