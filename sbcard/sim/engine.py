@@ -126,7 +126,6 @@ class Simulation:
         # per day
         self.world: World | None = None
         self.day_no = 0
-        self.card_rng = random.Random(f"{options.seed}/cards/0")
         self.fault_plan = faults.FaultPlan(self.profile, options.seed, 0)
         self._terminal_states: dict[str, Any] = {}
         self._gates: dict[str, Any] = {}
@@ -187,7 +186,7 @@ class Simulation:
         from sbcard.federation import outbox
 
         self.day_no = day_no
-        self.card_rng = self.cards.rng = random.Random(f"{self.options.seed}/cards/{day_no}")
+        self.cards.rng = random.Random(f"{self.options.seed}/cards/{day_no}")
         self.fault_plan = faults.FaultPlan(self.profile, self.options.seed, day_no, counted=self.tally.fault)
         with ExitStack() as stack:
             self.world = stack.enter_context(open_world(self.home, self.clock))
@@ -569,15 +568,18 @@ class Simulation:
     def _taps_done(self, whose: Any) -> None:
         """The outcomes of the taps handed over up to the last on a card file (or ("who", person)), applied in order."""
         last = self._last_tap.get(whose)
-        while self._pending and last is not None and self._pending[0].seq <= last:
+        if last is not None:
+            self._apply_taps(last)
+
+    def _apply_taps(self, last: int | None = None) -> None:
+        """The outcomes of the taps handed over up to ``last`` (a seq; None: all), in the order handed over."""
+        while self._pending and (last is None or self._pending[0].seq <= last):
             tap = self._pending.popleft()
             self._apply_tap(tap, self._lane.outcome(tap.seq))
 
     def _close_lane(self) -> None:
         """Before the night: every tap's outcome applied, the validators closed (their logs go up)."""
-        while self._pending:
-            tap = self._pending.popleft()
-            self._apply_tap(tap, self._lane.outcome(tap.seq))
+        self._apply_taps()
         self._last_tap.clear()
         self._lane_stale.clear()
         lane, self._lane = self._lane, None

@@ -245,7 +245,7 @@ def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> 
 
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=len(REGION_NODES), mp_context=context,
-                                                    initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
+                                                    initializer=watch_parent, initargs=(os.getpid(),)) as pool:
             futures = {node: pool.submit(issue_region, str(sim.home), options, staff, jobs[node],
                                          sim.clock.now().isoformat(), parent=os.getpid())
                        for node in REGION_NODES}
@@ -268,7 +268,7 @@ def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> 
     sim.progress(f"set-up: {sum(len(r['cards']) for r in results.values()):,} cards made in batches and handed over")
 
 
-def _watch_parent(parent: int) -> None:
+def watch_parent(parent: int) -> None:
     """In a worker: end this process as soon as the simulation's process is gone (killed)."""
     import threading
     import time

@@ -413,9 +413,9 @@ class WorkerLane:
 
 def serve(requests: Any, results: Any, home: str, seed: int, day_no: int, start: str, parent: int) -> None:
     """The worker: taps each batch handed over, answers its outcomes; ``None`` closes the day."""
-    from sbcard.sim.setup import _watch_parent
+    from sbcard.sim.setup import watch_parent
 
-    _watch_parent(parent)
+    watch_parent(parent)
     validators = Validators(home, seed, day_no, dt.datetime.fromisoformat(start))
     try:
         while True:
