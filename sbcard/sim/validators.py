@@ -49,15 +49,16 @@ CARD_IMAGES = 150_000  # card images kept in memory between sessions (the least 
 # 100,000-person world's cards all fit, so a card read in the morning is not read again in the evening
 BATCH = 64  # taps handed to the worker per message
 CLOSED = "closed"
-HAND_OVER_AT = dt.time(16)  # from here the engine taps some buses itself (the worker keeps the rest)
-ENGINE_BUSES = frozenset({"he-sjz-bus", "he-lf-bus"})  # Hebei's: about half of the evening's bus taps
+HAND_OVER_AT = dt.time(16)  # from here the engine taps the buses itself (the worker keeps the metro gates)
+ENGINE_BUSES = frozenset({"bj-bus", "tj-bus", "he-sjz-bus", "he-lf-bus"})
 
 
 def engine_taps(network: str, at: dt.datetime) -> bool:
-    """Whether a tap on ``network`` at ``at`` is done by the engine's own validators (the evening's buses of Hebei).
+    """Whether a tap on ``network`` at ``at`` is done by the engine's own validators (the evening's buses).
 
-    The engine's evening is light (the day's first loads are behind it) and the worker's is
-    the metro's rush: about half the buses keep the two processes busy alike.
+    The engine's morning is full of the day's first loads, while the worker taps every
+    validator; in the evening the engine is free, and the buses (about two in five of the
+    evening's taps) keep both processes about as busy.
     """
     return network in ENGINE_BUSES and at.time() >= HAND_OVER_AT
 

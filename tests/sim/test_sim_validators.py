@@ -69,11 +69,14 @@ def test_a_worker_that_fails_is_reported_not_waited_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("network", "at", "engine"), [
     ("he-sjz-bus", dt.time(15, 59, 59), False),  # the afternoon: every validator is the worker's
-    ("he-sjz-bus", dt.time(16, 0), True),  # the evening: Hebei's buses are the engine's own
+    ("he-sjz-bus", dt.time(16, 0), True),  # the evening: the buses are the engine's own
     ("he-lf-bus", dt.time(23, 30), True),
-    ("bj-bus", dt.time(18, 0), False),  # the other buses stay with the worker
+    ("bj-bus", dt.time(18, 0), True),
+    ("tj-bus", dt.time(17, 30), True),
+    ("bj-bus", dt.time(8, 0), False),
     ("bj-subway", dt.time(18, 0), False),  # the metro gates stay with the worker (who is inside is known there)
+    ("tj-metro", dt.time(18, 0), False),
     ("tj-metro", dt.time(8, 0), False),
 ])
-def test_hebeis_evening_buses_are_tapped_by_the_engine_itself(network: str, at: dt.time, engine: bool) -> None:
+def test_the_evening_buses_are_tapped_by_the_engine_itself(network: str, at: dt.time, engine: bool) -> None:
     assert engine_taps(network, dt.datetime.combine(dt.date(2025, 3, 3), at, BEIJING)) is engine
