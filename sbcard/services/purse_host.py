@@ -27,6 +27,7 @@ without reaching the purse and never reaches it twice.
 
 from __future__ import annotations
 
+import copy
 import hmac
 from collections.abc import Callable
 from datetime import datetime
@@ -114,12 +115,16 @@ def expected_load_tac(masters: IssuerMasterKeys, row: dict[str, Any]) -> bytes:
 # ----------------------------------------------------------------------------- the use cases
 
 
-def pending_loads(world: World, app_serial: str) -> list[PendingLoad]:
-    """The card's loads debited from the account and not yet seen credited or refused."""
-    found = find_card_by_app_serial(world, app_serial)
-    if found is None:
-        return []
-    node, _ = found
+def pending_loads(world: World, app_serial: str, *, node: str | None = None) -> list[PendingLoad]:
+    """The card's loads debited from the account and not yet seen credited or refused.
+
+    ``node``: the card's issuing region, when the caller knows it already.
+    """
+    if node is None:
+        found = find_card_by_app_serial(world, app_serial)
+        if found is None:
+            return []
+        node, _ = found
     return [_pending_value(row) for row in world.region(node).query(
         "SELECT * FROM purse_loads WHERE app_serial = ? AND status = 'pending' ORDER BY online_counter", [app_serial])]
 
@@ -134,17 +139,20 @@ def begin_load(
 
 
 def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
-                now: datetime, cash: bool = False, outlet_node: str | None = None) -> LoadGrant:
-    """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened)."""
+                now: datetime, cash: bool = False, outlet_node: str | None = None,
+                node: str | None = None) -> LoadGrant:
+    """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened);
+    ``node``: the card's issuing region, when the caller knows it already."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
-    node, card = _card(world, request.app_serial)
+    if node is None:
+        node, _ = _card(world, request.app_serial)
     if cash:
         _check_cash_outlet(world, node, outlet, outlet_node)
     staff = staff_of()
     db = world.region(node)
     with UnitOfWork(db) as uow:
-        card = rows.first(uow.db, "SELECT * FROM cards WHERE card_number = ?", [card["card_number"]])  # again, locked
+        card = rows.first(uow.db, "SELECT * FROM cards WHERE app_serial = ?", [request.app_serial])  # locked
         if card is None:  # gone since: only a hand-edited database does that
             raise NotFound("card.unknown_purse", f"no card with application serial {request.app_serial}", FIELD)
         masters = keys.issuer_masters(uow.db)
@@ -226,9 +234,14 @@ def _check_cash_outlet(world: World, node: str, outlet: str | None, outlet_node:
                           "--outlet")
 
 
-def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: bytes, now: datetime) -> dict[str, Any]:
-    """Step 3: the card's TAC for the load; confirmed once it verifies (again: the same answer)."""
-    node, _ = _card(world, app_serial)
+def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: bytes, now: datetime,
+                 node: str | None = None) -> dict[str, Any]:
+    """Step 3: the card's TAC for the load; confirmed once it verifies (again: the same answer).
+
+    ``node``: the card's issuing region, when the caller knows it already.
+    """
+    if node is None:
+        node, _ = _card(world, app_serial)
     with UnitOfWork(world.region(node)) as uow:
         row = _live_load(uow.db, app_serial, online_counter)
         masters = keys.issuer_masters(uow.db)
@@ -294,6 +307,8 @@ class PurseHost:
 
     Each call is one transaction of the card's issuing region, found from the card's
     application serial: a Tianjin card at a Beijing counter is loaded from its Tianjin account.
+    The host remembers which region issued each card it has seen (that never changes), so
+    a load's three steps look the card up once.
     """
 
     def __init__(self, world: World, *, operator: str, outlet: str | None = None, now: datetime,
@@ -302,9 +317,28 @@ class PurseHost:
         self.node, staff = lookup.require_operator_anywhere(world, operator)
         self.operator = staff["code"]
         self.outlet_node = lookup.get_outlet(world, outlet)["node"] if outlet is not None else None
+        self._issuers: dict[str, str] = {}
+
+    def at(self, now: datetime) -> PurseHost:
+        """The same host (operator, outlet, what it has looked up) at another time: a later load."""
+        later = copy.copy(self)
+        later.now = now
+        return later
+
+    def _issuer(self, app_serial: str) -> str:
+        node = self._issuers.get(app_serial)
+        if node is None:
+            node = self._issuers[app_serial] = _card(self.world, app_serial)[0]
+        return node
 
     def pending_loads(self, app_serial: str) -> list[PendingLoad]:
-        return pending_loads(self.world, app_serial)
+        node = self._issuers.get(app_serial)
+        if node is None:
+            found = find_card_by_app_serial(self.world, app_serial)
+            if found is None:
+                return []
+            node = self._issuers[app_serial] = found[0]
+        return pending_loads(self.world, app_serial, node=node)
 
     def settle(self, evidence: CardLoadEvidence) -> list[dict[str, Any]]:
         return settle(self.world, evidence, operator=self.operator, now=self.now)
@@ -312,10 +346,11 @@ class PurseHost:
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         # The operator was checked when the host was opened for them.
         return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now,
-                           cash=self.cash, outlet_node=self.outlet_node)
+                           cash=self.cash, outlet_node=self.outlet_node, node=self._issuer(request.app_serial))
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
-        return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now)
+        return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now,
+                            node=self._issuer(app_serial))
 
 
 # ----------------------------------------------------------------------------- the mechanics

@@ -25,6 +25,7 @@ purse randoms). The same seed and options give the same databases and the same s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import os
 import random
@@ -190,6 +191,7 @@ class Simulation:
         self.fault_plan = faults.FaultPlan(self.profile, self.options.seed, day_no, counted=self.tally.fault)
         with ExitStack() as stack:
             self.world = stack.enter_context(open_world(self.home, self.clock))
+            self._hosts: dict[tuple[str, str, bool], Any] = {}  # the day's purse hosts (``_purse_host``)
             tune(self.world)
             stack.callback(self._close_terminals)
             stack.callback(self._abort_taps)
@@ -405,9 +407,7 @@ class Simulation:
         """Load the purse at an outlet's load terminal in ``where``: from the card's account, or, if it is
         short, paid in cash at the counter (现金充值; at another region's counter, which takes no cash for
         this card, cash into the account at a bank branch at home first)."""
-        from sbcard.domain.outlets import OutletCode
         from sbcard.services import cash, ledger
-        from sbcard.services.purse_host import PurseHost
         from terminals.apps import loader
 
         assert self.world is not None
@@ -434,13 +434,12 @@ class Simulation:
             except SbcardError as refused:
                 self._refused("deposit_refused", person.node, refused)
                 return False
-        code = OutletCode.parse(outlet)
-        terminal_no = bytes.fromhex(f"{code.district}{code.number}0001")
+        terminal_no = load_terminal_no(outlet)
         op = self.counter_op(where)
         tear = self.fault_plan.tear_load()
         for attempt in range(2):
             self._step(40)
-            host = PurseHost(self.world, operator=op, outlet=outlet, now=self.clock.now(), cash=in_cash)
+            host = self._purse_host(op, outlet, in_cash)
             reader = self.reader(card["path"], tear if attempt == 0 else None)
             try:
                 outcome = loader.load(reader, host, amount, terminal_no)
@@ -459,17 +458,26 @@ class Simulation:
             return True
         return False
 
+    def _purse_host(self, operator: str, outlet: str, cash: bool) -> Any:
+        """The issuers' host for a load terminal at ``outlet`` now (opened once a day per operator, outlet and till)."""
+        from sbcard.services.purse_host import PurseHost
+
+        key = (operator, outlet, cash)
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = PurseHost(self.world, operator=operator, outlet=outlet, now=self.clock.now(),
+                                                cash=cash)
+        return host.at(self.clock.now())
+
     def _recover_load(self, card: dict[str, Any], op: str, outlet: str, terminal_no: bytes) -> None:
         """``transit recover`` at the counter: the torn load confirmed or reversed from what the card says."""
-        from sbcard.services.purse_host import PurseHost
         from terminals.apps import loader
 
         assert self.world is not None
         self._step(20)
         reader = self.reader(card["path"])
         try:
-            outcome = loader.recover(reader, PurseHost(self.world, operator=op, outlet=outlet, now=self.clock.now()),
-                                     terminal_no)
+            outcome = loader.recover(reader, self._purse_host(op, outlet, False), terminal_no)
             card["balance"] = outcome.balance_fen
             self.tally.count("load_recovered", card_node(card))
         except (SbcardError, CardStatus, CardIOError, ReaderError):
@@ -1075,6 +1083,15 @@ def _own_file(path: str) -> None:
     if os.stat(path).st_nlink > 1:
         shutil.copyfile(path, path + ".own")
         os.replace(path + ".own", path)
+
+
+@functools.lru_cache(maxsize=None)
+def load_terminal_no(outlet: str) -> bytes:
+    """The terminal number (6 bytes) of the outlet's load terminal: its district and number, then 0001."""
+    from sbcard.domain.outlets import OutletCode
+
+    code = OutletCode.parse(outlet)
+    return bytes.fromhex(f"{code.district}{code.number}0001")
 
 
 def card_node(card: dict[str, Any]) -> str:

@@ -1,0 +1,38 @@
+"""One counter's purse host serves load after load (``PurseHost.at``): each load is stamped with its own
+time, goes to the card's own issuing region, and the operator and outlet stay those the host was opened for."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from purse_world import NOW, OUTLETS, clock, purse_template, purse_world  # noqa: F401
+
+from sbcard.services.purse_host import PurseHost
+from sbcard.store.world import open_world
+from terminals.apps import loader
+from terminals.drivers.emulator import EmulatorReader
+
+TERMINAL_NO = bytes.fromhex("110105010001")
+
+
+def _load(purse_world, host: PurseHost, holder: str, amount_fen: int) -> loader.LoadOutcome:
+    with EmulatorReader(purse_world.path(holder)) as reader:
+        return loader.load(reader, host, amount_fen, TERMINAL_NO)
+
+
+def test_a_host_reused_later_stamps_each_load_with_its_own_time_and_region(purse_world):
+    later = NOW + dt.timedelta(hours=2)
+    with open_world(purse_world.home) as world:
+        host = PurseHost(world, operator="BJ-C1", outlet=OUTLETS["bj"], now=NOW)
+        first = _load(purse_world, host, "liu", 3000)
+        second = _load(purse_world, host.at(later), "liu", 2000)
+        tianjin = _load(purse_world, host.at(later), "chen", 1000)  # a Tianjin card at the Beijing counter
+    assert (first.balance_fen, second.balance_fen, tianjin.balance_fen) == (3000, 5000, 1000)
+    liu = purse_world.loads("liu")
+    assert [(row["amount_fen"], row["status"]) for row in liu] == [(3000, "confirmed"), (2000, "confirmed")]
+    assert liu[0]["created_at"] < liu[1]["created_at"]
+    assert liu[1]["created_at"].startswith(later.strftime("%Y-%m-%dT%H:%M"))
+    assert {(row["operator"], row["outlet"]) for row in liu} == {("BJ-C1", OUTLETS["bj"])}
+    [chen] = purse_world.loads("chen")
+    assert chen["id"].startswith("TJ-LOAD-") and chen["status"] == "confirmed" and chen["outlet"] == OUTLETS["bj"]
+    assert host.now == NOW  # ``at`` leaves the host it was made from as it was
