@@ -77,8 +77,7 @@ def run_one(population: int, days: int, seed: int, faults: str, directory: Path)
     if target is not None:
         out["target_s"] = target
         out["target_met"] = wall <= target
-    shutil.rmtree(home, ignore_errors=True)
-    return out
+    return out  # the world stays until every size has run (``main``)
 
 
 def _print_run(r: dict[str, Any]) -> None:
@@ -104,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
 
     runs = []
+    # The worlds are removed together once every size has run, not each after its run: on ext4,
+    # for a minute or so after tens of thousands of files are deleted, making a file costs up
+    # to 30 times more (the allocator passes over recently freed inodes), and the next size's
+    # set-up makes a file for every card.
     with tempfile.TemporaryDirectory(prefix="sbcard-sim-bench-", dir=args.dir) as tmp:
         for n in sizes:
             runs.append(run_one(n, args.days, args.seed, args.faults, Path(tmp)))
