@@ -325,20 +325,19 @@ class PurseHost:
         later.now = now
         return later
 
-    def _issuer(self, app_serial: str) -> str:
-        node = self._issuers.get(app_serial)
-        if node is None:
-            node = self._issuers[app_serial] = _card(self.world, app_serial)[0]
-        return node
-
-    def pending_loads(self, app_serial: str) -> list[PendingLoad]:
+    def _issuer(self, app_serial: str) -> str | None:
+        """The card's issuing region, looked up once (None: no region has the card; the use case says so)."""
         node = self._issuers.get(app_serial)
         if node is None:
             found = find_card_by_app_serial(self.world, app_serial)
             if found is None:
-                return []
+                return None
             node = self._issuers[app_serial] = found[0]
-        return pending_loads(self.world, app_serial, node=node)
+        return node
+
+    def pending_loads(self, app_serial: str) -> list[PendingLoad]:
+        node = self._issuer(app_serial)
+        return [] if node is None else pending_loads(self.world, app_serial, node=node)
 
     def settle(self, evidence: CardLoadEvidence) -> list[dict[str, Any]]:
         return settle(self.world, evidence, operator=self.operator, now=self.now)

@@ -134,6 +134,7 @@ class Simulation:
         self._night_memory: Any = None  # what the invariants read on earlier nights (sim.invariants.Memory)
         self._touched: set[str] = set()  # card files opened since the last checkpoint (the others are unchanged)
         self.cards = CardImages(before_load=self._own)  # the cards powered here (not on validators)
+        self._hosts: dict[tuple[str, str, bool], Any] = {}  # the day's purse hosts (``_purse_host``)
         # taps: on validators in a process of their own in a big world (``sim.validators``)
         self.tap_worker = options.population >= TAP_WORKER_FROM if tap_worker is None else tap_worker
         self._lane: Any = None
@@ -191,7 +192,7 @@ class Simulation:
         self.fault_plan = faults.FaultPlan(self.profile, self.options.seed, day_no, counted=self.tally.fault)
         with ExitStack() as stack:
             self.world = stack.enter_context(open_world(self.home, self.clock))
-            self._hosts: dict[tuple[str, str, bool], Any] = {}  # the day's purse hosts (``_purse_host``)
+            self._hosts = {}
             tune(self.world)
             stack.callback(self._close_terminals)
             stack.callback(self._abort_taps)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from purse_world import NOW, OUTLETS, clock, purse_template, purse_world  # noqa: F401
 
+from sbcard.domain.errors import NotFound
+from sbcard.domain.purse_load import LoadRequest
 from sbcard.services.purse_host import PurseHost
 from sbcard.store.world import open_world
 from terminals.apps import loader
@@ -36,3 +39,16 @@ def test_a_host_reused_later_stamps_each_load_with_its_own_time_and_region(purse
     [chen] = purse_world.loads("chen")
     assert chen["id"].startswith("TJ-LOAD-") and chen["status"] == "confirmed" and chen["outlet"] == OUTLETS["bj"]
     assert host.now == NOW  # ``at`` leaves the host it was made from as it was
+
+
+def test_a_card_no_region_issued_has_nothing_pending_and_is_refused_a_load(purse_world):
+    unknown = "03101000009999999999"  # a Beijing T-Union serial that no region holds
+    request = LoadRequest(app_serial=unknown, amount_fen=1000, terminal_no=TERMINAL_NO.hex().upper(), balance_fen=0,
+                          online_counter=0, key_version=1, algorithm_id=4, random=bytes(4), mac1=bytes(4))
+    with open_world(purse_world.home) as world:
+        host = PurseHost(world, operator="BJ-C1", outlet=OUTLETS["bj"], now=NOW)
+        assert host.pending_loads(unknown) == []
+        with pytest.raises(NotFound) as refused:
+            host.at(NOW + dt.timedelta(minutes=1)).begin_load(request)
+    assert refused.value.code == "card.unknown_purse"
+    assert purse_world.float_balance("bj") == 0
