@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     # The worlds are removed together once every size has run, not each after its run: on ext4,
-    # for a minute or so after tens of thousands of files are deleted, making a file costs up
+    # for minutes after tens of thousands of files are deleted, making a file costs up
     # to 30 times more (the allocator passes over recently freed inodes), and the next size's
     # set-up makes a file for every card.
     with tempfile.TemporaryDirectory(prefix="sbcard-sim-bench-", dir=args.dir) as tmp:
