@@ -143,6 +143,7 @@ class Simulation:
         self._pending: deque[PendingTap] = deque()  # taps handed over, outcome not applied yet (in order)
         self._last_tap: dict[Any, int] = {}  # card file, or ("who", person) → the last tap handed over
         self._lane_stale: set[str] = set()  # card files powered here since the validators last had them
+        self._ahead: Any = None  # the night's card files read in a process of their own: (pool, result)
 
     # ================================================================ the run
 
@@ -196,6 +197,7 @@ class Simulation:
             tune(self.world)
             stack.callback(self._close_terminals)
             stack.callback(self._abort_taps)
+            stack.callback(self._drop_read_ahead)
             if self.fault_plan.active:
                 stack.enter_context(outbox.delivery_faults(self.fault_plan.message))
             try:
@@ -222,6 +224,7 @@ class Simulation:
                     self._taps_done(("who", event.who))
                 handlers[event.kind](event)
             self._close_lane()
+            self._read_cards_ahead()
             self.night(day, day_no)
         self.state["day_done"] = day_no
 
@@ -1027,11 +1030,52 @@ class Simulation:
         assert self.world is not None
         if self._night_memory is None:
             self._night_memory = invariants.Memory()
-        results = invariants.check_day(self.world, self.home, day, memory=self._night_memory, touched=self._touched)
+        results = invariants.check_day(self.world, self.home, day, memory=self._night_memory, touched=self._touched,
+                                       read_ahead=self._read_ahead())
         self.invariants = results
         report = invariants.describe(results, day)
         if report:
             raise InvariantViolated(day, report)
+
+    def _read_cards_ahead(self) -> None:
+        """In a big world the night's checks read every card file tapped or loaded today (on the first
+        night, every one): another process reads them now, while the engine uploads and clears, since
+        no card is written at night (``invariants.read_cards``; the checks read again any file that
+        changed since, or that it could not read)."""
+        import multiprocessing
+
+        from sbcard.sim import invariants
+
+        if not self.tap_worker:
+            return  # a small world: its night is short
+        memory = self._night_memory
+        kept = {c.path for c in memory.cards.values()} if memory is not None else set()
+        paths = [key for key in (str(self.home_dir / c["path"]) for c in self.state["cards"].values())
+                 if key in self._touched or key not in kept]
+        pool = multiprocessing.get_context("spawn").Pool(1, initializer=setup.watch_parent, initargs=(os.getpid(),))
+        self._ahead = (pool, pool.apply_async(invariants.read_cards, (paths, invariants.RACY_NS)))
+
+    def _read_ahead(self) -> dict[str, Any] | None:
+        """What ``_read_cards_ahead`` read (None if it read nothing or failed: the checks read it all)."""
+        if self._ahead is None:
+            return None
+        pool, reading = self._ahead
+        self._ahead = None
+        try:
+            return reading.get()
+        except Exception:  # noqa: BLE001 - a reading that failed is only work the checks do themselves
+            return None
+        finally:
+            pool.close()
+            pool.join()
+
+    def _drop_read_ahead(self) -> None:
+        """The day stopped short: the reading process is stopped as it stands."""
+        if self._ahead is not None:
+            pool, _ = self._ahead
+            self._ahead = None
+            pool.terminate()
+            pool.join()
 
     # ================================================================ checkpoints
 

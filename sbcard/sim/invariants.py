@@ -115,14 +115,17 @@ class Result:
 
 
 def check_day(world: World, home: Path, day: dt.date, *, memory: Memory | None = None,
-              touched: Collection[str] | None = None) -> dict[str, Result]:
+              touched: Collection[str] | None = None,
+              read_ahead: Mapping[str, CardRead] | None = None) -> dict[str, Result]:
     """Every invariant on the world as it stands after ``day``'s nightly clearing.
 
     ``memory``: what earlier nights of this run read (kept up to date by this call); None
     reads every card file and terminal log whole. ``touched``: the card files (paths) opened
     since the memory was last brought up to date — read again whatever their signature says.
+    ``read_ahead``: card files another process read since the cards' last commit
+    (``read_cards``); one whose signature is still the one it had then is not read again.
     """
-    facts = Facts(world, Path(home), day, memory=memory, touched=touched)
+    facts = Facts(world, Path(home), day, memory=memory, touched=touched, read_ahead=read_ahead)
     collecting = gc.isenabled()
     gc.disable()  # the checks make many small objects and no cycles: no collector passes over a big heap
     try:
@@ -245,6 +248,42 @@ def _signature(st: os.stat_result) -> _Signature:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+_PurseRead = tuple[int, int, int, tuple[str, ...]]  # balance, offline counter, online counter, log (hex)
+CardRead = tuple[_Signature, _PurseRead]
+
+
+def _purse_read(image: Mapping[str, Any]) -> _PurseRead:
+    purse = image["purse"]
+    log = tuple(image.get("logs", {}).get("TU/18", []))
+    for h in log:
+        bytes.fromhex(h)  # a record that is not hex makes the file unreadable here, parsed or not
+    return int(purse["balance"]), int(purse["offline_counter"]), int(purse["online_counter"]), log
+
+
+def read_cards(paths: Collection[str], racy_ns: int = RACY_NS) -> dict[str, CardRead]:
+    """The purses on these card files (absolute paths), each with its signature before it was read.
+
+    For a night's checks made in another process while the engine does the night's other
+    work (no card is written at night): the checks take a reading whose file still has that
+    signature instead of reading the file again. A file that cannot be read, or that was
+    written less than ``racy_ns`` before this read (its signature may not show a write
+    within the same tick), is left out: the checks read it themselves.
+    """
+    from terminals.emulator.state import read_state
+
+    out: dict[str, CardRead] = {}
+    settled_before = time.time_ns() - racy_ns
+    for path in paths:
+        try:
+            signature = _signature(os.stat(path))
+            if signature[2] >= settled_before:
+                continue
+            out[path] = (signature, _purse_read(read_state(path)))
+        except (OSError, ValueError, KeyError):
+            continue
+    return out
+
+
 @attrs.define
 class _KeptCard:
     stored: str | None  # the card's ``virtual_path`` when it was read
@@ -278,11 +317,12 @@ class Facts:
     """The world's state as the checks see it, each part loaded on first use."""
 
     def __init__(self, world: World, home: Path, day: dt.date, *, memory: Memory | None = None,
-                 touched: Collection[str] | None = None) -> None:
+                 touched: Collection[str] | None = None, read_ahead: Mapping[str, CardRead] | None = None) -> None:
         self.world = world
         self.home = home
         self.day = day
         self.memory = memory
+        self.read_ahead = read_ahead
         self.touched = {os.path.abspath(t) for t in touched or ()}
         if memory is not None:
             memory.reads = {"card_files": 0, "log_records": 0}
@@ -341,6 +381,7 @@ class Facts:
         from terminals.emulator.state import read_state
 
         memory = self.memory
+        read_ahead = self.read_ahead
         out: dict[str, Chip] = {}
         for app_serial, card in sorted(self.cards.items()):
             if memory is not None:
@@ -353,19 +394,18 @@ class Facts:
                 self.unreadable.append(f"card {card['card_number']} ({_region(card['issuer'])}): no card file")
                 continue
             try:
-                signature = _signature(os.stat(path)) if memory is not None else None
-                image = read_state(path)
-                purse = image["purse"]
-                log = tuple(image.get("logs", {}).get("TU/18", []))
-                for h in log:
-                    bytes.fromhex(h)  # a record that is not hex makes the file unreadable here, parsed or not
+                signature = _signature(os.stat(path)) if memory is not None or read_ahead else None
+                ahead = read_ahead.get(os.path.abspath(path)) if read_ahead else None
+                if ahead is not None and ahead[0] == signature:
+                    purse_read = ahead[1]  # the file as read ahead: it has not changed since
+                else:
+                    purse_read = _purse_read(read_state(path))
             except (OSError, ValueError, KeyError) as e:
                 self.unreadable.append(f"card {card['card_number']} ({_region(card['issuer'])}): {e}")
                 if memory is not None:
                     memory.cards.pop(app_serial, None)
                 continue
-            chip = out[app_serial] = Chip(card["card_number"], card["issuer"], app_serial, int(purse["balance"]),
-                                          int(purse["offline_counter"]), int(purse["online_counter"]), log)
+            chip = out[app_serial] = Chip(card["card_number"], card["issuer"], app_serial, *purse_read)
             if memory is not None and signature is not None:
                 memory.reads["card_files"] += 1
                 if signature[2] < self._settled_before:
