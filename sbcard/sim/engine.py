@@ -44,7 +44,7 @@ from sbcard.chip.reader import CardIOError, ReaderError
 from sbcard.chip.sw import CardStatus
 from sbcard.clock import BEIJING, SimClock
 from sbcard.domain.errors import SbcardError
-from sbcard.sim import checkpoint, faults, plan, setup
+from sbcard.sim import checkpoint, faults, heap, plan, setup
 from sbcard.sim.validators import (
     CardImages,
     TapOutcome,
@@ -161,11 +161,14 @@ class Simulation:
             self._load_checkpoint(restored)
         gc.freeze()  # the population and the world's state live for the run: the collector need not walk them
         first = self.state["day_done"] + 1
-        for day_no in range(first, self.options.days + 1):
-            t0 = time.perf_counter()
-            self.run_day(day_no)
-            self.timings[f"day{day_no}_s"] = time.perf_counter() - t0
-            self._checkpoint(day_no)
+        with heap.for_the_days():
+            for day_no in range(first, self.options.days + 1):
+                t0 = time.perf_counter()
+                self.run_day(day_no)
+                self.timings[f"day{day_no}_s"] = time.perf_counter() - t0
+                self._checkpoint(day_no)
+                if day_no < self.options.days:
+                    heap.between_days()
         self.timings["elapsed_s"] = time.perf_counter() - started
         return self.result()
 

@@ -44,6 +44,7 @@ import attrs
 
 from sbcard.chip.reader import CardIOError
 from sbcard.clock import SimClock
+from sbcard.sim import heap
 
 CARD_IMAGES = 150_000  # card images kept in memory between sessions (the least recently used go first): a
 # 100,000-person world's cards all fit, so a card read in the morning is not read again in the evening
@@ -418,6 +419,7 @@ def serve(requests: Any, results: Any, home: str, seed: int, day_no: int, start:
 
     watch_parent(parent)
     validators = Validators(home, seed, day_no, dt.datetime.fromisoformat(start))
+    heap.day_long()
     try:
         while True:
             batch = requests.recv()
