@@ -77,6 +77,47 @@ def test_create_never_overwrites(card_path: Path) -> None:
     assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
 
 
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed file", "temporary name"])
+def test_a_new_card_file_is_the_same_however_it_is_made(card_path: Path, tmp_path: Path, monkeypatch,
+                                                         unnamed: bool) -> None:
+    """Linux's unnamed file (``O_TMPFILE``, then named) or, where there is none, a temporary name linked."""
+    if not unnamed:
+        monkeypatch.setattr(image, "_O_TMPFILE", 0)
+    elif not image._O_TMPFILE:
+        pytest.skip("this system makes no unnamed files")
+    state, folder = image.load(card_path), tmp_path / "made"
+    folder.mkdir()
+    image.create(state, folder / "new.card")
+    assert image.load(folder / "new.card") == state
+    assert [p.name for p in folder.iterdir()] == ["new.card"]  # no temporary file left
+    with pytest.raises(FileExistsError):
+        image.create(state, folder / "new.card")
+
+
+def test_a_file_system_without_unnamed_files_gets_a_temporary_name(card_path: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    import errno
+
+    real_open = os.open
+
+    def no_tmpfile(path, flags, *args, **kwargs):
+        if image._O_TMPFILE and flags & image._O_TMPFILE == image._O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)
+
+    state, folder = image.load(card_path), tmp_path / "made"
+    folder.mkdir()
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    image.create(state, folder / "new.card")
+    assert image.load(folder / "new.card") == state
+    assert [p.name for p in folder.iterdir()] == ["new.card"]
+
+
+def test_a_card_file_in_a_missing_folder_is_not_made(card_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        image.create(image.load(card_path), tmp_path / "no-such-folder" / "new.card")
+
+
 # --- the two banks: torn saves ------------------------------------------------------------------
 
 
