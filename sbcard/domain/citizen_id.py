@@ -50,7 +50,25 @@ def _birth_date_of(value: str) -> date:
         raise _invalid("birth_date", f"birth date {text} does not exist ({e})") from None
 
 
+# The values that passed lately: the checks need nothing but the value, and one person's ID is
+# checked again at every step of an application, an issuance or a batch (eight times per card).
+_PASSED: dict[str, None] = {}
+_PASSED_KEPT = 4096
+
+
 def _validate(_instance: object, _attribute: object, value: str) -> None:
+    """``_check``, once per value lately seen."""
+    plain = type(value) is str
+    if plain and value in _PASSED:
+        return
+    _check(value)
+    if plain:
+        if len(_PASSED) >= _PASSED_KEPT:
+            _PASSED.clear()
+        _PASSED[value] = None
+
+
+def _check(value: str) -> None:
     """Every check that needs no clock; order gives the most useful message first."""
     if not isinstance(value, str):
         raise _invalid("format", f"expected a string, got {type(value).__name__}")

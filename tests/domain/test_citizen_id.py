@@ -81,6 +81,19 @@ def test_construction_validates_too_so_a_citizen_id_that_exists_is_valid():
         CitizenId("320223195302147993")
 
 
+def test_an_id_checked_again_is_judged_as_the_first_time(monkeypatch):
+    """The checks are remembered for values that passed only: a refused one is refused every time."""
+    from sbcard.domain import citizen_id
+
+    monkeypatch.setattr(citizen_id, "_PASSED", {})
+    monkeypatch.setattr(citizen_id, "_PASSED_KEPT", 3)
+    for _ in range(2):
+        assert [CitizenId(v).value for v in VALID] == VALID
+        with pytest.raises(InvalidInput, match="check character should be '2', got '3'"):
+            CitizenId("320223195302147993")
+    assert len(citizen_id._PASSED) <= 3
+
+
 def test_construction_does_not_normalise_lower_case_x():
     with pytest.raises(InvalidInput):
         CitizenId("12010419591231002x")
