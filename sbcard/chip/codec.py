@@ -23,7 +23,11 @@ def from_bcd(data: bytes) -> str:
 
 
 def bcd_date(day: dt.date) -> bytes:
-    return to_bcd(day.strftime("%Y%m%d"))
+    """YYYYMMDD in 4 BCD bytes. Digits by format, as ``bcd_datetime`` (a card's personalisation
+    writes five dates); a year before 1000 keeps ``strftime``'s digits."""
+    if day.year < 1000:
+        return to_bcd(day.strftime("%Y%m%d"))
+    return bytes.fromhex(f"{day.year:04d}{day.month:02d}{day.day:02d}")
 
 
 def parse_bcd_date(data: bytes) -> dt.date:

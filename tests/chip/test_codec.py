@@ -103,3 +103,14 @@ def test_date_time_digits_are_strftime_s():
         assert codec.bcd_datetime(moment) == codec.to_bcd(moment.strftime("%Y%m%d%H%M%S"))
     aware = dt.datetime(2025, 3, 3, 7, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     assert codec.bcd_datetime(aware) == H("20250303070000")
+
+
+def test_date_digits_are_strftime_s():
+    rng = random.Random(5)
+    for _ in range(2000):
+        day = dt.date(rng.randint(1, 9999), rng.randint(1, 12), rng.randint(1, 28))
+        if day.year >= 1000:
+            assert codec.bcd_date(day) == codec.to_bcd(day.strftime("%Y%m%d"))
+    assert codec.bcd_date(dt.datetime(2025, 3, 3, 23, 59)) == H("20250303")  # a moment's date
+    with pytest.raises(ValueError):
+        codec.bcd_date(dt.date(999, 1, 1))  # strftime's three digits: not BCD of a date
