@@ -304,6 +304,8 @@ class TerminalState:
             row[0]: json.loads(row[1]) for row in conn.execute("SELECT app_serial, body FROM pending")
         }
         self._blacklist_version = int(self._get("blacklist_version") or 0)
+        # The list as the database holds it, asked at every tap: only ``replace_blacklist`` changes it.
+        self._blacklist = frozenset(row[0] for row in conn.execute("SELECT card_number FROM blacklist"))
         self._staged: list[Callable[[], Any]] | None = None
         self._slot = InflightSlot(directory / INFLIGHT_NAME, durable=durability == "full")
         slot_serial, self._inflight = self._slot.read()
@@ -482,9 +484,7 @@ class TerminalState:
         return self._blacklist_version
 
     def blacklisted(self, card_number: str | None) -> bool:
-        if not card_number:
-            return False
-        return self._conn.execute("SELECT 1 FROM blacklist WHERE card_number = ?", (card_number,)).fetchone() is not None
+        return bool(card_number) and card_number in self._blacklist
 
     def concession_revoked(self, card_number: str | None, kind: str) -> bool:
         """Whether the hub revoked ``kind`` (elderly_free_ride, student) on the card."""
@@ -505,9 +505,10 @@ class TerminalState:
     ) -> int:
         """Copy the hub's list as of ``version`` (and the revoked concessions); returns the previous version."""
         previous = self._blacklist_version
+        listed = list(cards)
         with self.transaction():
             self._conn.execute("DELETE FROM blacklist")
-            self._conn.executemany("INSERT OR IGNORE INTO blacklist VALUES (?)", ((c,) for c in cards))
+            self._conn.executemany("INSERT OR IGNORE INTO blacklist VALUES (?)", ((c,) for c in listed))
             if revoked_concessions is not None:
                 self._conn.execute("DELETE FROM revoked_concessions")
                 self._conn.executemany("INSERT OR IGNORE INTO revoked_concessions VALUES (?, ?)",
@@ -521,6 +522,7 @@ class TerminalState:
                 ],
             )
         self._blacklist_version = version
+        self._blacklist = frozenset(listed)
         self.checkpoint()
         return previous
 

@@ -116,3 +116,17 @@ def test_the_blacklist_copy_replaces_the_old_one(state):
     assert not state.blacklisted("B00000019") and state.blacklist_size() == 1
     assert state.concession_revoked("T00000035", "elderly_free_ride")  # not given: kept
     assert state.synced_at == "s2"
+
+
+def test_a_copy_that_fails_leaves_the_list_as_it_was_and_a_reopened_terminal_holds_it(state, tmp_path):
+    state.replace_blacklist(4, ["B00000019"], published_at="p", synced_at="s")
+    with pytest.raises(sqlite3.IntegrityError):
+        state.replace_blacklist(5, ["T00000027", b"T00000035"], published_at="p", synced_at="s2")  # not text
+    assert state.blacklisted("B00000019") and not state.blacklisted("T00000027") and state.blacklist_version == 4
+    directory = state.directory
+    state.close()
+    reopened = TerminalState.open(directory)
+    try:
+        assert reopened.blacklisted("B00000019") and not reopened.blacklisted("T00000027")
+    finally:
+        reopened.close()
