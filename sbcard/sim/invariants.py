@@ -260,19 +260,19 @@ def _purse_read(image: Mapping[str, Any]) -> _PurseRead:
     return int(purse["balance"]), int(purse["offline_counter"]), int(purse["online_counter"]), log
 
 
-def read_cards(paths: Collection[str], racy_ns: int = RACY_NS) -> dict[str, CardRead]:
+def read_cards(paths: Collection[str], racy_ns: int | None = None) -> dict[str, CardRead]:
     """The purses on these card files (absolute paths), each with its signature before it was read.
 
     For a night's checks made in another process while the engine does the night's other
     work (no card is written at night): the checks take a reading whose file still has that
     signature instead of reading the file again. A file that cannot be read, or that was
-    written less than ``racy_ns`` before this read (its signature may not show a write
-    within the same tick), is left out: the checks read it themselves.
+    written less than ``racy_ns`` (default ``RACY_NS``) before this read (its signature may
+    not show a write within the same tick), is left out: the checks read it themselves.
     """
     from terminals.emulator.state import read_state
 
     out: dict[str, CardRead] = {}
-    settled_before = time.time_ns() - racy_ns
+    settled_before = time.time_ns() - (RACY_NS if racy_ns is None else racy_ns)
     for path in paths:
         try:
             signature = _signature(os.stat(path))
