@@ -17,7 +17,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-NEVER = 2**31 - 1  # young collections between two full ones (CPython's default: 10)
+NEVER = 2**31 - 1  # middle-generation collections before a full one (CPython's default: 10)
 
 
 def day_long() -> None:
