@@ -27,8 +27,10 @@ import sqlite_utils
 from sbcard.chip.commands import ChipInfo
 from sbcard.chip.reading import CardSnapshot
 from sbcard.domain import lifecycle as L
+from sbcard.domain.eligibility import MINOR_UNDER_YEARS
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.lifecycle import CardState
+from sbcard.domain.masking import mask_citizen_id
 from sbcard.federation import lookup
 from sbcard.services import issuance, ledger, lifecycle, operators, stock
 from sbcard.services.issuance import IssuanceDesk
@@ -51,7 +53,7 @@ class Replacement:
 
     def __init__(
         self, world: World, card_number: str, *, operator: str, outlet: str, reason: str | None = None,
-        now: datetime,
+        now: datetime, guardian_id: str | None = None,
     ) -> None:
         self.world, self.now = world, now
         self.old_card = lifecycle.parse_card_number(card_number)
@@ -62,6 +64,7 @@ class Replacement:
         self.actor = lifecycle.authorise(world, operator, outlet, reason, card_node=self.node)
         self.citizen_id: str = card["citizen_id"]
         self.card_id_code: str = card["card_id_code"]
+        self.guardian_id = _guardian(self.citizen_id, guardian_id, now)
         self.purse_balance_fen: int | None = None  # read from the old card, if presented
         self.account_no: str | None = None
         self.refund_due_at: datetime | None = None
@@ -100,6 +103,7 @@ class Replacement:
             "account_no": self.account_no,
             "purse_balance_fen": self.purse_balance_fen,
             "refund_due_at": self.refund_due_at.isoformat() if self.refund_due_at else None,
+            "guardian_id": mask_citizen_id(self.guardian_id) if self.guardian_id else None,
             "operator": self.actor.operator,
             "outlet": self.actor.outlet,
             "reason": self.actor.reason,
@@ -122,7 +126,8 @@ class Replacement:
                                   "--outlet")
             return open_[0]
         application = issuance.apply(self.world, citizen_id=self.citizen_id, outlet=self.actor.outlet,
-                                     operator=self.actor.operator, replaces=self.old_card, now=self.now)
+                                     operator=self.actor.operator, replaces=self.old_card, now=self.now,
+                                     guardian_id=self.guardian_id)
         return application["application_id"]
 
     def _end_old_card(self, db: sqlite_utils.Database, new_card: dict[str, Any]) -> None:
@@ -144,6 +149,22 @@ class Replacement:
                 "old_card": self.old_card, "new_card": new, "amount_fen": self.purse_balance_fen,
                 "due_at": timestamp(self.refund_due_at), "paid_at": None, "txn_id": None,
             })
+
+
+def _guardian(citizen_id: str, guardian_id: str | None, now: datetime) -> str | None:
+    """The guardian replacing a minor's card (as the minor's application needed one); checked before any card is touched.
+
+    A minor without one is refused here, before a reader is used; whether the guardian is
+    the one the registry records is the application's rule (``domain.eligibility``).
+    """
+    age = issuance.parse_citizen_id(citizen_id).age_on(now.date())
+    if guardian_id is None or not guardian_id.strip():
+        if age < MINOR_UNDER_YEARS:
+            raise RuleRefused("application.guardian_required",
+                              f"the holder is {age}: under {MINOR_UNDER_YEARS} a guardian replaces the card "
+                              "(give --guardian-id)", "--guardian-id")
+        return None
+    return issuance.parse_citizen_id(guardian_id, "--guardian-id").value
 
 
 # ----------------------------------------------------------------------------- purse refunds
