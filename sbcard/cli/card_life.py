@@ -149,7 +149,9 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
         emit_json(done)
         return
     if done["purse_balance_fen"] is None:
-        refund = "not read (the old card was not presented)"
+        refund = "not read (the old card was not presented): refunded from the clearing records"
+        if done["refund_due_at"]:
+            refund += f" from {done['refund_due_at'][:10]}"
     else:
         refund = format_fen(done["purse_balance_fen"])
         if done["refund_due_at"]:

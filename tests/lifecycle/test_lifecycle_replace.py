@@ -77,12 +77,14 @@ def test_replacing_a_lost_card_unfreezes_and_moves_the_account(sbcard, home, iss
     code, out, err, done = _replace(sbcard, old, blank)
 
     assert code == 0, err
-    assert (done["purse_balance_fen"], done["refund_due_at"]) == (None, None)
+    assert (done["purse_balance_fen"], done["refund_due_at"], done["refund_basis"]) == (
+        None, REFUND_DUE.isoformat(), "clearing")
     assert blacklist(home)[0] == version  # it was on the list already
     assert hub_card(home, old)["status"] == "replaced"
     [account] = query(home, "bj", "SELECT * FROM accounts WHERE kind = 'holder'")
     assert (account["card_number"], account["status"]) == (done["new_card"], "active")
-    assert query(home, "bj", "SELECT count(*) AS n FROM purse_refunds")[0]["n"] == 0
+    [refund] = query(home, "bj", "SELECT * FROM purse_refunds")  # from the clearing records, when due
+    assert (refund["old_card"], refund["basis"], refund["paid_at"]) == (old, "clearing", None)
 
 
 def test_a_replacement_torn_halfway_records_nothing_and_can_be_run_again(sbcard, home, issue, blanks) -> None:
