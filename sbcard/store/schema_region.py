@@ -978,12 +978,15 @@ def _v8_indexes(db: sqlite_utils.Database) -> None:
 # never twice. A replaced card's purse refund is read from the chip (`chip`) or, when the
 # old card cannot be read, taken from the clearing records once its window has passed
 # (`clearing`: `amount_fen` is fixed at payment); `adjusted_fen` is what later-cleared
-# records of the old card changed since (negative: taken back from the holder).
+# records of the old card changed since (negative: taken back from the holder). An
+# offline claim's `owed_fen` is settled by staff once (`owed_txn_id`, `owed_settled_at`).
 _HALF_WRITTEN_V9 = """
 CREATE UNIQUE INDEX venue_visits_purchase ON venue_visits (terminal, terminal_serial)
     WHERE result = 'ok' AND terminal_serial IS NOT NULL;
 ALTER TABLE purse_refunds ADD COLUMN basis TEXT NOT NULL DEFAULT 'chip' CHECK (basis IN ('chip', 'clearing'));
 ALTER TABLE purse_refunds ADD COLUMN adjusted_fen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE medical_claims ADD COLUMN owed_txn_id TEXT;
+ALTER TABLE medical_claims ADD COLUMN owed_settled_at TEXT;
 """
 
 
