@@ -1003,5 +1003,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "venues: gates' visits, library readers and loans", _v6_venues),
     Migration(7, "clearing: records awaiting their issuer, clearing days, lines and runs", _v7_clearing),
     Migration(8, "indexes: accounts by card, purse loads by card and counter", _v8_indexes),
-    Migration(9, "nothing half-written: one visit per gate purchase, purse refunds from clearing", _v9_half_written),
+    Migration(9, "nothing half-written: one visit per gate purchase, purse refunds from clearing, owed settled",
+              _v9_half_written),
 )

@@ -53,3 +53,11 @@ def test_without_a_reader_the_log_is_not_touched(medical_world):
     code, refunded = medical_world.refund(done["claim_id"])
     assert code == 0 and refunded["ef08_written"] is None
     assert [r.mode for r in medical_world.medical_log("liu")] == ["online"]
+
+
+def test_a_clerk_reads_whether_the_card_got_the_refund(medical_world):
+    done = medical_world.ok_settle("liu", "BJH003", *LINES)
+    code, out, err, _ = medical_world.run("medical", "refund", done["claim_id"], "--reader",
+                                          medical_world.reader("liu"))
+    assert code == 0, err
+    assert "card's medical log" in out and "refund written" in out

@@ -92,3 +92,14 @@ def test_a_claim_that_left_nothing_owed(medical_world):
                              "110105")[0] == 0
     code, err = _settle(medical_world, done["claim_id"], "--operator", "BJ-F9")
     assert code == 1 and "nothing owed" in err
+
+
+def test_a_clerk_reads_the_settlement(owed):
+    w, claim = owed
+    code, out, err, _ = w.run("medical", "settle-owed", claim["claim_id"], "--operator", "HE-C1", "--outlet",
+                              BANKS["he"])
+    assert code == 0, err
+    assert "paid to the holder in cash" in out and claim["claim_id"] in out
+    code, out, err, _ = w.run("medical", "settle-owed", claim["claim_id"], "--operator", "HE-C1", "--outlet",
+                              BANKS["he"])
+    assert code == 0 and "nothing done now" in out
