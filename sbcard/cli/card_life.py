@@ -123,18 +123,21 @@ def lapse_losses_command(app: AppContext) -> None:
 @_outlet(required=True, help="The outlet issuing the new card (its stock provides the blank).")
 @click.option("--old-reader", "old_reader_spec", default=None, metavar="SPEC",
               help="The reader with the old card, when the holder brings it: its purse balance is refunded.")
+@click.option("--guardian-id", default=None, metavar="ID",
+              help="The guardian replacing a minor's card (under 16), as recorded in the registry.")
 @_reason
 @trace_option
 @with_app
 def replace_command(app: AppContext, card_number: str, reader_spec: str, operator: str, outlet: str,
-                    old_reader_spec: str | None, reason: str | None, trace: bool) -> None:
+                    old_reader_spec: str | None, guardian_id: str | None, reason: str | None, trace: bool) -> None:
     """补换卡: a new card with a new number; the old one blacklisted, the account moved to the new one."""
     from sbcard.services.replacement import Replacement
     from terminals.apps import counter
 
     now = app.clock.now()
     with open_world(app.home) as world:
-        job = Replacement(world, card_number, operator=operator, outlet=outlet, reason=reason, now=now)
+        job = Replacement(world, card_number, operator=operator, outlet=outlet, reason=reason, now=now,
+                          guardian_id=guardian_id)
         if old_reader_spec:
             with reader_session(old_reader_spec, trace) as old:
                 job.old_card_presented(counter.read_back(old))
@@ -146,7 +149,9 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
         emit_json(done)
         return
     if done["purse_balance_fen"] is None:
-        refund = "not read (the old card was not presented)"
+        refund = "not read (the old card was not presented): refunded from the clearing records"
+        if done["refund_due_at"]:
+            refund += f" from {done['refund_due_at'][:10]}"
     else:
         refund = format_fen(done["purse_balance_fen"])
         if done["refund_due_at"]:
@@ -157,6 +162,7 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
                      f"{done['new_card']})"),
         ("account", mask_middle(done["account_no"], 6, 4) + " moved to the new card" if done["account_no"] else None),
         ("old purse", refund),
+        *([("guardian", done["guardian_id"])] if done["guardian_id"] else []),
         ("operator", _where(done)),
     ]))
 

@@ -175,26 +175,46 @@ def _receipt(r: dict[str, Any]) -> str:
 @click.argument("claim_id", metavar="CLAIM_ID")
 @click.option("--items", "codes", default=None, metavar="CODE,CODE",
               help="Refund only these items (catalogue codes); the rest is settled again as a new claim.")
+@click.option("--reader", "reader_spec", default=None, metavar="SPEC",
+              help="The reader with the holder's card: the refund is written into its medical log (DF04/EF08).")
+@trace_option
 @with_app
-def refund_command(app: AppContext, claim_id: str, codes: str | None) -> None:
+def refund_command(app: AppContext, claim_id: str, codes: str | None, reader_spec: str | None, trace: bool) -> None:
     """退费: reverse a claim of this year (accumulators, personal account, ledger); partly with --items."""
+    from contextlib import nullcontext
+
     from sbcard.federation import medical as route
     from sbcard.store.world import open_world
 
     wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes is not None else None
     if codes is not None and not wanted:
         raise InvalidInput("medical.refund.items", "--items names at least one item code", "--items")
+    now = app.clock.now()
+    ef08_written = None
     with open_world(app.home, app.clock) as world:
-        done = route.refund(world, claim_id, wanted, now=app.clock.now())
-    refunded, resettled = done["refunded"], done["resettled"]
-    data = {
-        "claim_id": refunded["claim_id"], "status": refunded["status"], "items": wanted,
-        "refund_fen": refunded["total_fen"] - (resettled["total_fen"] if resettled else 0),
-        "fund_fen": refunded["fund_fen"] - (resettled["fund_fen"] if resettled else 0),
-        "account_fen": refunded["account_fen"] - (resettled["account_fen"] if resettled else 0),
-        "self_fen": refunded["self_fen"] - (resettled["self_fen"] if resettled else 0),
-        "refunded": refunded, "resettled": resettled,
-    }
+        with reader_session(reader_spec, trace) if reader_spec else nullcontext() as reader:
+            if reader is not None:
+                from terminals.apps import medical as pos
+
+                found = route.find_claim(world, claim_id.strip())
+                if found is not None:  # else the refund says the claim is unknown (or queued)
+                    pos.refund_card(reader, found[1]["card_number"])
+            done = route.refund(world, claim_id, wanted, now=now)
+            refunded, resettled = done["refunded"], done["resettled"]
+            data = {
+                "claim_id": refunded["claim_id"], "status": refunded["status"], "items": wanted,
+                "refund_fen": refunded["total_fen"] - (resettled["total_fen"] if resettled else 0),
+                "fund_fen": refunded["fund_fen"] - (resettled["fund_fen"] if resettled else 0),
+                "account_fen": refunded["account_fen"] - (resettled["account_fen"] if resettled else 0),
+                "self_fen": refunded["self_fen"] - (resettled["self_fen"] if resettled else 0),
+                "refunded": refunded, "resettled": resettled,
+            }
+            if reader is not None:
+                ef08_written = pos.record_refund(
+                    reader, hospital=refunded["hospital"], serial=_claim_serial(refunded["claim_id"]), at=now,
+                    total_fen=data["refund_fen"], fund_fen=data["fund_fen"], account_fen=data["account_fen"],
+                    self_fen=data["self_fen"], cross_region=refunded["cross_region"])
+    data["ef08_written"] = ef08_written
     if app.json:
         emit_json(data)
         return
@@ -205,7 +225,15 @@ def refund_command(app: AppContext, claim_id: str, codes: str | None) -> None:
     if resettled:
         pairs.append(("remaining items", f"settled again as {resettled['claim_id']}: "
                                          f"{format_fen(resettled['total_fen'])}"))
+    if ef08_written is not None:
+        pairs.append(("card's medical log", "refund written" if ef08_written else
+                      "NOT written (the card left the reader): the refund stands"))
     click.echo(fields(pairs))
+
+
+def _claim_serial(claim_id: str) -> int:
+    """The number in a claim id ``<hospital>-<serial>`` (what the card's log keeps)."""
+    return int(claim_id.split("-")[1])
 
 
 @medical.command("claims")
@@ -296,6 +324,31 @@ def reconcile_command(app: AppContext) -> None:
                    + (f" (owed: {format_fen(c['owed_fen'])})" if c["owed_fen"] else ""))
     for r in done["refused"]:
         click.echo(f"  {r['claim_id']}: refused: {r['message']}")
+
+
+@medical.command("settle-owed")
+@click.argument("claim_id", metavar="CLAIM_ID")
+@click.option("--operator", required=True, help="The staff member settling it: finance or supervisor (a counter "
+              "operator too, in cash at a bank-branch outlet).")
+@click.option("--outlet", default=None, metavar="CODE",
+              help="Settle in cash at this bank-branch outlet of the insured region (default: the holder's account).")
+@with_app
+def settle_owed_command(app: AppContext, claim_id: str, operator: str, outlet: str | None) -> None:
+    """Settle what a reconciled offline claim left owed (its owed_fen), once: the holder's account or cash."""
+    from sbcard.services.medical_owed import settle_owed
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        done = settle_owed(world, claim_id, operator=operator, outlet=outlet, now=app.clock.now())
+    if app.json:
+        emit_json(done)
+        return
+    owed = done["owed_fen"]
+    what = (f"{format_fen(owed)} paid by the holder" if owed > 0 else f"{format_fen(-owed)} paid to the holder")
+    how = "in cash" if done["via"] == "cash" else "through the financial account"
+    click.echo(fields([("claim", done["claim_id"]), ("owed", f"{what} {how}"),
+                       ("settled", done["settled_at"] + ("" if done["settled_now"] else " (earlier: nothing done now)")),
+                       ("transaction", done["txn_id"])]))
 
 
 def _region(text: str) -> str:

@@ -887,7 +887,9 @@ class Simulation:
         outlet = self.outlet_near(person)
         op = self.counter_op(outlet[:2].lower())
         try:
-            job = Replacement(self.world, card["card"], operator=op, outlet=outlet, now=self.clock.now())
+            guardian = person.guardian_id if person.age_on(self.clock.now().date()) < 16 else None
+            job = Replacement(self.world, card["card"], operator=op, outlet=outlet, now=self.clock.now(),
+                              guardian_id=guardian)
         except SbcardError as refused:
             self._refused("replace_refused", person.node, refused)
             return

@@ -663,6 +663,19 @@ class TerminalState:
             for b, f, l, c, at, r in rows
         ]
 
+    # --- what the terminal's own host has taken from the log --------------------------
+
+    def replayed_seq(self, what: str) -> int:
+        """The log's ``seq`` up to which ``what`` (e.g. ``visits``: a gate's host) has replayed it; 0 at first."""
+        value = self._get(f"replayed.{what}")
+        return int(value) if value else 0
+
+    def mark_replayed(self, what: str, seq: int) -> None:
+        """``what`` has taken every record up to ``seq`` (its own commit, after the host's)."""
+        with self.transaction():
+            self._conn.execute("INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                               "value = excluded.value", (f"replayed.{what}", str(seq)))
+
     # --- events -------------------------------------------------------------------------
 
     def add_event(self, at: str, kind: str, subject: str | None, details: Mapping[str, Any] | None = None) -> None:
