@@ -6,9 +6,10 @@ batch's digest, the PSAM answers BATCH MAC under its upload key, and the host
 recomputes the MAC from the operator region's upload master and the terminal number.
 
 - **Canonical record.** ``record_line`` writes one record's fields (``RECORD_FIELDS``, then
-  its details as sorted JSON) as one line, the values normalised as the host reads them
-  (``OfflineRecord.from_log``): the terminal and the host get the same bytes from the
-  same record.
+  its details sorted by name) as one line of Python literals (``repr``: strings quoted and
+  escaped, so no content can pass for a field boundary), the values normalised as the
+  host reads them (``OfflineRecord.from_log``): the terminal and the host get the same
+  bytes from the same record. (``repr`` rather than JSON: a quarter of the cost per record.)
 - **Digest.** ``batch_digest``: SM3 of the lines in the batch's order (32 bytes). One hash
   over the batch, and one MAC: a 300,000-record night costs one line per record.
 - **MAC.** ``batch_mac_input(terminal_no, count, digest)`` is what the PSAM MACs:
@@ -19,8 +20,7 @@ recomputes the MAC from the operator region's upload master and the terminal num
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sbcard.chip.crypto import Algorithm, cbc_mac, diversify, sm3
@@ -37,13 +37,11 @@ RECORD_FIELDS = ("app_serial", "txn_type", "counter", "terminal_no", "terminal_s
                  "operator", "blacklist_version", "status")
 NOT_DETAILS = frozenset(RECORD_FIELDS) | {"seq"}  # a log record's keys that are not its details
 
-_DETAILS = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def record_line(values: Sequence[Any], details: Mapping[str, Any] | None) -> str:
-    """One record's canonical line: ``values`` in ``RECORD_FIELDS`` order (None as empty), then details."""
-    text = "\x1f".join("" if v is None else str(v) for v in values)
-    return f"{text}\x1f{_DETAILS.encode(dict(details)) if details else ''}\n"
+def record_line(values: tuple[Any, ...], details: Mapping[str, Any] | None) -> str:
+    """One record's canonical line: ``values`` (a tuple in ``RECORD_FIELDS`` order), then the details."""
+    if not details:
+        return f"{values!r}\n"
+    return f"{values!r}{','.join(f'{k!r}:{v!r}' for k, v in sorted(details.items()))}\n"
 
 
 def log_values(record: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:

@@ -9,10 +9,15 @@ card), ``tac`` (8 hex), ``issuer_id`` / ``issuer_node``, ``card_number``,
 ``blacklist_version`` (the terminal's at the tap), ``terminal``, ``operator``, ``at``,
 ``kind``, ``status`` and the rest as details).
 
-``upload(world, terminal_id, records, now=…)`` takes one terminal's log (``sbcard transit
-upload``), ``ingest(world, node, records, now=…)`` the logs of many of a region's terminals
+``upload(world, terminal_id, records, now=…, mac=…)`` takes one terminal's log (``sbcard transit
+upload``), ``ingest(world, node, records, now=…, macs=…)`` the logs of many of a region's terminals
 at once (a station or line centre's file: the issuers then see each card's records of the
-batch together). Both run in three steps:
+batch together). First the batch's MAC (docs/protections/upload-provenance.md): each
+terminal's records, in the batch's order, must carry its PSAM's BATCH MAC under its upload
+key (``check_batch_mac``), or the whole batch is refused (``RuleRefused``, recorded in
+``transit_upload_refusals``). A record's operator, terminal and region are the uploading
+terminal's registration: a record naming another is rejected, and so is one whose card
+number is not the card of its application serial in the issuer's ``cards``. Then three steps:
 
 1. **Duplicates.** The operator's region (the terminal's node) keeps every record once in
    ``transit_records``, keyed by the card's purse, the type, the counter and the terminal's
