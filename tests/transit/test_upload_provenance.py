@@ -178,6 +178,21 @@ def test_a_batch_without_a_valid_mac_is_refused(loaded_host, mac, code):
     assert loaded_host.transit_records("bj") == []
 
 
+def test_a_station_batch_with_one_terminals_mac_wrong_is_refused_whole(loaded_host):
+    other = ("bj-subway-9002", "bj-subway", "bj", "110100900002")
+    loaded_host.register_terminal(other)
+    mine = [loaded_host.purchase("liu", 300, serial=1)]
+    theirs = [loaded_host.purchase("chen", 500, serial=1, terminal=other, when=NOW + MIN)]
+    macs = {METRO_TERMINAL[0]: loaded_host.batch_mac(mine), other[0]: loaded_host.batch_mac(mine)}  # not theirs
+    with open_world(loaded_host.home) as world, pytest.raises(RuleRefused) as refused:
+        transit_host.ingest(world, "bj", mine + theirs, now=NOW, macs=macs)
+    assert refused.value.code == "upload.bad_mac" and "terminal bj-subway-9002" in refused.value.message
+    assert loaded_host.transit_records("bj") == []
+    macs[other[0]] = loaded_host.batch_mac(theirs, other[0])
+    with open_world(loaded_host.home) as world:
+        assert transit_host.ingest(world, "bj", mine + theirs, now=NOW, macs=macs).accepted == 2
+
+
 def test_another_terminals_log_uploaded_as_this_terminal_is_refused_whole(purse_world, clock):
     _loaded(purse_world, "liu")
     bus, other = purse_world.add_terminal("tj-bus"), purse_world.add_terminal("tj-bus")
