@@ -45,6 +45,7 @@ def _install(home: Path, durability: str):
     from sbcard.chip.crypto import Algorithm
     from terminals.apps.terminal_state import TerminalConfig, TerminalState, TerminalStateError
     from terminals.psam import PsamKeySet
+    from terminals.psam import psam_upload_key as _psam_upload_key
 
     def install(row: dict[str, Any], keys, blacklist) -> None:
         config = TerminalConfig(
@@ -66,7 +67,8 @@ def _install(home: Path, durability: str):
             for k in keys
         ]
         try:
-            state = TerminalState.create(terminal_dir(home, row["id"]), config, key_sets, durability=durability)
+            state = TerminalState.create(terminal_dir(home, row["id"]), config, key_sets, durability=durability,
+                                         upload_key=_psam_upload_key(row.get("upload_key")))
         except TerminalStateError as e:
             raise SbcardError("terminal.exists", str(e), "terminal") from None
         with state:

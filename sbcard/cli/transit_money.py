@@ -139,8 +139,9 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
             raise NotFound("terminal.no_state", str(e), "--terminal") from None
         with state:
             log = state.unsent_records()
+            mac = sign_upload(world, state, terminal_id, log)
             records = [transit_host.OfflineRecord.from_log(r) for r in log]
-            result = transit_host.upload(world, terminal_id, records, now=now)
+            result = transit_host.upload(world, terminal_id, records, now=now, mac=mac)
             if log:
                 state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), now.isoformat(),
                                     {k: getattr(result, k) for k in ("sent", "accepted", "duplicates", "rejected",
@@ -162,6 +163,17 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def sign_upload(world: World, state: Any, terminal_id: str, log: list[dict[str, Any]]) -> str:
+    """The terminal's PSAM's MAC over the batch (``TerminalState.sign_batch``); a PSAM made before upload
+    keys gets its key from the operator's region first (once)."""
+    from sbcard.services import terminals as register
+    from terminals.psam import psam_upload_key
+
+    if state.upload_key() is None:
+        state.load_upload_key(psam_upload_key(register.upload_key(world, terminal_id)))
+    return state.sign_batch(log)
 
 
 @contextmanager

@@ -982,7 +982,9 @@ class Simulation:
         self.check_invariants(day)
 
     def upload_all(self) -> None:
+        from sbcard.services import terminals as register
         from sbcard.services import transit_host
+        from terminals.psam import psam_upload_key
 
         assert self.world is not None
         for terminal_id in sorted(self.state["all_terminals"]):
@@ -993,9 +995,12 @@ class Simulation:
             log = state.unsent_records()
             if not log:
                 continue
+            if state.upload_key() is None:  # a PSAM made before upload keys (a run resumed from then)
+                state.load_upload_key(psam_upload_key(register.upload_key(self.world, terminal_id)))
+            mac = state.sign_batch(log)  # the PSAM's MAC over the batch: the host believes no less
             records = [transit_host.OfflineRecord.from_log(r) for r in log]
             now = self.clock.now()
-            result = transit_host.upload(self.world, terminal_id, records, now=now)
+            result = transit_host.upload(self.world, terminal_id, records, now=now, mac=mac)
             node = self.state["all_terminals"][terminal_id]
             self.tally.count("upload", node, len(log))
             if self.fault_plan.upload_twice():

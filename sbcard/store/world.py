@@ -36,7 +36,7 @@ HUB = "hub"
 REGION_NODES: dict[str, str] = {"bj": "110000", "tj": "120000", "he": "130000"}
 NODES: tuple[str, ...] = (*REGION_NODES, HUB)
 
-KEY_PURPOSES = ("DPK", "DLK", "DTK", "DAMK", "MK")
+KEY_PURPOSES = ("DPK", "DLK", "DTK", "DAMK", "MK", "UMK")  # UMK: terminals' upload batch MACs
 KEY_ALGORITHM = "SM4"
 KEY_LENGTH = 16  # SM4 keys are 128 bits
 
