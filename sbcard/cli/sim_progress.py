@@ -20,9 +20,9 @@ WORDS = {"issue": "issued", "load": "loads", "tap": "taps", "medical_claim": "cl
 
 
 def status(beat: Beat) -> str:
-    """The status line of a beat: "day 1/3 2025-03-03 08:15:00 · 1,234 of 56,789 events · 4,321 taps · …"."""
+    """The status line of a beat: "day 1/3 2025-03-03 08:15:00 · 1,234/56,789 events · 4,321 taps · …"."""
     parts = [f"day {beat.day_no}/{beat.days} {when(beat.at)}",
-             f"{number(beat.done)} of {number(beat.planned)} events"]
+             f"{number(beat.done)}/{number(beat.planned)} events"]
     parts += [f"{number(n)} {WORDS.get(kind, kind)}" for kind, n in beat.totals.items() if n]
     return " · ".join(parts)
 

@@ -61,7 +61,7 @@ def simulate_command(app: AppContext, population: int, days: int, seed: int, fau
     options = Options(population=population, days=days, seed=seed, faults=faults)
     mode = checkpoint.check_home(app.home, options.to_json(), resume=resume)
     shown = SimProgress()
-    sim = Simulation(app.home, options, progress=shown.line, beat=shown.beat)
+    sim = Simulation(app.home, options, progress=shown.line, beat=shown.beat if shown.on else None)
     failed: InvariantViolated | None = None
     with checkpoint.run_lock(app.home):
         try:

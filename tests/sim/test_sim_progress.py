@@ -50,7 +50,7 @@ def test_a_new_day_beats_at_its_first_event_and_a_quiet_hour_does_not_beat():
 
 
 def test_the_status_line_reads_like_the_rest_of_the_output():
-    assert status(beat()) == ("day 1/3 2025-03-03 08:15:00 · 1,234 of 56,789 events · 1,200 loads · 43,210 taps · "
+    assert status(beat()) == ("day 1/3 2025-03-03 08:15:00 · 1,234/56,789 events · 1,200 loads · 43,210 taps · "
                               "7 claims")
 
 
