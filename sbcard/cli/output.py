@@ -74,7 +74,7 @@ def number(n: int | None) -> str:
     return NONE if n is None else f"{n:,}"
 
 
-def when(value: dt.datetime | str | None) -> str:
+def when(value: dt.datetime | dt.date | str | None) -> str:
     """A moment in Beijing time to the second, "2025-03-01 09:30:00": no microseconds, no offset.
 
     An aware time (or ISO text with an offset) is converted to Beijing time; a naive one is
@@ -91,6 +91,8 @@ def when(value: dt.datetime | str | None) -> str:
             value = dt.datetime.fromisoformat(text)
         except ValueError:
             return text
+    if not isinstance(value, dt.datetime):  # a date
+        return value.isoformat()
     if value.tzinfo is not None and value.utcoffset() is not None:
         value = value.astimezone(BEIJING)
     return value.strftime("%Y-%m-%d %H:%M:%S")

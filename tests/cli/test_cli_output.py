@@ -67,6 +67,7 @@ def test_number_has_thousands_separators(n, shown):
     ("2025-03-01 09:30", "2025-03-01 09:30:00"),
     # a date alone, or text that is not a time, is left alone
     ("2025-03-01", "2025-03-01"),
+    (dt.date(2025, 3, 1), "2025-03-01"),
     ("soon", "soon"),
     ("not a time at all", "not a time at all"),
     (None, "—"),
