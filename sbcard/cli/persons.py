@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields
+from sbcard.cli.output import emit_json, fields, named_region, number, warn
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
@@ -90,9 +90,10 @@ def import_command(app: AppContext, file: Path, region: str, errors_path: Path |
     if app.json:
         emit_json(data)
         return
-    click.echo(f"Imported {data['imported']} of {data['rows']} rows into {NODE_NAMES[data['node']]}'s registry")
+    click.echo(f"Imported {number(data['imported'])} of {number(data['rows'])} rows into {NODE_NAMES[data['node']]}'s "
+               "registry")
     if data["rejected"]:
-        click.echo(f"{data['rejected']} rows rejected: see {data['errors_file']}", err=True)
+        warn(f"{number(data['rejected'])} rows rejected: see {data['errors_file']}")
 
 
 @person.command("show")
@@ -138,7 +139,7 @@ def _emit_person(app: AppContext, data: dict[str, Any], *, show_personal: bool, 
         ("citizen ID", shown["citizen_id"]), ("name", shown["name"]),
         ("sex", {"M": "male", "F": "female"}[shown["sex"]]), ("born", shown["birth_date"]),
         ("ethnicity", f"{shown['ethnicity']:02d} {shown['ethnicity_name']}"),
-        ("lives in", shown["household_region"]), ("insured in", shown["insured_region"]),
+        ("lives in", named_region(shown["household_region"])), ("insured in", named_region(shown["insured_region"])),
         ("insurance", shown["insurance"] + retired), ("phone", shown["phone"]), ("address", shown["address"]),
         ("photo", shown["photo_ref"]),
     ]

@@ -93,7 +93,7 @@ def test_subsidy_import_cli_show_failures_batches(sbcard, frozen, tmp_path):
 def test_subsidy_import_cli_generate(sbcard, frozen):
     code, out, err, _ = sbcard("subsidy", "generate", "--item", "GLJT", "--region", DISTRICT, "--operator", MAKER)
     assert code == 0, err
-    assert "Generated GLJT 202611 for region 120103 (ages on 2026-11-22): batch TJ-S-20261122-0001" in out
+    assert "Generated GLJT 202611 for 天津市河西区 (120103) (ages on 2026-11-22): batch TJ-S-20261122-0001" in out
 
 
 def test_subsidy_import_cli_progress_bars_by_phase(monkeypatch, capsys):

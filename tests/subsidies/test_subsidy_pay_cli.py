@@ -44,11 +44,11 @@ def test_subsidy_pay_cli_summary_tells_what_happened(sbcard, tmp_path, world, tj
     code, out, err, _ = sbcard("subsidy", "pay", batch)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"Batch {batch} paid (district 120103, approved by {CHECKER})."
-    assert "This run: paid 4 (¥1200.13), failed 1 (¥300.05) at pay time." in out
-    assert "paid      4  ¥1200.13" in out
+    assert lines[0] == f"Batch {batch} paid for 天津市河西区 (120103), approved by {CHECKER}."
+    assert "This run: paid 4 (¥1,200.13), failed 1 (¥300.05) at pay time." in out
+    assert "paid      4  ¥1,200.13" in out
     assert "failed    2  ¥600.08  (1 refused at import, 1 at pay time)" in out
-    assert "declared  ¥1800.21  = paid + failed" in out
+    assert "declared  ¥1,800.21  = paid + failed" in out
     assert any(line.startswith("card_lost") and "¥300.05" in line for line in lines)
     assert any(line.startswith("name_mismatch") for line in lines)
     assert f"sbcard subsidy failures {batch} --out FILE.csv" in out
