@@ -37,9 +37,9 @@ BINS: dict[str, str] = {"bj": "621110", "tj": "621120", "he": "621130"}
 ACCOUNT_SEQUENCE = "holder_account"
 BODY_DIGITS = 12
 INTERNAL_KINDS: tuple[str, ...] = ("cash", "fund", "purse_float", "clearing")
-# Money that left the holder's account moments ago and comes back (a load the card never
-# credited): never refused for the account's maximum, or it would be stranded in the float.
-RETURNING_KINDS = frozenset({"purse_load_reversal"})
+# Money that left the holder's account and comes back (a load the card never credited, a
+# medical self-pay refunded): never refused for the account's maximum, or it would be stranded.
+RETURNING_KINDS = frozenset({"purse_load_reversal", "medical_refund"})
 MAX_ENTRY_FEN = 10**15  # no entry is anywhere near this (¥10 trillion): a bigger one is a bug, not money
 FIELD = "CARD"
 

@@ -105,3 +105,16 @@ def test_the_ledger_itself_refuses_a_holder_credit_past_the_maximum(world, clock
                     kind="cash_deposit", operator="tj-op", now=clock.now())
     assert refused.value.code == "account.max_balance"
     assert ledger.balance(db, account) == 0
+
+
+@pytest.mark.parametrize("kind", sorted(ledger.RETURNING_KINDS))
+def test_money_coming_back_to_its_account_is_never_refused_for_the_maximum(world, clock, card, kind):
+    db = world.region("tj")
+    account = ledger.account_of_card(db, card)
+    till = ledger.ensure_internal_account(db, ledger.cash_account(BANK), "cash", clock.now())
+    full = limits.MAX_ACCOUNT_BALANCE_FEN
+    ledger.post(db, txn_id="FILL", entries=[(account, full), (till, -full)], kind="cash_deposit", operator="tj-op",
+                now=clock.now())
+    assert ledger.post(db, txn_id="BACK", entries=[(account, 500), (till, -500)], kind=kind, operator="tj-op",
+                       now=clock.now())
+    assert ledger.balance(db, account) == full + 500
