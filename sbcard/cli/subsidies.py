@@ -19,6 +19,7 @@ import click
 from sbcard.cli import subsidy_pay
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, money, named_region, table, when
+from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.money import parse_yuan
 from sbcard.store.world import open_world
 
@@ -126,7 +127,7 @@ def show_command(app: AppContext, batch: str) -> None:
         click.echo(table([(r["reason_code"], r["status"], f"{r['rows']:,}", money(r["amount_fen"]), r["words"])
                           for r in data["reasons"]], ["reason", "when", "rows", "amount", "meaning"]))
         click.echo(f"\nThe rows not paid, to correct and resubmit: sbcard subsidy failures {data['batch_id']} "
-                   "--out FILE.csv")
+                   "--out FILE.csv --operator CODE")
     if data["noted"]:
         click.echo(f"{data['noted']:,} rows carry a note (e.g. paid to the card that replaced the one in the file).")
 
@@ -135,13 +136,15 @@ def show_command(app: AppContext, batch: str) -> None:
 @click.argument("batch", metavar="BATCH")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The CSV file to write (UTF-8 with BOM): the rows not paid with reason_code and reason.")
-@click.option("--operator", default=None, help="Who takes the list out (recorded in the audit log).")
+@staff_operator_option("Who takes the list out (recorded in the audit log; required).")
 @with_app
-def failures_command(app: AppContext, batch: str, out_path: Path, operator: str | None) -> None:
+def failures_command(app: AppContext, batch: str, out_path: Path, operator: str) -> None:
     """Write BATCH's rows that were not paid, each with its reason, ready to correct and resubmit."""
+    from sbcard.federation.lookup import require_operator_anywhere
     from sbcard.services.subsidy_import import failures
 
     with open_world(app.home, app.clock) as world:
+        require_operator_anywhere(world, operator)
         data = failures(world, batch, out_path, operator=operator, now=app.clock.now())
     if app.json:
         emit_json(data)
@@ -208,7 +211,7 @@ def _emit_batch(app: AppContext, data: dict[str, Any], headline: str) -> None:
                f"{data['batch_id']} --operator CODE")
     if data["invalid"]:
         click.echo(f"The invalid rows, to correct and resubmit: sbcard subsidy failures {data['batch_id']} "
-                   "--out FILE.csv")
+                   "--out FILE.csv --operator CODE")
 
 
 class _Bars:

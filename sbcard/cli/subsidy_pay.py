@@ -17,6 +17,7 @@ import click
 
 from sbcard.cli.context import EXIT_INTERNAL, AppContext, fail, with_app
 from sbcard.cli.output import alert, emit_json, fields, money, named_region, refusal, table, when
+from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.masking import mask_middle
 from sbcard.store.world import open_world
 
@@ -76,8 +77,7 @@ def reject_command(app: AppContext, batch: str, operator: str, reason: str) -> N
 
 @click.command("pay")
 @click.argument("batch", metavar="BATCH")
-@click.option("--operator", default=None,
-              help="The finance or supervisor operator running the payment (recorded; default: system).")
+@staff_operator_option("The finance or supervisor operator running the payment (recorded; required).")
 @click.option("--chunk", type=click.IntRange(1, 10_000), default=1000, show_default=True,
               help="Rows per transaction.")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=0, show_default=True,
@@ -85,7 +85,7 @@ def reject_command(app: AppContext, batch: str, operator: str, reason: str) -> N
 @click.option("--take-over", is_flag=True,
               help="Take the batch over from a pay on another machine that is gone (safe: never pays twice).")
 @with_app
-def pay_command(app: AppContext, batch: str, operator: str | None, chunk: int, wait_seconds: float,
+def pay_command(app: AppContext, batch: str, operator: str, chunk: int, wait_seconds: float,
                 take_over: bool) -> None:
     """Pay every valid row of an approved BATCH into the holders' accounts, exactly once.
 
@@ -169,7 +169,7 @@ def _print_summary(data: dict[str, Any]) -> None:
         click.echo("")
         click.echo(table([(r["reason_code"], f"{r['rows']:,}", money(r["amount_fen"]), r["reason"])
                           for r in data["failed_by_reason"]], ["failed by reason", "rows", "amount", "meaning"]))
-        click.echo(f"\nRows to correct and resubmit: sbcard subsidy failures {batch} --out FILE.csv")
+        click.echo(f"\nRows to correct and resubmit: sbcard subsidy failures {batch} --out FILE.csv --operator CODE")
 
 
 class _Bar:

@@ -32,7 +32,8 @@ def init_command(app: AppContext, seed: int | None) -> None:
 
 @click.command("simulate")
 @click.option("--population", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="People in the three regions (most hold a card when the run starts).")
+              help="People in the three regions (most hold a card when the run starts); at most 500,000, "
+                   "about 15 KB of memory each.")
 @click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Simulated days.")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Everything that varies comes from it: the same seed, the same world and summary.")
@@ -56,7 +57,9 @@ def simulate_command(app: AppContext, population: int, days: int, seed: int, fau
     from sbcard.sim import checkpoint, report
     from sbcard.cli.sim_progress import SimProgress
     from sbcard.sim.engine import InvariantViolated, Options, Simulation
+    from sbcard.sim.population import check_population
 
+    check_population(population)  # before anything is written in --home
     started = time.perf_counter()
     options = Options(population=population, days=days, seed=seed, faults=faults)
     mode = checkpoint.check_home(app.home, options.to_json(), resume=resume)

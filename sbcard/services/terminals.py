@@ -227,13 +227,35 @@ def register_terminal(world: World, *, node: str, operator: str, station: str | 
 
 
 def list_terminals(world: World, *, operator: str | None = None) -> list[dict[str, Any]]:
-    """Every region's terminals (or one operator's), by id."""
+    """Every region's terminals (or one operator's), by id.
+
+    An operator the filter cannot match (unknown, or blank) is refused rather than
+    answered with an empty list a clerk would read as "no terminals"."""
+    if operator is not None:
+        operator = known_operator(operator)
     rows: list[dict[str, Any]] = []
     for node in REGION_NODES:
         db = world.region(node)
         where, args = ("operator = ?", [operator]) if operator else (None, [])
         rows.extend(db["terminals"].rows_where(where, args))
     return sorted(rows, key=lambda r: r["id"])
+
+
+def known_operator(code: str, field: str = "--operator") -> str:
+    """``code`` if terminals can belong to it: a transit operator, or a venue (its gates); InvalidInput if not."""
+    from sbcard.venue_reference import venues
+
+    text = code.strip() if isinstance(code, str) else ""
+    if not text:
+        raise InvalidInput("terminal.operator", "the operator to filter by is empty or blank", field)
+    transit = tuple(_tariff().operators)
+    if text in transit:
+        return text
+    places = venues()
+    if text.upper() in places:
+        return places[text.upper()].code
+    raise InvalidInput("terminal.operator", f"unknown operator {text!r}: terminals belong to a transit operator "
+                       f"({', '.join(transit)}) or a venue (`sbcard venue list`)", field)
 
 
 def get_terminal(world: World, terminal_id: str) -> dict[str, Any]:

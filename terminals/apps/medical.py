@@ -18,7 +18,8 @@ and, through the hub, the holder's insured region (``sbcard.federation.medical``
 4. the PIN, when the personal account pays (``pin``: the DF04 flag must say the holder
    has one) or the self-pay is taken from the card's financial account (``self_pay=
    "account"``): VERIFY; a wrong PIN is refused with the tries left, a blocked one with
-   "PIN blocked: reset at a counter";
+   "PIN blocked: reset at a counter"; the wrong PIN that blocks it is refused as ``pin.blocked``
+   and recorded as the card's ``pin_blocked`` event (``MedicalHost.pin_blocked``), as at a counter;
 5. online (the hub reaches the insured region): a claim id from the hospital's region,
    the claim settled by the insured region through the hub;
    offline (its link is down): the conservative split against DF04/EF06
@@ -87,6 +88,11 @@ class MedicalHost(Protocol):
 
     def queue_offline(self, hospital: M.Hospital, request: ClaimRequest, settlement: M.Settlement) -> dict[str, Any]:
         """Offline: keep the claim for its insured region; the queue entry."""
+        ...
+
+    def pin_blocked(self, card_number: str) -> None:
+        """The third wrong PIN blocked the card's PIN here: recorded as a ``pin_blocked`` card event, as at a
+        counter's PIN change."""
         ...
 
 
@@ -196,7 +202,7 @@ class PointOfSale:
             raise RuleRefused("medical.no_personal_account", "the card has no personal account (resident "
                               "insurance): settle without a PIN", "--pin")
         if pin is not None:
-            self._verify(reader, pin)
+            self._verify(reader, pin, card)
         insured_node = node_of(card.insurance.insured_region or "")
         base = dict(claim_card=card, lines=tuple(lines), now=now, registered=registered,
                     referral_or_emergency=referral_or_emergency)
@@ -229,12 +235,16 @@ class PointOfSale:
                               f"{card.insurance.insured_region}, but the card was issued by {issuing}: update the "
                               "card at a counter", FIELD)
 
-    def _verify(self, reader: Reader, pin: str) -> None:
+    def _verify(self, reader: Reader, pin: str, card: CardFacts) -> None:
+        """VERIFY; the wrong PIN that blocks the PIN is ``pin.blocked`` and recorded, as everywhere else."""
         try:
             Verify(pin).send(reader)
         except SW.WrongPin as wrong:
-            raise RuleRefused("pin.wrong", f"wrong PIN: {wrong.tries_left} tries left" if wrong.tries_left else
-                              "wrong PIN: the PIN is now blocked, reset it at a counter", "--pin") from None
+            if wrong.tries_left:
+                raise RuleRefused("pin.wrong", f"wrong PIN: {wrong.tries_left} tries left", "--pin") from None
+            self.host.pin_blocked(card.card_number)
+            raise RuleRefused("pin.blocked", "wrong PIN, 0 tries left: the PIN is now blocked; have it reset at a "
+                              "counter", "--pin") from None
         except SW.AuthenticationBlocked:
             raise RuleRefused("pin.blocked", "PIN blocked: reset at a counter", "--pin") from None
 
