@@ -43,9 +43,11 @@ from sbcard.chip import profile as P
 from sbcard.chip.apdu import Command
 from sbcard.chip.codec import bcd_datetime
 from sbcard.chip.commands import CreditForLoad, DebitForPurchase, Dgi, InitializeForLoad, InitializeForPurchase
-from sbcard.chip.keys import CardKeys
+from sbcard.chip.keys import CardKeys, transport_key
+from sbcard.chip.personalisation import build_factory_script
 from terminals.emulator import state as image
 from terminals.emulator import testing as T
+from terminals.emulator.blank import blank_state
 from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
 from terminals.emulator.state import TU, CardState
@@ -57,6 +59,8 @@ APDUS_PER_EPISODE = 48
 TEAR_SHARE = 0.1  # episodes run with a tear at a random persistent write
 LOG_REF = (TU, P.SFI_TU_LOG)
 PURSE_KEY_INDEX = P.CARD_KEY_INDEX
+BLANK_SERIAL = bytes.fromhex("8612000000000042")
+PERSONALISING = "personalising (after ERASE under TK)"
 GOOD_SW1 = frozenset(range(0x61, 0x70)) | frozenset(range(0x90, 0xA0))
 CATCH_ALL = 0x6F00
 
@@ -116,6 +120,7 @@ class Pristine:
     image: bytes
     keys: CardKeys
     pin: str
+    blank: bytes  # a blank chip's image, for the episodes of a card being personalised
 
 
 def make_pristine(folder: Path, balance_fen: int = 10000) -> Pristine:
@@ -124,7 +129,7 @@ def make_pristine(folder: Path, balance_fen: int = 10000) -> Pristine:
     keys = T.keys_of(data)
     card = T.personalised_card(folder / "pristine.card", balance_fen=balance_fen, rng=random.Random(1))
     try:
-        return Pristine(image.dumps(card.state), keys, data.initial_pin)
+        return Pristine(image.dumps(card.state), keys, data.initial_pin, image.dumps(blank_state(BLANK_SERIAL)))
     finally:
         card.close()
 
@@ -195,7 +200,14 @@ def _state_load(card: VirtualCard, p: Pristine) -> bytes:
     return CreditForLoad(bcd_datetime(T.TEST_WHEN), started.mac2(T.TEST_WHEN)).command().to_bytes()
 
 
+def _state_personalising(card: VirtualCard, p: Pristine) -> None:
+    """A blank chip (loaded from ``Pristine.blank``) after TK authentication and ERASE: STORE DATA's state."""
+    T.external_authenticate(card, transport_key(BLANK_SERIAL), P.TRANSPORT_KEY_INDEX)
+    _send(card, _apdu(0x80, P.Ins.ERASE, 0x00, 0x00))
+
+
 STATES: dict[str, Callable[[VirtualCard, Pristine], bytes | None]] = {
+    PERSONALISING: _state_personalising,
     "nothing selected": _state_none,
     "SSSE selected": _state_ssse,
     "purse selected": _state_purse,
@@ -237,6 +249,7 @@ def _templates(p: Pristine) -> list[tuple[str, bytes]]:
         ("WRITE KEY", _apdu(0x80, P.Ins.WRITE_KEY, 0x01, 0x02, b"\x04\x01" + bytes(16))),
         ("SET STATUS", _apdu(0x80, P.Ins.SET_STATUS, 0x00, 0x03)),
         ("STORE DATA", _apdu(0x80, P.Ins.STORE_DATA, 0x08, 0x00, Dgi(P.DGI_PIN, pin).to_bytes())),
+        *((f"factory {c.ins:02X}", c.to_bytes()) for c in build_factory_script(T.card_data(), p.keys)),
         ("GET BALANCE", _apdu(0x80, P.Ins.GET_BALANCE, 0x00, 0x02, le=4)),
         ("INITIALIZE FOR PURCHASE", InitializeForPurchase(PURSE_KEY_INDEX, 150, T.TEST_TERMINAL_NO).command().to_bytes()),
         ("INITIALIZE FOR CAPP PURCHASE",
@@ -409,7 +422,8 @@ def fuzz_card(apdus: int, seed: int, pristine: Pristine, *, per_episode: int = A
         state_name = names[fig.episodes % len(names)]
         tear = rng.random() < tear_share
         faults = Faults(tear_at_write=rng.randint(1, 14)) if tear else None
-        card, file = load_card(pristine.image, random.Random(rng.getrandbits(32)), faults)
+        start = pristine.blank if state_name == PERSONALISING else pristine.image
+        card, file = load_card(start, random.Random(rng.getrandbits(32)), faults)
         n = min(per_episode, apdus - fig.apdus)
         try:
             with watchdog(WATCHDOG_SECONDS):
@@ -486,6 +500,8 @@ def _episode(card: VirtualCard, file: MemoryCardFile, pristine: Pristine, state_
 def _name(apdu: bytes) -> str:
     if len(apdu) < 2:
         return "?"
+    if apdu[0] & 0xF0 == 0x80 and apdu[1] in (P.Ins.STORE_DATA, P.Ins.UPDATE_CAPP_DATA_CACHE):
+        return "STORE_DATA" if apdu[1] == P.Ins.STORE_DATA else "UPDATE_CAPP_DATA_CACHE"
     try:
         return P.Ins(apdu[1]).name
     except ValueError:
