@@ -550,7 +550,11 @@ def _psam_templates(rng: random.Random) -> list[bytes]:
 
     from sbcard.chip.commands import ApplicationBlock
 
+    batch_mac = getattr(P.PsamIns, "BATCH_MAC", None)  # an upload batch's MAC, where the PSAM has it
+    extra = [] if batch_mac is None else [
+        _apdu(0x80, batch_mac, 0, 0, PSAM_TERMINAL + rng.randrange(1, 500).to_bytes(4, "big") + rng.randbytes(32), le=8)]
     return [
+        *extra,
         _apdu(0x00, P.PsamIns.READ_BINARY, 0x80 | P.SFI_PSAM_TERMINAL_NO, 0, le=6),
         init(),
         init(P.PSAM_INIT_AGAIN, (1).to_bytes(4, "big")),
