@@ -19,7 +19,8 @@ FILE_NOT_FOUND = 0x6A82
 RECORD_NOT_FOUND = 0x6A83
 NOT_ENOUGH_MEMORY = 0x6A84
 WRONG_P1P2 = 0x6A86
-KEY_NOT_FOUND = 0x6A88
+REFERENCED_DATA_NOT_FOUND = 0x6A88  # ISO 7816-4: referenced data (a key, a PIN, a DGI, a data object) not found
+KEY_NOT_FOUND = REFERENCED_DATA_NOT_FOUND  # the same SW where what is missing is a key
 WRONG_P1P2_6B = 0x6B00
 INS_NOT_SUPPORTED = 0x6D00
 CLA_NOT_SUPPORTED = 0x6E00
@@ -42,7 +43,7 @@ _MEANINGS = {
     RECORD_NOT_FOUND: "record not found",
     NOT_ENOUGH_MEMORY: "not enough memory",
     WRONG_P1P2: "incorrect P1/P2",
-    KEY_NOT_FOUND: "key not found",
+    REFERENCED_DATA_NOT_FOUND: "referenced data not found (key, PIN or data object)",
     WRONG_P1P2_6B: "wrong parameters P1/P2",
     INS_NOT_SUPPORTED: "instruction not supported",
     CLA_NOT_SUPPORTED: "class not supported",
@@ -110,6 +111,12 @@ class InsufficientBalance(CardStatus):
 
 class MacNotAvailable(CardStatus):
     sw_match = MAC_NOT_AVAILABLE
+
+
+class ReferencedDataNotFound(CardStatus):
+    """6A88: the key, PIN, DGI or data object the command names is not on the card (or PSAM)."""
+
+    sw_match = REFERENCED_DATA_NOT_FOUND
 
 
 class WrongLength(CardStatus):

@@ -24,8 +24,10 @@ from sbcard.store.world import open_world
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
 # Tests only: make `subsidy pay` kill itself or dawdle at a point of its run, e.g.
 # "kill:before_commit:3" (SIGKILL inside chunk 3's transaction, before its COMMIT),
-# "kill:after_commit:2", "kill:lease_taken:0", "sleep:after_commit:0.2" (after every chunk).
+# "kill:after_commit:2", "kill:lease_taken:0", "sleep:after_commit:0.2" (after every chunk),
+# "hold:after_commit:1" (after chunk 1, wait there for SIGUSR1 — or Ctrl-C, a kill — up to HOLD_SECONDS).
 TEST_FAULT_ENV = "SBCARD_TEST_PAY_FAULT"
+HOLD_SECONDS = 120
 
 
 def register(subsidy: click.Group) -> None:
@@ -208,6 +210,9 @@ def _test_fault() -> Callable[[str, int], None] | None:
         action, point, arg = part.strip().split(":")
         actions.append((action, point, arg))
 
+    if any(action == "hold" for action, _, _ in actions):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})  # kept pending until the hold takes it
+
     def fault(point: str, chunk_no: int) -> None:
         for action, at, arg in actions:
             if at != point:
@@ -216,6 +221,8 @@ def _test_fault() -> Callable[[str, int], None] | None:
                 os.kill(os.getpid(), signal.SIGKILL)
             elif action == "sleep":
                 time.sleep(float(arg))
+            elif action == "hold" and chunk_no == int(arg):
+                signal.sigtimedwait({signal.SIGUSR1}, HOLD_SECONDS)
 
     return fault
 

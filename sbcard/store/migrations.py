@@ -127,21 +127,29 @@ def _bootstrap(
     region_code: str | None,
     now: Callable[[], datetime],
 ) -> None:
-    """Create the bookkeeping tables and the database's identity, or check it."""
-    with UnitOfWork(db) as uow:
-        meta = read_meta(uow.db)
-        if not meta:
-            if uow.db.table_names():
-                raise SbcardError(
-                    "store.not_sbcard", "database has tables but no sbcard schema_meta"
-                )
-            uow.db.executescript(_BOOKKEEPING)
-            identity = {"kind": kind, "schema_version": "0", "created_at": timestamp(now())}
-            if region_code is not None:
-                identity["region_code"] = region_code
-            _set_meta(uow.db, **identity)
-            uow.commit()
-            return
+    """Create the bookkeeping tables and the database's identity, or check it.
+
+    An existing identity is only read: no write lock, so opening a world never waits behind
+    (nor fails behind, "database is locked") a long write of another process, such as a
+    subsidy pay chunk or a production batch. Only a new database takes the lock, and looks
+    again under it.
+    """
+    meta = read_meta(db)
+    if not meta:
+        with UnitOfWork(db) as uow:
+            meta = read_meta(uow.db)
+            if not meta:
+                if uow.db.table_names():
+                    raise SbcardError(
+                        "store.not_sbcard", "database has tables but no sbcard schema_meta"
+                    )
+                uow.db.executescript(_BOOKKEEPING)
+                identity = {"kind": kind, "schema_version": "0", "created_at": timestamp(now())}
+                if region_code is not None:
+                    identity["region_code"] = region_code
+                _set_meta(uow.db, **identity)
+                uow.commit()
+                return
     if meta.get("kind") != kind:
         raise SbcardError(
             "store.wrong_kind",

@@ -126,13 +126,18 @@ def _answer(data: bytes, le: int | None) -> bytes:
 
 
 def select(s: Session, cmd: Command) -> bytes:
-    """SELECT the MF by FID (00 A4 00 00 02 3F00) or a DF by name (00 A4 04 00 Lc name)."""
+    """SELECT the MF by FID (00 A4 00 00 02 3F00) or a DF by name (00 A4 04 00 Lc name).
+
+    With no data (``00 A4 00 00``, ``00 A4 04 00``, ``00 A4 04 00 00``) the MF is selected,
+    as ISO 7816-4 says for P1-P2 0000 with the data field absent; for P1 04 an absent name
+    selects the card's default, which on this card is the MF (it has no implicitly
+    selected application). Both answer the MF's FCI.
+    """
     require(cmd.p2 in (0x00, 0x0C), SW.WRONG_P1P2, "P2 must be 00 (FCI) or 0C (no answer)")
-    if cmd.p1 == 0x00:
+    if cmd.p1 == 0x00 or (cmd.p1 == 0x04 and not cmd.data):
         require(cmd.data in (b"", P.MF_FID), SW.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
-        df, fci = MF, tlv.encode(P.TAG_FCI, tlv.encode(P.TAG_FILE_ID, P.MF_FID))
+        df, fci = MF, _MF_FCI
     elif cmd.p1 == 0x04:
-        require(bool(cmd.data), SW.WRONG_LENGTH, "SELECT by name needs the name")
         df = DF_BY_NAME.get(cmd.data)
         if df is None:  # (the message is made only then: every tap selects twice)
             raise CardStatus(SW.FILE_NOT_FOUND, f"no application {cmd.data.hex().upper()}")
@@ -142,6 +147,9 @@ def select(s: Session, cmd: Command) -> bytes:
     s.current_df = df
     s.pending = None  # a transaction does not survive leaving its application
     return fci if cmd.p2 == 0x00 else b""
+
+
+_MF_FCI = tlv.encode(P.TAG_FCI, tlv.encode(P.TAG_FILE_ID, P.MF_FID))
 
 
 def _fci(s: Session, df: str, name: bytes) -> bytes:
@@ -309,7 +317,7 @@ def update_binary(s: Session, cmd: Command) -> bytes:
 
 # --- whole files, for STORE DATA (personalisation.store_data) ------------------------------
 
-DGI_NOT_FOUND = SW.KEY_NOT_FOUND  # 6A88, ISO's "referenced data not found": here a DGI the card does not know
+DGI_NOT_FOUND = SW.REFERENCED_DATA_NOT_FOUND  # 6A88: here a DGI the card does not know
 
 
 def whole_file(s: Session, sfi: int, data: bytes) -> tuple[FileRef, Kind, dict[int, bytes] | bytes]:

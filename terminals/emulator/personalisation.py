@@ -61,6 +61,7 @@ def erase(s: Session, cmd: Command) -> bytes:
     write(state, "life_state", LifeState.PERSONALISING)
     s.journal.commit()
     s.pin_verified = False
+    s.store_data_block = 0
     return b""
 
 
@@ -129,9 +130,11 @@ def store_data(s: Session, cmd: Command) -> bytes:
 
     Only while personalising, under TK, like every personalisation write. A DGI's file
     is the EF of the selected DF, and its data replace what the file held. P2 numbers
-    the blocks (00 first); the card does not check the sequence: each block stands on
-    its own. The last block (P1 88) also makes the card personalised — 6985, and
-    nothing of the block written, if the card would still lack something.
+    the blocks as GlobalPlatform says: 00 for the first after ERASE or the TK's
+    authentication, then one more each (6A86 for a block out of sequence, skipped or
+    repeated; a refused block does not count, so it may be sent again as it was). The
+    last block (P1 88) also makes the card personalised — 6985, and nothing of the
+    block written, if the card would still lack something; after it no block is taken.
     """
     require(s.state.life_state is not LifeState.PERSONALISED, SW.CONDITIONS_NOT_SATISFIED,
             "a personalised card takes no STORE DATA")
@@ -139,6 +142,9 @@ def store_data(s: Session, cmd: Command) -> bytes:
     last = cmd.p1 & P.STORE_DATA_LAST
     if cmd.p1 & ~P.STORE_DATA_LAST != P.STORE_DATA_DGI:
         raise CardStatus(SW.WRONG_P1P2, f"P1 {cmd.p1:02X}: 08 or 88 (plain DGIs) expected")
+    if cmd.p2 != s.store_data_block:
+        raise CardStatus(SW.WRONG_P1P2, f"STORE DATA block {cmd.p2:02X} out of sequence: "
+                                        f"block {s.store_data_block:02X} expected")
     require(bool(cmd.data), SW.WRONG_LENGTH, "STORE DATA carries at least one DGI")
     block, seen = _Block(), set()
     for number, value in dgis(cmd.data):
@@ -153,6 +159,7 @@ def store_data(s: Session, cmd: Command) -> bytes:
         require(not missing, SW.CONDITIONS_NOT_SATISFIED, f"personalisation incomplete: {', '.join(missing)}")
     _stage(s, block, bool(last))
     s.journal.commit()
+    s.store_data_block += 1  # past FF no P2 matches: a 257th block is refused
     if block.pin is not None:
         s.pin_verified = False
     return b""

@@ -63,6 +63,7 @@ def external_authenticate(s: Session, cmd: Command) -> bytes:
     s.journal.write(s.state, "ext_auth_tries", EXT_AUTH_TRIES)
     s.journal.commit()
     s.authenticated = usage
+    s.store_data_block = 0  # a new authentication starts a new sequence of STORE DATA blocks
     return b""
 
 

@@ -70,6 +70,7 @@ class Session:
     pin_verified: bool = False
     challenge: bytes | None = None
     pending: PendingPurchase | PendingLoad | None = None
+    store_data_block: int = 0  # the P2 the next STORE DATA must carry (00 after ERASE or authentication)
 
     # --- guards -------------------------------------------------------------------------
 

@@ -194,13 +194,19 @@ def test_t0_chaining_is_followed_transparently():
         ("9401", SW.InsufficientBalance),
         ("9406", SW.MacNotAvailable),
         ("63C2", SW.WrongPin),
-        ("6A88", SW.CardStatus),
+        ("6A88", SW.ReferencedDataNotFound),
+        ("6A84", SW.CardStatus),  # one without a class of its own
     ],
 )
 def test_a_failed_status_word_raises_its_typed_exception(sw, error):
     with pytest.raises(error) as caught:
         C.GetBalance().send(ScriptedCard(sw))
     assert caught.value.sw == int(sw, 16)
+
+
+def test_6a88_has_iso_s_name_for_whatever_reference_is_missing():
+    assert SW.describe(0x6A88) == "referenced data not found (key, PIN or data object)"
+    assert SW.KEY_NOT_FOUND == SW.REFERENCED_DATA_NOT_FOUND == 0x6A88
 
 
 def test_a_wrong_pin_says_how_many_tries_are_left():

@@ -41,7 +41,6 @@ REFUSALS = [
     ("", "00A40000023F01", 0x6A82),
     ("", "00A40200023F00", 0x6A86),
     ("", "00A4040106D15600000501", 0x6A86),
-    ("", "00A40400", 0x6700),
     # READ RECORD
     ("SSSE", "00B20E3400", 0x6A83),  # EF06 has no tag 0E
     ("SSSE", "00B2002C00", 0x6A86),
@@ -147,6 +146,15 @@ def test_get_data_gives_serial_life_state_and_os_version(card: VirtualCard) -> N
 def test_select_mf_by_fid(card: VirtualCard) -> None:
     assert ok(card, SELECT_MF) == bytes.fromhex("6F0483023F00")
     assert ok(card, "00A4000000") == bytes.fromhex("6F0483023F00")
+
+
+@pytest.mark.parametrize("apdu", ["00A40400", "00A4040000", "00A4000000"])
+def test_a_select_with_no_data_selects_the_mf_as_iso_7816_4_says(card: VirtualCard, apdu: str) -> None:
+    """P1-P2 0000 or 0400 with the data field absent (Le 00 or none): the MF, the card's default."""
+    ok(card, SELECT_TU)
+    assert ok(card, apdu) == bytes.fromhex("6F0483023F00")
+    assert sw(card, "00B0950000") == 0x6A82  # T-Union's EF15 is no longer in reach: the MF is selected
+    assert run(card, "00A4040C").to_bytes() == b"\x90\x00"  # P2 0C: selected, no FCI
 
 
 @pytest.mark.parametrize("name", [P.SSSE_NAME, P.AID_DF01, P.AID_DF02, P.AID_DF03, P.AID_DF04, P.AID_DF05])

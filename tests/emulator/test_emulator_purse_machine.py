@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from machine_budget import machine_size
 
 from sbcard.chip import profile as P
 from sbcard.chip import sw as SW
@@ -159,6 +160,6 @@ class PurseMachine(RuleBasedStateMachine):
 
 
 PurseMachine.TestCase.settings = settings(
-    max_examples=25, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    **machine_size(25, 30), deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 TestPurse = PurseMachine.TestCase

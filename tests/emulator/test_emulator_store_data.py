@@ -132,7 +132,11 @@ REFUSALS = [
     ("TU", store(dgi(0x1500, ISSUER[:-2])), 0x6700),
     ("TU", store(dgi(0x1700, "00" * 65)), 0x6700),
     # the last block completes personalisation: refused while the card lacks anything
-    ("TU", store(TUNION_DGIS, p1="88", block="03"), 0x6985),
+    ("TU", store(TUNION_DGIS, p1="88", block="00"), 0x6985),
+    # blocks in sequence from 00 (GlobalPlatform): the first block must be 00
+    ("", store(PIN_DGI, block="01"), 0x6A86),
+    ("TU", store(TUNION_DGIS, p1="88", block="03"), 0x6A86),
+    ("", store(PIN_DGI, block="FF"), 0x6A86),
     # a bad DGI after a good one: nothing of the block is written
     ("SSSE", store(dgi(0x0500, EF05) + dgi(0x0600, EF06[:-2])), 0x6A80),
 ]
@@ -194,6 +198,64 @@ def test_a_personalised_card_takes_no_store_data(card: VirtualCard, keys) -> Non
 def test_cla_84_is_not_store_data(personalising: VirtualCard) -> None:
     """No secure messaging on this card: STORE DATA is CLA 80 only."""
     assert sw(personalising, "84E20800" + store(PIN_DGI)[8:]) == 0x6D00
+
+
+# ----------------------------------------------------------------------------- the blocks' order
+
+
+def _block(card: VirtualCard, body: str, block: int, p1: str = "08") -> int:
+    return sw(card, store(body, p1=p1, block=f"{block:02X}"))
+
+
+@pytest.mark.parametrize("blocks, refused", [
+    ([0, 0], 1),  # a block repeated
+    ([0, 1, 1], 2),
+    ([0, 2], 1),  # a block skipped
+    ([0, 1, 0], 2),  # going back
+])
+def test_a_block_out_of_sequence_is_refused_and_changes_nothing(personalising: VirtualCard, blocks: list[int],
+                                                                refused: int) -> None:
+    for n, block in enumerate(blocks):
+        before = image.to_json(personalising.state)
+        status = _block(personalising, PIN_DGI, block)
+        if n == refused:
+            assert status == 0x6A86
+            assert image.to_json(personalising.state) == before
+        else:
+            assert status == 0x9000, (n, block)
+
+
+def test_a_refused_block_does_not_count_so_it_can_be_sent_again(personalising: VirtualCard) -> None:
+    assert _block(personalising, dgi(P.DGI_PIN, "12345A"), 0) == 0x6A80
+    assert _block(personalising, PIN_DGI, 0) == 0x9000
+    assert _block(personalising, KEYS_DGI, 1) == 0x9000
+
+
+@pytest.mark.parametrize("restart", ["erase", "authenticate", "power"])
+def test_erase_a_new_authentication_or_power_on_start_the_blocks_again_at_00(personalising: VirtualCard,
+                                                                               restart: str) -> None:
+    assert _block(personalising, PIN_DGI, 0) == 0x9000
+    if restart == "power":
+        personalising.power_on()
+    if restart in ("authenticate", "power"):
+        T.external_authenticate(personalising, TK, P.TRANSPORT_KEY_INDEX)
+    else:
+        ok(personalising, "800E0000")
+    assert _block(personalising, PIN_DGI, 1) == 0x6A86
+    assert _block(personalising, PIN_DGI, 0) == 0x9000
+
+
+def test_the_factory_script_numbers_its_blocks_in_sequence_and_marks_only_the_last() -> None:
+    blocks = [c for c in build_factory_script(DATA, KEYS) if c.ins == P.Ins.STORE_DATA]
+    assert [c.p2 for c in blocks] == list(range(len(blocks)))
+    assert [bool(c.p1 & P.STORE_DATA_LAST) for c in blocks] == [False] * (len(blocks) - 1) + [True]
+
+
+def test_no_block_after_the_last(personalising: VirtualCard) -> None:
+    script = build_factory_script(DATA, KEYS)
+    for command in script[1:]:
+        T.send(personalising, command)
+    assert _block(personalising, PIN_DGI, 4) == 0x6985  # the card is personalised: STORE DATA is over
 
 
 # ----------------------------------------------------------------------------- what it writes

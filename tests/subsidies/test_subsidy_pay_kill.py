@@ -131,8 +131,11 @@ def test_subsidy_pay_kill_after_random_delays_until_done(home, batch_of):
             child = start_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK,
                                  "--json",
                                  env={FAULT: "sleep:after_commit:0.08"})
+            # Later tries get further; the last is let finish (on a loaded machine a child may
+            # not even start within its delay, 40 times over).
+            last = attempt == 39
             try:
-                child.wait(timeout=rng.uniform(0.1, 0.9) + 0.05 * attempt)  # later tries get further
+                child.wait(timeout=120 if last else rng.uniform(0.1, 0.9) + 0.05 * attempt)
             except subprocess.TimeoutExpired:  # still running: kill exactly this child
                 child.send_signal(signal.SIGKILL)
                 child.wait()
@@ -153,10 +156,13 @@ def test_subsidy_pay_kill_after_random_delays_until_done(home, batch_of):
     assert kills >= 6  # the delays did interrupt payments (and startups) along the way
 
 
-def wait_for_lease(home: Path, batch: str, child) -> None:
+def wait_for_lease(home: Path, batch: str, child, seconds: float = 60) -> None:
+    """Until the child has committed its first chunk (a deadline in seconds, not in polls: a loaded
+    machine may take seconds to start the child)."""
     db = region_db(home)
+    deadline = time.monotonic() + seconds
     try:
-        for _ in range(200):
+        while time.monotonic() < deadline:
             if db.execute("SELECT chunks FROM subsidy_pay_leases WHERE batch_id = ? AND chunks > 0",
                           [batch]).fetchone():
                 return
@@ -168,9 +174,12 @@ def wait_for_lease(home: Path, batch: str, child) -> None:
 
 
 def test_subsidy_pay_ctrl_c_rolls_back_the_chunk_and_says_where_it_stands(home, batch_of):
+    """The child holds still after its first chunk until the Ctrl-C comes (``hold:after_commit:1``):
+    the interruption lands after exactly one chunk however slow the machine is (with a mere delay
+    per chunk, a loaded machine let the pay finish before the signal, or start too late)."""
     batch = batch_of("202606")
     child = start_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK,
-                         env={FAULT: "sleep:after_commit:0.2"})
+                         env={FAULT: "hold:after_commit:1"})
     try:
         wait_for_lease(home, batch, child)
         child.send_signal(signal.SIGINT)
@@ -182,8 +191,9 @@ def test_subsidy_pay_ctrl_c_rolls_back_the_chunk_and_says_where_it_stands(home, 
     assert child.returncode == 130, err
     assert "interrupted: the chunk in progress was rolled back" in err and f"subsidy pay {batch}" in err
     assert "still to pay" in err and "Traceback" not in err
+    assert f"{CHUNK} rows paid" in err and f"{HOLDERS - 2 - int(CHUNK)} still to pay" in err
     b = assert_consistent(home, batch)
-    assert b["status"] == "paying" and 0 < b["paid_count"] < HOLDERS - 2
+    assert b["status"] == "paying" and b["paid_count"] == int(CHUNK)
     db = region_db(home)
     try:
         assert db.execute("SELECT count(*) FROM subsidy_pay_leases").fetchone()[0] == 0  # given back
@@ -194,18 +204,27 @@ def test_subsidy_pay_ctrl_c_rolls_back_the_chunk_and_says_where_it_stands(home, 
 
 
 def test_subsidy_pay_two_at_once_one_refuses_naming_the_other(home, batch_of):
+    """The first pay holds still after its first chunk (``hold:after_commit:1``) until both others have
+    met it, then is let go (SIGUSR1): the order of events does not depend on the machine's speed."""
     batch = batch_of("202605")
     first = start_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK, "--json",
-                         env={FAULT: "sleep:after_commit:0.2"})
+                         env={FAULT: "hold:after_commit:1"})
+    waiting = None
     try:
         wait_for_lease(home, batch, first)
         second = pay(home, batch)
-        waiter = pay(home, batch, None, "--wait", "60")
+        waiting = start_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK, "--json",
+                               "--wait", "60")
+        told = waiting.stderr.readline()  # it has seen the first's lease and waits
+        first.send_signal(signal.SIGUSR1)
         out, err = first.communicate(timeout=60)
+        w_out, w_err = waiting.communicate(timeout=60)
     finally:
-        if first.poll() is None:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
+        for child in (first, waiting):
+            if child is not None and child.poll() is None:
+                child.send_signal(signal.SIGKILL)
+                child.wait()
+    waiter = subprocess.CompletedProcess(waiting.args, waiting.returncode, w_out, told + w_err)
     assert first.returncode == 0, err
     assert second.returncode == 1 and second.stdout == ""
     assert f"is being paid by process {first.pid}" in second.stderr and "--wait" in second.stderr

@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from machine_budget import count_example, machine_size
 from purse_world import DEPOSIT_YUAN, HOLDERS, NOW, STAFF, Card, purse_template  # noqa: F401
 
 from sbcard.chip.reader import CardIOError
@@ -258,6 +259,10 @@ def test_money_adds_up_through_loads_taps_tears_and_uploads(machine_template):
     class Machine(MoneyMachine):
         home_template, terminal_ids = home, ids
 
+        def __init__(self) -> None:
+            count_example()
+            super().__init__()
+
         def teardown(self) -> None:
             try:
                 self.check_the_end()
@@ -266,5 +271,5 @@ def test_money_adds_up_through_loads_taps_tears_and_uploads(machine_template):
 
     Machine.cards = cards
     run_state_machine_as_test(Machine, settings=settings(
-        max_examples=40, stateful_step_count=30, deadline=None,
+        **machine_size(40, 30), deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
