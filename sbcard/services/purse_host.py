@@ -184,8 +184,9 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         if waiting:
             raise RuleRefused("load.pending", f"load {waiting[0]} on this card is not settled yet: present the card "
                               "to a load terminal to settle it first", FIELD)
-        live = uow.db.execute(
-            "SELECT id FROM purse_loads WHERE app_serial = ? AND online_counter = ? AND status = 'confirmed'",
+        live = uow.db.execute(  # a confirmed load, or a reversal the card was found to have credited
+            "SELECT id FROM purse_loads l WHERE app_serial = ? AND online_counter = ? AND (status = 'confirmed' OR "
+            "status = 'reversed' AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.txn_id = l.id || '-COR'))",
             [request.app_serial, request.online_counter]).fetchone()
         if live:
             raise RuleRefused("load.counter_reused", f"the card's online counter {request.online_counter} was used "
@@ -251,7 +252,8 @@ def _take_back_credited(world: World, node: str, request: LoadRequest, now: date
             if case is not None:
                 done.append({k: v for k, v in case.items() if k != "evidence"})
         uow.finish()
-    outbox.deliver_pending(world, now)
+    if any(case["short_fen"] for case in done):
+        outbox.deliver_pending(world, now)  # the card was blocked: the hub lists it now
     return done
 
 

@@ -75,8 +75,9 @@ def take_back(db: sqlite_utils.Database, load: Mapping[str, Any], *, proof: str,
               now: dt.datetime, shadow: bool = True) -> dict[str, Any] | None:
     """Correct a reversed load the card credited after all (see the module doc); None if corrected before.
 
-    ``proof``: ``online_counter`` (a load's INITIALIZE) or ``balance`` (a purchase's balance
-    before, at the issuer's check). ``shadow``: also raise the issuer's ``purse_shadow`` for
+    ``proof``: ``online_counter`` (a load's INITIALIZE, MAC1-proven) or ``balance`` (a
+    purchase's balance before, at the issuer's check: the card's word, which the TAC does not
+    cover — taking the amount from the account into the float costs the issuer nothing either way). ``shadow``: also raise the issuer's ``purse_shadow`` for
     the card (the purchase check keeps its own and writes it afterwards).
     """
     txn = correction_txn(load["id"])
@@ -163,6 +164,12 @@ _REASONS = {
     P.RULE_COUNTERS: f"{P.COUNTER_ANOMALY_LIMIT} or more counter anomalies (counters used again or skipped)",
     P.RULE_CREDITED: "a reversed load was credited by a restored card image, and the account could not pay it back",
 }
+
+
+def blocks_waiting(db: sqlite_utils.Database) -> bool:
+    """Whether a purse block of this region has not reached the hub yet (its outbox message pending)."""
+    return db.execute("SELECT 1 FROM outbox WHERE delivered_at IS NULL AND kind = 'blacklist.add' "
+                      "AND payload LIKE ? LIMIT 1", [f'%"{BLOCK_EVENT}: %']).fetchone() is not None
 
 
 def review_flags(db: sqlite_utils.Database, day: dt.date, gaps: Iterable[Mapping[str, Any]],

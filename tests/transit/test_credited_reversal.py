@@ -7,7 +7,7 @@ credited copy back. The card has the money, and so has the account.
 
 The issuer notices when the card later proves the credit — its online counter (and
 balance, MAC1-proven) at the next load's INITIALIZE FOR LOAD, or its balance before a
-purchase at clearing — and takes the money back from the account with a correction entry
+purchase at the issuer's check of the upload — and takes the money back from the account with a correction entry
 (``<load>-COR``, kind ``purse_load_correction``); what the account cannot pay is posted to
 ``PURSE-SHORTFALL`` and the card is blocked (blacklisted). The float backs the purse again.
 """
@@ -109,7 +109,7 @@ def test_an_account_that_cannot_pay_it_back_blocks_the_card(purse_world):
 
 
 def test_the_clearing_of_a_later_purchase_takes_it_back(purse_world):
-    """No load came: the purchase's balance before (TAC-proven) shows the reversed load credited."""
+    """No load came: the balance before the purchase shows the reversed load credited."""
     load = restored_credit(purse_world)
     purse_world.register_terminal()
     record = purse_world.purchase("liu", 300, serial=1)
@@ -166,3 +166,54 @@ def test_a_reversed_load_whose_counter_was_used_again_is_not_taken_back(purse_wo
     code, _, err, done = purse_world.load("liu", "10")
     assert code == 0, err
     assert done["corrections"] == [] and corrections(purse_world) == []
+
+
+def test_a_short_account_found_at_the_purchase_check_blocks_the_card_by_the_clearing(purse_world):
+    """The purchase path: the correction takes what the account holds; the block reaches the hub's list in the
+    clearing run, whose answer shows both the correction and the block."""
+    restored_credit(purse_world)
+    card = purse_world.cards["liu"]
+    code, _, err, _ = purse_world.run("account", "withdraw", card.number, "--amount", "1990", "--operator",
+                                      "BJ-C1", "--outlet", "BJ-110105-02", "--json")
+    assert code == 0, err
+    purse_world.register_terminal()
+    purse_world.upload([purse_world.purchase("liu", 300, serial=1)], now=NOW)
+    assert purse_world.query("hub", "SELECT * FROM blacklist_entries") == []  # not yet: the clearing tells the hub
+    code, _, err, done = purse_world.run("clearing", "run", "--date", "2025-03-03", "--json")
+    assert code == 0, err
+    [case] = done["corrections"]
+    assert (case["taken_fen"], case["short_fen"]) == (1000, 4000)
+    [block] = done["blocks"]
+    assert (block["card_number"], block["rule"]) == (card.number, "credited_reversal")
+    assert purse_world.query("hub", "SELECT card_number FROM blacklist_entries") == [{"card_number": card.number}]
+    assert purse_world.float_balance("bj") == 4700 == purse_world.purse("liu")
+    assert done["settlement"]["reconciliation"]["bj"]["ok"]
+
+
+def test_the_old_image_put_back_after_the_correction_is_refused_a_load(purse_world):
+    """The corrected load used its counter: the image from before it cannot load at that counter again."""
+    before = purse_world.path("liu").read_bytes()
+    restored_credit(purse_world)
+    assert purse_world.load("liu", "20")[0] == 0  # the correction
+    purse_world.path("liu").write_bytes(before)  # online counter 0 again
+    code, _, err, _ = purse_world.load("liu", "10")
+    assert code == 1 and "was used by load" in err
+
+
+def test_a_cash_load_credited_after_its_reversal_blocks_the_card(purse_world):
+    """The till paid the cash back to the holder: nothing to take back from, so the issuer's shortfall, and the
+    card is blocked; the float still backs the purse."""
+    before = purse_world.path("liu").read_bytes()
+    cash = ("transit", "load", "--amount", "50", "--cash", "--operator", "BJ-C1", "--outlet", "BJ-110105-01")
+    code, _, err, _ = purse_world.run(*cash, "--reader", purse_world.reader("liu", tear=4), "--json")
+    assert code != 0 and "torn" in err
+    credited = purse_world.path("liu").read_bytes()
+    purse_world.path("liu").write_bytes(before)
+    assert purse_world.recover("liu")[0] == 0
+    purse_world.path("liu").write_bytes(credited)
+    code, _, err, _ = purse_world.load("liu", "10")
+    assert code == 1 and "blocked" in err
+    assert purse_world.account("liu") == DEPOSIT  # the account never paid for the cash load
+    assert purse_world.float_balance("bj") == 5000 == purse_world.purse("liu")
+    [block] = blocks(purse_world)
+    assert block["details"]["rule"] == "credited_reversal"
