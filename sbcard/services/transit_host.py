@@ -868,7 +868,7 @@ class _PurseState:
         return {"flag": "reversed_load_credited",
                 "message": f"reversed load{'s' if len(ids) > 1 else ''} {', '.join(ids)} credited after all: the card "
                            f"showed {format_fen(r.balance_before_fen)} before purchase {r.counter} (its image was put "
-                           f"back); {format_fen(added)} taken back from the account",
+                           f"back); {format_fen(added)} taken back from the account (what it cannot pay blocks the card)",
                 "load_id": ids[0], "load_ids": ids, "amount_fen": added, "balance_before_fen": r.balance_before_fen}
 
     def _take(self, r: OfflineRecord) -> None:
