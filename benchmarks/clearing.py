@@ -57,8 +57,9 @@ MODES = ("routed", "uploaded")
 def _ingest(home: Path, by_terminal: dict[str, list[Any]]) -> tuple[float, dict[str, int]]:
     records = [r for rs in by_terminal.values() for r in rs]
     with open_world(home) as world:
+        macs = gen.batch_macs(world, by_terminal)
         t0, c0 = time.perf_counter(), time.process_time()
-        result = transit_host.ingest(world, "bj", records, now=UPLOAD_AT, label="line-centre")
+        result = transit_host.ingest(world, "bj", records, now=UPLOAD_AT, label="line-centre", macs=macs)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     return elapsed, {"cpu_s": round(cpu, 2),
                      **{k: getattr(result, k) for k in ("sent", "accepted", "awaiting", "rejected", "duplicates")}}

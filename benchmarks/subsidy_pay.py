@@ -218,7 +218,7 @@ def run(work: Path, rows: int, chunk: int) -> int:
 
     started = time.perf_counter()
     child = subprocess.run([sys.executable, "-c", _MEASURED, "--home", str(home), "subsidy", "pay", batch,
-                            "--chunk", str(chunk), "--json"], capture_output=True, text=True, cwd=ROOT)
+                            "--operator", CHECKER, "--chunk", str(chunk), "--json"], capture_output=True, text=True, cwd=ROOT)
     elapsed = time.perf_counter() - started
     if child.returncode != 0:
         print(child.stderr, file=sys.stderr)

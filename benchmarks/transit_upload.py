@@ -153,6 +153,14 @@ def generate(home: Path, cards: dict[str, list[tuple[str, str]]], n_records: int
     return by_terminal
 
 
+def batch_macs(world: Any, by_terminal: dict[str, list[OfflineRecord]]) -> dict[str, str]:
+    """Each terminal's batch MAC, as its PSAM makes it (its upload key from the region's UMK master)."""
+    db = world.region("bj")
+    numbers = {row[0]: row[1] for row in db.execute("SELECT id, terminal_no FROM terminals")}
+    return {t: transit_host.expected_batch_mac(db, numbers[t], records).hex().upper()
+            for t, records in by_terminal.items()}
+
+
 def upload_all(home: Path, by_terminal: dict[str, list[OfflineRecord]],
                per_batch: int = 1) -> tuple[float, dict[str, int]]:
     """Every terminal's log into the operator's host: ``per_batch`` terminals per call.
@@ -163,14 +171,16 @@ def upload_all(home: Path, by_terminal: dict[str, list[OfflineRecord]],
     totals: dict[str, int] = defaultdict(int)
     terminals = list(by_terminal)
     with open_world(home) as world:
+        macs = batch_macs(world, by_terminal)  # the terminals' PSAMs' work, before the host's clock starts
         t0 = time.perf_counter()
         for start in range(0, len(terminals), per_batch):
             group = terminals[start:start + per_batch]
             if per_batch == 1:
-                result = transit_host.upload(world, group[0], by_terminal[group[0]], now=NOW)
+                result = transit_host.upload(world, group[0], by_terminal[group[0]], now=NOW, mac=macs[group[0]])
             else:
                 records = [r for t in group for r in by_terminal[t]]
-                result = transit_host.ingest(world, "bj", records, now=NOW, label=f"station-{start // per_batch}")
+                result = transit_host.ingest(world, "bj", records, now=NOW, label=f"station-{start // per_batch}",
+                                             macs=macs)
             for key in ("sent", "accepted", "duplicates", "rejected", "flagged"):
                 totals[key] += getattr(result, key)
         elapsed = time.perf_counter() - t0

@@ -19,7 +19,12 @@ bytes. Commands (docs/card-profile.md, "The PSAM"):
   to verify a MAC2 the card gives again by GET TRANSACTION PROVE after a tear;
 - ``80 72 00 00 04`` VERIFY MAC2 → ``9000``, or ``9302`` (and the session is closed);
 - ``80 7C 00 00 1D`` APPLICATION BLOCK MAC → the MAC of the card's APPLICATION BLOCK
-  (a PSAM may block a blacklisted card, never unblock one).
+  (a PSAM may block a blacklisted card, never unblock one);
+- ``80 7E 00 00 2A`` BATCH MAC → the MAC (8) of an upload batch (terminal number ‖ record
+  count ‖ digest, ``sbcard.chip.upload_batch``) under the terminal's upload key, which its
+  operator's region diversified from its upload master by the terminal number. The PSAM
+  MACs batches of its own terminal number only (``6985`` otherwise) and answers ``6A88``
+  when it holds no upload key (a PSAM made before upload keys).
 
 A card's issuer id (EF 0015: BCD region ‖ 00…) is looked up by its province (the first
 BCD byte: 11 Beijing, 12 Tianjin, 13 Hebei), so a Hebei city's cards find Hebei's keys.
@@ -38,6 +43,7 @@ import attrs
 
 from sbcard.chip import profile as P
 from sbcard.chip import sw as SW
+from sbcard.chip import upload_batch
 from sbcard.chip.apdu import Command
 from sbcard.chip.commands import ApplicationBlock
 from sbcard.chip.crypto import Algorithm, cbc_mac, diversify
@@ -61,6 +67,21 @@ class PsamKeySet:
     @property
     def province(self) -> int:
         return bytes.fromhex(self.issuer_id)[0]
+
+
+@attrs.frozen
+class PsamUploadKey:
+    """The terminal's upload key (its operator region's UMK master diversified by the terminal number)."""
+
+    algorithm: Algorithm
+    key: bytes = attrs.field(repr=False)
+
+
+def psam_upload_key(value: object | None) -> PsamUploadKey | None:
+    """The PSAM's form of an upload key the host handed over (anything with ``algorithm`` and ``key``)."""
+    if value is None:
+        return None
+    return PsamUploadKey(Algorithm(getattr(value, "algorithm")), bytes(getattr(value, "key")))
 
 
 class SerialStore(Protocol):
@@ -105,7 +126,8 @@ class Psam:
     """One emulated PSAM, issued for ``terminal_no``, with the key sets of every issuer it serves."""
 
     def __init__(
-        self, terminal_no: bytes, key_sets: Iterable[PsamKeySet], serials: SerialStore, *, psam_id: str = "psam"
+        self, terminal_no: bytes, key_sets: Iterable[PsamKeySet], serials: SerialStore, *, psam_id: str = "psam",
+        upload_key: PsamUploadKey | None = None,
     ) -> None:
         if len(terminal_no) != 6:
             raise ValueError("a terminal number has 6 bytes")
@@ -114,6 +136,7 @@ class Psam:
         self.psam_id = psam_id
         self._keys = {k.province: k for k in key_sets}
         self._serials = serials
+        self._upload_key = upload_key
         self._session: _Session | None = None
         self._dpk_cache: dict[tuple[int, bytes], bytes] = {}
         self._commands = {
@@ -121,6 +144,7 @@ class Psam:
             (P.CLA_PROPRIETARY, P.PsamIns.INIT_SAM_FOR_PURCHASE): self._init_sam_for_purchase,
             (P.CLA_PROPRIETARY, P.PsamIns.VERIFY_MAC2): self._verify_mac2,
             (P.CLA_PROPRIETARY, P.PsamIns.APPLICATION_BLOCK_MAC): self._application_block_mac,
+            (P.CLA_PROPRIETARY, P.PsamIns.BATCH_MAC): self._batch_mac,
         }
 
     def __repr__(self) -> str:
@@ -219,3 +243,13 @@ class Psam:
         assert keys is not None
         damk = diversify(keys.algorithm, keys.app_maintenance_master, card_serial)
         return cbc_mac(keys.algorithm, damk, challenge + header)
+
+    def _batch_mac(self, cmd: Command) -> bytes:
+        _require((cmd.p1, cmd.p2) == (0, 0), SW.WRONG_P1P2)
+        _require(len(cmd.data) == upload_batch.INPUT_LEN, SW.WRONG_LENGTH)
+        _require(cmd.le in (None, upload_batch.MAC_LEN, 256), SW.WRONG_LENGTH)
+        _require(cmd.data[:6] == self.terminal_no, SW.CONDITIONS_NOT_SATISFIED, "a PSAM MACs its own terminal's batches")
+        key = self._upload_key
+        _require(key is not None, SW.KEY_NOT_FOUND, "no upload key in this PSAM")
+        assert key is not None
+        return upload_batch.batch_mac(key.algorithm, key.key, cmd.data)

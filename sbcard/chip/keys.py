@@ -32,6 +32,7 @@ class IssuerMasterKeys:
     app_maintenance: bytes  # DAMK master
     algorithm: Algorithm = Algorithm.SM4
     version: int = 1
+    upload: bytes | None = None  # UMK master: terminals' upload keys (sbcard.chip.upload_batch); an operator region's
 
 
 @attrs.frozen

@@ -1,12 +1,14 @@
 """The medical log on the card: DF04/EF08, 10 cyclic records of 32 bytes (record 1 the newest).
 
-A medical point of sale appends one record per settlement (APPEND RECORD: no key, no PIN;
+A medical point of sale appends one record per settlement, and one per refund of a claim
+(kind 03: the claim's serial and what went back to the fund, the personal account and the
+holder), so the card's log never shows a claim that was reversed as if it stood (APPEND RECORD: no key, no PIN;
 docs/card-profile.md, "Keys and access rules"), so the card itself remembers where and
 how its last ten claims were settled, online or offline.
 
 | offset | size | field |
 |---|---|---|
-| 0 | 1 | kind: 01 settled online, 02 settled offline (against DF04/EF06) |
+| 0 | 1 | kind: 01 settled online, 02 settled offline (against DF04/EF06), 03 refunded (退费: the amounts given back) |
 | 1 | 6 | hospital code (ASCII, space padded), e.g. ``BJH003`` |
 | 7 | 7 | date and time (BCD YYYYMMDDhhmmss, Beijing time) |
 | 14 | 4 | claim serial: the number in the claim id ``<hospital>-<serial>`` |
@@ -26,8 +28,8 @@ import attrs
 from sbcard.chip import profile as P
 from sbcard.chip.codec import bcd_datetime, parse_bcd_datetime
 
-ONLINE, OFFLINE = 0x01, 0x02
-KINDS = {ONLINE: "online", OFFLINE: "offline"}
+ONLINE, OFFLINE, REFUND = 0x01, 0x02, 0x03
+KINDS = {ONLINE: "online", OFFLINE: "offline", REFUND: "refund"}
 HOSPITAL_LEN = 6
 FLAG_ACCOUNT, FLAG_SELF_PAY_ACCOUNT, FLAG_CROSS_REGION = 0x01, 0x02, 0x04
 _U32 = 0xFFFFFFFF

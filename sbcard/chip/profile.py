@@ -222,6 +222,7 @@ class PsamIns(enum.IntEnum):
     INIT_SAM_FOR_PURCHASE = 0x70
     VERIFY_MAC2 = 0x72
     APPLICATION_BLOCK_MAC = 0x7C
+    BATCH_MAC = 0x7E  # an upload batch's MAC under the terminal's upload key (sbcard.chip.upload_batch)
 
 
 PSAM_INIT_NEW = 0x00  # P1 of INIT SAM FOR PURCHASE: a new terminal serial

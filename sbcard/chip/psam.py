@@ -13,6 +13,7 @@ a card key. Layouts in docs/card-profile.md, "The PSAM"; byte values in
 | INIT SAM FOR PURCHASE, again | ``80 70 01 00 28`` | the same ‖ terminal serial (4) | the same, for a serial already used |
 | VERIFY MAC2 | ``80 72 00 00 04`` | MAC2 (4) | ``9000`` or ``9302`` |
 | APPLICATION BLOCK MAC | ``80 7C 00 00 1D`` | card serial (8) ‖ issuer id (8) ‖ challenge (8) ‖ header (5) | MAC (4) |
+| BATCH MAC | ``80 7E 00 00 2A`` | terminal number (6) ‖ record count (4) ‖ batch digest (32) | MAC (8) under the upload key |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import attrs
 
 from sbcard.chip import profile as P
 from sbcard.chip.apdu import Command
+from sbcard.chip import upload_batch
 from sbcard.chip.codec import to_bcd
 from sbcard.chip.commands import (
     MAC_LEN,
@@ -163,8 +165,31 @@ class ApplicationBlockMac(ApduCommand[bytes]):
         return bytes(data)
 
 
+@attrs.frozen
+class BatchMac(ApduCommand[bytes]):
+    """``80 7E 00 00 2A``: the MAC of an upload batch under the terminal's upload key.
+
+    The data is ``upload_batch.batch_mac_input``: the PSAM answers only for its own
+    terminal number, so a log can be sent as this terminal's only through this PSAM.
+    """
+
+    terminal_no: bytes
+    count: int
+    digest: bytes
+
+    def command(self) -> Command:
+        data = upload_batch.batch_mac_input(self.terminal_no, self.count, self.digest)
+        return Command(P.CLA_PROPRIETARY, P.PsamIns.BATCH_MAC, 0x00, 0x00, data, le=upload_batch.MAC_LEN)
+
+    def parse(self, data: bytes) -> bytes:
+        if len(data) != upload_batch.MAC_LEN:
+            raise MalformedResponse(f"BATCH MAC: {data.hex().upper()}")
+        return bytes(data)
+
+
 __all__ = [
     "ApplicationBlockMac",
+    "BatchMac",
     "InitSamForPurchase",
     "ReadTerminalNumber",
     "SamPurchase",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import emit_json, fields, money, table, when
 from sbcard.domain.masking import mask_middle
-from sbcard.domain.money import format_fen, parse_yuan
+from sbcard.domain.money import parse_yuan
 from sbcard.store.world import open_world
 
 
@@ -66,9 +66,9 @@ def show_command(app: AppContext, card_number: str) -> None:
         emit_json(data)
         return
     click.echo(fields([("card", data["card_number"]), ("account", _masked(data["account_no"])),
-                       ("status", data["status"]), ("balance", format_fen(data["balance_fen"]))]))
+                       ("status", data["status"]), ("balance", money(data["balance_fen"]))]))
     if data["entries"]:
-        rows = [(e["at"], e["kind"], format_fen(e["amount_fen"]), e["outlet"] or "", e["memo"] or "")
+        rows = [(when(e["at"]), e["kind"], money(e["amount_fen"]), e["outlet"] or "", e["memo"] or "")
                 for e in data["entries"]]
         click.echo(table(rows, ["at", "kind", "amount", "outlet", "memo"]))
 
@@ -80,9 +80,9 @@ def _emit_cash(app: AppContext, data: dict, verb: str, preposition: str) -> None
     if not data["posted"]:
         click.echo(f"Transaction {data['txn_id']} was already posted; nothing changed.")
     else:
-        click.echo(f"{verb} {format_fen(data['amount_fen'])} {preposition} account {_masked(data['account_no'])} "
+        click.echo(f"{verb} {money(data['amount_fen'])} {preposition} account {_masked(data['account_no'])} "
                    f"(card {data['card_number']}) at {data['outlet']}")
-    click.echo(fields([("balance", format_fen(data["balance_fen"])), ("transaction", data["txn_id"])]))
+    click.echo(fields([("balance", money(data["balance_fen"])), ("transaction", data["txn_id"])]))
 
 
 def _masked(account_no: str) -> str:

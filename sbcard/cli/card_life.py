@@ -12,11 +12,10 @@ import click
 
 from sbcard.chip.sw import AuthenticationBlocked, WrongPin
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import emit_json, fields, money, table, when
 from sbcard.cli.readers import card_reader_options, reader_session, trace_option
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.masking import mask_middle
-from sbcard.domain.money import format_fen
 from sbcard.store.world import open_world
 
 
@@ -107,7 +106,7 @@ def lapse_losses_command(app: AppContext) -> None:
     if app.json:
         emit_json({"lapsed": lapsed})
     elif lapsed:
-        click.echo(table([(e["card_number"], e["at"][:16].replace("T", " ")) for e in lapsed], ["card", "lapsed at"]))
+        click.echo(table([(e["card_number"], when(e["at"])) for e in lapsed], ["card", "lapsed at"]))
     else:
         click.echo("No temporary loss has lapsed unrecorded.")
 
@@ -123,18 +122,21 @@ def lapse_losses_command(app: AppContext) -> None:
 @_outlet(required=True, help="The outlet issuing the new card (its stock provides the blank).")
 @click.option("--old-reader", "old_reader_spec", default=None, metavar="SPEC",
               help="The reader with the old card, when the holder brings it: its purse balance is refunded.")
+@click.option("--guardian-id", default=None, metavar="ID",
+              help="The guardian replacing a minor's card (under 16), as recorded in the registry.")
 @_reason
 @trace_option
 @with_app
 def replace_command(app: AppContext, card_number: str, reader_spec: str, operator: str, outlet: str,
-                    old_reader_spec: str | None, reason: str | None, trace: bool) -> None:
+                    old_reader_spec: str | None, guardian_id: str | None, reason: str | None, trace: bool) -> None:
     """补换卡: a new card with a new number; the old one blacklisted, the account moved to the new one."""
     from sbcard.services.replacement import Replacement
     from terminals.apps import counter
 
     now = app.clock.now()
     with open_world(app.home) as world:
-        job = Replacement(world, card_number, operator=operator, outlet=outlet, reason=reason, now=now)
+        job = Replacement(world, card_number, operator=operator, outlet=outlet, reason=reason, now=now,
+                          guardian_id=guardian_id)
         if old_reader_spec:
             with reader_session(old_reader_spec, trace) as old:
                 job.old_card_presented(counter.read_back(old))
@@ -146,9 +148,11 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
         emit_json(done)
         return
     if done["purse_balance_fen"] is None:
-        refund = "not read (the old card was not presented)"
+        refund = "not read (the old card was not presented): refunded from the clearing records"
+        if done["refund_due_at"]:
+            refund += f" from {done['refund_due_at'][:10]}"
     else:
-        refund = format_fen(done["purse_balance_fen"])
+        refund = money(done["purse_balance_fen"])
         if done["refund_due_at"]:
             refund += f", refunded to the account from {done['refund_due_at'][:10]}"
     click.echo(fields([
@@ -157,6 +161,7 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
                      f"{done['new_card']})"),
         ("account", mask_middle(done["account_no"], 6, 4) + " moved to the new card" if done["account_no"] else None),
         ("old purse", refund),
+        *([("guardian", done["guardian_id"])] if done["guardian_id"] else []),
         ("operator", _where(done)),
     ]))
 
@@ -182,7 +187,7 @@ def cancel_command(app: AppContext, card_number: str, operator: str, reason: str
         return
     _show_event(app, done, extra=[
         ("account", (mask_middle(done["account_no"], 6, 4) + " closed") if done["account_no"] else "none"),
-        ("paid out", format_fen(done["payout_fen"])),
+        ("paid out", money(done["payout_fen"])),
     ])
 
 
@@ -209,7 +214,7 @@ def refunds_command(app: AppContext, pay: bool, operator: str | None) -> None:
     if not items:
         click.echo("No refund is due." if pay else "No purse refunds.")
         return
-    rows = [(r["old_card"], r["new_card"], format_fen(r["amount_fen"]), r["due_at"][:10], r["status"],
+    rows = [(r["old_card"], r["new_card"], money(r["amount_fen"]), r["due_at"][:10], r["status"],
              r["note"] or "") for r in items]
     click.echo(table(rows, ["old card", "new card", "amount", "due", "status", "note"]))
 
@@ -302,7 +307,7 @@ def _show_event(app: AppContext, done: dict[str, Any], extra: list[tuple[str, An
         return
     status = done["status"]
     if done["loss_kind"] == "temporary":
-        status += f" (temporary, lapses {done['loss_expires_at'][:16].replace('T', ' ')} unless confirmed)"
+        status += f" (temporary, lapses {when(done['loss_expires_at'])} unless confirmed)"
     elif done["loss_kind"]:
         status += f" ({done['loss_kind']})"
     click.echo(fields([

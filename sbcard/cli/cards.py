@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import alert, emit_json, fields, named_region, table, when
 from sbcard.cli.readers import card_reader_options, reader_option, reader_session, trace_option
 from sbcard.domain.bank_account import BankAccount
 from sbcard.domain.errors import InvalidInput
@@ -143,7 +143,7 @@ def _emit_application(app: AppContext, data: dict) -> None:
         return
     pairs = [("application", data["application_id"]), ("status", data["status"]), ("kind", data["kind"]),
              ("channel", data["channel"]), ("citizen ID", data["citizen_id"]),
-             ("issued by", f"{data['issuing_region']} ({data['issuing_node']})"), ("outlet", data["outlet"])]
+             ("issued by", named_region(data["issuing_region"])), ("outlet", data["outlet"])]
     if data["delivery_address"]:
         pairs.append(("deliver to", data["delivery_address"]))
     if data["guardian_id"]:
@@ -176,7 +176,7 @@ def issue_command(app: AppContext, application_id: str, reader_spec: str, operat
         emit_json(data)
         return
     click.echo(fields([("card number", data["card_number"]), ("卡识别码", data["card_id_code"]),
-                       ("status", data["status"]), ("issued by", f"{data['region']} ({data['issuing_node']})"),
+                       ("status", data["status"]), ("issued by", named_region(data["region"])),
                        ("valid until", data["expiry_date"]), ("chip serial", data["chip_serial"]),
                        ("APDUs", data["apdus"])]))
 
@@ -238,18 +238,18 @@ def show_command(app: AppContext, card_or_citizen_id: str, show_personal: bool, 
         return
     status = data["status"] + (f" ({data['loss_kind']})" if data["loss_kind"] else "")
     pairs = [("card number", data["card_number"]), ("status", status),
-             ("issued by", f"{data['region']} ({data['issuing_node']})"), ("holder", data["name"]),
+             ("issued by", named_region(data["region"])), ("holder", data["name"]),
              ("citizen ID", data["citizen_id"]), ("issued", data["issue_date"]), ("valid until", data["expiry_date"]),
              ("account", BankAccount(data["account_no"]).masked() if data["account_no"] else None),
              ("卡识别码", data["card_id_code"]), ("outlet", data["outlet"])]
     if data["loss_expires_at"]:
-        pairs.append(("loss lapses", data["loss_expires_at"]))
+        pairs.append(("loss lapses", when(data["loss_expires_at"])))
     if data["replaces"]:
         pairs.append(("replaces", data["replaces"]))
     if data["replaced_by"]:
         pairs.append(("replaced by", data["replaced_by"]))
     if data["blacklisted"]:
-        pairs.append(("blacklist", "on the national blacklist"))
+        pairs.append(("blacklist", alert("on the national blacklist")))
     click.echo(fields(pairs))
 
 
@@ -265,5 +265,5 @@ def history_command(app: AppContext, card_number: str) -> None:
     if app.json:
         emit_json(events)
         return
-    rows = [(e["at"], e["event"], e["operator"], e["outlet"] or "", e["reason"] or "") for e in events]
+    rows = [(when(e["at"]), e["event"], e["operator"], e["outlet"] or "", e["reason"] or "") for e in events]
     click.echo(table(rows, ["at", "event", "operator", "outlet", "reason"]))

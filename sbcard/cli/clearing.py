@@ -12,9 +12,8 @@ from typing import Any
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import alert, caution, emit_json, fields, money, number, table
 from sbcard.clock import BEIJING
-from sbcard.domain.money import format_fen
 from sbcard.store.world import REGION_NODES
 
 NODES = tuple(REGION_NODES)
@@ -58,15 +57,15 @@ def run_command(app: AppContext, date_text: str | None) -> None:
         return
     click.echo(result["message"])
     if result["routed"]:
-        click.echo("routed: " + ", ".join(f"{node} → {issuer}: {n}" for node, per in result["routed"].items()
+        click.echo("routed: " + ", ".join(f"{node} → {issuer}: {number(n)}" for node, per in result["routed"].items()
                                           for issuer, n in per.items()))
-    click.echo(table([(node, r["status"], r["transit"]["count"], format_fen(r["transit"]["amount_fen"]),
-                       r["medical"]["count"], format_fen(r["medical"]["amount_fen"]), r["gaps"])
+    click.echo(table([(node, r["status"], number(r["transit"]["count"]), money(r["transit"]["amount_fen"]),
+                       number(r["medical"]["count"]), money(r["medical"]["amount_fen"]), number(r["gaps"]))
                       for node, r in result["regions"].items()],
                      ["region", "status", "purchases", "amount", "claims", "owed", "gaps"]))
     _print_lines(result["lines"])
     if result["undelivered"]:
-        click.echo(f"{result['undelivered']} line(s) wait for their payee's region (link down)")
+        click.echo(caution(f"{number(result['undelivered'])} line(s) wait for their payee's region (link down)"))
     _print_purse_cases(result)
     _print_matrix(result["settlement"])
     if result["files"]:
@@ -91,34 +90,37 @@ def report_command(app: AppContext, date_text: str | None) -> None:
     t = data["totals"]
     click.echo(fields([
         ("date", data["date"]), ("cleared", "yes" if data["run"] else "not yet"),
-        ("accepted", f"{t['accepted']} ({format_fen(t['accepted_fen'])}), {t['flagged']} flagged"),
-        ("rejected", t["rejected"]), ("duplicates", t["duplicates"]), ("counter gaps", t["gaps"]),
-        ("medical", f"{t['medical_claims']} claim(s), {format_fen(t['medical_fen'])}"),
+        ("accepted", f"{number(t['accepted'])} ({money(t['accepted_fen'])}), {number(t['flagged'])} flagged"),
+        ("rejected", number(t["rejected"])), ("duplicates", number(t["duplicates"])),
+        ("counter gaps", number(t["gaps"])),
+        ("medical", f"{number(t['medical_claims'])} claim(s), {money(t['medical_fen'])}"),
     ]))
     if data["transit"]:
-        click.echo(table([(e["issuer"], e["operator_node"], e["operator"], e["accepted"], format_fen(e["amount_fen"]),
-                           _counts(e["flags"]) or e["flagged"] or "", e["rejected"] or "", _counts(e["reasons"]))
+        click.echo(table([(e["issuer"], e["operator_node"], e["operator"], number(e["accepted"]),
+                           money(e["amount_fen"]),
+                           _counts(e["flags"]) or (number(e["flagged"]) if e["flagged"] else ""),
+                           number(e["rejected"]) if e["rejected"] else "", _counts(e["reasons"]))
                           for e in data["transit"]],
                          ["issuer", "op. region", "operator", "accepted", "amount", "flagged", "rejected", "reasons"]))
     if data["rejected"]:
-        click.echo("rejected:")
+        click.echo(caution("rejected:"))
         click.echo(table([(r["card_number"] or r["app_serial"], r["counter"], r["terminal"],
-                           format_fen(r["amount_fen"]), r["category"], r["reason"]) for r in data["rejected"]],
+                           money(r["amount_fen"]), r["category"], r["reason"]) for r in data["rejected"]],
                          ["card", "counter", "terminal", "amount", "category", "reason"]))
     if data["flagged"]:
-        click.echo("flagged:")
-        click.echo(table([(r["card_number"], r["counter"], r["operator"], format_fen(r["amount_fen"]),
+        click.echo(caution("flagged:"))
+        click.echo(table([(r["card_number"], r["counter"], r["operator"], money(r["amount_fen"]),
                            ",".join(r["categories"]), r["reason"]) for r in data["flagged"]],
                          ["card", "counter", "operator", "amount", "flags", "reason"]))
     if data["gaps"]:
-        click.echo("counter gaps:")
+        click.echo(caution("counter gaps:"))
         click.echo(table([(g["card_number"], g["issuer"], ",".join(map(str, g["missing"])), g["highest_cleared"])
                           for g in data["gaps"]], ["card", "issuer", "missing", "highest cleared"]))
     _print_purse_cases(data)
     _print_lines(data["medical"])
     waiting = {n: c for n, c in data["awaiting"].items() if c}
     if waiting:
-        click.echo("awaiting their issuer: " + ", ".join(f"{n}: {c}" for n, c in waiting.items()))
+        click.echo("awaiting their issuer: " + ", ".join(f"{n}: {number(c)}" for n, c in waiting.items()))
 
 
 @click.group("settlement")
@@ -144,41 +146,41 @@ def show_command(app: AppContext, date_text: str | None) -> None:
     click.echo(f"settlement of {data['date']}")
     _print_matrix(data)
     if data["operators"]:
-        click.echo(table([(party, p["kind"], p["node"], p["count"], format_fen(p["amount_fen"]),
-                           ", ".join(f"{k} {format_fen(v)}" for k, v in p["from"].items()))
+        click.echo(table([(party, p["kind"], p["node"], number(p["count"]), money(p["amount_fen"]),
+                           ", ".join(f"{k} {money(v)}" for k, v in p["from"].items()))
                           for party, p in data["operators"].items()],
                          ["operator / hospital", "kind", "region", "count", "amount", "from"]))
-    click.echo(table([(node, format_fen(r["float_fen"]), format_fen(r["cards_fen"]), format_fen(r["uncleared_fen"]),
-                       format_fen(r["pending_loads_fen"]), format_fen(r["refunded_fen"]), "ok" if r["ok"] else
-                       f"OFF by {format_fen(r['difference_fen'])}") for node, r in data["reconciliation"].items()],
+    click.echo(table([(node, money(r["float_fen"]), money(r["cards_fen"]), money(r["uncleared_fen"]),
+                       money(r["pending_loads_fen"]), money(r["refunded_fen"]), "ok" if r["ok"] else
+                       alert(f"OFF by {money(r['difference_fen'])}")) for node, r in data["reconciliation"].items()],
                      ["issuer", "float", "cards", "uncleared", "pending loads", "refunded", "reconciled"]))
 
 
 def _print_purse_cases(data: dict[str, Any]) -> None:
     """Reversed loads the cards had credited (taken back), and cards blocked with the float they leave."""
     if data.get("corrections"):
-        click.echo("credited reversals taken back (restored card images):")
-        click.echo(table([(c["card_number"], c["load_id"], format_fen(c["amount_fen"]), format_fen(c["taken_fen"]),
-                           format_fen(c["short_fen"]), c["proof"]) for c in data["corrections"]],
+        click.echo(caution("credited reversals taken back (restored card images):"))
+        click.echo(table([(c["card_number"], c["load_id"], money(c["amount_fen"]), money(c["taken_fen"]),
+                           money(c["short_fen"]), c["proof"]) for c in data["corrections"]],
                          ["card", "load", "amount", "taken back", "short", "proof"]))
     if data.get("blocks"):
-        click.echo("cards blocked (blacklisted):")
-        click.echo(table([(b["card_number"], b["rule"], b["evidence_count"], format_fen(b["float_fen"]),
-                           format_fen(b["overspent_fen"])) for b in data["blocks"]],
+        click.echo(caution("cards blocked (blacklisted):"))
+        click.echo(table([(b["card_number"], b["rule"], number(b["evidence_count"]), money(b["float_fen"]),
+                           money(b["overspent_fen"])) for b in data["blocks"]],
                          ["card", "rule", "evidence", "float no purse backs", "overspent"]))
 
 
 def _counts(d: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in d.items())
+    return ", ".join(f"{k} {number(v)}" for k, v in d.items())
 
 
 def _print_lines(lines: list[dict[str, Any]]) -> None:
     if lines:
-        click.echo(table([(x["kind"], x["payer"], x["payee"], x["party"], x["count"], format_fen(x["amount_fen"]))
+        click.echo(table([(x["kind"], x["payer"], x["payee"], x["party"], number(x["count"]), money(x["amount_fen"]))
                           for x in lines], ["kind", "payer", "payee", "party", "count", "amount"]))
 
 
 def _print_matrix(data: dict[str, Any]) -> None:
     matrix, net = data["matrix"], data["net"]
-    click.echo(table([(payer, *(format_fen(matrix[payer][payee]) for payee in NODES), format_fen(net[payer]))
+    click.echo(table([(payer, *(money(matrix[payer][payee]) for payee in NODES), money(net[payer]))
                       for payer in NODES], ["payer \\ payee", *NODES, "net"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, table
+from sbcard.cli.output import alert, emit_json, table, when
 
 
 @click.group("hub")
@@ -36,7 +36,7 @@ def link_command(app: AppContext, node: str, down: bool | None, note: str | None
     if app.json:
         emit_json(data)
         return
-    state = "up" if data["up"] else "DOWN"
+    state = "up" if data["up"] else alert("DOWN")
     click.echo(f"{data['name']} ({data['node']}): {state}" + (f" — {data['note']}" if data["note"] else ""))
 
 
@@ -52,5 +52,6 @@ def links_command(app: AppContext) -> None:
     if app.json:
         emit_json(data)
         return
-    click.echo(table([(d["node"], d["name"], "up" if d["up"] else "DOWN", d["changed_at"] or "", d["note"] or "")
+    click.echo(table([(d["node"], d["name"], "up" if d["up"] else alert("DOWN"),
+                       when(d["changed_at"]) if d["changed_at"] else "", d["note"] or "")
                       for d in data], ["node", "region", "link", "changed", "note"]))

@@ -7,7 +7,7 @@ import sys
 import click
 
 from sbcard.cli.context import EXIT_OK, EXIT_USAGE, AppContext, with_app
-from sbcard.cli.output import emit_json, fields
+from sbcard.cli.output import emit_json, fields, named_region
 from sbcard.domain.identify import identify
 from sbcard.reference import load_regions
 
@@ -44,6 +44,7 @@ def check(app: AppContext, value: str, show_personal: bool) -> None:
         pairs = [("kind", _KIND_WORDS.get(shown["kind"], shown["kind"])), ("valid", "yes" if shown["valid"] else "no")]
         if shown.get("reason"):
             pairs.append(("reason", shown["reason"]))
-        pairs += [(k, v) for k, v in shown.items() if k not in ("kind", "valid", "reason")]
+        pairs += [(k, named_region(v) if k in ("region", "province") and v else v) for k, v in shown.items()
+                  if k not in ("kind", "valid", "reason")]
         click.echo(fields(pairs))
     sys.exit(EXIT_OK if result["valid"] else EXIT_USAGE)

@@ -17,10 +17,9 @@ from typing import Any
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import caution, emit_json, fields, money, named_region, number, refusal, table, when
 from sbcard.cli.readers import reader_session, trace_option
 from sbcard.domain.errors import InvalidInput, NotFound
-from sbcard.domain.money import format_fen
 
 
 @click.group("medical")
@@ -45,7 +44,7 @@ def hospitals_command(app: AppContext, region: str | None) -> None:
     if app.json:
         emit_json(rows)
         return
-    click.echo(table([(h["code"], h["name"], h["region"], h["level"]) for h in rows],
+    click.echo(table([(h["code"], h["name"], named_region(h["region"]), h["level"]) for h in rows],
                      ["code", "name", "region", "level"]) if rows else "No hospitals.")
 
 
@@ -67,7 +66,7 @@ def catalogue_command(app: AppContext, region: str) -> None:
     if app.json:
         emit_json(items)
         return
-    click.echo(table([(i["code"], i["name"], i["class"], format_fen(i["price_fen"]), f"{i['self_first_pct']}%")
+    click.echo(table([(i["code"], i["name"], i["class"], money(i["price_fen"]), f"{i['self_first_pct']}%")
                       for i in items], ["code", "name", "class", "price", "self first"]))
 
 
@@ -145,26 +144,26 @@ def read_items(path: Path) -> list[Any]:
 
 
 def _receipt(r: dict[str, Any]) -> str:
-    rows = [(i["code"], i["name"], i["class"], i["quantity"], format_fen(i["amount_fen"]), format_fen(i["fund_fen"]),
-             format_fen(i["account_fen"]), format_fen(i["self_fen"])) for i in r["items"]]
+    rows = [(i["code"], i["name"], i["class"], i["quantity"], money(i["amount_fen"]), money(i["fund_fen"]),
+             money(i["account_fen"]), money(i["self_fen"])) for i in r["items"]]
     out = table(rows, ["code", "item", "class", "qty", "amount", "fund", "account", "self"])
     pairs = [("claim", f"{r['claim_id']} ({r['mode']}{', queued' if r['status'] == 'queued' else ''})"),
              ("hospital", f"{r['hospital_name']} ({r['hospital']}, level {r['hospital_level']})"),
              ("card", f"{r['card_number']} {r.get('holder') or ''}".strip()),
-             ("total", format_fen(r["total_fen"])),
-             ("pooled fund", f"{format_fen(r['fund_fen'])} at {r['ratio_pct']}%"
+             ("total", money(r["total_fen"])),
+             ("pooled fund", f"{money(r['fund_fen'])} at {r['ratio_pct']}%"
                              + (" (cap reached)" if r["cap_reached"] else "")),
-             ("personal account", format_fen(r["account_fen"])),
-             ("to pay", f"{format_fen(r['self_fen'])} "
+             ("personal account", money(r["account_fen"])),
+             ("to pay", f"{money(r['self_fen'])} "
                         f"({'financial account' if r['self_pay'] == 'account' else 'cash'})"),
-             ("deductible", format_fen(r["deductible_fen"]))]
+             ("deductible", money(r["deductible_fen"]))]
     if r.get("personal_account_fen") is not None:
-        pairs.append(("account left", format_fen(r["personal_account_fen"])))
+        pairs.append(("account left", money(r["personal_account_fen"])))
     if not r.get("ef08_written", True):
-        pairs.append(("card log", "not written (the card left the reader): the claim stands"))
+        pairs.append(("card log", caution("not written (the card left the reader): the claim stands")))
     out += "\n\n" + fields(pairs)
     for note in r.get("notes") or []:
-        out += f"\nnote: {note}"
+        out += "\n" + caution(f"note: {note}")
     return out
 
 
@@ -175,37 +174,65 @@ def _receipt(r: dict[str, Any]) -> str:
 @click.argument("claim_id", metavar="CLAIM_ID")
 @click.option("--items", "codes", default=None, metavar="CODE,CODE",
               help="Refund only these items (catalogue codes); the rest is settled again as a new claim.")
+@click.option("--reader", "reader_spec", default=None, metavar="SPEC",
+              help="The reader with the holder's card: the refund is written into its medical log (DF04/EF08).")
+@trace_option
 @with_app
-def refund_command(app: AppContext, claim_id: str, codes: str | None) -> None:
+def refund_command(app: AppContext, claim_id: str, codes: str | None, reader_spec: str | None, trace: bool) -> None:
     """退费: reverse a claim of this year (accumulators, personal account, ledger); partly with --items."""
+    from contextlib import nullcontext
+
     from sbcard.federation import medical as route
     from sbcard.store.world import open_world
 
     wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes is not None else None
     if codes is not None and not wanted:
         raise InvalidInput("medical.refund.items", "--items names at least one item code", "--items")
+    now = app.clock.now()
+    ef08_written = None
     with open_world(app.home, app.clock) as world:
-        done = route.refund(world, claim_id, wanted, now=app.clock.now())
-    refunded, resettled = done["refunded"], done["resettled"]
-    data = {
-        "claim_id": refunded["claim_id"], "status": refunded["status"], "items": wanted,
-        "refund_fen": refunded["total_fen"] - (resettled["total_fen"] if resettled else 0),
-        "fund_fen": refunded["fund_fen"] - (resettled["fund_fen"] if resettled else 0),
-        "account_fen": refunded["account_fen"] - (resettled["account_fen"] if resettled else 0),
-        "self_fen": refunded["self_fen"] - (resettled["self_fen"] if resettled else 0),
-        "refunded": refunded, "resettled": resettled,
-    }
+        with reader_session(reader_spec, trace) if reader_spec else nullcontext() as reader:
+            if reader is not None:
+                from terminals.apps import medical as pos
+
+                found = route.find_claim(world, claim_id.strip())
+                if found is not None:  # else the refund says the claim is unknown (or queued)
+                    pos.refund_card(reader, found[1]["card_number"])
+            done = route.refund(world, claim_id, wanted, now=now)
+            refunded, resettled = done["refunded"], done["resettled"]
+            data = {
+                "claim_id": refunded["claim_id"], "status": refunded["status"], "items": wanted,
+                "refund_fen": refunded["total_fen"] - (resettled["total_fen"] if resettled else 0),
+                "fund_fen": refunded["fund_fen"] - (resettled["fund_fen"] if resettled else 0),
+                "account_fen": refunded["account_fen"] - (resettled["account_fen"] if resettled else 0),
+                "self_fen": refunded["self_fen"] - (resettled["self_fen"] if resettled else 0),
+                "refunded": refunded, "resettled": resettled,
+            }
+            if reader is not None:
+                ef08_written = pos.record_refund(
+                    reader, hospital=refunded["hospital"], serial=_claim_serial(refunded["claim_id"]), at=now,
+                    total_fen=data["refund_fen"], fund_fen=data["fund_fen"], account_fen=data["account_fen"],
+                    self_fen=data["self_fen"], cross_region=refunded["cross_region"])
+    data["ef08_written"] = ef08_written
     if app.json:
         emit_json(data)
         return
-    pairs = [("claim", f"{data['claim_id']} refunded"), ("refunded", format_fen(data["refund_fen"])),
-             ("back to the fund", format_fen(data["fund_fen"])),
-             ("back to the personal account", format_fen(data["account_fen"])),
-             ("back to the holder", format_fen(data["self_fen"]))]
+    pairs = [("claim", f"{data['claim_id']} refunded"), ("refunded", money(data["refund_fen"])),
+             ("back to the fund", money(data["fund_fen"])),
+             ("back to the personal account", money(data["account_fen"])),
+             ("back to the holder", money(data["self_fen"]))]
     if resettled:
         pairs.append(("remaining items", f"settled again as {resettled['claim_id']}: "
-                                         f"{format_fen(resettled['total_fen'])}"))
+                                         f"{money(resettled['total_fen'])}"))
+    if ef08_written is not None:
+        pairs.append(("card's medical log", "refund written" if ef08_written else
+                      "NOT written (the card left the reader): the refund stands"))
     click.echo(fields(pairs))
+
+
+def _claim_serial(claim_id: str) -> int:
+    """The number in a claim id ``<hospital>-<serial>`` (what the card's log keeps)."""
+    return int(claim_id.split("-")[1])
 
 
 @medical.command("claims")
@@ -237,9 +264,9 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
     if not rows:
         click.echo("No claims.")
         return
-    click.echo(table([(r["claim_id"], r["at"][:16].replace("T", " "), r["card_number"], r["hospital"], r["mode"],
-                       r["status"], format_fen(r["total_fen"]), format_fen(r["fund_fen"]),
-                       format_fen(r["account_fen"]), format_fen(r["self_fen"])) for r in rows],
+    click.echo(table([(r["claim_id"], when(r["at"]), r["card_number"], r["hospital"], r["mode"],
+                       r["status"], money(r["total_fen"]), money(r["fund_fen"]),
+                       money(r["account_fen"]), money(r["self_fen"])) for r in rows],
                      ["claim", "at", "card", "hospital", "mode", "status", "total", "fund", "account", "self"]))
 
 
@@ -264,13 +291,14 @@ def year_command(app: AppContext, card_number: str, year: int | None) -> None:
         return
     click.echo(fields([
         ("card", data["card_number"]), ("year", data["year"]),
-        ("insurance", f"{data['insurance_type']}{', retired' if data['retired'] else ''} in {data['insured_region']}"),
-        ("deductible paid", format_fen(data["deductible_paid_fen"])),
-        ("deductible left", " / ".join(f"level {k}: {format_fen(v)}" for k, v in
+        ("insurance", f"{data['insurance_type']}{', retired' if data['retired'] else ''} "
+                      f"in {named_region(data['insured_region'])}"),
+        ("deductible paid", money(data["deductible_paid_fen"])),
+        ("deductible left", " / ".join(f"level {k}: {money(v)}" for k, v in
                                       data["deductible_remaining_fen"].items())),
-        ("pooled fund paid", format_fen(data["fund_paid_fen"])),
-        ("cap left", f"{format_fen(data['cap_remaining_fen'])} of {format_fen(data['cap_fen'])}"),
-        ("personal account", format_fen(data["personal_account_fen"])), ("claims", data["claims"]),
+        ("pooled fund paid", money(data["fund_paid_fen"])),
+        ("cap left", f"{money(data['cap_remaining_fen'])} of {money(data['cap_fen'])}"),
+        ("personal account", money(data["personal_account_fen"])), ("claims", number(data["claims"])),
     ]))
 
 
@@ -286,16 +314,41 @@ def reconcile_command(app: AppContext) -> None:
     if app.json:
         emit_json(done)
         return
-    click.echo(f"{len(done['reconciled'])} reconciled, {len(done['refused'])} refused, "
-               f"{len(done['waiting'])} waiting for their region's link")
+    click.echo(f"{number(len(done['reconciled']))} reconciled, {number(len(done['refused']))} refused, "
+               f"{number(len(done['waiting']))} waiting for their region's link")
     for c in done["reconciled"]:
         adjustment = c["adjustment_fen"]
-        what = (f"{format_fen(adjustment)} back to the holder" if adjustment > 0 else
-                f"{format_fen(-adjustment)} more from the holder" if adjustment < 0 else "no difference")
-        click.echo(f"  {c['claim_id']}: fund {format_fen(c['fund_fen'])}, self {format_fen(c['self_fen'])}; {what}"
-                   + (f" (owed: {format_fen(c['owed_fen'])})" if c["owed_fen"] else ""))
+        what = (f"{money(adjustment)} back to the holder" if adjustment > 0 else
+                f"{money(-adjustment)} more from the holder" if adjustment < 0 else "no difference")
+        click.echo(f"  {c['claim_id']}: fund {money(c['fund_fen'])}, self {money(c['self_fen'])}; {what}"
+                   + (f" (owed: {money(c['owed_fen'])})" if c["owed_fen"] else ""))
     for r in done["refused"]:
-        click.echo(f"  {r['claim_id']}: refused: {r['message']}")
+        refusal(f"  {r['claim_id']}: refused: {r['message']}")
+
+
+@medical.command("settle-owed")
+@click.argument("claim_id", metavar="CLAIM_ID")
+@click.option("--operator", required=True, help="The staff member settling it: finance or supervisor (a counter "
+              "operator too, in cash at a bank-branch outlet).")
+@click.option("--outlet", default=None, metavar="CODE",
+              help="Settle in cash at this bank-branch outlet of the insured region (default: the holder's account).")
+@with_app
+def settle_owed_command(app: AppContext, claim_id: str, operator: str, outlet: str | None) -> None:
+    """Settle what a reconciled offline claim left owed (its owed_fen), once: the holder's account or cash."""
+    from sbcard.services.medical_owed import settle_owed
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        done = settle_owed(world, claim_id, operator=operator, outlet=outlet, now=app.clock.now())
+    if app.json:
+        emit_json(done)
+        return
+    owed = done["owed_fen"]
+    what = (f"{money(owed)} paid by the holder" if owed > 0 else f"{money(-owed)} paid to the holder")
+    how = "in cash" if done["via"] == "cash" else "through the financial account"
+    click.echo(fields([("claim", done["claim_id"]), ("owed", f"{what} {how}"),
+                       ("settled", when(done["settled_at"]) + ("" if done["settled_now"] else " (earlier: nothing done now)")),
+                       ("transaction", done["txn_id"])]))
 
 
 def _region(text: str) -> str:

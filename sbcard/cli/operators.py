@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import emit_json, fields, named_region, table
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
 from sbcard.services.operators import ROLES
@@ -39,7 +39,7 @@ def add_command(app: AppContext, code: str, name: str, role: str, region: str) -
         emit_json(data)
         return
     click.echo(f"Added operator {data['code']} ({data['role']}) to {NODE_NAMES[data['node']]}'s card service")
-    click.echo(fields([("name", data["name"]), ("region", data["region"])]))
+    click.echo(fields([("name", data["name"]), ("region", named_region(data["region"]))]))
 
 
 @operator.command("list")
@@ -58,7 +58,7 @@ def list_command(app: AppContext, region: str | None) -> None:
     if not items:
         click.echo("No operators.")
         return
-    click.echo(table([(o["code"], o["name"], o["role"], o["region"], o["node"]) for o in items],
+    click.echo(table([(o["code"], o["name"], o["role"], named_region(o["region"]), o["node"]) for o in items],
                      ["operator", "name", "role", "region", "node"]))
 
 

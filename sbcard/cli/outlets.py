@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import caution, emit_json, fields, number, table, warn
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.outlets import KINDS
 from sbcard.domain.regions import node_of, validate_region_code
@@ -40,7 +40,8 @@ def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
     if not items:
         click.echo("No outlets.")
         return
-    rows = [(o["code"], o["kind"], f"{o['stock']} (low)" if o["low"] else o["stock"], o["name"]) for o in items]
+    rows = [(o["code"], o["kind"], caution(f"{number(o['stock'])} (low)") if o["low"] else number(o["stock"]),
+             o["name"]) for o in items]
     click.echo(table(rows, ["outlet", "kind", "stock", "name"]))
 
 
@@ -68,7 +69,7 @@ def receive_command(app: AppContext, code: str, count: int, operator: str) -> No
     if app.json:
         emit_json(data)
         return
-    click.echo(f"Received {data['received']} blanks at {data['outlet']}: {data['in_stock']} in stock")
+    click.echo(f"Received {number(data['received'])} blanks at {data['outlet']}: {number(data['in_stock'])} in stock")
     click.echo(fields([("first", data["paths"][0]), ("last", data["paths"][-1])]))
 
 
@@ -89,8 +90,9 @@ def show_command(app: AppContext, code: str) -> None:
     if app.json:
         emit_json(data)
         return
-    click.echo(fields([("outlet", data["outlet"]), ("in stock", data["in_stock"]), ("used", data["used"]),
-                       ("spoiled", data["spoiled"]), ("low at", data["low_stock"])]))
+    click.echo(fields([("outlet", data["outlet"]), ("in stock", number(data["in_stock"])),
+                       ("used", number(data["used"])), ("spoiled", number(data["spoiled"])),
+                       ("low at", number(data["low_stock"]))]))
     if items:
         click.echo(table([(b["chip_serial"], b["status"], b["used_for"] or "", b["path"]) for b in data["blanks"]],
                          ["chip serial", "status", "card", "file"]))
@@ -117,13 +119,13 @@ def spoil_command(app: AppContext, code: str, chip_serial: str, operator: str, r
     if app.json:
         emit_json(data)
         return
-    click.echo(f"Blank {data['chip_serial']} written off at {data['outlet']}: {data['in_stock']} left in stock")
+    click.echo(f"Blank {data['chip_serial']} written off at {data['outlet']}: {number(data['in_stock'])} left in stock")
 
 
 def _warn_if_low(level: dict[str, Any]) -> None:
     if level["low"]:
-        click.echo(f"warning: {level['outlet']} has {level['in_stock']} blanks left (low at {level['low_stock']}): "
-                   "order more", err=True)
+        warn(f"{level['outlet']} has {number(level['in_stock'])} blanks left (low at {number(level['low_stock'])}): "
+             "order more")
 
 
 def _node_of_outlet(code: str) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields
+from sbcard.cli.output import emit_json, fields, named_region, number, warn
+from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
@@ -38,24 +39,23 @@ def person() -> None:
 @click.option("--photo", "photo_ref", default=None, help="Reference of the photo (newborns may have none).")
 @click.option("--guardian-id", default=None, help="The guardian's citizen ID (for a minor).")
 @click.option("--guardian-relation", default=None, help="How the guardian is related (母亲, 父亲, …).")
-@click.option("--operator", default=None, help="The member of staff registering the person (default: the system).")
+@staff_operator_option("The member of staff registering the person (recorded; required).")
 @with_app
-def add_command(app: AppContext, citizen_id: str, operator: str | None, **given: Any) -> None:
+def add_command(app: AppContext, citizen_id: str, operator: str, **given: Any) -> None:
     """Register a person in the registry of the region they are insured with."""
     from sbcard.federation.lookup import find_person, require_operator_anywhere
-    from sbcard.services.registry import SYSTEM, add_person
+    from sbcard.services.registry import add_person
 
     node = _node(given["insured_region"] or given["region"], "--insured-region" if given["insured_region"] else "--region")
     with open_world(app.home, app.clock) as world:
-        if operator:
-            require_operator_anywhere(world, operator)
+        require_operator_anywhere(world, operator)
         found = find_person(world, citizen_id)
         if found is not None and found[0] != node:
             raise RuleRefused("person.exists",
                               f"{mask_citizen_id(found[1]['citizen_id'])} is already registered in "
                               f"{NODE_NAMES[found[0]]}", "--citizen-id")
         data = add_person(world.region(node), citizen_id=citizen_id, now=app.clock.now(),
-                          operator=(operator or SYSTEM).strip(), **given)
+                          operator=operator, **given)
     _emit_person(app, data, show_personal=False, verb="Registered")
 
 
@@ -65,34 +65,34 @@ def add_command(app: AppContext, citizen_id: str, operator: str | None, **given:
               help="Whose registry: also the region of rows that leave `region` empty.")
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the per-row error report (default: FILE.errors.csv).")
-@click.option("--operator", default=None, help="Who runs the import (default: the system).")
+@staff_operator_option("The member of staff running the import (recorded; required).")
 @with_app
-def import_command(app: AppContext, file: Path, region: str, errors_path: Path | None, operator: str | None) -> None:
+def import_command(app: AppContext, file: Path, region: str, errors_path: Path | None, operator: str) -> None:
     """Register every good row of FILE.csv; bad rows go to the error report, never blocking the rest.
 
     Columns: citizen_id, name, insurance (required); retired, ethnicity, phone, address,
     photo_ref, region, insured_region, guardian_id, guardian_relation (optional).
     """
     from sbcard.federation.lookup import require_operator_anywhere
-    from sbcard.services.registry import SYSTEM, import_persons
+    from sbcard.services.registry import import_persons
 
     _node(region, "--region")
     if not file.is_file():
         raise NotFound("import.no_file", f"no such file: {file}", "FILE")
     report_path = errors_path or file.with_name(file.stem + ".errors.csv")
     with open_world(app.home, app.clock) as world:
-        if operator:
-            require_operator_anywhere(world, operator)
+        require_operator_anywhere(world, operator)
         with _progress_bar(file, quiet=app.json) as progress:
             report = import_persons(world, file, region=region, now=app.clock.now(), error_report_path=report_path,
-                                    operator=(operator or SYSTEM).strip(), progress=progress)
+                                    operator=operator, progress=progress)
     data = report.to_dict()
     if app.json:
         emit_json(data)
         return
-    click.echo(f"Imported {data['imported']} of {data['rows']} rows into {NODE_NAMES[data['node']]}'s registry")
+    click.echo(f"Imported {number(data['imported'])} of {number(data['rows'])} rows into {NODE_NAMES[data['node']]}'s "
+               "registry")
     if data["rejected"]:
-        click.echo(f"{data['rejected']} rows rejected: see {data['errors_file']}", err=True)
+        warn(f"{number(data['rejected'])} rows rejected: see {data['errors_file']}")
 
 
 @person.command("show")
@@ -138,7 +138,7 @@ def _emit_person(app: AppContext, data: dict[str, Any], *, show_personal: bool, 
         ("citizen ID", shown["citizen_id"]), ("name", shown["name"]),
         ("sex", {"M": "male", "F": "female"}[shown["sex"]]), ("born", shown["birth_date"]),
         ("ethnicity", f"{shown['ethnicity']:02d} {shown['ethnicity_name']}"),
-        ("lives in", shown["household_region"]), ("insured in", shown["insured_region"]),
+        ("lives in", named_region(shown["household_region"])), ("insured in", named_region(shown["insured_region"])),
         ("insurance", shown["insurance"] + retired), ("phone", shown["phone"]), ("address", shown["address"]),
         ("photo", shown["photo_ref"]),
     ]

@@ -11,9 +11,8 @@ import click
 
 from sbcard.chip.reader import Reader
 from sbcard.cli.context import AppContext, handle_errors, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import caution, emit_json, fields, money, named_region, table, when
 from sbcard.domain.errors import InvalidInput
-from sbcard.domain.money import format_fen
 
 
 def reader_option(fn):
@@ -108,21 +107,21 @@ def _render_snapshot(data: dict) -> str:
         pairs += [
             ("card number", data["card_number"]),
             ("卡识别码", data.get("card_id_code")),
-            ("issuing region", data.get("region")),
+            ("issuing region", named_region(data.get("region")) if data.get("region") else None),
             ("card version", data.get("spec_version")),
             ("holder", data.get("name")),
             ("citizen ID", data.get("citizen_id")),
             ("issued", data.get("issue_date")),
             ("valid until", data.get("expiry_date")),
-            ("purse balance", format_fen(data["balance_fen"]) if data.get("balance_fen") is not None else None),
+            ("purse balance", money(data["balance_fen"]) if data.get("balance_fen") is not None else None),
         ]
     out = fields(pairs)
     txns = data.get("transactions") or []
     if txns:
-        rows = [(t["counter"], t["type"], format_fen(t["amount_fen"]), t["terminal"], t["at"]) for t in txns]
+        rows = [(t["counter"], t["type"], money(t["amount_fen"]), t["terminal"], when(t["at"])) for t in txns]
         out += "\n\nLast transactions\n" + table(rows, ["counter", "type", "amount", "terminal", "at"])
     for warning in data.get("warnings") or []:
-        out += f"\nwarning: {warning}"
+        out += "\n" + caution(f"warning: {warning}")
     return out
 
 

@@ -18,8 +18,9 @@ import click
 
 from sbcard.cli import subsidy_pay
 from sbcard.cli.context import AppContext, with_app
-from sbcard.cli.output import emit_json, fields, table
-from sbcard.domain.money import format_fen, parse_yuan
+from sbcard.cli.output import emit_json, fields, money, named_region, table, when
+from sbcard.cli.staff import staff_operator_option
+from sbcard.domain.money import parse_yuan
 from sbcard.store.world import open_world
 
 STATUSES = ("imported", "approved", "rejected", "paying", "paid")
@@ -42,7 +43,7 @@ def items_command(app: AppContext, region: str | None) -> None:
     if app.json:
         emit_json(data)
         return
-    rows = [(i["code"], i["name"], i["department"], i["period"], format_fen(i["cap_fen"]),
+    rows = [(i["code"], i["name"], i["department"], i["period"], money(i["cap_fen"]),
              "illustrative" if i["illustrative"] else "") for i in data]
     click.echo(table(rows, ["code", "name", "department", "period", "cap", "amounts"]))
 
@@ -88,7 +89,7 @@ def generate_command(app: AppContext, item: str, as_of: datetime | None, region:
     with open_world(app.home, app.clock) as world, _progress_bars(quiet=app.json) as progress:
         data = generate_batch(world, item=item, as_of=day, region=region, operator=operator, now=now,
                               progress=progress)
-    _emit_batch(app, data, f"Generated {data['item']} {data['period']} for region {data['region']} "
+    _emit_batch(app, data, f"Generated {data['item']} {data['period']} for {named_region(data['region'])} "
                            f"(ages on {data['as_of']})")
 
 
@@ -105,28 +106,28 @@ def show_command(app: AppContext, batch: str) -> None:
         emit_json(data)
         return
     click.echo(fields([
-        ("batch", data["batch_id"]), ("region", data["region"]),
+        ("batch", data["batch_id"]), ("region", named_region(data["region"])),
         ("source", data["file_name"] if data["source"] == "file" else "generated (免申即享)"),
         ("status", data["status"] + (f": {data['reject_reason']}" if data["reject_reason"] else "")),
-        ("maker", f"{data['maker']} at {data['created_at']}"),
-        ("checker", f"{data['checker']} at {data['approved_at']}" if data["checker"] else None),
-        ("declared", f"{data['declared_count']:,} rows, {format_fen(data['declared_total_fen'])}"),
-        ("valid at import", f"{data['valid']:,} rows, {format_fen(data['valid_total_fen'])}"),
-        ("invalid at import", f"{data['invalid']:,} rows, {format_fen(data['invalid_total_fen'])}"),
-        ("paid", f"{data['paid_count']:,} rows, {format_fen(data['paid_fen'])}" + (
-            f" at {data['paid_at']}" if data["paid_at"] else "")),
-        ("failed", f"{data['failed_count']:,} rows, {format_fen(data['failed_fen'])}"),
+        ("maker", f"{data['maker']} at {when(data['created_at'])}"),
+        ("checker", f"{data['checker']} at {when(data['approved_at'])}" if data["checker"] else None),
+        ("declared", f"{data['declared_count']:,} rows, {money(data['declared_total_fen'])}"),
+        ("valid at import", f"{data['valid']:,} rows, {money(data['valid_total_fen'])}"),
+        ("invalid at import", f"{data['invalid']:,} rows, {money(data['invalid_total_fen'])}"),
+        ("paid", f"{data['paid_count']:,} rows, {money(data['paid_fen'])}" + (
+            f" at {when(data['paid_at'])}" if data["paid_at"] else "")),
+        ("failed", f"{data['failed_count']:,} rows, {money(data['failed_fen'])}"),
     ]))
     if data["items"]:
         click.echo()
-        click.echo(table([(i["item"], i["period"], f"{i['rows']:,}", format_fen(i["amount_fen"]))
+        click.echo(table([(i["item"], i["period"], f"{i['rows']:,}", money(i["amount_fen"]))
                           for i in data["items"]], ["item", "period", "rows", "amount"]))
     if data["reasons"]:
         click.echo()
-        click.echo(table([(r["reason_code"], r["status"], f"{r['rows']:,}", format_fen(r["amount_fen"]), r["words"])
+        click.echo(table([(r["reason_code"], r["status"], f"{r['rows']:,}", money(r["amount_fen"]), r["words"])
                           for r in data["reasons"]], ["reason", "when", "rows", "amount", "meaning"]))
         click.echo(f"\nThe rows not paid, to correct and resubmit: sbcard subsidy failures {data['batch_id']} "
-                   "--out FILE.csv")
+                   "--out FILE.csv --operator CODE")
     if data["noted"]:
         click.echo(f"{data['noted']:,} rows carry a note (e.g. paid to the card that replaced the one in the file).")
 
@@ -135,18 +136,20 @@ def show_command(app: AppContext, batch: str) -> None:
 @click.argument("batch", metavar="BATCH")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The CSV file to write (UTF-8 with BOM): the rows not paid with reason_code and reason.")
-@click.option("--operator", default=None, help="Who takes the list out (recorded in the audit log).")
+@staff_operator_option("Who takes the list out (recorded in the audit log; required).")
 @with_app
-def failures_command(app: AppContext, batch: str, out_path: Path, operator: str | None) -> None:
+def failures_command(app: AppContext, batch: str, out_path: Path, operator: str) -> None:
     """Write BATCH's rows that were not paid, each with its reason, ready to correct and resubmit."""
+    from sbcard.federation.lookup import require_operator_anywhere
     from sbcard.services.subsidy_import import failures
 
     with open_world(app.home, app.clock) as world:
+        require_operator_anywhere(world, operator)
         data = failures(world, batch, out_path, operator=operator, now=app.clock.now())
     if app.json:
         emit_json(data)
         return
-    click.echo(f"Wrote {data['rows']:,} rows not paid ({format_fen(data['amount_fen'])}) of batch "
+    click.echo(f"Wrote {data['rows']:,} rows not paid ({money(data['amount_fen'])}) of batch "
                f"{data['batch_id']} to {data['out']}")
     if data["rows"]:
         click.echo("Correct them, drop the ones not to resubmit, add the trailer #TOTAL,<count>,<total> (or give "
@@ -166,9 +169,10 @@ def batches_command(app: AppContext, region: str | None, status: str | None) -> 
     if app.json:
         emit_json(data)
         return
-    click.echo(table([(b["batch_id"], b["region"], b["file_name"] or "generated", b["status"], f"{b['rows']:,}",
-                       f"{b['valid']:,}", format_fen(b["declared_total_fen"]), f"{b['paid_count']:,}",
-                       format_fen(b["paid_fen"]), b["maker"], b["checker"] or "") for b in data],
+    click.echo(table([(b["batch_id"], named_region(b["region"]), b["file_name"] or "generated", b["status"],
+                       f"{b['rows']:,}",
+                       f"{b['valid']:,}", money(b["declared_total_fen"]), f"{b['paid_count']:,}",
+                       money(b["paid_fen"]), b["maker"], b["checker"] or "") for b in data],
                      ["batch", "region", "source", "status", "rows", "valid", "total", "paid", "paid amount",
                       "maker", "checker"]))
 
@@ -191,9 +195,9 @@ def _emit_batch(app: AppContext, data: dict[str, Any], headline: str) -> None:
         return
     click.echo(f"{headline}: batch {data['batch_id']}")
     click.echo(table([
-        ("rows", f"{data['rows']:,}", format_fen(data["total_fen"])),
-        ("valid", f"{data['valid']:,}", format_fen(data["valid_fen"])),
-        ("invalid", f"{data['invalid']:,}", format_fen(data["invalid_fen"])),
+        ("rows", f"{data['rows']:,}", money(data["total_fen"])),
+        ("valid", f"{data['valid']:,}", money(data["valid_fen"])),
+        ("invalid", f"{data['invalid']:,}", money(data["invalid_fen"])),
     ], ["", "rows", "amount"]))
     if data["reasons"]:
         from sbcard.domain.subsidies import describe
@@ -207,7 +211,7 @@ def _emit_batch(app: AppContext, data: dict[str, Any], headline: str) -> None:
                f"{data['batch_id']} --operator CODE")
     if data["invalid"]:
         click.echo(f"The invalid rows, to correct and resubmit: sbcard subsidy failures {data['batch_id']} "
-                   "--out FILE.csv")
+                   "--out FILE.csv --operator CODE")
 
 
 class _Bars:

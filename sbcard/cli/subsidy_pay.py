@@ -16,9 +16,9 @@ from typing import Any
 import click
 
 from sbcard.cli.context import EXIT_INTERNAL, AppContext, fail, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import alert, emit_json, fields, money, named_region, refusal, table, when
+from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.masking import mask_middle
-from sbcard.domain.money import format_fen
 from sbcard.store.world import open_world
 
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
@@ -51,7 +51,7 @@ def approve_command(app: AppContext, batch: str, operator: str) -> None:
         emit_json(data)
         return
     click.echo(f"Batch {data['batch_id']} approved by {data['checker']} (imported by {data['maker']}): "
-               f"{data['valid']:,} of {data['rows']:,} rows to pay, {format_fen(data['valid_total_fen'])}")
+               f"{data['valid']:,} of {data['rows']:,} rows to pay, {money(data['valid_total_fen'])}")
     click.echo(f"Next: sbcard subsidy pay {data['batch_id']}")
 
 
@@ -77,8 +77,7 @@ def reject_command(app: AppContext, batch: str, operator: str, reason: str) -> N
 
 @click.command("pay")
 @click.argument("batch", metavar="BATCH")
-@click.option("--operator", default=None,
-              help="The finance or supervisor operator running the payment (recorded; default: system).")
+@staff_operator_option("The finance or supervisor operator running the payment (recorded; required).")
 @click.option("--chunk", type=click.IntRange(1, 10_000), default=1000, show_default=True,
               help="Rows per transaction.")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=0, show_default=True,
@@ -86,7 +85,7 @@ def reject_command(app: AppContext, batch: str, operator: str, reason: str) -> N
 @click.option("--take-over", is_flag=True,
               help="Take the batch over from a pay on another machine that is gone (safe: never pays twice).")
 @with_app
-def pay_command(app: AppContext, batch: str, operator: str | None, chunk: int, wait_seconds: float,
+def pay_command(app: AppContext, batch: str, operator: str, chunk: int, wait_seconds: float,
                 take_over: bool) -> None:
     """Pay every valid row of an approved BATCH into the holders' accounts, exactly once.
 
@@ -133,11 +132,11 @@ def _interrupted(app: AppContext, batch: str) -> None:
             db, batch_id = locate(world, batch)
             now = summary(db, batch_id)
         where = (f"; batch {now['batch_id']} is {now['status']}: {now['paid']:,} rows paid "
-                 f"({format_fen(now['paid_fen'])}), {now['to_pay']:,} still to pay")
+                 f"({money(now['paid_fen'])}), {now['to_pay']:,} still to pay")
     except Exception:  # noqa: BLE001 - the interruption is what must be reported
         pass
-    click.echo(f"\ninterrupted: the chunk in progress was rolled back, nothing is half-paid{where}. "
-               f"Run `sbcard subsidy pay {batch.strip()}` again to finish.", err=True)
+    refusal(f"\ninterrupted: the chunk in progress was rolled back, nothing is half-paid{where}. "
+            f"Run `sbcard subsidy pay {batch.strip()}` again to finish.", err=True)
     sys.exit(EXIT_INTERRUPTED)
 
 
@@ -145,32 +144,32 @@ def _print_summary(data: dict[str, Any]) -> None:
     batch = data["batch_id"]
     run = data["this_run"]
     if data["already"]:
-        click.echo(f"Batch {batch} was already paid at {data['paid_at']}: nothing done, nobody paid again.")
+        click.echo(f"Batch {batch} was already paid at {when(data['paid_at'])}: nothing done, nobody paid again.")
     else:
         how = "resumed an interrupted pay, and paid" if data["resumed"] else "paid"
-        click.echo(f"Batch {batch} {how} (district {data['region']}, approved by {data['checker']}).")
+        click.echo(f"Batch {batch} {how} for {named_region(data['region'])}, approved by {data['checker']}.")
         if data["took_over"]:
             gone = data["took_over"]
-            click.echo(f"The earlier pay (process {gone['pid']} on {gone['host']}, started {gone['started_at']}) "
+            click.echo(f"The earlier pay (process {gone['pid']} on {gone['host']}, started {when(gone['started_at'])}) "
                        f"had stopped; this run took over from it.")
-        click.echo(f"This run: paid {run['paid']:,} ({format_fen(run['paid_fen'])}), failed {run['failed']:,} "
-                   f"({format_fen(run['failed_fen'])}) at pay time.")
+        click.echo(f"This run: paid {run['paid']:,} ({money(run['paid_fen'])}), failed {run['failed']:,} "
+                   f"({money(run['failed_fen'])}) at pay time.")
     failed_at_pay = data["failed"] - data["invalid"]
     balanced = data["paid_fen"] + data["failed_fen"] == data["declared_total_fen"]
     click.echo(fields([
         ("rows", f"{data['rows']:,}"),
-        ("paid", f"{data['paid']:,}  {format_fen(data['paid_fen'])}"),
-        ("failed", f"{data['failed']:,}  {format_fen(data['failed_fen'])}  "
+        ("paid", f"{data['paid']:,}  {money(data['paid_fen'])}"),
+        ("failed", f"{data['failed']:,}  {money(data['failed_fen'])}  "
                    f"({data['invalid']:,} refused at import, {failed_at_pay:,} at pay time)"),
-        ("declared", f"{format_fen(data['declared_total_fen'])}  "
-                     f"{'= paid + failed' if balanced else '≠ paid + failed: CALL SUPPORT'}"),
-        *([("reversed", f"{data['reversed']:,}  {format_fen(data['reversed_fen'])}")] if data["reversed"] else []),
+        ("declared", f"{money(data['declared_total_fen'])}  "
+                     f"{'= paid + failed' if balanced else alert('≠ paid + failed: CALL SUPPORT')}"),
+        *([("reversed", f"{data['reversed']:,}  {money(data['reversed_fen'])}")] if data["reversed"] else []),
     ]))
     if data["failed_by_reason"]:
         click.echo("")
-        click.echo(table([(r["reason_code"], f"{r['rows']:,}", format_fen(r["amount_fen"]), r["reason"])
+        click.echo(table([(r["reason_code"], f"{r['rows']:,}", money(r["amount_fen"]), r["reason"])
                           for r in data["failed_by_reason"]], ["failed by reason", "rows", "amount", "meaning"]))
-        click.echo(f"\nRows to correct and resubmit: sbcard subsidy failures {batch} --out FILE.csv")
+        click.echo(f"\nRows to correct and resubmit: sbcard subsidy failures {batch} --out FILE.csv --operator CODE")
 
 
 class _Bar:
@@ -239,8 +238,8 @@ def reverse_command(app: AppContext, batch: str, seq: int, operator: str, reason
     if app.json:
         emit_json(data)
         return
-    click.echo(f"Reversed {format_fen(data['amount_fen'])} paid by row {data['seq']} of batch {data['batch_id']} "
+    click.echo(f"Reversed {money(data['amount_fen'])} paid by row {data['seq']} of batch {data['batch_id']} "
                f"({data['payment_txn_id']}) back to {data['fund_account']}")
     click.echo(fields([("card", data["card_number"]), ("account", mask_middle(data["account_no"], 6, 4)),
-                       ("balance now", format_fen(data["balance_fen"])), ("transaction", data["txn_id"]),
+                       ("balance now", money(data["balance_fen"])), ("transaction", data["txn_id"]),
                        ("by", data["operator"]), ("reason", data["reason"])]))

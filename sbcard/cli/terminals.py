@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import emit_json, fields, number, table
 from sbcard.domain.errors import NotFound, SbcardError
 from sbcard.domain.money import parse_yuan
 
@@ -45,6 +45,7 @@ def _install(home: Path, durability: str):
     from sbcard.chip.crypto import Algorithm
     from terminals.apps.terminal_state import TerminalConfig, TerminalState, TerminalStateError
     from terminals.psam import PsamKeySet
+    from terminals.psam import psam_upload_key as _psam_upload_key
 
     def install(row: dict[str, Any], keys, blacklist) -> None:
         config = TerminalConfig(
@@ -66,7 +67,8 @@ def _install(home: Path, durability: str):
             for k in keys
         ]
         try:
-            state = TerminalState.create(terminal_dir(home, row["id"]), config, key_sets, durability=durability)
+            state = TerminalState.create(terminal_dir(home, row["id"]), config, key_sets, durability=durability,
+                                         upload_key=_psam_upload_key(row.get("upload_key")))
         except TerminalStateError as e:
             raise SbcardError("terminal.exists", str(e), "terminal") from None
         with state:
@@ -146,7 +148,8 @@ def list_command(app: AppContext, operator: str | None) -> None:
         click.echo("No terminals.")
         return
     click.echo(table([(i["terminal"], i["operator"], i["station"] or "", i["terminal_no"], i["blacklist_version"],
-                       i["records"], i["unsent"]) for i in items],
+                       number(i["records"]) if i["records"] is not None else "",
+                       number(i["unsent"]) if i["unsent"] is not None else "") for i in items],
                      ["terminal", "operator", "station", "terminal no", "blacklist", "records", "unsent"]))
 
 
@@ -211,4 +214,4 @@ def sync_command(app: AppContext, terminal_id: str) -> None:
         emit_json(data)
     else:
         click.echo(fields([("terminal", terminal_id), ("blacklist version", f"{previous} → {copy.version}"),
-                           ("cards on the list", data["blacklist_size"]), ("unsent records", unsent)]))
+                           ("cards on the list", number(data["blacklist_size"])), ("unsent records", number(unsent))]))

@@ -16,11 +16,11 @@ import click
 
 from sbcard.chip.reader import Reader
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import caution, emit_json, fields, money, named_region, table, when
 from sbcard.cli.readers import open_reader_for, trace_option
 from sbcard.domain import fares as F
 from sbcard.domain.errors import InvalidInput
-from sbcard.domain.money import format_fen, parse_yuan
+from sbcard.domain.money import parse_yuan
 
 
 @click.group()
@@ -89,7 +89,7 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
     if app.json:
         emit_json(data)
         return
-    pairs = [("fare", format_fen(fare.fare_fen)), ("full fare", format_fen(fare.full_fare_fen)),
+    pairs = [("fare", money(fare.fare_fen)), ("full fare", money(fare.full_fare_fen)),
              ("rule", fare.rule), ("why", fare.description), ("date", data["date"])]
     if route is not None:
         net = tariff.network(operator_code)
@@ -156,7 +156,7 @@ def concession_enable_command(app: AppContext, card_number: str, kind: str, unti
         emit_json(done)
         return
     pairs = [("card", done["card_number"]), ("concession", f"{done['kind']} ({done['status']})"),
-             ("region", done["region"]), ("from", done["start"]), ("until", done["end"] or "no end")]
+             ("region", named_region(done["region"])), ("from", done["start"]), ("until", done["end"] or "no end")]
     if done["locked_cards"]:
         pairs.append(("locked on", ", ".join(done["locked_cards"]) + " (terminals charge the full fare)"))
     pairs.append(("by", done["operator"] + (f" at {done['outlet']}" if done["outlet"] else "")))
@@ -194,14 +194,14 @@ def concession_show_command(app: AppContext, card_number: str, reader_spec: str 
     out = fields([("card", data["card_number"]), ("holder", data["citizen_id"]), ("age", data["age"]),
                   ("free ride from", data["elderly_free_ride_from"]),
                   ("EF 0017 should hold", _concession_text(data["expected_0017"]))]
-                 + ([("EF 0017 holds", _concession_text(data["card_0017"]) + ("" if data["in_sync"]
-                     else "  (differs: run `sbcard transit concession sync`)"))] if "card_0017" in data else []))
+                 + ([("EF 0017 holds", _concession_text(data["card_0017"]) + ("" if data["in_sync"] else "  " + caution(
+                     "(differs: run `sbcard transit concession sync`)")))] if "card_0017" in data else []))
     if data["concessions"]:
-        rows = [(c["kind"], c["status"], c["start"], c["end"] or "", c["at"][:16].replace("T", " "))
+        rows = [(c["kind"], c["status"], c["start"], c["end"] or "", when(c["at"]))
                 for c in data["concessions"]]
         out += "\n\n" + table(rows, ["kind", "status", "from", "until", "at"])
     for r in data["revocations"]:
-        out += f"\nrevoked at the hub: {r['kind']} (blacklist version {r['version']}): {r['reason']}"
+        out += "\n" + caution(f"revoked at the hub: {r['kind']} (blacklist version {r['version']}): {r['reason']}")
     click.echo(out)
 
 
@@ -269,4 +269,5 @@ def _spec_of(reader_spec: str | None, virtual_path: str | None) -> str:
 def _concession_text(c: dict[str, Any] | None) -> str:
     if not c:
         return "no concession"
-    return f"{c['kind']} {c['status']} in {c['region']} from {c['start']}" + (f" until {c['end']}" if c["end"] else "")
+    return (f"{c['kind']} {c['status']} in {named_region(c['region'])} from {c['start']}"
+            + (f" until {c['end']}" if c["end"] else ""))

@@ -19,10 +19,10 @@ import click
 
 from sbcard.chip.reader import Reader
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import alert, caution, emit_json, fields, money, number, table
 from sbcard.cli.readers import open_reader_for, trace_option
 from sbcard.domain.errors import InvalidInput, NotFound
-from sbcard.domain.money import format_fen, parse_yuan
+from sbcard.domain.money import parse_yuan
 from sbcard.store.world import World, open_world
 
 
@@ -86,13 +86,13 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
         return
     click.echo(fields([
         ("card", done["card_number"]),
-        ("loaded", format_fen(done["amount_fen"])),
-        ("purse", format_fen(done["balance_fen"])),
-        ("account", format_fen(done["account_balance_fen"])) if not cash else ("paid", f"in cash at {outlet}"),
+        ("loaded", money(done["amount_fen"])),
+        ("purse", money(done["balance_fen"])),
+        ("account", money(done["account_balance_fen"])) if not cash else ("paid", f"in cash at {outlet}"),
         ("load", f"{done['load_id']}  TAC {done['tac']}"),
         *(_settled_lines(done["settled"])),
-        *((f"corrected {c['load_id']}", f"reversed, but the card had credited it: {format_fen(c['taken_fen'])} "
-           f"taken back from the account" + (f", {format_fen(c['short_fen'])} short" if c["short_fen"] else ""))
+        *((f"corrected {c['load_id']}", f"reversed, but the card had credited it: {money(c['taken_fen'])} "
+           f"taken back from the account" + (f", {money(c['short_fen'])} short" if c["short_fen"] else ""))
           for c in done["corrections"]),
     ]))
 
@@ -120,8 +120,8 @@ def recover_command(app: AppContext, reader_spec: str, operator: str, outlet: st
         emit_json(done)
         return
     lines = _settled_lines(done["settled"])
-    click.echo(fields([("purse", format_fen(done["balance_fen"])), *lines]) if lines
-               else f"No pending load on this card; purse {format_fen(done['balance_fen'])}.")
+    click.echo(fields([("purse", money(done["balance_fen"])), *lines]) if lines
+               else f"No pending load on this card; purse {money(done['balance_fen'])}.")
 
 
 @click.command("upload")
@@ -143,8 +143,9 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
             raise NotFound("terminal.no_state", str(e), "--terminal") from None
         with state:
             log = state.unsent_records()
+            mac = sign_upload(world, state, terminal_id, log)
             records = [transit_host.OfflineRecord.from_log(r) for r in log]
-            result = transit_host.upload(world, terminal_id, records, now=now)
+            result = transit_host.upload(world, terminal_id, records, now=now, mac=mac)
             if log:
                 state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), now.isoformat(),
                                     {k: getattr(result, k) for k in ("sent", "accepted", "duplicates", "rejected",
@@ -154,18 +155,31 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
         emit_json(done)
         return
     click.echo(fields([
-        ("terminal", terminal_id), ("batch", done["batch"]), ("sent", done["sent"]), ("accepted", done["accepted"]),
-        ("duplicates", done["duplicates"]), ("rejected", done["rejected"]), ("flagged", done["flagged"]),
-        *([("awaiting", f"{done['awaiting']} (the card's issuer is out of reach: routed later)")]
+        ("terminal", terminal_id), ("batch", done["batch"]), ("sent", number(done["sent"])),
+        ("accepted", number(done["accepted"])), ("duplicates", number(done["duplicates"])),
+        ("rejected", alert(number(done["rejected"])) if done["rejected"] else "0"),
+        ("flagged", caution(number(done["flagged"])) if done["flagged"] else "0"),
+        *([("awaiting", f"{number(done['awaiting'])} (the card's issuer is out of reach: routed later)")]
           if done["awaiting"] else []),
     ]))
     if done["records"]:
-        rows = [(r["card_number"] or r["app_serial"], r["counter"], format_fen(r["amount_fen"]), r["status"],
+        rows = [(r["card_number"] or r["app_serial"], r["counter"], money(r["amount_fen"]), r["status"],
                  r["reason"]) for r in done["records"]]
         click.echo(table(rows, ["card", "counter", "amount", "status", "reason"]))
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def sign_upload(world: World, state: Any, terminal_id: str, log: list[dict[str, Any]]) -> str:
+    """The terminal's PSAM's MAC over the batch (``TerminalState.sign_batch``); a PSAM made before upload
+    keys gets its key from the operator's region first (once)."""
+    from sbcard.services import terminals as register
+    from terminals.psam import psam_upload_key
+
+    if state.upload_key() is None:
+        state.load_upload_key(psam_upload_key(register.upload_key(world, terminal_id)))
+    return state.sign_batch(log)
 
 
 @contextmanager
@@ -197,6 +211,6 @@ def _terminal_no(world: World, given: str | None, outlet: str | None, operator: 
 
 def _settled_lines(settled: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(f"earlier load {s['load_id']}",
-             f"{s['status']} ({s['how'] or s['decision']}) {format_fen(s['amount_fen'])}" + (f": {s['note']}"
+             f"{s['status']} ({s['how'] or s['decision']}) {money(s['amount_fen'])}" + (f": {s['note']}"
                                                                                             if s.get("note") else ""))
             for s in settled]

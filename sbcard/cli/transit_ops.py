@@ -15,10 +15,9 @@ from __future__ import annotations
 import click
 
 from sbcard.cli.context import EXIT_REFUSED, AppContext, handle_errors, json_option, pass_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import caution, emit_json, fields, money, number, refusal, table, when
 from sbcard.cli.readers import open_reader_for, trace_option
 from sbcard.cli.terminals import open_terminal_state
-from sbcard.domain.money import format_fen
 
 
 def register(transit: click.Group) -> None:
@@ -58,10 +57,12 @@ def tap_command(app: AppContext, reader_spec: str, terminal_id: str, km: str | N
             reader.close()
     if app.json:
         emit_json(result.to_json(terminal_id))
+    elif not result.ok:
+        refusal(result.display)
     else:
         click.echo(result.display)
         if result.ok and result.rule:
-            click.echo(fields([("fare", format_fen(result.fare_fen or 0)), ("rule", result.description or result.rule),
+            click.echo(fields([("fare", money(result.fare_fen or 0)), ("rule", result.description or result.rule),
                                ("card", result.card_number)]))
     if not result.ok:
         raise SystemExit(EXIT_REFUSED)
@@ -97,9 +98,9 @@ def log_command(app: AppContext, terminal_id: str, unsent: bool) -> None:
     if not records:
         click.echo("No records.")
     else:
-        click.echo(table([(r["seq"], r["at"][:19], r["kind"], r["card_number"] or r["app_serial"], r["counter"],
-                           format_fen(r["amount_fen"]), format_fen(r["balance_before_fen"]), r["terminal_serial"],
+        click.echo(table([(r["seq"], when(r["at"]), r["kind"], r["card_number"] or r["app_serial"], r["counter"],
+                           money(r["amount_fen"]), money(r["balance_before_fen"]), r["terminal_serial"],
                            r["tac"] or "—", "yes" if r["uploaded"] else "no") for r in data["records"]],
                          ["seq", "at", "kind", "card", "counter", "amount", "before", "serial", "TAC", "uploaded"]))
     if data["pending"]:
-        click.echo(f"{len(data['pending'])} purchase(s) in flight, completed at the card's next tap")
+        click.echo(caution(f"{number(len(data['pending']))} purchase(s) in flight, completed at the card's next tap"))

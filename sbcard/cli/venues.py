@@ -18,11 +18,10 @@ from typing import Any
 import click
 
 from sbcard.cli.context import EXIT_REFUSED, AppContext, handle_errors, json_option, pass_app, with_app
-from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.output import alert, caution, emit_json, fields, money, named_region, number, refusal, table, when
 from sbcard.cli.readers import reader_option, reader_session, trace_option
 from sbcard.cli.terminals import _install, open_terminal_state, terminal_dir
 from sbcard.domain.errors import RuleRefused
-from sbcard.domain.money import format_fen
 from sbcard.domain.venues import KINDS, days_text
 
 TERMINAL = click.option("--terminal", "terminal_id", default=None, metavar="ID",
@@ -86,16 +85,17 @@ def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
         return
     rows = []
     for i in items:
-        price = "free" if not i["price_fen"] else format_fen(i["price_fen"])
+        price = "free" if not i["price_fen"] else money(i["price_fen"])
         if i["off_peak_price_fen"] is not None:
-            price += f" / {format_fen(i['off_peak_price_fen'])}"
+            price += f" / {money(i['off_peak_price_fen'])}"
         discounts = [f"{i['free_from_age']}+ free" if i["free_from_age"] else "",
                      f"{i['half_from_age']}+ half" if i["half_from_age"] else "",
                      "students half" if i["student_half"] else "",
                      f"card {i['card_discount_pct']}% off" if i["card_discount_pct"] else ""]
-        rows.append((i["code"], i["name"], i["region"], i["kind"], f"{days_text(frozenset(i['open_days']))} "
+        rows.append((i["code"], i["name"], named_region(i["region"]), i["kind"],
+                     f"{days_text(frozenset(i['open_days']))} "
                      f"{i['open_from']}–{i['open_to']}", price, ", ".join(d for d in discounts if d),
-                     i["daily_limit"] or "", "*" if i["illustrative"] else ""))
+                     number(i["daily_limit"]) if i["daily_limit"] else "", "*" if i["illustrative"] else ""))
     click.echo(table(rows, ["code", "name", "region", "kind", "open", "price", "discounts", "per day", "illus."]))
 
 
@@ -194,10 +194,12 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
             result = gate_app.enter(reader, student=student)
     if app.json:
         emit_json(result.to_json())
+    elif not result.ok:
+        refusal(result.display)
     else:
         click.echo(result.display)
         if result.ok:
-            click.echo(fields([("price", format_fen(result.price_fen)), ("rule", result.description or result.rule),
+            click.echo(fields([("price", money(result.price_fen)), ("rule", result.description or result.rule),
                                ("card", result.card_number), ("entry today", result.entry_no)]))
     if not result.ok:
         raise SystemExit(EXIT_REFUSED)
@@ -227,8 +229,8 @@ def visits_command(app: AppContext, venue_code: str | None, card_number: str | N
     if not items:
         click.echo("No visits.")
         return
-    click.echo(table([(i["at"][:16].replace("T", " "), i["venue"], i["venue_name"], i["card_number"] or i["app_serial"],
-                       i["result"] if i["result"] == "ok" else f"refused: {i['code']}", format_fen(i["price_fen"]),
+    click.echo(table([(when(i["at"]), i["venue"], i["venue_name"], i["card_number"] or i["app_serial"],
+                       i["result"] if i["result"] == "ok" else alert(f"refused: {i['code']}"), money(i["price_fen"]),
                        (i["rule"] or "").rsplit(".", 1)[-1], i["entry_no"] or "") for i in items],
                      ["at", "venue", "name", "card", "result", "price", "rule", "entry"]))
 
@@ -341,11 +343,11 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
     pairs = [("item", done["item"]), ("library", f"{done['library']} {done['library_name']}"),
              ("due", done["due_date"]), ("late", f"{done['overdue_days']} day(s)")]
     if done["fine_fen"]:
-        pairs.append(("fine", f"{format_fen(done['fine_fen'])} {done['fine_status']}"))
+        pairs.append(("fine", f"{money(done['fine_fen'])} {done['fine_status']}"))
         if payment and payment["result"] != "ok":
-            pairs.append(("not paid", payment["reason"]))
+            pairs.append(("not paid", alert(payment["reason"])))
     if done["owed_fen"]:
-        pairs.append(("owed", f"{format_fen(done['owed_fen'])}: borrowing blocked until paid (`library pay`)"))
+        pairs.append(("owed", caution(f"{money(done['owed_fen'])}: borrowing blocked until paid (`library pay`)")))
     click.echo(fields(pairs))
 
 
@@ -384,12 +386,12 @@ def pay_command(app: AppContext, reader_spec: str, library_code: str, terminal_i
     if app.json:
         emit_json(data)
     elif data["result"] != "ok":
-        click.echo(f"refused: {data['reason']}")
+        refusal(f"refused: {data['reason']}")
     elif not payment:
         click.echo(f"Nothing owed at {place.name}.")
     else:
-        click.echo(fields([("paid", format_fen(data["paid_fen"])), ("fines", ", ".join(map(str, data["fine_ids"]))),
-                           ("purse", format_fen(data["balance_fen"] or 0))]))
+        click.echo(fields([("paid", money(data["paid_fen"])), ("fines", ", ".join(map(str, data["fine_ids"]))),
+                           ("purse", money(data["balance_fen"] or 0))]))
     if data["result"] != "ok":
         raise SystemExit(EXIT_REFUSED)
 
@@ -430,6 +432,6 @@ def loans_command(app: AppContext, library_code: str | None, card_number: str | 
         return
     click.echo(table([(i["loan_id"], i["library"], i["item"], i["card_number"], i["borrowed_at"][:10], i["due_date"],
                        (i["returned_at"] or "")[:10] or ("overdue" if i["overdue"] else "on loan"),
-                       format_fen(i["fine_fen"]) + f" {i['fine_status']}" if i["fine_fen"] else "")
+                       money(i["fine_fen"]) + f" {i['fine_status']}" if i["fine_fen"] else "")
                       for i in items],
                      ["loan", "library", "item", "card", "borrowed", "due", "returned", "fine"]))

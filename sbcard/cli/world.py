@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from sbcard.cli.context import EXIT_REFUSED, AppContext, with_app
-from sbcard.cli.output import emit_json, table
+from sbcard.cli.output import alert, emit_json, money, table
 from sbcard.store.world import init_world
 
 
@@ -32,7 +32,8 @@ def init_command(app: AppContext, seed: int | None) -> None:
 
 @click.command("simulate")
 @click.option("--population", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="People in the three regions (most hold a card when the run starts).")
+              help="People in the three regions (most hold a card when the run starts); at most 500,000, "
+                   "about 15 KB of memory each.")
 @click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Simulated days.")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Everything that varies comes from it: the same seed, the same world and summary.")
@@ -54,18 +55,24 @@ def simulate_command(app: AppContext, population: int, days: int, seed: int, fau
     import time
 
     from sbcard.sim import checkpoint, report
-    from sbcard.sim.engine import InvariantViolated, Options, Simulation, log_progress
+    from sbcard.cli.sim_progress import SimProgress
+    from sbcard.sim.engine import InvariantViolated, Options, Simulation
+    from sbcard.sim.population import check_population
 
+    check_population(population)  # before anything is written in --home
     started = time.perf_counter()
     options = Options(population=population, days=days, seed=seed, faults=faults)
     mode = checkpoint.check_home(app.home, options.to_json(), resume=resume)
-    sim = Simulation(app.home, options, progress=log_progress)
+    shown = SimProgress()
+    sim = Simulation(app.home, options, progress=shown.line, beat=shown.beat if shown.on else None)
     failed: InvariantViolated | None = None
     with checkpoint.run_lock(app.home):
         try:
             sim.run(resume=mode == "resume")
         except InvariantViolated as violated:
             failed = violated
+        finally:
+            shown.close()
     summary = report.summary(seed, population, days, sim.tally, report.total_settlement(sim.settlements),
                              sim.invariants, sim.tally.faults, time.perf_counter() - started)
     if report_dir is not None:
@@ -80,8 +87,6 @@ def simulate_command(app: AppContext, population: int, days: int, seed: int, fau
 
 
 def _print_summary(app: AppContext, summary: dict, report_dir: Path | None) -> None:
-    from sbcard.domain.money import format_fen
-
     nodes = ("bj", "tj", "he")
     click.echo(f"sbcard simulate: seed {summary['seed']}, {summary['population']:,} people, {summary['days']} day(s) "
                f"in {summary['elapsed_s']:.1f} s (world at {app.home})")
@@ -91,8 +96,8 @@ def _print_summary(app: AppContext, summary: dict, report_dir: Path | None) -> N
     click.echo("\n" + table(rows, ["transactions", *nodes, "total"]))
     matrix = (summary.get("settlement") or {}).get("matrix") or {}
     net = (summary.get("settlement") or {}).get("net") or {}
-    rows = [(payer, *(format_fen(int((matrix.get(payer) or {}).get(payee, 0))) for payee in nodes),
-             format_fen(int(net.get(payer, 0)))) for payer in nodes]
+    rows = [(payer, *(money(int((matrix.get(payer) or {}).get(payee, 0))) for payee in nodes),
+             money(int(net.get(payer, 0)))) for payer in nodes]
     click.echo("\nSettlement (payer → payee, all days; net: + receives)\n"
                + table(rows, ["payer", *(f"→ {n}" for n in nodes), "net"]))
     if summary["faults"]:
@@ -100,7 +105,7 @@ def _print_summary(app: AppContext, summary: dict, report_dir: Path | None) -> N
     invariants = summary["invariants"]
     held = [k for k, ok in invariants.items() if ok]
     broken = [k for k, ok in invariants.items() if not ok]
-    click.echo(f"\nInvariants: {len(held)} of {len(invariants)} held" + (f"; VIOLATED: {', '.join(broken)}"
-                                                                         if broken else ""))
+    click.echo(f"\nInvariants: {len(held)} of {len(invariants)} held"
+               + (alert(f"; VIOLATED: {', '.join(broken)}") if broken else ""))
     if report_dir is not None:
         click.echo(f"Report: {report_dir / 'index.html'}")

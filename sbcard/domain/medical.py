@@ -55,6 +55,7 @@ UNREGISTERED_OTHER_POINTS = 20
 # Bounds of one claim line: beyond them the line is a typo, not a prescription.
 MAX_QUANTITY = 9_999
 MAX_UNIT_PRICE_FEN = 100_000_000  # 1,000,000 yuan
+MAX_LINES = 1_000  # a claim's lines (a long stay's bill has hundreds): totals stay far below SQLite's integer limit
 
 ITEM_FIELDS = ("code", "quantity", "price")
 
@@ -438,6 +439,8 @@ def parse_lines(rows: Iterable[Mapping[str, Any]]) -> list[ClaimLine]:
     """
     out = []
     for i, row in enumerate(rows):
+        if i >= MAX_LINES:
+            raise InvalidInput("medical.items.too_many", f"a claim has at most {MAX_LINES:,} lines", "items")
         if not isinstance(row, Mapping):
             raise InvalidInput("medical.item.format", "an item must have code, quantity and price", f"items[{i}]")
         for name in ITEM_FIELDS:

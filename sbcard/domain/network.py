@@ -292,6 +292,9 @@ class Tariff:
         self.operator(operator)
         route = None
         airport = False
+        if km is not None and sections is not None:
+            raise InvalidInput("transit.km_and_sections", "give the distance (--km) or the sections (--sections), "
+                               "not both: a fare counts one or the other", "--sections")
         if (origin is None) != (destination is None):
             raise InvalidInput("transit.route", "a trip by stations needs both --from and --to",
                                "--to" if destination is None else "--from")

@@ -69,6 +69,7 @@ class Reason(StrEnum):
     CARD_CANCELLED = "card_cancelled"
     CARD_REPLACED = "card_replaced"
     ACCOUNT_FROZEN = "account_frozen"
+    ACCOUNT_MAX_BALANCE = "account_max_balance"
 
 
 # What each code means, in a few words (summaries, help, the README).
@@ -90,6 +91,7 @@ REASON_WORDS: dict[Reason, str] = {
     Reason.CARD_CANCELLED: "card cancelled, and no other card of the person can be paid",
     Reason.CARD_REPLACED: "card replaced, and the current card cannot be paid",
     Reason.ACCOUNT_FROZEN: "financial account frozen",
+    Reason.ACCOUNT_MAX_BALANCE: "the payment would take the financial account past its maximum",
 }
 
 VALID, INVALID = "valid", "invalid"

@@ -197,6 +197,11 @@ class PosHost:
     def settle(self, hospital: M.Hospital, request: ClaimRequest) -> dict[str, Any]:
         return settle(self.world, request, hospital_node=hospital_node(hospital), now=self.now)
 
+    def pin_blocked(self, card_number: str) -> None:
+        from sbcard.services import pin
+
+        pin.record_pin_blocked(self.world, card_number=card_number, now=self.now)
+
     def queue_offline(self, hospital: M.Hospital, request: ClaimRequest, settlement: M.Settlement) -> dict[str, Any]:
         return medical_claims.queue_offline(self.world.region(hospital_node(hospital)), request, settlement.to_json(),
                                             insured_node=insured_node_of(request), now=self.now)

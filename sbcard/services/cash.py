@@ -15,6 +15,8 @@ import sqlite_utils
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
 from sbcard.domain.lifecycle import effective_status
+from sbcard.domain.limits import MAX_AMOUNT_FEN, check_cash_deposit, idempotency_key
+from sbcard.domain.money import format_fen
 from sbcard.domain.regions import NODE_NAMES
 from sbcard.federation import lookup
 from sbcard.services import ledger
@@ -75,8 +77,14 @@ def _cash(
     world: World, kind: str, *, card_number: str, amount_fen: int, operator: str, outlet: str, now: datetime,
     txn_id: str | None, memo: str | None,
 ) -> dict[str, Any]:
-    if not isinstance(amount_fen, int) or amount_fen <= 0:
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
         raise InvalidInput("amount.zero", "the amount must be more than ¥0.00", "--amount")
+    if amount_fen > MAX_AMOUNT_FEN:  # no account could take it (and no sum may reach SQLite's integer limit)
+        raise InvalidInput("amount.too_large", f"{format_fen(amount_fen)} is more than any account may hold "
+                           f"({format_fen(MAX_AMOUNT_FEN)})", "--amount")
+    if kind == "deposit":
+        check_cash_deposit(amount_fen)
+    key = idempotency_key(txn_id, "--txn-id")
     node, card = _card(world, card_number)
     place = lookup.get_outlet(world, outlet)
     if place["kind"] != "bank_branch":
@@ -97,13 +105,17 @@ def _cash(
         account_no = ledger.account_of_card(db, card["card_number"])
         if account_no is None:
             raise RuleRefused("account.none", _no_account(db, card), CARD_FIELD)
-        txn = (txn_id or "").strip() or f"{node.upper()}-CASH-{next_value(db, 'cash_txn'):010d}"
+        txn = key or f"{node.upper()}-CASH-{next_value(db, 'cash_txn'):010d}"
         move = ledger.pay_in if kind == "deposit" else ledger.pay_out
         try:
             posted = move(db, account_no=account_no, outlet=place["code"], amount_fen=amount_fen, txn_id=txn,
                           operator=staff["code"], memo=memo, now=now)
         except InvalidInput as e:
             raise InvalidInput(e.code, e.message, "--txn-id" if e.field == "txn_id" else e.field) from None
+        except RuleRefused as e:
+            if e.code != "account.max_balance":
+                raise
+            raise RuleRefused(e.code, e.message, "--amount") from None
         balance = ledger.balance(db, account_no)
     return {"txn_id": txn, "kind": kind, "card_number": card["card_number"], "account_no": account_no,
             "amount_fen": amount_fen, "balance_fen": balance, "outlet": place["code"], "posted": posted}

@@ -67,9 +67,18 @@ def _masters_of(rows: dict[str, dict[str, Any]]) -> IssuerMasterKeys:
         load=key("DLK"),
         tac=key("DTK"),
         app_maintenance=key("DAMK"),
+        upload=key("UMK") if "UMK" in rows else None,
         algorithm=Algorithm(algorithms.pop()),
         version=versions.pop(),
     )
+
+
+def upload_master(db: sqlite_utils.Database) -> tuple[Algorithm, bytes]:
+    """The region's UMK master, from which its terminals' upload keys are diversified."""
+    masters = issuer_masters(db)
+    if masters.upload is None:
+        raise SbcardError("keys.missing", "the issuer master key UMK is missing: run `sbcard init`")
+    return masters.algorithm, masters.upload
 
 
 def card_unique_bytes(masters: IssuerMasterKeys, card_number: str) -> bytes:

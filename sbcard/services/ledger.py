@@ -2,7 +2,8 @@
 
 Every transaction is two or more entries that sum to zero. A positive amount credits
 the account (its balance rises), a negative one debits it. Holder accounts are the
-cards' financial accounts (金融账户) and never go below zero; internal accounts mirror
+cards' financial accounts (金融账户) and never go below zero nor above ¥1,000,000.00
+(``sbcard.domain.limits``); internal accounts mirror
 them: `CASH-<outlet>` at −¥100 means that outlet's till took in ¥100 now owed to
 holders. A balance is the sum of the account's entries, never a stored number that
 could drift from them.
@@ -22,6 +23,7 @@ import sqlite_utils
 
 from sbcard.domain.bank_account import BankAccount
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+from sbcard.domain.limits import MAX_ACCOUNT_BALANCE_FEN, check_credit
 from sbcard.domain.masking import mask_middle
 from sbcard.domain.money import format_fen
 from sbcard.store import rows
@@ -35,6 +37,10 @@ BINS: dict[str, str] = {"bj": "621110", "tj": "621120", "he": "621130"}
 ACCOUNT_SEQUENCE = "holder_account"
 BODY_DIGITS = 12
 INTERNAL_KINDS: tuple[str, ...] = ("cash", "fund", "purse_float", "clearing")
+# Money that left the holder's account and comes back (a load the card never credited, a
+# medical self-pay refunded): never refused for the account's maximum, or it would be stranded.
+RETURNING_KINDS = frozenset({"purse_load_reversal", "medical_refund"})
+MAX_ENTRY_FEN = 10**15  # no entry is anywhere near this (¥10 trillion): a bigger one is a bug, not money
 FIELD = "CARD"
 
 Entries = list[tuple[str, int]]
@@ -117,7 +123,7 @@ def post(
             net[account_no] += amount
         accounts = _accounts(db, list(net))
         for account_no, delta in net.items():
-            _check_can_move(db, accounts.get(account_no), account_no, delta)
+            _check_can_move(db, accounts.get(account_no), account_no, delta, capped=kind not in RETURNING_KINDS)
         at = timestamp(now)
         db.conn.executemany(
             "INSERT INTO ledger_entries (txn_id, account_no, amount_fen, kind, at, operator, outlet, memo) "
@@ -232,6 +238,9 @@ def _check_balanced(txn_id: str, entries: Entries) -> None:
     for account_no, amount in entries:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
             raise SbcardError("ledger.amount", f"transaction {txn_id}: {amount!r} is not a non-zero int of fen")
+        if abs(amount) > MAX_ENTRY_FEN:
+            raise SbcardError("ledger.amount", f"transaction {txn_id}: {amount} fen is beyond any entry's bound "
+                              f"({MAX_ENTRY_FEN} fen)")
     total = sum(amount for _, amount in entries)
     if total:
         raise SbcardError("ledger.unbalanced", f"transaction {txn_id}'s entries sum to {total} fen, not 0")
@@ -244,7 +253,8 @@ def _accounts(db: sqlite_utils.Database, numbers: list[str]) -> dict[str, dict[s
     return {number: {"kind": kind, "status": status} for number, kind, status in found}
 
 
-def _check_can_move(db: sqlite_utils.Database, account: dict[str, Any] | None, account_no: str, delta: int) -> None:
+def _check_can_move(db: sqlite_utils.Database, account: dict[str, Any] | None, account_no: str, delta: int,
+                    *, capped: bool = True) -> None:
     if account is None:
         raise NotFound("account.unknown", f"no account {account_no}", "--account")
     if account["status"] != "active":
@@ -256,6 +266,10 @@ def _check_can_move(db: sqlite_utils.Database, account: dict[str, Any] | None, a
             raise RuleRefused(
                 "account.insufficient",
                 f"account {_shown(account_no)} holds {format_fen(left)}, less than {format_fen(-delta)}", FIELD)
+    if account["kind"] == "holder" and delta > 0 and capped:
+        if delta > MAX_ACCOUNT_BALANCE_FEN:  # refused without a query
+            check_credit(0, delta, FIELD, f"account {_shown(account_no)}")
+        check_credit(_sum(db, account_no), delta, FIELD, f"account {_shown(account_no)}")
 
 
 def _shown(account_no: str) -> str:

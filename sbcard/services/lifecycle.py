@@ -331,14 +331,15 @@ def _require_cash_desk(world: World, actor: Actor, amount: int, card_node: str) 
 
 def _refuse_while_refund_pending(db: sqlite_utils.Database, card: dict[str, Any]) -> None:
     pending = db.execute(
-        "SELECT r.old_card, r.amount_fen, r.due_at FROM purse_refunds r JOIN cards c ON c.card_number = r.old_card "
-        "WHERE c.citizen_id = ? AND r.paid_at IS NULL", [card["citizen_id"]],
+        "SELECT r.old_card, r.amount_fen, r.due_at, r.basis FROM purse_refunds r JOIN cards c "
+        "ON c.card_number = r.old_card WHERE c.citizen_id = ? AND r.paid_at IS NULL", [card["citizen_id"]],
     ).fetchone()
     if pending is not None:
-        old, amount, due = pending
+        old, amount, due, basis = pending
+        what = "(its amount from the clearing records)" if basis == "clearing" else f"of {format_fen(amount)}"
         raise RuleRefused(
             "cancel.refund_pending",
-            f"the purse refund of {format_fen(amount)} from replaced card {old} is due {due[:10]}; "
+            f"the purse refund {what} from replaced card {old} is due {due[:10]}; "
             "cancel after it is paid into the account", L.FIELD)
 
 

@@ -40,6 +40,7 @@ from typing import IO, Any
 import attrs
 
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
+from sbcard.domain.limits import MAX_AMOUNT_FEN
 from sbcard.domain.money import format_fen, parse_yuan
 from sbcard.domain.regions import validate_region_code
 from sbcard.domain.subsidies import (
@@ -82,9 +83,14 @@ def _seq(text: str) -> int:
 def _amount(text: str) -> int:
     match = _FAST_AMOUNT.fullmatch(text)
     if match is None:
-        return parse_yuan(text, "amount", allow_negative=True)
-    whole, fraction = match.groups()
-    return int(whole) * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
+        fen = parse_yuan(text, "amount", allow_negative=True)
+    else:
+        whole, fraction = match.groups()
+        fen = int(whole) * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
+    if abs(fen) > MAX_AMOUNT_FEN:  # no account could take it; rows and totals stay far from SQLite's limit
+        raise InvalidInput("amount.too_large", f"{text.strip()!r} is beyond any amount a row may hold "
+                           f"({format_fen(MAX_AMOUNT_FEN)}, a financial account's maximum)", "amount")
+    return fen
 
 
 @attrs.frozen

@@ -62,6 +62,7 @@ import sqlite_utils
 from sbcard.domain import subsidies as S
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.lifecycle import CardState
+from sbcard.domain.limits import MAX_ACCOUNT_BALANCE_FEN
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.money import format_fen
 from sbcard.services import audit, ledger, subsidy_import
@@ -453,6 +454,7 @@ def _pay_chunk(db: sqlite_utils.Database, batch_id: str, rows: list[tuple], fund
     accounts = _open_accounts_of(db, cids)
     paid_before = _paid_keys(db, cids)
     posted = _posted(db, txns)
+    balances = _balances(db, [a[0] for a in accounts.values()])
 
     entries: list[tuple] = []
     paid_rows: list[tuple] = []
@@ -475,6 +477,14 @@ def _pay_chunk(db: sqlite_utils.Database, batch_id: str, rows: list[tuple], fund
             failed_fen += amount
             continue
         account_no, card_no, pay_note = target
+        if txn not in posted and balances.get(account_no, 0) + amount > MAX_ACCOUNT_BALANCE_FEN:
+            failed_rows.append((S.Reason.ACCOUNT_MAX_BALANCE.value,
+                                f"at pay time: the account holds {format_fen(balances.get(account_no, 0))}; "
+                                f"{format_fen(amount)} more would pass a financial account's maximum of "
+                                f"{format_fen(MAX_ACCOUNT_BALANCE_FEN)}", rowid))
+            failed += 1
+            failed_fen += amount
+            continue
         if txn in posted:
             if posted[txn] != Counter([(fund, -amount), (account_no, amount)]):
                 raise SbcardError("subsidy.txn_conflict",
@@ -482,6 +492,7 @@ def _pay_chunk(db: sqlite_utils.Database, batch_id: str, rows: list[tuple], fund
                                   f"{batch_id} would post; nothing of this chunk was paid: investigate before "
                                   "paying on")
         else:
+            balances[account_no] = balances.get(account_no, 0) + amount
             memo = f"{item} {period}"
             entries.append((txn, fund, -amount, KIND_PAY, at, payer, memo))
             entries.append((txn, account_no, amount, KIND_PAY, at, payer, memo))
@@ -539,6 +550,15 @@ def _paid_keys(db: sqlite_utils.Database, cids: list[str]) -> dict[tuple[str, st
     return {(r[0], r[1], r[2]): (r[3], r[4]) for r in db.execute(
         f"SELECT citizen_id, item, period, batch_id, seq FROM subsidy_rows "
         f"WHERE status = 'paid' AND citizen_id IN ({_in(cids)})", cids)}
+
+
+def _balances(db: sqlite_utils.Database, account_nos: list[str]) -> dict[str, int]:
+    """The balance of each of these accounts, in one query (the maximum is checked per row)."""
+    if not account_nos:
+        return {}
+    return {r[0]: int(r[1]) for r in db.execute(
+        f"SELECT account_no, sum(amount_fen) FROM ledger_entries WHERE account_no IN ({_in(account_nos)}) "
+        f"GROUP BY account_no", account_nos)}
 
 
 def _posted(db: sqlite_utils.Database, txn_ids: list[str]) -> dict[str, Counter]:

@@ -10,6 +10,11 @@ terminal needs — the PSAM's consumer keys of every issuing region (each region
 purchase and application maintenance masters: the national key system loads every
 issuer's into every PSAM, which is how a Tianjin card is debited on a Beijing gate) and
 the hub's current blacklist — and commits the row only once ``install`` has made it.
+The row ``install`` receives also carries ``upload_key`` (``UploadKey``): the PSAM's key for
+MACing its upload batches, the terminal's region's UMK master diversified by the terminal
+number (``sbcard.chip.upload_batch``); the host recomputes it to believe a batch, and it is
+never stored in the region. ``upload_key(world, terminal_id)`` gives it again, for a PSAM
+made before upload keys (loaded once).
 
 ``sync`` is what a terminal fetches when it goes online: the blacklist as of the hub's
 latest version and the concessions revoked as of it (``services.concession_list``: the
@@ -26,10 +31,12 @@ from typing import Any
 import attrs
 import sqlite_utils
 
+from sbcard.chip import upload_batch
+from sbcard.chip.crypto import Algorithm
 from sbcard.chip.transit import CAPP_OPERATOR_CODES
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.services import hub_directory
-from sbcard.services.keys import issuer_masters
+from sbcard.services.keys import issuer_masters, upload_master
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
@@ -58,6 +65,26 @@ class BlacklistCopy:
     published_at: str | None
     cards: frozenset[str]
     revoked_concessions: frozenset[tuple[str, str]]  # (card number, kind): full fare from now on
+
+
+@attrs.frozen
+class UploadKey:
+    """A terminal's upload key, for its PSAM (never stored by the region: derived again when checked)."""
+
+    algorithm: Algorithm
+    key: bytes = attrs.field(repr=False)
+
+
+def terminal_upload_key(db: sqlite_utils.Database, terminal_no: str) -> UploadKey:
+    """The upload key of the terminal numbered ``terminal_no`` in the region of ``db``."""
+    alg, master = upload_master(db)
+    return UploadKey(alg, upload_batch.upload_key(alg, master, bytes.fromhex(terminal_no)))
+
+
+def upload_key(world: World, terminal_id: str) -> UploadKey:
+    """A registered terminal's upload key: loaded into a PSAM made before upload keys."""
+    row = get_terminal(world, terminal_id)
+    return terminal_upload_key(world.region(row["node"]), row["terminal_no"])
 
 
 Install = Callable[[dict[str, Any], list[ConsumerKeys], BlacklistCopy], None]
@@ -194,19 +221,41 @@ def register_terminal(world: World, *, node: str, operator: str, station: str | 
             "created_at": timestamp(now),
         }
         uow.db["terminals"].insert(row)
-        install({**row, **more}, keys, blacklist)
+        install({**row, **more, "upload_key": terminal_upload_key(uow.db, row["terminal_no"])}, keys, blacklist)
         uow.commit()
     return {**row, **more, "blacklist_size": len(blacklist.cards)}
 
 
 def list_terminals(world: World, *, operator: str | None = None) -> list[dict[str, Any]]:
-    """Every region's terminals (or one operator's), by id."""
+    """Every region's terminals (or one operator's), by id.
+
+    An operator the filter cannot match (unknown, or blank) is refused rather than
+    answered with an empty list a clerk would read as "no terminals"."""
+    if operator is not None:
+        operator = known_operator(operator)
     rows: list[dict[str, Any]] = []
     for node in REGION_NODES:
         db = world.region(node)
         where, args = ("operator = ?", [operator]) if operator else (None, [])
         rows.extend(db["terminals"].rows_where(where, args))
     return sorted(rows, key=lambda r: r["id"])
+
+
+def known_operator(code: str, field: str = "--operator") -> str:
+    """``code`` if terminals can belong to it: a transit operator, or a venue (its gates); InvalidInput if not."""
+    from sbcard.venue_reference import venues
+
+    text = code.strip() if isinstance(code, str) else ""
+    if not text:
+        raise InvalidInput("terminal.operator", "the operator to filter by is empty or blank", field)
+    transit = tuple(_tariff().operators)
+    if text in transit:
+        return text
+    places = venues()
+    if text.upper() in places:
+        return places[text.upper()].code
+    raise InvalidInput("terminal.operator", f"unknown operator {text!r}: terminals belong to a transit operator "
+                       f"({', '.join(transit)}) or a venue (`sbcard venue list`)", field)
 
 
 def get_terminal(world: World, terminal_id: str) -> dict[str, Any]:

@@ -9,10 +9,15 @@ card), ``tac`` (8 hex), ``issuer_id`` / ``issuer_node``, ``card_number``,
 ``blacklist_version`` (the terminal's at the tap), ``terminal``, ``operator``, ``at``,
 ``kind``, ``status`` and the rest as details).
 
-``upload(world, terminal_id, records, now=…)`` takes one terminal's log (``sbcard transit
-upload``), ``ingest(world, node, records, now=…)`` the logs of many of a region's terminals
+``upload(world, terminal_id, records, now=…, mac=…)`` takes one terminal's log (``sbcard transit
+upload``), ``ingest(world, node, records, now=…, macs=…)`` the logs of many of a region's terminals
 at once (a station or line centre's file: the issuers then see each card's records of the
-batch together). Both run in three steps:
+batch together). First the batch's MAC (docs/protections/upload-provenance.md): each
+terminal's records, in the batch's order, must carry its PSAM's BATCH MAC under its upload
+key (``check_batch_mac``), or the whole batch is refused (``RuleRefused``, recorded in
+``transit_upload_refusals``). A record's operator, terminal and region are the uploading
+terminal's registration: a record naming another is rejected, and so is one whose card
+number is not the card of its application serial in the issuer's ``cards``. Then three steps:
 
 1. **Duplicates.** The operator's region (the terminal's node) keeps every record once in
    ``transit_records``, keyed by the card's purse, the type, the counter and the terminal's
@@ -57,6 +62,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,10 +72,11 @@ import attrs
 import sqlite_utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from sbcard.chip import upload_batch
 from sbcard.chip.crypto import Algorithm, _algo, diversify, tac_key
 from sbcard.chip.codec import to_bcd
 from sbcard.clock import BEIJING
-from sbcard.domain.errors import NotFound, SbcardError
+from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.money import format_fen
 from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services import keys, links, purse_integrity
@@ -125,9 +132,7 @@ class OfflineRecord:
     @classmethod
     def from_log(cls, record: Mapping[str, Any]) -> OfflineRecord:
         """From a record of the terminal's log (``TerminalState.records()``)."""
-        known = {"seq", "app_serial", "txn_type", "counter", "terminal_no", "terminal_serial", "amount_fen",
-                 "balance_before_fen", "date_time", "tac", "issuer_id", "issuer_node", "card_number", "terminal",
-                 "operator", "blacklist_version", "status"}
+        known = upload_batch.NOT_DETAILS
         details = {k: v for k, v in record.items() if k not in known and v is not None}
         tac = record.get("tac")
         return cls(
@@ -149,6 +154,14 @@ class OfflineRecord:
             status=record.get("status") or "ok",
             details=details or None,
         )
+
+
+    def batch_line(self) -> str:
+        """The record's canonical line in an upload batch's digest (``sbcard.chip.upload_batch``)."""
+        return upload_batch.record_line(
+            (self.app_serial, self.txn_type, self.counter, self.terminal_no, self.terminal_serial, self.amount_fen,
+             self.balance_before_fen, self.date_time, self.tac, self.issuer_id, self.issuer_node, self.card_number,
+             self.terminal, self.operator, self.blacklist_version, self.status), self.details)
 
 
 @attrs.frozen
@@ -194,20 +207,31 @@ def terminal_row(world: World, terminal_id: str) -> tuple[str, dict[str, Any]]:
     raise NotFound("terminal.unknown", f"no terminal {terminal_id!r} in any region", "--terminal")
 
 
-def upload(world: World, terminal_id: str, records: Iterable[OfflineRecord], *, now: dt.datetime) -> UploadResult:
-    """Take one terminal's records into its operator's region (``sbcard transit upload``); see the module doc."""
+def upload(world: World, terminal_id: str, records: Iterable[OfflineRecord], *, now: dt.datetime,
+           mac: str | None) -> UploadResult:
+    """Take one terminal's records into its operator's region (``sbcard transit upload``); see the module doc.
+
+    ``mac`` is the batch's MAC from the terminal's PSAM (``TerminalState.sign_batch``) over
+    ``records`` in this order: a batch whose MAC does not verify under the terminal's upload
+    key is refused whole (``RuleRefused`` "upload.bad_mac", recorded in
+    ``transit_upload_refusals``) and nothing of it is taken.
+    """
     node, terminal = terminal_row(world, terminal_id)
-    return _ingest(world, node, {terminal_id: terminal}, list(records), label=terminal_id, default=terminal_id,
+    records = list(records)
+    check_batch_mac(world, node, terminal, records, mac, now=now)
+    return _ingest(world, node, {terminal_id: terminal}, records, label=terminal_id, default=terminal_id,
                    now=now)
 
 
 def ingest(world: World, node: str, records: Iterable[OfflineRecord], *, now: dt.datetime,
-           label: str = "station") -> UploadResult:
+           macs: Mapping[str, str | None], label: str = "station") -> UploadResult:
     """Take the records of many of ``node``'s terminals at once (a station or line computer's batch).
 
     Each record names its terminal (``OfflineRecord.terminal``), which must be registered in
     ``node``. The same checks as ``upload``; the issuers see the whole batch sorted by card,
-    so each card's records of the batch are checked together.
+    so each card's records of the batch are checked together. ``macs`` holds each terminal's
+    PSAM MAC over its own records of the batch, in the batch's order: if any does not
+    verify, the whole batch is refused.
     """
     records = list(records)
     ids = sorted({r.terminal for r in records if r.terminal})
@@ -218,7 +242,62 @@ def ingest(world: World, node: str, records: Iterable[OfflineRecord], *, now: dt
     unknown = [t for t in ids if t not in terminals]
     if unknown:
         raise NotFound("terminal.unknown", f"no terminal {unknown[0]!r} in {NODE_NAMES[node]}", "terminal")
+    by_terminal: dict[str, list[OfflineRecord]] = defaultdict(list)
+    for r in records:
+        by_terminal[r.terminal or ""].append(r)
+    for terminal_id in ids:
+        check_batch_mac(world, node, terminals[terminal_id], by_terminal[terminal_id], macs.get(terminal_id),
+                        now=now)
     return _ingest(world, node, terminals, records, label=label, default=None, now=now)
+
+
+# ----------------------------------------------------------------------------- the batch's MAC
+
+
+def batch_digest(records: Sequence[OfflineRecord]) -> bytes:
+    """The digest a terminal's PSAM MACs for these records, in this order (``upload_batch.batch_digest``)."""
+    return upload_batch.batch_digest(r.batch_line() for r in records)
+
+
+def expected_batch_mac(db: sqlite_utils.Database, terminal_no: str, records: Sequence[OfflineRecord]) -> bytes:
+    """The MAC the terminal numbered ``terminal_no`` of this region gives these records as one batch."""
+    alg, master = keys.upload_master(db)
+    number = bytes.fromhex(terminal_no)
+    data = upload_batch.batch_mac_input(number, len(records), batch_digest(records))
+    return upload_batch.batch_mac(alg, upload_batch.upload_key(alg, master, number), data)
+
+
+def check_batch_mac(world: World, node: str, terminal: Mapping[str, Any], records: Sequence[OfflineRecord],
+                    mac: str | None, *, now: dt.datetime) -> None:
+    """Refuse (``RuleRefused``, recorded) a batch whose MAC is not the terminal's PSAM's over these records."""
+    db = world.region(node)
+    expected = expected_batch_mac(db, terminal["terminal_no"], records)
+    text = (mac or "").strip()
+    try:
+        given = bytes.fromhex(text)
+    except ValueError:
+        given = b""
+    if hmac.compare_digest(given, expected):
+        return
+    n = len(records)
+    if not text:
+        code, reason = "upload.unauthenticated", (
+            f"the batch of {n} records from terminal {terminal['id']} carries no MAC from its PSAM: refused whole, "
+            "nothing taken")
+    elif len(given) != upload_batch.MAC_LEN:
+        code, reason = "upload.bad_mac", (
+            f"the batch's MAC {text!r} is not {upload_batch.MAC_LEN * 2} hex digits: refused whole, nothing taken")
+    else:
+        code, reason = "upload.bad_mac", (
+            f"the batch's MAC {text.upper()} does not verify under terminal {terminal['id']}'s upload key: its "
+            f"{n} records were changed after the terminal's PSAM MACed them, or were not MACed by this terminal's "
+            "PSAM; refused whole, nothing taken")
+    with UnitOfWork(db) as uow:
+        uow.db["transit_upload_refusals"].insert({"terminal": terminal["id"], "sent": n, "code": code,
+                                                  "reason": reason, "mac": text[:64] or None,
+                                                  "refused_at": timestamp(now)})
+        uow.commit()
+    raise RuleRefused(code, reason, "batch")
 
 
 _AWAITING = {"status": "awaiting"}
@@ -243,9 +322,9 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
     by_issuer: dict[str | None, list[OfflineRecord]] = defaultdict(list)
     for r in fresh:
         terminal = terminals[default or r.terminal]  # an upload's records are its terminal's, whatever they say
-        if r.terminal_no != terminal["terminal_no"].upper():
-            verdicts[id(r)] = {"status": "rejected", "reason": f"terminal number {r.terminal_no} is not terminal "
-                               f"{terminal['id']}'s ({terminal['terminal_no']})", "flags": ()}
+        reason = _registration_problem(r, terminal)
+        if reason is not None:
+            verdicts[id(r)] = {"status": "rejected", "reason": reason, "flags": ()}
             continue
         by_issuer[issuer_of[id(r)]].append(r)
     operators = {t["terminal_no"].upper(): t["operator"] for t in terminals.values()}
@@ -270,7 +349,7 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
         for r in fresh:
             v = verdicts[id(r)]
             terminal_id = default or r.terminal
-            operator = r.operator or terminals[terminal_id]["operator"]
+            operator = terminals[terminal_id]["operator"]  # the registration's, never the record's
             if v is _AWAITING:
                 counts["awaiting"] += 1
                 waiting.append(_awaiting_row(r, terminal_id, issuer_of[id(r)], operator, batch, uploaded_at))
@@ -298,6 +377,23 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
     return result
 
 
+def _registration_problem(r: OfflineRecord, terminal: Mapping[str, Any]) -> str | None:
+    """Why a record disagrees with the uploading terminal's registration (its number, id and operator), or None.
+
+    The number carries the operator's region (its region code ‖ sequence), and the upload
+    goes to the registration's region: a record is believed as that terminal's, or not at all.
+    """
+    if r.terminal_no != terminal["terminal_no"].upper():
+        return f"terminal number {r.terminal_no} is not terminal {terminal['id']}'s ({terminal['terminal_no']})"
+    if r.terminal is not None and r.terminal != terminal["id"]:
+        return (f"the record names terminal {r.terminal}, but terminal {terminal['id']} uploaded it: its log was "
+                "edited or is another terminal's")
+    if r.operator is not None and r.operator != terminal["operator"]:
+        return (f"the record names operator {r.operator}, but terminal {terminal['id']} is registered to "
+                f"{terminal['operator']}: never paid to another operator")
+    return None
+
+
 def reachable(world: World, operator_node: str, issuer: str) -> bool:
     """Whether the hub can take a record from ``operator_node`` to the card's ``issuer`` now.
 
@@ -312,6 +408,7 @@ def _send(world: World, node: str, issuer: str, group: Sequence[OfflineRecord], 
           card_numbers: dict[str, str], operators: Mapping[str, str], now: dt.datetime) -> None:
     """``group`` (sorted by card and counter) to the issuer in chunks; their verdicts into ``verdicts``."""
     cleared = {"status": "cleared", "reason": None, "flags": ()}
+    group = _same_card(world, issuer, group, verdicts)
     for start in range(0, len(group), CHUNK):
         chunk = group[start:start + CHUNK]
         answer = exchange(world, from_node=node, to_node=issuer, records=chunk, now=now, operators=operators)
@@ -319,6 +416,27 @@ def _send(world: World, node: str, issuer: str, group: Sequence[OfflineRecord], 
         given = answer["verdicts"]
         for i, r in enumerate(chunk):
             verdicts[id(r)] = given.get(str(i), cleared)
+
+
+def _same_card(world: World, issuer: str, group: Sequence[OfflineRecord],
+               verdicts: dict[int, dict[str, Any]]) -> list[OfflineRecord]:
+    """The records whose card number, if they give one, is the card of their application serial in the
+    issuer's directory (its ``cards``); the others are rejected, never booked to another card."""
+    named = sorted({r.app_serial for r in group if r.card_number})
+    if not named:
+        return list(group)
+    numbers = dict(_select_in(world.region(issuer), "SELECT app_serial, card_number FROM cards "
+                                                    "WHERE app_serial IN ({})", named))
+    kept = []
+    for r in group:
+        number = numbers.get(r.app_serial)
+        if r.card_number and number is not None and r.card_number != number:
+            verdicts[id(r)] = {"status": "rejected", "reason": f"card number {r.card_number} is not the card of "
+                               f"application serial {r.app_serial} (the issuer's card {number}): never booked to "
+                               "another card", "flags": ()}
+        else:
+            kept.append(r)
+    return kept
 
 
 def _record_row(r: OfflineRecord, v: Mapping[str, Any], card_numbers: Mapping[str, str], window: BlacklistWindow,

@@ -141,6 +141,26 @@ class GateHost:
                        counter=record["counter"], terminal_serial=record["terminal_serial"], at=record["at"])
         return None
 
+    def replay(self, record: Mapping[str, Any]) -> bool:
+        """A purchase of the gate's log given again at its start: recorded if missing (True), once.
+
+        An admission is known by its gate and PSAM serial (one visit each: a unique index);
+        fines already paid stay as they are.
+        """
+        purpose = record.get("purpose")
+        if purpose == ADMISSION:
+            known = self.db.execute("SELECT 1 FROM venue_visits WHERE terminal = ? AND terminal_serial = ? AND "
+                                    "result = 'ok'", [record["terminal"], record["terminal_serial"]]).fetchone()
+            if known is not None:
+                return False
+            self.completed(record)
+            return True
+        if purpose == FINE:
+            return bool(fines_paid(self.world, self.venue, record.get("fine_ids") or (), terminal=record["terminal"],
+                                   counter=record["counter"], terminal_serial=record["terminal_serial"],
+                                   at=record["at"]))
+        return False
+
 
 def visits(world: World, *, venue: Venue | None = None, card_number: str | None = None,
            limit: int | None = None) -> list[dict[str, Any]]:

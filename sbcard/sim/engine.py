@@ -56,6 +56,7 @@ from sbcard.sim.validators import (
     open_lane,
 )
 from sbcard.sim.population import Person, make_population
+from sbcard.sim.progress import Listener, Metronome
 from sbcard.sim.tally import Tally
 from sbcard.store.world import REGION_NODES, World, open_world
 
@@ -109,12 +110,14 @@ class Simulation:
     """One run of the world under ``home`` (see the module doc)."""
 
     def __init__(self, home: Path, options: Options, *, progress: Progress | None = None,
-                 people: list[Person] | None = None, tap_worker: bool | None = None) -> None:
+                 people: list[Person] | None = None, tap_worker: bool | None = None,
+                 beat: Listener | None = None) -> None:
         self.home = Path(home)
         self.home_dir = self.home.absolute()
         self.options = options
         self.profile = faults.profile(options.faults)
         self.progress = progress or (lambda _line: None)
+        self.metronome = Metronome(beat) if beat is not None else None  # where the day stands (sim.progress)
         self.people: list[Person] = (people if people is not None
                                      else make_population(options.population, options.seed, START))
         self.clock = SimClock(dt.datetime.combine(START - dt.timedelta(days=1), dt.time(7), BEIJING))
@@ -221,8 +224,13 @@ class Simulation:
             self._claim_rng = random.Random(f"{self.options.seed}/refunds/{day_no}")
             self._loads_rng = random.Random(f"{self.options.seed}/loads/{day_no}")
             handlers = self._handlers()
-            for event in events:
+            metronome = self.metronome
+            if metronome is not None:
+                metronome.start_day(day_no, self.options.days, len(events))
+            for done, event in enumerate(events):
                 self._move_to(event.at)
+                if metronome is not None and metronome.due(event.at):
+                    metronome.beat(event.at, done, self.tally.total)
                 if self._pending and event.kind != "tap" and event.who >= 0:
                     self._taps_done(("who", event.who))
                 handlers[event.kind](event)
@@ -887,7 +895,9 @@ class Simulation:
         outlet = self.outlet_near(person)
         op = self.counter_op(outlet[:2].lower())
         try:
-            job = Replacement(self.world, card["card"], operator=op, outlet=outlet, now=self.clock.now())
+            guardian = person.guardian_id if person.age_on(self.clock.now().date()) < 16 else None
+            job = Replacement(self.world, card["card"], operator=op, outlet=outlet, now=self.clock.now(),
+                              guardian_id=guardian)
         except SbcardError as refused:
             self._refused("replace_refused", person.node, refused)
             return
@@ -959,6 +969,7 @@ class Simulation:
 
         assert self.world is not None
         at = lambda h, m: dt.datetime.combine(day, dt.time(h, m), BEIJING)  # noqa: E731
+        self.progress(f"day {day_no}/{self.options.days}: night: uploads, clearing and settlement, invariants")
         self._move_to(at(22, 30))
         self.upload_all()
         self._move_to(at(23, 0))
@@ -980,7 +991,9 @@ class Simulation:
         self.check_invariants(day)
 
     def upload_all(self) -> None:
+        from sbcard.services import terminals as register
         from sbcard.services import transit_host
+        from terminals.psam import psam_upload_key
 
         assert self.world is not None
         for terminal_id in sorted(self.state["all_terminals"]):
@@ -991,9 +1004,12 @@ class Simulation:
             log = state.unsent_records()
             if not log:
                 continue
+            if state.upload_key() is None:  # a PSAM made before upload keys (a run resumed from then)
+                state.load_upload_key(psam_upload_key(register.upload_key(self.world, terminal_id)))
+            mac = state.sign_batch(log)  # the PSAM's MAC over the batch: the host believes no less
             records = [transit_host.OfflineRecord.from_log(r) for r in log]
             now = self.clock.now()
-            result = transit_host.upload(self.world, terminal_id, records, now=now)
+            result = transit_host.upload(self.world, terminal_id, records, now=now, mac=mac)
             node = self.state["all_terminals"][terminal_id]
             self.tally.count("upload", node, len(log))
             if self.fault_plan.upload_twice():

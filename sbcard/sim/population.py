@@ -77,6 +77,12 @@ GIVEN = ("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英�
          "思远博文雨泽佳琪雅婷志强国庆海燕春梅秋菊冬雪立新卫东振华丹阳")
 RELATIONS = {"M": "父亲", "F": "母亲"}
 MAX_GUARDIAN_AGE = 55
+# The run keeps every person, card and terminal in memory: measured peak resident memory of
+# `sbcard simulate --days 1` on this project's 2-core machine: 147 MB at 5,000 people, 366 MB
+# at 20,000 (≈ 15 KB a person over a ~75 MB base; 300 people × 2 days: 76 MB). 500,000 people
+# need ≈ 7.5 GB and about 20 minutes a simulated day (100,000 people: 4 minutes a day).
+MAX_POPULATION = 500_000
+KB_PER_PERSON = 15
 
 
 @attrs.frozen
@@ -126,6 +132,20 @@ class Person:
 
 def _node_of_network(network: str) -> str:
     return network.split("-", 1)[0]
+
+
+def check_population(n: int, field: str = "--population") -> int:
+    """``n`` if the simulator can hold that many people in memory; refused with why otherwise."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidInput("sim.population", f"a population is a whole number of people, at least 1; got {n!r}",
+                           field)
+    if n > MAX_POPULATION:
+        raise InvalidInput(
+            "sim.population_too_large",
+            f"at most {MAX_POPULATION:,} people: the simulator holds every person and card in memory, about "
+            f"{KB_PER_PERSON} KB each (measured), so {n:,} would need about {n * KB_PER_PERSON / 1e6:,.1f} GB; "
+            "simulate a sample of the three regions' ~110 million people", field)
+    return n
 
 
 def make_population(n: int, seed: int, start: dt.date) -> list[Person]:

@@ -164,7 +164,7 @@ def restock(sim: Simulation, *, below: int, to: int) -> None:
 def _install(home: Path):
     from sbcard.chip.crypto import Algorithm
     from terminals.apps.terminal_state import TerminalConfig, TerminalState
-    from terminals.psam import PsamKeySet
+    from terminals.psam import PsamKeySet, psam_upload_key
 
     def install(row: dict[str, Any], keys: Any, blacklist: Any) -> None:
         config = TerminalConfig(
@@ -175,7 +175,8 @@ def _install(home: Path):
         )
         key_sets = [PsamKeySet(k.issuer_id, k.purchase_master, k.app_maintenance_master, Algorithm(k.algorithm),
                                k.version) for k in keys]
-        state = TerminalState.create(Path(home) / "terminals" / row["id"], config, key_sets)
+        state = TerminalState.create(Path(home) / "terminals" / row["id"], config, key_sets,
+                                     upload_key=psam_upload_key(row.get("upload_key")))
         with state:
             state.replace_blacklist(blacklist.version, blacklist.cards, published_at=blacklist.published_at,
                                     synced_at=row["synced_at"], revoked_concessions=blacklist.revoked_concessions)

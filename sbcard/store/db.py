@@ -34,7 +34,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.utils import dedupe_keys
 
-from sbcard.domain.errors import SbcardError
+from sbcard.domain.errors import InvalidInput, SbcardError
 
 BUSY_TIMEOUT_MS = 5000
 STATEMENT_CACHE = 1024
@@ -42,6 +42,8 @@ STATEMENT_CACHE = 1024
 
 def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed) the database at `path`, configured for the service."""
+    if Path(path).is_dir():
+        raise InvalidInput("store.is_directory", f"{path} is a directory, not a database file")
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                cached_statements=STATEMENT_CACHE)

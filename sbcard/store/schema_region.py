@@ -973,6 +973,64 @@ def _v8_indexes(db: sqlite_utils.Database) -> None:
     db.executescript(_INDEXES_V8)
 
 
+# Nothing half-written (docs/protections/never-half-written.md). A gate's paid admission is
+# one visit, known by its gate and PSAM serial: rebuilt from the gate's log after a crash,
+# never twice. A replaced card's purse refund is read from the chip (`chip`) or, when the
+# old card cannot be read, taken from the clearing records once its window has passed
+# (`clearing`: `amount_fen` is fixed at payment); `adjusted_fen` is what later-cleared
+# records of the old card changed since (negative: taken back from the holder). An
+# offline claim's `owed_fen` is settled by staff once (`owed_txn_id`, `owed_settled_at`).
+_HALF_WRITTEN_V9 = """
+CREATE UNIQUE INDEX venue_visits_purchase ON venue_visits (terminal, terminal_serial)
+    WHERE result = 'ok' AND terminal_serial IS NOT NULL;
+ALTER TABLE purse_refunds ADD COLUMN basis TEXT NOT NULL DEFAULT 'chip' CHECK (basis IN ('chip', 'clearing'));
+ALTER TABLE purse_refunds ADD COLUMN adjusted_fen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE medical_claims ADD COLUMN owed_txn_id TEXT;
+ALTER TABLE medical_claims ADD COLUMN owed_settled_at TEXT;
+"""
+
+
+def _v9_half_written(db: sqlite_utils.Database) -> None:
+    db.executescript(_HALF_WRITTEN_V9)
+
+
+# Upload provenance (docs/protections/upload-provenance.md): the batches a host refused
+# (a MAC that does not verify: nothing of them was taken), and the UMK master key from
+# which terminals' upload keys are diversified. A world made before it gets its UMK here,
+# derived from its MK master (a world's keys stay reproducible from its seed); a new world
+# has no keys yet at this step and gets its UMK with the others (``_ensure_issuer_keys``).
+_UPLOAD_REFUSALS_V10 = """
+CREATE TABLE transit_upload_refusals (
+    id          INTEGER PRIMARY KEY,
+    terminal    TEXT NOT NULL,
+    sent        INTEGER NOT NULL CHECK (sent >= 0),
+    code        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    mac         TEXT,
+    refused_at  TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER transit_upload_refusals_no_update BEFORE UPDATE ON transit_upload_refusals
+BEGIN SELECT RAISE(ABORT, 'transit_upload_refusals is append-only'); END;
+CREATE TRIGGER transit_upload_refusals_no_delete BEFORE DELETE ON transit_upload_refusals
+BEGIN SELECT RAISE(ABORT, 'transit_upload_refusals is append-only'); END;
+"""
+UMK_LABEL = "sbcard upload master "
+
+
+def _v10_upload_provenance(db: sqlite_utils.Database) -> None:
+    from sbcard.chip.crypto import kdf
+
+    db.executescript(_UPLOAD_REFUSALS_V10)
+    rows = {row[0]: row for row in db.execute(
+        "SELECT purpose, algorithm, key_version, key_hex, created_at FROM issuer_keys")}
+    if "MK" in rows and "UMK" not in rows:
+        _, algorithm, version, key_hex, created_at = rows["MK"]
+        db.execute("INSERT INTO issuer_keys (purpose, algorithm, key_version, key_hex, created_at) "
+                   "VALUES ('UMK', ?, ?, ?, ?)",
+                   [algorithm, version, kdf(bytes.fromhex(key_hex), UMK_LABEL, len(key_hex) // 2).hex().upper(),
+                    created_at])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -982,4 +1040,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "venues: gates' visits, library readers and loans", _v6_venues),
     Migration(7, "clearing: records awaiting their issuer, clearing days, lines and runs", _v7_clearing),
     Migration(8, "indexes: accounts by card, purse loads by card and counter", _v8_indexes),
+    Migration(9, "nothing half-written: one visit per gate purchase, purse refunds from clearing, owed settled",
+              _v9_half_written),
+    Migration(10, "upload provenance: refused upload batches, the UMK master", _v10_upload_provenance),
 )

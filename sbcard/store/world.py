@@ -36,7 +36,7 @@ HUB = "hub"
 REGION_NODES: dict[str, str] = {"bj": "110000", "tj": "120000", "he": "130000"}
 NODES: tuple[str, ...] = (*REGION_NODES, HUB)
 
-KEY_PURPOSES = ("DPK", "DLK", "DTK", "DAMK", "MK")
+KEY_PURPOSES = ("DPK", "DLK", "DTK", "DAMK", "MK", "UMK")  # UMK: terminals' upload batch MACs
 KEY_ALGORITHM = "SM4"
 KEY_LENGTH = 16  # SM4 keys are 128 bits
 
@@ -124,6 +124,7 @@ def init_world(home: Path, clock: Clock, rng_seed: int | None = None) -> InitRep
     from the operating system's CSPRNG.
     """
     paths = WorldPaths(home)
+    _refuse_directories(paths)
     existed_before = any(paths.db(node).exists() for node in NODES)
     dirs_created = False
     for directory in (paths.home, paths.cards_dir, paths.terminals_dir):
@@ -172,9 +173,19 @@ class World:
         self.close()
 
 
+def _refuse_directories(paths: WorldPaths) -> None:
+    """A database path that is a directory is said to be one (not "missing", not "unable to open")."""
+    for node in NODES:
+        path = paths.db(node)
+        if path.is_dir():
+            raise InvalidInput("world.db_is_directory", f"{path} is a directory, not a database file: move it out "
+                               "of the world (then `sbcard init` makes the database)", "--home")
+
+
 def open_world(home: Path, clock: Clock | None = None) -> World:
     """Open the world at `home`, applying any pending migrations (stamped by `clock`)."""
     paths = WorldPaths(home)
+    _refuse_directories(paths)
     missing = [node for node in NODES if not paths.db(node).is_file()]
     if len(missing) == len(NODES):
         raise NotFound("world.missing", f"no world at {paths.home}: run `sbcard init` first")

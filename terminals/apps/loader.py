@@ -161,6 +161,9 @@ def load(reader: Reader, host: LoadHost, amount_fen: int, terminal_no: bytes) ->
     _check_terminal_no(terminal_no)
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
+    if amount_fen > MAX_BALANCE_FEN:  # whatever the purse holds (and before the card's 4-byte amount is built)
+        raise RuleRefused("purse.max_balance", f"loading {format_fen(amount_fen)} would pass the purse's maximum of "
+                          f"{format_fen(MAX_BALANCE_FEN)}", "--amount")
     counting = CountingReader(reader)
     app_serial = select_purse(counting)
     settled = _settle(counting, host, app_serial, terminal_no)

@@ -18,7 +18,8 @@ and, through the hub, the holder's insured region (``sbcard.federation.medical``
 4. the PIN, when the personal account pays (``pin``: the DF04 flag must say the holder
    has one) or the self-pay is taken from the card's financial account (``self_pay=
    "account"``): VERIFY; a wrong PIN is refused with the tries left, a blocked one with
-   "PIN blocked: reset at a counter";
+   "PIN blocked: reset at a counter"; the wrong PIN that blocks it is refused as ``pin.blocked``
+   and recorded as the card's ``pin_blocked`` event (``MedicalHost.pin_blocked``), as at a counter;
 5. online (the hub reaches the insured region): a claim id from the hospital's region,
    the claim settled by the insured region through the hub;
    offline (its link is down): the conservative split against DF04/EF06
@@ -28,6 +29,9 @@ and, through the hub, the holder's insured region (``sbcard.federation.medical``
    in the hospital's region for reconciliation;
 6. the settlement appended to the card's medical log, DF04/EF08 (``sbcard.chip.medical_log``).
    The claim stands even if the card leaves the field before that: ``ef08_written`` says so.
+
+A refund (退费) at the counter with the card (``refund_card`` before, ``record_refund``
+after the insured region refunded the claim) appends its record the same way.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from sbcard.chip import sw as SW
 from sbcard.chip.codec import decode_name, decode_text, parse_bcd_date, to_bcd
 from sbcard.chip.commands import AppendRecord, MalformedResponse, ReadRecord, UpdateRecord, Verify, select_medical, \
     select_ssse
-from sbcard.chip.medical_log import OFFLINE, ONLINE, MedicalLogRecord
+from sbcard.chip.medical_log import OFFLINE, ONLINE, REFUND, MedicalLogRecord
 from sbcard.chip.reader import CardIOError, Reader
 from sbcard.chip.reading import MedicalInsurance, read_insurance
 from sbcard.chip.tlv import Tlv
@@ -84,6 +88,11 @@ class MedicalHost(Protocol):
 
     def queue_offline(self, hospital: M.Hospital, request: ClaimRequest, settlement: M.Settlement) -> dict[str, Any]:
         """Offline: keep the claim for its insured region; the queue entry."""
+        ...
+
+    def pin_blocked(self, card_number: str) -> None:
+        """The third wrong PIN blocked the card's PIN here: recorded as a ``pin_blocked`` card event, as at a
+        counter's PIN change."""
         ...
 
 
@@ -193,7 +202,7 @@ class PointOfSale:
             raise RuleRefused("medical.no_personal_account", "the card has no personal account (resident "
                               "insurance): settle without a PIN", "--pin")
         if pin is not None:
-            self._verify(reader, pin)
+            self._verify(reader, pin, card)
         insured_node = node_of(card.insurance.insured_region or "")
         base = dict(claim_card=card, lines=tuple(lines), now=now, registered=registered,
                     referral_or_emergency=referral_or_emergency)
@@ -226,12 +235,16 @@ class PointOfSale:
                               f"{card.insurance.insured_region}, but the card was issued by {issuing}: update the "
                               "card at a counter", FIELD)
 
-    def _verify(self, reader: Reader, pin: str) -> None:
+    def _verify(self, reader: Reader, pin: str, card: CardFacts) -> None:
+        """VERIFY; the wrong PIN that blocks the PIN is ``pin.blocked`` and recorded, as everywhere else."""
         try:
             Verify(pin).send(reader)
         except SW.WrongPin as wrong:
-            raise RuleRefused("pin.wrong", f"wrong PIN: {wrong.tries_left} tries left" if wrong.tries_left else
-                              "wrong PIN: the PIN is now blocked, reset it at a counter", "--pin") from None
+            if wrong.tries_left:
+                raise RuleRefused("pin.wrong", f"wrong PIN: {wrong.tries_left} tries left", "--pin") from None
+            self.host.pin_blocked(card.card_number)
+            raise RuleRefused("pin.blocked", "wrong PIN, 0 tries left: the PIN is now blocked; have it reset at a "
+                              "counter", "--pin") from None
         except SW.AuthenticationBlocked:
             raise RuleRefused("pin.blocked", "PIN blocked: reset at a counter", "--pin") from None
 
@@ -299,12 +312,36 @@ class PointOfSale:
                                                            "cap_reached")},
             "cross_region": c.cross_region, "registered": registered, "referral_or_emergency": referral_or_emergency,
             "insurance_type": i.insurance_type, "retired": bool(i.retired), "use_account": False, "self_pay": "cash",
-            "offline_self_fen": s.self_fen, "adjustment_fen": None, "owed_fen": None, "items": split["items"],
+            "offline_self_fen": s.self_fen, "adjustment_fen": None, "owed_fen": None, "owed_settled_at": None,
+            "items": split["items"],
             "before": split["before"], "after": split["after"], "personal_account_fen": None, "refund_of": None,
             "txn_id": None, "reversal_txn_id": None, "recorded_at": None, "refunded_at": None,
             "ef08_written": _append(reader, record), "offline_limit_fen": i.offline_limit_fen,
             "offline_used_fen": decision.used_fen, "notes": notes,
         }
+
+
+# ----------------------------------------------------------------------------- a refund with the card
+
+
+def refund_card(reader: Reader, card_number: str) -> CardFacts:
+    """The card in ``reader`` as the card of the claim to refund (``card_number``); refused otherwise."""
+    card = read_facts(reader)
+    if card.card_number != card_number:
+        raise RuleRefused("medical.refund.wrong_card", f"the card in the reader is {card.card_number}, the claim's "
+                          f"is {card_number}", FIELD)
+    return card
+
+
+def record_refund(reader: Reader, *, hospital: str, serial: int, at: dt.datetime, total_fen: int, fund_fen: int,
+                  account_fen: int, self_fen: int, cross_region: bool) -> bool:
+    """The refund into the card's medical log (DF04/EF08), as a settlement's; False when the card refused it
+    or left the field (the refund stands, as a claim does)."""
+    fund = max(0, fund_fen)
+    self_part = max(0, min(self_fen, total_fen - fund))
+    record = MedicalLogRecord(REFUND, hospital, _local(at), serial, max(0, total_fen), fund, self_part,
+                              account_used=account_fen > 0, cross_region=cross_region)
+    return _append(reader, record)
 
 
 def _local(now: dt.datetime) -> dt.datetime:

@@ -4,8 +4,10 @@ What a validator keeps offline, between taps and across restarts:
 
 - ``config``: who it is (id, operator, station and its code, gate, line, area, flat full
   fare, node, terminal number, PSAM id) — written once, when the terminal is added;
-- ``psam`` / ``psam_keys``: its PSAM's EEPROM — the terminal number, the terminal
-  transaction serial, every issuing province's consumer keys;
+- ``psam`` / ``psam_keys`` / ``psam_upload_key``: its PSAM's EEPROM — the terminal number,
+  the terminal transaction serial, every issuing province's consumer keys, and the upload
+  key its batches are MACed with (``sign_batch``; a terminal made before upload keys gets
+  it once, ``load_upload_key``);
 - ``blacklist`` (+ ``revoked_concessions``) and the hub's version they copy;
 - ``inflight.slot`` (a small file beside the database): the PSAM's last serial and the
   purchase in flight, each written with one ``pwrite`` — the serial when the PSAM takes
@@ -51,8 +53,10 @@ from typing import Any
 
 import attrs
 
+from sbcard.chip import upload_batch
 from sbcard.chip.crypto import Algorithm
-from terminals.psam import Psam, PsamKeySet
+from sbcard.chip.psam import BatchMac
+from terminals.psam import Psam, PsamKeySet, PsamUploadKey
 
 DB_NAME = "terminal.db"
 SCHEMA_VERSION = 1
@@ -80,6 +84,12 @@ CREATE TABLE psam_keys (
     version             INTEGER NOT NULL,
     purchase_master     TEXT NOT NULL,
     app_maintenance_master TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE psam_upload_key (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    algorithm TEXT NOT NULL,
+    key_hex   TEXT NOT NULL
 ) STRICT;
 
 CREATE TABLE blacklist (card_number TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
@@ -328,6 +338,7 @@ class TerminalState:
         key_sets: Iterable[PsamKeySet],
         *,
         durability: str = "normal",
+        upload_key: PsamUploadKey | None = None,
     ) -> TerminalState:
         """A new terminal's directory and database; refuses a directory that already holds one."""
         directory = Path(directory)
@@ -356,6 +367,9 @@ class TerminalState:
                 "INSERT INTO psam_keys VALUES (:issuer_id, :algorithm, :version, :purchase_master, :app_maintenance_master)",
                 [key_set_row(k) for k in key_sets],
             )
+            if upload_key is not None:
+                conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
+                             (upload_key.algorithm.value, upload_key.key.hex().upper()))
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -456,7 +470,36 @@ class TerminalState:
             PsamKeySet(issuer_id, bytes.fromhex(dpk), bytes.fromhex(damk), Algorithm(alg), version)
             for issuer_id, alg, version, dpk, damk in rows
         ]
-        return Psam(self.config.terminal_no_bytes, key_sets, self, psam_id=self.config.psam_id)
+        return Psam(self.config.terminal_no_bytes, key_sets, self, psam_id=self.config.psam_id,
+                    upload_key=self.upload_key())
+
+    def upload_key(self) -> PsamUploadKey | None:
+        """The PSAM's upload key; None for a terminal made before upload keys."""
+        try:
+            row = self._conn.execute("SELECT algorithm, key_hex FROM psam_upload_key WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # no such table: made before upload keys
+            return None
+        return None if row is None else PsamUploadKey(Algorithm(row[0]), bytes.fromhex(row[1]))
+
+    def load_upload_key(self, key: PsamUploadKey) -> None:
+        """Load the upload key into a PSAM made before upload keys; a PSAM's key is loaded once."""
+        if self.upload_key() is not None:
+            raise TerminalStateError(f"terminal {self.config.terminal_id}'s PSAM already holds an upload key")
+        with self.transaction():
+            self._conn.execute("CREATE TABLE IF NOT EXISTS psam_upload_key (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                               "algorithm TEXT NOT NULL, key_hex TEXT NOT NULL) STRICT")
+            self._conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
+                               (key.algorithm.value, key.key.hex().upper()))
+
+    def sign_batch(self, records: Iterable[Mapping[str, Any]]) -> str:
+        """The MAC (16 hex digits) the PSAM gives these log records, in this order, as one upload batch.
+
+        One digest of the records' canonical lines, one BATCH MAC: the host recomputes both.
+        Raises ``CardStatus``-derived errors from the PSAM (``6A88``: it holds no upload key).
+        """
+        digest, count = upload_batch.log_digest(records)
+        mac = BatchMac(self.config.terminal_no_bytes, count, digest).send(self.psam())
+        return mac.hex().upper()
 
     def last_serial(self) -> int:
         return self._serial
@@ -662,6 +705,19 @@ class TerminalState:
             {"batch": b, "first_seq": f, "last_seq": l, "count": c, "at": at, "result": json.loads(r) if r else None}
             for b, f, l, c, at, r in rows
         ]
+
+    # --- what the terminal's own host has taken from the log --------------------------
+
+    def replayed_seq(self, what: str) -> int:
+        """The log's ``seq`` up to which ``what`` (e.g. ``visits``: a gate's host) has replayed it; 0 at first."""
+        value = self._get(f"replayed.{what}")
+        return int(value) if value else 0
+
+    def mark_replayed(self, what: str, seq: int) -> None:
+        """``what`` has taken every record up to ``seq`` (its own commit, after the host's)."""
+        with self.transaction():
+            self._conn.execute("INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                               "value = excluded.value", (f"replayed.{what}", str(seq)))
 
     # --- events -------------------------------------------------------------------------
 

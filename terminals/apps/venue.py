@@ -21,7 +21,10 @@ An entry (``VenueGate.enter``):
 5. a price above 0 is debited from the purse through the PSAM (INITIALIZE → MAC1 →
    DEBIT → MAC2 → the record, ``kind`` entry, ``purpose`` admission); a free entry writes
    nothing on the card;
-6. the visit is recorded by the host (free ones too, refusals of a card read too).
+6. the visit is recorded by the host (free ones too, refusals of a card read too). The
+   debit is committed in the gate's log first: a gate that dies before the host's visit
+   is written loses nothing — at its next start (``replay``) the host rebuilds the visit
+   from the log (docs/protections/never-half-written.md).
 
 A library's desk is the library's gate: ``identify`` reads the card (citizen ID too: the
 holder is the reader) and screens it; ``charge`` takes a fine from the purse (a one-off
@@ -47,6 +50,7 @@ from terminals.apps.transit import CardFacts, Clock, Plan, PurseTerminal, Quote,
 
 ADMISSION = "admission"
 FINE = "fine"
+REPLAYED = "visits"  # the host's place in the gate's log (``TerminalState.replayed_seq``)
 
 
 class VenueHost(Protocol):
@@ -62,6 +66,11 @@ class VenueHost(Protocol):
 
     def completed(self, record: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """A torn purchase completed from the card: its admission's visit (returned), or fines paid."""
+        ...
+
+    def replay(self, record: Mapping[str, Any]) -> bool:
+        """A purchase of the gate's log given again at the gate's start: what it paid for (the admission's
+        visit, the fines) recorded if it is not yet; True when it was missing. Once each, however often given."""
         ...
 
 
@@ -148,6 +157,31 @@ class VenueGate(PurseTerminal):
         self.venue = venue
         self._station = Station("", venue.name)
         self._recovered: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
+        self.rebuilt = self.replay()
+
+    # --- the gate's start: its log against the host -------------------------------------
+
+    def replay(self) -> list[Mapping[str, Any]]:
+        """Give the host every purchase of the log it has not taken yet; the records it was missing.
+
+        The debit (the record committed in the log) and the host's visit (or fines paid) are
+        two commits in two databases: a gate that dies between them loses nothing, since at
+        its next start the host rebuilds what each purchase paid for from the log
+        (``VenueHost.replay``, idempotent). The log's place is saved after the host's commits,
+        so a death during the replay only replays again.
+        """
+        after = self.state.replayed_seq(REPLAYED)
+        records = self.state.records(after_seq=after)
+        if not records:
+            return []
+        rebuilt = [r for r in records if r.get("status") == "ok" and r.get("purpose") in (ADMISSION, FINE)
+                   and r.get("venue") == self.venue.code and self.host.replay(r)]
+        for r in rebuilt:
+            self.state.add_event(self.clock.now().isoformat(), "rebuilt", r.get("card_number"),
+                                 {"seq": r["seq"], "purpose": r["purpose"], "counter": r["counter"],
+                                  "terminal_serial": r["terminal_serial"]})
+        self.state.mark_replayed(REPLAYED, records[-1]["seq"])
+        return rebuilt
 
     # --- the hook of tear recovery ------------------------------------------------------
 

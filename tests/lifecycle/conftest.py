@@ -45,8 +45,9 @@ def issue(sbcard, blanks) -> Callable[..., str]:
         _, fields = HOLDERS[holder]
         staff = counter_of(OPERATORS, outlet[:2].lower())
         [blank] = blanks(outlet)
+        guardian = ("--guardian-id", fields["guardian_id"]) if fields.get("guardian_id") else ()
         code, out, err, applied = sbcard("card", "apply", "--citizen-id", fields["citizen_id"], "--outlet", outlet,
-                                         "--operator", staff, "--json")
+                                         "--operator", staff, *guardian, "--json")
         assert code == 0, err
         code, out, err, issued = sbcard("card", "issue", applied["application_id"], "--reader", f"emulator:{blank}",
                                         "--operator", staff, "--json")

@@ -31,6 +31,9 @@ OPERATORS = {
 HOLDERS = {
     "liu": ("bj", {"citizen_id": "110105198506151236", "name": "刘洋", "region": "110105", "insurance": "employee"}),
     "chen": ("tj", {"citizen_id": "120103197803024561", "name": "陈静", "region": "120103", "insurance": "resident"}),
+    # a minor (9 at NOW): her applications, a replacement's too, are made by her father, liu
+    "xiaoyu": ("bj", {"citizen_id": "110105201506111239", "name": "刘小雨", "region": "110105", "insurance": "resident",
+                      "guardian_id": "110105198506151236", "guardian_relation": "父亲"}),
 }
 
 

@@ -77,12 +77,14 @@ def test_replacing_a_lost_card_unfreezes_and_moves_the_account(sbcard, home, iss
     code, out, err, done = _replace(sbcard, old, blank)
 
     assert code == 0, err
-    assert (done["purse_balance_fen"], done["refund_due_at"]) == (None, None)
+    assert (done["purse_balance_fen"], done["refund_due_at"], done["refund_basis"]) == (
+        None, REFUND_DUE.isoformat(), "clearing")
     assert blacklist(home)[0] == version  # it was on the list already
     assert hub_card(home, old)["status"] == "replaced"
     [account] = query(home, "bj", "SELECT * FROM accounts WHERE kind = 'holder'")
     assert (account["card_number"], account["status"]) == (done["new_card"], "active")
-    assert query(home, "bj", "SELECT count(*) AS n FROM purse_refunds")[0]["n"] == 0
+    [refund] = query(home, "bj", "SELECT * FROM purse_refunds")  # from the clearing records, when due
+    assert (refund["old_card"], refund["basis"], refund["paid_at"]) == (old, "clearing", None)
 
 
 def test_a_replacement_torn_halfway_records_nothing_and_can_be_run_again(sbcard, home, issue, blanks) -> None:
@@ -174,3 +176,39 @@ def test_a_tianjin_card_is_replaced_at_a_beijing_outlet(sbcard, home, issue, bla
     replaced = events(home, "tj", old)[-1]
     assert (replaced["event"], replaced["operator"], replaced["outlet"]) == ("replaced", "BJ-C1", OUTLET)
     assert old in blacklist(home)[1] and hub_card(home, new)["issuing_region"].startswith("12")
+
+
+MINOR = "xiaoyu"
+FATHER = HOLDERS["liu"][1]["citizen_id"]
+
+
+def test_a_minors_lost_card_is_replaced_with_her_guardian(sbcard, home, issue, blanks) -> None:
+    old = issue(MINOR)
+    sbcard("card", "report-lost", old, "--operator", "BJ-C1", "--outlet", OUTLET)
+    [blank] = blanks()
+
+    code, out, err, done = _replace(sbcard, old, blank, "--guardian-id", FATHER)
+
+    assert code == 0, err
+    assert done["guardian_id"] == "110105********1236"
+    assert card_row(home, "bj", done["new_card"])["citizen_id"] == HOLDERS[MINOR][1]["citizen_id"]
+    [application] = query(home, "bj", "SELECT * FROM applications WHERE kind = 'replacement'")
+    assert application["guardian_id"] == FATHER
+    assert hub_card(home, old)["status"] == "replaced"
+
+
+def test_a_minors_card_is_not_replaced_without_her_recorded_guardian(sbcard, home, issue, blanks) -> None:
+    old = issue(MINOR)
+    sbcard("card", "report-lost", old, "--operator", "BJ-C1", "--outlet", OUTLET)
+    [blank] = blanks()
+    before = digests(home)
+    cases = [
+        ((), 1, "a guardian replaces the card"),
+        (("--guardian-id", HOLDERS["chen"][1]["citizen_id"]), 1, "not recorded as the applicant's guardian"),
+        (("--guardian-id", "110105198506151237"), 2, "--guardian-id"),
+    ]
+    for more, exit_code, message in cases:
+        code, out, err, _ = _replace(sbcard, old, blank, *more)
+        assert (code, err.count("\n")) == (exit_code, 1), (more, err)
+        assert message in err, (more, err)
+    assert digests(home) == before

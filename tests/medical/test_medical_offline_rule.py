@@ -80,7 +80,7 @@ def test_the_log_record_layout():
 
 @pytest.mark.parametrize(
     "fields",
-    [dict(kind=3), dict(hospital="BJH0031"), dict(hospital=""), dict(serial=-1), dict(fund_fen=2, self_fen=2)],
+    [dict(kind=4), dict(hospital="BJH0031"), dict(hospital=""), dict(serial=-1), dict(fund_fen=2, self_fen=2)],
     ids=["kind", "long-code", "empty-code", "serial", "parts-exceed-total"],
 )
 def test_bad_log_records_are_refused(fields):

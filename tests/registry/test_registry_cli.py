@@ -10,6 +10,17 @@ from sbcard.store.db import content_digest, open_db
 ZHANG = citizen_id("120103", "19900101", 123)
 
 
+CLERK = ("--operator", "tj-clerk")
+
+
+@pytest.fixture
+def clerk(sbcard):
+    """The member of staff who registers people (``person add`` is a staff act: --operator is required)."""
+    code, _, err, _ = sbcard("operator", "add", "tj-clerk", "--name", "周敏", "--role", "counter", "--region", "120103")
+    assert code == 0, err
+    return CLERK[1]
+
+
 def digests(home):
     return {n: content_digest(open_db(home / f"{n}.db")) for n in ("bj", "tj", "he", "hub")}
 
@@ -35,10 +46,10 @@ def test_an_operator_code_is_unique_in_the_whole_country(sbcard, home):
     assert digests(home) == before
 
 
-def test_person_add_routes_to_the_insured_region_and_masks_its_answer(sbcard, home):
+def test_person_add_routes_to_the_insured_region_and_masks_its_answer(sbcard, home, clerk):
     code, out, err, data = sbcard("person", "add", "--citizen-id", ZHANG, "--name", "张三", "--region", "131003",
                                   "--insured-region", "120116", "--insurance", "employee", "--retired",
-                                  "--phone", "13812345678", "--json")
+                                  "--phone", "13812345678", *CLERK, "--json")
     assert code == 0, err
     assert data["citizen_id"] == "120103********" + ZHANG[-4:] and data["name"] == "张*"
     assert data["phone"] == "138****5678" and data["retired"] is True
@@ -54,27 +65,28 @@ def test_person_add_routes_to_the_insured_region_and_masks_its_answer(sbcard, ho
         (["--ethnicity", "60"], "error: --ethnicity: 60 is not a GB/T 3304 ethnicity code"),
     ],
 )
-def test_person_add_refuses_bad_input_in_one_line_and_writes_nothing(sbcard, home, args, message):
+def test_person_add_refuses_bad_input_in_one_line_and_writes_nothing(sbcard, home, clerk, args, message):
     base = {"--citizen-id": ZHANG, "--name": "张三", "--region": "120103", "--insurance": "employee"}
     base.update(dict(zip(args[::2], args[1::2])))
     before = digests(home)
-    code, out, err, _ = sbcard("person", "add", *[x for pair in base.items() for x in pair])
+    code, out, err, _ = sbcard("person", "add", *[x for pair in base.items() for x in pair], *CLERK)
     assert code == 2 and err.startswith(message) and err.count("\n") == 1 and out == ""
     assert digests(home) == before
 
 
-def test_a_person_registered_in_one_region_is_refused_in_another(sbcard, home):
-    sbcard("person", "add", "--citizen-id", ZHANG, "--name", "张三", "--region", "120103", "--insurance", "employee")
+def test_a_person_registered_in_one_region_is_refused_in_another(sbcard, home, clerk):
+    sbcard("person", "add", "--citizen-id", ZHANG, "--name", "张三", "--region", "120103", "--insurance", "employee",
+           *CLERK)
     code, _, err, _ = sbcard("person", "add", "--citizen-id", ZHANG, "--name", "张三", "--region", "110105",
-                             "--insurance", "employee")
+                             "--insurance", "employee", *CLERK)
     assert code == 1 and "already registered in Tianjin" in err
     assert open_db(home / "bj.db")["persons"].count == 0
 
 
-def test_person_show_masks_unless_shown_personally_which_is_audited(sbcard, home):
+def test_person_show_masks_unless_shown_personally_which_is_audited(sbcard, home, clerk):
     sbcard("operator", "add", "bj-op", "--name", "李娜", "--role", "counter", "--region", "110105")
     sbcard("person", "add", "--citizen-id", ZHANG, "--name", "张三", "--region", "120103", "--insurance", "resident",
-           "--address", "天津市河西区友谊路1号")
+           "--address", "天津市河西区友谊路1号", *CLERK)
 
     code, out, _, data = sbcard("person", "show", ZHANG, "--json")
     assert code == 0 and data["name"] == "张*" and data["node"] == "tj" and data["address"] == "天津市河西区*****"

@@ -138,13 +138,16 @@ def test_a_missing_file_and_a_bad_region(world, clock, tmp_path):
 
 
 def test_the_cli_imports_and_reports(sbcard, home, tmp_path):
+    assert sbcard("operator", "add", "tj-clerk", "--name", "周敏", "--role", "counter", "--region", "120103")[0] == 0
     source = write(tmp_path / "people.csv", HEADER + f"{A},张三,employee,,,,,,,\n{A[:-1]}0,王五,employee,,,,,,,\n")
-    code, out, err, data = sbcard("person", "import", str(source), "--region", "120103", "--json")
+    code, out, err, data = sbcard("person", "import", str(source), "--region", "120103", "--operator", "tj-clerk",
+                                  "--json")
     assert code == 0, err
     assert data == {"file": str(source), "region": "120103", "node": "tj", "rows": 2, "imported": 1, "rejected": 1,
                     "errors_file": str(tmp_path / "people.errors.csv")}
     assert [r["line"] for r in report(tmp_path / "people.errors.csv")] == ["3"]
-    code, out, err, _ = sbcard("person", "import", str(source), "--region", "120103")
+    code, out, err, _ = sbcard("person", "import", str(source), "--region", "120103", "--operator", "tj-clerk")
     assert code == 0 and "Imported 0 of 2 rows" in out and "2 rows rejected" in err
-    code, _, err, _ = sbcard("person", "import", str(tmp_path / "nothing.csv"), "--region", "120103")
+    code, _, err, _ = sbcard("person", "import", str(tmp_path / "nothing.csv"), "--region", "120103",
+                             "--operator", "tj-clerk")
     assert code == 2 and err.startswith("error: FILE: no such file")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 
 from subsidy_import_fixtures import frozen, home, template_home, world  # noqa: F401  (fixtures)
-from subsidy_import_world import DISTRICT, MAKER, SAMPLES, cid, row, write_csv
+from subsidy_import_world import CHECKER, DISTRICT, MAKER, SAMPLES, cid, row, write_csv
 
 IMPORT_KEYS = {"batch_id", "rows", "valid", "invalid", "total_fen", "valid_fen", "invalid_fen", "status", "source",
                "region", "node", "file", "sha256", "format", "encoding", "declared_count", "declared_total_fen",
@@ -76,7 +76,8 @@ def test_subsidy_import_cli_show_failures_batches(sbcard, frozen, tmp_path):
     code, out, _, _ = sbcard("subsidy", "show", batch)
     assert code == 0 and "no_card" in out and "sbcard subsidy failures" in out
     out_file = tmp_path / "failures.csv"
-    code, out, err, written = sbcard("subsidy", "failures", batch, "--out", str(out_file), "--json")
+    code, out, err, written = sbcard("subsidy", "failures", batch, "--out", str(out_file), "--operator", CHECKER,
+                                     "--json")
     assert code == 0, err
     assert (written["rows"], written["amount_fen"], written["out"]) == (2, 5000, str(out_file))
     with out_file.open(encoding="utf-8-sig", newline="") as f:
@@ -93,7 +94,7 @@ def test_subsidy_import_cli_show_failures_batches(sbcard, frozen, tmp_path):
 def test_subsidy_import_cli_generate(sbcard, frozen):
     code, out, err, _ = sbcard("subsidy", "generate", "--item", "GLJT", "--region", DISTRICT, "--operator", MAKER)
     assert code == 0, err
-    assert "Generated GLJT 202611 for region 120103 (ages on 2026-11-22): batch TJ-S-20261122-0001" in out
+    assert "Generated GLJT 202611 for 天津市河西区 (120103) (ages on 2026-11-22): batch TJ-S-20261122-0001" in out
 
 
 def test_subsidy_import_cli_progress_bars_by_phase(monkeypatch, capsys):

@@ -116,5 +116,5 @@ def test_subsidy_approval_reject_through_the_command_line(sbcard, batch):
     code, out, err, _ = sbcard("subsidy", "reject", batch, "--operator", CHECKER, "--reason", "wrong month")
     assert code == 0, err
     assert out.strip() == f"Batch {batch} rejected by {CHECKER}: wrong month"
-    code, _, err, _ = sbcard("subsidy", "pay", batch, "--json")
+    code, _, err, _ = sbcard("subsidy", "pay", batch, "--operator", CHECKER, "--json")
     assert code == 1 and "was rejected by tj-fin-li" in err and "wrong month" in err

@@ -22,7 +22,7 @@ def test_subsidy_pay_cli_json_has_the_documented_keys(sbcard, tmp_path, tj):
     rows = batch_rows(range(5))
     rows[1]["name"] = "某某某"
     batch = approved_batch(sbcard, tmp_path / "b.csv", rows)
-    code, out, err, data = sbcard("subsidy", "pay", batch, "--json")
+    code, out, err, data = sbcard("subsidy", "pay", batch, "--operator", CHECKER, "--json")
     assert code == 0, err
     assert set(data) == PAY_KEYS
     assert (data["paid"], data["failed"], data["already"]) == (4, 1, False)
@@ -31,7 +31,7 @@ def test_subsidy_pay_cli_json_has_the_documented_keys(sbcard, tmp_path, tj):
                                          "rows": 1, "amount_fen": 30002}]
     assert set(data["this_run"]) == {"paid", "paid_fen", "failed", "failed_fen"}
     assert err == ""  # no progress bar when stderr is not a terminal
-    code, out, err, again = sbcard("subsidy", "pay", batch, "--json")
+    code, out, err, again = sbcard("subsidy", "pay", batch, "--operator", CHECKER, "--json")
     assert code == 0 and again["already"] is True and again["this_run"]["paid"] == 0
 
 
@@ -41,28 +41,28 @@ def test_subsidy_pay_cli_summary_tells_what_happened(sbcard, tmp_path, world, tj
     batch = approved_batch(sbcard, tmp_path / "b.csv", rows)
     lifecycle.report_lost(world, card_number=card_number(4), channel="counter", operator=CLERK,
                           outlet="TJ-120103-01", now=NOW)
-    code, out, err, _ = sbcard("subsidy", "pay", batch)
+    code, out, err, _ = sbcard("subsidy", "pay", batch, "--operator", CHECKER)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"Batch {batch} paid (district 120103, approved by {CHECKER})."
-    assert "This run: paid 4 (¥1200.13), failed 1 (¥300.05) at pay time." in out
-    assert "paid      4  ¥1200.13" in out
+    assert lines[0] == f"Batch {batch} paid for 天津市河西区 (120103), approved by {CHECKER}."
+    assert "This run: paid 4 (¥1,200.13), failed 1 (¥300.05) at pay time." in out
+    assert "paid      4  ¥1,200.13" in out
     assert "failed    2  ¥600.08  (1 refused at import, 1 at pay time)" in out
-    assert "declared  ¥1800.21  = paid + failed" in out
+    assert "declared  ¥1,800.21  = paid + failed" in out
     assert any(line.startswith("card_lost") and "¥300.05" in line for line in lines)
     assert any(line.startswith("name_mismatch") for line in lines)
-    assert f"sbcard subsidy failures {batch} --out FILE.csv" in out
-    code, out, err, _ = sbcard("subsidy", "pay", batch)
+    assert f"sbcard subsidy failures {batch} --out FILE.csv --operator CODE" in out
+    code, out, err, _ = sbcard("subsidy", "pay", batch, "--operator", CHECKER)
     assert out.startswith(f"Batch {batch} was already paid at ") and "nothing done, nobody paid again" in out
 
 
 def test_subsidy_pay_cli_refusals_and_bad_input(sbcard, tmp_path):
-    code, _, err, _ = sbcard("subsidy", "pay", "TJ-S-20261122-9999")
+    code, _, err, _ = sbcard("subsidy", "pay", "TJ-S-20261122-9999", "--operator", CHECKER)
     assert code == 2 and "no subsidy batch TJ-S-20261122-9999" in err
     batch = import_csv(sbcard, tmp_path / "b.csv", batch_rows(range(2)))["batch_id"]
-    code, _, err, _ = sbcard("subsidy", "pay", batch)
+    code, _, err, _ = sbcard("subsidy", "pay", batch, "--operator", CHECKER)
     assert code == 1 and "not approved yet" in err and f"subsidy approve {batch}" in err
-    code, _, err, _ = sbcard("subsidy", "pay", batch, "--chunk", "0")
+    code, _, err, _ = sbcard("subsidy", "pay", batch, "--operator", CHECKER, "--chunk", "0")
     assert code == 2 and "--chunk" in err
     code, _, err, _ = sbcard("subsidy", "approve", batch, "--operator", CHECKER)
     code, _, err, _ = sbcard("subsidy", "pay", batch, "--operator", "nobody")
@@ -77,12 +77,12 @@ def test_subsidy_pay_cli_a_month_from_file_to_resubmission(sbcard, tmp_path, wor
     batch = approved_batch(sbcard, tmp_path / "october.csv", rows)
     lifecycle.report_lost(world, card_number=card_number(6), channel="counter", operator=CLERK,
                           outlet="TJ-120103-01", now=NOW)
-    code, _, err, paid = sbcard("subsidy", "pay", batch, "--json")
+    code, _, err, paid = sbcard("subsidy", "pay", batch, "--operator", CHECKER, "--json")
     assert code == 0, err
     assert (paid["paid"], paid["failed"]) == (6, 2)
 
     failures = tmp_path / "failures.csv"
-    code, _, err, _ = sbcard("subsidy", "failures", batch, "--out", str(failures))
+    code, _, err, _ = sbcard("subsidy", "failures", batch, "--out", str(failures), "--operator", CHECKER)
     assert code == 0, err
     with failures.open(encoding="utf-8-sig", newline="") as f:
         failed = list(csv.DictReader(f))
@@ -106,7 +106,7 @@ def test_subsidy_pay_cli_a_month_from_file_to_resubmission(sbcard, tmp_path, wor
     again = imported["batch_id"]
     code, _, err, _ = sbcard("subsidy", "approve", again, "--operator", CHECKER)
     assert code == 0, err
-    code, _, err, second = sbcard("subsidy", "pay", again, "--json")
+    code, _, err, second = sbcard("subsidy", "pay", again, "--operator", CHECKER, "--json")
     assert code == 0, err
     assert (second["paid"], second["failed"]) == (2, 0)
     assert_paid_exactly_once(tj, batch)
@@ -127,7 +127,7 @@ def test_subsidy_pay_cli_a_generated_batch_goes_the_same_way(sbcard, tj):
     assert code == 1
     code, _, err, _ = sbcard("subsidy", "approve", made["batch_id"], "--operator", CHECKER)
     assert code == 0, err
-    code, _, err, paid = sbcard("subsidy", "pay", made["batch_id"], "--json")
+    code, _, err, paid = sbcard("subsidy", "pay", made["batch_id"], "--operator", CHECKER, "--json")
     assert code == 0, err
     assert paid["source"] == "generated" and paid["paid"] == made["valid"]
     assert_paid_exactly_once(tj, made["batch_id"])

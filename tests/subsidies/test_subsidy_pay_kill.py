@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from subsidy_pay_fixtures import home, template_home  # noqa: F401  (fixtures)
 from subsidy_pay_world import (
-    HOLDERS, ITEM, approved_batch, assert_paid_exactly_once, batch_rows, row, run_sbcard, start_sbcard,
+    CHECKER, HOLDERS, ITEM, approved_batch, assert_paid_exactly_once, batch_rows, row, run_sbcard, start_sbcard,
 )
 
 from sbcard.store.db import open_db
@@ -66,7 +66,8 @@ def assert_consistent(home: Path, batch: str) -> dict:
 
 
 def pay(home: Path, batch: str, fault: str | None = None, *extra: str):
-    return run_sbcard(home, "subsidy", "pay", batch, "--chunk", CHUNK, "--json", *extra,
+    return run_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK, "--json",
+                      *extra,
                       env={FAULT: fault} if fault else None)
 
 
@@ -127,7 +128,8 @@ def test_subsidy_pay_kill_after_random_delays_until_done(home, batch_of):
     kills = 0
     for batch in batches:
         for attempt in range(40):
-            child = start_sbcard(home, "subsidy", "pay", batch, "--chunk", CHUNK, "--json",
+            child = start_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK,
+                                 "--json",
                                  env={FAULT: "sleep:after_commit:0.08"})
             try:
                 child.wait(timeout=rng.uniform(0.1, 0.9) + 0.05 * attempt)  # later tries get further
@@ -167,7 +169,8 @@ def wait_for_lease(home: Path, batch: str, child) -> None:
 
 def test_subsidy_pay_ctrl_c_rolls_back_the_chunk_and_says_where_it_stands(home, batch_of):
     batch = batch_of("202606")
-    child = start_sbcard(home, "subsidy", "pay", batch, "--chunk", CHUNK, env={FAULT: "sleep:after_commit:0.2"})
+    child = start_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK,
+                         env={FAULT: "sleep:after_commit:0.2"})
     try:
         wait_for_lease(home, batch, child)
         child.send_signal(signal.SIGINT)
@@ -192,7 +195,7 @@ def test_subsidy_pay_ctrl_c_rolls_back_the_chunk_and_says_where_it_stands(home, 
 
 def test_subsidy_pay_two_at_once_one_refuses_naming_the_other(home, batch_of):
     batch = batch_of("202605")
-    first = start_sbcard(home, "subsidy", "pay", batch, "--chunk", CHUNK, "--json",
+    first = start_sbcard(home, "subsidy", "pay", batch, "--operator", CHECKER, "--chunk", CHUNK, "--json",
                          env={FAULT: "sleep:after_commit:0.2"})
     try:
         wait_for_lease(home, batch, first)
@@ -221,7 +224,7 @@ def test_subsidy_pay_two_at_once_one_refuses_naming_the_other(home, batch_of):
 def test_subsidy_pay_two_batches_paying_the_same_people_at_once_pay_each_once(home, batch_of):
     one = batch_of("202604", range(0, 20))
     two = batch_of("202604", range(10, 30))  # holders 10..17 in both (imported before either was paid)
-    children = [start_sbcard(home, "subsidy", "pay", b, "--chunk", "2", "--json",
+    children = [start_sbcard(home, "subsidy", "pay", b, "--operator", CHECKER, "--chunk", "2", "--json",
                              env={FAULT: "sleep:after_commit:0.01"}) for b in (one, two)]
     results = []
     try:

@@ -159,12 +159,28 @@ class PurseWorld(CardWorld):
             db.close()
 
     def upload(self, records: list[OfflineRecord], terminal_id: str = METRO_TERMINAL[0],
-               now: dt.datetime | None = None):
+               now: dt.datetime | None = None, mac: str | None = None):
+        """``transit_host.upload``, the batch MACed by the terminal's PSAM (``batch_mac``) unless ``mac`` is given."""
         from sbcard.clock import SystemClock
         from sbcard.services import transit_host
 
         with open_world(self.home) as world:
-            return transit_host.upload(world, terminal_id, records, now=now or SystemClock().now())
+            mac = mac if mac is not None else self.batch_mac(records, terminal_id)
+            return transit_host.upload(world, terminal_id, records, now=now or SystemClock().now(), mac=mac)
+
+    def batch_mac(self, records: list[OfflineRecord], terminal_id: str = METRO_TERMINAL[0]) -> str:
+        """The batch's MAC by a PSAM holding ``terminal_id``'s upload key (its region's UMK master diversified
+        by its number, as ``terminal add`` loads it), over the records as the host reads them."""
+        from sbcard.chip.psam import BatchMac
+        from sbcard.services import terminals, transit_host
+        from terminals.psam import MemorySerials, Psam, psam_upload_key
+
+        with open_world(self.home) as world:
+            row = terminals.get_terminal(world, terminal_id)
+            key = terminals.upload_key(world, terminal_id)
+        number = bytes.fromhex(row["terminal_no"])
+        psam = Psam(number, [], MemorySerials(), upload_key=psam_upload_key(key))
+        return BatchMac(number, len(records), transit_host.batch_digest(records)).send(psam).hex().upper()
 
     def snapshot(self, label: str) -> Path:
         """Every node's database (SQLite backup) and every card file, put aside under ``label``."""

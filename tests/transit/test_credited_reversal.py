@@ -217,3 +217,12 @@ def test_a_cash_load_credited_after_its_reversal_blocks_the_card(purse_world):
     assert purse_world.float_balance("bj") == 5000 == purse_world.purse("liu")
     [block] = blocks(purse_world)
     assert block["details"]["rule"] == "credited_reversal"
+
+
+def test_the_load_says_what_it_took_back(purse_world):
+    load = restored_credit(purse_world)
+    node = purse_world.cards["liu"].node
+    code, out, err, _ = purse_world.run("transit", "load", "--reader", purse_world.reader("liu"), "--amount", "20",
+                                        "--operator", "BJ-C1", "--outlet", "BJ-110105-01")
+    assert code == 0 and node == "bj", err
+    assert f"corrected {load['id']}" in out and "¥50.00 taken back from the account" in out

@@ -160,7 +160,8 @@ class MoneyMachine(RuleBasedStateMachine):
         state = self.states[operator]
         log = state.unsent_records()
         records = [transit_host.OfflineRecord.from_log(r) for r in log]
-        result = transit_host.upload(self.world, self.terminal_ids[operator], records, now=self.clock.now())
+        result = transit_host.upload(self.world, self.terminal_ids[operator], records, now=self.clock.now(),
+                                     mac=state.sign_batch(log))
         assert (result.sent, result.accepted, result.duplicates) == (len(log), len(log), 0), result
         assert (result.rejected, result.flagged) == (0, 0), result.records
         if log:
@@ -176,7 +177,9 @@ class MoneyMachine(RuleBasedStateMachine):
         The next upload sends the same records again; the hub's message log answers for the
         issuer, which must not clear them twice (the end check compares shadows and purses).
         """
-        records = [transit_host.OfflineRecord.from_log(r) for r in self.states[operator].unsent_records()]
+        log = self.states[operator].unsent_records()
+        records = [transit_host.OfflineRecord.from_log(r) for r in log]
+        mac = self.states[operator].sign_batch(log)
 
         class Died(Exception):
             pass
@@ -186,7 +189,7 @@ class MoneyMachine(RuleBasedStateMachine):
 
         real, transit_host.UploadResult = transit_host.UploadResult, die
         try:
-            transit_host.upload(self.world, self.terminal_ids[operator], records, now=self.clock.now())
+            transit_host.upload(self.world, self.terminal_ids[operator], records, now=self.clock.now(), mac=mac)
         except Died:
             pass
         finally:

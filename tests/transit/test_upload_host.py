@@ -138,12 +138,14 @@ def test_a_station_batch_of_several_terminals_is_taken_at_once(loaded):
         loaded.purchase("chen", 500, serial=1, terminal=other, when=NOW + dt.timedelta(hours=1)),
         loaded.purchase("liu", 600, serial=2, terminal=other, when=NOW + dt.timedelta(hours=2)),
     ]
+    macs = {t: loaded.batch_mac([r for r in records if r.terminal == t], t) for t in (METRO_TERMINAL[0], other[0])}
     with open_world(loaded.home) as world:
-        result = transit_host.ingest(world, "bj", records, now=NOW, label="station-1")
+        result = transit_host.ingest(world, "bj", records, now=NOW, label="station-1", macs=macs)
     assert (result.sent, result.accepted, result.flagged, result.rejected) == (4, 4, 0, 0)
     assert {r["terminal"] for r in loaded.transit_records("bj")} == {METRO_TERMINAL[0], other[0]}
     with open_world(loaded.home) as world:
-        again = transit_host.ingest(world, "bj", records, now=NOW)
+        again = transit_host.ingest(world, "bj", records, now=NOW, macs=macs)
         assert again.duplicates == 4
         with pytest.raises(NotFound):
-            transit_host.ingest(world, "bj", [attrs.evolve(records[0], terminal="bj-subway-0404")], now=NOW)
+            transit_host.ingest(world, "bj", [attrs.evolve(records[0], terminal="bj-subway-0404")], now=NOW,
+                                macs=macs)
