@@ -66,6 +66,7 @@ def run_command(app: AppContext, date_text: str | None) -> None:
     _print_lines(result["lines"])
     if result["undelivered"]:
         click.echo(caution(f"{number(result['undelivered'])} line(s) wait for their payee's region (link down)"))
+    _print_purse_cases(result)
     _print_matrix(result["settlement"])
     if result["files"]:
         click.echo("files: " + ", ".join(result["files"]))
@@ -115,6 +116,7 @@ def report_command(app: AppContext, date_text: str | None) -> None:
         click.echo(caution("counter gaps:"))
         click.echo(table([(g["card_number"], g["issuer"], ",".join(map(str, g["missing"])), g["highest_cleared"])
                           for g in data["gaps"]], ["card", "issuer", "missing", "highest cleared"]))
+    _print_purse_cases(data)
     _print_lines(data["medical"])
     waiting = {n: c for n, c in data["awaiting"].items() if c}
     if waiting:
@@ -152,6 +154,20 @@ def show_command(app: AppContext, date_text: str | None) -> None:
                        money(r["pending_loads_fen"]), money(r["refunded_fen"]), "ok" if r["ok"] else
                        alert(f"OFF by {money(r['difference_fen'])}")) for node, r in data["reconciliation"].items()],
                      ["issuer", "float", "cards", "uncleared", "pending loads", "refunded", "reconciled"]))
+
+
+def _print_purse_cases(data: dict[str, Any]) -> None:
+    """Reversed loads the cards had credited (taken back), and cards blocked with the float they leave."""
+    if data.get("corrections"):
+        click.echo(caution("credited reversals taken back (restored card images):"))
+        click.echo(table([(c["card_number"], c["load_id"], money(c["amount_fen"]), money(c["taken_fen"]),
+                           money(c["short_fen"]), c["proof"]) for c in data["corrections"]],
+                         ["card", "load", "amount", "taken back", "short", "proof"]))
+    if data.get("blocks"):
+        click.echo(caution("cards blocked (blacklisted):"))
+        click.echo(table([(b["card_number"], b["rule"], number(b["evidence_count"]), money(b["float_fen"]),
+                           money(b["overspent_fen"])) for b in data["blocks"]],
+                         ["card", "rule", "evidence", "float no purse backs", "overspent"]))
 
 
 def _counts(d: dict[str, int]) -> str:

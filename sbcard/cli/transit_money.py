@@ -78,6 +78,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
         "tac": outcome.tac.hex().upper(),
         "terminal_no": number.hex().upper(),
         "settled": outcome.settled,
+        "corrections": host.corrections,
         "apdus": outcome.apdus,
     }
     if app.json:
@@ -90,6 +91,9 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
         ("account", money(done["account_balance_fen"])) if not cash else ("paid", f"in cash at {outlet}"),
         ("load", f"{done['load_id']}  TAC {done['tac']}"),
         *(_settled_lines(done["settled"])),
+        *((f"corrected {c['load_id']}", f"reversed, but the card had credited it: {money(c['taken_fen'])} "
+           f"taken back from the account" + (f", {money(c['short_fen'])} short" if c["short_fen"] else ""))
+          for c in done["corrections"]),
     ]))
 
 

@@ -163,6 +163,7 @@ FLAG_CATEGORIES: dict[str, str] = {
     "balance_altered": "balance_altered",
     "blacklisted": "blacklisted",
     "mac2_failed": "mac2_failed",
+    "reversed_load_credited": "credited_reversal",
 }
 
 

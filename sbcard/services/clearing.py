@@ -21,7 +21,9 @@ the job the next time: each step below is idempotent on its own.
      or ``OPERATOR-<operator>`` +x for its own region's operators; for its own hospitals
      ``CLEARING-<own node>`` −x, ``HOSPITAL-<code>`` +x (the claims credited it already);
    - the counter gaps of its cards as they stand (a counter skipped below a cleared one:
-     a tap whose record has not arrived), in its ``clearing_runs`` row with the counts.
+     a tap whose record has not arrived), in its ``clearing_runs`` row with the counts;
+   - the flag policy (``purse_integrity.review_flags``): its cards whose cleared purchases'
+     flags or overdue gaps condemn them are blocked (the hub's blacklist, delivered in the run).
 3. **Through the hub.** Each region's new lines go to the hub (``clearing.lines/<day>/<node>``,
    kept in the hub's ``clearing_lines``), which delivers each payer's lines to each other
    payee region it reaches (``clearing.deliver/<day>/<payer>/<payee>``, once by the payee's
@@ -32,7 +34,8 @@ the job the next time: each step below is idempotent on its own.
    once, and each region's settlement file ``<home>/settlement/<day>/<node>.json`` is written.
 
 ``report(world, day)`` (``sbcard clearing report``) shows a day's clearing: lines, records
-rejected (with the reasons' categories) and flagged, duplicates, counter gaps.
+rejected (with the reasons' categories) and flagged, duplicates, counter gaps; and, as the
+run does, the day's corrections of credited reversals and blocked cards (``purse_cases``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ import sqlite_utils
 from sbcard.clock import BEIJING
 from sbcard.domain import settlement as S
 from sbcard.domain.errors import InvalidInput
-from sbcard.services import ledger, links, transit_host
+from sbcard.federation import outbox
+from sbcard.services import ledger, links, purse_integrity, transit_host
 from sbcard.services.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
@@ -96,6 +100,8 @@ class ClearingResult:
     gaps: list[dict[str, Any]]  # cards with a counter skipped, as the issuers saw them
     files: list[str]  # the settlement files, relative to the world's home
     settlement: dict[str, Any]  # settlement.day_settlement as recorded
+    corrections: list[dict[str, Any]] = attrs.field(factory=list)  # reversed loads credited after all, taken back
+    blocks: list[dict[str, Any]] = attrs.field(factory=list)  # cards blocked that day, with the float they leave
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -138,6 +144,9 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
         else:
             regions[node] = {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0,
                              "note": "the hub cannot reach it: its part waits for the next clearing date"}
+    cases = purse_cases(world, day, [n for n, r in regions.items() if r["status"] == "cleared"])
+    if any(purse_integrity.blocks_waiting(world.region(n)) for n in REGION_NODES if links.is_up(hub, n)):
+        outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
     _send_lines(world, now)
     delivered = deliver(world, now)
     lines = hub_lines(world, day)
@@ -151,7 +160,7 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
         date=day.isoformat(), changed=True,
         message=f"cleared {day.isoformat()}: {len(lines)} line(s); " + ", ".join(parts),
         routed=routed, regions=regions, lines=[_line_view(row) for row in lines], delivered=delivered,
-        undelivered=undelivered, gaps=gaps, files=files, settlement=day_settlement)
+        undelivered=undelivered, gaps=gaps, files=files, settlement=day_settlement, **cases)
     settlement.record(world, day, day_settlement, result.to_dict(), now=now)
     return result
 
@@ -245,6 +254,7 @@ def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> di
             "lines": len(rows),
             "gap_list": counter_gaps(uow.db),
         }
+        summary["blocked"] = purse_integrity.review_flags(uow.db, day, summary["gap_list"], now)
         uow.db["clearing_runs"].insert({"day": key, "run_at": created,
                                         "summary": json.dumps(summary, ensure_ascii=False, sort_keys=True)})
         uow.commit()
@@ -332,6 +342,21 @@ def _post(db: sqlite_utils.Database, txn: str, entries: list[tuple[str, int]], n
             ledger.ensure_internal_account(db, account, "clearing", now)
     ledger.post(db, txn_id=txn, entries=kept, kind=LEDGER_KIND, operator=SYSTEM, memo=memo, now=now)
     return txn
+
+
+# ----------------------------------------------------------------------------- corrections and blocks
+
+
+def purse_cases(world: World, day: dt.date, nodes: Iterable[str] = REGION_NODES) -> dict[str, list[dict[str, Any]]]:
+    """The issuers' corrections (reversed loads credited after all) and blocks made on ``day`` (Beijing)."""
+    until = before_end("at", day)
+    since_sql, since_args = before_end("at", day - dt.timedelta(days=1))
+    out: dict[str, list[dict[str, Any]]] = {"corrections": [], "blocks": []}
+    for node in nodes:
+        got = purse_integrity.day_cases(world.region(node), node, (f"NOT ({since_sql})", since_args), until)
+        out["corrections"] += got["corrections"]
+        out["blocks"] += got["blocks"]
+    return out
 
 
 # ----------------------------------------------------------------------------- counters
@@ -533,6 +558,7 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
         e["reasons"] = dict(sorted(e["reasons"].items()))
     gaps = sorted((g for node in REGION_NODES for g in _run_summary(world, node, day).get("gaps", [])),
                   key=lambda g: (g["card_number"] or "", g["app_serial"]))
+    cases = purse_cases(world, day)
     return {
         "date": key,
         "run": recorded(world, day) is not None,
@@ -547,10 +573,17 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
             "gaps": len(gaps),
             "medical_claims": sum(r["count"] for r in lines if r["kind"] == "medical"),
             "medical_fen": sum(r["amount_fen"] for r in lines if r["kind"] == "medical"),
+            "corrections": len(cases["corrections"]),
+            "corrected_fen": sum(c["taken_fen"] for c in cases["corrections"]),
+            "shortfall_fen": sum(c["short_fen"] for c in cases["corrections"]),
+            "blocked": len(cases["blocks"]),
+            "blocked_float_fen": sum(b["float_fen"] for b in cases["blocks"]),
+            "overspent_fen": sum(b["overspent_fen"] for b in cases["blocks"]),
         },
         "rejected": rejected,
         "flagged": flagged,
         "duplicates": duplicates,
         "gaps": gaps,
         "awaiting": {node: transit_host.awaiting_count(world, node) for node in REGION_NODES},
+        **cases,
     }

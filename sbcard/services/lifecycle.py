@@ -261,6 +261,9 @@ def _tell_hub(db: sqlite_utils.Database, card: dict[str, Any], before: CardState
         now=now,
     )
     change = L.blacklist_change(before, after)
+    if change == "remove" and db.execute("SELECT 1 FROM card_events WHERE card_number = ? AND event = "
+                                         "'purse_blocked'", [number]).fetchone():
+        change = None  # the issuer blocked its purse (services.purse_integrity): found again, it stays listed
     if change is not None:
         outbox.enqueue(
             db, to_node=HUB, kind=f"blacklist.{change}", key=f"blacklist.{change}/{number}/{event_id}",

@@ -23,6 +23,11 @@ TAC, else its online counter past the load's), reversed — a new ledger transac
 the holder (a cash load: to the till, which pays the holder back) — if it never did. The terminal settles a card's pending loads before every
 new load, and the host refuses a new load while one is pending, so money is never taken
 without reaching the purse and never reaches it twice.
+
+A reversal trusts the card it was shown; a restored card image can show the old counter
+and later come back credited. ``begin_load`` therefore first takes back, with a correction
+entry, every reversed load the card's (MAC1-proven) online counter shows credited, and
+refuses a card whose purse its issuer blocked (``services.purse_integrity``).
 """
 
 from __future__ import annotations
@@ -55,8 +60,8 @@ from sbcard.domain.purse_load import (
     decide,
 )
 from sbcard.domain.regions import NODE_NAMES, node_of
-from sbcard.federation import lookup
-from sbcard.services import audit, keys, ledger
+from sbcard.federation import lookup, outbox
+from sbcard.services import audit, keys, ledger, purse_integrity
 from sbcard.store import rows
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
@@ -140,9 +145,10 @@ def begin_load(
 
 def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
                 now: datetime, cash: bool = False, outlet_node: str | None = None,
-                node: str | None = None) -> LoadGrant:
+                node: str | None = None, corrections: list[dict[str, Any]] | None = None) -> LoadGrant:
     """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened);
-    ``node``: the card's issuing region, when the caller knows it already."""
+    ``node``: the card's issuing region, when the caller knows it already; ``corrections``
+    gets the reversed loads this card's counter proved credited (taken back first)."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     if node is None:
@@ -150,6 +156,9 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
     if cash:
         _check_cash_outlet(world, node, outlet, outlet_node)
     staff = staff_of()
+    taken = _take_back_credited(world, node, request, now)
+    if corrections is not None:
+        corrections.extend(taken)
     db = world.region(node)
     with UnitOfWork(db) as uow:
         card = rows.first(uow.db, "SELECT * FROM cards WHERE app_serial = ?", [request.app_serial])  # locked
@@ -161,6 +170,10 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         if status != "active":
             raise RuleRefused("card.not_active", f"card {card['card_number']} is {status}: no load onto its purse",
                               FIELD)
+        block = purse_integrity.blocked(uow.db, card["card_number"])
+        if block is not None:
+            raise RuleRefused("card.purse_blocked", f"card {card['card_number']} is blocked since {block['at'][:19]} "
+                              f"({block['reason']}): no load onto its purse; the issuer's staff review it", FIELD)
         if request.balance_fen + request.amount_fen > MAX_BALANCE_FEN:
             raise RuleRefused(
                 "purse.max_balance",
@@ -171,8 +184,9 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         if waiting:
             raise RuleRefused("load.pending", f"load {waiting[0]} on this card is not settled yet: present the card "
                               "to a load terminal to settle it first", FIELD)
-        live = uow.db.execute(
-            "SELECT id FROM purse_loads WHERE app_serial = ? AND online_counter = ? AND status = 'confirmed'",
+        live = uow.db.execute(  # a confirmed load, or a reversal the card was found to have credited
+            "SELECT id FROM purse_loads l WHERE app_serial = ? AND online_counter = ? AND (status = 'confirmed' OR "
+            "status = 'reversed' AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.txn_id = l.id || '-COR'))",
             [request.app_serial, request.online_counter]).fetchone()
         if live:
             raise RuleRefused("load.counter_reused", f"the card's online counter {request.online_counter} was used "
@@ -215,6 +229,32 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         uow.finish()
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
+
+
+def _take_back_credited(world: World, node: str, request: LoadRequest, now: datetime) -> list[dict[str, Any]]:
+    """The reversed loads the card's online counter shows it credited (a restored image), taken back.
+
+    The counter is the card's own, proven by its MAC1 (checked here before any money moves).
+    Its own transaction, committed even when the load is then refused; a card the
+    correction blocks (the account could not pay it all) is told to the hub at once.
+    """
+    db = world.region(node)
+    if not purse_integrity.credited_by_counter(db, request.app_serial, request.online_counter):
+        return []  # nearly always: one look-up, no lock
+    with UnitOfWork(db) as uow:
+        _check_mac1(keys.issuer_masters(uow.db), request)
+        done = []
+        for row in purse_integrity.credited_by_counter(uow.db, request.app_serial, request.online_counter):
+            case = purse_integrity.take_back(
+                uow.db, row, proof="online_counter", now=now,
+                evidence={"online_counter": request.online_counter, "balance_fen": request.balance_fen,
+                          "terminal_no": request.terminal_no})
+            if case is not None:
+                done.append({k: v for k, v in case.items() if k != "evidence"})
+        uow.finish()
+    if any(case["short_fen"] for case in done):
+        outbox.deliver_pending(world, now)  # the card was blocked: the hub lists it now
+    return done
 
 
 def _check_cash_outlet(world: World, node: str, outlet: str | None, outlet_node: str | None) -> None:
@@ -318,11 +358,13 @@ class PurseHost:
         self.operator = staff["code"]
         self.outlet_node = lookup.get_outlet(world, outlet)["node"] if outlet is not None else None
         self._issuers: dict[str, str] = {}
+        self.corrections: list[dict[str, Any]] = []  # reversed loads taken back by this host's loads
 
     def at(self, now: datetime) -> PurseHost:
         """The same host (operator, outlet, what it has looked up) at another time: a later load."""
         later = copy.copy(self)
         later.now = now
+        later.corrections = []
         return later
 
     def _issuer(self, app_serial: str) -> str | None:
@@ -345,7 +387,8 @@ class PurseHost:
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         # The operator was checked when the host was opened for them.
         return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now,
-                           cash=self.cash, outlet_node=self.outlet_node, node=self._issuer(request.app_serial))
+                           cash=self.cash, outlet_node=self.outlet_node, node=self._issuer(request.app_serial),
+                           corrections=self.corrections)
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now,

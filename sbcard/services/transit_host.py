@@ -79,7 +79,7 @@ from sbcard.clock import BEIJING
 from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.money import format_fen
 from sbcard.domain.regions import NODE_NAMES, node_of
-from sbcard.services import keys, links
+from sbcard.services import keys, links, purse_integrity
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
@@ -752,10 +752,12 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
             uow.db, "SELECT app_serial, expected_balance_fen, last_offline_counter, last_offline_at, offline_next, "
                     "offline_spent_fen, loose FROM purse_shadow WHERE app_serial IN ({})", serials)}
         loads: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-        for app_serial, counter, amount, status in _select_in(
-                uow.db, "SELECT app_serial, online_counter, amount_fen, status FROM purse_loads "
-                        "WHERE app_serial IN ({}) AND status != 'reversed'", serials):
-            loads[app_serial].append((counter, amount, status))
+        reversed_: dict[str, list[tuple[int, int, str]]] = defaultdict(list)  # candidates: maybe credited after all
+        for app_serial, counter, amount, status, load_id in _select_in(
+                uow.db, "SELECT app_serial, online_counter, amount_fen, CASE WHEN status = 'reversed' AND EXISTS "
+                        "(SELECT 1 FROM ledger_entries e WHERE e.txn_id = l.id || '-COR') THEN 'confirmed' "
+                        "ELSE status END, id FROM purse_loads l WHERE app_serial IN ({})", serials):
+            (reversed_ if status == "reversed" else loads)[app_serial].append((counter, amount, status, load_id))
 
         received_at = timestamp(now)
         new_rows: list[tuple] = []
@@ -771,7 +773,8 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
                 continue
             if any(not records[i].card_number for i in by_card[app_serial]):
                 cards_out[app_serial] = card_number
-            state = _PurseState(shadows.get(app_serial), loads.get(app_serial, ()))
+            state = _PurseState(shadows.get(app_serial), loads.get(app_serial, ()),
+                                _unexplained(reversed_.get(app_serial, ()), loads.get(app_serial, ())))
             checker = _TacChecker(masters.algorithm, diversifier.dtk(app_serial))
             for i in indexes:
                 r, key = records[i], keys_[i]
@@ -795,6 +798,9 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
                                  card_number, r.amount_fen, r.balance_before_fen, r.date_time, r.tac or "", from_node,
                                  status, reason, json.dumps(flags, ensure_ascii=False) if flags else None,
                                  received_at, r.operator or operators.get(r.terminal_no)))
+            for load_id, proof in state.credited:  # reversed loads the balance showed credited: taken back
+                purse_integrity.take_back(uow.db, _load_row(uow.db, load_id), proof="balance", evidence=proof,
+                                          now=now, shadow=False)
             if state.changed:
                 shadow_rows.append((app_serial, card_number, *state.row(), received_at))
         new_rows.sort(key=lambda row: (row[0], row[1]))  # in key order: appended, not scattered
@@ -817,6 +823,16 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
         uow.commit()
     rejected = sum(1 for v in verdicts.values() if v["status"] == "rejected")
     return {"cleared": len(records) - rejected, "rejected": rejected, "verdicts": verdicts, "cards": cards_out}
+
+
+def _unexplained(reversed_: Sequence[tuple], live: Sequence[tuple]) -> list[tuple]:
+    """The reversed loads without a live load at their online counter: a credit of theirs is unexplained."""
+    used = {load[0] for load in live}
+    return [load for load in reversed_ if load[0] not in used]
+
+
+def _load_row(db: sqlite_utils.Database, load_id: str) -> dict[str, Any]:
+    return dict(next(iter(db.query("SELECT * FROM purse_loads WHERE id = ?", [load_id]))))
 
 
 def _earlier_verdicts(db: sqlite_utils.Database, records: Sequence[OfflineRecord]) -> dict[tuple, dict[str, Any] | None]:
@@ -866,22 +882,21 @@ class _PurseState:
     - ``balance_altered``: the balance before it plus what the earlier purchases took is
       what the card's loads had put on it by then — one of the running totals of its loads
       (in online-counter order) when every earlier purchase is known, at most their total
-      otherwise. Anything else means the purse was edited behind the card's back.
+      otherwise. Anything else means the purse was edited behind the card's back;
+    - ``reversed_load_credited``: that balance fits only if loads the host reversed (no live
+      load at their counter) were credited after all — a card image put back around a torn
+      load's recovery. They count as loads from then on, and ``credited`` names them for the
+      caller to take the money back (``purse_integrity.take_back``).
     """
 
     __slots__ = ("expected", "last", "last_at", "next", "spent", "loose", "recent", "totals", "ceiling", "confirmed",
-                 "changed")
+                 "changed", "loads", "candidates", "credited")
     RECENT = 8  # cleared counters just below ``next`` kept by name, for the counter-back message
 
-    def __init__(self, row: tuple | None, loads: Sequence[tuple[int, int, str]]) -> None:
-        prefix, running, confirmed = {0}, 0, 0
-        for _counter, amount, status in sorted(loads):
-            running += amount
-            prefix.add(running)
-            if status == "confirmed":
-                confirmed += amount
-        # Pending loads count as possible (the card may have credited them), not as known.
-        self.totals, self.ceiling, self.confirmed = prefix, running, confirmed
+    def __init__(self, row: tuple | None, loads: Sequence[tuple], candidates: Sequence[tuple] = ()) -> None:
+        self.loads, self.candidates = list(loads), sorted(candidates)
+        self.credited: list[tuple[str, dict[str, Any]]] = []
+        self._count_loads()
         self.changed = False
         self.loose: dict[int, list[Any]] = {}
         self.recent: dict[int, list[Any]] = {}
@@ -892,6 +907,16 @@ class _PurseState:
             if loose != "[]":
                 for e in json.loads(loose):
                     (self.recent if e[0] < self.next else self.loose)[e[0]] = e
+
+    def _count_loads(self) -> None:
+        prefix, running, confirmed = {0}, 0, 0
+        for _counter, amount, status, *_ in sorted(self.loads):
+            running += amount
+            prefix.add(running)
+            if status == "confirmed":
+                confirmed += amount
+        # Pending loads count as possible (the card may have credited them), not as known.
+        self.totals, self.ceiling, self.confirmed = prefix, running, confirmed
 
     def clear(self, r: OfflineRecord) -> list[dict[str, Any]]:
         c = r.counter
@@ -923,6 +948,10 @@ class _PurseState:
         shown = b + spent
         if shown <= self.ceiling and (not contiguous or shown in self.totals):
             return None
+        if self.candidates:
+            flag = self._credited_reversal(r, shown, contiguous)
+            if flag:
+                return flag
         fits = [t - spent for t in self.totals if t >= spent]
         nearest = min(fits, key=lambda x: abs(x - b)) if fits else 0
         expected = nearest if contiguous else self.ceiling - spent
@@ -931,6 +960,34 @@ class _PurseState:
                            f"issuer's loads and purchases give {format_fen(expected)}"
                            + ("" if contiguous else " at most"),
                 "balance_before_fen": b, "expected_fen": expected}
+
+    def _credited_reversal(self, r: OfflineRecord, shown: int, contiguous: bool) -> dict[str, Any] | None:
+        """The fewest reversed loads (in counter order) whose credit explains the balance, made loads; or None."""
+        for n in range(1, len(self.candidates) + 1):
+            chosen = self.candidates[:n]
+            running, prefix = 0, {0}
+            for _counter, amount, *_ in sorted([*self.loads, *chosen]):
+                running += amount
+                prefix.add(running)
+            if shown <= running and (not contiguous or shown in prefix):
+                break
+        else:
+            return None
+        self.candidates = self.candidates[n:]
+        self.loads += [(counter, amount, "confirmed", load_id) for counter, amount, _, load_id in chosen]
+        self._count_loads()
+        added = sum(amount for _, amount, *_ in chosen)
+        if self.expected is not None:
+            self.expected += added
+        ids = [load_id for *_, load_id in chosen]
+        proof = {"counter": r.counter, "terminal_no": r.terminal_no, "terminal_serial": r.terminal_serial,
+                 "balance_before_fen": r.balance_before_fen}
+        self.credited += [(load_id, proof) for load_id in ids]
+        return {"flag": "reversed_load_credited",
+                "message": f"reversed load{'s' if len(ids) > 1 else ''} {', '.join(ids)} credited after all: the card "
+                           f"showed {format_fen(r.balance_before_fen)} before purchase {r.counter} (its image was put "
+                           f"back); {format_fen(added)} taken back from the account (what it cannot pay blocks the card)",
+                "load_id": ids[0], "load_ids": ids, "amount_fen": added, "balance_before_fen": r.balance_before_fen}
 
     def _take(self, r: OfflineRecord) -> None:
         """The purchase is cleared: the counters and the spending move on (a reused counter spends again)."""

@@ -19,14 +19,16 @@ def test_run_report_and_show(loaded, clock):
     assert code == 0, err
     assert done["date"] == "2025-03-03" and done["changed"] is True
     assert sorted(done) == sorted(["date", "changed", "message", "routed", "regions", "lines", "delivered",
-                                   "undelivered", "gaps", "files", "settlement"])
+                                   "undelivered", "gaps", "files", "settlement", "corrections", "blocks"])
     code, out, err, _ = loaded.run("clearing", "run", "--date", "2025-03-03")
     assert code == 0 and "was run before: nothing changed" in out
 
     code, _, err, rep = loaded.run("clearing", "report", "--date", "2025-03-03", "--json")
     assert code == 0, err
     assert rep["totals"] == {"accepted": 3, "accepted_fen": 900, "flagged": 0, "rejected": 1, "duplicates": 0,
-                             "gaps": 0, "medical_claims": 0, "medical_fen": 0}
+                             "gaps": 0, "medical_claims": 0, "medical_fen": 0, "corrections": 0,
+                             "corrected_fen": 0, "shortfall_fen": 0, "blocked": 0, "blocked_float_fen": 0,
+                             "overspent_fen": 0}
     assert rep["rejected"][0]["category"] == "forged_tac"
     code, out, err, _ = loaded.run("clearing", "report", "--date", "2025-03-03")
     assert code == 0, err
