@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from sbcard.store.migrations import Migration
+from sbcard.store.paths import home_of, relative_in_world
 
 # GB/T 2260 divisions of the whole Jing-Jin-Ji area, so every node can name any region
 # (a Tianjin card's issuer, a Hebei operator's district) without asking another node.
@@ -973,6 +974,21 @@ def _v8_indexes(db: sqlite_utils.Database) -> None:
     db.executescript(_INDEXES_V8)
 
 
+# Worlds made before this recorded card files by absolute path: a copy of such a world wrote into
+# the original's cards. Each recorded path becomes relative to the home (sbcard/store/paths.py).
+_RECORDED_PATHS = (("blank_cards", "chip_serial", "path"), ("cards", "card_number", "virtual_path"))
+
+
+def _v9_relative_paths(db: sqlite_utils.Database) -> None:
+    home = home_of(db)
+    if home is None:
+        return
+    for table, key, column in _RECORDED_PATHS:
+        rows = db.execute(f"SELECT {key}, {column} FROM {table} WHERE {column} LIKE '/%'").fetchall()
+        changed = [(new, k) for k, stored in rows if (new := relative_in_world(home, stored)) != stored]
+        db.conn.executemany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", changed)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -982,4 +998,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "venues: gates' visits, library readers and loans", _v6_venues),
     Migration(7, "clearing: records awaiting their issuer, clearing days, lines and runs", _v7_clearing),
     Migration(8, "indexes: accounts by card, purse loads by card and counter", _v8_indexes),
+    Migration(9, "card files recorded relative to the world's home", _v9_relative_paths),
 )

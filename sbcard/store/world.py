@@ -9,6 +9,7 @@ that is behind the code.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import weakref
@@ -29,6 +30,7 @@ from sbcard import subsidy_reference
 from sbcard.reference import read_csv_rows
 from sbcard.store import schema_hub, schema_region
 from sbcard.store.db import open_db
+from sbcard.store.paths import recorded_path
 from sbcard.store.migrations import Migration, migrate, read_meta, schema_version, timestamp
 from sbcard.store.unit_of_work import UnitOfWork
 
@@ -62,6 +64,19 @@ class WorldPaths:
     @property
     def terminals_dir(self) -> Path:
         return self.home / "terminals"
+
+    def record(self, path: str | os.PathLike[str]) -> str:
+        """How the databases record a file of this world: its path relative to the home, so a
+        copied world names its own files, never the original's. A file outside the home (a
+        card kept elsewhere) keeps its absolute path."""
+        return recorded_path(self.home, path)
+
+    def resolve(self, stored: str | None) -> str | None:
+        """The file a recorded path names: under this world's home when relative."""
+        if not stored:
+            return stored
+        return stored if os.path.isabs(stored) else os.path.join(self.home, stored)
+
 
 
 @attrs.frozen
