@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from sbcard.domain.errors import SbcardError
+from sbcard.domain.regions import node_of
+from sbcard.store import keystore
 from sbcard.store.migrations import Migration
 from sbcard.store.paths import home_of, relative_in_world
 
@@ -60,8 +63,8 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     db.executescript(_OPERATORS_AND_AUDIT_V1)
     # The region's issuer master keys, from which each card's keys are diversified by
     # its serial number: DPK purchase, DLK load, DTK TAC, DAMK application maintenance,
-    # MK card maintenance. In production these never leave an HSM; the simulator keeps
-    # them here in clear so that the emulated issuer and clearing can compute with them.
+    # MK card maintenance. Kept here in clear until migration 10 moved them to the
+    # region's sealed key store (sbcard/store/keystore.py) and dropped this table.
     db["issuer_keys"].create(
         {
             "purpose": str,
@@ -989,6 +992,31 @@ def _v9_relative_paths(db: sqlite_utils.Database) -> None:
         db.conn.executemany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", changed)
 
 
+def _v10_keys_out(db: sqlite_utils.Database) -> None:
+    """Seal the ``issuer_keys`` rows into ``<home>/<node>.keys`` and drop the table, its pages zeroed.
+
+    The store is written before the table is dropped: a crash in between leaves both, and
+    the next open seals the same keys again (a store never takes a different key for a purpose).
+    """
+    if not db["issuer_keys"].exists():
+        return
+    rows = [dict(row) for row in db.query(
+        "SELECT purpose, algorithm, key_version, key_hex, created_at FROM issuer_keys ORDER BY purpose")]
+    if rows:
+        home = home_of(db)
+        code = db.execute("SELECT value FROM schema_meta WHERE key = 'region_code'").fetchone()[0]
+        if home is None:
+            raise SbcardError("keys.no_store", "an in-memory region database has no key store for its keys")
+        node = node_of(code)
+        keystore.add_keys(keystore.keystore_path(home, node), rows, node=node, region_code=code)
+    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete = ON")  # the freed pages are zeroed, not left holding the keys
+    try:
+        db.execute("DROP TABLE issuer_keys")
+    finally:
+        db.execute(f"PRAGMA secure_delete = {int(secure)}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -999,4 +1027,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "clearing: records awaiting their issuer, clearing days, lines and runs", _v7_clearing),
     Migration(8, "indexes: accounts by card, purse loads by card and counter", _v8_indexes),
     Migration(9, "card files recorded relative to the world's home", _v9_relative_paths),
+    Migration(10, "issuer master keys moved out to the region's key store", _v10_keys_out),
 )

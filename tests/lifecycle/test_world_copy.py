@@ -48,7 +48,7 @@ def _make_old(home: Path, absolute_root: Path) -> None:
     try:
         db.executescript("""
             DROP TRIGGER schema_migrations_no_delete;
-            DELETE FROM schema_migrations WHERE version = 9;
+            DELETE FROM schema_migrations WHERE version >= 9;
             UPDATE schema_meta SET value = '8' WHERE key = 'schema_version';
         """)
         for table, column in (("blank_cards", "path"), ("cards", "virtual_path")):

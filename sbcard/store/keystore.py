@@ -1,0 +1,174 @@
+"""A region's key store: its master keys, sealed in a file beside its database.
+
+The keys never sit in clear in a region's database (where ``datasette`` or ``sqlite-utils``
+would show them to anyone who may read it): ``<home>/<node>.keys`` holds them, encrypted
+with AES-256-GCM (``cryptography``'s AEAD) under a key-encryption key (KEK). The file is a
+small JSON document: a header (format, node, region code, which KEK sealed it) that is
+authenticated as the AEAD's associated data, a fresh 12-byte nonce per write, and the sealed
+list of keys (``purpose``, ``algorithm``, ``key_version``, ``key_hex``, ``created_at``).
+
+The KEK, 32 bytes written as 64 hex digits, is taken from:
+
+- ``SBCARD_KEK`` (the hex itself), or
+- ``SBCARD_KEK_FILE`` (a file holding the hex; keep it readable only by the service);
+- neither: ``SIMULATION_KEK``, a fixed key published in this source, **for simulation
+  only** — anyone with sbcard can open a key store sealed under it.
+
+A KEK that is malformed, given twice, or that does not open the store is refused as bad
+input (``InvalidInput``, exit 2, field ``SBCARD_KEK``/``SBCARD_KEK_FILE``); a store that is
+missing or damaged is an error of the world (``SbcardError``, exit 3). Files are replaced
+atomically (written beside, fsynced, renamed), so a crash leaves the old store or the new.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sbcard.domain.errors import InvalidInput, SbcardError
+
+FORMAT = "sbcard-keystore/1"
+SUFFIX = ".keys"
+ENV_KEK = "SBCARD_KEK"
+ENV_KEK_FILE = "SBCARD_KEK_FILE"
+KEK_LENGTH = 32  # AES-256
+NONCE_LENGTH = 12
+# For simulation only: published here, so it protects nothing but a world's casual reader.
+SIMULATION_KEK = hashlib.sha256(b"sbcard simulation-only key-encryption key").digest()
+SIMULATION = "simulation-default"
+GIVEN = "given"
+
+Row = dict[str, Any]  # one key: purpose, algorithm, key_version, key_hex, created_at
+
+# (path, inode, size, mtime_ns, KEK) -> the rows the file held: a store is opened once per
+# process and version of the file, then each use costs one stat.
+_OPENED: dict[tuple[str, int, int, int, bytes], dict[str, Row]] = {}
+_OPENED_KEPT = 64
+
+
+def keystore_path(home: str | os.PathLike[str], node: str) -> Path:
+    """Where a region's key store lives: beside its database, ``<home>/<node>.keys``."""
+    return Path(home) / f"{node}{SUFFIX}"
+
+
+def kek(environ: Mapping[str, str] | None = None) -> tuple[bytes, str]:
+    """The KEK to use and where it came from (``given`` or ``simulation-default``).
+
+    Read once per process for each setting of the two variables (a KEK file is read once)."""
+    env = os.environ if environ is None else environ
+    return _kek(env.get(ENV_KEK), env.get(ENV_KEK_FILE))
+
+
+@functools.lru_cache(maxsize=8)
+def _kek(text: str | None, file: str | None) -> tuple[bytes, str]:
+    if text and file:
+        raise InvalidInput("keys.kek_twice", f"give the key-encryption key once: {ENV_KEK} or {ENV_KEK_FILE}, "
+                           "not both", ENV_KEK)
+    field = ENV_KEK
+    if file:
+        field = ENV_KEK_FILE
+        try:
+            text = Path(file).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise InvalidInput("keys.kek_unreadable", f"cannot read the key-encryption key file {file}: "
+                               f"{getattr(e, 'strerror', None) or e}", ENV_KEK_FILE) from None
+    if not text:
+        return SIMULATION_KEK, SIMULATION
+    try:
+        value = bytes.fromhex(text.strip())
+    except ValueError:
+        value = b""
+    if len(value) != KEK_LENGTH:
+        raise InvalidInput("keys.kek_malformed", f"the key-encryption key must be {KEK_LENGTH} bytes written as "
+                           f"{2 * KEK_LENGTH} hex digits", field)
+    return value, GIVEN
+
+
+def read_keys(path: Path, *, node: str, region_code: str) -> Mapping[str, Row]:
+    """purpose -> key row, from the store at ``path``; {} when there is no store yet (read-only: shared)."""
+    key, source = kek()
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise SbcardError("keys.unreadable", f"cannot read key store {path}: {e.strerror}") from None
+    cache_key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, key)
+    rows = _OPENED.get(cache_key)
+    if rows is None:
+        rows = _unseal(path, key, source, node=node, region_code=region_code)
+        if len(_OPENED) >= _OPENED_KEPT:
+            _OPENED.clear()
+        _OPENED[cache_key] = rows
+    return rows
+
+
+def add_keys(path: Path, new: Iterable[Row], *, node: str, region_code: str) -> None:
+    """Seal ``new`` keys into the store (made if absent); a purpose it holds already is never replaced."""
+    current = read_keys(path, node=node, region_code=region_code)
+    added = {row["purpose"]: dict(row) for row in new}
+    clash = sorted(p for p in added if p in current and current[p]["key_hex"] != added[p]["key_hex"])
+    if clash:
+        raise SbcardError("keys.conflict", f"key store {path} already holds other {', '.join(clash)} keys: "
+                          "an existing key is never replaced")
+    merged = {**added, **current}
+    if merged == current:
+        return
+    key, source = kek()
+    header = {"format": FORMAT, "node": node, "region_code": region_code, "kek": source}
+    nonce = os.urandom(NONCE_LENGTH)
+    plain = json.dumps([merged[p] for p in sorted(merged)], sort_keys=True).encode("utf-8")
+    sealed = AESGCM(key).encrypt(nonce, plain, _aad(header))
+    document = {**header, "nonce": _b64(nonce), "sealed": _b64(sealed)}
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _unseal(path: Path, key: bytes, source: str, *, node: str, region_code: str) -> dict[str, Row]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        header = {name: document[name] for name in ("format", "node", "region_code", "kek")}
+        nonce, sealed = base64.b64decode(document["nonce"]), base64.b64decode(document["sealed"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SbcardError("keys.damaged", f"key store {path} is not a readable sbcard key store ({e})") from None
+    if header["format"] != FORMAT:
+        raise SbcardError("keys.damaged", f"key store {path} has format {header['format']!r}, expected {FORMAT}")
+    if (header["node"], header["region_code"]) != (node, region_code):
+        raise SbcardError("keys.wrong_region", f"key store {path} belongs to {header['node']} "
+                          f"({header['region_code']}), not {node} ({region_code})")
+    try:
+        plain = AESGCM(key).decrypt(nonce, sealed, _aad(header))
+    except (InvalidTag, ValueError):
+        if header["kek"] == SIMULATION and source == GIVEN:
+            hint = f"it was sealed under the simulation default: unset {ENV_KEK} and {ENV_KEK_FILE}"
+        elif header["kek"] == GIVEN and source == SIMULATION:
+            hint = f"it was sealed under a key-encryption key of your own: set {ENV_KEK} or {ENV_KEK_FILE}"
+        else:
+            hint = "the key is not the one it was sealed under, or the file was altered"
+        field = ENV_KEK_FILE if os.environ.get(ENV_KEK_FILE) else ENV_KEK
+        raise InvalidInput("keys.wrong_kek", f"the key-encryption key does not open key store {path}: {hint}",
+                           field) from None
+    return {row["purpose"]: row for row in json.loads(plain)}
+
+
+def _aad(header: Mapping[str, str]) -> bytes:
+    return json.dumps(dict(header), sort_keys=True).encode("utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
