@@ -1,11 +1,14 @@
 """A region's key store: its master keys, sealed in a file beside its database.
 
 The keys never sit in clear in a region's database (where ``datasette`` or ``sqlite-utils``
-would show them to anyone who may read it): ``<home>/<node>.keys`` holds them, encrypted
-with AES-256-GCM (``cryptography``'s AEAD) under a key-encryption key (KEK). The file is a
-small JSON document: a header (format, node, region code, which KEK sealed it) that is
-authenticated as the AEAD's associated data, a fresh 12-byte nonce per write, and the sealed
-list of keys (``purpose``, ``algorithm``, ``key_version``, ``key_hex``, ``created_at``).
+would show them to anyone who may read it): ``<home>/<node>.keys`` holds them, sealed with
+AES-SIV (RFC 5297, ``cryptography``'s AEAD made for key wrapping) under a key derived by
+HKDF-SHA256 from the key-encryption key (KEK). The file is a small JSON document: a header
+(format, node, region code, which KEK sealed it) that is authenticated as the associated
+data, and the sealed list of keys (``purpose``, ``algorithm``, ``key_version``, ``key_hex``,
+``created_at``). AES-SIV needs no nonce and is deterministic: the same keys under the same
+KEK make the same file, so a seeded world is reproducible byte for byte, and no nonce can
+ever repeat.
 
 The KEK, 32 bytes written as 64 hex digits, is taken from:
 
@@ -32,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sbcard.domain.errors import InvalidInput, SbcardError
 
@@ -40,8 +45,8 @@ FORMAT = "sbcard-keystore/1"
 SUFFIX = ".keys"
 ENV_KEK = "SBCARD_KEK"
 ENV_KEK_FILE = "SBCARD_KEK_FILE"
-KEK_LENGTH = 32  # AES-256
-NONCE_LENGTH = 12
+KEK_LENGTH = 32
+SIV_KEY_LENGTH = 64  # AES-256-SIV: two 256-bit keys
 # For simulation only: published here, so it protects nothing but a world's casual reader.
 SIMULATION_KEK = hashlib.sha256(b"sbcard simulation-only key-encryption key").digest()
 SIMULATION = "simulation-default"
@@ -125,10 +130,9 @@ def add_keys(path: Path, new: Iterable[Row], *, node: str, region_code: str) -> 
         return
     key, source = kek()
     header = {"format": FORMAT, "node": node, "region_code": region_code, "kek": source}
-    nonce = os.urandom(NONCE_LENGTH)
     plain = json.dumps([merged[p] for p in sorted(merged)], sort_keys=True).encode("utf-8")
-    sealed = AESGCM(key).encrypt(nonce, plain, _aad(header))
-    document = {**header, "nonce": _b64(nonce), "sealed": _b64(sealed)}
+    sealed = _siv(key).encrypt(plain, [_aad(header)])
+    document = {**header, "sealed": _b64(sealed)}
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, sort_keys=True)
@@ -143,7 +147,7 @@ def _unseal(path: Path, key: bytes, source: str, *, node: str, region_code: str)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         header = {name: document[name] for name in ("format", "node", "region_code", "kek")}
-        nonce, sealed = base64.b64decode(document["nonce"]), base64.b64decode(document["sealed"])
+        sealed = base64.b64decode(document["sealed"], validate=True)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SbcardError("keys.damaged", f"key store {path} is not a readable sbcard key store ({e})") from None
     if header["format"] != FORMAT:
@@ -152,7 +156,7 @@ def _unseal(path: Path, key: bytes, source: str, *, node: str, region_code: str)
         raise SbcardError("keys.wrong_region", f"key store {path} belongs to {header['node']} "
                           f"({header['region_code']}), not {node} ({region_code})")
     try:
-        plain = AESGCM(key).decrypt(nonce, sealed, _aad(header))
+        plain = _siv(key).decrypt(sealed, [_aad(header)])
     except (InvalidTag, ValueError):
         if header["kek"] == SIMULATION and source == GIVEN:
             hint = f"it was sealed under the simulation default: unset {ENV_KEK} and {ENV_KEK_FILE}"
@@ -164,6 +168,14 @@ def _unseal(path: Path, key: bytes, source: str, *, node: str, region_code: str)
         raise InvalidInput("keys.wrong_kek", f"the key-encryption key does not open key store {path}: {hint}",
                            field) from None
     return {row["purpose"]: row for row in json.loads(plain)}
+
+
+@functools.lru_cache(maxsize=8)
+def _siv(kek_value: bytes) -> AESSIV:
+    """The AES-256-SIV cipher of a KEK: its 64-byte key drawn from the KEK with HKDF-SHA256."""
+    key = HKDF(algorithm=hashes.SHA256(), length=SIV_KEY_LENGTH, salt=None,
+               info=b"sbcard keystore AES-SIV").derive(kek_value)
+    return AESSIV(key)
 
 
 def _aad(header: Mapping[str, str]) -> bytes:
