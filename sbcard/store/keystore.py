@@ -10,12 +10,12 @@ data, and the sealed list of keys (``purpose``, ``algorithm``, ``key_version``, 
 KEK make the same file, so a seeded world is reproducible byte for byte, and no nonce can
 ever repeat.
 
-The KEK, 32 bytes written as 64 hex digits, is taken from:
+The KEK (``sbcard/chip/sealing.py``), 32 bytes written as 64 hex digits, is taken from:
 
 - ``SBCARD_KEK`` (the hex itself), or
 - ``SBCARD_KEK_FILE`` (a file holding the hex; keep it readable only by the service);
-- neither: ``SIMULATION_KEK``, a fixed key published in this source, **for simulation
-  only** — anyone with sbcard can open a key store sealed under it.
+- neither: ``SIMULATION_KEK``, a fixed key published in sbcard's source, **for
+  simulation only** — anyone with sbcard can open a key store sealed under it.
 
 A KEK that is malformed, given twice, or that does not open the store is refused as bad
 input (``InvalidInput``, exit 2, field ``SBCARD_KEK``/``SBCARD_KEK_FILE``); a store that is
@@ -26,8 +26,6 @@ atomically (written beside, fsynced, renamed), so a crash leaves the old store o
 from __future__ import annotations
 
 import base64
-import functools
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -35,22 +33,21 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESSIV
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sbcard.chip.sealing import (  # noqa: F401 - the KEK's names, for whoever imports them from here
+    ENV_KEK,
+    ENV_KEK_FILE,
+    GIVEN,
+    SIMULATION,
+    SIMULATION_KEK,
+    cipher,
+    kek,
+    kek_field,
+)
 from sbcard.domain.errors import InvalidInput, SbcardError
 
 FORMAT = "sbcard-keystore/1"
 SUFFIX = ".keys"
-ENV_KEK = "SBCARD_KEK"
-ENV_KEK_FILE = "SBCARD_KEK_FILE"
-KEK_LENGTH = 32
-SIV_KEY_LENGTH = 64  # AES-256-SIV: two 256-bit keys
-# For simulation only: published here, so it protects nothing but a world's casual reader.
-SIMULATION_KEK = hashlib.sha256(b"sbcard simulation-only key-encryption key").digest()
-SIMULATION = "simulation-default"
-GIVEN = "given"
 
 Row = dict[str, Any]  # one key: purpose, algorithm, key_version, key_hex, created_at
 
@@ -63,39 +60,6 @@ _OPENED_KEPT = 64
 def keystore_path(home: str | os.PathLike[str], node: str) -> Path:
     """Where a region's key store lives: beside its database, ``<home>/<node>.keys``."""
     return Path(home) / f"{node}{SUFFIX}"
-
-
-def kek(environ: Mapping[str, str] | None = None) -> tuple[bytes, str]:
-    """The KEK to use and where it came from (``given`` or ``simulation-default``).
-
-    Read once per process for each setting of the two variables (a KEK file is read once)."""
-    env = os.environ if environ is None else environ
-    return _kek(env.get(ENV_KEK), env.get(ENV_KEK_FILE))
-
-
-@functools.lru_cache(maxsize=8)
-def _kek(text: str | None, file: str | None) -> tuple[bytes, str]:
-    if text and file:
-        raise InvalidInput("keys.kek_twice", f"give the key-encryption key once: {ENV_KEK} or {ENV_KEK_FILE}, "
-                           "not both", ENV_KEK)
-    field = ENV_KEK
-    if file:
-        field = ENV_KEK_FILE
-        try:
-            text = Path(file).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise InvalidInput("keys.kek_unreadable", f"cannot read the key-encryption key file {file}: "
-                               f"{getattr(e, 'strerror', None) or e}", ENV_KEK_FILE) from None
-    if not text:
-        return SIMULATION_KEK, SIMULATION
-    try:
-        value = bytes.fromhex(text.strip())
-    except ValueError:
-        value = b""
-    if len(value) != KEK_LENGTH:
-        raise InvalidInput("keys.kek_malformed", f"the key-encryption key must be {KEK_LENGTH} bytes written as "
-                           f"{2 * KEK_LENGTH} hex digits", field)
-    return value, GIVEN
 
 
 def read_keys(path: Path, *, node: str, region_code: str) -> Mapping[str, Row]:
@@ -131,7 +95,7 @@ def add_keys(path: Path, new: Iterable[Row], *, node: str, region_code: str) -> 
     key, source = kek()
     header = {"format": FORMAT, "node": node, "region_code": region_code, "kek": source}
     plain = json.dumps([merged[p] for p in sorted(merged)], sort_keys=True).encode("utf-8")
-    sealed = _siv(key).encrypt(plain, [_aad(header)])
+    sealed = cipher(key).encrypt(plain, [_aad(header)])
     document = {**header, "sealed": _b64(sealed)}
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -156,7 +120,7 @@ def _unseal(path: Path, key: bytes, source: str, *, node: str, region_code: str)
         raise SbcardError("keys.wrong_region", f"key store {path} belongs to {header['node']} "
                           f"({header['region_code']}), not {node} ({region_code})")
     try:
-        plain = _siv(key).decrypt(sealed, [_aad(header)])
+        plain = cipher(key).decrypt(sealed, [_aad(header)])
     except (InvalidTag, ValueError):
         if header["kek"] == SIMULATION and source == GIVEN:
             hint = f"it was sealed under the simulation default: unset {ENV_KEK} and {ENV_KEK_FILE}"
@@ -164,18 +128,9 @@ def _unseal(path: Path, key: bytes, source: str, *, node: str, region_code: str)
             hint = f"it was sealed under a key-encryption key of your own: set {ENV_KEK} or {ENV_KEK_FILE}"
         else:
             hint = "the key is not the one it was sealed under, or the file was altered"
-        field = ENV_KEK_FILE if os.environ.get(ENV_KEK_FILE) else ENV_KEK
         raise InvalidInput("keys.wrong_kek", f"the key-encryption key does not open key store {path}: {hint}",
-                           field) from None
+                           kek_field()) from None
     return {row["purpose"]: row for row in json.loads(plain)}
-
-
-@functools.lru_cache(maxsize=8)
-def _siv(kek_value: bytes) -> AESSIV:
-    """The AES-256-SIV cipher of a KEK: its 64-byte key drawn from the KEK with HKDF-SHA256."""
-    key = HKDF(algorithm=hashes.SHA256(), length=SIV_KEY_LENGTH, salt=None,
-               info=b"sbcard keystore AES-SIV").derive(kek_value)
-    return AESSIV(key)
 
 
 def _aad(header: Mapping[str, str]) -> bytes:
