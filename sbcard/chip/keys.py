@@ -1,7 +1,8 @@
 """Key sets and their diversification onto one card.
 
 In a real service the masters live in the issuer's HSM and in the PSAMs; here a region's
-masters live in its database (``issuer_keys``) and the card factory's transport master
+masters live in its key store beside its database (``<home>/<node>.keys``, sealed under a
+key-encryption key: ``sbcard/store/keystore.py``) and the card factory's transport master
 is a published test key, like the test keys payment schemes hand to terminal vendors.
 """
 

@@ -84,7 +84,7 @@ def show_command(app: AppContext, code: str) -> None:
         db = world.region(_node_of_outlet(code))
         level = stock_of(db, code)
         items = blanks(db, level["outlet"])
-    data = {**level, "blanks": [{"chip_serial": b["chip_serial"], "path": b["path"], "status": b["status"],
+    data = {**level, "blanks": [{"chip_serial": b["chip_serial"], "path": world.paths.resolve(b["path"]), "status": b["status"],
                                  "received_at": b["received_at"], "used_for": b["used_for"]} for b in items]}
     _warn_if_low(level)
     if app.json:

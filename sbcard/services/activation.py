@@ -63,7 +63,7 @@ class ActivationDesk:
         self.operator = operators.require_operator(
             world.region(lookup.node_of_outlet(self.outlet)), operator, roles=COUNTER_ROLES
         )["code"]
-        self.virtual_path: str | None = card["virtual_path"]
+        self.virtual_path: str | None = world.paths.resolve(card["virtual_path"])
         self.activated: dict[str, Any] | None = None
 
     @contextmanager

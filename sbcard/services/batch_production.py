@@ -141,7 +141,7 @@ def produce(
             first = {name: reserve(uow.db, name, len(accepted)) for name in (
                 allocation.SEQ_APPLICATION, stock.SEQUENCE, ledger.ACCOUNT_SEQUENCE)}
             masters = keys.issuer_masters(uow.db)
-            rows = _Rows(node, place, clerk, batch_id, now)
+            rows = _Rows(node, place, clerk, batch_id, now, world.paths.record)
             cards: list[Produced] = []
             for i, (request, person, kind) in enumerate(accepted):
                 card, card_keys = issuance.prepare_card(uow.db, node, person, now, masters)
@@ -216,8 +216,10 @@ def _batch_id(db: sqlite_utils.Database, node: str, day: dt.date) -> str:
 class _Rows:
     """The batch's rows, gathered while the chips are made and written together."""
 
-    def __init__(self, node: str, place: dict[str, Any], clerk: str, batch_id: str, now: dt.datetime) -> None:
+    def __init__(self, node: str, place: dict[str, Any], clerk: str, batch_id: str, now: dt.datetime,
+                 record_path: Callable[[Path], str]) -> None:
         self.node, self.place, self.clerk, self.batch_id, self.now = node, place, clerk, batch_id, now
+        self.record_path = record_path  # a card file as the world records it (relative to its home)
         self.at = timestamp(now)
         self.applications: list[dict[str, Any]] = []
         self.cards: list[dict[str, Any]] = []
@@ -241,7 +243,7 @@ class _Rows:
             "application_id": application_id, "chip_serial": chip_serial, "app_serial": card.app_serial,
             "status": "active", "loss_kind": None, "loss_expires_at": None,
             "issue_date": card.issue_date.isoformat(), "expiry_date": card.expiry_date.isoformat(),
-            "outlet": outlet, "replaces": None, "virtual_path": str(path), "created_at": at, "updated_at": at,
+            "outlet": outlet, "replaces": None, "virtual_path": self.record_path(path), "created_at": at, "updated_at": at,
         }
         self.cards.append(row)
         issued = {"application_id": application_id, "batch": self.batch_id, "chip_serial": chip_serial,

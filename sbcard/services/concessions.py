@@ -146,7 +146,7 @@ def enable(
                     "locked_cards": [r["card_number"] for r in to_lock], "operator": actor.operator,
                     "outlet": actor.outlet, "at": now.isoformat()}
 
-        order = ConcessionOrder(number, card["card_id_code"], card["virtual_path"], keys.keys_for_card(db, card),
+        order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
                                 C.encode_0017(granted), record)
         yield order
     if order.recorded:
@@ -186,7 +186,7 @@ def sync_card(world: World, *, card_number: str, operator: str, outlet: str | No
                     "card_0017": expected.to_json() if expected else None, "operator": actor.operator,
                     "outlet": actor.outlet, "at": now.isoformat()}
 
-        order = ConcessionOrder(number, card["card_id_code"], card["virtual_path"], keys.keys_for_card(db, card),
+        order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
                                 C.encode_0017(expected), record)
         yield order
 

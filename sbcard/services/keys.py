@@ -1,6 +1,7 @@
 """An issuing region's keys, and what it derives from them for one card.
 
-The masters live in the region's ``issuer_keys`` table (in production: its HSM). From
+The masters live in the region's key store, ``<home>/<node>.keys``, sealed under a
+key-encryption key (``sbcard/store/keystore.py``; in production: its HSM). From
 them the issuer derives, per card:
 
 - the card keys written into the chip (``sbcard.chip.keys.card_keys``: MK by the 卡识别码's
@@ -14,7 +15,10 @@ them the issuer derives, per card:
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -25,28 +29,63 @@ from sbcard.chip.keys import CardKeys, IssuerMasterKeys, card_keys
 from sbcard.domain.card_id_code import CardIdCode
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.pin import check_new_pin
+from sbcard.store import keystore
+from sbcard.store.paths import home_of
+from sbcard.store.world import REGION_NODES, node_of_db
 
 UNIQUE_LABEL = "sbcard card-unique bytes "
 PIN_LABEL = "sbcard initial PIN "
 
 
-# The masters made from each set of ``issuer_keys`` rows: the rows are read at every use (one
-# small query), the keys' values and checks are made once per set (a few per process).
+# The masters made from each set of key rows: the key store is looked at on every use (one
+# stat; it is unsealed once per process and version of the file), the keys' values and checks
+# are made once per set (a few per process).
 _MASTERS: dict[tuple[tuple[str, str, int, str], ...], IssuerMasterKeys] = {}
 _MASTERS_KEPT = 64
+_SEEN: dict[tuple[Any, ...], IssuerMasterKeys] = {}  # (store, its stat, the KEK settings) -> masters
+_STORE_OF_DB: weakref.WeakKeyDictionary[sqlite_utils.Database, tuple[Path, str, str]] = weakref.WeakKeyDictionary()
 
 
 def issuer_masters(db: sqlite_utils.Database) -> IssuerMasterKeys:
-    """The region's master keys; an error if ``sbcard init`` has not made them."""
-    found = tuple(db.execute("SELECT purpose, algorithm, key_version, key_hex FROM issuer_keys "
-                             "ORDER BY purpose").fetchall())
+    """The master keys of the region whose database is ``db``, from its key store beside it;
+    an error if ``sbcard init`` has not made them, a wrong KEK is bad input (exit 2)."""
+    store, seen = _STORE_OF_DB.get(db), None
+    if store is not None:
+        try:
+            st = os.stat(store[0])  # one stat per use: a store sealed again is read again
+        except OSError:
+            pass
+        else:  # the same file under the same KEK settings: the masters made from it before
+            environ = os.environ
+            seen = (store[0], st.st_ino, st.st_size, st.st_mtime_ns, environ.get(keystore.ENV_KEK),
+                    environ.get(keystore.ENV_KEK_FILE))
+            masters = _SEEN.get(seen)
+            if masters is not None:
+                return masters
+    rows = issuer_key_rows(db)
+    found = tuple((purpose, row["algorithm"], row["key_version"], row["key_hex"])
+                  for purpose, row in sorted(rows.items()))
     masters = _MASTERS.get(found)
     if masters is None:
-        masters = _masters_of({purpose: {"purpose": purpose, "algorithm": algorithm, "key_version": version,
-                                         "key_hex": key_hex} for purpose, algorithm, version, key_hex in found})
+        masters = _masters_of(dict(rows))
         if len(_MASTERS) < _MASTERS_KEPT:
             _MASTERS[found] = masters
+    if seen is not None and len(_SEEN) < _MASTERS_KEPT:
+        _SEEN[seen] = masters
     return masters
+
+
+def issuer_key_rows(db: sqlite_utils.Database) -> Mapping[str, Mapping[str, Any]]:
+    """purpose -> {purpose, algorithm, key_version, key_hex, created_at}: the region's sealed keys, unsealed."""
+    store = _STORE_OF_DB.get(db)
+    if store is None:
+        home = home_of(db)
+        if home is None:
+            raise SbcardError("keys.no_store", "an in-memory region database has no key store")
+        node = node_of_db(db)
+        store = _STORE_OF_DB[db] = (keystore.keystore_path(home, node), node, REGION_NODES[node])
+    path, node, code = store
+    return keystore.read_keys(path, node=node, region_code=code)
 
 
 def _masters_of(rows: dict[str, dict[str, Any]]) -> IssuerMasterKeys:

@@ -27,6 +27,7 @@ from typing import IO, Any
 import attrs
 import sqlite_utils
 
+from sbcard.domain.csv_safety import safe_row, unguard
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.regions import NODE_NAMES, node_of
@@ -179,7 +180,7 @@ class _ErrorReport:
     def flush(self) -> None:
         """Write the errors found so far (one chunk's), sorted by line."""
         if self._writer is not None:
-            self._writer.writerows(sorted(self._pending, key=lambda error: error[0]))
+            self._writer.writerows(safe_row(error) for error in sorted(self._pending, key=lambda error: error[0]))
         self._pending.clear()
 
     def __exit__(self, *exc: object) -> None:
@@ -223,7 +224,7 @@ class _RowReader:
         empty = dict.fromkeys(COLUMNS, "")
         reported = 0
         for fields in reader:
-            values = [f.strip() for f in fields]
+            values = [unguard(f.strip()).strip() for f in fields]  # a guarded cell (csv_safety) as it was
             if not any(values):
                 continue  # blank lines are not rows
             shape = None if len(fields) == width else f"{len(fields)} fields, the header has {width}"

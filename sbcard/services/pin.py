@@ -71,7 +71,7 @@ def pin_change(world: World, *, card_number: str, old_pin: str, new_pin: str, no
             uow.commit()
             return _view(number, "pin_changed", actor, now)
 
-        yield PinOrder(number, card["card_id_code"], card["virtual_path"], None, record)
+        yield PinOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), None, record)
 
 
 @contextmanager
@@ -102,7 +102,7 @@ def pin_reset(
             uow.commit()
             return _view(number, "pin_reset", actor, now)
 
-        yield PinOrder(number, card["card_id_code"], card["virtual_path"], keys.keys_for_card(uow.db, card), record)
+        yield PinOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(uow.db, card), record)
 
 
 def record_pin_blocked(world: World, *, card_number: str, now: datetime) -> None:

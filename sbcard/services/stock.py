@@ -1,6 +1,7 @@
 """Blank card stock at the outlets (空白卡库存).
 
 Each blank is one virtual card file under ``<home>/cards/stock/<OUTLET>/<CHIPSERIAL>.card``
+(the row records it relative to the home, so a copied world is independent of the original)
 and one `blank_cards` row in the outlet's region, from delivery (`in_stock`) to the card
 it became (`used`) or its end (`spoiled`). Issuance takes a blank only once the card is
 personalised and read back, so a torn card stays in stock and is personalised again.
@@ -30,6 +31,7 @@ from sbcard.services.operators import require_operator
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import reserve
 from sbcard.store.transaction import atomic
+from sbcard.store.paths import recorded_path
 from sbcard.store.world import REGION_NODES, World, node_of_db
 
 MakeBlank = Callable[[Path, bytes], Any]
@@ -70,6 +72,7 @@ def receive_stock(
             first = reserve(db, SEQUENCE, count)
             serials = [f"{SERIAL_PREFIX[node_of_db(db)]}{n:012X}" for n in range(first, first + count)]
             directory = stock_dir(cards_dir, code).absolute()
+            home = directory.parents[2]  # <home>/cards/stock/<outlet>: the row names the file from the home
             directory.mkdir(parents=True, exist_ok=True)
             for serial in serials:
                 path = directory / f"{serial}.card"
@@ -77,7 +80,7 @@ def receive_stock(
                 made.append(path)
             at = timestamp(now)
             db["blank_cards"].insert_all(
-                {"chip_serial": s, "outlet": code, "path": str(p), "status": "in_stock", "received_at": at,
+                {"chip_serial": s, "outlet": code, "path": recorded_path(home, p), "status": "in_stock", "received_at": at,
                  "used_at": None, "used_for": None}
                 for s, p in zip(serials, made)
             )

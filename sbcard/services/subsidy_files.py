@@ -39,6 +39,7 @@ from typing import IO, Any
 
 import attrs
 
+from sbcard.domain.csv_safety import unguard
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.limits import MAX_AMOUNT_FEN
 from sbcard.domain.money import format_fen, parse_yuan
@@ -475,7 +476,7 @@ class _CsvSource:
                 except csv.Error as e:
                     raise FileRejected("csv", f"not readable as CSV ({e}): an unbalanced quote?",
                                        file=self.path.name, line=start) from None
-                yield start, [field.strip() for field in fields], empty
+                yield start, [unguard(field.strip()).strip() for field in fields], empty
         self.sha256 = digest.hexdigest()
         if progress is not None:
             progress("checking", read, self.size)
@@ -550,7 +551,7 @@ def _cells(values: tuple[Any, ...]) -> tuple[list[str], frozenset[int]]:
             cells.append("")
             continue
         if isinstance(value, str):
-            cells.append(value.strip())
+            cells.append(unguard(value.strip()).strip())
             continue
         numeric.append(position)
         cells.append(_number_text(value))

@@ -39,6 +39,7 @@ import sqlite_utils
 
 from sbcard.domain import subsidies as S
 from sbcard.domain.citizen_id import CitizenId
+from sbcard.domain.csv_safety import Numeric, safe_row
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.lifecycle import CardState
 from sbcard.domain.money import fen_to_yuan_str
@@ -597,7 +598,8 @@ def failures(world: World, batch: str, out_path: Path, *, operator: str | None =
     """Write the rows not paid (invalid at import, failed at pay time), ready to correct and resubmit.
 
     The file is a batch file (UTF-8 with a BOM, so that spreadsheet programs show the
-    Chinese) with the extra columns ``reason_code`` and ``reason``, which an import
+    Chinese; text cells guarded against formulas by ``csv_safety``, which the import takes
+    off again) with the extra columns ``reason_code`` and ``reason``, which an import
     ignores: correct the rows, drop the ones not to resubmit, add the ``#TOTAL`` trailer
     (or give ``--count``/``--total``) and import it. It is written whole or not at all.
     Writing personal data out is recorded in the batch's region's audit log.
@@ -614,8 +616,9 @@ def failures(world: World, batch: str, out_path: Path, *, operator: str | None =
                     "SELECT seq, citizen_id, name, card_number, item, period, amount_fen, remark, reason_code, "
                     "reason FROM subsidy_rows WHERE batch_id = ? AND status IN ('invalid', 'failed') ORDER BY seq",
                     [row["id"]]):
-                writer.writerow([seq, cid or "", name or "", card or "", item or "", period or "",
-                                 fen_to_yuan_str(fen) if fen is not None else "", remark or "", code, reason])
+                writer.writerow(safe_row([seq, cid or "", name or "", card or "", item or "", period or "",
+                                          Numeric(fen_to_yuan_str(fen)) if fen is not None else "", remark or "",
+                                          code, reason]))
                 written += 1
                 amount += fen or 0
         os.replace(partial, out_path)

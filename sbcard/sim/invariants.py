@@ -350,7 +350,7 @@ class Facts:
         """The card's file: where issuance put it if that is in this world, else found by chip serial."""
         stored = card.get("virtual_path")
         if stored:
-            path = Path(stored)
+            path = Path(self._home_prefix, stored)  # a relative record names a file under the home
             try:
                 path.relative_to(self._cards_root)
             except ValueError:
@@ -363,13 +363,20 @@ class Facts:
     def _card_path(self, card: Mapping[str, Any]) -> str | Path | None:
         """``card_file`` with strings: the stored path if it is under this world's cards, a file."""
         stored = card.get("virtual_path")
-        if stored and stored.startswith(self._cards_prefix) and ".." not in stored and os.path.isfile(stored):
-            return stored
+        if stored and ".." not in stored:
+            if stored[0] != "/":
+                stored = self._home_prefix + stored  # recorded relative to the world's home
+            if stored.startswith(self._cards_prefix) and os.path.isfile(stored):
+                return stored
         return self.card_file(card)
 
     @cached_property
     def _cards_prefix(self) -> str:
         return os.path.join(str(self._cards_root), "")
+
+    @cached_property
+    def _home_prefix(self) -> str:
+        return os.path.join(str(self.world.paths.home.absolute()), "")
 
     @cached_property
     def _cards_root(self) -> Path:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sbcard.clock import BEIJING
+from sbcard.domain.csv_safety import safe_cell
 from sbcard.sim.population import BUS_LINES, CSV_COLUMNS, METRO, csv_rows
 from sbcard.store.world import REGION_NODES, init_world
 
@@ -105,7 +106,7 @@ def _register(sim: Simulation, world: Any) -> None:
         with path.open("w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
             writer.writeheader()
-            writer.writerows(csv_rows(sim.people, node))
+            writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in csv_rows(sim.people, node))
         report = import_persons(world, path, region=PROVINCE[node], now=sim.clock.now(),
                                 error_report_path=folder / f"people-{node}.errors.csv")
         if report.rejected:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from sbcard.domain.errors import SbcardError
+from sbcard.domain.regions import node_of
+from sbcard.store import keystore
 from sbcard.store.migrations import Migration
+from sbcard.store.paths import home_of, relative_in_world
 
 # GB/T 2260 divisions of the whole Jing-Jin-Ji area, so every node can name any region
 # (a Tianjin card's issuer, a Hebei operator's district) without asking another node.
@@ -59,8 +63,8 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     db.executescript(_OPERATORS_AND_AUDIT_V1)
     # The region's issuer master keys, from which each card's keys are diversified by
     # its serial number: DPK purchase, DLK load, DTK TAC, DAMK application maintenance,
-    # MK card maintenance. In production these never leave an HSM; the simulator keeps
-    # them here in clear so that the emulated issuer and clearing can compute with them.
+    # MK card maintenance. Kept here in clear until migration 12 moved them to the
+    # region's sealed key store (sbcard/store/keystore.py) and dropped this table.
     db["issuer_keys"].create(
         {
             "purpose": str,
@@ -1031,6 +1035,46 @@ def _v10_upload_provenance(db: sqlite_utils.Database) -> None:
                     created_at])
 
 
+# Worlds made before this recorded card files by absolute path: a copy of such a world wrote into
+# the original's cards. Each recorded path becomes relative to the home (sbcard/store/paths.py).
+_RECORDED_PATHS = (("blank_cards", "chip_serial", "path"), ("cards", "card_number", "virtual_path"))
+
+
+def _v11_relative_paths(db: sqlite_utils.Database) -> None:
+    home = home_of(db)
+    if home is None:
+        return
+    for table, key, column in _RECORDED_PATHS:
+        rows = db.execute(f"SELECT {key}, {column} FROM {table} WHERE {column} LIKE '/%'").fetchall()
+        changed = [(new, k) for k, stored in rows if (new := relative_in_world(home, stored)) != stored]
+        db.conn.executemany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", changed)
+
+
+def _v12_keys_out(db: sqlite_utils.Database) -> None:
+    """Seal the ``issuer_keys`` rows into ``<home>/<node>.keys`` and drop the table, its pages zeroed.
+
+    The store is written before the table is dropped: a crash in between leaves both, and
+    the next open seals the same keys again (a store never takes a different key for a purpose).
+    """
+    if not db["issuer_keys"].exists():
+        return
+    rows = [dict(row) for row in db.query(
+        "SELECT purpose, algorithm, key_version, key_hex, created_at FROM issuer_keys ORDER BY purpose")]
+    if rows:
+        home = home_of(db)
+        code = db.execute("SELECT value FROM schema_meta WHERE key = 'region_code'").fetchone()[0]
+        if home is None:
+            raise SbcardError("keys.no_store", "an in-memory region database has no key store for its keys")
+        node = node_of(code)
+        keystore.add_keys(keystore.keystore_path(home, node), rows, node=node, region_code=code)
+    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete = ON")  # the freed pages are zeroed, not left holding the keys
+    try:
+        db.execute("DROP TABLE issuer_keys")
+    finally:
+        db.execute(f"PRAGMA secure_delete = {int(secure)}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -1043,4 +1087,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "nothing half-written: one visit per gate purchase, purse refunds from clearing, owed settled",
               _v9_half_written),
     Migration(10, "upload provenance: refused upload batches, the UMK master", _v10_upload_provenance),
+    Migration(11, "card files recorded relative to the world's home", _v11_relative_paths),
+    Migration(12, "issuer master keys moved out to the region's key store", _v12_keys_out),
 )

@@ -2,13 +2,15 @@
 
 `init_world` is idempotent: it creates what is missing, upgrades what is old, loads the
 reference regions, each region's own service outlets and the subsidy catalogue, gives
-each region its issuer master keys once, and changes nothing when run again. `open_world` is how everything
+each region its issuer master keys once (in its key store, ``<node>.keys``: never in clear in
+a database), and changes nothing when run again. `open_world` is how everything
 else gets at the databases; it refuses a directory that is not a world and upgrades one
 that is behind the code.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import weakref
@@ -29,6 +31,9 @@ from sbcard import subsidy_reference
 from sbcard.reference import read_csv_rows
 from sbcard.store import schema_hub, schema_region
 from sbcard.store.db import open_db
+from sbcard.store import keystore
+from sbcard.store.keystore import keystore_path
+from sbcard.store.paths import recorded_path
 from sbcard.store.migrations import Migration, migrate, read_meta, schema_version, timestamp
 from sbcard.store.unit_of_work import UnitOfWork
 
@@ -62,6 +67,25 @@ class WorldPaths:
     @property
     def terminals_dir(self) -> Path:
         return self.home / "terminals"
+
+    def keystore(self, node: str) -> Path:
+        """The region's key store, beside its database (``sbcard/store/keystore.py``)."""
+        if node not in REGION_NODES:
+            raise ValueError(f"not a region node: {node!r}")
+        return keystore_path(self.home, node)
+
+    def record(self, path: str | os.PathLike[str]) -> str:
+        """How the databases record a file of this world: its path relative to the home, so a
+        copied world names its own files, never the original's. A file outside the home (a
+        card kept elsewhere) keeps its absolute path."""
+        return recorded_path(self.home, path)
+
+    def resolve(self, stored: str | None) -> str | None:
+        """The file a recorded path names: under this world's home when relative."""
+        if not stored:
+            return stored
+        return stored if os.path.isabs(stored) else os.path.join(self.home, stored)
+
 
 
 @attrs.frozen
@@ -277,7 +301,7 @@ def _init_node(
         keys: tuple[str, ...] = ()
         outlets_loaded = items_loaded = 0
         if region_code is not None:
-            keys = _ensure_issuer_keys(db, region_code, clock, rng_seed)
+            keys = _ensure_issuer_keys(db, paths.keystore(node), region_code, clock, rng_seed)
             outlets_loaded = _load_outlets(db, [row for row in outlets if row["node"] == node])
             items_loaded = _upsert_changed(db, "subsidy_items", subsidy_reference.catalogue_rows(), _ITEM_BATCH)
         version = schema_version(db)
@@ -387,25 +411,29 @@ def _upsert_changed(db: sqlite_utils.Database, table: str, rows: Sequence[dict[s
 
 
 def _ensure_issuer_keys(
-    db: sqlite_utils.Database, region_code: str, clock: Clock, rng_seed: int | None
+    db: sqlite_utils.Database, store: Path, region_code: str, clock: Clock, rng_seed: int | None
 ) -> tuple[str, ...]:
-    """Create the region's missing master keys; an existing key is never replaced."""
-    with UnitOfWork(db) as uow:
-        present = {row["purpose"] for row in uow.db["issuer_keys"].rows}
-        missing = [purpose for purpose in KEY_PURPOSES if purpose not in present]
-        if missing:
-            created_at = timestamp(clock.now())
-            uow.db["issuer_keys"].insert_all(
-                {
-                    "purpose": purpose,
-                    "algorithm": KEY_ALGORITHM,
-                    "key_version": 1,
-                    "key_hex": _new_key(rng_seed, region_code, purpose).hex().upper(),
-                    "created_at": created_at,
-                }
-                for purpose in missing
-            )
-            uow.commit()
+    """Create the region's missing master keys in its key store; an existing key is never replaced.
+
+    A region that has issued cards and lost its key store is refused rather than given new
+    keys: its cards' keys derive from the old ones.
+    """
+    node = node_of(region_code)
+    present = keystore.read_keys(store, node=node, region_code=region_code)
+    missing = [purpose for purpose in KEY_PURPOSES if purpose not in present]
+    if not missing:
+        return ()
+    if not present and db.execute("SELECT 1 FROM cards LIMIT 1").fetchone() is not None:
+        raise SbcardError("keys.lost", f"region {node} has issued cards but its key store {store} is missing: "
+                          "restore it (new keys would not open the cards)")
+    created_at = timestamp(clock.now())
+    keystore.add_keys(store, ({
+        "purpose": purpose,
+        "algorithm": KEY_ALGORITHM,
+        "key_version": 1,
+        "key_hex": _new_key(rng_seed, region_code, purpose).hex().upper(),
+        "created_at": created_at,
+    } for purpose in missing), node=node, region_code=region_code)
     return tuple(missing)
 
 

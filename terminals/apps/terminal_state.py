@@ -7,7 +7,8 @@ What a validator keeps offline, between taps and across restarts:
 - ``psam`` / ``psam_keys`` / ``psam_upload_key``: its PSAM's EEPROM — the terminal number,
   the terminal transaction serial, every issuing province's consumer keys, and the upload
   key its batches are MACed with (``sign_batch``; a terminal made before upload keys gets
-  it once, ``load_upload_key``);
+  it once, ``load_upload_key``), every key sealed under the KEK (``sbcard/chip/sealing.py``:
+  never in clear in the database; a terminal made before is sealed when next opened);
 - ``blacklist`` (+ ``revoked_concessions``) and the hub's version they copy;
 - ``inflight.slot`` (a small file beside the database): the PSAM's last serial and the
   purchase in flight, each written with one ``pwrite`` — the serial when the PSAM takes
@@ -53,7 +54,7 @@ from typing import Any
 
 import attrs
 
-from sbcard.chip import upload_batch
+from sbcard.chip import sealing, upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.psam import BatchMac
 from terminals.psam import Psam, PsamKeySet, PsamUploadKey
@@ -277,14 +278,57 @@ class TerminalConfig:
         return bytes.fromhex(self.terminal_no)
 
 
+_PSAM_KEY_COLUMNS = ("purchase_master", "app_maintenance_master")
+
+
+def _key_context(issuer_id: str, column: str) -> bytes:
+    """What a sealed PSAM key is bound to: its issuer and purpose (moved to another row, it does not open)."""
+    return f"sbcard PSAM key {issuer_id.upper()} {column}".encode("ascii")
+
+
 def key_set_row(k: PsamKeySet) -> dict[str, Any]:
+    """A PSAM key set as ``psam_keys`` stores it: the masters sealed under the KEK, never in clear."""
     return {
         "issuer_id": k.issuer_id,
         "algorithm": k.algorithm.value,
         "version": k.version,
-        "purchase_master": k.purchase_master.hex().upper(),
-        "app_maintenance_master": k.app_maintenance_master.hex().upper(),
+        "purchase_master": sealing.seal(k.purchase_master, _key_context(k.issuer_id, "purchase_master")),
+        "app_maintenance_master": sealing.seal(k.app_maintenance_master,
+                                               _key_context(k.issuer_id, "app_maintenance_master")),
     }
+
+
+def _sealed_upload_key(key: PsamUploadKey) -> str:
+    """The upload key as ``psam_upload_key`` stores it: sealed under the KEK, like the consumer keys."""
+    return sealing.seal(key.key, _key_context("upload", "upload_key"))
+
+
+def _psam_key(issuer_id: str, column: str, stored: str) -> bytes:
+    if not sealing.is_sealed(stored):  # a terminal made before keys were sealed (``open`` seals them)
+        return bytes.fromhex(stored)
+    return sealing.unseal(stored, _key_context(issuer_id, column), what=f"the PSAM's {column} of {issuer_id}")
+
+
+def _seal_clear_keys(conn: sqlite3.Connection) -> None:
+    """Seal the PSAM keys a terminal made before they were sealed kept in clear (once: then none are)."""
+    clear = conn.execute(f"SELECT issuer_id, {', '.join(_PSAM_KEY_COLUMNS)} FROM psam_keys "
+                         f"WHERE purchase_master NOT LIKE '{sealing.PREFIX}%' "
+                         f"OR app_maintenance_master NOT LIKE '{sealing.PREFIX}%'").fetchall()
+    if not clear:
+        return
+    conn.execute("PRAGMA secure_delete = ON")  # the pages that held them are zeroed
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for issuer_id, *values in clear:
+            sealed = [value if sealing.is_sealed(value) else
+                      sealing.seal(bytes.fromhex(value), _key_context(issuer_id, column))
+                      for column, value in zip(_PSAM_KEY_COLUMNS, values)]
+            conn.execute("UPDATE psam_keys SET purchase_master = ?, app_maintenance_master = ? WHERE issuer_id = ?",
+                         (*sealed, issuer_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _connect(path: Path, durability: str) -> sqlite3.Connection:
@@ -369,7 +413,7 @@ class TerminalState:
             )
             if upload_key is not None:
                 conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
-                             (upload_key.algorithm.value, upload_key.key.hex().upper()))
+                             (upload_key.algorithm.value, _sealed_upload_key(upload_key)))
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -392,8 +436,13 @@ class TerminalState:
         except sqlite3.DatabaseError as e:
             conn.close()
             raise TerminalStateError(f"{path} is not a terminal's database: {e}") from None
-        conn.close()
         durability = row[0] if row and row[0] in DURABILITY else "normal"
+        try:
+            _seal_clear_keys(conn)
+        except sqlite3.DatabaseError as e:
+            raise TerminalStateError(f"{path} is not a terminal's database: {e}") from None
+        finally:
+            conn.close()
         return cls(directory, _connect(path, durability), durability)
 
     def close(self) -> None:
@@ -467,7 +516,8 @@ class TerminalState:
             "SELECT issuer_id, algorithm, version, purchase_master, app_maintenance_master FROM psam_keys"
         ).fetchall()
         key_sets = [
-            PsamKeySet(issuer_id, bytes.fromhex(dpk), bytes.fromhex(damk), Algorithm(alg), version)
+            PsamKeySet(issuer_id, _psam_key(issuer_id, "purchase_master", dpk),
+                       _psam_key(issuer_id, "app_maintenance_master", damk), Algorithm(alg), version)
             for issuer_id, alg, version, dpk, damk in rows
         ]
         return Psam(self.config.terminal_no_bytes, key_sets, self, psam_id=self.config.psam_id,
@@ -479,7 +529,9 @@ class TerminalState:
             row = self._conn.execute("SELECT algorithm, key_hex FROM psam_upload_key WHERE id = 1").fetchone()
         except sqlite3.OperationalError:  # no such table: made before upload keys
             return None
-        return None if row is None else PsamUploadKey(Algorithm(row[0]), bytes.fromhex(row[1]))
+        if row is None:
+            return None
+        return PsamUploadKey(Algorithm(row[0]), _psam_key("upload", "upload_key", row[1]))
 
     def load_upload_key(self, key: PsamUploadKey) -> None:
         """Load the upload key into a PSAM made before upload keys; a PSAM's key is loaded once."""
@@ -489,7 +541,7 @@ class TerminalState:
             self._conn.execute("CREATE TABLE IF NOT EXISTS psam_upload_key (id INTEGER PRIMARY KEY CHECK (id = 1), "
                                "algorithm TEXT NOT NULL, key_hex TEXT NOT NULL) STRICT")
             self._conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
-                               (key.algorithm.value, key.key.hex().upper()))
+                               (key.algorithm.value, _sealed_upload_key(key)))
 
     def sign_batch(self, records: Iterable[Mapping[str, Any]]) -> str:
         """The MAC (16 hex digits) the PSAM gives these log records, in this order, as one upload batch.

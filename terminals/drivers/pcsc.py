@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sbcard.chip.reader import CardIOError, NoCard, ReaderError
+from sbcard.domain.errors import InvalidInput
 
 SERVICE_DOWN = "PC/SC service not running: start it with `pcscd` (Debian package pcscd)"
 
@@ -109,8 +110,17 @@ def list_pcsc_readers() -> list[dict[str, Any]]:
     ]
 
 
-def _pick(name: str | None, names: list[str]) -> str:
-    available = ", ".join(f'"{n}"' for n in names) or "none"
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _pick(name: str | None, names: list[str],
+          states: Callable[[list[str]], dict[str, tuple[bool, bytes | None]]] | None = None) -> str:
+    """The reader ``name`` names (exactly, or as the unique prefix), or with no name the one
+    reader holding a card. A name that matches no reader or several, or no name while several
+    readers hold cards, is bad input (``InvalidInput``, exit 2): a clerk must never
+    personalise the wrong card."""
+    available = _quoted(names) or "none"
     if not names:
         raise ReaderError("no PC/SC reader connected (is the reader plugged in, or the vpcd bridge running?)")
     if name:
@@ -120,12 +130,17 @@ def _pick(name: str | None, names: list[str]) -> str:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise ReaderError(f'PC/SC reader name "{name}" is ambiguous: matches {", ".join(matches)}')
-        raise ReaderError(f'no PC/SC reader "{name}"; available: {available}')
-    states = _states(names)
-    for n in names:
-        if states[n][0]:
-            return n
+            raise InvalidInput("reader.ambiguous", f'PC/SC reader name "{name}" is ambiguous: it matches '
+                               f"{_quoted(matches)}; give more of the name", "reader")
+        raise InvalidInput("reader.unknown", f'no PC/SC reader "{name}"; available: {available}', "reader")
+    present = (states or _states)(names)
+    holding = [n for n in names if present[n][0]]
+    if len(holding) == 1:
+        return holding[0]
+    if holding:
+        raise InvalidInput("reader.several_cards", f"cards are in {len(holding)} PC/SC readers: "
+                           f"{_quoted(holding)}; say which with --reader pcsc:NAME, or take out the other cards",
+                           "reader")
     raise NoCard(f"no card in any PC/SC reader (readers: {available})")
 
 
@@ -134,7 +149,7 @@ def _hex(b: bytes) -> str:
 
 
 class PcscReader:
-    """A PC/SC reader, named exactly or by a unique prefix; ``None`` = first with a card.
+    """A PC/SC reader, named exactly or by a unique prefix; ``None`` = the one reader with a card.
 
     The connection to the card is made at first use (``atr`` or ``transmit_raw``): a card
     already in the reader when it is opened counts as inserted. After the card was

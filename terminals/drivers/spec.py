@@ -6,8 +6,10 @@ Accepted forms:
   ``tear=N`` (tear the card at its N-th persistent write since power-on, see
   ``terminals.emulator.faults``) and ``trace=1`` (print every APDU as hex on stderr),
   e.g. ``emulator:world/cards/188347080.card?tear=3&trace=1``;
-- ``pcsc:NAME`` — the PC/SC reader of that exact name or unique name prefix;
-- ``pcsc:`` — the first PC/SC reader with a card in it.
+- ``pcsc:NAME`` — the PC/SC reader of that exact name or unique name prefix (a name
+  that matches none or several is bad input, exit 2);
+- ``pcsc:`` — the PC/SC reader with a card in it; refused (exit 2, naming them) when
+  cards are in several readers, so the wrong card is never written.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def open_reader(spec: str, *, trace: Callable[[str], None] | None = None) -> Rea
     """The reader a ``--reader`` spec names (see the module doc for the forms).
 
     A malformed spec raises ``InvalidInput("reader.bad_spec", …, field="reader")``;
-    opening a PC/SC reader may raise ``ReaderError`` (service down, no such reader) or
-    ``NoCard`` (``pcsc:`` with no card anywhere).
+    opening a PC/SC reader may raise ``InvalidInput`` (no such reader, an ambiguous
+    name, ``pcsc:`` with cards in several readers), ``ReaderError`` (service down, no
+    reader at all) or ``NoCard`` (``pcsc:`` with no card anywhere).
     """
     driver, sep, rest = spec.partition(":")
     if not sep:

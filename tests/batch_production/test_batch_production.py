@@ -48,8 +48,9 @@ def test_the_batch_records_each_card_active_with_its_account_and_history(home: P
         db = world.region("tj")
         for made in result.cards:
             card = db["cards"].get(made.card_number)
-            assert (card["status"], card["chip_serial"], card["virtual_path"]) == ("active", made.chip_serial,
-                                                                                    made.path)
+            assert (card["status"], card["chip_serial"], card["virtual_path"]) == (
+                "active", made.chip_serial, f"cards/batch/{result.batch_id}/{made.chip_serial}.card")
+            assert Path(home, card["virtual_path"]) == Path(made.path).absolute()
             application = db["applications"].get(card["application_id"])
             assert (application["status"], application["channel"]) == ("delivered", "online")
             events = [e["event"] for e in db.query("SELECT event FROM card_events WHERE card_number = ? ORDER BY id",

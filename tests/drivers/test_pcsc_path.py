@@ -13,6 +13,7 @@ from drivers_fakes import CARD_ID_CODE, FAKE_ATR, SELECT_SSSE, personalisation_i
 import pcsc_stack as stacklib
 from sbcard.chip.apdu import Command
 from sbcard.chip.reader import CardIOError, NoCard, Reader, ReaderError, transmit
+from sbcard.domain.errors import InvalidInput
 from terminals.drivers.emulator import EmulatorReader
 from terminals.drivers.pcsc import PcscReader, list_pcsc_readers
 from terminals.drivers.spec import list_readers, open_reader
@@ -70,10 +71,17 @@ def test_listing_shows_the_card_and_its_atr(pcsc_stack, fake_served):
 
 
 def test_no_such_reader_lists_the_available_ones(pcsc_stack):
-    with pytest.raises(ReaderError) as exc:
+    with pytest.raises(InvalidInput) as exc:  # bad input (exit 2), not a reader failure
         PcscReader("Gemalto PC Twin")
-    assert not isinstance(exc.value, NoCard)
-    assert f'"{pcsc_stack.reader}"' in str(exc.value) and "available" in str(exc.value)
+    assert exc.value.code == "reader.unknown" and exc.value.field == "reader"
+    assert f'"{pcsc_stack.reader}"' in exc.value.message and "available" in exc.value.message
+
+
+def test_a_prefix_of_both_virtual_readers_is_ambiguous(pcsc_stack):
+    with pytest.raises(InvalidInput) as exc:
+        PcscReader("Virtual PCD")
+    assert exc.value.code == "reader.ambiguous"
+    assert '"Virtual PCD 00 00"' in exc.value.message and '"Virtual PCD 00 01"' in exc.value.message
 
 
 def test_empty_reader_is_no_card(pcsc_stack):
@@ -267,3 +275,24 @@ def test_parse_scriptor():
     out = "Using T=0 protocol\n> 00 A4 04 00 02 3F 00\n< 90 00 : Normal processing.\n> 00 B2 01 2C 00\n< 01 02 \n03 90 00 : Normal processing.\n"
     assert parse_scriptor(out) == ["90 00", "01 02 03 90 00"]
 
+
+
+def test_pcsc_colon_refuses_when_both_virtual_readers_hold_a_card(pcsc_stack, fake_card_file, fake_loader):
+    second = "Virtual PCD 00 01"  # vpcd's second reader listens on the next port
+    if second not in list(stacklib_names()):
+        pytest.skip(f'pcscd has no reader "{second}"')
+    with stacklib.serve_in_thread(fake_card_file, fake_loader, reader=pcsc_stack.reader, port=pcsc_stack.port), \
+            stacklib.serve_in_thread(fake_card_file, fake_loader, reader=second, port=pcsc_stack.port + 1):
+        with pytest.raises(InvalidInput) as refused:
+            open_reader("pcsc:")
+        assert refused.value.code == "reader.several_cards"
+        assert f'"{pcsc_stack.reader}", "{second}"' in refused.value.message
+        r = open_reader(f"pcsc:{second}")  # naming one still works
+        try:
+            assert r.transmit_raw(ECHO) == bytes.fromhex("A1B2C39000")
+        finally:
+            r.close()
+
+
+def stacklib_names() -> list[str]:
+    return [r["name"] for r in list_pcsc_readers()]

@@ -1,8 +1,8 @@
 """A life-event world per test: staff and holders from one session template, a card issued per test.
 
 Cards are issued through the real commands (``card apply``, ``card issue``, ``card
-activate``) on blanks received in the test's own copy of the world (card files carry
-absolute paths). Time is frozen at ``NOW``; a test moves it with the ``clock`` fixture,
+activate``) on blanks received in the test's own copy of the world (card files are
+recorded relative to its home). Time is frozen at ``NOW``; a test moves it with the ``clock`` fixture,
 and the CLI's clock follows.
 """
 

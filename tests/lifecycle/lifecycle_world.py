@@ -81,8 +81,9 @@ def blacklist(home: Path) -> tuple[int, set[str]]:
 
 
 def card_row(home: Path, node: str, card: str) -> dict[str, Any]:
+    """The card's row; its ``virtual_path`` (recorded relative to the home) as the file it names."""
     [row] = query(home, node, "SELECT * FROM cards WHERE card_number = ?", (card,))
-    return row
+    return {**row, "virtual_path": WorldPaths(home).resolve(row["virtual_path"])}
 
 
 def load_purse(home: Path, node: str, card: str, amount_fen: int) -> None:

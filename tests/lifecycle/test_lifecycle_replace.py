@@ -171,7 +171,7 @@ def test_a_tianjin_card_is_replaced_at_a_beijing_outlet(sbcard, home, issue, bla
     new = done["new_card"]
     assert card_row(home, "tj", new)["replaces"] == old  # the insured region issues and keeps it
     assert card_row(home, "tj", old)["status"] == "replaced"
-    [used] = query(home, "bj", "SELECT status, used_for FROM blank_cards WHERE path = ?", (str(blank),))
+    [used] = query(home, "bj", "SELECT status, used_for FROM blank_cards WHERE chip_serial = ?", (blank.stem,))
     assert used == {"status": "used", "used_for": new}
     replaced = events(home, "tj", old)[-1]
     assert (replaced["event"], replaced["operator"], replaced["outlet"]) == ("replaced", "BJ-C1", OUTLET)

@@ -79,9 +79,8 @@ class TestRegionDatabase:
 
     def test_tables_are_strict_about_types(self, region):
         with pytest.raises(sqlite3.IntegrityError, match="cannot store"):
-            region["issuer_keys"].insert({"purpose": "DPK", "algorithm": "SM4",
-                                          "key_version": "one", "key_hex": "00" * 16,
-                                          "created_at": AT})
+            region["outlets"].insert({"code": "BJ-110105-09", "name": "朝阳区服务网点", "region": "110105",
+                                      "kind": "outlet", "address": None, "low_stock": "twenty"})
 
 
 class TestHubDatabase:

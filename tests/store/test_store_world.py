@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from sbcard.domain.errors import NotFound, SbcardError
+from sbcard.services.keys import issuer_key_rows
 from sbcard.store import schema_region
 from sbcard.store.db import content_digest, open_db
 from sbcard.store.migrations import Migration, read_meta
@@ -29,7 +30,7 @@ def digests(home: Path) -> dict[str, str]:
 
 def issuer_keys(home: Path, node: str) -> dict[str, str]:
     with open_world(home) as world:
-        return {row["purpose"]: row["key_hex"] for row in world.region(node)["issuer_keys"].rows}
+        return {purpose: row["key_hex"] for purpose, row in issuer_key_rows(world.region(node)).items()}
 
 
 def test_init_lays_out_a_world_of_three_regions_and_a_hub(home, clock):
@@ -79,7 +80,7 @@ def test_init_corrects_a_damaged_reference_row_and_touches_nothing_else(home, cl
 def test_each_region_gets_its_own_sm4_master_keys(home, clock):
     init_world(home, clock)
     with open_world(home) as world:
-        rows = list(world.region("bj")["issuer_keys"].rows)
+        rows = list(issuer_key_rows(world.region("bj")).values())
     assert sorted(r["purpose"] for r in rows) == sorted(KEY_PURPOSES)
     assert all(r["algorithm"] == "SM4" and r["key_version"] == 1 for r in rows)
     assert all(len(bytes.fromhex(r["key_hex"])) == 16 for r in rows)

@@ -9,6 +9,7 @@ fixture moves it). Import into a test module:
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ class Desk:
         for node in ("bj", "tj", "he"):
             rows = self.query(node, "SELECT virtual_path FROM cards WHERE card_number = ?", (card,))
             if rows:
-                return rows[0]["virtual_path"]
+                return os.path.join(self.home, rows[0]["virtual_path"])  # recorded relative to the home
         raise AssertionError(f"no card {card}")
 
     def chip_0017(self, card: str) -> bytes:
