@@ -18,6 +18,7 @@ import click
 
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.params import Whole
 from sbcard.cli.readers import reader_session, trace_option
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.money import format_fen
@@ -245,7 +246,7 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
 
 @medical.command("year")
 @click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
-@click.option("--year", type=int, default=None, metavar="YYYY", help="The calendar year (default: this year).")
+@click.option("--year", type=Whole(1900, 9999), default=None, metavar="YYYY", help="The calendar year (default: this year).")
 @with_app
 def year_command(app: AppContext, card_number: str, year: int | None) -> None:
     """The holder's accumulators for a year: deductible and pooled fund paid, what is left, the personal account."""

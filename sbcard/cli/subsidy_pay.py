@@ -17,6 +17,7 @@ import click
 
 from sbcard.cli.context import EXIT_INTERNAL, AppContext, fail, with_app
 from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.params import Seconds, Whole
 from sbcard.domain.masking import mask_middle
 from sbcard.domain.money import format_fen
 from sbcard.store.world import open_world
@@ -79,9 +80,9 @@ def reject_command(app: AppContext, batch: str, operator: str, reason: str) -> N
 @click.argument("batch", metavar="BATCH")
 @click.option("--operator", default=None,
               help="The finance or supervisor operator running the payment (recorded; default: system).")
-@click.option("--chunk", type=click.IntRange(1, 10_000), default=1000, show_default=True,
+@click.option("--chunk", type=Whole(1, 10_000), default=1000, show_default=True,
               help="Rows per transaction.")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=0, show_default=True,
+@click.option("--wait", "wait_seconds", type=Seconds(86_400), default=0, show_default=True,
               help="If another pay of BATCH is running, wait up to this many seconds for it instead of refusing.")
 @click.option("--take-over", is_flag=True,
               help="Take the batch over from a pay on another machine that is gone (safe: never pays twice).")
@@ -226,7 +227,7 @@ def _test_fault() -> Callable[[str, int], None] | None:
 
 @click.command("reverse")
 @click.argument("batch", metavar="BATCH")
-@click.argument("seq", metavar="SEQ", type=int)
+@click.argument("seq", metavar="SEQ", type=Whole(1))
 @click.option("--operator", required=True, help="Finance or supervisor operator of the batch's region.")
 @click.option("--reason", required=True, help="What the error was.")
 @with_app

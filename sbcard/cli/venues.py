@@ -19,6 +19,7 @@ import click
 
 from sbcard.cli.context import EXIT_REFUSED, AppContext, handle_errors, json_option, pass_app, with_app
 from sbcard.cli.output import emit_json, fields, table
+from sbcard.cli.params import Whole
 from sbcard.cli.readers import reader_option, reader_session, trace_option
 from sbcard.cli.terminals import _install, open_terminal_state, terminal_dir
 from sbcard.domain.errors import RuleRefused
@@ -206,7 +207,7 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
 @venue.command("visits")
 @click.option("--venue", "venue_code", default=None, metavar="CODE", help="Only this venue.")
 @click.option("--card", "card_number", default=None, metavar="CARD", help="Only this card's visits.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the newest N.")
+@click.option("--limit", type=Whole(1), default=None, metavar="N", help="Only the newest N.")
 @with_app
 def visits_command(app: AppContext, venue_code: str | None, card_number: str | None, limit: int | None) -> None:
     """Visits recorded by the venues' gates: admissions (free ones too) and refusals."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -120,7 +121,11 @@ def import_batch(
     reader = BatchReader(path)
     checker = _Checker(world, node, region, catalogue, now)
     with _staged(db):
-        checker.stage(reader.rows(progress), progress)
+        try:
+            checker.stage(reader.rows(progress), progress)
+        except sqlite3.IntegrityError:  # the staging table's key met a sequence number twice
+            reader.check_seqs()  # FileRejected naming the number and both its lines
+            raise
         batch = reader.finish(count=count, total_fen=total_fen, region=region)
         checker.refuse_other_region(batch.name, reader.column("citizen_id"))
         if progress is not None:
