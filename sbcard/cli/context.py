@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import attrs
 import click
 
-from sbcard.chip.reader import CardIOError, NoCard, ReaderError
+from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
 from sbcard.chip.sw import CardStatus
 from sbcard.cli.errors import EXIT_INTERNAL, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, report
 from sbcard.clock import Clock, SystemClock
@@ -59,6 +59,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(exc.message, exc.exit_code, error_code=exc.code, field=exc.field)
         except NoCard as exc:
             fail(f"{exc or 'no card in the reader'}", EXIT_REFUSED, error_code="reader.no_card", field="reader")
+        except NotACard as exc:
+            fail(str(exc), EXIT_USAGE, error_code="reader.not_a_card", field="--reader")
         except ReaderError as exc:
             fail(str(exc), EXIT_INTERNAL, error_code="reader.error", field="reader")
         except CardIOError as exc:

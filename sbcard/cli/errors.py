@@ -80,7 +80,9 @@ def describe_click_error(exc: click.ClickException) -> tuple[str, str | None, st
         field = _param_field(exc.ctx, exc.param) if exc.param else exc.param_hint
         if isinstance(field, (list, tuple)):
             field = " / ".join(field)
-        code = "usage.bad_choice" if isinstance(getattr(exc.param, "type", None), click.Choice) else "usage.bad_value"
+        kind = getattr(exc.param, "type", None)
+        kind = getattr(kind, "inner", kind)  # behind sbcard.cli.params.Checked
+        code = "usage.bad_choice" if isinstance(kind, click.Choice) else "usage.bad_value"
         return getattr(exc, "sbcard_code", None) or code, field, exc.message
     if isinstance(exc, click.NoSuchOption):
         reason = "no such option"
@@ -97,7 +99,7 @@ def describe_click_error(exc: click.ClickException) -> tuple[str, str | None, st
         if exc.message.startswith("Missing command"):
             return "usage.missing_command", "COMMAND", "missing command"
         if exc.message.startswith("Got unexpected extra argument"):
-            return "usage.extra_argument", None, exc.message
+            return "usage.extra_argument", None, "unexpected extra argument" + exc.message.partition("argument")[2]
         return "usage.invalid", None, exc.message
     if isinstance(exc, click.FileError):
         return "file.unreadable", exc.ui_filename, exc.message
@@ -129,12 +131,19 @@ def _hint(exc: click.ClickException) -> str:
 class SbcardGroup(click.Group):
     """The root group: every way a command can end becomes one line (or JSON) on stderr and an exit code."""
 
+    _checked = False
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         words = list(sys.argv[1:] if args is None else args)
         as_json = wants_json(words)
+        if not self._checked:
+            from sbcard.cli.params import check_all_text
+
+            check_all_text(self)  # every command's text, wherever it was added: see sbcard.cli.params
+            self._checked = True
         try:
             result = super().main(words, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -143,12 +152,13 @@ class SbcardGroup(click.Group):
             report(reason + ("" if as_json else _hint(exc)), exit_code, as_json=as_json, code=code, field=field)
             sys.exit(exit_code)
         except click.Abort as exc:
-            if isinstance(exc.__cause__, EOFError):
-                report("no input (stdin was closed)", EXIT_USAGE, as_json=as_json, code="usage.no_input",
-                       field="stdin")
-                sys.exit(EXIT_USAGE)
-            report("interrupted", EXIT_INTERRUPTED, as_json=as_json, code="interrupted")
-            sys.exit(EXIT_INTERRUPTED)
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                report("interrupted", EXIT_INTERRUPTED, as_json=as_json, code="interrupted")
+                sys.exit(EXIT_INTERRUPTED)
+            # click.prompt met the end of stdin (or Ctrl-C) before an answer: a value that was not given
+            report("no answer to a prompt (stdin closed or Ctrl-C): give the value as an option", EXIT_USAGE,
+                   as_json=as_json, code="usage.no_input", field="stdin")
+            sys.exit(EXIT_USAGE)
         except BrokenPipeError:
             sys.exit(EXIT_REFUSED)  # the reader of our output went away: nothing left to tell
         except Exception as exc:  # noqa: BLE001 — the last line of defence against a traceback

@@ -87,3 +87,106 @@ class Seconds(click.ParamType):
         if not math.isfinite(number) or not 0 <= number <= self.max:
             self.fail(f"{value} is out of range: 0 to {self.max:g} seconds", param, ctx)
         return number
+
+
+# ----------------------------------------------------------------------------- text
+
+MAX_TEXT = 1000  # characters in one option or argument; a name, code, memo or reason is far shorter
+_BIDI_AND_INVISIBLE = frozenset("\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                                "\u2066\u2067\u2068\u2069\ufeff")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a value typed on the command line, or None.
+
+    Refused everywhere, before any rule sees it: an empty or blank value (an option given
+    must say something), control characters (NUL, newlines, escapes), lone surrogates (bytes
+    that were not UTF-8), invisible and bidirectional formatting marks (text that reads
+    differently from what it holds), and more than ``MAX_TEXT`` characters.
+    """
+    if not text.strip():
+        return "empty value (give a value, or leave the option out)"
+    if len(text) > MAX_TEXT:
+        return f"{len(text):,} characters, more than the {MAX_TEXT:,} a value may have"
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            return f"control character U+{code:04X} in the value"
+        if 0xD800 <= code < 0xE000:
+            return "bytes that are not UTF-8 in the value"
+        if ch in _BIDI_AND_INVISIBLE:
+            return f"invisible formatting character U+{code:04X} in the value"
+    return None
+
+
+class Checked(click.ParamType):
+    """Any of click's types (text, path, choice, date) behind ``text_problem``'s check of what was typed."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.envvar_list_splitter = inner.envvar_list_splitter
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                self.fail(problem, param, ctx)
+        return self.inner.convert(value, param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        return self.inner.get_metavar(param, ctx)  # type: ignore[arg-type]
+
+    def get_missing_message(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        return self.inner.get_missing_message(param, ctx)  # type: ignore[arg-type]
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        return self.inner.shell_complete(ctx, param, incomplete)
+
+    def to_info_dict(self) -> dict[str, Any]:
+        return self.inner.to_info_dict()
+
+
+class ReaderSpec(click.ParamType):
+    """A ``--reader`` spec checked for its form when typed (``terminals.drivers.spec``), before any command acts.
+
+    An emulator spec is opened (lazily: no file is read) and closed again, so a spec naming
+    no file, an unknown driver or a bad option is refused before the world is touched. A
+    PC/SC reader is only looked for when the command uses it.
+    """
+
+    name = "spec"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from sbcard.domain.errors import InvalidInput
+        from terminals.drivers.spec import open_reader
+
+        text = str(value)
+        if not text.startswith("pcsc:"):
+            try:
+                open_reader(text).close()
+            except InvalidInput as e:
+                error = click.BadParameter(e.message, ctx, param)
+                error.sbcard_code = e.code  # type: ignore[attr-defined]
+                raise error from None
+        return text
+
+
+READER_PARAMS = ("reader_spec", "old_reader_spec")  # how the commands name their --reader / --old-reader
+
+
+def check_all_text(command: click.Command) -> None:
+    """Put every text-like parameter of ``command`` and its subcommands behind ``Checked`` (once); a reader
+    spec behind ``ReaderSpec`` as well."""
+    for param in command.params:
+        if isinstance(param.type, (Checked, Whole, Seconds, click.types.BoolParamType)):
+            continue
+        if param.name in READER_PARAMS and isinstance(param.type, click.types.StringParamType):
+            param.type = Checked(ReaderSpec())
+            continue
+        if isinstance(param.type, (click.types.StringParamType, click.Path, click.Choice, click.DateTime,
+                                   click.File)):
+            param.type = Checked(param.type)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            check_all_text(sub)
