@@ -18,6 +18,12 @@ from typing import Any, NoReturn
 
 import click
 
+try:
+    from click.exceptions import NoArgsIsHelpError
+except ImportError:  # click < 8.2 printed the help itself
+    class NoArgsIsHelpError(click.UsageError):  # type: ignore[no-redef]
+        pass
+
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
@@ -96,7 +102,7 @@ def describe_click_error(exc: click.ClickException) -> tuple[str, str | None, st
     if isinstance(exc, click.UsageError):
         if exc.message.startswith("No such command"):
             return "usage.no_such_command", "COMMAND", exc.message.rstrip(".").replace("No such command", "no such command")
-        if exc.message.startswith("Missing command"):
+        if isinstance(exc, NoArgsIsHelpError) or exc.message.startswith("Missing command"):
             return "usage.missing_command", "COMMAND", "missing command"
         if exc.message.startswith("Got unexpected extra argument"):
             return "usage.extra_argument", None, "unexpected extra argument" + exc.message.partition("argument")[2]
@@ -147,6 +153,9 @@ class SbcardGroup(click.Group):
         try:
             result = super().main(words, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
+            if isinstance(exc, NoArgsIsHelpError) and not as_json:
+                exc.show()  # a group typed alone: its help is the answer (on stderr, exit 2, as click does)
+                sys.exit(EXIT_USAGE)
             code, field, reason = describe_click_error(exc)
             exit_code = EXIT_USAGE if isinstance(exc, (click.UsageError, click.FileError)) else exc.exit_code
             report(reason + ("" if as_json else _hint(exc)), exit_code, as_json=as_json, code=code, field=field)

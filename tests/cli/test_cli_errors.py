@@ -130,3 +130,44 @@ def test_refusals_are_yellow_on_a_terminal():
 def test_a_message_is_kept_to_one_line_whatever_was_typed(home):
     result = run(home, "card", "applications", "--status", "a\nb\x00c")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "\x00" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("", "empty value"), ("   ", "empty value"), ("188347080\x00", "control character U+0000"),
+        ("18834\n7080", "control character U+000A"), ("\u202e080743881", "invisible formatting character U+202E"),
+        ("188\u200b347080", "invisible formatting character U+200B"), ("188347080\udcff", "bytes that are not UTF-8"),
+        ("1" * 1001, "1,001 characters, more than the 1,000"),
+    ],
+)
+def test_a_value_that_cannot_have_been_meant_is_refused_before_any_rule(home, value, reason):
+    result = run(home, "card", "show", value)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: CARD_OR_CITIZEN_ID: {reason}"), result.stderr
+
+
+def test_a_file_that_is_no_card_in_the_reader_is_bad_input(home, tmp_path):
+    junk = tmp_path / "junk.card"
+    junk.write_bytes(bytes(range(256)) * 4)
+    result = run(home, "reader", "read", "--reader", f"emulator:{junk}")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --reader: ") and "not a virtual card" in \
+        result.stderr
+
+
+def test_a_malformed_reader_spec_is_refused_before_the_venue_gate_is_installed(home):
+    result = run(home, "venue", "enter", "--reader", "-1", "--venue", "BJ-MU-001")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --reader: ")
+    assert not list((home / "terminals").iterdir())
+
+
+def test_a_prompt_meeting_the_end_of_input_is_bad_input_not_aborted(home):
+    result = CliRunner().invoke(root, ["--home", str(home), "card", "pin", "change", "T00000018"], input="")
+    assert result.exit_code == 2
+    assert result.stderr.endswith("error: stdin: no answer to a prompt (stdin closed or Ctrl-C): give the value as "
+                                  "an option\n")
+
+
+def test_a_group_typed_alone_still_shows_its_help(home):
+    result = run(home, "card")
+    assert result.exit_code == 2 and result.stderr.startswith("Usage: ") and "report-lost" in result.stderr
