@@ -207,7 +207,8 @@ def values_for(kind: str, files: dict[str, tuple[Path, str]], junk_card: Path) -
     if kind == "int":
         return [(v, "bad") for v in BAD_INT + BAD_TEXT[:12]] + [(v, "odd") for v in ODD_INT]
     if kind == "float":
-        return [(v, "bad") for v in BAD_INT + ["-1", "-0.5", "1e9"]] + [(v, "odd") for v in ["0", "0.5"]]
+        return ([(v, "bad") for v in BAD_INT if v != "1.5"] + [(v, "bad") for v in ["-1", "-0.5", "1e9", "1e999"]]
+                + [(v, "odd") for v in ["0", "0.5", "1.5"]])
     if kind == "choice":
         return [(v, "bad") for v in BAD_TEXT + ODD_TEXT]
     if kind == "flag":
@@ -350,13 +351,15 @@ def campaign(invocations: int, seed: int, workdir: Path, *, show: int = 5, out=s
     from sbcard.cli.main import cli
 
     started = time.monotonic()
-    pristine = workdir / "pristine" / "world"
-    pristine.parent.mkdir(parents=True)
-    world = prepare(pristine)
+    # The world records its card files by absolute path: it is prepared where it runs, and restored there
+    # from a copy kept aside.
+    home = workdir / "run" / "world"
+    home.parent.mkdir(parents=True)
+    world = prepare(home)
+    pristine = workdir / "pristine"
+    shutil.copytree(home, pristine)
     files = path_values(workdir / "files")
     junk_card = files["card.bin"][0]
-    home = workdir / "run" / "world"
-    shutil.copytree(pristine, home)
     clean_digest = digest(home)
     cases = plan(cli, invocations, random.Random(seed), world, files, junk_card)
     prepared = time.monotonic() - started
