@@ -18,8 +18,10 @@ Each invocation is checked:
   JSON object ``{"error": {"code", "field", "message"}}`` with ``--json``;
 - **the documented exit code**: 2 for a value that is malformed (1 or 2 for a plausible but
   odd value, which a rule may refuse);
-- **nothing written**: a failing command leaves every database of the world (row by row)
-  and every card and terminal file as they were;
+- **nothing written**: a command refusing bad input (exit 2) leaves every database of the
+  world (row by row) and every card and terminal file as they were (a rule's refusal, exit 1,
+  may record itself — a wrong PIN counts on the card, a gate logs a refused tap — and an I/O
+  failure, exit 3, keeps what a resumable import had committed);
 - **not silently accepted**: a malformed value is never taken (exit 0).
 
 It prints tried / clean / tracebacks / wrong exit codes / not one line / written on refusal /
@@ -338,7 +340,7 @@ def judge(case: dict[str, Any], exit_code: int, stdout: str, stderr: str, escape
             failed.append("not one line")
     elif not (stderr.startswith("error: ") and stderr.count("\n") == 1 and stderr.endswith("\n")):
         failed.append("not one line")
-    if changed:
+    if changed and exit_code == 2:
         failed.append("written on refusal")
     return failed
 

@@ -160,6 +160,13 @@ def _gate_json(app: AppContext, row: dict[str, Any]) -> dict[str, Any]:
             "created_at": row["created_at"]}
 
 
+def _card_first(reader_spec: str) -> None:
+    """What is in the reader is read before the venue's gate is made at its first use: a file that is no card
+    (or no card at all) is refused with the world unchanged."""
+    with reader_session(reader_spec, False) as reader:
+        reader.atr  # noqa: B018  (powers the card on: reads it)
+
+
 @contextmanager
 def _gate(app: AppContext, world: Any, place: Any, terminal_id: str | None) -> Iterator[Any]:
     """The venue's gate (made if it has none), open, with the venue region's host behind it."""
@@ -190,6 +197,7 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
     from sbcard.venue_reference import venue as find
 
     place = find(venue_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as gate_app:
         with reader_session(reader_spec, trace) as reader:
             result = gate_app.enter(reader, student=student)
@@ -294,6 +302,7 @@ def borrow_command(app: AppContext, reader_spec: str, library_code: str, termina
     from sbcard.venue_reference import library as find
 
     place = find(library_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
         with reader_session(reader_spec, trace) as reader:
             card = _identify(desk, reader)
@@ -321,6 +330,7 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
     from sbcard.venue_reference import library as find
 
     place = find(library_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
         with reader_session(reader_spec, trace) as reader:
             card = _identify(desk, reader)
@@ -360,6 +370,7 @@ def pay_command(app: AppContext, reader_spec: str, library_code: str, terminal_i
     from sbcard.venue_reference import library as find
 
     place = find(library_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
         with reader_session(reader_spec, trace) as reader:
             card = _identify(desk, reader)

@@ -171,3 +171,11 @@ def test_a_prompt_meeting_the_end_of_input_is_bad_input_not_aborted(home):
 def test_a_group_typed_alone_still_shows_its_help(home):
     result = run(home, "card")
     assert result.exit_code == 2 and result.stderr.startswith("Usage: ") and "report-lost" in result.stderr
+
+
+def test_a_file_that_is_no_card_at_a_venue_is_refused_before_the_gate_is_made(home, tmp_path):
+    junk = tmp_path / "junk.card"
+    junk.write_bytes(b"\x00" * 64)
+    result = run(home, "venue", "enter", "--reader", f"emulator:{junk}", "--venue", "BJ-MU-001")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --reader: ")
+    assert not list((home / "terminals").iterdir())
