@@ -99,6 +99,7 @@ def path_values(scratch: Path) -> dict[str, tuple[Path, str]]:
     write("not-a-zip.xlsx", b"PK\x03\x04 this is not a workbook")
     write("huge-line.csv", b"seq," + b"9" * 200_000 + b"\n")
     write("card.bin", b"\x00" * 64)
+    write("deep.json", b"[" * 100_000)
     return made
 
 
@@ -129,7 +130,7 @@ def prepare(home: Path) -> dict[str, Any]:
     people_file.write_text("citizen_id,name,insurance,ethnicity,region\n"
                            "110105198001010013,李四,resident,01,110105\n", encoding="utf-8")
     items_file = home.parent / "items.csv"
-    items_file.write_text("code,quantity,unit_price\nXJ01CAA040,1,12.50\n", encoding="utf-8")
+    items_file.write_text("code,quantity,price\nXJ01CAA040,1,12.50\n", encoding="utf-8")
     batch = run_cli(runner, home, "subsidy", "import", str(batch_file), "--region", "110105", "--operator",
                     "BJ-FIN-A")["batch_id"]
     run_cli(runner, home, "subsidy", "approve", batch, "--operator", "BJ-FIN-B")

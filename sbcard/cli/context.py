@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -71,6 +72,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{exc.strerror or exc}", EXIT_USAGE, error_code="path." + _path_code(exc),
                  field=str(exc.filename) if exc.filename else None)
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # a name typed too long for a file of the world
+                fail(f"{exc.strerror}", EXIT_USAGE, error_code="path.too_long", field=None)
             fail(f"{exc.strerror or exc}", EXIT_INTERNAL, error_code="io.error",
                  field=str(exc.filename) if exc.filename else None)
 

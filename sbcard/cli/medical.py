@@ -131,17 +131,21 @@ def read_items(path: Path) -> list[Any]:
     if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InvalidInput("items.json", f"{path.name} is not JSON: {e}", "--items") from None
+        except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested past Python's stack
+            raise InvalidInput("items.json", f"{path.name} is not JSON: {e or 'nested too deep'}", "--items") from None
         if not isinstance(rows, list):
             raise InvalidInput("items.json", f"{path.name} must hold a list of {{code, quantity, price}}", "--items")
     else:
         reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip() for h in reader.fieldnames or []]
-        if not {"code", "quantity", "price"} <= set(header):
-            raise InvalidInput("items.csv", f"{path.name} needs a header code,quantity,price (got "
-                               f"{','.join(header) or 'none'})", "--items")
-        rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+        try:
+            header = [h.strip() for h in reader.fieldnames or []]
+            if not {"code", "quantity", "price"} <= set(header):
+                raise InvalidInput("items.csv", f"{path.name} needs a header code,quantity,price (got "
+                                   f"{','.join(header) or 'none'})", "--items")
+            rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+        except csv.Error as e:  # e.g. a field past the csv module's limit
+            raise InvalidInput("items.csv", f"{path.name} line {reader.line_num}: not readable as CSV ({e})",
+                               "--items") from None
     return parse_lines(rows)
 
 

@@ -179,3 +179,8 @@ def test_a_file_that_is_no_card_at_a_venue_is_refused_before_the_gate_is_made(ho
     result = run(home, "venue", "enter", "--reader", f"emulator:{junk}", "--venue", "BJ-MU-001")
     assert result.exit_code == 2 and result.stderr.startswith("error: --reader: ")
     assert not list((home / "terminals").iterdir())
+
+
+def test_a_name_too_long_for_a_file_is_bad_input(home):
+    result = run(home, "transit", "log", "--terminal", "Ω" * 300)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and "too long" in result.stderr
