@@ -186,6 +186,8 @@ def generate_batch(
     if found is None:
         raise NotFound("subsidy.unknown_item", f"{item!r} is not a subsidy item (see `sbcard subsidy items`)",
                        "--item")
+    if as_of.year < 1900:  # ages are counted back from it: year 1 less 80 is no date
+        raise InvalidInput("subsidy.as_of", f"{as_of.isoformat()} is before 1900", "--as-of")
     if as_of > now.date():
         raise InvalidInput("subsidy.as_of", f"{as_of.isoformat()} is after today ({now.date().isoformat()}): "
                            "a batch is generated for a day that has come", "--as-of")
