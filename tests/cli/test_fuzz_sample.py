@@ -19,6 +19,6 @@ def _fuzz_module():
 def test_a_sample_of_the_cli_fuzz_campaign_finds_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv("SBCARD_DEBUG", raising=False)
     fuzz = _fuzz_module()
-    figures = fuzz.campaign(250, 2026, tmp_path)
+    figures = fuzz.campaign(400, 2026, tmp_path)
     found = {kind: figures["examples"][kind] for kind in fuzz.KINDS if figures[kind]}
-    assert figures["tried"] == 250 and figures["clean"] == 250, found
+    assert figures["tried"] == 400 and figures["clean"] == 400, found
