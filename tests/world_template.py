@@ -95,6 +95,16 @@ def cli(home: Path, *args: str, input: str | None = None) -> tuple[int, str, str
     return result.exit_code, result.stdout, result.stderr, parsed
 
 
+def error_line(err: str) -> str:
+    """stderr as a person reads it: a ``--json`` error (``{"error": {"code", "field", "message"}}``) given back as
+    the line ``error: <field>: <message>`` the same command prints without ``--json``; any other text as it is."""
+    try:
+        error = json.loads(err)["error"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return err
+    return f"error: {error['field']}: {error['message']}\n" if error["field"] else f"error: {error['message']}\n"
+
+
 def ok(result: tuple[int, str, str, Any]) -> Any:
     """The parsed JSON of a command that must have succeeded."""
     code, _, err, data = result

@@ -23,6 +23,10 @@ class NoCard(ReaderError):
     """The reader has no card in it."""
 
 
+class NotACard(ReaderError):
+    """What is in the reader is no card: a virtual card file that is not one (bad input, not a failing reader)."""
+
+
 class CardIOError(Exception):
     """Talking to the card failed mid-exchange: the card was removed or torn."""
 

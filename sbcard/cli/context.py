@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import click
 
-from sbcard.chip.reader import CardIOError, NoCard, ReaderError
+from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
 from sbcard.chip.sw import CardStatus
+from sbcard.cli.errors import EXIT_INTERNAL, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, report
 from sbcard.clock import Clock, SystemClock
 from sbcard.domain.errors import SbcardError
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+__all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_INTERNAL", "AppContext", "fail", "handle_errors"]
 
 
 @attrs.define
@@ -31,9 +33,20 @@ def default_home() -> Path:
     return Path(os.environ.get("SBCARD_HOME") or "./sbcard-world")
 
 
-def fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+def fail(message: str, code: int, *, error_code: str | None = None, field: str | None = None) -> NoReturn:
+    """One line on stderr (a JSON object under ``--json``) and exit ``code``; see ``sbcard.cli.errors``."""
+    report(message, code, as_json=_json_mode(), code=error_code, field=field)
     sys.exit(code)
+
+
+def _json_mode() -> bool:
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_object(AppContext) if ctx is not None else None
+    return bool(app and app.json)
+
+
+# A path the user typed that is not what it should be is their input, not our I/O failing.
+_BAD_PATH = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError)
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,19 +57,32 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except SbcardError as exc:
-            fail(str(exc), exc.exit_code)
+            fail(exc.message, exc.exit_code, error_code=exc.code, field=exc.field)
         except NoCard as exc:
-            fail(f"reader: {exc or 'no card in the reader'}", EXIT_REFUSED)
+            fail(f"{exc or 'no card in the reader'}", EXIT_REFUSED, error_code="reader.no_card", field="reader")
+        except NotACard as exc:
+            fail(str(exc), EXIT_USAGE, error_code="reader.not_a_card", field="--reader")
         except ReaderError as exc:
-            fail(f"reader: {exc}", EXIT_INTERNAL)
+            fail(str(exc), EXIT_INTERNAL, error_code="reader.error", field="reader")
         except CardIOError as exc:
-            fail(f"card: {exc} (tap the card again)", EXIT_INTERNAL)
+            fail(f"{exc} (tap the card again)", EXIT_INTERNAL, error_code="card.io", field="card")
         except CardStatus as exc:
-            fail(f"card refused: {exc}", EXIT_REFUSED)
+            fail(f"refused: {exc}", EXIT_REFUSED, error_code="card.refused", field="card")
+        except _BAD_PATH as exc:
+            fail(f"{exc.strerror or exc}", EXIT_USAGE, error_code="path." + _path_code(exc),
+                 field=str(exc.filename) if exc.filename else None)
         except OSError as exc:
-            fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_INTERNAL)
+            if exc.errno == errno.ENAMETOOLONG:  # a name typed too long for a file of the world
+                fail(f"{exc.strerror}", EXIT_USAGE, error_code="path.too_long", field=None)
+            fail(f"{exc.strerror or exc}", EXIT_INTERNAL, error_code="io.error",
+                 field=str(exc.filename) if exc.filename else None)
 
     return wrapper
+
+
+def _path_code(exc: OSError) -> str:
+    return {FileNotFoundError: "not_found", IsADirectoryError: "is_a_directory", NotADirectoryError: "not_a_directory",
+            PermissionError: "permission", FileExistsError: "exists"}.get(type(exc), "error")
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,9 +27,10 @@ from sbcard.cli import (
     world,
 )
 from sbcard.cli.context import AppContext, default_home
+from sbcard.cli.errors import SbcardGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=SbcardGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),

@@ -18,6 +18,7 @@ import click
 
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import caution, emit_json, fields, money, named_region, number, refusal, table, when
+from sbcard.cli.params import Whole
 from sbcard.cli.readers import reader_session, trace_option
 from sbcard.domain.errors import InvalidInput, NotFound
 
@@ -129,17 +130,21 @@ def read_items(path: Path) -> list[Any]:
     if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InvalidInput("items.json", f"{path.name} is not JSON: {e}", "--items") from None
+        except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested past Python's stack
+            raise InvalidInput("items.json", f"{path.name} is not JSON: {e or 'nested too deep'}", "--items") from None
         if not isinstance(rows, list):
             raise InvalidInput("items.json", f"{path.name} must hold a list of {{code, quantity, price}}", "--items")
     else:
         reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip() for h in reader.fieldnames or []]
-        if not {"code", "quantity", "price"} <= set(header):
-            raise InvalidInput("items.csv", f"{path.name} needs a header code,quantity,price (got "
-                               f"{','.join(header) or 'none'})", "--items")
-        rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+        try:
+            header = [h.strip() for h in reader.fieldnames or []]
+            if not {"code", "quantity", "price"} <= set(header):
+                raise InvalidInput("items.csv", f"{path.name} needs a header code,quantity,price (got "
+                                   f"{','.join(header) or 'none'})", "--items")
+            rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+        except csv.Error as e:  # e.g. a field past the csv module's limit
+            raise InvalidInput("items.csv", f"{path.name} line {reader.line_num}: not readable as CSV ({e})",
+                               "--items") from None
     return parse_lines(rows)
 
 
@@ -272,7 +277,7 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
 
 @medical.command("year")
 @click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
-@click.option("--year", type=int, default=None, metavar="YYYY", help="The calendar year (default: this year).")
+@click.option("--year", type=Whole(1900, 9999), default=None, metavar="YYYY", help="The calendar year (default: this year).")
 @with_app
 def year_command(app: AppContext, card_number: str, year: int | None) -> None:
     """The holder's accumulators for a year: deductible and pooled fund paid, what is left, the personal account."""

@@ -10,6 +10,7 @@ import click
 
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import caution, emit_json, fields, number, table, warn
+from sbcard.cli.params import Whole
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.outlets import KINDS
 from sbcard.domain.regions import node_of, validate_region_code
@@ -52,7 +53,7 @@ def stock_group() -> None:
 
 @stock_group.command("receive")
 @click.argument("code", metavar="CODE")
-@click.option("--count", required=True, type=int, help="How many blanks arrived (1–1000).")
+@click.option("--count", required=True, type=Whole(), help="How many blanks arrived (1–1000).")
 @click.option("--operator", required=True, help="The member of staff receiving them.")
 @with_app
 def receive_command(app: AppContext, code: str, count: int, operator: str) -> None:

@@ -12,6 +12,7 @@ import click
 
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, named_region, number, warn
+from sbcard.cli.params import Whole
 from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
@@ -33,7 +34,7 @@ def person() -> None:
 @click.option("--retired", is_flag=True, help="A retired employee (退休).")
 @click.option("--insured-region", default=None, metavar="NNNNNN",
               help="Where the person is insured (default: --region); that region's registry holds them.")
-@click.option("--ethnicity", type=int, default=1, show_default=True, help="GB/T 3304 code (1 汉族 … 56, 97, 98).")
+@click.option("--ethnicity", type=Whole(), default=1, show_default=True, help="GB/T 3304 code (1 汉族 … 56, 97, 98).")
 @click.option("--phone", default=None, help="A mobile number or a landline with its area code.")
 @click.option("--address", default=None, help="Postal address.")
 @click.option("--photo", "photo_ref", default=None, help="Reference of the photo (newborns may have none).")

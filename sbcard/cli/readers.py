@@ -12,6 +12,7 @@ import click
 from sbcard.chip.reader import Reader
 from sbcard.cli.context import AppContext, handle_errors, with_app
 from sbcard.cli.output import caution, emit_json, fields, money, named_region, table, when
+from sbcard.cli.params import Whole
 from sbcard.domain.errors import InvalidInput
 
 
@@ -129,9 +130,9 @@ def _render_snapshot(data: dict) -> str:
 @click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The virtual card file to serve.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where vsmartcard-vpcd listens.")
-@click.option("--port", type=click.IntRange(1, 65535), default=35963, show_default=True,
+@click.option("--port", type=Whole(1, 65535), default=35963, show_default=True,
               help="35963 is \"Virtual PCD 00 00\", 35964 \"Virtual PCD 00 01\".")
-@click.option("--tear", type=click.IntRange(min=1), default=None,
+@click.option("--tear", type=Whole(1), default=None,
               help="Fault: tear the card at its N-th persistent write (once; the re-inserted card has no fault).")
 @handle_errors
 def serve_command(card_path: Path, host: str, port: int, tear: int | None) -> None:

@@ -19,6 +19,7 @@ import click
 from sbcard.cli import subsidy_pay
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, money, named_region, table, when
+from sbcard.cli.params import Whole
 from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.money import parse_yuan
 from sbcard.store.world import open_world
@@ -52,7 +53,7 @@ def items_command(app: AppContext, region: str | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--region", required=True, metavar="NNNNNN", help="The district (or city) whose batch this is.")
 @click.option("--operator", required=True, help="The maker: a finance operator of the region.")
-@click.option("--count", type=click.IntRange(min=0), default=None,
+@click.option("--count", type=Whole(0), default=None,
               help="The declared number of rows (with --total), when the file has no #TOTAL trailer.")
 @click.option("--total", default=None, metavar="YUAN", help="The declared total in yuan (with --count).")
 @with_app

@@ -17,6 +17,7 @@ import click
 
 from sbcard.cli.context import EXIT_INTERNAL, AppContext, fail, with_app
 from sbcard.cli.output import alert, emit_json, fields, money, named_region, refusal, table, when
+from sbcard.cli.params import Seconds, Whole
 from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.masking import mask_middle
 from sbcard.store.world import open_world
@@ -80,9 +81,9 @@ def reject_command(app: AppContext, batch: str, operator: str, reason: str) -> N
 @click.command("pay")
 @click.argument("batch", metavar="BATCH")
 @staff_operator_option("The finance or supervisor operator running the payment (recorded; required).")
-@click.option("--chunk", type=click.IntRange(1, 10_000), default=1000, show_default=True,
+@click.option("--chunk", type=Whole(1, 10_000), default=1000, show_default=True,
               help="Rows per transaction.")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=0, show_default=True,
+@click.option("--wait", "wait_seconds", type=Seconds(86_400), default=0, show_default=True,
               help="If another pay of BATCH is running, wait up to this many seconds for it instead of refusing.")
 @click.option("--take-over", is_flag=True,
               help="Take the batch over from a pay on another machine that is gone (safe: never pays twice).")
@@ -232,7 +233,7 @@ def _test_fault() -> Callable[[str, int], None] | None:
 
 @click.command("reverse")
 @click.argument("batch", metavar="BATCH")
-@click.argument("seq", metavar="SEQ", type=int)
+@click.argument("seq", metavar="SEQ", type=Whole(1))
 @click.option("--operator", required=True, help="Finance or supervisor operator of the batch's region.")
 @click.option("--reason", required=True, help="What the error was.")
 @with_app

@@ -17,6 +17,7 @@ import click
 from sbcard.chip.reader import Reader
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
 from sbcard.cli.output import caution, emit_json, fields, money, named_region, table, when
+from sbcard.cli.params import Whole
 from sbcard.cli.readers import open_reader_for, trace_option
 from sbcard.domain import fares as F
 from sbcard.domain.errors import InvalidInput
@@ -38,7 +39,7 @@ def transit() -> None:
 @click.option("--from", "origin", default=None, metavar="STATION",
               help="Entry station, by name or code (bj-subway, tj-metro): the route gives the distance.")
 @click.option("--to", "destination", default=None, metavar="STATION", help="Exit station, by name or code.")
-@click.option("--sections", type=int, default=None, metavar="N",
+@click.option("--sections", type=Whole(), default=None, metavar="N",
               help="Sections (区间) ridden on the Tianjin metro, instead of --from/--to.")
 @click.option("--line", default=None, metavar="LINE",
               help="A bus line of the fixtures: its area (bj-bus) or full fare and kind (flat-fare lines).")

@@ -19,6 +19,7 @@ import click
 
 from sbcard.cli.context import EXIT_REFUSED, AppContext, handle_errors, json_option, pass_app, with_app
 from sbcard.cli.output import alert, caution, emit_json, fields, money, named_region, number, refusal, table, when
+from sbcard.cli.params import Whole
 from sbcard.cli.readers import reader_option, reader_session, trace_option
 from sbcard.cli.terminals import _install, open_terminal_state, terminal_dir
 from sbcard.domain.errors import RuleRefused
@@ -159,6 +160,13 @@ def _gate_json(app: AppContext, row: dict[str, Any]) -> dict[str, Any]:
             "created_at": row["created_at"]}
 
 
+def _card_first(reader_spec: str) -> None:
+    """What is in the reader is read before the venue's gate is made at its first use: a file that is no card
+    (or no card at all) is refused with the world unchanged."""
+    with reader_session(reader_spec, False) as reader:
+        reader.atr  # noqa: B018  (powers the card on: reads it)
+
+
 @contextmanager
 def _gate(app: AppContext, world: Any, place: Any, terminal_id: str | None) -> Iterator[Any]:
     """The venue's gate (made if it has none), open, with the venue region's host behind it."""
@@ -189,6 +197,7 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
     from sbcard.venue_reference import venue as find
 
     place = find(venue_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as gate_app:
         with reader_session(reader_spec, trace) as reader:
             result = gate_app.enter(reader, student=student)
@@ -208,7 +217,7 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
 @venue.command("visits")
 @click.option("--venue", "venue_code", default=None, metavar="CODE", help="Only this venue.")
 @click.option("--card", "card_number", default=None, metavar="CARD", help="Only this card's visits.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the newest N.")
+@click.option("--limit", type=Whole(1), default=None, metavar="N", help="Only the newest N.")
 @with_app
 def visits_command(app: AppContext, venue_code: str | None, card_number: str | None, limit: int | None) -> None:
     """Visits recorded by the venues' gates: admissions (free ones too) and refusals."""
@@ -295,6 +304,7 @@ def borrow_command(app: AppContext, reader_spec: str, library_code: str, termina
     from sbcard.venue_reference import library as find
 
     place = find(library_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
         with reader_session(reader_spec, trace) as reader:
             card = _identify(desk, reader)
@@ -322,6 +332,7 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
     from sbcard.venue_reference import library as find
 
     place = find(library_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
         with reader_session(reader_spec, trace) as reader:
             card = _identify(desk, reader)
@@ -361,6 +372,7 @@ def pay_command(app: AppContext, reader_spec: str, library_code: str, terminal_i
     from sbcard.venue_reference import library as find
 
     place = find(library_code)
+    _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as desk:
         with reader_session(reader_spec, trace) as reader:
             card = _identify(desk, reader)

@@ -9,11 +9,12 @@ import click
 
 from sbcard.cli.context import EXIT_REFUSED, AppContext, with_app
 from sbcard.cli.output import alert, emit_json, money, table
+from sbcard.cli.params import Whole
 from sbcard.store.world import init_world
 
 
 @click.command("init")
-@click.option("--seed", type=int, default=None, help="Seed for the regions' master keys (default: random).")
+@click.option("--seed", type=Whole(), default=None, help="Seed for the regions' master keys (default: random).")
 @with_app
 def init_command(app: AppContext, seed: int | None) -> None:
     """Make the world (or upgrade it); running it again changes nothing."""
@@ -34,8 +35,8 @@ def init_command(app: AppContext, seed: int | None) -> None:
 @click.option("--population", type=click.IntRange(min=1), default=2000, show_default=True,
               help="People in the three regions (most hold a card when the run starts); at most 500,000, "
                    "about 15 KB of memory each.")
-@click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Simulated days.")
-@click.option("--seed", type=int, default=1, show_default=True,
+@click.option("--days", type=Whole(1), default=3, show_default=True, help="Simulated days.")
+@click.option("--seed", type=Whole(), default=1, show_default=True,
               help="Everything that varies comes from it: the same seed, the same world and summary.")
 @click.option("--faults", type=click.Choice(["none", "light", "heavy"]), default="none", show_default=True,
               help="Torn cards, crashed terminals, lost or repeated messages, a region cut off for hours.")

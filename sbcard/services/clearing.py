@@ -110,11 +110,17 @@ class ClearingResult:
 # ----------------------------------------------------------------------------- the run
 
 
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9998, 12, 31)  # a day's window (day - 1 … day + 2) stays a date
+
+
 def parse_day(text: str, field: str = FIELD) -> dt.date:
     try:
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except (ValueError, AttributeError):
         raise InvalidInput("clearing.date", f"{text!r} is not a date (YYYY-MM-DD)", field) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput("clearing.date", f"{day.isoformat()} is outside {FIRST_DAY} to {LAST_DAY}", field)
+    return day
 
 
 def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingResult:

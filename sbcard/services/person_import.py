@@ -189,6 +189,17 @@ class _ErrorReport:
             self._file.close()
 
 
+def _readable(reader: Any) -> Iterator[list[str] | csv.Error]:
+    """The reader's rows, with a line it cannot read (a field past the csv module's limit) as its error."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield e
+
+
 class _RowReader:
     """The file's data rows, streamed; a header that cannot work is refused whole."""
 
@@ -204,7 +215,11 @@ class _RowReader:
             raise NotFound("import.no_file", f"no such file: {self.path}", "FILE") from None
         try:
             reader = csv.reader(self._lines())
-            header = [h.strip() for h in next(reader, [])]
+            try:
+                header = [h.strip() for h in next(reader, [])]
+            except csv.Error as e:
+                raise InvalidInput("import.csv", f"{self.path.name}: the header is not readable as CSV ({e})",
+                                   "FILE") from None
             _check_header(header)
         except BaseException:
             self._file.close()
@@ -223,7 +238,10 @@ class _RowReader:
         width = len(header)
         empty = dict.fromkeys(COLUMNS, "")
         reported = 0
-        for fields in reader:
+        for fields in _readable(reader):
+            if isinstance(fields, csv.Error):  # this line only: it goes to the error report like any bad row
+                yield reader.line_num, empty.copy(), f"not readable as CSV ({fields})"
+                continue
             values = [unguard(f.strip()).strip() for f in fields]  # a guarded cell (csv_safety) as it was
             if not any(values):
                 continue  # blank lines are not rows

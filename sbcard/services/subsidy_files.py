@@ -377,6 +377,10 @@ class BatchReader:
             region=trailer.region if trailer else None,
         )
 
+    def check_seqs(self) -> None:
+        """The rows read so far have unique sequence numbers (``FileRejected`` naming the first repeat otherwise)."""
+        self._check_seqs()
+
     def _check_seqs(self) -> None:
         """Sequence numbers are unique: the first repeated one is named with both lines."""
         if self._ascending:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -121,7 +122,11 @@ def import_batch(
     reader = BatchReader(path)
     checker = _Checker(world, node, region, catalogue, now)
     with _staged(db):
-        checker.stage(reader.rows(progress), progress)
+        try:
+            checker.stage(reader.rows(progress), progress)
+        except sqlite3.IntegrityError:  # the staging table's key met a sequence number twice
+            reader.check_seqs()  # FileRejected naming the number and both its lines
+            raise
         batch = reader.finish(count=count, total_fen=total_fen, region=region)
         checker.refuse_other_region(batch.name, reader.column("citizen_id"))
         if progress is not None:
@@ -182,6 +187,8 @@ def generate_batch(
     if found is None:
         raise NotFound("subsidy.unknown_item", f"{item!r} is not a subsidy item (see `sbcard subsidy items`)",
                        "--item")
+    if as_of.year < 1900:  # ages are counted back from it: year 1 less 80 is no date
+        raise InvalidInput("subsidy.as_of", f"{as_of.isoformat()} is before 1900", "--as-of")
     if as_of > now.date():
         raise InvalidInput("subsidy.as_of", f"{as_of.isoformat()} is after today ({now.date().isoformat()}): "
                            "a batch is generated for a day that has come", "--as-of")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sbcard.chip.reader import CardIOError, NoCard, ReaderError
+from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
 
 
 class EmulatedCard(Protocol):
@@ -111,7 +111,7 @@ class EmulatorReader:
             except FileNotFoundError as e:
                 raise NoCard(f"no card in {self.name} (no file {self.path})") from e
             except ValueError as e:
-                raise ReaderError(f"{self.path} is not a virtual card file: {e}") from e
+                raise NotACard(f"{self.path} is not a virtual card file: {e}") from e
             self._atr = card.power_on()
             self._card = card
         return self._card

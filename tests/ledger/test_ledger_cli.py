@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ledger_helpers import card_holder
+from world_template import error_line
 
 from sbcard.services import ledger
 from sbcard.services.operators import add_operator
@@ -80,7 +81,7 @@ def test_refusals_are_one_line_and_change_nothing(sbcard, home, card, verb, amou
     cash(sbcard, "deposit", card, "10")
     before = digests(home)
     code, out, err, _ = cash(sbcard, verb, card, amount, **kw)
-    assert code == exit_code and err.startswith(message) and err.count("\n") == 1, err
+    assert code == exit_code and error_line(err).startswith(message) and err.count("\n") == 1, err
     assert digests(home) == before
 
 

@@ -48,9 +48,9 @@ def fill(sbcard, card, yuan: int) -> None:
     ("verb", "amount", "extra", "exit_code", "field", "words"),
     [
         ("deposit", "50000", (), 1, "--amount", "large-value cash transaction"),
-        ("deposit", "49999.99", ("--txn-id", ""), 2, "--txn-id", "empty or blank"),
-        ("deposit", "10", ("--txn-id", "   "), 2, "--txn-id", "empty or blank"),
-        ("withdraw", "10", ("--txn-id", "\t"), 2, "--txn-id", "empty or blank"),
+        ("deposit", "49999.99", ("--txn-id", ""), 2, "--txn-id", "empty value"),
+        ("deposit", "10", ("--txn-id", "   "), 2, "--txn-id", "empty value"),
+        ("withdraw", "10", ("--txn-id", "\t"), 2, "--txn-id", "empty value"),
         ("deposit", "10", ("--txn-id", "S" * 65), 2, "--txn-id", "at most 64"),
         ("deposit", "1000000.01", (), 2, "--amount", "more than any account may hold"),
         ("deposit", "92233720368547758.07", (), 2, "--amount", "more than any account may hold"),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 from lifecycle_world import HOLDERS, OUTLET, PIN, card_row, digests, events
+from world_template import error_line
 
 LIU_ID = HOLDERS["liu"][1]["citizen_id"]
 CHEN_ID = HOLDERS["chen"][1]["citizen_id"]
 
 
 def _change(sbcard, card: str, old: str, new: str):
-    return sbcard("card", "pin", "change", card, "--old-pin", old, "--new-pin", new, "--json")
+    code, out, err, done = sbcard("card", "pin", "change", card, "--old-pin", old, "--new-pin", new, "--json")
+    return code, out, error_line(err), done
 
 
 def _chip(home, card: str) -> bytes:

@@ -43,7 +43,7 @@ CASES = {
     "phone loss at an outlet": (
         [], 0, LOSS_BY_PHONE + ("--outlet", OUTLET), 2, "--outlet: a loss reported by phone is not taken at an outlet"),
     "cancel with a blank reason": (
-        [], 0, ("card", "cancel", "{card}", "--operator", "BJ-C1", "--reason", " "), 2, "say why the card is cancelled"),
+        [], 0, ("card", "cancel", "{card}", "--operator", "BJ-C1", "--reason", " "), 2, "--reason: empty value"),
 }
 
 

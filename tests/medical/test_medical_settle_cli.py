@@ -189,3 +189,21 @@ def test_claims_lists_every_region(medical_world):
     assert [r["claim_id"] for r in rows] == [b["claim_id"]]
     code, _, _, rows = medical_world.run("medical", "claims", "--hospital", "BJH003", "--json")
     assert [r["claim_id"] for r in rows] == [a["claim_id"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("items.csv", "code,quantity,price\n" + "9" * 200_000 + ",1,1.00\n", "not readable as CSV"),
+        ("items.json", "[" * 100_000, "is not JSON"),
+    ],
+    ids=["field-past-the-csv-limit", "json-nested-too-deep"],
+)
+def test_an_items_file_that_cannot_be_read_is_bad_input(medical_world, name, content, words):
+    path = medical_world.tmp / name
+    path.write_text(content, encoding="utf-8")
+    before = medical_world.state()
+    code, _, err, _ = medical_world.run("medical", "settle", "--reader", medical_world.reader("liu"), "--hospital",
+                                        "BJH003", "--items", str(path))
+    assert code == 2 and err.startswith("error: --items: ") and words in err, err
+    assert medical_world.state() == before

@@ -48,3 +48,10 @@ def test_the_year_is_the_beijing_calendar_year(medical_world, clock, moment):
     done = medical_world.ok_settle("liu", "BJH003", *LINES)
     assert done["year"] == moment.year
     assert medical_world.year("liu", "--year", str(moment.year))["claims"] == 1
+
+
+@pytest.mark.parametrize("year", ["0", "1899", "10000", "99999999999999999999", "-2025", "２０２５"])
+def test_a_year_outside_1900_to_9999_is_refused_not_taken_for_this_year(medical_world, year):
+    code, _, err, _ = medical_world.run("medical", "year", "--card", medical_world.cards["zhao"].number,
+                                        "--year", year)
+    assert code == 2 and err.startswith("error: --year: ") and err.count("\n") == 1, err

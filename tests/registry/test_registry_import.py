@@ -110,6 +110,7 @@ def test_chunks_commit_as_they_go_and_a_second_run_adds_only_the_rest(world, clo
         ("citizen_id,name,insurance,colour\n", "import.columns", "unknown column(s) colour"),
         ("citizen_id,name,name,insurance\n", "import.columns", "name appear twice"),
         ("", "import.columns", "the first line must be the header"),
+        ("citizen_id," + "9" * 200_000 + "\n", "import.csv", "the header is not readable as CSV"),
     ],
 )
 def test_a_header_that_cannot_work_refuses_the_whole_file(world, clock, tmp_path, content, code, words):
@@ -127,6 +128,14 @@ def test_a_bom_and_crlf_are_fine_and_bad_bytes_fail_only_their_row(world, clock,
     result = import_persons(world, source, region="120103", now=clock.now(), error_report_path=tmp_path / "e.csv")
     assert (result.imported, result.rejected) == (1, 1)
     assert [r["code"] for r in report(tmp_path / "e.csv")] == ["import.encoding"]
+
+
+def test_a_line_past_the_csv_field_limit_fails_only_its_row(world, clock, tmp_path):
+    source = write(tmp_path / "p.csv", HEADER + f"{A},{'张' * 200_000},employee,,,,,,,\n{B},李四,employee,,,,,,,\n")
+    result = import_persons(world, source, region="120103", now=clock.now(), error_report_path=tmp_path / "e.csv")
+    assert (result.imported, result.rejected) == (1, 1)
+    [rejected] = report(tmp_path / "e.csv")
+    assert rejected["code"] == "import.shape" and "not readable as CSV" in rejected["reason"]
 
 
 def test_a_missing_file_and_a_bad_region(world, clock, tmp_path):

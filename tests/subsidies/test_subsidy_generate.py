@@ -110,3 +110,10 @@ def test_subsidy_generate_refusals(world):
     assert nobody.value.code == "subsidy.nobody"
     with pytest.raises(InvalidInput):
         I.generate_batch(world, item="GLJT", as_of=date(2026, 11, 23), region=DISTRICT, operator=MAKER, now=NOW)
+
+
+@pytest.mark.parametrize("as_of", [date(1, 1, 1), date(1899, 12, 31)])
+def test_subsidy_generate_a_day_before_1900_is_bad_input_not_a_crash(world, as_of):
+    with pytest.raises(InvalidInput) as early:
+        I.generate_batch(world, item="GLJT", as_of=as_of, region=DISTRICT, operator=MAKER, now=NOW)
+    assert early.value.code == "subsidy.as_of" and early.value.field == "--as-of"

@@ -7,6 +7,7 @@ import csv
 
 from subsidy_import_fixtures import frozen, home, template_home, world  # noqa: F401  (fixtures)
 from subsidy_import_world import CHECKER, DISTRICT, MAKER, SAMPLES, cid, row, write_csv
+from world_template import error_line
 
 IMPORT_KEYS = {"batch_id", "rows", "valid", "invalid", "total_fen", "valid_fen", "invalid_fen", "status", "source",
                "region", "node", "file", "sha256", "format", "encoding", "declared_count", "declared_total_fen",
@@ -44,7 +45,7 @@ def test_subsidy_import_cli_a_bad_file_is_one_line_naming_line_and_column(sbcard
     path = write_csv(tmp_path / "b.csv", [row(1, "ok0"), row(2, "ok1")], trailer=["2", "200.01"])
     code, out, err, _ = _import(sbcard, path)
     assert code == 2 and out == ""
-    assert err == ("error: b.csv line 4, column 3 (total): the trailer declares ¥200.01, the rows add up to ¥200.00 "
+    assert error_line(err) == ("error: b.csv line 4, column 3 (total): the trailer declares ¥200.01, the rows add up to ¥200.00 "
                    "(¥0.01 less): the whole file is rejected\n")
     code, _, err, _ = sbcard("subsidy", "batches", "--json")
     assert code == 0

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from subsidy_pay_fixtures import home, template_home, tj, world  # noqa: F401  (fixtures)
 from subsidy_pay_world import CHECKER, CLERK, MAKER, NOW, SUPERVISOR, batch_rows, import_csv, insert_batch
+from world_template import error_line
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.services import subsidy_payment as P
@@ -103,7 +104,7 @@ def test_subsidy_approval_an_unknown_batch_is_named(world):
 
 def test_subsidy_approval_through_the_command_line(sbcard, batch, tj):
     code, _, err, _ = sbcard("subsidy", "approve", batch, "--operator", MAKER, "--json")
-    assert code == 1 and "cannot also approve" in err and err.startswith("error: --operator:")
+    assert code == 1 and "cannot also approve" in err and error_line(err).startswith("error: --operator:")
     code, out, err, data = sbcard("subsidy", "approve", batch, "--operator", CHECKER, "--json")
     assert code == 0, err
     assert {k: data[k] for k in ("batch_id", "status", "maker", "checker")} == {

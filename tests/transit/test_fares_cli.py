@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from freezegun import freeze_time
+from world_template import error_line
 
 BORN_1960_03_20 = "120103196003200024"  # 65 on 2025-03-20
 
@@ -104,7 +105,7 @@ BAD = [
 def test_bad_input_exits_2_naming_the_field(sbcard, args, field):
     code, out, err, _ = sbcard("transit", "fare", *args, "--json")
     assert code == 2, out
-    assert err.startswith(f"error: {field}:") and "Traceback" not in err
+    assert error_line(err).startswith(f"error: {field}:") and "Traceback" not in err
     assert out == ""
 
 

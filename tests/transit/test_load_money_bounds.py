@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from world_template import error_line
 from purse_world import DEPOSIT_YUAN, clock, purse_template, purse_world  # noqa: F401
 
 DEPOSIT = DEPOSIT_YUAN * 100
@@ -22,6 +23,7 @@ DEPOSIT = DEPOSIT_YUAN * 100
 )
 def test_a_load_out_of_bounds_is_refused_and_changes_nothing(purse_world, amount, exit_code, words):
     code, out, err, _ = purse_world.load("liu", amount)
+    err = error_line(err)
     assert (code, out) == (exit_code, "")
     assert err.startswith("error: --amount: ") and err.count("\n") == 1 and words in err
     assert purse_world.account("liu") == DEPOSIT and purse_world.purse("liu") == 0
