@@ -48,14 +48,17 @@ class Whole(click.ParamType):
             if not _WHOLE.fullmatch(text):
                 self.fail(_why_not_digits(text), param, ctx)
             if len(text.lstrip("-")) > 25:  # no need to build a huge int to know it is out of range
-                self.fail(f"{text[:12]}… is out of range: {self._range()}", param, ctx)
+                self.fail(f"{text[:12]}… is out of range: {self._range(int(text[0] != '-'))}", param, ctx)
             number = int(text)
         if not self.min <= number <= self.max:
-            self.fail(f"{number} is out of range: {self._range()}", param, ctx)
+            self.fail(f"{number} is out of range: {self._range(number > self.max)}", param, ctx)
         return number
 
-    def _range(self) -> str:
+    def _range(self, too_large: bool = False) -> str:
+        """The allowed range as a person reads it; past the 64-bit limit, that limit (not "at least 1")."""
         if self.max == INT64_MAX:
+            if too_large:
+                return f"at most {self.max:,} (the largest whole number sbcard stores)"
             return f"at least {self.min}" if self.min != INT64_MIN else "a 64-bit integer"
         if self.min == INT64_MIN:
             return f"at most {self.max}"

@@ -34,6 +34,9 @@ def run(home, *args: str, color: bool = False, env: dict[str, str] | None = None
         (("account", "show", "T00000018", "--colour"), "error: --colour: no such option"),
         (("account", "show", "T00000018", "extra"), "error: unexpected extra argument (extra)"),
         (("--json",), "error: COMMAND: missing command"),
+        (("subsidy", "reverse", "B1", "0"), "error: SEQ: 0 is out of range: at least 1"),
+        (("subsidy", "reverse", "B1", "99999999999999999999"),
+         "error: SEQ: 99999999999999999999 is out of range: at most 9,223,372,036,854,775,807"),
     ],
 )
 def test_click_usage_errors_are_one_line_naming_the_field_exit_2(home, args, line):
