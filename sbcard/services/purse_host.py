@@ -437,16 +437,8 @@ def _apply(db: sqlite_utils.Database, row: dict[str, Any], decision: Decision, o
 def _confirm(db: sqlite_utils.Database, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
     db.execute("UPDATE purse_loads SET status = 'confirmed', tac = ?, how = ?, settled_at = ? WHERE id = ?",
                [tac.hex().upper() if tac else None, how, timestamp(now), row["id"]])
-    at = timestamp(now)
-    db.execute(
-        """INSERT INTO purse_shadow (app_serial, card_number, expected_balance_fen, last_offline_counter,
-                                     last_online_counter, updated_at)
-           VALUES (?, ?, ?, NULL, ?, ?)
-           ON CONFLICT (app_serial) DO UPDATE SET
-               expected_balance_fen = expected_balance_fen + excluded.expected_balance_fen,
-               last_online_counter = max(last_online_counter, excluded.last_online_counter),
-               updated_at = excluded.updated_at""",
-        [row["app_serial"], row["card_number"], row["amount_fen"], row["online_counter"] + 1, at])
+    purse_integrity.credit_shadow(db, row["app_serial"], row["card_number"], row["amount_fen"], row["online_counter"],
+                                  now)
 
 
 def _reverse(db: sqlite_utils.Database, row: dict[str, Any], operator: str, now: datetime) -> None:

@@ -105,16 +105,7 @@ def take_back(db: sqlite_utils.Database, load: Mapping[str, Any], *, proof: str,
     if frozen:
         ledger.set_frozen(db, load["account_no"], frozen=True, now=now)
     if shadow:
-        at = timestamp(now)
-        db.execute(
-            """INSERT INTO purse_shadow (app_serial, card_number, expected_balance_fen, last_offline_counter,
-                                         last_online_counter, updated_at)
-               VALUES (?, ?, ?, NULL, ?, ?)
-               ON CONFLICT (app_serial) DO UPDATE SET
-                   expected_balance_fen = expected_balance_fen + excluded.expected_balance_fen,
-                   last_online_counter = max(last_online_counter, excluded.last_online_counter),
-                   updated_at = excluded.updated_at""",
-            [load["app_serial"], load["card_number"], amount, load["online_counter"] + 1, at])
+        credit_shadow(db, load["app_serial"], load["card_number"], amount, load["online_counter"], now)
     case = {"load_id": load["id"], "card_number": load["card_number"], "app_serial": load["app_serial"],
             "online_counter": load["online_counter"], "amount_fen": amount, "taken_fen": taken, "short_fen": short,
             "proof": proof, "txn_id": txn, "evidence": dict(evidence)}
@@ -250,3 +241,17 @@ def day_cases(db: sqlite_utils.Database, node: str, since: tuple[str, list[str]]
                        "reason": reason, "evidence": d["evidence"], "evidence_count": d["evidence_count"],
                        "float_fen": max(held, 0), "overspent_fen": max(-held, 0)})
     return {"corrections": corrections, "blocks": blocks}
+
+
+def credit_shadow(db: sqlite_utils.Database, app_serial: str, card_number: str, amount_fen: int,
+                  online_counter: int, now: dt.datetime) -> None:
+    """The issuer's shadow of the purse takes a credited load: its balance up, its online counter past it."""
+    db.execute(
+        """INSERT INTO purse_shadow (app_serial, card_number, expected_balance_fen, last_offline_counter,
+                                     last_online_counter, updated_at)
+           VALUES (?, ?, ?, NULL, ?, ?)
+           ON CONFLICT (app_serial) DO UPDATE SET
+               expected_balance_fen = expected_balance_fen + excluded.expected_balance_fen,
+               last_online_counter = max(last_online_counter, excluded.last_online_counter),
+               updated_at = excluded.updated_at""",
+        [app_serial, card_number, amount_fen, online_counter + 1, timestamp(now)])
