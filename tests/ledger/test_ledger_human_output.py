@@ -7,23 +7,13 @@ import datetime as dt
 
 import pytest
 from freezegun import freeze_time
-from ledger_helpers import card_holder
-
-from sbcard.services import ledger
-from sbcard.services.operators import add_operator
-from sbcard.store.world import open_world
 
 BANK = "TJ-120103-02"
 
 
 @pytest.fixture
-def card(home, clock):
-    with open_world(home) as world:
-        tj = world.region("tj")
-        add_operator(tj, code="tj-op", name="王芳", role="counter", region="120103", now=clock.now())
-        cid, number = card_holder(tj, "tj", clock)
-        ledger.open_holder_account(tj, citizen_id=cid, card_number=number, node="tj", now=clock.now())
-    return number
+def card(empty_account_card):
+    return empty_account_card
 
 
 def test_a_deposit_reads_in_the_reports_money_format_and_beijing_time(sbcard, card):

@@ -4,27 +4,18 @@ maximum, no amount near SQLite's integer limit, and an idempotency key that is n
 from __future__ import annotations
 
 import pytest
-from ledger_helpers import card_holder
 
 from sbcard.domain import limits
 from sbcard.domain.errors import RuleRefused
 from sbcard.services import ledger
-from sbcard.services.operators import add_operator
 from sbcard.store.db import content_digest, open_db
-from sbcard.store.world import open_world
 
 BANK = "TJ-120103-02"  # 中国建设银行天津河西支行社保卡服务网点
 
 
 @pytest.fixture
-def card(home, clock):
-    """An active Tianjin card with an open, empty account, and a counter operator."""
-    with open_world(home) as world:
-        tj = world.region("tj")
-        add_operator(tj, code="tj-op", name="王芳", role="counter", region="120103", now=clock.now())
-        cid, number = card_holder(tj, "tj", clock)
-        ledger.open_holder_account(tj, citizen_id=cid, card_number=number, node="tj", now=clock.now())
-    return number
+def card(empty_account_card):
+    return empty_account_card
 
 
 def cash(sbcard, verb, card, amount, *extra):
