@@ -30,7 +30,6 @@ import gc
 import os
 import random
 import shutil
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -1182,8 +1181,3 @@ def _cleared_counts(result: Any) -> dict[str, int]:
         if node in REGION_NODES and isinstance(count, int) and count:
             out[node] = out.get(node, 0) + count
     return out
-
-
-def log_progress(line: str) -> None:
-    if sys.stderr.isatty():
-        print(line, file=sys.stderr, flush=True)
