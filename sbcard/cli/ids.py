@@ -8,6 +8,7 @@ import click
 
 from sbcard.cli.context import EXIT_OK, EXIT_USAGE, AppContext, with_app
 from sbcard.cli.output import emit_json, fields, named_region
+from sbcard.clock import BEIJING
 from sbcard.domain.identify import identify
 from sbcard.reference import load_regions
 
@@ -32,7 +33,8 @@ def ids() -> None:
 @with_app
 def check(app: AppContext, value: str, show_personal: bool) -> None:
     """Tell what VALUE is and whether it is valid; exit 0 if valid, 2 if not."""
-    result = identify(value, load_regions())
+    today = app.clock.now().astimezone(BEIJING).date()  # a citizen ID born after today is invalid
+    result = identify(value, load_regions(), today)
     if app.json:
         emit_json(result)
     else:

@@ -24,6 +24,7 @@ CHECK_CHARS = "10X98765432"
 EARLIEST_BIRTH_YEAR = 1880
 
 _FIRST17 = re.compile(r"[0-9]{17}")  # [0-9], not \d: full-width digits are not digits here
+_FIFTEEN = re.compile(r"[0-9]{15}")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -37,6 +38,25 @@ def compute_check_char(first17: str) -> str:
         raise _invalid("format", f"expected 17 digits to compute a check character, got {first17!r}")
     total = sum(map(operator.mul, map(int, first17), WEIGHTS))  # map: a million-row import checks each ID
     return CHECK_CHARS[total % 11]
+
+
+def eighteen_digit_form(old: str) -> str | None:
+    """The 18-digit form of a 15-digit ID of the 1984-1999 form (GB 11643-1989): the century
+    "19" put before its 6-digit birth date, and the check character computed. None when
+    ``old`` is not 15 digits whose birth date exists (then it is not such an ID at all).
+
+    The 15-digit form has no check character and a two-digit year; it was replaced in
+    1999 and every holder has had the 18-digit number since, so sbcard never accepts the
+    old form, but a clerk is told what the new one would be.
+    """
+    if not _FIFTEEN.fullmatch(old):
+        return None
+    first17 = old[:6] + "19" + old[6:]
+    try:
+        date(int(first17[6:10]), int(first17[10:12]), int(first17[12:14]))
+    except ValueError:
+        return None
+    return first17 + compute_check_char(first17)
 
 
 def _birth_date_of(value: str) -> date:
@@ -73,6 +93,10 @@ def _check(value: str) -> None:
     if not isinstance(value, str):
         raise _invalid("format", f"expected a string, got {type(value).__name__}")
     if len(value) != 18:
+        new = eighteen_digit_form(value)
+        if new is not None:
+            raise _invalid("old_form", "a 15-digit ID (the form used before 1999) is not accepted: "
+                           f"its 18-digit form is {new}; give that")
         raise _invalid("length", f"a citizen ID has 18 characters, got {len(value)}")
     if not _FIRST17.fullmatch(value[:17]):
         raise _invalid("format", "the first 17 characters must be the digits 0-9")

@@ -16,7 +16,7 @@ from typing import Any
 from sbcard.domain.bank_account import BankAccount, luhn_check_digit
 from sbcard.domain.card_id_code import RID, CardIdCode
 from sbcard.domain.card_number import CardNumber
-from sbcard.domain.citizen_id import CitizenId
+from sbcard.domain.citizen_id import CitizenId, eighteen_digit_form
 from sbcard.domain.errors import SbcardError
 from sbcard.domain.regions import RegionDirectory, node_of, province_code_of
 
@@ -110,6 +110,12 @@ def identify(value: str, regions: RegionDirectory, today: date | None = None) ->
     upper = text.upper()
     if len(upper) == 18 and _CITIZEN_SHAPE.fullmatch(upper):
         return _citizen_id(upper, regions, today)
+    new = eighteen_digit_form(upper)
+    if new is not None:  # the 15-digit form of before 1999: refused, with the form to give instead
+        out = _answer("citizen_id", upper, birth_date=None, sex=None, eighteen_digit_form=new,
+                      **_region_fields(upper[:6], regions))
+        out["reason"] = f"a 15-digit ID (the form used before 1999) is not accepted: its 18-digit form is {new}"
+        return out
     if _CARD_NUMBER_SHAPE.fullmatch(upper):
         return _card_number(upper)
     if _HEX32.fullmatch(upper) and upper[6:16] == RID:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from freezegun import freeze_time
+
+from sbcard.domain.citizen_id import compute_check_char
+
+BORN_8_DEC_2026 = "11010520261208002" + compute_check_char("11010520261208002")  # a girl born in 朝阳区
 
 
 @pytest.mark.parametrize(
@@ -47,3 +54,27 @@ def test_human_output_masks_a_citizen_id(sbcard):
     assert code == 0
     assert "320223195302147992" not in out
     assert "320223********7992" in out
+
+
+@pytest.mark.parametrize(
+    ("now", "valid"),
+    [
+        (dt.datetime(2026, 12, 7, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=8))), False),  # her birthday's eve
+        (dt.datetime(2026, 12, 7, 16, 0, 0, tzinfo=dt.timezone.utc), True),  # 00:00 on the 8th in Beijing
+        (dt.datetime(2026, 12, 8, 9, 30, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))), True),  # the day itself
+    ],
+    ids=["eve", "beijing-midnight", "birthday"],
+)
+def test_a_citizen_id_born_after_today_on_the_clock_is_invalid(sbcard, now, valid):
+    with freeze_time(now):
+        code, _, _, data = sbcard("ids", "check", BORN_8_DEC_2026, "--json")
+    assert (code, data["valid"]) == ((0, True) if valid else (2, False))
+    if not valid:
+        assert "is after today (2026-12-07)" in data["reason"]
+
+
+def test_a_15_digit_id_is_refused_with_its_18_digit_form(sbcard):
+    code, _, _, data = sbcard("ids", "check", "320223530214799", "--json")
+    assert (code, data["kind"], data["valid"]) == (2, "citizen_id", False)
+    assert data["eighteen_digit_form"] == "320223195302147992"
+    assert "its 18-digit form is 320223195302147992" in data["reason"]

@@ -58,6 +58,11 @@ def test_parse_accepts_lower_case_x_and_spaces_and_normalises(text, expected):
         ("110105199900010000", "citizen_id.birth_date", "birth date 19990001 does not exist"),
         ("110105190002290000", "citizen_id.birth_date", "birth date 19000229 does not exist"),
         ("110105187912310000", "citizen_id.birth_year", "birth year 1879 is before 1880"),
+        # the 15-digit form of before 1999 (no century, no check character): refused, naming its 18-digit form
+        ("320223530214799", "citizen_id.old_form", "its 18-digit form is 320223195302147992"),
+        ("441522 910624 008", "citizen_id.old_form", "its 18-digit form is 441522199106240088"),
+        ("320223531314799", "citizen_id.length", "18 characters, got 15"),  # no 13th month: not an old ID either
+        ("32022353021479X", "citizen_id.length", "18 characters, got 15"),
     ],
 )
 def test_parse_refuses_with_the_reason(text, code, reason):
