@@ -15,16 +15,12 @@ BANK = "TJ-120103-02"  # 中国建设银行天津河西支行社保卡服务网�
 
 
 @pytest.fixture
-def card(home, clock):
-    """An active Tianjin card with an open account, and a counter operator."""
+def card(empty_account_card, home, clock):
+    """The folder's Tianjin card and counter operator, with a Tianjin finance and a Beijing counter operator."""
     with open_world(home) as world:
-        tj = world.region("tj")
-        add_operator(tj, code="tj-op", name="王芳", role="counter", region="120103", now=clock.now())
-        add_operator(tj, code="tj-fin", name="李强", role="finance", region="120103", now=clock.now())
+        add_operator(world.region("tj"), code="tj-fin", name="李强", role="finance", region="120103", now=clock.now())
         add_operator(world.region("bj"), code="bj-op", name="李娜", role="counter", region="110105", now=clock.now())
-        cid, number = card_holder(tj, "tj", clock)
-        ledger.open_holder_account(tj, citizen_id=cid, card_number=number, node="tj", now=clock.now())
-    return number
+    return empty_account_card
 
 
 def cash(sbcard, verb, card, amount, *extra, outlet=BANK, operator="tj-op"):
