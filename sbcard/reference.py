@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.regions import Region, RegionDirectory
+from sbcard.domain.sources import OFFICIAL, Provenance, Source, cite
 
 ENV_VAR = "SBCARD_FIXTURES"
 
@@ -69,3 +70,34 @@ def load_ethnicities() -> dict[int, str]:
         return {int(row["code"]): row["name"].strip() for row in read_csv_rows("ethnicities.csv")}
     except (KeyError, ValueError) as e:
         raise SbcardError(code="fixture.invalid", message=f"ethnicities.csv: {e}") from e
+
+
+SOURCE_COLUMNS = ("id", "title", "issuer", "date", "url", "kind", "note")
+
+
+@functools.lru_cache(maxsize=None)
+def load_sources(folder: str) -> dict[str, Source]:
+    """``fixtures/<folder>/sources.csv``: the public documents that folder's figures cite, by id.
+
+    A malformed file (an unknown column value, a repeated id) is an internal error (exit 3).
+    """
+    name = f"{folder}/sources.csv"
+    out: dict[str, Source] = {}
+    for n, row in enumerate(read_csv_rows(name), start=2):
+        try:
+            source = Source(**{k: (row.get(k) or "").strip() for k in SOURCE_COLUMNS if k != "kind"},
+                            kind=(row.get("kind") or "").strip() or OFFICIAL)
+        except (TypeError, ValueError) as e:
+            raise SbcardError("fixture.invalid", f"fixtures/{name} line {n}: {e}") from None
+        if source.id in out:
+            raise SbcardError("fixture.invalid", f"fixtures/{name} line {n}: source {source.id} is listed twice")
+        out[source.id] = source
+    return out
+
+
+def provenance(folder: str, ids_text: str, confidence: str, *, where: str) -> Provenance:
+    """A fixture row's ``source`` and ``confidence`` cells, checked against its folder's sources."""
+    try:
+        return cite(load_sources(folder), ids_text, confidence, where=where)
+    except ValueError as e:
+        raise SbcardError("fixture.invalid", f"fixtures/{folder}: {e}") from None
