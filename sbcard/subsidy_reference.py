@@ -2,8 +2,11 @@
 
 ``catalogue_rows()`` is the catalogue as rows of the ``subsidy_items`` table (``sbcard
 init`` loads them into every region's database); ``generate_rules()`` the age bands of
-the items granted without application (免申即享). A malformed fixture is an internal
-error (exit 3) naming the file and line, never the user's bad input.
+the items granted without application (免申即享). Each row names where its figure (an
+item's cap, a band's amount) comes from: ``source`` ids of ``sources.csv`` and a
+``confidence`` (``sbcard.domain.sources``). A malformed fixture — an unknown source, a
+sourced confidence without a source — is an internal error (exit 3) naming the file and
+line, never the user's bad input.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from typing import Any
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.money import parse_yuan
 from sbcard.domain.regions import NODES
+from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, cite
 from sbcard.domain.subsidies import AgeBand, Catalogue, Item, check_bands
-from sbcard.reference import read_csv_rows
+from sbcard.reference import load_sources, read_csv_rows
 
 DIR = "subsidies"
 ITEMS = f"{DIR}/items.csv"
 RULES = f"{DIR}/generate_rules.csv"
-_FLAGS = {"0": False, "1": True}
 
 
 def _broken(name: str, line: int | None, why: object) -> SbcardError:
@@ -34,10 +37,12 @@ def catalogue() -> Catalogue:
     items = []
     for line, row in enumerate(read_csv_rows(ITEMS), start=2):
         try:
+            cap_source = _provenance(row)
             items.append(Item(
                 code=row["code"].strip(), name=row["name"].strip(), department=row["department"].strip(),
                 period_type=row["period_type"].strip(), cap_fen=parse_yuan(row["cap"], "cap"),
-                fund_account=row["fund_account"].strip(), illustrative=_flag(row["illustrative"]),
+                fund_account=row["fund_account"].strip(), illustrative=cap_source.illustrative,
+                cap_source=cap_source,
             ))
         except (InvalidInput, KeyError, ValueError, AttributeError) as e:
             raise _broken(ITEMS, line, e) from e
@@ -45,6 +50,19 @@ def catalogue() -> Catalogue:
         return Catalogue(items)
     except InvalidInput as e:
         raise _broken(ITEMS, None, e) from e
+
+
+def cap_provenance(code: str, cap_fen: int) -> Provenance:
+    """Where an item's cap comes from, for an item as a region's database holds it.
+
+    The fixture's provenance when the fixture lists the item with the same cap; otherwise
+    (a database loaded from another version of the file) nothing says where it comes from:
+    illustrative.
+    """
+    item = catalogue().find(code)
+    if item is None or item.code != code or item.cap_fen != cap_fen:
+        return ILLUSTRATIVE_ONLY
+    return item.cap_provenance
 
 
 def catalogue_rows() -> list[dict[str, Any]]:
@@ -72,7 +90,7 @@ def generate_rules() -> tuple[AgeBand, ...]:
             max_age = row["max_age"].strip()
             bands.append(AgeBand(
                 item=code, province=province, min_age=_age(row["min_age"]), max_age=_age(max_age) if max_age else None,
-                amount_fen=parse_yuan(row["amount"], "amount"), illustrative=_flag(row["illustrative"]),
+                amount_fen=parse_yuan(row["amount"], "amount"), provenance=_provenance(row),
             ))
         except (InvalidInput, KeyError, ValueError, AttributeError) as e:
             raise _broken(RULES, line, e) from e
@@ -87,11 +105,12 @@ def generate_rules() -> tuple[AgeBand, ...]:
     return tuple(bands)
 
 
-def _flag(text: str) -> bool:
-    value = (text or "").strip()
-    if value not in _FLAGS:
-        raise ValueError(f"illustrative must be 0 or 1, got {value!r}")
-    return _FLAGS[value]
+def _provenance(row: dict[str, str]) -> Provenance:
+    """The row's ``source`` ids (from ``sources.csv``) and ``confidence``, checked."""
+    if "confidence" not in row or "source" not in row:
+        raise ValueError("no source and confidence columns (every figure says where it comes from: "
+                         "fixtures/README.md)")
+    return cite(load_sources(DIR), row["source"] or "", row["confidence"] or "", where="source/confidence")
 
 
 def _age(text: str) -> int:

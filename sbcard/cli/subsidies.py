@@ -36,7 +36,11 @@ def subsidy() -> None:
 @click.option("--region", default=None, metavar="NNNNNN", help="Whose catalogue (every region loads the same).")
 @with_app
 def items_command(app: AppContext, region: str | None) -> None:
-    """The subsidy catalogue: code, name, paying department, period, cap per person and period."""
+    """The subsidy catalogue: code, name, paying department, period, cap per person and period.
+
+    Each cap says how far to trust it (official, secondary or illustrative); the sources
+    are in --json and fixtures/subsidies/sources.csv.
+    """
     from sbcard.services.subsidy_import import items
 
     with open_world(app.home, app.clock) as world:
@@ -44,9 +48,12 @@ def items_command(app: AppContext, region: str | None) -> None:
     if app.json:
         emit_json(data)
         return
-    rows = [(i["code"], i["name"], i["department"], i["period"], money(i["cap_fen"]),
-             "illustrative" if i["illustrative"] else "") for i in data]
-    click.echo(table(rows, ["code", "name", "department", "period", "cap", "amounts"]))
+    rows = [(i["code"], i["name"], i["department"], i["period"], money(i["cap_fen"]), i["confidence"])
+            for i in data]
+    click.echo(table(rows, ["code", "name", "department", "period", "cap", "cap is"]))
+    if any(i["illustrative"] for i in data):
+        click.echo("Illustrative caps are the simulator's own ceilings per person and period, not published "
+                   "figures (fixtures/subsidies/README.md).")
 
 
 @subsidy.command("import")
@@ -91,7 +98,7 @@ def generate_command(app: AppContext, item: str, as_of: datetime | None, region:
         data = generate_batch(world, item=item, as_of=day, region=region, operator=operator, now=now,
                               progress=progress)
     _emit_batch(app, data, f"Generated {data['item']} {data['period']} for {named_region(data['region'])} "
-                           f"(ages on {data['as_of']})")
+                           f"(ages on {data['as_of']})", rules=True)
 
 
 @subsidy.command("show")
@@ -190,11 +197,13 @@ def _format(data: dict[str, Any]) -> str:
     return f"CSV, {data['encoding']}"
 
 
-def _emit_batch(app: AppContext, data: dict[str, Any], headline: str) -> None:
+def _emit_batch(app: AppContext, data: dict[str, Any], headline: str, *, rules: bool = False) -> None:
     if app.json:
         emit_json(data)
         return
     click.echo(f"{headline}: batch {data['batch_id']}")
+    if rules:
+        _echo_rules(data)
     click.echo(table([
         ("rows", f"{data['rows']:,}", money(data["total_fen"])),
         ("valid", f"{data['valid']:,}", money(data["valid_fen"])),
@@ -213,6 +222,20 @@ def _emit_batch(app: AppContext, data: dict[str, Any], headline: str) -> None:
     if data["invalid"]:
         click.echo(f"The invalid rows, to correct and resubmit: sbcard subsidy failures {data['batch_id']} "
                    "--out FILE.csv --operator CODE")
+
+
+def _echo_rules(data: dict[str, Any]) -> None:
+    """The age bands a generated batch paid by, each with how far its amount can be trusted."""
+    click.echo(table([(_ages(r), money(r["amount_fen"]), f"{r['rows']:,}", r["confidence"]) for r in data["rules"]],
+                     ["ages", "amount", "rows", "amount is"]))
+    if data["illustrative"]:
+        click.echo("Illustrative amounts are the project's own, not the region's published rule "
+                   "(fixtures/subsidies/README.md).")
+    click.echo()
+
+
+def _ages(rule: dict[str, Any]) -> str:
+    return f"{rule['min_age']}+" if rule["max_age"] is None else f"{rule['min_age']}-{rule['max_age']}"
 
 
 class _Bars:

@@ -30,6 +30,7 @@ from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.money import format_fen
 from sbcard.domain.regions import is_within
+from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance
 
 # The columns of a batch file, in the documented order. `card_number` and `remark` may
 # be left out of the header or left empty; `reason_code` and `reason` (what `subsidy
@@ -128,7 +129,11 @@ def _non_empty(_instance: object, attribute: attrs.Attribute, value: str) -> Non
 
 @attrs.frozen
 class Item:
-    """One subsidy of the catalogue: what it is called, who pays it, how often, and at most how much."""
+    """One subsidy of the catalogue: what it is called, who pays it, how often, and at most how much.
+
+    ``cap_source`` says where the cap comes from (the fixture's ``source`` and ``confidence``);
+    an item read back from a region's database knows only ``illustrative`` and has none.
+    """
 
     code: str = attrs.field(validator=_non_empty)
     name: str = attrs.field(validator=_non_empty)
@@ -137,6 +142,17 @@ class Item:
     cap_fen: int = attrs.field(validator=_positive)
     fund_account: str = attrs.field(validator=_non_empty)
     illustrative: bool = False
+    cap_source: Provenance | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.cap_source is not None and self.cap_source.illustrative != self.illustrative:
+            raise InvalidInput("subsidy.item", f"item {self.code}: illustrative must follow the cap's confidence "
+                               f"({self.cap_source.confidence})", "illustrative")
+
+    @property
+    def cap_provenance(self) -> Provenance:
+        """The cap's provenance; an item without one is illustrative (nothing says where its cap comes from)."""
+        return self.cap_source if self.cap_source is not None else ILLUSTRATIVE_ONLY
 
     @classmethod
     def from_row(cls, row: dict) -> Item:
@@ -264,17 +280,29 @@ def parse_seq(text: str) -> int:
 
 @attrs.frozen
 class AgeBand:
-    """Persons aged ``min_age`` to ``max_age`` (inclusive; None: no upper bound) receive ``amount_fen``."""
+    """Persons aged ``min_age`` to ``max_age`` (inclusive; None: no upper bound) receive ``amount_fen``.
+
+    ``provenance`` says where the amount comes from; a band that names none is illustrative.
+    """
 
     item: str
     province: str | None  # 110000, 120000, 130000; None for every province
     min_age: int
     max_age: int | None
     amount_fen: int = attrs.field(validator=_positive)
-    illustrative: bool = True
+    provenance: Provenance = ILLUSTRATIVE_ONLY
+
+    @property
+    def illustrative(self) -> bool:
+        return self.provenance.illustrative
 
     def covers(self, age: int) -> bool:
         return age >= self.min_age and (self.max_age is None or age <= self.max_age)
+
+    def to_json(self) -> dict:
+        """The band for ``--json``: ages, amount, and where the amount comes from."""
+        return {"min_age": self.min_age, "max_age": self.max_age, "amount_fen": self.amount_fen,
+                **self.provenance.to_json()}
 
 
 def check_bands(bands: Sequence[AgeBand]) -> None:
@@ -301,9 +329,15 @@ def bands_for(bands: Iterable[AgeBand], item: str, province: str) -> list[AgeBan
 
 def amount_for_age(bands: Sequence[AgeBand], age: int) -> int | None:
     """The amount a person of ``age`` receives, or None when no band covers the age."""
+    band = band_for_age(bands, age)
+    return band.amount_fen if band is not None else None
+
+
+def band_for_age(bands: Sequence[AgeBand], age: int) -> AgeBand | None:
+    """The band that covers ``age`` (bands never overlap), or None."""
     for band in bands:
         if band.covers(age):
-            return band.amount_fen
+            return band
     return None
 
 

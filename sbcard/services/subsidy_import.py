@@ -52,7 +52,8 @@ from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
-from sbcard.subsidy_reference import generate_rules
+from sbcard.domain.sources import combine
+from sbcard.subsidy_reference import cap_provenance, generate_rules
 
 MAKER_ROLES = {"finance"}
 FIELD = "BATCH"
@@ -80,11 +81,15 @@ Checked = tuple[S.SubsidyRow, S.Verdict]
 
 
 def items(world: World, *, region: str | None = None) -> list[dict[str, Any]]:
-    """The subsidy catalogue as a region's database holds it (every region loads the same fixture)."""
+    """The subsidy catalogue as a region's database holds it (every region loads the same fixture).
+
+    Each item says where its cap comes from (``source``, ``confidence``, ``illustrative``).
+    """
     node = node_of(_region(region)) if region else next(iter(REGION_NODES))
     return [
         {"code": item.code, "name": item.name, "department": item.department, "period": item.period_type.value,
-         "cap_fen": item.cap_fen, "fund_account": item.fund_account, "illustrative": item.illustrative}
+         "cap_fen": item.cap_fen, "fund_account": item.fund_account,
+         **cap_provenance(item.code, item.cap_fen).to_json()}
         for item in _catalogue(world.region(node))
     ]
 
@@ -202,7 +207,8 @@ def generate_batch(
         raise RuleRefused("subsidy.generated_before", f"{found.name} {period} for region {region} was generated "
                           f"before as batch {earlier[0]} ({earlier[1]}); reject that batch first to generate "
                           "it again", "--item")
-    rows = list(_eligible_rows(db, region, found, bands, as_of, period))
+    used: Counter[S.AgeBand] = Counter()
+    rows = list(_eligible_rows(db, region, found, bands, as_of, period, used))
     if not rows:
         raise RuleRefused("subsidy.nobody", f"nobody living in region {region} is covered by {found.name}'s rules "
                           f"on {as_of.isoformat()}", "--as-of")
@@ -215,8 +221,11 @@ def generate_batch(
                           details={"item": found.code, "period": period, "as_of": as_of.isoformat()})
         if progress is not None:
             progress("storing", 1, 1)
+    amounts = combine(band.provenance for band in bands)
     return {**_result(batch_id, node, region, checker, source="generated", file=None),
-            "item": found.code, "period": period, "as_of": as_of.isoformat()}
+            "item": found.code, "period": period, "as_of": as_of.isoformat(),
+            "rules": [{**band.to_json(), "rows": used[band]} for band in bands],
+            "confidence": amounts.confidence, "illustrative": amounts.illustrative}
 
 
 def _generated_before(db: sqlite_utils.Database, region: str, item: str, period: str) -> tuple[str, str] | None:
@@ -231,8 +240,9 @@ def _generated_before(db: sqlite_utils.Database, region: str, item: str, period:
 
 
 def _eligible_rows(db: sqlite_utils.Database, region: str, item: S.Item, bands: list[S.AgeBand], as_of: date,
-                   period: str) -> Iterator[S.SubsidyRow]:
-    """One row per person living in the region whom a band covers on ``as_of``, by citizen ID."""
+                   period: str, used: Counter[S.AgeBand]) -> Iterator[S.SubsidyRow]:
+    """One row per person living in the region whom a band covers on ``as_of``, by citizen ID (``used``
+    counts the rows of each band)."""
     youngest = min(band.min_age for band in bands)
     latest_birth = _years_before(as_of, youngest).isoformat()
     seq = 0
@@ -241,12 +251,13 @@ def _eligible_rows(db: sqlite_utils.Database, region: str, item: S.Item, bands: 
             [latest_birth]).fetchall():
         if not is_within(lives_in, region):
             continue
-        amount = S.amount_for_age(bands, CitizenId(cid).age_on(as_of))
-        if amount is None:
+        band = S.band_for_age(bands, CitizenId(cid).age_on(as_of))
+        if band is None:
             continue
         seq += 1
+        used[band] += 1
         yield S.SubsidyRow(line=seq + 1, seq=seq, citizen_id=cid, name=name, card_number="", item=item.code,
-                           period=period, amount_fen=amount, remark=f"免申即享 {as_of.isoformat()}")
+                           period=period, amount_fen=band.amount_fen, remark=f"免申即享 {as_of.isoformat()}")
 
 
 def _years_before(day: date, years: int) -> date:

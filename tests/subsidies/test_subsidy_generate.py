@@ -117,3 +117,15 @@ def test_subsidy_generate_a_day_before_1900_is_bad_input_not_a_crash(world, as_o
     with pytest.raises(InvalidInput) as early:
         I.generate_batch(world, item="GLJT", as_of=as_of, region=DISTRICT, operator=MAKER, now=NOW)
     assert early.value.code == "subsidy.as_of" and early.value.field == "--as-of"
+
+
+def test_subsidy_generate_tianjins_amounts_are_said_to_be_illustrative(sbcard, frozen):
+    code, _, err, data = _generate(sbcard)
+    assert code == 0, err
+    assert (data["confidence"], data["illustrative"]) == ("illustrative", True)
+    assert [(r["min_age"], r["amount_fen"], r["rows"], r["illustrative"]) for r in data["rules"]] == [
+        (80, 10000, 2, True), (90, 30000, 1, True), (100, 60000, 1, True)]
+    code, out, err, _ = sbcard("subsidy", "generate", "--item", "GLJT", "--region", DISTRICT, "--operator", MAKER,
+                               "--as-of", "2026-10-31")
+    assert code == 0, err
+    assert "Illustrative amounts are the project's own, not the region's published rule" in out
