@@ -66,7 +66,7 @@ class Provenance:
 
     def __attrs_post_init__(self) -> None:
         if self.confidence != ILLUSTRATIVE and not self.sources:
-            raise ValueError(f"a {self.confidence} figure names its source")
+            raise ValueError(f"{'an' if self.confidence == OFFICIAL else 'a'} {self.confidence} figure names its source")
         if self.confidence == OFFICIAL and all(s.kind != OFFICIAL for s in self.sources):
             raise ValueError("an official figure cites at least one official source "
                              f"(got {', '.join(s.id for s in self.sources)})")
