@@ -87,17 +87,21 @@ def test_a_catalogue_of_something_but_a_province_is_refused(province):
 
 
 def test_every_policy_row_is_there_and_complete():
-    keys = {(p.region, p.insurance_type, p.retired) for p in R.policies()}
-    assert keys == {(r, t, x) for r in M.PROVINCES for t in M.INSURANCE_TYPES for x in (False, True)}
+    keys = {(p.region, p.insurance_type, p.retired, p.episode) for p in R.policies()}
+    assert keys == {(r, t, x, e) for r in M.PROVINCES for t in M.INSURANCE_TYPES for x in (False, True)
+                    for e in M.EPISODES}
     for p in R.policies():
         assert set(p.deductible_fen) == set(p.ratio_pct) == set(M.LEVELS)
-        assert p.cap_fen > 0 and p.offline_limit_fen > 0 and p.source
+        assert (p.cap_fen is None or p.cap_fen > 0) and p.offline_limit_fen > 0 and p.source
         if p.insurance_type == M.EMPLOYEE:
             assert p.personal_account_annual_fen > 0
         else:
             assert p.personal_account_annual_fen == 0
+        assert p.illustrative == p.provenance.illustrative
         if p.illustrative:
             assert p.source.startswith("illustrative"), p
+        else:
+            assert p.provenance.sources, p
 
 
 def test_a_policy_cannot_be_changed_in_place():
