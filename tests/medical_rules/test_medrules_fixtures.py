@@ -131,13 +131,12 @@ def broken_copy(tmp_path, monkeypatch):
     """A copy of fixtures/ under SBCARD_FIXTURES, with the caches emptied before and after."""
     shutil.copytree(FIXTURES, tmp_path / "fixtures")
     monkeypatch.setenv(reference.ENV_VAR, str(tmp_path / "fixtures"))
-    caches = (R._hospitals, R._catalogues, R._policies, reference.load_regions)
-    for f in caches:
-        f.cache_clear()
+    R.clear_caches()
+    reference.load_regions.cache_clear()
     yield tmp_path / "fixtures" / "medical"
     monkeypatch.undo()
-    for f in caches:
-        f.cache_clear()
+    R.clear_caches()
+    reference.load_regions.cache_clear()
 
 
 @pytest.mark.parametrize(("name", "bad_row", "call"), [
@@ -148,9 +147,18 @@ def broken_copy(tmp_path, monkeypatch):
     ("catalogue.csv", "110000,XZZ,甲类但先行自付,A,100,10,1", lambda: R.catalogue("110000")),
     ("catalogue.csv", "110000,XZY,丙类,C,100,50,1", lambda: R.catalogue("110000")),
     ("catalogue.csv", "110000,XZX,坏价格,A,abc,0,1", lambda: R.catalogue("110000")),
-    ("policies.csv", "110000,employee,0,1,1,1,90,70,70,1,0,1,0,dup",
+    ("policies.csv", "110000,employee,0,outpatient,year,1,1,1,90,70,70,1,,,1,1,,illustrative,,",
      lambda: R.policy("110000", "employee", False)),
-    ("policies.csv", "110000,resident,0,1,1,1,90,70,170,1,0,1,0,x", lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,170,1,,,0,1,,illustrative,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,inpatient,week,1,1,1,90,70,70,1,,,,,,illustrative,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,70,1,100,,0,1,,illustrative,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,70,1,,,0,1,bj-resident-2018,official,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,70,1,,,0,1,,,,",
+     lambda: R.policy("110000", "resident", False)),
 ])
 def test_a_broken_fixture_is_an_internal_error(broken_copy, name, bad_row, call):
     with (broken_copy / name).open("a", encoding="utf-8") as f:
