@@ -97,7 +97,8 @@ def _catalogues() -> Mapping[str, Mapping[str, M.CatalogueItem]]:
     out: dict[str, dict[str, M.CatalogueItem]] = {p: {} for p in M.PROVINCES}
     items = _rows(CATALOGUE, lambda r: M.CatalogueItem(
         _cell(r, "region"), _cell(r, "code"), _cell(r, "name"), _cell(r, "class"),
-        int(_cell(r, "price_fen")), int(_cell(r, "self_first_pct"))))
+        int(_cell(r, "price_fen")), int(_cell(r, "self_first_pct")),
+        _provenance(r, "source", "confidence", f"{_cell(r, 'region')} {_cell(r, 'code')}")))
     for item in items:
         if item.region not in out:
             raise _broken(CATALOGUE, f"{item.code}: region {item.region} is not a province of {M.PROVINCES}")

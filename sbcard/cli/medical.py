@@ -444,7 +444,10 @@ def year_command(app: AppContext, card_number: str, year: int | None) -> None:
         ("deductible left", " / ".join(f"level {k}: {money(v)}" for k, v in
                                       data["deductible_remaining_fen"].items())),
         ("pooled fund paid", money(data["fund_paid_fen"])),
-        ("cap left", f"{money(data['cap_remaining_fen'])} of {money(data['cap_fen'])}"),
+        ("cap left", "no cap" if data["cap_fen"] is None else
+         f"{money(data['cap_remaining_fen'])} of {money(data['cap_fen'])}"),
+        ("inpatient", f"deductible {money(data['inpatient_deductible_paid_fen'])}, "
+                      f"pooled fund {money(data['inpatient_fund_paid_fen'])}"),
         ("personal account", money(data["personal_account_fen"])), ("claims", number(data["claims"])),
     ]))
 

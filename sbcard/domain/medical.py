@@ -176,6 +176,7 @@ class CatalogueItem:
     cls: str = attrs.field(validator=attrs.validators.in_(CLASSES))
     price_fen: int = attrs.field(validator=_non_negative)  # the reference price
     self_first_pct: int = attrs.field(validator=_non_negative)
+    provenance: Provenance = attrs.field(default=ILLUSTRATIVE_ONLY, eq=False)  # the row's price and class
 
     def __attrs_post_init__(self) -> None:
         if not self.code or not self.code.isascii() or not self.code.isalnum():
@@ -186,7 +187,7 @@ class CatalogueItem:
 
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "name": self.name, "class": self.cls, "price_fen": self.price_fen,
-                "self_first_pct": self.self_first_pct}
+                "self_first_pct": self.self_first_pct, **self.provenance.to_json()}
 
 
 def _optional_non_negative(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:

@@ -300,9 +300,9 @@ def year_view(db: sqlite_utils.Database, card_number: str, year: int) -> dict[st
     if card["insured_region"] is None:
         raise RuleRefused("medical.not_insured", f"the holder of card {card_number} is not insured", "--card")
     policy = ref.policy(M.province_of(card["insured_region"]), card["insurance_type"], bool(card["retired"]))
-    row = db.execute("SELECT deductible_paid_fen, fund_paid_fen, allocated_fen FROM medical_years "
+    row = db.execute(f"SELECT {_YEAR_COLUMNS}, allocated_fen FROM medical_years "
                      "WHERE citizen_id = ? AND year = ?", [card["citizen_id"], year]).fetchone()
-    ytd = M.YearToDate(year, row[0], row[1]) if row else M.YearToDate(year)
+    ytd = M.YearToDate(year, *row[:5]) if row else M.YearToDate(year)
     (claims,) = db.execute("SELECT count(*) FROM medical_claims WHERE citizen_id = ? AND year = ? AND "
                            "status = 'settled'", [card["citizen_id"], year]).fetchone()
     return {
@@ -313,7 +313,9 @@ def year_view(db: sqlite_utils.Database, card_number: str, year: int) -> dict[st
         "deductible_remaining_fen": {str(level): ytd.remaining_deductible_fen(policy, level) for level in M.LEVELS},
         "cap_fen": policy.cap_fen, "cap_remaining_fen": ytd.remaining_cap_fen(policy),
         "personal_account_fen": account_balance(db, card["citizen_id"]),
-        "allocated_fen": row[2] if row else 0, "claims": claims,
+        "allocated_fen": row[5] if row else 0, "claims": claims, "eligible_fen": ytd.eligible_fen,
+        "inpatient_deductible_paid_fen": ytd.inpatient_deductible_paid_fen,
+        "inpatient_fund_paid_fen": ytd.inpatient_fund_paid_fen,
     }
 
 

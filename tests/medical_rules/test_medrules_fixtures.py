@@ -49,6 +49,13 @@ def test_an_unknown_hospital_is_not_found():
         R.hospital("BJH999")
 
 
+def test_every_catalogue_item_says_its_figures_are_illustrative():
+    for province in M.PROVINCES:
+        for item in R.catalogue(province).values():
+            data = item.to_json()
+            assert (data["confidence"], data["illustrative"], data["source"]) == ("illustrative", True, [])
+
+
 def test_hospitals_json_keys_are_the_interface_ones():
     assert set(R.hospital("BJH001").to_json()) == {"code", "name", "region", "level"}
 
@@ -143,10 +150,11 @@ def broken_copy(tmp_path, monkeypatch):
     ("hospitals.csv", "BJH900,某医院,990101,3,1", R.hospitals),
     ("hospitals.csv", "BJH901,某医院,110101,4,1", R.hospitals),
     ("hospitals.csv", "BJH001,北京协和医院,110101,3,0", R.hospitals),
-    ("catalogue.csv", "110000,XJ01CAA040,dup,A,100,0,1", lambda: R.catalogue("110000")),
-    ("catalogue.csv", "110000,XZZ,甲类但先行自付,A,100,10,1", lambda: R.catalogue("110000")),
-    ("catalogue.csv", "110000,XZY,丙类,C,100,50,1", lambda: R.catalogue("110000")),
-    ("catalogue.csv", "110000,XZX,坏价格,A,abc,0,1", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XJ01CAA040,dup,A,100,0,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZZ,甲类但先行自付,A,100,10,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZY,丙类,C,100,50,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZX,坏价格,A,abc,0,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZW,无出处,A,100,0,,guessed", lambda: R.catalogue("110000")),
     ("policies.csv", "110000,employee,0,outpatient,year,1,1,1,90,70,70,1,,,1,1,,illustrative,,",
      lambda: R.policy("110000", "employee", False)),
     ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,170,1,,,0,1,,illustrative,,",
