@@ -164,6 +164,31 @@ def register_command(app: AppContext, card_number: str, kind: str, province: str
                        ("by", done["operator"])]))
 
 
+@medical.command("unregister")
+@click.argument("registration_id", metavar="REGISTRATION_ID", type=Whole(1, 10**12))
+@click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
+@click.option("--operator", default=None, help="The staff member recording it (default: the holder themselves).")
+@with_app
+def unregister_command(app: AppContext, registration_id: int, card_number: str, operator: str | None) -> None:
+    """取消备案: a registration stops counting from now (claims settled on it stand)."""
+    from sbcard.services import medical_registrations as regs
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        node, citizen = _holder_of(world, card_number.strip().upper())
+        if operator:
+            from sbcard.services import operators
+
+            operators.require_operator(world.region(node), operator.strip())
+        done = regs.cancel(world.region(node), citizen_id=citizen, registration_id=registration_id,
+                           operator=(operator or regs.HOLDER).strip(), now=app.clock.now())
+    if app.json:
+        emit_json(done)
+        return
+    click.echo(fields([("registration", f"{done['id']} cancelled"), ("kind", f"{done['kind_name']} ({done['kind']})"),
+                       ("cancelled at", when(done["cancelled_at"]))]))
+
+
 @medical.command("registrations")
 @click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
 @with_app

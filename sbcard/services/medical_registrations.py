@@ -38,7 +38,7 @@ def _value(row: dict[str, Any]) -> M.Registration:
 def view(row: dict[str, Any], today: dt.date | None = None) -> dict[str, Any]:
     """A registration as the CLI shows it (stable keys)."""
     reg = _value(row)
-    out = {"id": row["id"], "kind": row["kind"], "kind_name": M.KIND_NAMES[row["kind"]], "province": row["province"],
+    out: dict[str, Any] = {"id": row["id"], "kind": row["kind"], "kind_name": M.KIND_NAMES[row["kind"]], "province": row["province"],
            "valid_from": row["valid_from"], "valid_to": row["valid_to"], "operator": row["operator"],
            "created_at": row["created_at"], "cancelled_at": row["cancelled_at"]}
     if today is not None:
@@ -91,6 +91,31 @@ def register(db: sqlite_utils.Database, *, citizen_id: str, kind: str, province:
                               "valid_to": valid_to.isoformat() if valid_to else None,
                               "citizen_id": mask_citizen_id(citizen_id)})
         row = next(iter(uow.db.query("SELECT * FROM medical_registrations WHERE id = ?", [reg_id])))
+        uow.commit()
+    return view(row, now.date())
+
+
+def cancel(db: sqlite_utils.Database, *, citizen_id: str, registration_id: int, operator: str,
+           now: dt.datetime) -> dict[str, Any]:
+    """取消备案: the registration no longer counts from now (claims settled on it stand); its view.
+
+    Refused: a registration that is not this holder's (``NotFound``), one cancelled already.
+    """
+    with UnitOfWork(db) as uow:
+        rows = list(uow.db.query("SELECT * FROM medical_registrations WHERE id = ? AND citizen_id = ?",
+                                 [registration_id, citizen_id]))
+        if not rows:
+            raise NotFound("medical.registration.unknown", f"the holder has no registration {registration_id}",
+                           "REGISTRATION_ID")
+        if rows[0]["cancelled_at"] is not None:
+            raise RuleRefused("medical.registration.cancelled",
+                              f"registration {registration_id} was cancelled already ({rows[0]['cancelled_at']})",
+                              "REGISTRATION_ID")
+        uow.db.execute("UPDATE medical_registrations SET cancelled_at = ? WHERE id = ?",
+                       [timestamp(now), registration_id])
+        audit.record(uow.db, at=now, operator=operator, action="medical.register_cancel", subject=citizen_id,
+                     details={"id": registration_id, "citizen_id": mask_citizen_id(citizen_id)})
+        row = next(iter(uow.db.query("SELECT * FROM medical_registrations WHERE id = ?", [registration_id])))
         uow.commit()
     return view(row, now.date())
 

@@ -102,6 +102,21 @@ def test_overlapping_registrations_for_one_place_are_refused(medical_world):
     ok_register(medical_world, "--kind", "other_temporary", "--province", "110000", "--to", "2025-05-01")
 
 
+def test_a_cancelled_registration_no_longer_counts(medical_world, jjj_off):
+    reg = ok_register(medical_world, "--kind", "long_term_resident", "--province", "130000", "--operator", "TJ-C1")
+    assert medical_world.ok_settle("wang", HOSPITAL, *LINES)["registration_kind"] == "long_term_resident"
+    card = medical_world.cards["wang"].number
+    code, _, err, done = medical_world.run("medical", "unregister", str(reg["id"]), "--card", card, "--json")
+    assert code == 0, err
+    assert done["cancelled_at"] is not None and done["valid_today"] is False
+    assert medical_world.ok_settle("wang", HOSPITAL, *LINES)["registration_kind"] == "unregistered"
+    code, _, err, _ = medical_world.run("medical", "unregister", str(reg["id"]), "--card", card, "--json")
+    assert code == 1 and "already" in err
+    code, _, err, _ = medical_world.run("medical", "unregister", "999", "--card", card, "--json")
+    assert code == 2 and "no registration 999" in err
+    ok_register(medical_world, "--kind", "long_term_resident", "--province", "130000")  # free again
+
+
 def test_an_unknown_card_is_not_found(medical_world):
     code, _, err, _ = medical_world.run("medical", "register", "--card", "TJ0000000X", "--kind", "posted_worker",
                                         "--province", "130000", "--json")
