@@ -440,6 +440,9 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
                        r["status"], money(r["total_fen"]), money(r["fund_fen"]),
                        money(r["account_fen"]), money(r["self_fen"])) for r in rows],
                      ["claim", "at", "card", "hospital", "mode", "status", "total", "fund", "account", "self"]))
+    if any(r.get("illustrative") for r in rows):
+        click.echo(caution("illustrative: some claims were settled on figures that are the simulator's own "
+                           "(`--json` says which, with their sources)"))
 
 
 @medical.command("year")

@@ -180,6 +180,8 @@ def test_inside_jing_jin_ji_the_claim_is_deemed_registered(medical_world):
     done = medical_world.ok_settle("wang", HOSPITAL, *LINES)
     assert (done["registration_kind"], done["cut_points"], done["ratio_pct"]) == ("jjj_deemed", 0, LEVEL_RATIO)
     assert "city-policy-digest" in {s["id"] for s in done["source"]}
+    code, out, _, _ = medical_world.run("medical", "claims")
+    assert code == 0 and "illustrative" in out  # Tianjin's outpatient figures are the simulator's own
 
 
 def test_the_receipt_says_its_terms_and_that_figures_are_illustrative(medical_world, jjj_off):
