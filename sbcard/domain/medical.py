@@ -342,7 +342,7 @@ def in_jing_jin_ji(province: str) -> bool:
     return province in PROVINCES
 
 
-def cross_region_terms(rules: CrossRegionRules | None, *, insured_province: str, treated_province: str,
+def cross_region_terms(rules: CrossRegionRules, *, insured_province: str, treated_province: str,
                        day: dt.date, registration: Registration | None = None, visit: str = "") -> Terms:
     """The kind and cut of one treatment (see the module doc): the most favourable that applies.
 
@@ -353,8 +353,10 @@ def cross_region_terms(rules: CrossRegionRules | None, *, insured_province: str,
     """
     if visit not in VISITS:
         raise InvalidInput("medical.visit", f"{visit!r} is not a referral, an emergency or nothing", "--visit")
-    if insured_province == treated_province or rules is None:
+    if insured_province == treated_province:
         return Terms(LOCAL, 0)
+    if rules.region != insured_province:
+        raise ValueError(f"the terms of {rules.region} applied to a holder insured in {insured_province}")
     candidates: list[tuple[str, int | None]] = []
     if registration is not None and registration.province == treated_province and registration.valid_on(day):
         candidates.append((registration.kind, registration.id))
