@@ -8,17 +8,22 @@ user's (``NotFound`` / ``InvalidInput``).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TypeVar
 
+import attrs
+
 from sbcard.domain import medical as M
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
-from sbcard.reference import load_regions, read_csv_rows
+from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, cite, combine
+from sbcard.reference import load_regions, load_sources, read_csv_rows
 
 DIR = "medical"
 HOSPITALS, CATALOGUE, POLICIES = "hospitals.csv", "catalogue.csv", "policies.csv"
+NATIONAL, CROSS_REGION = "national.csv", "cross_region.csv"
 
 T = TypeVar("T")
 
@@ -92,7 +97,8 @@ def _catalogues() -> Mapping[str, Mapping[str, M.CatalogueItem]]:
     out: dict[str, dict[str, M.CatalogueItem]] = {p: {} for p in M.PROVINCES}
     items = _rows(CATALOGUE, lambda r: M.CatalogueItem(
         _cell(r, "region"), _cell(r, "code"), _cell(r, "name"), _cell(r, "class"),
-        int(_cell(r, "price_fen")), int(_cell(r, "self_first_pct"))))
+        int(_cell(r, "price_fen")), int(_cell(r, "self_first_pct")),
+        _provenance(r, "source", "confidence", f"{_cell(r, 'region')} {_cell(r, 'code')}")))
     for item in items:
         if item.region not in out:
             raise _broken(CATALOGUE, f"{item.code}: region {item.region} is not a province of {M.PROVINCES}")
@@ -113,44 +119,149 @@ def catalogue(region_province: str) -> dict[str, M.CatalogueItem]:
 # --------------------------------------------------------------------------- policies
 
 
+def _optional_int(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def _provenance(row: Mapping[str, str], source: str, confidence: str, where: str) -> Provenance:
+    try:
+        return cite(load_sources(DIR), _cell(row, source), _cell(row, confidence), where=where)
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+
+
 def _policy(row: Mapping[str, str]) -> M.Policy:
+    where = f"{_cell(row, 'region')} {_cell(row, 'insurance_type')} retired={_cell(row, 'retired')} " \
+            f"{_cell(row, 'episode')}"
+    provenance = _provenance(row, "source", "confidence", where)
+    band_fen = _optional_int(_cell(row, "band_fen"))
+    band = (_provenance(row, "band_source", "band_confidence", f"{where} band") if band_fen is not None
+            else ILLUSTRATIVE_ONLY)
+    episode = _cell(row, "episode")
+    account, offline = _cell(row, "personal_account_annual_fen"), _cell(row, "offline_limit_fen")
+    if episode == M.OUTPATIENT and not (account and offline):
+        raise ValueError(f"{where}: an outpatient row gives personal_account_annual_fen and offline_limit_fen")
     return M.Policy(
         region=_cell(row, "region"),
         insurance_type=_cell(row, "insurance_type"),
         retired=_flag(_cell(row, "retired")),
         deductible_fen={lv: int(_cell(row, f"deductible_fen_l{lv}")) for lv in M.LEVELS},
         ratio_pct={lv: int(_cell(row, f"ratio_pct_l{lv}")) for lv in M.LEVELS},
-        cap_fen=int(_cell(row, "cap_fen")),
-        personal_account_annual_fen=int(_cell(row, "personal_account_annual_fen")),
-        offline_limit_fen=int(_cell(row, "offline_limit_fen")),
-        illustrative=_flag(_cell(row, "illustrative")),
-        source=_cell(row, "source"),
+        cap_fen=_optional_int(_cell(row, "cap_fen")),
+        personal_account_annual_fen=int(account or 0),
+        offline_limit_fen=int(offline or 0),
+        illustrative=provenance.illustrative,
+        source=provenance.text(),
+        episode=episode,
+        deductible_basis=_cell(row, "deductible_basis"),
+        band_fen=band_fen,
+        band_ratio_pct=_optional_int(_cell(row, "band_ratio_pct")),
+        provenance=provenance,
+        band_provenance=band,
     )
 
 
+PolicyKey = tuple[str, str, bool, str]
+
+
 @functools.lru_cache(maxsize=None)
-def _policies() -> Mapping[tuple[str, str, bool], M.Policy]:
-    out: dict[tuple[str, str, bool], M.Policy] = {}
+def _policies() -> Mapping[PolicyKey, M.Policy]:
+    out: dict[PolicyKey, M.Policy] = {}
     for p in _rows(POLICIES, _policy):
-        key = (p.region, p.insurance_type, p.retired)
+        key = (p.region, p.insurance_type, p.retired, p.episode)
         if key in out:
             raise _broken(POLICIES, f"{key} is listed twice")
         out[key] = p
-    wanted = {(r, t, x) for r in M.PROVINCES for t in M.INSURANCE_TYPES for x in (False, True)}
+    wanted = {(r, t, x, e) for r in M.PROVINCES for t in M.INSURANCE_TYPES for x in (False, True) for e in M.EPISODES}
     if set(out) != wanted:
         raise _broken(POLICIES, f"missing {sorted(wanted - set(out))}, unexpected {sorted(set(out) - wanted)}")
+    for (r, t, x, e), p in list(out.items()):  # the holder's account and card limit are the outpatient row's
+        if e == M.INPATIENT:
+            outpatient = out[(r, t, x, M.OUTPATIENT)]
+            out[(r, t, x, e)] = attrs.evolve(p, personal_account_annual_fen=outpatient.personal_account_annual_fen,
+                                             offline_limit_fen=outpatient.offline_limit_fen)
     return MappingProxyType(out)
 
 
 def policies() -> list[M.Policy]:
-    """Every policy row (3 provinces × 2 insurance types × retired or not)."""
+    """Every policy row (3 provinces × 2 insurance types × retired or not × outpatient / inpatient)."""
     return list(_policies().values())
 
 
-def policy(region_province: str, insurance_type: str, retired: bool) -> M.Policy:
-    """The insured province's policy for this kind of holder (参保地政策)."""
+def policy(region_province: str, insurance_type: str, retired: bool, episode: str = M.OUTPATIENT) -> M.Policy:
+    """The insured province's policy for this kind of holder and episode (参保地政策)."""
     _check_province(region_province)
     if insurance_type not in M.INSURANCE_TYPES:
         raise InvalidInput("medical.insurance_type",
                            f"{insurance_type!r} is not one of {', '.join(M.INSURANCE_TYPES)}", "insurance_type")
-    return _policies()[(region_province, insurance_type, bool(retired))]
+    if episode not in M.EPISODES:
+        raise InvalidInput("medical.episode", f"{episode!r} is not one of {', '.join(M.EPISODES)}", "--episode")
+    return _policies()[(region_province, insurance_type, bool(retired), episode)]
+
+
+# --------------------------------------------------------------------------- cross-region terms
+
+
+@functools.lru_cache(maxsize=None)
+def national_caps() -> M.NationalCaps:
+    """The national caps on the cross-region cut (``national.csv``, 国医保发〔2022〕22号)."""
+    points: dict[str, int] = {}
+    provenances = []
+    for n, row in enumerate(read_csv_rows(f"{DIR}/{NATIONAL}"), start=2):
+        try:
+            rule = _cell(row, "rule")
+            if rule in points:
+                raise ValueError(f"rule {rule} is listed twice")
+            points[rule] = int(_cell(row, "max_cut_points"))
+            provenances.append(_provenance(row, "source", "confidence", f"rule {rule}"))
+        except ValueError as e:
+            raise _broken(NATIONAL, f"row {n}: {e}") from None
+    try:
+        return M.NationalCaps(points, combine(provenances))
+    except ValueError as e:
+        raise _broken(NATIONAL, str(e)) from None
+
+
+def _date(text: str) -> dt.date | None:
+    return dt.date.fromisoformat(text) if text else None
+
+
+@functools.lru_cache(maxsize=None)
+def _cross_region() -> Mapping[str, M.CrossRegionRules]:
+    kinds: dict[str, dict[str, M.KindTerms]] = {p: {} for p in M.PROVINCES}
+    for n, row in enumerate(read_csv_rows(f"{DIR}/{CROSS_REGION}"), start=2):
+        try:
+            region, kind = _cell(row, "region"), _cell(row, "kind")
+            if region not in kinds:
+                raise ValueError(f"region {region!r} is not a province of {M.PROVINCES}")
+            if kind in kinds[region]:
+                raise ValueError(f"{region} {kind} is listed twice")
+            switch = _cell(row, "switch")
+            if switch not in ("on", "off"):
+                raise ValueError(f"switch must be on or off, got {switch!r}")
+            kinds[region][kind] = M.KindTerms(
+                kind, int(_cell(row, "cut_points")), _provenance(row, "source", "confidence", f"{region} {kind}"),
+                on=switch == "on", valid_from=_date(_cell(row, "valid_from")))
+        except ValueError as e:
+            raise _broken(CROSS_REGION, f"row {n}: {e}") from None
+    caps = national_caps()
+    out = {}
+    for region, terms in kinds.items():
+        rules = M.CrossRegionRules(region, terms)
+        try:
+            rules.check(caps)
+        except ValueError as e:
+            raise _broken(CROSS_REGION, str(e)) from None
+        out[region] = rules
+    return MappingProxyType(out)
+
+
+def cross_region(region_province: str) -> M.CrossRegionRules:
+    """The insured province's cross-region terms (``cross_region.csv``), checked against the national caps."""
+    return _cross_region()[_check_province(region_province)]
+
+
+def clear_caches() -> None:
+    """Forget what was read (tests that point ``SBCARD_FIXTURES`` elsewhere)."""
+    for f in (_hospitals, _catalogues, _policies, national_caps, _cross_region, load_sources):
+        f.cache_clear()

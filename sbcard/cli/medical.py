@@ -71,6 +71,155 @@ def catalogue_command(app: AppContext, region: str) -> None:
                       for i in items], ["code", "name", "class", "price", "self first"]))
 
 
+@medical.command("policies")
+@click.option("--region", default=None, metavar="NNNNNN", help="Only this insured province's policies.")
+@with_app
+def policies_command(app: AppContext, region: str | None) -> None:
+    """The insured regions' policies (参保地政策) and cross-region terms, each figure with its source."""
+    from sbcard import medical_reference as ref
+    from sbcard.domain.regions import province_code_of
+
+    province = province_code_of(_region(region)) if region else None
+    rows = [p.to_json() for p in ref.policies() if province is None or p.region == province]
+    terms = []
+    for p in (ref.cross_region(r) for r in ("110000", "120000", "130000") if province in (None, r)):
+        for kind, t in p.kinds.items():
+            terms.append({"region": p.region, "kind": kind, "cut_points": t.cut_points, "on": t.on,
+                          "valid_from": t.valid_from.isoformat() if t.valid_from else None,
+                          **t.provenance.to_json()})
+    caps = ref.national_caps()
+    data = {"policies": rows, "cross_region": terms,
+            "national_caps": {"points": dict(caps.points), **caps.provenance.to_json()}}
+    if app.json:
+        emit_json(data)
+        return
+
+    def pct(p: dict[str, Any]) -> str:
+        return "/".join(str(p["ratio_pct"][str(lv)]) for lv in (1, 2, 3))
+
+    click.echo(table([(p["region"], p["insurance_type"], "yes" if p["retired"] else "no", p["episode"],
+                       f"{'/'.join(money(p['deductible_fen'][str(lv)]) for lv in (1, 2, 3))} a {p['deductible_basis']}",
+                       pct(p), "none" if p["cap_fen"] is None else money(p["cap_fen"]),
+                       "" if p["band_fen"] is None else f"{p['band_ratio_pct']}% above {money(p['band_fen'])}"
+                       + (" (illustrative)" if p["band"]["illustrative"] else ""),
+                       p["confidence"]) for p in rows],
+                     ["region", "type", "retired", "episode", "deductible l1/l2/l3", "ratio %", "cap", "band",
+                      "confidence"]))
+    click.echo()
+    click.echo(table([(t["region"], t["kind"], t["cut_points"], "on" if t["on"] else "off", t["confidence"])
+                      for t in terms], ["region", "kind", "points off", "switch", "confidence"]))
+    click.echo(f"national caps (国医保发〔2022〕22号): " + ", ".join(f"{k} {v}" for k, v in caps.points.items())
+               + f" points ({caps.provenance.confidence})")
+    if any(p["illustrative"] for p in rows) or any(t["illustrative"] for t in terms):
+        click.echo(caution("illustrative rows are the simulator's own figures, not a region's published rule"))
+
+
+# ----------------------------------------------------------------------------- registrations (异地就医备案)
+
+
+def _holder_of(world: Any, card_number: str) -> tuple[str, str]:
+    from sbcard.federation import lookup
+
+    found = lookup.find_card(world, card_number)
+    if found is None:
+        raise NotFound("card.unknown", f"no card {card_number} in Beijing, Tianjin or Hebei", "--card")
+    node, card = found
+    return node, card["citizen_id"]
+
+
+@medical.command("register")
+@click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
+@click.option("--kind", required=True, type=click.Choice(["retired_resettled", "long_term_resident", "posted_worker",
+                                                          "referral", "other_temporary"]),
+              help="异地安置退休 / 异地长期居住 / 常驻异地工作 / 异地转诊 / 其他临时外出就医.")
+@click.option("--province", required=True, metavar="NNNNNN", help="The place of treatment's province.")
+@click.option("--from", "valid_from", default=None, metavar="YYYY-MM-DD", help="First day (default: today).")
+@click.option("--to", "valid_to", default=None, metavar="YYYY-MM-DD",
+              help="Last day (required for referral and other_temporary; open-ended otherwise).")
+@click.option("--operator", default=None, help="The staff member recording it (default: the holder themselves).")
+@with_app
+def register_command(app: AppContext, card_number: str, kind: str, province: str, valid_from: str | None,
+                     valid_to: str | None, operator: str | None) -> None:
+    """异地就医备案: record a cross-region registration at the holder's insured region."""
+    from sbcard.services import medical_registrations as regs
+    from sbcard.store.world import open_world
+
+    now = app.clock.now()
+    first = _day(valid_from, "--from") if valid_from else now.date()
+    last = _day(valid_to, "--to") if valid_to else None
+    with open_world(app.home, app.clock) as world:
+        node, citizen = _holder_of(world, card_number.strip().upper())
+        if operator:
+            from sbcard.services import operators
+
+            operators.require_operator(world.region(node), operator.strip())
+        done = regs.register(world.region(node), citizen_id=citizen, kind=kind, province=_region(province),
+                             valid_from=first, valid_to=last, operator=(operator or regs.HOLDER).strip(), now=now)
+    if app.json:
+        emit_json(done)
+        return
+    click.echo(fields([("registration", str(done["id"])), ("kind", f"{done['kind_name']} ({done['kind']})"),
+                       ("treated in", named_region(done["province"])),
+                       ("valid", f"{done['valid_from']} to {done['valid_to'] or 'open-ended'}"),
+                       ("by", done["operator"])]))
+
+
+@medical.command("unregister")
+@click.argument("registration_id", metavar="REGISTRATION_ID", type=Whole(1, 10**12))
+@click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
+@click.option("--operator", default=None, help="The staff member recording it (default: the holder themselves).")
+@with_app
+def unregister_command(app: AppContext, registration_id: int, card_number: str, operator: str | None) -> None:
+    """取消备案: a registration stops counting from now (claims settled on it stand)."""
+    from sbcard.services import medical_registrations as regs
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        node, citizen = _holder_of(world, card_number.strip().upper())
+        if operator:
+            from sbcard.services import operators
+
+            operators.require_operator(world.region(node), operator.strip())
+        done = regs.cancel(world.region(node), citizen_id=citizen, registration_id=registration_id,
+                           operator=(operator or regs.HOLDER).strip(), now=app.clock.now())
+    if app.json:
+        emit_json(done)
+        return
+    click.echo(fields([("registration", f"{done['id']} cancelled"), ("kind", f"{done['kind_name']} ({done['kind']})"),
+                       ("cancelled at", when(done["cancelled_at"]))]))
+
+
+@medical.command("registrations")
+@click.option("--card", "card_number", required=True, metavar="CARD", help="The holder's card.")
+@with_app
+def registrations_command(app: AppContext, card_number: str) -> None:
+    """A holder's cross-region registrations, and whether each is valid today."""
+    from sbcard.services import medical_registrations as regs
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        node, citizen = _holder_of(world, card_number.strip().upper())
+        rows = regs.listing(world.region(node), citizen, app.clock.now().date())
+    if app.json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No registrations.")
+        return
+    click.echo(table([(r["id"], f"{r['kind_name']} ({r['kind']})", r["province"], r["valid_from"],
+                       r["valid_to"] or "open", "yes" if r["valid_today"] else "no") for r in rows],
+                     ["id", "kind", "treated in", "from", "to", "valid today"]))
+
+
+def _day(text: str, option: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput("date.invalid", f"{text!r} is not a date YYYY-MM-DD", option) from None
+
+
 # ----------------------------------------------------------------------------- settle
 
 
@@ -83,19 +232,21 @@ def catalogue_command(app: AppContext, region: str) -> None:
 @click.option("--pin", default=None, metavar="PIN", help="The holder's PIN: the personal account pays what it may.")
 @click.option("--self-pay", "self_pay", type=click.Choice(["cash", "account"]), default="cash", show_default=True,
               help="How the holder pays their share: cash at the counter, or the card's financial account (PIN).")
-@click.option("--registered", is_flag=True, help="The holder registered for treatment here (异地就医备案).")
 @click.option("--referral", is_flag=True,
-              help="Referred here (转诊): an unregistered patient loses 10 points, not 20.")
-@click.option("--emergency", is_flag=True, help="An emergency (急诊): as --referral.")
+              help="The hospital declares a referral (转诊, with the referring hospital's papers): 异地转诊 terms.")
+@click.option("--emergency", is_flag=True, help="The hospital declares an emergency (急诊抢救): deemed registered.")
+@click.option("--inpatient", is_flag=True,
+              help="An inpatient stay's discharge settlement (住院): the inpatient deductible and ratios.")
 @trace_option
 @with_app
 def settle_command(app: AppContext, reader_spec: str, hospital: str, items_path: Path, pin: str | None,
-                   self_pay: str, registered: bool, referral: bool, emergency: bool, trace: bool) -> None:
+                   self_pay: str, referral: bool, emergency: bool, inpatient: bool, trace: bool) -> None:
     """Settle a claim at a hospital's point of sale: the card read, the split, the card's log written.
 
-    Online, the holder's insured region settles it through the hub; while the hub cannot
-    reach that region (`sbcard hub link`), it is settled offline against the card's
-    offline data and queued (`sbcard medical reconcile`).
+    Online, the holder's insured region settles it through the hub, with the holder's
+    registration (`sbcard medical register`) valid that day and its cross-region rules;
+    while the hub cannot reach that region (`sbcard hub link`), it is settled offline
+    against the card's offline data and queued (`sbcard medical reconcile`).
     """
     from sbcard import medical_reference as ref
     from sbcard.federation.medical import PosHost
@@ -109,12 +260,24 @@ def settle_command(app: AppContext, reader_spec: str, hospital: str, items_path:
     with open_world(app.home, app.clock) as world:
         pos = PointOfSale(PosHost(world, now=now), ref, app.clock, hospital)
         with reader_session(reader_spec, trace) as reader:
-            receipt = pos.settle(reader, lines, pin=pin, self_pay=self_pay, registered=registered,
-                                 referral_or_emergency=referral or emergency)
+            receipt = pos.settle(reader, lines, pin=pin, self_pay=self_pay,
+                                 visit="emergency" if emergency else "referral" if referral else "",
+                                 episode="inpatient" if inpatient else "outpatient")
     if app.json:
         emit_json(receipt)
         return
     click.echo(_receipt(receipt))
+
+
+def _terms_text(r: dict[str, Any]) -> str:
+    from sbcard.domain.medical import KIND_NAMES
+
+    kind = r.get("registration_kind")
+    episode = "inpatient" if r.get("episode") == "inpatient" else "outpatient"
+    if kind is None:
+        return f"{episode}; cross-region terms not recorded" if r.get("cross_region") else episode
+    cut = r.get("cut_points") or 0
+    return f"{episode}; {KIND_NAMES.get(kind, kind)} ({kind})" + (f", {cut} points off" if cut else "")
 
 
 def read_items(path: Path) -> list[Any]:
@@ -161,12 +324,16 @@ def _receipt(r: dict[str, Any]) -> str:
              ("personal account", money(r["account_fen"])),
              ("to pay", f"{money(r['self_fen'])} "
                         f"({'financial account' if r['self_pay'] == 'account' else 'cash'})"),
-             ("deductible", money(r["deductible_fen"]))]
+             ("deductible", money(r["deductible_fen"])),
+             ("terms", _terms_text(r))]
     if r.get("personal_account_fen") is not None:
         pairs.append(("account left", money(r["personal_account_fen"])))
     if not r.get("ef08_written", True):
         pairs.append(("card log", caution("not written (the card left the reader): the claim stands")))
     out += "\n\n" + fields(pairs)
+    if r.get("illustrative"):
+        out += "\n" + caution("illustrative: some figures of this settlement are the simulator's own, not a "
+                               "region's published rule (see fixtures/medical/README.md)")
     for note in r.get("notes") or []:
         out += "\n" + caution(f"note: {note}")
     return out
@@ -273,6 +440,9 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
                        r["status"], money(r["total_fen"]), money(r["fund_fen"]),
                        money(r["account_fen"]), money(r["self_fen"])) for r in rows],
                      ["claim", "at", "card", "hospital", "mode", "status", "total", "fund", "account", "self"]))
+    if any(r.get("illustrative") for r in rows):
+        click.echo(caution("illustrative: some claims were settled on figures that are the simulator's own "
+                           "(`--json` says which, with their sources)"))
 
 
 @medical.command("year")
@@ -302,7 +472,10 @@ def year_command(app: AppContext, card_number: str, year: int | None) -> None:
         ("deductible left", " / ".join(f"level {k}: {money(v)}" for k, v in
                                       data["deductible_remaining_fen"].items())),
         ("pooled fund paid", money(data["fund_paid_fen"])),
-        ("cap left", f"{money(data['cap_remaining_fen'])} of {money(data['cap_fen'])}"),
+        ("cap left", "no cap" if data["cap_fen"] is None else
+         f"{money(data['cap_remaining_fen'])} of {money(data['cap_fen'])}"),
+        ("inpatient", f"deductible {money(data['inpatient_deductible_paid_fen'])}, "
+                      f"pooled fund {money(data['inpatient_fund_paid_fen'])}"),
         ("personal account", money(data["personal_account_fen"])), ("claims", number(data["claims"])),
     ]))
 

@@ -56,12 +56,14 @@ class ClaimRequest:
     retired: bool  # DF04/EF05 tag 03
     lines: tuple[M.ClaimLine, ...] = attrs.field(converter=_lines)
     at: dt.datetime  # at the point of sale (Beijing time)
-    registered: bool = False  # 异地就医备案
-    referral_or_emergency: bool = False
+    registered: bool = False  # kept for requests stored before registrations: the insured region looks it up now
+    referral_or_emergency: bool = False  # kept for stored requests: ``visit`` says which
     use_account: bool = False  # the personal account pays what it may (PIN verified)
     self_pay: str = attrs.field(default="cash", validator=attrs.validators.in_(SELF_PAY))
     mode: str = attrs.field(default="online", validator=attrs.validators.in_(MODES))
     offline_self_fen: int | None = None  # offline: what the holder paid at the point of sale
+    visit: str = attrs.field(default="", validator=attrs.validators.in_(M.VISITS))  # the hospital declares it
+    episode: str = attrs.field(default=M.OUTPATIENT, validator=attrs.validators.in_(M.EPISODES))
 
     def __attrs_post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -84,12 +86,15 @@ class ClaimRequest:
             "at": self.at.isoformat(), "registered": self.registered,
             "referral_or_emergency": self.referral_or_emergency, "use_account": self.use_account,
             "self_pay": self.self_pay, "mode": self.mode, "offline_self_fen": self.offline_self_fen,
+            "visit": self.visit, "episode": self.episode,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ClaimRequest:
         fields = dict(data)
         fields["at"] = dt.datetime.fromisoformat(fields["at"])
+        if "visit" not in fields:  # stored before visits: the flag said referral or emergency
+            fields["visit"] = M.REFERRAL if fields.get("referral_or_emergency") else ""
         return cls(**fields)
 
 

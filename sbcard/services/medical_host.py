@@ -89,8 +89,7 @@ def settle(db: sqlite_utils.Database, request: ClaimRequest, *, now: dt.datetime
         hospital = ref.hospital(request.hospital)
         row = _settle_lines(uow.db, claim_id=request.claim_id, card=card, person=person, policy=policy,
                             hospital=hospital, lines=request.lines, at=request.at.astimezone(BEIJING),
-                            registered=request.registered, referral_or_emergency=request.referral_or_emergency,
-                            use_account=request.use_account, self_pay=request.self_pay, mode=request.mode,
+                            visit=request.visit, use_account=request.use_account, self_pay=request.self_pay, mode=request.mode,
                             offline_self_fen=request.offline_self_fen, refund_of=None, now=now)
         view = claim_view(uow.db, row)
         uow.commit()
@@ -122,7 +121,7 @@ def _holder(db: sqlite_utils.Database, request: ClaimRequest,
     if M.province_of(insured_region) != M.province_of(request.insured_region):
         raise RuleRefused("medical.insured_region", f"the card says insured in {request.insured_region}, the "
                           f"registry says {insured_region}: update the card at a counter", FIELD)
-    policy = ref.policy(M.province_of(insured_region), insurance_type, bool(retired))
+    policy = ref.policy(M.province_of(insured_region), insurance_type, bool(retired), request.episode)
     if request.use_account and policy.insurance_type != M.EMPLOYEE:
         raise RuleRefused("medical.no_personal_account",
                           "resident insurance has no personal account: settle without the PIN", "--pin")
@@ -131,14 +130,18 @@ def _holder(db: sqlite_utils.Database, request: ClaimRequest,
 
 def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, Any], person: dict[str, Any],
                   policy: M.Policy, hospital: M.Hospital, lines: Sequence[M.ClaimLine], at: dt.datetime,
-                  registered: bool, referral_or_emergency: bool, use_account: bool, self_pay: str, mode: str,
+                  visit: str, use_account: bool, self_pay: str, mode: str,
                   offline_self_fen: int | None, refund_of: str | None, now: dt.datetime) -> dict[str, Any]:
-    """Split ``lines`` and write the claim, the year, the personal account and the ledger; the claim's row."""
+    """Split ``lines`` and write the claim, the year, the personal account and the ledger; the claim's row.
+
+    The cross-region terms come from the holder's registration valid on the day of
+    treatment (``medical_registrations``), the visit the hospital declared and this
+    region's cross-region rules (``sbcard.domain.medical.cross_region_terms``).
+    """
     citizen = person["citizen_id"]
     year = at.year
     catalogue = ref.catalogue(hospital.province)
-    c = M.Circumstances(hospital_level=hospital.level, cross_region=hospital.province != policy.region,
-                        registered=registered, referral_or_emergency=referral_or_emergency)
+    c = circumstances(db, citizen, policy, hospital, at.date(), visit)
     ytd = _year(db, citizen, year, policy, now)
     available = account_balance(db, citizen) if use_account else 0
     s = M.settle(lines, catalogue, policy, ytd, c, account_available_fen=available)
@@ -181,8 +184,9 @@ def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, A
         "claim_id": claim_id, "card_number": card["card_number"], "citizen_id": citizen, "hospital": hospital.code,
         "hospital_node": hospital_node, "hospital_level": hospital.level, "year": year, "mode": mode,
         "status": "settled", "refund_of": refund_of, "insurance_type": policy.insurance_type,
-        "retired": int(policy.retired), "cross_region": int(c.cross_region), "registered": int(registered),
-        "referral_or_emergency": int(referral_or_emergency), "use_account": int(use_account), "self_pay": self_pay,
+        "retired": int(policy.retired), "cross_region": int(c.cross_region), "registered": int(c.registered),
+        "referral_or_emergency": int(bool(visit)), "episode": policy.episode, "visit": visit,
+        "registration_kind": s.registration_kind, "cut_points": s.cut_points, "use_account": int(use_account), "self_pay": self_pay,
         "total_fen": s.total_fen, "fund_fen": s.fund_fen, "account_fen": s.account_fen, "self_fen": s.self_fen,
         "deductible_fen": s.deductible_fen, "ratio_pct": s.ratio_pct, "cap_reached": int(s.cap_reached),
         "offline_self_fen": offline_self_fen, "adjustment_fen": adjustment, "owed_fen": owed,
@@ -197,6 +201,21 @@ def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, A
                           "account_fen": s.account_fen, "self_fen": s.self_fen, "refund_of": refund_of,
                           "citizen_id": mask_citizen_id(citizen)})
     return row
+
+
+def circumstances(db: sqlite_utils.Database, citizen_id: str, policy: M.Policy, hospital: M.Hospital,
+                  day: dt.date, visit: str) -> M.Circumstances:
+    """The treatment's circumstances with the cross-region terms of the day (see ``_settle_lines``)."""
+    from sbcard.services import medical_registrations
+
+    cross = hospital.province != policy.region
+    registration = medical_registrations.valid_on(db, citizen_id, hospital.province, day) if cross else None
+    terms = M.cross_region_terms(ref.cross_region(policy.region), insured_province=policy.region,
+                                 treated_province=hospital.province, day=day, registration=registration,
+                                 visit=visit)
+    return M.Circumstances(hospital_level=hospital.level, cross_region=cross,
+                           registered=terms.kind not in (M.UNREGISTERED, M.LOCAL),
+                           referral_or_emergency=bool(visit), episode=policy.episode, terms=terms)
 
 
 def _can_pay(db: sqlite_utils.Database, account_no: str, amount: int) -> bool:
@@ -222,10 +241,10 @@ def _ensure_accounts(db: sqlite_utils.Database, hospital_node: str, now: dt.date
 
 def _year(db: sqlite_utils.Database, citizen_id: str, year: int, policy: M.Policy, now: dt.datetime) -> M.YearToDate:
     """The holder's accumulators for ``year``; the row (and an employee's allocation) made on first use."""
-    row = db.execute("SELECT deductible_paid_fen, fund_paid_fen FROM medical_years WHERE citizen_id = ? AND year = ?",
+    row = db.execute(f"SELECT {_YEAR_COLUMNS} FROM medical_years WHERE citizen_id = ? AND year = ?",
                      [citizen_id, year]).fetchone()
     if row is not None:
-        return M.YearToDate(year, row[0], row[1])
+        return M.YearToDate(year, *row)
     allocation = policy.personal_account_annual_fen
     insert(db, "medical_years", {"citizen_id": citizen_id, "year": year, "deductible_paid_fen": 0, "fund_paid_fen": 0,
                                  "allocated_fen": allocation, "created_at": timestamp(now),
@@ -241,10 +260,16 @@ def _year(db: sqlite_utils.Database, citizen_id: str, year: int, policy: M.Polic
     return M.YearToDate(year)
 
 
+_YEAR_COLUMNS = ("deductible_paid_fen, fund_paid_fen, eligible_fen, inpatient_deductible_paid_fen, "
+                 "inpatient_fund_paid_fen")
+
+
 def _save_year(db: sqlite_utils.Database, citizen_id: str, ytd: M.YearToDate, now: dt.datetime) -> None:
-    db.execute("UPDATE medical_years SET deductible_paid_fen = ?, fund_paid_fen = ?, updated_at = ? "
+    db.execute("UPDATE medical_years SET deductible_paid_fen = ?, fund_paid_fen = ?, eligible_fen = ?, "
+               "inpatient_deductible_paid_fen = ?, inpatient_fund_paid_fen = ?, updated_at = ? "
                "WHERE citizen_id = ? AND year = ?",
-               [ytd.deductible_paid_fen, ytd.fund_paid_fen, timestamp(now), citizen_id, ytd.year])
+               [ytd.deductible_paid_fen, ytd.fund_paid_fen, ytd.eligible_fen, ytd.inpatient_deductible_paid_fen,
+                ytd.inpatient_fund_paid_fen, timestamp(now), citizen_id, ytd.year])
 
 
 def _account_entry(db: sqlite_utils.Database, citizen_id: str, year: int, amount: int, kind: str,
@@ -275,9 +300,9 @@ def year_view(db: sqlite_utils.Database, card_number: str, year: int) -> dict[st
     if card["insured_region"] is None:
         raise RuleRefused("medical.not_insured", f"the holder of card {card_number} is not insured", "--card")
     policy = ref.policy(M.province_of(card["insured_region"]), card["insurance_type"], bool(card["retired"]))
-    row = db.execute("SELECT deductible_paid_fen, fund_paid_fen, allocated_fen FROM medical_years "
+    row = db.execute(f"SELECT {_YEAR_COLUMNS}, allocated_fen FROM medical_years "
                      "WHERE citizen_id = ? AND year = ?", [card["citizen_id"], year]).fetchone()
-    ytd = M.YearToDate(year, row[0], row[1]) if row else M.YearToDate(year)
+    ytd = M.YearToDate(year, *row[:5]) if row else M.YearToDate(year)
     (claims,) = db.execute("SELECT count(*) FROM medical_claims WHERE citizen_id = ? AND year = ? AND "
                            "status = 'settled'", [card["citizen_id"], year]).fetchone()
     return {
@@ -288,7 +313,9 @@ def year_view(db: sqlite_utils.Database, card_number: str, year: int) -> dict[st
         "deductible_remaining_fen": {str(level): ytd.remaining_deductible_fen(policy, level) for level in M.LEVELS},
         "cap_fen": policy.cap_fen, "cap_remaining_fen": ytd.remaining_cap_fen(policy),
         "personal_account_fen": account_balance(db, card["citizen_id"]),
-        "allocated_fen": row[2] if row else 0, "claims": claims,
+        "allocated_fen": row[5] if row else 0, "claims": claims, "eligible_fen": ytd.eligible_fen,
+        "inpatient_deductible_paid_fen": ytd.inpatient_deductible_paid_fen,
+        "inpatient_fund_paid_fen": ytd.inpatient_fund_paid_fen,
     }
 
 
@@ -326,18 +353,24 @@ def refund(db: sqlite_utils.Database, claim_id: str, codes: Sequence[str] | None
         resettled = None
         if remaining:
             card = uow.db["cards"].get(row["card_number"])
-            policy = ref.policy(*_policy_key(uow.db, row))
+            policy = ref.policy(*_policy_key(uow.db, row), row.get("episode") or M.OUTPATIENT)
             new = _settle_lines(
                 uow.db, claim_id=f"{claim_id}-R", card=card, person={"citizen_id": row["citizen_id"]},
                 policy=policy, hospital=ref.hospital(row["hospital"]), lines=remaining,
-                at=dt.datetime.fromisoformat(row["at"]), registered=bool(row["registered"]),
-                referral_or_emergency=bool(row["referral_or_emergency"]), use_account=bool(row["use_account"]),
+                at=dt.datetime.fromisoformat(row["at"]), visit=_visit_of(row), use_account=bool(row["use_account"]),
                 self_pay=row["self_pay"] if row["mode"] == "online" else "cash", mode="online",
                 offline_self_fen=None, refund_of=claim_id, now=now)
             resettled = claim_view(uow.db, new)
         refunded = claim_view(uow.db, _claim_row(uow.db, claim_id))
         uow.commit()
     return {"refunded": refunded, "resettled": resettled}
+
+
+def _visit_of(row: dict[str, Any]) -> str:
+    """The visit a stored claim declared (a claim stored before visits: its referral-or-emergency flag)."""
+    if row.get("visit"):
+        return str(row["visit"])
+    return M.REFERRAL if row["referral_or_emergency"] else ""
 
 
 def _policy_key(db: sqlite_utils.Database, row: dict[str, Any]) -> tuple[str, str, bool]:
@@ -349,13 +382,12 @@ def _policy_key(db: sqlite_utils.Database, row: dict[str, Any]) -> tuple[str, st
 def _reverse(db: sqlite_utils.Database, row: dict[str, Any], now: dt.datetime) -> None:
     """The claim as if it had never been: accumulators, personal account, ledger; marked refunded."""
     split = json.loads(row["split"])
-    before, after = (M.YearToDate(**{k: split[x][k] for k in ("year", "deductible_paid_fen", "fund_paid_fen")})
-                     for x in ("before", "after"))
+    before, after = (M.YearToDate.from_json(split[x]) for x in ("before", "after"))
     settlement = M.Settlement(total_fen=row["total_fen"], fund_fen=row["fund_fen"], account_fen=row["account_fen"],
                               self_fen=row["self_fen"], deductible_fen=row["deductible_fen"],
                               ratio_pct=row["ratio_pct"], items=(), before=before, after=after,
-                              cap_reached=bool(row["cap_reached"]))
-    current = db.execute("SELECT deductible_paid_fen, fund_paid_fen FROM medical_years WHERE citizen_id = ? "
+                              cap_reached=bool(row["cap_reached"]), episode=row.get("episode") or M.OUTPATIENT)
+    current = db.execute(f"SELECT {_YEAR_COLUMNS} FROM medical_years WHERE citizen_id = ? "
                          "AND year = ?", [row["citizen_id"], row["year"]]).fetchone()
     _save_year(db, row["citizen_id"], M.reverse(M.YearToDate(row["year"], *current), settlement), now)
     if row["account_fen"]:
@@ -408,6 +440,22 @@ def claim_view(db: sqlite_utils.Database, row: dict[str, Any], *, with_account: 
         "personal_account_fen": account_balance(db, row["citizen_id"]) if with_account else None,
         "refund_of": row["refund_of"], "txn_id": row["txn_id"], "reversal_txn_id": row["reversal_txn_id"],
         "recorded_at": row["recorded_at"], "refunded_at": row["refunded_at"],
+        **terms_view(row, split),
+    }
+
+
+def terms_view(row: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
+    """The claim's episode, visit, cross-region terms and provenance (README "Medical settlement").
+
+    A claim stored before these existed reads as outpatient with no kind or cut recorded,
+    and its figures as illustrative (where they came from was not recorded).
+    """
+    return {
+        "episode": row.get("episode") or M.OUTPATIENT, "visit": _visit_of(row),
+        "registration_kind": row.get("registration_kind"), "cut_points": row.get("cut_points"),
+        "band_ratio_pct": split.get("band_ratio_pct"),
+        "source": split.get("source", []), "confidence": split.get("confidence", "illustrative"),
+        "illustrative": split.get("illustrative", True),
     }
 
 

@@ -683,8 +683,7 @@ class Simulation:
         reader = self.reader(card["path"])
         try:
             receipt = pos.settle(reader, lines, pin=person.pin if data["use_account"] else None,
-                                 self_pay=data["self_pay"], registered=data["registered"],
-                                 referral_or_emergency=data["emergency"])
+                                 self_pay=data["self_pay"], visit="emergency" if data["emergency"] else "")
         except (SbcardError, CardStatus, CardIOError, ReaderError) as refused:
             self._refused("medical_refused", where, refused)
             return

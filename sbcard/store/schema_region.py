@@ -1075,6 +1075,53 @@ def _v12_keys_out(db: sqlite_utils.Database) -> None:
         db.execute(f"PRAGMA secure_delete = {int(secure)}")
 
 
+_MEDICAL_V14 = """
+-- Insured side: cross-region registrations (异地就医备案, 国医保发〔2022〕22号) of this region's
+-- insured persons, made by staff or the holder (`operator`: the staff member, or 'holder').
+-- `province` is the place of treatment's; `valid_to` NULL: open-ended (long-term kinds).
+-- A settlement looks up the registration valid on the day of treatment; a cancelled one
+-- (`cancelled_at`) no longer counts. Claims now say their episode, the visit the hospital
+-- declared, and the terms they were settled on (kind, cut); years count the outpatient
+-- eligible money (the band) and the inpatient accumulators apart. Old rows: outpatient,
+-- no kind or cut recorded.
+CREATE TABLE IF NOT EXISTS medical_registrations (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    citizen_id   TEXT NOT NULL REFERENCES persons (citizen_id),
+    kind         TEXT NOT NULL CHECK (kind IN ('retired_resettled', 'long_term_resident', 'posted_worker',
+                                               'referral', 'other_temporary')),
+    province     TEXT NOT NULL CHECK (province IN ('110000', '120000', '130000')),
+    valid_from   TEXT NOT NULL,
+    valid_to     TEXT,
+    operator     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    cancelled_at TEXT,
+    CHECK (valid_to IS NULL OR valid_to >= valid_from)
+) STRICT;
+CREATE INDEX IF NOT EXISTS medical_registrations_citizen ON medical_registrations (citizen_id, province);
+"""
+
+
+_MEDICAL_V14_COLUMNS = (
+    ("medical_claims", "episode", "TEXT NOT NULL DEFAULT 'outpatient' CHECK (episode IN ('outpatient', 'inpatient'))"),
+    ("medical_claims", "visit", "TEXT NOT NULL DEFAULT '' CHECK (visit IN ('', 'referral', 'emergency'))"),
+    ("medical_claims", "registration_kind", "TEXT"),
+    ("medical_claims", "cut_points", "INTEGER CHECK (cut_points BETWEEN 0 AND 100)"),
+    ("medical_years", "eligible_fen", "INTEGER NOT NULL DEFAULT 0 CHECK (eligible_fen >= 0)"),
+    ("medical_years", "inpatient_deductible_paid_fen",
+     "INTEGER NOT NULL DEFAULT 0 CHECK (inpatient_deductible_paid_fen >= 0)"),
+    ("medical_years", "inpatient_fund_paid_fen", "INTEGER NOT NULL DEFAULT 0 CHECK (inpatient_fund_paid_fen >= 0)"),
+)
+
+
+def _v14_medical_registrations(db: sqlite_utils.Database) -> None:
+    """The table and the columns, each only if missing (a world faked back to an older version keeps them)."""
+    db.executescript(_MEDICAL_V14)
+    for table, column, definition in _MEDICAL_V14_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -1089,4 +1136,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "upload provenance: refused upload batches, the UMK master", _v10_upload_provenance),
     Migration(11, "card files recorded relative to the world's home", _v11_relative_paths),
     Migration(12, "issuer master keys moved out to the region's key store", _v12_keys_out),
+    # 13 is transit's (issue 16); this branch holds its place with a no-op so that 14 follows
+    # without a gap. At the merge, transit's migration 13 replaces this line.
+    Migration(13, "reserved for transit (issue 16): nothing on this branch", lambda db: None),
+    Migration(14, "medical: cross-region registrations, episodes, terms of each claim, band and inpatient years",
+              _v14_medical_registrations),
 )

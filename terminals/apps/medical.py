@@ -23,7 +23,9 @@ and, through the hub, the holder's insured region (``sbcard.federation.medical``
 5. online (the hub reaches the insured region): a claim id from the hospital's region,
    the claim settled by the insured region through the hub;
    offline (its link is down): the conservative split against DF04/EF06
-   (``sbcard.domain.medical_claim.offline_settlement``), refused beyond the card's
+   (``sbcard.domain.medical_claim.offline_settlement``; the holder's registration is the
+   insured region's to know, so only the visit and the Jing-Jin-Ji rule count: a
+   registered holder gets the difference back at reconciliation), refused beyond the card's
    offline limit; the card's EF06 used/year written forward (no key needed: the card
    lets a terminal spend its offline limit, never give it back), then the claim queued
    in the hospital's region for reconciliation;
@@ -103,7 +105,10 @@ class MedicalRules(Protocol):
 
     def catalogue(self, region_province: str) -> Mapping[str, M.CatalogueItem]: ...
 
-    def policy(self, region_province: str, insurance_type: str, retired: bool) -> M.Policy: ...
+    def policy(self, region_province: str, insurance_type: str, retired: bool,
+               episode: str = M.OUTPATIENT) -> M.Policy: ...
+
+    def cross_region(self, region_province: str) -> M.CrossRegionRules: ...
 
 
 class Clock(Protocol):
@@ -172,12 +177,16 @@ class PointOfSale:
         self.catalogue = rules.catalogue(self.hospital.province)
 
     def settle(self, reader: Reader, lines: Sequence[M.ClaimLine], *, pin: str | None = None, self_pay: str = "cash",
-               registered: bool = False, referral_or_emergency: bool = False) -> dict[str, Any]:
+               visit: str = "", episode: str = M.OUTPATIENT) -> dict[str, Any]:
         """Settle one claim on the card in ``reader`` (see the module doc); the receipt as a dict.
 
         Refusals raise ``RuleRefused`` / ``InvalidInput`` with nothing recorded; a card torn
         mid-way raises ``CardIOError`` (before the claim: nothing recorded).
         """
+        if visit not in M.VISITS:
+            raise InvalidInput("medical.visit", f"{visit!r} is not a referral or an emergency", "--visit")
+        if episode not in M.EPISODES:
+            raise InvalidInput("medical.episode", f"{episode!r} is not outpatient or inpatient", "--inpatient")
         if self_pay not in SELF_PAY:
             raise InvalidInput("medical.self_pay", f"{self_pay!r} is not cash or account", "--self-pay")
         if not lines:
@@ -204,8 +213,7 @@ class PointOfSale:
         if pin is not None:
             self._verify(reader, pin, card)
         insured_node = node_of(card.insurance.insured_region or "")
-        base = dict(claim_card=card, lines=tuple(lines), now=now, registered=registered,
-                    referral_or_emergency=referral_or_emergency)
+        base = dict(claim_card=card, lines=tuple(lines), now=now, visit=visit, episode=episode)
         if self.host.reachable(self.hospital, insured_node):
             receipt = self._online(reader, use_account=use_account, self_pay=self_pay, **base)
         else:
@@ -251,22 +259,21 @@ class PointOfSale:
     # --- online and offline ----------------------------------------------------------------
 
     def _request(self, card: CardFacts, claim_id: str, lines: tuple[M.ClaimLine, ...], now: dt.datetime, *,
-                 registered: bool, referral_or_emergency: bool, use_account: bool, self_pay: str, mode: str,
+                 visit: str, episode: str, use_account: bool, self_pay: str, mode: str,
                  offline_self_fen: int | None = None) -> ClaimRequest:
         i = card.insurance
         return ClaimRequest(
             claim_id=claim_id, hospital=self.hospital.code, card_number=card.card_number,
             card_id_code=card.card_id_code, citizen_id=card.citizen_id, insured_region=i.insured_region or "",
             insurance_type=i.insurance_type or "", retired=bool(i.retired), lines=lines, at=now,
-            registered=registered, referral_or_emergency=referral_or_emergency, use_account=use_account,
+            referral_or_emergency=bool(visit), visit=visit, episode=episode, use_account=use_account,
             self_pay=self_pay, mode=mode, offline_self_fen=offline_self_fen)
 
     def _online(self, reader: Reader, *, claim_card: CardFacts, lines: tuple[M.ClaimLine, ...], now: dt.datetime,
-                registered: bool, referral_or_emergency: bool, use_account: bool, self_pay: str) -> dict[str, Any]:
+                visit: str, episode: str, use_account: bool, self_pay: str) -> dict[str, Any]:
         claim_id, serial = self.host.new_claim(self.hospital)
-        request = self._request(claim_card, claim_id, lines, now, registered=registered,
-                                referral_or_emergency=referral_or_emergency, use_account=use_account,
-                                self_pay=self_pay, mode="online")
+        request = self._request(claim_card, claim_id, lines, now, visit=visit, episode=episode,
+                                use_account=use_account, self_pay=self_pay, mode="online")
         claim = self.host.settle(self.hospital, request)
         record = MedicalLogRecord(ONLINE, self.hospital.code, _local(now), serial, claim["total_fen"],
                                   claim["fund_fen"], claim["self_fen"], account_used=claim["account_fen"] > 0,
@@ -276,23 +283,27 @@ class PointOfSale:
                 "offline_used_fen": claim_card.offline.used_in(now.year), "notes": []}
 
     def _offline(self, reader: Reader, *, claim_card: CardFacts, lines: tuple[M.ClaimLine, ...], now: dt.datetime,
-                 registered: bool, referral_or_emergency: bool, use_account: bool, self_pay: str) -> dict[str, Any]:
+                 visit: str, episode: str, use_account: bool, self_pay: str) -> dict[str, Any]:
         i = claim_card.insurance
         if self_pay == "account":
             raise RuleRefused("medical.offline.account", "the insured region cannot be reached: the self-pay cannot "
                               "come from the card's financial account offline, pay it in cash", "--self-pay")
-        policy = self.rules.policy(claim_card.insured_province, i.insurance_type or "", bool(i.retired))
-        c = M.Circumstances(hospital_level=self.hospital.level,
-                            cross_region=self.hospital.province != claim_card.insured_province,
-                            registered=registered, referral_or_emergency=referral_or_emergency)
+        policy = self.rules.policy(claim_card.insured_province, i.insurance_type or "", bool(i.retired), episode)
+        cross = self.hospital.province != claim_card.insured_province
+        terms = M.cross_region_terms(self.rules.cross_region(claim_card.insured_province),
+                                     insured_province=claim_card.insured_province,
+                                     treated_province=self.hospital.province, day=_local(now).date(), visit=visit)
+        c = M.Circumstances(hospital_level=self.hospital.level, cross_region=cross,
+                            registered=terms.kind not in (M.UNREGISTERED, M.LOCAL),
+                            referral_or_emergency=bool(visit), episode=episode, terms=terms)
         decision = offline_settlement(lines, self.catalogue, policy, claim_card.offline, c, year=now.year)
         s = decision.settlement
         claim_id, serial = self.host.new_claim(self.hospital)
         stored = 0 if decision.new_year else i.offline_used_fen
         _write_offline(reader, decision.year if decision.new_year else None,
                        decision.used_fen if decision.used_fen != stored else None)
-        request = self._request(claim_card, claim_id, lines, now, registered=registered,
-                                referral_or_emergency=referral_or_emergency, use_account=False, self_pay="cash",
+        request = self._request(claim_card, claim_id, lines, now, visit=visit, episode=episode,
+                                use_account=False, self_pay="cash",
                                 mode="offline", offline_self_fen=s.self_fen)
         queued = self.host.queue_offline(self.hospital, request, s)
         record = MedicalLogRecord(OFFLINE, self.hospital.code, _local(now), serial, s.total_fen, s.fund_fen,
@@ -310,12 +321,15 @@ class PointOfSale:
             "at": now.isoformat(), **{k: split[k] for k in ("total_fen", "fund_fen", "account_fen", "self_fen",
                                                            "deductible_fen", "self_first_fen", "ratio_pct",
                                                            "cap_reached")},
-            "cross_region": c.cross_region, "registered": registered, "referral_or_emergency": referral_or_emergency,
+            "cross_region": c.cross_region, "registered": c.registered, "referral_or_emergency": bool(visit),
             "insurance_type": i.insurance_type, "retired": bool(i.retired), "use_account": False, "self_pay": "cash",
             "offline_self_fen": s.self_fen, "adjustment_fen": None, "owed_fen": None, "owed_settled_at": None,
             "items": split["items"],
             "before": split["before"], "after": split["after"], "personal_account_fen": None, "refund_of": None,
             "txn_id": None, "reversal_txn_id": None, "recorded_at": None, "refunded_at": None,
+            "episode": episode, "visit": visit, "registration_kind": split["registration_kind"],
+            "cut_points": split["cut_points"], "band_ratio_pct": split["band_ratio_pct"],
+            **{k: split[k] for k in ("source", "confidence", "illustrative")},
             "ef08_written": _append(reader, record), "offline_limit_fen": i.offline_limit_fen,
             "offline_used_fen": decision.used_fen, "notes": notes,
         }

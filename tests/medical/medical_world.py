@@ -45,6 +45,19 @@ HOLDERS = {
 DEPOSIT_YUAN = 2000
 
 
+def circumstances(hospital: Any, insured: str, *, day: dt.date = NOW.date(), registration: Any = None,
+                  visit: str = "") -> Any:
+    """What the insured region settles a claim at ``hospital`` with: its level and the day's cross-region terms."""
+    from sbcard import medical_reference as ref
+    from sbcard.domain import medical as M
+
+    terms = M.cross_region_terms(ref.cross_region(insured), insured_province=insured,
+                                 treated_province=hospital.province, day=day, registration=registration, visit=visit)
+    cross = hospital.province != insured
+    return M.Circumstances(hospital.level, cross, registered=terms.kind not in (M.UNREGISTERED, M.LOCAL),
+                           referral_or_emergency=bool(visit), terms=terms)
+
+
 def _issue(home: Path, holder: str) -> Card:
     node, fields = HOLDERS[holder]
     return issue_card(home, STAFF, holder, node, fields, outlet=OUTLETS[node], bank=BANKS[node], now=NOW, pin=PIN,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from medical_world import NOW, PIN, clock, medical_template, medical_world  # noqa: F401
+from medical_world import NOW, PIN, circumstances, clock, medical_template, medical_world  # noqa: F401
 
 from sbcard import medical_reference as ref
 from sbcard.chip.medical_log import OFFLINE, ONLINE
@@ -14,12 +14,12 @@ INSURED = {"liu": ("110000", "employee", False), "zhao": ("130000", "employee", 
            "sun": ("130000", "resident", False), "wang": ("120000", "employee", True)}
 
 
-def expected(holder: str, hospital: str, lines, *, registered=False, referral=False, account=0,
+def expected(holder: str, hospital: str, lines, *, visit="", account=0,
              ytd: M.YearToDate | None = None) -> M.Settlement:
-    """What the rules say, from the same fixtures: the hospital's catalogue, the holder's policy."""
+    """What the rules say, from the same fixtures: the hospital's catalogue, the holder's policy, the day's terms."""
     h = ref.hospital(hospital)
     policy = ref.policy(*INSURED[holder])
-    c = M.Circumstances(h.level, h.province != policy.region, registered, referral)
+    c = circumstances(h, policy.region, visit=visit)
     claim = [M.ClaimLine(code, quantity, M.parse_lines([{"code": code, "quantity": 1, "price": price}])[0]
                          .unit_price_fen) for code, quantity, price in lines]
     return M.settle(claim, ref.catalogue(h.province), policy, ytd or M.YearToDate(NOW.year), c,
@@ -33,36 +33,40 @@ LINES = ((AMOXICILLIN, 40, "12.50"), (CT, 4, "220.00"), (BLOOD, 2, "25.00"))
     ("holder", "hospital", "options", "cross"),
     [
         ("liu", "BJH003", (), False),  # a Beijing employee at a Beijing hospital
-        ("zhao", "BJH003", (), True),  # a Hebei card in Beijing, not registered: 20 points off
-        ("zhao", "BJH003", ("--registered",), True),  # registered (异地就医备案): the full ratio
-        ("zhao", "BJH003", ("--referral",), True),  # referred: 10 points off
-        ("zhao", "BJH001", ("--emergency",), True),  # an emergency: 10 points off
+        ("zhao", "BJH003", (), True),  # a Hebei card in Beijing: Jing-Jin-Ji 视同备案, the full ratio
+        ("zhao", "BJH003", ("--referral",), True),  # referred: still the Jing-Jin-Ji terms (the most favourable)
+        ("zhao", "BJH001", ("--emergency",), True),  # an emergency: likewise
         ("sun", "HEH001", (), False),  # a Hebei resident at home
         ("wang", "TJH002", (), False),  # a retired Tianjin employee
         ("wang", "HEH007", (), True),  # …in a level-2 Hebei hospital
     ],
-    ids=["local", "cross", "registered", "referral", "emergency", "resident", "retired", "retired-cross-l2"],
+    ids=["local", "cross", "referral", "emergency", "resident", "retired", "retired-cross-l2"],
 )
 def test_the_split_is_the_insured_policy_on_the_hospital_catalogue(medical_world, holder, hospital, options, cross):
     done = medical_world.ok_settle(holder, hospital, *LINES, options=options)
-    want = expected(holder, hospital, LINES, registered="--registered" in options,
-                    referral=bool({"--referral", "--emergency"} & set(options)))
+    visit = "referral" if "--referral" in options else "emergency" if "--emergency" in options else ""
+    want = expected(holder, hospital, LINES, visit=visit)
     assert (done["mode"], done["status"], done["cross_region"]) == ("online", "settled", cross)
     assert [done[k] for k in ("total_fen", "fund_fen", "account_fen", "self_fen", "deductible_fen", "ratio_pct")] == \
         [want.total_fen, want.fund_fen, want.account_fen, want.self_fen, want.deductible_fen, want.ratio_pct]
     assert done["items"] == [i.to_json() for i in want.items]
     assert done["insured_node"] == medical_world.cards[holder].node
     assert done["after"] == want.after.to_json()
+    assert (done["registration_kind"], done["cut_points"]) == (want.registration_kind, want.cut_points)
+    assert (done["registration_kind"] == "jjj_deemed") == cross and done["visit"] == visit
+    assert done["confidence"] == want.provenance.confidence and done["illustrative"] == want.provenance.illustrative
 
 
-def test_cross_region_points_off_the_level_ratio(medical_world):
+def test_inside_jing_jin_ji_a_cross_region_claim_keeps_the_level_ratio(medical_world):
+    """视同备案 inside Jing-Jin-Ji (cross_region.csv, secondary source): no points off, whatever the visit.
+
+    The cuts by registration kind, with the switch off, are in test_medical_registrations.py.
+    """
     policy = ref.policy("130000", "employee", False)
     level = ref.hospital("BJH003").level
-    ratios = {}
-    for options in ((), ("--referral",), ("--registered",)):
-        ratios[options] = medical_world.ok_settle("zhao", "BJH003", (BLOOD, 1, "25.00"), options=options)["ratio_pct"]
-    assert ratios == {(): max(0, policy.ratio_pct[level] - 20), ("--referral",): max(0, policy.ratio_pct[level] - 10),
-                      ("--registered",): policy.ratio_pct[level]}
+    ratios = {options: medical_world.ok_settle("zhao", "BJH003", (BLOOD, 1, "25.00"), options=options)["ratio_pct"]
+              for options in ((), ("--referral",), ("--emergency",))}
+    assert set(ratios.values()) == {policy.ratio_pct[level]}
 
 
 def test_the_deductible_is_crossed_in_the_middle_of_a_claim(medical_world):

@@ -49,6 +49,13 @@ def test_an_unknown_hospital_is_not_found():
         R.hospital("BJH999")
 
 
+def test_every_catalogue_item_says_its_figures_are_illustrative():
+    for province in M.PROVINCES:
+        for item in R.catalogue(province).values():
+            data = item.to_json()
+            assert (data["confidence"], data["illustrative"], data["source"]) == ("illustrative", True, [])
+
+
 def test_hospitals_json_keys_are_the_interface_ones():
     assert set(R.hospital("BJH001").to_json()) == {"code", "name", "region", "level"}
 
@@ -87,17 +94,21 @@ def test_a_catalogue_of_something_but_a_province_is_refused(province):
 
 
 def test_every_policy_row_is_there_and_complete():
-    keys = {(p.region, p.insurance_type, p.retired) for p in R.policies()}
-    assert keys == {(r, t, x) for r in M.PROVINCES for t in M.INSURANCE_TYPES for x in (False, True)}
+    keys = {(p.region, p.insurance_type, p.retired, p.episode) for p in R.policies()}
+    assert keys == {(r, t, x, e) for r in M.PROVINCES for t in M.INSURANCE_TYPES for x in (False, True)
+                    for e in M.EPISODES}
     for p in R.policies():
         assert set(p.deductible_fen) == set(p.ratio_pct) == set(M.LEVELS)
-        assert p.cap_fen > 0 and p.offline_limit_fen > 0 and p.source
+        assert (p.cap_fen is None or p.cap_fen > 0) and p.offline_limit_fen > 0 and p.source
         if p.insurance_type == M.EMPLOYEE:
             assert p.personal_account_annual_fen > 0
         else:
             assert p.personal_account_annual_fen == 0
+        assert p.illustrative == p.provenance.illustrative
         if p.illustrative:
             assert p.source.startswith("illustrative"), p
+        else:
+            assert p.provenance.sources, p
 
 
 def test_a_policy_cannot_be_changed_in_place():
@@ -127,26 +138,35 @@ def broken_copy(tmp_path, monkeypatch):
     """A copy of fixtures/ under SBCARD_FIXTURES, with the caches emptied before and after."""
     shutil.copytree(FIXTURES, tmp_path / "fixtures")
     monkeypatch.setenv(reference.ENV_VAR, str(tmp_path / "fixtures"))
-    caches = (R._hospitals, R._catalogues, R._policies, reference.load_regions)
-    for f in caches:
-        f.cache_clear()
+    R.clear_caches()
+    reference.load_regions.cache_clear()
     yield tmp_path / "fixtures" / "medical"
     monkeypatch.undo()
-    for f in caches:
-        f.cache_clear()
+    R.clear_caches()
+    reference.load_regions.cache_clear()
 
 
 @pytest.mark.parametrize(("name", "bad_row", "call"), [
     ("hospitals.csv", "BJH900,某医院,990101,3,1", R.hospitals),
     ("hospitals.csv", "BJH901,某医院,110101,4,1", R.hospitals),
     ("hospitals.csv", "BJH001,北京协和医院,110101,3,0", R.hospitals),
-    ("catalogue.csv", "110000,XJ01CAA040,dup,A,100,0,1", lambda: R.catalogue("110000")),
-    ("catalogue.csv", "110000,XZZ,甲类但先行自付,A,100,10,1", lambda: R.catalogue("110000")),
-    ("catalogue.csv", "110000,XZY,丙类,C,100,50,1", lambda: R.catalogue("110000")),
-    ("catalogue.csv", "110000,XZX,坏价格,A,abc,0,1", lambda: R.catalogue("110000")),
-    ("policies.csv", "110000,employee,0,1,1,1,90,70,70,1,0,1,0,dup",
+    ("catalogue.csv", "110000,XJ01CAA040,dup,A,100,0,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZZ,甲类但先行自付,A,100,10,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZY,丙类,C,100,50,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZX,坏价格,A,abc,0,,illustrative", lambda: R.catalogue("110000")),
+    ("catalogue.csv", "110000,XZW,无出处,A,100,0,,guessed", lambda: R.catalogue("110000")),
+    ("policies.csv", "110000,employee,0,outpatient,year,1,1,1,90,70,70,1,,,1,1,,illustrative,,",
      lambda: R.policy("110000", "employee", False)),
-    ("policies.csv", "110000,resident,0,1,1,1,90,70,170,1,0,1,0,x", lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,170,1,,,0,1,,illustrative,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,inpatient,week,1,1,1,90,70,70,1,,,,,,illustrative,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,70,1,100,,0,1,,illustrative,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,70,1,,,0,1,bj-resident-2018,official,,",
+     lambda: R.policy("110000", "resident", False)),
+    ("policies.csv", "110000,resident,0,outpatient,year,1,1,1,90,70,70,1,,,0,1,,,,",
+     lambda: R.policy("110000", "resident", False)),
 ])
 def test_a_broken_fixture_is_an_internal_error(broken_copy, name, bad_row, call):
     with (broken_copy / name).open("a", encoding="utf-8") as f:

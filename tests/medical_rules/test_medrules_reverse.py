@@ -28,7 +28,7 @@ def test_reversing_the_last_claim_gives_the_year_before_it(before):
 def test_reversing_an_earlier_claim_keeps_the_later_ones():
     first = claim(M.YearToDate(2025), 200_000)  # 1,800 deductible, 140 fund
     second = claim(first.after, 10_000)  # 70 fund
-    assert M.reverse(second.after, first) == M.YearToDate(2025, 0, 7_000)
+    assert M.reverse(second.after, first) == M.YearToDate(2025, 0, 7_000, 10_000)  # the later claim's eligible money stays
 
 
 def test_another_years_accumulators_are_refused():

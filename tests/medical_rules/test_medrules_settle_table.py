@@ -20,6 +20,7 @@ BJ_EMPLOYEE = R.policy(BJ, M.EMPLOYEE, False)  # 起付 1800 元; 90 / 70 / 70 %
 BJ_RETIRED = R.policy(BJ, M.EMPLOYEE, True)  # 起付 1300 元; 90 / 85 / 85 %
 BJ_RESIDENT = R.policy(BJ, M.RESIDENT, False)  # 起付 100 / 550 / 550 元; 55 / 50 / 50 %; 3000 元
 HE_EMPLOYEE = R.policy(HE, M.EMPLOYEE, False)  # ratio 80 / 70 / 60 % (illustrative)
+TJ_EMPLOYEE = R.policy(TJ, M.EMPLOYEE, False)  # 起付 800 元; 75 / 70 / 65 %; 9,000 元 (illustrative)
 
 # Codes of the fixtures' catalogues (the place of treatment's).
 AMOXICILLIN = "XJ01CAA040"  # 甲类 everywhere
@@ -58,9 +59,9 @@ CASES = [
         id="deductible crossed between items: the second item finishes it",
     ),
     pytest.param(
-        BJ, BJ_EMPLOYEE, M.YearToDate(YEAR, 180_000, 1_995_000), here(1), 0,
+        TJ, TJ_EMPLOYEE, M.YearToDate(YEAR, 80_000, 895_000), here(1), 0,
         [line(AMOXICILLIN, 1, 5_000), line(VISIT, 1, 10_000), line(AMOXICILLIN, 1, 1_000)],
-        [(0, 0, 4_500, 0, 500), (0, 0, 500, 0, 9_500), (0, 0, 0, 0, 1_000)],
+        [(0, 0, 3_750, 0, 1_250), (0, 0, 1_250, 0, 8_750), (0, 0, 0, 0, 1_000)],
         id="cap reached in the middle of the claim: 5,000 fen of cap left",
     ),
     pytest.param(
@@ -100,7 +101,7 @@ CASES = [
         id="the account exhausted on the third item (the 丙类 one in between takes none)",
     ),
     pytest.param(
-        BJ, BJ_EMPLOYEE, M.YearToDate(YEAR, 180_000, 2_000_000), here(2), 5_000,
+        TJ, TJ_EMPLOYEE, M.YearToDate(YEAR, 80_000, 900_000), here(2), 5_000,
         [line(VISIT, 1, 10_000)],
         [(0, 0, 0, 5_000, 5_000)],
         id="cap already reached: the fund pays nothing, the account pays the in-catalogue share",
@@ -116,15 +117,23 @@ def test_settlement_splits_item_by_item(province, policy, ytd, c, account, lines
     assert (s.fund_fen, s.account_fen, s.deductible_fen) == tuple(
         sum(row[k] for row in expected) for k in (2, 3, 1))
     assert s.after == M.YearToDate(YEAR, ytd.deductible_paid_fen + s.deductible_fen,
-                                   ytd.fund_paid_fen + s.fund_fen)
+                                   ytd.fund_paid_fen + s.fund_fen, ytd.eligible_fen + s.eligible_fen)
     assert s.before == ytd
 
 
 def test_the_cap_reached_mid_claim_is_flagged_and_the_year_stops_at_the_cap():
-    s = M.settle([line(AMOXICILLIN, 1, 5_000), line(VISIT, 1, 10_000)], R.catalogue(BJ), BJ_EMPLOYEE,
-                 M.YearToDate(YEAR, 180_000, 1_995_000), here(1))
+    s = M.settle([line(AMOXICILLIN, 1, 5_000), line(VISIT, 1, 10_000)], R.catalogue(TJ), TJ_EMPLOYEE,
+                 M.YearToDate(YEAR, 80_000, 895_000), here(1))
     assert s.cap_reached
-    assert s.after.fund_paid_fen == BJ_EMPLOYEE.cap_fen == 2_000_000
+    assert s.after.fund_paid_fen == TJ_EMPLOYEE.cap_fen == 900_000
+
+
+def test_beijings_employee_outpatient_has_no_cap_but_a_band():
+    """Since 2023 Beijing sets no outpatient cap (secondary source); above 20,000 yuan the band's ratio applies."""
+    assert BJ_EMPLOYEE.cap_fen is None and BJ_EMPLOYEE.band_fen == 2_000_000
+    s = M.settle([line(VISIT, 1, 10_000)], R.catalogue(BJ), BJ_EMPLOYEE,
+                 M.YearToDate(YEAR, 180_000, 50_000_000, 3_000_000), here(2))
+    assert not s.cap_reached and s.fund_fen == 6_000  # 60 % above the band, however much was paid
 
 
 def test_a_claim_well_within_the_cap_is_not_flagged():
