@@ -28,7 +28,7 @@ class TariffFares:
         return self.tariff.operator(operator).mode == "metro"
 
     def uses_age(self, operator: str) -> bool:
-        """Beijing buses (65+ free) and Tianjin buses (the elderly free ride)."""
+        """Beijing buses (the elderly free bus) and Tianjin buses (the elderly free ride)."""
         return operator in (F.BJ_BUS, F.TJ_BUS)
 
     def station(self, operator: str, name: str) -> Station:
@@ -67,6 +67,7 @@ class TariffFares:
         day: dt.date,
         concession: str | None,
         full_fare_fen: int | None,
+        card_region: str | None = None,
     ) -> FareQuote:
         if operator == F.BJ_BUS and km is None:
             km = 0  # one tap, no distance: the first band
@@ -81,6 +82,7 @@ class TariffFares:
             holder_birth_date=holder_birth_date,
             day=day,
             concession=concession,
+            card_region=card_region,
         )
         return quote
 
@@ -93,11 +95,12 @@ class TariffFares:
         holder_birth_date: dt.date | None,
         day: dt.date,
         concession: str | None,
+        card_region: str | None = None,
     ) -> FareQuote:
         try:
             quote, route = self.tariff.quote(
                 operator, origin=entry.code, destination=exit.code, holder_birth_date=holder_birth_date, day=day,
-                concession=concession,
+                concession=concession, card_region=card_region,
             )
         except SbcardError as e:  # not connected: the airport express's own fare system
             fen = self.max_fare(operator, exit)

@@ -119,7 +119,7 @@ def _make_old(home: Path, node: str, keys: dict[str, str]) -> None:
     try:
         db.executescript("""
             DROP TRIGGER schema_migrations_no_delete;
-            DELETE FROM schema_migrations WHERE version = 12;
+            DELETE FROM schema_migrations WHERE version >= 12;
             UPDATE schema_meta SET value = '11' WHERE key = 'schema_version';
             CREATE TABLE issuer_keys (purpose TEXT PRIMARY KEY, algorithm TEXT NOT NULL, key_version INTEGER NOT NULL,
                                       key_hex TEXT NOT NULL, created_at TEXT NOT NULL) STRICT;

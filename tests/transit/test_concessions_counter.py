@@ -13,6 +13,7 @@ from sbcard.domain import fares as F
 from sbcard.services import concession_list, hub_directory
 from sbcard.store.db import open_db
 from sbcard.store.world import WorldPaths
+from sbcard.transit_reference import load_concession_policy
 
 
 def hub(desk):
@@ -46,7 +47,7 @@ def test_what_the_chip_says_makes_the_ride_free_from_the_65th_birthday(desk, day
     assert concession == "elderly"
     assert C.fare_concession(chip, F.OPERATOR_REGIONS["bj-bus"], day) is None
     quote = F.quote("tj-bus", full_fare_fen=200, holder_birth_date=dt.date(1960, 3, 20), day=day,
-                    concession=concession)
+                    concession=concession, policy=load_concession_policy())
     assert quote.fare_fen == fen
 
 
@@ -63,10 +64,51 @@ def test_not_before_one_month_before_the_65th_birthday(desk):
     assert done["start"] == "2025-03-10"
 
 
-def test_a_beijing_card_carries_no_tianjin_free_ride(desk):
+BEIJING_COUNTER = [  # holder, day at the Beijing counter → exit code, refusal code or the kind granted
+    ("liu", dt.datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), 0, "bj_elderly_free_bus"),  # 户籍, 75
+    ("chen", dt.datetime(2025, 3, 9, 16, 0, tzinfo=BEIJING), 1, "concession.too_young"),  # the eve of 60
+    ("chen", dt.datetime(2025, 3, 10, 9, 0, tzinfo=BEIJING), 0, "bj_elderly_free_bus"),  # 居住证, 60 today
+    ("sun", dt.datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), 1, "concession.not_resident"),  # neither
+    ("zhou", dt.datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), 1, "concession.residence_unknown"),
+]
+
+
+@pytest.mark.parametrize(("holder", "when", "exit_code", "outcome"), BEIJING_COUNTER)
+def test_a_beijing_card_gets_beijings_elderly_free_bus_at_a_beijing_outlet(desk, holder, when, exit_code, outcome):
+    card = desk.issue(holder)
+    desk.move_to(when)
+    code, out, err, done = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
+    assert code == exit_code, err
+    if exit_code:
+        assert outcome in err
+        assert desk.chip_0017(card) == bytes(64)
+        return
+    assert (done["kind"], done["region"], done["start"], done["end"]) == (outcome, "110000", when.date().isoformat(),
+                                                                          None)
+    chip = desk.chip_0017(card)
+    assert chip[:2] == bytes([0x01, 0x03]) and C.decode_0017(chip).kind == C.BJ_ELDERLY_FREE_BUS
+    assert C.fare_concession(C.decode_0017(chip), "110000", when.date()) == "elderly"
+    assert C.fare_concession(C.decode_0017(chip), "120000", when.date()) is None  # not Tianjin's free ride
+
+
+def test_the_residence_recorded_at_the_counter_lets_the_concession_on(desk):
+    card = desk.issue("zhou")
+    code, _, err, _ = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
+    assert code == 1 and "sbcard person residence" in err
+    code, _, err, shown = desk.sbcard("person", "residence", "110106195008150049", "--residence", "hukou",
+                                      "--operator", "BJ-C1", "--json")
+    assert code == 0, err
+    assert shown["residence"] == "hukou"
+    code, _, err, done = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
+    assert code == 0, err
+    assert done["kind"] == "bj_elderly_free_bus"
+    assert desk.query("bj", "SELECT action FROM audit_log WHERE action = 'person.residence'") != []
+
+
+def test_a_tianjin_outlet_cannot_grant_on_a_beijing_card(desk):
     card = desk.issue("liu")
-    code, out, err, _ = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
-    assert code == 1 and "Tianjin-issued" in err
+    code, out, err, _ = desk.concession("enable", card, "--kind", "elderly", operator="TJ-C1")
+    assert code != 0
     assert desk.chip_0017(card) == bytes(64)
 
 
