@@ -123,7 +123,7 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
 
 @transit.group("concession")
 def concession() -> None:
-    """Concessions on the card (T-Union EF 0017): Tianjin's elderly free ride, student tickets."""
+    """Concessions on the card (T-Union EF 0017): Beijing's and Tianjin's elderly ones, student tickets."""
 
 
 CARD = click.argument("card_number", metavar="CARD")
@@ -142,7 +142,8 @@ def _staff_options(fn):
 @concession.command("enable")
 @CARD
 @click.option("--kind", required=True, type=click.Choice(["elderly", "student"]),
-              help="elderly: Tianjin's free ride (Tianjin cards, from a month before 65); student: a student ticket.")
+              help="elderly: the card's region's elderly concession (Beijing cards: the free bus from 60, Beijing "
+                   "户籍 or 居住证; Tianjin cards: the free ride from a month before 65); student: a student ticket.")
 @click.option("--until", "until_text", default=None, metavar="YYYY-MM-DD",
               help="A student ticket's last day (at most one year ahead).")
 @_reader_option
@@ -155,8 +156,9 @@ def concession_enable_command(app: AppContext, card_number: str, kind: str, unti
                               reader_spec: str | None, operator: str, outlet: str | None, trace: bool) -> None:
     """Enable a concession on the card: the host record, and EF 0017 written on the chip.
 
-    Enabling the elderly free ride locks it on the holder's other card (one card per
+    Enabling an elderly concession locks it on the holder's other card (one card per
     person); the hub publishes the revocation so terminals charge that card the full fare.
+    The rules are data: fixtures/transit/concessions.csv.
     """
     from sbcard.services import concessions
     from sbcard.store.world import open_world
@@ -212,7 +214,7 @@ def concession_show_command(app: AppContext, card_number: str, reader_spec: str 
         emit_json(data)
         return
     out = fields([("card", data["card_number"]), ("holder", data["citizen_id"]), ("age", data["age"]),
-                  ("free ride from", data["elderly_free_ride_from"]),
+                  ("elderly concession from", data["elderly_free_ride_from"] or "none for this card's region"),
                   ("EF 0017 should hold", _concession_text(data["expected_0017"]))]
                  + ([("EF 0017 holds", _concession_text(data["card_0017"]) + ("" if data["in_sync"] else "  " + caution(
                      "(differs: run `sbcard transit concession sync`)")))] if "card_0017" in data else []))

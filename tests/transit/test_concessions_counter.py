@@ -265,3 +265,26 @@ def test_a_revocation_is_published_once_as_a_blacklist_version(desk):
             {"version": first, "kind": "elderly_free_ride", "reason": "moved"}]
     finally:
         db.close()
+
+
+def test_show_and_sync_a_beijing_card_with_beijings_concession(desk):
+    card = desk.issue("liu")
+    assert desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")[0] == 0
+    code, out, err, shown = desk.concession("show", card)
+    assert code == 0, err
+    assert shown["elderly_free_ride_from"] == "2010-01-01"  # born 1950-01-01: from the 60th birthday
+    assert shown["expected_0017"] == {"kind": "bj_elderly_free_bus", "region": "110000", "start": "2025-03-03",
+                                      "end": None, "status": "enabled"}
+    code, out, err, done = desk.concession("sync", card, operator="BJ-C1")
+    assert code == 0, err
+    assert done["written"] is False  # the chip already holds it
+
+
+def test_a_second_beijing_card_locks_the_concession_on_the_first(desk):
+    old = desk.issue("liu")
+    assert desk.concession("enable", old, "--kind", "elderly", operator="BJ-C1")[0] == 0
+    new = desk.replace(old, node="bj")
+    code, out, err, done = desk.concession("enable", new, "--kind", "elderly", operator="BJ-C1")
+    assert code == 0, err
+    assert done["locked_cards"] == [old]
+    assert [r["kind"] for r in concession_list.revocation_of(hub(desk), old)] == ["elderly_free_ride"]
