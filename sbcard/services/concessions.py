@@ -156,7 +156,8 @@ def enable(
             uow.commit()
             return {"card_number": number, **granted.to_json(), "changed": changed,
                     "locked_cards": [r["card_number"] for r in to_lock], "operator": actor.operator,
-                    "outlet": actor.outlet, "at": now.isoformat()}
+                    "outlet": actor.outlet, "at": now.isoformat(),
+                    **provenance_of(granted.kind, card["card_id_code"][:6], today)}
 
         order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
                                 C.encode_0017(granted), record)
@@ -196,7 +197,8 @@ def sync_card(world: World, *, card_number: str, operator: str, outlet: str | No
                 uow.commit()
             return {"card_number": number, "written": written_over is not None,
                     "card_0017": expected.to_json() if expected else None, "operator": actor.operator,
-                    "outlet": actor.outlet, "at": now.isoformat()}
+                    "outlet": actor.outlet, "at": now.isoformat(),
+                    **provenance_of(expected.kind if expected else None, card["card_id_code"][:6], now.date())}
 
         order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
                                 C.encode_0017(expected), record)
@@ -230,6 +232,7 @@ def show(world: World, *, card_number: str, now: datetime, on_card: bytes | None
                          "at": r["at"]} for r in rows],
         "expected_0017": expected.to_json() if expected else None,
         "revocations": concession_list.revocation_of(world.hub(), number),
+        **provenance_of(expected.kind if expected else None, card["card_id_code"][:6], today),
     }
     if on_card is not None:
         held = _decode_or_none(on_card)
@@ -237,6 +240,21 @@ def show(world: World, *, card_number: str, now: datetime, on_card: bytes | None
         out["card_0017_hex"] = bytes(on_card[: C.LAYOUT_END]).hex().upper()
         out["in_sync"] = bytes(on_card) == C.encode_0017(expected)
     return out
+
+
+def provenance_of(kind: str | None, card_region: str, today: date) -> dict[str, Any]:
+    """``"source"``, ``"confidence"``, ``"illustrative"`` of the rule behind a card's concession: the
+    elderly rule of its kind (or, with none, of the card's region); a student ticket's terms (at most a
+    year, renewed each school year) are the project's own, so illustrative."""
+    from sbcard.domain.sources import ILLUSTRATIVE_ONLY
+    from sbcard.transit_reference import load_concession_policy
+
+    if kind == C.STUDENT:
+        return ILLUSTRATIVE_ONLY.to_json()
+    rules = [r for r in load_concession_policy().rules
+             if (r.card_kind == kind if kind in C.ELDERLY_KINDS else r.carried_by(card_region))]
+    rule = next((r for r in rules if r.in_force(today)), rules[0] if rules else None)
+    return (rule.provenance if rule else ILLUSTRATIVE_ONLY).to_json()
 
 
 def _elderly_from(citizen: CitizenId, card_region: str, today: date) -> str | None:

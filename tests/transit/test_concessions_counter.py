@@ -24,9 +24,11 @@ def test_the_elderly_free_ride_goes_on_a_tianjin_card(desk):
     card = desk.issue("wang")
     code, out, err, done = desk.concession("enable", card, "--kind", "elderly")
     assert code == 0, err
+    source = done.pop("source")
     assert done == {"card_number": card, "kind": "elderly_free_ride", "region": "120000", "start": "2025-03-03",
                     "end": None, "status": "enabled", "changed": True, "locked_cards": [], "operator": "TJ-C1",
-                    "outlet": None, "at": NOW.isoformat()}
+                    "outlet": None, "at": NOW.isoformat(), "confidence": "official", "illustrative": False}
+    assert "tj-elderly-bus-2023" in [s["id"] for s in source]  # the rule it was granted under
     chip = C.decode_0017(desk.chip_0017(card))
     assert chip == C.CardConcession(C.ELDERLY_FREE_RIDE, "120000", dt.date(2025, 3, 3))
     [row] = desk.query("tj", "SELECT * FROM concessions WHERE card_number = ?", (card,))
@@ -273,11 +275,13 @@ def test_show_and_sync_a_beijing_card_with_beijings_concession(desk):
     code, out, err, shown = desk.concession("show", card)
     assert code == 0, err
     assert shown["elderly_free_ride_from"] == "2010-01-01"  # born 1950-01-01: from the 60th birthday
+    assert shown["confidence"] == "secondary" and "bj-elderly-card-guide" in [s["id"] for s in shown["source"]]
     assert shown["expected_0017"] == {"kind": "bj_elderly_free_bus", "region": "110000", "start": "2025-03-03",
                                       "end": None, "status": "enabled"}
     code, out, err, done = desk.concession("sync", card, operator="BJ-C1")
     assert code == 0, err
     assert done["written"] is False  # the chip already holds it
+    assert {"source", "confidence", "illustrative"} <= set(done)
 
 
 def test_a_second_beijing_card_locks_the_concession_on_the_first(desk):
