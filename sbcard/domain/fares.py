@@ -12,7 +12,7 @@ Rules (operator codes as in issue 4):
   over 6 up to 12 km (含) 4; over 12 up to 22 (含) 5; over 22 up to 32 (含) 6; beyond 32
   km one more yuan for every further 20 km or part of it (over 32 up to 52 → 7, over 52
   up to 72 → 8 …). The Capital Airport Express: 25 yuan flat. Students: 50% off
-  (illustrative). No free ride for 65+ on the subway.
+  (illustrative). No free ride for the elderly on the subway.
 - ``bj-bus``: 10 km (含) 2 yuan, then one more yuan for every further 5 km or part of it.
   Paid with the card: 50% off in the city area (市域内), 20% off outside it (市域外:
   segments beyond Beijing's territory, ``area="suburb"``); a student concession: 75% off

@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 
 from sbcard.domain import fares as F
-from sbcard.domain.concessions import ConcessionPolicy
+from sbcard.domain.concessions import ConcessionPolicy, ConcessionRule
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, combine
 
@@ -347,7 +347,8 @@ class Tariff:
                 parts.append(rule.provenance)
         return attrs.evolve(fare, provenance=combine(parts))
 
-    def _latest_rule(self, operator: str):  # type: ignore[no-untyped-def]
+    def _latest_rule(self, operator: str) -> ConcessionRule | None:
+        """The operator's latest elderly rule, in force or not (what a charged fare before its start cites)."""
         rules = [r for r in self.policy.rules if operator in r.operators]
         return max(rules, key=lambda r: r.start) if rules else None
 
