@@ -114,7 +114,8 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
     pairs.append(("source", fare.provenance.text()))
     click.echo(fields(pairs))
     if fare.illustrative:
-        click.echo(caution("illustrative: this figure is the project's own, not a published rule "
+        click.echo(caution("illustrative: this answer rests on a figure of the project's own (an estimated "
+                           "distance, a line's fare or an unconfirmed rule), not only on published rules "
                            "(fixtures/transit/README.md)"))
 
 

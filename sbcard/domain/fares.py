@@ -278,6 +278,8 @@ def bj_bus_fare(km: Any, area: str | None = CITY, age: int | None = None,
                              f"{trip}; holder aged {age}, card of region {card_region}: same treatment (同城待遇)")
         else:
             why_not = f"; aged {age}, but the card carries no Beijing elderly concession"
+            if card_region is not None and any(card_region[:2] == r[:2] for r in rule.same_treatment_regions):
+                why_not += f" (a card of region {card_region}: same treatment, 同城待遇, is off)"
     student = concession == STUDENT
     pay = BJ_BUS_PAY[(area, student)]
     who = "student" if student else "card"

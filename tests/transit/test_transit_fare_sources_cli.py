@@ -61,11 +61,18 @@ def test_the_answer_says_what_it_rests_on(sbcard, args, fen, rule, confidence):
 def test_the_human_output_names_the_source_and_says_illustrative(sbcard):
     code, out, err, _ = sbcard("transit", "fare", "--operator", "tj-bus", "--full-fare", "2")
     assert code == 0, err
-    assert "illustrative: this figure is the project's own" in out
+    assert "illustrative: this answer rests on a figure of the project's own" in out
     code, out, err, _ = sbcard("transit", "fare", "--operator", "bj-subway", "--km", "12")
     assert code == 0, err
     assert "official: 关于调整本市公共交通价格的通知 (北京市发展和改革委员会, 2014-12)" in out
     assert "illustrative:" not in out
+
+
+def test_a_tianjin_holder_is_told_the_same_treatment_switch_is_off(sbcard):
+    code, out, err, data = _fare(sbcard, "--operator", "bj-bus", "--km", "14", "--holder-id", TJ_BORN_1960_03_20,
+                                 "--card-region", "120000", "--date", "2025-06-01")
+    assert code == 0, err
+    assert data["card_region"] == "120000" and "同城待遇, is off" in data["description"]
 
 
 def test_a_bad_card_region_is_bad_input(sbcard):
