@@ -598,8 +598,16 @@ class PurseTerminal:
             recovered=recovered,
             at=p["at"],
             record_seq=seq,
-            provenance=p.get("provenance"),
+            provenance=self._cited(p.get("provenance")),
         )
+
+    def _cited(self, kept: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The record keeps the fare's source ids; the answer names the documents (the fare port's)."""
+        if kept is None:
+            return None
+        documents = getattr(self.fares, "sources", None)
+        ids = list(kept.get("source") or [])
+        return {**kept, "source": documents(ids) if documents else [{"id": i} for i in ids]}
 
     # --- tear recovery ----------------------------------------------------------------------
 
@@ -822,11 +830,13 @@ class Validator(PurseTerminal):
 
 
 def _provenance(quote: Any) -> dict[str, Any]:
-    """The quote's sources and confidence as JSON; a quote without them (the terminal's own maximum
-    fare, or the entry's zero) is illustrative: it rests on the networks' estimated distances."""
+    """What the record keeps of where the quote's figures come from: source ids and confidence (the
+    tap's answer names the documents). A quote without them (the terminal's own maximum fare, or the
+    entry's zero) is illustrative: it rests on the networks' estimated distances."""
     cited = getattr(quote, "provenance", None)
     if cited is not None:
-        return cited.to_json()  # type: ignore[no-any-return]
+        return {"source": [s.id for s in cited.sources], "confidence": cited.confidence,
+                "illustrative": cited.illustrative}
     return {"source": [], "confidence": "illustrative", "illustrative": True}
 
 

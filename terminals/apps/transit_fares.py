@@ -23,6 +23,16 @@ class TariffFares:
     def __init__(self, tariff: Tariff) -> None:
         self.tariff = tariff
         self._by_code: dict[tuple[str, str], Station | None] = {}
+        self._documents: dict[str, dict[str, Any]] | None = None
+
+    def sources(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The documents a record's source ids name (``Source.to_json``), as the tariff cites them."""
+        if self._documents is None:
+            cited = [*self.tariff.rule_provenance.values(), *(r.provenance for r in self.tariff.policy.rules),
+                     *(line.provenance for line in self.tariff.lines.values()),
+                     *(o.provenance for o in self.tariff.operators.values())]
+            self._documents = {s.id: s.to_json() for p in cited for s in p.sources}
+        return [self._documents.get(i, {"id": i}) for i in ids]
 
     def gated(self, operator: str) -> bool:
         return self.tariff.operator(operator).mode == "metro"

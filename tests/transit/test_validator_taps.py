@@ -318,11 +318,16 @@ def test_a_75_year_old_without_the_concession_pays_the_card_fare_on_a_beijing_bu
     ride = rig.tap(rig.terminal("bj-bus"), card)
     assert ride.ok and (ride.fare_fen, ride.rule) == (100, "bj-bus.card-city")
     rig.write_0017(card, _beijing_elderly())
-    ride = rig.tap(rig.terminal("bj-bus"), card)
+    bus = rig.terminal("bj-bus")
+    ride = rig.tap(bus, card)
     assert ride.ok and (ride.fare_fen, ride.rule) == (0, "bj-bus.elderly-free")
     data = ride.to_json("T1")
     assert data["confidence"] == "secondary" and data["illustrative"] is False
-    assert "bj-elderly-card-guide" in [s["id"] for s in data["source"]]
+    assert [s["id"] for s in data["source"]] == ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017"]
+    assert all(s["title"] and s["issuer"] for s in data["source"])  # the answer names the documents
+    kept = bus.records()[-1]["provenance"]  # the offline log keeps their ids only
+    assert kept == {"source": ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017"],
+                    "confidence": "secondary", "illustrative": False}
 
 
 @pytest.mark.parametrize(("node", "switch", "fen"), [
