@@ -605,7 +605,7 @@ class PurseTerminal:
         """The record keeps the fare's source ids; the answer names the documents (the fare port's)."""
         if kept is None:
             return None
-        documents = getattr(self.fares, "sources", None)
+        documents = getattr(getattr(self, "fares", None), "sources", None)  # a venue gate has no fare port
         ids = list(kept.get("source") or [])
         return {**kept, "source": documents(ids) if documents else [{"id": i} for i in ids]}
 
