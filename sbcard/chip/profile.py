@@ -196,14 +196,15 @@ def record_p2(sfi: int) -> int:
 # (sbcard/domain/concessions.py encodes and decodes it; its tests check it agrees with these).
 MGMT_VERSION = 0x01
 MGMT_OFF_VERSION = 0
-MGMT_OFF_CONCESSION = 1  # 00 none, 01 student, 02 elderly free ride
+MGMT_OFF_CONCESSION = 1  # 00 none, 01 student, 02 Tianjin elderly free ride, 03 Beijing elderly free bus
 MGMT_OFF_REGION = 2  # 3 BCD
 MGMT_OFF_START = 5  # 4 BCD
 MGMT_OFF_END = 9  # 4 BCD
 MGMT_OFF_STATUS = 13  # 01 enabled, 02 locked
 CONCESSION_NONE = 0x00
 CONCESSION_STUDENT = 0x01
-CONCESSION_ELDERLY = 0x02
+CONCESSION_ELDERLY = 0x02  # Tianjin's 65+ free ride
+CONCESSION_BJ_ELDERLY = 0x03  # Beijing's 60+ free bus (北京通—养老助残卡's transit function), issue 16
 CONCESSION_ENABLED = 0x01
 CONCESSION_LOCKED = 0x02
 

@@ -17,7 +17,7 @@ from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
-from sbcard.services.person_record import INSURANCE
+from sbcard.services.person_record import INSURANCE, RESIDENCES
 from sbcard.store.world import open_world
 
 
@@ -40,6 +40,9 @@ def person() -> None:
 @click.option("--photo", "photo_ref", default=None, help="Reference of the photo (newborns may have none).")
 @click.option("--guardian-id", default=None, help="The guardian's citizen ID (for a minor).")
 @click.option("--guardian-relation", default=None, help="How the guardian is related (母亲, 父亲, …).")
+@click.option("--residence", type=click.Choice(RESIDENCES), default=None,
+              help="Residence status where the person lives (--region's province): hukou (户籍), permit (居住证), "
+                   "none, or unknown (the default: not recorded). Beijing's elderly free bus needs hukou or permit.")
 @staff_operator_option("The member of staff registering the person (recorded; required).")
 @with_app
 def add_command(app: AppContext, citizen_id: str, operator: str, **given: Any) -> None:
@@ -72,7 +75,8 @@ def import_command(app: AppContext, file: Path, region: str, errors_path: Path |
     """Register every good row of FILE.csv; bad rows go to the error report, never blocking the rest.
 
     Columns: citizen_id, name, insurance (required); retired, ethnicity, phone, address,
-    photo_ref, region, insured_region, guardian_id, guardian_relation (optional).
+    photo_ref, region, insured_region, guardian_id, guardian_relation, residence
+    (hukou, permit, none or unknown) (optional).
     """
     from sbcard.federation.lookup import require_operator_anywhere
     from sbcard.services.registry import import_persons
@@ -127,6 +131,34 @@ def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator
     _emit_person(app, {**data, "node": node}, show_personal=show_personal)
 
 
+@person.command("residence")
+@click.argument("citizen_id", metavar="CITIZEN_ID")
+@click.option("--residence", required=True, type=click.Choice(RESIDENCES),
+              help="hukou (户籍), permit (居住证) where the person lives, none, or unknown.")
+@staff_operator_option("The member of staff who saw the papers (recorded; required).")
+@with_app
+def residence_command(app: AppContext, citizen_id: str, residence: str, operator: str) -> None:
+    """Record a person's residence status, as their 户口簿 or 居住证 shows it (audited)."""
+    from sbcard.domain.citizen_id import CitizenId
+    from sbcard.federation.lookup import find_person, require_operator_anywhere
+    from sbcard.services.registry import set_residence
+
+    try:
+        cid = CitizenId.parse(citizen_id)
+    except InvalidInput as e:
+        raise InvalidInput(e.code, e.message, "CITIZEN_ID") from None
+    with open_world(app.home, app.clock) as world:
+        require_operator_anywhere(world, operator)
+        found = find_person(world, cid.value)
+        if found is None:
+            raise NotFound("person.unknown", f"{cid.masked()} is not registered in Beijing, Tianjin or Hebei",
+                           "CITIZEN_ID")
+        node, _ = found
+        data = set_residence(world.region(node), citizen_id=cid.value, residence=residence, operator=operator,
+                             now=app.clock.now())
+    _emit_person(app, {**data, "node": node}, show_personal=False, verb="Updated")
+
+
 def _emit_person(app: AppContext, data: dict[str, Any], *, show_personal: bool, verb: str | None = None) -> None:
     shown = data if show_personal else _masked(data)
     if app.json:
@@ -139,7 +171,9 @@ def _emit_person(app: AppContext, data: dict[str, Any], *, show_personal: bool, 
         ("citizen ID", shown["citizen_id"]), ("name", shown["name"]),
         ("sex", {"M": "male", "F": "female"}[shown["sex"]]), ("born", shown["birth_date"]),
         ("ethnicity", f"{shown['ethnicity']:02d} {shown['ethnicity_name']}"),
-        ("lives in", named_region(shown["household_region"])), ("insured in", named_region(shown["insured_region"])),
+        ("lives in", named_region(shown["household_region"])),
+        ("residence", _RESIDENCE_WORDS.get(shown.get("residence") or "unknown", shown.get("residence"))),
+        ("insured in", named_region(shown["insured_region"])),
         ("insurance", shown["insurance"] + retired), ("phone", shown["phone"]), ("address", shown["address"]),
         ("photo", shown["photo_ref"]),
     ]
@@ -163,6 +197,10 @@ def _progress_bar(file: Path, *, quiet: bool) -> Iterator[Callable[[int], None] 
             done = bytes_read
 
         yield progress
+
+
+_RESIDENCE_WORDS = {"hukou": "户籍 (hukou) where they live", "permit": "居住证 (residence permit) where they live",
+                    "none": "neither 户籍 nor 居住证 where they live", "unknown": "not recorded"}
 
 
 def _masked(data: dict[str, Any]) -> dict[str, Any]:

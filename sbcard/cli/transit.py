@@ -46,10 +46,13 @@ def transit() -> None:
 @click.option("--area", type=click.Choice(F.AREAS), default=None,
               help="Beijing bus: city (市域内, the default) or suburb (市域外, beyond Beijing's territory).")
 @click.option("--holder-id", default=None, metavar="CITIZEN_ID",
-              help="The holder's citizen ID: their age on the day of travel (65+ ride buses free).")
+              help="The holder's citizen ID: their age on the day of travel (the elderly concessions' ages).")
+@click.option("--card-region", default=None, metavar="NNNNNN",
+              help="The card's issuing region (its 卡识别码's first 6 digits): what a same-treatment switch looks at.")
 @click.option("--date", "day_text", default=None, metavar="YYYY-MM-DD", help="The day of travel (default: today).")
 @click.option("--concession", type=click.Choice(F.CONCESSIONS), default=None,
-              help="What the card carries: a student ticket, or Tianjin's elderly free-ride function.")
+              help="What the card carries for this operator's region: a student ticket, or that region's elderly "
+                   "concession (Beijing's elderly free bus, Tianjin's free-ride function).")
 @click.option("--full-fare", "full_fare", default=None, metavar="YUAN",
               help="A flat-fare line's full fare (Tianjin and Hebei buses).")
 @json_option
@@ -57,9 +60,15 @@ def transit() -> None:
 @handle_errors
 def fare_command(app: AppContext, operator_code: str, km: str | None, origin: str | None, destination: str | None,
                  sections: int | None, line: str | None, area: str | None, holder_id: str | None,
-                 day_text: str | None, concession: str | None, full_fare: str | None) -> None:
-    """A fare quote from the operators' rules, for staff and riders (no card, no world needed)."""
+                 card_region: str | None, day_text: str | None, concession: str | None,
+                 full_fare: str | None) -> None:
+    """A fare quote from the operators' rules, for staff and riders (no card, no world needed).
+
+    The answer names its sources and their confidence (``--json``: "source", "confidence",
+    "illustrative"); a figure that is the project's own is said to be illustrative.
+    """
     from sbcard.domain.citizen_id import CitizenId
+    from sbcard.domain.regions import validate_region_code
     from sbcard.transit_reference import load_tariff
 
     day = _date(day_text, "--date") if day_text else app.clock.now().date()
@@ -72,19 +81,25 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
             raise InvalidInput(e.code, e.message, "--holder-id") from None
         birth = citizen.birth_date
         age = F.age_on(birth, day)
+    if card_region is not None:
+        try:
+            card_region = validate_region_code(card_region)
+        except InvalidInput as e:
+            raise InvalidInput(e.code, e.message, "--card-region") from None
     tariff = load_tariff()
     fare, route = tariff.quote(
         operator_code,
         km=F.to_km(km) if km is not None else None,
         sections=sections, origin=origin, destination=destination, line=line, area=area,
         full_fare_fen=parse_yuan(full_fare, "--full-fare") if full_fare is not None else None,
-        holder_birth_date=birth, day=day, concession=concession,
+        holder_birth_date=birth, day=day, concession=concession, card_region=card_region,
     )
     data: dict[str, Any] = {
         **fare.to_json(),
         "operator": operator_code,
         "date": day.isoformat(),
         "age": age,
+        "card_region": card_region,
         "route": route.to_json(tariff.network(operator_code)) if route else None,
     }
     if app.json:
@@ -96,7 +111,12 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
         net = tariff.network(operator_code)
         pairs.append(("route", f"{net.stations[route.from_code].name} → {net.stations[route.to_code].name} via "
                                f"{' / '.join(route.lines)}: {route.km} km, {route.sections} sections"))
+    pairs.append(("source", fare.provenance.text()))
     click.echo(fields(pairs))
+    if fare.illustrative:
+        click.echo(caution("illustrative: this answer rests on a figure of the project's own (an estimated "
+                           "distance, a line's fare or an unconfirmed rule), not only on published rules "
+                           "(fixtures/transit/README.md)"))
 
 
 # ----------------------------------------------------------------------------- concessions
@@ -104,7 +124,7 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
 
 @transit.group("concession")
 def concession() -> None:
-    """Concessions on the card (T-Union EF 0017): Tianjin's elderly free ride, student tickets."""
+    """Concessions on the card (T-Union EF 0017): Beijing's and Tianjin's elderly ones, student tickets."""
 
 
 CARD = click.argument("card_number", metavar="CARD")
@@ -123,7 +143,8 @@ def _staff_options(fn):
 @concession.command("enable")
 @CARD
 @click.option("--kind", required=True, type=click.Choice(["elderly", "student"]),
-              help="elderly: Tianjin's free ride (Tianjin cards, from a month before 65); student: a student ticket.")
+              help="elderly: the card's region's elderly concession (Beijing cards: the free bus from 60, Beijing "
+                   "户籍 or 居住证; Tianjin cards: the free ride from a month before 65); student: a student ticket.")
 @click.option("--until", "until_text", default=None, metavar="YYYY-MM-DD",
               help="A student ticket's last day (at most one year ahead).")
 @_reader_option
@@ -136,8 +157,9 @@ def concession_enable_command(app: AppContext, card_number: str, kind: str, unti
                               reader_spec: str | None, operator: str, outlet: str | None, trace: bool) -> None:
     """Enable a concession on the card: the host record, and EF 0017 written on the chip.
 
-    Enabling the elderly free ride locks it on the holder's other card (one card per
+    Enabling an elderly concession locks it on the holder's other card (one card per
     person); the hub publishes the revocation so terminals charge that card the full fare.
+    The rules are data: fixtures/transit/concessions.csv.
     """
     from sbcard.services import concessions
     from sbcard.store.world import open_world
@@ -193,7 +215,7 @@ def concession_show_command(app: AppContext, card_number: str, reader_spec: str 
         emit_json(data)
         return
     out = fields([("card", data["card_number"]), ("holder", data["citizen_id"]), ("age", data["age"]),
-                  ("free ride from", data["elderly_free_ride_from"]),
+                  ("elderly concession from", data["elderly_free_ride_from"] or "none for this card's region"),
                   ("EF 0017 should hold", _concession_text(data["expected_0017"]))]
                  + ([("EF 0017 holds", _concession_text(data["card_0017"]) + ("" if data["in_sync"] else "  " + caution(
                      "(differs: run `sbcard transit concession sync`)")))] if "card_0017" in data else []))

@@ -64,6 +64,9 @@ def tap_command(app: AppContext, reader_spec: str, terminal_id: str, km: str | N
         if result.ok and result.rule:
             click.echo(fields([("fare", money(result.fare_fen or 0)), ("rule", result.description or result.rule),
                                ("card", result.card_number)]))
+            if (result.provenance or {}).get("illustrative"):
+                click.echo(caution("illustrative: the fare rests on figures of the project's own "
+                                   "(fixtures/transit/README.md)"))
     if not result.ok:
         raise SystemExit(EXIT_REFUSED)
 

@@ -12,15 +12,20 @@ Rules (operator codes as in issue 4):
   over 6 up to 12 km (含) 4; over 12 up to 22 (含) 5; over 22 up to 32 (含) 6; beyond 32
   km one more yuan for every further 20 km or part of it (over 32 up to 52 → 7, over 52
   up to 72 → 8 …). The Capital Airport Express: 25 yuan flat. Students: 50% off
-  (illustrative). No free ride for 65+ on the subway.
+  (illustrative). No free ride for the elderly on the subway.
 - ``bj-bus``: 10 km (含) 2 yuan, then one more yuan for every further 5 km or part of it.
   Paid with the card: 50% off in the city area (市域内), 20% off outside it (市域外:
   segments beyond Beijing's territory, ``area="suburb"``); a student concession: 75% off
-  in the city area (20% outside it, as every card). Holders aged 65 or more ride free.
-- ``tj-bus`` (flat fare per line; Tianjin, from 2023-11-01): holders aged 65 or more ride
-  free on regular lines whose full fare is at most 2 yuan, only when the card's
+  in the city area (20% outside it, as every card). The elderly free bus (from 60, within
+  Beijing) is a row of ``fixtures/transit/concessions.csv`` (a ``ConcessionRule``): free when
+  the card carries Beijing's elderly concession (EF 0017 type 03) and the holder has reached
+  the rule's age on the day, or, when the rule's same-treatment switch is on, for a card of
+  the switch's regions by age alone; otherwise the card fare.
+- ``tj-bus`` (flat fare per line): from the rule's start (2023-11-01) holders aged 65 or
+  more ride free on regular lines whose full fare is at most 2 yuan, only when the card's
   free-ride function is enabled (concession ``elderly``); otherwise the full fare.
-  Commuter lines and custom lines (通勤线路、定制专线) never ride free.
+  Commuter lines and custom lines (通勤线路、定制专线) never ride free. Age, start, lines and
+  fare limit are the rule's row in ``concessions.csv``; before its start the fare is charged.
 - ``tj-metro`` (lines 1, 2, 3: fare by the number of sections (区间) ridden, over the
   path with the fewest sections): 4 sections (5 stations) or fewer 2 yuan; up to 9 (10
   stations) 3; up to 15 (16 stations) 4; more 5 (the full fare). Students: 30% off
@@ -38,11 +43,15 @@ from __future__ import annotations
 import math
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from sbcard.domain.errors import InvalidInput
+from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance
+
+if TYPE_CHECKING:  # the rules' rows (sbcard.domain.concessions imports nothing of this module)
+    from sbcard.domain.concessions import ConcessionPolicy, ConcessionRule
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -65,7 +74,6 @@ AREAS: tuple[str, ...] = (CITY, SUBURB)
 REGULAR, COMMUTER, CUSTOM = "regular", "commuter", "custom"
 LINE_KINDS: tuple[str, ...] = (REGULAR, COMMUTER, CUSTOM)
 
-ELDERLY_AGE = 65
 MAX_KM = Decimal(500)  # longer than any line of the three regions: a typo, not a trip
 MAX_SECTIONS = 500
 
@@ -111,14 +119,21 @@ class FareQuote:
     full_fare_fen: int = attrs.field(validator=attrs.validators.instance_of(int))
     rule: str
     description: str = ""
+    # Where the figures come from (the fare rule's, the line's, the concession's rows);
+    # ``Tariff.quote`` fills it in from the fixtures. Not part of the quote's equality.
+    provenance: Provenance = attrs.field(default=ILLUSTRATIVE_ONLY, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.fare_fen <= self.full_fare_fen:
             raise ValueError(f"a fare of {self.fare_fen} fen is not within 0…{self.full_fare_fen}")
 
+    @property
+    def illustrative(self) -> bool:
+        return self.provenance.illustrative
+
     def to_json(self) -> dict[str, Any]:
         return {"fare_fen": self.fare_fen, "full_fare_fen": self.full_fare_fen, "rule": self.rule,
-                "description": self.description}
+                "description": self.description, **self.provenance.to_json()}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -239,19 +254,38 @@ def _area(value: str | None) -> str:
 
 
 def bj_bus_fare(km: Any, area: str | None = CITY, age: int | None = None,
-                concession: str | None = None) -> FareQuote:
-    """A Beijing bus ride of ``km`` paid with the card; ``age`` on the day of travel, if known."""
+                concession: str | None = None, rule: ConcessionRule | None = None,
+                card_region: str | None = None) -> FareQuote:
+    """A Beijing bus ride of ``km`` paid with the card; ``age`` on the day of travel, if known.
+
+    ``rule`` is the elderly free bus in force on the day (None: none is); ``concession``
+    ``elderly`` says the card carries Beijing's elderly concession; ``card_region`` is the
+    card's issuing region (the same-treatment switch looks at it).
+    """
     km, area, concession = to_km(km), _area(area), _concession(concession)
     full = bj_bus_full_fare(km)
     trip = f"{km} km, full fare {_yuan(full)}"
-    if age is not None and age >= ELDERLY_AGE:
-        return FareQuote(0, full, "bj-bus.elderly-free", f"{trip}; holder aged {age}: 65+ ride buses free")
+    why_not = ""
+    if rule is not None and age is not None and age >= rule.min_age:
+        if rule.areas and area not in rule.areas:
+            why_not = f"; aged {age}, but the elderly free bus covers the city area only"
+        elif concession == ELDERLY:
+            return FareQuote(0, full, "bj-bus.elderly-free",
+                             f"{trip}; holder aged {age} with Beijing's elderly concession: "
+                             f"{rule.min_age}+ ride buses free")
+        elif rule.same_treatment_for(card_region):
+            return FareQuote(0, full, "bj-bus.elderly-free",
+                             f"{trip}; holder aged {age}, card of region {card_region}: same treatment (同城待遇)")
+        else:
+            why_not = f"; aged {age}, but the card carries no Beijing elderly concession"
+            if card_region is not None and any(card_region[:2] == r[:2] for r in rule.same_treatment_regions):
+                why_not += f" (a card of region {card_region}: same treatment, 同城待遇, is off)"
     student = concession == STUDENT
     pay = BJ_BUS_PAY[(area, student)]
     who = "student" if student else "card"
     where = "city area" if area == CITY else "outside the city area"
     return FareQuote(pay_percent(full, pay), full, f"bj-bus.{who}-{area}",
-                     f"{trip}; {who} {100 - pay}% off {where}")
+                     f"{trip}; {who} {100 - pay}% off {where}{why_not}")
 
 
 # --------------------------------------------------------------------------- Tianjin bus
@@ -266,21 +300,29 @@ def _line_kind(value: str | None) -> str:
 
 
 def tj_bus_fare(full_fare_fen: int, age: int | None = None, free_ride_enabled: bool = False,
-                line_kind: str | None = REGULAR) -> FareQuote:
-    """A Tianjin bus line's flat fare; free for 65+ with the free-ride function, lines ≤ 2 yuan."""
+                line_kind: str | None = REGULAR, rule: ConcessionRule | None = None) -> FareQuote:
+    """A Tianjin bus line's flat fare; free by ``rule`` (65+, the free-ride function, lines ≤ 2 yuan).
+
+    ``rule`` is the elderly free ride in force on the day of travel (None: it is not, so
+    the fare is charged: before 2023-11-01).
+    """
     full, kind = _full_fare(full_fare_fen), _line_kind(line_kind)
     line = f"line fare {_yuan(full)}"
-    if age is None or age < ELDERLY_AGE:
-        why = "" if age is None or not free_ride_enabled else f"; the free ride starts at 65 (holder aged {age})"
+    if rule is None:
+        why = "" if not free_ride_enabled else "; the elderly free ride is not in force on the day of travel"
+        return FareQuote(full, full, "tj-bus.full", line + why)
+    if age is None or age < rule.min_age:
+        why = "" if age is None or not free_ride_enabled else \
+            f"; the free ride starts at {rule.min_age} (holder aged {age})"
         return FareQuote(full, full, "tj-bus.full", line + why)
     if not free_ride_enabled:
         return FareQuote(full, full, "tj-bus.full", f"{line}; holder aged {age}, but the card's free-ride "
                          "function is not enabled")
-    if kind != REGULAR:
+    if rule.line_kinds and kind not in rule.line_kinds:
         return FareQuote(full, full, "tj-bus.full", f"{line}; {kind} lines are not in the free ride")
-    if full > TJ_BUS_FREE_RIDE_MAX_FEN:
+    if rule.max_full_fare_fen is not None and full > rule.max_full_fare_fen:
         return FareQuote(full, full, "tj-bus.full", f"{line}; the free ride covers lines up to "
-                         f"{_yuan(TJ_BUS_FREE_RIDE_MAX_FEN)}")
+                         f"{_yuan(rule.max_full_fare_fen)}")
     return FareQuote(0, full, "tj-bus.elderly-free-ride", f"{line}; holder aged {age} with the free-ride function")
 
 
@@ -343,6 +385,8 @@ def quote(
     full_fare_fen: int | None = None,
     line_kind: str | None = None,
     airport_express: bool = False,
+    policy: ConcessionPolicy | None = None,
+    card_region: str | None = None,
 ) -> FareQuote:
     """The fare of one ride by ``operator_code``'s rules.
 
@@ -350,8 +394,11 @@ def quote(
     ``km`` and ``area``; ``tj-metro`` ``sections``; ``tj-bus`` and the Hebei buses the
     line's ``full_fare_fen`` (default: the usual line's fare). ``holder_birth_date`` and
     ``day`` give the holder's age on the day of travel; ``concession`` is what the card
-    carries for this operator's region (``student``, or ``elderly``: Tianjin's free-ride
-    function). Other arguments are ignored (a flat-fare bus takes no distance).
+    carries for this operator's region (``student``, or ``elderly``: that region's elderly
+    concession). ``policy`` holds the elderly rules (``concessions.csv``): without it, or
+    on a day no rule is in force, the elderly pay. ``card_region`` is the card's issuing
+    region (for a same-treatment switch). Other arguments are ignored (a flat-fare bus
+    takes no distance).
     """
     concession = _concession(concession)
     age = None
@@ -359,12 +406,13 @@ def quote(
         if day is None:
             raise InvalidInput("fare.date", "the holder's age needs the day of travel", "--date")
         age = age_on(holder_birth_date, day)
+    rule = policy.for_operator(operator_code, day) if policy is not None and day is not None else None
     if operator_code == BJ_SUBWAY:
         if airport_express:
             return bj_airport_express_fare()
         return bj_subway_fare(_need_km(km, operator_code), concession)
     if operator_code == BJ_BUS:
-        return bj_bus_fare(_need_km(km, operator_code), area, age, concession)
+        return bj_bus_fare(_need_km(km, operator_code), area, age, concession, rule, card_region)
     if operator_code == TJ_METRO:
         if sections is None:
             raise InvalidInput("fare.sections", "Tianjin metro fares count the sections (区间) ridden, not km: "
@@ -375,7 +423,7 @@ def quote(
             raise InvalidInput("fare.holder", "the elderly free ride depends on the holder's age: give the "
                                "holder's citizen ID", "--holder-id")
         full = TJ_BUS_BASE_FEN if full_fare_fen is None else full_fare_fen
-        return tj_bus_fare(full, age, concession == ELDERLY, line_kind)
+        return tj_bus_fare(full, age, concession == ELDERLY, line_kind, rule)
     if operator_code in HE_BUSES:
         return he_bus_fare(operator_code, full_fare_fen, concession)
     raise InvalidInput("fare.operator", f"unknown operator {operator_code!r} (known: {', '.join(OPERATORS)})",

@@ -31,7 +31,9 @@ from typing import Any
 import attrs
 
 from sbcard.domain import fares as F
+from sbcard.domain.concessions import ConcessionPolicy, ConcessionRule
 from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, combine
 
 KM, SECTIONS = "km", "sections"
 
@@ -218,6 +220,7 @@ class BusLine:
     km: Decimal | None = None  # bj-bus: the line's length (a missing tap-off pays the whole line)
     full_fare_fen: int | None = None  # flat-fare lines
     kind: str = F.REGULAR  # tj-bus: regular | commuter | custom
+    provenance: Provenance = attrs.field(default=ILLUSTRATIVE_ONLY, eq=False)  # its fare / length
 
 
 @attrs.frozen
@@ -228,15 +231,28 @@ class OperatorInfo:
     region: str
     mode: str  # metro | bus
     fare_rule: str
-    source: str
+    provenance: Provenance = attrs.field(default=ILLUSTRATIVE_ONLY, eq=False)  # of fare_rule
+
+    @property
+    def source(self) -> str:
+        """The fare rule's sources in words (``Provenance.text``)."""
+        return self.provenance.text()
+
+
+# The stations' distances are the project's estimates (fixtures/transit/README.md): a fare
+# computed from a route is as trusted as they are.
+NETWORK_PROVENANCE = ILLUSTRATIVE_ONLY
 
 
 class Tariff:
     """The operators, their networks and lines: quotes of trips and maximum fares."""
 
     def __init__(self, operators: Iterable[OperatorInfo], networks: Mapping[str, Network],
-                 lines: Iterable[BusLine]) -> None:
+                 lines: Iterable[BusLine], policy: ConcessionPolicy | None = None,
+                 rule_provenance: Mapping[str, Provenance] | None = None) -> None:
         self.operators = {o.code: o for o in operators}
+        self.policy = policy if policy is not None else ConcessionPolicy()
+        self.rule_provenance = dict(rule_provenance or {})  # FareQuote.rule → its row in fare_rules.csv
         self.networks = dict(networks)
         self.lines: dict[tuple[str, str], BusLine] = {}
         for line in lines:
@@ -282,6 +298,7 @@ class Tariff:
         holder_birth_date: date | None = None,
         day: date | None = None,
         concession: str | None = None,
+        card_region: str | None = None,
     ) -> tuple[F.FareQuote, Route | None]:
         """The quote of one trip, and the route when it was given by its stations.
 
@@ -304,15 +321,36 @@ class Tariff:
             km = route.km if km is None else km
             sections = route.sections if sections is None else sections
         line_kind = None
+        used: list[Provenance] = []
+        if route is not None:
+            used.append(NETWORK_PROVENANCE)
         if line is not None:
             bus = self.line(operator, line)
             area = bus.area if area is None else area
             full_fare_fen = bus.full_fare_fen if full_fare_fen is None else full_fare_fen
             line_kind = bus.kind
+            used.append(bus.provenance)
         fare = F.quote(operator, km=km, sections=sections, area=area, holder_birth_date=holder_birth_date, day=day,
                        concession=concession, full_fare_fen=full_fare_fen, line_kind=line_kind,
-                       airport_express=airport)
-        return fare, route
+                       airport_express=airport, policy=self.policy, card_region=card_region)
+        return self.cited(fare, operator, day, concession=concession, used=used), route
+
+    def cited(self, fare: F.FareQuote, operator: str, day: date | None, *, concession: str | None = None,
+              used: Iterable[Provenance] = ()) -> F.FareQuote:
+        """``fare`` with the provenance of the rows it was built from: its fare rule's, the line's or
+        route's, and the elderly rule's when it decided (a free ride, or a card's elderly concession)."""
+        parts = [self.rule_provenance.get(fare.rule, ILLUSTRATIVE_ONLY), *used]
+        elderly = "elderly" in fare.rule or concession == F.ELDERLY or "elderly" in fare.description
+        if elderly and day is not None:
+            rule = self.policy.for_operator(operator, day) or self._latest_rule(operator)
+            if rule is not None:
+                parts.append(rule.provenance)
+        return attrs.evolve(fare, provenance=combine(parts))
+
+    def _latest_rule(self, operator: str) -> ConcessionRule | None:
+        """The operator's latest elderly rule, in force or not (what a charged fare before its start cites)."""
+        rules = [r for r in self.policy.rules if operator in r.operators]
+        return max(rules, key=lambda r: r.start) if rules else None
 
     def max_fare(self, operator: str, station: str | None = None) -> int:
         """The highest full fare a trip can cost: what a missing entry or an overlong trip pays.

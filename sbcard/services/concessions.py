@@ -8,14 +8,18 @@ holding the 64 bytes to write and the card's keys; the CLI checks the card in th
 writes EF 0017, and only then ``order.record()`` writes the rows and commits. A card
 refused or pulled out leaves nothing recorded.
 
-- ``enable``: the rules are ``sbcard.domain.concessions.grant`` (Tianjin elderly free ride
-  from one month before the 65th birthday, Tianjin-issued cards only; a student ticket
-  with an end date). Only staff of the card's issuing region grant it. Enabling the
-  elderly free ride on a card locks it on the holder's other card in the same
+- ``enable``: the rules are ``sbcard.domain.concessions.grant`` over the policy of
+  ``fixtures/transit/concessions.csv`` (``--kind elderly`` is the elderly concession the
+  card's region carries: Beijing's free bus from the 60th birthday for a holder whose
+  registry residence is Beijing 户籍 or 居住证, Tianjin's free ride from one month before
+  the 65th birthday on Tianjin-issued cards; a student ticket with an end date). Only staff
+  of the card's issuing region grant it (so a Beijing concession at a Beijing outlet).
+  Enabling an elderly concession on a card locks it on the holder's other card in the same
   transaction (one card per person): that card's record becomes ``locked``, both cards get
   an event, and the hub learns the revocation (outbox ``concession.revoke``: a new
-  blacklist version listing it in ``concession_revocations``), so terminals charge the old
-  card the full fare even though its chip still says "enabled".
+  blacklist version listing it in ``concession_revocations``, under the hub's kind
+  ``elderly_free_ride`` for either elderly concession: ``C.hub_kind``), so terminals charge
+  the old card the full fare even though its chip still says "enabled".
 - ``sync_card``: when a card is next at a counter, its EF 0017 is brought in line with
   the host record (a locked free ride written as locked on the old card's chip).
 - ``show``: the records, what EF 0017 should hold, and the hub's revocations.
@@ -97,26 +101,34 @@ def enable(
     now: datetime,
 ) -> Iterator[ConcessionOrder]:
     """Grant ``kind`` (``elderly``/``student`` or the stored names) on the card; see the module doc."""
+    from sbcard.transit_reference import load_concession_policy
+
     kind = C.card_kind(kind)
     number = lifecycle.parse_card_number(card_number)
     node, _ = lifecycle.locate_card(world, number)
     actor = _staff_of(world, node, operator, outlet)
     today = now.date()
+    policy = load_concession_policy()
     with UnitOfWork(world.region(node)) as uow:
         db = uow.db
         card = _usable_card(db, number, now)
         citizen = CitizenId(card["citizen_id"])
-        granted = C.grant(kind, citizen_id=citizen, card_region=card["card_id_code"][:6], today=today, until=until)
+        person = db.execute("SELECT residence, household_region FROM persons WHERE citizen_id = ?",
+                            [citizen.value]).fetchone()
+        granted = C.grant(kind, citizen_id=citizen, card_region=card["card_id_code"][:6], today=today, until=until,
+                          policy=policy, residence=person[0] if person else None,
+                          household_region=person[1] if person else None)
+        kind = granted.kind
         mine = _enabled_rows(db, card_number=number)
         other = [r for r in mine if r["kind"] != kind]
         if other:
             raise RuleRefused("concession.other_kind", f"card {number} carries an enabled {other[0]['kind']} "
                               "concession; a card holds one at a time", "--kind")
         same = mine[0] if mine else None
-        if same is not None and kind == C.ELDERLY_FREE_RIDE:
+        if same is not None and kind in C.ELDERLY_KINDS:
             granted = _from_row(same, card["card_id_code"][:6])  # unchanged: its start stays
         to_lock = ([r for r in _enabled_rows(db, citizen_id=citizen.value, kind=kind) if r["card_number"] != number]
-                   if kind == C.ELDERLY_FREE_RIDE else [])
+                   if kind in C.ELDERLY_KINDS else [])
         changed = same is None or (kind == C.STUDENT and same["end_date"] != _iso(granted.end))
 
         def record(written_over: bytes | None) -> dict[str, Any]:
@@ -126,8 +138,8 @@ def enable(
                 lifecycle.record_event(db, old["card_number"], event="concession_locked", actor=actor, now=now,
                                        details={"kind": kind, "moved_to": number})
                 outbox.enqueue(db, to_node=HUB, kind="concession.revoke",
-                               key=f"concession.revoke/{old['card_number']}/{kind}",
-                               payload={"card_number": old["card_number"], "kind": kind,
+                               key=f"concession.revoke/{old['card_number']}/{C.hub_kind(kind)}",
+                               payload={"card_number": old["card_number"], "kind": C.hub_kind(kind),
                                         "reason": f"moved to card {number}"}, now=now)
             if same is None:  # after the lock: one enabled elderly free ride per person, at every statement
                 db["concessions"].insert({"citizen_id": citizen.value, "card_number": number, "kind": kind,
@@ -144,7 +156,8 @@ def enable(
             uow.commit()
             return {"card_number": number, **granted.to_json(), "changed": changed,
                     "locked_cards": [r["card_number"] for r in to_lock], "operator": actor.operator,
-                    "outlet": actor.outlet, "at": now.isoformat()}
+                    "outlet": actor.outlet, "at": now.isoformat(),
+                    **provenance_of(granted.kind, card["card_id_code"][:6], today)}
 
         order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
                                 C.encode_0017(granted), record)
@@ -184,7 +197,8 @@ def sync_card(world: World, *, card_number: str, operator: str, outlet: str | No
                 uow.commit()
             return {"card_number": number, "written": written_over is not None,
                     "card_0017": expected.to_json() if expected else None, "operator": actor.operator,
-                    "outlet": actor.outlet, "at": now.isoformat()}
+                    "outlet": actor.outlet, "at": now.isoformat(),
+                    **provenance_of(expected.kind if expected else None, card["card_id_code"][:6], now.date())}
 
         order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
                                 C.encode_0017(expected), record)
@@ -213,11 +227,12 @@ def show(world: World, *, card_number: str, now: datetime, on_card: bytes | None
         "node": node,
         "citizen_id": mask_citizen_id(citizen.value),
         "age": citizen.age_on(today) if citizen.birth_date <= today else None,
-        "elderly_free_ride_from": C.elderly_free_ride_from(citizen).isoformat(),
+        "elderly_free_ride_from": _elderly_from(citizen, card["card_id_code"][:6], today),
         "concessions": [{"kind": r["kind"], "status": r["status"], "start": r["start_date"], "end": r["end_date"],
                          "at": r["at"]} for r in rows],
         "expected_0017": expected.to_json() if expected else None,
         "revocations": concession_list.revocation_of(world.hub(), number),
+        **provenance_of(expected.kind if expected else None, card["card_id_code"][:6], today),
     }
     if on_card is not None:
         held = _decode_or_none(on_card)
@@ -225,6 +240,30 @@ def show(world: World, *, card_number: str, now: datetime, on_card: bytes | None
         out["card_0017_hex"] = bytes(on_card[: C.LAYOUT_END]).hex().upper()
         out["in_sync"] = bytes(on_card) == C.encode_0017(expected)
     return out
+
+
+def provenance_of(kind: str | None, card_region: str, today: date) -> dict[str, Any]:
+    """``"source"``, ``"confidence"``, ``"illustrative"`` of the rule behind a card's concession: the
+    elderly rule of its kind (or, with none, of the card's region); a student ticket's terms (at most a
+    year, renewed each school year) are the project's own, so illustrative."""
+    from sbcard.domain.sources import ILLUSTRATIVE_ONLY
+    from sbcard.transit_reference import load_concession_policy
+
+    if kind == C.STUDENT:
+        return ILLUSTRATIVE_ONLY.to_json()
+    rules = [r for r in load_concession_policy().rules
+             if (r.card_kind == kind if kind in C.ELDERLY_KINDS else r.carried_by(card_region))]
+    rule = next((r for r in rules if r.in_force(today)), rules[0] if rules else None)
+    return (rule.provenance if rule else ILLUSTRATIVE_ONLY).to_json()
+
+
+def _elderly_from(citizen: CitizenId, card_region: str, today: date) -> str | None:
+    """The first day the elderly concession of the card's region may be enabled (None: its cards carry none)."""
+    from sbcard.transit_reference import load_concession_policy
+
+    rules = [r for r in load_concession_policy().rules if r.carried_by(card_region)]
+    rule = next((r for r in rules if r.in_force(today)), rules[0] if rules else None)
+    return rule.first_day(citizen.birth_date).isoformat() if rule else None
 
 
 def expected_0017(db: sqlite_utils.Database, card: dict[str, Any]) -> C.CardConcession | None:
@@ -238,7 +277,7 @@ def expected_0017(db: sqlite_utils.Database, card: dict[str, Any]) -> C.CardConc
 
 
 def _from_row(row: dict[str, Any], card_region: str) -> C.CardConcession:
-    region = C.TIANJIN if row["kind"] == C.ELDERLY_FREE_RIDE else card_region[:2] + "0000"
+    region = C.KIND_REGIONS.get(row["kind"], card_region[:2] + "0000")
     return C.CardConcession(row["kind"], region, date.fromisoformat(row["start_date"]),
                             date.fromisoformat(row["end_date"]) if row["end_date"] else None, row["status"])
 

@@ -41,7 +41,7 @@ from sbcard.store.world import REGION_NODES, World, node_of_db
 
 COLUMNS: tuple[str, ...] = (
     "citizen_id", "name", "insurance", "retired", "ethnicity", "phone", "address", "photo_ref",
-    "region", "insured_region", "guardian_id", "guardian_relation",
+    "region", "insured_region", "guardian_id", "guardian_relation", "residence",
 )
 REQUIRED: tuple[str, ...] = ("citizen_id", "name", "insurance")
 REPORT_COLUMNS: tuple[str, ...] = ("line", "column", "code", "reason")
@@ -148,6 +148,7 @@ def parse_row(row: dict[str, str], default_region: str, today: date) -> PersonRe
         photo_ref=row["photo_ref"],
         guardian_id=row["guardian_id"],
         guardian_relation=row["guardian_relation"],
+        residence=row.get("residence"),
         today=today,
     )
 

@@ -21,6 +21,9 @@ from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.reference import load_ethnicities, load_regions
 
 INSURANCE: tuple[str, ...] = ("employee", "resident")  # 职工 / 居民
+# Residence status in the province the person lives in (region migration 13): 户籍, 居住证,
+# neither, or not recorded. The elderly transit concessions check it (sbcard.domain.concessions).
+RESIDENCES: tuple[str, ...] = ("hukou", "permit", "none", "unknown")
 ADULT_AGE = 18
 MAX_ADDRESS = 100
 MAX_PHOTO_REF = 200
@@ -46,6 +49,7 @@ class PersonRecord:
     photo_ref: str | None
     guardian_id: str | None
     guardian_relation: str | None
+    residence: str = "unknown"
 
     @property
     def node(self) -> str:
@@ -64,6 +68,7 @@ class PersonRecord:
             "address": self.address,
             "photo_ref": self.photo_ref,
             "household_region": self.household_region,
+            "residence": self.residence,
             "created_at": at,
             "updated_at": at,
         }
@@ -98,6 +103,7 @@ def check_person(
     insured_region: str | None = None,
     guardian_id: str | None = None,
     guardian_relation: str | None = None,
+    residence: str | None = None,
 ) -> PersonRecord:
     """The record, or InvalidInput/NotFound naming the first field that is wrong."""
     cid = _field("citizen_id", CitizenId.parse, citizen_id)
@@ -116,6 +122,10 @@ def check_person(
             "person.ethnicity", f"{ethnicity} is not a GB/T 3304 ethnicity code (01–56, 97 其他, 98)", "ethnicity"
         )
     guardian, relation = _guardian(cid, guardian_id, guardian_relation, today)
+    residence = (residence or "").strip() or "unknown"
+    if residence not in RESIDENCES:
+        raise InvalidInput("person.residence", f"{residence!r} is not a residence status ({', '.join(RESIDENCES)}: "
+                           "户籍 or 居住证 in the region the person lives in, neither, or not recorded)", "residence")
     return PersonRecord(
         citizen_id=cid,
         name=_name(name),
@@ -129,6 +139,7 @@ def check_person(
         photo_ref=_text("photo_ref", photo_ref, MAX_PHOTO_REF),
         guardian_id=guardian,
         guardian_relation=relation,
+        residence=residence,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from sbcard.domain.errors import RuleRefused, SbcardError
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.regions import NODE_NAMES
 from sbcard.reference import load_ethnicities
 from sbcard.services import audit
@@ -37,6 +37,7 @@ OPTIONS = {
     "photo_ref": "--photo",
     "guardian_id": "--guardian-id",
     "guardian_relation": "--guardian-relation",
+    "residence": "--residence",
 }
 
 __all__ = ["SYSTEM", "ImportReport", "OPTIONS", "add_person", "get_person", "import_persons", "insert_person",
@@ -108,6 +109,7 @@ def get_person(db: sqlite_utils.Database, citizen_id: str) -> dict[str, Any] | N
         "address": row["address"],
         "photo_ref": row["photo_ref"],
         "household_region": row["household_region"],
+        "residence": row["residence"],
         "insured_region": row["insured_region"],
         "insurance": row["insurance_type"],
         "retired": bool(row["retired"]),
@@ -125,3 +127,23 @@ def record_personal_data_shown(
     with atomic(db):
         audit.record(db, at=now, operator=operator, action="show_personal", subject=citizen_id,
                      details={"command": command})
+
+
+def set_residence(db: sqlite_utils.Database, *, citizen_id: str, residence: str, operator: str,
+                  now: datetime) -> dict[str, Any]:
+    """Record a person's residence status (户籍 / 居住证 where they live), seen on their papers at a counter."""
+    from sbcard.services.person_record import RESIDENCES
+
+    if residence not in RESIDENCES:
+        raise InvalidInput("person.residence", f"{residence!r} is not one of {', '.join(RESIDENCES)}", "--residence")
+    key = "".join((citizen_id or "").split()).upper()
+    with atomic(db):
+        row = db.execute("SELECT residence FROM persons WHERE citizen_id = ?", [key]).fetchone()
+        if row is None:
+            raise NotFound("person.unknown", "the person is not in this region's registry", "CITIZEN_ID")
+        if row[0] != residence:
+            db.execute("UPDATE persons SET residence = ?, updated_at = ? WHERE citizen_id = ?",
+                       [residence, timestamp(now), key])
+            audit.record(db, at=now, operator=operator, action="person.residence", subject=key,
+                         details={"before": row[0], "after": residence})
+    return get_person(db, key)  # type: ignore[return-value]

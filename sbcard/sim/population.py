@@ -325,8 +325,11 @@ def csv_rows(people: Sequence[Person], node: str) -> Iterator[dict[str, str]]:
             "insured_region": p.district,
             "guardian_id": p.guardian_id or "",
             "guardian_relation": p.guardian_relation or "",
+            # 户籍 where the ID was first registered, else a residence permit (居住证): from the ID
+            # alone, so the seed's random stream is untouched (issue 16)
+            "residence": "hukou" if p.citizen_id[:2] == p.district[:2] else "permit",
         }
 
 
 CSV_COLUMNS = ("citizen_id", "name", "insurance", "retired", "region", "insured_region", "guardian_id",
-               "guardian_relation")
+               "guardian_relation", "residence")

@@ -1075,6 +1075,44 @@ def _v12_keys_out(db: sqlite_utils.Database) -> None:
         db.execute(f"PRAGMA secure_delete = {int(secure)}")
 
 
+def _v13_residence(db: sqlite_utils.Database) -> None:
+    """The registry's residence status (issue 16): 户籍 (hukou) or a 居住证 (permit) in the
+    province the person lives in, neither (none), or not recorded (unknown: every person
+    registered before this migration). Beijing's elderly free bus checks it when granted."""
+    if "residence" not in db["persons"].columns_dict:  # a world set back to an older version keeps its column
+        db.execute("ALTER TABLE persons ADD COLUMN residence TEXT NOT NULL DEFAULT 'unknown' "
+                   "CHECK (residence IN ('hukou', 'permit', 'none', 'unknown'))")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'concessions'").fetchone()[0]
+    if "bj_elderly_free_bus" in sql:
+        return
+    # Beijing's elderly free bus (EF 0017 type 03) is a kind of its own; SQLite cannot change a
+    # CHECK, so the table is rebuilt (nothing references it) with its rows and indexes.
+    db.executescript(_CONCESSIONS_V13)
+
+
+_CONCESSIONS_V13 = """
+CREATE TABLE concessions_v13 (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    citizen_id  TEXT NOT NULL REFERENCES persons (citizen_id),
+    card_number TEXT NOT NULL REFERENCES cards (card_number),
+    kind        TEXT NOT NULL CHECK (kind IN ('elderly_free_ride', 'student', 'bj_elderly_free_bus')),
+    start_date  TEXT NOT NULL,
+    end_date    TEXT,
+    status      TEXT NOT NULL CHECK (status IN ('enabled', 'locked')),
+    at          TEXT NOT NULL
+) STRICT;
+INSERT INTO concessions_v13 (id, citizen_id, card_number, kind, start_date, end_date, status, at)
+    SELECT id, citizen_id, card_number, kind, start_date, end_date, status, at FROM concessions;
+DROP TABLE concessions;
+ALTER TABLE concessions_v13 RENAME TO concessions;
+CREATE UNIQUE INDEX one_elderly_free_ride_per_person ON concessions (citizen_id)
+    WHERE kind = 'elderly_free_ride' AND status = 'enabled';
+CREATE UNIQUE INDEX one_bj_elderly_free_bus_per_person ON concessions (citizen_id)
+    WHERE kind = 'bj_elderly_free_bus' AND status = 'enabled';
+CREATE INDEX concessions_card ON concessions (card_number);
+"""
+
+
 _MEDICAL_V14 = """
 -- Insured side: cross-region registrations (异地就医备案, 国医保发〔2022〕22号) of this region's
 -- insured persons, made by staff or the holder (`operator`: the staff member, or 'holder').
@@ -1136,9 +1174,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "upload provenance: refused upload batches, the UMK master", _v10_upload_provenance),
     Migration(11, "card files recorded relative to the world's home", _v11_relative_paths),
     Migration(12, "issuer master keys moved out to the region's key store", _v12_keys_out),
-    # 13 is transit's (issue 16); this branch holds its place with a no-op so that 14 follows
-    # without a gap. At the merge, transit's migration 13 replaces this line.
-    Migration(13, "reserved for transit (issue 16): nothing on this branch", lambda db: None),
+    Migration(13, "registry: residence status (户籍 / 居住证) for the elderly transit concessions", _v13_residence),
     Migration(14, "medical: cross-region registrations, episodes, terms of each claim, band and inpatient years",
               _v14_medical_registrations),
 )

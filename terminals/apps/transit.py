@@ -187,8 +187,10 @@ class FarePort(Protocol):
         day: dt.date,
         concession: str | None,
         full_fare_fen: int | None,
+        card_region: str | None = None,
     ) -> FareQuote:
-        """One ride's fare (bus: distance, line, area, age, concession, the line's full fare)."""
+        """One ride's fare (bus: distance, line, area, age, concession, the line's full fare, and the
+        card's issuing region for a same-treatment rule)."""
         ...
 
     def journey(
@@ -200,6 +202,7 @@ class FarePort(Protocol):
         holder_birth_date: dt.date | None,
         day: dt.date,
         concession: str | None,
+        card_region: str | None = None,
     ) -> FareQuote:
         """A metro journey's fare between two stations."""
         ...
@@ -244,6 +247,8 @@ class TapResult:
     recovered: str | None = None  # prove | log: this tap completed a torn purchase
     at: str | None = None
     record_seq: int | None = None
+    # where the fare's figures come from: {"source", "confidence", "illustrative"} (Provenance.to_json)
+    provenance: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -285,6 +290,7 @@ class TapResult:
             "terminal_serial": self.terminal_serial,
             "recovered": self.recovered,
             "at": self.at,
+            **(self.provenance or {"source": None, "confidence": None, "illustrative": None}),
         }
 
 
@@ -539,6 +545,7 @@ class PurseTerminal:
             # what the operator's host and clearing want beside the cryptograms
             "rule": plan.quote.rule,
             "description": getattr(plan.quote, "description", ""),
+            "provenance": _provenance(plan.quote),
             "full_fare_fen": plan.quote.full_fare_fen,
             "concession": plan.concession,
             "km": None if plan.km is None else str(plan.km),
@@ -591,7 +598,16 @@ class PurseTerminal:
             recovered=recovered,
             at=p["at"],
             record_seq=seq,
+            provenance=self._cited(p.get("provenance")),
         )
+
+    def _cited(self, kept: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The record keeps the fare's source ids; the answer names the documents (the fare port's)."""
+        if kept is None:
+            return None
+        documents = getattr(getattr(self, "fares", None), "sources", None)  # a venue gate has no fare port
+        ids = list(kept.get("source") or [])
+        return {**kept, "source": documents(ids) if documents else [{"id": i} for i in ids]}
 
     # --- tear recovery ----------------------------------------------------------------------
 
@@ -760,6 +776,7 @@ class Validator(PurseTerminal):
                 day=day,
                 concession=concession,
                 full_fare_fen=self.config.full_fare_fen,
+                card_region=card.issuer_region,
             )
             name = station or self.config.station
             here = Station("", name) if name else None
@@ -804,12 +821,23 @@ class Validator(PurseTerminal):
             quote = self._max_fare(op, here, f"the entry station {last.station_code} is not on this network")
         else:
             quote = self.fares.journey(op, began, here, holder_birth_date=card.birth_date, day=day,
-                                       concession=concession)
+                                       concession=concession, card_region=card.issuer_region)
         return Plan(quote.fare_fen, CAPP_PURCHASE, "exit", quote, here, last, began, record, concession=concession)
 
     def _max_fare(self, operator: str, station: Station | None, why: str) -> Quote:
         fen = self.fares.max_fare(operator, station)
         return Quote(fen, fen, f"{operator}.max-fare", f"maximum fare: {why}")
+
+
+def _provenance(quote: Any) -> dict[str, Any]:
+    """What the record keeps of where the quote's figures come from: source ids and confidence (the
+    tap's answer names the documents). A quote without them (the terminal's own maximum fare, or the
+    entry's zero) is illustrative: it rests on the networks' estimated distances."""
+    cited = getattr(quote, "provenance", None)
+    if cited is not None:
+        return {"source": [s.id for s in cited.sources], "confidence": cited.confidence,
+                "illustrative": cited.illustrative}
+    return {"source": [], "confidence": "illustrative", "illustrative": True}
 
 
 def _committed(log: list[TransactionLogRecord], p: dict[str, Any]) -> bool | None:

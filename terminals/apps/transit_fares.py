@@ -23,12 +23,22 @@ class TariffFares:
     def __init__(self, tariff: Tariff) -> None:
         self.tariff = tariff
         self._by_code: dict[tuple[str, str], Station | None] = {}
+        self._documents: dict[str, dict[str, Any]] | None = None
+
+    def sources(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The documents a record's source ids name (``Source.to_json``), as the tariff cites them."""
+        if self._documents is None:
+            cited = [*self.tariff.rule_provenance.values(), *(r.provenance for r in self.tariff.policy.rules),
+                     *(line.provenance for line in self.tariff.lines.values()),
+                     *(o.provenance for o in self.tariff.operators.values())]
+            self._documents = {s.id: s.to_json() for p in cited for s in p.sources}
+        return [self._documents.get(i, {"id": i}) for i in ids]
 
     def gated(self, operator: str) -> bool:
         return self.tariff.operator(operator).mode == "metro"
 
     def uses_age(self, operator: str) -> bool:
-        """Beijing buses (65+ free) and Tianjin buses (the elderly free ride)."""
+        """Beijing buses (the elderly free bus) and Tianjin buses (the elderly free ride)."""
         return operator in (F.BJ_BUS, F.TJ_BUS)
 
     def station(self, operator: str, name: str) -> Station:
@@ -67,6 +77,7 @@ class TariffFares:
         day: dt.date,
         concession: str | None,
         full_fare_fen: int | None,
+        card_region: str | None = None,
     ) -> FareQuote:
         if operator == F.BJ_BUS and km is None:
             km = 0  # one tap, no distance: the first band
@@ -81,6 +92,7 @@ class TariffFares:
             holder_birth_date=holder_birth_date,
             day=day,
             concession=concession,
+            card_region=card_region,
         )
         return quote
 
@@ -93,11 +105,12 @@ class TariffFares:
         holder_birth_date: dt.date | None,
         day: dt.date,
         concession: str | None,
+        card_region: str | None = None,
     ) -> FareQuote:
         try:
             quote, route = self.tariff.quote(
                 operator, origin=entry.code, destination=exit.code, holder_birth_date=holder_birth_date, day=day,
-                concession=concession,
+                concession=concession, card_region=card_region,
             )
         except SbcardError as e:  # not connected: the airport express's own fare system
             fen = self.max_fare(operator, exit)

@@ -64,3 +64,10 @@ def test_rows_are_what_the_registry_import_accepts() -> None:
             full = {"ethnicity": "", "phone": "", "address": "", "photo_ref": "", **row}
             record = parse_row(full, region, START)
             assert record.node == node
+
+
+def test_every_simulated_person_has_a_residence_status() -> None:
+    people = make_population(500, 4, START)
+    rows = [row for node in ("bj", "tj", "he") for row in csv_rows(people, node)]
+    assert "residence" in CSV_COLUMNS and rows
+    assert {row["residence"] for row in rows} <= {"hukou", "permit"}  # 户籍 where the ID was registered

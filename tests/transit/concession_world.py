@@ -36,8 +36,18 @@ HOLDERS = {
     "wang": ("tj", {"citizen_id": "120103196003200024", "name": "王建国", "region": "120103", "insurance": "resident"}),
     # 65 on 2025-04-10: from 2025-03-10
     "zhao": ("tj", {"citizen_id": "120103196004100033", "name": "赵秀兰", "region": "120103", "insurance": "resident"}),
-    # 75, with a Beijing card
-    "liu": ("bj", {"citizen_id": "110105195001011234", "name": "刘德明", "region": "110105", "insurance": "employee"}),
+    # 75, with a Beijing card and Beijing 户籍
+    "liu": ("bj", {"citizen_id": "110105195001011234", "name": "刘德明", "region": "110105", "insurance": "employee",
+                   "residence": "hukou"}),
+    # 60 on 2025-03-10, a Beijing 居住证 (居住证 holders get Beijing's elderly concession too)
+    "chen": ("bj", {"citizen_id": "110105196503100020", "name": "陈淑华", "region": "110105", "insurance": "employee",
+                    "residence": "permit"}),
+    # 69, lives in Beijing with neither 户籍 nor 居住证
+    "sun": ("bj", {"citizen_id": "110108195506010033", "name": "孙立新", "region": "110108", "insurance": "employee",
+                   "residence": "none"}),
+    # 74, residence not recorded (as every person registered before region migration 13)
+    "zhou": ("bj", {"citizen_id": "110106195008150049", "name": "周玉梅", "region": "110106",
+                    "insurance": "employee"}),
 }
 
 

@@ -13,6 +13,7 @@ from sbcard.domain import fares as F
 from sbcard.services import concession_list, hub_directory
 from sbcard.store.db import open_db
 from sbcard.store.world import WorldPaths
+from sbcard.transit_reference import load_concession_policy
 
 
 def hub(desk):
@@ -23,9 +24,11 @@ def test_the_elderly_free_ride_goes_on_a_tianjin_card(desk):
     card = desk.issue("wang")
     code, out, err, done = desk.concession("enable", card, "--kind", "elderly")
     assert code == 0, err
+    source = done.pop("source")
     assert done == {"card_number": card, "kind": "elderly_free_ride", "region": "120000", "start": "2025-03-03",
                     "end": None, "status": "enabled", "changed": True, "locked_cards": [], "operator": "TJ-C1",
-                    "outlet": None, "at": NOW.isoformat()}
+                    "outlet": None, "at": NOW.isoformat(), "confidence": "official", "illustrative": False}
+    assert "tj-elderly-bus-2023" in [s["id"] for s in source]  # the rule it was granted under
     chip = C.decode_0017(desk.chip_0017(card))
     assert chip == C.CardConcession(C.ELDERLY_FREE_RIDE, "120000", dt.date(2025, 3, 3))
     [row] = desk.query("tj", "SELECT * FROM concessions WHERE card_number = ?", (card,))
@@ -46,7 +49,7 @@ def test_what_the_chip_says_makes_the_ride_free_from_the_65th_birthday(desk, day
     assert concession == "elderly"
     assert C.fare_concession(chip, F.OPERATOR_REGIONS["bj-bus"], day) is None
     quote = F.quote("tj-bus", full_fare_fen=200, holder_birth_date=dt.date(1960, 3, 20), day=day,
-                    concession=concession)
+                    concession=concession, policy=load_concession_policy())
     assert quote.fare_fen == fen
 
 
@@ -63,10 +66,51 @@ def test_not_before_one_month_before_the_65th_birthday(desk):
     assert done["start"] == "2025-03-10"
 
 
-def test_a_beijing_card_carries_no_tianjin_free_ride(desk):
+BEIJING_COUNTER = [  # holder, day at the Beijing counter → exit code, refusal code or the kind granted
+    ("liu", dt.datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), 0, "bj_elderly_free_bus"),  # 户籍, 75
+    ("chen", dt.datetime(2025, 3, 9, 16, 0, tzinfo=BEIJING), 1, "concession.too_young"),  # the eve of 60
+    ("chen", dt.datetime(2025, 3, 10, 9, 0, tzinfo=BEIJING), 0, "bj_elderly_free_bus"),  # 居住证, 60 today
+    ("sun", dt.datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), 1, "concession.not_resident"),  # neither
+    ("zhou", dt.datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), 1, "concession.residence_unknown"),
+]
+
+
+@pytest.mark.parametrize(("holder", "when", "exit_code", "outcome"), BEIJING_COUNTER)
+def test_a_beijing_card_gets_beijings_elderly_free_bus_at_a_beijing_outlet(desk, holder, when, exit_code, outcome):
+    card = desk.issue(holder)
+    desk.move_to(when)
+    code, out, err, done = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
+    assert code == exit_code, err
+    if exit_code:
+        assert outcome in err
+        assert desk.chip_0017(card) == bytes(64)
+        return
+    assert (done["kind"], done["region"], done["start"], done["end"]) == (outcome, "110000", when.date().isoformat(),
+                                                                          None)
+    chip = desk.chip_0017(card)
+    assert chip[:2] == bytes([0x01, 0x03]) and C.decode_0017(chip).kind == C.BJ_ELDERLY_FREE_BUS
+    assert C.fare_concession(C.decode_0017(chip), "110000", when.date()) == "elderly"
+    assert C.fare_concession(C.decode_0017(chip), "120000", when.date()) is None  # not Tianjin's free ride
+
+
+def test_the_residence_recorded_at_the_counter_lets_the_concession_on(desk):
+    card = desk.issue("zhou")
+    code, _, err, _ = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
+    assert code == 1 and "sbcard person residence" in err
+    code, _, err, shown = desk.sbcard("person", "residence", "110106195008150049", "--residence", "hukou",
+                                      "--operator", "BJ-C1", "--json")
+    assert code == 0, err
+    assert shown["residence"] == "hukou"
+    code, _, err, done = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
+    assert code == 0, err
+    assert done["kind"] == "bj_elderly_free_bus"
+    assert desk.query("bj", "SELECT action FROM audit_log WHERE action = 'person.residence'") != []
+
+
+def test_a_tianjin_outlet_cannot_grant_on_a_beijing_card(desk):
     card = desk.issue("liu")
-    code, out, err, _ = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
-    assert code == 1 and "Tianjin-issued" in err
+    code, out, err, _ = desk.concession("enable", card, "--kind", "elderly", operator="TJ-C1")
+    assert code != 0
     assert desk.chip_0017(card) == bytes(64)
 
 
@@ -223,3 +267,28 @@ def test_a_revocation_is_published_once_as_a_blacklist_version(desk):
             {"version": first, "kind": "elderly_free_ride", "reason": "moved"}]
     finally:
         db.close()
+
+
+def test_show_and_sync_a_beijing_card_with_beijings_concession(desk):
+    card = desk.issue("liu")
+    assert desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")[0] == 0
+    code, out, err, shown = desk.concession("show", card)
+    assert code == 0, err
+    assert shown["elderly_free_ride_from"] == "2010-01-01"  # born 1950-01-01: from the 60th birthday
+    assert shown["confidence"] == "secondary" and "bj-elderly-card-guide" in [s["id"] for s in shown["source"]]
+    assert shown["expected_0017"] == {"kind": "bj_elderly_free_bus", "region": "110000", "start": "2025-03-03",
+                                      "end": None, "status": "enabled"}
+    code, out, err, done = desk.concession("sync", card, operator="BJ-C1")
+    assert code == 0, err
+    assert done["written"] is False  # the chip already holds it
+    assert {"source", "confidence", "illustrative"} <= set(done)
+
+
+def test_a_second_beijing_card_locks_the_concession_on_the_first(desk):
+    old = desk.issue("liu")
+    assert desk.concession("enable", old, "--kind", "elderly", operator="BJ-C1")[0] == 0
+    new = desk.replace(old, node="bj")
+    code, out, err, done = desk.concession("enable", new, "--kind", "elderly", operator="BJ-C1")
+    assert code == 0, err
+    assert done["locked_cards"] == [old]
+    assert [r["kind"] for r in concession_list.revocation_of(hub(desk), old)] == ["elderly_free_ride"]

@@ -10,6 +10,9 @@ from sbcard.chip import profile as P
 from sbcard.domain import concessions as C
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import InvalidInput, RuleRefused
+from sbcard.transit_reference import load_concession_policy
+
+POLICY = load_concession_policy()  # fixtures/transit/concessions.csv
 
 TJ_ELDER = CitizenId("120103196003200024")  # born 1960-03-20: 65 on 2025-03-20
 TJ_LEAP = CitizenId("120103196002290013")  # born 1960-02-29: 65 on 2025-03-01 (a common year)
@@ -38,26 +41,32 @@ ENABLE = [  # day → allowed
 @pytest.mark.parametrize(("today", "allowed"), ENABLE)
 def test_enabling_the_elderly_free_ride_on_a_tianjin_card(today, allowed):
     if allowed:
-        granted = C.grant("elderly", citizen_id=TJ_ELDER, card_region="120000", today=today)
+        granted = C.grant("elderly", citizen_id=TJ_ELDER, card_region="120000", today=today, policy=POLICY)
         assert (granted.kind, granted.region, granted.start, granted.end, granted.status) == (
             C.ELDERLY_FREE_RIDE, "120000", today, None, C.ENABLED)
     else:
         with pytest.raises(RuleRefused) as e:
-            C.grant("elderly", citizen_id=TJ_ELDER, card_region="120000", today=today)
+            C.grant("elderly", citizen_id=TJ_ELDER, card_region="120000", today=today, policy=POLICY)
         assert e.value.code == "concession.too_young" and "2025-02-20" in e.value.message
 
 
-def test_only_tianjin_issued_cards_carry_the_free_ride():
-    with pytest.raises(RuleRefused) as e:
-        C.grant("elderly", citizen_id=BJ_ELDER, card_region="110000", today=date(2025, 3, 1))
-    assert e.value.code == "concession.not_tianjin"
-    with pytest.raises(RuleRefused):  # a Tianjin-born holder with a Hebei card: the card decides
-        C.grant("elderly", citizen_id=TJ_ELDER, card_region="130100", today=date(2025, 3, 20))
+def test_a_beijing_card_gets_beijings_concession_and_a_hebei_card_none():
+    granted = C.grant("elderly", citizen_id=BJ_ELDER, card_region="110000", today=date(2025, 3, 1), policy=POLICY,
+                      residence="hukou", household_region="110105")
+    assert (granted.kind, granted.region) == (C.BJ_ELDERLY_FREE_BUS, "110000")
+    with pytest.raises(RuleRefused) as e:  # a Tianjin-born holder with a Hebei card: the card decides
+        C.grant("elderly", citizen_id=TJ_ELDER, card_region="130100", today=date(2025, 3, 20), policy=POLICY)
+    assert e.value.code == "concession.no_elderly_rule" and "敬老卡" in e.value.message
+    with pytest.raises(RuleRefused) as e:  # the stored name of the other region's kind
+        C.grant("elderly_free_ride", citizen_id=BJ_ELDER, card_region="110000", today=date(2025, 3, 1),
+                policy=POLICY, residence="hukou", household_region="110105")
+    assert e.value.code == "concession.wrong_region"
 
 
 def test_the_free_ride_has_no_end_date():
     with pytest.raises(InvalidInput) as e:
-        C.grant("elderly", citizen_id=TJ_ELDER, card_region="120000", today=date(2025, 3, 20), until=date(2026, 1, 1))
+        C.grant("elderly", citizen_id=TJ_ELDER, card_region="120000", today=date(2025, 3, 20), until=date(2026, 1, 1),
+                policy=POLICY)
     assert e.value.field == "--until"
 
 
@@ -90,7 +99,8 @@ def test_an_unknown_kind_is_bad_input():
     with pytest.raises(InvalidInput) as e:
         C.card_kind("veteran")
     assert e.value.field == "--kind"
-    assert C.card_kind("elderly") == C.ELDERLY_FREE_RIDE and C.card_kind("student") == C.STUDENT
+    assert C.card_kind("elderly") == C.ELDERLY and C.card_kind("student") == C.STUDENT
+    assert C.card_kind("bj_elderly_free_bus") == C.BJ_ELDERLY_FREE_BUS
 
 
 # ----------------------------------------------------------------------------- where and when it applies
@@ -129,6 +139,8 @@ def test_the_0017_layout_byte_by_byte():
     assert data[14:] == bytes(50)
     student = C.encode_0017(C.CardConcession(C.STUDENT, "110000", date(2025, 3, 1), date(2025, 7, 15), C.LOCKED))
     assert student[:14].hex().upper() == "01" "01" "110000" "20250301" "20250715" "02"
+    beijing = C.encode_0017(C.CardConcession(C.BJ_ELDERLY_FREE_BUS, "110000", date(2025, 3, 10)))
+    assert beijing[:14].hex().upper() == "01" "03" "110000" "20250310" "00000000" "01"
 
 
 def test_the_layout_agrees_with_the_chip_profile():
@@ -137,8 +149,9 @@ def test_the_layout_agrees_with_the_chip_profile():
         P.MGMT_OFF_VERSION, P.MGMT_OFF_CONCESSION, P.MGMT_OFF_REGION, P.MGMT_OFF_START, P.MGMT_OFF_END,
         P.MGMT_OFF_STATUS)
     assert C.EF0017_VERSION == P.MGMT_VERSION
-    assert (C.TYPE_CODES[C.NONE], C.TYPE_CODES[C.STUDENT], C.TYPE_CODES[C.ELDERLY_FREE_RIDE]) == (
-        P.CONCESSION_NONE, P.CONCESSION_STUDENT, P.CONCESSION_ELDERLY)
+    assert (C.TYPE_CODES[C.NONE], C.TYPE_CODES[C.STUDENT], C.TYPE_CODES[C.ELDERLY_FREE_RIDE],
+            C.TYPE_CODES[C.BJ_ELDERLY_FREE_BUS]) == (
+        P.CONCESSION_NONE, P.CONCESSION_STUDENT, P.CONCESSION_ELDERLY, P.CONCESSION_BJ_ELDERLY)
     assert (C.STATUS_CODES[C.ENABLED], C.STATUS_CODES[C.LOCKED]) == (P.CONCESSION_ENABLED, P.CONCESSION_LOCKED)
 
 
@@ -146,6 +159,8 @@ def test_the_layout_agrees_with_the_chip_profile():
     ELDERLY,
     C.CardConcession(C.ELDERLY_FREE_RIDE, "120000", date(2025, 2, 20), None, C.LOCKED),
     C.CardConcession(C.STUDENT, "130000", date(2025, 9, 1), date(2026, 7, 31)),
+    C.CardConcession(C.BJ_ELDERLY_FREE_BUS, "110000", date(2025, 3, 10)),
+    C.CardConcession(C.BJ_ELDERLY_FREE_BUS, "110000", date(2025, 3, 10), date(2027, 3, 9), C.LOCKED),
 ])
 def test_encode_and_decode_round_trip(card):
     assert C.decode_0017(C.encode_0017(card)) == card

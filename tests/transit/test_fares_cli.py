@@ -50,30 +50,30 @@ def test_a_route_comes_with_the_quote(sbcard):
     assert data["route"]["from"] == "西站" and data["route"]["to_code"].startswith("12")
 
 
-BIRTHDAY = [  # today (frozen) → Beijing bus 14 km, Tianjin ¥2 line with the free-ride function
-    ("2025-03-19 23:59:59", 150, 200),
-    ("2025-03-20 00:00:01", 0, 0),
+BIRTHDAY = [  # today (frozen), operator's arguments → fare: 60 (Beijing) and 65 (Tianjin) on the 20th of March
+    ("2020-03-19 23:59:59", ["--operator", "bj-bus", "--km", "14"], 150),
+    ("2020-03-20 00:00:01", ["--operator", "bj-bus", "--km", "14"], 0),
+    ("2025-03-19 23:59:59", ["--operator", "tj-bus", "--full-fare", "2"], 200),
+    ("2025-03-20 00:00:01", ["--operator", "tj-bus", "--full-fare", "2"], 0),
 ]
 
 
-@pytest.mark.parametrize(("now", "bj_fen", "tj_fen"), BIRTHDAY)
-def test_the_default_day_of_travel_is_today_in_beijing_time(sbcard, now, bj_fen, tj_fen):
+@pytest.mark.parametrize(("now", "args", "fen"), BIRTHDAY)
+def test_the_default_day_of_travel_is_today_in_beijing_time(sbcard, now, args, fen):
     with freeze_time(now + "+08:00"):  # 2025-03-19 16:00 UTC is already the 20th in Beijing
-        code, out, err, bj = sbcard("transit", "fare", "--operator", "bj-bus", "--km", "14", "--holder-id",
-                                    BORN_1960_03_20, "--json")
-        assert code == 0, err
-        code, out, err, tj = sbcard("transit", "fare", "--operator", "tj-bus", "--full-fare", "2", "--holder-id",
-                                    BORN_1960_03_20, "--concession", "elderly", "--json")
-        assert code == 0, err
-    assert (bj["fare_fen"], tj["fare_fen"]) == (bj_fen, tj_fen)
-    assert bj["date"] == now[:10]
+        code, out, err, data = sbcard("transit", "fare", *args, "--holder-id", BORN_1960_03_20,
+                                      "--concession", "elderly", "--json")
+    assert code == 0, err
+    assert data["fare_fen"] == fen
+    assert data["date"] == now[:10]
 
 
-@pytest.mark.parametrize(("day", "fen", "age"), [("2025-03-19", 150, 64), ("2025-03-20", 0, 65)])
+@pytest.mark.parametrize(("day", "fen", "age"), [("2020-03-19", 150, 59), ("2020-03-20", 0, 60),
+                                                 ("2025-03-20", 0, 65)])
 def test_date_gives_the_day_of_travel(sbcard, day, fen, age):
-    with freeze_time("2020-01-01"):
+    with freeze_time("2019-01-01"):
         code, out, err, data = sbcard("transit", "fare", "--operator", "bj-bus", "--km", "14", "--holder-id",
-                                      BORN_1960_03_20, "--date", day, "--json")
+                                      BORN_1960_03_20, "--concession", "elderly", "--date", day, "--json")
     assert code == 0, err
     assert (data["fare_fen"], data["age"], data["date"]) == (fen, age, day)
 

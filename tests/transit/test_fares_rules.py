@@ -9,6 +9,11 @@ import pytest
 
 from sbcard.domain import fares as F
 from sbcard.domain.errors import InvalidInput
+from sbcard.transit_reference import load_concession_policy
+
+POLICY = load_concession_policy()  # fixtures/transit/concessions.csv
+BJ_RULE = POLICY.for_operator("bj-bus", date(2025, 1, 1))
+TJ_RULE = POLICY.for_operator("tj-bus", date(2025, 1, 1))
 
 # ----------------------------------------------------------------------------- Beijing subway
 
@@ -69,26 +74,29 @@ def test_beijing_bus_two_yuan_up_to_ten_km_then_one_per_five(km, fen):
     assert F.bj_bus_full_fare(km) == fen
 
 
-BJ_BUS = [  # km, area, age, concession → fare, rule
+BJ_BUS = [  # km, area, age, concession (elderly: the card carries Beijing's elderly concession) → fare, rule
     ("8", "city", 30, None, 100, "bj-bus.card-city"),
     ("14", "city", 30, None, 150, "bj-bus.card-city"),
     ("14", "suburb", 30, None, 240, "bj-bus.card-suburb"),
     ("8", "city", 16, "student", 50, "bj-bus.student-city"),
     ("14", "city", 16, "student", 75, "bj-bus.student-city"),
     ("14", "suburb", 16, "student", 240, "bj-bus.student-suburb"),
-    ("14", "city", 64, None, 150, "bj-bus.card-city"),
-    ("14", "city", 65, None, 0, "bj-bus.elderly-free"),
-    ("40", "suburb", 80, None, 0, "bj-bus.elderly-free"),
+    ("14", "city", 59, "elderly", 150, "bj-bus.card-city"),  # Beijing's elderly free bus starts at 60
+    ("14", "city", 60, "elderly", 0, "bj-bus.elderly-free"),
+    ("14", "city", 65, "elderly", 0, "bj-bus.elderly-free"),
+    ("14", "city", 65, None, 150, "bj-bus.card-city"),  # 65 but no elderly concession on the card: the card fare
+    ("14", "city", 80, None, 150, "bj-bus.card-city"),
+    ("40", "suburb", 80, "elderly", 640, "bj-bus.card-suburb"),  # free within Beijing only (市域内)
     ("14", "city", None, None, 150, "bj-bus.card-city"),
     ("14", None, 30, None, 150, "bj-bus.card-city"),  # the city area by default
-    ("14", "city", 65, "student", 0, "bj-bus.elderly-free"),
-    ("14", "city", 40, "elderly", 150, "bj-bus.card-city"),  # Tianjin's free ride is not Beijing's
+    ("14", "city", None, "elderly", 150, "bj-bus.card-city"),  # the age decides: unknown, the card fare
+    ("14", "city", 40, "elderly", 150, "bj-bus.card-city"),
 ]
 
 
 @pytest.mark.parametrize(("km", "area", "age", "concession", "fen", "rule"), BJ_BUS)
 def test_beijing_bus_with_the_card(km, area, age, concession, fen, rule):
-    quote = F.bj_bus_fare(km, area, age, concession)
+    quote = F.bj_bus_fare(km, area, age, concession, BJ_RULE)
     assert (quote.fare_fen, quote.rule) == (fen, rule)
     assert quote.full_fare_fen == F.bj_bus_full_fare(km)
 
@@ -121,8 +129,13 @@ TJ_BUS = [  # full, age, free-ride function, line kind → fare, rule
 
 @pytest.mark.parametrize(("full", "age", "enabled", "kind", "fen", "rule"), TJ_BUS)
 def test_tianjin_bus_elderly_free_ride(full, age, enabled, kind, fen, rule):
-    quote = F.tj_bus_fare(full, age, enabled, kind)
+    quote = F.tj_bus_fare(full, age, enabled, kind, TJ_RULE)
     assert (quote.fare_fen, quote.full_fare_fen, quote.rule) == (fen, full, rule)
+
+
+def test_without_a_rule_in_force_the_elderly_pay():
+    assert F.tj_bus_fare(200, 70, True, "regular", None).fare_fen == 200
+    assert F.bj_bus_fare("5", "city", 70, "elderly", None).fare_fen == 100
 
 
 @pytest.mark.parametrize("bad", [0, -200, "200", None, True])
@@ -202,19 +215,28 @@ def test_a_discounted_odd_full_fare_rounds_half_up():
 # ----------------------------------------------------------------------------- ages on the day of travel
 
 BIRTH = date(1960, 3, 20)
-BIRTHDAYS = [  # day of travel → Beijing bus fare (14 km) and Tianjin bus fare (¥2 line, free-ride enabled)
-    (date(2025, 3, 19), 150, 200),
-    (date(2025, 3, 20), 0, 0),  # the 65th birthday changes the fare from that day
+BIRTHDAYS = [  # day of travel → Beijing bus fare (14 km, elderly concession) and Tianjin bus fare (¥2 line, enabled)
+    (date(2020, 3, 19), 150, 200),  # 59 on the eve of the 60th birthday
+    (date(2020, 3, 20), 0, 200),  # Beijing's free bus from the 60th birthday; Tianjin's rule is not in force
+    (date(2025, 3, 19), 0, 200),
+    (date(2025, 3, 20), 0, 0),  # the 65th birthday changes the Tianjin fare from that day
     (date(2025, 3, 21), 0, 0),
     (date(2026, 1, 1), 0, 0),
 ]
 
 
 @pytest.mark.parametrize(("day", "bj_fen", "tj_fen"), BIRTHDAYS)
-def test_the_65th_birthday_changes_the_fare_that_day(day, bj_fen, tj_fen):
-    assert F.quote("bj-bus", km="14", holder_birth_date=BIRTH, day=day).fare_fen == bj_fen
+def test_the_60th_and_65th_birthdays_change_the_fare_that_day(day, bj_fen, tj_fen):
+    assert F.quote("bj-bus", km="14", holder_birth_date=BIRTH, day=day, concession="elderly",
+                   policy=POLICY).fare_fen == bj_fen
     assert F.quote("tj-bus", full_fare_fen=200, holder_birth_date=BIRTH, day=day,
-                   concession="elderly").fare_fen == tj_fen
+                   concession="elderly", policy=POLICY).fare_fen == tj_fen
+
+
+def test_without_the_policy_no_elderly_rule_applies():
+    assert F.quote("bj-bus", km="14", holder_birth_date=BIRTH, day=date(2026, 1, 1), concession="elderly").fare_fen == 150
+    assert F.quote("tj-bus", full_fare_fen=200, holder_birth_date=BIRTH, day=date(2026, 1, 1),
+                   concession="elderly").fare_fen == 200
 
 
 LEAP = [(date(2025, 2, 28), 64), (date(2025, 3, 1), 65), (date(2024, 2, 28), 63), (date(2024, 2, 29), 64)]
@@ -258,6 +280,7 @@ def test_quote_dispatches_and_refuses_unknown_operators():
 def test_a_quote_is_never_more_than_its_full_fare_and_serialises_with_stable_keys():
     quote = F.quote("bj-bus", km="12", concession="student")
     assert quote.to_json() == {"fare_fen": 75, "full_fare_fen": 300, "rule": "bj-bus.student-city",
-                               "description": quote.description}
+                               "description": quote.description,  # the pure rule alone cites nothing:
+                               "source": [], "confidence": "illustrative", "illustrative": True}
     with pytest.raises(ValueError):
         F.FareQuote(301, 300, "x")

@@ -10,7 +10,8 @@ from validator_helpers import NOW, rig, validator_template  # noqa: F401
 
 TAP_KEYS = {"result", "fare_fen", "balance_fen", "reason", "code", "display", "kind", "rule", "description",
             "full_fare_fen", "card_number", "app_serial", "issuer_node", "terminal", "station", "entry_station",
-            "counter", "txn_type", "terminal_serial", "recovered", "at"}
+            "counter", "txn_type", "terminal_serial", "recovered", "at",
+            "source", "confidence", "illustrative"}  # where the fare comes from (issue 16)
 
 
 @pytest.fixture

@@ -299,11 +299,67 @@ def test_a_student_pays_a_quarter_on_a_beijing_city_bus(rig):
     assert ride.ok and (ride.fare_fen, ride.rule) == (50, "bj-bus.student-city")
 
 
-def test_a_65th_birthday_makes_the_beijing_bus_free_that_day(rig):
-    rig.clock = type(rig.clock)(dt.datetime(2025, 3, 1, 8, 0, tzinfo=rig.clock.now().tzinfo))
-    card = rig.card("bj", born="19600301")
+def _beijing_elderly() -> bytes:
+    return C.encode_0017(C.CardConcession(C.BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 3, 1)))
+
+
+@pytest.mark.parametrize(("day", "fen"), [(dt.date(2025, 2, 28), 100), (dt.date(2025, 3, 1), 0)])
+def test_a_60th_birthday_makes_the_beijing_bus_free_that_day_with_beijings_concession(rig, day, fen):
+    rig.clock = type(rig.clock)(dt.datetime(day.year, day.month, day.day, 8, 0, tzinfo=rig.clock.now().tzinfo))
+    card = rig.card("bj", born="19650301")
+    rig.write_0017(card, C.encode_0017(C.CardConcession(C.BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 2, 1))))
     ride = rig.tap(rig.terminal("bj-bus"), card)
-    assert ride.ok and ride.fare_fen == 0 and ride.rule == "bj-bus.elderly-free"
+    assert ride.ok and ride.fare_fen == fen
+    assert ride.rule == ("bj-bus.elderly-free" if fen == 0 else "bj-bus.card-city")
+
+
+def test_a_75_year_old_without_the_concession_pays_the_card_fare_on_a_beijing_bus(rig):
+    card = rig.card("bj", born="19500101")
+    ride = rig.tap(rig.terminal("bj-bus"), card)
+    assert ride.ok and (ride.fare_fen, ride.rule) == (100, "bj-bus.card-city")
+    rig.write_0017(card, _beijing_elderly())
+    bus = rig.terminal("bj-bus")
+    ride = rig.tap(bus, card)
+    assert ride.ok and (ride.fare_fen, ride.rule) == (0, "bj-bus.elderly-free")
+    data = ride.to_json("T1")
+    assert data["confidence"] == "secondary" and data["illustrative"] is False
+    assert [s["id"] for s in data["source"]] == ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017"]
+    assert all(s["title"] and s["issuer"] for s in data["source"])  # the answer names the documents
+    kept = bus.records()[-1]["provenance"]  # the offline log keeps their ids only
+    assert kept == {"source": ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017"],
+                    "confidence": "secondary", "illustrative": False}
+
+
+@pytest.mark.parametrize(("node", "switch", "fen"), [
+    ("tj", False, 100), ("he", False, 100),  # Tianjin and Hebei holders pay the card fare on a Beijing bus
+    ("tj", True, 0), ("he", True, 0),  # unless the policy's same-treatment switch is on
+])
+def test_other_regions_elderly_on_a_beijing_bus_by_the_same_treatment_switch(rig, node, switch, fen):
+    import copy
+
+    import attrs
+
+    from sbcard.transit_reference import load_tariff
+    from terminals.apps.transit_fares import TariffFares
+
+    tariff = copy.copy(load_tariff())
+    tariff.policy = C.ConcessionPolicy(tuple(attrs.evolve(r, same_treatment=switch) for r in tariff.policy.rules))
+    rig._fares = TariffFares(tariff)
+    card = rig.card(node, born="19500101")
+    if node == "tj":
+        rig.write_0017(card, _elderly())  # Tianjin's free ride on the card: not Beijing's concession
+    ride = rig.tap(rig.terminal("bj-bus"), card)
+    assert ride.ok and ride.fare_fen == fen
+
+
+@pytest.mark.parametrize(("day", "fen"), [(dt.date(2023, 10, 31), 200), (dt.date(2023, 11, 1), 0)])
+def test_tianjins_free_ride_starts_on_the_rules_first_day(rig, day, fen):
+    rig.clock = type(rig.clock)(dt.datetime(day.year, day.month, day.day, 8, 0, tzinfo=rig.clock.now().tzinfo))
+    card = rig.card("tj", born=ELDER_BORN, issue_date=dt.date(2023, 1, 2))
+    rig.write_0017(card, _elderly())
+    ride = rig.tap(rig.terminal("tj-bus", line="13"), card)
+    assert ride.ok and ride.fare_fen == fen
+    assert ride.to_json("T1")["confidence"] in ("official", "illustrative")
 
 
 # ----------------------------------------------------------------------------- the terminal
