@@ -144,7 +144,8 @@ def show_command(app: AppContext, venue_code: str) -> None:
 
         loans = LoanRules.of(place)
         pairs += [("loans", f"{loans.limit} items for {loans.days} days"),
-                  ("overdue fine", f"{money(loans.fine_fen_per_day)} an item a day, at most {money(loans.fine_cap_fen)}")]
+                  ("overdue fine",
+                   f"{money(loans.fine_fen_per_day)} an item a day, at most {money(loans.fine_cap_fen)}")]
     pairs.append(("hours, limits source", place.rules_provenance.text()))
     click.echo(fields(pairs))
     if place.rules:
@@ -274,8 +275,8 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
         click.echo(result.display)
         click.echo(fields([("price", money(result.price_fen)), ("rule", result.description or result.rule),
                            ("card", result.card_number), ("entry today", result.entry_no),
-                           ("source", result.provenance.text())]))
-        if result.provenance.illustrative:
+                           ("source", result.provenance.text() if result.provenance else None)]))
+        if result.provenance is not None and result.provenance.illustrative:
             click.echo(caution("illustrative: this price rests on a figure of the project's own, "
                                "not the venue's published rule"))
     if not result.ok:

@@ -43,7 +43,7 @@ DAILY_LIMIT = "daily_limit"
 
 # What the holder shows the staff (or, later, what the card says): the statuses a rule may need.
 STUDENT = "student"  # a student card seen by staff (`venue enter --student`)
-ELDERLY_CARD = "elderly_card"  # Beijing's 北京通—养老助残卡 (60+, Beijing 户籍 or 居住证) (`--elderly-card`)
+ELDERLY_CARD = "elderly_card"  # Beijing's 北京通—养老助残卡 (60+, 户籍 or 居住证): `--elderly-card`
 STATUSES = (STUDENT, ELDERLY_CARD)
 # A price rule's category (what kind of concession it is; the status or the age band decides who gets it).
 CATEGORIES = ("child", "minor", "youth", "student", "senior", "elderly_card", "cardholder")

@@ -110,7 +110,8 @@ class EntryResult:
     visit_id: int | None = None
     statuses: tuple[str, ...] = ()  # the holder's statuses the rules saw (student, elderly_card)
     category: str | None = None  # the applied price rule's category (child, minor, student, senior, …)
-    provenance: Provenance = ILLUSTRATIVE_ONLY  # of the answer: the venue's price with the rule, or its hours
+    provenance: Provenance | None = None  # of the answer: the venue's price with the rule, or its hours (None: the
+    # card was refused before the venue's rules were asked — blacklisted, expired … — so no figure was used)
     venue_provenance: Provenance = ILLUSTRATIVE_ONLY  # the venue's full price and season
     rule_provenance: Provenance | None = None  # the price rule applied (None: the full price, or a refusal)
 
@@ -156,7 +157,8 @@ class EntryResult:
             "visit_id": self.visit_id,
             "statuses": list(self.statuses),
             "category": self.category,
-            **self.provenance.to_json(),
+            **(self.provenance.to_json() if self.provenance is not None
+               else {"source": [], "confidence": None, "illustrative": False}),
             "provenance": {"venue": self.venue_provenance.to_json(),
                            "rule": self.rule_provenance.to_json() if self.rule_provenance is not None else None},
         }
@@ -265,7 +267,7 @@ class VenueGate(PurseTerminal):
                 issuer_node=card.issuer_node if card else None, age=age, student=student, balance_fen=r.balance,
                 at=now.isoformat(), visit_id=visit["id"] if visit else None, statuses=tuple(sorted(statuses)),
                 category=entry.category if entry is not None else None,
-                provenance=entry.provenance if entry is not None else ILLUSTRATIVE_ONLY,
+                provenance=entry.provenance if entry is not None else None,
                 venue_provenance=self.venue.price_provenance,
                 rule_provenance=entry.rule_provenance if entry is not None else None,
             )

@@ -78,7 +78,7 @@ def test_students_seniors_and_the_card_discount(venues):
 
 
 @pytest.mark.parametrize(("when", "flags", "price", "rule", "category", "statuses", "confidence", "rule_confidence"), [
-    (NOW, ("--elderly-card",), 2000, "full", None, ["elderly_card"], "secondary", None),   # 59: the card gives nothing yet
+    (NOW, ("--elderly-card",), 2000, "full", None, ["elderly_card"], "secondary", None),   # 59: nothing yet
     (NOW + dt.timedelta(days=1), ("--elderly-card",), 0, "elderly-card", "elderly_card", ["elderly_card"], "secondary",
      "official"),                                                                          # the 60th birthday
     (NOW + dt.timedelta(days=1), (), 1000, "senior-half", "senior", [], "illustrative", "illustrative"),
@@ -120,6 +120,7 @@ def test_a_closed_venue_refuses_and_the_visit_says_why(venues, clock, when, code
     clock.move_to(when)
     status, done = venues.enter("liu", "BJ-MU-001")
     assert status == 1 and (done["result"], done["code"], done["price_fen"]) == ("refused", code, 0)
+    assert done["confidence"] == "illustrative"  # 故宫's hours: the last admission is the project's own
     assert venues.purse("liu") == 20000
     [visit] = venues.ok("venue", "visits")
     assert (visit["result"], visit["code"], visit["reason"]) == ("refused", code, done["reason"])
@@ -128,6 +129,7 @@ def test_a_closed_venue_refuses_and_the_visit_says_why(venues, clock, when, code
 def test_too_little_in_the_purse_is_refused_with_the_price_due(venues):
     code, done = venues.enter("wang", "TJ-SC-001")  # ¥70 less 20%: more than the ¥20 on the card
     assert code == 1 and (done["code"], done["price_fen"], done["balance_fen"]) == ("insufficient_balance", 5600, 2000)
+    assert (done["rule"], done["confidence"], done["illustrative"]) == ("TJ-SC-001.card-discount", "illustrative", True)
     assert venues.purse("wang") == 2000
 
 
@@ -136,6 +138,7 @@ def test_a_blacklisted_card_is_refused_and_blocked_at_the_gate(venues):
     venues.ok("card", "report-lost", number, "--operator", "BJ-C1", "--outlet", "BJ-110105-01")
     code, done = venues.enter("liu", "BJ-SC-002")  # its gate is made now, with the hub's list
     assert code == 1 and (done["code"], done["card_number"]) == ("blacklisted", number)
+    assert (done["source"], done["confidence"], done["illustrative"]) == ([], None, False)  # no figure was used
     assert venues.locked("liu") and venues.purse("liu") == 20000
     log = venues.gate_log("BJ-SC-002-0001")
     assert [e["kind"] for e in log["events"]] == ["card_blocked"]

@@ -75,7 +75,7 @@ def test_the_palace_museum(born, day, statuses, price, rule, age):
     ("1963-01-10", TIANJIN_DISTRICT, "2025-03-05", ("elderly_card",), 0, "elderly-card", "secondary"),
     ("1960-03-05", HEBEI_DISTRICT, "2025-03-04", (), 1000, "senior-half", "illustrative"),     # 64
     ("1960-03-05", HEBEI_DISTRICT, "2025-03-05", (), 0, "senior-free", "illustrative"),        # 65
-    ("1960-03-05", BEIJING_DISTRICT, "2025-03-05", ("elderly_card",), 0, "elderly-card", "secondary"),  # a tie: listed first
+    ("1960-03-05", BEIJING_DISTRICT, "2025-03-05", ("elderly_card",), 0, "elderly-card", "secondary"),  # tie: 1st
     # children and minors: 6周岁(含)以下 free, 6(不含)–18(含) half; students half
     ("2018-03-05", BEIJING_DISTRICT, "2025-03-04", (), 0, "child-free", "secondary"),
     ("2018-03-05", BEIJING_DISTRICT, "2025-03-05", (), 1000, "minor-half", "secondary"),
@@ -132,7 +132,7 @@ def test_season_edges(code, day, price):
 @pytest.mark.parametrize(("code", "born", "statuses", "price", "rule", "confidence"), [
     ("HE-SC-002", "1955-07-02", (), 0, "senior-free", "secondary"),          # 山海关: 70+ free
     ("HE-SC-002", "1990-07-02", (), 2500, "card-discount", "illustrative"),  # the project's 50% off for the card
-    ("TJ-SC-001", "2015-01-01", (), 5600, "card-discount", "illustrative"),  # 天津之眼: market-priced, no child rule
+    ("TJ-SC-001", "2015-01-01", (), 5600, "card-discount", "illustrative"),  # 天津之眼: market-priced: no child band
     ("TJ-SC-002", "2020-01-01", (), 0, "child-free", "illustrative"),        # a sourced band on an illustrative price
     ("BJ-MU-002", "1990-07-02", (), 0, "free-admission", "secondary"),
     ("TJ-MU-001", "1990-07-02", (), 0, "free-admission", "illustrative"),
