@@ -353,6 +353,12 @@ def _charge(gate_app: Any, reader: Any, card: Any, owed: list[dict[str, Any]], l
             "terminal": gate_app.config.terminal_id}
 
 
+def _loan_rules_note(place: Any) -> None:
+    """One line when the library's loan period, limit or fines are the project's own figures."""
+    if place.rules_provenance.illustrative:
+        click.echo(caution(f"illustrative: {place.name}'s loan rules and fines here are the project's own figures"))
+
+
 def _library_options(fn):
     fn = trace_option(fn)
     fn = TERMINAL(fn)
@@ -379,7 +385,7 @@ def borrow_command(app: AppContext, reader_spec: str, library_code: str, termina
             card = _identify(desk, reader)
         done = venue_gates.borrow(world, place, citizen_id=card.citizen_id, card_number=card.card_number, item=item,
                                   now=app.clock.now())
-    done |= {"terminal": desk.config.terminal_id, "recovered": _recovered(desk)}
+    done |= {"terminal": desk.config.terminal_id, "recovered": _recovered(desk), **place.rules_provenance.to_json()}
     if app.json:
         emit_json(done)
         return
@@ -387,6 +393,7 @@ def borrow_command(app: AppContext, reader_spec: str, library_code: str, termina
                        ("card", done["card_number"]), ("due", done["due_date"]),
                        ("on loan", f"{done['loans_open']} of {done['loan_limit']}"),
                        ("reader", "registered now" if done["registered"] else "registered")]))
+    _loan_rules_note(place)
 
 
 @library.command("return")
@@ -415,7 +422,7 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
     done |= {"fine_status": None if not done["fine_fen"] else ("paid" if payment and payment["result"] == "ok"
                                                                  else "owed"),
              "owed_fen": owed_after, "payment": payment, "terminal": desk.config.terminal_id,
-             "recovered": _recovered(desk)}
+             "recovered": _recovered(desk), **place.rules_provenance.to_json()}
     done.pop("owed_fine_ids", None)
     if app.json:
         emit_json(done)
@@ -429,6 +436,7 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
     if done["owed_fen"]:
         pairs.append(("owed", caution(f"{money(done['owed_fen'])}: borrowing blocked until paid (`library pay`)")))
     click.echo(fields(pairs))
+    _loan_rules_note(place)
 
 
 @library.command("pay")
@@ -463,6 +471,7 @@ def pay_command(app: AppContext, reader_spec: str, library_code: str, terminal_i
         "terminal_serial": payment["terminal_serial"] if payment else None,
         "terminal": desk.config.terminal_id,
         "recovered": _recovered(desk),
+        **place.rules_provenance.to_json(),
     }
     if app.json:
         emit_json(data)

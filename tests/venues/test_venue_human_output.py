@@ -22,6 +22,7 @@ def test_every_command_prints_a_readable_summary(venues, clock):
     borrowed = _out(venues, "library", "borrow", "--reader", venues.reader("liu"), "--library", "BJ-LB-001",
                     "--item", "I0001")
     assert "2025-04-03" in borrowed and "registered now" in borrowed
+    assert "illustrative: 首都图书馆's loan rules" in borrowed
     assert "on loan" in _out(venues, "library", "loans")
     clock.tick(dt.timedelta(days=40))
     returned = _out(venues, "library", "return", "--reader", venues.reader("liu"), "--library", "BJ-LB-001",
