@@ -135,7 +135,8 @@ def test_season_edges(code, day, price):
     ("TJ-SC-001", "2015-01-01", (), 5600, "card-discount", "illustrative"),  # 天津之眼: market-priced: no child band
     ("TJ-SC-002", "2020-01-01", (), 0, "child-free", "illustrative"),        # a sourced band on an illustrative price
     ("BJ-MU-002", "1990-07-02", (), 0, "free-admission", "secondary"),
-    ("TJ-MU-001", "1990-07-02", (), 0, "free-admission", "illustrative"),
+    ("TJ-MU-001", "1990-07-02", (), 0, "free-admission", "secondary"),
+    ("HE-SC-003", "1990-07-02", (), 2500, "card-discount", "illustrative"),   # 隆兴寺: the price is the project's
 ])
 def test_other_venues_and_their_confidence(code, born, statuses, price, rule, confidence):
     entry = enter(code, holder(born), "2025-07-02", *statuses)
@@ -146,6 +147,13 @@ def test_a_card_without_a_birth_date_gets_no_age_band_but_keeps_its_statuses():
     at = dt.datetime(2025, 7, 2, 10, tzinfo=BEIJING)
     assert decide(venue(PALACE), birth_date=None, at=at).rule == f"{PALACE}.full"
     assert decide(venue(PALACE), birth_date=None, at=at, statuses={"student"}).price_fen == 2000
+
+
+def test_a_refusal_cites_the_venues_hours_and_limits_official_where_the_venue_says_so():
+    closed = enter("TJ-MU-001", holder("1990-07-02", TIANJIN_DISTRICT), "2025-07-07")  # 天津博物馆 on a Monday
+    assert closed.code == "closed_day" and closed.provenance.confidence == "official"
+    late = decide(venue("TJ-MU-001"), birth_date=None, at=dt.datetime(2025, 7, 8, 16, 0, tzinfo=BEIJING))
+    assert late.code == "closed_hour" and "16:00" in late.reason
 
 
 def test_a_refusal_cites_the_venues_hours_and_limits():
