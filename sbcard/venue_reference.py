@@ -1,8 +1,11 @@
-"""Venue reference data from ``fixtures/venues/venues.csv``: the I/O edge in front of ``sbcard.domain.venues``.
+"""Venue reference data from ``fixtures/venues/``: the I/O edge in front of ``sbcard.domain.venues``.
 
-Read once per process into frozen ``Venue`` values. A malformed fixture is an internal
-error (exit 3), never the user's bad input; an unknown venue code is the user's
-(``NotFound``, exit 2).
+``venues.csv`` (one row per venue: hours, full price, season, limits) and ``prices.csv``
+(one row per published price rule of a venue), each row citing ``sources.csv`` with a
+confidence, read once per process into frozen ``Venue`` values with their ``PriceRule``s.
+A malformed fixture — a bad cell, a price rule of an unknown venue, an unknown source —
+is an internal error (exit 3, ``fixture.invalid`` naming the file and row), never the
+user's bad input; an unknown venue code is the user's (``NotFound``, exit 2).
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from types import MappingProxyType
 from sbcard.domain import venues as V
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.regions import is_within, validate_region_code
-from sbcard.reference import load_regions, read_csv_rows
+from sbcard.domain.sources import Provenance, cite
+from sbcard.reference import load_regions, load_sources, read_csv_rows
 
 DIR = "venues"
 VENUES = "venues.csv"
+PRICES = "prices.csv"
 
 
-def _broken(why: str) -> SbcardError:
-    return SbcardError("fixture.invalid", f"fixtures/{DIR}/{VENUES}: {why}")
+def _broken(why: str, name: str = VENUES) -> SbcardError:
+    return SbcardError("fixture.invalid", f"fixtures/{DIR}/{name}: {why}")
 
 
 def _cell(row: Mapping[str, str], key: str) -> str:
@@ -34,13 +39,6 @@ def _int(row: Mapping[str, str], key: str) -> int | None:
     return int(text) if text else None
 
 
-def _flag(row: Mapping[str, str], key: str) -> bool:
-    text = _cell(row, key)
-    if text not in ("0", "1"):
-        raise ValueError(f"{key}: expected 0 or 1, got {text!r}")
-    return text == "1"
-
-
 def _time(row: Mapping[str, str], key: str) -> dt.time:
     text = _cell(row, key)
     try:
@@ -49,7 +47,51 @@ def _time(row: Mapping[str, str], key: str) -> dt.time:
         raise ValueError(f"{key}: {text!r} is not a time (HH:MM)") from None
 
 
-def _venue(row: Mapping[str, str]) -> V.Venue:
+def _date(row: Mapping[str, str], key: str) -> dt.date | None:
+    text = _cell(row, key)
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        raise ValueError(f"{key}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _cite(row: Mapping[str, str], source: str, confidence: str, where: str) -> Provenance:
+    return cite(load_sources(DIR), _cell(row, source), _cell(row, confidence), where=where)
+
+
+def _rule(row: Mapping[str, str]) -> V.PriceRule:
+    return V.PriceRule(
+        rule=_cell(row, "rule"),
+        category=_cell(row, "category"),
+        age_from=_int(row, "age_from"),
+        age_to=_int(row, "age_to"),
+        status=_cell(row, "status") or None,
+        price_fen=_int(row, "price_fen"),
+        percent=_int(row, "percent"),
+        starts=_date(row, "starts"),
+        ends=_date(row, "ends"),
+        provenance=_cite(row, "source", "confidence", "source"),
+        note=_cell(row, "note"),
+    )
+
+
+def _price_rules() -> dict[str, list[tuple[int, V.PriceRule]]]:
+    """prices.csv's rules (with their row numbers) by venue code, in the file's order (the order that wins a tie)."""
+    out: dict[str, list[tuple[int, V.PriceRule]]] = {}
+    for n, row in enumerate(read_csv_rows(f"{DIR}/{PRICES}"), start=2):
+        try:
+            rule = _rule(row)
+        except (ValueError, TypeError, SbcardError) as e:
+            raise _broken(f"row {n}: {getattr(e, 'message', e)}", PRICES) from None
+        code = _cell(row, "venue").upper()
+        earlier = next((m for m, r in out.get(code, []) if r.rule == rule.rule), None)
+        if earlier is not None:
+            raise _broken(f"row {n}: rule {rule.rule} of {code} is listed twice (row {earlier})", PRICES)
+        out.setdefault(code, []).append((n, rule))
+    return out
+
+
+def _venue(row: Mapping[str, str], rules: list[tuple[int, V.PriceRule]]) -> V.Venue:
     price = _int(row, "price_fen")
     if price is None:
         raise ValueError("price_fen is missing (0 = free)")
@@ -64,29 +106,27 @@ def _venue(row: Mapping[str, str]) -> V.Venue:
         price_fen=price,
         peak_months=V.parse_months(_cell(row, "peak_months")),
         off_peak_price_fen=_int(row, "off_peak_price_fen"),
-        free_from_age=_int(row, "free_from_age"),
-        half_from_age=_int(row, "half_from_age"),
-        student_half=_flag(row, "student_half"),
-        card_discount_pct=_int(row, "card_discount_pct") or 0,
+        rules=tuple(rule for _, rule in rules),
         daily_limit=_int(row, "daily_limit"),
         loan_limit=_int(row, "loan_limit"),
         loan_days=_int(row, "loan_days"),
         fine_fen_per_day=_int(row, "fine_fen_per_day"),
         fine_cap_fen=_int(row, "fine_cap_fen"),
-        illustrative=_flag(row, "illustrative"),
-        source=_cell(row, "source"),
+        price_provenance=_cite(row, "source", "confidence", "source"),
+        rules_provenance=_cite(row, "rules_source", "rules_confidence", "rules_source"),
     )
 
 
 @functools.lru_cache(maxsize=None)
 def _venues() -> Mapping[str, V.Venue]:
     regions = load_regions()
+    rules = _price_rules()
     out: dict[str, V.Venue] = {}
     for n, row in enumerate(read_csv_rows(f"{DIR}/{VENUES}"), start=2):
         try:
-            venue = _venue(row)
+            venue = _venue(row, rules.pop(_cell(row, "code").upper(), []))
         except (ValueError, TypeError, SbcardError) as e:
-            raise _broken(f"row {n}: {e}") from None
+            raise _broken(f"row {n}: {getattr(e, 'message', e)}") from None
         if venue.code in out:
             raise _broken(f"row {n}: venue {venue.code} is listed twice")
         try:
@@ -94,6 +134,8 @@ def _venues() -> Mapping[str, V.Venue]:
         except SbcardError:
             raise _broken(f"row {n}: region {venue.region} is not in fixtures/regions.csv") from None
         out[venue.code] = venue
+    for code, listed in rules.items():
+        raise _broken(f"row {listed[0][0]}: venue {code or '(blank)'} is not in {VENUES}", PRICES)
     return MappingProxyType(out)
 
 

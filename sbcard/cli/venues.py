@@ -42,6 +42,24 @@ def library() -> None:
 # ----------------------------------------------------------------------------- venue list
 
 
+def rule_json(r: Any) -> dict[str, Any]:
+    """One price rule of a venue (``venue list``/``venue show --json``: stable keys, README)."""
+    return {
+        "rule": r.rule,
+        "category": r.category,
+        "age_from": r.age_from,
+        "age_to": r.age_to,
+        "status": r.status,
+        "price_fen": r.price_fen,
+        "percent": r.percent,
+        "starts": r.starts.isoformat() if r.starts else None,
+        "ends": r.ends.isoformat() if r.ends else None,
+        "description": r.describe(),
+        "note": r.note or None,
+        **r.provenance.to_json(),
+    }
+
+
 def venue_json(v: Any) -> dict[str, Any]:
     return {
         "code": v.code,
@@ -55,18 +73,22 @@ def venue_json(v: Any) -> dict[str, Any]:
         "open_days": sorted(v.open_days),
         "open_from": v.open_from.strftime("%H:%M"),
         "open_to": v.open_to.strftime("%H:%M"),
-        "free_from_age": v.free_from_age,
-        "half_from_age": v.half_from_age,
-        "student_half": v.student_half,
-        "card_discount_pct": v.card_discount_pct,
         "daily_limit": v.daily_limit,
         "loan_limit": v.loan_limit,
         "loan_days": v.loan_days,
         "fine_fen_per_day": v.fine_fen_per_day,
         "fine_cap_fen": v.fine_cap_fen,
-        "illustrative": v.illustrative,
-        "source": v.source,
+        "rules": [rule_json(r) for r in v.rules],
+        **v.provenance.to_json(),
+        "provenance": {"price": v.price_provenance.to_json(), "rules": v.rules_provenance.to_json()},
     }
+
+
+def _concessions(rules: list[dict[str, Any]]) -> str:
+    return "; ".join(r["description"] + (" *" if r["illustrative"] else "") for r in rules)
+
+
+ILLUSTRATIVE_NOTE = "* illustrative: the project's own figure, not the venue's published rule"
 
 
 @venue.command("list")
@@ -74,7 +96,7 @@ def venue_json(v: Any) -> dict[str, Any]:
 @click.option("--kind", type=click.Choice(list(KINDS)), default=None, help="Only venues of this kind.")
 @with_app
 def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
-    """The venues of the fixtures with their hours, prices and discounts (no world needed)."""
+    """The venues of the fixtures with their hours, prices and price rules (no world needed)."""
     from sbcard.venue_reference import in_region
 
     items = [venue_json(v) for v in in_region(region, kind)]
@@ -89,15 +111,49 @@ def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
         price = "free" if not i["price_fen"] else money(i["price_fen"])
         if i["off_peak_price_fen"] is not None:
             price += f" / {money(i['off_peak_price_fen'])}"
-        discounts = [f"{i['free_from_age']}+ free" if i["free_from_age"] else "",
-                     f"{i['half_from_age']}+ half" if i["half_from_age"] else "",
-                     "students half" if i["student_half"] else "",
-                     f"card {i['card_discount_pct']}% off" if i["card_discount_pct"] else ""]
         rows.append((i["code"], i["name"], named_region(i["region"]), i["kind"],
                      f"{days_text(frozenset(i['open_days']))} "
-                     f"{i['open_from']}–{i['open_to']}", price, ", ".join(d for d in discounts if d),
-                     number(i["daily_limit"]) if i["daily_limit"] else "", "*" if i["illustrative"] else ""))
-    click.echo(table(rows, ["code", "name", "region", "kind", "open", "price", "discounts", "per day", "illus."]))
+                     f"{i['open_from']}–{i['open_to']}", price, len(i["rules"]) or "",
+                     number(i["daily_limit"]) if i["daily_limit"] else "", i["confidence"]))
+    click.echo(table(rows, ["code", "name", "region", "kind", "open", "price", "rules", "per day", "confidence"]))
+    if any(i["illustrative"] for i in items):
+        click.echo(caution("illustrative rows hold figures of the project's own (see `venue show CODE`)"))
+
+
+@venue.command("show")
+@click.argument("venue_code", metavar="VENUE")
+@with_app
+def show_command(app: AppContext, venue_code: str) -> None:
+    """One venue: hours, full price, each price rule, and where every figure comes from (no world needed)."""
+    from sbcard.venue_reference import venue as find
+
+    place = find(venue_code, "VENUE")
+    data = venue_json(place)
+    if app.json:
+        emit_json(data)
+        return
+    price = "free" if not place.price_fen else money(place.price_fen)
+    if place.off_peak_price_fen is not None:
+        months = sorted(place.peak_months)
+        price += f" (months {months[0]}–{months[-1]}), {money(place.off_peak_price_fen)} in the others"
+    pairs = [("venue", f"{place.code} {place.name}"), ("region", named_region(place.region)), ("kind", place.kind),
+             ("open", place.hours_text()), ("price", price), ("price source", place.price_provenance.text()),
+             ("per day", number(place.daily_limit) if place.daily_limit else None)]
+    if place.is_library:
+        from sbcard.domain.library import LoanRules
+
+        loans = LoanRules.of(place)
+        pairs += [("loans", f"{loans.limit} items for {loans.days} days"),
+                  ("overdue fine",
+                   f"{money(loans.fine_fen_per_day)} an item a day, at most {money(loans.fine_cap_fen)}")]
+    pairs.append(("hours, limits source", place.rules_provenance.text()))
+    click.echo(fields(pairs))
+    if place.rules:
+        click.echo(table([(r.rule, r.describe() + (" *" if r.provenance.illustrative else ""),
+                           r.provenance.confidence, ", ".join(s.id for s in r.provenance.sources))
+                          for r in place.rules], ["rule", "who pays what", "confidence", "sources"]))
+    if place.illustrative:
+        click.echo(caution(ILLUSTRATIVE_NOTE))
 
 
 # ----------------------------------------------------------------------------- gates
@@ -184,32 +240,45 @@ def _gate(app: AppContext, world: Any, place: Any, terminal_id: str | None) -> I
 @venue.command("enter")
 @reader_option
 @click.option("--venue", "venue_code", required=True, metavar="CODE", help="The venue (see `venue list`).")
-@click.option("--student", is_flag=True, help="The holder showed a student card (half price where the venue gives it).")
+@click.option("--student", is_flag=True,
+              help="The holder showed a student card (the venue's student price, where it has one).")
+@click.option("--elderly-card", "elderly_card", is_flag=True,
+              help="The holder showed Beijing's 北京通—养老助残卡 (60+: free at the parks that take it).")
 @TERMINAL
 @trace_option
 @json_option
 @pass_app
 @handle_errors
-def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: bool, terminal_id: str | None,
-                  trace: bool) -> None:
-    """The card at the venue's gate: admitted (the price taken from the purse) or refused."""
+def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: bool, elderly_card: bool,
+                  terminal_id: str | None, trace: bool) -> None:
+    """The card at the venue's gate: admitted (the price taken from the purse) or refused.
+
+    The price is the cheapest of the venue's rules for the holder's age on the day (from
+    the card's birth date) and what the staff saw (--student, --elderly-card).
+    """
+    from sbcard.domain.venues import ELDERLY_CARD, STUDENT
     from sbcard.store.world import open_world
     from sbcard.venue_reference import venue as find
+
+    shown = frozenset({STUDENT} if student else set()) | frozenset({ELDERLY_CARD} if elderly_card else set())
 
     place = find(venue_code)
     _card_first(reader_spec)
     with open_world(app.home, app.clock) as world, _gate(app, world, place, terminal_id) as gate_app:
         with reader_session(reader_spec, trace) as reader:
-            result = gate_app.enter(reader, student=student)
+            result = gate_app.enter(reader, shown=shown)
     if app.json:
         emit_json(result.to_json())
     elif not result.ok:
         refusal(result.display)
     else:
         click.echo(result.display)
-        if result.ok:
-            click.echo(fields([("price", money(result.price_fen)), ("rule", result.description or result.rule),
-                               ("card", result.card_number), ("entry today", result.entry_no)]))
+        click.echo(fields([("price", money(result.price_fen)), ("rule", result.description or result.rule),
+                           ("card", result.card_number), ("entry today", result.entry_no),
+                           ("source", result.provenance.text() if result.provenance else None)]))
+        if result.provenance is not None and result.provenance.illustrative:
+            click.echo(caution("illustrative: this price rests on a figure of the project's own, "
+                               "not the venue's published rule"))
     if not result.ok:
         raise SystemExit(EXIT_REFUSED)
 
@@ -284,6 +353,12 @@ def _charge(gate_app: Any, reader: Any, card: Any, owed: list[dict[str, Any]], l
             "terminal": gate_app.config.terminal_id}
 
 
+def _loan_rules_note(place: Any) -> None:
+    """One line when the library's loan period, limit or fines are the project's own figures."""
+    if place.rules_provenance.illustrative:
+        click.echo(caution(f"illustrative: {place.name}'s loan rules and fines here are the project's own figures"))
+
+
 def _library_options(fn):
     fn = trace_option(fn)
     fn = TERMINAL(fn)
@@ -310,7 +385,7 @@ def borrow_command(app: AppContext, reader_spec: str, library_code: str, termina
             card = _identify(desk, reader)
         done = venue_gates.borrow(world, place, citizen_id=card.citizen_id, card_number=card.card_number, item=item,
                                   now=app.clock.now())
-    done |= {"terminal": desk.config.terminal_id, "recovered": _recovered(desk)}
+    done |= {"terminal": desk.config.terminal_id, "recovered": _recovered(desk), **place.rules_provenance.to_json()}
     if app.json:
         emit_json(done)
         return
@@ -318,6 +393,7 @@ def borrow_command(app: AppContext, reader_spec: str, library_code: str, termina
                        ("card", done["card_number"]), ("due", done["due_date"]),
                        ("on loan", f"{done['loans_open']} of {done['loan_limit']}"),
                        ("reader", "registered now" if done["registered"] else "registered")]))
+    _loan_rules_note(place)
 
 
 @library.command("return")
@@ -346,7 +422,7 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
     done |= {"fine_status": None if not done["fine_fen"] else ("paid" if payment and payment["result"] == "ok"
                                                                  else "owed"),
              "owed_fen": owed_after, "payment": payment, "terminal": desk.config.terminal_id,
-             "recovered": _recovered(desk)}
+             "recovered": _recovered(desk), **place.rules_provenance.to_json()}
     done.pop("owed_fine_ids", None)
     if app.json:
         emit_json(done)
@@ -360,6 +436,7 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
     if done["owed_fen"]:
         pairs.append(("owed", caution(f"{money(done['owed_fen'])}: borrowing blocked until paid (`library pay`)")))
     click.echo(fields(pairs))
+    _loan_rules_note(place)
 
 
 @library.command("pay")
@@ -394,6 +471,7 @@ def pay_command(app: AppContext, reader_spec: str, library_code: str, terminal_i
         "terminal_serial": payment["terminal_serial"] if payment else None,
         "terminal": desk.config.terminal_id,
         "recovered": _recovered(desk),
+        **place.rules_provenance.to_json(),
     }
     if app.json:
         emit_json(data)

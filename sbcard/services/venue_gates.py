@@ -9,8 +9,9 @@ Everything lives in the venue's region (its node from the venue's region code):
   and makes one when the venue has none (its first ``venue enter``). Their purse purchases
   are ordinary offline records, sent by ``sbcard transit upload`` like a validator's.
 - **Visits** (``venue_visits``): ``GateHost`` is the gate's host port — how often a card
-  entered today (the daily limit), the visit to record, and a torn purchase completed
-  at a later tap (``completed``: the admission it paid, or the fines).
+  entered today (the daily limit), the holder's statuses for the price rules
+  (``holder_statuses``), the visit to record, and a torn purchase completed at a later
+  tap (``completed``: the admission it paid, or the fines).
 - **Libraries**: the holder is registered at the first loan (by citizen ID: a new card
   finds the same loans); ``borrow``, ``return_item`` (the fine fixed then, owed until the
   library's gate takes it from the purse: ``fines_paid``), ``loans``.
@@ -28,7 +29,7 @@ import sqlite_utils
 
 from sbcard.domain import library as L
 from sbcard.domain.errors import NotFound, RuleRefused
-from sbcard.domain.venues import Venue
+from sbcard.domain.venues import ELDERLY_CARD, STUDENT, Venue, statuses_of
 from sbcard.services.terminals import Install, register_terminal
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
@@ -85,6 +86,19 @@ def gate_for(world: World, venue: Venue, terminal_id: str | None, *, now: dt.dat
 # ----------------------------------------------------------------------------- visits
 
 
+def holder_statuses(card: Any, shown: frozenset[str]) -> frozenset[str]:
+    """The statuses a venue's price rules see for the holder of ``card``: the one place they are decided.
+
+    Today they are what the staff saw and said (``shown``): ``student`` (a student card,
+    ``venue enter --student``) and ``elderly_card`` (Beijing's 北京通—养老助残卡,
+    ``--elderly-card``). The card's own Beijing elderly concession (EF 0017, stored kind
+    ``bj_elderly``) is to be added here, as one more source of ``elderly_card``, when the
+    gate reads it from ``card`` (``terminals.apps.transit.CardFacts``).
+    """
+    seen = statuses_of(shown)
+    return frozenset(s for s in (STUDENT, ELDERLY_CARD) if s in seen)
+
+
 class GateHost:
     """The gate's host port at one venue (``terminals.apps.venue.VenueHost``), over the venue's region."""
 
@@ -92,6 +106,10 @@ class GateHost:
         self.world = world
         self.venue = venue
         self.db: sqlite_utils.Database = world.region(venue.node)
+
+    def statuses(self, card: Any, shown: frozenset[str]) -> frozenset[str]:
+        """The holder's statuses for the price rules (``holder_statuses``)."""
+        return holder_statuses(card, shown)
 
     def entries_today(self, app_serial: str, day: dt.date) -> int:
         row = self.db.execute(

@@ -738,15 +738,16 @@ class Simulation:
         if card.get("balance") is not None and card["balance"] < gate.venue.price_fen:
             self.load(person, card, node)
             self._move_to(event.at + dt.timedelta(seconds=1))
+        shown = frozenset({"elderly_card"} if event.data.get("elderly_card") else ())  # the 养老助残卡 shown
         reader = self.reader(card["path"], self.fault_plan.tear_purchase())
         try:
-            result = gate.enter(reader, student=event.data["student"])
+            result = gate.enter(reader, student=event.data["student"], shown=shown)
         except CardIOError:
             self.tally.fault("torn_purchase")
             closed_reader(reader)
             self._step(5)
             reader = self.reader(card["path"])
-            result = gate.enter(reader, student=event.data["student"])
+            result = gate.enter(reader, student=event.data["student"], shown=shown)
         finally:
             closed_reader(reader)
         if result.balance_fen is not None:

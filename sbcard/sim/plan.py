@@ -178,7 +178,8 @@ def day_plan(
                 venue = pool[rng.randrange(len(pool))]
                 at = dt.datetime.combine(day, venue.open_from, tz) + dt.timedelta(
                     minutes=rng.randrange(max(1, _minutes(venue.open_from, venue.open_to) - 5)))
-                plan.add(at, "venue", idx, venue=venue.code, student=p.role == "student")
+                plan.add(at, "venue", idx, venue=venue.code, student=p.role == "student",
+                         elderly_card=p.node == "bj" and age >= 60)  # Beijing's 60+ hold the 养老助残卡
             # a library loan
             libs = libraries_open.get(p.node) or []
             if libs and age >= 7 and rng.random() < 0.004:

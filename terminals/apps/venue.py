@@ -16,8 +16,10 @@ An entry (``VenueGate.enter``):
    once or came back later, since a ticket is good for its day (a transit tap later than
    5 minutes pays again; a venue does not sell the day twice);
 4. the rule (``sbcard.domain.venues.decide``): open day and hour, the card's entries
-   today (``VenueHost.entries_today``) against the daily limit, the price by the holder's
-   age on the day, ``student`` (the staff saw the student card) and the card discount;
+   today (``VenueHost.entries_today``) against the daily limit, the price by the venue's
+   price rules: the holder's age on the day and their statuses — what staff saw
+   (``shown``: a student card, a Beijing elderly card), as the host turns it into the
+   statuses the rules know (``VenueHost.statuses``: later also what the card says);
 5. a price above 0 is debited from the purse through the PSAM (INITIALIZE → MAC1 →
    DEBIT → MAC2 → the record, ``kind`` entry, ``purpose`` admission); a free entry writes
    nothing on the card;
@@ -44,7 +46,8 @@ import attrs
 from sbcard.chip.purse import EP_PURCHASE
 from sbcard.chip.reader import Reader
 from sbcard.domain.money import format_fen
-from sbcard.domain.venues import Entry, Venue, decide
+from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, combine
+from sbcard.domain.venues import STUDENT, Entry, Venue, decide
 from terminals.apps.terminal_state import TerminalState
 from terminals.apps.transit import CardFacts, Clock, Plan, PurseTerminal, Quote, Refused, Station, TapResult
 
@@ -58,6 +61,10 @@ class VenueHost(Protocol):
 
     def entries_today(self, app_serial: str, day: dt.date) -> int:
         """The card's admissions at this venue on ``day``."""
+        ...
+
+    def statuses(self, card: CardFacts, shown: frozenset[str]) -> frozenset[str]:
+        """The holder's statuses for the price rules: what staff saw (``shown``) and what the card says."""
         ...
 
     def record_visit(self, visit: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -101,6 +108,12 @@ class EntryResult:
     recovered: str | None = None
     at: str | None = None
     visit_id: int | None = None
+    statuses: tuple[str, ...] = ()  # the holder's statuses the rules saw (student, elderly_card)
+    category: str | None = None  # the applied price rule's category (child, minor, student, senior, …)
+    provenance: Provenance | None = None  # of the answer: the venue's price with the rule, or its hours (None: the
+    # card was refused before the venue's rules were asked — blacklisted, expired … — so no figure was used)
+    venue_provenance: Provenance = ILLUSTRATIVE_ONLY  # the venue's full price and season
+    rule_provenance: Provenance | None = None  # the price rule applied (None: the full price, or a refusal)
 
     @property
     def ok(self) -> bool:
@@ -142,6 +155,12 @@ class EntryResult:
             "recovered": self.recovered,
             "at": self.at,
             "visit_id": self.visit_id,
+            "statuses": list(self.statuses),
+            "category": self.category,
+            **(self.provenance.to_json() if self.provenance is not None
+               else {"source": [], "confidence": None, "illustrative": False}),
+            "provenance": {"venue": self.venue_provenance.to_json(),
+                           "rule": self.rule_provenance.to_json() if self.rule_provenance is not None else None},
         }
 
 
@@ -190,14 +209,21 @@ class VenueGate(PurseTerminal):
 
     # --- an entry -----------------------------------------------------------------------
 
-    def enter(self, reader: Reader, *, student: bool = False) -> EntryResult:
-        """Admit or refuse the card in ``reader``; ``CardIOError`` if it leaves the field mid-way."""
+    def enter(self, reader: Reader, *, shown: frozenset[str] = frozenset(), student: bool = False) -> EntryResult:
+        """Admit or refuse the card in ``reader``; ``CardIOError`` if it leaves the field mid-way.
+
+        ``shown``: what the staff saw (``student``, ``elderly_card``); ``student=True`` adds ``student``.
+        """
         now = self.clock.now()
         card: CardFacts | None = None
         entry: Entry | None = None
         self._recovered = []
+        shown = frozenset(shown) | ({STUDENT} if student else frozenset())
+        statuses = shown
         try:
             card = self.read_card(reader, birth_date=True)
+            statuses = self.host.statuses(card, shown)
+            student = STUDENT in statuses
             self.screen(reader, card, now)
             ticket = self._ticket(now)
             if ticket is not None:
@@ -206,7 +232,7 @@ class VenueGate(PurseTerminal):
                                       rule=record.get("rule"), description=record.get("description"),
                                       student=bool(record.get("student")), age=record.get("age"), tap=None,
                                       visit=visit, recovered=record.get("recovered"), record=record)
-            entry = decide(self.venue, birth_date=card.birth_date, at=now, student=student,
+            entry = decide(self.venue, birth_date=card.birth_date, at=now, statuses=statuses,
                            entries_today=self.host.entries_today(card.app_serial, now.date()))
             if not entry.ok:
                 raise Refused(entry.code or "refused", entry.reason or "refused")
@@ -216,13 +242,14 @@ class VenueGate(PurseTerminal):
                             Quote(entry.price_fen, entry.full_price_fen, entry.rule, entry.description),
                             station=self._station,
                             details={"purpose": ADMISSION, "venue": self.venue.code, "student": student,
-                                     "age": entry.age})
+                                     "statuses": sorted(statuses), "age": entry.age})
                 tap = self.purchase(reader, card, plan, now)
             visit = self.host.record_visit(self._visit(card, now, "ok", price=entry.price_fen,
                                                        full=entry.full_price_fen, rule=entry.rule, student=student,
                                                        age=entry.age, tap=tap))
             return self._admitted(card, now, price=entry.price_fen, full=entry.full_price_fen, rule=entry.rule,
-                                  description=entry.description, student=student, age=entry.age, tap=tap, visit=visit)
+                                  description=entry.description, student=student, age=entry.age, tap=tap, visit=visit,
+                                  statuses=statuses)
         except Refused as r:
             visit = None
             price = r.fare if r.fare is not None else (entry.price_fen if entry is not None else 0)
@@ -238,7 +265,11 @@ class VenueGate(PurseTerminal):
                 full_price_fen=full, reason=r.reason, code=r.code, rule=rule,
                 card_number=card.card_number if card else None, app_serial=card.app_serial if card else None,
                 issuer_node=card.issuer_node if card else None, age=age, student=student, balance_fen=r.balance,
-                at=now.isoformat(), visit_id=visit["id"] if visit else None,
+                at=now.isoformat(), visit_id=visit["id"] if visit else None, statuses=tuple(sorted(statuses)),
+                category=entry.category if entry is not None else None,
+                provenance=entry.provenance if entry is not None else None,
+                venue_provenance=self.venue.price_provenance,
+                rule_provenance=entry.rule_provenance if entry is not None else None,
             )
 
     def _ticket(self, now: dt.datetime) -> tuple[Mapping[str, Any], Mapping[str, Any] | None] | None:
@@ -264,7 +295,11 @@ class VenueGate(PurseTerminal):
     def _admitted(self, card: CardFacts, now: dt.datetime, *, price: int, full: int | None, rule: str | None,
                   description: str | None, student: bool, age: int | None, tap: TapResult | None,
                   visit: Mapping[str, Any] | None, recovered: str | None = None,
-                  record: Mapping[str, Any] | None = None) -> EntryResult:
+                  record: Mapping[str, Any] | None = None, statuses: frozenset[str] | None = None) -> EntryResult:
+        applied = self.venue.rule(rule) if rule else None
+        rule_provenance = applied.provenance if applied is not None else None
+        if statuses is None:  # a recovered ticket: what its record says
+            statuses = frozenset((record or {}).get("statuses") or ()) | ({STUDENT} if student else frozenset())
         return EntryResult(
             "ok", self.venue.code, self.venue.name, self.config.terminal_id, price_fen=price, full_price_fen=full,
             rule=rule, description=description, card_number=card.card_number, app_serial=card.app_serial,
@@ -275,6 +310,9 @@ class VenueGate(PurseTerminal):
             txn_type=tap.txn_type if tap else (record["txn_type"] if record else None),
             terminal_serial=tap.terminal_serial if tap else (record["terminal_serial"] if record else None),
             recovered=recovered, at=now.isoformat(), visit_id=visit.get("id") if visit else None,
+            statuses=tuple(sorted(statuses)), category=applied.category if applied is not None else None,
+            provenance=combine([self.venue.price_provenance, *([rule_provenance] if rule_provenance else [])]),
+            venue_provenance=self.venue.price_provenance, rule_provenance=rule_provenance,
         )
 
     # --- the library's desk --------------------------------------------------------------

@@ -42,6 +42,8 @@ def test_the_loan_limit_and_an_item_already_out(venues):
     assert code == 1 and "on loan already" in err
     code, err = venues.library("borrow", "wang", "HE-MU-001", "--item", "B3")
     assert code == 2 and "not a library" in err
+    paid = _ok(venues.library("pay", "wang", QIAOXI))
+    assert (paid["paid_fen"], paid["confidence"], paid["illustrative"]) == (0, "secondary", False)  # senbk-qiaoxi
 
 
 def test_a_late_return_pays_its_fine_from_the_purse(venues, clock):
@@ -50,6 +52,8 @@ def test_a_late_return_pays_its_fine_from_the_purse(venues, clock):
     back = _ok(venues.library("return", "liu", CAPITAL, "--item", "I0001"))
     assert (back["overdue_days"], back["fine_fen"], back["fine_status"], back["owed_fen"]) == (10, 200, "paid", 0)
     assert back["payment"]["result"] == "ok" and back["payment"]["balance_fen"] == 19800
+    assert (back["confidence"], back["illustrative"]) == ("illustrative", True)  # 10 items at once: the project's
+    assert {s["id"] for s in back["source"]} == {"xslib-fines", "jizhaowk-loans"}
     assert venues.purse("liu") == 19800
     [loan] = venues.ok("library", "loans", "--library", CAPITAL)
     assert (loan["returned_at"][:10], loan["fine_status"]) == ("2025-04-13", "paid")

@@ -11,7 +11,8 @@ from sbcard.clock import BEIJING
 
 ENTER_KEYS = {"result", "price_fen", "reason", "code", "display", "full_price_fen", "rule", "description", "venue",
               "venue_name", "terminal", "card_number", "app_serial", "issuer_node", "age", "student", "entry_no",
-              "balance_fen", "counter", "txn_type", "terminal_serial", "recovered", "at", "visit_id"}
+              "balance_fen", "counter", "txn_type", "terminal_serial", "recovered", "at", "visit_id", "statuses",
+              "category", "source", "confidence", "illustrative", "provenance"}
 VISIT_KEYS = {"id", "venue", "venue_name", "terminal", "card_number", "app_serial", "issuer_node", "day", "at",
               "result", "code", "reason", "price_fen", "full_price_fen", "rule", "student", "age", "entry_no",
               "counter", "terminal_serial", "recovered"}
@@ -76,6 +77,40 @@ def test_students_seniors_and_the_card_discount(venues):
     assert code == 0 and (elder["price_fen"], elder["rule"]) == (0, "HE-SC-001.senior-free")
 
 
+@pytest.mark.parametrize(("when", "flags", "price", "rule", "category", "statuses", "confidence", "rule_confidence"), [
+    (NOW, ("--elderly-card",), 2000, "full", None, ["elderly_card"], "secondary", None),   # 59: nothing yet
+    (NOW + dt.timedelta(days=1), ("--elderly-card",), 0, "elderly-card", "elderly_card", ["elderly_card"], "secondary",
+     "official"),                                                                          # the 60th birthday
+    (NOW + dt.timedelta(days=1), (), 1000, "senior-half", "senior", [], "illustrative", "illustrative"),
+    (NOW + dt.timedelta(days=1), ("--student", "--elderly-card"), 0, "elderly-card", "elderly_card",
+     ["elderly_card", "student"], "secondary", "official"),
+])
+def test_the_beijing_elderly_card_at_a_city_park(venues, clock, when, flags, price, rule, category, statuses,
+                                                 confidence, rule_confidence):
+    clock.move_to(when)
+    code, done = venues.enter("chen", "BJ-SC-001", *flags)  # 陈静 (a Tianjin card; a Beijing 居住证 and its card)
+    assert code == 0, done
+    assert (done["price_fen"], done["rule"], done["category"], done["statuses"]) == (
+        price, f"BJ-SC-001.{rule}", category, statuses)
+    assert (done["confidence"], done["illustrative"]) == (confidence, confidence == "illustrative")
+    assert done["provenance"]["venue"]["confidence"] == "secondary"
+    assert (done["provenance"]["rule"] or {}).get("confidence") == rule_confidence
+    assert all({"id", "title", "issuer", "date", "url", "kind"} <= set(s) for s in done["source"])
+    [visit] = venues.ok("venue", "visits", "--card", venues.cards["chen"].number)
+    assert (visit["rule"], visit["price_fen"], visit["student"]) == (f"BJ-SC-001.{rule}", price, "--student" in flags)
+
+
+def test_a_student_pays_the_palace_museums_flat_student_price(venues, clock):
+    clock.move_to(dt.datetime(2025, 7, 1, 10, 0, tzinfo=BEIJING))  # the peak season: ¥60, half would be ¥30
+    code, done = venues.enter("liu", "BJ-MU-001", "--student")
+    assert code == 0 and (done["price_fen"], done["full_price_fen"], done["rule"], done["student"]) == (
+        2000, 6000, "BJ-MU-001.student", True)
+    assert done["description"] == "student: ¥20.00" and done["confidence"] == "secondary"
+    assert venues.purse("liu") == 18000
+    log = venues.gate_log("BJ-MU-001-0001")
+    assert [(r["amount_fen"], r["rule"]) for r in log["records"]] == [(2000, "BJ-MU-001.student")]
+
+
 @pytest.mark.parametrize(("when", "code"), [
     (dt.datetime(2025, 3, 10, 10, 0, tzinfo=BEIJING), "closed_day"),   # 故宫 on a Monday
     (dt.datetime(2025, 3, 4, 8, 0, tzinfo=BEIJING), "closed_hour"),
@@ -85,6 +120,7 @@ def test_a_closed_venue_refuses_and_the_visit_says_why(venues, clock, when, code
     clock.move_to(when)
     status, done = venues.enter("liu", "BJ-MU-001")
     assert status == 1 and (done["result"], done["code"], done["price_fen"]) == ("refused", code, 0)
+    assert done["confidence"] == "illustrative"  # 故宫's hours: the last admission is the project's own
     assert venues.purse("liu") == 20000
     [visit] = venues.ok("venue", "visits")
     assert (visit["result"], visit["code"], visit["reason"]) == ("refused", code, done["reason"])
@@ -93,6 +129,7 @@ def test_a_closed_venue_refuses_and_the_visit_says_why(venues, clock, when, code
 def test_too_little_in_the_purse_is_refused_with_the_price_due(venues):
     code, done = venues.enter("wang", "TJ-SC-001")  # ¥70 less 20%: more than the ¥20 on the card
     assert code == 1 and (done["code"], done["price_fen"], done["balance_fen"]) == ("insufficient_balance", 5600, 2000)
+    assert (done["rule"], done["confidence"], done["illustrative"]) == ("TJ-SC-001.card-discount", "illustrative", True)
     assert venues.purse("wang") == 2000
 
 
@@ -101,6 +138,7 @@ def test_a_blacklisted_card_is_refused_and_blocked_at_the_gate(venues):
     venues.ok("card", "report-lost", number, "--operator", "BJ-C1", "--outlet", "BJ-110105-01")
     code, done = venues.enter("liu", "BJ-SC-002")  # its gate is made now, with the hub's list
     assert code == 1 and (done["code"], done["card_number"]) == ("blacklisted", number)
+    assert (done["source"], done["confidence"], done["illustrative"]) == ([], None, False)  # no figure was used
     assert venues.locked("liu") and venues.purse("liu") == 20000
     log = venues.gate_log("BJ-SC-002-0001")
     assert [e["kind"] for e in log["events"]] == ["card_blocked"]

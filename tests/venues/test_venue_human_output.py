@@ -22,6 +22,7 @@ def test_every_command_prints_a_readable_summary(venues, clock):
     borrowed = _out(venues, "library", "borrow", "--reader", venues.reader("liu"), "--library", "BJ-LB-001",
                     "--item", "I0001")
     assert "2025-04-03" in borrowed and "registered now" in borrowed
+    assert "illustrative: 首都图书馆's loan rules" in borrowed
     assert "on loan" in _out(venues, "library", "loans")
     clock.tick(dt.timedelta(days=40))
     returned = _out(venues, "library", "return", "--reader", venues.reader("liu"), "--library", "BJ-LB-001",
@@ -34,3 +35,12 @@ def test_every_command_prints_a_readable_summary(venues, clock):
                    for _, fields in HOLDERS.values())
     code, out, err, _ = venues.run("venue", "enter", "--reader", venues.reader("wang"), "--venue", "TJ-SC-001")
     assert code == 1 and out.startswith("refused: insufficient balance")
+
+
+def test_the_human_output_says_where_a_price_comes_from_and_when_it_is_illustrative(venues):
+    sourced = _out(venues, "venue", "enter", "--reader", venues.reader("wang"), "--venue", "HE-SC-001")
+    assert "aged 70 or more: free" in sourced and "secondary: " in sourced and "illustrative" not in sourced
+    own = _out(venues, "venue", "enter", "--reader", venues.reader("liu"), "--venue", "TJ-SC-001")
+    assert "cardholders: 20% off" in own and "illustrative: this price rests on" in own
+    listed = _out(venues, "venue", "list", "--region", "120000")
+    assert "illustrative rows" in listed

@@ -8,17 +8,30 @@ import pytest
 
 from sbcard.clock import BEIJING
 from sbcard.domain.errors import InvalidInput
-from sbcard.domain.venues import Venue, age_on, decide, parse_days, parse_months
+from sbcard.domain.venues import PriceRule, Venue, age_on, decide, parse_days, parse_months
+
+
+def senior_half(age_from: int = 60, age_to: int | None = None) -> PriceRule:
+    return PriceRule("senior-half", "senior", age_from=age_from, age_to=age_to, percent=50)
+
+
+SENIOR_FREE = PriceRule("senior-free", "senior", age_from=65, price_fen=0)
+STUDENT_HALF = PriceRule("student-half", "student", status="student", percent=50)
+
+
+def card_discount(off: int) -> PriceRule:
+    return PriceRule("card-discount", "cardholder", percent=100 - off)
+
 
 PARK = Venue(code="BJ-SC-901", name="公园", region="110108", kind="scenic", open_days=frozenset(range(1, 8)),
              open_from=dt.time(6, 30), open_to=dt.time(18, 0), price_fen=3000, peak_months=frozenset(range(4, 11)),
-             off_peak_price_fen=2000, free_from_age=65, half_from_age=60, student_half=True)
+             off_peak_price_fen=2000, rules=(SENIOR_FREE, senior_half(), STUDENT_HALF))
 MUSEUM = Venue(code="BJ-MU-901", name="博物馆", region="110101", kind="museum", open_days=frozenset(range(2, 8)),
                open_from=dt.time(9, 0), open_to=dt.time(16, 0), price_fen=0, daily_limit=1)
 RIDE = Venue(code="TJ-SC-901", name="摩天轮", region="120106", kind="scenic", open_from=dt.time(9, 30),
-             open_to=dt.time(21, 30), price_fen=7000, student_half=True, card_discount_pct=20)
-DEEP = Venue(code="HE-SC-901", name="景区", region="130802", kind="scenic", price_fen=5000, half_from_age=60,
-             card_discount_pct=60)
+             open_to=dt.time(21, 30), price_fen=7000, rules=(STUDENT_HALF, card_discount(20)))
+DEEP = Venue(code="HE-SC-901", name="景区", region="130802", kind="scenic", price_fen=5000,
+             rules=(senior_half(), card_discount(60)))
 
 
 def at(day: str, time: str = "10:00") -> dt.datetime:
@@ -41,7 +54,7 @@ BORN_65_ON_5_MARCH = dt.date(1960, 3, 5)
     (None, "2025-03-05", 2000, "full", None),                     # no birth date on the card: no age discount
 ])
 def test_a_senior_discount_starts_on_the_birthday(birth, day, price, rule, age):
-    entry = decide(PARK, birth_date=birth, at=at(day), student=False)
+    entry = decide(PARK, birth_date=birth, at=at(day))
     assert (entry.result, entry.price_fen, entry.rule, entry.age) == ("ok", price, f"BJ-SC-901.{rule}", age)
 
 
@@ -66,18 +79,18 @@ def test_born_29_february_is_older_from_1_march_in_other_years():
     (MUSEUM, "2025-07-01", False, dt.date(1990, 1, 1), 0, "free-admission"),
 ])
 def test_the_cheapest_applicable_price_wins(venue, day, student, birth, price, rule):
-    entry = decide(venue, birth_date=birth, at=at(day), student=student)
+    entry = decide(venue, birth_date=birth, at=at(day), statuses={"student"} if student else ())
     assert entry.ok and (entry.price_fen, entry.rule) == (price, f"{venue.code}.{rule}")
 
 
 def test_a_student_half_price_applies_only_where_the_venue_gives_it():
     no_students = Venue(code="BJ-SC-902", name="园", region="110108", kind="scenic", price_fen=1000)
-    assert decide(no_students, birth_date=None, at=at("2025-07-01"), student=True).price_fen == 1000
+    assert decide(no_students, birth_date=None, at=at("2025-07-01"), statuses={"student"}).price_fen == 1000
 
 
 def test_half_of_an_odd_price_rounds_half_up():
-    odd = Venue(code="BJ-SC-903", name="园", region="110108", kind="scenic", price_fen=1525, student_half=True)
-    assert decide(odd, birth_date=None, at=at("2025-07-01"), student=True).price_fen == 763
+    odd = Venue(code="BJ-SC-903", name="园", region="110108", kind="scenic", price_fen=1525, rules=(STUDENT_HALF,))
+    assert decide(odd, birth_date=None, at=at("2025-07-01"), statuses={"student"}).price_fen == 763
 
 
 @pytest.mark.parametrize(("venue", "when", "code"), [
@@ -127,13 +140,37 @@ def test_a_season_needs_months_and_an_off_peak_price():
 
 @pytest.mark.parametrize("changes", [
     {"code": "TJ-SC-905"},                                   # a Beijing region with a Tianjin code
-    {"card_discount_pct": 101},
     {"open_from": dt.time(18, 0)},
     {"loan_limit": 3},                                       # loan rules are a library's
-    {"free_from_age": 0},
     {"price_fen": -1},
+    {"rules": (STUDENT_HALF, STUDENT_HALF)},                 # one rule id twice
 ])
 def test_a_venue_that_cannot_be_is_refused(changes):
     fields = {"code": "BJ-SC-905", "name": "园", "region": "110108", "kind": "scenic", "price_fen": 100} | changes
     with pytest.raises(ValueError):
         Venue(**fields)
+
+
+@pytest.mark.parametrize("changes", [
+    {"percent": 101},
+    {"percent": 50, "price_fen": 100},                       # a flat price or a percent, not both
+    {},                                                      # … nor neither
+    {"age_from": 18, "age_to": 7, "price_fen": 0},           # a band running backwards
+    {"age_from": -1, "price_fen": 0},
+    {"status": "soldier", "price_fen": 0},                   # a status no gate knows
+    {"rule": "full", "price_fen": 0},                        # the names of the full price and free admission
+    {"rule": "Senior Half", "price_fen": 0},
+    {"starts": dt.date(2025, 2, 1), "ends": dt.date(2025, 1, 1), "price_fen": 0},
+    {"category": "cardholder", "age_from": 60, "price_fen": 0},
+    {"category": "veteran", "price_fen": 0},
+])
+def test_a_price_rule_that_cannot_be_is_refused(changes):
+    fields = {"rule": "r", "category": "senior"} | changes
+    with pytest.raises(ValueError):
+        PriceRule(**fields)
+
+
+def test_an_unknown_status_is_refused_by_the_gate_rule():
+    with pytest.raises(InvalidInput) as unknown:
+        decide(PARK, birth_date=None, at=at("2025-07-01"), statuses={"veteran"})
+    assert unknown.value.code == "venue.status"
