@@ -28,6 +28,7 @@ from typing import Any
 import sqlite_utils
 
 from sbcard.domain import library as L
+from sbcard.domain.concessions import BJ_ELDERLY_FREE_BUS, CardConcession
 from sbcard.domain.errors import NotFound, RuleRefused
 from sbcard.domain.venues import ELDERLY_CARD, STUDENT, Venue, statuses_of
 from sbcard.services.terminals import Install, register_terminal
@@ -86,16 +87,20 @@ def gate_for(world: World, venue: Venue, terminal_id: str | None, *, now: dt.dat
 # ----------------------------------------------------------------------------- visits
 
 
-def holder_statuses(card: Any, shown: frozenset[str]) -> frozenset[str]:
+def holder_statuses(card: Any, shown: frozenset[str], concession: CardConcession | None = None,
+                    day: dt.date | None = None, region: str | None = None) -> frozenset[str]:
     """The statuses a venue's price rules see for the holder of ``card``: the one place they are decided.
 
-    Today they are what the staff saw and said (``shown``): ``student`` (a student card,
-    ``venue enter --student``) and ``elderly_card`` (Beijing's 北京通—养老助残卡,
-    ``--elderly-card``). The card's own Beijing elderly concession (EF 0017, stored kind
-    ``bj_elderly``) is to be added here, as one more source of ``elderly_card``, when the
-    gate reads it from ``card`` (``terminals.apps.transit.CardFacts``).
+    What the staff saw and said (``shown``): ``student`` (a student card, ``venue enter
+    --student``) and ``elderly_card`` (Beijing's 北京通—养老助残卡, ``--elderly-card``); and what
+    the card says: its EF 0017 ``concession``, when it is Beijing's elderly concession
+    (``bj_elderly_free_bus``, granted with the 养老助残卡's rules) enabled and in force on
+    ``day`` in the venue's ``region``, is ``elderly_card`` too.
     """
-    seen = statuses_of(shown)
+    seen = set(statuses_of(shown))
+    if (concession is not None and concession.kind == BJ_ELDERLY_FREE_BUS and day is not None
+            and region is not None and concession.applies(region, day)):
+        seen.add(ELDERLY_CARD)
     return frozenset(s for s in (STUDENT, ELDERLY_CARD) if s in seen)
 
 
@@ -107,9 +112,10 @@ class GateHost:
         self.venue = venue
         self.db: sqlite_utils.Database = world.region(venue.node)
 
-    def statuses(self, card: Any, shown: frozenset[str]) -> frozenset[str]:
+    def statuses(self, card: Any, shown: frozenset[str], concession: CardConcession | None,
+                 day: dt.date) -> frozenset[str]:
         """The holder's statuses for the price rules (``holder_statuses``)."""
-        return holder_statuses(card, shown)
+        return holder_statuses(card, shown, concession, day, self.venue.region)
 
     def entries_today(self, app_serial: str, day: dt.date) -> int:
         row = self.db.execute(

@@ -124,7 +124,7 @@ _READ_CARD_NUMBER = _Fixed(ReadRecord(P.SFI_EF05, P.Tag.CARD_NUMBER))
 _READ_BIRTH_DATE = _Fixed(ReadRecord(P.SFI_EF06, P.Tag.BIRTH_DATE))
 _READ_CITIZEN_ID = _Fixed(ReadRecord(P.SFI_EF06, P.Tag.CITIZEN_ID))
 _SELECT_TUNION = _Fixed(select_tunion())
-_READ_0017 = _Fixed(ReadBinary(P.SFI_TU_MANAGEMENT, 0, P.TU_MANAGEMENT_LEN))
+READ_CONCESSION = _Fixed(ReadBinary(P.SFI_TU_MANAGEMENT, 0, P.TU_MANAGEMENT_LEN))
 _READ_CAPP = _Fixed(ReadRecord(P.SFI_TU_CAPP, P.CAPP_METRO_RECORD, by_tag=False))
 _GET_BALANCE = _Fixed(GetBalance())
 
@@ -741,7 +741,7 @@ class Validator(PurseTerminal):
 
     def _concession(self, reader: Reader, card: CardFacts, day: dt.date) -> str | None:
         try:
-            data = _READ_0017.send(reader)
+            data = READ_CONCESSION.send(reader)
         except CardStatus:
             return None
         kind = self.fares.concession(self.config.operator, data, day)

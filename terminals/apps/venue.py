@@ -45,11 +45,14 @@ import attrs
 
 from sbcard.chip.purse import EP_PURCHASE
 from sbcard.chip.reader import Reader
+from sbcard.chip.sw import CardStatus
+from sbcard.domain.concessions import CardConcession, decode_0017
+from sbcard.domain.errors import InvalidInput
 from sbcard.domain.money import format_fen
 from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, combine
 from sbcard.domain.venues import STUDENT, Entry, Venue, decide
 from terminals.apps.terminal_state import TerminalState
-from terminals.apps.transit import CardFacts, Clock, Plan, PurseTerminal, Quote, Refused, Station, TapResult
+from terminals.apps.transit import READ_CONCESSION, CardFacts, Clock, Plan, PurseTerminal, Quote, Refused, Station, TapResult
 
 ADMISSION = "admission"
 FINE = "fine"
@@ -63,8 +66,10 @@ class VenueHost(Protocol):
         """The card's admissions at this venue on ``day``."""
         ...
 
-    def statuses(self, card: CardFacts, shown: frozenset[str]) -> frozenset[str]:
-        """The holder's statuses for the price rules: what staff saw (``shown``) and what the card says."""
+    def statuses(self, card: CardFacts, shown: frozenset[str], concession: CardConcession | None,
+                 day: dt.date) -> frozenset[str]:
+        """The holder's statuses for the price rules: what staff saw (``shown``) and what the card
+        says (``concession``: its EF 0017, ``None`` when it carries none or cannot be read)."""
         ...
 
     def record_visit(self, visit: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -209,6 +214,14 @@ class VenueGate(PurseTerminal):
 
     # --- an entry -----------------------------------------------------------------------
 
+    def _concession(self, reader: Reader) -> CardConcession | None:
+        """The card's EF 0017, or ``None``: a card without one, or whose record this gate cannot
+        read or does not know, is priced on what the staff saw alone."""
+        try:
+            return decode_0017(READ_CONCESSION.send(reader))
+        except (CardStatus, InvalidInput):
+            return None
+
     def enter(self, reader: Reader, *, shown: frozenset[str] = frozenset(), student: bool = False) -> EntryResult:
         """Admit or refuse the card in ``reader``; ``CardIOError`` if it leaves the field mid-way.
 
@@ -222,7 +235,7 @@ class VenueGate(PurseTerminal):
         statuses = shown
         try:
             card = self.read_card(reader, birth_date=True)
-            statuses = self.host.statuses(card, shown)
+            statuses = self.host.statuses(card, shown, self._concession(reader), now.date())
             student = STUDENT in statuses
             self.screen(reader, card, now)
             ticket = self._ticket(now)

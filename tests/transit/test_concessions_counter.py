@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from concession_world import NOW, desk, home, template_home  # noqa: F401
+from concession_world import NOW, OUTLETS, desk, home, template_home  # noqa: F401
 
 from sbcard.clock import BEIJING
 from sbcard.domain import concessions as C
@@ -292,3 +292,33 @@ def test_a_second_beijing_card_locks_the_concession_on_the_first(desk):
     assert code == 0, err
     assert done["locked_cards"] == [old]
     assert [r["kind"] for r in concession_list.revocation_of(hub(desk), old)] == ["elderly_free_ride"]
+
+
+@pytest.mark.parametrize(("holder", "enable_as", "rule", "price"), [
+    # 陈淑华, 60 today with a Beijing 居住证: the concession on her card is the elderly card at the park's gate
+    ("chen", "BJ-C1", "BJ-SC-001.elderly-card", 0),
+    ("chen", None, "BJ-SC-001.senior-half", 1000),  # the same holder, no concession on the card, none shown
+    # 王建国 (64), Tianjin's free ride on his Tianjin card: not Beijing's elderly card, the band of everyone
+    ("wang", "TJ-C1", "BJ-SC-001.senior-half", 1000),
+])
+def test_the_summer_palace_gate_reads_beijings_elderly_concession_from_the_card(desk, holder, enable_as, rule,
+                                                                                price):
+    card = desk.issue(holder)
+    desk.move_to(dt.datetime(2025, 3, 10, 9, 0, tzinfo=BEIJING))  # 陈's 60th birthday; 王 is 64
+    if enable_as:
+        code, _, err, _ = desk.concession("enable", card, "--kind", "elderly", operator=enable_as)
+        assert code == 0, err
+    if price:
+        node = "tj" if holder == "wang" else "bj"
+        branch = {"bj": "BJ-110105-02", "tj": "TJ-120103-02"}[node]  # cash at a bank branch (社银合作)
+        code, _, err, _ = desk.sbcard("account", "deposit", card, "--amount", "50", "--operator", f"{node.upper()}-C1",
+                                      "--outlet", branch, "--json")
+        assert code == 0, err
+        code, _, err, _ = desk.sbcard("transit", "load", "--reader", f"emulator:{desk.card_path(card)}", "--amount",
+                                      "50", "--operator", f"{node.upper()}-C1", "--outlet", OUTLETS[node], "--json")
+        assert code == 0, err
+    code, _, err, entered = desk.sbcard("venue", "enter", "--reader", f"emulator:{desk.card_path(card)}",
+                                        "--venue", "BJ-SC-001", "--json")
+    assert code == 0, err
+    assert (entered["rule"], entered["price_fen"]) == (rule, price)
+    assert ("elderly_card" in entered["statuses"]) is (rule.endswith("elderly-card"))

@@ -14,7 +14,9 @@ import pytest
 
 from sbcard.clock import BEIJING
 from sbcard.domain.citizen_id import CitizenId, compute_check_char
+from sbcard.domain.concessions import BJ_ELDERLY_FREE_BUS, ELDERLY_FREE_RIDE, CardConcession
 from sbcard.domain.venues import decide
+from sbcard.services.venue_gates import holder_statuses
 from sbcard.venue_reference import venue
 
 BEIJING_DISTRICT, TIANJIN_DISTRICT, HEBEI_DISTRICT = "110105", "120103", "130102"
@@ -160,3 +162,18 @@ def test_a_refusal_cites_the_venues_hours_and_limits():
     entry = enter("BJ-MU-002", holder("1990-07-02"), "2025-07-07")  # a Monday
     assert entry.code == "closed_day" and entry.provenance == venue("BJ-MU-002").rules_provenance
     assert entry.rule_provenance is None
+
+
+@pytest.mark.parametrize(("concession", "region", "expected"), [
+    (CardConcession(BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 3, 10)), "110108", {"elderly_card"}),
+    (CardConcession(BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 3, 11)), "110108", set()),  # from tomorrow
+    (CardConcession(BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 3, 10), status="locked"), "110108", set()),
+    (CardConcession(BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 3, 10)), "120119", set()),  # not in Tianjin
+    (CardConcession(ELDERLY_FREE_RIDE, "120000", dt.date(2025, 3, 10)), "120119", set()),  # Tianjin's bus ride
+    (None, "110108", set()),
+])
+def test_the_card_s_beijing_elderly_concession_is_the_elderly_card(concession, region, expected):
+    """What EF 0017 says on the card counts as the 北京通—养老助残卡 the staff would otherwise have to see."""
+    assert holder_statuses(None, frozenset(), concession, dt.date(2025, 3, 10), region) == expected
+    assert holder_statuses(None, frozenset({"student"}), concession, dt.date(2025, 3, 10), region) == \
+        expected | {"student"}
