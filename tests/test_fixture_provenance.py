@@ -22,18 +22,46 @@ from sbcard.domain.errors import SbcardError
 from sbcard.reference import fixtures_dir, load_sources, provenance
 
 # The folders walked (each has its own sources.csv).
-FOLDERS: tuple[str, ...] = ("subsidies",)
+FOLDERS: tuple[str, ...] = ("subsidies", "transit", "venues", "medical")
 
 # file (relative to fixtures/) → the columns holding figures (amounts, caps, rates, prices…)
 FIGURES: dict[str, tuple[str, ...]] = {
     "subsidies/items.csv": ("cap",),
     "subsidies/generate_rules.csv": ("amount",),
+    "transit/operators.csv": ("fare_rule",),
+    "transit/fare_rules.csv": ("what",),
+    "transit/concessions.csv": ("min_age", "max_full_fare_fen", "start", "end"),
+    "transit/bj_bus_lines.csv": ("km",),
+    "transit/tj_bus_lines.csv": ("full_fare_fen",),
+    "transit/he_sjz_bus_lines.csv": ("full_fare_fen",),
+    "transit/he_lf_bus_lines.csv": ("full_fare_fen",),
+    "venues/venues.csv": ("price_fen", "off_peak_price_fen"),
+    "venues/prices.csv": ("price_fen", "percent", "age_from", "age_to"),
+    "medical/policies.csv": ("deductible_fen_l1", "ratio_pct_l1", "cap_fen", "personal_account_annual_fen"),
+    "medical/catalogue.csv": ("price_fen", "self_first_pct"),
+    "medical/cross_region.csv": ("cut_points",),
+    "medical/national.csv": ("max_cut_points",),
+}
+
+# Files whose rows hold a second group of figures with a provenance of their own:
+# file → (figure columns, source column, confidence column).
+SECOND_FIGURES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "venues/venues.csv": (("open_from", "open_to", "daily_limit", "loan_limit", "loan_days", "fine_fen_per_day",
+                           "fine_cap_fen"), "rules_source", "rules_confidence"),
+    "medical/policies.csv": (("band_fen", "band_ratio_pct"), "band_source", "band_confidence"),
 }
 
 # file, or folder ending in "/", (relative to fixtures/) → why it holds no figures to source
 NOT_FIGURES: dict[str, str] = {
     "subsidies/sources.csv": "the sources themselves",
     "subsidies/samples/": "sample batch files: what a department sends in, not reference figures",
+    "transit/sources.csv": "the sources themselves",
+    "venues/sources.csv": "the sources themselves",
+    "medical/sources.csv": "the sources themselves",
+    "transit/bj_subway.csv": "the network's stations (real names) and distances, illustrative as a whole "
+                             "(fixtures/transit/README.md): a fare worked out from stations says illustrative",
+    "transit/tj_metro.csv": "the network's stations and their order (sections); no fare figures",
+    "medical/hospitals.csv": "designated hospitals and their levels, not figures; `illustrative` marks examples",
 }
 
 
@@ -51,7 +79,8 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def problems(name: str, columns: Iterable[str], rows: Iterable[Mapping[str, str | None]]) -> list[str]:
+def problems(name: str, columns: Iterable[str], rows: Iterable[Mapping[str, str | None]],
+             source: str = "source", confidence: str = "confidence") -> list[str]:
     """What is wrong with the provenance of ``rows`` of ``name`` (``<folder>/<file>.csv``); empty when nothing."""
     folder = name.split("/", 1)[0]
     columns = tuple(columns)
@@ -63,11 +92,11 @@ def problems(name: str, columns: Iterable[str], rows: Iterable[Mapping[str, str 
             continue
         if not any((row[c] or "").strip() for c in columns):
             continue  # no figure on this row
-        if "source" not in row or "confidence" not in row:
-            found.append(f"{name} line {line}: a figure without source and confidence columns")
+        if source not in row or confidence not in row:
+            found.append(f"{name} line {line}: a figure without {source} and {confidence} columns")
             continue
         try:
-            provenance(folder, row["source"] or "", row["confidence"] or "", where=f"{name} line {line}")
+            provenance(folder, row[source] or "", row[confidence] or "", where=f"{name} line {line}")
         except SbcardError as e:
             found.append(e.message)
     return found
@@ -90,10 +119,17 @@ def test_fixture_provenance_every_figure_names_a_source_and_a_confidence_that_lo
     assert problems(name, columns, rows) == []
 
 
+@pytest.mark.parametrize(("name", "group"), sorted(SECOND_FIGURES.items()))
+def test_fixture_provenance_a_second_group_of_figures_names_its_own_source(name, group):
+    columns, source, confidence = group
+    assert problems(name, columns, _rows(name), source, confidence) == []
+
+
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_fixture_provenance_every_source_is_cited(folder):
     cited = {part.strip() for name in FIGURES if name.startswith(f"{folder}/") for row in _rows(name)
-             for part in (row.get("source") or "").split(";") if part.strip()}
+             for key in ("source", SECOND_FIGURES.get(name, ((), "source", ""))[1])
+             for part in (row.get(key) or "").split(";") if part.strip()}
     unused = set(load_sources(folder)) - cited
     assert not unused, f"fixtures/{folder}/sources.csv lists sources no figure cites: {sorted(unused)}"
 

@@ -323,10 +323,12 @@ def test_a_75_year_old_without_the_concession_pays_the_card_fare_on_a_beijing_bu
     assert ride.ok and (ride.fare_fen, ride.rule) == (0, "bj-bus.elderly-free")
     data = ride.to_json("T1")
     assert data["confidence"] == "secondary" and data["illustrative"] is False
-    assert [s["id"] for s in data["source"]] == ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017"]
+    assert [s["id"] for s in data["source"]] == ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017",
+                                              "bj-ssc-gen3-2026"]
     assert all(s["title"] and s["issuer"] for s in data["source"])  # the answer names the documents
     kept = bus.records()[-1]["provenance"]  # the offline log keeps their ids only
-    assert kept == {"source": ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017"],
+    assert kept == {"source": ["bj-fares-2014", "bj-elderly-card-guide", "bj-elderly-card-2017",
+                                              "bj-ssc-gen3-2026"],
                     "confidence": "secondary", "illustrative": False}
 
 
