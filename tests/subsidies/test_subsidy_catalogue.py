@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
+from subsidy_fixture_copy import broken, fixtures  # noqa: F401  (fixtures: the fixture)
 from world_template import NOW
 
 from sbcard import subsidy_reference as R
 from sbcard.clock import FixedClock
-from sbcard.domain.errors import SbcardError
-from sbcard.reference import fixtures_dir
 from sbcard.store.world import init_world, open_world
-
-
-@pytest.fixture
-def fixtures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of fixtures/ the test may edit, read instead of the real one."""
-    copy = tmp_path / "fixtures"
-    shutil.copytree(fixtures_dir(), copy)
-    monkeypatch.setenv("SBCARD_FIXTURES", str(copy))
-    R.catalogue.cache_clear()
-    R.generate_rules.cache_clear()
-    yield copy
-    R.catalogue.cache_clear()
-    R.generate_rules.cache_clear()
 
 
 def test_subsidy_catalogue_init_loads_it_once_into_every_region(tmp_path, fixtures):
@@ -56,15 +38,8 @@ def test_subsidy_catalogue_init_loads_it_once_into_every_region(tmp_path, fixtur
     ("generate_rules.csv", "GLJT,130000,80,89", "GLJT,140000,80,89", "line 8"),
 ])
 def test_subsidy_catalogue_a_broken_fixture_is_an_internal_error_naming_the_line(fixtures, file, old, new, words):
-    path = fixtures / "subsidies" / file
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    with pytest.raises(SbcardError) as broken:
-        R.catalogue()
-        R.generate_rules()
-    assert broken.value.code == "fixture.invalid" and broken.value.exit_code == 3
-    assert f"fixtures/subsidies/{file}" in broken.value.message and words in broken.value.message
+    error = broken(fixtures, file, old, new)
+    assert f"fixtures/subsidies/{file}" in error.message and words in error.message
 
 
 def test_subsidy_catalogue_the_real_fixtures_read():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
+from subsidy_fixture_copy import broken, fixtures  # noqa: F401  (fixtures: the fixture)
 from world_template import cli, make_template
 
 from sbcard import subsidy_reference as R
@@ -22,7 +23,6 @@ from sbcard.clock import BEIJING
 from sbcard.domain import subsidies as S
 from sbcard.domain.citizen_id import CitizenId, compute_check_char
 from sbcard.domain.errors import SbcardError
-from sbcard.reference import fixtures_dir, load_sources
 
 BJ_NOTICE = "bj-gljt-2019"
 CHAOYANG = "110105"  # 北京市朝阳区
@@ -34,23 +34,6 @@ def holder(born: str, seq: int, region: str = CHAOYANG) -> str:
     """A citizen ID of ``region`` born on ``born`` (YYYYMMDD), with its check character."""
     first17 = f"{region}{born}{seq:03d}"
     return first17 + compute_check_char(first17)
-
-
-def _clear_caches() -> None:
-    R.catalogue.cache_clear()
-    R.generate_rules.cache_clear()
-    load_sources.cache_clear()
-
-
-@pytest.fixture
-def fixtures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of fixtures/ the test may edit, read instead of the real one."""
-    copy = tmp_path / "fixtures"
-    shutil.copytree(fixtures_dir(), copy)
-    monkeypatch.setenv("SBCARD_FIXTURES", str(copy))
-    _clear_caches()
-    yield copy
-    _clear_caches()
 
 
 # ----------------------------------------------------------------------------- Beijing's bands, edge by edge
@@ -128,24 +111,17 @@ def test_subsidy_provenance_a_database_cap_the_fixture_does_not_hold_is_illustra
      "line 8: source/confidence: a secondary figure names its source"),
 ])
 def test_subsidy_provenance_a_row_without_a_known_source_is_refused(fixtures, file, old, new, words):
-    path = fixtures / "subsidies" / file
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    with pytest.raises(SbcardError) as broken:
-        R.catalogue()
-        R.generate_rules()
-    assert broken.value.code == "fixture.invalid" and broken.value.exit_code == 3
+    error = broken(fixtures, file, old, new)
     where, _, why = words.rpartition(": ")
-    assert f"fixtures/subsidies/{file} {where}: " in broken.value.message and why in broken.value.message
+    assert f"fixtures/subsidies/{file} {where}: " in error.message and why in error.message
 
 
 def test_subsidy_provenance_a_broken_sources_file_is_refused(fixtures):
     path = fixtures / "subsidies" / "sources.csv"
     path.write_text(path.read_text(encoding="utf-8").replace("2019-10-25", "Oct 2019", 1), encoding="utf-8")
-    with pytest.raises(SbcardError) as broken:
+    with pytest.raises(SbcardError) as refused:
         R.catalogue()
-    assert broken.value.code == "fixture.invalid" and "fixtures/subsidies/sources.csv line 2" in broken.value.message
+    assert refused.value.code == "fixture.invalid" and "fixtures/subsidies/sources.csv line 2" in refused.value.message
 
 
 # ----------------------------------------------------------------------------- the answers
