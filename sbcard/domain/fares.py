@@ -269,6 +269,13 @@ def bj_bus_fare(km: Any, area: str | None = CITY, age: int | None = None,
     if rule is not None and age is not None and age >= rule.min_age:
         if rule.areas and area not in rule.areas:
             why_not = f"; aged {age}, but the elderly free bus covers the city area only"
+        elif concession == ELDERLY and card_region is not None and not rule.carried_by(card_region):
+            # another region's elderly concession (Tianjin's free ride) is not Beijing's
+            why_not = (f"; aged {age}, but a card of region {card_region} carries its own region's elderly "
+                       "concession, not Beijing's")
+            if rule.same_treatment_for(card_region):
+                return FareQuote(0, full, "bj-bus.elderly-free",
+                                 f"{trip}; holder aged {age}, card of region {card_region}: same treatment (同城待遇)")
         elif concession == ELDERLY:
             return FareQuote(0, full, "bj-bus.elderly-free",
                              f"{trip}; holder aged {age} with Beijing's elderly concession: "

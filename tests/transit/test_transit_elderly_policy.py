@@ -184,14 +184,18 @@ SAME_TREATMENT = [  # card region, switch, age → fare of 5 km within Beijing (
     ("110000", True, 70, 100),  # a Beijing card still needs Beijing's concession
     (None, True, 70, 100),  # a card whose issuer is not known
 ]
+# … and a card carrying its own region's elderly concession (Tianjin's free ride): not Beijing's
+SAME_TREATMENT_WITH_OWN_CONCESSION = [("120000", False, 70, 100), ("120000", True, 70, 0), ("110000", False, 60, 0)]
 
 
-@pytest.mark.parametrize(("card_region", "on", "age", "fen"), SAME_TREATMENT)
-def test_other_regions_holders_on_a_beijing_bus_by_the_same_treatment_switch(card_region, on, age, fen):
+@pytest.mark.parametrize(("card_region", "on", "age", "fen", "concession"),
+                         [(*row, None) for row in SAME_TREATMENT]
+                         + [(*row, "elderly") for row in SAME_TREATMENT_WITH_OWN_CONCESSION])
+def test_other_regions_holders_on_a_beijing_bus_by_the_same_treatment_switch(card_region, on, age, fen, concession):
     day = date(2025, 6, 1)
     birth = date(day.year - age, 1, 1)
     quote = F.quote("bj-bus", km="5", holder_birth_date=birth, day=day, policy=_with_switch(on),
-                    card_region=card_region)
+                    card_region=card_region, concession=concession)
     assert quote.fare_fen == fen
 
 
