@@ -98,7 +98,8 @@ def policies_command(app: AppContext, region: str | None) -> None:
         return "/".join(str(p["ratio_pct"][str(lv)]) for lv in (1, 2, 3))
 
     click.echo(table([(p["region"], p["insurance_type"], "yes" if p["retired"] else "no", p["episode"],
-                       f"{'/'.join(money(p['deductible_fen'][str(lv)]) for lv in (1, 2, 3))} a {p['deductible_basis']}",
+                       f"{'/'.join(money(p['deductible_fen'][str(lv)]) for lv in (1, 2, 3))} "
+                       f"{'an admission' if p['deductible_basis'] == 'admission' else 'a year'}",
                        pct(p), "none" if p["cap_fen"] is None else money(p["cap_fen"]),
                        "" if p["band_fen"] is None else f"{p['band_ratio_pct']}% above {money(p['band_fen'])}"
                        + (" (illustrative)" if p["band"]["illustrative"] else ""),
