@@ -152,9 +152,10 @@ def register_command(app: AppContext, card_number: str, kind: str, province: str
         node, citizen = _holder_of(world, card_number.strip().upper())
         if operator:
             from sbcard.services import operators
+            from sbcard.services.issuance import COUNTER_ROLES
 
-            operators.require_operator(world.region(node), operator.strip())
-        done = regs.register(world.region(node), citizen_id=citizen, kind=kind, province=_region(province),
+            operators.require_operator(world.region(node), operator.strip(), roles=COUNTER_ROLES)
+        done = regs.register(world.region(node), citizen_id=citizen, kind=kind, province=_region(province, "--province"),
                              valid_from=first, valid_to=last, operator=(operator or regs.HOLDER).strip(), now=now)
     if app.json:
         emit_json(done)
@@ -179,8 +180,9 @@ def unregister_command(app: AppContext, registration_id: int, card_number: str, 
         node, citizen = _holder_of(world, card_number.strip().upper())
         if operator:
             from sbcard.services import operators
+            from sbcard.services.issuance import COUNTER_ROLES
 
-            operators.require_operator(world.region(node), operator.strip())
+            operators.require_operator(world.region(node), operator.strip(), roles=COUNTER_ROLES)
         done = regs.cancel(world.region(node), citizen_id=citizen, registration_id=registration_id,
                            operator=(operator or regs.HOLDER).strip(), now=app.clock.now())
     if app.json:
@@ -530,10 +532,10 @@ def settle_owed_command(app: AppContext, claim_id: str, operator: str, outlet: s
                        ("transaction", done["txn_id"])]))
 
 
-def _region(text: str) -> str:
+def _region(text: str, field: str = "--region") -> str:
     from sbcard.domain.regions import validate_region_code
 
     try:
         return validate_region_code(text)
     except InvalidInput as e:
-        raise InvalidInput(e.code, e.message, "--region") from None
+        raise InvalidInput(e.code, e.message, field) from None

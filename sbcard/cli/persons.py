@@ -141,6 +141,9 @@ def residence_command(app: AppContext, citizen_id: str, residence: str, operator
     """Record a person's residence status, as their 户口簿 or 居住证 shows it (audited)."""
     from sbcard.domain.citizen_id import CitizenId
     from sbcard.federation.lookup import find_person, require_operator_anywhere
+    from sbcard.domain.regions import NODE_NAMES
+    from sbcard.services.issuance import COUNTER_ROLES
+    from sbcard.services.operators import require_operator
     from sbcard.services.registry import set_residence
 
     try:
@@ -148,12 +151,17 @@ def residence_command(app: AppContext, citizen_id: str, residence: str, operator
     except InvalidInput as e:
         raise InvalidInput(e.code, e.message, "CITIZEN_ID") from None
     with open_world(app.home, app.clock) as world:
-        require_operator_anywhere(world, operator)
+        staff_node, staff = require_operator_anywhere(world, operator)
         found = find_person(world, cid.value)
         if found is None:
             raise NotFound("person.unknown", f"{cid.masked()} is not registered in Beijing, Tianjin or Hebei",
                            "CITIZEN_ID")
         node, _ = found
+        if staff_node != node:
+            raise RuleRefused("person.residence.region", f"the person is in {NODE_NAMES[node]}'s registry: "
+                              f"{NODE_NAMES[node]}'s staff record their residence, not {operator} "
+                              f"({NODE_NAMES[staff_node]})", "--operator")
+        require_operator(world.region(node), operator, roles=COUNTER_ROLES)
         data = set_residence(world.region(node), citizen_id=cid.value, residence=residence, operator=operator,
                              now=app.clock.now())
     _emit_person(app, {**data, "node": node}, show_personal=False, verb="Updated")

@@ -86,6 +86,9 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
             card_region = validate_region_code(card_region)
         except InvalidInput as e:
             raise InvalidInput(e.code, e.message, "--card-region") from None
+        if card_region[:2] not in ("11", "12", "13"):
+            raise InvalidInput("fare.card_region", f"{card_region} is not in Beijing (11…), Tianjin (12…) or Hebei "
+                               "(13…): cards of other regions are not issued here", "--card-region")
     tariff = load_tariff()
     fare, route = tariff.quote(
         operator_code,

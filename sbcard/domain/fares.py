@@ -430,6 +430,11 @@ def quote(
             raise InvalidInput("fare.holder", "the elderly free ride depends on the holder's age: give the "
                                "holder's citizen ID", "--holder-id")
         full = TJ_BUS_BASE_FEN if full_fare_fen is None else full_fare_fen
+        if concession == ELDERLY and rule is not None and card_region is not None and not rule.carried_by(card_region):
+            # a Beijing or Hebei card's elderly concession is its own region's, not Tianjin's free ride
+            quote = tj_bus_fare(full, age, False, line_kind, rule)
+            return attrs.evolve(quote, description=f"{quote.description.split(';')[0]}; a card of region "
+                                f"{card_region} carries its own region's elderly concession, not Tianjin's free ride")
         return tj_bus_fare(full, age, concession == ELDERLY, line_kind, rule)
     if operator_code in HE_BUSES:
         return he_bus_fare(operator_code, full_fare_fen, concession)

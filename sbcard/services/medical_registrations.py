@@ -7,7 +7,9 @@ has an end). Staff make it at a counter (``operator``) or the holder makes it th
 (``operator`` ``"holder"``: the 国家医保服务平台 app in real life). An emergency (急诊抢救)
 is not registered: it is deemed registered (视同已备案) by the visit itself.
 
-Refused: a province that is the holder's own, a temporary kind without an end, a period
+Refused: a first day before the holder was born or more than a year ahead, a last day
+more than ten years after the first (typos), a province that is the holder's own, a
+temporary kind without an end, a period
 that overlaps another registration of the holder for the same province (one place, one
 registration at a time: end the old one first), a holder not insured here.
 The settlement (``medical_host``) looks up ``valid_on`` for the day of treatment.
@@ -21,6 +23,8 @@ from typing import Any
 import sqlite_utils
 
 from sbcard.domain import medical as M
+from sbcard.domain.citizen_id import CitizenId
+from sbcard.domain.concessions import birthday_at
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.services import audit
@@ -28,6 +32,9 @@ from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
 
 HOLDER = "holder"
+# Bounds of the input, not rules of the scheme: beyond them a date is a typo.
+MAX_DAYS_AHEAD = 366  # a registration's first day at most a year from today
+MAX_YEARS = 10  # its last day at most ten years after its first
 
 
 def _value(row: dict[str, Any]) -> M.Registration:
@@ -63,6 +70,16 @@ def register(db: sqlite_utils.Database, *, citizen_id: str, kind: str, province:
     if valid_to is not None and valid_to < valid_from:
         raise InvalidInput("medical.registration.to", f"the last day {valid_to} is before the first {valid_from}",
                            "--to")
+    born = CitizenId.parse(citizen_id).birth_date
+    if valid_from < born:
+        raise InvalidInput("medical.registration.from",
+                           f"the first day {valid_from} is before the holder was born ({born})", "--from")
+    if valid_from > now.date() + dt.timedelta(days=MAX_DAYS_AHEAD):
+        raise InvalidInput("medical.registration.from", f"the first day {valid_from} is more than a year ahead "
+                           f"(a registration is made for a move or a treatment that is coming)", "--from")
+    if valid_to is not None and valid_to > birthday_at(valid_from, MAX_YEARS):
+        raise InvalidInput("medical.registration.to", f"the last day {valid_to} is more than {MAX_YEARS} years "
+                           f"after the first ({valid_from}): a typo, not a registration", "--to")
     with UnitOfWork(db) as uow:
         person = uow.db.execute("SELECT insured_region FROM enrolments WHERE citizen_id = ?", [citizen_id]).fetchone()
         if person is None or not person[0]:

@@ -84,12 +84,29 @@ def test_a_registration_is_recorded_and_listed(medical_world):
     (("--kind", "posted_worker", "--province", "130000", "--from", "2025-02-30"), 2, "--from"),
     (("--kind", "posted_worker", "--province", "990000"), 2, "--province"),
     (("--kind", "posted_worker", "--province", "130000", "--operator", "XX-C9"), 2, "XX-C9"),
+    (("--kind", "posted_worker", "--province", "130000", "--operator", "HE-C1"), 2, "HE-C1"),
+    (("--kind", "posted_worker", "--province", "13"), 2, "--province"),
+    (("--kind", "referral", "--province", "130000", "--from", "1954-12-31", "--to", "1955-01-05"), 2,
+     "before the holder was born (1955-01-01)"),
+    (("--kind", "posted_worker", "--province", "130000", "--from", "2026-03-05"), 2, "more than a year ahead"),
+    (("--kind", "referral", "--province", "130000", "--from", "2025-03-03", "--to", "2035-03-04"), 2,
+     "more than 10 years"),
 ], ids=["home province", "temporary without end", "ends before it starts", "emergency", "bad date",
-        "bad province", "unknown operator"])
+        "bad province", "unknown operator", "another region's operator", "malformed province",
+        "before birth", "over a year ahead", "over ten years long"])
 def test_a_registration_is_refused(medical_world, args, code, says):
     got, err = register(medical_world, *args)
     assert got == code and says in err
     assert medical_world.query("tj", "SELECT * FROM medical_registrations") == []
+
+
+@pytest.mark.parametrize("args", [
+    ("--kind", "referral", "--province", "130000", "--from", "1955-01-01", "--to", "1955-01-05"),  # born that day
+    ("--kind", "posted_worker", "--province", "130000", "--from", "2026-03-04"),  # a year (366 days) ahead
+    ("--kind", "referral", "--province", "130000", "--from", "2025-03-03", "--to", "2035-03-03"),  # ten years
+], ids=["from the birth day", "a year ahead", "ten years long"])
+def test_a_registration_at_the_edges_of_its_dates_is_recorded(medical_world, args):
+    assert register(medical_world, *args)[0] == 0
 
 
 def test_overlapping_registrations_for_one_place_are_refused(medical_world):

@@ -74,3 +74,18 @@ def test_person_residence_changes_it_and_is_audited(sbcard, home, clerk):
     code, _, err, _ = sbcard("person", "residence", citizen_id("110105", "19800101", 565), "--residence", "hukou",
                              *CLERK, "--json")
     assert code == 2 and '"code": "person.unknown"' in err
+
+
+@pytest.mark.parametrize(("code", "role", "region", "refusal"), [
+    ("tj-clerk", "counter", "120103", "person.residence.region"),  # another region's counter staff
+    ("bj-finance", "finance", "110105", "operator.role"),  # this region, but not a counter act
+])
+def test_only_the_persons_regions_counter_staff_record_residence(sbcard, home, clerk, code, role, region, refusal):
+    assert _add(sbcard, LI)[0] == 0
+    added = sbcard("operator", "add", code, "--name", "陈静", "--role", role, "--region", region)
+    assert added[0] == 0, added[2]
+    got, _, err, _ = sbcard("person", "residence", LI, "--residence", "hukou", "--operator", code, "--json")
+    assert got == 1 and f'"code": "{refusal}"' in err
+    db = open_db(home / "bj.db")
+    assert db.execute("SELECT residence FROM persons").fetchone()[0] == "unknown"
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'person.residence'").fetchone()[0] == 0

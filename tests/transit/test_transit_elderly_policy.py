@@ -168,6 +168,18 @@ TJ_BUS = [  # birth, day → fare of a ¥2 regular line, free-ride function enab
 ]
 
 
+@pytest.mark.parametrize(("card_region", "fen"), [
+    ("120000", 0),  # a Tianjin card with the free-ride function
+    ("110000", 200),  # a Beijing card's elderly concession is Beijing's, not Tianjin's free ride
+    ("130100", 200),  # a Hebei card: Hebei's elderly ride with the city's 敬老卡
+])
+def test_only_a_tianjin_card_carries_tianjins_free_ride(card_region, fen):
+    quote = F.quote("tj-bus", full_fare_fen=200, holder_birth_date=date(1950, 1, 1), day=date(2025, 6, 1),
+                    concession="elderly", policy=POLICY, card_region=card_region)
+    assert quote.fare_fen == fen
+    assert ("not Tianjin's free ride" in quote.description) is (fen > 0)
+
+
 @pytest.mark.parametrize(("birth", "day", "fen"), TJ_BUS)
 def test_tianjin_bus_fares_from_the_rules_start_and_the_65th_birthday(birth, day, fen):
     quote = F.quote("tj-bus", full_fare_fen=200, holder_birth_date=birth, day=day, concession="elderly",

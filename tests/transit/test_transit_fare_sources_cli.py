@@ -75,8 +75,9 @@ def test_a_tianjin_holder_is_told_the_same_treatment_switch_is_off(sbcard):
     assert data["card_region"] == "120000" and "同城待遇, is off" in data["description"]
 
 
-def test_a_bad_card_region_is_bad_input(sbcard):
-    code, out, err, _ = _fare(sbcard, "--operator", "bj-bus", "--km", "3", "--card-region", "12")
+@pytest.mark.parametrize("region", ["12", "440000", "999999"])  # malformed; outside the three regions
+def test_a_bad_card_region_is_bad_input(sbcard, region):
+    code, out, err, _ = _fare(sbcard, "--operator", "bj-bus", "--km", "3", "--card-region", region)
     assert code == 2 and "--card-region" in err
 
 
