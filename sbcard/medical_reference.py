@@ -19,7 +19,7 @@ import attrs
 from sbcard.domain import medical as M
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, cite, combine
-from sbcard.reference import load_regions, load_sources, read_csv_rows
+from sbcard.reference import load_regions, load_sources, read_csv_rows, why
 
 DIR = "medical"
 HOSPITALS, CATALOGUE, POLICIES = "hospitals.csv", "catalogue.csv", "policies.csv"
@@ -243,7 +243,7 @@ def _cross_region() -> Mapping[str, M.CrossRegionRules]:
                 kind, int(_cell(row, "cut_points")), _provenance(row, "source", "confidence", f"{region} {kind}"),
                 on=switch == "on", valid_from=_date(_cell(row, "valid_from")))
         except ValueError as e:
-            raise _broken(CROSS_REGION, f"row {n}: {e}") from None
+            raise _broken(CROSS_REGION, f"row {n}: {why(e)}") from None
     caps = national_caps()
     out = {}
     for region, terms in kinds.items():

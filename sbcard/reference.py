@@ -29,6 +29,17 @@ def fixtures_dir() -> Path:
     return Path(sys.prefix) / "share" / "sbcard" / "fixtures"
 
 
+def why(error: BaseException) -> str:
+    """An error's reason as a fixture message shows it: a project error's message; attrs' choice
+    validators' sentence without the attribute's internals they carry (``'status' must be in
+    ('', 'student') (got 'vip')``); otherwise the error's text."""
+    if isinstance(error, SbcardError):
+        return error.message
+    if isinstance(error, ValueError) and len(error.args) > 1 and isinstance(error.args[0], str):
+        return error.args[0]
+    return str(error)
+
+
 def read_csv_rows(name: str) -> list[dict[str, str]]:
     """Rows of ``fixtures/<name>`` as dicts keyed by the header (UTF-8, a BOM tolerated)."""
     path = fixtures_dir() / name

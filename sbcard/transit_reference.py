@@ -19,7 +19,7 @@ from sbcard.domain import fares as F
 from sbcard.domain.errors import SbcardError
 from sbcard.domain.network import KM, SECTIONS, BusLine, Network, OperatorInfo, Tariff
 from sbcard.domain.sources import Provenance
-from sbcard.reference import provenance, read_csv_rows
+from sbcard.reference import provenance, read_csv_rows, why
 
 DIR = "transit"
 NETWORK_FILES = {F.BJ_SUBWAY: ("bj_subway.csv", KM), F.TJ_METRO: ("tj_metro.csv", SECTIONS)}
@@ -136,7 +136,7 @@ def load_concession_policy() -> C.ConcessionPolicy:
                 same_treatment_regions=_list(cell["same_treatment_regions"]),
                 provenance=_cited(name, n, row), note=cell["note"]))
         except (TypeError, ValueError) as e:
-            raise _broken(name, f"line {n}: {e}") from None
+            raise _broken(name, f"line {n}: {why(e)}") from None
     try:
         return C.ConcessionPolicy(tuple(rules))
     except ValueError as e:

@@ -19,7 +19,7 @@ from sbcard.domain import venues as V
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.regions import is_within, validate_region_code
 from sbcard.domain.sources import Provenance, cite
-from sbcard.reference import load_regions, load_sources, read_csv_rows
+from sbcard.reference import load_regions, load_sources, read_csv_rows, why
 
 DIR = "venues"
 VENUES = "venues.csv"
@@ -82,7 +82,7 @@ def _price_rules() -> dict[str, list[tuple[int, V.PriceRule]]]:
         try:
             rule = _rule(row)
         except (ValueError, TypeError, SbcardError) as e:
-            raise _broken(f"row {n}: {getattr(e, 'message', e)}", PRICES) from None
+            raise _broken(f"row {n}: {why(e)}", PRICES) from None
         code = _cell(row, "venue").upper()
         earlier = next((m for m, r in out.get(code, []) if r.rule == rule.rule), None)
         if earlier is not None:
@@ -126,7 +126,7 @@ def _venues() -> Mapping[str, V.Venue]:
         try:
             venue = _venue(row, rules.pop(_cell(row, "code").upper(), []))
         except (ValueError, TypeError, SbcardError) as e:
-            raise _broken(f"row {n}: {getattr(e, 'message', e)}") from None
+            raise _broken(f"row {n}: {why(e)}") from None
         if venue.code in out:
             raise _broken(f"row {n}: venue {venue.code} is listed twice")
         try:

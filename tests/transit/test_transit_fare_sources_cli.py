@@ -102,6 +102,9 @@ SPOILED = [  # file, text replaced, by → what the message names
      "bj-subway.distance,Beijing subway distance fare,nowhere,official", "unknown source nowhere"),
     ("operators.csv", "tj-metro-fares,official", "tj-metro-fares,sure", "confidence 'sure'"),
     ("concessions.csv", ",off,120000;130000,", ",maybe,120000;130000,", "same_treatment 'maybe'"),
+    # a choice column's bad value: attrs' sentence, not its internals
+    ("concessions.csv", ",none,off,", ",two_months,off,", "'enable_ahead' must be in ('none', 'one_month') (got "
+     "'two_months')"),
 ]
 
 
@@ -114,4 +117,4 @@ def test_a_fixture_that_does_not_say_where_its_figure_comes_from_is_refused(sbca
     path.write_text(text.replace(old, new), encoding="utf-8")
     code, out, err, _ = _fare(sbcard, "--operator", "bj-subway", "--km", "6")
     assert code == 3
-    assert message in err and name in err
+    assert message in err and name in err and "Attribute(" not in err
