@@ -253,6 +253,7 @@ class Tariff:
         self.operators = {o.code: o for o in operators}
         self.policy = policy if policy is not None else ConcessionPolicy()
         self.rule_provenance = dict(rule_provenance or {})  # FareQuote.rule → its row in fare_rules.csv
+        self._combined: dict[tuple[Provenance, ...], Provenance] = {}
         self.networks = dict(networks)
         self.lines: dict[tuple[str, str], BusLine] = {}
         for line in lines:
@@ -339,13 +340,16 @@ class Tariff:
               used: Iterable[Provenance] = ()) -> F.FareQuote:
         """``fare`` with the provenance of the rows it was built from: its fare rule's, the line's or
         route's, and the elderly rule's when it decided (a free ride, or a card's elderly concession)."""
-        parts = [self.rule_provenance.get(fare.rule, ILLUSTRATIVE_ONLY), *used]
+        parts = (self.rule_provenance.get(fare.rule, ILLUSTRATIVE_ONLY), *used)
         elderly = "elderly" in fare.rule or concession == F.ELDERLY or "elderly" in fare.description
         if elderly and day is not None:
             rule = self.policy.for_operator(operator, day) or self._latest_rule(operator)
             if rule is not None:
-                parts.append(rule.provenance)
-        return attrs.evolve(fare, provenance=combine(parts))
+                parts = (*parts, rule.provenance)
+        combined = self._combined.get(parts)  # a tap's hot path: the same few combinations over and over
+        if combined is None:
+            combined = self._combined[parts] = combine(parts)
+        return attrs.evolve(fare, provenance=combined)
 
     def _latest_rule(self, operator: str) -> ConcessionRule | None:
         """The operator's latest elderly rule, in force or not (what a charged fare before its start cites)."""

@@ -34,7 +34,7 @@ def _source_id(_inst: Any, _attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"a source id is lower-case letters, digits and '-', got {value!r}")
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the tariff's combination cache, on the tap's path
 class Source:
     """One public document a figure comes from: what it is, who issued it, when, where."""
 
@@ -57,7 +57,7 @@ class Source:
                 "url": self.url or None, "kind": self.kind}
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Provenance:
     """The sources of one figure (or one rule's figures) and the confidence they earn."""
 
