@@ -43,8 +43,11 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 import transit_upload as gen  # noqa: E402
 
-from sbcard.services import clearing, ledger, links, transit_host  # noqa: E402
-from sbcard.services.purse_host import FLOAT_PURSE, ensure_float  # noqa: E402
+from sbcard.services.clearing import purse_records as clearing
+from sbcard.services.accounts import ledger
+from sbcard.services.exchange import links
+from sbcard.services.transit import host as transit_host  # noqa: E402
+from sbcard.services.transit.purse_host import FLOAT_PURSE, ensure_float  # noqa: E402
 from sbcard.store.world import REGION_NODES, open_world  # noqa: E402
 
 TARGET_S = 60.0

@@ -110,7 +110,7 @@ def prepare(home: Path) -> dict[str, Any]:
     """A small world and the plausible value of every parameter name, for the parameters not being fuzzed."""
     people = build_world(home, 3, deposit_yuan="100")
     from sbcard.clock import FixedClock
-    from sbcard.services import operators
+    from sbcard.services.outlets import operators
     from sbcard.store.world import open_world
     from bench_world import START
 

@@ -34,7 +34,8 @@ from click.testing import CliRunner  # noqa: E402
 from sbcard.cli.main import cli  # noqa: E402
 from sbcard.clock import BEIJING, FixedClock  # noqa: E402
 from sbcard.domain.citizen_id import compute_check_char  # noqa: E402
-from sbcard.services import operators, registry, stock  # noqa: E402
+from sbcard.services.outlets import operators, stock
+from sbcard.services.people import registry  # noqa: E402
 from sbcard.store.world import init_world, open_world  # noqa: E402
 from terminals.emulator.blank import create_blank  # noqa: E402
 

@@ -5,7 +5,7 @@
 Builds a seeded world in a temporary directory and issues ``--cards`` cards through the
 command line (apply, issue, activate, a deposit), a third in each region, employees and
 residents. Each settlement is a whole one as a hospital's point of sale runs it
-(``terminals.apps.medical.PointOfSale`` with ``sbcard.federation.medical.PosHost``): the
+(``terminals.apps.medical.PointOfSale`` with ``sbcard.services.medical.routing.PosHost``): the
 card enters the field (its file loaded, as ``emulator:PATH`` does), the point of sale
 reads SSSE and DF04, asks the hub's directory for the card's status, VERIFY PIN when the
 personal account pays (every other claim of an employee), takes a claim id from the
@@ -34,11 +34,11 @@ sys.path.insert(0, str(REPO))
 
 from bench_world import PIN, REGIONS, START, build_world  # noqa: E402
 
-from sbcard import medical_reference as ref  # noqa: E402
+from sbcard.reference import medical as ref  # noqa: E402
 from sbcard.chip.reader import CountingReader  # noqa: E402
 from sbcard.clock import SimClock  # noqa: E402
 from sbcard.domain import medical as M  # noqa: E402
-from sbcard.federation.medical import PosHost  # noqa: E402
+from sbcard.services.medical.routing import PosHost  # noqa: E402
 from sbcard.store.world import open_world  # noqa: E402
 from terminals.apps.medical import PointOfSale  # noqa: E402
 from terminals.drivers.emulator import EmulatorReader  # noqa: E402

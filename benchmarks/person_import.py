@@ -26,7 +26,7 @@ from pathlib import Path
 from sbcard.clock import BEIJING, FixedClock
 from sbcard.domain.citizen_id import compute_check_char
 from sbcard.reference import load_regions
-from sbcard.services.registry import import_persons
+from sbcard.services.people.registry import import_persons
 from sbcard.store.world import init_world, open_world
 
 TARGET_SECONDS = 60.0

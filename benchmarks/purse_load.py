@@ -6,9 +6,9 @@ Builds a seeded world in a temporary directory and issues ``--cards`` cards thro
 command line (apply, issue, activate), a third in each region. Each load is what
 ``sbcard.sim.engine.Simulation.load`` does on a person's first day: the account of the
 card and its balance from the ledger; a cash deposit of the amount at a bank-branch outlet
-of the card's region (``services.cash.deposit``: the first-day loads of the simulation
+of the card's region (``services.accounts.cash.deposit``: the first-day loads of the simulation
 nearly all need one); then the load terminal of an outlet (``terminals.apps.loader.load``
-with ``services.purse_host.PurseHost``: SELECT, the card's pending loads, INITIALIZE FOR
+with ``services.transit.purse_host.PurseHost``: SELECT, the card's pending loads, INITIALIZE FOR
 LOAD, MAC1 checked and the account debited in the issuing region, CREDIT FOR LOAD, the TAC
 confirmed). Outlets take turns over the three regions, so two loads in three are made
 at another region's counter. The card enters the field afresh for each load (its file
@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 from bench_world import REGIONS, START, build_world  # noqa: E402
 
 from sbcard.clock import SimClock  # noqa: E402
-from sbcard.services import cash, ledger  # noqa: E402
-from sbcard.services.purse_host import PurseHost  # noqa: E402
+from sbcard.services.accounts import cash, ledger  # noqa: E402
+from sbcard.services.transit.purse_host import PurseHost  # noqa: E402
 from sbcard.store.world import NODES, open_world  # noqa: E402
 from terminals.apps import loader  # noqa: E402
 from terminals.drivers.emulator import EmulatorReader  # noqa: E402

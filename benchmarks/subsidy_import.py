@@ -37,8 +37,8 @@ from sbcard.domain.card_number import compute_check_char as card_check
 from sbcard.domain.citizen_id import compute_check_char as id_check
 from sbcard.domain.money import fen_to_yuan_str
 from sbcard.reference import load_regions
-from sbcard.services import operators
-from sbcard.services.subsidy_import import import_batch
+from sbcard.services.outlets import operators
+from sbcard.services.subsidies.batch_import import import_batch
 from sbcard.store.world import init_world, open_world
 
 TARGET_SECONDS = 60.0

@@ -39,9 +39,10 @@ from sbcard.domain.bank_account import BankAccount
 from sbcard.domain.card_number import compute_check_char as card_check
 from sbcard.domain.citizen_id import compute_check_char as id_check
 from sbcard.domain.money import fen_to_yuan_str
-from sbcard.services import ledger, operators
-from sbcard.services.subsidy_import import import_batch
-from sbcard.services.subsidy_payment import approve
+from sbcard.services.accounts import ledger
+from sbcard.services.outlets import operators
+from sbcard.services.subsidies.batch_import import import_batch
+from sbcard.services.subsidies.payment import approve
 from sbcard.store.db import open_db
 from sbcard.store.world import init_world, open_world
 

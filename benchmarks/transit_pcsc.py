@@ -45,7 +45,7 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 def _terminal(directory: Path):
     from sbcard.clock import BEIJING, SimClock
-    from sbcard.transit_reference import load_tariff
+    from sbcard.reference.transit import load_tariff
     from terminals.apps.terminal_state import TerminalConfig, TerminalState
     from terminals.apps.transit import Validator
     from terminals.apps.transit_fares import TariffFares

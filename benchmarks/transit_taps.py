@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sbcard.clock import BEIJING, SimClock  # noqa: E402
-from sbcard.transit_reference import load_tariff  # noqa: E402
+from sbcard.reference.transit import load_tariff  # noqa: E402
 from terminals.apps.terminal_state import TerminalConfig, TerminalState  # noqa: E402
 from terminals.apps.transit import Validator  # noqa: E402
 from terminals.apps.transit_fares import TariffFares  # noqa: E402

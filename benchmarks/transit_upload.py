@@ -44,8 +44,9 @@ sys.path[:0] = [str(REPO)]
 from sbcard.chip.codec import to_bcd  # noqa: E402
 from sbcard.chip.crypto import diversify  # noqa: E402
 from sbcard.clock import BEIJING, FixedClock  # noqa: E402
-from sbcard.services import keys, transit_host  # noqa: E402
-from sbcard.services.transit_host import OfflineRecord, _TacChecker  # noqa: E402
+from sbcard.services.cards import keys
+from sbcard.services.transit import host as transit_host  # noqa: E402
+from sbcard.services.transit.host import OfflineRecord, _TacChecker  # noqa: E402
 from sbcard.store.world import init_world, open_world  # noqa: E402
 
 TARGET_S = 60.0

@@ -39,10 +39,10 @@ from sbcard.cli.terminals import _install  # noqa: E402
 from sbcard.clock import BEIJING, FixedClock, SimClock  # noqa: E402
 from sbcard.domain.card_number import CardNumber  # noqa: E402
 from sbcard.domain.citizen_id import compute_check_char  # noqa: E402
-from sbcard.services import venue_gates  # noqa: E402
-from sbcard.services.keys import issuer_masters  # noqa: E402
+from sbcard.services.venues import gates as venue_gates  # noqa: E402
+from sbcard.services.cards.keys import issuer_masters  # noqa: E402
 from sbcard.store.world import init_world, open_world  # noqa: E402
-from sbcard.venue_reference import venue  # noqa: E402
+from sbcard.reference.venues import venue  # noqa: E402
 from terminals.apps.terminal_state import TerminalState  # noqa: E402
 from terminals.apps.venue import VenueGate  # noqa: E402
 from terminals.drivers.emulator import EmulatorReader  # noqa: E402

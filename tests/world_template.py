@@ -49,7 +49,8 @@ def make_template(
     people: Iterable[tuple[str, dict[str, Any]]] = (),
 ) -> Path:
     """A world initialised at ``now`` under a new temporary folder, with ``staff`` and ``people`` (node, fields)."""
-    from sbcard.services import operators, registry
+    from sbcard.services.outlets import operators
+    from sbcard.services.people import registry
 
     home = factory.mktemp(f"{label}-template") / "world"
     init_world(home, FixedClock(now), rng_seed=seed)
@@ -71,7 +72,7 @@ def counter_of(staff: Staff, node: str) -> str:
 
 def receive_blanks(home: Path, staff: Staff, outlet: str, count: int, now: datetime) -> list[Path]:
     """The paths of ``count`` new blanks received into ``outlet``'s stock by its region's counter operator."""
-    from sbcard.services import stock
+    from sbcard.services.outlets import stock
     from terminals.emulator.blank import create_blank
 
     node = outlet[:2].lower()

@@ -27,14 +27,14 @@ def _cash_options(fn):
 
 
 def _cash_command(move: str, doc: str, *, verb: str, preposition: str) -> click.Command:
-    """``account deposit`` or ``withdraw``: cash over a bank-branch outlet's counter (``services.cash.<move>``)."""
+    """``account deposit`` or ``withdraw``: cash over a bank-branch outlet's counter (``services.accounts.cash.<move>``)."""
 
     @account.command(move, help=doc)
     @_cash_options
     @with_app
     def command(app: AppContext, card_number: str, amount: str, operator: str, outlet: str,
                 txn_id: str | None, memo: str | None) -> None:
-        from sbcard.services import cash
+        from sbcard.services.accounts import cash
 
         fen = parse_yuan(amount, field="--amount")
         with open_world(app.home, app.clock) as world:
@@ -58,7 +58,7 @@ withdraw_command = _cash_command(
 @with_app
 def show_command(app: AppContext, card_number: str) -> None:
     """CARD's account: number (masked here), status, balance and every entry."""
-    from sbcard.services.cash import account_view
+    from sbcard.services.accounts.cash import account_view
 
     with open_world(app.home, app.clock) as world:
         data = account_view(world, card_number)

@@ -59,7 +59,7 @@ CARD = click.argument("card_number", metavar="CARD")
 def report_lost_command(app: AppContext, card_number: str, temporary: bool, channel: str | None, operator: str,
                         outlet: str | None, reason: str | None) -> None:
     """挂失: stop the card and freeze its account; by phone/app only for 5 days unless confirmed."""
-    from sbcard.services import lifecycle
+    from sbcard.services.cards import lifecycle
 
     if channel is None:
         channel = "phone" if temporary else "counter"
@@ -79,7 +79,7 @@ def _event_command(name: str, event: str, doc: str) -> click.Command:
     @_event_options
     @with_app
     def command(app: AppContext, card_number: str, operator: str, outlet: str | None, reason: str | None) -> None:
-        from sbcard.services import lifecycle
+        from sbcard.services.cards import lifecycle
 
         with open_world(app.home) as world:
             done = getattr(lifecycle, event)(world, card_number=card_number, operator=operator, outlet=outlet,
@@ -99,7 +99,7 @@ unblock_command = _event_command(
 @with_app
 def lapse_losses_command(app: AppContext) -> None:
     """Write the lapse of temporary losses not confirmed within 5 days (run daily)."""
-    from sbcard.services import lifecycle
+    from sbcard.services.cards import lifecycle
 
     with open_world(app.home) as world:
         lapsed = lifecycle.lapse_temporary_losses(world, now=app.clock.now())
@@ -130,7 +130,7 @@ def lapse_losses_command(app: AppContext) -> None:
 def replace_command(app: AppContext, card_number: str, reader_spec: str, operator: str, outlet: str,
                     old_reader_spec: str | None, guardian_id: str | None, reason: str | None, trace: bool) -> None:
     """补换卡: a new card with a new number; the old one blacklisted, the account moved to the new one."""
-    from sbcard.services.replacement import Replacement
+    from sbcard.services.cards.replacement import Replacement
     from terminals.apps import counter
 
     now = app.clock.now()
@@ -177,7 +177,7 @@ def replace_command(app: AppContext, card_number: str, reader_spec: str, operato
 @with_app
 def cancel_command(app: AppContext, card_number: str, operator: str, reason: str, outlet: str | None) -> None:
     """注销: pay out the account's balance in cash, close the account, end the card for good."""
-    from sbcard.services import lifecycle
+    from sbcard.services.cards import lifecycle
 
     with open_world(app.home) as world:
         done = lifecycle.cancel(world, card_number=card_number, operator=operator, reason=reason, outlet=outlet,
@@ -200,7 +200,7 @@ def cancel_command(app: AppContext, card_number: str, operator: str, reason: str
 @with_app
 def refunds_command(app: AppContext, pay: bool, operator: str | None) -> None:
     """Purse balances of replaced cards: waiting for the clearing window, due, paid."""
-    from sbcard.services import replacement
+    from sbcard.services.cards import replacement
 
     if pay and not operator:
         raise InvalidInput("refund.operator", "paying refunds needs the finance operator who pays them", "--operator")
@@ -236,7 +236,7 @@ def pin() -> None:
 def pin_change_command(app: AppContext, card_number: str, old_pin: str | None, new_pin: str | None,
                        reader_spec: str | None, trace: bool) -> None:
     """Change the PIN; three wrong old PINs block it until a counter resets it."""
-    from sbcard.services import pin as pins
+    from sbcard.services.cards import pin as pins
     from terminals.apps import counter
 
     old_pin = old_pin if old_pin is not None else click.prompt("Old PIN", hide_input=True)
@@ -271,7 +271,7 @@ def pin_change_command(app: AppContext, card_number: str, old_pin: str | None, n
 def pin_reset_command(app: AppContext, card_number: str, citizen_id: str, new_pin: str | None, operator: str,
                       outlet: str | None, reader_spec: str | None, trace: bool) -> None:
     """At a counter: set a new PIN (and lift a block) for the holder, identity checked."""
-    from sbcard.services import pin as pins
+    from sbcard.services.cards import pin as pins
     from terminals.apps import counter
 
     new_pin = new_pin if new_pin is not None else click.prompt("New PIN", hide_input=True, confirmation_prompt=True)

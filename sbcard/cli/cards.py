@@ -1,7 +1,7 @@
 """``sbcard card …``: blank cards, application, issuance, activation, and the card's record.
 
 The composition root of issuance: it opens the world, makes the issuing region's desks
-(``sbcard.services.issuance`` / ``activation``) and hands them, as host ports, to the
+(``sbcard.services.cards.issuance`` / ``activation``) and hands them, as host ports, to the
 counter terminal (``terminals.apps.counter``) driving the card in ``--reader``. The life
 events after activation are registered onto this group by ``sbcard.cli.card_life``.
 """
@@ -84,7 +84,7 @@ def _world(app: AppContext):
 def apply_command(app: AppContext, citizen_id: str, outlet: str, operator: str, online: bool,
                   address: str | None, guardian_id: str | None) -> None:
     """Apply for a card (申领) at an outlet, or --online to have it mailed."""
-    from sbcard.services import issuance
+    from sbcard.services.cards import issuance
 
     if online != (address is not None):
         raise InvalidInput("application.address", "--online and --address go together", "--address")
@@ -100,7 +100,7 @@ def apply_command(app: AppContext, citizen_id: str, outlet: str, operator: str, 
 @with_app
 def applications_command(app: AppContext, status: str | None) -> None:
     """Every region's applications, oldest first."""
-    from sbcard.services import issuance
+    from sbcard.services.cards import issuance
 
     with _world(app) as world:
         items = issuance.list_applications(world, status=status)
@@ -124,7 +124,7 @@ def applications_command(app: AppContext, status: str | None) -> None:
 def application_status_command(app: AppContext, application_id: str, new_status: str | None,
                                operator: str | None) -> None:
     """Show an application, or move an online one along (made → mailed → delivered)."""
-    from sbcard.services import issuance
+    from sbcard.services.cards import issuance
 
     with _world(app) as world:
         if new_status is None:
@@ -164,7 +164,7 @@ def _emit_application(app: AppContext, data: dict) -> None:
 @with_app
 def issue_command(app: AppContext, application_id: str, reader_spec: str, operator: str, trace: bool) -> None:
     """Issue an application's card on the blank in --reader (即时制卡): personalise, read back, record."""
-    from sbcard.services.issuance import IssuanceDesk
+    from sbcard.services.cards.issuance import IssuanceDesk
     from terminals.apps import counter
 
     with _world(app) as world:
@@ -191,7 +191,7 @@ def issue_command(app: AppContext, application_id: str, reader_spec: str, operat
 def activate_command(app: AppContext, card_number: str, pin: str | None, operator: str, outlet: str | None,
                      reader_spec: str | None, trace: bool) -> None:
     """Activate an issued card: the holder sets the PIN, the financial account opens."""
-    from sbcard.services.activation import ActivationDesk
+    from sbcard.services.cards.activation import ActivationDesk
     from terminals.apps import counter
 
     with _world(app) as world:
@@ -224,7 +224,7 @@ def activate_command(app: AppContext, card_number: str, pin: str | None, operato
 @with_app
 def show_command(app: AppContext, card_or_citizen_id: str, show_personal: bool, operator: str | None) -> None:
     """A card's record, by card number or by the holder's citizen ID (their valid card)."""
-    from sbcard.services import card_view
+    from sbcard.services.cards import card_view
 
     with _world(app) as world:
         data = card_view.card_view(world, card_or_citizen_id, now=app.clock.now())
@@ -258,7 +258,7 @@ def show_command(app: AppContext, card_or_citizen_id: str, show_personal: bool, 
 @with_app
 def history_command(app: AppContext, card_number: str) -> None:
     """Everything that happened to a card: when, what, who, where and why."""
-    from sbcard.services import card_view
+    from sbcard.services.cards import card_view
 
     with _world(app) as world:
         events = card_view.history(world, card_number)

@@ -1,7 +1,7 @@
 """``sbcard clearing run | report`` and ``sbcard settlement show``: the day's clearing and settlement.
 
-The work is ``sbcard.services.clearing`` (lines, ledgers, routing through the hub) and
-``sbcard.services.settlement`` (the matrix, nets, files, the purse float's reconciliation).
+The work is ``sbcard.services.clearing.purse_records`` (lines, ledgers, routing through the hub) and
+``sbcard.services.clearing.settlement`` (the matrix, nets, files, the purse float's reconciliation).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _date_option(fn):
 
 
 def _day(app: AppContext, date_text: str | None) -> dt.date:
-    from sbcard.services.clearing import parse_day
+    from sbcard.services.clearing.purse_records import parse_day
 
     if date_text is None:
         return app.clock.now().astimezone(BEIJING).date()
@@ -46,7 +46,7 @@ def run_command(app: AppContext, date_text: str | None) -> None:
 
     A second run of the same date changes nothing and says so.
     """
-    from sbcard.services import clearing as service
+    from sbcard.services.clearing import purse_records as service
     from sbcard.store.world import open_world
 
     day = _day(app, date_text)
@@ -78,7 +78,7 @@ def run_command(app: AppContext, date_text: str | None) -> None:
 def report_command(app: AppContext, date_text: str | None) -> None:
     """DATE's clearing: per issuer/operator accepted, flagged and rejected records with the reasons
     (forged TAC, unknown card, counter repeat…), duplicates, counter gaps, medical lines."""
-    from sbcard.services import clearing as service
+    from sbcard.services.clearing import purse_records as service
     from sbcard.store.world import open_world
 
     day = _day(app, date_text)
@@ -134,7 +134,7 @@ def settlement() -> None:
 def show_command(app: AppContext, date_text: str | None) -> None:
     """DATE's settlement: the matrix payer → payee, each region's net (sums to zero), per
     operator/hospital, and per issuer the purse float reconciled with its cards' balances."""
-    from sbcard.services import settlement as service
+    from sbcard.services.clearing import settlement as service
     from sbcard.store.world import open_world
 
     day = _day(app, date_text)

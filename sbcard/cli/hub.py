@@ -1,4 +1,4 @@
-"""``sbcard hub link | links``: the hub's links to the regions' hosts (``sbcard.services.links``)."""
+"""``sbcard hub link | links``: the hub's links to the regions' hosts (``sbcard.services.exchange.links``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def link_command(app: AppContext, node: str, down: bool | None, note: str | None
     offline against the card and queue them; `sbcard medical reconcile` sends them once
     the link is up again.
     """
-    from sbcard.services import links
+    from sbcard.services.exchange import links
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
@@ -44,7 +44,7 @@ def link_command(app: AppContext, node: str, down: bool | None, note: str | None
 @with_app
 def links_command(app: AppContext) -> None:
     """Every region's link from the hub."""
-    from sbcard.services import links
+    from sbcard.services.exchange import links
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:

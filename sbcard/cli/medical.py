@@ -2,7 +2,7 @@
 
 ``hospitals`` and ``catalogue`` show the reference data (``fixtures/medical``); ``settle``
 runs a hospital's point of sale (``terminals.apps.medical``) on the card in ``--reader``
-with the service behind it (``sbcard.federation.medical.PosHost``: the hub, the insured
+with the service behind it (``sbcard.services.medical.routing.PosHost``: the hub, the insured
 region); ``refund``, ``claims``, ``year`` and ``reconcile`` are the back office's.
 """
 
@@ -37,7 +37,7 @@ def medical() -> None:
 @with_app
 def hospitals_command(app: AppContext, region: str | None) -> None:
     """Designated hospitals (定点医疗机构) of the three regions, with their level (一/二/三级)."""
-    from sbcard import medical_reference as ref
+    from sbcard.reference import medical as ref
     from sbcard.domain.regions import is_within
 
     area = _region(region) if region else None
@@ -54,7 +54,7 @@ def hospitals_command(app: AppContext, region: str | None) -> None:
 @with_app
 def catalogue_command(app: AppContext, region: str) -> None:
     """The catalogue (医保目录) of the place of treatment: 甲类 A, 乙类 B (self-pay-first share), 丙类 C."""
-    from sbcard import medical_reference as ref
+    from sbcard.reference import medical as ref
     from sbcard.domain.regions import province_code_of
 
     province = province_code_of(_region(region))
@@ -76,7 +76,7 @@ def catalogue_command(app: AppContext, region: str) -> None:
 @with_app
 def policies_command(app: AppContext, region: str | None) -> None:
     """The insured regions' policies (参保地政策) and cross-region terms, each figure with its source."""
-    from sbcard import medical_reference as ref
+    from sbcard.reference import medical as ref
     from sbcard.domain.regions import province_code_of
 
     province = province_code_of(_region(region)) if region else None
@@ -119,7 +119,7 @@ def policies_command(app: AppContext, region: str | None) -> None:
 
 
 def _holder_of(world: Any, card_number: str) -> tuple[str, str]:
-    from sbcard.federation import lookup
+    from sbcard.services.exchange import lookup
 
     found = lookup.find_card(world, card_number)
     if found is None:
@@ -142,7 +142,7 @@ def _holder_of(world: Any, card_number: str) -> tuple[str, str]:
 def register_command(app: AppContext, card_number: str, kind: str, province: str, valid_from: str | None,
                      valid_to: str | None, operator: str | None) -> None:
     """异地就医备案: record a cross-region registration at the holder's insured region."""
-    from sbcard.services import medical_registrations as regs
+    from sbcard.services.medical import registrations as regs
     from sbcard.store.world import open_world
 
     now = app.clock.now()
@@ -151,8 +151,8 @@ def register_command(app: AppContext, card_number: str, kind: str, province: str
     with open_world(app.home, app.clock) as world:
         node, citizen = _holder_of(world, card_number.strip().upper())
         if operator:
-            from sbcard.services import operators
-            from sbcard.services.issuance import COUNTER_ROLES
+            from sbcard.services.outlets import operators
+            from sbcard.services.cards.issuance import COUNTER_ROLES
 
             operators.require_operator(world.region(node), operator.strip(), roles=COUNTER_ROLES)
         done = regs.register(world.region(node), citizen_id=citizen, kind=kind, province=_region(province, "--province"),
@@ -173,14 +173,14 @@ def register_command(app: AppContext, card_number: str, kind: str, province: str
 @with_app
 def unregister_command(app: AppContext, registration_id: int, card_number: str, operator: str | None) -> None:
     """取消备案: a registration stops counting from now (claims settled on it stand)."""
-    from sbcard.services import medical_registrations as regs
+    from sbcard.services.medical import registrations as regs
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
         node, citizen = _holder_of(world, card_number.strip().upper())
         if operator:
-            from sbcard.services import operators
-            from sbcard.services.issuance import COUNTER_ROLES
+            from sbcard.services.outlets import operators
+            from sbcard.services.cards.issuance import COUNTER_ROLES
 
             operators.require_operator(world.region(node), operator.strip(), roles=COUNTER_ROLES)
         done = regs.cancel(world.region(node), citizen_id=citizen, registration_id=registration_id,
@@ -197,7 +197,7 @@ def unregister_command(app: AppContext, registration_id: int, card_number: str, 
 @with_app
 def registrations_command(app: AppContext, card_number: str) -> None:
     """A holder's cross-region registrations, and whether each is valid today."""
-    from sbcard.services import medical_registrations as regs
+    from sbcard.services.medical import registrations as regs
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
@@ -251,8 +251,8 @@ def settle_command(app: AppContext, reader_spec: str, hospital: str, items_path:
     while the hub cannot reach that region (`sbcard hub link`), it is settled offline
     against the card's offline data and queued (`sbcard medical reconcile`).
     """
-    from sbcard import medical_reference as ref
-    from sbcard.federation.medical import PosHost
+    from sbcard.reference import medical as ref
+    from sbcard.services.medical.routing import PosHost
     from sbcard.store.world import open_world
     from terminals.apps.medical import PointOfSale
 
@@ -357,7 +357,7 @@ def refund_command(app: AppContext, claim_id: str, codes: str | None, reader_spe
     """退费: reverse a claim of this year (accumulators, personal account, ledger); partly with --items."""
     from contextlib import nullcontext
 
-    from sbcard.federation import medical as route
+    from sbcard.services.medical import routing as route
     from sbcard.store.world import open_world
 
     wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes is not None else None
@@ -416,7 +416,7 @@ def _claim_serial(claim_id: str) -> int:
 @with_app
 def claims_command(app: AppContext, card_number: str | None, hospital: str | None) -> None:
     """Claims settled in the three regions, and those still queued offline."""
-    from sbcard.services import medical_claims, medical_host
+    from sbcard.services.medical import claims as medical_claims, host as medical_host
     from sbcard.store.world import REGION_NODES, open_world
 
     card = card_number.strip().upper() if card_number else None
@@ -454,8 +454,8 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
 @with_app
 def year_command(app: AppContext, card_number: str, year: int | None) -> None:
     """The holder's accumulators for a year: deductible and pooled fund paid, what is left, the personal account."""
-    from sbcard.federation import lookup
-    from sbcard.services import medical_host
+    from sbcard.services.exchange import lookup
+    from sbcard.services.medical import host as medical_host
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
@@ -487,7 +487,7 @@ def year_command(app: AppContext, card_number: str, year: int | None) -> None:
 @with_app
 def reconcile_command(app: AppContext) -> None:
     """Send the claims settled offline to their insured regions, where their links are up."""
-    from sbcard.federation import medical as route
+    from sbcard.services.medical import routing as route
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
@@ -516,7 +516,7 @@ def reconcile_command(app: AppContext) -> None:
 @with_app
 def settle_owed_command(app: AppContext, claim_id: str, operator: str, outlet: str | None) -> None:
     """Settle what a reconciled offline claim left owed (its owed_fen), once: the holder's account or cash."""
-    from sbcard.services.medical_owed import settle_owed
+    from sbcard.services.medical.owed import settle_owed
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:

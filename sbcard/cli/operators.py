@@ -8,7 +8,7 @@ from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, named_region, table
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
-from sbcard.services.operators import ROLES
+from sbcard.services.outlets.operators import ROLES
 from sbcard.store.world import REGION_NODES, open_world
 
 
@@ -25,8 +25,8 @@ def operator() -> None:
 @with_app
 def add_command(app: AppContext, code: str, name: str, role: str, region: str) -> None:
     """Register operator CODE in the card service of --region's province. Codes are unique nationally."""
-    from sbcard.federation.lookup import find_operator
-    from sbcard.services.operators import add_operator
+    from sbcard.services.exchange.lookup import find_operator
+    from sbcard.services.outlets.operators import add_operator
 
     node = _node(region)
     with open_world(app.home, app.clock) as world:
@@ -47,7 +47,7 @@ def add_command(app: AppContext, code: str, name: str, role: str, region: str) -
 @with_app
 def list_command(app: AppContext, region: str | None) -> None:
     """Operators of every region (or of --region), by region then code."""
-    from sbcard.services.operators import list_operators
+    from sbcard.services.outlets.operators import list_operators
 
     nodes = [_node(region)] if region else list(REGION_NODES)
     with open_world(app.home, app.clock) as world:

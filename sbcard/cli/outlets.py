@@ -28,7 +28,7 @@ def outlet() -> None:
 @with_app
 def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
     """Outlets with their kind and the blanks they hold."""
-    from sbcard.services.stock import outlets_with_stock
+    from sbcard.services.outlets.stock import outlets_with_stock
 
     area = _area(region) if region else None
     nodes = [node_of(area)] if area else list(REGION_NODES)
@@ -58,7 +58,7 @@ def stock_group() -> None:
 @with_app
 def receive_command(app: AppContext, code: str, count: int, operator: str) -> None:
     """Take delivery of --count blank cards at outlet CODE (virtual card files under cards/stock/)."""
-    from sbcard.services.stock import receive_stock, stock_of
+    from sbcard.services.outlets.stock import receive_stock, stock_of
     from terminals.emulator.blank import create_blank
 
     with _outlet_is_code(), open_world(app.home, app.clock) as world:
@@ -79,7 +79,7 @@ def receive_command(app: AppContext, code: str, count: int, operator: str) -> No
 @with_app
 def show_command(app: AppContext, code: str) -> None:
     """Outlet CODE's blanks: counts by status and each blank's card file."""
-    from sbcard.services.stock import blanks, stock_of
+    from sbcard.services.outlets.stock import blanks, stock_of
 
     with _outlet_is_code(), open_world(app.home, app.clock) as world:
         db = world.region(_node_of_outlet(code))
@@ -107,7 +107,7 @@ def show_command(app: AppContext, code: str) -> None:
 @with_app
 def spoil_command(app: AppContext, code: str, chip_serial: str, operator: str, reason: str) -> None:
     """Write off blank CHIP_SERIAL of outlet CODE: it leaves the stock."""
-    from sbcard.services.stock import spoil_blank, stock_of
+    from sbcard.services.outlets.stock import spoil_blank, stock_of
 
     with _outlet_is_code(), open_world(app.home, app.clock) as world:
         db = world.region(_node_of_outlet(code))
@@ -130,7 +130,7 @@ def _warn_if_low(level: dict[str, Any]) -> None:
 
 
 def _node_of_outlet(code: str) -> str:
-    from sbcard.federation.lookup import node_of_outlet
+    from sbcard.services.exchange.lookup import node_of_outlet
 
     return node_of_outlet(code)
 

@@ -17,7 +17,7 @@ from sbcard.cli.staff import staff_operator_option
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
-from sbcard.services.person_record import INSURANCE, RESIDENCES
+from sbcard.services.people.record import INSURANCE, RESIDENCES
 from sbcard.store.world import open_world
 
 
@@ -47,8 +47,8 @@ def person() -> None:
 @with_app
 def add_command(app: AppContext, citizen_id: str, operator: str, **given: Any) -> None:
     """Register a person in the registry of the region they are insured with."""
-    from sbcard.federation.lookup import find_person, require_operator_anywhere
-    from sbcard.services.registry import add_person
+    from sbcard.services.exchange.lookup import find_person, require_operator_anywhere
+    from sbcard.services.people.registry import add_person
 
     node = _node(given["insured_region"] or given["region"], "--insured-region" if given["insured_region"] else "--region")
     with open_world(app.home, app.clock) as world:
@@ -78,8 +78,8 @@ def import_command(app: AppContext, file: Path, region: str, errors_path: Path |
     photo_ref, region, insured_region, guardian_id, guardian_relation, residence
     (hukou, permit, none or unknown) (optional).
     """
-    from sbcard.federation.lookup import require_operator_anywhere
-    from sbcard.services.registry import import_persons
+    from sbcard.services.exchange.lookup import require_operator_anywhere
+    from sbcard.services.people.registry import import_persons
 
     _node(region, "--region")
     if not file.is_file():
@@ -108,8 +108,8 @@ def import_command(app: AppContext, file: Path, region: str, errors_path: Path |
 def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator: str | None) -> None:
     """A person's registry record, wherever they are registered."""
     from sbcard.domain.citizen_id import CitizenId
-    from sbcard.federation.lookup import find_person, require_operator_anywhere
-    from sbcard.services.registry import record_personal_data_shown
+    from sbcard.services.exchange.lookup import find_person, require_operator_anywhere
+    from sbcard.services.people.registry import record_personal_data_shown
 
     try:
         cid = CitizenId.parse(citizen_id)
@@ -140,11 +140,11 @@ def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator
 def residence_command(app: AppContext, citizen_id: str, residence: str, operator: str) -> None:
     """Record a person's residence status, as their 户口簿 or 居住证 shows it (audited)."""
     from sbcard.domain.citizen_id import CitizenId
-    from sbcard.federation.lookup import find_person, require_operator_anywhere
+    from sbcard.services.exchange.lookup import find_person, require_operator_anywhere
     from sbcard.domain.regions import NODE_NAMES
-    from sbcard.services.issuance import COUNTER_ROLES
-    from sbcard.services.operators import require_operator
-    from sbcard.services.registry import set_residence
+    from sbcard.services.cards.issuance import COUNTER_ROLES
+    from sbcard.services.outlets.operators import require_operator
+    from sbcard.services.people.registry import set_residence
 
     try:
         cid = CitizenId.parse(citizen_id)

@@ -89,7 +89,7 @@ def list_command(app: AppContext) -> None:
 def read_command(app: AppContext, reader_spec: str, show_personal: bool, operator: str | None, trace: bool) -> None:
     """Read a card: ATR, card number, 卡识别码, holder (masked), dates, balance, last transactions."""
     from sbcard.chip.reading import read_card
-    from sbcard.services.audit import record_personal_data_shown
+    from sbcard.services.outlets.audit import record_personal_data_shown
 
     with reader_session(reader_spec, trace) as rdr:
         snapshot = read_card(rdr)

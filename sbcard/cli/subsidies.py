@@ -41,7 +41,7 @@ def items_command(app: AppContext, region: str | None) -> None:
     Each cap says how far to trust it (official, secondary or illustrative); the sources
     are in --json and fixtures/subsidies/sources.csv.
     """
-    from sbcard.services.subsidy_import import items
+    from sbcard.services.subsidies.batch_import import items
 
     with open_world(app.home, app.clock) as world:
         data = items(world, region=region)
@@ -72,7 +72,7 @@ def import_command(app: AppContext, file: Path, region: str, operator: str, coun
     remark optional); control totals from a last row #TOTAL,<count>,<total yuan>[,<region>]
     or from --count and --total.
     """
-    from sbcard.services.subsidy_import import import_batch
+    from sbcard.services.subsidies.batch_import import import_batch
 
     total_fen = parse_yuan(total, "--total") if total is not None else None
     with open_world(app.home, app.clock) as world, _progress_bars(quiet=app.json) as progress:
@@ -90,7 +90,7 @@ def import_command(app: AppContext, file: Path, region: str, operator: str, coun
 @with_app
 def generate_command(app: AppContext, item: str, as_of: datetime | None, region: str, operator: str) -> None:
     """Build a batch from the registry by the item's rules (免申即享), to approve and pay like a file's."""
-    from sbcard.services.subsidy_import import generate_batch
+    from sbcard.services.subsidies.batch_import import generate_batch
 
     now = app.clock.now()
     day = as_of.date() if as_of else now.date()
@@ -106,7 +106,7 @@ def generate_command(app: AppContext, item: str, as_of: datetime | None, region:
 @with_app
 def show_command(app: AppContext, batch: str) -> None:
     """A batch: origin, maker and checker, status, totals, and its rows by status, reason and item."""
-    from sbcard.services.subsidy_import import show
+    from sbcard.services.subsidies.batch_import import show
 
     with open_world(app.home, app.clock) as world:
         data = show(world, batch)
@@ -148,8 +148,8 @@ def show_command(app: AppContext, batch: str) -> None:
 @with_app
 def failures_command(app: AppContext, batch: str, out_path: Path, operator: str) -> None:
     """Write BATCH's rows that were not paid, each with its reason, ready to correct and resubmit."""
-    from sbcard.federation.lookup import require_operator_anywhere
-    from sbcard.services.subsidy_import import failures
+    from sbcard.services.exchange.lookup import require_operator_anywhere
+    from sbcard.services.subsidies.batch_import import failures
 
     with open_world(app.home, app.clock) as world:
         require_operator_anywhere(world, operator)
@@ -170,7 +170,7 @@ def failures_command(app: AppContext, batch: str, out_path: Path, operator: str)
 @with_app
 def batches_command(app: AppContext, region: str | None, status: str | None) -> None:
     """Every region's subsidy batches, oldest first."""
-    from sbcard.services.subsidy_import import batches
+    from sbcard.services.subsidies.batch_import import batches
 
     with open_world(app.home, app.clock) as world:
         data = batches(world, region=region, status=status)

@@ -46,7 +46,7 @@ def register(subsidy: click.Group) -> None:
 @with_app
 def approve_command(app: AppContext, batch: str, operator: str) -> None:
     """Approve an imported BATCH for payment (maker–checker: a second operator)."""
-    from sbcard.services.subsidy_payment import approve
+    from sbcard.services.subsidies.payment import approve
 
     with open_world(app.home, app.clock) as world:
         data = approve(world, batch, operator=operator, now=app.clock.now())
@@ -65,7 +65,7 @@ def approve_command(app: AppContext, batch: str, operator: str) -> None:
 @with_app
 def reject_command(app: AppContext, batch: str, operator: str, reason: str) -> None:
     """Reject an imported BATCH with a reason; it is never paid."""
-    from sbcard.services.subsidy_payment import reject
+    from sbcard.services.subsidies.payment import reject
 
     with open_world(app.home, app.clock) as world:
         data = reject(world, batch, operator=operator, reason=reason, now=app.clock.now())
@@ -95,7 +95,7 @@ def pay_command(app: AppContext, batch: str, operator: str, chunk: int, wait_sec
     Safe to interrupt (Ctrl-C, kill, power cut) and run again: it continues where it
     stopped, and no row is ever paid twice. Paying a paid batch does nothing and says so.
     """
-    from sbcard.services.subsidy_payment import PayInProgress, pay
+    from sbcard.services.subsidies.payment import PayInProgress, pay
 
     fault = _test_fault()
     deadline = time.monotonic() + wait_seconds
@@ -127,7 +127,7 @@ def pay_command(app: AppContext, batch: str, operator: str, chunk: int, wait_sec
 
 def _interrupted(app: AppContext, batch: str) -> None:
     """Ctrl-C: the chunk in progress was rolled back; say where the batch stands, exit 130."""
-    from sbcard.services.subsidy_payment import locate, summary
+    from sbcard.services.subsidies.payment import locate, summary
 
     where = ""
     try:
@@ -239,7 +239,7 @@ def _test_fault() -> Callable[[str, int], None] | None:
 @with_app
 def reverse_command(app: AppContext, batch: str, seq: int, operator: str, reason: str) -> None:
     """Reverse the payment of row SEQ of BATCH, made in error: a new ledger entry, never an edit."""
-    from sbcard.services.subsidy_payment import reverse
+    from sbcard.services.subsidies.payment import reverse
 
     with open_world(app.home, app.clock) as world:
         data = reverse(world, batch, seq, operator=operator, reason=reason, now=app.clock.now())

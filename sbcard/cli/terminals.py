@@ -1,6 +1,6 @@
 """``sbcard terminal …``: transit validators and other terminals, their PSAM and lists.
 
-The composition root of a terminal's life: ``sbcard.services.terminals`` keeps the
+The composition root of a terminal's life: ``sbcard.services.terminals.register`` keeps the
 region's register and hands over the PSAM keys and the hub's blacklist;
 ``terminals.apps.terminal_state`` makes and keeps the terminal's own directory
 (``<home>/terminals/<ID>/terminal.db``).
@@ -94,7 +94,7 @@ def _install(home: Path, durability: str):
 def add_command(app: AppContext, operator: str, station: str | None, gate: str, line: str | None, area: str | None,
                 full_fare: str | None, durability: str) -> None:
     """Add a terminal: its PSAM (every issuer's consumer keys), its directory and the blacklist."""
-    from sbcard.services import terminals as service
+    from sbcard.services.terminals import register as service
     from sbcard.store.world import open_world
 
     full_fare_fen = parse_yuan(full_fare, field="--full-fare") if full_fare is not None else None
@@ -135,7 +135,7 @@ def add_command(app: AppContext, operator: str, station: str | None, gate: str, 
 @handle_errors
 def list_command(app: AppContext, operator: str | None) -> None:
     """Every region's terminals, with what their own state holds."""
-    from sbcard.services import terminals as service
+    from sbcard.services.terminals import register as service
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
@@ -187,7 +187,7 @@ def _listed(home: Path, row: dict[str, Any]) -> dict[str, Any]:
 @handle_errors
 def sync_command(app: AppContext, terminal_id: str) -> None:
     """What a terminal fetches online: the hub's latest blacklist version (and revoked concessions)."""
-    from sbcard.services import terminals as service
+    from sbcard.services.terminals import register as service
     from sbcard.store.world import open_world
 
     now = app.clock.now()

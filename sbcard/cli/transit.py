@@ -69,7 +69,7 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
     """
     from sbcard.domain.citizen_id import CitizenId
     from sbcard.domain.regions import validate_region_code
-    from sbcard.transit_reference import load_tariff
+    from sbcard.reference.transit import load_tariff
 
     day = _date(day_text, "--date") if day_text else app.clock.now().date()
     birth = None
@@ -164,7 +164,7 @@ def concession_enable_command(app: AppContext, card_number: str, kind: str, unti
     person); the hub publishes the revocation so terminals charge that card the full fare.
     The rules are data: fixtures/transit/concessions.csv.
     """
-    from sbcard.services import concessions
+    from sbcard.services.cards import concessions
     from sbcard.store.world import open_world
     from terminals.apps import counter
 
@@ -198,7 +198,7 @@ def concession_enable_command(app: AppContext, card_number: str, kind: str, unti
 @handle_errors
 def concession_show_command(app: AppContext, card_number: str, reader_spec: str | None, trace: bool) -> None:
     """The card's concessions: host records, what EF 0017 should hold, revocations; with --reader, the chip's."""
-    from sbcard.services import concessions
+    from sbcard.services.cards import concessions
     from sbcard.store.world import open_world
     from terminals.apps import counter
 
@@ -242,7 +242,7 @@ def concession_show_command(app: AppContext, card_number: str, reader_spec: str 
 def concession_sync_command(app: AppContext, card_number: str, reader_spec: str | None, operator: str,
                             outlet: str | None, trace: bool) -> None:
     """At a counter: bring the card's EF 0017 in line with the host (a free ride moved away: locked)."""
-    from sbcard.services import concessions
+    from sbcard.services.cards import concessions
     from sbcard.store.world import open_world
     from terminals.apps import counter
 

@@ -3,10 +3,10 @@
 Registered onto the ``transit`` group by ``register``:
 
 - ``transit load``: the load terminal (``terminals.apps.loader``) with the card's issuer
-  (``sbcard.services.purse_host``) behind its host port;
+  (``sbcard.services.transit.purse_host``) behind its host port;
 - ``transit recover``: settle a card's pending loads (a load does it first by itself);
 - ``transit upload``: a terminal's unsent offline log to its operator's host
-  (``sbcard.services.transit_host``), marked sent in the terminal afterwards.
+  (``sbcard.services.transit.host``), marked sent in the terminal afterwards.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
                  terminal_no: str | None, cash: bool, trace: bool) -> None:
     """圈存: move AMOUNT from the card's financial account into its purse (settling any torn load first);
     with --cash, 现金充值: AMOUNT paid in cash at the outlet's counter."""
-    from sbcard.services.purse_host import PurseHost
+    from sbcard.services.transit.purse_host import PurseHost
     from terminals.apps import loader
 
     fen = parse_yuan(amount, field="--amount")
@@ -106,7 +106,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
 def recover_command(app: AppContext, reader_spec: str, operator: str, outlet: str | None, terminal_no: str | None,
                     trace: bool) -> None:
     """Settle the card's loads left pending by a tear: confirmed if the card credited them, else reversed."""
-    from sbcard.services.purse_host import PurseHost
+    from sbcard.services.transit.purse_host import PurseHost
     from terminals.apps import loader
 
     with open_world(app.home, app.clock) as world:
@@ -131,7 +131,7 @@ def recover_command(app: AppContext, reader_spec: str, operator: str, outlet: st
 @handle_errors
 def upload_command(app: AppContext, terminal_id: str) -> None:
     """Send the terminal's unsent offline records to its operator's host (cleared with each card's issuer)."""
-    from sbcard.services import transit_host
+    from sbcard.services.transit import host as transit_host
     from terminals.apps.terminal_state import TerminalState, TerminalStateError
 
     now = app.clock.now()
@@ -174,7 +174,7 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
 def sign_upload(world: World, state: Any, terminal_id: str, log: list[dict[str, Any]]) -> str:
     """The terminal's PSAM's MAC over the batch (``TerminalState.sign_batch``); a PSAM made before upload
     keys gets its key from the operator's region first (once)."""
-    from sbcard.services import terminals as register
+    from sbcard.services.terminals import register
     from terminals.psam import psam_upload_key
 
     if state.upload_key() is None:
@@ -194,7 +194,7 @@ def _reader(spec: str, trace: bool) -> Iterator[Reader]:
 def _terminal_no(world: World, given: str | None, outlet: str | None, operator: str) -> bytes:
     """The load terminal's 6-byte number: given, else the outlet's district ‖ number ‖ 0001, else the region's."""
     from sbcard.domain.outlets import OutletCode
-    from sbcard.federation import lookup
+    from sbcard.services.exchange import lookup
 
     if given is not None:
         text = given.strip()

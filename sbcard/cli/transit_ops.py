@@ -39,7 +39,7 @@ def register(transit: click.Group) -> None:
 def tap_command(app: AppContext, reader_spec: str, terminal_id: str, km: str | None, station: str | None,
                 trace: bool) -> None:
     """Tap a card on a validator: the fare is debited offline on the chip, the record kept."""
-    from sbcard.transit_reference import load_tariff
+    from sbcard.reference.transit import load_tariff
     from terminals.apps.transit import Validator
     from terminals.apps.transit_fares import TariffFares
 

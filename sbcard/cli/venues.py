@@ -1,9 +1,9 @@
 """``sbcard venue …`` and ``sbcard library …``: museums, scenic spots and libraries (一卡通游 · 览 · 阅).
 
 The composition root of a venue's gate: the venue's rules from ``fixtures/venues``
-(``sbcard.venue_reference``), its gate terminal (``terminals.apps.venue.VenueGate``, its
+(``sbcard.reference.venues``), its gate terminal (``terminals.apps.venue.VenueGate``, its
 directory made like a validator's by ``sbcard.cli.terminals``), and the venue region's
-host behind it (``sbcard.services.venue_gates.GateHost``: visits, library loans and fines).
+host behind it (``sbcard.services.venues.gates.GateHost``: visits, library loans and fines).
 
 A venue's first ``enter`` (or a library's first desk operation) installs its gate when it
 has none; ``venue gate add`` adds more (choose one with ``--terminal``).
@@ -97,7 +97,7 @@ ILLUSTRATIVE_NOTE = "* illustrative: the project's own figure, not the venue's p
 @with_app
 def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
     """The venues of the fixtures with their hours, prices and price rules (no world needed)."""
-    from sbcard.venue_reference import in_region
+    from sbcard.reference.venues import in_region
 
     items = [venue_json(v) for v in in_region(region, kind)]
     if app.json:
@@ -125,7 +125,7 @@ def list_command(app: AppContext, region: str | None, kind: str | None) -> None:
 @with_app
 def show_command(app: AppContext, venue_code: str) -> None:
     """One venue: hours, full price, each price rule, and where every figure comes from (no world needed)."""
-    from sbcard.venue_reference import venue as find
+    from sbcard.reference.venues import venue as find
 
     place = find(venue_code, "VENUE")
     data = venue_json(place)
@@ -171,9 +171,9 @@ def gate() -> None:
 @with_app
 def gate_add_command(app: AppContext, venue_code: str, durability: str) -> None:
     """Add a gate at VENUE: its PSAM (every issuer's consumer keys), directory and blacklist copy."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import venue as find
+    from sbcard.reference.venues import venue as find
 
     place = find(venue_code, "VENUE")
     with open_world(app.home, app.clock) as world:
@@ -192,9 +192,9 @@ def gate_add_command(app: AppContext, venue_code: str, durability: str) -> None:
 @with_app
 def gate_list_command(app: AppContext, venue_code: str | None) -> None:
     """The venues' gates (every region)."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import venue as find
+    from sbcard.reference.venues import venue as find
 
     place = find(venue_code) if venue_code else None
     with open_world(app.home, app.clock) as world:
@@ -226,7 +226,7 @@ def _card_first(reader_spec: str) -> None:
 @contextmanager
 def _gate(app: AppContext, world: Any, place: Any, terminal_id: str | None) -> Iterator[Any]:
     """The venue's gate (made if it has none), open, with the venue region's host behind it."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from terminals.apps.venue import VenueGate
 
     row = venue_gates.gate_for(world, place, terminal_id, now=app.clock.now(), install=_install(app.home, "normal"))
@@ -258,7 +258,7 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
     """
     from sbcard.domain.venues import ELDERLY_CARD, STUDENT
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import venue as find
+    from sbcard.reference.venues import venue as find
 
     shown = frozenset({STUDENT} if student else set()) | frozenset({ELDERLY_CARD} if elderly_card else set())
 
@@ -290,9 +290,9 @@ def enter_command(app: AppContext, reader_spec: str, venue_code: str, student: b
 @with_app
 def visits_command(app: AppContext, venue_code: str | None, card_number: str | None, limit: int | None) -> None:
     """Visits recorded by the venues' gates: admissions (free ones too) and refusals."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import venue as find
+    from sbcard.reference.venues import venue as find
 
     place = find(venue_code) if venue_code else None
     with open_world(app.home, app.clock) as world:
@@ -334,7 +334,7 @@ def _recovered(gate_app: Any) -> list[dict[str, Any]]:
 
 def _charge(gate_app: Any, reader: Any, card: Any, owed: list[dict[str, Any]], library_code: str) -> dict[str, Any]:
     """Every fine ``owed`` taken from the purse in one purchase: the payment (ok or refused)."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from terminals.apps.transit import Refused
 
     amount = sum(f["amount_fen"] for f in owed)
@@ -374,9 +374,9 @@ def _library_options(fn):
 def borrow_command(app: AppContext, reader_spec: str, library_code: str, terminal_id: str | None, trace: bool,
                    item: str) -> None:
     """Lend ITEM to the card's holder (registered as a reader at the first loan)."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import library as find
+    from sbcard.reference.venues import library as find
 
     place = find(library_code)
     _card_first(reader_spec)
@@ -403,9 +403,9 @@ def borrow_command(app: AppContext, reader_spec: str, library_code: str, termina
 def return_command(app: AppContext, reader_spec: str, library_code: str, terminal_id: str | None, trace: bool,
                    item: str) -> None:
     """Take ITEM back; a late return's fine (with any other owed) is taken from the purse, or stays owed."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import library as find
+    from sbcard.reference.venues import library as find
 
     place = find(library_code)
     _card_first(reader_spec)
@@ -444,9 +444,9 @@ def return_command(app: AppContext, reader_spec: str, library_code: str, termina
 @with_app
 def pay_command(app: AppContext, reader_spec: str, library_code: str, terminal_id: str | None, trace: bool) -> None:
     """Pay every overdue fine the card's holder owes the library, from the purse."""
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import library as find
+    from sbcard.reference.venues import library as find
 
     place = find(library_code)
     _card_first(reader_spec)
@@ -496,9 +496,9 @@ def loans_command(app: AppContext, library_code: str | None, card_number: str | 
     """Loans, with their due dates, late days and fines."""
     import datetime as dt
 
-    from sbcard.services import venue_gates
+    from sbcard.services.venues import gates as venue_gates
     from sbcard.store.world import open_world
-    from sbcard.venue_reference import library as find
+    from sbcard.reference.venues import library as find
 
     place = find(library_code) if library_code else None
     today = app.clock.now().date()

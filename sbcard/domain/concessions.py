@@ -1,7 +1,7 @@
 """Transit concessions on the card: who may have one, and how EF 0017 carries it.
 
 The rules are data (``fixtures/transit/concessions.csv``, issue 16), read by
-``sbcard.transit_reference.load_concession_policy`` into a ``ConcessionPolicy`` of frozen
+``sbcard.reference.transit.load_concession_policy`` into a ``ConcessionPolicy`` of frozen
 ``ConcessionRule`` values; this module holds the pure rules over them. Two elderly rules
 and the student ticket:
 

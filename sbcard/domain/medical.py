@@ -5,7 +5,7 @@ policy** (就医地目录、参保地政策): the catalogue says what each item 
 eligible, 乙类 ``B`` with a share the patient pays first, 丙类 ``C`` not covered); the policy
 says how much of the eligible money the pooled fund pays (annual deductible 起付线 and ratio
 by hospital level, annual cap 封顶线). The figures, their sources and which are illustrative
-are in ``fixtures/medical/README.md``; ``sbcard.medical_reference`` loads them.
+are in ``fixtures/medical/README.md``; ``sbcard.reference.medical`` loads them.
 
 Each item, in the order of the claim:
 

@@ -1,7 +1,7 @@
 """A medical claim on its way from the point of sale to the insured region, and the offline rule.
 
 ``ClaimRequest`` is what a hospital's point of sale (``terminals/apps/medical.py``) sends,
-through the hub, to the insured region (``sbcard.services.medical_host``): the card and
+through the hub, to the insured region (``sbcard.services.medical.host``): the card and
 what its DF04 says, the lines, the circumstances and how the holder pays. It travels as
 JSON (``to_json`` / ``from_json``), recorded once in the hub's ``messages``.
 

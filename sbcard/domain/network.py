@@ -17,7 +17,7 @@ and a route takes the pair that connects best.
 ``Tariff`` bundles the networks, the bus lines and the operators, and answers what a
 terminal or a fare query asks: the quote of one trip and an operator's maximum fare (for
 a missing entry tap or an exit after too long). Everything here is pure: the fixtures
-are read by ``sbcard.transit_reference``.
+are read by ``sbcard.reference.transit``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 left pending by a tear is settled from what the card shows.
 
 The load terminal (``terminals/apps/loader.py``) and the issuer's purse host
-(``sbcard/services/purse_host.py``) exchange these values through the terminal's host
+(``sbcard/services/transit/purse_host.py``) exchange these values through the terminal's host
 port; both import them from here, so neither imports the other.
 
 Settling a pending load (``decide``) rests on two facts of the card profile:

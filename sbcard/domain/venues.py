@@ -2,7 +2,7 @@
 
 A venue's rules are data: ``fixtures/venues/venues.csv`` (the venue: hours, full price,
 season, limits) and ``fixtures/venues/prices.csv`` (its published price rules, one
-``PriceRule`` each), read by ``sbcard.venue_reference``. ``decide`` is the gate's one
+``PriceRule`` each), read by ``sbcard.reference.venues``. ``decide`` is the gate's one
 rule: is the venue open now, has the card used up the day's entries, and what does this
 holder pay — the full price of the season, or the cheapest of the venue's rules that
 applies to them. Pure: the gate gives the time, the holder's birth date from the card,

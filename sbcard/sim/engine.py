@@ -13,7 +13,7 @@ and each tap's outcome is applied here at a point the plan fixes (the rider's ne
 the card's next use, the night), so the run is the same either way. At night: terminals upload their
 logs, messages are delivered, offline medical claims reconciled, temporary losses
 lapsed, outlets restocked, terminals synced with the blacklist; then the clearing and
-settlement of the day (``services.clearing`` / ``services.settlement``), the invariants
+settlement of the day (``services.clearing.purse_records`` / ``services.clearing.settlement``), the invariants
 (``sim.invariants``: a violation stops the run) and a checkpoint (``sim.checkpoint``).
 
 Determinism: time is ``SimClock``'s; every random choice comes from a
@@ -191,7 +191,7 @@ class Simulation:
     @contextmanager
     def opened(self, day_no: int) -> Iterator[World]:
         """The world, the terminals and the day's random sources, open for one day."""
-        from sbcard.federation import outbox
+        from sbcard.services.exchange import outbox
 
         self.day_no = day_no
         self.cards.rng = random.Random(f"{self.options.seed}/cards/{day_no}")
@@ -347,7 +347,7 @@ class Simulation:
 
     def issue_new_card(self, person: Person, outlet: str) -> dict[str, Any] | None:
         """Apply, issue on a blank of ``outlet`` and activate: a card for ``person`` (or None, refused)."""
-        from sbcard.services import issuance
+        from sbcard.services.cards import issuance
 
         assert self.world is not None
         node_outlet = outlet[:2].lower()
@@ -365,8 +365,8 @@ class Simulation:
 
     def _issue_and_activate(self, person: Person, application_id: str, outlet: str, op: str, *,
                             step: int, replace: Any = None) -> dict[str, Any] | None:
-        from sbcard.services.activation import ActivationDesk
-        from sbcard.services.issuance import IssuanceDesk
+        from sbcard.services.cards.activation import ActivationDesk
+        from sbcard.services.cards.issuance import IssuanceDesk
         from terminals.apps import counter
 
         assert self.world is not None
@@ -421,7 +421,7 @@ class Simulation:
         """Load the purse at an outlet's load terminal in ``where``: from the card's account, or, if it is
         short, paid in cash at the counter (现金充值; at another region's counter, which takes no cash for
         this card, cash into the account at a bank branch at home first)."""
-        from sbcard.services import cash, ledger
+        from sbcard.services.accounts import cash, ledger
         from terminals.apps import loader
 
         assert self.world is not None
@@ -474,7 +474,7 @@ class Simulation:
 
     def _purse_host(self, operator: str, outlet: str, cash: bool) -> Any:
         """The issuers' host for a load terminal at ``outlet`` now (opened once a day per operator, outlet and till)."""
-        from sbcard.services.purse_host import PurseHost
+        from sbcard.services.transit.purse_host import PurseHost
 
         key = (operator, outlet, cash)
         host = self._hosts.get(key)
@@ -664,10 +664,10 @@ class Simulation:
     # ================================================================ medical
 
     def on_medical(self, event: plan.Event) -> None:
-        from sbcard import medical_reference
+        from sbcard.reference import medical as medical_reference
         from sbcard.domain.medical import ClaimLine
-        from sbcard.federation.medical import PosHost
-        from sbcard.federation.medical import hospital_node as node_of_hospital
+        from sbcard.services.medical.routing import PosHost
+        from sbcard.services.medical.routing import hospital_node as node_of_hospital
         from terminals.apps.medical import PointOfSale
 
         assert self.world is not None
@@ -698,7 +698,7 @@ class Simulation:
                                        "hospital": where, "total_fen": receipt["total_fen"]})
 
     def on_medical_refund(self, _event: plan.Event) -> None:
-        from sbcard.federation import medical as route
+        from sbcard.services.medical import routing as route
 
         assert self.world is not None
         if not self._claims_today:
@@ -717,8 +717,8 @@ class Simulation:
     def gate(self, venue_code: str) -> Any:
         found = self._gates.get(venue_code)
         if found is None:
-            from sbcard.services.venue_gates import GateHost
-            from sbcard.venue_reference import venue
+            from sbcard.services.venues.gates import GateHost
+            from sbcard.reference.venues import venue
             from terminals.apps.venue import VenueGate
 
             assert self.world is not None
@@ -775,7 +775,7 @@ class Simulation:
         return desk, reader, facts
 
     def on_borrow(self, event: plan.Event) -> None:
-        from sbcard.services import venue_gates
+        from sbcard.services.venues import gates as venue_gates
 
         assert self.world is not None
         person = self.people[event.who]
@@ -797,7 +797,7 @@ class Simulation:
         self.tally.count("library_loan", desk.venue.node)
 
     def on_return(self, event: plan.Event) -> None:
-        from sbcard.services import venue_gates
+        from sbcard.services.venues import gates as venue_gates
         from terminals.apps.transit import Refused
 
         assert self.world is not None
@@ -835,7 +835,7 @@ class Simulation:
     # ================================================================ the card's life
 
     def on_lost(self, event: plan.Event) -> None:
-        from sbcard.services import lifecycle
+        from sbcard.services.cards import lifecycle
 
         assert self.world is not None
         person = self.people[event.who]
@@ -856,7 +856,7 @@ class Simulation:
         self.tally.count("lost", person.node)
 
     def on_unblock(self, event: plan.Event) -> None:
-        from sbcard.services import lifecycle
+        from sbcard.services.cards import lifecycle
 
         assert self.world is not None
         person = self.people[event.who]
@@ -884,7 +884,7 @@ class Simulation:
                 self.tally.count("loss_lapsed", card_node(card))
 
     def on_replace(self, event: plan.Event) -> None:
-        from sbcard.services.replacement import Replacement
+        from sbcard.services.cards.replacement import Replacement
 
         assert self.world is not None
         person = self.people[event.who]
@@ -910,8 +910,8 @@ class Simulation:
     # ================================================================ subsidies
 
     def on_subsidy(self, event: plan.Event) -> None:
-        from sbcard.services.subsidy_import import generate_batch
-        from sbcard.services.subsidy_payment import approve, pay
+        from sbcard.services.subsidies.batch_import import generate_batch
+        from sbcard.services.subsidies.payment import approve, pay
 
         assert self.world is not None
         node = event.data["node"]
@@ -939,21 +939,21 @@ class Simulation:
     # ================================================================ links
 
     def on_link_down(self, event: plan.Event) -> None:
-        from sbcard.services import links
+        from sbcard.services.exchange import links
 
         assert self.world is not None
         links.set_link(self.world.hub(), event.data["node"], up=False, note="simulated outage", now=self.clock.now())
         self.tally.fault("region_down")
 
     def on_link_up(self, event: plan.Event) -> None:
-        from sbcard.services import links
+        from sbcard.services.exchange import links
 
         assert self.world is not None
         links.set_link(self.world.hub(), event.data["node"], up=True, note="outage over", now=self.clock.now())
         self._reconcile_medical()
 
     def _reconcile_medical(self) -> None:
-        from sbcard.federation import medical as route
+        from sbcard.services.medical import routing as route
 
         assert self.world is not None
         done = route.reconcile(self.world, now=self.clock.now())
@@ -963,8 +963,8 @@ class Simulation:
     # ================================================================ the night
 
     def night(self, day: dt.date, day_no: int) -> None:
-        from sbcard.federation import outbox
-        from sbcard.services import lifecycle, replacement
+        from sbcard.services.exchange import outbox
+        from sbcard.services.cards import lifecycle, replacement
 
         assert self.world is not None
         at = lambda h, m: dt.datetime.combine(day, dt.time(h, m), BEIJING)  # noqa: E731
@@ -990,8 +990,8 @@ class Simulation:
         self.check_invariants(day)
 
     def upload_all(self) -> None:
-        from sbcard.services import terminals as register
-        from sbcard.services import transit_host
+        from sbcard.services.terminals import register
+        from sbcard.services.transit import host as transit_host
         from terminals.psam import psam_upload_key
 
         assert self.world is not None
@@ -1019,7 +1019,7 @@ class Simulation:
                                                                  "flagged")})
 
     def sync_terminals(self) -> None:
-        from sbcard.services import terminals as service
+        from sbcard.services.terminals import register as service
 
         assert self.world is not None
         copy = service.blacklist_copy(self.world)
@@ -1033,7 +1033,7 @@ class Simulation:
             service.record_sync(self.world, terminal_id, version=copy.version, now=now)
 
     def clear_and_settle(self, day: dt.date) -> None:
-        from sbcard.services import clearing, settlement
+        from sbcard.services.clearing import purse_records as clearing, settlement
 
         assert self.world is not None
         result = clearing.run_clearing(self.world, day, now=self.clock.now())

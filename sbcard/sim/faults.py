@@ -12,7 +12,7 @@ A profile is a set of probabilities; ``FaultPlan`` draws every fault from a seed
   up the next night;
 - ``upload_twice``: a terminal uploads, then crashes before marking its records sent: the
   next night it sends them again (the operator's host counts them as duplicates);
-- ``message_lost`` / ``message_twice``: a message between nodes (``federation/outbox``) is
+- ``message_lost`` / ``message_twice``: a message between nodes (``services/exchange/outbox``) is
   lost on the way (it stays pending and goes with a later delivery) or delivered twice
   (applied once: the receiver's idempotency key);
 - ``region_down``: the hub loses a region for a few hours (``services/links``): medical

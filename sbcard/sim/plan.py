@@ -30,9 +30,9 @@ from typing import Any
 
 import attrs
 
-from sbcard import medical_reference
+from sbcard.reference import medical as medical_reference
 from sbcard.sim.population import Person, Place
-from sbcard.venue_reference import venues
+from sbcard.reference.venues import venues
 
 RUSH_AM = (dt.time(7, 0), 150)  # start, minutes
 RUSH_PM = (dt.time(17, 0), 150)

@@ -12,7 +12,7 @@
    bus line (``terminal add``), a gate at every museum, scenic spot and library
    (``venue gate add``);
 6. the cards most people already hold, made as most cards are: in production batches
-   (批量制卡, ``services.batch_production``) — each holder checked as an application, the
+   (批量制卡, ``services.cards.batch_production``) — each holder checked as an application, the
    data prepared as a counter prepares it, the chip personalised by the factory machine
    with the counter's script (``terminals.apps.factory``) — and handed over at the outlet
    near the holder's home, where the holder set a PIN and the card started. Cards issued
@@ -71,14 +71,14 @@ def build(sim: Simulation) -> None:
         _terminals(sim, world)
         _venue_gates(sim, world)
         _issue_cards(sim, holders, where)
-        from sbcard.federation import outbox
+        from sbcard.services.exchange import outbox
 
         outbox.deliver_pending(world, sim.clock.now())
         sim.sync_terminals()
 
 
 def _staff(sim: Simulation, world: Any) -> None:
-    from sbcard.services import operators
+    from sbcard.services.outlets import operators
 
     now = sim.clock.now()
     for node in REGION_NODES:
@@ -97,7 +97,7 @@ def _outlets(sim: Simulation, world: Any) -> None:
 
 def _register(sim: Simulation, world: Any) -> None:
     from sbcard.domain.errors import SbcardError
-    from sbcard.services.person_import import import_persons
+    from sbcard.services.people.imports import import_persons
 
     folder = sim_dir(sim.home)
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,7 @@ def _home_outlet(sim: Simulation, person: Any) -> str:
 
 
 def _receive(sim: Simulation, world: Any, outlet: str, count: int) -> None:
-    from sbcard.services import stock
+    from sbcard.services.outlets import stock
     from terminals.emulator.blank import create_blank
 
     node = outlet[:2].lower()
@@ -186,7 +186,7 @@ def _install(home: Path):
 
 
 def _terminals(sim: Simulation, world: Any) -> None:
-    from sbcard.services import terminals
+    from sbcard.services.terminals import register as terminals
 
     install = _install(sim.home)
     for network, stations in METRO.items():
@@ -203,8 +203,8 @@ def _terminals(sim: Simulation, world: Any) -> None:
 
 
 def _venue_gates(sim: Simulation, world: Any) -> None:
-    from sbcard.services import venue_gates
-    from sbcard.venue_reference import venues
+    from sbcard.services.venues import gates as venue_gates
+    from sbcard.reference.venues import venues
 
     install = _install(sim.home)
     for code, place in sorted(venues().items()):
@@ -225,7 +225,7 @@ def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> 
     other and of its order, and runs in a process per region when there is enough of it
     (the same databases either way).
     """
-    from sbcard.federation import outbox
+    from sbcard.services.exchange import outbox
 
     day = sim.clock.now().date()
     jobs: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {node: [] for node in REGION_NODES}
@@ -305,8 +305,8 @@ def issue_region(home: str, options: dict[str, Any], staff: dict[str, Any], jobs
 def _issue_region(home: str, staff: dict[str, Any], jobs: list[tuple[str, list[dict]]], start: str, *,
                   world: Any, parent: int | None) -> dict[str, Any]:
     from sbcard.clock import SimClock
-    from sbcard.federation import outbox
-    from sbcard.services import batch_production
+    from sbcard.services.exchange import outbox
+    from sbcard.services.cards import batch_production
     from sbcard.sim.engine import tune
     from sbcard.store.world import open_world
     from terminals.apps.factory import produce_card

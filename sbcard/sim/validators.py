@@ -269,7 +269,7 @@ class Validators:
             from terminals.apps.transit import Validator
 
             if self._fares is None:
-                from sbcard.transit_reference import load_tariff
+                from sbcard.reference.transit import load_tariff
                 from terminals.apps.transit_fares import TariffFares
 
                 self._fares = TariffFares(load_tariff())

@@ -300,7 +300,7 @@ CREATE TABLE terminals (
 CREATE INDEX terminals_operator ON terminals (operator);
 
 -- The two tables of records take a million rows a day: their columns are checked by the
--- code that writes them (sbcard/services/transit_host.py), SQLite keeps the money and the
+-- code that writes them (sbcard/services/transit/host.py), SQLite keeps the money and the
 -- statuses honest.
 -- Operator side: offline purchase records uploaded by this region's terminals. A record
 -- is one purchase on one card's purse: a re-upload of the same log entry (same card,
@@ -828,7 +828,7 @@ def _v6_venues(db: sqlite_utils.Database) -> None:
 
 _CLEARING_V7 = """
 -- Operator side: records whose card's issuer the hub could not reach at upload (its link
--- down, `sbcard.services.links`). Kept here, once each (the key of transit_records), until
+-- down, `sbcard.services.exchange.links`). Kept here, once each (the key of transit_records), until
 -- the next upload or `clearing run` routes them; they then reach transit_records with the
 -- issuer's verdict. The columns are the record's as the terminal sent it. Append-only:
 -- which are routed is told by transit_routings (`seq` at most its issuer's highest `to_seq`).

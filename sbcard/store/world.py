@@ -27,7 +27,7 @@ from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.outlets import KINDS as OUTLET_KINDS
 from sbcard.domain.outlets import OutletCode
 from sbcard.domain.regions import node_of
-from sbcard import subsidy_reference
+from sbcard.reference import subsidies as subsidy_reference
 from sbcard.reference import read_csv_rows
 from sbcard.store import schema_hub, schema_region
 from sbcard.store.db import open_db

@@ -3,7 +3,7 @@ holder's financial account into the card's purse.
 
 It drives the card in a ``Reader`` and reaches the card's issuer only through the
 ``LoadHost`` port, which the composition root (``sbcard/cli``) wires to
-``sbcard.services.purse_host``:
+``sbcard.services.transit.purse_host``:
 
     SELECT T-Union → (settle the card's pending loads, below) → INITIALIZE FOR LOAD →
     host.begin_load (MAC1 checked, account debited, MAC2) → CREDIT FOR LOAD → TAC →

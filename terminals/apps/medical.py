@@ -2,8 +2,8 @@
 
 It drives the card in a ``Reader`` and reaches the service only through the ports below,
 which the composition root (``sbcard/cli``) wires: ``MedicalHost`` to the hospital's region
-and, through the hub, the holder's insured region (``sbcard.federation.medical``);
-``MedicalRules`` to the catalogues and policies (``sbcard.medical_reference``). A claim
+and, through the hub, the holder's insured region (``sbcard.services.medical.routing``);
+``MedicalRules`` to the catalogues and policies (``sbcard.reference.medical``). A claim
 (``PointOfSale.settle``):
 
 1. the lines' codes are checked against the hospital's province's catalogue (an unknown
@@ -99,7 +99,7 @@ class MedicalHost(Protocol):
 
 
 class MedicalRules(Protocol):
-    """Hospitals, catalogues and policies (the module ``sbcard.medical_reference`` is one)."""
+    """Hospitals, catalogues and policies (the module ``sbcard.reference.medical`` is one)."""
 
     def hospital(self, code: str) -> M.Hospital: ...
 

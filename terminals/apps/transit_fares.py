@@ -2,7 +2,7 @@
 
 ``TariffFares(tariff)`` answers what ``terminals.apps.transit.FarePort`` asks with the
 pure ``sbcard.domain.network.Tariff`` (the CLI loads it from ``fixtures/transit`` with
-``sbcard.transit_reference.load_tariff``) and ``sbcard.domain.concessions`` (EF 0017).
+``sbcard.reference.transit.load_tariff``) and ``sbcard.domain.concessions`` (EF 0017).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ REPLAYED = "visits"  # the host's place in the gate's log (``TerminalState.repla
 
 
 class VenueHost(Protocol):
-    """What the gate asks of the venue's host (``sbcard.services.venue_gates.GateHost``)."""
+    """What the gate asks of the venue's host (``sbcard.services.venues.gates.GateHost``)."""
 
     def entries_today(self, app_serial: str, day: dt.date) -> int:
         """The card's admissions at this venue on ``day``."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sbcard.clock import BEIJING
-from sbcard.services import batch_production
+from sbcard.services.cards import batch_production
 from sbcard.store.world import open_world
 
 NOW = datetime(2025, 3, 1, 9, 30, tzinfo=BEIJING)

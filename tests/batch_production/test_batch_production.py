@@ -9,10 +9,10 @@ import pytest
 from batch_world import CLERK, NOW, OPERATORS, OUTLET, PEOPLE, STRANGER, ZHANG, produce, request
 from world_template import receive_blanks
 
-from sbcard.federation import outbox
-from sbcard.services import batch_production
-from sbcard.services.activation import ActivationDesk
-from sbcard.services.issuance import IssuanceDesk, apply
+from sbcard.services.exchange import outbox
+from sbcard.services.cards import batch_production
+from sbcard.services.cards.activation import ActivationDesk
+from sbcard.services.cards.issuance import IssuanceDesk, apply
 from sbcard.store.world import open_world
 from terminals.apps import counter
 from terminals.drivers.emulator import EmulatorReader

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from purse_world import NOW
 
-from sbcard.services import clearing, settlement
+from sbcard.services.clearing import purse_records as clearing, settlement
 from sbcard.store.world import open_world
 
 DAY = NOW.date()

@@ -7,7 +7,7 @@ import pytest
 from purse_world import clock, purse_template, purse_world  # noqa: F401
 
 from sbcard.domain.errors import InvalidInput
-from sbcard.services.clearing import parse_day
+from sbcard.services.clearing.purse_records import parse_day
 
 
 @pytest.mark.parametrize("text", ["0001-01-01", "1899-12-31", "9999-12-31"])

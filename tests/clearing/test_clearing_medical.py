@@ -6,7 +6,7 @@ import datetime as dt
 
 from medical_world import NOW, PIN, clock, medical_template, medical_world  # noqa: F401
 
-from sbcard.services import clearing, settlement
+from sbcard.services.clearing import purse_records as clearing, settlement
 from sbcard.store.world import open_world
 
 AMOXICILLIN, CT, BLOOD = "XJ01CAA040", "002103000010000", "002502010010000"

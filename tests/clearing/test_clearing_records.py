@@ -223,7 +223,7 @@ def test_a_purchase_is_cleared_once_by_construction(loaded):
 
 def test_a_purchase_kept_without_its_operator_is_owed_to_its_terminals_operator(loaded):
     """Purchases the issuer kept before it recorded operators: the operator's register names it."""
-    from sbcard.services import transit_host
+    from sbcard.services.transit import host as transit_host
     from sbcard.store.world import open_world
 
     records = [attrs.evolve(r, operator=None) for r in taps(loaded, "chen", [300, 400])]

@@ -16,7 +16,7 @@ from clearing_helpers import DAY, NIGHT, loaded, report, run, taps  # noqa: F401
 from purse_world import NOW, clock, purse_template, purse_world  # noqa: F401
 
 from sbcard.domain import purse_policy
-from sbcard.services import terminals
+from sbcard.services.terminals import register as terminals
 from sbcard.store.world import open_world
 
 MIN = dt.timedelta(minutes=1)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from freezegun import freeze_time
 from world_template import clock, home, template_home  # noqa: F401  (an initialised world per test)
 
-from sbcard.services.operators import add_operator
+from sbcard.services.outlets.operators import add_operator
 from sbcard.store.world import open_world
 
 ESC = "\x1b["

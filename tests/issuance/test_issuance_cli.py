@@ -11,7 +11,8 @@ from sbcard.chip import profile as P
 from sbcard.chip import sw as SW
 from sbcard.chip.commands import external_authenticate
 from sbcard.chip.reading import read_card
-from sbcard.services import hub_directory, keys
+from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.cards import keys
 from sbcard.store.world import open_world
 from terminals.drivers.emulator import EmulatorReader
 

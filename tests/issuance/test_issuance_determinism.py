@@ -8,8 +8,10 @@ from issuance_world import NOW, OPERATORS, PEOPLE
 
 from sbcard.chip.commands import PinTriesLeft, Verify
 from sbcard.clock import FixedClock, SystemClock
-from sbcard.services import issuance, keys, operators, registry, stock
-from sbcard.services.issuance import IssuanceDesk
+from sbcard.services.cards import issuance, keys
+from sbcard.services.outlets import operators, stock
+from sbcard.services.people import registry
+from sbcard.services.cards.issuance import IssuanceDesk
 from sbcard.store.world import init_world, open_world
 from terminals.apps import counter
 from terminals.drivers.emulator import EmulatorReader

@@ -8,8 +8,8 @@ import json
 import pytest
 from issuance_world import NOW, ZHANG
 
-from sbcard.federation import outbox
-from sbcard.services import hub_directory
+from sbcard.services.exchange import outbox
+from sbcard.services.exchange import directory as hub_directory
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import open_world
 

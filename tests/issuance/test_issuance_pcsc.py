@@ -11,7 +11,7 @@ from issuance_world import ZHANG
 
 from sbcard.chip.commands import Verify
 from sbcard.chip.reading import read_card
-from sbcard.services import hub_directory
+from sbcard.services.exchange import directory as hub_directory
 from sbcard.store.world import open_world
 from terminals.drivers.emulator import EmulatorReader
 

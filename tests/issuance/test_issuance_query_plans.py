@@ -8,7 +8,7 @@ import datetime as dt
 import sqlite_utils
 
 from sbcard.clock import BEIJING
-from sbcard.services.issuance import OPEN_APPLICATION_SQL
+from sbcard.services.cards.issuance import OPEN_APPLICATION_SQL
 from sbcard.store import schema_region
 from sbcard.store.migrations import migrate
 

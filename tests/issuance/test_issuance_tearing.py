@@ -15,7 +15,7 @@ from issuance_world import NOW
 from sbcard.chip import profile as P
 from sbcard.chip.reading import read_card
 from sbcard.domain.citizen_id import compute_check_char
-from sbcard.services import registry
+from sbcard.services.people import registry
 from sbcard.store.world import open_world
 from terminals.drivers.emulator import EmulatorReader
 

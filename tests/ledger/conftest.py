@@ -4,8 +4,8 @@ import pytest
 from ledger_helpers import card_holder
 from world_template import clock, home, template_home, world  # noqa: F401  (this folder's fixtures)
 
-from sbcard.services import ledger
-from sbcard.services.operators import add_operator
+from sbcard.services.accounts import ledger
+from sbcard.services.outlets.operators import add_operator
 from sbcard.store.world import open_world
 
 BANK = "TJ-120103-02"  # 中国建设银行天津河西支行社保卡服务网点

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sbcard.domain.citizen_id import compute_check_char
-from sbcard.services.registry import add_person
+from sbcard.services.people.registry import add_person
 
 AT = "2025-03-01T09:30:00+08:00"
 REGION_OF = {"bj": "110105", "tj": "120103", "he": "130102"}

@@ -7,7 +7,7 @@ from ledger_helpers import card_holder, insert_card
 
 from sbcard.domain.bank_account import BankAccount
 from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
-from sbcard.services import ledger
+from sbcard.services.accounts import ledger
 
 
 @pytest.mark.parametrize(("node", "card", "bin_"), [("bj", "B00000011", "621110"), ("tj", "T00000018", "621120"),

@@ -6,8 +6,8 @@ import pytest
 from ledger_helpers import card_holder
 from world_template import error_line
 
-from sbcard.services import ledger
-from sbcard.services.operators import add_operator
+from sbcard.services.accounts import ledger
+from sbcard.services.outlets.operators import add_operator
 from sbcard.store.db import content_digest, open_db
 from sbcard.store.world import open_world
 

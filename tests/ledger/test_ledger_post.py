@@ -6,7 +6,7 @@ import pytest
 from ledger_helpers import card_holder
 
 from sbcard.domain.errors import RuleRefused, SbcardError
-from sbcard.services import ledger
+from sbcard.services.accounts import ledger
 
 TILL = "CASH-TJ-120103-02"
 

@@ -7,7 +7,7 @@ import pytest
 
 from sbcard.domain import limits
 from sbcard.domain.errors import RuleRefused
-from sbcard.services import ledger
+from sbcard.services.accounts import ledger
 from sbcard.store.db import content_digest, open_db
 
 BANK = "TJ-120103-02"  # 中国建设银行天津河西支行社保卡服务网点

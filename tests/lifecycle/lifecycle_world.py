@@ -71,7 +71,7 @@ def hub_card(home: Path, card: str) -> dict[str, Any]:
 
 def blacklist(home: Path) -> tuple[int, set[str]]:
     """(latest version, the cards on the list as of it)."""
-    from sbcard.services import hub_directory
+    from sbcard.services.exchange import directory as hub_directory
 
     db = open_db(WorldPaths(home).db("hub"))
     try:
@@ -88,7 +88,7 @@ def card_row(home: Path, node: str, card: str) -> dict[str, Any]:
 
 def load_purse(home: Path, node: str, card: str, amount_fen: int) -> None:
     """圈存 on the card's chip, as a load terminal with the issuer's keys would (before transit exists)."""
-    from sbcard.services import keys
+    from sbcard.services.cards import keys
     from terminals.emulator import testing
     from terminals.emulator.card import VirtualCard
 

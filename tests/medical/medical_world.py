@@ -21,7 +21,7 @@ from freezegun import freeze_time
 from world_template import Card, CardWorld, card_template, copy_world, issue_card
 
 from sbcard.clock import BEIJING
-from sbcard.services import ledger
+from sbcard.services.accounts import ledger
 from sbcard.store.db import open_db
 from sbcard.store.world import WorldPaths, open_world
 
@@ -48,7 +48,7 @@ DEPOSIT_YUAN = 2000
 def circumstances(hospital: Any, insured: str, *, day: dt.date = NOW.date(), registration: Any = None,
                   visit: str = "") -> Any:
     """What the insured region settles a claim at ``hospital`` with: its level and the day's cross-region terms."""
-    from sbcard import medical_reference as ref
+    from sbcard.reference import medical as ref
     from sbcard.domain import medical as M
 
     terms = M.cross_region_terms(ref.cross_region(insured), insured_province=insured,

@@ -69,7 +69,7 @@ def test_a_self_pay_from_the_account_needs_the_pin(medical_world):
 
 
 def test_a_self_pay_larger_than_the_account_is_refused(medical_world):
-    from sbcard import medical_reference as ref
+    from sbcard.reference import medical as ref
     from sbcard.domain.money import fen_to_yuan_str
 
     item = max(ref.catalogue("130000").values(), key=lambda i: i.price_fen)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from medical_world import NOW, PIN, circumstances, clock, medical_template, medical_world  # noqa: F401
 
-from sbcard import medical_reference as ref
+from sbcard.reference import medical as ref
 from sbcard.chip.medical_log import OFFLINE
 from sbcard.clock import BEIJING
 from sbcard.domain import medical as M

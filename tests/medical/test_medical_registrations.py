@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from medical_world import NOW, circumstances, clock, medical_template, medical_world  # noqa: F401
 
-from sbcard import medical_reference as ref
+from sbcard.reference import medical as ref
 from sbcard import reference
 from sbcard.clock import BEIJING
 from sbcard.domain import medical as M

@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medical_world import NOW, clock, medical_template, medical_world  # noqa: F401
 
-from sbcard import medical_reference as ref
+from sbcard.reference import medical as ref
 from sbcard.domain import medical as M
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
-from sbcard.federation import medical as route
-from sbcard.services import medical_claims, medical_host
+from sbcard.services.medical import routing as route
+from sbcard.services.medical import claims as medical_claims, host as medical_host
 
 HOLDERS = {"liu": ("110105", "employee", False), "zhao": ("130102", "employee", False),
            "sun": ("130102", "resident", False), "wang": ("120103", "employee", True)}

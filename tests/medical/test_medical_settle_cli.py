@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from medical_world import NOW, PIN, circumstances, clock, medical_template, medical_world  # noqa: F401
 
-from sbcard import medical_reference as ref
+from sbcard.reference import medical as ref
 from sbcard.chip.medical_log import OFFLINE, ONLINE
 from sbcard.domain import medical as M
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from medical_world import PIN, clock, medical_template, medical_world  # noqa: F401
 
-from sbcard import medical_reference as ref
+from sbcard.reference import medical as ref
 from sbcard.clock import BEIJING
 from sbcard.domain import medical as M
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from sbcard import medical_reference as R
+from sbcard.reference import medical as R
 from sbcard.domain import medical as M
 
 BJ, TJ, HE = "110000", "120000", "130000"

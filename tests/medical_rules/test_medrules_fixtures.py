@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sbcard import medical_reference as R
+from sbcard.reference import medical as R
 from sbcard import reference
 from sbcard.domain import medical as M
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError

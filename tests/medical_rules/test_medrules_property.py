@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sbcard import medical_reference as R
+from sbcard.reference import medical as R
 from sbcard.domain import medical as M
 
 PROVINCES = M.PROVINCES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sbcard import medical_reference as R
+from sbcard.reference import medical as R
 from sbcard.domain import medical as M
 from sbcard.domain.errors import RuleRefused
 

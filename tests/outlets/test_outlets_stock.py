@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
-from sbcard.services import stock
-from sbcard.services.operators import add_operator
+from sbcard.services.outlets import stock
+from sbcard.services.outlets.operators import add_operator
 from terminals.emulator.blank import create_blank
 
 HEXI = "TJ-120103-01"

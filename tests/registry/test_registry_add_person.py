@@ -6,7 +6,7 @@ import pytest
 from registry_helpers import citizen_id, rows
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
-from sbcard.services.registry import add_person, get_person
+from sbcard.services.people.registry import add_person, get_person
 
 ZHANG = citizen_id("120103", "19900101", 123)
 CHILD = citizen_id("120104", "20240815", 22)

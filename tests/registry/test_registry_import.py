@@ -8,8 +8,8 @@ import pytest
 from registry_helpers import citizen_id
 
 from sbcard.domain.errors import InvalidInput, NotFound
-from sbcard.services import person_import
-from sbcard.services.registry import add_person, get_person, import_persons
+from sbcard.services.people import imports as person_import
+from sbcard.services.people.registry import add_person, get_person, import_persons
 
 HEADER = "citizen_id,name,insurance,retired,ethnicity,phone,region,insured_region,guardian_id,guardian_relation\n"
 A = citizen_id("120103", "19900101", 123)

@@ -6,9 +6,9 @@ import pytest
 from registry_helpers import citizen_id
 
 from sbcard.domain.errors import InvalidInput, NotFound
-from sbcard.federation.lookup import find_card, find_operator, find_person, get_outlet, node_of_outlet
-from sbcard.services.operators import add_operator
-from sbcard.services.registry import add_person
+from sbcard.services.exchange.lookup import find_card, find_operator, find_person, get_outlet, node_of_outlet
+from sbcard.services.outlets.operators import add_operator
+from sbcard.services.people.registry import add_person
 
 
 @pytest.mark.parametrize(

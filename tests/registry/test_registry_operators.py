@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
-from sbcard.services.operators import add_operator, list_operators, require_operator
+from sbcard.services.outlets.operators import add_operator, list_operators, require_operator
 
 
 def test_an_operator_is_registered_with_an_audit_entry(world, clock):

@@ -6,8 +6,8 @@ from datetime import datetime
 from pathlib import Path
 
 from sbcard.clock import BEIJING, FixedClock
-from sbcard.federation import outbox
-from sbcard.services import hub_directory
+from sbcard.services.exchange import outbox
+from sbcard.services.exchange import directory as hub_directory
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import init_world, open_world
 

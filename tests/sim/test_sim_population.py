@@ -7,7 +7,7 @@ from collections import Counter
 
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.pin import check_new_pin
-from sbcard.services.person_import import parse_row
+from sbcard.services.people.imports import parse_row
 from sbcard.sim.population import CSV_COLUMNS, csv_rows, make_population
 
 START = dt.date(2025, 3, 3)

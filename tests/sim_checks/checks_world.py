@@ -100,7 +100,7 @@ def settle(world: ChecksWorld, holder: str, hospital: str, factory: Any = None) 
 def clear_day(home: Path, day: dt.date = DAY) -> None:
     """The nightly clearing of ``day``, when clearing exists (helper S1's service)."""
     try:
-        from sbcard.services import clearing, settlement  # noqa: F401 - both, or no clearing yet
+        from sbcard.services.clearing import purse_records as clearing, settlement  # noqa: F401 - both, or no clearing yet
     except ImportError:
         return
     with open_world(home) as world:
@@ -156,7 +156,7 @@ def edit_card(world: ChecksWorld, holder: str, change: Any) -> None:
 def chip_purchase(world: ChecksWorld, holder: str, amount: int, when: dt.datetime) -> None:
     """A purchase made on the chip with its real commands, the PSAM's part played with the issuer's
     keys — and no terminal to log it."""
-    from sbcard.services import keys
+    from sbcard.services.cards import keys
     from terminals.emulator import testing
     from terminals.emulator.card import VirtualCard
 

@@ -35,7 +35,7 @@ def test_money_conserved_catches_an_unbalanced_entry(checks):
 def test_hub_conserved_catches_a_clearing_entry_on_one_side_only(checks):
     """A balanced transaction (money is conserved in 北京) that owes 天津 what 天津 never hears of."""
     with open_world(checks.home) as world:
-        from sbcard.services import ledger
+        from sbcard.services.accounts import ledger
 
         db = world.region("bj")
         ledger.ensure_internal_account(db, "CLEARING-tj", "clearing", NOW)
@@ -121,7 +121,7 @@ def test_counters_forward_catches_a_cleared_counter_the_card_never_reached(check
 
 
 def test_blacklist_honoured_catches_a_terminal_that_claims_a_list_it_does_not_hold(checks):
-    from sbcard.services import hub_directory
+    from sbcard.services.exchange import directory as hub_directory
     from terminals.apps.terminal_state import TerminalState
 
     card = checks.holders["chen"].number
@@ -139,7 +139,7 @@ def test_blacklist_honoured_catches_a_terminal_that_claims_a_list_it_does_not_ho
 
 def test_blacklist_honoured_allows_a_terminal_that_had_not_synced_yet(checks):
     """A terminal still on the older list accepts the card: the window the issuer is told of, not a violation."""
-    from sbcard.services import hub_directory
+    from sbcard.services.exchange import directory as hub_directory
 
     card = checks.holders["chen"].number
     with open_world(checks.home) as world, UnitOfWork(world.hub()) as hub:

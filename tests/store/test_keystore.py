@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from world_template import cli
 
-from sbcard.services.keys import issuer_key_rows, issuer_masters
+from sbcard.services.cards.keys import issuer_key_rows, issuer_masters
 from sbcard.store import keystore
 from sbcard.store.db import open_db
 from sbcard.store.world import KEY_PURPOSES, REGION_NODES, WorldPaths, init_world, open_world

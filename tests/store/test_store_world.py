@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sbcard.domain.errors import NotFound, SbcardError
-from sbcard.services.keys import issuer_key_rows
+from sbcard.services.cards.keys import issuer_key_rows
 from sbcard.store import schema_region
 from sbcard.store.db import content_digest, open_db
 from sbcard.store.migrations import Migration, read_meta

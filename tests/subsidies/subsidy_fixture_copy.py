@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sbcard import subsidy_reference as R
+from sbcard.reference import subsidies as R
 from sbcard.domain.errors import SbcardError
 from sbcard.reference import fixtures_dir, load_sources
 

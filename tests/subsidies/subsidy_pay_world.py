@@ -22,7 +22,7 @@ from sbcard.clock import BEIJING
 from sbcard.domain.card_number import compute_check_char as card_check
 from sbcard.domain.citizen_id import compute_check_char as id_check
 from sbcard.domain.money import fen_to_yuan_str
-from sbcard.services import ledger
+from sbcard.services.accounts import ledger
 from sbcard.store.unit_of_work import UnitOfWork
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=BEIJING)

@@ -6,7 +6,7 @@ import pytest
 from subsidy_fixture_copy import broken, fixtures  # noqa: F401  (fixtures: the fixture)
 from world_template import NOW
 
-from sbcard import subsidy_reference as R
+from sbcard.reference import subsidies as R
 from sbcard.clock import FixedClock
 from sbcard.store.world import init_world, open_world
 

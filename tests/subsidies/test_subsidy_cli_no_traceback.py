@@ -6,7 +6,7 @@ import pytest
 from subsidy_pay_fixtures import home, template_home, tj, world  # noqa: F401  (fixtures)
 from subsidy_pay_world import NOW, SUPERVISOR, approved_batch, batch_rows, row
 
-from sbcard.services import subsidy_payment as P
+from sbcard.services.subsidies import payment as P
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import csv
 from subsidy_import_fixtures import home, template_home, world  # noqa: F401  (fixtures)
 from subsidy_import_world import DISTRICT, MAKER, NOW, row, write_csv
 
-from sbcard.services import subsidy_import as I
+from sbcard.services.subsidies import batch_import as I
 
 FORMULAS = ['=HYPERLINK("http://evil.example","点我")', "@SUM(1+1)", "+86 10 6000", "-1+2"]
 

@@ -10,7 +10,7 @@ from subsidy_import_world import SAMPLES, row, total_of, write_csv, write_xlsx
 
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.subsidies import ControlTotals, FileRejected
-from sbcard.services.subsidy_files import BatchReader, scan
+from sbcard.services.subsidies.files import BatchReader, scan
 
 ROWS = [row(1, "ok0", "100.00"), row(2, "ok1", "200.50"), row(3, "王秀英", "0.01", name="王秀英")]
 

@@ -11,7 +11,7 @@ from subsidy_import_world import CHECKER, DISTRICT, MAKER, NOW, SAMPLE_PEOPLE
 
 from sbcard.clock import BEIJING
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
-from sbcard.services import subsidy_import as I
+from sbcard.services.subsidies import batch_import as I
 
 ELDERS = ["刘德明", "张桂兰", "王秀英", "李国华"]  # by citizen ID: born 1925, 1930, 1938, 1944
 AMOUNTS = {"刘德明": 60000, "张桂兰": 30000, "王秀英": 10000, "李国华": 10000}  # Tianjin's bands: 100+, 90-99, 80-89

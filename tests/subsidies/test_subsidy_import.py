@@ -26,7 +26,7 @@ from subsidy_import_world import (
 
 from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.subsidies import FileRejected
-from sbcard.services import subsidy_import as I
+from sbcard.services.subsidies import batch_import as I
 from sbcard.store.db import content_digest
 
 

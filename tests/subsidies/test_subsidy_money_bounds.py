@@ -10,7 +10,7 @@ from subsidy_pay_world import (
 )
 
 from sbcard.domain.limits import MAX_ACCOUNT_BALANCE_FEN
-from sbcard.services import ledger
+from sbcard.services.accounts import ledger
 from sbcard.store.db import content_digest, open_db
 
 

@@ -11,7 +11,7 @@ from subsidy_pay_world import CHECKER, CLERK, MAKER, NOW, SUPERVISOR, batch_rows
 from world_template import error_line
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
-from sbcard.services import subsidy_payment as P
+from sbcard.services.subsidies import payment as P
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from subsidy_pay_world import (
     CHECKER, CLERK, MAKER, NOW, approved_batch, assert_paid_exactly_once, batch_rows, card_number, import_csv, name,
 )
 
-from sbcard.services import lifecycle
+from sbcard.services.cards import lifecycle
 
 PAY_KEYS = {"batch_id", "region", "status", "source", "rows", "valid", "invalid", "declared_total_fen",
             "valid_total_fen", "maker", "checker", "reject_reason", "created_at", "approved_at", "paid_at", "paid",

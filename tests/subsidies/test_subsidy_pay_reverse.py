@@ -11,8 +11,8 @@ from subsidy_pay_world import (
 )
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
-from sbcard.services import ledger
-from sbcard.services import subsidy_payment as P
+from sbcard.services.accounts import ledger
+from sbcard.services.subsidies import payment as P
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from subsidy_pay_world import (
 )
 
 from sbcard.domain.errors import RuleRefused, SbcardError
-from sbcard.services import ledger, lifecycle
-from sbcard.services import subsidy_payment as P
+from sbcard.services.accounts import ledger
+from sbcard.services.cards import lifecycle
+from sbcard.services.subsidies import payment as P
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from freezegun import freeze_time
 from subsidy_fixture_copy import broken, fixtures  # noqa: F401  (fixtures: the fixture)
 from world_template import cli, make_template
 
-from sbcard import subsidy_reference as R
+from sbcard.reference import subsidies as R
 from sbcard.clock import BEIJING
 from sbcard.domain import subsidies as S
 from sbcard.domain.citizen_id import CitizenId, compute_check_char

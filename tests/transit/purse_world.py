@@ -22,8 +22,9 @@ from world_template import Card, CardWorld, card_template, copy_world, issue_car
 
 from sbcard.chip.codec import bcd_datetime
 from sbcard.clock import BEIJING
-from sbcard.services import keys, ledger
-from sbcard.services.transit_host import OfflineRecord
+from sbcard.services.cards import keys
+from sbcard.services.accounts import ledger
+from sbcard.services.transit.host import OfflineRecord
 from sbcard.store.db import open_db
 from sbcard.store.world import WorldPaths, open_world
 
@@ -162,7 +163,7 @@ class PurseWorld(CardWorld):
                now: dt.datetime | None = None, mac: str | None = None):
         """``transit_host.upload``, the batch MACed by the terminal's PSAM (``batch_mac``) unless ``mac`` is given."""
         from sbcard.clock import SystemClock
-        from sbcard.services import transit_host
+        from sbcard.services.transit import host as transit_host
 
         with open_world(self.home) as world:
             mac = mac if mac is not None else self.batch_mac(records, terminal_id)
@@ -172,7 +173,8 @@ class PurseWorld(CardWorld):
         """The batch's MAC by a PSAM holding ``terminal_id``'s upload key (its region's UMK master diversified
         by its number, as ``terminal add`` loads it), over the records as the host reads them."""
         from sbcard.chip.psam import BatchMac
-        from sbcard.services import terminals, transit_host
+        from sbcard.services.terminals import register as terminals
+        from sbcard.services.transit import host as transit_host
         from terminals.psam import MemorySerials, Psam, psam_upload_key
 
         with open_world(self.home) as world:

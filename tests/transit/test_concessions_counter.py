@@ -10,10 +10,10 @@ from concession_world import NOW, OUTLETS, desk, home, template_home  # noqa: F4
 from sbcard.clock import BEIJING
 from sbcard.domain import concessions as C
 from sbcard.domain import fares as F
-from sbcard.services import concession_list, hub_directory
+from sbcard.services.exchange import concession_list, directory as hub_directory
 from sbcard.store.db import open_db
 from sbcard.store.world import WorldPaths
-from sbcard.transit_reference import load_concession_policy
+from sbcard.reference.transit import load_concession_policy
 
 
 def hub(desk):

@@ -10,7 +10,7 @@ from sbcard.chip import profile as P
 from sbcard.domain import concessions as C
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import InvalidInput, RuleRefused
-from sbcard.transit_reference import load_concession_policy
+from sbcard.reference.transit import load_concession_policy
 
 POLICY = load_concession_policy()  # fixtures/transit/concessions.csv
 

@@ -9,7 +9,7 @@ import pytest
 
 from sbcard.domain import fares as F
 from sbcard.domain.errors import InvalidInput
-from sbcard.transit_reference import load_concession_policy
+from sbcard.reference.transit import load_concession_policy
 
 POLICY = load_concession_policy()  # fixtures/transit/concessions.csv
 BJ_RULE = POLICY.for_operator("bj-bus", date(2025, 1, 1))

@@ -10,7 +10,7 @@ from purse_world import NOW, OUTLETS, clock, purse_template, purse_world  # noqa
 
 from sbcard.domain.errors import NotFound
 from sbcard.domain.purse_load import LoadRequest
-from sbcard.services.purse_host import PurseHost
+from sbcard.services.transit.purse_host import PurseHost
 from sbcard.store.world import open_world
 from terminals.apps import loader
 from terminals.drivers.emulator import EmulatorReader

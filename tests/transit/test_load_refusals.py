@@ -12,8 +12,8 @@ from purse_world import BANKS, DEPOSIT_YUAN, NOW, clock, purse_template, purse_w
 from sbcard.chip.purse import EP_LOAD, load_mac1, load_session_key
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.purse_load import CardLoadEvidence, LoggedLoad, Outcome, PendingLoad, decide
-from sbcard.services import ledger
-from sbcard.services.purse_host import PurseHost
+from sbcard.services.accounts import ledger
+from sbcard.services.transit.purse_host import PurseHost
 from sbcard.store.world import open_world
 from terminals.apps import loader
 from terminals.drivers.emulator import EmulatorReader

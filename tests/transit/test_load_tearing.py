@@ -12,7 +12,7 @@ import pytest
 from purse_world import DEPOSIT_YUAN, NOW, clock, purse_template, purse_world  # noqa: F401
 
 from sbcard.chip.reader import CardIOError
-from sbcard.services.purse_host import PurseHost
+from sbcard.services.transit.purse_host import PurseHost
 from sbcard.store.world import open_world
 from terminals.apps import loader
 from terminals.drivers.emulator import EmulatorReader

@@ -10,7 +10,7 @@ import pytest
 from sbcard.domain import fares as F
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.network import KM, SECTIONS, BusLine, Network, OperatorInfo, Tariff
-from sbcard.transit_reference import load_tariff
+from sbcard.reference.transit import load_tariff
 
 
 def rows(*lines: tuple[str, str]) -> list[dict[str, str]]:

@@ -4,7 +4,7 @@ Two holders (a Beijing and a Tianjin card, issued and activated the real way, ¥
 each account) load their purses at a counter (``terminals.apps.loader`` with the issuers'
 ``PurseHost``), ride a Tianjin and a Beijing bus (``terminals.apps.transit.Validator``,
 Engineer V's validator with its PSAM and offline log), and the buses upload their logs
-(``sbcard.services.transit_host``). Loads and taps are torn at any of the card's writes;
+(``sbcard.services.transit.host``). Loads and taps are torn at any of the card's writes;
 a torn tap is tapped again at the same validator (a rider does), a torn load is settled
 by the next load or a recovery.
 
@@ -35,9 +35,10 @@ from purse_world import DEPOSIT_YUAN, HOLDERS, NOW, STAFF, Card, purse_template 
 from sbcard.chip.reader import CardIOError
 from sbcard.clock import SimClock
 from sbcard.domain.errors import RuleRefused
-from sbcard.services import ledger, transit_host
-from sbcard.services import terminals as terminal_service
-from sbcard.services.purse_host import PurseHost
+from sbcard.services.accounts import ledger
+from sbcard.services.transit import host as transit_host
+from sbcard.services.terminals import register as terminal_service
+from sbcard.services.transit.purse_host import PurseHost
 from sbcard.store.world import open_world
 from terminals.apps import loader
 from terminals.apps.terminal_state import TerminalState
@@ -83,7 +84,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.clock = SimClock(NOW)
         self.world = open_world(self.home)
         self.states = {op: TerminalState.open(self.home / "terminals" / tid) for op, tid in self.terminal_ids.items()}
-        from sbcard.transit_reference import load_tariff
+        from sbcard.reference.transit import load_tariff
         from terminals.apps.transit_fares import TariffFares
 
         self.fares = TariffFares(load_tariff())

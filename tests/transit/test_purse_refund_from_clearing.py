@@ -16,7 +16,7 @@ from purse_world import DEPOSIT_YUAN, OUTLETS, STAFF, clock, purse_template, pur
 from world_template import receive_blanks
 
 from sbcard.clock import SystemClock
-from sbcard.services import settlement
+from sbcard.services.clearing import settlement
 from sbcard.store.world import open_world
 
 PAST_THE_WINDOW = dt.timedelta(days=31)

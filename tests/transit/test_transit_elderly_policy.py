@@ -18,7 +18,7 @@ from sbcard.domain import concessions as C
 from sbcard.domain import fares as F
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import RuleRefused
-from sbcard.transit_reference import load_concession_policy, load_tariff
+from sbcard.reference.transit import load_concession_policy, load_tariff
 
 POLICY = load_concession_policy()
 BJ = next(r for r in POLICY.rules if r.id == "bj-elderly-bus")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sbcard import reference, transit_reference
+from sbcard import reference
+from sbcard.reference import transit as transit_reference
 
 BJ_BORN_1965_03_10 = "110105196503100020"  # 60 on 2025-03-10
 TJ_BORN_1960_03_20 = "120103196003200024"  # 65 on 2025-03-20

@@ -10,7 +10,7 @@ import pytest
 from purse_world import METRO_TERMINAL, NOW, clock, purse_template, purse_world  # noqa: F401
 
 from sbcard.domain.errors import NotFound
-from sbcard.services import transit_host
+from sbcard.services.transit import host as transit_host
 from sbcard.store.world import open_world
 
 

@@ -20,7 +20,7 @@ from sbcard.chip import upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.psam import BatchMac
 from sbcard.domain.errors import RuleRefused
-from sbcard.services import transit_host
+from sbcard.services.transit import host as transit_host
 from sbcard.store.world import open_world
 from terminals.psam import MemorySerials, Psam, PsamUploadKey
 

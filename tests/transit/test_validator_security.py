@@ -10,7 +10,7 @@ from sbcard.chip.apdu import Response
 from sbcard.chip.commands import InitializeForPurchase, select_tunion
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.reader import CardIOError, transmit
-from sbcard.services.terminals import consumer_keys
+from sbcard.services.terminals.register import consumer_keys
 from terminals.drivers.emulator import EmulatorReader
 from terminals.psam import Psam, PsamKeySet
 

@@ -278,7 +278,7 @@ def test_without_the_function_or_when_revoked_the_elderly_pay_full_fare(rig):
     rig.write_0017(card, _elderly())
     assert rig.tap(bus, card).fare_fen == 0
     # enabled on the holder's new card since: the hub revokes it on this one (a new list version)
-    from sbcard.services import concession_list
+    from sbcard.services.exchange import concession_list
     from sbcard.store.unit_of_work import UnitOfWork
 
     with rig.world() as world, UnitOfWork(world.hub()) as uow:
@@ -341,7 +341,7 @@ def test_other_regions_elderly_on_a_beijing_bus_by_the_same_treatment_switch(rig
 
     import attrs
 
-    from sbcard.transit_reference import load_tariff
+    from sbcard.reference.transit import load_tariff
     from terminals.apps.transit_fares import TariffFares
 
     tariff = copy.copy(load_tariff())

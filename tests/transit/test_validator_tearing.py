@@ -217,7 +217,7 @@ def test_a_tap_long_after_a_torn_purchase_is_completed_and_charged_anew(rig):
 _KILLED_AT_DEBIT = """
 import os, sys, datetime as dt
 from sbcard.clock import BEIJING, FixedClock
-from sbcard.transit_reference import load_tariff
+from sbcard.reference.transit import load_tariff
 from terminals.apps.terminal_state import TerminalState
 from terminals.apps.transit import Validator
 from terminals.apps.transit_fares import TariffFares

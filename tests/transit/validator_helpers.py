@@ -22,9 +22,9 @@ from sbcard.chip.reader import Reader
 from sbcard.clock import BEIJING, SimClock
 from sbcard.domain.card_number import CardNumber
 from sbcard.domain.citizen_id import compute_check_char
-from sbcard.services import hub_directory
-from sbcard.services import terminals as terminal_service
-from sbcard.services.keys import issuer_masters
+from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.terminals import register as terminal_service
+from sbcard.services.cards.keys import issuer_masters
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import World, open_world
 from terminals.apps.terminal_state import TerminalState
@@ -78,7 +78,7 @@ class ValidatorRig:
     @property
     def fares(self) -> TariffFares:
         if self._fares is None:
-            from sbcard.transit_reference import load_tariff
+            from sbcard.reference.transit import load_tariff
 
             self._fares = TariffFares(load_tariff())
         return self._fares

@@ -9,7 +9,7 @@ import pytest
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.library import LoanRules, check_borrow, due_date, fine_fen, item_code, overdue_days
 from sbcard.domain.venues import Venue
-from sbcard.venue_reference import venue
+from sbcard.reference.venues import venue
 
 CAPITAL = LoanRules.of(venue("BJ-LB-001"))  # 首都图书馆: 10 items, 30 days, ¥0.20 a day, at most ¥30 an item
 

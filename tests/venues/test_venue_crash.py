@@ -14,7 +14,7 @@ import pytest
 from venue_world import clock, venue_template, venues  # noqa: F401
 
 from sbcard.clock import BEIJING
-from sbcard.services import venue_gates
+from sbcard.services.venues import gates as venue_gates
 
 PARK = "BJ-SC-001"  # 颐和园, ¥20 off-peak for 刘洋
 GATE = "BJ-SC-001-0001"
@@ -55,7 +55,7 @@ def test_an_admission_debited_before_the_gate_died_is_rebuilt_as_its_visit_once(
 
 def test_the_daily_limit_counts_a_rebuilt_visit(venues, monkeypatch, clock):
     """The visit is rebuilt before the card is judged: a lost visit never buys a second entry over the limit."""
-    from sbcard.venue_reference import venues as all_venues
+    from sbcard.reference.venues import venues as all_venues
 
     limited = next(v for v in all_venues().values() if v.node == "bj" and v.daily_limit == 1 and v.price_fen)
     with monkeypatch.context() as m:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sbcard import reference, venue_reference
+from sbcard import reference
+from sbcard.reference import venues as venue_reference
 from sbcard.domain.regions import node_of
 from sbcard.reference import load_regions, load_sources
-from sbcard.venue_reference import in_region, library, venue, venues
+from sbcard.reference.venues import in_region, library, venue, venues
 
 LIST_KEYS = {"code", "name", "region", "node", "kind", "price_fen", "off_peak_price_fen", "peak_months", "open_days",
              "open_from", "open_to", "daily_limit", "loan_limit", "loan_days", "fine_fen_per_day", "fine_cap_fen",

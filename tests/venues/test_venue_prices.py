@@ -16,8 +16,8 @@ from sbcard.clock import BEIJING
 from sbcard.domain.citizen_id import CitizenId, compute_check_char
 from sbcard.domain.concessions import BJ_ELDERLY_FREE_BUS, ELDERLY_FREE_RIDE, CardConcession
 from sbcard.domain.venues import decide
-from sbcard.services.venue_gates import holder_statuses
-from sbcard.venue_reference import venue
+from sbcard.services.venues.gates import holder_statuses
+from sbcard.reference.venues import venue
 
 BEIJING_DISTRICT, TIANJIN_DISTRICT, HEBEI_DISTRICT = "110105", "120103", "130102"
 

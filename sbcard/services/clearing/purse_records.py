@@ -1,0 +1,597 @@
+"""The day's clearing (清分): accepted purchases and settled claims → lines payer → payee, and the ledgers.
+
+``run_clearing(world, day, now=…)`` (``sbcard clearing run --date D``) runs once per date;
+the hub's ``settlements`` row for the date (idempotency key ``settlement/<day>``) says it
+ran, and a second run changes nothing and answers so. A run cut short (a crash) finishes
+the job the next time: each step below is idempotent on its own.
+
+1. **Routing.** Every region's uploaded records that waited for an issuer out of reach
+   (``transit_host.route_awaiting``) go to it now, where the hub reaches both ends.
+2. **Each region's part** (a region whose link is down waits for the next clearing date:
+   its records stay "not yet in a clearing"), in one transaction of that region:
+   - transit, as the cards' issuer: every purchase it accepted (``purse_purchases`` status
+     ``cleared``, flagged ones included) received up to the end of the day (Beijing time)
+     and not yet in a clearing gets the day in ``clearing_day`` (set once: a trigger refuses
+     a second) → lines (issuer → operator's region, operator, count, amount, flagged);
+   - medical, as the insured region: every claim it settled (``recorded_at``) and every
+     refund it made (``refunded_at``, a negative amount) up to the end of the day and not
+     yet in a clearing → lines (insured region → hospital's region, hospital, count, amount
+     owed: what the claim's ledger transaction credited ``CLEARING-<hospital node>``);
+   - its ledger (kind ``clearing``): ``FLOAT-PURSE`` −x and ``CLEARING-<operator node>`` +x,
+     or ``OPERATOR-<operator>`` +x for its own region's operators; for its own hospitals
+     ``CLEARING-<own node>`` −x, ``HOSPITAL-<code>`` +x (the claims credited it already);
+   - the counter gaps of its cards as they stand (a counter skipped below a cleared one:
+     a tap whose record has not arrived), in its ``clearing_runs`` row with the counts;
+   - the flag policy (``purse_integrity.review_flags``): its cards whose cleared purchases'
+     flags or overdue gaps condemn them are blocked (the hub's blacklist, delivered in the run).
+3. **Through the hub.** Each region's new lines go to the hub (``clearing.lines/<day>/<node>``,
+   kept in the hub's ``clearing_lines``), which delivers each payer's lines to each other
+   payee region it reaches (``clearing.deliver/<day>/<payer>/<payee>``, once by the payee's
+   ``inbox``): the payee writes them and posts ``CLEARING-<payer node>`` −Σ,
+   ``OPERATOR-<operator>`` / ``HOSPITAL-<code>`` +x. Lines of a payee out of reach wait for
+   the next run.
+4. **Settlement.** The hub records the day's settlement (``settlement.day_settlement``)
+   once, and each region's settlement file ``<home>/settlement/<day>/<node>.json`` is written.
+
+``report(world, day)`` (``sbcard clearing report``) shows a day's clearing: lines, records
+rejected (with the reasons' categories) and flagged, duplicates, counter gaps; and, as the
+run does, the day's corrections of credited reversals and blocked cards (``purse_cases``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import sqlite_utils
+
+from sbcard.clock import BEIJING
+from sbcard.domain import settlement as S
+from sbcard.domain.errors import InvalidInput
+from sbcard.services.exchange import outbox
+from sbcard.services.accounts import ledger
+from sbcard.services.exchange import links
+from sbcard.services.transit import purse_integrity, host as transit_host
+from sbcard.services.transit.purse_host import FLOAT_PURSE
+from sbcard.store.migrations import timestamp
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import REGION_NODES, World
+
+SYSTEM = "clearing"
+LEDGER_KIND = "clearing"
+LINES_KIND = "clearing.lines"
+DELIVER_KIND = "clearing.deliver"
+SETTLEMENT_KIND = "settlement"
+FIELD = "--date"
+LINE_COLUMNS = ("day", "kind", "payer_node", "payee_node", "party", "count", "amount_fen", "flagged", "refunds")
+
+
+def clearing_account(node: str) -> str:
+    """What this region owes ``node`` (credit) or is owed by it (debit)."""
+    return f"CLEARING-{node}"
+
+
+def operator_account(operator: str) -> str:
+    return f"OPERATOR-{operator}"
+
+
+def hospital_account(hospital: str) -> str:
+    return f"HOSPITAL-{hospital}"
+
+
+def settlement_key(day: dt.date) -> str:
+    return f"{SETTLEMENT_KIND}/{day.isoformat()}"
+
+
+@attrs.frozen
+class ClearingResult:
+    """What a clearing run did (``changed`` False: the date was cleared before; the stored answer)."""
+
+    date: str
+    changed: bool
+    message: str
+    routed: dict[str, dict[str, int]]  # operator node → {issuer node: records routed}
+    regions: dict[str, dict[str, Any]]  # node → {status, transit, medical, gaps}
+    lines: list[dict[str, Any]]  # the day's lines (the hub's), sorted
+    delivered: int  # payer → payee deliveries made by this run
+    undelivered: int  # lines still waiting for their payee's region
+    gaps: list[dict[str, Any]]  # cards with a counter skipped, as the issuers saw them
+    files: list[str]  # the settlement files, relative to the world's home
+    settlement: dict[str, Any]  # settlement.day_settlement as recorded
+    corrections: list[dict[str, Any]] = attrs.field(factory=list)  # reversed loads credited after all, taken back
+    blocks: list[dict[str, Any]] = attrs.field(factory=list)  # cards blocked that day, with the float they leave
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9998, 12, 31)  # a day's window (day - 1 … day + 2) stays a date
+
+
+def parse_day(text: str, field: str = FIELD) -> dt.date:
+    try:
+        day = dt.date.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        raise InvalidInput("clearing.date", f"{text!r} is not a date (YYYY-MM-DD)", field) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput("clearing.date", f"{day.isoformat()} is outside {FIRST_DAY} to {LAST_DAY}", field)
+    return day
+
+
+def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingResult:
+    """Clear ``day`` (see the module doc); the stored answer, unchanged, when it was cleared before."""
+    from sbcard.services.clearing import settlement
+
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise InvalidInput("clearing.date", f"{day!r} is not a date", FIELD)
+    today = now.astimezone(BEIJING).date()
+    if day > today:
+        raise InvalidInput("clearing.date", f"{day.isoformat()} has not begun yet (today is {today.isoformat()})",
+                           FIELD)
+    done = recorded(world, day)
+    if done is not None:
+        return ClearingResult(**{**done, "changed": False,
+                                 "message": f"the clearing of {day.isoformat()} was run before: nothing changed"})
+    hub = world.hub()
+    routed: dict[str, dict[str, int]] = {}
+    for node in REGION_NODES:
+        got = transit_host.route_awaiting(world, node, now=now)
+        if got:
+            routed[node] = got
+    regions: dict[str, dict[str, Any]] = {}
+    for node in REGION_NODES:
+        if links.is_up(hub, node):
+            regions[node] = {"status": "cleared", **_clear_region(world, node, day, now)}
+        else:
+            regions[node] = {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0,
+                             "note": "the hub cannot reach it: its part waits for the next clearing date"}
+    cases = purse_cases(world, day, [n for n, r in regions.items() if r["status"] == "cleared"])
+    if any(purse_integrity.blocks_waiting(world.region(n)) for n in REGION_NODES if links.is_up(hub, n)):
+        outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
+    _send_lines(world, now)
+    delivered = deliver(world, now)
+    lines = hub_lines(world, day)
+    undelivered = hub.execute("SELECT count(*) FROM clearing_lines WHERE delivered_at IS NULL").fetchone()[0]
+    gaps = sorted((g for node in REGION_NODES for g in _run_summary(world, node, day).get("gaps", [])),
+                  key=lambda g: (g["card_number"] or "", g["app_serial"]))
+    day_settlement = settlement.day_settlement(world, day)
+    files = settlement.write_files(world, day, day_settlement)
+    parts = [f"{n}: {r['status']}" for n, r in regions.items()]
+    result = ClearingResult(
+        date=day.isoformat(), changed=True,
+        message=f"cleared {day.isoformat()}: {len(lines)} line(s); " + ", ".join(parts),
+        routed=routed, regions=regions, lines=[_line_view(row) for row in lines], delivered=delivered,
+        undelivered=undelivered, gaps=gaps, files=files, settlement=day_settlement, **cases)
+    settlement.record(world, day, day_settlement, result.to_dict(), now=now)
+    return result
+
+
+def recorded(world: World, day: dt.date) -> dict[str, Any] | None:
+    """The clearing run's answer for ``day`` as the hub recorded it, or None (not run yet)."""
+    row = world.hub().execute("SELECT result FROM settlements WHERE day = ?", [day.isoformat()]).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def _zero() -> dict[str, int]:
+    return {"count": 0, "amount_fen": 0}
+
+
+def end_of_day_utc(day: dt.date) -> str:
+    """The end of ``day`` in Beijing, as SQLite's ``datetime()`` shows an instant (UTC)."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=BEIJING)
+    return end.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def before_end(column: str, day: dt.date) -> tuple[str, list[str]]:
+    """SQL (and its parameters) for "the ISO timestamp in ``column`` is before the end of ``day`` in Beijing".
+
+    Beijing timestamps (every one the services write) compare as text with the day's end
+    in Beijing; another offset is compared as an instant (``datetime()``). The first term, a
+    text bound above any timestamp of such an instant, lets SQLite range-scan an index.
+    """
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=BEIJING)
+    local = end.isoformat()
+    offset = local[-6:]
+    sql = (f"{column} < ? AND (substr({column}, -6) = '{offset}' AND {column} < ? OR "
+           f"substr({column}, -6) != '{offset}' AND datetime({column}) < ?)")
+    return sql, [(day + dt.timedelta(days=2)).isoformat(), local, end_of_day_utc(day)]
+
+
+def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
+    """This region's part of the day's clearing, in one transaction; its summary (the stored one if done)."""
+    db = world.region(node)
+    key = day.isoformat()
+    received, received_args = before_end("received_at", day)
+    settled, settled_args = before_end("c.recorded_at", day)
+    refunded, refunded_args = before_end("c.refunded_at", day)
+    with UnitOfWork(db) as uow:
+        row = uow.db.execute("SELECT summary FROM clearing_runs WHERE day = ?", [key]).fetchone()
+        if row is not None:
+            return _public(json.loads(row[0]))
+        lines: dict[tuple[str, str, str], dict[str, int]] = {}  # (kind, payee, party) → totals
+
+        # transit: this region as the cards' issuer
+        where = f"status = 'cleared' AND clearing_day IS NULL AND {received}"
+        for from_node, operator, terminal_no, count, amount, flagged in uow.db.execute(
+                f"SELECT from_node, operator, CASE WHEN operator IS NULL THEN terminal_no END, count(*), "
+                f"sum(amount_fen), sum(flags IS NOT NULL) FROM purse_purchases WHERE {where} "
+                f"GROUP BY from_node, operator, 3", received_args).fetchall():
+            if operator is None:  # kept before the operator was: its region's register of terminals knows it
+                operator = _operator_of_terminal(world, from_node, terminal_no)
+            _add(lines, ("transit", from_node, operator), count, amount, flagged)
+        uow.db.execute(f"UPDATE purse_purchases SET clearing_day = ? WHERE {where}", [key, *received_args])
+
+        # medical: this region as the insured region
+        for hospital_node, hospital, count, amount in uow.db.execute(
+                "SELECT c.hospital_node, c.hospital, count(*), coalesce(sum(e.amount_fen), 0) FROM medical_claims c "
+                "LEFT JOIN ledger_entries e ON e.txn_id = c.txn_id AND e.account_no = 'CLEARING-' || c.hospital_node "
+                f"WHERE c.clearing_day IS NULL AND {settled} GROUP BY c.hospital_node, c.hospital", settled_args):
+            _add(lines, ("medical", hospital_node, hospital), count, amount, 0)
+        for hospital_node, hospital, count, amount in uow.db.execute(
+                "SELECT c.hospital_node, c.hospital, count(*), coalesce(sum(e.amount_fen), 0) FROM medical_claims c "
+                "LEFT JOIN ledger_entries e ON e.txn_id = c.reversal_txn_id "
+                "AND e.account_no = 'CLEARING-' || c.hospital_node "
+                f"WHERE c.refunded_at IS NOT NULL AND c.refund_clearing_day IS NULL AND {refunded} "
+                "GROUP BY c.hospital_node, c.hospital", refunded_args):
+            _add(lines, ("medical", hospital_node, hospital), 0, amount, 0, refunds=count)
+        uow.db.execute(f"UPDATE medical_claims AS c SET clearing_day = ? WHERE c.clearing_day IS NULL AND {settled}",
+                       [key, *settled_args])
+        uow.db.execute("UPDATE medical_claims AS c SET refund_clearing_day = ? WHERE c.refunded_at IS NOT NULL AND "
+                       f"c.refund_clearing_day IS NULL AND {refunded}", [key, *refunded_args])
+
+        txns = _post_payer(uow.db, node, day, lines, now)
+        created = timestamp(now)
+        rows = []
+        for (kind, payee, party), t in sorted(lines.items()):
+            txn = txns.get((kind, payee))
+            rows.append((key, kind, node, payee, party, t["count"], t["amount_fen"], t["flagged"], t["refunds"], txn,
+                         created))
+        uow.db.conn.executemany(
+            "INSERT INTO clearing_lines (day, kind, payer_node, payee_node, party, count, amount_fen, flagged, "
+            "refunds, txn_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        summary = {
+            "transit": _totals(t for (kind, _, _), t in lines.items() if kind == "transit"),
+            "medical": _totals(t for (kind, _, _), t in lines.items() if kind == "medical"),
+            "lines": len(rows),
+            "gap_list": counter_gaps(uow.db),
+        }
+        summary["blocked"] = purse_integrity.review_flags(uow.db, day, summary["gap_list"], now)
+        uow.db["clearing_runs"].insert({"day": key, "run_at": created,
+                                        "summary": json.dumps(summary, ensure_ascii=False, sort_keys=True)})
+        uow.commit()
+    return _public(summary)
+
+
+def _public(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {"transit": summary["transit"], "medical": summary["medical"], "gaps": len(summary["gap_list"])}
+
+
+def _run_summary(world: World, node: str, day: dt.date) -> dict[str, Any]:
+    row = world.region(node).execute("SELECT summary FROM clearing_runs WHERE day = ?", [day.isoformat()]).fetchone()
+    if row is None:
+        return {}
+    summary = json.loads(row[0])
+    return {**summary, "gaps": [{**g, "issuer": node} for g in summary["gap_list"]]}
+
+
+def _add(lines: dict[tuple[str, str, str], dict[str, int]], key: tuple[str, str, str], count: int, amount: int,
+         flagged: int, refunds: int = 0) -> None:
+    t = lines.setdefault(key, {"count": 0, "amount_fen": 0, "flagged": 0, "refunds": 0})
+    t["count"] += count
+    t["amount_fen"] += amount or 0
+    t["flagged"] += flagged or 0
+    t["refunds"] += refunds
+
+
+def _totals(items: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out = {"count": 0, "amount_fen": 0}
+    for t in items:
+        out["count"] += t["count"]
+        out["amount_fen"] += t["amount_fen"]
+    return out
+
+
+def _operator_of_terminal(world: World, node: str, terminal_no: str) -> str:
+    row = world.region(node).execute("SELECT operator FROM terminals WHERE upper(terminal_no) = ?",
+                                     [terminal_no.upper()]).fetchone()
+    return row[0] if row else f"UNKNOWN-{terminal_no}"
+
+
+def txn_id(day: dt.date | str, kind: str, payer: str, payee: str) -> str:
+    d = day.isoformat() if isinstance(day, dt.date) else day
+    return f"CLR-{d.replace('-', '')}-{'T' if kind == 'transit' else 'M'}-{payer}-{payee}"
+
+
+def _post_payer(db: sqlite_utils.Database, node: str, day: dt.date,
+                lines: Mapping[tuple[str, str, str], Mapping[str, int]],
+                now: dt.datetime) -> dict[tuple[str, str], str]:
+    """The payer region's ledger for its lines; {(kind, payee): txn id} of what was posted."""
+    groups: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+    for (kind, payee, party), t in sorted(lines.items()):
+        groups[(kind, payee)].append((party, t["amount_fen"]))
+    out: dict[tuple[str, str], str] = {}
+    for (kind, payee), parties in groups.items():
+        total = sum(amount for _, amount in parties)
+        if kind == "transit":
+            ledger.ensure_internal_account(db, FLOAT_PURSE, "purse_float", now)
+            if payee == node:
+                entries = [(FLOAT_PURSE, -total), *((operator_account(p), a) for p, a in parties)]
+            else:
+                entries = [(FLOAT_PURSE, -total), (clearing_account(payee), total)]
+        elif payee == node:  # own hospitals: the claims credited CLEARING-<own node>
+            entries = [(clearing_account(node), -total), *((hospital_account(p), a) for p, a in parties)]
+        else:
+            continue  # the claims posted what this region owes the hospital's region already
+        txn = _post(db, txn_id(day, kind, node, payee), entries, now,
+                    memo=f"{kind} clearing of {day.isoformat()}: {node} → {payee}")
+        if txn:
+            out[(kind, payee)] = txn
+    return out
+
+
+def _post(db: sqlite_utils.Database, txn: str, entries: list[tuple[str, int]], now: dt.datetime, *,
+          memo: str) -> str | None:
+    """Post the non-zero entries (accounts opened on first use); None when nothing moves."""
+    merged: dict[str, int] = defaultdict(int)
+    for account, amount in entries:
+        merged[account] += amount
+    kept = [(a, v) for a, v in merged.items() if v]
+    if not kept:
+        return None
+    for account, _ in kept:
+        if account != FLOAT_PURSE:
+            ledger.ensure_internal_account(db, account, "clearing", now)
+    ledger.post(db, txn_id=txn, entries=kept, kind=LEDGER_KIND, operator=SYSTEM, memo=memo, now=now)
+    return txn
+
+
+# ----------------------------------------------------------------------------- corrections and blocks
+
+
+def purse_cases(world: World, day: dt.date, nodes: Iterable[str] = REGION_NODES) -> dict[str, list[dict[str, Any]]]:
+    """The issuers' corrections (reversed loads credited after all) and blocks made on ``day`` (Beijing)."""
+    until = before_end("at", day)
+    since_sql, since_args = before_end("at", day - dt.timedelta(days=1))
+    out: dict[str, list[dict[str, Any]]] = {"corrections": [], "blocks": []}
+    for node in nodes:
+        got = purse_integrity.day_cases(world.region(node), node, (f"NOT ({since_sql})", since_args), until)
+        out["corrections"] += got["corrections"]
+        out["blocks"] += got["blocks"]
+    return out
+
+
+# ----------------------------------------------------------------------------- counters
+
+
+def counter_gaps(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """This issuer's cards with a counter skipped below a cleared one (``purse_shadow``), by card."""
+    out = []
+    for app_serial, card_number, next_counter, loose in db.execute(
+            "SELECT s.app_serial, s.card_number, s.offline_next, s.loose FROM purse_shadow s WHERE s.loose != '[]' "
+            "AND EXISTS (SELECT 1 FROM json_each(s.loose) j WHERE json_extract(j.value, '$[0]') > s.offline_next) "
+            "ORDER BY s.card_number, s.app_serial"):
+        counters = [e[0] for e in json.loads(loose)]
+        missing = S.counter_gaps(next_counter, counters)
+        if missing:
+            out.append({"card_number": card_number, "app_serial": app_serial, "missing": missing[:50],
+                        "missing_count": len(missing), "highest_cleared": max(counters)})
+    return out
+
+
+# ----------------------------------------------------------------------------- through the hub
+
+
+def _send_lines(world: World, now: dt.datetime) -> int:
+    """Every region's lines the hub has not taken yet (payer rows), one message per day and payer."""
+    hub = world.hub()
+    sent = 0
+    for node in REGION_NODES:
+        if not links.is_up(hub, node):
+            continue
+        db = world.region(node)
+        days = [r[0] for r in db.execute("SELECT DISTINCT day FROM clearing_lines WHERE sent_at IS NULL AND "
+                                         "payer_node = ? ORDER BY day", [node])]
+        for day in days:
+            rows = [dict(zip(LINE_COLUMNS, r)) for r in db.execute(
+                f"SELECT {', '.join(LINE_COLUMNS)} FROM clearing_lines WHERE day = ? AND payer_node = ? "
+                "ORDER BY kind, payee_node, party", [day, node])]
+            key = f"{LINES_KIND}/{day}/{node}"
+            with UnitOfWork(hub) as h:
+                if not h.db.execute("SELECT 1 FROM messages WHERE idempotency_key = ?", [key]).fetchone():
+                    at = timestamp(now)
+                    h.db.conn.executemany(
+                        f"INSERT INTO clearing_lines ({', '.join(LINE_COLUMNS)}, received_at, delivered_at) "
+                        f"VALUES ({', '.join('?' * len(LINE_COLUMNS))}, ?, ?)",
+                        [(*(r[c] for c in LINE_COLUMNS), at, at if r["payee_node"] == node else None) for r in rows])
+                    h.db["messages"].insert({
+                        "idempotency_key": key, "kind": LINES_KIND, "from_node": node, "to_node": "hub",
+                        "received_at": now.isoformat(),
+                        "payload": json.dumps({"lines": len(rows), "amount_fen": sum(r["amount_fen"] for r in rows)}),
+                        "result": json.dumps({"taken": len(rows)})})
+                    h.commit()
+            with UnitOfWork(db) as uow:
+                uow.db.execute("UPDATE clearing_lines SET sent_at = ? WHERE day = ? AND payer_node = ? AND "
+                               "sent_at IS NULL", [timestamp(now), day, node])
+                uow.commit()
+            sent += len(rows)
+    return sent
+
+
+def deliver(world: World, now: dt.datetime) -> int:
+    """The hub's lines not yet delivered to their payee's region, where it reaches it; deliveries made."""
+    hub = world.hub()
+    groups = [tuple(r) for r in hub.execute(
+        "SELECT DISTINCT day, payer_node, payee_node FROM clearing_lines WHERE delivered_at IS NULL "
+        "ORDER BY day, payer_node, payee_node")]
+    done = 0
+    for day, payer, payee in groups:
+        if not links.is_up(hub, payee):
+            continue
+        rows = [dict(zip(LINE_COLUMNS, r)) for r in hub.execute(
+            f"SELECT {', '.join(LINE_COLUMNS)} FROM clearing_lines WHERE day = ? AND payer_node = ? AND payee_node = ? "
+            "ORDER BY kind, party", [day, payer, payee])]
+        _receive(world.region(payee), day, payer, payee, rows, now)
+        key = f"{DELIVER_KIND}/{day}/{payer}/{payee}"
+        with UnitOfWork(hub) as h:
+            h.db.execute("UPDATE clearing_lines SET delivered_at = ? WHERE day = ? AND payer_node = ? AND "
+                         "payee_node = ? AND delivered_at IS NULL", [timestamp(now), day, payer, payee])
+            if not h.db.execute("SELECT 1 FROM messages WHERE idempotency_key = ?", [key]).fetchone():
+                h.db["messages"].insert({
+                    "idempotency_key": key, "kind": DELIVER_KIND, "from_node": "hub", "to_node": payee,
+                    "received_at": now.isoformat(),
+                    "payload": json.dumps({"lines": len(rows), "amount_fen": sum(r["amount_fen"] for r in rows)}),
+                    "result": json.dumps({"delivered": len(rows)})})
+            h.commit()
+        done += 1
+    return done
+
+
+def _receive(db: sqlite_utils.Database, day: str, payer: str, payee: str, rows: list[dict[str, Any]],
+             now: dt.datetime) -> None:
+    """The payee region takes a payer's lines once (its ``inbox``): its lines and ledger."""
+    key = f"{DELIVER_KIND}/{day}/{payer}/{payee}"
+    with UnitOfWork(db) as uow:
+        if uow.db.execute("SELECT 1 FROM inbox WHERE idempotency_key = ?", [key]).fetchone():
+            return
+        txns: dict[str, str | None] = {}
+        for kind in ("transit", "medical"):
+            mine = [r for r in rows if r["kind"] == kind]
+            if not mine:
+                continue
+            total = sum(r["amount_fen"] for r in mine)
+            party_account = operator_account if kind == "transit" else hospital_account
+            entries = [(clearing_account(payer), -total), *((party_account(r["party"]), r["amount_fen"]) for r in mine)]
+            txns[kind] = _post(uow.db, txn_id(day, kind, payer, payee), entries, now,
+                               memo=f"{kind} clearing of {day}: owed by {payer}")
+        created = timestamp(now)
+        uow.db.conn.executemany(
+            f"INSERT INTO clearing_lines ({', '.join(LINE_COLUMNS)}, txn_id, created_at) "
+            f"VALUES ({', '.join('?' * len(LINE_COLUMNS))}, ?, ?)",
+            [(*(r[c] for c in LINE_COLUMNS), txns.get(r["kind"]), created) for r in rows])
+        uow.db["inbox"].insert({
+            "idempotency_key": key, "from_node": "hub", "kind": DELIVER_KIND, "received_at": now.isoformat(),
+            "payload": json.dumps({"day": day, "payer": payer, "lines": len(rows)}),
+            "result": json.dumps({"txns": txns}, sort_keys=True)})
+        uow.commit()
+
+
+def hub_lines(world: World, day: dt.date) -> list[dict[str, Any]]:
+    """The day's lines as the hub holds them, sorted by kind, payer, payee, party."""
+    return [dict(zip((*LINE_COLUMNS, "delivered_at"), r)) for r in world.hub().execute(
+        f"SELECT {', '.join(LINE_COLUMNS)}, delivered_at FROM clearing_lines WHERE day = ? "
+        "ORDER BY kind, payer_node, payee_node, party", [day.isoformat()])]
+
+
+def _line_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"kind": row["kind"], "payer": row["payer_node"], "payee": row["payee_node"], "party": row["party"],
+            "count": row["count"], "amount_fen": row["amount_fen"], "flagged": row["flagged"],
+            "refunds": row["refunds"], "delivered": row.get("delivered_at") is not None}
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def report(world: World, day: dt.date) -> dict[str, Any]:
+    """The day's clearing for people and scripts (``sbcard clearing report``); stable keys.
+
+    ``transit``: per issuer / operator's region / operator — accepted (flagged included)
+    count and amount in the day's clearing, flagged by category, rejected by category
+    (records uploaded that day); ``rejected`` and ``flagged``: the records, with reasons;
+    ``duplicates``: records sent again, per operator's region; ``gaps``: cards with a
+    counter skipped at the clearing; ``medical``: the claims' lines; ``awaiting``: records
+    still waiting for their issuer, per operator's region.
+    """
+    key = day.isoformat()
+    lines = hub_lines(world, day)
+    transit: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def entry(issuer: str, node: str, operator: str) -> dict[str, Any]:
+        return transit.setdefault((issuer, node, operator), {
+            "issuer": issuer, "operator_node": node, "operator": operator, "accepted": 0, "amount_fen": 0,
+            "flagged": 0, "flags": {}, "rejected": 0, "rejected_fen": 0, "reasons": {}})
+
+    for row in lines:
+        if row["kind"] == "transit":
+            e = entry(row["payer_node"], row["payee_node"], row["party"])
+            e["accepted"] += row["count"]
+            e["amount_fen"] += row["amount_fen"]
+            e["flagged"] += row["flagged"]
+    flagged = []
+    for issuer in REGION_NODES:
+        for r in world.region(issuer).execute(
+                "SELECT card_number, app_serial, counter, terminal_no, terminal_serial, amount_fen, from_node, "
+                "operator, flags FROM purse_purchases WHERE clearing_day = ? AND flags IS NOT NULL "
+                "ORDER BY card_number, counter, terminal_no, terminal_serial", [key]):
+            flags = json.loads(r[8])
+            categories = S.flag_categories(flags)
+            e = entry(issuer, r[6], r[7] or "")
+            for c in categories:
+                e["flags"][c] = e["flags"].get(c, 0) + 1
+            flagged.append({"issuer": issuer, "card_number": r[0], "app_serial": r[1], "counter": r[2],
+                            "terminal_no": r[3], "terminal_serial": r[4], "amount_fen": r[5], "operator_node": r[6],
+                            "operator": r[7], "categories": categories,
+                            "reason": "; ".join(f.get("message", "") for f in flags)})
+    rejected = []
+    until, until_args = before_end("uploaded_at", day)
+    since, since_args = before_end("uploaded_at", day - dt.timedelta(days=1))
+    since = f"NOT ({since})"
+    duplicates: dict[str, int] = {}
+    for node in REGION_NODES:
+        db = world.region(node)
+        for r in db.execute(
+                "SELECT card_number, app_serial, counter, terminal, terminal_no, terminal_serial, amount_fen, "
+                f"issuer_node, operator, reason FROM transit_records WHERE status = 'rejected' AND {until} "
+                f"AND {since} ORDER BY card_number, app_serial, counter, terminal_no, terminal_serial",
+                [*until_args, *since_args]):
+            category = S.rejection_category(r[9])
+            e = entry(r[7] or "", node, r[8])
+            e["rejected"] += 1
+            e["rejected_fen"] += r[6]
+            e["reasons"][category] = e["reasons"].get(category, 0) + 1
+            rejected.append({"issuer": r[7], "card_number": r[0], "app_serial": r[1], "counter": r[2],
+                             "terminal": r[3], "terminal_no": r[4], "terminal_serial": r[5], "amount_fen": r[6],
+                             "operator_node": node, "operator": r[8], "category": category, "reason": r[9]})
+        dup = db.execute(f"SELECT coalesce(sum(duplicates), 0) FROM transit_uploads WHERE {until} AND {since}",
+                         [*until_args, *since_args]).fetchone()[0]
+        duplicates[node] = dup
+    for e in transit.values():
+        e["flags"] = dict(sorted(e["flags"].items()))
+        e["reasons"] = dict(sorted(e["reasons"].items()))
+    gaps = sorted((g for node in REGION_NODES for g in _run_summary(world, node, day).get("gaps", [])),
+                  key=lambda g: (g["card_number"] or "", g["app_serial"]))
+    cases = purse_cases(world, day)
+    return {
+        "date": key,
+        "run": recorded(world, day) is not None,
+        "transit": [transit[k] for k in sorted(transit)],
+        "medical": [_line_view(r) for r in lines if r["kind"] == "medical"],
+        "totals": {
+            "accepted": sum(e["accepted"] for e in transit.values()),
+            "accepted_fen": sum(e["amount_fen"] for e in transit.values()),
+            "flagged": sum(e["flagged"] for e in transit.values()),
+            "rejected": len(rejected),
+            "duplicates": sum(duplicates.values()),
+            "gaps": len(gaps),
+            "medical_claims": sum(r["count"] for r in lines if r["kind"] == "medical"),
+            "medical_fen": sum(r["amount_fen"] for r in lines if r["kind"] == "medical"),
+            "corrections": len(cases["corrections"]),
+            "corrected_fen": sum(c["taken_fen"] for c in cases["corrections"]),
+            "shortfall_fen": sum(c["short_fen"] for c in cases["corrections"]),
+            "blocked": len(cases["blocks"]),
+            "blocked_float_fen": sum(b["float_fen"] for b in cases["blocks"]),
+            "overspent_fen": sum(b["overspent_fen"] for b in cases["blocks"]),
+        },
+        "rejected": rejected,
+        "flagged": flagged,
+        "duplicates": duplicates,
+        "gaps": gaps,
+        "awaiting": {node: transit_host.awaiting_count(world, node) for node in REGION_NODES},
+        **cases,
+    }

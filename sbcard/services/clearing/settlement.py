@@ -1,0 +1,146 @@
+"""The day's settlement (结算) between the three regions, its files, and the purse float's reconciliation.
+
+``day_settlement(world, day)`` reads the hub's clearing lines of the day (``sbcard.services
+.clearing``) and answers, with stable keys:
+
+- ``matrix``: ``{payer: {payee: fen}}``, every region on both axes (the diagonal is what a
+  region's own cards and insured owe its own operators and hospitals);
+- ``net``: each region's net position, received − paid (sums to zero);
+- ``operators``: per operator / hospital ``{kind, node, count, amount_fen, from: {payer: fen}}``;
+- ``reconciliation``: per issuer, as things stand now — ``float_fen`` (the ``FLOAT-PURSE``
+  balance: loads less cleared purchases less refunded purses) against ``cards_fen`` (Σ of the
+  issuer's expected purse balances, ``purse_shadow``) + ``uncleared_fen`` (purchases it
+  accepted, not yet in a clearing) + ``pending_loads_fen`` (loads taken from accounts, not
+  yet seen on the card or reversed) − ``refunded_fen`` (replaced cards' purses paid back);
+  ``ok`` when they are equal.
+
+The hub records a day's settlement once (``settlements``, ``messages`` key
+``settlement/<day>``); ``write_files`` writes ``<home>/settlement/<day>/<node>.json`` per region.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+from sbcard.domain import settlement as S
+from sbcard.services.transit.purse_host import FLOAT_PURSE
+from sbcard.store.migrations import timestamp
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import REGION_NODES, World
+
+SETTLEMENT_DIR = "settlement"
+
+
+def day_lines(world: World, day: dt.date) -> list[S.Line]:
+    """The day's clearing lines as the hub holds them."""
+    from sbcard.services.clearing.purse_records import hub_lines
+
+    return [S.Line.from_row(row) for row in hub_lines(world, day)]
+
+
+def day_settlement(world: World, day: dt.date) -> dict[str, Any]:
+    """The settlement of ``day`` (see the module doc): ``{date, matrix, net, operators, reconciliation}``."""
+    lines = day_lines(world, day)
+    matrix = S.matrix(lines)
+    return {
+        "date": day.isoformat(),
+        "matrix": matrix,
+        "net": S.net_by_region(matrix),
+        "operators": S.parties(lines),
+        "reconciliation": {node: reconcile(world, node) for node in REGION_NODES},
+    }
+
+
+def reconcile(world: World, node: str) -> dict[str, Any]:
+    """The issuer's purse float against its cards' expected balances and what is in flight (fen)."""
+    db = world.region(node)
+
+    def one(sql: str) -> int:
+        return int(db.execute(sql).fetchone()[0] or 0)
+
+    float_fen = int(db.execute("SELECT coalesce(sum(amount_fen), 0) FROM ledger_entries WHERE account_no = ?",
+                               [FLOAT_PURSE]).fetchone()[0])
+    cards = one("SELECT sum(expected_balance_fen) FROM purse_shadow")
+    uncleared = one("SELECT sum(amount_fen) FROM purse_purchases WHERE status = 'cleared' AND clearing_day IS NULL")
+    pending = one("SELECT sum(amount_fen) FROM purse_loads WHERE status = 'pending'")
+    refunded = one("SELECT sum(amount_fen) FROM purse_refunds WHERE paid_at IS NOT NULL")
+    expected = cards + uncleared + pending - refunded
+    return {"float_fen": float_fen, "cards_fen": cards, "uncleared_fen": uncleared, "pending_loads_fen": pending,
+            "refunded_fen": refunded, "difference_fen": float_fen - expected, "ok": float_fen == expected}
+
+
+def region_file(lines: list[S.Line], settlement: dict[str, Any], node: str) -> dict[str, Any]:
+    """One region's settlement file: its lines both ways, its net and counterparties, its reconciliation."""
+    positions = S.net_positions(lines)
+    return {
+        "date": settlement["date"],
+        "node": node,
+        "payable": [_line_json(x) for x in sorted(lines) if x.payer == node],
+        "receivable": [_line_json(x) for x in sorted(lines) if x.payee == node],
+        "net_fen": settlement["net"][node],
+        "counterparties": S.counterparties(positions, node),
+        "reconciliation": settlement["reconciliation"][node],
+    }
+
+
+def files_for(world: World, day: dt.date, settlement: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each region's settlement file's content, by node."""
+    lines = day_lines(world, day)
+    return {node: region_file(lines, settlement, node) for node in REGION_NODES}
+
+
+def write_files(world: World, day: dt.date, settlement: dict[str, Any]) -> list[str]:
+    """Write ``<home>/settlement/<day>/<node>.json`` (sorted keys; written whole, then renamed)."""
+    folder = world.paths.home / SETTLEMENT_DIR / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for node, content in files_for(world, day, settlement).items():
+        path = folder / f"{node}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(content, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        written.append(str(path.relative_to(world.paths.home)))
+    return written
+
+
+def record(world: World, day: dt.date, settlement: dict[str, Any], result: dict[str, Any], *,
+           now: dt.datetime) -> bool:
+    """The hub records the day's settlement once; False if it had (nothing written)."""
+    from sbcard.services.clearing.purse_records import SETTLEMENT_KIND, settlement_key
+
+    key = settlement_key(day)
+    with UnitOfWork(world.hub()) as hub:
+        if hub.db.execute("SELECT 1 FROM settlements WHERE day = ?", [day.isoformat()]).fetchone():
+            return False
+        dumps = _dumps
+        hub.db["settlements"].insert({
+            "day": day.isoformat(), "idempotency_key": key, "matrix": dumps(settlement["matrix"]),
+            "net": dumps(settlement["net"]), "parties": dumps(settlement["operators"]), "result": dumps(result),
+            "recorded_at": timestamp(now)})
+        hub.db["messages"].insert({
+            "idempotency_key": key, "kind": SETTLEMENT_KIND, "from_node": "hub", "to_node": "hub",
+            "received_at": now.isoformat(), "payload": dumps({"date": day.isoformat(), "net": settlement["net"]}),
+            "result": dumps({"recorded": True})})
+        hub.commit()
+    return True
+
+
+def recorded_settlement(world: World, day: dt.date) -> dict[str, Any] | None:
+    """The settlement the hub recorded for ``day`` (matrix, net, operators), or None."""
+    row = world.hub().execute("SELECT matrix, net, parties FROM settlements WHERE day = ?",
+                              [day.isoformat()]).fetchone()
+    if row is None:
+        return None
+    return {"matrix": json.loads(row[0]), "net": json.loads(row[1]), "operators": json.loads(row[2])}
+
+
+def _line_json(line: S.Line) -> dict[str, Any]:
+    return {"kind": line.kind, "payer": line.payer, "payee": line.payee, "party": line.party, "count": line.count,
+            "amount_fen": line.amount_fen}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

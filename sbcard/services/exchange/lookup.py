@@ -1,0 +1,80 @@
+"""Finding which node holds an outlet, a person, a card or an operator.
+
+Outlets carry their node in their code; cards are found through the hub's directory
+(the issuing region is the owner of the card's record); persons and operators are
+looked for in the three regions. Every answer names the node, so the caller opens its
+unit of work on the right database.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sbcard.domain.errors import NotFound
+from sbcard.domain.outlets import OutletCode
+from sbcard.domain.regions import NODE_NAMES, node_of
+from sbcard.services.outlets.operators import get_operator
+from sbcard.services.people.registry import get_person
+from sbcard.store.world import REGION_NODES, World
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def node_of_outlet(code: str) -> str:
+    """The node that owns the outlet, from its code's prefix (InvalidInput "--outlet" if malformed)."""
+    return OutletCode.parse(code).node
+
+
+def get_outlet(world: World, code: str) -> dict[str, Any]:
+    """The outlet's row plus its `node`; NotFound "outlet.unknown" (field "--outlet")."""
+    parsed = OutletCode.parse(code)
+    rows = list(world.region(parsed.node).query("SELECT * FROM outlets WHERE code = ?", [str(parsed)]))
+    if not rows:
+        raise NotFound("outlet.unknown", f"no outlet {parsed} in {NODE_NAMES[parsed.node]}", "--outlet")
+    return {**rows[0], "node": parsed.node}
+
+
+def find_person(world: World, citizen_id: str) -> tuple[str, dict[str, Any]] | None:
+    """(node, person) for the region whose registry holds the person, or None."""
+    for node in REGION_NODES:
+        person = get_person(world.region(node), citizen_id)
+        if person is not None:
+            return node, person
+    return None
+
+
+def find_card(world: World, card_number: str) -> tuple[str, dict[str, Any]] | None:
+    """(issuing node, card row) from the hub's directory, else by asking each region, or None.
+
+    The fallback covers a card whose directory entry is still in its region's outbox.
+    """
+    number = _WHITESPACE.sub("", card_number or "").upper()
+    entry = list(world.hub().query("SELECT issuing_region FROM card_directory WHERE card_number = ?", [number]))
+    candidates = list(REGION_NODES)
+    if entry:
+        home = node_of(entry[0]["issuing_region"])
+        candidates.remove(home)
+        candidates.insert(0, home)
+    for node in candidates:
+        rows = list(world.region(node).query("SELECT * FROM cards WHERE card_number = ?", [number]))
+        if rows:
+            return node, rows[0]
+    return None
+
+
+def find_operator(world: World, code: str) -> tuple[str, dict[str, Any]] | None:
+    """(node, operator) of the region the operator works for, or None. Codes are unique nationally."""
+    for node in REGION_NODES:
+        operator = get_operator(world.region(node), code)
+        if operator is not None:
+            return node, operator
+    return None
+
+
+def require_operator_anywhere(world: World, code: str) -> tuple[str, dict[str, Any]]:
+    """As `find_operator`, refusing an unknown operator (NotFound "operator.unknown", "--operator")."""
+    found = find_operator(world, code)
+    if found is None:
+        raise NotFound("operator.unknown", f"no operator {code!r} in any region's card service", "--operator")
+    return found

@@ -1,0 +1,208 @@
+"""Medical claims between regions: hospital node → hub → insured node, each exchange recorded once.
+
+A point of sale's claim (``sbcard.domain.medical_claim.ClaimRequest``) is settled by the
+holder's insured region (``sbcard.services.medical.host``), which the hub reaches only
+while its link is up (``sbcard.services.exchange.links``). Every exchange goes through the hub
+and is recorded in its ``messages`` under the idempotency key ``<kind>/<claim id>``
+(``medical.settle/BJH003-00000042``, ``medical.refund/…``) with the answer, the hub's
+write lock held meanwhile, as the transit uploads do:
+
+- a settle sent again (a point of sale's retry, a reconciliation repeated after a crash)
+  gets the recorded answer and the insured region does nothing (it also keeps each
+  claim id once);
+- a refund recorded before is refused as refunded already.
+
+A refusal by a rule is not recorded: nothing happened, the caller is told why.
+
+``reconcile`` sends the claims the hospitals' regions queued while an insured region was
+down, oldest first, once its link is up again — on demand (``sbcard medical reconcile``)
+and, for that region, before every online settle (so a holder's accumulators take the
+claims in the order they happened).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlite_utils
+
+from sbcard.domain import medical as M
+from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
+from sbcard.domain.medical_claim import ClaimRequest
+from sbcard.domain.regions import NODE_NAMES, node_of
+from sbcard.services.exchange import links
+from sbcard.services.medical import claims as medical_claims, host as medical_host
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import REGION_NODES, World
+
+SETTLE = "medical.settle"
+REFUND = "medical.refund"
+
+
+class Unreachable(RuleRefused):
+    """The hub cannot reach a region's host (its link is down)."""
+
+
+def reachable(world: World, node: str) -> bool:
+    return links.is_up(world.hub(), node)
+
+
+def insured_node_of(request: ClaimRequest) -> str:
+    return node_of(request.insured_region)
+
+
+def settle(world: World, request: ClaimRequest, *, hospital_node: str, now: dt.datetime) -> dict[str, Any]:
+    """Route one claim to its insured region and return the settled claim's view.
+
+    ``Unreachable`` when either end's link is down (the point of sale then settles
+    offline). Claims queued for that region are reconciled first.
+    """
+    insured = insured_node_of(request)
+    for node in (hospital_node, insured):
+        if not reachable(world, node):
+            raise Unreachable("link.down", f"the hub cannot reach {NODE_NAMES[node]} ({node}): its link is down")
+    if any(medical_claims.has_queued(world.region(n), insured) for n in REGION_NODES):
+        reconcile(world, now=now, insured_node=insured)
+    return _exchange(world, SETTLE, request.claim_id, from_node=hospital_node, to_node=insured,
+                     payload=request.to_json(), now=now,
+                     apply=lambda db: medical_host.settle(db, request, now=now))[0]
+
+
+def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node: str, payload: dict[str, Any],
+              now: dt.datetime,
+              apply: Callable[[sqlite_utils.Database], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """(answer, True if recorded before) of one exchange, recorded once in the hub's ``messages``."""
+    key = f"{kind}/{claim_id}"
+    with UnitOfWork(world.hub()) as hub:
+        row = hub.db.execute("SELECT result FROM messages WHERE idempotency_key = ?", [key]).fetchone()
+        if row is not None:
+            return json.loads(row[0]), True
+        answer = apply(world.region(to_node))
+        hub.db.execute(
+            "INSERT INTO messages (idempotency_key, kind, from_node, to_node, received_at, payload, result) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [key, kind, from_node, to_node, now.isoformat(),
+             json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str),
+             json.dumps(answer, ensure_ascii=False, separators=(",", ":"), default=str)])
+        hub.commit()
+    return answer, False
+
+
+def find_claim(world: World, claim_id: str) -> tuple[str, dict[str, Any]] | None:
+    """(insured node, claim view) of a settled claim, looked for in the three regions."""
+    for node in REGION_NODES:
+        view = medical_host.get_claim(world.region(node), claim_id)
+        if view is not None:
+            return node, view
+    return None
+
+
+def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.datetime) -> dict[str, Any]:
+    """退费 through the hub: ``{"refunded": claim, "resettled": claim | None}`` (``medical_host.refund``)."""
+    claim_id = claim_id.strip()
+    found = find_claim(world, claim_id)
+    if found is None:
+        for node in REGION_NODES:
+            queued = medical_claims.find(world.region(node), claim_id)
+            if queued is not None and queued["status"] == "queued":
+                raise RuleRefused("medical.claim.queued", f"claim {claim_id} was settled offline and is not "
+                                  "reconciled yet: run `sbcard medical reconcile` once its region is reachable",
+                                  "CLAIM_ID")
+        raise NotFound("medical.claim.unknown", f"no claim {claim_id}", "CLAIM_ID")
+    insured, claim = found
+    if not reachable(world, insured):
+        raise Unreachable("link.down", f"the hub cannot reach {NODE_NAMES[insured]} ({insured}): refund when its "
+                          "link is up", "CLAIM_ID")
+    if claim["status"] == "refunded":
+        raise RuleRefused("medical.refund.done", f"claim {claim_id} was refunded already ({claim['refunded_at']})",
+                          "CLAIM_ID")
+    answer, before = _exchange(world, REFUND, claim_id, from_node=claim["hospital_node"], to_node=insured,
+                               payload={"claim_id": claim_id, "items": list(codes or [])}, now=now,
+                               apply=lambda db: medical_host.refund(db, claim_id, codes, now=now))
+    if before:
+        raise RuleRefused("medical.refund.done", f"claim {claim_id} was refunded already", "CLAIM_ID")
+    return answer
+
+
+def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None) -> dict[str, Any]:
+    """Send the queued offline claims (all, or ``insured_node``'s) whose region is reachable.
+
+    Returns ``{"reconciled": [claim], "refused": [{claim_id, code, message}], "waiting":
+    [{claim_id, insured_node}]}``; a refused claim leaves the queue with the refusal kept.
+    """
+    out: dict[str, list[dict[str, Any]]] = {"reconciled": [], "refused": [], "waiting": []}
+    pending = []
+    for hospital_node in REGION_NODES:
+        for row in medical_claims.queued(world.region(hospital_node), insured_node):
+            pending.append((row["queued_at"], row["claim_id"], hospital_node, row))
+    for _, claim_id, hospital_node, row in sorted(pending, key=lambda p: (p[0], p[1])):
+        insured = row["insured_node"]
+        if not (reachable(world, insured) and reachable(world, hospital_node)):
+            out["waiting"].append({"claim_id": claim_id, "insured_node": insured})
+            continue
+        request = ClaimRequest.from_json(json.loads(row["request"]))
+        try:
+            answer, _ = _exchange(world, SETTLE, claim_id, from_node=hospital_node, to_node=insured,
+                                  payload=request.to_json(), now=now,
+                                  apply=lambda db, r=request: medical_host.settle(db, r, now=now))
+        except SbcardError as refused:
+            result = {"refused": refused.code, "message": refused.message}
+            medical_claims.mark(world.region(hospital_node), claim_id, status="refused", result=result, now=now)
+            out["refused"].append({"claim_id": claim_id, "code": refused.code, "message": refused.message})
+            continue
+        medical_claims.mark(world.region(hospital_node), claim_id, status="reconciled",
+                            result={"claim_id": claim_id, "fund_fen": answer["fund_fen"],
+                                    "self_fen": answer["self_fen"], "adjustment_fen": answer["adjustment_fen"],
+                                    "owed_fen": answer["owed_fen"]}, now=now)
+        out["reconciled"].append(answer)
+    return out
+
+
+def hospital_node(hospital: M.Hospital) -> str:
+    return node_of(hospital.region)
+
+
+class PosHost:
+    """The service behind a hospital's point of sale (``terminals.apps.medical.MedicalHost``).
+
+    The card's status comes from the hub's directory (messages still in a region's outbox
+    are delivered first), claim ids and the offline queue from the hospital's region, the
+    settlement from the insured region through the hub.
+    """
+
+    def __init__(self, world: World, *, now: dt.datetime) -> None:
+        from sbcard.services.exchange import outbox
+
+        self.world, self.now = world, now
+        outbox.deliver_pending(world, now)
+
+    def card_status(self, card_number: str) -> dict[str, Any] | None:
+        from sbcard.services.exchange import directory as hub_directory
+
+        hub = self.world.hub()
+        entry = hub_directory.card_entry(hub, card_number)
+        if entry is None:
+            return None
+        return {"status": entry["status"], "issuing_region": entry["issuing_region"],
+                "blacklisted": hub_directory.is_blacklisted(hub, card_number)}
+
+    def reachable(self, hospital: M.Hospital, insured_node: str) -> bool:
+        return reachable(self.world, hospital_node(hospital)) and reachable(self.world, insured_node)
+
+    def new_claim(self, hospital: M.Hospital) -> tuple[str, int]:
+        return medical_claims.new_claim_id(self.world.region(hospital_node(hospital)), hospital.code)
+
+    def settle(self, hospital: M.Hospital, request: ClaimRequest) -> dict[str, Any]:
+        return settle(self.world, request, hospital_node=hospital_node(hospital), now=self.now)
+
+    def pin_blocked(self, card_number: str) -> None:
+        from sbcard.services.cards import pin
+
+        pin.record_pin_blocked(self.world, card_number=card_number, now=self.now)
+
+    def queue_offline(self, hospital: M.Hospital, request: ClaimRequest, settlement: M.Settlement) -> dict[str, Any]:
+        return medical_claims.queue_offline(self.world.region(hospital_node(hospital)), request, settlement.to_json(),
+                                            insured_node=insured_node_of(request), now=self.now)
