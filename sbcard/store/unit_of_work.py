@@ -14,15 +14,29 @@ database makes the second wait (busy_timeout) rather than fail halfway through.
 A use case that touches a region and the hub opens one unit of work on each database;
 they commit separately (cross-node work is made idempotent by the hub's message log, not
 by a distributed transaction).
+
+It is the one transaction idiom and the port to storage. A service receives a unit of
+work, not a connection: ``with uow:`` for a whole use case, ``with uow.step():`` for a step
+that is a use case of its own when called alone and one part of a larger use case when
+called inside it (a SAVEPOINT then, so a refused step leaves the caller's earlier work
+intact). The SQL a service needs lives in ``sbcard.store.repositories``; ``uow.get(Kind)``
+gives the repository of that kind over this unit's database, so a second store plugs in
+by giving other repositories for the same names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from sbcard.domain.errors import SbcardError
+
+
+Repository = TypeVar("Repository")
 
 
 class UnitOfWork:
@@ -30,6 +44,40 @@ class UnitOfWork:
         self.db = db
         self._active = False
         self._finished_at: int | None = None  # the connection's total_changes when ``finish`` committed
+        self._repositories: dict[type[Any], Any] = {}
+
+    def get(self, kind: type[Repository]) -> Repository:
+        """The repository of ``kind`` (a class taking the database) over this unit's database."""
+        found = self._repositories.get(kind)
+        if found is None:
+            found = self._repositories[kind] = kind(self.db)
+        return found
+
+    @contextmanager
+    def step(self) -> Iterator[UnitOfWork]:
+        """Everything written in the block is kept together or not at all.
+
+        Alone, the step is a whole use case: its own transaction, committed at the end. Inside
+        a transaction already open on the database (this unit's or a caller's), it is a
+        SAVEPOINT: a refused step rolls back to it and the caller decides whether to commit.
+        Every step's savepoint has the same name: SQLite's ROLLBACK TO and RELEASE act on the
+        most recent savepoint of a name, which is the step's own since steps nest as blocks
+        do, and one name keeps the three statements in sqlite3's cache of compiled statements.
+        """
+        conn = self.db.conn
+        if not conn.in_transaction:
+            with self:
+                yield self
+                self.finish()
+            return
+        conn.execute("SAVEPOINT sbcard_step")
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK TO sbcard_step")
+            conn.execute("RELEASE sbcard_step")
+            raise
+        conn.execute("RELEASE sbcard_step")
 
     def __enter__(self) -> UnitOfWork:
         if self._active or self.db.conn.in_transaction:
