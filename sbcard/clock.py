@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 def _beijing_time() -> tzinfo:
     try:
-        from zoneinfo import ZoneInfo
-
         return ZoneInfo("Asia/Shanghai")
     except Exception:  # no tzdata on this machine: China has had no DST since 1991
         return timezone(timedelta(hours=8), "CST")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from sbcard.chip.crypto import kdf
 from sbcard.domain.errors import SbcardError
 from sbcard.domain.regions import node_of
 from sbcard.store import keystore
@@ -1022,8 +1023,6 @@ UMK_LABEL = "sbcard upload master "
 
 
 def _v10_upload_provenance(db: sqlite_utils.Database) -> None:
-    from sbcard.chip.crypto import kdf
-
     db.executescript(_UPLOAD_REFUSALS_V10)
     rows = {row[0]: row for row in db.execute(
         "SELECT purpose, algorithm, key_version, key_hex, created_at FROM issuer_keys")}

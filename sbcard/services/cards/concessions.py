@@ -47,6 +47,8 @@ from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.regions import NODE_NAMES
+from sbcard.domain.sources import ILLUSTRATIVE_ONLY
+from sbcard.reference.transit import load_concession_policy
 from sbcard.services.exchange import lookup, outbox
 from sbcard.services.outlets import audit
 from sbcard.services.exchange import concession_list
@@ -103,8 +105,6 @@ def enable(
     now: datetime,
 ) -> Iterator[ConcessionOrder]:
     """Grant ``kind`` (``elderly``/``student`` or the stored names) on the card; see the module doc."""
-    from sbcard.reference.transit import load_concession_policy
-
     kind = C.card_kind(kind)
     number = lifecycle.parse_card_number(card_number)
     node, _ = lifecycle.locate_card(world, number)
@@ -248,9 +248,6 @@ def provenance_of(kind: str | None, card_region: str, today: date) -> dict[str, 
     """``"source"``, ``"confidence"``, ``"illustrative"`` of the rule behind a card's concession: the
     elderly rule of its kind (or, with none, of the card's region); a student ticket's terms (at most a
     year, renewed each school year) are the project's own, so illustrative."""
-    from sbcard.domain.sources import ILLUSTRATIVE_ONLY
-    from sbcard.reference.transit import load_concession_policy
-
     if kind == C.STUDENT:
         return ILLUSTRATIVE_ONLY.to_json()
     rules = [r for r in load_concession_policy().rules
@@ -261,8 +258,6 @@ def provenance_of(kind: str | None, card_region: str, today: date) -> dict[str, 
 
 def _elderly_from(citizen: CitizenId, card_region: str, today: date) -> str | None:
     """The first day the elderly concession of the card's region may be enabled (None: its cards carry none)."""
-    from sbcard.reference.transit import load_concession_policy
-
     rules = [r for r in load_concession_policy().rules if r.carried_by(card_region)]
     rule = next((r for r in rules if r.in_force(today)), rules[0] if rules else None)
     return rule.first_day(citizen.birth_date).isoformat() if rule else None

@@ -39,6 +39,7 @@ from sbcard.domain.eligibility import ApplicationFacts, check_application
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.regions import NODE_NAMES, province_code_of
+from sbcard.reference import medical as medical_reference
 from sbcard.services.exchange import lookup, outbox
 from sbcard.services.outlets import audit, operators, stock
 from sbcard.services.exchange import directory as hub_directory
@@ -171,8 +172,6 @@ def apply(
 
 def _offline_limit(person: dict[str, Any]) -> int:
     """DF04/EF06's offline settlement limit: the insured region's policy for the holder's kind of insurance."""
-    from sbcard.reference import medical as medical_reference
-
     return medical_reference.policy(province_code_of(person["insured_region"]), person["insurance"],
                                     bool(person["retired"])).offline_limit_fen
 

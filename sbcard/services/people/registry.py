@@ -17,7 +17,7 @@ from sbcard.domain.regions import NODE_NAMES
 from sbcard.reference import load_ethnicities
 from sbcard.services.outlets import audit
 from sbcard.services.people.imports import SYSTEM, ImportReport, import_persons
-from sbcard.services.people.record import PersonRecord, check_person, check_registry_node
+from sbcard.services.people.record import RESIDENCES, PersonRecord, check_person, check_registry_node
 from sbcard.store.migrations import timestamp
 from sbcard.store.transaction import atomic
 from sbcard.store.world import node_of_db
@@ -132,8 +132,6 @@ def record_personal_data_shown(
 def set_residence(db: sqlite_utils.Database, *, citizen_id: str, residence: str, operator: str,
                   now: datetime) -> dict[str, Any]:
     """Record a person's residence status (户籍 / 居住证 where they live), seen on their papers at a counter."""
-    from sbcard.services.people.record import RESIDENCES
-
     if residence not in RESIDENCES:
         raise InvalidInput("person.residence", f"{residence!r} is not one of {', '.join(RESIDENCES)}", "--residence")
     key = "".join((citizen_id or "").split()).upper()

@@ -31,6 +31,7 @@ from sbcard.domain import library as L
 from sbcard.domain.concessions import BJ_ELDERLY_FREE_BUS, CardConcession
 from sbcard.domain.errors import NotFound, RuleRefused
 from sbcard.domain.venues import ELDERLY_CARD, STUDENT, Venue, statuses_of
+from sbcard.reference.venues import venues as all_venues
 from sbcard.services.terminals.register import Install, register_terminal
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
@@ -56,9 +57,7 @@ def add_gate(world: World, venue: Venue, *, now: dt.datetime, install: Install) 
 
 def gates(world: World, venue: Venue | None = None) -> list[dict[str, Any]]:
     """The gates of ``venue`` (or of every venue), by id."""
-    from sbcard.reference.venues import venues
-
-    codes = [venue.code] if venue else list(venues())
+    codes = [venue.code] if venue else list(all_venues())
     rows: list[dict[str, Any]] = []
     for node in REGION_NODES:
         if venue is not None and node != venue.node:
@@ -189,8 +188,6 @@ class GateHost:
 def visits(world: World, *, venue: Venue | None = None, card_number: str | None = None,
            limit: int | None = None) -> list[dict[str, Any]]:
     """Visits of one venue (its region) or of all, optionally one card's, newest last."""
-    from sbcard.reference.venues import venues as all_venues
-
     names = {code: v.name for code, v in all_venues().items()}
     where, args = [], []
     if venue is not None:
@@ -345,8 +342,6 @@ def fines_paid(world: World, library: Venue, fine_ids: Iterable[int], *, termina
 def loans(world: World, *, library: Venue | None = None, card_number: str | None = None,
           open_only: bool = False) -> list[dict[str, Any]]:
     """Loans of one library (or all), of the reader whose card is ``card_number``, with their fines."""
-    from sbcard.reference.venues import venues as all_venues
-
     names = {code: v.name for code, v in all_venues().items()}
     where, args = [], []
     if library is not None:
