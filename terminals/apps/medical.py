@@ -53,6 +53,7 @@ from sbcard.chip.medical_log import OFFLINE, ONLINE, REFUND, MedicalLogRecord
 from sbcard.chip.reader import CardIOError, Reader
 from sbcard.chip.reading import MedicalInsurance, read_insurance
 from sbcard.chip.tlv import Tlv
+from sbcard.clock import Clock
 from sbcard.domain import medical as M
 from sbcard.domain.card_id_code import CardIdCode
 from sbcard.domain.errors import InvalidInput, RuleRefused, SbcardError
@@ -109,10 +110,6 @@ class MedicalRules(Protocol):
                episode: str = M.OUTPATIENT) -> M.Policy: ...
 
     def cross_region(self, region_province: str) -> M.CrossRegionRules: ...
-
-
-class Clock(Protocol):
-    def now(self) -> dt.datetime: ...
 
 
 # ----------------------------------------------------------------------------- the card
