@@ -1,7 +1,8 @@
 """docs/cli/ stays true to the command line (issue 17, item 6).
 
 (a) Every command of ``sbcard`` (the click tree of ``sbcard.cli.main``) has a heading in
-    docs/cli/ holding its exact path in backticks: ``### `sbcard card issue` ``.
+    docs/cli/ holding its exact path in backticks: ``### `sbcard card issue` ``, and each of
+    its options is mentioned under that heading.
 (b) The ``--json`` key lists there (the form is fixed in docs/cli/README.md) are those of the
     commands that take ``--json``, no more and no fewer; and for every command that can be run
     cheaply, the keys it prints in a small world equal the documented list. The world is made
@@ -90,6 +91,29 @@ def test_every_command_has_a_heading_in_docs_cli() -> None:
     assert not missing, f"commands with no heading in docs/cli/: {missing}"
 
 
+def _sections() -> dict[str, str]:
+    """Each command's part of docs/cli/: from its heading to the next heading."""
+    out: dict[str, str] = {}
+    for page in sorted(DOCS.glob("*.md")):
+        current: str | None = None
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                heading = HEADING.match(line)
+                current = heading.group(1) if heading and heading.group(1) in COMMANDS else None
+                continue
+            if current:
+                out[current] = out.get(current, "") + line + "\n"
+    return out
+
+
+def test_every_option_is_in_its_commands_part() -> None:
+    sections = _sections()
+    missing = sorted(f"{path} {opt}" for path, command in COMMANDS.items() for param in command.params
+                     for opt in param.opts if opt.startswith("--") and opt not in ("--json", "--help")
+                     and opt not in sections.get(path, ""))
+    assert not missing, f"options not mentioned under their command's heading in docs/cli/: {missing}"
+
+
 def test_headings_name_only_real_commands() -> None:
     groups = {" ".join(p.split()[:n]) for p in COMMANDS for n in range(1, len(p.split()))}
     unknown = sorted(HEADINGS - set(COMMANDS) - groups)
@@ -128,13 +152,13 @@ class Story:
         code, out, err, data = cli(self.home, *args, "--json")
         assert code in exits, f"sbcard {' '.join(args)}: exit {code}: {err}"
         assert data is not None, f"sbcard {' '.join(args)} printed no JSON: {out!r} {err!r}"
-        path = " ".join(["sbcard", *[a for a in args if not a.startswith("-")]][: 1 + _depth(args)])
+        path = " ".join(["sbcard", *args[:_depth(args)]])
         self.printed[(path, variant)] = data
         return data
 
-    def file(self, name: str, text: str, encoding: str = "utf-8") -> str:
+    def file(self, name: str, text: str) -> str:
         path = self.tmp / name
-        path.write_text(text, encoding=encoding)
+        path.write_text(text, encoding="utf-8")
         return str(path)
 
 
@@ -149,7 +173,8 @@ def _depth(args: tuple[str, ...]) -> int:
     return depth
 
 
-def _tell(story: Story) -> None:  # noqa: PLR0915 - one story, told in order
+def _tell(story: Story) -> None:
+    """One story, told in order: each command runs after what gives it something to print."""
     run, file = story.run, story.file
     run("init", "--seed", "7")
     # staff
