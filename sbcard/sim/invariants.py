@@ -464,6 +464,8 @@ class Facts:
 
     @cached_property
     def _terminals(self) -> tuple[list[LogRecord], list[InFlight]]:
+        # Here, not at the top: the night's read-ahead worker imports this module to read card
+        # files only, and terminal_state (the PSAM and its crypto) would add a quarter second to its start.
         from terminals.apps.terminal_state import INFLIGHT_NAME, InflightSlot
 
         records: list[LogRecord] = []
