@@ -52,8 +52,8 @@ from terminals.apps.transit import Validator
 from terminals.apps.transit_fares import TariffFares
 from terminals.drivers.emulator import EmulatorReader
 from terminals.emulator.card import VirtualCard
+from terminals.emulator.card_file import CardFile
 from terminals.emulator.faults import Faults
-from terminals.emulator.state import CardFile
 
 CARD_IMAGES = 150_000  # card images kept in memory between sessions (the least recently used go first): a
 # 100,000-person world's cards all fit, so a card read in the morning is not read again in the evening
