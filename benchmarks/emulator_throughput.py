@@ -26,26 +26,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sbcard.chip import profile as P  # noqa: E402
+from sbcard.chip import profile  # noqa: E402
 from sbcard.chip.codec import bcd_datetime  # noqa: E402
 from sbcard.chip.commands import DebitForPurchase, InitializeForPurchase, ReadRecord, select_ssse, select_tunion  # noqa: E402
 from sbcard.chip.crypto import algorithm_from_id  # noqa: E402
 from sbcard.chip.purse import EP_PURCHASE, purchase_mac1, purchase_mac2, purchase_session_key  # noqa: E402
-from terminals.emulator import state as image  # noqa: E402
-from terminals.emulator import testing as T  # noqa: E402
+from terminals.emulator import card_file, image_codec, testing  # noqa: E402
 from terminals.emulator.card import VirtualCard  # noqa: E402
 
 APDU_TARGET = 5_000
 PURCHASE_TARGET = 1_000
-TERMINAL_NO = T.TEST_TERMINAL_NO
-DATE_TIME = bcd_datetime(T.TEST_WHEN)
+TERMINAL_NO = testing.TEST_TERMINAL_NO
+DATE_TIME = bcd_datetime(testing.TEST_WHEN)
 
 
 def apdu_mix(n: int) -> list[bytes]:
     select = select_ssse().command().to_bytes()
     reads = [
-        ReadRecord(P.SFI_EF05 if tag in P.EF05_TAGS else P.SFI_EF06, tag).command().to_bytes()
-        for tag in (*P.EF05_TAGS, *P.EF06_TAGS)
+        ReadRecord(profile.SFI_EF05 if tag in profile.EF05_TAGS else profile.SFI_EF06, tag).command().to_bytes()
+        for tag in (*profile.EF05_TAGS, *profile.EF06_TAGS)
     ]
     mix = []
     while len(mix) < n:
@@ -67,14 +66,14 @@ def bench_apdus(card, n: int) -> float:
 
 def bench_purchases(card, n: int) -> float:
     """Validator-style purchases of 1 fen; the PSAM derives DPK from the FCI's serial."""
-    keys = T.keys_of(T.card_data())
+    keys = testing.keys_of(testing.card_data())
     select = select_tunion().command().to_bytes()
-    init = InitializeForPurchase(P.CARD_KEY_INDEX, 1, TERMINAL_NO).command().to_bytes()
+    init = InitializeForPurchase(profile.CARD_KEY_INDEX, 1, TERMINAL_NO).command().to_bytes()
     process = card.process
     elapsed = 0.0
     for i in range(n):
         if i % 900 == 0:  # top the purse up now and then (not timed)
-            T.load(card, 900, keys=keys)
+            testing.load(card, 900, keys=keys)
         serial = (i + 1).to_bytes(4, "big")
         start = time.perf_counter()
         process(select)
@@ -101,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        path = Path(tmp) / f"card{image.CARD_FILE_SUFFIX}"
-        card = T.personalised_card(path, rng=random.Random(7))
+        path = Path(tmp) / f"card{card_file.CARD_FILE_SUFFIX}"
+        card = testing.personalised_card(path, rng=random.Random(7))
         if args.durable:
             card.close()
             card = VirtualCard.load(path, rng=random.Random(7), durable=True)
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
         print(f"purchases/s (SELECT, INITIALIZE, MAC1, DEBIT, MAC2 check, n={args.purchases}): {purchases:,.0f}  (target {PURCHASE_TARGET:,})")
-        print(f"card file: {path.stat().st_size:,} bytes, current image {len(image.dumps(card.state)):,} bytes"
+        print(f"card file: {path.stat().st_size:,} bytes, current image {len(image_codec.dumps(card.state)):,} bytes"
               f"{' (durable)' if args.durable else ''}")
         card.close()
     return 0 if apdus >= APDU_TARGET and purchases >= PURCHASE_TARGET else 1

@@ -57,7 +57,8 @@ def simulate_command(app: AppContext, population: int, days: int, seed: int, fau
 
     from sbcard.sim import checkpoint, report
     from sbcard.cli.sim_progress import SimProgress
-    from sbcard.sim.engine import InvariantViolated, Options, Simulation
+    from sbcard.sim.engine import Options, Simulation
+    from sbcard.sim.night import InvariantViolated
     from sbcard.sim.population import check_population
 
     check_population(population)  # before anything is written in --home

@@ -92,6 +92,7 @@ from typing import Any
 import attrs
 
 from sbcard.store.world import REGION_NODES, World
+from terminals.emulator import card_file
 
 NAMES: tuple[str, ...] = (
     "money_conserved",
@@ -269,8 +270,6 @@ def read_cards(paths: Collection[str], racy_ns: int | None = None) -> dict[str, 
     written less than ``racy_ns`` (default ``RACY_NS``) before this read (its signature may
     not show a write within the same tick), is left out: the checks read it themselves.
     """
-    from terminals.emulator.state import read_state
-
     out: dict[str, CardRead] = {}
     settled_before = time.time_ns() - (RACY_NS if racy_ns is None else racy_ns)
     for path in paths:
@@ -278,7 +277,7 @@ def read_cards(paths: Collection[str], racy_ns: int | None = None) -> dict[str, 
             signature = _signature(os.stat(path))
             if signature[2] >= settled_before:
                 continue
-            out[path] = (signature, _purse_read(read_state(path)))
+            out[path] = (signature, _purse_read(card_file.read_state(path)))
         except (OSError, ValueError, KeyError):
             continue
     return out
@@ -385,8 +384,6 @@ class Facts:
     @cached_property
     def chips(self) -> dict[str, Chip]:
         """app serial -> the purse on its card file; ``unreadable`` lists what could not be read."""
-        from terminals.emulator.state import read_state
-
         memory = self.memory
         read_ahead = self.read_ahead
         out: dict[str, Chip] = {}
@@ -406,7 +403,7 @@ class Facts:
                 if ahead is not None and ahead[0] == signature:
                     purse_read = ahead[1]  # the file as read ahead: it has not changed since
                 else:
-                    purse_read = _purse_read(read_state(path))
+                    purse_read = _purse_read(card_file.read_state(path))
             except (OSError, ValueError, KeyError) as e:
                 self.unreadable.append(f"card {card['card_number']} ({_region(card['issuer'])}): {e}")
                 if memory is not None:
@@ -464,6 +461,8 @@ class Facts:
 
     @cached_property
     def _terminals(self) -> tuple[list[LogRecord], list[InFlight]]:
+        # Here, not at the top: the night's read-ahead worker imports this module to read card
+        # files only, and terminal_state (the PSAM and its crypto) would add a quarter second to its start.
         from terminals.apps.terminal_state import INFLIGHT_NAME, InflightSlot
 
         records: list[LogRecord] = []

@@ -25,16 +25,32 @@ import csv
 import datetime as dt
 import os
 import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from sbcard.clock import BEIJING
+from sbcard.chip.crypto import Algorithm
+from sbcard.clock import BEIJING, SimClock
 from sbcard.domain.csv_safety import safe_cell
-from sbcard.sim.population import BUS_LINES, CSV_COLUMNS, METRO, csv_rows
-from sbcard.store.world import REGION_NODES, init_world
-
-if TYPE_CHECKING:
-    from sbcard.sim.engine import Simulation
+from sbcard.domain.errors import SbcardError
+from sbcard.reference.venues import venues
+from sbcard.services.cards import batch_production
+from sbcard.services.exchange import outbox
+from sbcard.services.outlets import operators, stock
+from sbcard.services.people.imports import import_persons
+from sbcard.services.terminals import register
+from sbcard.services.venues import gates as venue_gates
+from sbcard.sim import processes
+from sbcard.sim.checkpoint import worker_lock
+from sbcard.sim.population import BUS_LINES, CSV_COLUMNS, METRO, Person, csv_rows
+from sbcard.sim.tally import Tally
+from sbcard.sim.tuning import tune
+from sbcard.store.world import REGION_NODES, World, init_world, open_world
+from terminals.apps.factory import produce_card
+from terminals.apps.terminal_state import TerminalConfig, TerminalState
+from terminals.emulator.blank import create_blank
+from terminals.psam import PsamKeySet, psam_upload_key
 
 PROVINCE = {"bj": "110000", "tj": "120000", "he": "130000"}
 STAFF_NAMES = {"counter": "柜员", "maker": "经办", "checker": "复核"}
@@ -42,6 +58,31 @@ STAFF_CODES = {"counter": "C1", "maker": "F1", "checker": "F2"}
 STOCK_BUFFER = 6  # blanks at each outlet for the first day's applications and replacements (at least)
 PEOPLE_PER_BLANK = 1000  # and one more blank per this many people: a day's applications grow with the population
 DELIVERY_MAX = 1000
+
+
+class Simulation(Protocol):
+    """What the set-up uses of the simulation (``sbcard.sim.engine.Simulation``; the night's
+    ``restock`` too): its public state and methods, so that the set-up need not import the engine."""
+
+    home: Path
+    clock: SimClock
+    options: Any  # engine.Options
+    people: list[Person]
+    state: dict[str, Any]
+    tally: Tally
+    refusals: dict[str, int]
+    world: World | None
+    progress: Callable[[str], None]
+
+    def opened(self, day_no: int) -> AbstractContextManager[World]: ...
+
+    def move_to(self, at: dt.datetime) -> None: ...
+
+    def step(self, seconds: int) -> dt.datetime: ...
+
+    def counter_op(self, node: str) -> str: ...
+
+    def sync_terminals(self) -> None: ...
 
 
 def sim_dir(home: Path) -> Path:
@@ -64,22 +105,18 @@ def build(sim: Simulation) -> None:
         _staff(sim, world)
         _outlets(sim, world)
         _register(sim, world)
-        sim._move_to(dt.datetime.combine(sim.clock.now().date(), dt.time(7, 30), BEIJING))
+        sim.move_to(dt.datetime.combine(sim.clock.now().date(), dt.time(7, 30), BEIJING))
         holders = [p for p in sim.people if p.has_card and p.age_on(sim.clock.now().date()) >= 1]
         where = {p.idx: _home_outlet(sim, p) for p in holders}
         _stock(sim, world)
         _terminals(sim, world)
         _venue_gates(sim, world)
         _issue_cards(sim, holders, where)
-        from sbcard.services.exchange import outbox
-
         outbox.deliver_pending(world, sim.clock.now())
         sim.sync_terminals()
 
 
 def _staff(sim: Simulation, world: Any) -> None:
-    from sbcard.services.outlets import operators
-
     now = sim.clock.now()
     for node in REGION_NODES:
         codes = {role: f"{node.upper()}-SIM-{suffix}" for role, suffix in STAFF_CODES.items()}
@@ -96,9 +133,6 @@ def _outlets(sim: Simulation, world: Any) -> None:
 
 
 def _register(sim: Simulation, world: Any) -> None:
-    from sbcard.domain.errors import SbcardError
-    from sbcard.services.people.imports import import_persons
-
     folder = sim_dir(sim.home)
     folder.mkdir(parents=True, exist_ok=True)
     for node in REGION_NODES:
@@ -112,7 +146,7 @@ def _register(sim: Simulation, world: Any) -> None:
         if report.rejected:
             raise SbcardError("sim.population", f"{report.rejected} people of {node} were refused by the registry: "
                               f"see {report.error_report}")
-        sim._step(60)
+        sim.step(60)
 
 
 def _home_outlet(sim: Simulation, person: Any) -> str:
@@ -125,9 +159,6 @@ def _home_outlet(sim: Simulation, person: Any) -> str:
 
 
 def _receive(sim: Simulation, world: Any, outlet: str, count: int) -> None:
-    from sbcard.services.outlets import stock
-    from terminals.emulator.blank import create_blank
-
     node = outlet[:2].lower()
     queue = sim.state["stock"].setdefault(outlet, [])
     while count > 0:
@@ -163,10 +194,6 @@ def restock(sim: Simulation, *, below: int, to: int) -> None:
 
 
 def _install(home: Path):
-    from sbcard.chip.crypto import Algorithm
-    from terminals.apps.terminal_state import TerminalConfig, TerminalState
-    from terminals.psam import PsamKeySet, psam_upload_key
-
     def install(row: dict[str, Any], keys: Any, blacklist: Any) -> None:
         config = TerminalConfig(
             terminal_id=row["id"], operator=row["operator"], node=row["node"], terminal_no=row["terminal_no"],
@@ -186,26 +213,21 @@ def _install(home: Path):
 
 
 def _terminals(sim: Simulation, world: Any) -> None:
-    from sbcard.services.terminals import register as terminals
-
     install = _install(sim.home)
     for network, stations in METRO.items():
         for station in stations:
-            row = terminals.add_terminal(world, operator=network, station=station, gate="both", now=sim.clock.now(),
+            row = register.add_terminal(world, operator=network, station=station, gate="both", now=sim.clock.now(),
                                          install=install)
             sim.state["terminals"][f"{network}/{station}"] = row["id"]
             sim.state["all_terminals"][row["id"]] = row["node"]
     for network, lines in BUS_LINES.items():
         for line in lines:
-            row = terminals.add_terminal(world, operator=network, line=line, now=sim.clock.now(), install=install)
+            row = register.add_terminal(world, operator=network, line=line, now=sim.clock.now(), install=install)
             sim.state["terminals"][f"{network}/{line}"] = row["id"]
             sim.state["all_terminals"][row["id"]] = row["node"]
 
 
 def _venue_gates(sim: Simulation, world: Any) -> None:
-    from sbcard.services.venues import gates as venue_gates
-    from sbcard.reference.venues import venues
-
     install = _install(sim.home)
     for code, place in sorted(venues().items()):
         row = venue_gates.add_gate(world, place, now=sim.clock.now(), install=install)
@@ -225,8 +247,6 @@ def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> 
     other and of its order, and runs in a process per region when there is enough of it
     (the same databases either way).
     """
-    from sbcard.services.exchange import outbox
-
     day = sim.clock.now().date()
     jobs: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {node: [] for node in REGION_NODES}
     by_outlet: dict[str, list[Any]] = {}
@@ -242,12 +262,7 @@ def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> 
     options = sim.options.to_json()
     staff = sim.state["staff"]
     if len(holders) >= PARALLEL_FROM:
-        import concurrent.futures
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=len(REGION_NODES), mp_context=context,
-                                                    initializer=watch_parent, initargs=(os.getpid(),)) as pool:
+        with processes.worker_pool(len(REGION_NODES)) as pool:
             futures = {node: pool.submit(issue_region, str(sim.home), options, staff, jobs[node],
                                          sim.clock.now().isoformat(), parent=os.getpid())
                        for node in REGION_NODES}
@@ -264,23 +279,10 @@ def _issue_cards(sim: Simulation, holders: list[Any], where: dict[int, str]) -> 
             sim.tally.count("batch_refused", node)
             key = f"batch_refused:{refusal['code']}"
             sim.refusals[key] = sim.refusals.get(key, 0) + 1
-    sim._move_to(dt.datetime.combine(day, dt.time(20), BEIJING))
+    sim.move_to(dt.datetime.combine(day, dt.time(20), BEIJING))
     assert sim.world is not None
     outbox.deliver_pending(sim.world, sim.clock.now())
     sim.progress(f"set-up: {sum(len(r['cards']) for r in results.values()):,} cards made in batches and handed over")
-
-
-def watch_parent(parent: int) -> None:
-    """In a worker: end this process as soon as the simulation's process is gone (killed)."""
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 PARALLEL_FROM = 3000  # cards; below it the regions take turns in this process (no processes to start)
@@ -296,21 +298,12 @@ def issue_region(home: str, options: dict[str, Any], staff: dict[str, Any], jobs
     the simulation's process, whose death stops the worker at its next batch): what was made."""
     if parent is None:
         return _issue_region(home, staff, jobs, start, world=world, parent=None)
-    from sbcard.sim.checkpoint import worker_lock
-
     with worker_lock(Path(home)):
         return _issue_region(home, staff, jobs, start, world=world, parent=parent)
 
 
 def _issue_region(home: str, staff: dict[str, Any], jobs: list[tuple[str, list[dict]]], start: str, *,
                   world: Any, parent: int | None) -> dict[str, Any]:
-    from sbcard.clock import SimClock
-    from sbcard.services.exchange import outbox
-    from sbcard.services.cards import batch_production
-    from sbcard.sim.engine import tune
-    from sbcard.store.world import open_world
-    from terminals.apps.factory import produce_card
-
     cards: dict[str, dict[str, Any]] = {}
     refused: list[dict[str, str]] = []
     if not jobs:

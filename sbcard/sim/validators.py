@@ -44,7 +44,16 @@ import attrs
 
 from sbcard.chip.reader import CardIOError
 from sbcard.clock import SimClock
-from sbcard.sim import heap
+from sbcard.domain.fares import to_km
+from sbcard.reference.transit import load_tariff
+from sbcard.sim import heap, processes
+from terminals.apps.terminal_state import TerminalState
+from terminals.apps.transit import Validator
+from terminals.apps.transit_fares import TariffFares
+from terminals.drivers.emulator import EmulatorReader
+from terminals.emulator.card import VirtualCard
+from terminals.emulator.card_file import CardFile
+from terminals.emulator.faults import Faults
 
 CARD_IMAGES = 150_000  # card images kept in memory between sessions (the least recently used go first): a
 # 100,000-person world's cards all fit, so a card read in the morning is not read again in the evening
@@ -111,31 +120,21 @@ def closed_reader(reader: Any) -> None:
         images.after_session(reader)
 
 
-_READER_CLASS: Any = None
-
-
-def _sim_reader_class() -> Any:
+class SimReader(EmulatorReader):
     """``EmulatorReader`` whose card, once in the field, stays there until the session ends or it tears.
 
     The driver looks for the card's file before every command (a card file removed is a card
     taken out); in the simulator nobody removes card files, so that look-up is made only when
     the card is powered.
     """
-    global _READER_CLASS
-    if _READER_CLASS is None:
-        from terminals.drivers.emulator import EmulatorReader
 
-        class SimReader(EmulatorReader):
-            images: Any = None
+    images: Any = None
 
-            def _powered(self) -> Any:
-                card = self._card
-                if card is not None and not self._torn:
-                    return card
-                return super()._powered()
-
-        _READER_CLASS = SimReader
-    return _READER_CLASS
+    def _powered(self) -> Any:
+        card = self._card
+        if card is not None and not self._torn:
+            return card
+        return super()._powered()
 
 
 class CardImages:
@@ -153,10 +152,8 @@ class CardImages:
 
     def reader(self, path: Path, tear: int | None = None) -> Any:
         """An in-process reader with the card whose file is ``path`` in it (torn at write ``tear``)."""
-        from terminals.emulator.faults import Faults
-
         powered: list[tuple[str, Any]] = []  # what this reader powered: (card file, card)
-        reader = _sim_reader_class()(path, Faults(tear_at_write=tear) if tear else None,
+        reader = SimReader(path, Faults(tear_at_write=tear) if tear else None,
                                      loader=lambda p, f: self._load(p, f, powered))
         reader.images, reader.powered = self, powered
         return reader
@@ -165,9 +162,6 @@ class CardImages:
         self._images.pop(key, None)
 
     def _load(self, path: Path, card_faults: Any, powered: list[tuple[str, Any]]) -> Any:
-        from terminals.emulator.card import VirtualCard
-        from terminals.emulator.state import CardFile
-
         key = str(path)
         if self._before_load is not None:
             self._before_load(key)
@@ -238,8 +232,6 @@ class Validators:
 
     def _tap(self, request: TapRequest) -> TapOutcome:
         """One tap of the card on the validator; a torn tap is tapped again at once (the gate did not open)."""
-        from sbcard.domain.fares import to_km
-
         if request.at > self.clock.now():
             self.clock.advance(request.at - self.clock.now())
         validator = self._validator(request.terminal_id)
@@ -265,13 +257,7 @@ class Validators:
     def _validator(self, terminal_id: str) -> Any:
         found = self._validators.get(terminal_id)
         if found is None:
-            from terminals.apps.terminal_state import TerminalState
-            from terminals.apps.transit import Validator
-
             if self._fares is None:
-                from sbcard.reference.transit import load_tariff
-                from terminals.apps.transit_fares import TariffFares
-
                 self._fares = TariffFares(load_tariff())
             state = self._states[terminal_id] = TerminalState.open(self.home / "terminals" / terminal_id)
             found = self._validators[terminal_id] = Validator(state, state.psam(), self._fares, self.clock)
@@ -310,9 +296,7 @@ class WorkerLane:
     """The taps done in a worker process, in the order handed over; outcomes waited for when needed."""
 
     def __init__(self, home: Path | str, seed: int, day_no: int, start: dt.datetime) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
+        context = processes.spawn()
         requests_in, self._requests = context.Pipe(duplex=False)
         self._results, results_out = context.Pipe(duplex=False)
         self._process = context.Process(
@@ -415,9 +399,7 @@ class WorkerLane:
 
 def serve(requests: Any, results: Any, home: str, seed: int, day_no: int, start: str, parent: int) -> None:
     """The worker: taps each batch handed over, answers its outcomes; ``None`` closes the day."""
-    from sbcard.sim.setup import watch_parent
-
-    watch_parent(parent)
+    processes.watch_parent(parent)
     validators = Validators(home, seed, day_no, dt.datetime.fromisoformat(start))
     heap.day_long()
     try:

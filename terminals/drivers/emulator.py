@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
+from terminals.emulator.card import CardTorn, VirtualCard
 
 
 class EmulatedCard(Protocol):
@@ -30,24 +31,10 @@ class EmulatedCard(Protocol):
 
 
 def _default_loader(path: Path, faults: Any) -> EmulatedCard:
-    from terminals.emulator.card import VirtualCard
-
     return VirtualCard.load(path, faults)
 
 
 _PATH = type(Path())
-_TORN_TYPES: tuple[type[BaseException], ...] | None = None
-
-
-def _torn_types() -> tuple[type[BaseException], ...]:
-    global _TORN_TYPES
-    if _TORN_TYPES is None:
-        try:
-            from terminals.emulator.card import CardTorn
-        except ImportError:
-            return ()
-        _TORN_TYPES = (CardTorn,)
-    return _TORN_TYPES
 
 
 _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # what ``Path.exists`` takes for "no file"
@@ -91,7 +78,7 @@ class EmulatorReader:
         self.faults = faults
         self._trace = trace
         self._load = loader or _default_loader
-        self._torn_types = _torn_types()
+        self._torn_types: tuple[type[BaseException], ...] = (CardTorn,)
         self._card: EmulatedCard | None = None
         self._atr: bytes | None = None
         self._torn = False

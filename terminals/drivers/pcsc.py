@@ -40,6 +40,7 @@ def _hresult(exc: BaseException) -> int | None:
 def _scard() -> Any:
     """The low-level pyscard module, or a ReaderError saying why PC/SC is unusable."""
     try:
+        # pyscard is optional: imported where used, not at the top (module doc)
         from smartcard import scard
     except ImportError as e:  # pyscard or libpcsclite missing
         raise ReaderError(f"PC/SC support unavailable: {e} (install pyscard and libpcsclite1)") from e
@@ -48,6 +49,7 @@ def _scard() -> Any:
 
 def _service_error(exc: BaseException) -> ReaderError:
     """Map an error from establishing a context or listing readers."""
+    # pyscard is optional: imported where used, not at the top (module doc)
     from smartcard.Exceptions import CardServiceNotFoundException, CardServiceStoppedException
 
     if isinstance(exc, (CardServiceNotFoundException, CardServiceStoppedException)) or _hresult(exc) in _SERVICE_CODES:
@@ -58,6 +60,7 @@ def _service_error(exc: BaseException) -> ReaderError:
 def _reader_names() -> list[str]:
     """The names of the PC/SC readers (ReaderError with one line if pcscd is down)."""
     _scard()
+    # pyscard is optional: imported where used, not at the top (module doc)
     from smartcard.System import readers
 
     try:
@@ -169,6 +172,7 @@ class PcscReader:
     def _connect(self) -> Any:
         if self._conn is not None:
             return self._conn
+        # pyscard is optional: imported where used, not at the top (module doc)
         from smartcard.Exceptions import CardConnectionException, NoCardException
         from smartcard.System import readers
 
@@ -223,6 +227,7 @@ class PcscReader:
         return _states([self.name]).get(self.name, (False, None))[0]
 
     def transmit_raw(self, apdu: bytes) -> bytes:
+        # pyscard is optional: imported where used, not at the top (module doc)
         from smartcard.Exceptions import CardConnectionException
 
         conn = self._connect()

@@ -22,7 +22,10 @@ from urllib.parse import parse_qsl
 
 from sbcard.chip.reader import Reader, ReaderError
 from sbcard.domain.errors import InvalidInput
-from terminals.emulator.state import CARD_FILE_SUFFIX
+from terminals.drivers import pcsc
+from terminals.drivers.emulator import EmulatorReader
+from terminals.emulator.card_file import CARD_FILE_SUFFIX
+from terminals.emulator.faults import Faults
 
 FORMS = "emulator:PATH[?tear=N&trace=1], pcsc:NAME or pcsc:"
 READER_OPTIONS = ("trace",)
@@ -56,8 +59,6 @@ def _parse_options(spec: str, query: str) -> dict[str, str]:
 
 
 def _emulator_reader(spec: str, rest: str, trace: Callable[[str], None] | None) -> Reader:
-    from terminals.drivers.emulator import EmulatorReader
-
     path, _, query = rest.partition("?")
     if not path:
         raise _bad(f"--reader {spec!r} names no card file; expected {FORMS}")
@@ -72,8 +73,6 @@ def _emulator_reader(spec: str, rest: str, trace: Callable[[str], None] | None) 
             raise _bad(f"option trace={value!r} in --reader {spec!r} must be 1 or 0")
     faults = None
     if options:  # only fault options are left
-        from terminals.emulator.faults import Faults
-
         try:
             faults = Faults.from_query(options)
         except (ValueError, TypeError) as e:
@@ -95,9 +94,7 @@ def open_reader(spec: str, *, trace: Callable[[str], None] | None = None) -> Rea
     if driver == "emulator":
         return _emulator_reader(spec, rest, trace)
     if driver == "pcsc":
-        from terminals.drivers.pcsc import PcscReader
-
-        return PcscReader(rest or None, trace=trace)
+        return pcsc.PcscReader(rest or None, trace=trace)
     raise _bad(f"--reader {spec!r}: unknown driver {driver!r}; expected {FORMS}")
 
 
@@ -140,9 +137,7 @@ def list_readers(home_cards_dir: Path | None) -> list[dict[str, Any]]:
     """
     entries: list[dict[str, Any]] = []
     try:
-        from terminals.drivers.pcsc import list_pcsc_readers
-
-        for r in list_pcsc_readers():
+        for r in pcsc.list_pcsc_readers():
             entries.append(
                 _entry("pcsc", f"pcsc:{r['name']}", r["name"], card_present=r["card_present"], atr_hex=r["atr_hex"])
             )

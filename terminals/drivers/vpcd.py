@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from terminals.emulator.card import CardTorn, VirtualCard
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 35963  # "Virtual PCD 00 00"; the second reader, "... 00 01", is 35964
 
@@ -59,17 +61,7 @@ class _Stopped(Exception):
 
 
 def _default_loader(path: Path, faults: Any = None) -> ServedCard:
-    from terminals.emulator.card import VirtualCard
-
     return VirtualCard.load(path, faults)
-
-
-def _torn_types() -> tuple[type[BaseException], ...]:
-    try:
-        from terminals.emulator.card import CardTorn
-    except ImportError:  # the emulator is not there: nothing can be torn
-        return ()
-    return (CardTorn,)
 
 
 def _quickack(sock: socket.socket) -> None:
@@ -216,7 +208,7 @@ def serve(
     stop = stop if stop is not None else threading.Event()
     load = loader or _default_loader
     card = load(card_path, faults)  # fail early on a missing or bad file
-    torn = _torn_types()
+    torn = (CardTorn,)
     sock: socket.socket | None = None
     try:
         while not stop.is_set():

@@ -14,9 +14,9 @@ from pathlib import Path
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.keys import transport_key
 from sbcard.chip.profile import TRANSPORT_KEY_INDEX, KeyUsage, LifeState
-from terminals.emulator import state as image
+from terminals.emulator import card_file
+from terminals.emulator.image import MF, CardState, KeyEntry
 from terminals.emulator.session import RandomSource
-from terminals.emulator.state import MF, CardState, KeyEntry
 
 CHIP_SERIAL_BYTES = 8
 TRANSPORT_KEY_VERSION = 0x01
@@ -42,5 +42,5 @@ def create_blank(path: Path | str, chip_serial: bytes | None = None, rng: Random
     path = Path(path)
     if chip_serial is None:
         chip_serial = bytes((rng if rng is not None else random.SystemRandom()).randbytes(CHIP_SERIAL_BYTES))
-    image.create(blank_state(chip_serial), path)
+    card_file.create(blank_state(chip_serial), path)
     return path

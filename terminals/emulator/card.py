@@ -1,7 +1,7 @@
 """The software card: a small card OS with an INS dispatch table, persisted to a file.
 
-``VirtualCard.load(path)`` reads the card's image (its EEPROM, ``state``) from its file
-and keeps the file open for the card's saves (``state.CardFile``: two banks, one
+``VirtualCard.load(path)`` reads the card's image (its EEPROM, ``image.CardState``) from its
+file and keeps the file open for the card's saves (``card_file.CardFile``: two banks, one
 ``pwrite`` per commit) until ``power_off()`` or ``close()``;
 ``power_on()`` answers the ATR and starts a fresh session (the card's RAM);
 ``process(apdu)`` runs one command. Inside the OS a failed check raises
@@ -27,10 +27,11 @@ from sbcard.chip.apdu import Command
 from sbcard.chip.profile import ATR_PREFIX, CLA_ISO, CLA_PROPRIETARY, CLA_SECURE, Ins
 from sbcard.chip.sw import CardStatus
 from terminals.emulator import files, personalisation, purse, security
+from terminals.emulator.card_file import CardFile, as_path
 from terminals.emulator.faults import Faults
+from terminals.emulator.image import CardState
 from terminals.emulator.journal import CardTorn, Journal
 from terminals.emulator.session import RandomSource, Session
-from terminals.emulator.state import CardFile, CardState, as_path
 
 __all__ = ["CardTorn", "VirtualCard", "COMMANDS"]
 

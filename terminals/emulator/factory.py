@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from terminals.emulator import state as image
+from terminals.emulator import card_file
 from terminals.emulator.blank import blank_state
 from terminals.emulator.card import VirtualCard
+from terminals.emulator.image import CardState
 from terminals.emulator.session import RandomSource
-from terminals.emulator.state import CardState
 
 
 class _InTheMachine:
@@ -41,7 +41,7 @@ class MachineCard(VirtualCard):
     def release(self) -> Path:
         """The card leaves the machine: its image is written to its file (never over another card)."""
         self.power_off()
-        image.create(self.state, self.path)
+        card_file.create(self.state, self.path)
         return self.path
 
     # The machine's contacts (``sbcard.chip.reader.Reader``): the chip never leaves them during the run.

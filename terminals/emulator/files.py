@@ -23,25 +23,25 @@ import functools
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
 from sbcard.chip.profile import KeyUsage, LifeState
 from sbcard.chip.sw import CardStatus
+from terminals.emulator.image import MF, SSSE, TU, FileRef
 from terminals.emulator.session import Session, require, require_length
-from terminals.emulator.state import MF, SSSE, TU, FileRef
 
 # Selection by DF name / AID; both T-Union AIDs select the same application.
 DF_BY_NAME = {
-    P.SSSE_NAME: SSSE,
-    P.AID_DF01: "DF01",
-    P.AID_DF02: "DF02",
-    P.AID_DF04: "DF04",
-    P.AID_DF03: "DF03",
-    P.AID_DF05: "DF05",
-    P.AID_TUNION: TU,
-    P.AID_TUNION_JJJ: TU,
+    profile.SSSE_NAME: SSSE,
+    profile.AID_DF01: "DF01",
+    profile.AID_DF02: "DF02",
+    profile.AID_DF04: "DF04",
+    profile.AID_DF03: "DF03",
+    profile.AID_DF05: "DF05",
+    profile.AID_TUNION: TU,
+    profile.AID_TUNION_JJJ: TU,
 }
 
 
@@ -69,17 +69,20 @@ def _tlv(tags: dict[int, int]) -> EF:
 
 
 LAYOUT: dict[FileRef, EF] = {
-    (SSSE, P.SFI_EF05): _tlv({t: P.TAG_LENGTHS[t] for t in P.EF05_TAGS}),
-    (SSSE, P.SFI_EF06): _tlv({t: P.TAG_LENGTHS[t] for t in P.EF06_TAGS}),
-    ("DF04", P.SFI_EF05): _tlv(
-        {P.MedicalTag.INSURED_REGION: 3, P.MedicalTag.INSURANCE_TYPE: 1, P.MedicalTag.RETIRED: 1, P.MedicalTag.PERSONAL_ACCOUNT: 1}
+    (SSSE, profile.SFI_EF05): _tlv({t: profile.TAG_LENGTHS[t] for t in profile.EF05_TAGS}),
+    (SSSE, profile.SFI_EF06): _tlv({t: profile.TAG_LENGTHS[t] for t in profile.EF06_TAGS}),
+    ("DF04", profile.SFI_EF05): _tlv(
+        {profile.MedicalTag.INSURED_REGION: 3, profile.MedicalTag.INSURANCE_TYPE: 1, profile.MedicalTag.RETIRED: 1,
+         profile.MedicalTag.PERSONAL_ACCOUNT: 1}
     ),
-    ("DF04", P.SFI_EF06): _tlv({P.OfflineTag.LIMIT: 4, P.OfflineTag.USED: 4, P.OfflineTag.YEAR: 2}),
-    ("DF04", P.SFI_EF08): EF(Kind.CYCLIC, P.MEDICAL_LOG_RECORD_LEN, P.MEDICAL_LOG_RECORDS, appendable=True),
-    (TU, P.SFI_TU_ISSUER): EF(Kind.BINARY, P.TU_ISSUER_LEN),
-    (TU, P.SFI_TU_MANAGEMENT): EF(Kind.BINARY, P.TU_MANAGEMENT_LEN),
-    (TU, P.SFI_TU_LOG): EF(Kind.CYCLIC, P.TU_LOG_RECORD_LEN, P.TU_LOG_RECORDS),
-    (TU, P.SFI_TU_CAPP): EF(Kind.FIXED, P.TU_CAPP_RECORD_LEN, P.TU_CAPP_RECORDS),
+    ("DF04", profile.SFI_EF06): _tlv({profile.OfflineTag.LIMIT: 4, profile.OfflineTag.USED: 4,
+                                      profile.OfflineTag.YEAR: 2}),
+    ("DF04", profile.SFI_EF08): EF(Kind.CYCLIC, profile.MEDICAL_LOG_RECORD_LEN, profile.MEDICAL_LOG_RECORDS,
+                                   appendable=True),
+    (TU, profile.SFI_TU_ISSUER): EF(Kind.BINARY, profile.TU_ISSUER_LEN),
+    (TU, profile.SFI_TU_MANAGEMENT): EF(Kind.BINARY, profile.TU_MANAGEMENT_LEN),
+    (TU, profile.SFI_TU_LOG): EF(Kind.CYCLIC, profile.TU_LOG_RECORD_LEN, profile.TU_LOG_RECORDS),
+    (TU, profile.SFI_TU_CAPP): EF(Kind.FIXED, profile.TU_CAPP_RECORD_LEN, profile.TU_CAPP_RECORDS),
 }
 
 
@@ -135,7 +138,7 @@ def select(s: Session, cmd: Command) -> bytes:
     """
     require(cmd.p2 in (0x00, 0x0C), SW.WRONG_P1P2, "P2 must be 00 (FCI) or 0C (no answer)")
     if cmd.p1 == 0x00 or (cmd.p1 == 0x04 and not cmd.data):
-        require(cmd.data in (b"", P.MF_FID), SW.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
+        require(cmd.data in (b"", profile.MF_FID), SW.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
         df, fci = MF, _MF_FCI
     elif cmd.p1 == 0x04:
         df = DF_BY_NAME.get(cmd.data)
@@ -149,23 +152,23 @@ def select(s: Session, cmd: Command) -> bytes:
     return fci if cmd.p2 == 0x00 else b""
 
 
-_MF_FCI = tlv.encode(P.TAG_FCI, tlv.encode(P.TAG_FILE_ID, P.MF_FID))
+_MF_FCI = tlv.encode(profile.TAG_FCI, tlv.encode(profile.TAG_FILE_ID, profile.MF_FID))
 
 
 def _fci(s: Session, df: str, name: bytes) -> bytes:
     """6F [84 name] and, for T-Union on a personalised card, [A5 [9F0C 1E <EF 0015>]]."""
     if df == TU and s.state.life_state is LifeState.PERSONALISED:
-        return _fci_bytes(bytes(name), bytes(binary_content(s, (TU, P.SFI_TU_ISSUER))))
+        return _fci_bytes(bytes(name), bytes(binary_content(s, (TU, profile.SFI_TU_ISSUER))))
     return _fci_bytes(bytes(name), None)
 
 
 @functools.lru_cache(maxsize=1024)
 def _fci_bytes(name: bytes, issuer: bytes | None) -> bytes:
     """The FCI's bytes, encoded once per name and issuer data (every tap SELECTs twice)."""
-    body = tlv.encode(P.TAG_DF_NAME, name)
+    body = tlv.encode(profile.TAG_DF_NAME, name)
     if issuer is not None:
-        body += tlv.encode(P.TAG_FCI_PROPRIETARY, tlv.encode(P.TAG_TU_ISSUER_DATA, issuer))
-    return tlv.encode(P.TAG_FCI, body)
+        body += tlv.encode(profile.TAG_FCI_PROPRIETARY, tlv.encode(profile.TAG_TU_ISSUER_DATA, issuer))
+    return tlv.encode(profile.TAG_FCI, body)
 
 
 # --- READ RECORD / READ BINARY --------------------------------------------------------------
@@ -211,8 +214,8 @@ def read_binary(s: Session, cmd: Command) -> bytes:
 # --- UPDATE RECORD / UPDATE BINARY / APPEND RECORD ------------------------------------------
 
 
-OFFLINE_SETTLEMENT = ("DF04", P.SFI_EF06)
-_FORWARD_TAGS = (P.OfflineTag.USED, P.OfflineTag.YEAR)
+OFFLINE_SETTLEMENT = ("DF04", profile.SFI_EF06)
+_FORWARD_TAGS = (profile.OfflineTag.USED, profile.OfflineTag.YEAR)
 
 
 def update_record(s: Session, cmd: Command) -> bytes:
@@ -261,7 +264,7 @@ def _update_offline_forward(s: Session, cmd: Command) -> bytes:
     value = _single_tlv(cmd.data, tag)
     require(len(value) == ef.tags[tag], SW.WRONG_DATA, f"tag {tag:02X} holds {ef.tags[tag]} bytes, got {len(value)}")
     records = dict(s.state.records.get(ref, {}))
-    if tag == P.OfflineTag.YEAR:
+    if tag == profile.OfflineTag.YEAR:
         stored, new = _bcd_year(records.get(tag)), _bcd_year(value)
         require(new is not None, SW.WRONG_DATA, "the year must be 4 BCD digits")
         require(stored is None or new >= stored, SW.SECURITY_NOT_SATISFIED,
@@ -269,7 +272,7 @@ def _update_offline_forward(s: Session, cmd: Command) -> bytes:
         if stored is not None and new == stored:
             return b""
         records[tag] = value
-        records[P.OfflineTag.USED] = bytes(ef.tags[P.OfflineTag.USED])
+        records[profile.OfflineTag.USED] = bytes(ef.tags[profile.OfflineTag.USED])
     else:
         stored_used = int.from_bytes(records.get(tag, b""), "big")
         require(int.from_bytes(value, "big") >= stored_used, SW.SECURITY_NOT_SATISFIED,

@@ -39,26 +39,32 @@ from typing import Any
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.apdu import Command
 from sbcard.chip.codec import bcd_datetime
-from sbcard.chip.commands import CreditForLoad, DebitForPurchase, Dgi, InitializeForLoad, InitializeForPurchase
+from sbcard.chip.commands import (
+    ApplicationBlock,
+    CreditForLoad,
+    DebitForPurchase,
+    Dgi,
+    InitializeForLoad,
+    InitializeForPurchase,
+)
 from sbcard.chip.keys import CardKeys, transport_key
 from sbcard.chip.personalisation import build_factory_script
-from terminals.emulator import state as image
-from terminals.emulator import testing as T
+from terminals.emulator import image_codec, testing
 from terminals.emulator.blank import blank_state
 from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
-from terminals.emulator.state import TU, CardState
+from terminals.emulator.image import TU, CardState
 from terminals.psam import MemorySerials, Psam, PsamKeySet
 
 HANG_SECONDS = 1.0  # per APDU (the card answers in microseconds)
 WATCHDOG_SECONDS = 30  # per episode: an alarm breaks a real infinite loop
 APDUS_PER_EPISODE = 48
 TEAR_SHARE = 0.1  # episodes run with a tear at a random persistent write
-LOG_REF = (TU, P.SFI_TU_LOG)
-PURSE_KEY_INDEX = P.CARD_KEY_INDEX
+LOG_REF = (TU, profile.SFI_TU_LOG)
+PURSE_KEY_INDEX = profile.CARD_KEY_INDEX
 BLANK_SERIAL = bytes.fromhex("8612000000000042")
 PERSONALISING = "personalising (after ERASE under TK)"
 GOOD_SW1 = frozenset(range(0x61, 0x70)) | frozenset(range(0x90, 0xA0))
@@ -79,7 +85,7 @@ class MemoryCardFile:
 
     def save(self, state: CardState, *, durable: bool = False) -> None:
         del durable
-        self.saved = image.dumps(state)
+        self.saved = image_codec.dumps(state)
         self.commits += 1
 
     def close(self) -> None:
@@ -125,18 +131,19 @@ class Pristine:
 
 def make_pristine(folder: Path, balance_fen: int = 10000) -> Pristine:
     """A personalised test card with ``balance_fen`` on it (made once, through its commands)."""
-    data = T.card_data()
-    keys = T.keys_of(data)
-    card = T.personalised_card(folder / "pristine.card", balance_fen=balance_fen, rng=random.Random(1))
+    data = testing.card_data()
+    keys = testing.keys_of(data)
+    card = testing.personalised_card(folder / "pristine.card", balance_fen=balance_fen, rng=random.Random(1))
     try:
-        return Pristine(image.dumps(card.state), keys, data.initial_pin, image.dumps(blank_state(BLANK_SERIAL)))
+        return Pristine(image_codec.dumps(card.state), keys, data.initial_pin,
+                        image_codec.dumps(blank_state(BLANK_SERIAL)))
     finally:
         card.close()
 
 
 def load_card(saved: bytes, rng: random.Random, faults: Faults | None = None) -> tuple[VirtualCard, MemoryCardFile]:
     file = MemoryCardFile(saved)
-    card = VirtualCard("fuzz.card", image.loads(saved), faults, rng, file=file)  # type: ignore[arg-type]
+    card = VirtualCard("fuzz.card", image_codec.loads(saved), faults, rng, file=file)  # type: ignore[arg-type]
     return card, file
 
 
@@ -155,9 +162,9 @@ class _SetupRefused(Exception):
     pass
 
 
-SELECT_SSSE = _apdu(0x00, P.Ins.SELECT, 0x04, 0x00, P.SSSE_NAME)
-SELECT_DF04 = _apdu(0x00, P.Ins.SELECT, 0x04, 0x00, P.AID_DF04)
-SELECT_TU = _apdu(0x00, P.Ins.SELECT, 0x04, 0x00, P.AID_TUNION)
+SELECT_SSSE = _apdu(0x00, profile.Ins.SELECT, 0x04, 0x00, profile.SSSE_NAME)
+SELECT_DF04 = _apdu(0x00, profile.Ins.SELECT, 0x04, 0x00, profile.AID_DF04)
+SELECT_TU = _apdu(0x00, profile.Ins.SELECT, 0x04, 0x00, profile.AID_TUNION)
 
 
 def _state_none(card: VirtualCard, p: Pristine) -> None:
@@ -174,36 +181,36 @@ def _state_purse(card: VirtualCard, p: Pristine) -> None:
 
 def _state_pin(card: VirtualCard, p: Pristine) -> None:
     _send(card, SELECT_DF04)
-    _send(card, _apdu(0x00, P.Ins.VERIFY, 0x00, 0x00, bytes.fromhex(p.pin)))
+    _send(card, _apdu(0x00, profile.Ins.VERIFY, 0x00, 0x00, bytes.fromhex(p.pin)))
 
 
 def _state_auth(card: VirtualCard, p: Pristine) -> None:
-    T.external_authenticate(card, p.keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, p.keys.maintenance, profile.CARD_KEY_INDEX)
 
 
 def _state_challenge(card: VirtualCard, p: Pristine) -> None:
     _send(card, SELECT_TU)
-    _send(card, _apdu(0x00, P.Ins.GET_CHALLENGE, 0x00, 0x00, le=8))
+    _send(card, _apdu(0x00, profile.Ins.GET_CHALLENGE, 0x00, 0x00, le=8))
 
 
 def _state_purchase(card: VirtualCard, p: Pristine) -> bytes:
     """INITIALIZE FOR PURCHASE answered; the DEBIT that completes it (MAC1 right), for the episode to send."""
-    started = T.start_purchase(card, 150, keys=p.keys)
-    when = bcd_datetime(T.TEST_WHEN)
-    mac1 = started.mac1(T.TEST_TERMINAL_SERIAL, when)
-    return DebitForPurchase(T.TEST_TERMINAL_SERIAL, when, mac1).command().to_bytes()
+    started = testing.start_purchase(card, 150, keys=p.keys)
+    when = bcd_datetime(testing.TEST_WHEN)
+    mac1 = started.mac1(testing.TEST_TERMINAL_SERIAL, when)
+    return DebitForPurchase(testing.TEST_TERMINAL_SERIAL, when, mac1).command().to_bytes()
 
 
 def _state_load(card: VirtualCard, p: Pristine) -> bytes:
     """INITIALIZE FOR LOAD answered; the CREDIT that completes it (MAC2 right)."""
-    started = T.start_load(card, 500, keys=p.keys)
-    return CreditForLoad(bcd_datetime(T.TEST_WHEN), started.mac2(T.TEST_WHEN)).command().to_bytes()
+    started = testing.start_load(card, 500, keys=p.keys)
+    return CreditForLoad(bcd_datetime(testing.TEST_WHEN), started.mac2(testing.TEST_WHEN)).command().to_bytes()
 
 
 def _state_personalising(card: VirtualCard, p: Pristine) -> None:
     """A blank chip (loaded from ``Pristine.blank``) after TK authentication and ERASE: STORE DATA's state."""
-    T.external_authenticate(card, transport_key(BLANK_SERIAL), P.TRANSPORT_KEY_INDEX)
-    _send(card, _apdu(0x80, P.Ins.ERASE, 0x00, 0x00))
+    testing.external_authenticate(card, transport_key(BLANK_SERIAL), profile.TRANSPORT_KEY_INDEX)
+    _send(card, _apdu(0x80, profile.Ins.ERASE, 0x00, 0x00))
 
 
 STATES: dict[str, Callable[[VirtualCard, Pristine], bytes | None]] = {
@@ -224,45 +231,46 @@ STATES: dict[str, Callable[[VirtualCard, Pristine], bytes | None]] = {
 
 def _templates(p: Pristine) -> list[tuple[str, bytes]]:
     """A valid command of every kind the card knows (the structured fuzzing mutates these)."""
-    dt8 = bcd_datetime(T.TEST_WHEN)
+    dt8 = bcd_datetime(testing.TEST_WHEN)
     pin = bytes.fromhex(p.pin)
     t = [
-        ("SELECT MF", _apdu(0x00, P.Ins.SELECT, 0x00, 0x00, P.MF_FID)),
+        ("SELECT MF", _apdu(0x00, profile.Ins.SELECT, 0x00, 0x00, profile.MF_FID)),
         ("SELECT SSSE", SELECT_SSSE),
         ("SELECT DF04", SELECT_DF04),
         ("SELECT TU", SELECT_TU),
-        ("SELECT empty", _apdu(0x00, P.Ins.SELECT, 0x04, 0x00, le=256)),
-        ("READ RECORD", _apdu(0x00, P.Ins.READ_RECORD, 0x01, (P.SFI_EF05 << 3) | 4, le=256)),
-        ("READ RECORD log", _apdu(0x00, P.Ins.READ_RECORD, 0x01, (P.SFI_TU_LOG << 3) | 4, le=256)),
-        ("READ BINARY", _apdu(0x00, P.Ins.READ_BINARY, 0x80 | P.SFI_TU_ISSUER, 0x00, le=256)),
-        ("UPDATE RECORD", _apdu(0x00, P.Ins.UPDATE_RECORD, 0x07, (P.SFI_EF05 << 3) | 4,
+        ("SELECT empty", _apdu(0x00, profile.Ins.SELECT, 0x04, 0x00, le=256)),
+        ("READ RECORD", _apdu(0x00, profile.Ins.READ_RECORD, 0x01, (profile.SFI_EF05 << 3) | 4, le=256)),
+        ("READ RECORD log", _apdu(0x00, profile.Ins.READ_RECORD, 0x01, (profile.SFI_TU_LOG << 3) | 4, le=256)),
+        ("READ BINARY", _apdu(0x00, profile.Ins.READ_BINARY, 0x80 | profile.SFI_TU_ISSUER, 0x00, le=256)),
+        ("UPDATE RECORD", _apdu(0x00, profile.Ins.UPDATE_RECORD, 0x07, (profile.SFI_EF05 << 3) | 4,
                                 bytes.fromhex("0709313838333437303830"))),
-        ("UPDATE BINARY", _apdu(0x00, P.Ins.UPDATE_BINARY, 0x80 | P.SFI_TU_MANAGEMENT, 0x00, b"\x01")),
-        ("APPEND RECORD", _apdu(0x00, P.Ins.APPEND_RECORD, 0x00, (0x08 << 3) | 0, bytes(32))),
-        ("GET CHALLENGE", _apdu(0x00, P.Ins.GET_CHALLENGE, 0x00, 0x00, le=8)),
-        ("EXTERNAL AUTHENTICATE", _apdu(0x00, P.Ins.EXTERNAL_AUTHENTICATE, 0x00, 0x01, bytes(16))),
-        ("VERIFY", _apdu(0x00, P.Ins.VERIFY, 0x00, 0x00, pin)),
-        ("CHANGE PIN", _apdu(0x00, P.Ins.CHANGE_REFERENCE_DATA, 0x00, 0x00, pin + pin)),
-        ("RESET RETRY COUNTER", _apdu(0x00, P.Ins.RESET_RETRY_COUNTER, 0x02, 0x00, pin)),
-        ("GET DATA", _apdu(0x80, P.Ins.GET_DATA, 0x00, 0xC1, le=256)),
-        ("ERASE", _apdu(0x80, P.Ins.ERASE, 0x00, 0x00)),
-        ("WRITE KEY", _apdu(0x80, P.Ins.WRITE_KEY, 0x01, 0x02, b"\x04\x01" + bytes(16))),
-        ("SET STATUS", _apdu(0x80, P.Ins.SET_STATUS, 0x00, 0x03)),
-        ("STORE DATA", _apdu(0x80, P.Ins.STORE_DATA, 0x08, 0x00, Dgi(P.DGI_PIN, pin).to_bytes())),
-        *((f"factory {c.ins:02X}", c.to_bytes()) for c in build_factory_script(T.card_data(), p.keys)),
-        ("GET BALANCE", _apdu(0x80, P.Ins.GET_BALANCE, 0x00, 0x02, le=4)),
-        ("INITIALIZE FOR PURCHASE", InitializeForPurchase(PURSE_KEY_INDEX, 150, T.TEST_TERMINAL_NO).command().to_bytes()),
+        ("UPDATE BINARY", _apdu(0x00, profile.Ins.UPDATE_BINARY, 0x80 | profile.SFI_TU_MANAGEMENT, 0x00, b"\x01")),
+        ("APPEND RECORD", _apdu(0x00, profile.Ins.APPEND_RECORD, 0x00, (0x08 << 3) | 0, bytes(32))),
+        ("GET CHALLENGE", _apdu(0x00, profile.Ins.GET_CHALLENGE, 0x00, 0x00, le=8)),
+        ("EXTERNAL AUTHENTICATE", _apdu(0x00, profile.Ins.EXTERNAL_AUTHENTICATE, 0x00, 0x01, bytes(16))),
+        ("VERIFY", _apdu(0x00, profile.Ins.VERIFY, 0x00, 0x00, pin)),
+        ("CHANGE PIN", _apdu(0x00, profile.Ins.CHANGE_REFERENCE_DATA, 0x00, 0x00, pin + pin)),
+        ("RESET RETRY COUNTER", _apdu(0x00, profile.Ins.RESET_RETRY_COUNTER, 0x02, 0x00, pin)),
+        ("GET DATA", _apdu(0x80, profile.Ins.GET_DATA, 0x00, 0xC1, le=256)),
+        ("ERASE", _apdu(0x80, profile.Ins.ERASE, 0x00, 0x00)),
+        ("WRITE KEY", _apdu(0x80, profile.Ins.WRITE_KEY, 0x01, 0x02, b"\x04\x01" + bytes(16))),
+        ("SET STATUS", _apdu(0x80, profile.Ins.SET_STATUS, 0x00, 0x03)),
+        ("STORE DATA", _apdu(0x80, profile.Ins.STORE_DATA, 0x08, 0x00, Dgi(profile.DGI_PIN, pin).to_bytes())),
+        *((f"factory {c.ins:02X}", c.to_bytes()) for c in build_factory_script(testing.card_data(), p.keys)),
+        ("GET BALANCE", _apdu(0x80, profile.Ins.GET_BALANCE, 0x00, 0x02, le=4)),
+        ("INITIALIZE FOR PURCHASE",
+         InitializeForPurchase(PURSE_KEY_INDEX, 150, testing.TEST_TERMINAL_NO).command().to_bytes()),
         ("INITIALIZE FOR CAPP PURCHASE",
-         InitializeForPurchase(PURSE_KEY_INDEX, 150, T.TEST_TERMINAL_NO, capp=True).command().to_bytes()),
-        ("INITIALIZE FOR LOAD", InitializeForLoad(PURSE_KEY_INDEX, 500, T.TEST_TERMINAL_NO).command().to_bytes()),
-        ("UPDATE CAPP DATA CACHE", _apdu(0x80, P.Ins.UPDATE_CAPP_DATA_CACHE, 0x01, (P.SFI_TU_CAPP << 3),
+         InitializeForPurchase(PURSE_KEY_INDEX, 150, testing.TEST_TERMINAL_NO, capp=True).command().to_bytes()),
+        ("INITIALIZE FOR LOAD", InitializeForLoad(PURSE_KEY_INDEX, 500, testing.TEST_TERMINAL_NO).command().to_bytes()),
+        ("UPDATE CAPP DATA CACHE", _apdu(0x80, profile.Ins.UPDATE_CAPP_DATA_CACHE, 0x01, (profile.SFI_TU_CAPP << 3),
                                          bytes(48))),
-        ("DEBIT FOR PURCHASE", _apdu(0x80, P.Ins.DEBIT_FOR_PURCHASE, 0x01, 0x00,
-                                     T.TEST_TERMINAL_SERIAL + dt8 + bytes(4), le=8)),
-        ("CREDIT FOR LOAD", _apdu(0x80, P.Ins.CREDIT_FOR_LOAD, 0x00, 0x00, dt8 + bytes(4), le=4)),
-        ("GET TRANSACTION PROVE", _apdu(0x80, P.Ins.GET_TRANSACTION_PROVE, 0x00, 0x06, b"\x00\x00", le=8)),
-        ("APPLICATION BLOCK", _apdu(0x84, P.Ins.APPLICATION_BLOCK, 0x00, 0x00, bytes(4))),
-        ("APPLICATION UNBLOCK", _apdu(0x84, P.Ins.APPLICATION_UNBLOCK, 0x00, 0x00, bytes(4))),
+        ("DEBIT FOR PURCHASE", _apdu(0x80, profile.Ins.DEBIT_FOR_PURCHASE, 0x01, 0x00,
+                                     testing.TEST_TERMINAL_SERIAL + dt8 + bytes(4), le=8)),
+        ("CREDIT FOR LOAD", _apdu(0x80, profile.Ins.CREDIT_FOR_LOAD, 0x00, 0x00, dt8 + bytes(4), le=4)),
+        ("GET TRANSACTION PROVE", _apdu(0x80, profile.Ins.GET_TRANSACTION_PROVE, 0x00, 0x06, b"\x00\x00", le=8)),
+        ("APPLICATION BLOCK", _apdu(0x84, profile.Ins.APPLICATION_BLOCK, 0x00, 0x00, bytes(4))),
+        ("APPLICATION UNBLOCK", _apdu(0x84, profile.Ins.APPLICATION_UNBLOCK, 0x00, 0x00, bytes(4))),
     ]
     return t
 
@@ -500,10 +508,10 @@ def _episode(card: VirtualCard, file: MemoryCardFile, pristine: Pristine, state_
 def _name(apdu: bytes) -> str:
     if len(apdu) < 2:
         return "?"
-    if apdu[0] & 0xF0 == 0x80 and apdu[1] in (P.Ins.STORE_DATA, P.Ins.UPDATE_CAPP_DATA_CACHE):
-        return "STORE_DATA" if apdu[1] == P.Ins.STORE_DATA else "UPDATE_CAPP_DATA_CACHE"
+    if apdu[0] & 0xF0 == 0x80 and apdu[1] in (profile.Ins.STORE_DATA, profile.Ins.UPDATE_CAPP_DATA_CACHE):
+        return "STORE_DATA" if apdu[1] == profile.Ins.STORE_DATA else "UPDATE_CAPP_DATA_CACHE"
     try:
-        return P.Ins(apdu[1]).name
+        return profile.Ins(apdu[1]).name
     except ValueError:
         return f"INS {apdu[1]:02X}"
 
@@ -512,7 +520,7 @@ def _after_tear(file: MemoryCardFile, before: Money, where: str, fig: Figures) -
     """The card torn: its saved image must load, and follow what the card held before the command."""
     fig.reloads += 1
     try:
-        reloaded = image.loads(file.saved)
+        reloaded = image_codec.loads(file.saved)
     except Exception as e:  # noqa: BLE001 - a corrupt image is what this looks for
         fig.invariant_breaks.append(f"{where}: the torn card's image does not load: {e}")
         return
@@ -522,11 +530,11 @@ def _after_tear(file: MemoryCardFile, before: Money, where: str, fig: Figures) -
 
 def _check_saved(file: MemoryCardFile, state: CardState, where: str, fig: Figures) -> None:
     try:
-        saved = image.loads(file.saved)
+        saved = image_codec.loads(file.saved)
     except Exception as e:  # noqa: BLE001
         fig.invariant_breaks.append(f"{where}: the saved image does not load: {e}")
         return
-    if image.to_json(saved) != image.to_json(state):
+    if image_codec.to_json(saved) != image_codec.to_json(state):
         fig.invariant_breaks.append(f"{where}: the saved image differs from the card's state")
 
 
@@ -544,22 +552,20 @@ def psam_key_sets() -> list[PsamKeySet]:
 def _psam_templates(rng: random.Random) -> list[bytes]:
     def init(p1: int = 0, serial: bytes = b"") -> bytes:
         issuer = bytes.fromhex(rng.choice(("11", "12", "13", "99"))) + bytes(7)
-        data = (rng.randbytes(4) + rng.randbytes(2) + (150).to_bytes(4, "big") + b"\x06" + bcd_datetime(T.TEST_WHEN)
-                + b"\x01\x04" + rng.randbytes(8) + issuer + serial)
-        return _apdu(0x80, P.PsamIns.INIT_SAM_FOR_PURCHASE, p1, 0, data, le=8)
+        data = (rng.randbytes(4) + rng.randbytes(2) + (150).to_bytes(4, "big") + b"\x06"
+                + bcd_datetime(testing.TEST_WHEN) + b"\x01\x04" + rng.randbytes(8) + issuer + serial)
+        return _apdu(0x80, profile.PsamIns.INIT_SAM_FOR_PURCHASE, p1, 0, data, le=8)
 
-    from sbcard.chip.commands import ApplicationBlock
-
-    batch_mac = getattr(P.PsamIns, "BATCH_MAC", None)  # an upload batch's MAC, where the PSAM has it
+    batch_mac = getattr(profile.PsamIns, "BATCH_MAC", None)  # an upload batch's MAC, where the PSAM has it
     extra = [] if batch_mac is None else [
         _apdu(0x80, batch_mac, 0, 0, PSAM_TERMINAL + rng.randrange(1, 500).to_bytes(4, "big") + rng.randbytes(32), le=8)]
     return [
         *extra,
-        _apdu(0x00, P.PsamIns.READ_BINARY, 0x80 | P.SFI_PSAM_TERMINAL_NO, 0, le=6),
+        _apdu(0x00, profile.PsamIns.READ_BINARY, 0x80 | profile.SFI_PSAM_TERMINAL_NO, 0, le=6),
         init(),
-        init(P.PSAM_INIT_AGAIN, (1).to_bytes(4, "big")),
-        _apdu(0x80, P.PsamIns.VERIFY_MAC2, 0, 0, bytes(4)),
-        _apdu(0x80, P.PsamIns.APPLICATION_BLOCK_MAC, 0, 0,
+        init(profile.PSAM_INIT_AGAIN, (1).to_bytes(4, "big")),
+        _apdu(0x80, profile.PsamIns.VERIFY_MAC2, 0, 0, bytes(4)),
+        _apdu(0x80, profile.PsamIns.APPLICATION_BLOCK_MAC, 0, 0,
               rng.randbytes(8) + bytes.fromhex("12") + bytes(7) + rng.randbytes(8) + ApplicationBlock.header(), le=4),
     ]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from terminals.emulator.state import CardState
+from terminals.emulator.image import CardState
 
 _MISSING = object()
 

@@ -15,15 +15,15 @@ from collections.abc import Iterator, Mapping
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.apdu import Command
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.profile import CARD_KEY_INDEX, PIN_TRIES, KeyUsage, LifeState
 from sbcard.chip.sw import CardStatus
 from terminals.emulator import files
+from terminals.emulator.image import SSSE, TU, FileRef, KeyEntry, KeyRef, Pin, Purse
 from terminals.emulator.session import KEY_DF, Session, require, require_length, require_p1p2
-from terminals.emulator.state import SSSE, TU, FileRef, KeyEntry, KeyRef, Pin, Purse
 
 KEY_LENGTH = 16
 WRITE_KEY_DATA = 2 + KEY_LENGTH  # algorithm id ‖ version ‖ key
@@ -32,13 +32,13 @@ PIN_BYTES = 3
 
 # What SET STATUS insists on before the card may leave the factory's hands.
 MANDATORY_KEYS = (KeyUsage.MAINTENANCE, KeyUsage.PURCHASE, KeyUsage.LOAD, KeyUsage.TAC)
-MANDATORY_RECORDS = {(SSSE, P.SFI_EF05): P.EF05_TAGS, (SSSE, P.SFI_EF06): P.EF06_TAGS}
-MANDATORY_BINARIES = ((TU, P.SFI_TU_ISSUER),)
+MANDATORY_RECORDS = {(SSSE, profile.SFI_EF05): profile.EF05_TAGS, (SSSE, profile.SFI_EF06): profile.EF06_TAGS}
+MANDATORY_BINARIES = ((TU, profile.SFI_TU_ISSUER),)
 
 
 def get_data(s: Session, cmd: Command) -> bytes:
     """80 CA 00 C1: chip serial (8) ‖ life state (1) ‖ OS version (2), in every state."""
-    require((cmd.p1, cmd.p2) == P.GET_DATA_CHIP_INFO, SW.KEY_NOT_FOUND, "GET DATA knows only 00 C1")
+    require((cmd.p1, cmd.p2) == profile.GET_DATA_CHIP_INFO, SW.KEY_NOT_FOUND, "GET DATA knows only 00 C1")
     return s.state.chip_serial + bytes((s.state.life_state,)) + s.state.os_version
 
 
@@ -139,8 +139,8 @@ def store_data(s: Session, cmd: Command) -> bytes:
     require(s.state.life_state is not LifeState.PERSONALISED, SW.CONDITIONS_NOT_SATISFIED,
             "a personalised card takes no STORE DATA")
     s.require_write_access()
-    last = cmd.p1 & P.STORE_DATA_LAST
-    if cmd.p1 & ~P.STORE_DATA_LAST != P.STORE_DATA_DGI:
+    last = cmd.p1 & profile.STORE_DATA_LAST
+    if cmd.p1 & ~profile.STORE_DATA_LAST != profile.STORE_DATA_DGI:
         raise CardStatus(SW.WRONG_P1P2, f"P1 {cmd.p1:02X}: 08 or 88 (plain DGIs) expected")
     if cmd.p2 != s.store_data_block:
         raise CardStatus(SW.WRONG_P1P2, f"STORE DATA block {cmd.p2:02X} out of sequence: "
@@ -172,7 +172,7 @@ def dgis(data: bytes) -> Iterator[tuple[int, bytes]]:
         if n - i < 3:
             raise CardStatus(SW.WRONG_LENGTH, f"a DGI header at offset {i} is cut short")
         number, length, i = data[i] << 8 | data[i + 1], data[i + 2], i + 3
-        if length == P.DGI_LONG_LENGTH:
+        if length == profile.DGI_LONG_LENGTH:
             if n - i < 2:
                 raise CardStatus(SW.WRONG_LENGTH, f"DGI {number:04X}: its 2-byte length is cut short")
             length, i = data[i] << 8 | data[i + 1], i + 2
@@ -184,12 +184,12 @@ def dgis(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 def _take(s: Session, block: _Block, number: int, value: bytes) -> None:
     """Check one DGI and add what it writes to ``block``; 6A88 for a DGI the card does not know."""
-    if number == P.DGI_KEYS:
+    if number == profile.DGI_KEYS:
         for ref, entry in _key_entries(value):
             if ref in block.keys:
                 raise CardStatus(SW.WRONG_DATA, f"DGI 8000: key {ref[1].name} {ref[2]:02X} twice")
             block.keys[ref] = entry
-    elif number == P.DGI_PIN:
+    elif number == profile.DGI_PIN:
         require_length(value, PIN_BYTES)
         require(value.hex().isdigit(), SW.WRONG_DATA, "DGI 8010: a PIN is 6 BCD digits")
         block.pin = Pin(value, PIN_TRIES)
@@ -205,7 +205,7 @@ def _take(s: Session, block: _Block, number: int, value: bytes) -> None:
 
 def _key_entries(value: bytes) -> Iterator[tuple[KeyRef, KeyEntry]]:
     """DGI 8000: usage ‖ index ‖ algorithm id ‖ version ‖ key per key; the usage decides the DF."""
-    size = P.DGI_KEY_ENTRY_LEN
+    size = profile.DGI_KEY_ENTRY_LEN
     if not value or len(value) % size:
         raise CardStatus(SW.WRONG_LENGTH, f"DGI 8000: {len(value)} bytes, not whole {size}-byte key entries")
     for at in range(0, len(value), size):

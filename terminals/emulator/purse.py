@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.apdu import Command
 from sbcard.chip.crypto import Algorithm, algorithm_from_id, cbc_mac
@@ -36,8 +36,8 @@ from sbcard.chip.purse import (
 )
 from sbcard.chip.sw import CardStatus
 from terminals.emulator import files
+from terminals.emulator.image import TU, KeyEntry, Prove, Purse
 from terminals.emulator.session import PendingLoad, PendingPurchase, Session, require, require_length, require_p1p2
-from terminals.emulator.state import TU, KeyEntry, Prove, Purse
 
 MAX_COUNTER = 0xFFFF
 INITIALIZE_DATA = 11  # key index (1) ‖ amount (4) ‖ terminal no (6)
@@ -75,7 +75,7 @@ def _same(a: bytes, b: bytes) -> bool:
 def get_balance(s: Session, cmd: Command) -> bytes:
     """80 5C 00 02 04."""
     _open_purse(s)
-    require_p1p2(cmd.p1, cmd.p2, (0x00, P.P2_EP))
+    require_p1p2(cmd.p1, cmd.p2, (0x00, profile.P2_EP))
     require_length(cmd.data, 0)
     return u32(s.state.purse.balance)
 
@@ -87,7 +87,7 @@ def initialize(s: Session, cmd: Command) -> bytes:
     """80 50 <00 load | 01 purchase | 03 capp purchase> 02 0B key index ‖ amount ‖ terminal no."""
     _open_purse(s)
     s.pending = None
-    require(cmd.p2 == P.P2_EP, SW.WRONG_P1P2, "only the e-purse (P2 02)")
+    require(cmd.p2 == profile.P2_EP, SW.WRONG_P1P2, "only the e-purse (P2 02)")
     if cmd.p1 not in _INITIALIZE:  # (a message is made only for a refusal: every tap runs these)
         raise CardStatus(SW.WRONG_P1P2, f"INITIALIZE P1 {cmd.p1:02X}")
     start, txn_type = _INITIALIZE[cmd.p1]
@@ -143,9 +143,9 @@ def _initialize_load(s: Session, key_index: int, amount: int, terminal_no: bytes
 
 
 _INITIALIZE = {  # P1 -> (handler, transaction type)
-    P.INIT_LOAD: (_initialize_load, EP_LOAD),
-    P.INIT_PURCHASE: (_initialize_purchase, EP_PURCHASE),
-    P.INIT_CAPP_PURCHASE: (_initialize_purchase, CAPP_PURCHASE),
+    profile.INIT_LOAD: (_initialize_load, EP_LOAD),
+    profile.INIT_PURCHASE: (_initialize_purchase, EP_PURCHASE),
+    profile.INIT_CAPP_PURCHASE: (_initialize_purchase, CAPP_PURCHASE),
 }
 
 
@@ -163,7 +163,7 @@ def update_capp_data_cache(s: Session, cmd: Command) -> bytes:
     )
     require(cmd.p2 & 0x07 == 0, SW.WRONG_P1P2, "P2 must be SFI<<3")
     ref, ef = files.lookup(s, cmd.p2 >> 3)
-    require(ref == (TU, P.SFI_TU_CAPP), SW.FILE_NOT_FOUND, "not the capp data cache")
+    require(ref == (TU, profile.SFI_TU_CAPP), SW.FILE_NOT_FOUND, "not the capp data cache")
     require(1 <= cmd.p1 <= ef.count, SW.RECORD_NOT_FOUND, f"record {cmd.p1} of {ef.count}")
     require_length(cmd.data, ef.size)
     pending.capp_records[cmd.p1] = cmd.data
@@ -176,8 +176,8 @@ def _log_record(counter: int, amount: int, txn_type: int, terminal_no: bytes, da
 
 
 def _append_log(s: Session, record: bytes) -> None:
-    ref = (TU, P.SFI_TU_LOG)
-    s.journal.write(s.state.logs, ref, (record,) + s.state.logs.get(ref, ())[: P.TU_LOG_RECORDS - 1])
+    ref = (TU, profile.SFI_TU_LOG)
+    s.journal.write(s.state.logs, ref, (record,) + s.state.logs.get(ref, ())[: profile.TU_LOG_RECORDS - 1])
 
 
 def _tac_key(s: Session) -> tuple[Algorithm, bytes]:
@@ -214,7 +214,7 @@ def debit_for_purchase(s: Session, cmd: Command) -> bytes:
     write(s.state, "purse", _purse_with(purse, balance=purse.balance - p.amount, offline_counter=p.counter + 1))
     _append_log(s, _log_record(p.counter, p.amount, p.txn_type, p.terminal_no, date_time))
     if p.capp_records:
-        capp = (TU, P.SFI_TU_CAPP)
+        capp = (TU, profile.SFI_TU_CAPP)
         write(s.state.records, capp, {**s.state.records.get(capp, {}), **p.capp_records})
     write(s.state, "last_purchase", Prove(p.txn_type, p.counter, mac2, tac))
     s.journal.commit()

@@ -24,8 +24,8 @@ from sbcard.chip.profile import (
     LifeState,
 )
 from sbcard.chip.sw import CardStatus
+from terminals.emulator.image import Pin
 from terminals.emulator.session import Session, require, require_length, require_p1p2
-from terminals.emulator.state import Pin
 
 CHALLENGE_LENGTHS = (4, 8)
 PIN_BYTES = 3

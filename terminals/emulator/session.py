@@ -17,8 +17,8 @@ from sbcard.chip import sw as SW
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.profile import KeyUsage, LifeState
 from sbcard.chip.sw import CardStatus
+from terminals.emulator.image import MF, TU, CardState, KeyEntry
 from terminals.emulator.journal import Journal
-from terminals.emulator.state import MF, TU, CardState, KeyEntry
 
 # Where each key lives: the card-level keys in the MF, the purse keys in T-Union.
 KEY_DF = {

@@ -17,7 +17,7 @@ from sbcard.store.world import open_world
 from terminals.apps import counter
 from terminals.drivers.emulator import EmulatorReader
 from terminals.emulator.card import VirtualCard
-from terminals.emulator.state import read_state
+from terminals.emulator.card_file import read_state
 
 
 def test_a_batch_card_is_the_card_a_counter_makes(home: Path, tmp_path: Path) -> None:

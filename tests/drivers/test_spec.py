@@ -165,7 +165,7 @@ def test_list_readers_without_pcscd_lists_the_virtual_cards(tmp_path, pcscd_down
 
 
 def test_list_readers_lists_only_card_files_and_finds_them_in_subdirectories(tmp_path, pcscd_down):
-    from terminals.emulator.state import CARD_FILE_SUFFIX
+    from terminals.emulator.card_file import CARD_FILE_SUFFIX
 
     assert CARD_FILE_SUFFIX == ".card"
     cards = tmp_path / "cards"

@@ -14,9 +14,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from terminals.emulator import state as image
+from terminals.emulator import card_file, image, testing
 from terminals.emulator.card import VirtualCard
-from terminals.emulator import testing as T
 
 
 def _poorer(state: image.CardState) -> image.CardState:
@@ -26,50 +25,50 @@ def _poorer(state: image.CardState) -> image.CardState:
 
 def test_a_vouched_place_writes_what_a_scan_writes(card_path: Path, tmp_path: Path) -> None:
     twin = Path(shutil.copyfile(card_path, tmp_path / "twin.card"))
-    f, state = image.CardFile.open(card_path)
+    f, state = card_file.CardFile.open(card_path)
     place = f.place
-    assert place is not None and place[0] == image.BANK_SIZE
+    assert place is not None and place[0] == card_file.BANK_SIZE
     f.close()
     assert f.place == place  # kept after close
     for _ in range(3):  # a save, then the next session's, each continuing where the last left
-        vouched = image.CardFile.at(card_path, place)
+        vouched = card_file.CardFile.at(card_path, place)
         assert vouched.place == place and vouched.closed
         vouched.save(_poorer(state))
         place = vouched.place
         vouched.close()
-        image.save(state, twin)  # scans
+        card_file.save(state, twin)  # scans
     assert card_path.read_bytes() == twin.read_bytes()
-    again, loaded = image.CardFile.open(card_path)
+    again, loaded = card_file.CardFile.open(card_path)
     assert again.place == place and loaded == state
     again.close()
 
 
 def test_a_card_given_a_vouched_file_saves_as_usual(card_path: Path, tmp_path: Path) -> None:
     twin = Path(shutil.copyfile(card_path, tmp_path / "twin.card"))
-    f, state = image.CardFile.open(card_path)
+    f, state = card_file.CardFile.open(card_path)
     f.close()
-    card = VirtualCard(card_path, state, rng=random.Random(5), file=image.CardFile.at(card_path, f.place))
-    T.purchase(card, 250)
+    card = VirtualCard(card_path, state, rng=random.Random(5), file=card_file.CardFile.at(card_path, f.place))
+    testing.purchase(card, 250)
     card.close()
     plain = VirtualCard.load(twin, rng=random.Random(5))
-    T.purchase(plain, 250)
+    testing.purchase(plain, 250)
     plain.close()
     assert card_path.read_bytes() == twin.read_bytes()
 
 
 def test_after_close_a_save_scans_again(card_path: Path) -> None:
-    f, state = image.CardFile.open(card_path)
+    f, state = card_file.CardFile.open(card_path)
     f.close()
-    stale = image.CardFile.at(card_path, f.place)
-    image.save(_poorer(state), card_path)  # someone else writes the file
+    stale = card_file.CardFile.at(card_path, f.place)
+    card_file.save(_poorer(state), card_path)  # someone else writes the file
     stale.close()  # closing withdraws the vouching: the next save reads the banks
     stale.save(_poorer(state))
-    assert image.load(card_path) == state
-    assert stale.place == (image.BANK_SIZE, f.place[1], f.place[2] + 2)
+    assert card_file.load(card_path) == state
+    assert stale.place == (card_file.BANK_SIZE, f.place[1], f.place[2] + 2)
 
 
 def test_an_impossible_place_is_refused(card_path: Path) -> None:
-    assert image.CardFile(card_path).place is None
-    for place in [(100, 0, 1), (image.BANK_SIZE, 2, 1), (image.BANK_SIZE, 0, -1)]:
+    assert card_file.CardFile(card_path).place is None
+    for place in [(100, 0, 1), (card_file.BANK_SIZE, 2, 1), (card_file.BANK_SIZE, 0, -1)]:
         with pytest.raises(ValueError):
-            image.CardFile.at(card_path, place)
+            card_file.CardFile.at(card_path, place)

@@ -21,8 +21,8 @@ from emulator_helpers import SELECT_DF04, SELECT_SSSE, SELECT_TU
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sbcard.chip import profile as P
-from terminals.emulator import state as image
+from sbcard.chip import profile
+from terminals.emulator import card_file
 from terminals.emulator.card import VirtualCard
 
 PREFIXES = [
@@ -36,8 +36,8 @@ PREFIXES = [
     ["0084000008"],
     [SELECT_TU, "0084000008"],
 ]
-KNOWN_CLA = [P.CLA_ISO, P.CLA_PROPRIETARY, P.CLA_SECURE]
-KNOWN_INS = sorted({int(i) for i in P.Ins})
+KNOWN_CLA = [profile.CLA_ISO, profile.CLA_PROPRIETARY, profile.CLA_SECURE]
+KNOWN_INS = sorted({int(i) for i in profile.Ins})
 FUZZ = settings(max_examples=300, deadline=500, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
@@ -99,4 +99,4 @@ def test_structured_apdus(fuzz_card: VirtualCard, apdu: bytes, prefix: list[str]
 
 
 def test_the_fuzzed_card_file_still_loads(fuzz_card: VirtualCard) -> None:
-    assert image.load(fuzz_card.path) == fuzz_card.state
+    assert card_file.load(fuzz_card.path) == fuzz_card.state

@@ -11,23 +11,23 @@ import random
 from pathlib import Path
 
 import pytest
-from emulator_helpers import BLANK_SERIAL
-from emulator_helpers import SELECT_SSSE, SELECT_TU, ok, sw
+from emulator_helpers import BLANK_SERIAL, SELECT_SSSE, SELECT_TU, ok, sw
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
 from sbcard.chip.keys import transport_key
 from sbcard.chip.personalisation import build_script
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.emulator.blank import create_blank
 from terminals.emulator.card import CardTorn, VirtualCard
+from terminals.emulator.card_file import read_state
 from terminals.emulator.faults import Faults
-from terminals.emulator.state import LIFE_STATE_NAMES, read_state
+from terminals.emulator.image_codec import LIFE_STATE_NAMES
 
-DATA = T.card_data()
-KEYS = T.keys_of(DATA)
+DATA = testing.card_data()
+KEYS = testing.keys_of(DATA)
 TK = transport_key(BLANK_SERIAL)
 
 # What an unpersonalised card must refuse with 6985 (after the named setup).
@@ -42,12 +42,12 @@ APPLICATION_COMMANDS = [
     ("", "0020000003123456"),
     ("", "00200000"),
     ("", "0024000006123456654321"),
-    ("00A4040006" + P.AID_DF04.hex(), "00E2004020" + "00" * 32),
+    ("00A4040006" + profile.AID_DF04.hex(), "00E2004020" + "00" * 32),
 ]
 
 
 def _tk_auth(card: VirtualCard) -> None:
-    T.external_authenticate(card, TK, P.TRANSPORT_KEY_INDEX)
+    testing.external_authenticate(card, TK, profile.TRANSPORT_KEY_INDEX)
 
 
 def _assert_unusable(card: VirtualCard) -> None:
@@ -58,10 +58,10 @@ def _assert_unusable(card: VirtualCard) -> None:
 
 
 def test_a_blank_card(blank: VirtualCard) -> None:
-    assert ok(blank, "80CA00C100") == BLANK_SERIAL + b"\x01" + P.OS_VERSION
+    assert ok(blank, "80CA00C100") == BLANK_SERIAL + b"\x01" + profile.OS_VERSION
     assert len(ok(blank, "0084000008")) == 8
     # T-Union selects, but shows no issuer data before personalisation
-    assert ok(blank, SELECT_TU) == tlv.encode(P.TAG_FCI, tlv.encode(P.TAG_DF_NAME, P.AID_TUNION))
+    assert ok(blank, SELECT_TU) == tlv.encode(profile.TAG_FCI, tlv.encode(profile.TAG_DF_NAME, profile.AID_TUNION))
     _assert_unusable(blank)
 
 
@@ -78,8 +78,8 @@ def test_erase_needs_the_transport_key(blank: VirtualCard) -> None:
     assert sw(blank, "800E0000") == 0x6982
     _tk_auth(blank)
     ok(blank, "800E0000")
-    assert blank.state.life_state is P.LifeState.PERSONALISING
-    assert list(blank.state.keys) == [("MF", P.KeyUsage.TRANSPORT, 0)]
+    assert blank.state.life_state is profile.LifeState.PERSONALISING
+    assert list(blank.state.keys) == [("MF", profile.KeyUsage.TRANSPORT, 0)]
 
 
 def test_a_wrong_transport_cryptogram(blank: VirtualCard) -> None:
@@ -93,7 +93,7 @@ def test_personalising_writes_need_tk_not_mk(blank: VirtualCard) -> None:
     ok(blank, "800E0000")
     ok(blank, "80D4010112" + "0401" + KEYS.maintenance.hex())
     blank.power_on()
-    T.external_authenticate(blank, KEYS.maintenance, P.CARD_KEY_INDEX)  # MK works…
+    testing.external_authenticate(blank, KEYS.maintenance, profile.CARD_KEY_INDEX)  # MK works…
     ok(blank, SELECT_SSSE)
     assert sw(blank, "00DC072C0B0709" + "31" * 9) == 0x6982  # …but only TK writes now
     _assert_unusable(blank)
@@ -103,15 +103,15 @@ def test_set_status_refuses_an_incomplete_card(blank: VirtualCard) -> None:
     _tk_auth(blank)
     script = build_script(DATA, KEYS)
     issuer_data = script[-4]
-    assert issuer_data.p1 == 0x80 | P.SFI_TU_ISSUER
+    assert issuer_data.p1 == 0x80 | profile.SFI_TU_ISSUER
     for command in script[:-4] + script[-3:-1]:  # all but UPDATE BINARY 0015 and SET STATUS
-        T.send(blank, command)
+        testing.send(blank, command)
     assert sw(blank, "80F00003") == 0x6985
-    T.send(blank, issuer_data)
+    testing.send(blank, issuer_data)
     assert sw(blank, "80F00002") == 0x6A86
     assert sw(blank, "80F000030100") == 0x6700
     ok(blank, "80F00003")
-    assert ok(blank, "80CA00C1")[8] == P.LifeState.PERSONALISED
+    assert ok(blank, "80CA00C1")[8] == profile.LifeState.PERSONALISED
 
 
 def test_set_status_lists_what_is_missing(blank: VirtualCard) -> None:
@@ -127,16 +127,16 @@ def test_set_status_lists_what_is_missing(blank: VirtualCard) -> None:
 
 def test_a_personalised_card_refuses_the_transport_key(card: VirtualCard) -> None:
     with pytest.raises(SW.CardStatus) as e:
-        T.external_authenticate(card, transport_key(card.chip_serial), P.TRANSPORT_KEY_INDEX)
+        testing.external_authenticate(card, transport_key(card.chip_serial), profile.TRANSPORT_KEY_INDEX)
     assert e.value.sw == SW.KEY_NOT_FOUND
 
 
 def test_personalisation_through_commands(blank: VirtualCard, blank_path: Path) -> None:
-    T.personalise(blank, DATA, KEYS)
-    assert blank.state.life_state is P.LifeState.PERSONALISED
+    testing.personalise(blank, DATA, KEYS)
+    assert blank.state.life_state is profile.LifeState.PERSONALISED
     again = VirtualCard.load(blank_path)
     assert again.state == blank.state
-    assert ok(again, "80CA00C1")[8] == P.LifeState.PERSONALISED
+    assert ok(again, "80CA00C1")[8] == profile.LifeState.PERSONALISED
     ok(again, SELECT_SSSE)
     assert ok(again, "00B2072C00") == tlv.encode(7, b"188347080")
     assert sw(again, "0020000003" + DATA.initial_pin) == 0x9000
@@ -147,14 +147,14 @@ def test_purse_keys_land_in_tunion_whatever_df_is_selected(blank: VirtualCard) -
     _tk_auth(blank)
     ok(blank, "800E0000")
     ok(blank, "80D4020112" + "0401" + KEYS.purchase.hex())
-    assert ("TU", P.KeyUsage.PURCHASE, 1) in blank.state.keys
+    assert ("TU", profile.KeyUsage.PURCHASE, 1) in blank.state.keys
 
 
 def _writes_of_personalisation(tmp_path: Path) -> tuple[int, dict]:
     """How many persistent writes a whole personalisation makes, and the card it gives."""
     path = create_blank(tmp_path / "reference.json", BLANK_SERIAL)
     card = VirtualCard.load(path, rng=random.Random(5))
-    T.personalise(card, DATA, KEYS)
+    testing.personalise(card, DATA, KEYS)
     return card.writes_since_power_on, read_state(path)
 
 
@@ -167,7 +167,7 @@ def test_personalisation_torn_at_every_write(tmp_path: Path) -> None:
         path.write_bytes(fresh)
         card = VirtualCard.load(path, Faults(tear_at_write=n), random.Random(5))
         with pytest.raises(CardTorn):
-            T.personalise(card, DATA, KEYS)
+            testing.personalise(card, DATA, KEYS)
         with pytest.raises(CardTorn):  # out of the field until loaded again
             card.process(bytes.fromhex("80CA00C1"))
 
@@ -176,21 +176,21 @@ def test_personalisation_torn_at_every_write(tmp_path: Path) -> None:
         if n == total:  # torn at SET STATUS's commit: the card is complete
             assert read_state(path) == reference
             continue
-        assert torn.state.life_state in (P.LifeState.BLANK, P.LifeState.PERSONALISING), n
+        assert torn.state.life_state in (profile.LifeState.BLANK, profile.LifeState.PERSONALISING), n
         _assert_unusable(torn)
-        T.personalise(torn, DATA, KEYS)  # from the start: ERASE wipes the half-written card
+        testing.personalise(torn, DATA, KEYS)  # from the start: ERASE wipes the half-written card
         assert read_state(path) == reference, f"torn at write {n}: the rerun differs"
 
 
 def test_rerun_of_an_abandoned_personalisation(blank: VirtualCard, blank_path: Path) -> None:
     _tk_auth(blank)
     for command in build_script(DATA, KEYS)[:10]:
-        T.send(blank, command)
+        testing.send(blank, command)
     blank.power_off()
     again = VirtualCard.load(blank_path)
     assert LIFE_STATE_NAMES[again.state.life_state] == "personalising"
-    T.personalise(again, DATA, KEYS)
-    assert again.state.life_state is P.LifeState.PERSONALISED
+    testing.personalise(again, DATA, KEYS)
+    assert again.state.life_state is profile.LifeState.PERSONALISED
 
 
 def test_a_3des_card_works_end_to_end(tmp_path: Path) -> None:
@@ -206,10 +206,11 @@ def test_a_3des_card_works_end_to_end(tmp_path: Path) -> None:
         app_maintenance=bytes(range(4, 20)),
         algorithm=Algorithm.DES3,
     )
-    card = T.personalised_card(tmp_path / "des.json", masters=masters, balance_fen=500, rng=random.Random(6))
-    receipt = T.purchase(card, 120, masters=masters)
+    card = testing.personalised_card(tmp_path / "des.json", masters=masters, balance_fen=500, rng=random.Random(6))
+    receipt = testing.purchase(card, 120, masters=masters)
     assert receipt.balance_after == 380
-    T.external_authenticate(card, T.keys_of(T.card_data(), masters).maintenance, P.CARD_KEY_INDEX, Algorithm.DES3)
+    testing.external_authenticate(card, testing.keys_of(testing.card_data(), masters).maintenance, profile.CARD_KEY_INDEX,
+                                  Algorithm.DES3)
 
 
 def test_commands_have_their_profile_bytes() -> None:
@@ -218,14 +219,14 @@ def test_commands_have_their_profile_bytes() -> None:
     assert script[0] == "800E0000"
     assert script[-1] == "80F00003"
     assert "00D695001E" + DATA.tunion.to_bytes().hex().upper() in script
-    assert Command.parse(bytes.fromhex(script[-2])).ins == P.Ins.RESET_RETRY_COUNTER
+    assert Command.parse(bytes.fromhex(script[-2])).ins == profile.Ins.RESET_RETRY_COUNTER
 
 
 def test_blank_files_are_not_overwritten(blank_path: Path) -> None:
     with pytest.raises(FileExistsError):
         create_blank(blank_path, BLANK_SERIAL)
     with pytest.raises(FileExistsError):
-        T.personalised_card(blank_path)
+        testing.personalised_card(blank_path)
 
 
 def test_a_blank_with_a_drawn_serial(tmp_path: Path) -> None:
@@ -233,7 +234,7 @@ def test_a_blank_with_a_drawn_serial(tmp_path: Path) -> None:
     b = create_blank(tmp_path / "b.json", rng=random.Random(9))
     card_a, card_b = VirtualCard.load(a), VirtualCard.load(b)
     assert card_a.chip_serial == card_b.chip_serial and len(card_a.chip_serial) == 8
-    assert card_a.state.keys[("MF", P.KeyUsage.TRANSPORT, 0)].key == transport_key(card_a.chip_serial)
+    assert card_a.state.keys[("MF", profile.KeyUsage.TRANSPORT, 0)].key == transport_key(card_a.chip_serial)
     with pytest.raises(ValueError, match="8 bytes"):
         create_blank(tmp_path / "c.json", b"\x01\x02")
     assert not (tmp_path / "c.json").exists()

@@ -13,18 +13,17 @@ import attrs
 import pytest
 from emulator_helpers import SELECT_DF04, SELECT_TU, ok, sw
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.purse import EP_PURCHASE
-from terminals.emulator import state as image
-from terminals.emulator import testing as T
+from terminals.emulator import card_file, image, image_codec, testing
 from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
 from terminals.emulator.files import LAYOUT, Kind
 
 
 def test_the_file_format(card_path: Path) -> None:
-    doc = image.read_state(card_path)
+    doc = card_file.read_state(card_path)
     assert doc["format"] == "sbcard-virtual-card" and doc["version"] == 1
     assert doc["life_state"] == "personalised"
     assert doc["os_version"] == "0301"
@@ -52,27 +51,27 @@ def test_the_file_layout(card_path: Path) -> None:
     (seq_a, image_a), (seq_b, image_b) = banks
     assert abs(seq_a - seq_b) == 1  # the card saved into each bank in turn
     current = image_a if seq_a > seq_b else image_b
-    assert json.loads(current) == image.read_state(card_path)
-    assert current == image.dumps(image.load(card_path))  # compact, keys sorted
+    assert json.loads(current) == card_file.read_state(card_path)
+    assert current == image_codec.dumps(card_file.load(card_path))  # compact, keys sorted
 
 
 def test_a_new_card_file_has_one_image_in_bank_a(blank_path: Path) -> None:
     raw = blank_path.read_bytes()
     seq, length, _ = struct.unpack(">QII", raw[4096:4112])
     assert seq == 1 and len(raw) == 4096 + 16 + length  # bank B not written yet
-    assert image.read_state(blank_path)["life_state"] == "blank"
+    assert card_file.read_state(blank_path)["life_state"] == "blank"
 
 
 def test_one_state_has_one_image(card_path: Path) -> None:
-    state = image.load(card_path)
-    assert json.loads(image.dumps(state)) == image.read_state(card_path)
-    assert image.loads(image.dumps(state)) == state
+    state = card_file.load(card_path)
+    assert json.loads(image_codec.dumps(state)) == card_file.read_state(card_path)
+    assert image_codec.loads(image_codec.dumps(state)) == state
 
 
 def test_create_never_overwrites(card_path: Path) -> None:
     before = card_path.read_bytes()
     with pytest.raises(FileExistsError):
-        image.create(image.load(card_path), card_path)
+        card_file.create(card_file.load(card_path), card_path)
     assert card_path.read_bytes() == before
     assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
 
@@ -82,16 +81,16 @@ def test_a_new_card_file_is_the_same_however_it_is_made(card_path: Path, tmp_pat
                                                          unnamed: bool) -> None:
     """Linux's unnamed file (``O_TMPFILE``, then named) or, where there is none, a temporary name linked."""
     if not unnamed:
-        monkeypatch.setattr(image, "_O_TMPFILE", 0)
-    elif not image._O_TMPFILE:
+        monkeypatch.setattr(card_file, "_O_TMPFILE", 0)
+    elif not card_file._O_TMPFILE:
         pytest.skip("this system makes no unnamed files")
-    state, folder = image.load(card_path), tmp_path / "made"
+    state, folder = card_file.load(card_path), tmp_path / "made"
     folder.mkdir()
-    image.create(state, folder / "new.card")
-    assert image.load(folder / "new.card") == state
+    card_file.create(state, folder / "new.card")
+    assert card_file.load(folder / "new.card") == state
     assert [p.name for p in folder.iterdir()] == ["new.card"]  # no temporary file left
     with pytest.raises(FileExistsError):
-        image.create(state, folder / "new.card")
+        card_file.create(state, folder / "new.card")
 
 
 def test_a_file_system_without_unnamed_files_gets_a_temporary_name(card_path: Path, tmp_path: Path,
@@ -101,21 +100,21 @@ def test_a_file_system_without_unnamed_files_gets_a_temporary_name(card_path: Pa
     real_open = os.open
 
     def no_tmpfile(path, flags, *args, **kwargs):
-        if image._O_TMPFILE and flags & image._O_TMPFILE == image._O_TMPFILE:
+        if card_file._O_TMPFILE and flags & card_file._O_TMPFILE == card_file._O_TMPFILE:
             raise OSError(errno.EOPNOTSUPP, "Operation not supported")
         return real_open(path, flags, *args, **kwargs)
 
-    state, folder = image.load(card_path), tmp_path / "made"
+    state, folder = card_file.load(card_path), tmp_path / "made"
     folder.mkdir()
     monkeypatch.setattr(os, "open", no_tmpfile)
-    image.create(state, folder / "new.card")
-    assert image.load(folder / "new.card") == state
+    card_file.create(state, folder / "new.card")
+    assert card_file.load(folder / "new.card") == state
     assert [p.name for p in folder.iterdir()] == ["new.card"]
 
 
 def test_a_card_file_in_a_missing_folder_is_not_made(card_path: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        image.create(image.load(card_path), tmp_path / "no-such-folder" / "new.card")
+        card_file.create(card_file.load(card_path), tmp_path / "no-such-folder" / "new.card")
 
 
 # --- the two banks: torn saves ------------------------------------------------------------------
@@ -137,7 +136,7 @@ def _torn_pwrite(monkeypatch, keep: int) -> None:
 
 
 def _next_state(card_path: Path) -> image.CardState:
-    state = image.load(card_path)
+    state = card_file.load(card_path)
     state.purse = attrs.evolve(state.purse, balance=state.purse.balance - 1, offline_counter=7)
     return state
 
@@ -145,69 +144,69 @@ def _next_state(card_path: Path) -> image.CardState:
 @pytest.mark.parametrize("target", ["an empty bank", "a bank holding an older image"])
 def test_a_save_torn_at_every_byte_keeps_the_old_state(card_path: Path, blank_path: Path, monkeypatch, target: str) -> None:
     path = blank_path if target == "an empty bank" else card_path  # the template has saved many times
-    old, old_bytes = image.load(path), path.read_bytes()
+    old, old_bytes = card_file.load(path), path.read_bytes()
     new = _next_state(card_path) if path == card_path else attrs.evolve(old, ext_auth_tries=3)
-    record_length = 16 + len(image.dumps(new))
+    record_length = 16 + len(image_codec.dumps(new))
     for keep in range(record_length):
         path.write_bytes(old_bytes)
-        f = image.CardFile(path)
+        f = card_file.CardFile(path)
         _torn_pwrite(monkeypatch, keep)
         with pytest.raises(_Killed):
             f.save(new)
         monkeypatch.undo()
         f.close()
-        assert image.load(path) == old, f"torn after {keep} of {record_length} bytes"
+        assert card_file.load(path) == old, f"torn after {keep} of {record_length} bytes"
     path.write_bytes(old_bytes)
-    image.save(new, path)  # the whole record: the new state
-    assert image.load(path) == new
+    card_file.save(new, path)  # the whole record: the new state
+    assert card_file.load(path) == new
 
 
 def test_after_a_torn_save_the_card_writes_the_same_bank_again(card_path: Path, monkeypatch) -> None:
     card = VirtualCard.load(card_path, rng=random.Random(1))
     _torn_pwrite(monkeypatch, 100)
     with pytest.raises(_Killed):
-        T.purchase(card, 5)
+        testing.purchase(card, 5)
     monkeypatch.undo()
-    assert image.load(card_path) == card.state  # the journal undid the commit in memory too
-    receipt = T.purchase(card, 7)  # over the torn bank; the intact one is kept
-    assert T.balance(VirtualCard.load(card_path)) == 10_000 - 7
-    assert image.read_state(card_path)["last_purchase"]["counter"] == receipt.counter
-    assert image.load(card_path) == card.state
+    assert card_file.load(card_path) == card.state  # the journal undid the commit in memory too
+    receipt = testing.purchase(card, 7)  # over the torn bank; the intact one is kept
+    assert testing.balance(VirtualCard.load(card_path)) == 10_000 - 7
+    assert card_file.read_state(card_path)["last_purchase"]["counter"] == receipt.counter
+    assert card_file.load(card_path) == card.state
 
 
 def _write_bank(path: Path, bank: int, seq: int, data: bytes) -> None:
     with open(path, "r+b") as f:
-        f.seek(image._bank_offset(bank, image.BANK_SIZE))
-        f.write(image._bank_record(seq, data))
+        f.seek(card_file._bank_offset(bank, card_file.BANK_SIZE))
+        f.write(card_file._bank_record(seq, data))
 
 
 @pytest.mark.parametrize(("seq_a", "seq_b", "winner"), [(5, 4, "A"), (4, 5, "B"), (1, 2**40, "B")])
 def test_the_newer_intact_bank_wins(card_path: Path, seq_a: int, seq_b: int, winner: str) -> None:
-    state = image.load(card_path)
+    state = card_file.load(card_path)
     a = attrs.evolve(state, ext_auth_tries=1)
     b = attrs.evolve(state, ext_auth_tries=2)
-    _write_bank(card_path, 0, seq_a, image.dumps(a))
-    _write_bank(card_path, 1, seq_b, image.dumps(b))
-    assert image.load(card_path) == (a if winner == "A" else b)
+    _write_bank(card_path, 0, seq_a, image_codec.dumps(a))
+    _write_bank(card_path, 1, seq_b, image_codec.dumps(b))
+    assert card_file.load(card_path) == (a if winner == "A" else b)
     card = VirtualCard.load(card_path)
-    T.purchase(card, 1)  # saved over the older bank, sequence + 1
+    testing.purchase(card, 1)  # saved over the older bank, sequence + 1
     loser, newest = (1, seq_a) if winner == "A" else (0, seq_b)
     raw = card_path.read_bytes()
-    offset = image._bank_offset(loser, image.BANK_SIZE)
+    offset = card_file._bank_offset(loser, card_file.BANK_SIZE)
     assert struct.unpack(">Q", raw[offset : offset + 8])[0] == newest + 1
-    assert image.load(card_path) == card.state
+    assert card_file.load(card_path) == card.state
 
 
 def test_a_newer_bank_that_is_torn_loses(card_path: Path) -> None:
-    state = image.load(card_path)
+    state = card_file.load(card_path)
     older = attrs.evolve(state, ext_auth_tries=1)
-    _write_bank(card_path, 0, 10, image.dumps(older))
-    torn = image._bank_record(11, image.dumps(state))
+    _write_bank(card_path, 0, 10, image_codec.dumps(older))
+    torn = card_file._bank_record(11, image_codec.dumps(state))
     torn = torn[:-1] + bytes([torn[-1] ^ 1])  # one bit wrong
     with open(card_path, "r+b") as f:
-        f.seek(image._bank_offset(1, image.BANK_SIZE))
+        f.seek(card_file._bank_offset(1, card_file.BANK_SIZE))
         f.write(torn)
-    assert image.load(card_path) == older
+    assert card_file.load(card_path) == older
 
 
 def _corrupt(path: Path, offset: int) -> None:
@@ -220,8 +219,8 @@ def _corrupt(path: Path, offset: int) -> None:
 
 def test_both_banks_damaged(card_path: Path) -> None:
     for bank in (0, 1):
-        _corrupt(card_path, image._bank_offset(bank, image.BANK_SIZE) + 16 + 40)
-    for read in (image.load, image.read_state, VirtualCard.load):
+        _corrupt(card_path, card_file._bank_offset(bank, card_file.BANK_SIZE) + 16 + 40)
+    for read in (card_file.load, card_file.read_state, VirtualCard.load):
         with pytest.raises(ValueError, match="neither EEPROM bank holds an intact card image") as e:
             read(card_path)
         assert str(card_path) in str(e.value)
@@ -231,7 +230,7 @@ def test_both_banks_damaged(card_path: Path) -> None:
 def test_one_bank_damaged_the_other_empty(blank_path: Path) -> None:
     _corrupt(blank_path, 4096 + 3)  # the sequence
     with pytest.raises(ValueError, match=r"bank A: torn \(checksum mismatch\); bank B: empty") as e:
-        image.load(blank_path)
+        card_file.load(blank_path)
     assert str(blank_path) in str(e.value)
 
 
@@ -261,34 +260,34 @@ def test_a_file_that_is_no_card(tmp_path: Path, content: bytes, message: str) ->
     assert str(path) in str(e.value)
     if not content.startswith(b"{"):  # read_state shows an old JSON image as it is
         with pytest.raises(ValueError, match=message):
-            image.read_state(path)
+            card_file.read_state(path)
     assert path.read_bytes() == content  # never "repaired"
 
 
 def test_a_card_file_from_before_the_banks_is_upgraded(card_path: Path) -> None:
-    state = image.load(card_path)
-    card_path.write_bytes(image.dumps(state))  # the old format: the image alone
-    assert image.load(card_path) == state and image.read_state(card_path)["format"] == "sbcard-virtual-card"
+    state = card_file.load(card_path)
+    card_path.write_bytes(image_codec.dumps(state))  # the old format: the image alone
+    assert card_file.load(card_path) == state and card_file.read_state(card_path)["format"] == "sbcard-virtual-card"
     card = VirtualCard.load(card_path)
     assert card_path.read_bytes().startswith(b"SBCARDVC")
-    assert image.load(card_path) == state
-    T.purchase(card, 1)
-    assert image.load(card_path) == card.state
+    assert card_file.load(card_path) == state
+    testing.purchase(card, 1)
+    assert card_file.load(card_path) == card.state
     assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
 
 
 def test_an_image_too_large_for_a_bank(card_path: Path) -> None:
     before = card_path.read_bytes()
-    f = image.CardFile(card_path)
-    with pytest.raises(image.CardImageTooLarge, match="does not fit an EEPROM bank"):
-        f.write_image(b"{" + b" " * (image.BANK_SIZE - 17) + b"}")
+    f = card_file.CardFile(card_path)
+    with pytest.raises(card_file.CardImageTooLarge, match="does not fit an EEPROM bank"):
+        f.write_image(b"{" + b" " * (card_file.BANK_SIZE - 17) + b"}")
     f.close()
     assert card_path.read_bytes() == before
 
 
 def test_the_fullest_card_fits_a_bank(card_path: Path) -> None:
     """Every file of the layout at its fullest, and many more keys, leave half a bank free."""
-    state = image.load(card_path)
+    state = card_file.load(card_path)
     full = b"\xff" * 256
     for ref, ef in LAYOUT.items():
         if ef.kind is Kind.TLV:
@@ -300,8 +299,8 @@ def test_the_fullest_card_fits_a_bank(card_path: Path) -> None:
         else:
             state.records[ref] = {n: full[: ef.size] for n in range(1, ef.count + 1)}
     key = next(iter(state.keys.values()))
-    state.keys |= {(df, usage, index): key for df in image.DF_NAMES for usage in P.KeyUsage for index in (1, 2, 3)}
-    assert len(image.dumps(state)) < (image.BANK_SIZE - 16) // 2
+    state.keys |= {(df, usage, index): key for df in image.DF_NAMES for usage in profile.KeyUsage for index in (1, 2, 3)}
+    assert len(image_codec.dumps(state)) < (card_file.BANK_SIZE - 16) // 2
 
 
 @pytest.mark.parametrize(
@@ -323,9 +322,9 @@ def test_the_fullest_card_fits_a_bank(card_path: Path) -> None:
 )
 def test_a_damaged_card_file_names_what_is_wrong(card_path: Path, field: str, value, message: str) -> None:
     """An intact bank (its checksum right) whose image is wrong: an error, not the older bank."""
-    doc = image.read_state(card_path)
+    doc = card_file.read_state(card_path)
     doc[field] = value
-    f = image.CardFile(card_path)
+    f = card_file.CardFile(card_path)
     f.write_image(json.dumps(doc).encode())
     f.close()
     with pytest.raises(ValueError, match="not a valid sbcard virtual card") as e:
@@ -340,13 +339,13 @@ def test_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_save_leaves_no_temporary_file(card: VirtualCard, card_path: Path) -> None:
-    T.purchase(card, 1)
+    testing.purchase(card, 1)
     assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
 
 
 @pytest.mark.parametrize("failure", ["error", "short write"])
 def test_a_failed_save_keeps_the_old_file_and_the_old_state(card: VirtualCard, card_path: Path, monkeypatch, failure: str) -> None:
-    before, state_before = card_path.read_bytes(), image.load(card_path)
+    before, state_before = card_path.read_bytes(), card_file.load(card_path)
     real_pwrite = os.pwrite
 
     def full_disk(fd, data, offset):
@@ -354,22 +353,22 @@ def test_a_failed_save_keeps_the_old_file_and_the_old_state(card: VirtualCard, c
             raise OSError(28, "No space left on device")
         return real_pwrite(fd, data[:1000], offset)
 
-    p = T.start_purchase(card, 100)
+    p = testing.start_purchase(card, 100)
     monkeypatch.setattr(os, "pwrite", full_disk)
     with pytest.raises(SW.CardStatus) as e:
-        T.finish_purchase(card, p)
+        testing.finish_purchase(card, p)
     assert e.value.sw == SW.NO_PRECISE_DIAGNOSIS
     monkeypatch.undo()
-    assert image.load(card_path) == state_before
+    assert card_file.load(card_path) == state_before
     if failure == "error":
         assert card_path.read_bytes() == before
     assert card.state == state_before  # the journal undid the applied writes
     assert [p.name for p in card_path.parent.iterdir()] == ["card.json"]
-    T.purchase(card, 100)  # and the card still works
+    testing.purchase(card, 100)  # and the card still works
 
 
 def test_everything_persists_across_a_process_restart(card: VirtualCard, card_path: Path) -> None:
-    receipt = T.purchase(card, 321)
+    receipt = testing.purchase(card, 321)
     run_verify = sw(card, "0020000003000000")
     assert run_verify == 0x63C2
     ok(card, SELECT_DF04)
@@ -380,8 +379,8 @@ def test_everything_persists_across_a_process_restart(card: VirtualCard, card_pa
 
     restarted = VirtualCard.load(card_path)
     assert restarted.state == state
-    assert T.balance(restarted) == 10_000 - 321
-    assert T.transaction_prove(restarted, EP_PURCHASE, receipt.counter) == (receipt.mac2, receipt.tac)
+    assert testing.balance(restarted) == 10_000 - 321
+    assert testing.transaction_prove(restarted, EP_PURCHASE, receipt.counter) == (receipt.mac2, receipt.tac)
     assert sw(restarted, "00200000") == 0x63C2  # tries left, not 9000: the verification was RAM
     ok(restarted, SELECT_DF04)
     assert ok(restarted, "00B2014400") == b"\x5a" * 32
@@ -391,7 +390,7 @@ def test_everything_persists_across_a_process_restart(card: VirtualCard, card_pa
 def test_power_on_resets_the_session(card: VirtualCard) -> None:
     ok(card, SELECT_TU)
     ok(card, "0020000003123456")
-    T.start_purchase(card, 1)
+    testing.start_purchase(card, 1)
     card.power_on()
     assert sw(card, "805C000204") == 0x6985  # the MF is selected again
     ok(card, SELECT_TU)
@@ -400,7 +399,7 @@ def test_power_on_resets_the_session(card: VirtualCard) -> None:
 
 def test_process_powers_an_unpowered_card_on(card_path: Path) -> None:
     card = VirtualCard.load(card_path)
-    assert ok(card, "80CA00C1")[8] == P.LifeState.PERSONALISED
+    assert ok(card, "80CA00C1")[8] == profile.LifeState.PERSONALISED
 
 
 def test_trace_hook(card: VirtualCard) -> None:
@@ -421,22 +420,22 @@ def _count_syncs(monkeypatch) -> list[int]:
 
 def test_a_durable_card_fsyncs(card_path: Path, monkeypatch) -> None:
     synced = _count_syncs(monkeypatch)
-    card = VirtualCard(card_path, image.load(card_path), durable=True)
-    T.purchase(card, 1)
+    card = VirtualCard(card_path, card_file.load(card_path), durable=True)
+    testing.purchase(card, 1)
     assert synced
     synced.clear()
-    T.purchase(VirtualCard.load(card_path, durable=True), 1)
+    testing.purchase(VirtualCard.load(card_path, durable=True), 1)
     assert synced
     synced.clear()
     plain = VirtualCard.load(card_path)
-    T.purchase(plain, 1)
+    testing.purchase(plain, 1)
     assert not synced
 
 
 def test_a_failed_fsync_withdraws_the_new_image(card_path: Path, monkeypatch) -> None:
-    state_before = image.load(card_path)
+    state_before = card_file.load(card_path)
     card = VirtualCard.load(card_path, durable=True)
-    p = T.start_purchase(card, 100)
+    p = testing.start_purchase(card, 100)
 
     def broken(fd):
         raise OSError(5, "Input/output error")
@@ -445,11 +444,11 @@ def test_a_failed_fsync_withdraws_the_new_image(card_path: Path, monkeypatch) ->
         if hasattr(os, name):
             monkeypatch.setattr(os, name, broken)
     with pytest.raises(SW.CardStatus):
-        T.finish_purchase(card, p)
+        testing.finish_purchase(card, p)
     monkeypatch.undo()
-    assert card.state == state_before and image.load(card_path) == state_before
-    T.purchase(card, 100)
-    assert image.load(card_path) == card.state
+    assert card.state == state_before and card_file.load(card_path) == state_before
+    testing.purchase(card, 100)
+    assert card_file.load(card_path) == card.state
 
 
 # --- the card's file descriptor -----------------------------------------------------------------
@@ -474,51 +473,51 @@ linux_only = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="coun
 def test_the_card_keeps_its_file_open_until_power_off(card_path: Path) -> None:
     card = VirtualCard.load(card_path)
     assert _open_fds(card_path) == 1
-    T.purchase(card, 1)
-    T.purchase(card, 1)
+    testing.purchase(card, 1)
+    testing.purchase(card, 1)
     assert _open_fds(card_path) == 1  # one descriptor, every save
     card.power_off()
     assert _open_fds(card_path) == 0
-    T.purchase(card, 1)  # powered on again by the reader's field: the file reopens
+    testing.purchase(card, 1)  # powered on again by the reader's field: the file reopens
     assert _open_fds(card_path) == 1
     card.close()
     assert _open_fds(card_path) == 0
-    assert T.balance(VirtualCard.load(card_path)) == 10_000 - 3
+    assert testing.balance(VirtualCard.load(card_path)) == 10_000 - 3
 
 
 @linux_only
 def test_dropped_and_torn_cards_release_their_files(card_path: Path) -> None:
     for _ in range(20):
-        T.purchase(VirtualCard.load(card_path), 1)  # never powered off
+        testing.purchase(VirtualCard.load(card_path), 1)  # never powered off
     assert _open_fds(card_path) == 0
     card = VirtualCard.load(card_path, Faults(tear_at_write=1))
     assert _open_fds(card_path) == 1
     with pytest.raises(CardTorn):
-        T.purchase(card, 1)
+        testing.purchase(card, 1)
     assert _open_fds(card_path) == 0 and card.torn
     with VirtualCard.load(card_path) as card:
-        T.purchase(card, 1)
+        testing.purchase(card, 1)
     assert _open_fds(card_path) == 0
 
 
 def test_a_card_reopened_after_power_off_continues_from_the_newest_image(card_path: Path) -> None:
     """Another card object wrote the file meanwhile: the last writer wins, as with whole-file saves."""
     first = VirtualCard.load(card_path, rng=random.Random(1))
-    T.purchase(first, 1)
+    testing.purchase(first, 1)
     first.power_off()
     second = VirtualCard.load(card_path, rng=random.Random(2))
     for _ in range(3):
-        T.purchase(second, 10)
+        testing.purchase(second, 10)
     second.close()
-    T.purchase(first, 100)  # a new tap of the old object: it rescans the banks
-    assert image.load(card_path) == first.state
-    assert T.balance(VirtualCard.load(card_path)) == 10_000 - 101
+    testing.purchase(first, 100)  # a new tap of the old object: it rescans the banks
+    assert card_file.load(card_path) == first.state
+    assert testing.balance(VirtualCard.load(card_path)) == 10_000 - 101
 
 
 def test_the_dump_helper(card_path: Path, capsys) -> None:
-    assert image._main([str(card_path)]) == 0
-    assert json.loads(capsys.readouterr().out) == image.read_state(card_path)
-    assert image._main([str(card_path.with_name("none.card"))]) == 1
+    assert card_file._main([str(card_path)]) == 0
+    assert json.loads(capsys.readouterr().out) == card_file.read_state(card_path)
+    assert card_file._main([str(card_path.with_name("none.card"))]) == 1
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -559,7 +558,7 @@ def test_a_seeded_card_is_reproducible(template: Path, tmp_path: Path) -> None:
         path = tmp_path / name
         path.write_bytes(template.read_bytes())
         card = VirtualCard.load(path, rng=random.Random(42))
-        T.purchase(card, 7)
-        T.load(card, 9)
+        testing.purchase(card, 7)
+        testing.load(card, 9)
         images.append(path.read_bytes())
     assert images[0] == images[1]

@@ -19,7 +19,7 @@ import pytest
 
 from sbcard.chip.apdu import Command, MalformedApdu
 from sbcard.chip.commands import Fci
-from terminals.emulator import state as image
+from terminals.emulator import card_file, image_codec
 
 ODD_VALUES: list[Any] = [
     None, True, False, 0, 1, -1, 3, 4, 15, 16, 255, 256, 65535, 65536, 2**32, 1.5, "", "zz", "00", "0a", "0A",
@@ -46,13 +46,13 @@ def _outcome(read, doc: Any) -> tuple:
 
 
 def test_a_card_image_reads_the_same_both_ways(card_path: Path) -> None:
-    doc = image.read_state(card_path)
-    assert image._from_json_plain(doc) == image._from_json_checked(doc) == image.load(card_path)
-    assert image.dumps(image._from_json_plain(doc)) == image._current_image(card_path)
+    doc = card_file.read_state(card_path)
+    assert image_codec._from_json_plain(doc) == image_codec._from_json_checked(doc) == card_file.load(card_path)
+    assert image_codec.dumps(image_codec._from_json_plain(doc)) == card_file._current_image(card_path)
 
 
 def test_damaged_images_are_judged_the_same_both_ways(card_path: Path) -> None:
-    base = image.read_state(card_path)
+    base = card_file.read_state(card_path)
     paths = [p for p in _paths(base) if p]
     rng = random.Random(7)
     accepted = 0
@@ -73,7 +73,7 @@ def test_damaged_images_are_judged_the_same_both_ways(card_path: Path) -> None:
                     target[path[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
             except (KeyError, IndexError, TypeError):
                 pass
-        fast, careful = _outcome(image.from_json, doc), _outcome(image._from_json_checked, doc)
+        fast, careful = _outcome(image_codec.from_json, doc), _outcome(image_codec._from_json_checked, doc)
         assert fast == careful, json.dumps(doc)
         accepted += fast[0] == "ok"
     assert 0 < accepted < 3000  # both kinds were tried

@@ -14,36 +14,35 @@ from pathlib import Path
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.profile import KeyUsage
-from terminals.emulator import state as image
-from terminals.emulator import testing as T
+from terminals.emulator import card_file, image, image_codec, testing
 from terminals.emulator.card import VirtualCard
 
 
 def _plain(state: image.CardState) -> bytes:
-    return image._ENCODER.encode(image.to_json(state)).encode("ascii")
+    return image_codec._ENCODER.encode(image_codec.to_json(state)).encode("ascii")
 
 
 def _same(state: image.CardState) -> None:
-    assert image.dumps(state) == _plain(state)
-    assert image.dumps(state) == _plain(state)  # from the memo this time
+    assert image_codec.dumps(state) == _plain(state)
+    assert image_codec.dumps(state) == _plain(state)  # from the memo this time
 
 
 def test_every_save_of_a_card_is_the_plain_encoding(tmp_path: Path, monkeypatch) -> None:
     saved: list[tuple[bytes, bytes]] = []
-    real = image.CardFile.save
+    real = card_file.CardFile.save
 
     def checked(self, state, *, durable=False):
-        saved.append((image.dumps(state), _plain(state)))
+        saved.append((image_codec.dumps(state), _plain(state)))
         real(self, state, durable=durable)
 
-    monkeypatch.setattr(image.CardFile, "save", checked)
-    card = T.personalised_card(tmp_path / "c.card", balance_fen=50_000, rng=random.Random(3))
+    monkeypatch.setattr(card_file.CardFile, "save", checked)
+    card = testing.personalised_card(tmp_path / "c.card", balance_fen=50_000, rng=random.Random(3))
     for i in range(14):  # past the cyclic log's length
-        T.purchase(card, 100 + i)
-    T.purchase(card, 7, capp_records={1: bytes(range(P.TU_CAPP_RECORD_LEN))})
-    T.load(card, 1_000)
+        testing.purchase(card, 100 + i)
+    testing.purchase(card, 7, capp_records={1: bytes(range(profile.TU_CAPP_RECORD_LEN))})
+    testing.load(card, 1_000)
     card.close()
     assert len(saved) > 20
     assert all(fast == plain for fast, plain in saved)
@@ -84,13 +83,13 @@ def test_values_replaced_by_hand_are_written(card: VirtualCard) -> None:
     state.last_load = None
     _same(state)
     state.ext_auth_tries = 0
-    state.life_state = P.LifeState.PERSONALISING
+    state.life_state = profile.LifeState.PERSONALISING
     _same(state)
 
 
 def test_a_copy_made_by_evolve_starts_its_own_memo(card: VirtualCard) -> None:
     state = card.state
-    image.dumps(state)
+    image_codec.dumps(state)
     other = attrs.evolve(state, ext_auth_tries=1)
     assert other._text == {} and other == attrs.evolve(state, ext_auth_tries=1)
     _same(other)

@@ -16,21 +16,20 @@ from emulator_helpers import BLANK_SERIAL, SELECT_DF04, SELECT_SSSE, SELECT_TU, 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.apdu import Command
 from sbcard.chip.commands import Dgi, encode_pin
 from sbcard.chip.keys import transport_key
 from sbcard.chip.personalisation import build_factory_script, build_script, medical_records, ssse_records
-from terminals.emulator import state as image
-from terminals.emulator import testing as T
+from terminals.emulator import image, image_codec, testing
 from terminals.emulator.blank import create_blank
 from terminals.emulator.card import CardTorn, VirtualCard
+from terminals.emulator.card_file import read_state
 from terminals.emulator.factory import MachineCard
 from terminals.emulator.faults import Faults
-from terminals.emulator.state import read_state
 
-DATA = T.card_data()
-KEYS = T.keys_of(DATA)
+DATA = testing.card_data()
+KEYS = testing.keys_of(DATA)
 TK = transport_key(BLANK_SERIAL)
 SETUP = {"": [], "SSSE": [SELECT_SSSE], "DF04": [SELECT_DF04], "TU": [SELECT_TU]}
 
@@ -48,20 +47,21 @@ def records(sfi: int, made: list) -> str:
     return "".join(record.to_bytes().hex() for s, record in made if s == sfi).upper()
 
 
-EF05 = records(P.SFI_EF05, ssse_records(DATA))  # SSSE/EF05's seven records, back to back
-EF06 = records(P.SFI_EF06, ssse_records(DATA))
+EF05 = records(profile.SFI_EF05, ssse_records(DATA))  # SSSE/EF05's seven records, back to back
+EF06 = records(profile.SFI_EF06, ssse_records(DATA))
 KEY = "0101" + "0401" + KEYS.maintenance.hex()  # usage MK, index 01, SM4, version 01
-KEYS_DGI = dgi(P.DGI_KEYS, b"".join(
-    bytes((usage, P.CARD_KEY_INDEX, 0x04, 0x01)) + key for usage, key in KEYS.by_usage().items()))
-PIN_DGI = dgi(P.DGI_PIN, encode_pin(DATA.initial_pin))
+KEYS_DGI = dgi(profile.DGI_KEYS, b"".join(
+    bytes((usage, profile.CARD_KEY_INDEX, 0x04, 0x01)) + key for usage, key in KEYS.by_usage().items()))
+PIN_DGI = dgi(profile.DGI_PIN, encode_pin(DATA.initial_pin))
 ISSUER = DATA.tunion.to_bytes().hex()
-TUNION_DGIS = dgi(P.file_dgi(P.SFI_TU_ISSUER), ISSUER) + dgi(P.file_dgi(P.SFI_TU_MANAGEMENT), "00" * 64)
+TUNION_DGIS = (dgi(profile.file_dgi(profile.SFI_TU_ISSUER), ISSUER)
+               + dgi(profile.file_dgi(profile.SFI_TU_MANAGEMENT), "00" * 64))
 
 
 @pytest.fixture
 def personalising(blank: VirtualCard) -> VirtualCard:
     """A blank after TK authentication and ERASE: where STORE DATA works."""
-    T.external_authenticate(blank, TK, P.TRANSPORT_KEY_INDEX)
+    testing.external_authenticate(blank, TK, profile.TRANSPORT_KEY_INDEX)
     ok(blank, "800E0000")
     return blank
 
@@ -69,9 +69,9 @@ def personalising(blank: VirtualCard) -> VirtualCard:
 def factory_personalise(card: VirtualCard) -> None:
     """What the factory machine sends, from power-on."""
     card.power_on()
-    T.external_authenticate(card, transport_key(card.chip_serial), P.TRANSPORT_KEY_INDEX)
+    testing.external_authenticate(card, transport_key(card.chip_serial), profile.TRANSPORT_KEY_INDEX)
     for command in build_factory_script(DATA, KEYS):
-        T.send(card, command)
+        testing.send(card, command)
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -106,18 +106,18 @@ REFUSALS = [
     # the same DGI twice in one block
     ("", store(PIN_DGI + PIN_DGI), 0x6A80),
     # keys (DGI 8000)
-    ("", store(dgi(P.DGI_KEYS, "")), 0x6700),
-    ("", store(dgi(P.DGI_KEYS, KEY[:-2])), 0x6700),  # 19 bytes
-    ("", store(dgi(P.DGI_KEYS, KEY + "01")), 0x6700),
-    ("", store(dgi(P.DGI_KEYS, "00" + KEY[2:])), 0x6A80),  # the transport key is the factory's
-    ("", store(dgi(P.DGI_KEYS, "06" + KEY[2:])), 0x6A80),  # no such usage
-    ("", store(dgi(P.DGI_KEYS, KEY[:4] + "07" + KEY[6:])), 0x6A80),  # no such algorithm
-    ("", store(dgi(P.DGI_KEYS, KEY + "00" + KEY[2:])), 0x6A80),  # a good key, then a bad one
-    ("", store(dgi(P.DGI_KEYS, KEY + KEY)), 0x6A80),  # the same key twice
+    ("", store(dgi(profile.DGI_KEYS, "")), 0x6700),
+    ("", store(dgi(profile.DGI_KEYS, KEY[:-2])), 0x6700),  # 19 bytes
+    ("", store(dgi(profile.DGI_KEYS, KEY + "01")), 0x6700),
+    ("", store(dgi(profile.DGI_KEYS, "00" + KEY[2:])), 0x6A80),  # the transport key is the factory's
+    ("", store(dgi(profile.DGI_KEYS, "06" + KEY[2:])), 0x6A80),  # no such usage
+    ("", store(dgi(profile.DGI_KEYS, KEY[:4] + "07" + KEY[6:])), 0x6A80),  # no such algorithm
+    ("", store(dgi(profile.DGI_KEYS, KEY + "00" + KEY[2:])), 0x6A80),  # a good key, then a bad one
+    ("", store(dgi(profile.DGI_KEYS, KEY + KEY)), 0x6A80),  # the same key twice
     # the PIN (DGI 8010)
-    ("", store(dgi(P.DGI_PIN, "1234")), 0x6700),
-    ("", store(dgi(P.DGI_PIN, "12345678")), 0x6700),
-    ("", store(dgi(P.DGI_PIN, "12345A")), 0x6A80),
+    ("", store(dgi(profile.DGI_PIN, "1234")), 0x6700),
+    ("", store(dgi(profile.DGI_PIN, "12345678")), 0x6700),
+    ("", store(dgi(profile.DGI_PIN, "12345A")), 0x6A80),
     # a TLV file's records
     ("SSSE", store(dgi(0x0500, "")), 0x6700),
     ("SSSE", store(dgi(0x0500, EF06)), 0x6A80),  # EF06's tags are not EF05's
@@ -147,9 +147,9 @@ def test_a_refused_store_data_changes_nothing(personalising: VirtualCard, setup:
                                               expected: int) -> None:
     for command in SETUP[setup]:
         ok(personalising, command)
-    before = image.to_json(personalising.state)
+    before = image_codec.to_json(personalising.state)
     assert sw(personalising, apdu) == expected
-    assert image.to_json(personalising.state) == before
+    assert image_codec.to_json(personalising.state) == before
 
 
 def _blank(card: VirtualCard) -> None:
@@ -157,7 +157,7 @@ def _blank(card: VirtualCard) -> None:
 
 
 def _blank_under_tk(card: VirtualCard) -> None:
-    T.external_authenticate(card, TK, P.TRANSPORT_KEY_INDEX)
+    testing.external_authenticate(card, TK, profile.TRANSPORT_KEY_INDEX)
 
 
 def _personalising_unauthenticated(card: VirtualCard) -> None:
@@ -169,9 +169,9 @@ def _personalising_unauthenticated(card: VirtualCard) -> None:
 def _personalising_under_mk(card: VirtualCard) -> None:
     _blank_under_tk(card)
     ok(card, "800E0000")
-    ok(card, store(dgi(P.DGI_KEYS, KEY)))
+    ok(card, store(dgi(profile.DGI_KEYS, KEY)))
     card.power_on()
-    T.external_authenticate(card, KEYS.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, KEYS.maintenance, profile.CARD_KEY_INDEX)
 
 
 @pytest.mark.parametrize("setup, expected", [
@@ -183,13 +183,13 @@ def _personalising_under_mk(card: VirtualCard) -> None:
 def test_store_data_only_while_personalising_under_tk(blank: VirtualCard, setup: Callable[[VirtualCard], None],
                                                       expected: int) -> None:
     setup(blank)
-    before = image.to_json(blank.state)
+    before = image_codec.to_json(blank.state)
     assert sw(blank, store(PIN_DGI)) == expected
-    assert image.to_json(blank.state) == before
+    assert image_codec.to_json(blank.state) == before
 
 
 def test_a_personalised_card_takes_no_store_data(card: VirtualCard, keys) -> None:  # noqa: ANN001
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     assert sw(card, store(PIN_DGI)) == 0x6985
     ok(card, SELECT_TU)
     assert sw(card, store(TUNION_DGIS, p1="88")) == 0x6985
@@ -216,17 +216,17 @@ def _block(card: VirtualCard, body: str, block: int, p1: str = "08") -> int:
 def test_a_block_out_of_sequence_is_refused_and_changes_nothing(personalising: VirtualCard, blocks: list[int],
                                                                 refused: int) -> None:
     for n, block in enumerate(blocks):
-        before = image.to_json(personalising.state)
+        before = image_codec.to_json(personalising.state)
         status = _block(personalising, PIN_DGI, block)
         if n == refused:
             assert status == 0x6A86
-            assert image.to_json(personalising.state) == before
+            assert image_codec.to_json(personalising.state) == before
         else:
             assert status == 0x9000, (n, block)
 
 
 def test_a_refused_block_does_not_count_so_it_can_be_sent_again(personalising: VirtualCard) -> None:
-    assert _block(personalising, dgi(P.DGI_PIN, "12345A"), 0) == 0x6A80
+    assert _block(personalising, dgi(profile.DGI_PIN, "12345A"), 0) == 0x6A80
     assert _block(personalising, PIN_DGI, 0) == 0x9000
     assert _block(personalising, KEYS_DGI, 1) == 0x9000
 
@@ -238,7 +238,7 @@ def test_erase_a_new_authentication_or_power_on_start_the_blocks_again_at_00(per
     if restart == "power":
         personalising.power_on()
     if restart in ("authenticate", "power"):
-        T.external_authenticate(personalising, TK, P.TRANSPORT_KEY_INDEX)
+        testing.external_authenticate(personalising, TK, profile.TRANSPORT_KEY_INDEX)
     else:
         ok(personalising, "800E0000")
     assert _block(personalising, PIN_DGI, 1) == 0x6A86
@@ -246,15 +246,15 @@ def test_erase_a_new_authentication_or_power_on_start_the_blocks_again_at_00(per
 
 
 def test_the_factory_script_numbers_its_blocks_in_sequence_and_marks_only_the_last() -> None:
-    blocks = [c for c in build_factory_script(DATA, KEYS) if c.ins == P.Ins.STORE_DATA]
+    blocks = [c for c in build_factory_script(DATA, KEYS) if c.ins == profile.Ins.STORE_DATA]
     assert [c.p2 for c in blocks] == list(range(len(blocks)))
-    assert [bool(c.p1 & P.STORE_DATA_LAST) for c in blocks] == [False] * (len(blocks) - 1) + [True]
+    assert [bool(c.p1 & profile.STORE_DATA_LAST) for c in blocks] == [False] * (len(blocks) - 1) + [True]
 
 
 def test_no_block_after_the_last(personalising: VirtualCard) -> None:
     script = build_factory_script(DATA, KEYS)
     for command in script[1:]:
-        T.send(personalising, command)
+        testing.send(personalising, command)
     assert _block(personalising, PIN_DGI, 4) == 0x6985  # the card is personalised: STORE DATA is over
 
 
@@ -265,18 +265,18 @@ def test_a_block_writes_keys_and_pin_wherever_the_df(personalising: VirtualCard)
     ok(personalising, SELECT_SSSE)  # usage decides a key's DF, as for WRITE KEY
     ok(personalising, store(KEYS_DGI + PIN_DGI))
     state = personalising.state
-    assert state.keys[("MF", P.KeyUsage.MAINTENANCE, 1)].key == KEYS.maintenance
-    assert state.keys[("TU", P.KeyUsage.PURCHASE, 1)].key == KEYS.purchase
-    assert state.keys[("MF", P.KeyUsage.TRANSPORT, 0)].key == TK  # TK stays until personalised
-    assert state.pin == image.Pin(encode_pin(DATA.initial_pin), P.PIN_TRIES)
-    assert state.life_state is P.LifeState.PERSONALISING
+    assert state.keys[("MF", profile.KeyUsage.MAINTENANCE, 1)].key == KEYS.maintenance
+    assert state.keys[("TU", profile.KeyUsage.PURCHASE, 1)].key == KEYS.purchase
+    assert state.keys[("MF", profile.KeyUsage.TRANSPORT, 0)].key == TK  # TK stays until personalised
+    assert state.pin == image.Pin(encode_pin(DATA.initial_pin), profile.PIN_TRIES)
+    assert state.life_state is profile.LifeState.PERSONALISING
 
 
 def test_a_file_dgi_is_the_whole_file(personalising: VirtualCard) -> None:
     ok(personalising, SELECT_SSSE)
     ok(personalising, store(dgi(0x0500, EF05) + dgi(0x0600, EF06)))
-    assert sorted(personalising.state.records[("SSSE", 5)]) == list(P.EF05_TAGS)
-    assert sorted(personalising.state.records[("SSSE", 6)]) == list(P.EF06_TAGS)
+    assert sorted(personalising.state.records[("SSSE", 5)]) == list(profile.EF05_TAGS)
+    assert sorted(personalising.state.records[("SSSE", 6)]) == list(profile.EF06_TAGS)
     ok(personalising, store(dgi(0x0500, EF05[:36]), block="01"))  # tag 01 alone: it replaces the file
     assert personalising.state.records[("SSSE", 5)] == {1: bytes.fromhex(EF05[4:36])}
 
@@ -284,26 +284,26 @@ def test_a_file_dgi_is_the_whole_file(personalising: VirtualCard) -> None:
 def test_a_long_dgi_length_is_read(personalising: VirtualCard) -> None:
     ok(personalising, SELECT_TU)
     ok(personalising, store("1700FF0040" + "AB" * 64))
-    assert personalising.state.binaries[("TU", P.SFI_TU_MANAGEMENT)] == b"\xab" * 64
+    assert personalising.state.binaries[("TU", profile.SFI_TU_MANAGEMENT)] == b"\xab" * 64
 
 
 def test_a_long_block_in_an_extended_apdu(personalising: VirtualCard) -> None:
     """A DGI of 255 bytes or more (length FF ‖ 2 bytes) in a block past 255 bytes (an extended Lc)."""
     entries = "".join(f"01{index:02X}" + KEY[4:] for index in range(1, 14))  # MK at indexes 01-0D
-    body = bytes.fromhex(dgi(P.DGI_KEYS, entries) + PIN_DGI)
+    body = bytes.fromhex(dgi(profile.DGI_KEYS, entries) + PIN_DGI)
     assert body[2] == 0xFF and len(body) > 255
-    T.send(personalising, Command(P.CLA_PROPRIETARY, P.Ins.STORE_DATA, 0x08, 0x00, body))
-    assert ("MF", P.KeyUsage.MAINTENANCE, 0x0D) in personalising.state.keys and personalising.state.pin is not None
+    testing.send(personalising, Command(profile.CLA_PROPRIETARY, profile.Ins.STORE_DATA, 0x08, 0x00, body))
+    assert ("MF", profile.KeyUsage.MAINTENANCE, 0x0D) in personalising.state.keys and personalising.state.pin is not None
 
 
 def test_the_last_block_makes_the_card_personalised(personalising: VirtualCard) -> None:
     script = build_factory_script(DATA, KEYS)
     for command in script[1:-1]:
-        T.send(personalising, command)
-    assert ok(personalising, "80CA00C1")[8] == P.LifeState.PERSONALISING
+        testing.send(personalising, command)
+    assert ok(personalising, "80CA00C1")[8] == profile.LifeState.PERSONALISING
     assert sw(personalising, "0020000003" + DATA.initial_pin) == 0x6985  # not yet a card
-    T.send(personalising, script[-1])
-    assert ok(personalising, "80CA00C1")[8] == P.LifeState.PERSONALISED
+    testing.send(personalising, script[-1])
+    assert ok(personalising, "80CA00C1")[8] == profile.LifeState.PERSONALISED
     assert sw(personalising, "0020000003" + DATA.initial_pin) == 0x9000
     assert sw(personalising, "80F00003") == 0x6985  # no SET STATUS needed (nor taken)
 
@@ -312,21 +312,21 @@ def test_the_factory_script_makes_the_counters_card(tmp_path: Path) -> None:
     """Same data, keys and serial: the same image, byte for byte, as the counter's script."""
     counter = VirtualCard.load(create_blank(tmp_path / "counter.card", BLANK_SERIAL), rng=random.Random(3))
     factory = VirtualCard.load(create_blank(tmp_path / "factory.card", BLANK_SERIAL), rng=random.Random(3))
-    T.personalise(counter, DATA, KEYS)
+    testing.personalise(counter, DATA, KEYS)
     factory_personalise(factory)
-    assert image.dumps(factory.state) == image.dumps(counter.state)
+    assert image_codec.dumps(factory.state) == image_codec.dumps(counter.state)
     assert read_state(tmp_path / "factory.card") == read_state(tmp_path / "counter.card")
     assert len(build_factory_script(DATA, KEYS)) == 8 < len(build_script(DATA, KEYS)) == 33
 
 
 def test_the_factory_script_runs_again_on_a_half_made_card(blank: VirtualCard, blank_path: Path) -> None:
-    T.external_authenticate(blank, TK, P.TRANSPORT_KEY_INDEX)
+    testing.external_authenticate(blank, TK, profile.TRANSPORT_KEY_INDEX)
     for command in build_factory_script(DATA, KEYS)[:4]:
-        T.send(blank, command)
+        testing.send(blank, command)
     again = VirtualCard.load(blank_path)
-    assert again.state.life_state is P.LifeState.PERSONALISING
+    assert again.state.life_state is profile.LifeState.PERSONALISING
     factory_personalise(again)
-    assert again.state.life_state is P.LifeState.PERSONALISED
+    assert again.state.life_state is profile.LifeState.PERSONALISED
 
 
 def test_the_factory_script_torn_at_every_write(tmp_path: Path) -> None:
@@ -347,7 +347,7 @@ def test_the_factory_script_torn_at_every_write(tmp_path: Path) -> None:
         if n == total:  # torn at the last block's commit: the card is complete
             assert read_state(path) == expected
             continue
-        assert torn.state.life_state in (P.LifeState.BLANK, P.LifeState.PERSONALISING), n
+        assert torn.state.life_state in (profile.LifeState.BLANK, profile.LifeState.PERSONALISING), n
         ok(torn, SELECT_SSSE)
         assert sw(torn, "00B2012C00") == 0x6985, n
         factory_personalise(torn)
@@ -359,19 +359,19 @@ def test_the_factory_script_torn_at_every_write(tmp_path: Path) -> None:
 
 @settings(max_examples=300, deadline=500, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(setup=st.sampled_from(sorted(SETUP)), p1=st.sampled_from([0x08, 0x88]),
-       number=st.sampled_from([P.DGI_KEYS, P.DGI_PIN, 0x0500, 0x0600, 0x1500, 0x1700]) | st.integers(0, 0xFFFF),
+       number=st.sampled_from([profile.DGI_KEYS, profile.DGI_PIN, 0x0500, 0x0600, 0x1500, 0x1700]) | st.integers(0, 0xFFFF),
        value=st.binary(max_size=300), tail=st.binary(max_size=8))
 def test_any_dgi_gets_a_proper_status_word(setup: str, p1: int, number: int, value: bytes, tail: bytes) -> None:
     """No DGI makes the card answer 6F00 (its catch-all), and a refusal changes nothing."""
     card = MachineCard("never-written.card", BLANK_SERIAL, rng=random.Random(4))  # a blank held in memory
-    T.external_authenticate(card, TK, P.TRANSPORT_KEY_INDEX)
+    testing.external_authenticate(card, TK, profile.TRANSPORT_KEY_INDEX)
     ok(card, "800E0000")
     for command in SETUP[setup]:
         ok(card, command)
-    before = image.to_json(card.state)
+    before = image_codec.to_json(card.state)
     body = bytes.fromhex(dgi(number, value)) + tail
-    response = card.process(Command(P.CLA_PROPRIETARY, P.Ins.STORE_DATA, p1, 0, body).to_bytes())
+    response = card.process(Command(profile.CLA_PROPRIETARY, profile.Ins.STORE_DATA, p1, 0, body).to_bytes())
     status = int.from_bytes(response[-2:], "big")
     assert status in (0x9000, 0x6700, 0x6A80, 0x6A88, 0x6985), f"{body.hex()} -> {status:04X}"
     if status != 0x9000:
-        assert len(response) == 2 and image.to_json(card.state) == before
+        assert len(response) == 2 and image_codec.to_json(card.state) == before

@@ -49,12 +49,12 @@ def circumstances(hospital: Any, insured: str, *, day: dt.date = NOW.date(), reg
                   visit: str = "") -> Any:
     """What the insured region settles a claim at ``hospital`` with: its level and the day's cross-region terms."""
     from sbcard.reference import medical as ref
-    from sbcard.domain import medical as M
+    from sbcard.domain import medical
 
-    terms = M.cross_region_terms(ref.cross_region(insured), insured_province=insured,
+    terms = medical.cross_region_terms(ref.cross_region(insured), insured_province=insured,
                                  treated_province=hospital.province, day=day, registration=registration, visit=visit)
     cross = hospital.province != insured
-    return M.Circumstances(hospital.level, cross, registered=terms.kind not in (M.UNREGISTERED, M.LOCAL),
+    return medical.Circumstances(hospital.level, cross, registered=terms.kind not in (medical.UNREGISTERED, medical.LOCAL),
                            referral_or_emergency=bool(visit), terms=terms)
 
 
@@ -128,7 +128,7 @@ class MedicalWorld(CardWorld):
         return out
 
     def card_state(self, holder: str) -> dict[str, Any]:
-        from terminals.emulator.state import read_state
+        from terminals.emulator.card_file import read_state
 
         return read_state(self.path(holder))
 

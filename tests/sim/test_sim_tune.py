@@ -1,4 +1,4 @@
-"""The simulator's own database connections (``engine.tune``): big caches, a long WAL, no fsync;
+"""The simulator's own database connections (``tuning.tune``): big caches, a long WAL, no fsync;
 other connections to the same world keep the store's defaults."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sbcard.clock import BEIJING, SimClock
-from sbcard.sim.engine import CACHE_KIB, WAL_PAGES, tune
+from sbcard.sim.tuning import CACHE_KIB, WAL_PAGES, tune
 from sbcard.store.world import REGION_NODES, init_world, open_world
 
 

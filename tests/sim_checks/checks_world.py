@@ -145,12 +145,12 @@ def rows(world: ChecksWorld, node: str, query: str, params: tuple[Any, ...] = ()
 
 def edit_card(world: ChecksWorld, holder: str, change: Any) -> None:
     """Edit the card's image behind the card's back (its new current bank)."""
-    from terminals.emulator import state as image
+    from terminals.emulator import card_file, image_codec
 
     path = world.card_path(holder)
-    doc = image.read_state(path)
+    doc = card_file.read_state(path)
     change(doc)
-    image.save(image.from_json(doc), path)
+    card_file.save(image_codec.from_json(doc), path)
 
 
 def chip_purchase(world: ChecksWorld, holder: str, amount: int, when: dt.datetime) -> None:

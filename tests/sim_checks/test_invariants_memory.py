@@ -65,7 +65,7 @@ def test_a_touched_card_is_read_again_whatever_its_signature_says(checks, monkey
 
 def test_records_logged_since_are_read_and_checked_with_the_earlier_ones(checks):
     """A card image put back and spent again: the new record's counter is one an earlier night read."""
-    from terminals.emulator.state import read_state
+    from terminals.emulator.card_file import read_state
 
     memory = invariants.Memory()
     path = checks.card_path("liu")

@@ -102,7 +102,7 @@ def test_counters_forward_catches_a_counter_cleared_twice(checks):
 
 def test_counters_forward_catches_a_counter_reused_in_the_terminal_logs(checks):
     """A card image put back to an earlier state and spent again: two records with one counter."""
-    from terminals.emulator.state import read_state
+    from terminals.emulator.card_file import read_state
 
     path = checks.card_path("liu")
     kept = path.read_bytes()

@@ -30,7 +30,7 @@ def test_a_reading_still_current_is_taken_instead_of_the_file(checks, monkeypatc
     def no_read(path):
         raise AssertionError(f"{path} read again")
 
-    monkeypatch.setattr("terminals.emulator.state.read_state", no_read)
+    monkeypatch.setattr("terminals.emulator.card_file.read_state", no_read)
     assert night(checks, ahead) == full
     assert all(r.ok for r in full.values()), invariants.describe(full)
 

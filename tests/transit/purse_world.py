@@ -69,18 +69,18 @@ class PurseWorld(CardWorld):
 
     # --- what the card and the issuer hold ----------------------------------------------
     def card_state(self, holder: str) -> dict[str, Any]:
-        from terminals.emulator.state import read_state
+        from terminals.emulator.card_file import read_state
 
         return read_state(self.path(holder))
 
     def edit_card(self, holder: str, change: Any) -> None:
         """Edit the card's JSON image behind the card's back (as someone with the file would):
         ``change(image_dict)`` edits it in place; written as the card's new current bank."""
-        from terminals.emulator import state as image
+        from terminals.emulator import card_file, image_codec
 
-        doc = image.read_state(self.path(holder))
+        doc = card_file.read_state(self.path(holder))
         change(doc)
-        image.save(image.from_json(doc), self.path(holder))
+        card_file.save(image_codec.from_json(doc), self.path(holder))
 
     def purse(self, holder: str) -> int:
         return self.card_state(holder)["purse"]["balance"]

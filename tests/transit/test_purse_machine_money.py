@@ -43,8 +43,8 @@ from sbcard.store.world import open_world
 from terminals.apps import loader
 from terminals.apps.terminal_state import TerminalState
 from terminals.apps.transit import Validator
+from terminals.emulator.card_file import read_state
 from terminals.emulator.faults import Faults
-from terminals.emulator.state import read_state
 
 DEPOSIT = DEPOSIT_YUAN * 100
 LOAD_TERMINAL = bytes.fromhex("110105010001")

@@ -274,7 +274,7 @@ def test_a_terminal_process_killed_at_the_debit_loses_nothing(rig, when):
 def test_a_balance_edited_behind_the_cards_back_is_noted_while_the_record_is_completed(rig):
     import attrs
 
-    from terminals.emulator.state import CardFile
+    from terminals.emulator.card_file import CardFile
 
     card = rig.card("tj", balance_fen=1000)
     bus = rig.terminal("tj-bus", line="13")

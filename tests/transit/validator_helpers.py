@@ -31,7 +31,7 @@ from terminals.apps.terminal_state import TerminalState
 from terminals.apps.transit import TapResult, Validator
 from terminals.apps.transit_fares import TariffFares
 from terminals.drivers.emulator import EmulatorReader
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.emulator.card import VirtualCard
 from terminals.emulator.faults import Faults
 
@@ -108,10 +108,10 @@ class ValidatorRig:
             issue_date=issue_date,
             city=T_UNION_CITY[node],
         )
-        card = T.personalised_card(path, masters=self.masters(node), balance_fen=balance_fen,
+        card = testing.personalised_card(path, masters=self.masters(node), balance_fen=balance_fen,
                                    rng=random.Random(self._serial), **fields)
         card.close()
-        self._cards[path] = (node, T.card_data(**fields))  # type: ignore[arg-type]
+        self._cards[path] = (node, testing.card_data(**fields))  # type: ignore[arg-type]
         return path
 
     def card_data(self, path: Path):
@@ -119,20 +119,20 @@ class ValidatorRig:
 
     def card_keys(self, path: Path):
         node, data = self._cards[path]
-        return T.keys_of(data, self.masters(node))
+        return testing.keys_of(data, self.masters(node))
 
     def write_0017(self, path: Path, content: bytes) -> None:
         """EF 0017 written at a counter: UPDATE BINARY under the card maintenance key."""
-        from sbcard.chip import profile as P
+        from sbcard.chip import profile
         from sbcard.chip.commands import SelectMF, UpdateBinary, select_tunion
 
         keys = self.card_keys(path)
         with VirtualCard.load(path) as card:
             card.power_on()
-            T.run(card, SelectMF())
-            T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
-            T.run(card, select_tunion())
-            T.run(card, UpdateBinary(P.SFI_TU_MANAGEMENT, 0, content))
+            testing.run(card, SelectMF())
+            testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
+            testing.run(card, select_tunion())
+            testing.run(card, UpdateBinary(profile.SFI_TU_MANAGEMENT, 0, content))
 
     def balance(self, path: Path) -> int:
         with VirtualCard.load(path) as card:
@@ -147,11 +147,11 @@ class ValidatorRig:
             return card.state.purse
 
     def capp(self, path: Path) -> bytes | None:
-        from sbcard.chip import profile as P
-        from terminals.emulator.state import TU
+        from sbcard.chip import profile
+        from terminals.emulator.image import TU
 
         with VirtualCard.load(path) as card:
-            return card.state.records.get((TU, P.SFI_TU_CAPP), {}).get(1)
+            return card.state.records.get((TU, profile.SFI_TU_CAPP), {}).get(1)
 
     def locked(self, path: Path) -> bool:
         with VirtualCard.load(path) as card:

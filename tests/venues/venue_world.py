@@ -68,7 +68,7 @@ class VenueWorld(CardWorld):
                        "--outlet", OUTLETS[node])
 
     def purse(self, holder: str) -> int:
-        from terminals.emulator.state import read_state
+        from terminals.emulator.card_file import read_state
 
         return read_state(self.path(holder))["purse"]["balance"]
 
