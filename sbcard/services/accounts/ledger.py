@@ -69,7 +69,7 @@ class BatchFacts:
     """
 
     posted: dict[str, Counter[tuple[str, int]]]  # txn_id → its entries, for each of the txn ids posted
-    balances: dict[str, int]  # account → its balance, for each of the accounts asked about that exists
+    balances: dict[str, int]  # account → its balance, for each holder account asked about
     accounts: dict[str, tuple[str, str]]  # account → (kind, status), for the same accounts
     txn_ids: frozenset[str]  # the transactions asked about
     _read_at: int  # the connection's total_changes when read
@@ -82,8 +82,8 @@ class BatchFacts:
 
 def batch_facts(uow: UnitOfWork | sqlite_utils.Database, txn_ids: Sequence[str],
                 account_nos: Sequence[str]) -> BatchFacts:
-    """Which of ``txn_ids`` are posted (with their entries), and the kind, status and balance of each of
-    ``account_nos``: two queries.
+    """Which of ``txn_ids`` are posted (with their entries), and the kind and status of each of ``account_nos``
+    with the balance of each holder account among them: two queries.
 
     Read it inside the transaction that will post the batch (see `BatchFacts`).
     """
@@ -93,7 +93,7 @@ def batch_facts(uow: UnitOfWork | sqlite_utils.Database, txn_ids: Sequence[str],
     read_at = conn.total_changes if conn.in_transaction else -1  # -1: never current
     found = store.accounts_with_totals(account_nos) if account_nos else {}
     return BatchFacts(posted=store.legs_of(txn_ids) if txn_ids else {},
-                      balances={number: total for number, (_, _, total) in found.items()},
+                      balances={number: total for number, (_, _, total) in found.items() if total is not None},
                       accounts={number: (kind, status) for number, (kind, status, _) in found.items()},
                       txn_ids=frozenset(txn_ids), _read_at=read_at, _connection=id(conn))
 
@@ -268,13 +268,14 @@ def _post_many(uow: UnitOfWork, postings: Sequence[Posting], txn_ids: list[str],
         for account_no, amount in posting.entries:
             net[account_no] = net.get(account_no, 0) + amount
     if known is not None:  # the accounts the facts cover are as they were read; the others are looked up
-        accounts = dict(known.accounts)
+        accounts, held = known.accounts, known.balances
         others = [number for number in net if number not in accounts]
-        held = dict(known.balances)
         if others:
-            for number, (account_kind, status, total) in store.accounts_with_totals(others).items():
-                accounts[number] = (account_kind, status)
-                held[number] = total
+            found = store.kinds_and_statuses(others)
+            accounts = {**accounts, **found}
+            holders = [number for number, (account_kind, _) in found.items() if account_kind == "holder"]
+            if holders:
+                held = {**held, **store.totals(holders)}
     else:
         accounts = store.kinds_and_statuses(list(net))
         holders = [number for number, found in accounts.items() if found[0] == "holder"]

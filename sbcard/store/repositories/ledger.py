@@ -126,12 +126,14 @@ class LedgerRepository:
             f"SELECT account_no, sum(amount_fen) FROM ledger_entries WHERE account_no IN ({_marks(account_nos)}) "
             f"GROUP BY account_no", list(account_nos))}
 
-    def accounts_with_totals(self, account_nos: Sequence[str]) -> dict[str, tuple[str, str, int]]:
-        """account_no → (kind, status, sum of its entries) of each of these accounts that exists, in one query."""
-        return {account_no: (kind, status, int(total)) for account_no, kind, status, total in self.db.execute(
-            f"SELECT a.account_no, a.kind, a.status, (SELECT coalesce(sum(e.amount_fen), 0) FROM ledger_entries e "
-            f"WHERE e.account_no = a.account_no) FROM accounts a WHERE a.account_no IN ({_marks(account_nos)})",
-            list(account_nos))}
+    def accounts_with_totals(self, account_nos: Sequence[str]) -> dict[str, tuple[str, str, int | None]]:
+        """account_no → (kind, status, sum of its entries) of each of these accounts that exists, in one query;
+        the sum of holder accounts only (None for an internal account, whose entries may be millions)."""
+        return {account_no: (kind, status, None if total is None else int(total))
+                for account_no, kind, status, total in self.db.execute(
+                    f"SELECT a.account_no, a.kind, a.status, CASE WHEN a.kind = 'holder' THEN "
+                    f"(SELECT coalesce(sum(e.amount_fen), 0) FROM ledger_entries e WHERE e.account_no = a.account_no) "
+                    f"END FROM accounts a WHERE a.account_no IN ({_marks(account_nos)})", list(account_nos))}
 
     def entries(self, account_no: str) -> list[dict[str, Any]]:
         return list(self.db.query(
