@@ -29,7 +29,7 @@ from sbcard.domain.limits import MAX_ACCOUNT_BALANCE_FEN, check_credit
 from sbcard.domain.masking import mask_middle
 from sbcard.domain.money import format_fen
 from sbcard.store.migrations import timestamp
-from sbcard.store.repositories.ledger import LedgerRepository
+from sbcard.store.repositories.ledger import EntryRow, LedgerRepository
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import node_of_db
@@ -254,19 +254,23 @@ def _post_many(uow: UnitOfWork, postings: Sequence[Posting], txn_ids: list[str],
         earlier = known.posted
     else:
         earlier = store.legs_of(txn_ids)
-    new: list[Posting] = []
-    for posting in postings:
-        before = earlier.get(posting.txn_id)
-        if before is None:
-            new.append(posting)
-        elif before != Counter(posting.entries):
-            raise _conflict(posting.txn_id)
-    if not new:
-        return []
+    at = timestamp(now)
+    written: list[str] = []
+    rows: list[EntryRow] = []
     net: dict[str, int] = {}
-    for posting in new:
+    for posting in postings:  # one pass: the new ones' rows, and each account's net movement over them
+        txn_id, memo = posting.txn_id, posting.memo
+        before = earlier.get(txn_id)
+        if before is not None:
+            if before != Counter(posting.entries):
+                raise _conflict(txn_id)
+            continue
+        written.append(txn_id)
         for account_no, amount in posting.entries:
             net[account_no] = net.get(account_no, 0) + amount
+            rows.append((txn_id, account_no, amount, kind, at, operator, outlet, memo))
+    if not written:
+        return []
     if known is not None:  # the accounts the facts cover are as they were read; the others are looked up
         accounts, held = known.accounts, known.balances
         others = [number for number in net if number not in accounts]
@@ -284,11 +288,8 @@ def _post_many(uow: UnitOfWork, postings: Sequence[Posting], txn_ids: list[str],
     for account_no, delta in net.items():
         _check_can_move(store, accounts.get(account_no), account_no, delta, capped=capped,
                         held=held.get(account_no, 0))
-    at = timestamp(now)
-    store.insert_entries(
-        [(posting.txn_id, account_no, amount, kind, at, operator, outlet, posting.memo)
-         for posting in new for account_no, amount in posting.entries])
-    return [posting.txn_id for posting in new]
+    store.insert_entries(rows)
+    return written
 
 
 def _conflict(txn_id: str) -> InvalidInput:

@@ -127,13 +127,13 @@ class LedgerRepository:
             f"GROUP BY account_no", list(account_nos))}
 
     def accounts_with_totals(self, account_nos: Sequence[str]) -> dict[str, tuple[str, str, int | None]]:
-        """account_no → (kind, status, sum of its entries) of each of these accounts that exists, in one query;
-        the sum of holder accounts only (None for an internal account, whose entries may be millions)."""
-        return {account_no: (kind, status, None if total is None else int(total))
-                for account_no, kind, status, total in self.db.execute(
-                    f"SELECT a.account_no, a.kind, a.status, CASE WHEN a.kind = 'holder' THEN "
-                    f"(SELECT coalesce(sum(e.amount_fen), 0) FROM ledger_entries e WHERE e.account_no = a.account_no) "
-                    f"END FROM accounts a WHERE a.account_no IN ({_marks(account_nos)})", list(account_nos))}
+        """account_no → (kind, status, sum of its entries) of each of these accounts that exists; the sum of
+        holder accounts only (None for an internal account, whose entries may be millions). Two queries."""
+        found = self.kinds_and_statuses(account_nos)
+        holders = [number for number, (kind, _) in found.items() if kind == "holder"]
+        totals = self.totals(holders) if holders else {}
+        return {number: (kind, status, totals.get(number, 0) if kind == "holder" else None)
+                for number, (kind, status) in found.items()}
 
     def entries(self, account_no: str) -> list[dict[str, Any]]:
         return list(self.db.query(
