@@ -14,6 +14,7 @@ from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.services.medical import routing as route
 from sbcard.services.medical import claims as medical_claims, host as medical_host
+from sbcard.store.unit_of_work import UnitOfWork
 
 HOLDERS = {"liu": ("110105", "employee", False), "zhao": ("130102", "employee", False),
            "sun": ("130102", "resident", False), "wang": ("120103", "employee", True)}
@@ -23,7 +24,7 @@ def _request(w, holder: str, hospital: M.Hospital, lines, **more) -> ClaimReques
     card = w.cards[holder]
     with w.world() as world:
         [row] = world.region(card.node).query("SELECT card_id_code FROM cards WHERE card_number = ?", [card.number])
-        claim_id, _ = medical_claims.new_claim_id(world.region(route.hospital_node(hospital)), hospital.code)
+        claim_id, _ = medical_claims.new_claim_id(UnitOfWork(world.region(route.hospital_node(hospital))), hospital.code)
     region, kind, retired = HOLDERS[holder]
     return ClaimRequest(claim_id=claim_id, hospital=hospital.code, card_number=card.number,
                         card_id_code=row["card_id_code"], citizen_id=card.citizen_id, insured_region=region,
@@ -37,7 +38,7 @@ def test_a_settle_sent_twice_is_applied_once(medical_world):
         first = route.settle(world, request, hospital_node="bj", now=dt.datetime.now(NOW.tzinfo))
         state = medical_world.state()
         second = route.settle(world, request, hospital_node="bj", now=dt.datetime.now(NOW.tzinfo))
-        third = medical_host.settle(world.region("he"), request, now=dt.datetime.now(NOW.tzinfo))  # behind the hub
+        third = medical_host.settle(UnitOfWork(world.region("he")), request, now=dt.datetime.now(NOW.tzinfo))  # behind the hub
     assert first == second
     assert third["claim_id"] == first["claim_id"] and third["total_fen"] == first["total_fen"]
     assert medical_world.state() == state
@@ -66,7 +67,7 @@ def test_the_host_refuses_a_card_whose_chip_is_not_its_record(medical_world):
     forged = ClaimRequest.from_json({**request.to_json(), "citizen_id": "110108199003071238"})
     with medical_world.world() as world:
         try:
-            medical_host.settle(world.region("bj"), forged, now=dt.datetime.now(NOW.tzinfo))
+            medical_host.settle(UnitOfWork(world.region("bj")), forged, now=dt.datetime.now(NOW.tzinfo))
         except RuleRefused as e:
             assert e.code == "card.mismatch"
         else:

@@ -375,6 +375,11 @@ def account_of_card(uow: UnitOfWork | sqlite_utils.Database, card_number: str) -
     return _unit(uow).get(LedgerRepository).open_account_of_card(card_number)
 
 
+def open_account_of(uow: UnitOfWork | sqlite_utils.Database, citizen_id: str) -> str | None:
+    """The number of the person's open financial account (it follows them from card to card), or None."""
+    return _unit(uow).get(LedgerRepository).open_account_of_citizen(citizen_id)
+
+
 def latest_account_of_card(uow: UnitOfWork | sqlite_utils.Database, card_number: str) -> dict[str, Any] | None:
     """The holder account reached through this card: the open one, else the last closed one; None if none."""
     return _unit(uow).get(LedgerRepository).latest_account_of_card(card_number)
