@@ -142,7 +142,8 @@ def _holder_of(world: Any, card_number: str) -> tuple[str, str]:
 def register_command(app: AppContext, card_number: str, kind: str, province: str, valid_from: str | None,
                      valid_to: str | None, operator: str | None) -> None:
     """异地就医备案: record a cross-region registration at the holder's insured region."""
-    from sbcard.services.medical import registrations as regs
+    from sbcard.services.medical import registrations
+    from sbcard.store.unit_of_work import UnitOfWork
     from sbcard.store.world import open_world
 
     now = app.clock.now()
@@ -155,8 +156,9 @@ def register_command(app: AppContext, card_number: str, kind: str, province: str
             from sbcard.services.cards.issuance import COUNTER_ROLES
 
             operators.require_operator(world.region(node), operator.strip(), roles=COUNTER_ROLES)
-        done = regs.register(world.region(node), citizen_id=citizen, kind=kind, province=_region(province, "--province"),
-                             valid_from=first, valid_to=last, operator=(operator or regs.HOLDER).strip(), now=now)
+        done = registrations.register(UnitOfWork(world.region(node)), citizen_id=citizen, kind=kind,
+                                      province=_region(province, "--province"), valid_from=first, valid_to=last,
+                                      operator=(operator or registrations.HOLDER).strip(), now=now)
     if app.json:
         emit_json(done)
         return
@@ -173,7 +175,8 @@ def register_command(app: AppContext, card_number: str, kind: str, province: str
 @with_app
 def unregister_command(app: AppContext, registration_id: int, card_number: str, operator: str | None) -> None:
     """取消备案: a registration stops counting from now (claims settled on it stand)."""
-    from sbcard.services.medical import registrations as regs
+    from sbcard.services.medical import registrations
+    from sbcard.store.unit_of_work import UnitOfWork
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
@@ -183,8 +186,9 @@ def unregister_command(app: AppContext, registration_id: int, card_number: str, 
             from sbcard.services.cards.issuance import COUNTER_ROLES
 
             operators.require_operator(world.region(node), operator.strip(), roles=COUNTER_ROLES)
-        done = regs.cancel(world.region(node), citizen_id=citizen, registration_id=registration_id,
-                           operator=(operator or regs.HOLDER).strip(), now=app.clock.now())
+        done = registrations.cancel(UnitOfWork(world.region(node)), citizen_id=citizen,
+                                    registration_id=registration_id,
+                                    operator=(operator or registrations.HOLDER).strip(), now=app.clock.now())
     if app.json:
         emit_json(done)
         return
@@ -197,12 +201,13 @@ def unregister_command(app: AppContext, registration_id: int, card_number: str, 
 @with_app
 def registrations_command(app: AppContext, card_number: str) -> None:
     """A holder's cross-region registrations, and whether each is valid today."""
-    from sbcard.services.medical import registrations as regs
+    from sbcard.services.medical import registrations
+    from sbcard.store.unit_of_work import UnitOfWork
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
         node, citizen = _holder_of(world, card_number.strip().upper())
-        rows = regs.listing(world.region(node), citizen, app.clock.now().date())
+        rows = registrations.listing(UnitOfWork(world.region(node)), citizen, app.clock.now().date())
     if app.json:
         emit_json(rows)
         return
@@ -417,6 +422,7 @@ def _claim_serial(claim_id: str) -> int:
 def claims_command(app: AppContext, card_number: str | None, hospital: str | None) -> None:
     """Claims settled in the three regions, and those still queued offline."""
     from sbcard.services.medical import claims as medical_claims, host as medical_host
+    from sbcard.store.unit_of_work import UnitOfWork
     from sbcard.store.world import REGION_NODES, open_world
 
     card = card_number.strip().upper() if card_number else None
@@ -424,9 +430,9 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
     rows: list[dict[str, Any]] = []
     with open_world(app.home, app.clock) as world:
         for node in REGION_NODES:
-            rows += medical_host.claims(world.region(node), card_number=card, hospital=code)
+            rows += medical_host.claims(UnitOfWork(world.region(node)), card_number=card, hospital=code)
         for node in REGION_NODES:
-            for q in medical_claims.entries(world.region(node), card_number=card, hospital=code):
+            for q in medical_claims.entries(UnitOfWork(world.region(node)), card_number=card, hospital=code):
                 rows.append({"claim_id": q["claim_id"], "status": "queued", "mode": "offline",
                              "card_number": q["card_number"], "hospital": q["hospital"],
                              "insured_node": q["insured_node"], "at": q["at"], "total_fen": q["total_fen"],
@@ -456,6 +462,7 @@ def year_command(app: AppContext, card_number: str, year: int | None) -> None:
     """The holder's accumulators for a year: deductible and pooled fund paid, what is left, the personal account."""
     from sbcard.services.exchange import lookup
     from sbcard.services.medical import host as medical_host
+    from sbcard.store.unit_of_work import UnitOfWork
     from sbcard.store.world import open_world
 
     with open_world(app.home, app.clock) as world:
@@ -463,7 +470,7 @@ def year_command(app: AppContext, card_number: str, year: int | None) -> None:
         if found is None:
             raise NotFound("card.unknown", f"no card {card_number} in Beijing, Tianjin or Hebei", "--card")
         node, card = found
-        data = medical_host.year_view(world.region(node), card["card_number"], year or app.clock.now().year)
+        data = medical_host.year_view(UnitOfWork(world.region(node)), card["card_number"], year or app.clock.now().year)
     if app.json:
         emit_json(data)
         return

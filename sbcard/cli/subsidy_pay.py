@@ -132,8 +132,8 @@ def _interrupted(app: AppContext, batch: str) -> None:
     where = ""
     try:
         with open_world(app.home, app.clock) as world:
-            db, batch_id = locate(world, batch)
-            now = summary(db, batch_id)
+            uow, batch_id = locate(world, batch)
+            now = summary(uow, batch_id)
         where = (f"; batch {now['batch_id']} is {now['status']}: {now['paid']:,} rows paid "
                  f"({money(now['paid_fen'])}), {now['to_pay']:,} still to pay")
     except Exception:  # noqa: BLE001 - the interruption is what must be reported

@@ -38,6 +38,12 @@ The memory lives in the process (the engine's); a resumed run starts with an emp
 reads everything on its first night. Without a memory every call reads everything, as
 the tests and ``sbcard`` commands do.
 
+The checks read the stores with their own SQL (``ledger_entries``, the claims, the purse
+records …), not through the services' functions or ``sbcard.store.repositories``: they
+check the store from outside, so a bug in a service's or a repository's query cannot hide
+the violation it causes. They only read; every write to the ledger goes through
+``sbcard.services.accounts.ledger``.
+
 - ``money_conserved``: in every region's ledger every transaction (``txn_id``) has two
   or more entries summing to 0, and the whole ledger sums to 0.
 - ``hub_conserved``: (1) every settlement the hub recorded nets to zero (Σ ``net`` = 0),

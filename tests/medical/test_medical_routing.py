@@ -9,21 +9,22 @@ from hypothesis import strategies as st
 from medical_world import NOW, clock, medical_template, medical_world  # noqa: F401
 
 from sbcard.reference import medical as ref
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.services.medical import routing as route
 from sbcard.services.medical import claims as medical_claims, host as medical_host
+from sbcard.store.unit_of_work import UnitOfWork
 
 HOLDERS = {"liu": ("110105", "employee", False), "zhao": ("130102", "employee", False),
            "sun": ("130102", "resident", False), "wang": ("120103", "employee", True)}
 
 
-def _request(w, holder: str, hospital: M.Hospital, lines, **more) -> ClaimRequest:
+def _request(w, holder: str, hospital: medical.Hospital, lines, **more) -> ClaimRequest:
     card = w.cards[holder]
     with w.world() as world:
         [row] = world.region(card.node).query("SELECT card_id_code FROM cards WHERE card_number = ?", [card.number])
-        claim_id, _ = medical_claims.new_claim_id(world.region(route.hospital_node(hospital)), hospital.code)
+        claim_id, _ = medical_claims.new_claim_id(UnitOfWork(world.region(route.hospital_node(hospital))), hospital.code)
     region, kind, retired = HOLDERS[holder]
     return ClaimRequest(claim_id=claim_id, hospital=hospital.code, card_number=card.number,
                         card_id_code=row["card_id_code"], citizen_id=card.citizen_id, insured_region=region,
@@ -32,12 +33,12 @@ def _request(w, holder: str, hospital: M.Hospital, lines, **more) -> ClaimReques
 
 def test_a_settle_sent_twice_is_applied_once(medical_world):
     hospital = ref.hospital("BJH003")
-    request = _request(medical_world, "zhao", hospital, [M.ClaimLine("XJ01CAA040", 30, 1250)], use_account=True)
+    request = _request(medical_world, "zhao", hospital, [medical.ClaimLine("XJ01CAA040", 30, 1250)], use_account=True)
     with medical_world.world() as world:
         first = route.settle(world, request, hospital_node="bj", now=dt.datetime.now(NOW.tzinfo))
         state = medical_world.state()
         second = route.settle(world, request, hospital_node="bj", now=dt.datetime.now(NOW.tzinfo))
-        third = medical_host.settle(world.region("he"), request, now=dt.datetime.now(NOW.tzinfo))  # behind the hub
+        third = medical_host.settle(UnitOfWork(world.region("he")), request, now=dt.datetime.now(NOW.tzinfo))  # behind the hub
     assert first == second
     assert third["claim_id"] == first["claim_id"] and third["total_fen"] == first["total_fen"]
     assert medical_world.state() == state
@@ -49,7 +50,7 @@ def test_a_settle_sent_twice_is_applied_once(medical_world):
 def test_a_region_behind_a_down_link_is_unreachable(medical_world):
     medical_world.link("tj", "down")
     hospital = ref.hospital("BJH001")
-    request = _request(medical_world, "wang", hospital, [M.ClaimLine("XJ01CAA040", 1, 1250)])
+    request = _request(medical_world, "wang", hospital, [medical.ClaimLine("XJ01CAA040", 1, 1250)])
     with medical_world.world() as world:
         try:
             route.settle(world, request, hospital_node="bj", now=dt.datetime.now(NOW.tzinfo))
@@ -62,11 +63,11 @@ def test_a_region_behind_a_down_link_is_unreachable(medical_world):
 
 def test_the_host_refuses_a_card_whose_chip_is_not_its_record(medical_world):
     hospital = ref.hospital("BJH003")
-    request = _request(medical_world, "liu", hospital, [M.ClaimLine("XJ01CAA040", 1, 1250)])
+    request = _request(medical_world, "liu", hospital, [medical.ClaimLine("XJ01CAA040", 1, 1250)])
     forged = ClaimRequest.from_json({**request.to_json(), "citizen_id": "110108199003071238"})
     with medical_world.world() as world:
         try:
-            medical_host.settle(world.region("bj"), forged, now=dt.datetime.now(NOW.tzinfo))
+            medical_host.settle(UnitOfWork(world.region("bj")), forged, now=dt.datetime.now(NOW.tzinfo))
         except RuleRefused as e:
             assert e.code == "card.mismatch"
         else:
@@ -77,7 +78,7 @@ def test_a_claim_request_travels_as_json():
     at = dt.datetime(2025, 3, 3, 9, 0, tzinfo=NOW.tzinfo)
     request = ClaimRequest(claim_id="BJH003-00000001", hospital="BJH003", card_number="B00000019",
                            card_id_code="0" * 32, citizen_id="110105198506151236", insured_region="110105",
-                           insurance_type="employee", retired=False, lines=[M.ClaimLine("X1", 2, 100)], at=at,
+                           insurance_type="employee", retired=False, lines=[medical.ClaimLine("X1", 2, 100)], at=at,
                            mode="offline", offline_self_fen=200)
     assert ClaimRequest.from_json(request.to_json()) == request
 
@@ -86,7 +87,7 @@ def test_a_claim_request_travels_as_json():
 
 
 CODES = sorted(set(ref.catalogue("110000")) & set(ref.catalogue("120000")) & set(ref.catalogue("130000")))
-line = st.builds(M.ClaimLine, st.sampled_from(CODES), st.integers(1, 30), st.integers(1, 200_000))
+line = st.builds(medical.ClaimLine, st.sampled_from(CODES), st.integers(1, 30), st.integers(1, 200_000))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -96,7 +97,7 @@ line = st.builds(M.ClaimLine, st.sampled_from(CODES), st.integers(1, 30), st.int
 def test_settle_then_refund_is_as_if_nothing_happened(medical_world, holder, hospital, lines, use_account, self_pay,
                                                       registered):
     h = ref.hospital(hospital)
-    warm = _request(medical_world, holder, h, [M.ClaimLine(CODES[0], 1, 100)])
+    warm = _request(medical_world, holder, h, [medical.ClaimLine(CODES[0], 1, 100)])
     with medical_world.world() as world:
         route.settle(world, warm, hospital_node=route.hospital_node(h), now=dt.datetime.now(NOW.tzinfo))
     before = medical_world.state()

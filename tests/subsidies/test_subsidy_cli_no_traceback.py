@@ -6,13 +6,13 @@ import pytest
 from subsidy_pay_fixtures import home, template_home, tj, world  # noqa: F401  (fixtures)
 from subsidy_pay_world import NOW, SUPERVISOR, approved_batch, batch_rows, row
 
-from sbcard.services.subsidies import payment as P
+from sbcard.services.subsidies import payment
 
 
 @pytest.fixture
 def paid(sbcard, tmp_path, world) -> str:
     batch = approved_batch(sbcard, tmp_path / "batch.csv", batch_rows(range(3)))
-    P.pay(world, batch, now=NOW)
+    payment.pay(world, batch, now=NOW)
     return batch
 
 

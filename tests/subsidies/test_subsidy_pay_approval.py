@@ -11,7 +11,7 @@ from subsidy_pay_world import CHECKER, CLERK, MAKER, NOW, SUPERVISOR, batch_rows
 from world_template import error_line
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
-from sbcard.services.subsidies import payment as P
+from sbcard.services.subsidies import payment
 
 
 @pytest.fixture
@@ -26,55 +26,55 @@ def status(tj, batch: str) -> str:
 
 def test_subsidy_approval_the_maker_cannot_check_their_own_batch(world, tj, batch):
     with pytest.raises(RuleRefused) as refused:
-        P.approve(world, batch, operator=MAKER, now=NOW)
+        payment.approve(world, batch, operator=MAKER, now=NOW)
     assert refused.value.code == "subsidy.maker_checker"
     assert MAKER in refused.value.message and "second operator" in refused.value.message
     with pytest.raises(RuleRefused) as refused:
-        P.reject(world, batch, operator=MAKER, reason="looks wrong", now=NOW)
+        payment.reject(world, batch, operator=MAKER, reason="looks wrong", now=NOW)
     assert refused.value.code == "subsidy.maker_checker"
     assert status(tj, batch) == "imported"
 
 
 def test_subsidy_approval_needs_a_known_finance_or_supervisor_operator(world, tj, batch):
     with pytest.raises(NotFound) as unknown:
-        P.approve(world, batch, operator="nobody", now=NOW)
+        payment.approve(world, batch, operator="nobody", now=NOW)
     assert unknown.value.code == "operator.unknown" and unknown.value.field == "--operator"
     with pytest.raises(RuleRefused) as clerk:
-        P.approve(world, batch, operator=CLERK, now=NOW)
+        payment.approve(world, batch, operator=CLERK, now=NOW)
     assert clerk.value.code == "operator.role"
     assert status(tj, batch) == "imported"
-    assert P.approve(world, batch, operator=SUPERVISOR, now=NOW)["checker"] == SUPERVISOR
+    assert payment.approve(world, batch, operator=SUPERVISOR, now=NOW)["checker"] == SUPERVISOR
 
 
 def test_subsidy_approval_by_a_second_operator_is_recorded(world, tj, batch):
-    header = P.approve(world, batch, operator=CHECKER, now=NOW)
+    header = payment.approve(world, batch, operator=CHECKER, now=NOW)
     assert header["status"] == "approved" and header["checker"] == CHECKER and header["maker"] == MAKER
     assert header["approved_at"] == NOW.isoformat() and header["valid"] == 5
     audit = tj.execute("SELECT operator, action FROM audit_log WHERE subject = ?", [batch]).fetchall()
     assert (CHECKER, "subsidy.approve") in audit
     with pytest.raises(RuleRefused) as again:
-        P.approve(world, batch, operator=SUPERVISOR, now=NOW)
+        payment.approve(world, batch, operator=SUPERVISOR, now=NOW)
     assert again.value.code == "subsidy.approved" and CHECKER in again.value.message
 
 
 def test_subsidy_approval_a_rejected_batch_is_never_approved_nor_paid(world, tj, batch):
     with pytest.raises(InvalidInput) as no_reason:
-        P.reject(world, batch, operator=CHECKER, reason="  ", now=NOW)
+        payment.reject(world, batch, operator=CHECKER, reason="  ", now=NOW)
     assert no_reason.value.field == "--reason"
-    rejected = P.reject(world, batch, operator=CHECKER, reason="amounts are last month's", now=NOW)
+    rejected = payment.reject(world, batch, operator=CHECKER, reason="amounts are last month's", now=NOW)
     assert rejected["status"] == "rejected" and rejected["reject_reason"] == "amounts are last month's"
     with pytest.raises(RuleRefused) as approve:
-        P.approve(world, batch, operator=SUPERVISOR, now=NOW)
+        payment.approve(world, batch, operator=SUPERVISOR, now=NOW)
     assert approve.value.code == "subsidy.rejected" and "last month" in approve.value.message
     with pytest.raises(RuleRefused) as pay:
-        P.pay(world, batch, now=NOW)
+        payment.pay(world, batch, now=NOW)
     assert pay.value.code == "subsidy.rejected"
     assert tj.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == 0
 
 
 def test_subsidy_approval_an_unapproved_batch_is_not_paid(world, tj, batch):
     with pytest.raises(RuleRefused) as refused:
-        P.pay(world, batch, now=NOW)
+        payment.pay(world, batch, now=NOW)
     assert refused.value.code == "subsidy.not_approved" and "approve" in refused.value.message
     assert status(tj, batch) == "imported"
     assert tj.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == 0
@@ -91,14 +91,14 @@ def test_subsidy_approval_a_header_that_disagrees_with_its_rows_is_not_approved(
     batch = insert_batch(tj, "TJ-S-20261122-0901", batch_rows(range(5)))
     tj.execute("UPDATE subsidy_batches SET valid_total_fen = valid_total_fen + 1 WHERE id = ?", [batch])
     with pytest.raises(SbcardError) as refused:
-        P.approve(world, batch, operator=CHECKER, now=NOW)
+        payment.approve(world, batch, operator=CHECKER, now=NOW)
     assert refused.value.code == "subsidy.header_mismatch"
     assert status(tj, batch) == "imported"
 
 
 def test_subsidy_approval_an_unknown_batch_is_named(world):
     with pytest.raises(NotFound) as unknown:
-        P.approve(world, "TJ-S-20261122-9999", operator=CHECKER, now=NOW)
+        payment.approve(world, "TJ-S-20261122-9999", operator=CHECKER, now=NOW)
     assert unknown.value.code == "subsidy.unknown_batch" and "TJ-S-20261122-9999" in unknown.value.message
 
 

@@ -12,14 +12,15 @@ from subsidy_pay_world import (
 
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
 from sbcard.services.accounts import ledger
-from sbcard.services.subsidies import payment as P
+from sbcard.services.subsidies import payment
+from sbcard.store.unit_of_work import UnitOfWork
 
 
 @pytest.fixture
 def paid(sbcard, tmp_path, world) -> str:
     """A batch of three rows, imported, approved and paid; row 2 (holder 1) was paid in error."""
     batch = approved_batch(sbcard, tmp_path / "batch.csv", batch_rows(range(3)))
-    P.pay(world, batch, now=NOW)
+    payment.pay(world, batch, now=NOW)
     return batch
 
 
@@ -31,7 +32,7 @@ def account_of(tj, n: int) -> str:
 def test_subsidy_reverse_posts_a_new_transaction_back_to_the_fund(world, tj, paid):
     amount = 30002
     entries_before = tj.execute("SELECT * FROM ledger_entries ORDER BY id").fetchall()
-    result = P.reverse(world, paid, 2, operator=SUPERVISOR, reason="holder moved to Beijing in October", now=NOW)
+    result = payment.reverse(world, paid, 2, operator=SUPERVISOR, reason="holder moved to Beijing in October", now=NOW)
     assert result["txn_id"] == f"SUBREV-{paid}-2" and result["payment_txn_id"] == f"SUB-{paid}-2"
     assert result["amount_fen"] == amount and result["balance_fen"] == 0 and result["fund_account"] == "FUND-GLJT"
     assert ledger.balance(tj, account_of(tj, 1)) == 0
@@ -45,16 +46,16 @@ def test_subsidy_reverse_posts_a_new_transaction_back_to_the_fund(world, tj, pai
     assert tj.execute("SELECT operator, reason FROM subsidy_reversals").fetchall() == [
         (SUPERVISOR, "holder moved to Beijing in October")]
     assert tj.execute("SELECT operator FROM audit_log WHERE action = 'subsidy.reverse'").fetchall() == [(SUPERVISOR,)]
-    summary = P.summary(tj, paid)
+    summary = payment.summary(UnitOfWork(tj), paid)
     assert (summary["reversed"], summary["reversed_fen"]) == (1, amount)
     assert (summary["paid"], summary["paid_fen"]) == (3, 30001 + 30002 + 30003)  # what pay did stays on record
     assert_paid_exactly_once(tj, paid)
 
 
 def test_subsidy_reverse_twice_is_refused_naming_the_first(world, paid):
-    P.reverse(world, paid, 2, operator=CHECKER, reason="error", now=NOW)
+    payment.reverse(world, paid, 2, operator=CHECKER, reason="error", now=NOW)
     with pytest.raises(RuleRefused) as again:
-        P.reverse(world, paid, 2, operator=SUPERVISOR, reason="error", now=NOW)
+        payment.reverse(world, paid, 2, operator=SUPERVISOR, reason="error", now=NOW)
     assert again.value.code == "subsidy.already_reversed" and CHECKER in again.value.message
 
 
@@ -63,7 +64,7 @@ def test_subsidy_reverse_is_refused_when_the_balance_no_longer_covers_it(world, 
     ledger.post(tj, txn_id="spent", entries=[(account_of(tj, 1), -100), ("CASH-TJ-120103-01", 100)],
                 kind="cash_withdrawal", operator=CLERK, now=NOW)
     with pytest.raises(RuleRefused) as short:
-        P.reverse(world, paid, 2, operator=SUPERVISOR, reason="error", now=NOW)
+        payment.reverse(world, paid, 2, operator=SUPERVISOR, reason="error", now=NOW)
     assert short.value.code == "subsidy.balance_short"
     assert "holds ¥299.02, less than the ¥300.02 paid" in short.value.message and "nothing" in short.value.message
     assert tj.execute("SELECT count(*) FROM subsidy_reversals").fetchone()[0] == 0
@@ -73,34 +74,34 @@ def test_subsidy_reverse_is_refused_when_the_balance_no_longer_covers_it(world, 
 def test_subsidy_reverse_is_refused_on_a_frozen_account(world, tj, paid):
     ledger.set_frozen(tj, account_of(tj, 1), frozen=True, now=NOW)
     with pytest.raises(RuleRefused) as frozen:
-        P.reverse(world, paid, 2, operator=SUPERVISOR, reason="error", now=NOW)
+        payment.reverse(world, paid, 2, operator=SUPERVISOR, reason="error", now=NOW)
     assert frozen.value.code == "account.frozen"
 
 
 def test_subsidy_reverse_only_a_paid_row_by_finance_or_a_supervisor(sbcard, tmp_path, world, paid):
     with pytest.raises(RuleRefused) as clerk:
-        P.reverse(world, paid, 2, operator=CLERK, reason="error", now=NOW)
+        payment.reverse(world, paid, 2, operator=CLERK, reason="error", now=NOW)
     assert clerk.value.code == "operator.role"
     with pytest.raises(InvalidInput):
-        P.reverse(world, paid, 2, operator=SUPERVISOR, reason=" ", now=NOW)
+        payment.reverse(world, paid, 2, operator=SUPERVISOR, reason=" ", now=NOW)
     with pytest.raises(NotFound):
-        P.reverse(world, paid, 9, operator=SUPERVISOR, reason="error", now=NOW)
+        payment.reverse(world, paid, 9, operator=SUPERVISOR, reason="error", now=NOW)
     rows = batch_rows(range(5, 7))
     rows[1]["name"] = "某某"
     other = approved_batch(sbcard, tmp_path / "other.csv", rows)
     with pytest.raises(RuleRefused) as unpaid:
-        P.reverse(world, other, 1, operator=SUPERVISOR, reason="error", now=NOW)
+        payment.reverse(world, other, 1, operator=SUPERVISOR, reason="error", now=NOW)
     assert unpaid.value.code == "subsidy.not_paid" and "is valid" in unpaid.value.message
-    P.pay(world, other, now=NOW)
+    payment.pay(world, other, now=NOW)
     with pytest.raises(RuleRefused) as invalid:
-        P.reverse(world, other, 2, operator=SUPERVISOR, reason="error", now=NOW)
+        payment.reverse(world, other, 2, operator=SUPERVISOR, reason="error", now=NOW)
     assert invalid.value.code == "subsidy.not_paid" and "name_mismatch" in invalid.value.message
 
 
 def test_subsidy_reverse_frees_the_period_for_a_corrected_payment(sbcard, tmp_path, world, tj, paid):
-    P.reverse(world, paid, 2, operator=SUPERVISOR, reason="wrong amount", now=NOW)
+    payment.reverse(world, paid, 2, operator=SUPERVISOR, reason="wrong amount", now=NOW)
     corrected = approved_batch(sbcard, tmp_path / "corrected.csv", [row(1, 1, 25000)])
-    result = P.pay(world, corrected, now=NOW)
+    result = payment.pay(world, corrected, now=NOW)
     assert result["paid"] == 1 and ledger.balance(tj, account_of(tj, 1)) == 25000
     assert_paid_exactly_once(tj, corrected)
 

@@ -19,7 +19,7 @@ from subsidy_pay_world import (
 from sbcard.domain.errors import RuleRefused, SbcardError
 from sbcard.services.accounts import ledger
 from sbcard.services.cards import lifecycle
-from sbcard.services.subsidies import payment as P
+from sbcard.services.subsidies import payment
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_subsidy_pay_posts_each_valid_row_once_and_the_totals_add_up(approved, w
     rows[2]["name"] = "某某某"  # refused at import: name_mismatch
     rows[6] = row(7, HOLDERS + 1, 30007)  # refused at import: no_card
     batch = approved(rows)
-    result = P.pay(world, batch, now=NOW, chunk=5)
+    result = payment.pay(world, batch, now=NOW, chunk=5)
     assert (result["paid"], result["failed"]) == (10, 2)
     amounts = {int(r["seq"]): int(r["amount"].replace(".", "")) for r in rows}
     assert result["failed_fen"] == amounts[3] + amounts[7]
@@ -63,9 +63,9 @@ def test_subsidy_pay_posts_each_valid_row_once_and_the_totals_add_up(approved, w
 
 def test_subsidy_pay_a_paid_batch_again_does_nothing_and_says_so(approved, world, tj):
     batch = approved(batch_rows(range(4)))
-    first = P.pay(world, batch, now=NOW)
+    first = payment.pay(world, batch, now=NOW)
     entries = tj.execute("SELECT count(*) FROM ledger_entries").fetchone()[0]
-    again = P.pay(world, batch, now=NOW)
+    again = payment.pay(world, batch, now=NOW)
     assert again["already"] is True and again["this_run"]["paid"] == 0
     assert (again["paid"], again["paid_fen"]) == (first["paid"], first["paid_fen"])
     assert tj.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == entries
@@ -90,7 +90,7 @@ def test_subsidy_pay_rechecks_card_and_account_at_pay_time(approved, world, tj):
     give_card(tj, 4, generation=1, status="issued", account=False, replaces=card_number(4))
     ledger.move_account(tj, from_card=card_number(4), to_card=card_number(4, 1), now=NOW)
 
-    result = P.pay(world, batch, now=NOW)
+    result = payment.pay(world, batch, now=NOW)
     got = {r["seq"]: r for r in tj.query("SELECT * FROM subsidy_rows WHERE batch_id = ?", [batch])}
     assert (got[1]["status"], got[1]["reason_code"]) == ("failed", "card_lost")
     assert got[1]["reason"].startswith("at pay time: card " + card_number(0))
@@ -111,7 +111,7 @@ def test_subsidy_pay_a_named_card_replaced_since_import_pays_the_current_card_an
     tj.execute("UPDATE cards SET status = 'replaced' WHERE card_number = ?", [card_number(7)])
     new = give_card(tj, 7, generation=1, account=False, replaces=card_number(7))
     ledger.move_account(tj, from_card=card_number(7), to_card=new, now=NOW)
-    P.pay(world, batch, now=NOW)
+    payment.pay(world, batch, now=NOW)
     paid = tj.execute("SELECT status, paid_card, note FROM subsidy_rows WHERE batch_id = ?", [batch]).fetchone()
     assert paid == ("paid", new, f"card {card_number(7)} was replaced: paid to the current card {new}")
 
@@ -119,8 +119,8 @@ def test_subsidy_pay_a_named_card_replaced_since_import_pays_the_current_card_an
 def test_subsidy_pay_the_same_person_item_and_period_in_two_batches_is_paid_once(approved, world, tj):
     first = approved(batch_rows(range(3)))
     second = approved(batch_rows(range(2, 5)))  # holder 2 in both
-    P.pay(world, first, now=NOW)
-    result = P.pay(world, second, now=NOW)
+    payment.pay(world, first, now=NOW)
+    result = payment.pay(world, second, now=NOW)
     assert (result["paid"], result["failed"]) == (2, 1)
     reason = tj.execute("SELECT reason_code, reason FROM subsidy_rows WHERE batch_id = ? AND seq = 1",
                         [second]).fetchone()
@@ -132,7 +132,7 @@ def test_subsidy_pay_the_same_person_item_and_period_in_two_batches_is_paid_once
 def test_subsidy_pay_the_database_refuses_a_second_paid_row_for_the_same_person_item_and_period(approved, world, tj):
     first = approved(batch_rows(range(1)))
     second = approved(batch_rows(range(1), amount_fen=20000))
-    P.pay(world, first, now=NOW)
+    payment.pay(world, first, now=NOW)
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         tj.execute("UPDATE subsidy_rows SET status = 'paid', txn_id = 'X', paid_at = 'now' WHERE batch_id = ?",
                    [second])
@@ -140,7 +140,7 @@ def test_subsidy_pay_the_database_refuses_a_second_paid_row_for_the_same_person_
 
 def test_subsidy_pay_paid_rows_cannot_be_edited_or_deleted(approved, world, tj):
     batch = approved(batch_rows(range(2)))
-    P.pay(world, batch, now=NOW)
+    payment.pay(world, batch, now=NOW)
     for sql in ("UPDATE subsidy_rows SET amount_fen = 1 WHERE batch_id = ?",
                 "UPDATE subsidy_rows SET status = 'valid' WHERE batch_id = ?",
                 "DELETE FROM subsidy_rows WHERE batch_id = ?",
@@ -167,13 +167,13 @@ def test_subsidy_pay_interrupted_anywhere_then_run_again_pays_each_row_once(appr
     rows[4] = row(5, HOLDERS + 2, 30005)  # refused at import: no_card
     batch = approved(rows)
     with pytest.raises(Crash):
-        P.pay(world, batch, now=NOW, chunk=3, fault=crash_at(point, chunk_no))
+        payment.pay(world, batch, now=NOW, chunk=3, fault=crash_at(point, chunk_no))
     assert ledger_sum(tj) == 0
     committed = {"lease_taken": 0, "before_commit": chunk_no - 1, "after_commit": chunk_no}[point]
     paid = tj.execute("SELECT count(*) FROM subsidy_rows WHERE batch_id = ? AND status = 'paid'", [batch])
     assert paid.fetchone()[0] == min(committed * 3, 8)
     assert tj.execute("SELECT count(*) FROM subsidy_pay_leases").fetchone()[0] == 0  # given back on the way out
-    result = P.pay(world, batch, now=NOW, chunk=3)
+    result = payment.pay(world, batch, now=NOW, chunk=3)
     assert result["resumed"] is True and result["paid"] == 8
     assert result["this_run"]["paid"] == 8 - min(committed * 3, 8)
     assert_paid_exactly_once(tj, batch)
@@ -191,7 +191,7 @@ def test_subsidy_pay_a_lease_left_by_a_killed_pay_is_taken_over(approved, world,
     gone = dead_pid()
     tj["subsidy_pay_leases"].insert({"batch_id": batch, "token": "t", "host": os.uname().nodename, "pid": gone,
                                      "started_at": NOW.isoformat(), "chunks": 3})
-    result = P.pay(world, batch, now=NOW)
+    result = payment.pay(world, batch, now=NOW)
     assert result["took_over"] == {"pid": gone, "host": os.uname().nodename, "started_at": NOW.isoformat(),
                                    "chunks": 3, "forced": False}
     assert_paid_exactly_once(tj, batch)
@@ -201,12 +201,12 @@ def test_subsidy_pay_a_running_pay_makes_the_second_refuse_naming_it(approved, w
     batch = approved(batch_rows(range(4)))
     tj["subsidy_pay_leases"].insert({"batch_id": batch, "token": "t", "host": os.uname().nodename,
                                      "pid": os.getppid(), "started_at": NOW.isoformat(), "chunks": 2})
-    with pytest.raises(P.PayInProgress) as busy:
-        P.pay(world, batch, now=NOW)
+    with pytest.raises(payment.PayInProgress) as busy:
+        payment.pay(world, batch, now=NOW)
     assert busy.value.code == "subsidy.pay_in_progress" and busy.value.exit_code == 1
     assert f"process {os.getppid()}" in busy.value.message and "2 chunk(s)" in busy.value.message
     assert tj.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == 0
-    forced = P.pay(world, batch, now=NOW, take_over=True)
+    forced = payment.pay(world, batch, now=NOW, take_over=True)
     assert forced["took_over"]["forced"] is True
     assert_paid_exactly_once(tj, batch)
 
@@ -215,10 +215,10 @@ def test_subsidy_pay_another_machine_s_lease_is_only_taken_over_when_asked(appro
     batch = approved(batch_rows(range(2)))
     tj["subsidy_pay_leases"].insert({"batch_id": batch, "token": "t", "host": "other-host", "pid": 1,
                                      "started_at": NOW.isoformat(), "chunks": 0})
-    with pytest.raises(P.PayInProgress) as busy:
-        P.pay(world, batch, now=NOW)
+    with pytest.raises(payment.PayInProgress) as busy:
+        payment.pay(world, batch, now=NOW)
     assert "--take-over" in busy.value.message
-    assert P.pay(world, batch, now=NOW, take_over=True)["took_over"]["host"] == "other-host"
+    assert payment.pay(world, batch, now=NOW, take_over=True)["took_over"]["host"] == "other-host"
     assert_paid_exactly_once(tj, batch)
 
 
@@ -229,13 +229,13 @@ def test_subsidy_pay_a_run_whose_lease_was_taken_stops_before_its_next_chunk(app
         if (point, n) == ("after_commit", 1):
             tj.execute("UPDATE subsidy_pay_leases SET token = 'someone else' WHERE batch_id = ?", [batch])
 
-    with pytest.raises(P.LeaseLost):
-        P.pay(world, batch, now=NOW, chunk=2, fault=steal)
+    with pytest.raises(payment.LeaseLost):
+        payment.pay(world, batch, now=NOW, chunk=2, fault=steal)
     assert tj.execute("SELECT count(*) FROM subsidy_rows WHERE batch_id = ? AND status = 'paid'",
                       [batch]).fetchone()[0] == 2
     assert tj.execute("SELECT token FROM subsidy_pay_leases").fetchone()[0] == "someone else"  # not ours to drop
     tj.execute("DELETE FROM subsidy_pay_leases")
-    P.pay(world, batch, now=NOW, chunk=2)
+    payment.pay(world, batch, now=NOW, chunk=2)
     assert_paid_exactly_once(tj, batch)
 
 
@@ -245,7 +245,7 @@ def test_subsidy_pay_a_payment_already_in_the_ledger_is_not_posted_again(approve
     ledger.ensure_internal_account(tj, "FUND-GLJT", "fund", NOW)
     ledger.post(tj, txn_id=f"SUB-{batch}-2", entries=[("FUND-GLJT", -amount), (account_of(tj, 1), amount)],
                 kind="subsidy", operator="system", now=NOW)
-    P.pay(world, batch, now=NOW)
+    payment.pay(world, batch, now=NOW)
     assert ledger.balance(tj, account_of(tj, 1)) == amount
     assert_paid_exactly_once(tj, batch)
 
@@ -256,7 +256,7 @@ def test_subsidy_pay_a_conflicting_ledger_transaction_stops_the_chunk(approved, 
     ledger.post(tj, txn_id=f"SUB-{batch}-2", entries=[("FUND-GLJT", -1), (account_of(tj, 1), 1)],
                 kind="subsidy", operator="system", now=NOW)
     with pytest.raises(SbcardError) as conflict:
-        P.pay(world, batch, now=NOW)
+        payment.pay(world, batch, now=NOW)
     assert conflict.value.code == "subsidy.txn_conflict"
     assert tj.execute("SELECT count(*) FROM subsidy_rows WHERE batch_id = ? AND status != 'valid'",
                       [batch]).fetchone()[0] == 0
@@ -267,7 +267,7 @@ def test_subsidy_pay_a_frozen_fund_pays_nothing(approved, world, tj):
     ledger.ensure_internal_account(tj, "FUND-GLJT", "fund", NOW)
     ledger.set_frozen(tj, "FUND-GLJT", frozen=True, now=NOW)
     with pytest.raises(RuleRefused) as refused:
-        P.pay(world, batch, now=NOW)
+        payment.pay(world, batch, now=NOW)
     assert refused.value.code == "subsidy.fund_frozen" and "nothing" in refused.value.message
     assert tj.execute("SELECT status FROM subsidy_batches WHERE id = ?", [batch]).fetchone()[0] == "approved"
 
@@ -275,7 +275,7 @@ def test_subsidy_pay_a_frozen_fund_pays_nothing(approved, world, tj):
 def test_subsidy_pay_rows_of_several_items_draw_on_each_item_s_fund(approved, world, tj):
     rows = [row(1, 0, 10000), row(2, 1, 20000, item=ITEM2), row(3, 2, 30000)]
     batch = approved(rows)
-    P.pay(world, batch, now=NOW)
+    payment.pay(world, batch, now=NOW)
     assert ledger.balance(tj, "FUND-GLJT") == -40000
     assert ledger.balance(tj, "FUND-ZDSHBZJ") == -20000
     assert_paid_exactly_once(tj, batch)
@@ -285,7 +285,7 @@ def test_subsidy_pay_a_lapsed_temporary_loss_whose_account_is_still_frozen_fails
     batch = approved(batch_rows(range(2)))
     lifecycle.report_lost(world, card_number=card_number(1), channel="app", operator=CLERK,
                           now=NOW - timedelta(days=6))  # lapsed yesterday; `card lapse-losses` has not run
-    P.pay(world, batch, now=NOW)
+    payment.pay(world, batch, now=NOW)
     code, reason = tj.execute("SELECT reason_code, reason FROM subsidy_rows WHERE batch_id = ? AND seq = 2",
                               [batch]).fetchone()
     assert code == "account_frozen" and "lapse-losses" in reason
@@ -294,5 +294,5 @@ def test_subsidy_pay_a_lapsed_temporary_loss_whose_account_is_still_frozen_fails
 def test_subsidy_pay_reports_progress_after_each_chunk(approved, world):
     batch = approved(batch_rows(range(7)))
     seen = []
-    P.pay(world, batch, now=NOW, chunk=3, progress=lambda done, total: seen.append((done, total)))
+    payment.pay(world, batch, now=NOW, chunk=3, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(3, 7), (6, 7), (7, 7)]

@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
 from sbcard.domain.lifecycle import effective_status
 from sbcard.domain.limits import MAX_AMOUNT_FEN, check_cash_deposit, idempotency_key
@@ -22,7 +20,7 @@ from sbcard.services.exchange import lookup
 from sbcard.services.accounts import ledger
 from sbcard.services.outlets.operators import require_operator
 from sbcard.store.sequences import next_value
-from sbcard.store.transaction import atomic
+from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import World
 
 CASH_ROLES = {"counter", "supervisor"}
@@ -50,25 +48,22 @@ def withdraw(
 def account_view(world: World, card_number: str) -> dict[str, Any]:
     """The account reached through this card (open, else the last closed one), with its entries."""
     node, card = _card(world, card_number)
-    db = world.region(node)
-    rows = list(db.query(
-        "SELECT * FROM accounts WHERE card_number = ? AND kind = 'holder' "
-        "ORDER BY status = 'closed', opened_at DESC LIMIT 1", [card["card_number"]]))
-    if not rows:
-        raise NotFound("account.none", _no_account(db, card), CARD_FIELD)
-    account = rows[0]
+    uow = UnitOfWork(world.region(node))
+    account = ledger.latest_account_of_card(uow, card["card_number"])
+    if account is None:
+        raise NotFound("account.none", _no_account(uow, card), CARD_FIELD)
     return {
         "card_number": card["card_number"],
         "account_no": account["account_no"],
         "status": account["status"],
-        "balance_fen": ledger.balance(db, account["account_no"]),
+        "balance_fen": ledger.balance(uow, account["account_no"]),
         "opened_at": account["opened_at"],
         "closed_at": account["closed_at"],
         "node": node,
         "entries": [
             {"at": e["at"], "kind": e["kind"], "amount_fen": e["amount_fen"], "memo": e["memo"],
              "txn_id": e["txn_id"], "outlet": e["outlet"], "operator": e["operator"]}
-            for e in ledger.entries(db, account["account_no"])
+            for e in ledger.entries(uow, account["account_no"])
         ],
     }
 
@@ -95,20 +90,20 @@ def _cash(
         raise RuleRefused("account.other_region",
                           f"the account is kept by {NODE_NAMES[node]}'s card service: use one of "
                           f"{NODE_NAMES[node]}'s bank-branch outlets", "--outlet")
-    db = world.region(node)
+    uow = UnitOfWork(world.region(node))
     status = effective_status(card, now)
     if kind == "withdrawal" and status != "active":
         raise RuleRefused("card.not_active", f"card {card['card_number']} is {status}: no cash is paid out on it",
                           CARD_FIELD)
-    with atomic(db):
-        staff = require_operator(db, operator, roles=CASH_ROLES)
-        account_no = ledger.account_of_card(db, card["card_number"])
+    with uow.step():
+        staff = require_operator(uow.db, operator, roles=CASH_ROLES)
+        account_no = ledger.account_of_card(uow, card["card_number"])
         if account_no is None:
-            raise RuleRefused("account.none", _no_account(db, card), CARD_FIELD)
-        txn = key or f"{node.upper()}-CASH-{next_value(db, 'cash_txn'):010d}"
+            raise RuleRefused("account.none", _no_account(uow, card), CARD_FIELD)
+        txn = key or f"{node.upper()}-CASH-{next_value(uow.db, 'cash_txn'):010d}"
         move = ledger.pay_in if kind == "deposit" else ledger.pay_out
         try:
-            posted = move(db, account_no=account_no, outlet=place["code"], amount_fen=amount_fen, txn_id=txn,
+            posted = move(uow, account_no=account_no, outlet=place["code"], amount_fen=amount_fen, txn_id=txn,
                           operator=staff["code"], memo=memo, now=now)
         except InvalidInput as e:
             raise InvalidInput(e.code, e.message, "--txn-id" if e.field == "txn_id" else e.field) from None
@@ -116,7 +111,7 @@ def _cash(
             if e.code != "account.max_balance":
                 raise
             raise RuleRefused(e.code, e.message, "--amount") from None
-        balance = ledger.balance(db, account_no)
+        balance = ledger.balance(uow, account_no)
     return {"txn_id": txn, "kind": kind, "card_number": card["card_number"], "account_no": account_no,
             "amount_fen": amount_fen, "balance_fen": balance, "outlet": place["code"], "posted": posted}
 
@@ -128,11 +123,11 @@ def _card(world: World, card_number: str) -> tuple[str, dict[str, Any]]:
     return found
 
 
-def _no_account(db: sqlite_utils.Database, card: dict[str, Any]) -> str:
+def _no_account(uow: UnitOfWork, card: dict[str, Any]) -> str:
     """Why a card reaches no account, in the words the counter needs."""
-    newer = db.execute("SELECT card_number FROM cards WHERE replaces = ?", [card["card_number"]]).fetchone()
+    newer = ledger.replacement_of(uow, card["card_number"])
     if newer:
-        return f"card {card['card_number']} was replaced: its account moved to card {newer[0]}"
+        return f"card {card['card_number']} was replaced: its account moved to card {newer}"
     if card["status"] == "issued":
         return f"card {card['card_number']} is not activated yet: activation opens its account"
     return f"card {card['card_number']} has no open financial account"

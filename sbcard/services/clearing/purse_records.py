@@ -50,14 +50,15 @@ import attrs
 import sqlite_utils
 
 from sbcard.clock import BEIJING
-from sbcard.domain import settlement as S
+from sbcard.domain import settlement as settlement_rules
 from sbcard.domain.errors import InvalidInput
-from sbcard.services.exchange import outbox
 from sbcard.services.accounts import ledger
-from sbcard.services.exchange import links
-from sbcard.services.transit import purse_integrity, host as transit_host
+from sbcard.services.clearing import settlement
+from sbcard.services.exchange import links, outbox
+from sbcard.services.transit import host as transit_host, purse_integrity
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.clearing import LINE_COLUMNS, ClearingRepository
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -65,9 +66,7 @@ SYSTEM = "clearing"
 LEDGER_KIND = "clearing"
 LINES_KIND = "clearing.lines"
 DELIVER_KIND = "clearing.deliver"
-SETTLEMENT_KIND = "settlement"
 FIELD = "--date"
-LINE_COLUMNS = ("day", "kind", "payer_node", "payee_node", "party", "count", "amount_fen", "flagged", "refunds")
 
 
 def clearing_account(node: str) -> str:
@@ -81,10 +80,6 @@ def operator_account(operator: str) -> str:
 
 def hospital_account(hospital: str) -> str:
     return f"HOSPITAL-{hospital}"
-
-
-def settlement_key(day: dt.date) -> str:
-    return f"{SETTLEMENT_KIND}/{day.isoformat()}"
 
 
 @attrs.frozen
@@ -127,8 +122,6 @@ def parse_day(text: str, field: str = FIELD) -> dt.date:
 
 def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingResult:
     """Clear ``day`` (see the module doc); the stored answer, unchanged, when it was cleared before."""
-    from sbcard.services.clearing import settlement
-
     if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
         raise InvalidInput("clearing.date", f"{day!r} is not a date", FIELD)
     today = now.astimezone(BEIJING).date()
@@ -157,7 +150,7 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
         outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
     _send_lines(world, now)
     delivered = deliver(world, now)
-    lines = hub_lines(world, day)
+    lines = settlement.hub_lines(world, day)
     undelivered = hub.execute("SELECT count(*) FROM clearing_lines WHERE delivered_at IS NULL").fetchone()[0]
     gaps = sorted((g for node in REGION_NODES for g in _run_summary(world, node, day).get("gaps", [])),
                   key=lambda g: (g["card_number"] or "", g["app_serial"]))
@@ -175,8 +168,8 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
 
 def recorded(world: World, day: dt.date) -> dict[str, Any] | None:
     """The clearing run's answer for ``day`` as the hub recorded it, or None (not run yet)."""
-    row = world.hub().execute("SELECT result FROM settlements WHERE day = ?", [day.isoformat()]).fetchone()
-    return None if row is None else json.loads(row[0])
+    row = UnitOfWork(world.hub()).get(ClearingRepository).settlement_of(day.isoformat())
+    return None if row is None else json.loads(row["result"])
 
 
 def _zero() -> dict[str, int]:
@@ -378,7 +371,7 @@ def counter_gaps(db: sqlite_utils.Database) -> list[dict[str, Any]]:
             "AND EXISTS (SELECT 1 FROM json_each(s.loose) j WHERE json_extract(j.value, '$[0]') > s.offline_next) "
             "ORDER BY s.card_number, s.app_serial"):
         counters = [e[0] for e in json.loads(loose)]
-        missing = S.counter_gaps(next_counter, counters)
+        missing = settlement_rules.counter_gaps(next_counter, counters)
         if missing:
             out.append({"card_number": card_number, "app_serial": app_serial, "missing": missing[:50],
                         "missing_count": len(missing), "highest_cleared": max(counters)})
@@ -482,13 +475,6 @@ def _receive(db: sqlite_utils.Database, day: str, payer: str, payee: str, rows: 
         uow.commit()
 
 
-def hub_lines(world: World, day: dt.date) -> list[dict[str, Any]]:
-    """The day's lines as the hub holds them, sorted by kind, payer, payee, party."""
-    return [dict(zip((*LINE_COLUMNS, "delivered_at"), r)) for r in world.hub().execute(
-        f"SELECT {', '.join(LINE_COLUMNS)}, delivered_at FROM clearing_lines WHERE day = ? "
-        "ORDER BY kind, payer_node, payee_node, party", [day.isoformat()])]
-
-
 def _line_view(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"kind": row["kind"], "payer": row["payer_node"], "payee": row["payee_node"], "party": row["party"],
             "count": row["count"], "amount_fen": row["amount_fen"], "flagged": row["flagged"],
@@ -509,7 +495,7 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
     still waiting for their issuer, per operator's region.
     """
     key = day.isoformat()
-    lines = hub_lines(world, day)
+    lines = settlement.hub_lines(world, day)
     transit: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     def entry(issuer: str, node: str, operator: str) -> dict[str, Any]:
@@ -530,7 +516,7 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
                 "operator, flags FROM purse_purchases WHERE clearing_day = ? AND flags IS NOT NULL "
                 "ORDER BY card_number, counter, terminal_no, terminal_serial", [key]):
             flags = json.loads(r[8])
-            categories = S.flag_categories(flags)
+            categories = settlement_rules.flag_categories(flags)
             e = entry(issuer, r[6], r[7] or "")
             for c in categories:
                 e["flags"][c] = e["flags"].get(c, 0) + 1
@@ -550,7 +536,7 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
                 f"issuer_node, operator, reason FROM transit_records WHERE status = 'rejected' AND {until} "
                 f"AND {since} ORDER BY card_number, app_serial, counter, terminal_no, terminal_serial",
                 [*until_args, *since_args]):
-            category = S.rejection_category(r[9])
+            category = settlement_rules.rejection_category(r[9])
             e = entry(r[7] or "", node, r[8])
             e["rejected"] += 1
             e["rejected_fen"] += r[6]

@@ -25,63 +25,68 @@ import json
 import os
 from typing import Any
 
-from sbcard.domain import settlement as S
+from sbcard.domain import settlement as settlement_rules
+from sbcard.services.accounts import ledger
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.clearing import ClearingRepository
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
 SETTLEMENT_DIR = "settlement"
+SETTLEMENT_KIND = "settlement"
 
 
-def day_lines(world: World, day: dt.date) -> list[S.Line]:
+def settlement_key(day: dt.date) -> str:
+    """The idempotency key of the hub's message that records the day's settlement."""
+    return f"{SETTLEMENT_KIND}/{day.isoformat()}"
+
+
+def hub_lines(world: World, day: dt.date) -> list[dict[str, Any]]:
+    """The day's lines as the hub holds them, sorted by kind, payer, payee, party."""
+    return UnitOfWork(world.hub()).get(ClearingRepository).hub_lines(day.isoformat())
+
+
+def day_lines(world: World, day: dt.date) -> list[settlement_rules.Line]:
     """The day's clearing lines as the hub holds them."""
-    from sbcard.services.clearing.purse_records import hub_lines
-
-    return [S.Line.from_row(row) for row in hub_lines(world, day)]
+    return [settlement_rules.Line.from_row(row) for row in hub_lines(world, day)]
 
 
 def day_settlement(world: World, day: dt.date) -> dict[str, Any]:
     """The settlement of ``day`` (see the module doc): ``{date, matrix, net, operators, reconciliation}``."""
     lines = day_lines(world, day)
-    matrix = S.matrix(lines)
+    matrix = settlement_rules.matrix(lines)
     return {
         "date": day.isoformat(),
         "matrix": matrix,
-        "net": S.net_by_region(matrix),
-        "operators": S.parties(lines),
+        "net": settlement_rules.net_by_region(matrix),
+        "operators": settlement_rules.parties(lines),
         "reconciliation": {node: reconcile(world, node) for node in REGION_NODES},
     }
 
 
 def reconcile(world: World, node: str) -> dict[str, Any]:
     """The issuer's purse float against its cards' expected balances and what is in flight (fen)."""
-    db = world.region(node)
-
-    def one(sql: str) -> int:
-        return int(db.execute(sql).fetchone()[0] or 0)
-
-    float_fen = int(db.execute("SELECT coalesce(sum(amount_fen), 0) FROM ledger_entries WHERE account_no = ?",
-                               [FLOAT_PURSE]).fetchone()[0])
-    cards = one("SELECT sum(expected_balance_fen) FROM purse_shadow")
-    uncleared = one("SELECT sum(amount_fen) FROM purse_purchases WHERE status = 'cleared' AND clearing_day IS NULL")
-    pending = one("SELECT sum(amount_fen) FROM purse_loads WHERE status = 'pending'")
-    refunded = one("SELECT sum(amount_fen) FROM purse_refunds WHERE paid_at IS NOT NULL")
+    uow = UnitOfWork(world.region(node))
+    float_fen = ledger.balances(uow, [FLOAT_PURSE]).get(FLOAT_PURSE, 0)
+    figures = uow.get(ClearingRepository).float_figures()
+    cards, uncleared = figures["cards"], figures["uncleared"]
+    pending, refunded = figures["pending"], figures["refunded"]
     expected = cards + uncleared + pending - refunded
     return {"float_fen": float_fen, "cards_fen": cards, "uncleared_fen": uncleared, "pending_loads_fen": pending,
             "refunded_fen": refunded, "difference_fen": float_fen - expected, "ok": float_fen == expected}
 
 
-def region_file(lines: list[S.Line], settlement: dict[str, Any], node: str) -> dict[str, Any]:
+def region_file(lines: list[settlement_rules.Line], settlement: dict[str, Any], node: str) -> dict[str, Any]:
     """One region's settlement file: its lines both ways, its net and counterparties, its reconciliation."""
-    positions = S.net_positions(lines)
+    positions = settlement_rules.net_positions(lines)
     return {
         "date": settlement["date"],
         "node": node,
         "payable": [_line_json(x) for x in sorted(lines) if x.payer == node],
         "receivable": [_line_json(x) for x in sorted(lines) if x.payee == node],
         "net_fen": settlement["net"][node],
-        "counterparties": S.counterparties(positions, node),
+        "counterparties": settlement_rules.counterparties(positions, node),
         "reconciliation": settlement["reconciliation"][node],
     }
 
@@ -109,35 +114,32 @@ def write_files(world: World, day: dt.date, settlement: dict[str, Any]) -> list[
 def record(world: World, day: dt.date, settlement: dict[str, Any], result: dict[str, Any], *,
            now: dt.datetime) -> bool:
     """The hub records the day's settlement once; False if it had (nothing written)."""
-    from sbcard.services.clearing.purse_records import SETTLEMENT_KIND, settlement_key
-
     key = settlement_key(day)
     with UnitOfWork(world.hub()) as hub:
-        if hub.db.execute("SELECT 1 FROM settlements WHERE day = ?", [day.isoformat()]).fetchone():
+        store = hub.get(ClearingRepository)
+        if store.settlement_of(day.isoformat()) is not None:
             return False
         dumps = _dumps
-        hub.db["settlements"].insert({
+        store.record_settlement({
             "day": day.isoformat(), "idempotency_key": key, "matrix": dumps(settlement["matrix"]),
             "net": dumps(settlement["net"]), "parties": dumps(settlement["operators"]), "result": dumps(result),
-            "recorded_at": timestamp(now)})
-        hub.db["messages"].insert({
+            "recorded_at": timestamp(now)}, {
             "idempotency_key": key, "kind": SETTLEMENT_KIND, "from_node": "hub", "to_node": "hub",
             "received_at": now.isoformat(), "payload": dumps({"date": day.isoformat(), "net": settlement["net"]}),
             "result": dumps({"recorded": True})})
-        hub.commit()
+        hub.finish()
     return True
 
 
 def recorded_settlement(world: World, day: dt.date) -> dict[str, Any] | None:
     """The settlement the hub recorded for ``day`` (matrix, net, operators), or None."""
-    row = world.hub().execute("SELECT matrix, net, parties FROM settlements WHERE day = ?",
-                              [day.isoformat()]).fetchone()
+    row = UnitOfWork(world.hub()).get(ClearingRepository).settlement_of(day.isoformat())
     if row is None:
         return None
-    return {"matrix": json.loads(row[0]), "net": json.loads(row[1]), "operators": json.loads(row[2])}
+    return {"matrix": json.loads(row["matrix"]), "net": json.loads(row["net"]), "operators": json.loads(row["parties"])}
 
 
-def _line_json(line: S.Line) -> dict[str, Any]:
+def _line_json(line: settlement_rules.Line) -> dict[str, Any]:
     return {"kind": line.kind, "payer": line.payer, "payee": line.payee, "party": line.party, "count": line.count,
             "amount_fen": line.amount_fen}
 

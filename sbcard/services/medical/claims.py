@@ -18,28 +18,27 @@ import datetime as dt
 import json
 from typing import Any
 
-import sqlite_utils
-
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.medical import MedicalRepository
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
 
 SERIAL_DIGITS = 8
 
 
-def new_claim_id(db: sqlite_utils.Database, hospital: str) -> tuple[str, int]:
+def new_claim_id(uow: UnitOfWork, hospital: str) -> tuple[str, int]:
     """(claim id, serial) for a new claim at ``hospital``: committed at once in the hospital's region."""
-    with UnitOfWork(db) as uow:
+    with uow:
         serial = next_value(uow.db, f"medical_claim:{hospital}")
-        uow.commit()
+        uow.finish()
     if serial >= 10**SERIAL_DIGITS:
         raise RuleRefused("medical.claim_ids", f"hospital {hospital} has used all its claim numbers")
     return f"{hospital}-{serial:0{SERIAL_DIGITS}d}", serial
 
 
-def queue_offline(db: sqlite_utils.Database, request: ClaimRequest, offline: dict[str, Any], *,
+def queue_offline(uow: UnitOfWork, request: ClaimRequest, offline: dict[str, Any], *,
                   insured_node: str, now: dt.datetime) -> dict[str, Any]:
     """Keep an offline claim for its insured region; its queue row."""
     row = {
@@ -49,50 +48,38 @@ def queue_offline(db: sqlite_utils.Database, request: ClaimRequest, offline: dic
         "offline": json.dumps(offline, ensure_ascii=False, separators=(",", ":")), "result": None,
         "queued_at": timestamp(now), "reconciled_at": None,
     }
-    with UnitOfWork(db) as uow:
-        uow.db["medical_offline_queue"].insert(row)
-        uow.commit()
+    with uow:
+        uow.get(MedicalRepository).queue(row)
+        uow.finish()
     return queue_view(row)
 
 
-def queued(db: sqlite_utils.Database, insured_node: str | None = None) -> list[dict[str, Any]]:
+def queued(uow: UnitOfWork, insured_node: str | None = None) -> list[dict[str, Any]]:
     """The claims still waiting, oldest first (only ``insured_node``'s, if given)."""
-    sql = "SELECT * FROM medical_offline_queue WHERE status = 'queued'"
-    args: list[Any] = []
-    if insured_node:
-        sql += " AND insured_node = ?"
-        args.append(insured_node)
-    return list(db.query(sql + " ORDER BY queued_at, claim_id", args))
+    return uow.get(MedicalRepository).queued(insured_node)
 
 
-def has_queued(db: sqlite_utils.Database, insured_node: str) -> bool:
-    return db.execute("SELECT 1 FROM medical_offline_queue WHERE status = 'queued' AND insured_node = ? LIMIT 1",
-                      [insured_node]).fetchone() is not None
+def has_queued(uow: UnitOfWork, insured_node: str) -> bool:
+    return uow.get(MedicalRepository).has_queued(insured_node)
 
 
-def mark(db: sqlite_utils.Database, claim_id: str, *, status: str, result: dict[str, Any], now: dt.datetime) -> None:
+def mark(uow: UnitOfWork, claim_id: str, *, status: str, result: dict[str, Any], now: dt.datetime) -> None:
     """A queued claim delivered (``reconciled``) or refused by its insured region."""
-    with UnitOfWork(db) as uow:
-        uow.db.execute("UPDATE medical_offline_queue SET status = ?, result = ?, reconciled_at = ? "
-                       "WHERE claim_id = ? AND status = 'queued'",
-                       [status, json.dumps(result, ensure_ascii=False, default=str), timestamp(now), claim_id])
-        uow.commit()
+    with uow:
+        uow.get(MedicalRepository).mark_queued(claim_id, status=status, at=timestamp(now),
+                                               result=json.dumps(result, ensure_ascii=False, default=str))
+        uow.finish()
 
 
-def find(db: sqlite_utils.Database, claim_id: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT * FROM medical_offline_queue WHERE claim_id = ?", [claim_id]))
-    return queue_view(rows[0]) if rows else None
+def find(uow: UnitOfWork, claim_id: str) -> dict[str, Any] | None:
+    row = uow.get(MedicalRepository).queued_claim(claim_id)
+    return queue_view(row) if row is not None else None
 
 
-def entries(db: sqlite_utils.Database, *, card_number: str | None = None, hospital: str | None = None,
+def entries(uow: UnitOfWork, *, card_number: str | None = None, hospital: str | None = None,
             status: str | None = "queued") -> list[dict[str, Any]]:
-    where, args = [], []
-    for column, value in (("card_number", card_number), ("hospital", hospital), ("status", status)):
-        if value:
-            where.append(f"{column} = ?")
-            args.append(value)
-    sql = "SELECT * FROM medical_offline_queue" + (" WHERE " + " AND ".join(where) if where else "")
-    return [queue_view(r) for r in db.query(sql + " ORDER BY queued_at, claim_id", args)]
+    return [queue_view(r) for r in uow.get(MedicalRepository).queue_entries(card_number=card_number,
+                                                                             hospital=hospital, status=status)]
 
 
 def queue_view(row: dict[str, Any]) -> dict[str, Any]:

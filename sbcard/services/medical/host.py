@@ -42,19 +42,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import sqlite_utils
-
-from sbcard.reference import medical as ref
 from sbcard.clock import BEIJING
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
 from sbcard.domain.lifecycle import effective_status
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.domain.regions import NODE_NAMES, node_of
-from sbcard.services.outlets import audit
+from sbcard.reference import medical as ref
 from sbcard.services.accounts import ledger
+from sbcard.services.medical import registrations as medical_registrations
+from sbcard.services.outlets import audit
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.medical import MedicalRepository
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import node_of_db
@@ -77,34 +77,34 @@ def clearing_account(node: str) -> str:
 # ----------------------------------------------------------------------------- settle
 
 
-def settle(db: sqlite_utils.Database, request: ClaimRequest, *, now: dt.datetime) -> dict[str, Any]:
+def settle(uow: UnitOfWork, request: ClaimRequest, *, now: dt.datetime) -> dict[str, Any]:
     """Settle one claim for this region's insured holder (see the module doc); its view.
 
     A claim id seen before answers that claim's view again and changes nothing.
     """
-    with UnitOfWork(db) as uow:
-        existing = _claim_row(uow.db, request.claim_id)
+    with uow:
+        existing = uow.get(MedicalRepository).claim(request.claim_id)
         if existing is not None:
-            return claim_view(uow.db, existing)
-        card, person, policy = _holder(uow.db, request, now)
+            return claim_view(uow, existing)
+        card, person, policy = _holder(uow, request, now)
         hospital = ref.hospital(request.hospital)
-        row = _settle_lines(uow.db, claim_id=request.claim_id, card=card, person=person, policy=policy,
+        row = _settle_lines(uow, claim_id=request.claim_id, card=card, person=person, policy=policy,
                             hospital=hospital, lines=request.lines, at=request.at.astimezone(BEIJING),
                             visit=request.visit, use_account=request.use_account, self_pay=request.self_pay, mode=request.mode,
                             offline_self_fen=request.offline_self_fen, refund_of=None, now=now)
-        view = claim_view(uow.db, row)
-        uow.commit()
+        view = claim_view(uow, row)
+        uow.finish()
     return view
 
 
-def _holder(db: sqlite_utils.Database, request: ClaimRequest,
-            now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any], M.Policy]:
+def _holder(uow: UnitOfWork, request: ClaimRequest,
+            now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any], medical.Policy]:
     """The card, its holder's enrolment and policy; refused when the card cannot claim."""
-    rows = list(db.query("SELECT * FROM cards WHERE card_number = ?", [request.card_number]))
-    region = NODE_NAMES[node_of_db(db)]
-    if not rows:
+    store = uow.get(MedicalRepository)
+    card = store.card(request.card_number)
+    region = NODE_NAMES[node_of_db(uow.db)]
+    if card is None:
         raise NotFound("card.unknown", f"no card {request.card_number} in {region}", FIELD)
-    card = rows[0]
     if card["card_id_code"] != request.card_id_code or card["citizen_id"] != request.citizen_id:
         raise RuleRefused("card.mismatch", f"the card's chip does not match card {card['card_number']}'s record "
                           f"in {region}", FIELD)
@@ -113,24 +113,23 @@ def _holder(db: sqlite_utils.Database, request: ClaimRequest,
         if status != "active":
             raise RuleRefused(f"card.{status}", f"card {card['card_number']} is {status}: no medical settlement",
                               FIELD)
-    person = db.execute("SELECT insured_region, insurance_type, retired FROM enrolments WHERE citizen_id = ?",
-                        [card["citizen_id"]]).fetchone()
+    person = store.enrolment(card["citizen_id"])
     if person is None:
         raise RuleRefused("medical.not_insured", f"the holder of card {card['card_number']} is not insured in "
                           f"{region}", FIELD)
     insured_region, insurance_type, retired = person
-    if M.province_of(insured_region) != M.province_of(request.insured_region):
+    if medical.province_of(insured_region) != medical.province_of(request.insured_region):
         raise RuleRefused("medical.insured_region", f"the card says insured in {request.insured_region}, the "
                           f"registry says {insured_region}: update the card at a counter", FIELD)
-    policy = ref.policy(M.province_of(insured_region), insurance_type, bool(retired), request.episode)
-    if request.use_account and policy.insurance_type != M.EMPLOYEE:
+    policy = ref.policy(medical.province_of(insured_region), insurance_type, bool(retired), request.episode)
+    if request.use_account and policy.insurance_type != medical.EMPLOYEE:
         raise RuleRefused("medical.no_personal_account",
                           "resident insurance has no personal account: settle without the PIN", "--pin")
     return card, {"citizen_id": card["citizen_id"], "insured_region": insured_region}, policy
 
 
-def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, Any], person: dict[str, Any],
-                  policy: M.Policy, hospital: M.Hospital, lines: Sequence[M.ClaimLine], at: dt.datetime,
+def _settle_lines(uow: UnitOfWork, *, claim_id: str, card: dict[str, Any], person: dict[str, Any],
+                  policy: medical.Policy, hospital: medical.Hospital, lines: Sequence[medical.ClaimLine], at: dt.datetime,
                   visit: str, use_account: bool, self_pay: str, mode: str,
                   offline_self_fen: int | None, refund_of: str | None, now: dt.datetime) -> dict[str, Any]:
     """Split ``lines`` and write the claim, the year, the personal account and the ledger; the claim's row.
@@ -142,13 +141,13 @@ def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, A
     citizen = person["citizen_id"]
     year = at.year
     catalogue = ref.catalogue(hospital.province)
-    c = circumstances(db, citizen, policy, hospital, at.date(), visit)
-    ytd = _year(db, citizen, year, policy, now)
-    available = account_balance(db, citizen) if use_account else 0
-    s = M.settle(lines, catalogue, policy, ytd, c, account_available_fen=available)
+    c = circumstances(uow, citizen, policy, hospital, at.date(), visit)
+    ytd = _year(uow, citizen, year, policy, now)
+    available = account_balance(uow, citizen) if use_account else 0
+    s = medical.settle(lines, catalogue, policy, ytd, c, account_available_fen=available)
 
     hospital_node = node_of(hospital.region)
-    holder_account = ledger.account_of_card(db, card["card_number"])
+    holder_account = ledger.account_of_card(uow, card["card_number"])
     entries: list[tuple[str, int]] = []
     adjustment = owed = 0
     if mode == "offline":
@@ -156,7 +155,7 @@ def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, A
         adjustment = offline_self_fen - s.self_fen
         entries += [(POOL, -s.fund_fen), (clearing_account(hospital_node), s.total_fen - offline_self_fen)]
         if adjustment:
-            if holder_account is not None and (adjustment > 0 or _can_pay(db, holder_account, -adjustment)):
+            if holder_account is not None and (adjustment > 0 or _can_pay(uow, holder_account, -adjustment)):
                 entries.append((holder_account, adjustment))
             else:
                 owed = -adjustment
@@ -175,12 +174,12 @@ def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, A
     txn_id = None
     if entries:
         txn_id = f"MED-{claim_id}"
-        _ensure_accounts(db, hospital_node, now)
-        ledger.post(db, txn_id=txn_id, entries=entries, kind="medical_claim", operator=f"{SYSTEM}:{hospital.code}",
+        _ensure_accounts(uow, hospital_node, now)
+        ledger.post(uow, txn_id=txn_id, entries=entries, kind="medical_claim", operator=f"{SYSTEM}:{hospital.code}",
                     memo=f"claim {claim_id} at {hospital.code} ({mode})", now=now)
     if s.account_fen:
-        _account_entry(db, citizen, year, -s.account_fen, "claim", claim_id, now)
-    _save_year(db, citizen, s.after, now)
+        _account_entry(uow, citizen, year, -s.account_fen, "claim", claim_id, now)
+    _save_year(uow, citizen, s.after, now)
     row = {
         "claim_id": claim_id, "card_number": card["card_number"], "citizen_id": citizen, "hospital": hospital.code,
         "hospital_node": hospital_node, "hospital_level": hospital.level, "year": year, "mode": mode,
@@ -196,124 +195,104 @@ def _settle_lines(db: sqlite_utils.Database, *, claim_id: str, card: dict[str, A
         "txn_id": txn_id, "reversal_txn_id": None, "at": at.isoformat(), "recorded_at": timestamp(now),
         "refunded_at": None,
     }
-    insert(db, "medical_claims", row)
-    audit.record(db, at=now, operator=f"{SYSTEM}:{hospital.code}", action="medical.settle", subject=card["card_number"],
+    uow.get(MedicalRepository).insert_claim(row)
+    audit.record(uow.db, at=now, operator=f"{SYSTEM}:{hospital.code}", action="medical.settle", subject=card["card_number"],
                  details={"claim_id": claim_id, "mode": mode, "total_fen": s.total_fen, "fund_fen": s.fund_fen,
                           "account_fen": s.account_fen, "self_fen": s.self_fen, "refund_of": refund_of,
                           "citizen_id": mask_citizen_id(citizen)})
     return row
 
 
-def circumstances(db: sqlite_utils.Database, citizen_id: str, policy: M.Policy, hospital: M.Hospital,
-                  day: dt.date, visit: str) -> M.Circumstances:
+def circumstances(uow: UnitOfWork, citizen_id: str, policy: medical.Policy, hospital: medical.Hospital,
+                  day: dt.date, visit: str) -> medical.Circumstances:
     """The treatment's circumstances with the cross-region terms of the day (see ``_settle_lines``)."""
-    from sbcard.services.medical import registrations as medical_registrations
-
     cross = hospital.province != policy.region
-    registration = medical_registrations.valid_on(db, citizen_id, hospital.province, day) if cross else None
-    terms = M.cross_region_terms(ref.cross_region(policy.region), insured_province=policy.region,
+    registration = medical_registrations.valid_on(uow, citizen_id, hospital.province, day) if cross else None
+    terms = medical.cross_region_terms(ref.cross_region(policy.region), insured_province=policy.region,
                                  treated_province=hospital.province, day=day, registration=registration,
                                  visit=visit)
-    return M.Circumstances(hospital_level=hospital.level, cross_region=cross,
-                           registered=terms.kind not in (M.UNREGISTERED, M.LOCAL),
+    return medical.Circumstances(hospital_level=hospital.level, cross_region=cross,
+                           registered=terms.kind not in (medical.UNREGISTERED, medical.LOCAL),
                            referral_or_emergency=bool(visit), episode=policy.episode, terms=terms)
 
 
-def _can_pay(db: sqlite_utils.Database, account_no: str, amount: int) -> bool:
-    account = ledger.get_account(db, account_no)
-    return account["status"] == "active" and ledger.balance(db, account_no) >= amount
+def _can_pay(uow: UnitOfWork, account_no: str, amount: int) -> bool:
+    account = ledger.get_account(uow, account_no)
+    return account["status"] == "active" and ledger.balance(uow, account_no) >= amount
 
 
-def insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> None:
-    """One row, by plain SQL: a claim writes several, and the schema's checks are SQLite's anyway."""
-    db.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-
-
-def _ensure_accounts(db: sqlite_utils.Database, hospital_node: str, now: dt.datetime) -> None:
+def _ensure_accounts(uow: UnitOfWork, hospital_node: str, now: dt.datetime) -> None:
     wanted = (*FUNDS, clearing_account(hospital_node))
-    present = {r[0] for r in db.execute(
-        f"SELECT account_no FROM accounts WHERE account_no IN ({', '.join('?' * len(wanted))})", wanted)}
+    present = uow.get(MedicalRepository).existing_accounts(wanted)
     for account in (a for a in wanted if a not in present):
-        ledger.ensure_internal_account(db, account, "clearing" if account.startswith("CLEARING-") else "fund", now)
+        ledger.ensure_internal_account(uow, account, "clearing" if account.startswith("CLEARING-") else "fund", now)
 
 
 # ----------------------------------------------------------------------------- years and personal accounts
 
 
-def _year(db: sqlite_utils.Database, citizen_id: str, year: int, policy: M.Policy, now: dt.datetime) -> M.YearToDate:
+def _year(uow: UnitOfWork, citizen_id: str, year: int, policy: medical.Policy,
+          now: dt.datetime) -> medical.YearToDate:
     """The holder's accumulators for ``year``; the row (and an employee's allocation) made on first use."""
-    row = db.execute(f"SELECT {_YEAR_COLUMNS} FROM medical_years WHERE citizen_id = ? AND year = ?",
-                     [citizen_id, year]).fetchone()
+    store = uow.get(MedicalRepository)
+    row = store.year(citizen_id, year)
     if row is not None:
-        return M.YearToDate(year, *row)
+        return medical.YearToDate(year, *row[:5])
     allocation = policy.personal_account_annual_fen
-    insert(db, "medical_years", {"citizen_id": citizen_id, "year": year, "deductible_paid_fen": 0, "fund_paid_fen": 0,
-                                 "allocated_fen": allocation, "created_at": timestamp(now),
-                                 "updated_at": timestamp(now)})
+    store.insert_year({"citizen_id": citizen_id, "year": year, "deductible_paid_fen": 0, "fund_paid_fen": 0,
+                       "allocated_fen": allocation, "created_at": timestamp(now), "updated_at": timestamp(now)})
     if allocation:
-        txn = f"MED-ALLOC-{year}-{next_value(db, ALLOCATION_SEQUENCE):08d}"
+        txn = f"MED-ALLOC-{year}-{next_value(uow.db, ALLOCATION_SEQUENCE):08d}"
         for account in (CONTRIB, ACCOUNTS):
-            if not db.execute("SELECT 1 FROM accounts WHERE account_no = ?", [account]).fetchone():
-                ledger.ensure_internal_account(db, account, "fund", now)
-        ledger.post(db, txn_id=txn, entries=[(CONTRIB, -allocation), (ACCOUNTS, allocation)], kind="medical_allocation",
+            if account not in store.existing_accounts((account,)):
+                ledger.ensure_internal_account(uow, account, "fund", now)
+        ledger.post(uow, txn_id=txn, entries=[(CONTRIB, -allocation), (ACCOUNTS, allocation)], kind="medical_allocation",
                     operator=SYSTEM, memo=f"personal account allocation for {year}", now=now)
-        _account_entry(db, citizen_id, year, allocation, "allocation", None, now)
-    return M.YearToDate(year)
+        _account_entry(uow, citizen_id, year, allocation, "allocation", None, now)
+    return medical.YearToDate(year)
 
 
-_YEAR_COLUMNS = ("deductible_paid_fen, fund_paid_fen, eligible_fen, inpatient_deductible_paid_fen, "
-                 "inpatient_fund_paid_fen")
+def _save_year(uow: UnitOfWork, citizen_id: str, ytd: medical.YearToDate, now: dt.datetime) -> None:
+    uow.get(MedicalRepository).save_year(
+        citizen_id, ytd.year, (ytd.deductible_paid_fen, ytd.fund_paid_fen, ytd.eligible_fen,
+                               ytd.inpatient_deductible_paid_fen, ytd.inpatient_fund_paid_fen), timestamp(now))
 
 
-def _save_year(db: sqlite_utils.Database, citizen_id: str, ytd: M.YearToDate, now: dt.datetime) -> None:
-    db.execute("UPDATE medical_years SET deductible_paid_fen = ?, fund_paid_fen = ?, eligible_fen = ?, "
-               "inpatient_deductible_paid_fen = ?, inpatient_fund_paid_fen = ?, updated_at = ? "
-               "WHERE citizen_id = ? AND year = ?",
-               [ytd.deductible_paid_fen, ytd.fund_paid_fen, ytd.eligible_fen, ytd.inpatient_deductible_paid_fen,
-                ytd.inpatient_fund_paid_fen, timestamp(now), citizen_id, ytd.year])
-
-
-def _account_entry(db: sqlite_utils.Database, citizen_id: str, year: int, amount: int, kind: str,
+def _account_entry(uow: UnitOfWork, citizen_id: str, year: int, amount: int, kind: str,
                    claim_id: str | None, now: dt.datetime) -> None:
-    insert(db, "medical_account_entries", {"citizen_id": citizen_id, "year": year, "amount_fen": amount,
-                                           "kind": kind, "claim_id": claim_id, "at": timestamp(now)})
+    uow.get(MedicalRepository).insert_account_entry({"citizen_id": citizen_id, "year": year, "amount_fen": amount,
+                                                     "kind": kind, "claim_id": claim_id, "at": timestamp(now)})
 
 
-def account_balance(db: sqlite_utils.Database, citizen_id: str) -> int:
+def account_balance(uow: UnitOfWork, citizen_id: str) -> int:
     """The holder's personal account (个人账户) balance in fen: the sum of its entries."""
-    (total,) = db.execute("SELECT coalesce(sum(amount_fen), 0) FROM medical_account_entries WHERE citizen_id = ?",
-                          [citizen_id]).fetchone()
-    return int(total)
+    return uow.get(MedicalRepository).personal_balance(citizen_id)
 
 
-def year_view(db: sqlite_utils.Database, card_number: str, year: int) -> dict[str, Any]:
+def year_view(uow: UnitOfWork, card_number: str, year: int) -> dict[str, Any]:
     """A holder's accumulators for ``year`` (``sbcard medical year``); nothing is written.
 
     A year with no claim yet shows zeros; an employee's allocation for it comes with the
     year's first claim.
     """
-    rows = list(db.query("SELECT c.card_number, c.citizen_id, e.insured_region, e.insurance_type, e.retired "
-                         "FROM cards c LEFT JOIN enrolments e USING (citizen_id) WHERE c.card_number = ?",
-                         [card_number]))
-    if not rows:
-        raise NotFound("card.unknown", f"no card {card_number} in {NODE_NAMES[node_of_db(db)]}", "--card")
-    card = rows[0]
+    store = uow.get(MedicalRepository)
+    card = store.card_with_enrolment(card_number)
+    if card is None:
+        raise NotFound("card.unknown", f"no card {card_number} in {NODE_NAMES[node_of_db(uow.db)]}", "--card")
     if card["insured_region"] is None:
         raise RuleRefused("medical.not_insured", f"the holder of card {card_number} is not insured", "--card")
-    policy = ref.policy(M.province_of(card["insured_region"]), card["insurance_type"], bool(card["retired"]))
-    row = db.execute(f"SELECT {_YEAR_COLUMNS}, allocated_fen FROM medical_years "
-                     "WHERE citizen_id = ? AND year = ?", [card["citizen_id"], year]).fetchone()
-    ytd = M.YearToDate(year, *row[:5]) if row else M.YearToDate(year)
-    (claims,) = db.execute("SELECT count(*) FROM medical_claims WHERE citizen_id = ? AND year = ? AND "
-                           "status = 'settled'", [card["citizen_id"], year]).fetchone()
+    policy = ref.policy(medical.province_of(card["insured_region"]), card["insurance_type"], bool(card["retired"]))
+    row = store.year(card["citizen_id"], year)
+    ytd = medical.YearToDate(year, *row[:5]) if row else medical.YearToDate(year)
+    claims = store.settled_claims(card["citizen_id"], year)
     return {
         "card_number": card_number, "year": year, "insured_region": card["insured_region"],
         "insurance_type": policy.insurance_type, "retired": policy.retired,
         "deductible_paid_fen": ytd.deductible_paid_fen, "fund_paid_fen": ytd.fund_paid_fen,
-        "deductible_fen": {str(level): policy.deductible_fen[level] for level in M.LEVELS},
-        "deductible_remaining_fen": {str(level): ytd.remaining_deductible_fen(policy, level) for level in M.LEVELS},
+        "deductible_fen": {str(level): policy.deductible_fen[level] for level in medical.LEVELS},
+        "deductible_remaining_fen": {str(level): ytd.remaining_deductible_fen(policy, level) for level in medical.LEVELS},
         "cap_fen": policy.cap_fen, "cap_remaining_fen": ytd.remaining_cap_fen(policy),
-        "personal_account_fen": account_balance(db, card["citizen_id"]),
+        "personal_account_fen": account_balance(uow, card["citizen_id"]),
         "allocated_fen": row[5] if row else 0, "claims": claims, "eligible_fen": ytd.eligible_fen,
         "inpatient_deductible_paid_fen": ytd.inpatient_deductible_paid_fen,
         "inpatient_fund_paid_fen": ytd.inpatient_fund_paid_fen,
@@ -323,14 +302,15 @@ def year_view(db: sqlite_utils.Database, card_number: str, year: int) -> dict[st
 # ----------------------------------------------------------------------------- refund
 
 
-def refund(db: sqlite_utils.Database, claim_id: str, codes: Sequence[str] | None, *,
+def refund(uow: UnitOfWork, claim_id: str, codes: Sequence[str] | None, *,
            now: dt.datetime) -> dict[str, Any]:
     """退费: reverse the claim; with ``codes`` (some of its item codes) re-settle the rest. See the module doc.
 
     Returns ``{"refunded": <claim view>, "resettled": <claim view> | None}``.
     """
-    with UnitOfWork(db) as uow:
-        row = _claim_row(uow.db, claim_id)
+    store = uow.get(MedicalRepository)
+    with uow:
+        row = store.claim(claim_id)
         if row is None:
             raise NotFound("medical.claim.unknown", f"no claim {claim_id}", "CLAIM_ID")
         if row["status"] == "refunded":
@@ -340,8 +320,8 @@ def refund(db: sqlite_utils.Database, claim_id: str, codes: Sequence[str] | None
         if row["year"] != this_year:
             raise RuleRefused("medical.refund.closed_year", f"claim {claim_id} belongs to {row['year']}, a closed "
                               f"year: no refund in {this_year}", "CLAIM_ID")
-        lines = [M.ClaimLine(code, quantity, price) for code, quantity, price in json.loads(row["lines"])]
-        remaining: list[M.ClaimLine] = []
+        lines = [medical.ClaimLine(code, quantity, price) for code, quantity, price in json.loads(row["lines"])]
+        remaining: list[medical.ClaimLine] = []
         if codes:
             wanted = list(dict.fromkeys(c.strip() for c in codes if c.strip()))
             present = {line.code for line in lines}
@@ -350,20 +330,23 @@ def refund(db: sqlite_utils.Database, claim_id: str, codes: Sequence[str] | None
                 raise InvalidInput("medical.refund.items", f"{', '.join(unknown)}: not an item of claim {claim_id} "
                                    f"(its items: {', '.join(sorted(present))})", "--items")
             remaining = [line for line in lines if line.code not in wanted]
-        _reverse(uow.db, row, now)
+        _reverse(uow, row, now)
         resettled = None
         if remaining:
-            card = uow.db["cards"].get(row["card_number"])
-            policy = ref.policy(*_policy_key(uow.db, row), row.get("episode") or M.OUTPATIENT)
+            card = store.card(row["card_number"])
+            assert card is not None  # a claim's card is never deleted
+            policy = ref.policy(*_policy_key(uow, row), row.get("episode") or medical.OUTPATIENT)
             new = _settle_lines(
-                uow.db, claim_id=f"{claim_id}-R", card=card, person={"citizen_id": row["citizen_id"]},
+                uow, claim_id=f"{claim_id}-R", card=card, person={"citizen_id": row["citizen_id"]},
                 policy=policy, hospital=ref.hospital(row["hospital"]), lines=remaining,
                 at=dt.datetime.fromisoformat(row["at"]), visit=_visit_of(row), use_account=bool(row["use_account"]),
                 self_pay=row["self_pay"] if row["mode"] == "online" else "cash", mode="online",
                 offline_self_fen=None, refund_of=claim_id, now=now)
-            resettled = claim_view(uow.db, new)
-        refunded = claim_view(uow.db, _claim_row(uow.db, claim_id))
-        uow.commit()
+            resettled = claim_view(uow, new)
+        refunded_row = store.claim(claim_id)
+        assert refunded_row is not None
+        refunded = claim_view(uow, refunded_row)
+        uow.finish()
     return {"refunded": refunded, "resettled": resettled}
 
 
@@ -371,55 +354,51 @@ def _visit_of(row: dict[str, Any]) -> str:
     """The visit a stored claim declared (a claim stored before visits: its referral-or-emergency flag)."""
     if row.get("visit"):
         return str(row["visit"])
-    return M.REFERRAL if row["referral_or_emergency"] else ""
+    return medical.REFERRAL if row["referral_or_emergency"] else ""
 
 
-def _policy_key(db: sqlite_utils.Database, row: dict[str, Any]) -> tuple[str, str, bool]:
-    (insured_region,) = db.execute("SELECT insured_region FROM enrolments WHERE citizen_id = ?",
-                                   [row["citizen_id"]]).fetchone()
-    return M.province_of(insured_region), row["insurance_type"], bool(row["retired"])
+def _policy_key(uow: UnitOfWork, row: dict[str, Any]) -> tuple[str, str, bool]:
+    enrolment = uow.get(MedicalRepository).enrolment(row["citizen_id"])
+    assert enrolment is not None  # the claim was settled on it
+    insured_region = enrolment[0]
+    return medical.province_of(insured_region), row["insurance_type"], bool(row["retired"])
 
 
-def _reverse(db: sqlite_utils.Database, row: dict[str, Any], now: dt.datetime) -> None:
+def _reverse(uow: UnitOfWork, row: dict[str, Any], now: dt.datetime) -> None:
     """The claim as if it had never been: accumulators, personal account, ledger; marked refunded."""
     split = json.loads(row["split"])
-    before, after = (M.YearToDate.from_json(split[x]) for x in ("before", "after"))
-    settlement = M.Settlement(total_fen=row["total_fen"], fund_fen=row["fund_fen"], account_fen=row["account_fen"],
+    before, after = (medical.YearToDate.from_json(split[x]) for x in ("before", "after"))
+    settlement = medical.Settlement(total_fen=row["total_fen"], fund_fen=row["fund_fen"], account_fen=row["account_fen"],
                               self_fen=row["self_fen"], deductible_fen=row["deductible_fen"],
                               ratio_pct=row["ratio_pct"], items=(), before=before, after=after,
-                              cap_reached=bool(row["cap_reached"]), episode=row.get("episode") or M.OUTPATIENT)
-    current = db.execute(f"SELECT {_YEAR_COLUMNS} FROM medical_years WHERE citizen_id = ? "
-                         "AND year = ?", [row["citizen_id"], row["year"]]).fetchone()
-    _save_year(db, row["citizen_id"], M.reverse(M.YearToDate(row["year"], *current), settlement), now)
+                              cap_reached=bool(row["cap_reached"]), episode=row.get("episode") or medical.OUTPATIENT)
+    store = uow.get(MedicalRepository)
+    current = store.year(row["citizen_id"], row["year"])
+    assert current is not None  # the claim moved it
+    _save_year(uow, row["citizen_id"], medical.reverse(medical.YearToDate(row["year"], *current[:5]), settlement),
+               now)
     if row["account_fen"]:
-        _account_entry(db, row["citizen_id"], row["year"], row["account_fen"], "refund", row["claim_id"], now)
+        _account_entry(uow, row["citizen_id"], row["year"], row["account_fen"], "refund", row["claim_id"], now)
     reversal = None
     if row["txn_id"]:
         reversal = f"{row['txn_id']}-REV"
-        entries = [(account, -amount) for account, amount in db.execute(
-            "SELECT account_no, amount_fen FROM ledger_entries WHERE txn_id = ? ORDER BY id", [row["txn_id"]])]
-        ledger.post(db, txn_id=reversal, entries=entries, kind="medical_refund",
+        entries = [(account, -amount) for account, amount in ledger.legs(uow, row["txn_id"])]
+        ledger.post(uow, txn_id=reversal, entries=entries, kind="medical_refund",
                     operator=f"{SYSTEM}:{row['hospital']}", memo=f"refund of claim {row['claim_id']}", now=now)
-    db.execute("UPDATE medical_claims SET status = 'refunded', reversal_txn_id = ?, refunded_at = ? "
-               "WHERE claim_id = ?", [reversal, timestamp(now), row["claim_id"]])
-    audit.record(db, at=now, operator=f"{SYSTEM}:{row['hospital']}", action="medical.refund",
+    store.mark_refunded(row["claim_id"], reversal_txn_id=reversal, at=timestamp(now))
+    audit.record(uow.db, at=now, operator=f"{SYSTEM}:{row['hospital']}", action="medical.refund",
                  subject=row["card_number"], details={"claim_id": row["claim_id"], "total_fen": row["total_fen"]})
 
 
 # ----------------------------------------------------------------------------- views
 
 
-def _claim_row(db: sqlite_utils.Database, claim_id: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT * FROM medical_claims WHERE claim_id = ?", [claim_id]))
-    return rows[0] if rows else None
+def get_claim(uow: UnitOfWork, claim_id: str) -> dict[str, Any] | None:
+    row = uow.get(MedicalRepository).claim(claim_id)
+    return None if row is None else claim_view(uow, row)
 
 
-def get_claim(db: sqlite_utils.Database, claim_id: str) -> dict[str, Any] | None:
-    row = _claim_row(db, claim_id)
-    return None if row is None else claim_view(db, row)
-
-
-def claim_view(db: sqlite_utils.Database, row: dict[str, Any], *, with_account: bool = True) -> dict[str, Any]:
+def claim_view(uow: UnitOfWork, row: dict[str, Any], *, with_account: bool = True) -> dict[str, Any]:
     """A claim as the CLI shows it (stable keys, README "Medical settlement")."""
     split = json.loads(row["split"])
     hospital = ref.hospital(row["hospital"])
@@ -427,7 +406,7 @@ def claim_view(db: sqlite_utils.Database, row: dict[str, Any], *, with_account: 
         "claim_id": row["claim_id"], "status": row["status"], "mode": row["mode"],
         "card_number": row["card_number"], "hospital": row["hospital"], "hospital_name": hospital.name,
         "hospital_level": row["hospital_level"], "hospital_node": row["hospital_node"],
-        "insured_node": node_of_db(db), "year": row["year"], "at": row["at"],
+        "insured_node": node_of_db(uow.db), "year": row["year"], "at": row["at"],
         "total_fen": row["total_fen"], "fund_fen": row["fund_fen"], "account_fen": row["account_fen"],
         "self_fen": row["self_fen"], "deductible_fen": row["deductible_fen"],
         "self_first_fen": split.get("self_first_fen", 0), "ratio_pct": row["ratio_pct"],
@@ -438,7 +417,7 @@ def claim_view(db: sqlite_utils.Database, row: dict[str, Any], *, with_account: 
         "offline_self_fen": row["offline_self_fen"], "adjustment_fen": row["adjustment_fen"],
         "owed_fen": row["owed_fen"], "owed_settled_at": row.get("owed_settled_at"), "items": split["items"],
         "before": split["before"], "after": split["after"],
-        "personal_account_fen": account_balance(db, row["citizen_id"]) if with_account else None,
+        "personal_account_fen": account_balance(uow, row["citizen_id"]) if with_account else None,
         "refund_of": row["refund_of"], "txn_id": row["txn_id"], "reversal_txn_id": row["reversal_txn_id"],
         "recorded_at": row["recorded_at"], "refunded_at": row["refunded_at"],
         **terms_view(row, split),
@@ -452,7 +431,7 @@ def terms_view(row: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     and its figures as illustrative (where they came from was not recorded).
     """
     return {
-        "episode": row.get("episode") or M.OUTPATIENT, "visit": _visit_of(row),
+        "episode": row.get("episode") or medical.OUTPATIENT, "visit": _visit_of(row),
         "registration_kind": row.get("registration_kind"), "cut_points": row.get("cut_points"),
         "band_ratio_pct": split.get("band_ratio_pct"),
         "source": split.get("source", []), "confidence": split.get("confidence", "illustrative"),
@@ -460,15 +439,8 @@ def terms_view(row: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def claims(db: sqlite_utils.Database, *, card_number: str | None = None,
+def claims(uow: UnitOfWork, *, card_number: str | None = None,
            hospital: str | None = None) -> list[dict[str, Any]]:
     """This region's claims (of its insured), newest last, optionally one card's or one hospital's."""
-    where, args = [], []
-    if card_number:
-        where.append("card_number = ?")
-        args.append(card_number)
-    if hospital:
-        where.append("hospital = ?")
-        args.append(hospital)
-    sql = "SELECT * FROM medical_claims" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at, claim_id"
-    return [claim_view(db, row, with_account=False) for row in db.query(sql, args)]
+    return [claim_view(uow, row, with_account=False)
+            for row in uow.get(MedicalRepository).claims(card_number=card_number, hospital=hospital)]

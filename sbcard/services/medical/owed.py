@@ -21,6 +21,7 @@ from sbcard.services.outlets import audit, operators
 from sbcard.services.accounts import ledger
 from sbcard.services.medical.host import DUE
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.medical import MedicalRepository
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -36,42 +37,42 @@ def settle_owed(world: World, claim_id: str, *, operator: str, outlet: str | Non
     if not claim_id:
         raise InvalidInput("medical.claim.empty", "give the claim id", FIELD)
     node = _insured_node(world, claim_id)
-    db = world.region(node)
+    uow = UnitOfWork(world.region(node))
+    store = uow.get(MedicalRepository)
     place = _till(world, node, outlet) if outlet is not None else None
-    with UnitOfWork(db) as uow:
+    with uow:
         staff = operators.require_operator(uow.db, operator, roles=CASH_ROLES if place else ROLES)
-        claim = next(uow.db.query("SELECT * FROM medical_claims WHERE claim_id = ?", [claim_id]))
+        claim = store.claim(claim_id)
+        assert claim is not None  # _insured_node found it
         owed = claim["owed_fen"]
         if claim["owed_settled_at"] is not None:
-            (party,) = uow.db.execute("SELECT account_no FROM ledger_entries WHERE txn_id = ? AND account_no != ?",
-                                      [claim["owed_txn_id"], DUE]).fetchone()
+            party = next(account for account, _ in ledger.legs(uow, claim["owed_txn_id"]) if account != DUE)
             return _view(claim, node, settled_now=False, via=_via(party), party=party)
         if not owed:
             raise RuleRefused("medical.owed.none", f"claim {claim_id} left nothing owed", FIELD)
         if place is not None:
-            party = ledger.ensure_internal_account(uow.db, ledger.cash_account(place["code"]), "cash", now)
+            party = ledger.ensure_internal_account(uow, ledger.cash_account(place["code"]), "cash", now)
         else:
-            party = _holder_account(uow.db, claim)
+            party = _holder_account(uow, claim)
         txn_id = f"MED-{claim_id}-OWED"
         # owed > 0: the holder pays the fund what it is due; < 0: the fund pays the holder.
         entries = [(DUE, owed), (party, -owed)]
-        ledger.post(uow.db, txn_id=txn_id, entries=entries, kind="medical_owed", operator=staff["code"],
+        ledger.post(uow, txn_id=txn_id, entries=entries, kind="medical_owed", operator=staff["code"],
                     outlet=place["code"] if place else None,
                     memo=f"claim {claim_id}: owed after reconciliation settled", now=now)
-        uow.db.execute("UPDATE medical_claims SET owed_txn_id = ?, owed_settled_at = ? WHERE claim_id = ?",
-                       [txn_id, timestamp(now), claim_id])
+        store.mark_owed_settled(claim_id, txn_id=txn_id, at=timestamp(now))
         audit.record(uow.db, at=now, operator=staff["code"], outlet=place["code"] if place else None,
                      action="medical.settle_owed", subject=claim["card_number"],
                      details={"claim_id": claim_id, "owed_fen": owed, "txn_id": txn_id,
                               "via": "cash" if place else "account"})
         claim = {**claim, "owed_txn_id": txn_id, "owed_settled_at": timestamp(now)}
-        uow.commit()
+        uow.finish()
     return _view(claim, node, settled_now=True, via=_via(party), party=party)
 
 
 def _insured_node(world: World, claim_id: str) -> str:
     for node in REGION_NODES:
-        if world.region(node).execute("SELECT 1 FROM medical_claims WHERE claim_id = ?", [claim_id]).fetchone():
+        if UnitOfWork(world.region(node)).get(MedicalRepository).has_claim(claim_id):
             return node
     raise NotFound("medical.claim.unknown", f"no claim {claim_id} (an offline claim is settled by `sbcard medical "
                    "reconcile` first)", FIELD)
@@ -85,14 +86,13 @@ def _till(world: World, node: str, outlet: str) -> dict[str, Any]:
     return place
 
 
-def _holder_account(db: Any, claim: dict[str, Any]) -> str:
+def _holder_account(uow: UnitOfWork, claim: dict[str, Any]) -> str:
     """The holder's open financial account (it follows them to a replacement card)."""
-    row = db.execute("SELECT account_no FROM accounts WHERE kind = 'holder' AND citizen_id = ? AND status != 'closed'",
-                     [claim["citizen_id"]]).fetchone()
-    if row is None:
+    account = ledger.open_account_of(uow, claim["citizen_id"])
+    if account is None:
         raise RuleRefused("account.none", "the holder has no open financial account: settle in cash at a "
                           "bank-branch outlet (--outlet)", "--outlet")
-    return row[0]
+    return account
 
 
 def _via(party: str) -> str:

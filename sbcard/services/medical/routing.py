@@ -29,11 +29,12 @@ from typing import Any
 
 import sqlite_utils
 
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.domain.regions import NODE_NAMES, node_of
-from sbcard.services.exchange import links
+from sbcard.services.cards import pin
+from sbcard.services.exchange import directory as hub_directory, links, outbox
 from sbcard.services.medical import claims as medical_claims, host as medical_host
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
@@ -64,11 +65,11 @@ def settle(world: World, request: ClaimRequest, *, hospital_node: str, now: dt.d
     for node in (hospital_node, insured):
         if not reachable(world, node):
             raise Unreachable("link.down", f"the hub cannot reach {NODE_NAMES[node]} ({node}): its link is down")
-    if any(medical_claims.has_queued(world.region(n), insured) for n in REGION_NODES):
+    if any(medical_claims.has_queued(UnitOfWork(world.region(n)), insured) for n in REGION_NODES):
         reconcile(world, now=now, insured_node=insured)
     return _exchange(world, SETTLE, request.claim_id, from_node=hospital_node, to_node=insured,
                      payload=request.to_json(), now=now,
-                     apply=lambda db: medical_host.settle(db, request, now=now))[0]
+                     apply=lambda db: medical_host.settle(UnitOfWork(db), request, now=now))[0]
 
 
 def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node: str, payload: dict[str, Any],
@@ -94,7 +95,7 @@ def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node
 def find_claim(world: World, claim_id: str) -> tuple[str, dict[str, Any]] | None:
     """(insured node, claim view) of a settled claim, looked for in the three regions."""
     for node in REGION_NODES:
-        view = medical_host.get_claim(world.region(node), claim_id)
+        view = medical_host.get_claim(UnitOfWork(world.region(node)), claim_id)
         if view is not None:
             return node, view
     return None
@@ -106,7 +107,7 @@ def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.
     found = find_claim(world, claim_id)
     if found is None:
         for node in REGION_NODES:
-            queued = medical_claims.find(world.region(node), claim_id)
+            queued = medical_claims.find(UnitOfWork(world.region(node)), claim_id)
             if queued is not None and queued["status"] == "queued":
                 raise RuleRefused("medical.claim.queued", f"claim {claim_id} was settled offline and is not "
                                   "reconciled yet: run `sbcard medical reconcile` once its region is reachable",
@@ -121,7 +122,7 @@ def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.
                           "CLAIM_ID")
     answer, before = _exchange(world, REFUND, claim_id, from_node=claim["hospital_node"], to_node=insured,
                                payload={"claim_id": claim_id, "items": list(codes or [])}, now=now,
-                               apply=lambda db: medical_host.refund(db, claim_id, codes, now=now))
+                               apply=lambda db: medical_host.refund(UnitOfWork(db), claim_id, codes, now=now))
     if before:
         raise RuleRefused("medical.refund.done", f"claim {claim_id} was refunded already", "CLAIM_ID")
     return answer
@@ -136,7 +137,7 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
     out: dict[str, list[dict[str, Any]]] = {"reconciled": [], "refused": [], "waiting": []}
     pending = []
     for hospital_node in REGION_NODES:
-        for row in medical_claims.queued(world.region(hospital_node), insured_node):
+        for row in medical_claims.queued(UnitOfWork(world.region(hospital_node)), insured_node):
             pending.append((row["queued_at"], row["claim_id"], hospital_node, row))
     for _, claim_id, hospital_node, row in sorted(pending, key=lambda p: (p[0], p[1])):
         insured = row["insured_node"]
@@ -147,13 +148,14 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
         try:
             answer, _ = _exchange(world, SETTLE, claim_id, from_node=hospital_node, to_node=insured,
                                   payload=request.to_json(), now=now,
-                                  apply=lambda db, r=request: medical_host.settle(db, r, now=now))
+                                  apply=lambda db, r=request: medical_host.settle(UnitOfWork(db), r, now=now))
         except SbcardError as refused:
             result = {"refused": refused.code, "message": refused.message}
-            medical_claims.mark(world.region(hospital_node), claim_id, status="refused", result=result, now=now)
+            medical_claims.mark(UnitOfWork(world.region(hospital_node)), claim_id, status="refused", result=result,
+                                now=now)
             out["refused"].append({"claim_id": claim_id, "code": refused.code, "message": refused.message})
             continue
-        medical_claims.mark(world.region(hospital_node), claim_id, status="reconciled",
+        medical_claims.mark(UnitOfWork(world.region(hospital_node)), claim_id, status="reconciled",
                             result={"claim_id": claim_id, "fund_fen": answer["fund_fen"],
                                     "self_fen": answer["self_fen"], "adjustment_fen": answer["adjustment_fen"],
                                     "owed_fen": answer["owed_fen"]}, now=now)
@@ -161,7 +163,7 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
     return out
 
 
-def hospital_node(hospital: M.Hospital) -> str:
+def hospital_node(hospital: medical.Hospital) -> str:
     return node_of(hospital.region)
 
 
@@ -174,14 +176,10 @@ class PosHost:
     """
 
     def __init__(self, world: World, *, now: dt.datetime) -> None:
-        from sbcard.services.exchange import outbox
-
         self.world, self.now = world, now
         outbox.deliver_pending(world, now)
 
     def card_status(self, card_number: str) -> dict[str, Any] | None:
-        from sbcard.services.exchange import directory as hub_directory
-
         hub = self.world.hub()
         entry = hub_directory.card_entry(hub, card_number)
         if entry is None:
@@ -189,20 +187,18 @@ class PosHost:
         return {"status": entry["status"], "issuing_region": entry["issuing_region"],
                 "blacklisted": hub_directory.is_blacklisted(hub, card_number)}
 
-    def reachable(self, hospital: M.Hospital, insured_node: str) -> bool:
+    def reachable(self, hospital: medical.Hospital, insured_node: str) -> bool:
         return reachable(self.world, hospital_node(hospital)) and reachable(self.world, insured_node)
 
-    def new_claim(self, hospital: M.Hospital) -> tuple[str, int]:
-        return medical_claims.new_claim_id(self.world.region(hospital_node(hospital)), hospital.code)
+    def new_claim(self, hospital: medical.Hospital) -> tuple[str, int]:
+        return medical_claims.new_claim_id(UnitOfWork(self.world.region(hospital_node(hospital))), hospital.code)
 
-    def settle(self, hospital: M.Hospital, request: ClaimRequest) -> dict[str, Any]:
+    def settle(self, hospital: medical.Hospital, request: ClaimRequest) -> dict[str, Any]:
         return settle(self.world, request, hospital_node=hospital_node(hospital), now=self.now)
 
     def pin_blocked(self, card_number: str) -> None:
-        from sbcard.services.cards import pin
-
         pin.record_pin_blocked(self.world, card_number=card_number, now=self.now)
 
-    def queue_offline(self, hospital: M.Hospital, request: ClaimRequest, settlement: M.Settlement) -> dict[str, Any]:
-        return medical_claims.queue_offline(self.world.region(hospital_node(hospital)), request, settlement.to_json(),
-                                            insured_node=insured_node_of(request), now=self.now)
+    def queue_offline(self, hospital: medical.Hospital, request: ClaimRequest, settlement: medical.Settlement) -> dict[str, Any]:
+        return medical_claims.queue_offline(UnitOfWork(self.world.region(hospital_node(hospital))), request,
+                                            settlement.to_json(), insured_node=insured_node_of(request), now=self.now)

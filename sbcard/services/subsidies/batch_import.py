@@ -26,7 +26,6 @@ through the same approval and payment as a file's.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sqlite3
 from collections import Counter
@@ -36,9 +35,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from sbcard.domain import subsidies as S
+from sbcard.domain import subsidies
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.csv_safety import Numeric, safe_row
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
@@ -49,6 +46,7 @@ from sbcard.reference import load_regions
 from sbcard.services.outlets import audit, operators
 from sbcard.services.subsidies.files import BatchFile, BatchReader, Progress, check_declared, sha256_of
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.subsidies import ROW_COLUMNS, SubsidiesRepository
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
@@ -60,21 +58,9 @@ FIELD = "BATCH"
 CHUNK_ROWS = 5_000  # rows whose facts are fetched together (a handful of queries per chunk)
 CHECK_CACHE_KIB = 64 * 1024  # the registry's, cards' and accounts' index pages of a million persons
 STAGE_CACHE_KIB = 32 * 1024  # the staged verdicts beyond it go to SQLite's temporary file
-FAILURE_COLUMNS: tuple[str, ...] = (*S.COLUMNS, "reason_code", "reason")
-_CARD_COLUMNS = "card_number, citizen_id, status, loss_kind, loss_expires_at, created_at"
-# A chunk's persons with their open account and their valid card (both by partial unique indexes).
-_PERSONS_SQL = """
-SELECT p.citizen_id, p.name, p.household_region, a.card_number, a.status,
-       c.card_number, c.citizen_id, c.status, c.loss_kind, c.loss_expires_at, c.created_at
-FROM persons p
-LEFT JOIN accounts a ON a.citizen_id = p.citizen_id AND a.status != 'closed'
-LEFT JOIN cards c ON c.citizen_id = p.citizen_id AND c.status IN ('issued', 'active', 'lost')
-WHERE p.citizen_id IN {}"""
-_STAGE = "temp.subsidy_stage"
-_ROW_COLUMNS = ("seq", "line", "citizen_id", "name", "card_number", "item", "period", "amount_fen", "remark",
-                "status", "reason_code", "reason", "note")
+FAILURE_COLUMNS: tuple[str, ...] = (*subsidies.COLUMNS, "reason_code", "reason")
 
-Checked = tuple[S.SubsidyRow, S.Verdict]
+Checked = tuple[subsidies.SubsidyRow, subsidies.Verdict]
 
 
 # ----------------------------------------------------------------------------- the catalogue
@@ -90,12 +76,12 @@ def items(world: World, *, region: str | None = None) -> list[dict[str, Any]]:
         {"code": item.code, "name": item.name, "department": item.department, "period": item.period_type.value,
          "cap_fen": item.cap_fen, "fund_account": item.fund_account,
          **cap_provenance(item.code, item.cap_fen).to_json()}
-        for item in _catalogue(world.region(node))
+        for item in _catalogue(UnitOfWork(world.region(node)))
     ]
 
 
-def _catalogue(db: sqlite_utils.Database) -> S.Catalogue:
-    found = S.Catalogue(S.Item.from_row(row) for row in db.query("SELECT * FROM subsidy_items ORDER BY code"))
+def _catalogue(uow: UnitOfWork) -> subsidies.Catalogue:
+    found = subsidies.Catalogue(subsidies.Item.from_row(row) for row in uow.get(SubsidiesRepository).catalogue())
     if not len(found):
         raise SbcardError("subsidy.no_catalogue", "the subsidy catalogue is empty: run `sbcard init` to load it")
     return found
@@ -119,14 +105,14 @@ def import_batch(
     check_declared(count, total_fen)
     region = _region(region)
     node = node_of(region)
-    db = world.region(node)
-    maker = _maker(db, operator, region)
-    catalogue = _catalogue(db)
+    uow = UnitOfWork(world.region(node))
+    maker = _maker(uow, operator, region)
+    catalogue = _catalogue(uow)
     path = Path(path)
-    _refuse_seen_file(db, sha256_of(path), path.name)
+    _refuse_seen_file(uow, sha256_of(path), path.name)
     reader = BatchReader(path)
     checker = _Checker(world, node, region, catalogue, now)
-    with _staged(db):
+    with _staged(uow):
         try:
             checker.stage(reader.rows(progress), progress)
         except sqlite3.IntegrityError:  # the staging table's key met a sequence number twice
@@ -136,7 +122,7 @@ def import_batch(
         checker.refuse_other_region(batch.name, reader.column("citizen_id"))
         if progress is not None:
             progress("storing", 0, 1)
-        batch_id = _store(db, checker, now=now, maker=maker, region=region, source="file", file=batch,
+        batch_id = _store(uow, checker, now=now, maker=maker, region=region, source="file", file=batch,
                           details={"file": batch.name, "sha256": batch.sha256, "encoding": batch.encoding,
                                    "declared_by": batch.declared_by})
         if progress is not None:
@@ -144,15 +130,15 @@ def import_batch(
     return _result(batch_id, node, region, checker, source="file", file=batch)
 
 
-def _refuse_seen_file(db: sqlite_utils.Database, sha256: str, name: str) -> None:
-    earlier = db.execute("SELECT id, status, file_name FROM subsidy_batches WHERE file_sha256 = ?", [sha256]).fetchone()
+def _refuse_seen_file(uow: UnitOfWork, sha256: str, name: str) -> None:
+    earlier = uow.get(SubsidiesRepository).batch_of_file(sha256)
     if earlier:
         raise RuleRefused("subsidy.same_file", f"this file ({name}) was imported before as batch {earlier[0]} "
                           f"({earlier[1]}, from {earlier[2]}): the same file is never paid twice", "FILE")
 
 
-def _maker(db: sqlite_utils.Database, operator: str, region: str) -> str:
-    staff = operators.require_operator(db, operator, roles=MAKER_ROLES)
+def _maker(uow: UnitOfWork, operator: str, region: str) -> str:
+    staff = operators.require_operator(uow.db, operator, roles=MAKER_ROLES)
     if not is_within(region, staff["region"]):
         raise RuleRefused("subsidy.maker_region", f"operator {staff['code']} works for region {staff['region']}, "
                           f"not for {region}", "--operator")
@@ -185,9 +171,9 @@ def generate_batch(
     """A batch built from the registry by the item's rules, for the period ``as_of`` falls in."""
     region = _region(region)
     node = node_of(region)
-    db = world.region(node)
-    maker = _maker(db, operator, region)
-    catalogue = _catalogue(db)
+    uow = UnitOfWork(world.region(node))
+    maker = _maker(uow, operator, region)
+    catalogue = _catalogue(uow)
     found = catalogue.find(item)
     if found is None:
         raise NotFound("subsidy.unknown_item", f"{item!r} is not a subsidy item (see `sbcard subsidy items`)",
@@ -197,27 +183,27 @@ def generate_batch(
     if as_of > now.date():
         raise InvalidInput("subsidy.as_of", f"{as_of.isoformat()} is after today ({now.date().isoformat()}): "
                            "a batch is generated for a day that has come", "--as-of")
-    bands = S.bands_for(generate_rules(), found.code, province_code_of(region))
+    bands = subsidies.bands_for(generate_rules(), found.code, province_code_of(region))
     if not bands:
         raise RuleRefused("subsidy.no_rules", f"{found.name} has no rules for generating a batch in "
                           f"{NODE_NAMES[node]} (fixtures/subsidies/generate_rules.csv)", "--item")
-    period = S.period_of(as_of, found.period_type)
-    earlier = _generated_before(db, region, found.code, period)
+    period = subsidies.period_of(as_of, found.period_type)
+    earlier = uow.get(SubsidiesRepository).generated_before(region, found.code, period)
     if earlier:
         raise RuleRefused("subsidy.generated_before", f"{found.name} {period} for region {region} was generated "
                           f"before as batch {earlier[0]} ({earlier[1]}); reject that batch first to generate "
                           "it again", "--item")
-    used: Counter[S.AgeBand] = Counter()
-    rows = list(_eligible_rows(db, region, found, bands, as_of, period, used))
+    used: Counter[subsidies.AgeBand] = Counter()
+    rows = list(_eligible_rows(uow, region, found, bands, as_of, period, used))
     if not rows:
         raise RuleRefused("subsidy.nobody", f"nobody living in region {region} is covered by {found.name}'s rules "
                           f"on {as_of.isoformat()}", "--as-of")
     checker = _Checker(world, node, region, catalogue, now)
-    with _staged(db):
+    with _staged(uow):
         checker.stage(iter(rows), progress, total=len(rows))
         if progress is not None:
             progress("storing", 0, 1)
-        batch_id = _store(db, checker, now=now, maker=maker, region=region, source="generated", file=None,
+        batch_id = _store(uow, checker, now=now, maker=maker, region=region, source="generated", file=None,
                           details={"item": found.code, "period": period, "as_of": as_of.isoformat()})
         if progress is not None:
             progress("storing", 1, 1)
@@ -228,35 +214,22 @@ def generate_batch(
             "confidence": amounts.confidence, "illustrative": amounts.illustrative}
 
 
-def _generated_before(db: sqlite_utils.Database, region: str, item: str, period: str) -> tuple[str, str] | None:
-    """A generated batch of the region for the same item and period that was not rejected."""
-    for batch_id, status in db.execute(
-            "SELECT id, status FROM subsidy_batches WHERE source = 'generated' AND region = ? "
-            "AND status != 'rejected' ORDER BY id", [region]).fetchall():
-        if db.execute("SELECT 1 FROM subsidy_rows WHERE batch_id = ? AND item = ? AND period = ? LIMIT 1",
-                      [batch_id, item, period]).fetchone():
-            return batch_id, status
-    return None
-
-
-def _eligible_rows(db: sqlite_utils.Database, region: str, item: S.Item, bands: list[S.AgeBand], as_of: date,
-                   period: str, used: Counter[S.AgeBand]) -> Iterator[S.SubsidyRow]:
+def _eligible_rows(uow: UnitOfWork, region: str, item: subsidies.Item, bands: list[subsidies.AgeBand], as_of: date,
+                   period: str, used: Counter[subsidies.AgeBand]) -> Iterator[subsidies.SubsidyRow]:
     """One row per person living in the region whom a band covers on ``as_of``, by citizen ID (``used``
     counts the rows of each band)."""
     youngest = min(band.min_age for band in bands)
     latest_birth = _years_before(as_of, youngest).isoformat()
     seq = 0
-    for cid, name, lives_in in db.execute(
-            "SELECT citizen_id, name, household_region FROM persons WHERE birth_date <= ? ORDER BY citizen_id",
-            [latest_birth]).fetchall():
+    for cid, name, lives_in in uow.get(SubsidiesRepository).persons_born_by(latest_birth):
         if not is_within(lives_in, region):
             continue
-        band = S.band_for_age(bands, CitizenId(cid).age_on(as_of))
+        band = subsidies.band_for_age(bands, CitizenId(cid).age_on(as_of))
         if band is None:
             continue
         seq += 1
         used[band] += 1
-        yield S.SubsidyRow(line=seq + 1, seq=seq, citizen_id=cid, name=name, card_number="", item=item.code,
+        yield subsidies.SubsidyRow(line=seq + 1, seq=seq, citizen_id=cid, name=name, card_number="", item=item.code,
                            period=period, amount_fen=band.amount_fen, remark=f"免申即享 {as_of.isoformat()}")
 
 
@@ -273,10 +246,11 @@ def _years_before(day: date, years: int) -> date:
 class _Checker:
     """Checks rows against one region's records, a chunk at a time, and stages the verdicts."""
 
-    def __init__(self, world: World, node: str, region: str, catalogue: S.Catalogue, now: datetime) -> None:
-        self.db = world.region(node)
-        self.others = [(NODE_NAMES[n], world.region(n)) for n in REGION_NODES if n != node]
-        self.hub = world.hub()
+    def __init__(self, world: World, node: str, region: str, catalogue: subsidies.Catalogue, now: datetime) -> None:
+        self.store = UnitOfWork(world.region(node)).get(SubsidiesRepository)
+        self.others = [(NODE_NAMES[n], UnitOfWork(world.region(n)).get(SubsidiesRepository))
+                       for n in REGION_NODES if n != node]
+        self.hub = UnitOfWork(world.hub()).get(SubsidiesRepository)
         self.region = region
         self.catalogue = catalogue
         self.now = now
@@ -287,26 +261,20 @@ class _Checker:
         self.belongs = 0  # rows whose person is registered here and lives in the region
         self.elsewhere: tuple[int, str] | None = None  # the first row of a person of another region
 
-    def stage(self, rows: Iterator[S.SubsidyRow], progress: Progress | None, *, total: int | None = None) -> None:
+    def stage(self, rows: Iterator[subsidies.SubsidyRow], progress: Progress | None, *, total: int | None = None) -> None:
         """Check every row and put it with its verdict in the temporary table.
 
         One read transaction: every chunk is checked against the same snapshot of the
         region, and it writes only to this connection's temporary database, so it takes
         no write lock on the region's.
         """
-        insert = f"INSERT INTO {_STAGE} ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
-        self.db.execute("BEGIN")
-        try:
+        with self.store.snapshot():
             for chunk in _chunks(rows, CHUNK_ROWS):
-                self.db.conn.executemany(insert, [_stage_row(row, verdict) for row, verdict in self.check(chunk)])
+                self.store.stage([_stage_row(row, verdict) for row, verdict in self.check(chunk)])
                 if progress is not None and total is not None:
                     progress("checking", self.rows, total)
-            self.db.execute("COMMIT")
-        finally:
-            if self.db.conn.in_transaction:
-                self.db.execute("ROLLBACK")
 
-    def check(self, chunk: list[S.SubsidyRow]) -> list[Checked]:
+    def check(self, chunk: list[subsidies.SubsidyRow]) -> list[Checked]:
         """Each row of the chunk with its verdict; the batch's counters move."""
         people = [row.person_key for row in chunk]
         found = {row.item: self.catalogue.find(row.item) for row in chunk}
@@ -314,7 +282,7 @@ class _Checker:
         persons: dict[str, tuple[str, str]] = {}
         accounts: dict[str, tuple[str, str]] = {}
         cards: dict[str, tuple[Any, ...]] = {}
-        for cid, name, lives_in, account_card, account_status, *card in _query(self.db, _PERSONS_SQL, keys):
+        for cid, name, lives_in, account_card, account_status, *card in self.store.persons_with_cards(keys):
             persons[cid] = (name, lives_in)
             if account_card is not None:
                 accounts[cid] = (account_card, account_status)
@@ -333,19 +301,19 @@ class _Checker:
             key = f"{cid}|{item.code if item else row.item}|{row.period.strip()}"
             first = first_line.setdefault(key, row.line)
             person = persons.get(cid)
-            facts = S.Facts(
+            facts = subsidies.Facts(
                 today=self.today, batch_region=self.region, item=item, registered=person is not None,
                 person_region=person[1] if person else None, registered_in=elsewhere.get(cid),
                 registry_name=person[0] if person else None,
                 named_card=named.get(_card_key(row.card_number)) if row.card_number else None,
                 current_card=current.get(cid), first_line=first if first != row.line else None, paid_in=paid.get(key),
             )
-            verdict = S.check_row(row, facts)
+            verdict = subsidies.check_row(row, facts)
             self._count(row, verdict, facts)
             checked.append((row, verdict))
         return checked
 
-    def _fact(self, card: tuple[Any, ...], accounts: dict[str, tuple[str, str]]) -> S.CardFact:
+    def _fact(self, card: tuple[Any, ...], accounts: dict[str, tuple[str, str]]) -> subsidies.CardFact:
         """The card as the rules see it: its effective status and the status of the open account it reaches."""
         number, holder, status = card[0], card[1], card[2]
         held = accounts.get(holder)
@@ -355,9 +323,9 @@ class _Checker:
             state = CardState(number, status, card[3], _time(card[4]))
             lapsed = state.lapsed(self.now)
             status = state.effective(self.now).status.value
-        return S.CardFact(number, holder, status, account, lapsed)
+        return subsidies.CardFact(number, holder, status, account, lapsed)
 
-    def _count(self, row: S.SubsidyRow, verdict: S.Verdict, facts: S.Facts) -> None:
+    def _count(self, row: subsidies.SubsidyRow, verdict: subsidies.Verdict, facts: subsidies.Facts) -> None:
         self.rows += 1
         self.total_fen += row.amount_fen
         if verdict.valid:
@@ -377,15 +345,14 @@ class _Checker:
         """A file none of whose persons belongs to the region, though some are known elsewhere, is not its file."""
         if self.belongs == 0 and self.elsewhere is not None:
             line, where = self.elsewhere
-            raise S.FileRejected("other_region", f"no row of the file is of a person of region {self.region} "
+            raise subsidies.FileRejected("other_region", f"no row of the file is of a person of region {self.region} "
                                  f"(this one is {where}): a file of another region?", file=file, line=line,
                                  column=column)
 
     def _registered_elsewhere(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for name, other in self.others:
-            for (cid,) in _query(other, "SELECT citizen_id FROM persons WHERE citizen_id IN {}",
-                                 [k for k in keys if k not in found]):
+            for cid in other.registered([k for k in keys if k not in found]):
                 found[cid] = name
         return found
 
@@ -394,18 +361,16 @@ class _Checker:
         indexed by citizen ID; this region's cards table is not, but for its valid cards)."""
         if not cids:
             return
-        numbers = [n for (n,) in _query(self.hub, "SELECT card_number FROM card_directory WHERE citizen_id IN {}",
-                                        cids)]
+        numbers = self.hub.directory_cards_of(cids)
         for row in self._cards_by_number(numbers).values():
             best = cards.get(row[1])
             if best is None or (row[5], row[0]) > (best[5], best[0]):
                 cards[row[1]] = row
 
     def _cards_by_number(self, numbers: list[str]) -> dict[str, tuple[Any, ...]]:
-        return {row[0]: row for row in _query(self.db, f"SELECT {_CARD_COLUMNS} FROM cards WHERE card_number IN {{}}",
-                                              numbers)}
+        return {row[0]: row for row in self.store.cards_by_number(numbers)}
 
-    def _paid(self, chunk: list[S.SubsidyRow], people: list[str], found: dict[str, S.Item | None]) -> dict[str, str]:
+    def _paid(self, chunk: list[subsidies.SubsidyRow], people: list[str], found: dict[str, subsidies.Item | None]) -> dict[str, str]:
         """key → the batch that paid it, for the chunk's person, item and period keys (one query per item and period)."""
         groups: dict[tuple[str, str], set[str]] = {}
         for row, cid in zip(chunk, people):
@@ -414,9 +379,7 @@ class _Checker:
                 groups.setdefault((item.code, row.period.strip()), set()).add(cid)
         paid: dict[str, str] = {}
         for (item_code, period), cids in groups.items():
-            for cid, batch_id in _query(
-                    self.db, "SELECT citizen_id, batch_id FROM subsidy_rows WHERE status = 'paid' AND item = ? "
-                             "AND period = ? AND citizen_id IN {}", sorted(cids), item_code, period):
+            for cid, batch_id in self.store.paid_in(item_code, period, sorted(cids)):
                 paid[f"{cid}|{item_code}|{period}"] = batch_id
         return paid
 
@@ -429,15 +392,8 @@ def _card_key(text: str) -> str:
     return "".join((text or "").split()).upper()
 
 
-def _query(db: sqlite_utils.Database, sql: str, values: list[str], *params: Any) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with ``IN {}`` bound to ``values`` (any number of them, as one JSON parameter)."""
-    if not values:
-        return []
-    return db.execute(sql.format("(SELECT value FROM json_each(?))"), [*params, json.dumps(values)]).fetchall()
-
-
-def _chunks(rows: Iterable[S.SubsidyRow], size: int) -> Iterator[list[S.SubsidyRow]]:
-    chunk: list[S.SubsidyRow] = []
+def _chunks(rows: Iterable[subsidies.SubsidyRow], size: int) -> Iterator[list[subsidies.SubsidyRow]]:
+    chunk: list[subsidies.SubsidyRow] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == size:
@@ -447,7 +403,7 @@ def _chunks(rows: Iterable[S.SubsidyRow], size: int) -> Iterator[list[S.SubsidyR
         yield chunk
 
 
-def _stage_row(row: S.SubsidyRow, verdict: S.Verdict) -> tuple[Any, ...]:
+def _stage_row(row: subsidies.SubsidyRow, verdict: subsidies.Verdict) -> tuple[Any, ...]:
     return (
         row.seq, row.line, verdict.citizen_id or row.citizen_id or None, row.name or None,
         _card_key(row.card_number) or None, verdict.item or row.item or None, verdict.period or row.period or None,
@@ -460,41 +416,23 @@ def _stage_row(row: S.SubsidyRow, verdict: S.Verdict) -> tuple[Any, ...]:
 
 
 @contextmanager
-def _staged(db: sqlite_utils.Database) -> Iterator[None]:
+def _staged(uow: UnitOfWork) -> Iterator[None]:
     """A temporary table of this connection for the verdicts, dropped after; larger page caches meanwhile."""
-    if db.conn.in_transaction:
+    if uow.db.conn.in_transaction:
         raise SbcardError("store.nested_transaction", "a subsidy import runs its own transactions")
-    (cache,) = db.execute("PRAGMA cache_size").fetchone()
-    (temp_cache,) = db.execute("PRAGMA temp.cache_size").fetchone()
-    db.execute(f"PRAGMA cache_size = -{CHECK_CACHE_KIB}")
-    db.execute(f"PRAGMA temp.cache_size = -{STAGE_CACHE_KIB}")
-    db.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-    db.execute(f"""CREATE TABLE {_STAGE} (
-        seq INTEGER PRIMARY KEY, line INTEGER NOT NULL, citizen_id TEXT, name TEXT, card_number TEXT, item TEXT,
-        period TEXT, amount_fen INTEGER NOT NULL, remark TEXT, status TEXT NOT NULL, reason_code TEXT, reason TEXT,
-        note TEXT)""")
-    try:
+    with uow.get(SubsidiesRepository).staging(cache_kib=CHECK_CACHE_KIB, stage_cache_kib=STAGE_CACHE_KIB):
         yield
-    finally:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        db.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-        db.execute(f"PRAGMA cache_size = {int(cache)}")
-        db.execute(f"PRAGMA temp.cache_size = {int(temp_cache)}")
 
 
-def _store(db: sqlite_utils.Database, checker: _Checker, *, now: datetime, maker: str, region: str, source: str,
+def _store(uow: UnitOfWork, checker: _Checker, *, now: datetime, maker: str, region: str, source: str,
            file: BatchFile | None, details: dict[str, Any]) -> str:
     """The batch and its rows in one transaction; returns the batch's id."""
     at = timestamp(now)
-    with UnitOfWork(db) as uow:
+    with uow:
         if file is not None:
-            _refuse_seen_file(uow.db, file.sha256, file.name)
-        batch_id = _next_batch_id(uow.db, region, now)
-        uow.db.execute("PRAGMA defer_foreign_keys = ON")  # the rows go in before their batch
-        uow.db.execute(f"INSERT INTO subsidy_rows (batch_id, {', '.join(_ROW_COLUMNS)}) "
-                       f"SELECT ?, {', '.join(_ROW_COLUMNS)} FROM {_STAGE} ORDER BY seq", [batch_id])
-        uow.db["subsidy_batches"].insert({
+            _refuse_seen_file(uow, file.sha256, file.name)
+        batch_id = _next_batch_id(uow, region, now)
+        uow.get(SubsidiesRepository).store_staged({
             "id": batch_id, "region": region, "source": source,
             "file_name": file.name if file else None, "file_sha256": file.sha256 if file else None,
             "declared_count": file.declared.count if file else checker.rows,
@@ -506,14 +444,14 @@ def _store(db: sqlite_utils.Database, checker: _Checker, *, now: datetime, maker
                      subject=batch_id, details={**details, "region": region, "rows": checker.rows,
                                                 "valid": checker.valid, "invalid": checker.rows - checker.valid,
                                                 "total_fen": checker.total_fen, "valid_fen": checker.valid_fen})
-        uow.commit()
+        uow.finish()
     return batch_id
 
 
-def _next_batch_id(db: sqlite_utils.Database, region: str, now: datetime) -> str:
+def _next_batch_id(uow: UnitOfWork, region: str, now: datetime) -> str:
     """``<NODE>-S-<yyyymmdd>-<nnnn>``: the region's batches of the day, numbered from 1."""
     day = now.strftime("%Y%m%d")
-    number = next_value(db, f"subsidy_batch_{day}")
+    number = next_value(uow.db, f"subsidy_batch_{day}")
     return f"{node_of(region).upper()}-S-{day}-{number:04d}"
 
 
@@ -537,43 +475,36 @@ def _result(batch_id: str, node: str, region: str, checker: _Checker, *, source:
 # ----------------------------------------------------------------------------- what a batch holds
 
 
-def locate(world: World, batch_id: str) -> tuple[str, sqlite_utils.Database, dict[str, Any]]:
-    """(node, region database, batch row): by the id's node prefix (``TJ-S-…``)."""
+def locate(world: World, batch_id: str) -> tuple[str, UnitOfWork, dict[str, Any]]:
+    """(node, a unit of work on its region, batch row): by the id's node prefix (``TJ-S-…``)."""
     text = (batch_id or "").strip().upper()
     if not text:
         raise InvalidInput("subsidy.batch", "no batch id given", FIELD)
     node = text[:2].lower()
     if node in REGION_NODES:
-        db = world.region(node)
-        rows = list(db.query("SELECT * FROM subsidy_batches WHERE id = ?", [text]))
-        if rows:
-            return node, db, rows[0]
+        uow = UnitOfWork(world.region(node))
+        row = uow.get(SubsidiesRepository).batch(text)
+        if row is not None:
+            return node, uow, row
     raise NotFound("subsidy.unknown_batch", f"no subsidy batch {text} in Beijing, Tianjin or Hebei "
                    "(see `sbcard subsidy batches`)", FIELD)
 
 
 def show(world: World, batch: str) -> dict[str, Any]:
     """The batch: where it came from, who made and checked it, its totals, its rows by status, reason and item."""
-    node, db, row = locate(world, batch)
+    node, uow, row = locate(world, batch)
     batch_id = row["id"]
-    statuses = {status: {"rows": int(n), "amount_fen": int(fen)} for status, n, fen in db.execute(
-        "SELECT status, count(*), coalesce(sum(amount_fen), 0) FROM subsidy_rows WHERE batch_id = ? "
-        "GROUP BY status ORDER BY status", [batch_id])}
+    store = uow.get(SubsidiesRepository)
+    statuses = {status: {"rows": n, "amount_fen": fen} for status, n, fen in store.status_totals(batch_id)}
     reasons = [
-        {"reason_code": code, "words": S.describe(code), "status": status, "rows": int(n), "amount_fen": int(fen)}
-        for status, code, n, fen in db.execute(
-            "SELECT status, reason_code, count(*), coalesce(sum(amount_fen), 0) FROM subsidy_rows "
-            "WHERE batch_id = ? AND status IN ('invalid', 'failed') GROUP BY status, reason_code "
-            "ORDER BY count(*) DESC, status, reason_code", [batch_id])
+        {"reason_code": code, "words": subsidies.describe(code), "status": status, "rows": n, "amount_fen": fen}
+        for status, code, n, fen in store.reason_totals(batch_id)
     ]
     by_item = [
-        {"item": item, "period": period, "rows": int(n), "amount_fen": int(fen)}
-        for item, period, n, fen in db.execute(
-            "SELECT item, period, count(*), coalesce(sum(amount_fen), 0) FROM subsidy_rows WHERE batch_id = ? "
-            "GROUP BY item, period ORDER BY item, period", [batch_id])
+        {"item": item, "period": period, "rows": n, "amount_fen": fen}
+        for item, period, n, fen in store.item_totals(batch_id)
     ]
-    (noted,) = db.execute("SELECT count(*) FROM subsidy_rows WHERE batch_id = ? AND note IS NOT NULL",
-                          [batch_id]).fetchone()
+    noted = store.noted(batch_id)
     return {
         "batch_id": batch_id, "region": row["region"], "node": node, "source": row["source"],
         "file_name": row["file_name"], "file_sha256": row["file_sha256"], "status": row["status"],
@@ -585,7 +516,7 @@ def show(world: World, batch: str) -> dict[str, Any]:
         row["valid_total_fen"],
         "paid_count": row["paid_count"], "paid_fen": row["paid_fen"],
         "failed_count": row["failed_count"], "failed_fen": row["failed_fen"],
-        "statuses": statuses, "reasons": reasons, "items": by_item, "noted": int(noted),
+        "statuses": statuses, "reasons": reasons, "items": by_item, "noted": noted,
     }
 
 
@@ -595,7 +526,7 @@ def batches(world: World, *, region: str | None = None, status: str | None = Non
     nodes = [node_of(area)] if area else list(REGION_NODES)
     found = []
     for node in nodes:
-        for row in world.region(node).query("SELECT * FROM subsidy_batches ORDER BY created_at, id"):
+        for row in UnitOfWork(world.region(node)).get(SubsidiesRepository).all_batches():
             if area and not is_within(row["region"], area):
                 continue
             if status and row["status"] != status:
@@ -622,7 +553,7 @@ def failures(world: World, batch: str, out_path: Path, *, operator: str | None =
     (or give ``--count``/``--total``) and import it. It is written whole or not at all.
     Writing personal data out is recorded in the batch's region's audit log.
     """
-    node, db, row = locate(world, batch)
+    node, uow, row = locate(world, batch)
     out_path = Path(out_path)
     partial = out_path.with_name(f".{out_path.name}.partial")
     written = amount = 0
@@ -630,10 +561,8 @@ def failures(world: World, batch: str, out_path: Path, *, operator: str | None =
         with partial.open("w", encoding="utf-8-sig", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(FAILURE_COLUMNS)
-            for seq, cid, name, card, item, period, fen, remark, code, reason in db.execute(
-                    "SELECT seq, citizen_id, name, card_number, item, period, amount_fen, remark, reason_code, "
-                    "reason FROM subsidy_rows WHERE batch_id = ? AND status IN ('invalid', 'failed') ORDER BY seq",
-                    [row["id"]]):
+            for seq, cid, name, card, item, period, fen, remark, code, reason in uow.get(
+                    SubsidiesRepository).unpaid_rows(row["id"]):
                 writer.writerow(safe_row([seq, cid or "", name or "", card or "", item or "", period or "",
                                           Numeric(fen_to_yuan_str(fen)) if fen is not None else "", remark or "",
                                           code, reason]))
@@ -644,9 +573,9 @@ def failures(world: World, batch: str, out_path: Path, *, operator: str | None =
         partial.unlink(missing_ok=True)
         raise
     if now is not None:
-        with UnitOfWork(db) as uow:
+        with uow:
             audit.record(uow.db, at=now, operator=(operator or "system").strip(), action="subsidy.failures",
                          subject=row["id"], details={"out": str(out_path), "rows": written})
-            uow.commit()
+            uow.finish()
     return {"batch_id": row["id"], "node": node, "out": str(out_path), "rows": written, "amount_fen": amount}
 

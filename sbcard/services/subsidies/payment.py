@@ -52,14 +52,13 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
-from sbcard.domain import subsidies as S
+from sbcard.domain import subsidies
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.lifecycle import CardState
 from sbcard.domain.limits import MAX_ACCOUNT_BALANCE_FEN
@@ -70,6 +69,7 @@ from sbcard.services.accounts import ledger
 from sbcard.services.subsidies import batch_import as subsidy_import
 from sbcard.services.outlets.operators import require_operator
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.subsidies import AccountFacts, CardFacts, PayableRow, SubsidiesRepository
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import World
 
@@ -125,17 +125,17 @@ class LeaseLost(SbcardError):
 # ----------------------------------------------------------------------------- finding a batch
 
 
-def locate(world: World, batch_id: str) -> tuple[sqlite_utils.Database, str]:
-    """(region database, batch id as stored) of the batch, found as ``subsidy show`` finds it."""
-    _, db, row = subsidy_import.locate(world, batch_id)
-    return db, row["id"]
+def locate(world: World, batch_id: str) -> tuple[UnitOfWork, str]:
+    """(a unit of work on the batch's region, batch id as stored), the batch found as ``subsidy show`` finds it."""
+    _, uow, row = subsidy_import.locate(world, batch_id)
+    return uow, row["id"]
 
 
-def _batch(db: sqlite_utils.Database, batch_id: str) -> dict[str, Any]:
-    rows = list(db.query("SELECT * FROM subsidy_batches WHERE id = ?", [batch_id]))
-    if not rows:
+def _batch(uow: UnitOfWork, batch_id: str) -> dict[str, Any]:
+    row = uow.get(SubsidiesRepository).batch(batch_id)
+    if row is None:
         raise NotFound("subsidy.unknown_batch", f"no subsidy batch {batch_id}", FIELD)
-    return rows[0]
+    return row
 
 
 # ----------------------------------------------------------------------------- maker–checker
@@ -143,20 +143,19 @@ def _batch(db: sqlite_utils.Database, batch_id: str) -> dict[str, Any]:
 
 def approve(world: World, batch: str, *, operator: str, now: datetime) -> dict[str, Any]:
     """The checker approves an imported batch for payment; returns the batch's header."""
-    db, batch_id = locate(world, batch)
-    with UnitOfWork(db) as uow:
-        row = _batch(uow.db, batch_id)
-        checker = _checker(uow.db, operator, row, "approve")
+    uow, batch_id = locate(world, batch)
+    with uow:
+        row = _batch(uow, batch_id)
+        checker = _checker(uow, operator, row, "approve")
         _require_imported(row, "approved")
-        _check_header(uow.db, row)
+        _check_header(uow, row)
         at = timestamp(now)
-        uow.db.execute("UPDATE subsidy_batches SET status = 'approved', checker = ?, approved_at = ? WHERE id = ?",
-                       [checker, at, row["id"]])
+        uow.get(SubsidiesRepository).approve(row["id"], checker=checker, at=at)
         audit.record(uow.db, at=now, operator=checker, action="subsidy.approve", subject=row["id"],
                      details={"maker": row["maker"], "rows": row["rows"], "valid": row["valid"],
                               "valid_total_fen": row["valid_total_fen"]})
-        result = _header(_batch(uow.db, row["id"]))
-        uow.commit()
+        result = _header(_batch(uow, row["id"]))
+        uow.finish()
     return result
 
 
@@ -165,22 +164,21 @@ def reject(world: World, batch: str, *, operator: str, reason: str, now: datetim
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("subsidy.reason", "a rejection needs a reason the maker can act on", "--reason")
-    db, batch_id = locate(world, batch)
-    with UnitOfWork(db) as uow:
-        row = _batch(uow.db, batch_id)
-        checker = _checker(uow.db, operator, row, "reject")
+    uow, batch_id = locate(world, batch)
+    with uow:
+        row = _batch(uow, batch_id)
+        checker = _checker(uow, operator, row, "reject")
         _require_imported(row, "rejected")
-        uow.db.execute("UPDATE subsidy_batches SET status = 'rejected', checker = ?, approved_at = ?, "
-                       "reject_reason = ? WHERE id = ?", [checker, timestamp(now), reason, row["id"]])
+        uow.get(SubsidiesRepository).reject(row["id"], checker=checker, at=timestamp(now), reason=reason)
         audit.record(uow.db, at=now, operator=checker, action="subsidy.reject", subject=row["id"], reason=reason,
                      details={"maker": row["maker"], "rows": row["rows"]})
-        result = _header(_batch(uow.db, row["id"]))
-        uow.commit()
+        result = _header(_batch(uow, row["id"]))
+        uow.finish()
     return result
 
 
-def _checker(db: sqlite_utils.Database, operator: str, batch: dict[str, Any], verb: str) -> str:
-    staff = require_operator(db, operator, roles=set(CHECKER_ROLES))
+def _checker(uow: UnitOfWork, operator: str, batch: dict[str, Any], verb: str) -> str:
+    staff = require_operator(uow.db, operator, roles=set(CHECKER_ROLES))
     if staff["code"] == batch["maker"]:
         raise RuleRefused("subsidy.maker_checker",
                           f"operator {staff['code']} imported batch {batch['id']} and cannot also {verb} it: "
@@ -202,9 +200,9 @@ def _require_imported(batch: dict[str, Any], becoming: str) -> None:
                       FIELD)
 
 
-def _check_header(db: sqlite_utils.Database, batch: dict[str, Any]) -> None:
+def _check_header(uow: UnitOfWork, batch: dict[str, Any]) -> None:
     """The header agrees with the rows (counts, valid total, declared total) before anyone pays on it."""
-    counts = _row_totals(db, batch["id"])
+    counts = uow.get(SubsidiesRepository).row_totals(batch["id"])
     rows = sum(n for n, _ in counts.values())
     total = sum(fen for _, fen in counts.values())
     valid, valid_fen = counts.get("valid", (0, 0))
@@ -243,53 +241,59 @@ def pay(
     ``runner`` (host, pid): who the lease and the audit log say runs the pay — by default
     this machine and process; the simulator gives a fixed one, so that a seeded world
     records the same every time.
+
+    Each chunk is a whole unit of work of its own (``with uow:`` … ``finish()``), never a
+    step of a caller's: pay is refused inside an open transaction (store.nested_transaction),
+    and between chunks it holds no transaction, so the region's other writers get in.
     """
     if not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
         raise InvalidInput("subsidy.chunk", f"a chunk is 1 to {MAX_CHUNK:,} rows, got {chunk!r}", "--chunk")
-    db, batch_id = locate(world, batch)
+    uow, batch_id = locate(world, batch)
+    store = uow.get(SubsidiesRepository)
     payer = PAYER
     if operator:
-        payer = require_operator(db, operator, roles=set(CHECKER_ROLES))["code"]
+        payer = require_operator(uow.db, operator, roles=set(CHECKER_ROLES))["code"]
     at = timestamp(now)
 
     # First without the write lock (a running pay holds it most of the time): a paid
     # batch, or one another live pay holds, is answered at once.
-    if _payable(db, batch_id, take_over) is None:
-        return _already(db, batch_id)
+    if _payable(uow, batch_id, take_over) is None:
+        return _already(uow, batch_id)
     # Then look again, take the lease (and move approved → paying) in one write transaction.
-    with _transaction(db):
-        row = _payable(db, batch_id, take_over)
+    with uow:
+        row = _payable(uow, batch_id, take_over)
         if row is None:
-            return _already(db, batch_id)
-        funds = _funds(db, batch_id, now)
-        lease, took_over = _take_lease(db, batch_id, at, take_over, runner)
+            result = _already(uow, batch_id)
+            uow.finish()
+            return result
+        funds = _funds(uow, batch_id, now)
+        lease, took_over = _take_lease(uow, batch_id, at, take_over, runner)
         resumed = row["status"] == "paying"
         if row["status"] == "approved":
-            invalid_count, invalid_fen = _row_totals(db, batch_id).get("invalid", (0, 0))
-            db.execute("UPDATE subsidy_batches SET status = 'paying', failed_count = ?, failed_fen = ? WHERE id = ?",
-                       [invalid_count, invalid_fen, batch_id])
-        audit.record(db, at=now, operator=payer, action="subsidy.pay_started" if not resumed else "subsidy.pay_resumed",
+            invalid_count, invalid_fen = store.row_totals(batch_id).get("invalid", (0, 0))
+            store.start_paying(batch_id, failed_count=invalid_count, failed_fen=invalid_fen)
+        audit.record(uow.db, at=now, operator=payer,
+                     action="subsidy.pay_started" if not resumed else "subsidy.pay_resumed",
                      subject=batch_id, details={"took_over": took_over, "pid": lease["pid"], "host": lease["host"]})
-        to_settle = _row_totals(db, batch_id).get("valid", (0, 0))[0]
+        to_settle = store.row_totals(batch_id).get("valid", (0, 0))[0]
+        uow.finish()
     run = _run_totals()
     try:
         _fire(fault, "lease_taken", 0)
         cursor, chunk_no = _LOWEST_SEQ, 0
         while True:
             chunk_no += 1
-            with _transaction(db):
-                _hold_lease(db, batch_id, lease)
-                rows = db.execute(
-                    "SELECT seq, citizen_id, card_number, item, period, amount_fen, note, rowid FROM subsidy_rows "
-                    "WHERE batch_id = ? AND status = 'valid' AND seq > ? ORDER BY seq LIMIT ?",
-                    [batch_id, cursor, chunk]).fetchall()
+            with uow:
+                _hold_lease(uow, batch_id, lease)
+                rows = store.valid_rows_after(batch_id, cursor, chunk)
                 if rows:
-                    done = _pay_chunk(db, batch_id, rows, funds, payer=payer, at=at, now=now)
+                    done = _pay_chunk(uow, batch_id, rows, funds, payer=payer, at=at, now=now)
                     for key in ("paid", "paid_fen", "failed", "failed_fen"):
                         run[key] += done[key]
                 else:  # the closing transaction: counters checked, batch paid, lease returned
-                    _finish(db, batch_id, payer, now, run)
+                    _finish(uow, batch_id, payer, now, run)
                 _fire(fault, "before_commit", chunk_no)
+                uow.finish()
             _fire(fault, "after_commit", chunk_no)
             if not rows:
                 break
@@ -298,15 +302,15 @@ def pay(
                 progress(run["paid"] + run["failed"], to_settle)
             time.sleep(PAUSE_BETWEEN_CHUNKS)
     except BaseException:
-        _release_quietly(db, batch_id, lease)
+        _release_quietly(uow, batch_id, lease)
         raise
-    return {**summary(db, batch_id), "already": False, "resumed": resumed, "took_over": took_over,
+    return {**summary(uow, batch_id), "already": False, "resumed": resumed, "took_over": took_over,
             "this_run": run}
 
 
-def _payable(db: sqlite_utils.Database, batch_id: str, take_over: bool) -> dict[str, Any] | None:
+def _payable(uow: UnitOfWork, batch_id: str, take_over: bool) -> dict[str, Any] | None:
     """The batch if this run may pay it, None if it is paid already; refuses an unapproved, rejected or held one."""
-    row = _batch(db, batch_id)
+    row = _batch(uow, batch_id)
     if row["status"] == "paid":
         return None
     if row["status"] == "imported":
@@ -316,16 +320,16 @@ def _payable(db: sqlite_utils.Database, batch_id: str, take_over: bool) -> dict[
     if row["status"] == "rejected":
         raise RuleRefused("subsidy.rejected", f"batch {batch_id} was rejected by {row['checker']} at "
                                               f"{row['approved_at']} ({row['reject_reason']}): it is never paid", FIELD)
-    held = list(db.query("SELECT * FROM subsidy_pay_leases WHERE batch_id = ?", [batch_id]))
-    if held and not take_over:
-        alive = _holder_alive(held[0], {"host": socket.gethostname(), "pid": os.getpid()})
+    held = uow.get(SubsidiesRepository).lease(batch_id)
+    if held is not None and not take_over:
+        alive = _holder_alive(held, {"host": socket.gethostname(), "pid": os.getpid()})
         if alive is not False:
-            raise PayInProgress(batch_id, held[0], alive)
+            raise PayInProgress(batch_id, held, alive)
     return row
 
 
-def _already(db: sqlite_utils.Database, batch_id: str) -> dict[str, Any]:
-    return {**summary(db, batch_id), "already": True, "resumed": False, "took_over": None, "this_run": _run_totals()}
+def _already(uow: UnitOfWork, batch_id: str) -> dict[str, Any]:
+    return {**summary(uow, batch_id), "already": True, "resumed": False, "took_over": None, "this_run": _run_totals()}
 
 
 def _run_totals() -> dict[str, int]:
@@ -337,37 +341,18 @@ def _fire(fault: Fault | None, point: str, chunk_no: int) -> None:
         fault(point, chunk_no)
 
 
-@contextmanager
-def _transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    """One chunk's transaction: BEGIN IMMEDIATE … COMMIT, rolled back by any exception (Ctrl-C included).
-
-    Not a ``UnitOfWork``: its ``commit()`` takes the write lock again at once, which a
-    long payment must not do between chunks (other writers of the region get in there).
-    """
-    if db.conn.in_transaction:
-        raise SbcardError("store.nested_transaction", "pay runs its own transactions; call it outside any other")
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
-
-
-def _funds(db: sqlite_utils.Database, batch_id: str, now: datetime) -> dict[str, str]:
+def _funds(uow: UnitOfWork, batch_id: str, now: datetime) -> dict[str, str]:
     """item code → its fund account, for every item the batch still has to pay; each fund open and active."""
-    items = [r[0] for r in db.execute(
-        "SELECT DISTINCT item FROM subsidy_rows WHERE batch_id = ? AND status = 'valid'", [batch_id])]
-    catalogue = {r["code"]: r for r in db.query("SELECT code, fund_account FROM subsidy_items")}
+    store = uow.get(SubsidiesRepository)
+    items = store.items_to_pay(batch_id)
+    catalogue = store.fund_accounts()
     funds: dict[str, str] = {}
     for item in items:
-        entry = catalogue.get(item)
-        if entry is None:
+        fund_account = catalogue.get(item)
+        if fund_account is None:
             continue  # its rows fail as unknown_item
-        account = ledger.ensure_internal_account(db, entry["fund_account"], "fund", now)
-        status = ledger.get_account(db, account)["status"]
+        account = ledger.ensure_internal_account(uow, fund_account, "fund", now)
+        status = ledger.get_account(uow, account)["status"]
         if status != "active":
             raise RuleRefused("subsidy.fund_" + status, f"the fund account {account} of item {item} is {status}: "
                                                        f"nothing of batch {batch_id} was paid", FIELD)
@@ -378,22 +363,21 @@ def _funds(db: sqlite_utils.Database, batch_id: str, now: datetime) -> dict[str,
 # --- the lease -------------------------------------------------------------------------
 
 
-def _take_lease(db: sqlite_utils.Database, batch_id: str, at: str, take_over: bool,
+def _take_lease(uow: UnitOfWork, batch_id: str, at: str, take_over: bool,
                 runner: tuple[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     host, pid = runner if runner is not None else (socket.gethostname(), os.getpid())
     mine = {"batch_id": batch_id, "token": uuid.uuid4().hex, "host": host, "pid": pid,
             "started_at": at, "chunks": 0}
-    held = list(db.query("SELECT * FROM subsidy_pay_leases WHERE batch_id = ?", [batch_id]))
+    store = uow.get(SubsidiesRepository)
+    holder = store.lease(batch_id)
     took_over = None
-    if held:
-        holder = held[0]
+    if holder is not None:
         alive = _holder_alive(holder, mine)
         if alive is not False and not take_over:
             raise PayInProgress(batch_id, holder, alive)
         took_over = {"pid": holder["pid"], "host": holder["host"], "started_at": holder["started_at"],
                      "chunks": holder["chunks"], "forced": alive is not False}
-        db.execute("DELETE FROM subsidy_pay_leases WHERE batch_id = ?", [batch_id])
-    db["subsidy_pay_leases"].insert(mine)
+    store.replace_lease(mine)
     return mine, took_over
 
 
@@ -421,21 +405,18 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
-def _hold_lease(db: sqlite_utils.Database, batch_id: str, lease: dict[str, Any]) -> None:
+def _hold_lease(uow: UnitOfWork, batch_id: str, lease: dict[str, Any]) -> None:
     """Inside the chunk's transaction: this run still holds the lease (and says it made progress)."""
-    cur = db.execute("UPDATE subsidy_pay_leases SET chunks = chunks + 1 WHERE batch_id = ? AND token = ?",
-                     [batch_id, lease["token"]])
-    if cur.rowcount != 1:
+    if not uow.get(SubsidiesRepository).hold_lease(batch_id, lease["token"]):
         raise LeaseLost(batch_id)
 
 
-def _release_quietly(db: sqlite_utils.Database, batch_id: str, lease: dict[str, Any]) -> None:
+def _release_quietly(uow: UnitOfWork, batch_id: str, lease: dict[str, Any]) -> None:
     """After an interruption: give the lease back if still ours (a kill -9 leaves it: the next pay sees that)."""
     try:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        with _transaction(db):
-            db.execute("DELETE FROM subsidy_pay_leases WHERE batch_id = ? AND token = ?", [batch_id, lease["token"]])
+        with uow:  # the interrupted chunk's unit of work was rolled back when its block was left
+            uow.get(SubsidiesRepository).release_lease(batch_id, lease["token"])
+            uow.finish()
     except Exception:  # noqa: BLE001 - the interruption being reported matters more; the lease is detectably stale
         pass
 
@@ -443,34 +424,38 @@ def _release_quietly(db: sqlite_utils.Database, batch_id: str, lease: dict[str, 
 # --- one chunk -------------------------------------------------------------------------
 
 
-def _pay_chunk(db: sqlite_utils.Database, batch_id: str, rows: list[tuple], funds: dict[str, str], *,
+def _pay_chunk(uow: UnitOfWork, batch_id: str, rows: list[PayableRow], funds: dict[str, str], *,
                payer: str, at: str, now: datetime) -> dict[str, int]:
     """Check each row against the card and account as they are now, post the payable ones, mark every row.
 
-    Four look-ups per chunk, not per row: the persons' cards, their open accounts, what
-    is already paid to them, and whether any of the chunk's transactions is in the ledger.
+    Five look-ups per chunk, not per row: the persons' cards, their open accounts, what
+    is already paid to them, and what the ledger holds of the chunk's transactions and of
+    the accounts' balances (``ledger.batch_facts``); then the payable rows go to the ledger
+    as one batch (``ledger.post_many``, given those facts: it checks every transaction on
+    them, one look-up of the accounts' kinds and statuses more, and one insert).
     """
+    store = uow.get(SubsidiesRepository)
     cids = list({r[1] for r in rows})
     txns = [payment_txn_id(batch_id, r[0]) for r in rows]
-    cards = _cards_of(db, cids)
-    accounts = _open_accounts_of(db, cids)
-    paid_before = _paid_keys(db, cids)
-    posted = _posted(db, txns)
-    balances = _balances(db, [a[0] for a in accounts.values()])
+    cards = store.cards_of(cids)
+    accounts = store.open_accounts_of(cids)
+    paid_before = store.paid_keys(cids)
+    facts = ledger.batch_facts(uow, txns, [a[0] for a in accounts.values()])
+    posted, balances = facts.posted, dict(facts.balances)
 
-    entries: list[tuple] = []
-    paid_rows: list[tuple] = []
-    failed_rows: list[tuple] = []
+    postings: list[ledger.Posting] = []
+    paid_rows: list[tuple[str, str, str, str | None, int]] = []
+    failed_rows: list[tuple[str, str, int]] = []
     paid = paid_fen = failed = failed_fen = 0
     for (seq, cid, named, item, period, amount, note, rowid), txn in zip(rows, txns):
         key = (cid, item, period)
         fund = funds.get(item)
         if key in paid_before:
             other_batch, other_seq = paid_before[key]
-            target, reason = None, (S.Reason.ALREADY_PAID, f"{item} {period} was already paid to this person in "
-                                                           f"batch {other_batch} (row {other_seq})")
+            target, reason = None, (subsidies.Reason.ALREADY_PAID, f"{item} {period} was already paid to this "
+                                                                   f"person in batch {other_batch} (row {other_seq})")
         elif fund is None:
-            target, reason = None, (S.Reason.UNKNOWN_ITEM, f"{item!r} is no longer in the subsidy catalogue")
+            target, reason = None, (subsidies.Reason.UNKNOWN_ITEM, f"{item!r} is no longer in the subsidy catalogue")
         else:
             target, reason = _target(cid, named, cards.get(cid), accounts.get(cid), now)
         if target is None:
@@ -480,7 +465,7 @@ def _pay_chunk(db: sqlite_utils.Database, batch_id: str, rows: list[tuple], fund
             continue
         account_no, card_no, pay_note = target
         if txn not in posted and balances.get(account_no, 0) + amount > MAX_ACCOUNT_BALANCE_FEN:
-            failed_rows.append((S.Reason.ACCOUNT_MAX_BALANCE.value,
+            failed_rows.append((subsidies.Reason.ACCOUNT_MAX_BALANCE.value,
                                 f"at pay time: the account holds {format_fen(balances.get(account_no, 0))}; "
                                 f"{format_fen(amount)} more would pass a financial account's maximum of "
                                 f"{format_fen(MAX_ACCOUNT_BALANCE_FEN)}", rowid))
@@ -495,87 +480,30 @@ def _pay_chunk(db: sqlite_utils.Database, batch_id: str, rows: list[tuple], fund
                                   "paying on")
         else:
             balances[account_no] = balances.get(account_no, 0) + amount
-            memo = f"{item} {period}"
-            entries.append((txn, fund, -amount, KIND_PAY, at, payer, memo))
-            entries.append((txn, account_no, amount, KIND_PAY, at, payer, memo))
+            postings.append(ledger.Posting(txn, [(fund, -amount), (account_no, amount)], f"{item} {period}"))
         paid_rows.append((card_no, txn, at, pay_note or note, rowid))
         paid_before[key] = (batch_id, seq)
         paid += 1
         paid_fen += amount
 
-    if entries:
-        db.conn.executemany(
-            "INSERT INTO ledger_entries (txn_id, account_no, amount_fen, kind, at, operator, memo) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
+    ledger.post_many(uow, postings, kind=KIND_PAY, operator=payer, now=now, facts=facts)
     marked = 0
     if paid_rows:
-        marked += db.conn.executemany(
-            "UPDATE subsidy_rows SET status = 'paid', paid_card = ?, txn_id = ?, paid_at = ?, note = ? "
-            "WHERE rowid = ? AND status = 'valid'", paid_rows).rowcount
+        marked += store.mark_rows_paid(paid_rows)
     if failed_rows:
-        marked += db.conn.executemany(
-            "UPDATE subsidy_rows SET status = 'failed', reason_code = ?, reason = ? "
-            "WHERE rowid = ? AND status = 'valid'", failed_rows).rowcount
+        marked += store.mark_rows_failed(failed_rows)
     if marked != len(rows):
         raise SbcardError("subsidy.rows_changed", f"batch {batch_id}: {len(rows)} rows were read but {marked} marked; "
                                                   "nothing of this chunk was paid")
-    db.execute("UPDATE subsidy_batches SET paid_count = paid_count + ?, paid_fen = paid_fen + ?, "
-               "failed_count = failed_count + ?, failed_fen = failed_fen + ? WHERE id = ?",
-               [paid, paid_fen, failed, failed_fen, batch_id])
+    store.add_to_counters(batch_id, paid=paid, paid_fen=paid_fen, failed=failed, failed_fen=failed_fen)
     return {"paid": paid, "paid_fen": paid_fen, "failed": failed, "failed_fen": failed_fen}
-
-
-def _in(values: list[str]) -> str:
-    return ",".join("?" * len(values))
-
-
-_Card = tuple[str, str, str | None, str | None, str]  # card_number, status, loss_kind, loss_expires_at, created_at
-_Account = tuple[str, str | None, str]  # account_no, card_number, status
-
-
-def _cards_of(db: sqlite_utils.Database, cids: list[str]) -> dict[str, list[_Card]]:
-    found: dict[str, list[_Card]] = {}
-    for cid, *card in db.execute(
-            f"SELECT citizen_id, card_number, status, loss_kind, loss_expires_at, created_at FROM cards "
-            f"WHERE citizen_id IN ({_in(cids)})", cids):
-        found.setdefault(cid, []).append(tuple(card))  # type: ignore[arg-type]
-    return found
-
-
-def _open_accounts_of(db: sqlite_utils.Database, cids: list[str]) -> dict[str, _Account]:
-    return {r[0]: r[1:] for r in db.execute(
-        f"SELECT citizen_id, account_no, card_number, status FROM accounts "
-        f"WHERE kind = 'holder' AND status != 'closed' AND citizen_id IN ({_in(cids)})", cids)}
-
-
-def _paid_keys(db: sqlite_utils.Database, cids: list[str]) -> dict[tuple[str, str, str], tuple[str, int]]:
-    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in db.execute(
-        f"SELECT citizen_id, item, period, batch_id, seq FROM subsidy_rows "
-        f"WHERE status = 'paid' AND citizen_id IN ({_in(cids)})", cids)}
-
-
-def _balances(db: sqlite_utils.Database, account_nos: list[str]) -> dict[str, int]:
-    """The balance of each of these accounts, in one query (the maximum is checked per row)."""
-    if not account_nos:
-        return {}
-    return {r[0]: int(r[1]) for r in db.execute(
-        f"SELECT account_no, sum(amount_fen) FROM ledger_entries WHERE account_no IN ({_in(account_nos)}) "
-        f"GROUP BY account_no", account_nos)}
-
-
-def _posted(db: sqlite_utils.Database, txn_ids: list[str]) -> dict[str, Counter]:
-    found: dict[str, Counter] = {}
-    for txn, account_no, amount in db.execute(
-            f"SELECT txn_id, account_no, amount_fen FROM ledger_entries WHERE txn_id IN ({_in(txn_ids)})", txn_ids):
-        found.setdefault(txn, Counter())[(account_no, amount)] += 1
-    return found
 
 
 _VALID = ("issued", "active", "lost")  # at most one per person (a unique index)
 
 
-def _target(cid: str, named: str | None, cards: list[_Card] | None, account: _Account | None, now: datetime
-            ) -> tuple[tuple[str, str, str | None] | None, tuple[S.Reason, str] | None]:
+def _target(cid: str, named: str | None, cards: list[CardFacts] | None, account: AccountFacts | None,
+            now: datetime) -> tuple[tuple[str, str, str | None] | None, tuple[subsidies.Reason, str] | None]:
     """((account, card, note) to pay, None) or (None, (reason, words)), by the card and account as they are now.
 
     The person's current card is their valid card, else their latest one (as
@@ -584,7 +512,7 @@ def _target(cid: str, named: str | None, cards: list[_Card] | None, account: _Ac
     reason to fail: the current card is paid and the row says so.
     """
     if cards is None:
-        return None, (S.Reason.NO_CARD, "at pay time: the person holds no social security card of this region")
+        return None, (subsidies.Reason.NO_CARD, "at pay time: the person holds no social security card of this region")
     if len(cards) == 1 and not named and cards[0][1] == "active" and account is not None \
             and account[2] == "active" and account[1] == cards[0][0]:
         return (account[0], cards[0][0], None), None  # the common case, as card_verdict would find it
@@ -592,8 +520,8 @@ def _target(cid: str, named: str | None, cards: list[_Card] | None, account: _Ac
     current = valid[0] if valid else max(cards, key=lambda c: (c[4], c[0]))
     state = CardState(current[0], current[1], current[2], _when(current[3]))
     open_account = account[2] if account is not None and account[1] == current[0] else None
-    fact = S.CardFact(current[0], cid, state.effective(now).status.value, open_account, state.lapsed(now))
-    code, words = S.card_verdict(fact, cid)
+    fact = subsidies.CardFact(current[0], cid, state.effective(now).status.value, open_account, state.lapsed(now))
+    code, words = subsidies.card_verdict(fact, cid)
     if code is not None:
         return None, (code, f"at pay time: {words}")
     assert account is not None  # card_verdict passes only a card with an open, active account
@@ -609,10 +537,11 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _finish(db: sqlite_utils.Database, batch_id: str, payer: str, now: datetime, run: dict[str, int]) -> None:
+def _finish(uow: UnitOfWork, batch_id: str, payer: str, now: datetime, run: dict[str, int]) -> None:
     """No valid row left: check the counters against the rows and the ledger, then mark the batch paid."""
-    row = _batch(db, batch_id)
-    totals = _row_totals(db, batch_id)
+    store = uow.get(SubsidiesRepository)
+    row = _batch(uow, batch_id)
+    totals = store.row_totals(batch_id)
     paid_count = sum(totals.get(s, (0, 0))[0] for s in ("paid", "reversed"))
     paid_fen = sum(totals.get(s, (0, 0))[1] for s in ("paid", "reversed"))
     failed_count = sum(totals.get(s, (0, 0))[0] for s in ("invalid", "failed"))
@@ -626,63 +555,41 @@ def _finish(db: sqlite_utils.Database, batch_id: str, payer: str, now: datetime,
         raise SbcardError("subsidy.totals_mismatch",
                           f"batch {batch_id}: paid {format_fen(paid_fen)} + failed {format_fen(failed_fen)} is not "
                           f"the declared {format_fen(row['declared_total_fen'])}; not marked paid")
-    credited, net, txns = _ledger_of_batch(db, batch_id, "SUB")
+    credited, net, txns = ledger.totals_of_txns(uow, f"SUB-{batch_id}-")
     if (credited, net, txns) != (paid_fen, 0, paid_count):
         raise SbcardError("subsidy.ledger_mismatch",
                           f"batch {batch_id}: the ledger holds {txns} payment transactions crediting "
                           f"{format_fen(credited)} (net {net} fen), the rows say {paid_count} paid for "
                           f"{format_fen(paid_fen)}; not marked paid")
-    db.execute("UPDATE subsidy_batches SET status = 'paid', paid_at = ? WHERE id = ?", [timestamp(now), batch_id])
-    db.execute("DELETE FROM subsidy_pay_leases WHERE batch_id = ?", [batch_id])
-    audit.record(db, at=now, operator=payer, action="subsidy.paid", subject=batch_id,
+    store.mark_paid(batch_id, timestamp(now))
+    audit.record(uow.db, at=now, operator=payer, action="subsidy.paid", subject=batch_id,
                  details={"paid": paid_count, "paid_fen": paid_fen, "failed": failed_count,
                           "failed_fen": failed_fen, "this_run": run})
-
-
-def _ledger_of_batch(db: sqlite_utils.Database, batch_id: str, prefix: str) -> tuple[int, int, int]:
-    """(sum of credits, net sum, distinct transactions) of the batch's ``SUB-…`` or ``SUBREV-…`` transactions."""
-    # GLOB, not LIKE: it is case-sensitive, so SQLite walks the txn_id index for the prefix.
-    credited, net, txns = db.execute(
-        "SELECT coalesce(sum(CASE WHEN amount_fen > 0 THEN amount_fen END), 0), coalesce(sum(amount_fen), 0), "
-        "count(DISTINCT txn_id) FROM ledger_entries WHERE txn_id GLOB ?", [f"{prefix}-{batch_id}-*"]).fetchone()
-    return int(credited), int(net), int(txns)
-
-
-def _row_totals(db: sqlite_utils.Database, batch_id: str) -> dict[str, tuple[int, int]]:
-    return {status: (int(n), int(fen)) for status, n, fen in db.execute(
-        "SELECT status, count(*), coalesce(sum(amount_fen), 0) FROM subsidy_rows WHERE batch_id = ? GROUP BY status",
-        [batch_id])}
 
 
 # ----------------------------------------------------------------------------- what happened
 
 
-def summary(db: sqlite_utils.Database, batch_id: str) -> dict[str, Any]:
+def summary(uow: UnitOfWork, batch_id: str) -> dict[str, Any]:
     """The batch's payment state: counters, the failures by reason, reversals (stable keys)."""
-    row = _batch(db, batch_id)
+    store = uow.get(SubsidiesRepository)
+    row = _batch(uow, batch_id)
     by_reason = [
-        {"reason_code": code, "reason": S.describe(code), "rows": int(n), "amount_fen": int(fen)}
-        for code, n, fen in db.execute(
-            "SELECT reason_code, count(*), coalesce(sum(amount_fen), 0) FROM subsidy_rows "
-            "WHERE batch_id = ? AND status IN ('invalid', 'failed') GROUP BY reason_code "
-            "ORDER BY count(*) DESC, reason_code", [batch_id])
+        {"reason_code": code, "reason": subsidies.describe(code), "rows": n, "amount_fen": fen}
+        for code, n, fen in store.failed_by_reason(batch_id)
     ]
-    reversed_count, reversed_fen = db.execute(
-        "SELECT count(*), coalesce(sum(amount_fen), 0) FROM subsidy_reversals WHERE batch_id = ?",
-        [batch_id]).fetchone()
-    lease = list(db.query("SELECT host, pid, started_at, chunks FROM subsidy_pay_leases WHERE batch_id = ?",
-                          [batch_id]))
-    to_pay = db.execute("SELECT count(*), coalesce(sum(amount_fen), 0) FROM subsidy_rows "
-                        "WHERE batch_id = ? AND status = 'valid'", [batch_id]).fetchone()
+    reversed_count, reversed_fen = store.reversal_totals(batch_id)
+    lease = store.lease_shown(batch_id)
+    to_pay = store.to_pay(batch_id)
     return {
         **_header(row),
         "paid": row["paid_count"], "paid_fen": row["paid_fen"],
         "failed": row["failed_count"], "failed_fen": row["failed_fen"],
-        "to_pay": int(to_pay[0]) if row["status"] in ("approved", "paying") else 0,
-        "to_pay_fen": int(to_pay[1]) if row["status"] in ("approved", "paying") else 0,
+        "to_pay": to_pay[0] if row["status"] in ("approved", "paying") else 0,
+        "to_pay_fen": to_pay[1] if row["status"] in ("approved", "paying") else 0,
         "failed_by_reason": by_reason,
-        "reversed": int(reversed_count), "reversed_fen": int(reversed_fen),
-        "lease": lease[0] if lease else None,
+        "reversed": reversed_count, "reversed_fen": reversed_fen,
+        "lease": lease,
     }
 
 
@@ -704,24 +611,23 @@ def reverse(world: World, batch: str, seq: int, *, operator: str, reason: str, n
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("subsidy.reason", "a reversal needs a reason (what the error was)", "--reason")
-    db, batch_id = locate(world, batch)
-    with UnitOfWork(db) as uow:
+    uow, batch_id = locate(world, batch)
+    store = uow.get(SubsidiesRepository)
+    with uow:
         staff = require_operator(uow.db, operator, roles=set(CHECKER_ROLES))
-        rows = list(uow.db.query("SELECT * FROM subsidy_rows WHERE batch_id = ? AND seq = ?", [batch_id, seq]))
-        if not rows:
+        row = store.row(batch_id, seq)
+        if row is None:
             raise NotFound("subsidy.unknown_row", f"batch {batch_id} has no row {seq}", "SEQ")
-        row = rows[0]
         if row["status"] == "reversed":
-            done = uow.db.execute("SELECT txn_id, operator, at, reason FROM subsidy_reversals "
-                                  "WHERE batch_id = ? AND seq = ?", [batch_id, seq]).fetchone()
+            done = store.reversal(batch_id, seq)
+            assert done is not None
             raise RuleRefused("subsidy.already_reversed", f"row {seq} of batch {batch_id} was already reversed by "
                                                           f"{done[1]} at {done[2]} ({done[0]}: {done[3]})", "SEQ")
         if row["status"] != "paid":
             why = f" ({row['reason_code']}: {row['reason']})" if row["reason_code"] else ""
             raise RuleRefused("subsidy.not_paid", f"row {seq} of batch {batch_id} is {row['status']}{why}: "
                                                   "it was never paid, there is nothing to reverse", "SEQ")
-        legs = uow.db.execute("SELECT account_no, amount_fen FROM ledger_entries WHERE txn_id = ? ORDER BY id",
-                              [row["txn_id"]]).fetchall()
+        legs = ledger.legs(uow, row["txn_id"])
         credit = [(a, fen) for a, fen in legs if fen > 0]
         debit = [(a, fen) for a, fen in legs if fen < 0]
         amount = row["amount_fen"]
@@ -729,7 +635,7 @@ def reverse(world: World, batch: str, seq: int, *, operator: str, reason: str, n
             raise SbcardError("subsidy.ledger_mismatch", f"transaction {row['txn_id']} does not hold the payment of "
                                                          f"row {seq} ({format_fen(amount)}); nothing reversed")
         holder, fund = credit[0][0], debit[0][0]
-        account = ledger.get_account(uow.db, holder)
+        account = ledger.get_account(uow, holder)
         if account["status"] == "frozen":
             raise RuleRefused("account.frozen", f"the holder's account (card {row['paid_card']}) is frozen: nothing "
                                                 "reversed; reverse once the card is unblocked or replaced", "SEQ")
@@ -737,25 +643,23 @@ def reverse(world: World, batch: str, seq: int, *, operator: str, reason: str, n
             raise RuleRefused(f"account.{account['status']}",
                               f"the holder's account (card {row['paid_card']}) is {account['status']}: nothing "
                               "reversed — recover the money from the holder another way", "SEQ")
-        held = ledger.balance(uow.db, holder)
+        held = ledger.balance(uow, holder)
         if held < amount:
             raise RuleRefused("subsidy.balance_short",
                               f"the holder's account (card {row['paid_card']}) holds {format_fen(held)}, less than "
                               f"the {format_fen(amount)} paid by row {seq}: the money has been used; nothing "
                               "reversed — recover it from the holder another way", "SEQ")
         txn = reversal_txn_id(batch_id, seq)
-        ledger.post(uow.db, txn_id=txn, entries=[(holder, -amount), (fund, amount)], kind=KIND_REVERSAL,
+        ledger.post(uow, txn_id=txn, entries=[(holder, -amount), (fund, amount)], kind=KIND_REVERSAL,
                     operator=staff["code"], memo=f"reversal of {row['txn_id']}: {reason}", now=now)
         at = timestamp(now)
-        uow.db["subsidy_reversals"].insert({"txn_id": txn, "batch_id": batch_id, "seq": seq, "amount_fen": amount,
-                                           "reason": reason, "operator": staff["code"], "at": at})
-        uow.db.execute("UPDATE subsidy_rows SET status = 'reversed' WHERE batch_id = ? AND seq = ? "
-                       "AND status = 'paid'", [batch_id, seq])
+        store.record_reversal({"txn_id": txn, "batch_id": batch_id, "seq": seq, "amount_fen": amount,
+                               "reason": reason, "operator": staff["code"], "at": at})
         audit.record(uow.db, at=now, operator=staff["code"], action="subsidy.reverse", subject=f"{batch_id}/{seq}",
                      reason=reason, details={"txn_id": txn, "payment": row["txn_id"], "amount_fen": amount,
                                              "citizen_id": mask_citizen_id(row["citizen_id"] or "")})
-        balance_after = ledger.balance(uow.db, holder)
-        uow.commit()
+        balance_after = ledger.balance(uow, holder)
+        uow.finish()
     return {"batch_id": batch_id, "seq": seq, "txn_id": txn, "payment_txn_id": row["txn_id"], "amount_fen": amount,
             "card_number": row["paid_card"], "account_no": holder, "fund_account": fund,
             "balance_fen": balance_after, "operator": staff["code"], "reason": reason, "at": at}
