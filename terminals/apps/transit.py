@@ -84,6 +84,7 @@ from sbcard.chip.commands import (
 )
 from sbcard.chip.psam import ApplicationBlockMac, InitSamForPurchase, VerifyMac2, card_serial
 from sbcard.chip.purse import CAPP_PURCHASE, EP_PURCHASE
+from sbcard.chip.purse_record import PurseRecord
 from sbcard.chip.reader import Reader
 from sbcard.chip.sw import CardStatus
 from sbcard.chip.transit import CappRecord
@@ -432,7 +433,7 @@ class PurseTerminal:
             raise Refused("expired", f"card expired on {card.tunion.expiry_date.isoformat()}")
         return None
 
-    def completed(self, record: Mapping[str, Any], retry: bool) -> None:
+    def completed(self, record: PurseRecord, retry: bool) -> None:
         """A torn purchase was completed from the card (its record now in the log): a hook.
 
         ``retry``: this tap is its retry (``screen`` returns it). The validator needs nothing
@@ -567,16 +568,17 @@ class PurseTerminal:
 
     @staticmethod
     def _record(pending: dict[str, Any], *, tac: bytes | None, mac2: bytes | None, mac2_ok: bool,
-                recovered: str | None) -> dict[str, Any]:
-        record = {k: v for k, v in pending.items() if k not in ("random", "key_version", "algorithm_id")}
-        record.update(
+                recovered: str | None) -> PurseRecord:
+        """The log's record of the purchase in flight (its JSON form, read by the record's codec)."""
+        logged = {k: v for k, v in pending.items() if k not in ("random", "key_version", "algorithm_id")}
+        logged.update(
             tac=tac.hex().upper() if tac else None,
             mac2=mac2.hex().upper() if mac2 else None,
             status="ok" if mac2_ok else "mac2_failed",
             recovered=recovered,
             balance_after_fen=pending["balance_before_fen"] - pending["amount_fen"],
         )
-        return record
+        return PurseRecord.from_log(logged)
 
     def _ok(self, card: CardFacts, p: dict[str, Any], balance: int | None, seq: int, recovered: str | None) -> TapResult:
         return TapResult(
