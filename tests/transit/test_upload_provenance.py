@@ -14,8 +14,8 @@ import attrs
 import pytest
 from purse_world import METRO_TERMINAL, NOW, clock, purse_template, purse_world  # noqa: F401
 
-from sbcard.chip import profile as P
-from sbcard.chip import sw as SW
+from sbcard.chip import profile
+from sbcard.chip import sw
 from sbcard.chip import upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.psam import BatchMac
@@ -282,16 +282,16 @@ def test_the_psams_batch_mac_is_the_hosts():
     assert BatchMac(TERMINAL_NO, 3, bytes(32)).send(_psam()) != mac
 
 
-@pytest.mark.parametrize("psam, data, sw", [
+@pytest.mark.parametrize("psam, data, status", [
     ("keyed", TERMINAL_NO + bytes(36), "9000"),
-    ("keyed", bytes.fromhex("110100900002") + bytes(36), f"{SW.CONDITIONS_NOT_SATISFIED:04X}"),  # not its number
-    ("keyed", TERMINAL_NO + bytes(35), f"{SW.WRONG_LENGTH:04X}"),
-    ("keyless", TERMINAL_NO + bytes(36), f"{SW.KEY_NOT_FOUND:04X}"),  # a PSAM made before upload keys
+    ("keyed", bytes.fromhex("110100900002") + bytes(36), f"{sw.CONDITIONS_NOT_SATISFIED:04X}"),  # not its number
+    ("keyed", TERMINAL_NO + bytes(35), f"{sw.WRONG_LENGTH:04X}"),
+    ("keyless", TERMINAL_NO + bytes(36), f"{sw.KEY_NOT_FOUND:04X}"),  # a PSAM made before upload keys
 ])
-def test_batch_mac_refusals(psam, data, sw):
-    apdu = bytes((P.CLA_PROPRIETARY, P.PsamIns.BATCH_MAC, 0, 0, len(data))) + data + b"\x08"
+def test_batch_mac_refusals(psam, data, status):
+    apdu = bytes((profile.CLA_PROPRIETARY, profile.PsamIns.BATCH_MAC, 0, 0, len(data))) + data + b"\x08"
     answer = _psam(UPLOAD_KEY if psam == "keyed" else None).transmit_raw(apdu)
-    assert answer[-2:].hex().upper() == sw
+    assert answer[-2:].hex().upper() == status
 
 
 def test_the_terminals_digest_is_the_hosts(purse_world, clock):
