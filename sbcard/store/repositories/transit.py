@@ -1,4 +1,4 @@
-"""The SQL of the transit host (``sbcard.services.transit.host``): three repositories, one per node's part.
+"""The SQL of the transit hosts (``sbcard.services.transit.host`` and ``purse_host``), by node and part.
 
 - ``OperatorRecords``, in the operator's region (the uploading terminal's): its register
   of terminals, the records it took (``transit_records``), those that wait for an issuer
@@ -7,6 +7,8 @@
 - ``IssuerPurchases``, in the card's issuing region: the purchases it checked
   (``purse_purchases``), what it knows of each card's purse (``purse_shadow``, and the
   loads of ``purse_loads``), its cards' numbers;
+- ``PurseLoads``, in the card's issuing region: the loads onto its cards' purses
+  (``sbcard.services.transit.purse_host``);
 - ``HubExchanges``, at the hub: the recorded answers of issuers (``messages``) and the
   blacklist's history (``blacklist_versions``, ``blacklist_entries``).
 
@@ -22,6 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
+from sbcard.store import rows
 from sbcard.store.sequences import next_value
 
 _PARAMS = 900  # host parameters per IN (...) list, under SQLite's historical 999
@@ -245,3 +248,56 @@ class HubExchanges:
     def blacklist_history(self) -> Iterator[tuple[str, int, str]]:
         """(card number, version, add|remove) of every entry, by version."""
         return self.db.execute("SELECT card_number, version, action FROM blacklist_entries ORDER BY version")
+
+
+class PurseLoads:
+    """The issuer's loads onto its cards' purses (``purse_loads``), and the cards they are made on."""
+
+    # A load that happened: confirmed, or reversed yet found credited by the card (its correction posted).
+    _LIVE = ("status = 'confirmed' OR status = 'reversed' AND EXISTS "
+             "(SELECT 1 FROM ledger_entries e WHERE e.txn_id = l.id || '-COR')")
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def card(self, app_serial: str) -> dict[str, Any] | None:
+        """The card with this application serial (inside a transaction: locked for it), or None."""
+        return rows.first(self.db, "SELECT * FROM cards WHERE app_serial = ?", [app_serial])
+
+    def get(self, load_id: str) -> dict[str, Any] | None:
+        return rows.first(self.db, "SELECT * FROM purse_loads WHERE id = ?", [load_id])
+
+    def pending(self, app_serial: str) -> list[dict[str, Any]]:
+        """The card's pending loads, by online counter."""
+        return [dict(row) for row in self.db.query("SELECT * FROM purse_loads WHERE app_serial = ? AND "
+                                                   "status = 'pending' ORDER BY online_counter", [app_serial])]
+
+    def a_pending(self, app_serial: str) -> str | None:
+        """The id of one of the card's pending loads, or None."""
+        row = self.db.execute("SELECT id FROM purse_loads WHERE app_serial = ? AND status = 'pending'",
+                              [app_serial]).fetchone()
+        return None if row is None else row[0]
+
+    def live_at(self, app_serial: str, online_counter: int) -> str | None:
+        """The id of the load that happened at this online counter of the card, or None."""
+        row = self.db.execute(f"SELECT id FROM purse_loads l WHERE app_serial = ? AND online_counter = ? AND "
+                              f"({self._LIVE})", [app_serial, online_counter]).fetchone()
+        return None if row is None else row[0]
+
+    def unreversed_at(self, app_serial: str, online_counter: int) -> dict[str, Any] | None:
+        """The card's load at this online counter that was not reversed (pending or confirmed), or None."""
+        return rows.first(self.db, "SELECT * FROM purse_loads WHERE app_serial = ? AND online_counter = ? "
+                                   "AND status != 'reversed'", [app_serial, online_counter])
+
+    def add_pending(self, row: dict[str, Any]) -> None:
+        """A new load, pending (``id``, card, account, counter, amounts, terminal, date-time, MAC2, txn, staff…)."""
+        rows.insert(self.db, "purse_loads", {**row, "status": "pending", "tac": None, "how": None,
+                                             "reversal_txn_id": None, "settled_at": None})
+
+    def confirm(self, load_id: str, *, tac: str | None, how: str, at: str) -> None:
+        self.db.execute("UPDATE purse_loads SET status = 'confirmed', tac = ?, how = ?, settled_at = ? WHERE id = ?",
+                        [tac, how, at, load_id])
+
+    def reverse(self, load_id: str, *, reversal_txn_id: str, at: str) -> None:
+        self.db.execute("UPDATE purse_loads SET status = 'reversed', how = 'counter', reversal_txn_id = ?, "
+                        "settled_at = ? WHERE id = ?", [reversal_txn_id, at, load_id])
