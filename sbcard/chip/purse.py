@@ -49,7 +49,8 @@ def purchase_tac(
     alg: Algorithm, dtk: bytes, amount: int, txn_type: int, terminal_no: bytes, terminal_serial: bytes, date_time: bytes
 ) -> bytes:
     """The TAC the card gives a purchase (under its DTK's TAC key); ``PurchaseTacKey`` for many of one card."""
-    return cbc_mac(alg, tac_key(alg, dtk), purchase_tac_input(amount, txn_type, terminal_no, terminal_serial, date_time))
+    data = purchase_tac_input(amount, txn_type, terminal_no, terminal_serial, date_time)
+    return cbc_mac(alg, tac_key(alg, dtk), data)
 
 
 class PurchaseTacKey:

@@ -41,7 +41,9 @@ def open_terminal_state(home: Path, terminal_id: str):
                        "`sbcard terminal add`", "--terminal") from None
 
 
-def _install(home: Path, durability: str):
+def install_terminal(home: Path, durability: str):
+    """What ``register_terminal`` calls to make a terminal's directory: its PSAM keys and the hub's lists
+    (``terminals.apps.uploads.install_lists``). ``sbcard venue gate add`` makes its gates with it too."""
     from sbcard.chip.crypto import Algorithm
     from terminals.apps import uploads
     from terminals.apps.terminal_state import TerminalConfig, TerminalState, TerminalStateError
@@ -100,7 +102,7 @@ def add_command(app: AppContext, operator: str, station: str | None, gate: str, 
     with open_world(app.home, app.clock) as world:
         row = service.add_terminal(world, operator=operator, station=station, gate=gate, line=line, area=area,
                                    full_fare_fen=full_fare_fen, now=app.clock.now(),
-                                   install=_install(app.home, durability))
+                                   install=install_terminal(app.home, durability))
     data = {
         "terminal": row["id"],
         "operator": row["operator"],

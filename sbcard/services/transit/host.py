@@ -98,7 +98,8 @@ _HEX2 = [f"{i:02X}" for i in range(256)]
 
 
 OfflineRecord = PurseRecord
-"""The name the simulator still uses (``PurseRecord.from_log``): the one record type, until it switches."""
+"""The name the simulator still uses (``OfflineRecord.from_log``): the one record type, until it switches to
+``terminals.apps.uploads``; to be removed then."""
 
 
 @attrs.frozen

@@ -432,8 +432,8 @@ def _apply(uow: UnitOfWork, row: dict[str, Any], decision: Decision, operator: s
 
 def _confirm(uow: UnitOfWork, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
     uow.get(PurseLoads).confirm(row["id"], tac=tac.hex().upper() if tac else None, how=how, at=timestamp(now))
-    purse_integrity.credit_shadow(uow.db, row["app_serial"], row["card_number"], row["amount_fen"], row["online_counter"],
-                                  now)
+    purse_integrity.credit_shadow(uow.db, row["app_serial"], row["card_number"], row["amount_fen"],
+                                  row["online_counter"], now)
 
 
 def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime) -> None:
