@@ -3,7 +3,7 @@
 An upload takes the terminal's log records as they are: ``PurseRecord`` values
 (``sbcard.chip.purse_record``), the one record type the validator writes and the hosts
 read (``TerminalState.unsent()`` gives them; ``terminals.apps.uploads.upload_unsent`` sends
-them through ``TransitHostPort`` below). Its SQL is in ``sbcard.store.repositories.transit``,
+them through its ``TransitHostPort``, whose adapter is ``terminal_host.TerminalHost``). Its SQL is in ``sbcard.store.repositories.transit``,
 reached by ``uow.get(...)``: ``OperatorRecords`` at the operator's region, ``IssuerPurchases``
 at the issuer's, ``HubExchanges`` at the hub. The functions that cross nodes take the
 ``World`` and open one unit of work per node (each commits alone: the hub's message log
