@@ -35,6 +35,7 @@ fields and what the host keeps beside them (``transit_records.details``).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -85,15 +86,17 @@ class PurseRecord:
     seq: int | None = attrs.field(default=None, eq=False)  # its place in the terminal's log, once logged
     key: tuple[str, str, int, str, int] = attrs.field(init=False, eq=False, repr=False)
     """(app serial, type as 2 hex digits, counter, terminal no, terminal serial): the record's identity."""
-    details: Mapping[str, Any] | None = attrs.field(init=False, eq=False, repr=False)
-    """The host's view of what is not believed: the terminal's own fields and ``extra``, none empty."""
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.txn_type <= 0xFF:
             raise ValueError(f"transaction type {self.txn_type!r} is not one byte")
-        setter = object.__setattr__
-        setter(self, "key", (self.app_serial, _HEX2[self.txn_type], self.counter, self.terminal_no,
-                             self.terminal_serial))
+        object.__setattr__(self, "key", (self.app_serial, _HEX2[self.txn_type], self.counter, self.terminal_no,
+                                         self.terminal_serial))
+
+    @functools.cached_property
+    def details(self) -> Mapping[str, Any] | None:
+        """The host's view of what is not believed: the terminal's own fields and ``extra``, none empty
+        (worked out when first asked: a tap that only logs the record never needs it)."""
         details = {name: value for name, value in zip(TERMINAL_FIELDS, (self.issuer_region, self.at, self.mac2,
                                                                         self.recovered, self.kind))
                    if value is not None}
@@ -101,7 +104,7 @@ class PurseRecord:
             for name, value in self.extra.items():
                 if value is not None:
                     details[name] = value
-        setter(self, "details", details or None)
+        return details or None
 
     # --- the log's JSON form --------------------------------------------------------------
 
@@ -115,31 +118,12 @@ class PurseRecord:
                              "form: PurseRecord.from_old_log)")
         extra = {k: v for k, v in record.items() if k not in _FIELDS}
         get = record.get
-        return cls(
-            app_serial=record["app_serial"],
-            txn_type=txn_type,
-            counter=record["counter"],
-            terminal_no=record["terminal_no"],
-            terminal_serial=record["terminal_serial"],
-            amount_fen=record["amount_fen"],
-            balance_before_fen=record["balance_before_fen"],
-            date_time=record["date_time"],
-            tac=get("tac") or None,
-            issuer_id=get("issuer_id"),
-            issuer_node=get("issuer_node"),
-            card_number=get("card_number"),
-            terminal=get("terminal"),
-            operator=get("operator"),
-            blacklist_version=get("blacklist_version"),
-            status=get("status") or "ok",
-            issuer_region=get("issuer_region"),
-            at=get("at"),
-            mac2=get("mac2"),
-            recovered=get("recovered"),
-            kind=get("kind"),
-            extra=extra or None,
-            seq=get("seq"),
-        )
+        # positionally, in the fields' order (a tap makes one: keywords cost more)
+        return cls(record["app_serial"], txn_type, record["counter"], record["terminal_no"], record["terminal_serial"],
+                   record["amount_fen"], record["balance_before_fen"], record["date_time"], get("tac") or None,
+                   get("issuer_id"), get("issuer_node"), get("card_number"), get("terminal"), get("operator"),
+                   get("blacklist_version"), get("status") or "ok", get("issuer_region"), get("at"), get("mac2"),
+                   get("recovered"), get("kind"), extra or None, get("seq"))
 
     @classmethod
     def from_old_log(cls, record: Mapping[str, Any]) -> PurseRecord:
@@ -173,7 +157,7 @@ class PurseRecord:
         return (self.app_serial, self.txn_type, self.counter, self.card_number, self.issuer_id, self.issuer_region,
                 self.issuer_node, self.amount_fen, self.balance_before_fen, self.terminal, self.operator,
                 self.terminal_no, self.terminal_serial, self.date_time, self.at, self.tac, self.mac2, self.status,
-                self.recovered, self.kind, self.blacklist_version, _EXTRA_JSON.encode(dict(self.extra or {})))
+                self.recovered, self.kind, self.blacklist_version, _EXTRA_JSON.encode(_as_dict(self.extra)))
 
     @classmethod
     def from_log_row(cls, seq: int, row: Sequence[Any], extra: str | None) -> PurseRecord:
@@ -204,6 +188,11 @@ class PurseRecord:
     def batch_line(self) -> str:
         """The record's canonical line in an upload batch's digest (``sbcard.chip.upload_batch``)."""
         return upload_batch.record_line(self.host_values(), self.details)
+
+
+def _as_dict(extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``extra`` as the JSON encoder takes it (a dict; most already are)."""
+    return extra if type(extra) is dict else dict(extra or {})
 
 
 def batch_digest(records: Sequence[PurseRecord]) -> bytes:
