@@ -58,7 +58,7 @@ _machine_template: dict[str, object] = {}
 @pytest.fixture(scope="module")
 def machine_template(purse_template, tmp_path_factory):
     """The purse world with one validator of each bus operator."""
-    from sbcard.cli.terminals import _install
+    from sbcard.cli.terminals import install_terminal
 
     template, cards = purse_template
     home = tmp_path_factory.mktemp("purse-machine") / "world"
@@ -66,8 +66,8 @@ def machine_template(purse_template, tmp_path_factory):
     ids = {}
     with open_world(home) as world:
         for operator, options in BUSES.items():
-            row = terminal_service.add_terminal(world, operator=operator, now=NOW, install=_install(home, "normal"),
-                                                **options)
+            row = terminal_service.add_terminal(world, operator=operator, now=NOW,
+                                                install=install_terminal(home, "normal"), **options)
             ids[operator] = row["id"]
     return home, cards, ids
 
