@@ -43,10 +43,12 @@ sys.path[:0] = [str(REPO)]
 
 from sbcard.chip.codec import to_bcd  # noqa: E402
 from sbcard.chip.crypto import diversify  # noqa: E402
+from sbcard.chip.purse import PurchaseTacKey  # noqa: E402
+from sbcard.chip.purse_record import PurseRecord  # noqa: E402
 from sbcard.clock import BEIJING, FixedClock  # noqa: E402
 from sbcard.services.cards import keys
 from sbcard.services.transit import host as transit_host  # noqa: E402
-from sbcard.services.transit.host import OfflineRecord, _TacChecker  # noqa: E402
+from sbcard.store.unit_of_work import UnitOfWork  # noqa: E402
 from sbcard.store.world import init_world, open_world  # noqa: E402
 
 TARGET_S = 60.0
@@ -121,11 +123,11 @@ def terminal_no(t: int) -> str:
 
 
 def generate(home: Path, cards: dict[str, list[tuple[str, str]]], n_records: int,
-             rng: random.Random) -> dict[str, list[OfflineRecord]]:
+             rng: random.Random) -> dict[str, list[PurseRecord]]:
     """The taps of the day, per terminal, each with the TAC the card computes."""
     total_cards = sum(len(v) for v in cards.values())
     per_card, extra = divmod(n_records, total_cards)
-    by_terminal: dict[str, list[OfflineRecord]] = defaultdict(list)
+    by_terminal: dict[str, list[PurseRecord]] = defaultdict(list)
     serials = [0] * TERMINALS
     with open_world(home) as world:
         masters = {node: keys.issuer_masters(world.region(node)) for node in cards}
@@ -133,7 +135,7 @@ def generate(home: Path, cards: dict[str, list[tuple[str, str]]], n_records: int
     for node, items in cards.items():
         m = masters[node]
         for idx, (number, app_serial) in enumerate(items):
-            checker = _TacChecker(m.algorithm, diversify(m.algorithm, m.tac, to_bcd(app_serial)))
+            checker = PurchaseTacKey(m.algorithm, diversify(m.algorithm, m.tac, to_bcd(app_serial)))
             taps = per_card + (1 if made < extra else 0)
             balance = LOAD_FEN
             when = DAY + dt.timedelta(seconds=rng.randrange(3600))
@@ -143,7 +145,7 @@ def generate(home: Path, cards: dict[str, list[tuple[str, str]]], n_records: int
                 serials[t] += 1
                 date_time = when.strftime("%Y%m%d%H%M%S")
                 tac = checker.tac(fare, 0x06, bytes.fromhex(terminal_no(t)), serials[t], bytes.fromhex(date_time))
-                by_terminal[terminal_id(t)].append(OfflineRecord(
+                by_terminal[terminal_id(t)].append(PurseRecord(
                     app_serial=app_serial, txn_type=0x06, counter=counter, terminal_no=terminal_no(t),
                     terminal_serial=serials[t], amount_fen=fare, balance_before_fen=balance, date_time=date_time,
                     tac=tac.hex().upper(), issuer_node=node, card_number=number, terminal=terminal_id(t),
@@ -154,15 +156,15 @@ def generate(home: Path, cards: dict[str, list[tuple[str, str]]], n_records: int
     return by_terminal
 
 
-def batch_macs(world: Any, by_terminal: dict[str, list[OfflineRecord]]) -> dict[str, str]:
+def batch_macs(world: Any, by_terminal: dict[str, list[PurseRecord]]) -> dict[str, str]:
     """Each terminal's batch MAC, as its PSAM makes it (its upload key from the region's UMK master)."""
     db = world.region("bj")
     numbers = {row[0]: row[1] for row in db.execute("SELECT id, terminal_no FROM terminals")}
-    return {t: transit_host.expected_batch_mac(db, numbers[t], records).hex().upper()
+    return {t: transit_host.expected_batch_mac(UnitOfWork(db), numbers[t], records).hex().upper()
             for t, records in by_terminal.items()}
 
 
-def upload_all(home: Path, by_terminal: dict[str, list[OfflineRecord]],
+def upload_all(home: Path, by_terminal: dict[str, list[PurseRecord]],
                per_batch: int = 1) -> tuple[float, dict[str, int]]:
     """Every terminal's log into the operator's host: ``per_batch`` terminals per call.
 
@@ -188,18 +190,18 @@ def upload_all(home: Path, by_terminal: dict[str, list[OfflineRecord]],
     return elapsed, dict(totals)
 
 
-def tac_only(by_terminal: dict[str, list[OfflineRecord]], home: Path, limit: int = 200_000) -> float:
+def tac_only(by_terminal: dict[str, list[PurseRecord]], home: Path, limit: int = 200_000) -> float:
     """Seconds per record of the TAC check alone (a per-card cipher, as the issuer does)."""
     with open_world(home) as world:
         masters = {node: keys.issuer_masters(world.region(node)) for node in ("bj", "tj", "he")}
     records = [r for rs in by_terminal.values() for r in rs][:limit]
-    checkers: dict[str, _TacChecker] = {}
+    checkers: dict[str, PurchaseTacKey] = {}
     t0 = time.perf_counter()
     for r in records:
         c = checkers.get(r.app_serial)
         if c is None:
             m = masters[r.issuer_node]
-            c = checkers[r.app_serial] = _TacChecker(m.algorithm, diversify(m.algorithm, m.tac, to_bcd(r.app_serial)))
+            c = checkers[r.app_serial] = PurchaseTacKey(m.algorithm, diversify(m.algorithm, m.tac, to_bcd(r.app_serial)))
         assert c.tac(r.amount_fen, r.txn_type, bytes.fromhex(r.terminal_no), r.terminal_serial,
                      bytes.fromhex(r.date_time)).hex().upper() == r.tac
     return (time.perf_counter() - t0) / len(records)

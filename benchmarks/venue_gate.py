@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sbcard.cli.terminals import _install  # noqa: E402
+from sbcard.cli.terminals import install_terminal  # noqa: E402
 from sbcard.clock import BEIJING, FixedClock, SimClock  # noqa: E402
 from sbcard.domain.card_number import CardNumber  # noqa: E402
 from sbcard.domain.citizen_id import compute_check_char  # noqa: E402
@@ -75,7 +75,7 @@ def run_mix(mix: str, home: Path, cards: list[Path], entries: int, profile: bool
     clock = SimClock(START)
     place = venue(MIXES[mix])
     with open_world(home) as world:
-        row = venue_gates.add_gate(world, place, now=START, install=_install(home, "normal"))
+        row = venue_gates.add_gate(world, place, now=START, install=install_terminal(home, "normal"))
         state = TerminalState.open(home / "terminals" / row["id"])
         state.replace_blacklist(7, [f"X{i:08d}" for i in range(1000)], published_at=START.isoformat(),
                                 synced_at=START.isoformat())

@@ -119,16 +119,46 @@ def pad_m2(data: bytes, block: int) -> bytes:
 def cbc_mac(alg: Algorithm, key: bytes, data: bytes, length: int = 4) -> bytes:
     """CBC-MAC, zero IV, padding method 2; the first ``length`` bytes of the last block.
 
-    Chained by hand over the cached ECB encryptor: the same result as a CBC encryption's
-    last block (tests/transit/test_psam_cbc_mac.py checks the two agree)."""
-    block = alg.block
-    enc = _ecb(alg, bytes(key))
-    padded = pad_m2(data, block)
-    chain = enc.update(padded[:block])  # the first block: XOR with the zero IV changes nothing
-    for i in range(block, len(padded), block):
-        x = int.from_bytes(chain, "big") ^ int.from_bytes(padded[i : i + block], "big")
-        chain = enc.update(x.to_bytes(block, "big"))
-    return chain[:length]
+    ``MacKey.mac`` under the key, its cipher kept per thread (``_ecb``): the same result as a
+    CBC encryption's last block (tests/transit/test_psam_cbc_mac.py checks the two agree)."""
+    cache = getattr(_local, "mac", None)
+    if cache is None:
+        cache = _local.mac = {}
+    mac_key = cache.get((alg, key))
+    if mac_key is None:
+        if len(cache) >= _ECB_CACHE_MAX:
+            cache.clear()
+        mac_key = cache[(alg, bytes(key))] = MacKey(alg, key)
+    return mac_key.mac(data, length)
+
+
+class MacKey:
+    """The CBC-MAC of the profile under one key, its cipher made once: ``cbc_mac`` is this.
+
+    Kept by a caller that MACs much under one key — an issuer checking every TAC of one card
+    (``sbcard.chip.purse.PurchaseTacKey``) — rather than looked up in ``cbc_mac``'s
+    per-thread cache at every call. Chained by hand over the ECB encryptor (ECB keeps no
+    state between blocks).
+    """
+
+    __slots__ = ("block", "_update")
+
+    def __init__(self, alg: Algorithm, key: bytes) -> None:
+        self.block = alg.block
+        self._update = Cipher(_algo(alg, bytes(key)), _ECB).encryptor().update
+
+    def mac(self, data: bytes, length: int = 4) -> bytes:
+        block = self.block
+        update = self._update
+        padded = data + _PADDING[-(len(data) + 1) % block]  # method 2: 80, then zeros to a whole block
+        chain = update(padded[:block])  # the first block: XOR with the zero IV changes nothing
+        for i in range(block, len(padded), block):
+            chain = update((int.from_bytes(chain, "big") ^ int.from_bytes(padded[i : i + block], "big"))
+                           .to_bytes(block, "big"))
+        return chain[:length]
+
+
+_PADDING = [b"\x80" + bytes(n) for n in range(16)]  # padding method 2 by the zeros it needs
 
 
 def _invert(data: bytes) -> bytes:
@@ -141,6 +171,23 @@ def diversify(alg: Algorithm, master_key: bytes, data: bytes) -> bytes:
     if alg is Algorithm.SM4:
         return encrypt_ecb(alg, master_key, d + _invert(d))
     return encrypt_ecb(alg, master_key, d) + encrypt_ecb(alg, master_key, _invert(d))
+
+
+class Diversifier:
+    """``diversify`` of many card keys from one master key, its cipher made once (an issuer's batch)."""
+
+    __slots__ = ("_sm4", "_update")
+
+    def __init__(self, alg: Algorithm, master_key: bytes) -> None:
+        self._sm4 = alg is Algorithm.SM4
+        self._update = Cipher(_algo(alg, bytes(master_key)), _ECB).encryptor().update
+
+    def key(self, data: bytes) -> bytes:
+        """The card key of the rightmost 8 bytes of ``data`` (``diversify``'s)."""
+        d = bytes(data)[-8:].rjust(8, b"\x00")
+        if self._sm4:
+            return self._update(d + _invert(d))
+        return self._update(d) + self._update(_invert(d))
 
 
 def session_key(alg: Algorithm, key: bytes, data8: bytes) -> bytes:

@@ -7,10 +7,10 @@ recomputes the MAC from the operator region's upload master and the terminal num
 
 - **Canonical record.** ``record_line`` writes one record's fields (``RECORD_FIELDS``, then
   its details in the log's order) as one line of Python literals (``repr``: strings quoted
-  and escaped, so no content can pass for a field boundary), the values normalised as the
-  host reads them (``OfflineRecord.from_log``, which keeps the details' order): the
-  terminal and the host get the same bytes from the same record, and a reordering is a
-  change like any other. (``repr``, one C call per part, rather than sorted JSON: a
+  and escaped, so no content can pass for a field boundary), the values as the one record
+  type holds them (``sbcard.chip.purse_record.PurseRecord.batch_line``): the terminal and
+  the host get the same bytes from the same record, and a reordering is a change like any
+  other. (``repr``, one C call per part, rather than sorted JSON: a
   fraction of the cost per record.)
 - **Digest.** ``batch_digest``: SM3 of the lines in the batch's order (32 bytes). One hash
   over the batch, and one MAC: a 300,000-record night costs one line per record.
@@ -33,11 +33,10 @@ TERMINAL_NO_LEN = 6
 INPUT_LEN = TERMINAL_NO_LEN + 4 + DIGEST_LEN  # what BATCH MAC takes: 42 bytes
 MAX_RECORDS = 0xFFFFFFFF
 
-# The fields a record is believed by, in the line's order (``OfflineRecord``'s names).
+# The fields a record is believed by, in the line's order (``sbcard.chip.purse_record.PurseRecord``'s names).
 RECORD_FIELDS = ("app_serial", "txn_type", "counter", "terminal_no", "terminal_serial", "amount_fen",
                  "balance_before_fen", "date_time", "tac", "issuer_id", "issuer_node", "card_number", "terminal",
                  "operator", "blacklist_version", "status")
-NOT_DETAILS = frozenset(RECORD_FIELDS) | {"seq"}  # a log record's keys that are not its details
 
 
 def record_line(values: tuple[Any, ...], details: Mapping[str, Any] | None) -> str:
@@ -49,42 +48,9 @@ def record_line(values: tuple[Any, ...], details: Mapping[str, Any] | None) -> s
     return f"{values!r}{details!r}\n"
 
 
-def log_values(record: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-    """A terminal log's record (``TerminalState.records()``) normalised as the host reads it."""
-    txn_type = record["txn_type"]
-    tac = record.get("tac")
-    version = record.get("blacklist_version")
-    values = (
-        str(record["app_serial"]),
-        int(txn_type, 16) if isinstance(txn_type, str) else int(txn_type),
-        int(record["counter"]),
-        str(record["terminal_no"]).upper(),
-        int(record["terminal_serial"]),
-        int(record["amount_fen"]),
-        int(record["balance_before_fen"]),
-        str(record["date_time"]),
-        str(tac).upper() if tac else None,
-        record.get("issuer_id"),
-        record.get("issuer_node"),
-        record.get("card_number"),
-        record.get("terminal"),
-        record.get("operator"),
-        None if version is None else int(version),
-        record.get("status") or "ok",
-    )
-    details = {k: v for k, v in record.items() if k not in NOT_DETAILS and v is not None}
-    return values, details or None
-
-
 def batch_digest(lines: Iterable[str]) -> bytes:
     """SM3 over the batch's canonical lines, in the batch's order."""
     return sm3("".join(lines).encode())
-
-
-def log_digest(records: Iterable[Mapping[str, Any]]) -> tuple[bytes, int]:
-    """(digest, count) of a terminal's log records, as the terminal gives them to its PSAM."""
-    lines = [record_line(*log_values(r)) for r in records]
-    return batch_digest(lines), len(lines)
 
 
 def batch_mac_input(terminal_no: bytes, count: int, digest: bytes) -> bytes:

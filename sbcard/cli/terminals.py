@@ -41,11 +41,13 @@ def open_terminal_state(home: Path, terminal_id: str):
                        "`sbcard terminal add`", "--terminal") from None
 
 
-def _install(home: Path, durability: str):
+def install_terminal(home: Path, durability: str):
+    """What ``register_terminal`` calls to make a terminal's directory: its PSAM keys and the hub's lists
+    (``terminals.apps.uploads.install_lists``). ``sbcard venue gate add`` makes its gates with it too."""
     from sbcard.chip.crypto import Algorithm
+    from terminals.apps import uploads
     from terminals.apps.terminal_state import TerminalConfig, TerminalState, TerminalStateError
-    from terminals.psam import PsamKeySet
-    from terminals.psam import psam_upload_key as _psam_upload_key
+    from terminals.psam import PsamKeySet, psam_upload_key
 
     def install(row: dict[str, Any], keys, blacklist) -> None:
         config = TerminalConfig(
@@ -68,12 +70,11 @@ def _install(home: Path, durability: str):
         ]
         try:
             state = TerminalState.create(terminal_dir(home, row["id"]), config, key_sets, durability=durability,
-                                         upload_key=_psam_upload_key(row.get("upload_key")))
+                                         upload_key=psam_upload_key(row.get("upload_key")))
         except TerminalStateError as e:
             raise SbcardError("terminal.exists", str(e), "terminal") from None
         with state:
-            state.replace_blacklist(blacklist.version, blacklist.cards, published_at=blacklist.published_at,
-                                    synced_at=row["synced_at"], revoked_concessions=blacklist.revoked_concessions)
+            uploads.install_lists(state, blacklist, synced_at=row["synced_at"])
 
     return install
 
@@ -101,7 +102,7 @@ def add_command(app: AppContext, operator: str, station: str | None, gate: str, 
     with open_world(app.home, app.clock) as world:
         row = service.add_terminal(world, operator=operator, station=station, gate=gate, line=line, area=area,
                                    full_fare_fen=full_fare_fen, now=app.clock.now(),
-                                   install=_install(app.home, durability))
+                                   install=install_terminal(app.home, durability))
     data = {
         "terminal": row["id"],
         "operator": row["operator"],
@@ -188,18 +189,18 @@ def _listed(home: Path, row: dict[str, Any]) -> dict[str, Any]:
 def sync_command(app: AppContext, terminal_id: str) -> None:
     """What a terminal fetches online: the hub's latest blacklist version (and revoked concessions)."""
     from sbcard.services.terminals import register as service
+    from sbcard.services.transit.terminal_host import TerminalHost
     from sbcard.store.world import open_world
+    from terminals.apps import uploads
 
     now = app.clock.now()
     with open_world(app.home, app.clock) as world:
         service.get_terminal(world, terminal_id)
-        copy = service.blacklist_copy(world)
         with open_terminal_state(app.home, terminal_id) as state:
-            previous = state.blacklist_version
-            state.replace_blacklist(copy.version, copy.cards, published_at=copy.published_at,
-                                    synced_at=now.isoformat(), revoked_concessions=copy.revoked_concessions)
+            synced = uploads.sync_lists(state, TerminalHost(world), terminal_id, now=now)
             unsent = state.unsent_count()
-        service.record_sync(world, terminal_id, version=copy.version, now=now)
+    assert synced is not None  # (only ``if_changed`` leaves a terminal as it is)
+    copy, previous = synced.lists, synced.previous_version
     data = {
         "terminal": terminal_id,
         "blacklist_version": copy.version,

@@ -5,8 +5,9 @@ Registered onto the ``transit`` group by ``register``:
 - ``transit load``: the load terminal (``terminals.apps.loader``) with the card's issuer
   (``sbcard.services.transit.purse_host``) behind its host port;
 - ``transit recover``: settle a card's pending loads (a load does it first by itself);
-- ``transit upload``: a terminal's unsent offline log to its operator's host
-  (``sbcard.services.transit.host``), marked sent in the terminal afterwards.
+- ``transit upload``: a terminal's unsent offline log to its operator's host, marked sent
+  in the terminal afterwards (``terminals.apps.uploads.upload_unsent`` with the host's
+  adapter, ``sbcard.services.transit.terminal_host.TerminalHost``).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def recover_command(app: AppContext, reader_spec: str, operator: str, outlet: st
 def upload_command(app: AppContext, terminal_id: str) -> None:
     """Send the terminal's unsent offline records to its operator's host (cleared with each card's issuer)."""
     from sbcard.services.transit import host as transit_host
+    from sbcard.services.transit.terminal_host import TerminalHost
+    from terminals.apps import uploads
     from terminals.apps.terminal_state import TerminalState, TerminalStateError
 
     now = app.clock.now()
@@ -142,15 +145,8 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
         except TerminalStateError as e:
             raise NotFound("terminal.no_state", str(e), "--terminal") from None
         with state:
-            log = state.unsent_records()
-            mac = sign_upload(world, state, terminal_id, log)
-            records = [transit_host.OfflineRecord.from_log(r) for r in log]
-            result = transit_host.upload(world, terminal_id, records, now=now, mac=mac)
-            if log:
-                state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), now.isoformat(),
-                                    {k: getattr(result, k) for k in ("sent", "accepted", "duplicates", "rejected",
-                                                                     "flagged", "awaiting")})
-    done = result.to_dict()
+            sent = uploads.upload_unsent(state, TerminalHost(world), terminal_id, now=now)
+    done = sent.answer.to_dict()
     if app.json:
         emit_json(done)
         return
@@ -169,17 +165,6 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def sign_upload(world: World, state: Any, terminal_id: str, log: list[dict[str, Any]]) -> str:
-    """The terminal's PSAM's MAC over the batch (``TerminalState.sign_batch``); a PSAM made before upload
-    keys gets its key from the operator's region first (once)."""
-    from sbcard.services.terminals import register
-    from terminals.psam import psam_upload_key
-
-    if state.upload_key() is None:
-        state.load_upload_key(psam_upload_key(register.upload_key(world, terminal_id)))
-    return state.sign_batch(log)
 
 
 @contextmanager

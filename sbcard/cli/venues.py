@@ -21,7 +21,7 @@ from sbcard.cli.context import EXIT_REFUSED, AppContext, handle_errors, json_opt
 from sbcard.cli.output import alert, caution, emit_json, fields, money, named_region, number, refusal, table, when
 from sbcard.cli.params import Whole
 from sbcard.cli.readers import reader_option, reader_session, trace_option
-from sbcard.cli.terminals import _install, open_terminal_state, terminal_dir
+from sbcard.cli.terminals import install_terminal, open_terminal_state, terminal_dir
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.venues import KINDS, days_text
 
@@ -177,7 +177,8 @@ def gate_add_command(app: AppContext, venue_code: str, durability: str) -> None:
 
     place = find(venue_code, "VENUE")
     with open_world(app.home, app.clock) as world:
-        row = venue_gates.add_gate(world, place, now=app.clock.now(), install=_install(app.home, durability))
+        row = venue_gates.add_gate(world, place, now=app.clock.now(),
+                                   install=install_terminal(app.home, durability))
     data = _gate_json(app, row) | {"blacklist_size": row["blacklist_size"], "durability": durability}
     if app.json:
         emit_json(data)
@@ -229,7 +230,8 @@ def _gate(app: AppContext, world: Any, place: Any, terminal_id: str | None) -> I
     from sbcard.services.venues import gates as venue_gates
     from terminals.apps.venue import VenueGate
 
-    row = venue_gates.gate_for(world, place, terminal_id, now=app.clock.now(), install=_install(app.home, "normal"))
+    row = venue_gates.gate_for(world, place, terminal_id, now=app.clock.now(),
+                               install=install_terminal(app.home, "normal"))
     with open_terminal_state(app.home, row["id"]) as state:
         yield VenueGate(state, state.psam(), app.clock, venue_gates.GateHost(world, place), place)
 

@@ -47,16 +47,17 @@ import os
 import sqlite3
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from sbcard.chip import sealing, upload_batch
+from sbcard.chip import sealing
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.psam import BatchMac
+from sbcard.chip.purse_record import LOG_COLUMNS, PurseRecord, batch_digest
 from terminals.psam import Psam, PsamKeySet, PsamUploadKey
 
 DB_NAME = "terminal.db"
@@ -153,34 +154,12 @@ CREATE TABLE events (
 ) STRICT;
 """
 
-# The columns of ``records`` a record dict carries (``details`` holds the rest as JSON).
-RECORD_COLUMNS = (
-    "app_serial",
-    "txn_type",
-    "counter",
-    "card_number",
-    "issuer_id",
-    "issuer_region",
-    "issuer_node",
-    "amount_fen",
-    "balance_before_fen",
-    "terminal",
-    "operator",
-    "terminal_no",
-    "terminal_serial",
-    "date_time",
-    "at",
-    "tac",
-    "mac2",
-    "status",
-    "recovered",
-    "kind",
-    "blacklist_version",
-)
+# The columns of ``records``: a ``PurseRecord``'s log form (``details`` holds its ``extra`` as JSON).
+RECORD_COLUMNS = LOG_COLUMNS
 _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, details) VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})"
 )
-_NOT_DETAILS = frozenset(RECORD_COLUMNS) | {"seq"}  # a record's keys that are not in ``details``
+_SELECT_RECORDS = f"SELECT seq, {', '.join(RECORD_COLUMNS)}, details FROM records WHERE seq > ? ORDER BY seq"
 CONFIG_KEYS = (
     "terminal_id",
     "operator",
@@ -543,14 +522,16 @@ class TerminalState:
             self._conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
                                (key.algorithm.value, _sealed_upload_key(key)))
 
-    def sign_batch(self, records: Iterable[Mapping[str, Any]]) -> str:
+    def sign_batch(self, records: Sequence[PurseRecord | Mapping[str, Any]]) -> str:
         """The MAC (16 hex digits) the PSAM gives these log records, in this order, as one upload batch.
 
-        One digest of the records' canonical lines, one BATCH MAC: the host recomputes both.
-        Raises ``CardStatus``-derived errors from the PSAM (``6A88``: it holds no upload key).
+        One digest of the records' canonical lines (``PurseRecord.batch_line``), one BATCH MAC:
+        the host recomputes both. A record in the log's JSON form (``records()``) is read by
+        its codec (``PurseRecord.from_log``). Raises ``CardStatus``-derived errors from the
+        PSAM (``6A88``: it holds no upload key).
         """
-        digest, count = upload_batch.log_digest(records)
-        mac = BatchMac(self.config.terminal_no_bytes, count, digest).send(self.psam())
+        typed = [r if isinstance(r, PurseRecord) else PurseRecord.from_log(r) for r in records]
+        mac = BatchMac(self.config.terminal_no_bytes, len(typed), batch_digest(typed)).send(self.psam())
         return mac.hex().upper()
 
     def last_serial(self) -> int:
@@ -685,14 +666,11 @@ class TerminalState:
 
     # --- the offline log ----------------------------------------------------------------
 
-    def append_record(self, record: Mapping[str, Any]) -> int:
+    def append_record(self, record: PurseRecord) -> int:
         """Inside a ``transaction()``: one purchase; returns its ``seq``."""
-        details = {k: v for k, v in record.items() if k not in _NOT_DETAILS}
-        values = [record.get(c) for c in RECORD_COLUMNS]
-        cur = self._conn.execute(_INSERT_RECORD, (*values, _DETAILS_JSON.encode(details)))
-        return int(cur.lastrowid)
+        return int(self._conn.execute(_INSERT_RECORD, record.log_row()).lastrowid)
 
-    def commit_record(self, record: Mapping[str, Any]) -> int:
+    def commit_record(self, record: PurseRecord) -> int:
         """``append_record`` in a ``transaction()`` of its own; returns its ``seq``.
 
         Outside a transaction the INSERT runs in autocommit mode: one statement is its own
@@ -710,19 +688,17 @@ class TerminalState:
         ).fetchone()
         return row is not None
 
-    def records(self, *, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-        """The log in order, as dicts (``details`` merged in), from ``after_seq`` on."""
-        sql = f"SELECT seq, {', '.join(RECORD_COLUMNS)}, details FROM records WHERE seq > ? ORDER BY seq"
-        args: list[Any] = [after_seq]
+    def purse_records(self, *, after_seq: int = 0, limit: int | None = None) -> list[PurseRecord]:
+        """The log in order, from ``after_seq`` on, each with its ``seq``."""
+        sql, args = _SELECT_RECORDS, [after_seq]
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        out = []
-        for row in self._conn.execute(sql, args):
-            item = dict(zip(("seq", *RECORD_COLUMNS), row[:-1]))
-            item.update(json.loads(row[-1]))
-            out.append(item)
-        return out
+        return [PurseRecord.from_log_row(row[0], row[1:-1], row[-1]) for row in self._conn.execute(sql, args)]
+
+    def records(self, *, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The log in order, in its JSON form (``PurseRecord.to_log``: ``seq``, the columns, ``extra``)."""
+        return [r.to_log() for r in self.purse_records(after_seq=after_seq, limit=limit)]
 
     def record_count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM records").fetchone()[0]
@@ -732,9 +708,13 @@ class TerminalState:
     def last_uploaded_seq(self) -> int:
         return self._conn.execute("SELECT coalesce(max(last_seq), 0) FROM uploads").fetchone()[0]
 
+    def unsent(self, limit: int | None = None) -> list[PurseRecord]:
+        """The records not yet uploaded, oldest first (what ``terminals.apps.uploads`` sends)."""
+        return self.purse_records(after_seq=self.last_uploaded_seq(), limit=limit)
+
     def unsent_records(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The records not yet uploaded, oldest first."""
-        return self.records(after_seq=self.last_uploaded_seq(), limit=limit)
+        """``unsent`` in the log's JSON form."""
+        return [r.to_log() for r in self.unsent(limit)]
 
     def unsent_count(self) -> int:
         return self._conn.execute(

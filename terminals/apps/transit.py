@@ -59,8 +59,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
-from sbcard.chip import profile as P
-from sbcard.chip import sw as SW
+from sbcard.chip import profile
+from sbcard.chip import sw
 from sbcard.chip.apdu import Response
 from sbcard.chip.codec import bcd_datetime, from_bcd, parse_bcd_date
 from sbcard.chip.commands import (
@@ -84,6 +84,7 @@ from sbcard.chip.commands import (
 )
 from sbcard.chip.psam import ApplicationBlockMac, InitSamForPurchase, VerifyMac2, card_serial
 from sbcard.chip.purse import CAPP_PURCHASE, EP_PURCHASE
+from sbcard.chip.purse_record import PurseRecord
 from sbcard.chip.reader import Reader
 from sbcard.chip.sw import CardStatus
 from sbcard.chip.transit import CappRecord
@@ -95,7 +96,7 @@ from terminals.apps.terminal_state import TerminalState
 MAX_JOURNEY = dt.timedelta(hours=4)
 REENTRY_WINDOW = dt.timedelta(minutes=20)
 RETRY_WINDOW = dt.timedelta(minutes=5)  # a torn tap completed this soon, by its last purchase: the same rider retrying
-KEY_INDEX = P.CARD_KEY_INDEX
+KEY_INDEX = profile.CARD_KEY_INDEX
 PURCHASE_TYPES = (EP_PURCHASE, CAPP_PURCHASE)
 _STORED_KINDS = {"elderly": "elderly_free_ride", "student": "student"}  # the fares' name → the hub's
 T = TypeVar("T")
@@ -119,13 +120,13 @@ class _Fixed(Generic[T]):
         return self.value.parse(response.check())
 
 
-_SELECT_SSSE = _Fixed(SelectByName(P.SSSE_NAME))
-_READ_CARD_NUMBER = _Fixed(ReadRecord(P.SFI_EF05, P.Tag.CARD_NUMBER))
-_READ_BIRTH_DATE = _Fixed(ReadRecord(P.SFI_EF06, P.Tag.BIRTH_DATE))
-_READ_CITIZEN_ID = _Fixed(ReadRecord(P.SFI_EF06, P.Tag.CITIZEN_ID))
+_SELECT_SSSE = _Fixed(SelectByName(profile.SSSE_NAME))
+_READ_CARD_NUMBER = _Fixed(ReadRecord(profile.SFI_EF05, profile.Tag.CARD_NUMBER))
+_READ_BIRTH_DATE = _Fixed(ReadRecord(profile.SFI_EF06, profile.Tag.BIRTH_DATE))
+_READ_CITIZEN_ID = _Fixed(ReadRecord(profile.SFI_EF06, profile.Tag.CITIZEN_ID))
 _SELECT_TUNION = _Fixed(select_tunion())
-READ_CONCESSION = _Fixed(ReadBinary(P.SFI_TU_MANAGEMENT, 0, P.TU_MANAGEMENT_LEN))
-_READ_CAPP = _Fixed(ReadRecord(P.SFI_TU_CAPP, P.CAPP_METRO_RECORD, by_tag=False))
+READ_CONCESSION = _Fixed(ReadBinary(profile.SFI_TU_MANAGEMENT, 0, profile.TU_MANAGEMENT_LEN))
+_READ_CAPP = _Fixed(ReadRecord(profile.SFI_TU_CAPP, profile.CAPP_METRO_RECORD, by_tag=False))
 _GET_BALANCE = _Fixed(GetBalance())
 
 
@@ -383,7 +384,7 @@ class PurseTerminal:
         number = birth = citizen = None
         try:
             _SELECT_SSSE.send(reader)
-        except SW.FileNotFound:
+        except sw.FileNotFound:
             pass  # a plain T-Union card: no social security application
         else:
             try:
@@ -392,19 +393,19 @@ class PurseTerminal:
                     birth = _date(_READ_BIRTH_DATE.send(reader))
                 if citizen_id:
                     citizen = _text(_READ_CITIZEN_ID.send(reader))
-            except SW.ConditionsNotSatisfied:
+            except sw.ConditionsNotSatisfied:
                 raise Refused("not_issued", "card not issued (not personalised)") from None
-            except (SW.RecordNotFound, MalformedResponse):
+            except (sw.RecordNotFound, MalformedResponse):
                 pass  # read what is there; the T-Union data decides
         try:
             fci = _SELECT_TUNION.send(reader)
-        except SW.FileNotFound:
+        except sw.FileNotFound:
             raise Refused("wrong_application", "not a transit card: no T-Union application") from None
         except MalformedResponse:
             raise Refused("wrong_application", "the T-Union application's data cannot be read") from None
         if fci.tunion is None:
             raise Refused("wrong_application", "not a transit card: the T-Union application is not issued")
-        if fci.tunion.app_type != P.TU_APP_TYPE_PURSE:
+        if fci.tunion.app_type != profile.TU_APP_TYPE_PURSE:
             raise Refused("wrong_application", f"T-Union application type {fci.tunion.app_type:02X} is not a purse")
         return CardFacts(number, birth, fci.tunion, citizen)
 
@@ -432,7 +433,7 @@ class PurseTerminal:
             raise Refused("expired", f"card expired on {card.tunion.expiry_date.isoformat()}")
         return None
 
-    def completed(self, record: Mapping[str, Any], retry: bool) -> None:
+    def completed(self, record: PurseRecord, retry: bool) -> None:
         """A torn purchase was completed from the card (its record now in the log): a hook.
 
         ``retry``: this tap is its retry (``screen`` returns it). The validator needs nothing
@@ -450,11 +451,11 @@ class PurseTerminal:
         capp = plan.txn_type == CAPP_PURCHASE
         try:
             init = InitializeForPurchase(KEY_INDEX, plan.amount, self._terminal_no, capp=capp).send(reader)
-        except SW.InsufficientBalance:
+        except sw.InsufficientBalance:
             balance = _GET_BALANCE.send(reader)
             raise Refused("insufficient_balance", f"insufficient balance: {_fen(plan.amount)} needed, "
                           f"{_fen(balance)} on the card", balance=balance, fare=plan.amount) from None
-        except SW.ApplicationLocked:
+        except sw.ApplicationLocked:
             raise Refused("blocked", "card blocked: the transit application is locked, see a service outlet") from None
         except CardStatus as e:
             raise Refused("card_error", f"the card refused the purchase ({e})") from None
@@ -476,8 +477,8 @@ class PurseTerminal:
                 card_serial=card_serial(card.app_serial),
                 issuer_id=bytes.fromhex(card.issuer_id),
             ).send(self.psam)
-        except SW.CardStatus as e:
-            if e.sw == SW.KEY_NOT_FOUND:
+        except sw.CardStatus as e:
+            if e.sw == sw.KEY_NOT_FOUND:
                 raise Refused("unknown_issuer", f"no keys for cards of issuer {card.issuer_id} in this PSAM") from None
             raise Refused("psam_error", f"the PSAM refused the purchase ({e})") from None
         pending["terminal_serial"] = sam.serial
@@ -485,14 +486,14 @@ class PurseTerminal:
 
         try:
             if plan.capp_record is not None:
-                UpdateCappDataCache(P.CAPP_METRO_RECORD, P.SFI_TU_CAPP, plan.capp_record.to_bytes()).send(reader)
+                UpdateCappDataCache(profile.CAPP_METRO_RECORD, profile.SFI_TU_CAPP, plan.capp_record.to_bytes()).send(reader)
             result = DebitForPurchase(sam.terminal_serial, date_time, sam.mac1).send(reader)
         except CardStatus as e:  # the card answered: nothing was committed
             self.state.end_purchase()
             with self.state.transaction():
                 self.state.add_event(now.isoformat(), "purchase_refused", card.card_number,
                                      {"sw": f"{e.sw:04X}", "counter": init.offline_counter})
-            if isinstance(e, SW.MacError):
+            if isinstance(e, sw.MacError):
                 raise Refused("mac1_rejected", "the card did not accept the terminal's MAC1") from None
             raise Refused("card_error", f"the card refused the purchase ({e})") from None
         except BaseException:  # torn, or the reader gone: the card may have committed it
@@ -513,7 +514,7 @@ class PurseTerminal:
     def _verify_mac2(self, mac2: bytes) -> bool:
         try:
             VerifyMac2(mac2).send(self.psam)
-        except SW.MacError:
+        except sw.MacError:
             return False
         return True
 
@@ -567,16 +568,17 @@ class PurseTerminal:
 
     @staticmethod
     def _record(pending: dict[str, Any], *, tac: bytes | None, mac2: bytes | None, mac2_ok: bool,
-                recovered: str | None) -> dict[str, Any]:
-        record = {k: v for k, v in pending.items() if k not in ("random", "key_version", "algorithm_id")}
-        record.update(
+                recovered: str | None) -> PurseRecord:
+        """The log's record of the purchase in flight (its JSON form, read by the record's codec)."""
+        logged = {k: v for k, v in pending.items() if k not in ("random", "key_version", "algorithm_id")}
+        logged.update(
             tac=tac.hex().upper() if tac else None,
             mac2=mac2.hex().upper() if mac2 else None,
             status="ok" if mac2_ok else "mac2_failed",
             recovered=recovered,
             balance_after_fen=pending["balance_before_fen"] - pending["amount_fen"],
         )
-        return record
+        return PurseRecord.from_log(logged)
 
     def _ok(self, card: CardFacts, p: dict[str, Any], balance: int | None, seq: int, recovered: str | None) -> TapResult:
         return TapResult(
@@ -631,7 +633,7 @@ class PurseTerminal:
         recovered, mac2_ok = "log", True
         try:
             prove = GetTransactionProve(p["txn_type"], p["counter"]).send(reader)
-        except (SW.MacNotAvailable, SW.ApplicationLocked):
+        except (sw.MacNotAvailable, sw.ApplicationLocked):
             prove = None
         if prove is not None:
             tac, mac2, recovered = prove.tac, prove.mac2, "prove"
@@ -851,7 +853,7 @@ def _committed(log: list[TransactionLogRecord], p: dict[str, Any]) -> bool | Non
                 and r.terminal_no == terminal_no
                 and r.at.strftime("%Y%m%d%H%M%S") == p["date_time"]
             )
-    if len(log) >= P.TU_LOG_RECORDS and (not purchases or min(r.counter for r in purchases) > p["counter"]):
+    if len(log) >= profile.TU_LOG_RECORDS and (not purchases or min(r.counter for r in purchases) > p["counter"]):
         return None  # the card's log has turned over since: cannot tell
     return False
 

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import attrs
 
 from sbcard.chip.purse import EP_PURCHASE
+from sbcard.chip.purse_record import PurseRecord
 from sbcard.chip.reader import Reader
 from sbcard.chip.sw import CardStatus
 from sbcard.domain.concessions import CardConcession, decode_0017
@@ -209,8 +210,9 @@ class VenueGate(PurseTerminal):
 
     # --- the hook of tear recovery ------------------------------------------------------
 
-    def completed(self, record: Mapping[str, Any], retry: bool) -> None:
-        self._recovered.append((record, self.host.completed(record)))
+    def completed(self, record: PurseRecord, retry: bool) -> None:
+        logged = record.to_log()  # the host port takes the log's JSON form, as ``replay`` gives it
+        self._recovered.append((logged, self.host.completed(logged)))
 
     # --- an entry -----------------------------------------------------------------------
 

@@ -224,11 +224,12 @@ def test_a_purchase_is_cleared_once_by_construction(loaded):
 def test_a_purchase_kept_without_its_operator_is_owed_to_its_terminals_operator(loaded):
     """Purchases the issuer kept before it recorded operators: the operator's register names it."""
     from sbcard.services.transit import host as transit_host
+    from sbcard.store.unit_of_work import UnitOfWork
     from sbcard.store.world import open_world
 
     records = [attrs.evolve(r, operator=None) for r in taps(loaded, "chen", [300, 400])]
     with open_world(loaded.home) as world:
-        transit_host.clear_purchases(world.region("tj"), records, from_node="bj", now=NOW)
+        transit_host.clear_purchases(UnitOfWork(world.region("tj")), records, from_node="bj", now=NOW)
     assert loaded.query("tj", "SELECT DISTINCT operator FROM purse_purchases") == [{"operator": None}]
     result = run(loaded)
     assert [(x["payer"], x["payee"], x["party"], x["count"], x["amount_fen"]) for x in result["lines"]] == [

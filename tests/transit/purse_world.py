@@ -24,7 +24,7 @@ from sbcard.chip.codec import bcd_datetime
 from sbcard.clock import BEIJING
 from sbcard.services.cards import keys
 from sbcard.services.accounts import ledger
-from sbcard.services.transit.host import OfflineRecord
+from sbcard.chip.purse_record import PurseRecord
 from sbcard.store.db import open_db
 from sbcard.store.world import WorldPaths, open_world
 
@@ -126,7 +126,7 @@ class PurseWorld(CardWorld):
     # --- purchases made on the chip as a terminal would ---------------------------------
     def purchase(self, holder: str, amount: int, *, serial: int, when: dt.datetime = NOW,
                  terminal: tuple[str, str, str, str] = METRO_TERMINAL, blacklist_version: int | None = 0,
-                 txn_type: int = 0x06) -> OfflineRecord:
+                 txn_type: int = 0x06) -> PurseRecord:
         """A purchase on the card through its real commands (PSAM role played with the issuer's keys)."""
         from terminals.emulator import testing
         from terminals.emulator.card import VirtualCard
@@ -138,7 +138,7 @@ class PurseWorld(CardWorld):
             chip.power_on()
             receipt = testing.purchase(chip, amount, bytes.fromhex(terminal_no), serial.to_bytes(4, "big"), local,
                                        keys=self.card_keys(holder))
-        return OfflineRecord(
+        return PurseRecord(
             app_serial=card.app_serial, txn_type=txn_type if txn_type != 0x06 else receipt.txn_type,
             counter=receipt.counter, terminal_no=terminal_no, terminal_serial=serial, amount_fen=amount,
             balance_before_fen=receipt.balance_before, date_time=bcd_datetime(local).hex(),

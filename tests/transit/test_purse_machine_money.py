@@ -39,8 +39,9 @@ from sbcard.services.accounts import ledger
 from sbcard.services.transit import host as transit_host
 from sbcard.services.terminals import register as terminal_service
 from sbcard.services.transit.purse_host import PurseHost
+from sbcard.services.transit.terminal_host import TerminalHost
 from sbcard.store.world import open_world
-from terminals.apps import loader
+from terminals.apps import loader, uploads
 from terminals.apps.terminal_state import TerminalState
 from terminals.apps.transit import Validator
 from terminals.emulator.card_file import read_state
@@ -57,7 +58,7 @@ _machine_template: dict[str, object] = {}
 @pytest.fixture(scope="module")
 def machine_template(purse_template, tmp_path_factory):
     """The purse world with one validator of each bus operator."""
-    from sbcard.cli.terminals import _install
+    from sbcard.cli.terminals import install_terminal
 
     template, cards = purse_template
     home = tmp_path_factory.mktemp("purse-machine") / "world"
@@ -65,8 +66,8 @@ def machine_template(purse_template, tmp_path_factory):
     ids = {}
     with open_world(home) as world:
         for operator, options in BUSES.items():
-            row = terminal_service.add_terminal(world, operator=operator, now=NOW, install=_install(home, "normal"),
-                                                **options)
+            row = terminal_service.add_terminal(world, operator=operator, now=NOW,
+                                                install=install_terminal(home, "normal"), **options)
             ids[operator] = row["id"]
     return home, cards, ids
 
@@ -160,15 +161,13 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule(operator=st.sampled_from(sorted(BUSES)))
     def upload(self, operator: str) -> None:
         state = self.states[operator]
-        log = state.unsent_records()
-        records = [transit_host.OfflineRecord.from_log(r) for r in log]
-        result = transit_host.upload(self.world, self.terminal_ids[operator], records, now=self.clock.now(),
-                                     mac=state.sign_batch(log))
+        sent = uploads.upload_unsent(state, TerminalHost(self.world), self.terminal_ids[operator],
+                                      now=self.clock.now())
+        result, log = sent.answer, sent.records
         assert (result.sent, result.accepted, result.duplicates) == (len(log), len(log), 0), result
         assert (result.rejected, result.flagged) == (0, 0), result.records
-        if log:
-            state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), self.clock.now().isoformat())
-        self.uploaded[operator] += sum(r["amount_fen"] for r in log)
+        assert state.unsent_count() == 0
+        self.uploaded[operator] += sum(r.amount_fen for r in log)
         self.tick()
 
     @precondition(lambda self: any(s.unsent_count() for s in self.states.values()))
@@ -179,9 +178,8 @@ class MoneyMachine(RuleBasedStateMachine):
         The next upload sends the same records again; the hub's message log answers for the
         issuer, which must not clear them twice (the end check compares shadows and purses).
         """
-        log = self.states[operator].unsent_records()
-        records = [transit_host.OfflineRecord.from_log(r) for r in log]
-        mac = self.states[operator].sign_batch(log)
+        records = self.states[operator].unsent()
+        mac = self.states[operator].sign_batch(records)
 
         class Died(Exception):
             pass

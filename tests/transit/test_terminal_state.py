@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
 from sbcard.chip.crypto import Algorithm
-from terminals.apps.terminal_state import TerminalConfig, TerminalState, TerminalStateError
+from sbcard.chip.purse_record import PurseRecord
+from terminals.apps.terminal_state import RECORD_COLUMNS, TerminalConfig, TerminalState, TerminalStateError
 from terminals.psam import PsamKeySet
 
 CONFIG = TerminalConfig(terminal_id="bj-subway-0007", operator="bj-subway", node="bj", terminal_no="110000000007",
@@ -16,13 +18,13 @@ CONFIG = TerminalConfig(terminal_id="bj-subway-0007", operator="bj-subway", node
 KEYS = [PsamKeySet("1100000000000000", b"P" * 16, b"D" * 16, Algorithm.SM4, 1)]
 
 
-def _record(counter: int, **more) -> dict:
-    return {"app_serial": "03101000000000000001", "txn_type": 9, "counter": counter, "card_number": "B00000019",
+def _record(counter: int, **more) -> PurseRecord:
+    return PurseRecord.from_log({"app_serial": "03101000000000000001", "txn_type": 9, "counter": counter, "card_number": "B00000019",
             "issuer_id": "1100000000000000", "issuer_region": "110000", "issuer_node": "bj",
             "amount_fen": 300, "balance_before_fen": 1000, "terminal": CONFIG.terminal_id, "operator": "bj-subway",
             "terminal_no": CONFIG.terminal_no, "terminal_serial": counter + 1, "date_time": "20250301093000",
             "at": "2025-03-01T09:30:00+08:00", "tac": "01020304", "mac2": "05060708", "status": "ok",
-            "recovered": None, "kind": "exit", "blacklist_version": 3, "station": "国贸", **more}
+            "recovered": None, "kind": "exit", "blacklist_version": 3, "station": "国贸", **more})
 
 
 @pytest.fixture
@@ -77,6 +79,36 @@ def test_the_log_is_append_only_and_keeps_a_repeated_counter(state):
     with state.transaction():
         state.append_record(_record(0, terminal_serial=9))
     assert [r["terminal_serial"] for r in state.records()] == [1, 9]
+    assert [r.terminal_serial for r in state.purse_records()] == [1, 9]
+    assert state.purse_records()[0] == _record(0) and state.purse_records()[0].seq == 1
+
+
+def test_a_log_row_written_before_the_record_type_reads_as_it_was(state):
+    """The old code wrote the dict's columns and the rest as sorted JSON, None values included."""
+    old = _record(0).to_log()
+    details = {k: v for k, v in old.items() if k not in RECORD_COLUMNS}
+    details.update(km=None, rule="bj-subway.distance")
+    state._conn.execute(f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, details) VALUES "
+                        f"({', '.join('?' * (len(RECORD_COLUMNS) + 1))})",
+                        [old[c] for c in RECORD_COLUMNS] + [json.dumps(details, ensure_ascii=False, sort_keys=True)])
+    [logged] = state.records()
+    assert logged == {"seq": 1, **{c: old[c] for c in RECORD_COLUMNS}, "km": None, "rule": "bj-subway.distance",
+                      "station": "国贸"}
+    [typed] = state.purse_records()
+    assert typed.kind == "exit" and typed.extra == {"km": None, "rule": "bj-subway.distance", "station": "国贸"}
+    assert typed.details == {"issuer_region": "110000", "at": "2025-03-01T09:30:00+08:00", "mac2": "05060708",
+                             "kind": "exit", "rule": "bj-subway.distance", "station": "国贸"}  # none empty
+    assert PurseRecord.from_log(logged) == typed and typed.to_log() == logged
+
+
+def test_the_old_loose_form_is_read_into_the_one_encoding():
+    canonical = _record(3)
+    loose = {**canonical.to_log(), "txn_type": "09", "counter": "3", "terminal_no": CONFIG.terminal_no.lower(),
+             "tac": "01020304".lower()}
+    with pytest.raises(ValueError, match="old form"):
+        PurseRecord.from_log(loose)
+    assert PurseRecord.from_old_log(loose) == canonical
+    assert PurseRecord.from_host(canonical.host_values(), canonical.details) == canonical
 
 
 def test_a_rolled_back_transaction_leaves_the_purchase_in_flight_as_it_was(state):

@@ -9,8 +9,11 @@ import attrs
 import pytest
 from purse_world import METRO_TERMINAL, NOW, clock, purse_template, purse_world  # noqa: F401
 
+from sbcard.chip.crypto import Algorithm
+from sbcard.chip.purse import PurchaseTacKey, purchase_tac
 from sbcard.domain.errors import NotFound
 from sbcard.services.transit import host as transit_host
+from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import open_world
 
 
@@ -106,7 +109,7 @@ def test_records_the_issuer_saw_in_another_chunk_get_their_earlier_verdict(loade
     forged = attrs.evolve(_taps(loaded, "liu", [200], first_serial=2, start=NOW + dt.timedelta(hours=1))[0],
                           tac="00000000")
     with open_world(loaded.home) as world:
-        answer = transit_host.clear_purchases(world.region("bj"), first + [forged], from_node="bj", now=NOW)
+        answer = transit_host.clear_purchases(UnitOfWork(world.region("bj")), first + [forged], from_node="bj", now=NOW)
     assert answer["rejected"] == 1
     result = loaded.upload(first + [forged])  # the same records, through the operator now: earlier verdicts
     assert (result.accepted, result.rejected) == (1, 1)
@@ -119,16 +122,15 @@ def test_an_unregistered_terminal_is_refused(loaded):
 
 
 def test_the_tac_check_is_the_profiles_formula(loaded):
-    from sbcard.chip.crypto import Algorithm
-    from sbcard.chip.purse import purchase_tac
-
     for alg in (Algorithm.SM4, Algorithm.DES3):
-        checker = transit_host._TacChecker(alg, bytes(range(16)))
+        checker = PurchaseTacKey(alg, bytes(range(16)))
         for amount, serial in [(0, 0), (1, 1), (300, 0xFFFFFFFF), (99999, 12345)]:
             expected = purchase_tac(alg, bytes(range(16)), amount, 0x09, bytes.fromhex(METRO_TERMINAL[3]),
                                     serial.to_bytes(4, "big"), bytes.fromhex("20250303090000"))
             assert checker.tac(amount, 0x09, bytes.fromhex(METRO_TERMINAL[3]), serial,
                                bytes.fromhex("20250303090000")) == expected
+            assert checker.verify(expected, amount, 0x09, bytes.fromhex(METRO_TERMINAL[3]), serial,
+                                  bytes.fromhex("20250303090000"))
 
 
 def test_a_station_batch_of_several_terminals_is_taken_at_once(loaded):

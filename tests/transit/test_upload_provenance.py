@@ -14,13 +14,15 @@ import attrs
 import pytest
 from purse_world import METRO_TERMINAL, NOW, clock, purse_template, purse_world  # noqa: F401
 
-from sbcard.chip import profile as P
-from sbcard.chip import sw as SW
+from sbcard.chip import profile
+from sbcard.chip import sw
 from sbcard.chip import upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.psam import BatchMac
+from sbcard.chip.purse_record import PurseRecord
 from sbcard.domain.errors import RuleRefused
 from sbcard.services.transit import host as transit_host
+from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import open_world
 from terminals.psam import MemorySerials, Psam, PsamUploadKey
 
@@ -142,7 +144,8 @@ def test_a_card_number_and_a_serial_of_different_cards_are_refused(loaded_host, 
     {"operator": "bj-bus"},
     {"card_number": None},
     {"blacklist_version": 7},
-    {"details": {"station": "西单"}},
+    {"extra": {"station": "西单"}},
+    {"kind": "exit"},
 ])
 def test_a_batch_edited_after_its_mac_is_refused_whole(loaded_host, edit):
     records = [loaded_host.purchase("liu", 300, serial=1), loaded_host.purchase("liu", 400, serial=2, when=NOW + MIN)]
@@ -279,16 +282,16 @@ def test_the_psams_batch_mac_is_the_hosts():
     assert BatchMac(TERMINAL_NO, 3, bytes(32)).send(_psam()) != mac
 
 
-@pytest.mark.parametrize("psam, data, sw", [
+@pytest.mark.parametrize("psam, data, status", [
     ("keyed", TERMINAL_NO + bytes(36), "9000"),
-    ("keyed", bytes.fromhex("110100900002") + bytes(36), f"{SW.CONDITIONS_NOT_SATISFIED:04X}"),  # not its number
-    ("keyed", TERMINAL_NO + bytes(35), f"{SW.WRONG_LENGTH:04X}"),
-    ("keyless", TERMINAL_NO + bytes(36), f"{SW.KEY_NOT_FOUND:04X}"),  # a PSAM made before upload keys
+    ("keyed", bytes.fromhex("110100900002") + bytes(36), f"{sw.CONDITIONS_NOT_SATISFIED:04X}"),  # not its number
+    ("keyed", TERMINAL_NO + bytes(35), f"{sw.WRONG_LENGTH:04X}"),
+    ("keyless", TERMINAL_NO + bytes(36), f"{sw.KEY_NOT_FOUND:04X}"),  # a PSAM made before upload keys
 ])
-def test_batch_mac_refusals(psam, data, sw):
-    apdu = bytes((P.CLA_PROPRIETARY, P.PsamIns.BATCH_MAC, 0, 0, len(data))) + data + b"\x08"
+def test_batch_mac_refusals(psam, data, status):
+    apdu = bytes((profile.CLA_PROPRIETARY, profile.PsamIns.BATCH_MAC, 0, 0, len(data))) + data + b"\x08"
     answer = _psam(UPLOAD_KEY if psam == "keyed" else None).transmit_raw(apdu)
-    assert answer[-2:].hex().upper() == sw
+    assert answer[-2:].hex().upper() == status
 
 
 def test_the_terminals_digest_is_the_hosts(purse_world, clock):
@@ -299,11 +302,9 @@ def test_the_terminals_digest_is_the_hosts(purse_world, clock):
     from terminals.apps.terminal_state import TerminalState
 
     with TerminalState.open(purse_world.home / "terminals" / bus) as state:
-        log = state.unsent_records()
-        digest, count = upload_batch.log_digest(log)
-        mac = state.sign_batch(log)
-    records = [transit_host.OfflineRecord.from_log(r) for r in log]
-    assert (digest, count) == (transit_host.batch_digest(records), 2)
+        mac = state.sign_batch(state.unsent_records())  # the log's JSON form, read by the record's codec
+        records = state.unsent()
+    assert len(records) == 2 and [PurseRecord.from_log(r.to_log()) for r in records] == records
     with open_world(purse_world.home) as world:
         row = transit_host.terminal_row(world, bus)[1]
-        assert transit_host.expected_batch_mac(world.region("tj"), row["terminal_no"], records).hex().upper() == mac
+        assert transit_host.expected_batch_mac(UnitOfWork(world.region("tj")), row["terminal_no"], records).hex().upper() == mac

@@ -161,11 +161,11 @@ class ValidatorRig:
 
     def terminal(self, operator: str, **options: Any) -> TerminalState:
         """A new terminal of ``operator`` (``station``, ``gate``, ``line``, ``area``, ``full_fare_fen``)."""
-        from sbcard.cli.terminals import _install, terminal_dir
+        from sbcard.cli.terminals import install_terminal, terminal_dir
 
         with self.world() as world:
             row = terminal_service.add_terminal(world, operator=operator, now=self.clock.now(),
-                                                install=_install(self.home, "normal"), **options)
+                                                install=install_terminal(self.home, "normal"), **options)
         return TerminalState.open(terminal_dir(self.home, row["id"]))
 
     def validator(self, state: TerminalState, *, psam: Reader | None = None) -> Validator:

@@ -1,13 +1,14 @@
 """The operator's host: offline purchase records uploaded by terminals, cleared with the cards' issuers.
 
-Note for the validator (terminals/apps/transit.py, terminals/apps/terminal_state.py): an
-upload takes the terminal's log records as ``OfflineRecord`` values —
-``OfflineRecord.from_log(record)`` reads the dicts of ``TerminalState.records()``
-(``app_serial``, ``txn_type``, ``counter``, ``terminal_no``, ``terminal_serial``,
-``amount_fen``, ``balance_before_fen``, ``date_time`` (14 digits, the BCD sent to the
-card), ``tac`` (8 hex), ``issuer_id`` / ``issuer_node``, ``card_number``,
-``blacklist_version`` (the terminal's at the tap), ``terminal``, ``operator``, ``at``,
-``kind``, ``status`` and the rest as details).
+An upload takes the terminal's log records as they are: ``PurseRecord`` values
+(``sbcard.chip.purse_record``), the one record type the validator writes and the hosts
+read (``TerminalState.unsent()`` gives them; ``terminals.apps.uploads.upload_unsent`` sends
+them through its ``TransitHostPort``, whose adapter is ``terminal_host.TerminalHost``). Its SQL is in ``sbcard.store.repositories.transit``,
+reached by ``uow.get(...)``: ``OperatorRecords`` at the operator's region, ``IssuerPurchases``
+at the issuer's, ``HubExchanges`` at the hub. The functions that cross nodes take the
+``World`` and open one unit of work per node (each commits alone: the hub's message log
+makes the crossing idempotent); ``clear_purchases`` and ``expected_batch_mac``, one
+node's, take that node's ``UnitOfWork``.
 
 ``upload(world, terminal_id, records, now=…, mac=…)`` takes one terminal's log (``sbcard transit
 upload``), ``ingest(world, node, records, now=…, macs=…)`` the logs of many of a region's terminals
@@ -69,12 +70,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
-import sqlite_utils
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from sbcard.chip import upload_batch
-from sbcard.chip.crypto import Algorithm, _algo, diversify, tac_key
 from sbcard.chip.codec import to_bcd
+from sbcard.chip.crypto import Diversifier
+from sbcard.chip.purse import CAPP_PURCHASE, EP_PURCHASE, PurchaseTacKey
+from sbcard.chip.purse_record import PurseRecord, batch_digest
 from sbcard.clock import BEIJING
 from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.money import format_fen
@@ -83,87 +84,22 @@ from sbcard.services.cards import keys
 from sbcard.services.exchange import links
 from sbcard.services.transit import purse_integrity
 from sbcard.store.migrations import timestamp
-from sbcard.store.sequences import next_value
+from sbcard.store.repositories.transit import CardNumbers, HubExchanges, IssuerPurchases, OperatorRecords
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World, node_of_db
 
 CHUNK = 50_000  # records per exchange with an issuer
 MESSAGE_KIND = "transit.clear"
-UPLOAD_SEQUENCE = "transit_upload"
-_PARAMS = 900  # host parameters per IN (...) list, under SQLite's historical 999
-PURCHASE_TYPES = (0x06, 0x09)
+PURCHASE_TYPES = (EP_PURCHASE, CAPP_PURCHASE)
 _HEX2 = [f"{i:02X}" for i in range(256)]
-_BYTE = [bytes((i,)) for i in range(256)]
-_PAD9 = b"\x80" + bytes(9)  # ISO 9797-1 method 2 after the 22 bytes of a purchase TAC's data
-_ECB = modes.ECB()
 
 
 # ----------------------------------------------------------------------------- the record
 
 
-@attrs.frozen(slots=True)
-class OfflineRecord:
-    """One purchase from a terminal's offline log, as the operator's host receives it."""
-
-    app_serial: str  # 20 digits
-    txn_type: int  # 0x06 EP purchase, 0x09 compound (capp) purchase
-    counter: int  # the card's offline counter for this purchase (INITIALIZE's)
-    terminal_no: str  # 12 hex digits
-    terminal_serial: int
-    amount_fen: int
-    balance_before_fen: int
-    date_time: str  # 14 digits YYYYMMDDhhmmss: the BCD date-time sent to the card
-    tac: str | None  # 8 hex digits; None if the terminal never got one
-    issuer_id: str | None = None  # 16 hex digits: BCD region code ‖ 0000000000 (EF 0015)
-    issuer_node: str | None = None
-    card_number: str | None = None
-    terminal: str | None = None
-    operator: str | None = None
-    blacklist_version: int | None = None  # the terminal's list at the tap
-    status: str = "ok"  # the terminal's: ok | mac2_failed
-    details: Mapping[str, Any] | None = None  # station, entry, fare rule…
-    key: tuple[str, str, int, str, int] = attrs.field(init=False, eq=False, repr=False)
-    """(app serial, type as 2 hex digits, counter, terminal no, terminal serial): the record's identity."""
-
-    def __attrs_post_init__(self) -> None:
-        if not 0 <= self.txn_type <= 0xFF:
-            raise ValueError(f"transaction type {self.txn_type!r} is not one byte")
-        object.__setattr__(self, "key", (self.app_serial, _HEX2[self.txn_type], self.counter, self.terminal_no,
-                                         self.terminal_serial))
-
-    @classmethod
-    def from_log(cls, record: Mapping[str, Any]) -> OfflineRecord:
-        """From a record of the terminal's log (``TerminalState.records()``)."""
-        known = upload_batch.NOT_DETAILS
-        details = {k: v for k, v in record.items() if k not in known and v is not None}
-        tac = record.get("tac")
-        return cls(
-            app_serial=str(record["app_serial"]),
-            txn_type=int(record["txn_type"], 16) if isinstance(record["txn_type"], str) else int(record["txn_type"]),
-            counter=int(record["counter"]),
-            terminal_no=str(record["terminal_no"]).upper(),
-            terminal_serial=int(record["terminal_serial"]),
-            amount_fen=int(record["amount_fen"]),
-            balance_before_fen=int(record["balance_before_fen"]),
-            date_time=str(record["date_time"]),
-            tac=str(tac).upper() if tac else None,
-            issuer_id=record.get("issuer_id"),
-            issuer_node=record.get("issuer_node"),
-            card_number=record.get("card_number"),
-            terminal=record.get("terminal"),
-            operator=record.get("operator"),
-            blacklist_version=None if record.get("blacklist_version") is None else int(record["blacklist_version"]),
-            status=record.get("status") or "ok",
-            details=details or None,
-        )
-
-
-    def batch_line(self) -> str:
-        """The record's canonical line in an upload batch's digest (``sbcard.chip.upload_batch``)."""
-        return upload_batch.record_line(
-            (self.app_serial, self.txn_type, self.counter, self.terminal_no, self.terminal_serial, self.amount_fen,
-             self.balance_before_fen, self.date_time, self.tac, self.issuer_id, self.issuer_node, self.card_number,
-             self.terminal, self.operator, self.blacklist_version, self.status), self.details)
+OfflineRecord = PurseRecord
+"""The name the simulator still uses (``OfflineRecord.from_log``): the one record type, until it switches to
+``terminals.apps.uploads``; to be removed then."""
 
 
 @attrs.frozen
@@ -183,7 +119,7 @@ class UploadResult:
         return attrs.asdict(self)
 
 
-def issuer_node_of(record: OfflineRecord) -> str | None:
+def issuer_node_of(record: PurseRecord) -> str | None:
     """The node that issued the card: from the record, else from the issuer id's region code."""
     if record.issuer_node in REGION_NODES:
         return record.issuer_node
@@ -203,13 +139,13 @@ def terminal_row(world: World, terminal_id: str) -> tuple[str, dict[str, Any]]:
     prefix = terminal_id.split("-", 1)[0].lower()
     nodes = [prefix, *(n for n in REGION_NODES if n != prefix)] if prefix in REGION_NODES else list(REGION_NODES)
     for node in nodes:
-        rows = list(world.region(node).query("SELECT * FROM terminals WHERE id = ?", [terminal_id]))
-        if rows:
-            return node, rows[0]
+        row = _operator(world, node).terminal(terminal_id)
+        if row is not None:
+            return node, row
     raise NotFound("terminal.unknown", f"no terminal {terminal_id!r} in any region", "--terminal")
 
 
-def upload(world: World, terminal_id: str, records: Iterable[OfflineRecord], *, now: dt.datetime,
+def upload(world: World, terminal_id: str, records: Iterable[PurseRecord], *, now: dt.datetime,
            mac: str | None) -> UploadResult:
     """Take one terminal's records into its operator's region (``sbcard transit upload``); see the module doc.
 
@@ -225,11 +161,11 @@ def upload(world: World, terminal_id: str, records: Iterable[OfflineRecord], *, 
                    now=now)
 
 
-def ingest(world: World, node: str, records: Iterable[OfflineRecord], *, now: dt.datetime,
+def ingest(world: World, node: str, records: Iterable[PurseRecord], *, now: dt.datetime,
            macs: Mapping[str, str | None], label: str = "station") -> UploadResult:
     """Take the records of many of ``node``'s terminals at once (a station or line computer's batch).
 
-    Each record names its terminal (``OfflineRecord.terminal``), which must be registered in
+    Each record names its terminal (``PurseRecord.terminal``), which must be registered in
     ``node``. The same checks as ``upload``; the issuers see the whole batch sorted by card,
     so each card's records of the batch are checked together. ``macs`` holds each terminal's
     PSAM MAC over its own records of the batch, in the batch's order: if any does not
@@ -239,12 +175,11 @@ def ingest(world: World, node: str, records: Iterable[OfflineRecord], *, now: dt
     ids = sorted({r.terminal for r in records if r.terminal})
     if len(ids) != len({r.terminal for r in records}):
         raise NotFound("terminal.missing", "every record of a batch must name its terminal", "terminal")
-    terminals = {row["id"]: row for row in _select_in_rows(world.region(node), "SELECT * FROM terminals WHERE id IN ({})",
-                                                           ids)}
+    terminals = _operator(world, node).terminals(ids)
     unknown = [t for t in ids if t not in terminals]
     if unknown:
         raise NotFound("terminal.unknown", f"no terminal {unknown[0]!r} in {NODE_NAMES[node]}", "terminal")
-    by_terminal: dict[str, list[OfflineRecord]] = defaultdict(list)
+    by_terminal: dict[str, list[PurseRecord]] = defaultdict(list)
     for r in records:
         by_terminal[r.terminal or ""].append(r)
     for terminal_id in ids:
@@ -256,24 +191,20 @@ def ingest(world: World, node: str, records: Iterable[OfflineRecord], *, now: dt
 # ----------------------------------------------------------------------------- the batch's MAC
 
 
-def batch_digest(records: Sequence[OfflineRecord]) -> bytes:
-    """The digest a terminal's PSAM MACs for these records, in this order (``upload_batch.batch_digest``)."""
-    return upload_batch.batch_digest(r.batch_line() for r in records)
-
-
-def expected_batch_mac(db: sqlite_utils.Database, terminal_no: str, records: Sequence[OfflineRecord]) -> bytes:
-    """The MAC the terminal numbered ``terminal_no`` of this region gives these records as one batch."""
-    alg, master = keys.upload_master(db)
+def expected_batch_mac(uow: UnitOfWork, terminal_no: str, records: Sequence[PurseRecord]) -> bytes:
+    """The MAC the terminal numbered ``terminal_no`` of this region gives these records as one batch
+    (``batch_digest``: ``sbcard.chip.purse_record``'s, the terminal's own)."""
+    alg, master = keys.upload_master(uow.db)
     number = bytes.fromhex(terminal_no)
     data = upload_batch.batch_mac_input(number, len(records), batch_digest(records))
     return upload_batch.batch_mac(alg, upload_batch.upload_key(alg, master, number), data)
 
 
-def check_batch_mac(world: World, node: str, terminal: Mapping[str, Any], records: Sequence[OfflineRecord],
+def check_batch_mac(world: World, node: str, terminal: Mapping[str, Any], records: Sequence[PurseRecord],
                     mac: str | None, *, now: dt.datetime) -> None:
     """Refuse (``RuleRefused``, recorded) a batch whose MAC is not the terminal's PSAM's over these records."""
-    db = world.region(node)
-    expected = expected_batch_mac(db, terminal["terminal_no"], records)
+    uow = UnitOfWork(world.region(node))
+    expected = expected_batch_mac(uow, terminal["terminal_no"], records)
     text = (mac or "").strip()
     try:
         given = bytes.fromhex(text)
@@ -294,26 +225,24 @@ def check_batch_mac(world: World, node: str, terminal: Mapping[str, Any], record
             f"the batch's MAC {text.upper()} does not verify under terminal {terminal['id']}'s upload key: its "
             f"{n} records were changed after the terminal's PSAM MACed them, or were not MACed by this terminal's "
             "PSAM; refused whole, nothing taken")
-    with UnitOfWork(db) as uow:
-        uow.db["transit_upload_refusals"].insert({"terminal": terminal["id"], "sent": n, "code": code,
-                                                  "reason": reason, "mac": text[:64] or None,
-                                                  "refused_at": timestamp(now)})
-        uow.commit()
+    with uow.step():
+        uow.get(OperatorRecords).refuse(terminal=terminal["id"], sent=n, code=code, reason=reason,
+                                        mac=text[:64] or None, at=timestamp(now))
     raise RuleRefused(code, reason, "batch")
 
 
 _AWAITING = {"status": "awaiting"}
 
 
-def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]], incoming: list[OfflineRecord], *,
+def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]], incoming: list[PurseRecord], *,
             label: str, default: str | None, now: dt.datetime) -> UploadResult:
     route_awaiting(world, node, now=now)  # what waited for its issuer goes first, if it can now
-    db = world.region(node)
-    unique: dict[tuple, OfflineRecord] = {}
+    uow = UnitOfWork(world.region(node))
+    unique: dict[tuple, PurseRecord] = {}
     for r in incoming:
         unique.setdefault(r.key, r)
     duplicates = len(incoming) - len(unique)
-    seen = _existing_keys(db, unique.values())
+    seen = uow.get(OperatorRecords).taken_keys(unique)
     duplicates += len(seen)
     fresh = [r for k, r in unique.items() if k not in seen]
     issuer_of = {id(r): issuer_node_of(r) for r in fresh}
@@ -321,7 +250,7 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
 
     verdicts: dict[int, dict[str, Any]] = {}
     card_numbers: dict[str, str] = {}
-    by_issuer: dict[str | None, list[OfflineRecord]] = defaultdict(list)
+    by_issuer: dict[str | None, list[PurseRecord]] = defaultdict(list)
     for r in fresh:
         terminal = terminals[default or r.terminal]  # an upload's records are its terminal's, whatever they say
         reason = _registration_problem(r, terminal)
@@ -342,12 +271,13 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
             continue
         _send(world, node, issuer, group, verdicts, card_numbers, operators, now)
 
-    window = BlacklistWindow(world.hub(), {r.card_number or card_numbers.get(r.app_serial) for r in fresh} - {None})
+    window = BlacklistWindow(_hub(world), {r.card_number or card_numbers.get(r.app_serial) for r in fresh} - {None})
     rows, listed, waiting = [], [], []
     counts = {"accepted": 0, "rejected": 0, "flagged": 0, "awaiting": 0}
     uploaded_at = timestamp(now)
-    with UnitOfWork(db) as uow:
-        batch = f"{node.upper()}-UP-{next_value(uow.db, UPLOAD_SEQUENCE):010d}"
+    with uow.step():
+        taken = uow.get(OperatorRecords)
+        batch = f"{node.upper()}-UP-{taken.next_batch_number():010d}"
         for r in fresh:
             v = verdicts[id(r)]
             terminal_id = default or r.terminal
@@ -363,23 +293,19 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
             if entry:
                 counts["flagged"] += entry["status"] == "flagged"
                 listed.append(entry)
-        _insert_records(uow.db, rows)
+        taken.add_records(rows)
         if waiting:
-            waiting.sort(key=lambda row: (row[3], row[4]))
-            uow.db.conn.executemany(
-                f"INSERT INTO transit_awaiting ({', '.join(_AWAITING_COLUMNS)}, upload_batch, uploaded_at) "
-                f"VALUES ({', '.join('?' * (len(_AWAITING_COLUMNS) + 2))})", waiting)
+            taken.add_awaiting(waiting)
         result = UploadResult(terminal=label, batch=batch, node=node, sent=len(incoming), duplicates=duplicates,
                               records=listed, **counts)
-        uow.db["transit_uploads"].insert({
+        taken.add_upload({
             "batch": batch, "terminal": label, "sent": result.sent, "accepted": result.accepted,
             "duplicates": result.duplicates, "rejected": result.rejected, "flagged": result.flagged,
             "uploaded_at": uploaded_at, "awaiting": result.awaiting})
-        uow.commit()
     return result
 
 
-def _registration_problem(r: OfflineRecord, terminal: Mapping[str, Any]) -> str | None:
+def _registration_problem(r: PurseRecord, terminal: Mapping[str, Any]) -> str | None:
     """Why a record disagrees with the uploading terminal's registration (its number, id and operator), or None.
 
     The number carries the operator's region (its region code ‖ sequence), and the upload
@@ -406,7 +332,7 @@ def reachable(world: World, operator_node: str, issuer: str) -> bool:
     return links.is_up(hub, issuer) and (issuer == operator_node or links.is_up(hub, operator_node))
 
 
-def _send(world: World, node: str, issuer: str, group: Sequence[OfflineRecord], verdicts: dict[int, dict[str, Any]],
+def _send(world: World, node: str, issuer: str, group: Sequence[PurseRecord], verdicts: dict[int, dict[str, Any]],
           card_numbers: dict[str, str], operators: Mapping[str, str], now: dt.datetime) -> None:
     """``group`` (sorted by card and counter) to the issuer in chunks; their verdicts into ``verdicts``."""
     cleared = {"status": "cleared", "reason": None, "flags": ()}
@@ -420,15 +346,14 @@ def _send(world: World, node: str, issuer: str, group: Sequence[OfflineRecord], 
             verdicts[id(r)] = given.get(str(i), cleared)
 
 
-def _same_card(world: World, issuer: str, group: Sequence[OfflineRecord],
-               verdicts: dict[int, dict[str, Any]]) -> list[OfflineRecord]:
+def _same_card(world: World, issuer: str, group: Sequence[PurseRecord],
+               verdicts: dict[int, dict[str, Any]]) -> list[PurseRecord]:
     """The records whose card number, if they give one, is the card of their application serial in the
     issuer's directory (its ``cards``); the others are rejected, never booked to another card."""
     named = sorted({r.app_serial for r in group if r.card_number})
     if not named:
         return list(group)
-    numbers = dict(_select_in(world.region(issuer), "SELECT app_serial, card_number FROM cards "
-                                                    "WHERE app_serial IN ({})", named))
+    numbers = UnitOfWork(world.region(issuer)).get(CardNumbers).of(named)
     kept = []
     for r in group:
         number = numbers.get(r.app_serial)
@@ -441,7 +366,7 @@ def _same_card(world: World, issuer: str, group: Sequence[OfflineRecord],
     return kept
 
 
-def _record_row(r: OfflineRecord, v: Mapping[str, Any], card_numbers: Mapping[str, str], window: BlacklistWindow,
+def _record_row(r: PurseRecord, v: Mapping[str, Any], card_numbers: Mapping[str, str], window: BlacklistWindow,
                 issuer: str | None, operator: str, terminal_id: str, batch: str,
                 uploaded_at: str) -> tuple[tuple, dict[str, Any] | None]:
     """The ``transit_records`` row of a record with its verdict, and its listing when not plainly accepted."""
@@ -459,9 +384,8 @@ def _record_row(r: OfflineRecord, v: Mapping[str, Any], card_numbers: Mapping[st
             status, reason = "accepted", None
     row = (r.app_serial, _HEX2[r.txn_type], r.counter, r.terminal_no, r.terminal_serial, card_number,
            issuer, operator, terminal_id, r.amount_fen, r.balance_before_fen, _iso(r.date_time), r.tac or "",
-           r.blacklist_version,
-           json.dumps(dict(r.details), ensure_ascii=False, sort_keys=True, default=str) if r.details else None,
-           status, reason, json.dumps(flags, ensure_ascii=False) if flags else None, uploaded_at, batch)
+           r.blacklist_version, _details_json(r), status, reason,
+           json.dumps(flags, ensure_ascii=False) if flags else None, uploaded_at, batch)  # RECORD_COLUMNS' order
     if status == "accepted":
         return row, None
     return row, {"app_serial": r.app_serial, "card_number": card_number, "txn_type": _HEX2[r.txn_type],
@@ -470,50 +394,32 @@ def _record_row(r: OfflineRecord, v: Mapping[str, Any], card_numbers: Mapping[st
                  "reason": reason, "flags": flags}
 
 
-def _insert_records(db: sqlite_utils.Database, rows: list[tuple]) -> None:
-    rows.sort(key=lambda row: (row[3], row[4]))  # in key order: appended, not scattered
-    db.conn.executemany(
-        "INSERT INTO transit_records (app_serial, txn_type, counter, terminal_no, terminal_serial, card_number, "
-        "issuer_node, operator, terminal, amount_fen, balance_before_fen, at, tac, blacklist_version, details, "
-        "status, reason, flags, uploaded_at, upload_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?)", rows)
-
-
-_AWAITING_COLUMNS = ("app_serial", "txn_type", "counter", "terminal_no", "terminal_serial", "amount_fen",
-                     "balance_before_fen", "date_time", "tac", "issuer_id", "issuer_node", "card_number", "terminal",
-                     "operator", "blacklist_version", "record_status", "details")  # OfflineRecord's field order
 _TYPE_OF = {h: i for i, h in enumerate(_HEX2)}
 
 
-def _awaiting_row(r: OfflineRecord, terminal_id: str, issuer: str | None, operator: str, batch: str,
+def _details_json(r: PurseRecord) -> str | None:
+    """The record's details as the host keeps them (sorted JSON), or None."""
+    return json.dumps(dict(r.details), ensure_ascii=False, sort_keys=True, default=str) if r.details else None
+
+
+def _awaiting_row(r: PurseRecord, terminal_id: str, issuer: str | None, operator: str, batch: str,
                   uploaded_at: str) -> tuple:
-    details = json.dumps(dict(r.details), ensure_ascii=False, sort_keys=True, default=str) if r.details else None
+    """The ``transit_awaiting`` row (``AWAITING_COLUMNS``, then batch and time): the believed fields, the
+    registration's terminal and operator, the issuer found."""
     return (r.app_serial, _HEX2[r.txn_type], r.counter, r.terminal_no, r.terminal_serial, r.amount_fen,
             r.balance_before_fen, r.date_time, r.tac, r.issuer_id, issuer, r.card_number, terminal_id, operator,
-            r.blacklist_version, r.status, details, batch, uploaded_at)
+            r.blacklist_version, r.status, _details_json(r), batch, uploaded_at)
 
 
 def awaiting_count(world: World, node: str) -> int:
     """How many of ``node``'s uploaded records still wait for their issuer."""
-    db = world.region(node)
-    return sum(db.execute("SELECT count(*) FROM transit_awaiting WHERE issuer_node = ? AND seq > ?",
-                          [issuer, seq]).fetchone()[0] for issuer, seq in _routed_up_to(db).items())
+    taken = _operator(world, node)
+    return taken.waiting_count(taken.routed_up_to(REGION_NODES))
 
 
-def _routed_up_to(db: sqlite_utils.Database) -> dict[str, int]:
-    """Per issuer, the highest ``transit_awaiting.seq`` routed (records above it still wait)."""
-    return {issuer: db.execute("SELECT coalesce(max(to_seq), 0) FROM transit_routings WHERE issuer_node = ?",
-                               [issuer]).fetchone()[0] for issuer in REGION_NODES}
-
-
-def _waiting_up_to(db: sqlite_utils.Database, routed: Mapping[str, int]) -> dict[str, int]:
-    """Per issuer with records waiting, the highest ``seq`` among them."""
-    out = {}
-    for issuer, seq in routed.items():
-        top = db.execute("SELECT max(seq) FROM transit_awaiting WHERE issuer_node = ?", [issuer]).fetchone()[0]
-        if top is not None and top > seq:
-            out[issuer] = top
-    return out
+def _operator(world: World, node: str) -> OperatorRecords:
+    """``node``'s records of its terminals' uploads, for reads outside a use case's transaction."""
+    return UnitOfWork(world.region(node)).get(OperatorRecords)
 
 
 def route_awaiting(world: World, node: str, *, now: dt.datetime) -> dict[str, int]:
@@ -523,64 +429,39 @@ def route_awaiting(world: World, node: str, *, now: dt.datetime) -> dict[str, in
     batch and time); a ``transit_routings`` row per issuer says which were routed. Returns
     ``{issuer: records routed}``.
     """
-    db = world.region(node)
-    routed_to = _routed_up_to(db)
-    tops = {i: top for i, top in _waiting_up_to(db, routed_to).items() if reachable(world, node, i)}
+    uow = UnitOfWork(world.region(node))
+    taken = uow.get(OperatorRecords)
+    routed_to = taken.routed_up_to(REGION_NODES)
+    tops = {i: top for i, top in taken.waiting_up_to(routed_to).items() if reachable(world, node, i)}
     if not tops:
         return {}
-    waiting: list[tuple[OfflineRecord, str, str]] = []  # (record, upload batch, uploaded at)
+    waiting: list[tuple[PurseRecord, str, str]] = []  # (record, upload batch, uploaded at)
     types = _TYPE_OF
-    by_issuer: dict[str, list[OfflineRecord]] = {}
+    by_issuer: dict[str, list[PurseRecord]] = {}
     for issuer, top in tops.items():
         group = by_issuer[issuer] = []
-        for row in db.execute(
-                f"SELECT {', '.join(_AWAITING_COLUMNS)}, upload_batch, uploaded_at FROM transit_awaiting "
-                f"WHERE issuer_node = ? AND seq > ? AND seq <= ?", [issuer, routed_to[issuer], top]):
-            r = OfflineRecord(row[0], types[row[1]], *row[2:16], json.loads(row[16]) if row[16] else None)
+        for row in taken.awaiting(issuer, routed_to[issuer], top):
+            r = PurseRecord.from_host((row[0], types[row[1]], *row[2:16]), json.loads(row[16]) if row[16] else None)
             group.append(r)
             waiting.append((r, row[17], row[18]))
         group.sort(key=lambda r: (r.app_serial, r.counter, r.terminal_no, r.terminal_serial))
-    operators = {row[0].upper(): row[1] for row in db.execute("SELECT terminal_no, operator FROM terminals")}
+    operators = taken.operators_by_number()
     verdicts: dict[int, dict[str, Any]] = {}
     card_numbers: dict[str, str] = {}
     for issuer, group in by_issuer.items():
         _send(world, node, issuer, group, verdicts, card_numbers, operators, now)
-    window = BlacklistWindow(world.hub(), {r.card_number or card_numbers.get(r.app_serial) for r, _, _ in waiting}
+    window = BlacklistWindow(_hub(world), {r.card_number or card_numbers.get(r.app_serial) for r, _, _ in waiting}
                              - {None})
     at = timestamp(now)
-    with UnitOfWork(db) as uow:
-        if _routed_up_to(uow.db) != routed_to:  # another process routed them meanwhile
+    with uow.step():
+        if taken.routed_up_to(REGION_NODES) != routed_to:  # another process routed them meanwhile
             return {}
         rows = [_record_row(r, verdicts[id(r)], card_numbers, window, r.issuer_node, r.operator or "",
                             r.terminal or "", batch, uploaded_at)[0] for r, batch, uploaded_at in waiting]
-        _insert_records(uow.db, rows)
-        uow.db.conn.executemany(
-            "INSERT INTO transit_routings (issuer_node, from_seq, to_seq, records, routed_at) VALUES (?, ?, ?, ?, ?)",
-            [(issuer, routed_to[issuer] + 1, tops[issuer], len(group), at) for issuer, group in by_issuer.items()
-             if group])
-        uow.commit()
+        taken.add_records(rows)
+        taken.add_routings([(issuer, routed_to[issuer] + 1, tops[issuer], len(group), at)
+                            for issuer, group in by_issuer.items() if group])
     return {issuer: len(group) for issuer, group in sorted(by_issuer.items()) if group}
-
-
-def _existing_keys(db: sqlite_utils.Database, records: Iterable[OfflineRecord]) -> set[tuple]:
-    """The keys among ``records`` already in ``transit_records`` (by terminal number and serial range)."""
-    ranges: dict[str, list[int]] = {}
-    for r in records:
-        lo_hi = ranges.setdefault(r.terminal_no, [r.terminal_serial, r.terminal_serial])
-        lo_hi[0] = min(lo_hi[0], r.terminal_serial)
-        lo_hi[1] = max(lo_hi[1], r.terminal_serial)
-    keys_: set[tuple] = set()
-    tables = ["transit_records"]
-    if db.execute("SELECT 1 FROM transit_awaiting LIMIT 1").fetchone():
-        tables.append("transit_awaiting")  # kept for an issuer out of reach: already taken
-    for table in tables:
-        for terminal_no, (lo, hi) in ranges.items():
-            for row in db.execute(
-                f"SELECT app_serial, txn_type, counter, terminal_no, terminal_serial FROM {table} "
-                "WHERE terminal_no = ? AND terminal_serial BETWEEN ? AND ?", [terminal_no, lo, hi]
-            ):
-                keys_.add(tuple(row))
-    return keys_
 
 
 def _iso(date_time: str) -> str:
@@ -599,17 +480,15 @@ def _local(date_time: str) -> dt.datetime:
 class BlacklistWindow:
     """Whether a card was on the hub's blacklist when it was tapped, and the window an old list left open."""
 
-    def __init__(self, hub_db: sqlite_utils.Database, cards: set[str]) -> None:
-        self.published = {v: dt.datetime.fromisoformat(at) for v, at in
-                          hub_db.execute("SELECT version, published_at FROM blacklist_versions")}
+    def __init__(self, hub: HubExchanges, cards: set[str]) -> None:
+        self.published = {v: dt.datetime.fromisoformat(at) for v, at in hub.blacklist_published()}
         self.entries: dict[str, list[tuple[int, str]]] = defaultdict(list)
         if cards and self.published:
-            for card, version, action in hub_db.execute(
-                    "SELECT card_number, version, action FROM blacklist_entries ORDER BY version"):
+            for card, version, action in hub.blacklist_history():
                 if card in cards:
                     self.entries[card].append((version, action))
 
-    def flag(self, card_number: str | None, r: OfflineRecord) -> dict[str, Any] | None:
+    def flag(self, card_number: str | None, r: PurseRecord) -> dict[str, Any] | None:
         history = self.entries.get(card_number or "")
         if not history:
             return None
@@ -642,7 +521,7 @@ class BlacklistWindow:
 # ----------------------------------------------------------------------------- the exchange
 
 
-def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[OfflineRecord],
+def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[PurseRecord],
              now: dt.datetime, operators: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One chunk of records to the issuer and its answer, recorded once in the hub's ``messages``.
 
@@ -655,78 +534,32 @@ def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[Of
     body = repr([(r.key, r.amount_fen, r.balance_before_fen, r.date_time, r.tac, r.status) for r in records])
     digest = hashlib.sha256(body.encode()).hexdigest()
     key = f"{MESSAGE_KIND}/{from_node}/{to_node}/{digest}"
-    with UnitOfWork(world.hub()) as hub:
-        row = hub.db.execute("SELECT result FROM messages WHERE idempotency_key = ?", [key]).fetchone()
-        if row is not None:
-            return json.loads(row[0])
-        answer = clear_purchases(world.region(to_node), records, from_node=from_node, now=now, operators=operators)
-        hub.db["messages"].insert({
+    hub = UnitOfWork(world.hub())
+    with hub.step():
+        exchanges = hub.get(HubExchanges)
+        recorded = exchanges.answer(key)
+        if recorded is not None:
+            return json.loads(recorded)
+        answer = clear_purchases(UnitOfWork(world.region(to_node)), records, from_node=from_node, now=now,
+                                 operators=operators)
+        exchanges.record({
             "idempotency_key": key, "kind": MESSAGE_KIND, "from_node": from_node, "to_node": to_node,
             "received_at": now.isoformat(),
             "payload": json.dumps({"records": len(records), "digest": digest}),
             "result": json.dumps(answer, ensure_ascii=False, separators=(",", ":")),
         })
-        hub.commit()
     return answer
+
+
+def _hub(world: World) -> HubExchanges:
+    """The hub's exchanges and blacklist history, for reads outside a use case's transaction."""
+    return UnitOfWork(world.hub()).get(HubExchanges)
 
 
 # ----------------------------------------------------------------------------- issuer side
 
 
-class _TacChecker:
-    """Purchase TACs of one card: CBC-MAC under the card's TAC key, one cipher kept per card.
-
-    The same computation as ``sbcard.chip.purse.purchase_tac`` (tested against it), without
-    building a cipher per record: 1,000,000 records clear in seconds.
-    """
-
-    __slots__ = ("block", "_enc")
-
-    def __init__(self, alg: Algorithm, dtk: bytes) -> None:
-        self.block = alg.block
-        if alg is Algorithm.SM4 and len(dtk) == 16:  # the TAC key (crypto.tac_key), folded with ints
-            half = int.from_bytes(dtk[:8], "big") ^ int.from_bytes(dtk[8:], "big")
-            cipher = algorithms.SM4(half.to_bytes(8, "big") * 2)
-        else:
-            cipher = _algo(alg, tac_key(alg, dtk))
-        self._enc = Cipher(cipher, _ECB).encryptor().update
-
-    def tac(self, amount: int, txn_type: int, terminal_no: bytes, serial: int, date_time: bytes) -> bytes:
-        head = amount.to_bytes(4, "big") + _BYTE[txn_type] + terminal_no + serial.to_bytes(4, "big")
-        enc = self._enc
-        if self.block == 16 and len(head) == 15 and len(date_time) == 7:
-            # SM4, the profile's sizes: two blocks, head ‖ date[0] and date[1:] ‖ 80 00…
-            first = enc(head + date_time[:1])
-            second = int.from_bytes(first, "big") ^ int.from_bytes(date_time[1:] + _PAD9, "big")
-            return enc(second.to_bytes(16, "big"))[:4]
-        data = head + date_time + b"\x80"
-        block = self.block
-        data += bytes(-len(data) % block)
-        state = 0
-        out = b""
-        for i in range(0, len(data), block):
-            out = enc((state ^ int.from_bytes(data[i:i + block], "big")).to_bytes(block, "big"))
-            state = int.from_bytes(out, "big")
-        return out[:4]
-
-
-class _Diversifier:
-    """The cards' DTKs from the issuer's DTK master, with one cipher for the master (``crypto.diversify``)."""
-
-    def __init__(self, masters: Any) -> None:
-        self.alg = masters.algorithm
-        self.master = masters.tac
-        self._enc = Cipher(_algo(self.alg, self.master), _ECB).encryptor().update if \
-            self.alg is Algorithm.SM4 else None
-
-    def dtk(self, app_serial: str) -> bytes:
-        d = to_bcd(app_serial)[-8:].rjust(8, b"\x00")
-        if self._enc is None:
-            return diversify(self.alg, self.master, d)
-        return self._enc(d + bytes(b ^ 0xFF for b in d))
-
-
-def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord], *, from_node: str,
+def clear_purchases(uow: UnitOfWork, records: Sequence[PurseRecord], *, from_node: str,
                     now: dt.datetime, operators: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The issuer's check of purchases on its cards, in one transaction of the issuer's region.
 
@@ -734,37 +567,34 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
     {app_serial: card_number}}``; records absent from ``verdicts`` are cleared without a flag.
     A record the issuer has seen before gets its earlier verdict and changes nothing.
     Each new purchase is kept with its operator (the record's, else ``operators`` by terminal
-    number), whom the issuer owes for it at clearing.
+    number), whom the issuer owes for it at clearing. Each TAC is checked as the card made it
+    (``sbcard.chip.purse.PurchaseTacKey``, one per card, its DTK diversified from the issuer's
+    DTK master by ``sbcard.chip.crypto.Diversifier``).
     """
     operators = operators or {}
     verdicts: dict[str, dict[str, Any]] = {}
     cards_out: dict[str, str] = {}
-    with UnitOfWork(db) as uow:
+    with uow.step():
+        purchases = uow.get(IssuerPurchases)
         masters = keys.issuer_masters(uow.db)
-        diversifier = _Diversifier(masters)
+        diversifier = Diversifier(masters.algorithm, masters.tac)
         keys_ = [r.key for r in records]
-        earlier = _earlier_verdicts(uow.db, records)
+        earlier = _earlier_verdicts(purchases, keys_)
         by_card: dict[str, list[int]] = defaultdict(list)
         for i, r in enumerate(records):
             by_card[r.app_serial].append(i)
         serials = sorted(by_card)
-        card_of = dict(_select_in(uow.db, "SELECT app_serial, card_number FROM cards WHERE app_serial IN ({})",
-                                  serials))
-        shadows = {row[0]: row for row in _select_in(
-            uow.db, "SELECT app_serial, expected_balance_fen, last_offline_counter, last_offline_at, offline_next, "
-                    "offline_spent_fen, loose FROM purse_shadow WHERE app_serial IN ({})", serials)}
+        card_of = uow.get(CardNumbers).of(serials)
+        shadows = purchases.shadows(serials)
         loads: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         reversed_: dict[str, list[tuple[int, int, str]]] = defaultdict(list)  # candidates: maybe credited after all
-        for app_serial, counter, amount, status, load_id in _select_in(
-                uow.db, "SELECT app_serial, online_counter, amount_fen, CASE WHEN status = 'reversed' AND EXISTS "
-                        "(SELECT 1 FROM ledger_entries e WHERE e.txn_id = l.id || '-COR') THEN 'confirmed' "
-                        "ELSE status END, id FROM purse_loads l WHERE app_serial IN ({})", serials):
+        for app_serial, counter, amount, status, load_id in purchases.loads(serials):
             (reversed_ if status == "reversed" else loads)[app_serial].append((counter, amount, status, load_id))
 
         received_at = timestamp(now)
         new_rows: list[tuple] = []
         shadow_rows: list[tuple] = []
-        region = NODE_NAMES[_node(db)]
+        region = NODE_NAMES[node_of_db(uow.db)]
         for app_serial in serials:
             indexes = sorted(by_card[app_serial], key=lambda i: (records[i].counter, records[i].date_time))
             card_number = card_of.get(app_serial)
@@ -777,7 +607,7 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
                 cards_out[app_serial] = card_number
             state = _PurseState(shadows.get(app_serial), loads.get(app_serial, ()),
                                 _unexplained(reversed_.get(app_serial, ()), loads.get(app_serial, ())))
-            checker = _TacChecker(masters.algorithm, diversifier.dtk(app_serial))
+            checker = PurchaseTacKey(masters.algorithm, diversifier.key(to_bcd(app_serial)))
             for i in indexes:
                 r, key = records[i], keys_[i]
                 if key in earlier:  # seen before (another upload, another chunk): its verdict stands
@@ -801,28 +631,12 @@ def clear_purchases(db: sqlite_utils.Database, records: Sequence[OfflineRecord],
                                  status, reason, json.dumps(flags, ensure_ascii=False) if flags else None,
                                  received_at, r.operator or operators.get(r.terminal_no)))
             for load_id, proof in state.credited:  # reversed loads the balance showed credited: taken back
-                purse_integrity.take_back(uow.db, _load_row(uow.db, load_id), proof="balance", evidence=proof,
+                purse_integrity.take_back(uow.db, purchases.load(load_id), proof="balance", evidence=proof,
                                           now=now, shadow=False)
             if state.changed:
                 shadow_rows.append((app_serial, card_number, *state.row(), received_at))
-        new_rows.sort(key=lambda row: (row[0], row[1]))  # in key order: appended, not scattered
-        uow.db.conn.executemany(
-            "INSERT INTO purse_purchases (terminal_no, terminal_serial, app_serial, txn_type, counter, card_number, "
-            "amount_fen, balance_before_fen, date_time, tac, from_node, status, reason, flags, received_at, operator) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
-        uow.db.conn.executemany(
-            """INSERT INTO purse_shadow (app_serial, card_number, expected_balance_fen, last_offline_counter,
-                                         last_offline_at, offline_next, offline_spent_fen, loose, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (app_serial) DO UPDATE SET
-                   expected_balance_fen = excluded.expected_balance_fen,
-                   last_offline_counter = excluded.last_offline_counter,
-                   last_offline_at = excluded.last_offline_at,
-                   offline_next = excluded.offline_next,
-                   offline_spent_fen = excluded.offline_spent_fen,
-                   loose = excluded.loose,
-                   updated_at = excluded.updated_at""", shadow_rows)
-        uow.commit()
+        purchases.add_purchases(new_rows)  # PURCHASE_COLUMNS' order
+        purchases.save_shadows(shadow_rows)  # SHADOW_COLUMNS' order
     rejected = sum(1 for v in verdicts.values() if v["status"] == "rejected")
     return {"cleared": len(records) - rejected, "rejected": rejected, "verdicts": verdicts, "cards": cards_out}
 
@@ -833,42 +647,29 @@ def _unexplained(reversed_: Sequence[tuple], live: Sequence[tuple]) -> list[tupl
     return [load for load in reversed_ if load[0] not in used]
 
 
-def _load_row(db: sqlite_utils.Database, load_id: str) -> dict[str, Any]:
-    return dict(next(iter(db.query("SELECT * FROM purse_loads WHERE id = ?", [load_id]))))
-
-
-def _earlier_verdicts(db: sqlite_utils.Database, records: Sequence[OfflineRecord]) -> dict[tuple, dict[str, Any] | None]:
-    """The issuer's verdicts on those of ``records`` it has seen (None: cleared without a flag)."""
-    wanted = {r.key for r in records}
-    ranges: dict[str, list[int]] = {}
-    for r in records:
-        lo_hi = ranges.setdefault(r.terminal_no, [r.terminal_serial, r.terminal_serial])
-        lo_hi[0] = min(lo_hi[0], r.terminal_serial)
-        lo_hi[1] = max(lo_hi[1], r.terminal_serial)
+def _earlier_verdicts(purchases: IssuerPurchases,
+                      keys_: Sequence[tuple[str, str, int, str, int]]) -> dict[tuple, dict[str, Any] | None]:
+    """The issuer's verdicts on the records of ``keys_`` it has seen (None: cleared without a flag)."""
+    wanted = set(keys_)
     out: dict[tuple, dict[str, Any] | None] = {}
-    for terminal_no, (lo, hi) in ranges.items():
-        for row in db.execute(
-            "SELECT app_serial, txn_type, counter, terminal_no, terminal_serial, status, reason, flags "
-            "FROM purse_purchases WHERE terminal_no = ? AND terminal_serial BETWEEN ? AND ?", [terminal_no, lo, hi]
-        ):
-            key = tuple(row[:5])
-            if key in wanted:
-                status, reason, flags = row[5:]
-                out[key] = None if status == "cleared" and not flags else {
-                    "status": status, "reason": reason, "flags": json.loads(flags) if flags else []}
+    for row in purchases.earlier(wanted):
+        key = tuple(row[:5])
+        if key in wanted:
+            status, reason, flags = row[5:]
+            out[key] = None if status == "cleared" and not flags else {
+                "status": status, "reason": reason, "flags": json.loads(flags) if flags else []}
     return out
 
 
-def _tac_problem(r: OfflineRecord, checker: _TacChecker) -> str | None:
+def _tac_problem(r: PurseRecord, checker: PurchaseTacKey) -> str | None:
     if not r.tac:
         return "no TAC: the terminal never received the card's proof of the purchase"
     try:
-        tac = bytes.fromhex(r.tac)
-        expected = checker.tac(r.amount_fen, r.txn_type, bytes.fromhex(r.terminal_no), r.terminal_serial,
-                               bytes.fromhex(r.date_time))
+        made = checker.verify(bytes.fromhex(r.tac), r.amount_fen, r.txn_type, bytes.fromhex(r.terminal_no),
+                              r.terminal_serial, bytes.fromhex(r.date_time))
     except (ValueError, OverflowError) as e:
         return f"malformed record: {e}"
-    if tac != expected:
+    if not made:
         return f"bad TAC {r.tac}: the card did not make this record (forged or altered)"
     return None
 
@@ -920,7 +721,7 @@ class _PurseState:
         # Pending loads count as possible (the card may have credited them), not as known.
         self.totals, self.ceiling, self.confirmed = prefix, running, confirmed
 
-    def clear(self, r: OfflineRecord) -> list[dict[str, Any]]:
+    def clear(self, r: PurseRecord) -> list[dict[str, Any]]:
         c = r.counter
         flags: list[dict[str, Any]] = []
         if c < self.next or c in self.loose:
@@ -940,7 +741,7 @@ class _PurseState:
         self._take(r)
         return flags
 
-    def _balance_flag(self, r: OfflineRecord) -> dict[str, Any] | None:
+    def _balance_flag(self, r: PurseRecord) -> dict[str, Any] | None:
         c, b = r.counter, r.balance_before_fen
         if self.loose:
             spent = self.spent + sum(e[1] for k, e in self.loose.items() if k < c)
@@ -963,7 +764,7 @@ class _PurseState:
                            + ("" if contiguous else " at most"),
                 "balance_before_fen": b, "expected_fen": expected}
 
-    def _credited_reversal(self, r: OfflineRecord, shown: int, contiguous: bool) -> dict[str, Any] | None:
+    def _credited_reversal(self, r: PurseRecord, shown: int, contiguous: bool) -> dict[str, Any] | None:
         """The fewest reversed loads (in counter order) whose credit explains the balance, made loads; or None."""
         for n in range(1, len(self.candidates) + 1):
             chosen = self.candidates[:n]
@@ -991,7 +792,7 @@ class _PurseState:
                            f"back); {format_fen(added)} taken back from the account (what it cannot pay blocks the card)",
                 "load_id": ids[0], "load_ids": ids, "amount_fen": added, "balance_before_fen": r.balance_before_fen}
 
-    def _take(self, r: OfflineRecord) -> None:
+    def _take(self, r: PurseRecord) -> None:
         """The purchase is cleared: the counters and the spending move on (a reused counter spends again)."""
         self.changed = True
         c = r.counter
@@ -1018,24 +819,3 @@ class _PurseState:
         # JSON, written out by hand: the values are ints and digit/hex strings (json.dumps is slower).
         text = "[" + ",".join(f'[{c},{a},"{t}","{n}",{s}]' for c, a, t, n, s in kept) + "]"
         return (expected, self.last, self.last_at, self.next, self.spent, text)
-
-
-def _select_in_rows(db: sqlite_utils.Database, sql: str, values: Sequence[Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for start in range(0, len(values), _PARAMS):
-        part = values[start:start + _PARAMS]
-        out += db.query(sql.format(", ".join("?" * len(part))), list(part))
-    return out
-
-
-def _select_in(db: sqlite_utils.Database, sql: str, values: Sequence[Any]) -> list[tuple]:
-    out: list[tuple] = []
-    for start in range(0, len(values), _PARAMS):
-        part = values[start:start + _PARAMS]
-        out += db.execute(sql.format(", ".join("?" * len(part))), list(part)).fetchall()
-    return out
-
-
-def _node(db: sqlite_utils.Database) -> str:
-    return node_of_db(db)
-

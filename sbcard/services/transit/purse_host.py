@@ -65,10 +65,9 @@ from sbcard.services.outlets import audit
 from sbcard.services.cards import keys
 from sbcard.services.accounts import ledger
 from sbcard.services.transit import purse_integrity
-from sbcard.store import rows
 from sbcard.store.migrations import timestamp
+from sbcard.store.repositories.transit import PurseLoads
 from sbcard.store.sequences import next_value
-from sbcard.store.transaction import atomic
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -89,7 +88,7 @@ def find_card_by_app_serial(world: World, app_serial: str) -> tuple[str, dict[st
     """
     hint = _NODE_OF_CITY.get(app_serial[4:8]) if isinstance(app_serial, str) else None
     for node in REGION_NODES if hint is None else (hint, *(n for n in REGION_NODES if n != hint)):
-        card = rows.first(world.region(node), "SELECT * FROM cards WHERE app_serial = ?", [app_serial])
+        card = _loads(world, node).card(app_serial)
         if card is not None:
             return node, card
     return None
@@ -133,8 +132,7 @@ def pending_loads(world: World, app_serial: str, *, node: str | None = None) -> 
         if found is None:
             return []
         node, _ = found
-    return [_pending_value(row) for row in world.region(node).query(
-        "SELECT * FROM purse_loads WHERE app_serial = ? AND status = 'pending' ORDER BY online_counter", [app_serial])]
+    return [_pending_value(row) for row in _loads(world, node).pending(app_serial)]
 
 
 def begin_load(
@@ -162,9 +160,10 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
     taken = _take_back_credited(world, node, request, now)
     if corrections is not None:
         corrections.extend(taken)
-    db = world.region(node)
-    with UnitOfWork(db) as uow:
-        card = rows.first(uow.db, "SELECT * FROM cards WHERE app_serial = ?", [request.app_serial])  # locked
+    uow = UnitOfWork(world.region(node))
+    with uow.step():
+        loads = uow.get(PurseLoads)
+        card = loads.card(request.app_serial)  # locked
         if card is None:  # gone since: only a hand-edited database does that
             raise NotFound("card.unknown_purse", f"no card with application serial {request.app_serial}", FIELD)
         masters = keys.issuer_masters(uow.db)
@@ -182,18 +181,14 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                 "purse.max_balance",
                 f"the purse holds {format_fen(request.balance_fen)}; loading {format_fen(request.amount_fen)} would "
                 f"pass its maximum of {format_fen(MAX_BALANCE_FEN)}", "--amount")
-        waiting = uow.db.execute("SELECT id FROM purse_loads WHERE app_serial = ? AND status = 'pending'",
-                                 [request.app_serial]).fetchone()
+        waiting = loads.a_pending(request.app_serial)
         if waiting:
-            raise RuleRefused("load.pending", f"load {waiting[0]} on this card is not settled yet: present the card "
+            raise RuleRefused("load.pending", f"load {waiting} on this card is not settled yet: present the card "
                               "to a load terminal to settle it first", FIELD)
-        live = uow.db.execute(  # a confirmed load, or a reversal the card was found to have credited
-            "SELECT id FROM purse_loads l WHERE app_serial = ? AND online_counter = ? AND (status = 'confirmed' OR "
-            "status = 'reversed' AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.txn_id = l.id || '-COR'))",
-            [request.app_serial, request.online_counter]).fetchone()
+        live = loads.live_at(request.app_serial, request.online_counter)  # confirmed, or a reversal credited
         if live:
             raise RuleRefused("load.counter_reused", f"the card's online counter {request.online_counter} was used "
-                              f"by load {live[0]} already: the card's image was put back", FIELD)
+                              f"by load {live} already: the card's image was put back", FIELD)
         if cash:
             assert outlet is not None
             account_no = ledger.ensure_internal_account(uow.db, ledger.cash_account(outlet), "cash", now)
@@ -214,14 +209,12 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                               request.online_counter)
         mac2 = load_mac2(masters.algorithm, sk, request.amount_fen, EP_LOAD, bytes.fromhex(request.terminal_no),
                          date_time)
-        uow.db.execute(
-            "INSERT INTO purse_loads (id, card_number, app_serial, account_no, online_counter, amount_fen, "
-            "balance_before_fen, terminal_no, date_time, status, mac2, tac, how, txn_id, reversal_txn_id, operator, "
-            "outlet, created_at, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, NULL, NULL, ?, NULL, ?, "
-            "?, ?, NULL)",
-            [load_id, card["card_number"], request.app_serial, account_no, request.online_counter,
-             request.amount_fen, request.balance_fen, request.terminal_no, date_time.hex(), mac2.hex().upper(),
-             load_id, staff, outlet, timestamp(now)])
+        loads.add_pending({
+            "id": load_id, "card_number": card["card_number"], "app_serial": request.app_serial,
+            "account_no": account_no, "online_counter": request.online_counter, "amount_fen": request.amount_fen,
+            "balance_before_fen": request.balance_fen, "terminal_no": request.terminal_no,
+            "date_time": date_time.hex(), "mac2": mac2.hex().upper(), "txn_id": load_id, "operator": staff,
+            "outlet": outlet, "created_at": timestamp(now)})
         details = {"load_id": load_id, "amount_fen": request.amount_fen, "online_counter": request.online_counter,
                    "terminal_no": request.terminal_no}
         if cash:
@@ -229,7 +222,6 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         audit.record(uow.db, at=now, operator=staff, outlet=outlet, action="purse.load", subject=card["card_number"],
                      details=details)
         account_balance = None if cash else ledger.balance(uow.db, account_no)
-        uow.finish()
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
 
@@ -244,7 +236,8 @@ def _take_back_credited(world: World, node: str, request: LoadRequest, now: date
     db = world.region(node)
     if not purse_integrity.credited_by_counter(db, request.app_serial, request.online_counter):
         return []  # nearly always: one look-up, no lock
-    with UnitOfWork(db) as uow:
+    uow = UnitOfWork(db)
+    with uow.step():
         _check_mac1(keys.issuer_masters(uow.db), request)
         done = []
         for row in purse_integrity.credited_by_counter(uow.db, request.app_serial, request.online_counter):
@@ -254,7 +247,6 @@ def _take_back_credited(world: World, node: str, request: LoadRequest, now: date
                           "terminal_no": request.terminal_no})
             if case is not None:
                 done.append({k: v for k, v in case.items() if k != "evidence"})
-        uow.finish()
     if any(case["short_fen"] for case in done):
         outbox.deliver_pending(world, now)  # the card was blocked: the hub lists it now
     return done
@@ -285,17 +277,17 @@ def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: byt
     """
     if node is None:
         node, _ = _card(world, app_serial)
-    with UnitOfWork(world.region(node)) as uow:
-        row = _live_load(uow.db, app_serial, online_counter)
+    uow = UnitOfWork(world.region(node))
+    with uow.step():
+        loads = uow.get(PurseLoads)
+        row = _live_load(loads, app_serial, online_counter)
         masters = keys.issuer_masters(uow.db)
         if not hmac.compare_digest(bytes(tac), expected_load_tac(masters, row)):
             raise RuleRefused("load.bad_tac", f"the card's TAC {bytes(tac).hex().upper()} for load {row['id']} does "
                               "not verify; the load stays pending until the card is presented again", FIELD)
         if row["status"] == "pending":
-            _confirm(uow.db, row, "tac", bytes(tac), now)
-            uow.finish()
-        row = _load_row(uow.db, row["id"])
-    return load_view(world, node, row)
+            _confirm(uow, row, "tac", bytes(tac), now)
+    return load_view(world, node, _load_row(uow.get(PurseLoads), row["id"]))
 
 
 def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = None,
@@ -306,24 +298,22 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
         return []
     node, _ = found
     out = []
-    db = world.region(node)
-    with UnitOfWork(db) as uow:
+    uow = UnitOfWork(world.region(node))
+    with uow.step():
+        loads = uow.get(PurseLoads)
         masters = keys.issuer_masters(uow.db)
-        waiting = list(uow.db.query("SELECT * FROM purse_loads WHERE app_serial = ? AND status = 'pending' "
-                                    "ORDER BY online_counter", [evidence.app_serial]))
-        for row in waiting:
+        for row in loads.pending(evidence.app_serial):
             expected = expected_load_tac(masters, row)
             decision = decide(_pending_value(row), evidence, lambda tac: hmac.compare_digest(bytes(tac), expected))
             note = None
             try:
-                with atomic(uow.db):
-                    _apply(uow.db, row, decision, operator, now)
+                with uow.step():
+                    _apply(uow, row, decision, operator, now)
             except SbcardError as refused:  # e.g. the account closed since: staff must pay it back by hand
                 note = refused.message
                 decision = Decision(Outcome.UNDECIDED, "refused")
-            out.append({**load_view(world, node, _load_row(uow.db, row["id"])),
+            out.append({**load_view(world, node, _load_row(loads, row["id"])),
                         "decision": decision.outcome.value, "how": decision.how, "note": note})
-        uow.finish()
     return out
 
 
@@ -414,39 +404,42 @@ def _check_mac1(masters: IssuerMasterKeys, r: LoadRequest) -> None:
                           "answer was altered on the way", FIELD)
 
 
-def _live_load(db: sqlite_utils.Database, app_serial: str, online_counter: int) -> dict[str, Any]:
-    row = rows.first(db, "SELECT * FROM purse_loads WHERE app_serial = ? AND online_counter = ? "
-                         "AND status != 'reversed'", [app_serial, online_counter])
+def _loads(world: World, node: str) -> PurseLoads:
+    """``node``'s loads, for reads outside a use case's transaction."""
+    return UnitOfWork(world.region(node)).get(PurseLoads)
+
+
+def _live_load(loads: PurseLoads, app_serial: str, online_counter: int) -> dict[str, Any]:
+    row = loads.unreversed_at(app_serial, online_counter)
     if row is None:
         raise NotFound("load.unknown", f"no pending load at online counter {online_counter} of this card", FIELD)
     return row
 
 
-def _load_row(db: sqlite_utils.Database, load_id: str) -> dict[str, Any]:
-    row = rows.first(db, "SELECT * FROM purse_loads WHERE id = ?", [load_id])
+def _load_row(loads: PurseLoads, load_id: str) -> dict[str, Any]:
+    row = loads.get(load_id)
     if row is None:
         raise NotFound("load.unknown", f"no load {load_id}", FIELD)
     return row
 
 
-def _apply(db: sqlite_utils.Database, row: dict[str, Any], decision: Decision, operator: str | None,
-           now: datetime) -> None:
+def _apply(uow: UnitOfWork, row: dict[str, Any], decision: Decision, operator: str | None, now: datetime) -> None:
     if decision.outcome is Outcome.CONFIRM:
-        _confirm(db, row, decision.how, decision.tac, now)
+        _confirm(uow, row, decision.how, decision.tac, now)
     elif decision.outcome is Outcome.REVERSE:
-        _reverse(db, row, operator or row["operator"], now)
+        _reverse(uow, row, operator or row["operator"], now)
 
 
-def _confirm(db: sqlite_utils.Database, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
-    db.execute("UPDATE purse_loads SET status = 'confirmed', tac = ?, how = ?, settled_at = ? WHERE id = ?",
-               [tac.hex().upper() if tac else None, how, timestamp(now), row["id"]])
-    purse_integrity.credit_shadow(db, row["app_serial"], row["card_number"], row["amount_fen"], row["online_counter"],
-                                  now)
+def _confirm(uow: UnitOfWork, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
+    uow.get(PurseLoads).confirm(row["id"], tac=tac.hex().upper() if tac else None, how=how, at=timestamp(now))
+    purse_integrity.credit_shadow(uow.db, row["app_serial"], row["card_number"], row["amount_fen"],
+                                  row["online_counter"], now)
 
 
-def _reverse(db: sqlite_utils.Database, row: dict[str, Any], operator: str, now: datetime) -> None:
+def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime) -> None:
     """The card never credited the load: the money goes back to the account it came from (a till: the holder
     is paid back in cash)."""
+    db = uow.db
     account = ledger.get_account(db, row["account_no"])
     if account["status"] == "closed":
         raise RuleRefused("account.closed", f"load {row['id']} cannot go back to account {row['account_no']}: it is "
@@ -461,8 +454,7 @@ def _reverse(db: sqlite_utils.Database, row: dict[str, Any], operator: str, now:
                 memo=f"load {row['id']} never reached the purse of card {row['card_number']}", now=now)
     if frozen:
         ledger.set_frozen(db, row["account_no"], frozen=True, now=now)
-    db.execute("UPDATE purse_loads SET status = 'reversed', how = 'counter', reversal_txn_id = ?, settled_at = ? "
-               "WHERE id = ?", [reversal, timestamp(now), row["id"]])
+    uow.get(PurseLoads).reverse(row["id"], reversal_txn_id=reversal, at=timestamp(now))
     audit.record(db, at=now, operator=operator, outlet=row["outlet"], action="purse.load_reversed",
                  subject=row["card_number"], reason="the card never credited the load",
                  details={"load_id": row["id"], "amount_fen": row["amount_fen"]})
