@@ -21,11 +21,10 @@ from sbcard.clock import BEIJING
 from sbcard.services.cards import lifecycle, replacement
 from sbcard.services.clearing import purse_records, settlement
 from sbcard.services.exchange import outbox
-from sbcard.services.terminals import register
-from sbcard.services.transit import host as transit_host
+from sbcard.services.transit.terminal_host import TerminalHost
 from sbcard.sim import invariants, processes, setup
 from sbcard.store.world import REGION_NODES
-from terminals.psam import psam_upload_key
+from terminals.apps import uploads
 
 RESTOCK_BELOW, RESTOCK_TO = 4, 8  # each night an outlet low on blanks gets a delivery
 
@@ -67,40 +66,32 @@ class Night:
 
     def upload_all(self) -> None:
         assert self.world is not None
+        host = TerminalHost(self.world)
         for terminal_id in sorted(self.state["all_terminals"]):
             if self.fault_plan.terminal_crash():
                 self.tally.fault("terminal_crash")
                 continue
             state = self._terminal_state(terminal_id)
-            log = state.unsent_records()
-            if not log:
+            records = state.unsent()
+            if not records:
                 continue
-            if state.upload_key() is None:  # a PSAM made before upload keys (a run resumed from then)
-                state.load_upload_key(psam_upload_key(register.upload_key(self.world, terminal_id)))
-            mac = state.sign_batch(log)  # the PSAM's MAC over the batch: the host believes no less
-            records = [transit_host.OfflineRecord.from_log(r) for r in log]
             now = self.clock.now()
-            result = transit_host.upload(self.world, terminal_id, records, now=now, mac=mac)
+            sent = uploads.send(state, host, terminal_id, records, now=now)
             node = self.state["all_terminals"][terminal_id]
-            self.tally.count("upload", node, len(log))
+            self.tally.count("upload", node, len(records))
             if self.fault_plan.upload_twice():
                 self.tally.fault("upload_twice")  # crashed before marking them sent: they go again tomorrow
                 continue
-            state.mark_uploaded(result.batch, log[0]["seq"], log[-1]["seq"], len(log), now.isoformat(),
-                                {k: getattr(result, k) for k in ("sent", "accepted", "duplicates", "rejected",
-                                                                 "flagged")})
+            uploads.mark_sent(state, sent, now=now)
 
     def sync_terminals(self) -> None:
         assert self.world is not None
-        copy = register.blacklist_copy(self.world)
+        host = TerminalHost(self.world)
+        lists = host.lists()
         now = self.clock.now()
         for terminal_id in sorted(self.state["all_terminals"]):
-            state = self._terminal_state(terminal_id)
-            if state.blacklist_version == copy.version:
-                continue
-            state.replace_blacklist(copy.version, copy.cards, published_at=copy.published_at,
-                                    synced_at=now.isoformat(), revoked_concessions=copy.revoked_concessions)
-            register.record_sync(self.world, terminal_id, version=copy.version, now=now)
+            uploads.sync_lists(self._terminal_state(terminal_id), host, terminal_id, now=now, lists=lists,
+                               if_changed=True)
 
     def clear_and_settle(self, day: dt.date) -> None:
         assert self.world is not None

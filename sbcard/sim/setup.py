@@ -47,6 +47,7 @@ from sbcard.sim.population import BUS_LINES, CSV_COLUMNS, METRO, Person, csv_row
 from sbcard.sim.tally import Tally
 from sbcard.sim.tuning import tune
 from sbcard.store.world import REGION_NODES, World, init_world, open_world
+from terminals.apps import uploads
 from terminals.apps.factory import produce_card
 from terminals.apps.terminal_state import TerminalConfig, TerminalState
 from terminals.emulator.blank import create_blank
@@ -206,8 +207,7 @@ def _install(home: Path):
         state = TerminalState.create(Path(home) / "terminals" / row["id"], config, key_sets,
                                      upload_key=psam_upload_key(row.get("upload_key")))
         with state:
-            state.replace_blacklist(blacklist.version, blacklist.cards, published_at=blacklist.published_at,
-                                    synced_at=row["synced_at"], revoked_concessions=blacklist.revoked_concessions)
+            uploads.install_lists(state, blacklist, synced_at=row["synced_at"])
 
     return install
 

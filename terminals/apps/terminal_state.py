@@ -522,16 +522,14 @@ class TerminalState:
             self._conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
                                (key.algorithm.value, _sealed_upload_key(key)))
 
-    def sign_batch(self, records: Sequence[PurseRecord | Mapping[str, Any]]) -> str:
+    def sign_batch(self, records: Sequence[PurseRecord]) -> str:
         """The MAC (16 hex digits) the PSAM gives these log records, in this order, as one upload batch.
 
         One digest of the records' canonical lines (``PurseRecord.batch_line``), one BATCH MAC:
-        the host recomputes both. A record in the log's JSON form (``records()``) is read by
-        its codec (``PurseRecord.from_log``). Raises ``CardStatus``-derived errors from the
+        the host recomputes both. Raises ``CardStatus``-derived errors from the
         PSAM (``6A88``: it holds no upload key).
         """
-        typed = [r if isinstance(r, PurseRecord) else PurseRecord.from_log(r) for r in records]
-        mac = BatchMac(self.config.terminal_no_bytes, len(typed), batch_digest(typed)).send(self.psam())
+        mac = BatchMac(self.config.terminal_no_bytes, len(records), batch_digest(records)).send(self.psam())
         return mac.hex().upper()
 
     def last_serial(self) -> int:

@@ -159,7 +159,7 @@ class PurseWorld(CardWorld):
         finally:
             db.close()
 
-    def upload(self, records: list[OfflineRecord], terminal_id: str = METRO_TERMINAL[0],
+    def upload(self, records: list[PurseRecord], terminal_id: str = METRO_TERMINAL[0],
                now: dt.datetime | None = None, mac: str | None = None):
         """``transit_host.upload``, the batch MACed by the terminal's PSAM (``batch_mac``) unless ``mac`` is given."""
         from sbcard.clock import SystemClock
@@ -169,7 +169,7 @@ class PurseWorld(CardWorld):
             mac = mac if mac is not None else self.batch_mac(records, terminal_id)
             return transit_host.upload(world, terminal_id, records, now=now or SystemClock().now(), mac=mac)
 
-    def batch_mac(self, records: list[OfflineRecord], terminal_id: str = METRO_TERMINAL[0]) -> str:
+    def batch_mac(self, records: list[PurseRecord], terminal_id: str = METRO_TERMINAL[0]) -> str:
         """The batch's MAC by a PSAM holding ``terminal_id``'s upload key (its region's UMK master diversified
         by its number, as ``terminal add`` loads it), over the records as the host reads them."""
         from sbcard.chip.psam import BatchMac

@@ -302,8 +302,8 @@ def test_the_terminals_digest_is_the_hosts(purse_world, clock):
     from terminals.apps.terminal_state import TerminalState
 
     with TerminalState.open(purse_world.home / "terminals" / bus) as state:
-        mac = state.sign_batch(state.unsent_records())  # the log's JSON form, read by the record's codec
         records = state.unsent()
+        mac = state.sign_batch(records)
     assert len(records) == 2 and [PurseRecord.from_log(r.to_log()) for r in records] == records
     with open_world(purse_world.home) as world:
         row = transit_host.terminal_row(world, bus)[1]

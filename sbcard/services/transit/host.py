@@ -97,11 +97,6 @@ _HEX2 = [f"{i:02X}" for i in range(256)]
 # ----------------------------------------------------------------------------- the record
 
 
-OfflineRecord = PurseRecord
-"""The name the simulator still uses (``OfflineRecord.from_log``): the one record type, until it switches to
-``terminals.apps.uploads``; to be removed then."""
-
-
 @attrs.frozen
 class UploadResult:
     terminal: str
