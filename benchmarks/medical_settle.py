@@ -37,7 +37,7 @@ from bench_world import PIN, REGIONS, START, build_world  # noqa: E402
 from sbcard.reference import medical as ref  # noqa: E402
 from sbcard.chip.reader import CountingReader  # noqa: E402
 from sbcard.clock import SimClock  # noqa: E402
-from sbcard.domain import medical as M  # noqa: E402
+from sbcard.domain import medical  # noqa: E402
 from sbcard.services.medical.routing import PosHost  # noqa: E402
 from sbcard.store.world import open_world  # noqa: E402
 from terminals.apps.medical import PointOfSale  # noqa: E402
@@ -47,10 +47,10 @@ TARGET = 300
 HOSPITALS = ("BJH003", "TJH002", "HEH001", "BJH007", "TJH006", "HEH007")
 
 
-def lines_for(hospital: str, n: int) -> list[M.ClaimLine]:
+def lines_for(hospital: str, n: int) -> list[medical.ClaimLine]:
     """Three lines of the hospital's catalogue (甲, 乙 and whatever comes), small amounts."""
     items = list(ref.catalogue(ref.hospital(hospital).province).values())
-    return [M.ClaimLine(items[(n + k * 7) % len(items)].code, 1 + k, items[(n + k * 7) % len(items)].price_fen or 100)
+    return [medical.ClaimLine(items[(n + k * 7) % len(items)].code, 1 + k, items[(n + k * 7) % len(items)].price_fen or 100)
             for k in range(3)]
 
 

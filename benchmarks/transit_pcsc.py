@@ -49,10 +49,10 @@ def _terminal(directory: Path):
     from terminals.apps.terminal_state import TerminalConfig, TerminalState
     from terminals.apps.transit import Validator
     from terminals.apps.transit_fares import TariffFares
-    from terminals.emulator import testing as T
+    from terminals.emulator import testing
     from terminals.psam import PsamKeySet
 
-    keys = [PsamKeySet(f"{p}00000000000000", T.TEST_MASTER_KEYS.purchase, T.TEST_MASTER_KEYS.app_maintenance)
+    keys = [PsamKeySet(f"{p}00000000000000", testing.TEST_MASTER_KEYS.purchase, testing.TEST_MASTER_KEYS.app_maintenance)
             for p in ("11", "12", "13")]
     start = dt.datetime(2025, 3, 3, 7, 0, tzinfo=BEIJING)
     config = TerminalConfig(terminal_id="tj-bus-bench", operator="tj-bus", node="tj", terminal_no="120000999001",
@@ -108,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=300, help="taps (default 300)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    from terminals.emulator import testing as T
+    from terminals.emulator import testing
 
     with tempfile.TemporaryDirectory(prefix="sbcard-bench-") as tmp:
         tmpdir = Path(tmp)
         card = tmpdir / "bench.card"
-        T.personalised_card(card, balance_fen=100_000, rng=random.Random(1), region="120000", city="1200").close()
+        testing.personalised_card(card, balance_fen=100_000, rng=random.Random(1), region="120000", city="1200").close()
         try:
             stack = pcsc_stack.PcscStack.start(tmpdir / "logs")
         except pcsc_stack.StackUnavailable as e:

@@ -41,13 +41,13 @@ from terminals.apps.terminal_state import TerminalConfig, TerminalState  # noqa:
 from terminals.apps.transit import Validator  # noqa: E402
 from terminals.apps.transit_fares import TariffFares  # noqa: E402
 from terminals.drivers.emulator import EmulatorReader  # noqa: E402
-from terminals.emulator import testing as T  # noqa: E402
+from terminals.emulator import testing  # noqa: E402
 from terminals.psam import PsamKeySet  # noqa: E402
 
 TARGET = 1_000
 START = dt.datetime(2025, 3, 3, 7, 0, tzinfo=BEIJING)
 REGIONS = (("110000", "1000"), ("120000", "1200"), ("130100", "0311"))
-KEYS = [PsamKeySet(f"{p}00000000000000", T.TEST_MASTER_KEYS.purchase, T.TEST_MASTER_KEYS.app_maintenance)
+KEYS = [PsamKeySet(f"{p}00000000000000", testing.TEST_MASTER_KEYS.purchase, testing.TEST_MASTER_KEYS.app_maintenance)
         for p in ("11", "12", "13")]
 
 
@@ -59,7 +59,7 @@ def make_cards(directory: Path, n: int) -> list[Path]:
         region, city = REGIONS[i % 3]
         number = CardNumber.from_body(f"{'BTH'[i % 3]}{i + 1:07d}").value
         path = directory / f"{number}.card"
-        card = T.personalised_card(path, card_number=number, region=region, city=city, balance_fen=100_000,
+        card = testing.personalised_card(path, card_number=number, region=region, city=city, balance_fen=100_000,
                                    citizen_id="441522199106240088", rng=random.Random(i))
         card.close()
         paths.append(path)

@@ -46,7 +46,7 @@ from sbcard.reference.venues import venue  # noqa: E402
 from terminals.apps.terminal_state import TerminalState  # noqa: E402
 from terminals.apps.venue import VenueGate  # noqa: E402
 from terminals.drivers.emulator import EmulatorReader  # noqa: E402
-from terminals.emulator import testing as T  # noqa: E402
+from terminals.emulator import testing  # noqa: E402
 
 TARGET = 1_000
 START = dt.datetime(2025, 3, 4, 9, 0, tzinfo=BEIJING)  # a Tuesday, off-peak
@@ -63,7 +63,7 @@ def make_cards(world, directory: Path, n: int) -> list[Path]:
         number = CardNumber.from_body(f"{'BTH'[i % 3]}{i + 1:07d}").value
         first17 = f"{region[:4]}02{BIRTH_YEARS[i % len(BIRTH_YEARS)]}0101{i % 1000:03d}"
         path = directory / f"{number}.card"
-        card = T.personalised_card(path, masters=masters[node], card_number=number, region=region, city=city,
+        card = testing.personalised_card(path, masters=masters[node], card_number=number, region=region, city=city,
                                    balance_fen=100_000, citizen_id=first17 + compute_check_char(first17),
                                    rng=random.Random(i))
         card.close()

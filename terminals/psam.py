@@ -41,7 +41,7 @@ from typing import Protocol
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip import upload_batch
 from sbcard.chip.apdu import Command
@@ -140,11 +140,11 @@ class Psam:
         self._session: _Session | None = None
         self._dpk_cache: dict[tuple[int, bytes], bytes] = {}
         self._commands = {
-            (P.CLA_ISO, P.PsamIns.READ_BINARY): self._read_binary,
-            (P.CLA_PROPRIETARY, P.PsamIns.INIT_SAM_FOR_PURCHASE): self._init_sam_for_purchase,
-            (P.CLA_PROPRIETARY, P.PsamIns.VERIFY_MAC2): self._verify_mac2,
-            (P.CLA_PROPRIETARY, P.PsamIns.APPLICATION_BLOCK_MAC): self._application_block_mac,
-            (P.CLA_PROPRIETARY, P.PsamIns.BATCH_MAC): self._batch_mac,
+            (profile.CLA_ISO, profile.PsamIns.READ_BINARY): self._read_binary,
+            (profile.CLA_PROPRIETARY, profile.PsamIns.INIT_SAM_FOR_PURCHASE): self._init_sam_for_purchase,
+            (profile.CLA_PROPRIETARY, profile.PsamIns.VERIFY_MAC2): self._verify_mac2,
+            (profile.CLA_PROPRIETARY, profile.PsamIns.APPLICATION_BLOCK_MAC): self._application_block_mac,
+            (profile.CLA_PROPRIETARY, profile.PsamIns.BATCH_MAC): self._batch_mac,
         }
 
     def __repr__(self) -> str:
@@ -154,7 +154,7 @@ class Psam:
 
     @property
     def atr(self) -> bytes:
-        return P.PSAM_ATR_PREFIX + self.terminal_no + b"\x00\x00"
+        return profile.PSAM_ATR_PREFIX + self.terminal_no + b"\x00\x00"
 
     def card_present(self) -> bool:
         return True
@@ -177,7 +177,7 @@ class Psam:
     # --- commands -------------------------------------------------------------------------
 
     def _read_binary(self, cmd: Command) -> bytes:
-        _require((cmd.p1, cmd.p2) == (0x80 | P.SFI_PSAM_TERMINAL_NO, 0), SW.WRONG_P1P2, "only the terminal number")
+        _require((cmd.p1, cmd.p2) == (0x80 | profile.SFI_PSAM_TERMINAL_NO, 0), SW.WRONG_P1P2, "only the terminal number")
         _require(not cmd.data, SW.WRONG_LENGTH)
         _require(cmd.le in (None, 6, 256), 0x6C06, "the terminal number has 6 bytes")
         return self.terminal_no
@@ -202,8 +202,8 @@ class Psam:
 
     def _init_sam_for_purchase(self, cmd: Command) -> bytes:
         self._session = None
-        _require(cmd.p2 == 0 and cmd.p1 in (P.PSAM_INIT_NEW, P.PSAM_INIT_AGAIN), SW.WRONG_P1P2)
-        again = cmd.p1 == P.PSAM_INIT_AGAIN
+        _require(cmd.p2 == 0 and cmd.p1 in (profile.PSAM_INIT_NEW, profile.PSAM_INIT_AGAIN), SW.WRONG_P1P2)
+        again = cmd.p1 == profile.PSAM_INIT_AGAIN
         d = cmd.data
         _require(len(d) == (40 if again else 36), SW.WRONG_LENGTH)
         random4, counter, amount, txn_type = d[0:4], int.from_bytes(d[4:6], "big"), int.from_bytes(d[6:10], "big"), d[10]

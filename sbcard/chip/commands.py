@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
@@ -59,8 +59,8 @@ def _u(data: bytes) -> int:
 
 def encode_pin(pin: str, field: str = "pin") -> bytes:
     """A PIN as the card stores it: exactly 6 decimal digits, 3 BCD bytes."""
-    if not isinstance(pin, str) or len(pin) != P.PIN_DIGITS or not (pin.isascii() and pin.isdigit()):
-        raise InvalidInput("pin.format", f"a PIN is {P.PIN_DIGITS} digits 0-9", field)
+    if not isinstance(pin, str) or len(pin) != profile.PIN_DIGITS or not (pin.isascii() and pin.isdigit()):
+        raise InvalidInput("pin.format", f"a PIN is {profile.PIN_DIGITS} digits 0-9", field)
     return to_bcd(pin)
 
 
@@ -104,7 +104,7 @@ class TUnionIssuerData:
 
     @classmethod
     def parse(cls, data: bytes) -> "TUnionIssuerData":
-        _expect_len("T-Union issuer data", data, P.TU_ISSUER_LEN)
+        _expect_len("T-Union issuer data", data, profile.TU_ISSUER_LEN)
         try:
             return cls(
                 issuer_id=data[0:8].hex().upper(),
@@ -127,7 +127,7 @@ class TUnionIssuerData:
             + bcd_date(self.expiry_date)
             + self.discretionary
         )
-        _check_len("T-Union issuer data", out, P.TU_ISSUER_LEN)
+        _check_len("T-Union issuer data", out, profile.TU_ISSUER_LEN)
         return out
 
 
@@ -158,11 +158,11 @@ class Fci:
             return cls()
         try:
             items = tlv.decode(data)
-            if len(items) != 1 or items[0].tag != P.TAG_FCI:
+            if len(items) != 1 or items[0].tag != profile.TAG_FCI:
                 raise MalformedResponse(f"FCI must be one 6F template: {data.hex().upper()}")
-            name = tlv.find(items, P.TAG_DF_NAME)
-            prop = tlv.find(items, P.TAG_FCI_PROPRIETARY)
-            issuer = tlv.find(items, P.TAG_TU_ISSUER_DATA)
+            name = tlv.find(items, profile.TAG_DF_NAME)
+            prop = tlv.find(items, profile.TAG_FCI_PROPRIETARY)
+            issuer = tlv.find(items, profile.TAG_TU_ISSUER_DATA)
         except tlv.TlvError as e:
             raise MalformedResponse(f"FCI {data.hex().upper()}: {e}") from None
         return cls(
@@ -183,7 +183,7 @@ class SelectByName(ApduCommand[Fci]):
     name: bytes
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.SELECT, 0x04, 0x00, self.name, le=LE_ANY)
+        return Command(profile.CLA_ISO, profile.Ins.SELECT, 0x04, 0x00, self.name, le=LE_ANY)
 
     def parse(self, data: bytes) -> Fci:
         return Fci.parse(data)
@@ -194,22 +194,22 @@ class SelectMF(ApduCommand[Fci]):
     """``00 A4 00 00 02 3F00 00``: back to the master file, where the PIN and keys live."""
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.SELECT, 0x00, 0x00, P.MF_FID, le=LE_ANY)
+        return Command(profile.CLA_ISO, profile.Ins.SELECT, 0x00, 0x00, profile.MF_FID, le=LE_ANY)
 
     def parse(self, data: bytes) -> Fci:
         return Fci.parse(data)
 
 
 def select_ssse() -> SelectByName:
-    return SelectByName(P.SSSE_NAME)
+    return SelectByName(profile.SSSE_NAME)
 
 
 def select_medical() -> SelectByName:
-    return SelectByName(P.AID_DF04)
+    return SelectByName(profile.AID_DF04)
 
 
 def select_tunion() -> SelectByName:
-    return SelectByName(P.AID_TUNION)
+    return SelectByName(profile.AID_TUNION)
 
 
 # --------------------------------------------------------------------------- files
@@ -224,7 +224,7 @@ class ReadRecord(ApduCommand[tlv.Tlv | bytes]):
     by_tag: bool = True
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.READ_RECORD, self.record, P.record_p2(self.sfi), le=LE_ANY)
+        return Command(profile.CLA_ISO, profile.Ins.READ_RECORD, self.record, profile.record_p2(self.sfi), le=LE_ANY)
 
     def parse(self, data: bytes) -> tlv.Tlv | bytes:
         if not self.by_tag:
@@ -250,7 +250,7 @@ class ReadBinary(ApduCommand[bytes]):
     length: int
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.READ_BINARY, 0x80 | self.sfi, self.offset, le=self.length)
+        return Command(profile.CLA_ISO, profile.Ins.READ_BINARY, 0x80 | self.sfi, self.offset, le=self.length)
 
     def parse(self, data: bytes) -> bytes:
         return data
@@ -264,7 +264,7 @@ class UpdateRecord(ApduCommand[None]):
     record: tlv.Tlv
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.UPDATE_RECORD, self.record.tag, P.record_p2(self.sfi), self.record.to_bytes())
+        return Command(profile.CLA_ISO, profile.Ins.UPDATE_RECORD, self.record.tag, profile.record_p2(self.sfi), self.record.to_bytes())
 
 
 @attrs.frozen
@@ -276,7 +276,7 @@ class UpdateBinary(ApduCommand[None]):
     data: bytes
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.UPDATE_BINARY, 0x80 | self.sfi, self.offset, self.data)
+        return Command(profile.CLA_ISO, profile.Ins.UPDATE_BINARY, 0x80 | self.sfi, self.offset, self.data)
 
 
 @attrs.frozen
@@ -287,7 +287,7 @@ class AppendRecord(ApduCommand[None]):
     data: bytes
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.APPEND_RECORD, 0x00, self.sfi << 3, self.data)
+        return Command(profile.CLA_ISO, profile.Ins.APPEND_RECORD, 0x00, self.sfi << 3, self.data)
 
 
 # --------------------------------------------------------------------------- security
@@ -300,7 +300,7 @@ class GetChallenge(ApduCommand[bytes]):
     length: int = CHALLENGE_LEN
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.GET_CHALLENGE, 0x00, 0x00, le=self.length)
+        return Command(profile.CLA_ISO, profile.Ins.GET_CHALLENGE, 0x00, 0x00, le=self.length)
 
     def parse(self, data: bytes) -> bytes:
         return _expect_len("challenge", data, self.length)
@@ -314,7 +314,7 @@ class ExternalAuthenticate(ApduCommand[None]):
     cryptogram: bytes
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.EXTERNAL_AUTHENTICATE, 0x00, self.key_index, self.cryptogram)
+        return Command(profile.CLA_ISO, profile.Ins.EXTERNAL_AUTHENTICATE, 0x00, self.key_index, self.cryptogram)
 
 
 def authentication_cryptogram(alg: Algorithm, key: bytes, challenge: bytes) -> bytes:
@@ -341,7 +341,7 @@ class Verify(ApduCommand[None]):
         encode_pin(self.pin)
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.VERIFY, 0x00, 0x00, encode_pin(self.pin))
+        return Command(profile.CLA_ISO, profile.Ins.VERIFY, 0x00, 0x00, encode_pin(self.pin))
 
 
 @attrs.frozen
@@ -349,7 +349,7 @@ class PinTriesLeft(ApduCommand[int]):
     """VERIFY without data asks how many tries are left; costs none."""
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.VERIFY, 0x00, 0x00)
+        return Command(profile.CLA_ISO, profile.Ins.VERIFY, 0x00, 0x00)
 
     def send(self, reader: Reader) -> int:
         # The answer is a "failing" SW by design: 63Cx → x; 6983 → blocked. 9000 means the PIN
@@ -360,7 +360,7 @@ class PinTriesLeft(ApduCommand[int]):
         if resp.sw == SW.AUTH_BLOCKED:
             return 0
         resp.check()
-        return P.PIN_TRIES
+        return profile.PIN_TRIES
 
 
 @attrs.frozen
@@ -375,7 +375,7 @@ class ChangePin(ApduCommand[None]):
         encode_pin(self.new, "new_pin")
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.CHANGE_REFERENCE_DATA, 0x00, 0x00, encode_pin(self.old) + encode_pin(self.new))
+        return Command(profile.CLA_ISO, profile.Ins.CHANGE_REFERENCE_DATA, 0x00, 0x00, encode_pin(self.old) + encode_pin(self.new))
 
 
 @attrs.frozen
@@ -388,7 +388,7 @@ class ResetRetryCounter(ApduCommand[None]):
         encode_pin(self.new_pin, "new_pin")
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.Ins.RESET_RETRY_COUNTER, 0x02, 0x00, encode_pin(self.new_pin))
+        return Command(profile.CLA_ISO, profile.Ins.RESET_RETRY_COUNTER, 0x02, 0x00, encode_pin(self.new_pin))
 
 
 # --------------------------------------------------------------------------- life cycle and keys
@@ -397,7 +397,7 @@ class ResetRetryCounter(ApduCommand[None]):
 @attrs.frozen
 class ChipInfo:
     chip_serial: bytes
-    life_state: P.LifeState
+    life_state: profile.LifeState
     os_version: bytes
 
 
@@ -406,13 +406,13 @@ class GetChipInfo(ApduCommand[ChipInfo]):
     """``80 CA 00 C1 0B`` → chip serial (8) ‖ life state (1) ‖ OS version (2); works in every state."""
 
     def command(self) -> Command:
-        p1, p2 = P.GET_DATA_CHIP_INFO
-        return Command(P.CLA_PROPRIETARY, P.Ins.GET_DATA, p1, p2, le=CHIP_INFO_LEN)
+        p1, p2 = profile.GET_DATA_CHIP_INFO
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.GET_DATA, p1, p2, le=CHIP_INFO_LEN)
 
     def parse(self, data: bytes) -> ChipInfo:
         _expect_len("chip info", data, CHIP_INFO_LEN)
         try:
-            state = P.LifeState(data[8])
+            state = profile.LifeState(data[8])
         except ValueError:
             raise MalformedResponse(f"unknown life state {data[8]:02X}") from None
         return ChipInfo(bytes(data[:8]), state, bytes(data[9:11]))
@@ -423,14 +423,14 @@ class Erase(ApduCommand[None]):
     """``80 0E 00 00``: every key but TK, every record, the purse and the PIN cleared; → personalising."""
 
     def command(self) -> Command:
-        return Command(P.CLA_PROPRIETARY, P.Ins.ERASE, 0x00, 0x00)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.ERASE, 0x00, 0x00)
 
 
 @attrs.frozen
 class WriteKey(ApduCommand[None]):
     """``80 D4 usage index 12`` algorithm id ‖ version ‖ key (16)."""
 
-    usage: P.KeyUsage = attrs.field(converter=P.KeyUsage)
+    usage: profile.KeyUsage = attrs.field(converter=profile.KeyUsage)
     index: int
     alg: Algorithm
     version: int
@@ -441,17 +441,17 @@ class WriteKey(ApduCommand[None]):
 
     def command(self) -> Command:
         data = bytes((self.alg.id_byte, self.version)) + self.key
-        return Command(P.CLA_PROPRIETARY, P.Ins.WRITE_KEY, int(self.usage), self.index, data)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.WRITE_KEY, int(self.usage), self.index, data)
 
 
 @attrs.frozen
 class SetStatus(ApduCommand[None]):
     """``80 F0 00 <state>``: personalising → personalised once every mandatory key and record is there."""
 
-    state: P.LifeState = attrs.field(default=P.LifeState.PERSONALISED, converter=P.LifeState)
+    state: profile.LifeState = attrs.field(default=profile.LifeState.PERSONALISED, converter=profile.LifeState)
 
     def command(self) -> Command:
-        return Command(P.CLA_PROPRIETARY, P.Ins.SET_STATUS, 0x00, int(self.state))
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.SET_STATUS, 0x00, int(self.state))
 
 
 def _check_dgi_number(_i: Any, _a: Any, value: Any) -> None:
@@ -472,7 +472,7 @@ class Dgi:
 
     def to_bytes(self) -> bytes:
         n = len(self.data)
-        length = bytes((n,)) if n < P.DGI_LONG_LENGTH else bytes((P.DGI_LONG_LENGTH,)) + n.to_bytes(2, "big")
+        length = bytes((n,)) if n < profile.DGI_LONG_LENGTH else bytes((profile.DGI_LONG_LENGTH,)) + n.to_bytes(2, "big")
         return self.number.to_bytes(2, "big") + length + self.data
 
 
@@ -496,9 +496,9 @@ class StoreData(ApduCommand[None]):
             raise ValueError("a STORE DATA block carries at least one DGI")
 
     def command(self) -> Command:
-        p1 = P.STORE_DATA_DGI | (P.STORE_DATA_LAST if self.last else 0)
+        p1 = profile.STORE_DATA_DGI | (profile.STORE_DATA_LAST if self.last else 0)
         data = b"".join(d.to_bytes() for d in self.dgis)
-        return Command(P.CLA_PROPRIETARY, P.Ins.STORE_DATA, p1, self.block, data)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.STORE_DATA, p1, self.block, data)
 
 
 # --------------------------------------------------------------------------- e-purse
@@ -509,7 +509,7 @@ class GetBalance(ApduCommand[int]):
     """``80 5C 00 02 04`` → balance in fen."""
 
     def command(self) -> Command:
-        return Command(P.CLA_PROPRIETARY, P.Ins.GET_BALANCE, 0x00, P.P2_EP, le=4)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.GET_BALANCE, 0x00, profile.P2_EP, le=4)
 
     def parse(self, data: bytes) -> int:
         return _u(_expect_len("balance", data, 4))
@@ -551,9 +551,9 @@ class InitializeForPurchase(ApduCommand[PurchaseInit]):
     capp: bool = False
 
     def command(self) -> Command:
-        p1 = P.INIT_CAPP_PURCHASE if self.capp else P.INIT_PURCHASE
+        p1 = profile.INIT_CAPP_PURCHASE if self.capp else profile.INIT_PURCHASE
         data = _init_data(self.key_index, self.amount, self.terminal_no)
-        return Command(P.CLA_PROPRIETARY, P.Ins.INITIALIZE, p1, P.P2_EP, data, le=15)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.INITIALIZE, p1, profile.P2_EP, data, le=15)
 
     def parse(self, data: bytes) -> PurchaseInit:
         _expect_len("INITIALIZE FOR PURCHASE", data, 15)
@@ -576,10 +576,10 @@ class UpdateCappDataCache(ApduCommand[None]):
     data: bytes
 
     def __attrs_post_init__(self) -> None:
-        _check_len("capp record", self.data, P.TU_CAPP_RECORD_LEN)
+        _check_len("capp record", self.data, profile.TU_CAPP_RECORD_LEN)
 
     def command(self) -> Command:
-        return Command(P.CLA_PROPRIETARY, P.Ins.UPDATE_CAPP_DATA_CACHE, self.record, self.sfi << 3, self.data)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.UPDATE_CAPP_DATA_CACHE, self.record, self.sfi << 3, self.data)
 
 
 @attrs.frozen
@@ -603,7 +603,7 @@ class DebitForPurchase(ApduCommand[PurchaseResult]):
 
     def command(self) -> Command:
         data = self.terminal_serial + self.date_time + self.mac1
-        return Command(P.CLA_PROPRIETARY, P.Ins.DEBIT_FOR_PURCHASE, 0x01, 0x00, data, le=8)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.DEBIT_FOR_PURCHASE, 0x01, 0x00, data, le=8)
 
     def parse(self, data: bytes) -> PurchaseResult:
         _expect_len("DEBIT FOR PURCHASE", data, 8)
@@ -630,7 +630,7 @@ class InitializeForLoad(ApduCommand[LoadInit]):
 
     def command(self) -> Command:
         data = _init_data(self.key_index, self.amount, self.terminal_no)
-        return Command(P.CLA_PROPRIETARY, P.Ins.INITIALIZE, P.INIT_LOAD, P.P2_EP, data, le=16)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.INITIALIZE, profile.INIT_LOAD, profile.P2_EP, data, le=16)
 
     def parse(self, data: bytes) -> LoadInit:
         _expect_len("INITIALIZE FOR LOAD", data, 16)
@@ -656,7 +656,7 @@ class CreditForLoad(ApduCommand[bytes]):
         _check_len("mac2", self.mac2, MAC_LEN)
 
     def command(self) -> Command:
-        return Command(P.CLA_PROPRIETARY, P.Ins.CREDIT_FOR_LOAD, 0x00, 0x00, self.date_time + self.mac2, le=4)
+        return Command(profile.CLA_PROPRIETARY, profile.Ins.CREDIT_FOR_LOAD, 0x00, 0x00, self.date_time + self.mac2, le=4)
 
     def parse(self, data: bytes) -> bytes:
         return bytes(_expect_len("CREDIT FOR LOAD", data, 4))
@@ -677,7 +677,7 @@ class GetTransactionProve(ApduCommand[Prove]):
 
     def command(self) -> Command:
         return Command(
-            P.CLA_PROPRIETARY, P.Ins.GET_TRANSACTION_PROVE, 0x00, self.txn_type, self.counter.to_bytes(2, "big"), le=8
+            profile.CLA_PROPRIETARY, profile.Ins.GET_TRANSACTION_PROVE, 0x00, self.txn_type, self.counter.to_bytes(2, "big"), le=8
         )
 
     def parse(self, data: bytes) -> Prove:
@@ -698,21 +698,21 @@ class _AppLock(ApduCommand[None]):
     @classmethod
     def header(cls) -> bytes:
         """CLA INS P1 P2 Lc: the MAC covers them, so a block MAC cannot serve as an unblock."""
-        return Command(P.CLA_SECURE, cls.INS, 0x00, 0x00, bytes(MAC_LEN)).to_bytes()[:5]
+        return Command(profile.CLA_SECURE, cls.INS, 0x00, 0x00, bytes(MAC_LEN)).to_bytes()[:5]
 
     @classmethod
     def mac_for(cls, alg: Algorithm, damk: bytes, challenge: bytes) -> bytes:
         return cbc_mac(alg, damk, challenge + cls.header())
 
     def command(self) -> Command:
-        return Command(P.CLA_SECURE, self.INS, 0x00, 0x00, self.mac)
+        return Command(profile.CLA_SECURE, self.INS, 0x00, 0x00, self.mac)
 
 
 @attrs.frozen
 class ApplicationBlock(_AppLock):
     """``84 1E 00 00 04 MAC``: the T-Union purse answers 9303 until unblocked."""
 
-    INS: ClassVar[int] = P.Ins.APPLICATION_BLOCK
+    INS: ClassVar[int] = profile.Ins.APPLICATION_BLOCK
     mac: bytes
 
 
@@ -720,7 +720,7 @@ class ApplicationBlock(_AppLock):
 class ApplicationUnblock(_AppLock):
     """``84 18 00 00 04 MAC``."""
 
-    INS: ClassVar[int] = P.Ins.APPLICATION_UNBLOCK
+    INS: ClassVar[int] = profile.Ins.APPLICATION_UNBLOCK
     mac: bytes
 
 
@@ -758,7 +758,7 @@ class TransactionLogRecord:
 
     @classmethod
     def parse(cls, data: bytes) -> "TransactionLogRecord":
-        _expect_len("transaction log record", data, P.TU_LOG_RECORD_LEN)
+        _expect_len("transaction log record", data, profile.TU_LOG_RECORD_LEN)
         try:
             at = parse_bcd_datetime(data[16:23])
         except ValueError as e:
@@ -779,9 +779,9 @@ def read_transaction_log(reader: Reader) -> list[TransactionLogRecord]:
     Reading stops at the first missing record (6A83) or an all-zero (never written) one.
     """
     out: list[TransactionLogRecord] = []
-    for n in range(1, P.TU_LOG_RECORDS + 1):
+    for n in range(1, profile.TU_LOG_RECORDS + 1):
         try:
-            raw = ReadRecord(P.SFI_TU_LOG, n, by_tag=False).send(reader)
+            raw = ReadRecord(profile.SFI_TU_LOG, n, by_tag=False).send(reader)
         except SW.RecordNotFound:
             break
         assert isinstance(raw, bytes)

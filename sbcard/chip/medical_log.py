@@ -25,7 +25,7 @@ import datetime as dt
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.codec import bcd_datetime, parse_bcd_datetime
 
 ONLINE, OFFLINE, REFUND = 0x01, 0x02, 0x03
@@ -79,14 +79,14 @@ class MedicalLogRecord:
         out = (bytes((self.kind,)) + self.hospital.encode("ascii").ljust(HOSPITAL_LEN, b" ")
                + bcd_datetime(self.at) + self.serial.to_bytes(4, "big") + self.total_fen.to_bytes(4, "big")
                + self.fund_fen.to_bytes(4, "big") + self.self_fen.to_bytes(4, "big") + bytes((flags, 0)))
-        assert len(out) == P.MEDICAL_LOG_RECORD_LEN
+        assert len(out) == profile.MEDICAL_LOG_RECORD_LEN
         return out
 
     @classmethod
     def parse(cls, data: bytes) -> MedicalLogRecord | None:
         """The record, or None for a never-written (all-zero) one; ``ValueError`` if malformed."""
-        if len(data) != P.MEDICAL_LOG_RECORD_LEN:
-            raise ValueError(f"a medical log record is {P.MEDICAL_LOG_RECORD_LEN} bytes, got {len(data)}")
+        if len(data) != profile.MEDICAL_LOG_RECORD_LEN:
+            raise ValueError(f"a medical log record is {profile.MEDICAL_LOG_RECORD_LEN} bytes, got {len(data)}")
         if not any(data):
             return None
         u = lambda a, b: int.from_bytes(data[a:b], "big")  # noqa: E731

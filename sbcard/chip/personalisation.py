@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.apdu import Command
 from sbcard.chip.codec import bcd_date, encode_name, to_bcd
@@ -86,9 +86,9 @@ class PersonalisationMismatch(SbcardError):
 def ten_years_after(day: dt.date) -> dt.date:
     """The card's validity end: the same day ``VALIDITY_YEARS`` later; 29 February → 28 February."""
     try:
-        return day.replace(year=day.year + P.VALIDITY_YEARS)
+        return day.replace(year=day.year + profile.VALIDITY_YEARS)
     except ValueError:
-        return day.replace(year=day.year + P.VALIDITY_YEARS, day=28)
+        return day.replace(year=day.year + profile.VALIDITY_YEARS, day=28)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -135,8 +135,8 @@ def _check_ethnicity(_i: Any, _a: Any, value: Any) -> None:
 def _check_app_serial(_i: Any, _a: Any, value: Any) -> None:
     if not (isinstance(value, str) and len(value) == 20 and value.isascii() and value.isdigit()):
         raise _invalid("app_serial", "format", f"an application serial number is 20 digits, got {value!r}")
-    if not value.startswith(P.APP_SERIAL_PREFIX):
-        raise _invalid("app_serial", "prefix", f"an application serial number starts {P.APP_SERIAL_PREFIX}")
+    if not value.startswith(profile.APP_SERIAL_PREFIX):
+        raise _invalid("app_serial", "prefix", f"an application serial number starts {profile.APP_SERIAL_PREFIX}")
 
 
 def _check_insurance_type(_i: Any, _a: Any, value: Any) -> None:
@@ -226,7 +226,7 @@ class CardData:
     @property
     def init_org(self) -> bytes:
         """SSSE/EF05 tag 04: the issuing region in BCD, then 9 bytes 00."""
-        return to_bcd(self.region_code) + bytes(P.TAG_LENGTHS[P.Tag.INIT_ORG] - 3)
+        return to_bcd(self.region_code) + bytes(profile.TAG_LENGTHS[profile.Tag.INIT_ORG] - 3)
 
     @property
     def personal_account(self) -> bool:
@@ -236,8 +236,8 @@ class CardData:
     def tunion(self) -> TUnionIssuerData:
         return TUnionIssuerData(
             issuer_id=self.issuer_id,
-            app_type=P.TU_APP_TYPE_PURSE,
-            version=P.TU_APP_VERSION,
+            app_type=profile.TU_APP_TYPE_PURSE,
+            version=profile.TU_APP_VERSION,
             app_serial=self.app_serial,
             start_date=self.issue_date,
             expiry_date=self.expiry_date,
@@ -262,37 +262,37 @@ class CardData:
 def ssse_records(card: CardData) -> list[tuple[int, Tlv]]:
     """(SFI, record) for SSSE/EF05 01–07 and EF06 08–0D, in tag order."""
     values = {
-        P.Tag.CARD_ID_CODE: CardIdCode(card.card_id_code).to_bytes(),
-        P.Tag.CARD_TYPE: P.CARD_TYPE_THIRD_GEN,
-        P.Tag.SPEC_VERSION: P.SPEC_VERSION_3,
-        P.Tag.INIT_ORG: card.init_org,
-        P.Tag.ISSUE_DATE: bcd_date(card.issue_date),
-        P.Tag.EXPIRY_DATE: bcd_date(card.expiry_date),
-        P.Tag.CARD_NUMBER: card.card_number.encode("ascii"),
-        P.Tag.CITIZEN_ID: card.citizen_id.encode("ascii"),
-        P.Tag.NAME: encode_name(card.name),
-        P.Tag.SEX: SEX_CODES[card.sex],
-        P.Tag.ETHNICITY: bytes((card.ethnicity,)),
-        P.Tag.BIRTH_PLACE: to_bcd(card.birth_place),
-        P.Tag.BIRTH_DATE: bcd_date(card.birth_date),
+        profile.Tag.CARD_ID_CODE: CardIdCode(card.card_id_code).to_bytes(),
+        profile.Tag.CARD_TYPE: profile.CARD_TYPE_THIRD_GEN,
+        profile.Tag.SPEC_VERSION: profile.SPEC_VERSION_3,
+        profile.Tag.INIT_ORG: card.init_org,
+        profile.Tag.ISSUE_DATE: bcd_date(card.issue_date),
+        profile.Tag.EXPIRY_DATE: bcd_date(card.expiry_date),
+        profile.Tag.CARD_NUMBER: card.card_number.encode("ascii"),
+        profile.Tag.CITIZEN_ID: card.citizen_id.encode("ascii"),
+        profile.Tag.NAME: encode_name(card.name),
+        profile.Tag.SEX: SEX_CODES[card.sex],
+        profile.Tag.ETHNICITY: bytes((card.ethnicity,)),
+        profile.Tag.BIRTH_PLACE: to_bcd(card.birth_place),
+        profile.Tag.BIRTH_DATE: bcd_date(card.birth_date),
     }
     out = []
     for tag, value in values.items():
-        assert len(value) == P.TAG_LENGTHS[tag], (tag, value)
-        out.append((P.SFI_EF05 if tag in P.EF05_TAGS else P.SFI_EF06, Tlv(tag, value)))
+        assert len(value) == profile.TAG_LENGTHS[tag], (tag, value)
+        out.append((profile.SFI_EF05 if tag in profile.EF05_TAGS else profile.SFI_EF06, Tlv(tag, value)))
     return out
 
 
 def medical_records(card: CardData) -> list[tuple[int, Tlv]]:
     """(SFI, record) for DF04/EF05 (basic insurance info) and EF06 (offline settlement)."""
     return [
-        (P.SFI_EF05, Tlv(P.MedicalTag.INSURED_REGION, to_bcd(card.insured_region))),
-        (P.SFI_EF05, Tlv(P.MedicalTag.INSURANCE_TYPE, INSURANCE_TYPE_CODES[card.insurance_type])),
-        (P.SFI_EF05, Tlv(P.MedicalTag.RETIRED, FLAG_CODES[card.retired])),
-        (P.SFI_EF05, Tlv(P.MedicalTag.PERSONAL_ACCOUNT, FLAG_CODES[card.personal_account])),
-        (P.SFI_EF06, Tlv(P.OfflineTag.LIMIT, card.offline_limit_fen.to_bytes(4, "big"))),
-        (P.SFI_EF06, Tlv(P.OfflineTag.USED, bytes(4))),
-        (P.SFI_EF06, Tlv(P.OfflineTag.YEAR, to_bcd(f"{card.issue_date.year:04d}"))),
+        (profile.SFI_EF05, Tlv(profile.MedicalTag.INSURED_REGION, to_bcd(card.insured_region))),
+        (profile.SFI_EF05, Tlv(profile.MedicalTag.INSURANCE_TYPE, INSURANCE_TYPE_CODES[card.insurance_type])),
+        (profile.SFI_EF05, Tlv(profile.MedicalTag.RETIRED, FLAG_CODES[card.retired])),
+        (profile.SFI_EF05, Tlv(profile.MedicalTag.PERSONAL_ACCOUNT, FLAG_CODES[card.personal_account])),
+        (profile.SFI_EF06, Tlv(profile.OfflineTag.LIMIT, card.offline_limit_fen.to_bytes(4, "big"))),
+        (profile.SFI_EF06, Tlv(profile.OfflineTag.USED, bytes(4))),
+        (profile.SFI_EF06, Tlv(profile.OfflineTag.YEAR, to_bcd(f"{card.issue_date.year:04d}"))),
     ]
 
 
@@ -304,16 +304,16 @@ def build_script(card: CardData, keys: CardKeys) -> list[Command]:
     """
     alg, version = keys.algorithm, keys.version
     script = [Erase()]
-    script += [WriteKey(usage, P.CARD_KEY_INDEX, alg, version, key) for usage, key in keys.by_usage().items()]
+    script += [WriteKey(usage, profile.CARD_KEY_INDEX, alg, version, key) for usage, key in keys.by_usage().items()]
     script.append(select_ssse())
     script += [UpdateRecord(sfi, record) for sfi, record in ssse_records(card)]
     script.append(select_medical())
     script += [UpdateRecord(sfi, record) for sfi, record in medical_records(card)]
     script.append(select_tunion())
-    script.append(UpdateBinary(P.SFI_TU_ISSUER, 0, card.tunion.to_bytes()))
-    script.append(UpdateBinary(P.SFI_TU_MANAGEMENT, 0, bytes(P.TU_MANAGEMENT_LEN)))
+    script.append(UpdateBinary(profile.SFI_TU_ISSUER, 0, card.tunion.to_bytes()))
+    script.append(UpdateBinary(profile.SFI_TU_MANAGEMENT, 0, bytes(profile.TU_MANAGEMENT_LEN)))
     script.append(ResetRetryCounter(card.initial_pin))
-    script.append(SetStatus(P.LifeState.PERSONALISED))
+    script.append(SetStatus(profile.LifeState.PERSONALISED))
     return [c.command() for c in script]
 
 
@@ -326,10 +326,10 @@ def build_factory_script(card: CardData, keys: CardKeys) -> list[Command]:
     personalised in that block's commit, so a card torn before it stays
     ``personalising``, as with SET STATUS at the end of the counter's script.
     """
-    secrets = [Dgi(P.DGI_KEYS, _key_entries(keys)), Dgi(P.DGI_PIN, encode_pin(card.initial_pin))]
+    secrets = [Dgi(profile.DGI_KEYS, _key_entries(keys)), Dgi(profile.DGI_PIN, encode_pin(card.initial_pin))]
     tunion = [
-        Dgi(P.file_dgi(P.SFI_TU_ISSUER), card.tunion.to_bytes()),
-        Dgi(P.file_dgi(P.SFI_TU_MANAGEMENT), bytes(P.TU_MANAGEMENT_LEN)),
+        Dgi(profile.file_dgi(profile.SFI_TU_ISSUER), card.tunion.to_bytes()),
+        Dgi(profile.file_dgi(profile.SFI_TU_MANAGEMENT), bytes(profile.TU_MANAGEMENT_LEN)),
     ]
     script = [
         Erase(),
@@ -347,7 +347,7 @@ def build_factory_script(card: CardData, keys: CardKeys) -> list[Command]:
 def _key_entries(keys: CardKeys) -> bytes:
     """DGI 8000: usage ‖ index ‖ algorithm ‖ version ‖ key per key — WRITE KEY's P1, P2 and data."""
     alg, version = keys.algorithm.id_byte, keys.version
-    return b"".join(bytes((usage, P.CARD_KEY_INDEX, alg, version)) + key for usage, key in keys.by_usage().items())
+    return b"".join(bytes((usage, profile.CARD_KEY_INDEX, alg, version)) + key for usage, key in keys.by_usage().items())
 
 
 def _file_dgis(records: list[tuple[int, Tlv]]) -> list[Dgi]:
@@ -355,7 +355,7 @@ def _file_dgis(records: list[tuple[int, Tlv]]) -> list[Dgi]:
     files: dict[int, list[bytes]] = {}
     for sfi, record in records:
         files.setdefault(sfi, []).append(_tlv_bytes(record))
-    return [Dgi(P.file_dgi(sfi), b"".join(tlvs)) for sfi, tlvs in files.items()]
+    return [Dgi(profile.file_dgi(sfi), b"".join(tlvs)) for sfi, tlvs in files.items()]
 
 
 def _tlv_bytes(record: Tlv) -> bytes:
@@ -382,10 +382,10 @@ class PersonalisationResult:
 def differences(snapshot: CardSnapshot, card: CardData) -> tuple[str, ...]:
     """The names of the snapshot fields that differ from what ``card`` puts on a card."""
     expected: dict[str, Any] = {
-        "life_state": P.LifeState.PERSONALISED,
+        "life_state": profile.LifeState.PERSONALISED,
         "card_id_code": card.card_id_code,
-        "card_type": P.CARD_TYPE_THIRD_GEN.decode(),
-        "spec_version": P.SPEC_VERSION_3.decode(),
+        "card_type": profile.CARD_TYPE_THIRD_GEN.decode(),
+        "spec_version": profile.SPEC_VERSION_3.decode(),
         "init_org": card.init_org.hex().upper(),
         "issue_date": card.issue_date,
         "expiry_date": card.expiry_date,
@@ -419,7 +419,7 @@ def personalise(
     counting = CountingReader(reader)
     info = GetChipInfo().send(counting)
 
-    if info.life_state is P.LifeState.PERSONALISED:
+    if info.life_state is profile.LifeState.PERSONALISED:
         snapshot = read_card(counting)
         if differences(snapshot, card):
             raise CardNotBlank(
@@ -428,14 +428,14 @@ def personalise(
             )
         # Same data: a run torn at SET STATUS's commit. Prove the keys are ours too.
         try:
-            external_authenticate(counting, keys.maintenance, P.CARD_KEY_INDEX, keys.algorithm)
+            external_authenticate(counting, keys.maintenance, profile.CARD_KEY_INDEX, keys.algorithm)
         except SW.WrongPin:
             raise PersonalisationMismatch(("maintenance_key",)) from None
         _check_pin_set(counting)
         return PersonalisationResult(info.chip_serial, snapshot, counting.count, 0, resumed=True)
 
     tk = transport_key(info.chip_serial, transport_alg)
-    external_authenticate(counting, tk, P.TRANSPORT_KEY_INDEX, transport_alg)
+    external_authenticate(counting, tk, profile.TRANSPORT_KEY_INDEX, transport_alg)
     before = counting.count
     for command in script:
         transmit(counting, command).check()
@@ -451,5 +451,5 @@ def personalise(
 
 def _check_pin_set(reader: Reader) -> None:
     """The PIN cannot be read back; its try counter can, without spending a try."""
-    if PinTriesLeft().send(reader) != P.PIN_TRIES:
+    if PinTriesLeft().send(reader) != profile.PIN_TRIES:
         raise PersonalisationMismatch(("pin_tries",))

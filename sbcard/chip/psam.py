@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.apdu import Command
 from sbcard.chip import upload_batch
 from sbcard.chip.codec import to_bcd
@@ -56,7 +56,7 @@ class ReadTerminalNumber(ApduCommand[bytes]):
     """``00 B0 96 00 06`` → the terminal number the PSAM was issued for."""
 
     def command(self) -> Command:
-        return Command(P.CLA_ISO, P.PsamIns.READ_BINARY, 0x80 | P.SFI_PSAM_TERMINAL_NO, 0x00, le=TERMINAL_NO_LEN)
+        return Command(profile.CLA_ISO, profile.PsamIns.READ_BINARY, 0x80 | profile.SFI_PSAM_TERMINAL_NO, 0x00, le=TERMINAL_NO_LEN)
 
     def parse(self, data: bytes) -> bytes:
         if len(data) != TERMINAL_NO_LEN:
@@ -112,10 +112,10 @@ class InitSamForPurchase(ApduCommand[SamPurchase]):
             + self.card_serial
             + self.issuer_id
         )
-        p1 = P.PSAM_INIT_NEW
+        p1 = profile.PSAM_INIT_NEW
         if self.again is not None:
-            data, p1 = data + self.again, P.PSAM_INIT_AGAIN
-        return Command(P.CLA_PROPRIETARY, P.PsamIns.INIT_SAM_FOR_PURCHASE, p1, 0x00, data, le=8)
+            data, p1 = data + self.again, profile.PSAM_INIT_AGAIN
+        return Command(profile.CLA_PROPRIETARY, profile.PsamIns.INIT_SAM_FOR_PURCHASE, p1, 0x00, data, le=8)
 
     def parse(self, data: bytes) -> SamPurchase:
         if len(data) != TERMINAL_SERIAL_LEN + MAC_LEN:
@@ -133,7 +133,7 @@ class VerifyMac2(ApduCommand[None]):
         _check("mac2", self.mac2, MAC_LEN)
 
     def command(self) -> Command:
-        return Command(P.CLA_PROPRIETARY, P.PsamIns.VERIFY_MAC2, 0x00, 0x00, self.mac2)
+        return Command(profile.CLA_PROPRIETARY, profile.PsamIns.VERIFY_MAC2, 0x00, 0x00, self.mac2)
 
 
 @attrs.frozen
@@ -157,7 +157,7 @@ class ApplicationBlockMac(ApduCommand[bytes]):
 
     def command(self) -> Command:
         data = self.card_serial + self.issuer_id + self.challenge + self.header
-        return Command(P.CLA_PROPRIETARY, P.PsamIns.APPLICATION_BLOCK_MAC, 0x00, 0x00, data, le=MAC_LEN)
+        return Command(profile.CLA_PROPRIETARY, profile.PsamIns.APPLICATION_BLOCK_MAC, 0x00, 0x00, data, le=MAC_LEN)
 
     def parse(self, data: bytes) -> bytes:
         if len(data) != MAC_LEN:
@@ -179,7 +179,7 @@ class BatchMac(ApduCommand[bytes]):
 
     def command(self) -> Command:
         data = upload_batch.batch_mac_input(self.terminal_no, self.count, self.digest)
-        return Command(P.CLA_PROPRIETARY, P.PsamIns.BATCH_MAC, 0x00, 0x00, data, le=upload_batch.MAC_LEN)
+        return Command(profile.CLA_PROPRIETARY, profile.PsamIns.BATCH_MAC, 0x00, 0x00, data, le=upload_batch.MAC_LEN)
 
     def parse(self, data: bytes) -> bytes:
         if len(data) != upload_batch.MAC_LEN:

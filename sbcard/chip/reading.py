@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.codec import decode_name, decode_text, from_bcd, parse_bcd_date
 from sbcard.chip.commands import (
@@ -82,35 +82,35 @@ def _citizen_id(value: bytes, warn: _Warn) -> str:
 
 
 _SSSE_DECODERS: dict[int, Callable[[bytes, _Warn], Any]] = {
-    P.Tag.CARD_ID_CODE: _card_id_code,
-    P.Tag.CARD_TYPE: lambda v, warn: decode_text(v),
-    P.Tag.SPEC_VERSION: lambda v, warn: decode_text(v),
-    P.Tag.INIT_ORG: lambda v, warn: v.hex().upper(),
-    P.Tag.ISSUE_DATE: lambda v, warn: parse_bcd_date(v),
-    P.Tag.EXPIRY_DATE: lambda v, warn: parse_bcd_date(v),
-    P.Tag.CARD_NUMBER: _card_number,
-    P.Tag.CITIZEN_ID: _citizen_id,
-    P.Tag.NAME: lambda v, warn: decode_name(v),
-    P.Tag.SEX: lambda v, warn: _reverse(SEX_CODES, v, "sex"),
-    P.Tag.ETHNICITY: lambda v, warn: v[0],
-    P.Tag.BIRTH_PLACE: lambda v, warn: from_bcd(v),
-    P.Tag.BIRTH_DATE: lambda v, warn: parse_bcd_date(v),
+    profile.Tag.CARD_ID_CODE: _card_id_code,
+    profile.Tag.CARD_TYPE: lambda v, warn: decode_text(v),
+    profile.Tag.SPEC_VERSION: lambda v, warn: decode_text(v),
+    profile.Tag.INIT_ORG: lambda v, warn: v.hex().upper(),
+    profile.Tag.ISSUE_DATE: lambda v, warn: parse_bcd_date(v),
+    profile.Tag.EXPIRY_DATE: lambda v, warn: parse_bcd_date(v),
+    profile.Tag.CARD_NUMBER: _card_number,
+    profile.Tag.CITIZEN_ID: _citizen_id,
+    profile.Tag.NAME: lambda v, warn: decode_name(v),
+    profile.Tag.SEX: lambda v, warn: _reverse(SEX_CODES, v, "sex"),
+    profile.Tag.ETHNICITY: lambda v, warn: v[0],
+    profile.Tag.BIRTH_PLACE: lambda v, warn: from_bcd(v),
+    profile.Tag.BIRTH_DATE: lambda v, warn: parse_bcd_date(v),
 }
 
 _MEDICAL_DECODERS: dict[tuple[int, int], tuple[str, Callable[[bytes], Any]]] = {
-    (P.SFI_EF05, P.MedicalTag.INSURED_REGION): ("insured_region", from_bcd),
-    (P.SFI_EF05, P.MedicalTag.INSURANCE_TYPE): (
+    (profile.SFI_EF05, profile.MedicalTag.INSURED_REGION): ("insured_region", from_bcd),
+    (profile.SFI_EF05, profile.MedicalTag.INSURANCE_TYPE): (
         "insurance_type",
         lambda v: _reverse(INSURANCE_TYPE_CODES, v, "insurance type"),
     ),
-    (P.SFI_EF05, P.MedicalTag.RETIRED): ("retired", lambda v: _reverse(FLAG_CODES, v, "retired flag")),
-    (P.SFI_EF05, P.MedicalTag.PERSONAL_ACCOUNT): (
+    (profile.SFI_EF05, profile.MedicalTag.RETIRED): ("retired", lambda v: _reverse(FLAG_CODES, v, "retired flag")),
+    (profile.SFI_EF05, profile.MedicalTag.PERSONAL_ACCOUNT): (
         "personal_account",
         lambda v: _reverse(FLAG_CODES, v, "personal account flag"),
     ),
-    (P.SFI_EF06, P.OfflineTag.LIMIT): ("offline_limit_fen", lambda v: int.from_bytes(v, "big")),
-    (P.SFI_EF06, P.OfflineTag.USED): ("offline_used_fen", lambda v: int.from_bytes(v, "big")),
-    (P.SFI_EF06, P.OfflineTag.YEAR): ("offline_year", lambda v: int(from_bcd(v))),
+    (profile.SFI_EF06, profile.OfflineTag.LIMIT): ("offline_limit_fen", lambda v: int.from_bytes(v, "big")),
+    (profile.SFI_EF06, profile.OfflineTag.USED): ("offline_used_fen", lambda v: int.from_bytes(v, "big")),
+    (profile.SFI_EF06, profile.OfflineTag.YEAR): ("offline_year", lambda v: int(from_bcd(v))),
 }
 
 
@@ -144,7 +144,7 @@ class CardSnapshot:
 
     atr: bytes
     chip_serial: bytes
-    life_state: P.LifeState
+    life_state: profile.LifeState
     os_version: bytes | None = None
     # SSSE/EF05
     card_id_code: str | None = None
@@ -171,7 +171,7 @@ class CardSnapshot:
 
     @property
     def personalised(self) -> bool:
-        return self.life_state is P.LifeState.PERSONALISED
+        return self.life_state is profile.LifeState.PERSONALISED
 
     @property
     def region(self) -> str | None:
@@ -293,7 +293,7 @@ def read_card(reader: Reader) -> CardSnapshot:
     atr = reader.atr
     info = GetChipInfo().send(reader)
     base = {"atr": atr, "chip_serial": info.chip_serial, "life_state": info.life_state, "os_version": info.os_version}
-    if info.life_state is not P.LifeState.PERSONALISED:
+    if info.life_state is not profile.LifeState.PERSONALISED:
         return CardSnapshot(**base)
 
     warnings: list[str] = []
@@ -301,11 +301,11 @@ def read_card(reader: Reader) -> CardSnapshot:
     fields: dict[str, Any] = {}
 
     select_ssse().send(reader)
-    for sfi, tags in ((P.SFI_EF05, P.EF05_TAGS), (P.SFI_EF06, P.EF06_TAGS)):
-        for tag in map(P.Tag, tags):  # each tag's name is the snapshot field it fills
+    for sfi, tags in ((profile.SFI_EF05, profile.EF05_TAGS), (profile.SFI_EF06, profile.EF06_TAGS)):
+        for tag in map(profile.Tag, tags):  # each tag's name is the snapshot field it fills
             decode = functools.partial(_SSSE_DECODERS[tag], warn=warnings.append)
             fields[tag.name.lower()] = records.read(
-                f"SSSE/EF{sfi:02X}", sfi, tag, decode, P.TAG_LENGTHS[tag], personal=sfi == P.SFI_EF06
+                f"SSSE/EF{sfi:02X}", sfi, tag, decode, profile.TAG_LENGTHS[tag], personal=sfi == profile.SFI_EF06
             )
 
     insurance, medical_warnings = read_insurance(reader)

@@ -21,7 +21,7 @@ import datetime as dt
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.codec import bcd_datetime, from_bcd, parse_bcd_datetime, to_bcd
 
 # The 2-byte operator codes written into capp records (a metro operator's id on the card).
@@ -43,7 +43,7 @@ class CappRecord:
     @classmethod
     def parse(cls, data: bytes) -> CappRecord | None:
         """None for a record never written (all zeros) or one that does not parse."""
-        if len(data) != P.TU_CAPP_RECORD_LEN or not any(data):
+        if len(data) != profile.TU_CAPP_RECORD_LEN or not any(data):
             return None
         code = int.from_bytes(data[0:2], "big")
         try:
@@ -57,7 +57,7 @@ class CappRecord:
             station_code=station,
             terminal_no=bytes(data[6:12]),
             at=at,
-            inside=data[19] == P.CAPP_INSIDE,
+            inside=data[19] == profile.CAPP_INSIDE,
         )
 
     @classmethod
@@ -76,6 +76,6 @@ class CappRecord:
             + to_bcd(self.station_code)
             + self.terminal_no
             + bcd_datetime(self.at)
-            + bytes((P.CAPP_INSIDE if self.inside else P.CAPP_NONE,))
+            + bytes((profile.CAPP_INSIDE if self.inside else profile.CAPP_NONE,))
         )
-        return out.ljust(P.TU_CAPP_RECORD_LEN, b"\x00")
+        return out.ljust(profile.TU_CAPP_RECORD_LEN, b"\x00")

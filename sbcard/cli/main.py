@@ -21,8 +21,8 @@ from sbcard.cli import (
     subsidies,
     terminals,
     transit,
-    transit_money,
-    transit_ops,
+    transit_purse,
+    transit_taps,
     venues,
     world,
 )
@@ -56,8 +56,8 @@ cli.add_command(operators.operator)
 cli.add_command(outlets.outlet)
 cli.add_command(accounts.account)
 cli.add_command(transit.transit)
-transit_ops.register(transit.transit)
-transit_money.register(transit.transit)
+transit_taps.register(transit.transit)
+transit_purse.register(transit.transit)
 cli.add_command(terminals.terminal)
 cli.add_command(subsidies.subsidy)
 cli.add_command(medical.medical)

@@ -13,7 +13,7 @@ import click
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, named_region, number, warn
 from sbcard.cli.params import Whole
-from sbcard.cli.staff import staff_operator_option
+from sbcard.cli.operator_option import staff_operator_option
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code

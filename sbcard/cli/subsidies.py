@@ -1,7 +1,7 @@
 """``sbcard subsidy …``: subsidy batch payouts (惠民惠农“一卡通”).
 
 This module has the catalogue and the maker's side (items, import, generate, show,
-failures, batches); ``sbcard/cli/subsidy_pay.py`` adds the checker's and the payer's
+failures, batches); ``sbcard/cli/subsidy_payout.py`` adds the checker's and the payer's
 commands (approve, reject, pay, reverse) to the same group.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 
 import click
 
-from sbcard.cli import subsidy_pay
+from sbcard.cli import subsidy_payout
 from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, money, named_region, table, when
 from sbcard.cli.params import Whole
-from sbcard.cli.staff import staff_operator_option
+from sbcard.cli.operator_option import staff_operator_option
 from sbcard.domain.money import parse_yuan
 from sbcard.store.world import open_world
 
@@ -185,7 +185,7 @@ def batches_command(app: AppContext, region: str | None, status: str | None) -> 
                       "maker", "checker"]))
 
 
-subsidy_pay.register(subsidy)
+subsidy_payout.register(subsidy)
 
 
 # ----------------------------------------------------------------------------- output

@@ -1,7 +1,7 @@
 """``sbcard transit …``: fares, concessions, loads, taps, uploads (一卡通乘).
 
 This module holds the group, the fare quote and the concession commands; taps and the
-terminal's log (``transit_ops``) and loads and uploads (``transit_money``) register their
+terminal's log (``transit_taps``) and loads and uploads (``transit_purse``) register their
 commands onto the same group.
 """
 
@@ -19,7 +19,7 @@ from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
 from sbcard.cli.output import caution, emit_json, fields, money, named_region, table, when
 from sbcard.cli.params import Whole
 from sbcard.cli.readers import open_reader_for, trace_option
-from sbcard.domain import fares as F
+from sbcard.domain import fares
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.money import parse_yuan
 
@@ -33,7 +33,7 @@ def transit() -> None:
 
 
 @transit.command("fare")
-@click.option("--operator", "operator_code", required=True, type=click.Choice(F.OPERATORS),
+@click.option("--operator", "operator_code", required=True, type=click.Choice(fares.OPERATORS),
               help="The operator whose rules apply.")
 @click.option("--km", default=None, metavar="K", help="Distance ridden in km (Beijing subway and bus).")
 @click.option("--from", "origin", default=None, metavar="STATION",
@@ -43,14 +43,14 @@ def transit() -> None:
               help="Sections (区间) ridden on the Tianjin metro, instead of --from/--to.")
 @click.option("--line", default=None, metavar="LINE",
               help="A bus line of the fixtures: its area (bj-bus) or full fare and kind (flat-fare lines).")
-@click.option("--area", type=click.Choice(F.AREAS), default=None,
+@click.option("--area", type=click.Choice(fares.AREAS), default=None,
               help="Beijing bus: city (市域内, the default) or suburb (市域外, beyond Beijing's territory).")
 @click.option("--holder-id", default=None, metavar="CITIZEN_ID",
               help="The holder's citizen ID: their age on the day of travel (the elderly concessions' ages).")
 @click.option("--card-region", default=None, metavar="NNNNNN",
               help="The card's issuing region (its 卡识别码's first 6 digits): what a same-treatment switch looks at.")
 @click.option("--date", "day_text", default=None, metavar="YYYY-MM-DD", help="The day of travel (default: today).")
-@click.option("--concession", type=click.Choice(F.CONCESSIONS), default=None,
+@click.option("--concession", type=click.Choice(fares.CONCESSIONS), default=None,
               help="What the card carries for this operator's region: a student ticket, or that region's elderly "
                    "concession (Beijing's elderly free bus, Tianjin's free-ride function).")
 @click.option("--full-fare", "full_fare", default=None, metavar="YUAN",
@@ -80,7 +80,7 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
         except InvalidInput as e:
             raise InvalidInput(e.code, e.message, "--holder-id") from None
         birth = citizen.birth_date
-        age = F.age_on(birth, day)
+        age = fares.age_on(birth, day)
     if card_region is not None:
         try:
             card_region = validate_region_code(card_region)
@@ -92,7 +92,7 @@ def fare_command(app: AppContext, operator_code: str, km: str | None, origin: st
     tariff = load_tariff()
     fare, route = tariff.quote(
         operator_code,
-        km=F.to_km(km) if km is not None else None,
+        km=fares.to_km(km) if km is not None else None,
         sections=sections, origin=origin, destination=destination, line=line, area=area,
         full_fare_fen=parse_yuan(full_fare, "--full-fare") if full_fare is not None else None,
         holder_birth_date=birth, day=day, concession=concession, card_region=card_region,

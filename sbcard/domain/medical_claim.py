@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.money import format_fen
 
@@ -38,8 +38,8 @@ MODES = ("online", "offline")
 SELF_PAY = ("cash", "account")
 
 
-def _lines(value: Sequence[Any]) -> tuple[M.ClaimLine, ...]:
-    return tuple(v if isinstance(v, M.ClaimLine) else M.ClaimLine(str(v[0]), int(v[1]), int(v[2])) for v in value)
+def _lines(value: Sequence[Any]) -> tuple[medical.ClaimLine, ...]:
+    return tuple(v if isinstance(v, medical.ClaimLine) else medical.ClaimLine(str(v[0]), int(v[1]), int(v[2])) for v in value)
 
 
 @attrs.frozen
@@ -54,7 +54,7 @@ class ClaimRequest:
     insured_region: str  # DF04/EF05 tag 01
     insurance_type: str  # DF04/EF05 tag 02
     retired: bool  # DF04/EF05 tag 03
-    lines: tuple[M.ClaimLine, ...] = attrs.field(converter=_lines)
+    lines: tuple[medical.ClaimLine, ...] = attrs.field(converter=_lines)
     at: dt.datetime  # at the point of sale (Beijing time)
     registered: bool = False  # kept for requests stored before registrations: the insured region looks it up now
     referral_or_emergency: bool = False  # kept for stored requests: ``visit`` says which
@@ -62,8 +62,8 @@ class ClaimRequest:
     self_pay: str = attrs.field(default="cash", validator=attrs.validators.in_(SELF_PAY))
     mode: str = attrs.field(default="online", validator=attrs.validators.in_(MODES))
     offline_self_fen: int | None = None  # offline: what the holder paid at the point of sale
-    visit: str = attrs.field(default="", validator=attrs.validators.in_(M.VISITS))  # the hospital declares it
-    episode: str = attrs.field(default=M.OUTPATIENT, validator=attrs.validators.in_(M.EPISODES))
+    visit: str = attrs.field(default="", validator=attrs.validators.in_(medical.VISITS))  # the hospital declares it
+    episode: str = attrs.field(default=medical.OUTPATIENT, validator=attrs.validators.in_(medical.EPISODES))
 
     def __attrs_post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -94,7 +94,7 @@ class ClaimRequest:
         fields = dict(data)
         fields["at"] = dt.datetime.fromisoformat(fields["at"])
         if "visit" not in fields:  # stored before visits: the flag said referral or emergency
-            fields["visit"] = M.REFERRAL if fields.get("referral_or_emergency") else ""
+            fields["visit"] = medical.REFERRAL if fields.get("referral_or_emergency") else ""
         return cls(**fields)
 
 
@@ -117,21 +117,21 @@ class OfflineCard:
 class OfflineDecision:
     """The offline split, and what DF04/EF06 holds after it."""
 
-    settlement: M.Settlement
+    settlement: medical.Settlement
     year: int
     used_fen: int  # the card's used amount for ``year`` after this claim
     new_year: bool  # the card's year moves forward (its used amount starts again at 0)
 
 
-def offline_settlement(lines: Sequence[M.ClaimLine], catalogue: Mapping[str, M.CatalogueItem], policy: M.Policy,
-                       card: OfflineCard, c: M.Circumstances, *, year: int) -> OfflineDecision:
+def offline_settlement(lines: Sequence[medical.ClaimLine], catalogue: Mapping[str, medical.CatalogueItem], policy: medical.Policy,
+                       card: OfflineCard, c: medical.Circumstances, *, year: int) -> OfflineDecision:
     """The conservative split of a claim settled against the card (see the module's docstring).
 
     Refused (``RuleRefused`` "medical.offline.limit") when the fund's part does not fit
     what is left of the card's offline limit this year.
     """
     used = card.used_in(year)
-    settlement = M.settle(lines, catalogue, policy, M.YearToDate(year, 0, used), c, account_available_fen=0)
+    settlement = medical.settle(lines, catalogue, policy, medical.YearToDate(year, 0, used), c, account_available_fen=0)
     if used + settlement.fund_fen > card.limit_fen:
         left = max(0, card.limit_fen - used)
         raise RuleRefused(

@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from sbcard.domain import fares as F
+from sbcard.domain import fares
 from sbcard.domain.concessions import ConcessionPolicy, ConcessionRule
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, combine
@@ -219,7 +219,7 @@ class BusLine:
     area: str | None = None  # bj-bus: city | suburb
     km: Decimal | None = None  # bj-bus: the line's length (a missing tap-off pays the whole line)
     full_fare_fen: int | None = None  # flat-fare lines
-    kind: str = F.REGULAR  # tj-bus: regular | commuter | custom
+    kind: str = fares.REGULAR  # tj-bus: regular | commuter | custom
     provenance: Provenance = attrs.field(default=ILLUSTRATIVE_ONLY, eq=False)  # its fare / length
 
 
@@ -300,7 +300,7 @@ class Tariff:
         day: date | None = None,
         concession: str | None = None,
         card_region: str | None = None,
-    ) -> tuple[F.FareQuote, Route | None]:
+    ) -> tuple[fares.FareQuote, Route | None]:
         """The quote of one trip, and the route when it was given by its stations.
 
         ``origin``/``destination`` (rail) give the distance or sections; ``line`` gives a
@@ -318,7 +318,7 @@ class Tariff:
                                "--to" if destination is None else "--from")
         if origin is not None:
             route = self.route(operator, origin, destination or "")
-            airport = operator == F.BJ_SUBWAY and set(route.lines) == {F.BJ_AIRPORT_EXPRESS_LINE}
+            airport = operator == fares.BJ_SUBWAY and set(route.lines) == {fares.BJ_AIRPORT_EXPRESS_LINE}
             km = route.km if km is None else km
             sections = route.sections if sections is None else sections
         line_kind = None
@@ -331,17 +331,17 @@ class Tariff:
             full_fare_fen = bus.full_fare_fen if full_fare_fen is None else full_fare_fen
             line_kind = bus.kind
             used.append(bus.provenance)
-        fare = F.quote(operator, km=km, sections=sections, area=area, holder_birth_date=holder_birth_date, day=day,
+        fare = fares.quote(operator, km=km, sections=sections, area=area, holder_birth_date=holder_birth_date, day=day,
                        concession=concession, full_fare_fen=full_fare_fen, line_kind=line_kind,
                        airport_express=airport, policy=self.policy, card_region=card_region)
         return self.cited(fare, operator, day, concession=concession, used=used), route
 
-    def cited(self, fare: F.FareQuote, operator: str, day: date | None, *, concession: str | None = None,
-              used: Iterable[Provenance] = ()) -> F.FareQuote:
+    def cited(self, fare: fares.FareQuote, operator: str, day: date | None, *, concession: str | None = None,
+              used: Iterable[Provenance] = ()) -> fares.FareQuote:
         """``fare`` with the provenance of the rows it was built from: its fare rule's, the line's or
         route's, and the elderly rule's when it decided (a free ride, or a card's elderly concession)."""
         parts = (self.rule_provenance.get(fare.rule, ILLUSTRATIVE_ONLY), *used)
-        elderly = "elderly" in fare.rule or concession == F.ELDERLY or "elderly" in fare.description
+        elderly = "elderly" in fare.rule or concession == fares.ELDERLY or "elderly" in fare.description
         if elderly and day is not None:
             rule = self.policy.for_operator(operator, day) or self._latest_rule(operator)
             if rule is not None:
@@ -364,29 +364,29 @@ class Tariff:
         line's full fare, the dearest flat-fare line.
         """
         self.operator(operator)
-        if operator == F.BJ_SUBWAY and station is not None:
+        if operator == fares.BJ_SUBWAY and station is not None:
             codes = self.network(operator).find(station, "--station")
-            if all(self.network(operator).stations[c].lines == (F.BJ_AIRPORT_EXPRESS_LINE,) for c in codes):
-                return F.BJ_AIRPORT_EXPRESS_FEN
+            if all(self.network(operator).stations[c].lines == (fares.BJ_AIRPORT_EXPRESS_LINE,) for c in codes):
+                return fares.BJ_AIRPORT_EXPRESS_FEN
         if operator not in self._max:
             self._max[operator] = self._compute_max(operator)
         return self._max[operator]
 
     def _compute_max(self, operator: str) -> int:
-        if operator == F.BJ_SUBWAY:
+        if operator == fares.BJ_SUBWAY:
             net = self.network(operator)
-            longest = max((r.km for c, s in net.stations.items() if F.BJ_AIRPORT_EXPRESS_LINE not in s.lines
+            longest = max((r.km for c, s in net.stations.items() if fares.BJ_AIRPORT_EXPRESS_LINE not in s.lines
                            for r in net.all_routes_from(c)), default=Decimal(0))
-            return F.bj_subway_full_fare(longest)
-        if operator == F.TJ_METRO:
+            return fares.bj_subway_full_fare(longest)
+        if operator == fares.TJ_METRO:
             net = self.network(operator)
             most = max((r.sections for c in net.stations for r in net.all_routes_from(c)), default=0)
-            return F.tj_metro_full_fare(most)
+            return fares.tj_metro_full_fare(most)
         lines = [b for (op, _), b in self.lines.items() if op == operator]
-        if operator == F.BJ_BUS:
-            return max((F.bj_bus_full_fare(b.km) for b in lines if b.km is not None),
-                       default=F.BJ_BUS_BASE_FEN)
-        base = F.TJ_BUS_BASE_FEN if operator == F.TJ_BUS else F.HE_BUS_BASE_FEN[operator]
+        if operator == fares.BJ_BUS:
+            return max((fares.bj_bus_full_fare(b.km) for b in lines if b.km is not None),
+                       default=fares.BJ_BUS_BASE_FEN)
+        base = fares.TJ_BUS_BASE_FEN if operator == fares.TJ_BUS else fares.HE_BUS_BASE_FEN[operator]
         return max([base, *(b.full_fare_fen for b in lines if b.full_fare_fen is not None)])
 
 

@@ -14,20 +14,20 @@ import functools
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from sbcard.domain import concessions as C
-from sbcard.domain import fares as F
+from sbcard.domain import concessions
+from sbcard.domain import fares
 from sbcard.domain.errors import SbcardError
 from sbcard.domain.network import KM, SECTIONS, BusLine, Network, OperatorInfo, Tariff
 from sbcard.domain.sources import Provenance
 from sbcard.reference import provenance, read_csv_rows, why
 
 DIR = "transit"
-NETWORK_FILES = {F.BJ_SUBWAY: ("bj_subway.csv", KM), F.TJ_METRO: ("tj_metro.csv", SECTIONS)}
+NETWORK_FILES = {fares.BJ_SUBWAY: ("bj_subway.csv", KM), fares.TJ_METRO: ("tj_metro.csv", SECTIONS)}
 LINE_FILES = {
-    F.BJ_BUS: "bj_bus_lines.csv",
-    F.TJ_BUS: "tj_bus_lines.csv",
-    F.HE_SJZ_BUS: "he_sjz_bus_lines.csv",
-    F.HE_LF_BUS: "he_lf_bus_lines.csv",
+    fares.BJ_BUS: "bj_bus_lines.csv",
+    fares.TJ_BUS: "tj_bus_lines.csv",
+    fares.HE_SJZ_BUS: "he_sjz_bus_lines.csv",
+    fares.HE_LF_BUS: "he_lf_bus_lines.csv",
 }
 
 
@@ -40,8 +40,8 @@ def load_tariff() -> Tariff:
     """Every operator, network and line of ``fixtures/transit`` (read once per process)."""
     operators = [_operator(row, n) for n, row in enumerate(read_csv_rows(f"{DIR}/operators.csv"), start=2)]
     codes = {o.code for o in operators}
-    if codes != set(F.OPERATORS):
-        raise _broken("operators.csv", f"lists {sorted(codes)}, the rules know {sorted(F.OPERATORS)}")
+    if codes != set(fares.OPERATORS):
+        raise _broken("operators.csv", f"lists {sorted(codes)}, the rules know {sorted(fares.OPERATORS)}")
     networks = {}
     for operator, (name, weight) in NETWORK_FILES.items():
         try:
@@ -76,7 +76,7 @@ FARE_RULES: tuple[str, ...] = (
     "bj-subway.distance", "bj-subway.airport-express", "bj-subway.student",
     "bj-bus.card-city", "bj-bus.card-suburb", "bj-bus.student-city", "bj-bus.student-suburb", "bj-bus.elderly-free",
     "tj-bus.full", "tj-bus.elderly-free-ride", "tj-metro.sections", "tj-metro.student",
-    *(f"{op}.{what}" for op in F.HE_BUSES for what in ("full", "student")),
+    *(f"{op}.{what}" for op in fares.HE_BUSES for what in ("full", "student")),
 )
 
 
@@ -107,7 +107,7 @@ def _list(cell: str | None) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def load_concession_policy() -> C.ConcessionPolicy:
+def load_concession_policy() -> concessions.ConcessionPolicy:
     """``concessions.csv``: one row per concession rule (region, who, where, from when, the switch)."""
     name = "concessions.csv"
     rows = read_csv_rows(f"{DIR}/{name}")
@@ -118,27 +118,27 @@ def load_concession_policy() -> C.ConcessionPolicy:
         cell = {k: (row.get(k) or "").strip() for k in CONCESSION_COLUMNS}
         try:
             operators = _list(cell["operators"])
-            unknown = [o for o in operators if o not in F.OPERATORS]
+            unknown = [o for o in operators if o not in fares.OPERATORS]
             if unknown:
                 raise ValueError(f"unknown operators {unknown}")
-            if cell["kind"] != C.ELDERLY:
-                raise ValueError(f"kind {cell['kind']!r} is not {C.ELDERLY!r}")
+            if cell["kind"] != concessions.ELDERLY:
+                raise ValueError(f"kind {cell['kind']!r} is not {concessions.ELDERLY!r}")
             if cell["same_treatment"] not in SWITCH:
                 raise ValueError(f"same_treatment {cell['same_treatment']!r} is not on or off")
-            rules.append(C.ConcessionRule(
+            rules.append(concessions.ConcessionRule(
                 id=cell["id"], region=cell["region"], kind=cell["kind"], card_kind=cell["card_kind"],
                 operators=operators, areas=_list(cell["areas"]), line_kinds=_list(cell["line_kinds"]),
                 max_full_fare_fen=int(cell["max_full_fare_fen"]) if cell["max_full_fare_fen"] else None,
                 min_age=int(cell["min_age"]), start=date.fromisoformat(cell["start"]),
                 end=date.fromisoformat(cell["end"]) if cell["end"] else None,
                 residence=_list(cell["residence"]), card_regions=_list(cell["card_regions"]),
-                enable_ahead=cell["enable_ahead"] or C.AHEAD_NONE, same_treatment=SWITCH[cell["same_treatment"]],
+                enable_ahead=cell["enable_ahead"] or concessions.AHEAD_NONE, same_treatment=SWITCH[cell["same_treatment"]],
                 same_treatment_regions=_list(cell["same_treatment_regions"]),
                 provenance=_cited(name, n, row), note=cell["note"]))
         except (TypeError, ValueError) as e:
             raise _broken(name, f"line {n}: {why(e)}") from None
     try:
-        return C.ConcessionPolicy(tuple(rules))
+        return concessions.ConcessionPolicy(tuple(rules))
     except ValueError as e:
         raise _broken(name, str(e)) from None
 
@@ -150,16 +150,16 @@ def _lines(operator: str, name: str) -> list[BusLine]:
         if not line:
             raise _broken(name, f"row {n} has no line")
         try:
-            if operator == F.BJ_BUS:
+            if operator == fares.BJ_BUS:
                 area = (row.get("area") or "").strip()
-                if area not in F.AREAS:
-                    raise ValueError(f"area {area!r} is not one of {F.AREAS}")
+                if area not in fares.AREAS:
+                    raise ValueError(f"area {area!r} is not one of {fares.AREAS}")
                 out.append(BusLine(operator, line, area=area, km=Decimal((row.get("km") or "").strip()),
                                    provenance=_cited(name, n, row)))
             else:
-                kind = (row.get("kind") or F.REGULAR).strip()
-                if kind not in F.LINE_KINDS:
-                    raise ValueError(f"kind {kind!r} is not one of {F.LINE_KINDS}")
+                kind = (row.get("kind") or fares.REGULAR).strip()
+                if kind not in fares.LINE_KINDS:
+                    raise ValueError(f"kind {kind!r} is not one of {fares.LINE_KINDS}")
                 fare = int((row.get("full_fare_fen") or "").strip())
                 if fare <= 0:
                     raise ValueError(f"full fare {fare} must be positive")

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from sbcard.domain import venues as V
+from sbcard.domain import venues as venue_rules
 from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
 from sbcard.domain.regions import is_within, validate_region_code
 from sbcard.domain.sources import Provenance, cite
@@ -59,8 +59,8 @@ def _cite(row: Mapping[str, str], source: str, confidence: str, where: str) -> P
     return cite(load_sources(DIR), _cell(row, source), _cell(row, confidence), where=where)
 
 
-def _rule(row: Mapping[str, str]) -> V.PriceRule:
-    return V.PriceRule(
+def _rule(row: Mapping[str, str]) -> venue_rules.PriceRule:
+    return venue_rules.PriceRule(
         rule=_cell(row, "rule"),
         category=_cell(row, "category"),
         age_from=_int(row, "age_from"),
@@ -75,9 +75,9 @@ def _rule(row: Mapping[str, str]) -> V.PriceRule:
     )
 
 
-def _price_rules() -> dict[str, list[tuple[int, V.PriceRule]]]:
+def _price_rules() -> dict[str, list[tuple[int, venue_rules.PriceRule]]]:
     """prices.csv's rules (with their row numbers) by venue code, in the file's order (the order that wins a tie)."""
-    out: dict[str, list[tuple[int, V.PriceRule]]] = {}
+    out: dict[str, list[tuple[int, venue_rules.PriceRule]]] = {}
     for n, row in enumerate(read_csv_rows(f"{DIR}/{PRICES}"), start=2):
         try:
             rule = _rule(row)
@@ -91,20 +91,20 @@ def _price_rules() -> dict[str, list[tuple[int, V.PriceRule]]]:
     return out
 
 
-def _venue(row: Mapping[str, str], rules: list[tuple[int, V.PriceRule]]) -> V.Venue:
+def _venue(row: Mapping[str, str], rules: list[tuple[int, venue_rules.PriceRule]]) -> venue_rules.Venue:
     price = _int(row, "price_fen")
     if price is None:
         raise ValueError("price_fen is missing (0 = free)")
-    return V.Venue(
+    return venue_rules.Venue(
         code=_cell(row, "code"),
         name=_cell(row, "name"),
         region=validate_region_code(_cell(row, "region")),
         kind=_cell(row, "kind"),
-        open_days=V.parse_days(_cell(row, "open_days")),
+        open_days=venue_rules.parse_days(_cell(row, "open_days")),
         open_from=_time(row, "open_from"),
         open_to=_time(row, "open_to"),
         price_fen=price,
-        peak_months=V.parse_months(_cell(row, "peak_months")),
+        peak_months=venue_rules.parse_months(_cell(row, "peak_months")),
         off_peak_price_fen=_int(row, "off_peak_price_fen"),
         rules=tuple(rule for _, rule in rules),
         daily_limit=_int(row, "daily_limit"),
@@ -118,10 +118,10 @@ def _venue(row: Mapping[str, str], rules: list[tuple[int, V.PriceRule]]) -> V.Ve
 
 
 @functools.lru_cache(maxsize=None)
-def _venues() -> Mapping[str, V.Venue]:
+def _venues() -> Mapping[str, venue_rules.Venue]:
     regions = load_regions()
     rules = _price_rules()
-    out: dict[str, V.Venue] = {}
+    out: dict[str, venue_rules.Venue] = {}
     for n, row in enumerate(read_csv_rows(f"{DIR}/{VENUES}"), start=2):
         try:
             venue = _venue(row, rules.pop(_cell(row, "code").upper(), []))
@@ -139,12 +139,12 @@ def _venues() -> Mapping[str, V.Venue]:
     return MappingProxyType(out)
 
 
-def venues() -> Mapping[str, V.Venue]:
+def venues() -> Mapping[str, venue_rules.Venue]:
     """Every venue by code, in the file's order."""
     return _venues()
 
 
-def venue(code: str, option: str = "--venue") -> V.Venue:
+def venue(code: str, option: str = "--venue") -> venue_rules.Venue:
     """The venue with ``code`` (case-insensitive); ``NotFound`` naming ``option``."""
     key = (code or "").strip().upper()
     found = _venues().get(key)
@@ -153,7 +153,7 @@ def venue(code: str, option: str = "--venue") -> V.Venue:
     return found
 
 
-def library(code: str) -> V.Venue:
+def library(code: str) -> venue_rules.Venue:
     """A venue that is a library; ``InvalidInput`` for a museum or scenic spot."""
     found = venue(code, "--library")
     if not found.is_library:
@@ -162,11 +162,11 @@ def library(code: str) -> V.Venue:
     return found
 
 
-def in_region(region: str | None = None, kind: str | None = None) -> list[V.Venue]:
+def in_region(region: str | None = None, kind: str | None = None) -> list[venue_rules.Venue]:
     """The venues within ``region`` (a province, prefecture or county code) and of ``kind``, by code."""
     area = validate_region_code(region) if region is not None else None
-    if kind is not None and kind not in V.KINDS:
-        raise InvalidInput("venue.kind", f"{kind!r} is not a kind of venue ({', '.join(V.KINDS)})", "--kind")
+    if kind is not None and kind not in venue_rules.KINDS:
+        raise InvalidInput("venue.kind", f"{kind!r} is not a kind of venue ({', '.join(venue_rules.KINDS)})", "--kind")
     return sorted((v for v in _venues().values()
                    if (area is None or is_within(v.region, area)) and (kind is None or v.kind == kind)),
                   key=lambda v: v.code)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.commands import (
     ChangePin,
     ChipInfo,
@@ -105,7 +105,7 @@ def set_pin(reader: Reader, keys: CardKeys, pin: str) -> None:
     The caller checks the PIN against the holder's rule first (``check_new_pin``).
     """
     SelectMF().send(reader)  # the PIN and MK are the card's, at MF level
-    external_authenticate(reader, keys.maintenance, P.CARD_KEY_INDEX, keys.algorithm)
+    external_authenticate(reader, keys.maintenance, profile.CARD_KEY_INDEX, keys.algorithm)
     ResetRetryCounter(pin).send(reader)
 
 
@@ -124,7 +124,7 @@ def pin_tries_left(reader: Reader) -> int:
 def read_concession(reader: Reader) -> bytes:
     """The T-Union application's EF 0017 (management and concession data, 64 bytes); open to read."""
     select_tunion().send(reader)
-    return ReadBinary(P.SFI_TU_MANAGEMENT, 0, P.TU_MANAGEMENT_LEN).send(reader)
+    return ReadBinary(profile.SFI_TU_MANAGEMENT, 0, profile.TU_MANAGEMENT_LEN).send(reader)
 
 
 def write_concession(reader: Reader, keys: CardKeys, data0017: bytes) -> None:
@@ -132,12 +132,12 @@ def write_concession(reader: Reader, keys: CardKeys, data0017: bytes) -> None:
 
     The caller builds the 64 bytes with ``sbcard.domain.concessions.encode_0017``.
     """
-    if len(data0017) != P.TU_MANAGEMENT_LEN:
-        raise ValueError(f"EF 0017 is {P.TU_MANAGEMENT_LEN} bytes, got {len(data0017)}")
+    if len(data0017) != profile.TU_MANAGEMENT_LEN:
+        raise ValueError(f"EF 0017 is {profile.TU_MANAGEMENT_LEN} bytes, got {len(data0017)}")
     SelectMF().send(reader)  # MK is the card's, at MF level; the authentication survives the SELECT below
-    external_authenticate(reader, keys.maintenance, P.CARD_KEY_INDEX, keys.algorithm)
+    external_authenticate(reader, keys.maintenance, profile.CARD_KEY_INDEX, keys.algorithm)
     select_tunion().send(reader)
-    UpdateBinary(P.SFI_TU_MANAGEMENT, 0, data0017).send(reader)
+    UpdateBinary(profile.SFI_TU_MANAGEMENT, 0, data0017).send(reader)
 
 
 # ----------------------------------------------------------------------------- the flows

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.commands import GetChipInfo, PinTriesLeft, external_authenticate
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.keys import CardKeys, transport_key
@@ -37,12 +37,12 @@ def produce_card(path: Path | str, chip_serial: bytes, card: CardData, keys: Car
     script = build_factory_script(card, keys)
     chip = MachineCard(path, chip_serial)
     try:
-        external_authenticate(chip, transport_key(chip_serial, TRANSPORT_ALG), P.TRANSPORT_KEY_INDEX, TRANSPORT_ALG)
+        external_authenticate(chip, transport_key(chip_serial, TRANSPORT_ALG), profile.TRANSPORT_KEY_INDEX, TRANSPORT_ALG)
         for command in script:
             transmit(chip, command).check()
-        if GetChipInfo().send(chip).life_state is not P.LifeState.PERSONALISED:
+        if GetChipInfo().send(chip).life_state is not profile.LifeState.PERSONALISED:
             raise PersonalisationMismatch(("life_state",))
-        if PinTriesLeft().send(chip) != P.PIN_TRIES:
+        if PinTriesLeft().send(chip) != profile.PIN_TRIES:
             raise PersonalisationMismatch(("pin_tries",))
         if pin is not None:
             set_pin(chip, keys, pin)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.commands import (
     CreditForLoad,
     GetBalance,
@@ -122,7 +122,7 @@ def card_evidence(reader: Reader, app_serial: str, pending: Sequence[PendingLoad
             pass
     try:
         # Never completed: the next INITIALIZE, or the end of the session, drops it.
-        counter: int | None = InitializeForLoad(P.CARD_KEY_INDEX, 1, terminal_no).send(reader).online_counter
+        counter: int | None = InitializeForLoad(profile.CARD_KEY_INDEX, 1, terminal_no).send(reader).online_counter
     except ConditionsNotSatisfied:  # a full purse takes not even 1 fen
         counter = None
     logged: tuple[LoggedLoad, ...] = ()
@@ -168,7 +168,7 @@ def load(reader: Reader, host: LoadHost, amount_fen: int, terminal_no: bytes) ->
     app_serial = select_purse(counting)
     settled = _settle(counting, host, app_serial, terminal_no)
     try:
-        init = InitializeForLoad(P.CARD_KEY_INDEX, amount_fen, terminal_no).send(counting)
+        init = InitializeForLoad(profile.CARD_KEY_INDEX, amount_fen, terminal_no).send(counting)
     except ConditionsNotSatisfied:
         balance = GetBalance().send(counting)
         if balance + amount_fen > MAX_BALANCE_FEN:

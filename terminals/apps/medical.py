@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.codec import decode_name, decode_text, parse_bcd_date, to_bcd
 from sbcard.chip.commands import AppendRecord, MalformedResponse, ReadRecord, UpdateRecord, Verify, select_medical, \
@@ -54,7 +54,7 @@ from sbcard.chip.reader import CardIOError, Reader
 from sbcard.chip.reading import MedicalInsurance, read_insurance
 from sbcard.chip.tlv import Tlv
 from sbcard.clock import Clock
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 from sbcard.domain.card_id_code import CardIdCode
 from sbcard.domain.errors import InvalidInput, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_name
@@ -77,19 +77,19 @@ class MedicalHost(Protocol):
         """The hub directory's ``{"status", "issuing_region", "blacklisted"}`` for the card, or None."""
         ...
 
-    def reachable(self, hospital: M.Hospital, insured_node: str) -> bool:
+    def reachable(self, hospital: medical.Hospital, insured_node: str) -> bool:
         """Whether a claim can go online from this hospital to the insured region now."""
         ...
 
-    def new_claim(self, hospital: M.Hospital) -> tuple[str, int]:
+    def new_claim(self, hospital: medical.Hospital) -> tuple[str, int]:
         """(claim id, serial) from the hospital's region."""
         ...
 
-    def settle(self, hospital: M.Hospital, request: ClaimRequest) -> dict[str, Any]:
+    def settle(self, hospital: medical.Hospital, request: ClaimRequest) -> dict[str, Any]:
         """Online: the insured region settles the claim; its view (``medical_host.claim_view``)."""
         ...
 
-    def queue_offline(self, hospital: M.Hospital, request: ClaimRequest, settlement: M.Settlement) -> dict[str, Any]:
+    def queue_offline(self, hospital: medical.Hospital, request: ClaimRequest, settlement: medical.Settlement) -> dict[str, Any]:
         """Offline: keep the claim for its insured region; the queue entry."""
         ...
 
@@ -102,14 +102,14 @@ class MedicalHost(Protocol):
 class MedicalRules(Protocol):
     """Hospitals, catalogues and policies (the module ``sbcard.reference.medical`` is one)."""
 
-    def hospital(self, code: str) -> M.Hospital: ...
+    def hospital(self, code: str) -> medical.Hospital: ...
 
-    def catalogue(self, region_province: str) -> Mapping[str, M.CatalogueItem]: ...
+    def catalogue(self, region_province: str) -> Mapping[str, medical.CatalogueItem]: ...
 
     def policy(self, region_province: str, insurance_type: str, retired: bool,
-               episode: str = M.OUTPATIENT) -> M.Policy: ...
+               episode: str = medical.OUTPATIENT) -> medical.Policy: ...
 
-    def cross_region(self, region_province: str) -> M.CrossRegionRules: ...
+    def cross_region(self, region_province: str) -> medical.CrossRegionRules: ...
 
 
 # ----------------------------------------------------------------------------- the card
@@ -128,7 +128,7 @@ class CardFacts:
 
     @property
     def insured_province(self) -> str:
-        return M.province_of(self.insurance.insured_region or "")
+        return medical.province_of(self.insurance.insured_region or "")
 
     @property
     def offline(self) -> OfflineCard:
@@ -144,11 +144,11 @@ def read_facts(reader: Reader) -> CardFacts:
     """SSSE (card, holder) and DF04 (insurance, offline settlement); refused if the card cannot serve."""
     try:
         select_ssse().send(reader)
-        id_code = CardIdCode.from_bytes(_value(reader, P.SFI_EF05, P.Tag.CARD_ID_CODE)).value
-        expiry = parse_bcd_date(_value(reader, P.SFI_EF05, P.Tag.EXPIRY_DATE))
-        number = _value(reader, P.SFI_EF05, P.Tag.CARD_NUMBER).decode("ascii").strip()
-        citizen_id = decode_text(_value(reader, P.SFI_EF06, P.Tag.CITIZEN_ID))
-        name = decode_name(_value(reader, P.SFI_EF06, P.Tag.NAME))
+        id_code = CardIdCode.from_bytes(_value(reader, profile.SFI_EF05, profile.Tag.CARD_ID_CODE)).value
+        expiry = parse_bcd_date(_value(reader, profile.SFI_EF05, profile.Tag.EXPIRY_DATE))
+        number = _value(reader, profile.SFI_EF05, profile.Tag.CARD_NUMBER).decode("ascii").strip()
+        citizen_id = decode_text(_value(reader, profile.SFI_EF06, profile.Tag.CITIZEN_ID))
+        name = decode_name(_value(reader, profile.SFI_EF06, profile.Tag.NAME))
         insurance, warnings = read_insurance(reader)
     except SW.FileNotFound:
         raise RuleRefused("card.wrong_application", "not a social security card", FIELD) from None
@@ -173,16 +173,16 @@ class PointOfSale:
         self.hospital = rules.hospital(hospital)
         self.catalogue = rules.catalogue(self.hospital.province)
 
-    def settle(self, reader: Reader, lines: Sequence[M.ClaimLine], *, pin: str | None = None, self_pay: str = "cash",
-               visit: str = "", episode: str = M.OUTPATIENT) -> dict[str, Any]:
+    def settle(self, reader: Reader, lines: Sequence[medical.ClaimLine], *, pin: str | None = None, self_pay: str = "cash",
+               visit: str = "", episode: str = medical.OUTPATIENT) -> dict[str, Any]:
         """Settle one claim on the card in ``reader`` (see the module doc); the receipt as a dict.
 
         Refusals raise ``RuleRefused`` / ``InvalidInput`` with nothing recorded; a card torn
         mid-way raises ``CardIOError`` (before the claim: nothing recorded).
         """
-        if visit not in M.VISITS:
+        if visit not in medical.VISITS:
             raise InvalidInput("medical.visit", f"{visit!r} is not a referral or an emergency", "--visit")
-        if episode not in M.EPISODES:
+        if episode not in medical.EPISODES:
             raise InvalidInput("medical.episode", f"{episode!r} is not outpatient or inpatient", "--inpatient")
         if self_pay not in SELF_PAY:
             raise InvalidInput("medical.self_pay", f"{self_pay!r} is not cash or account", "--self-pay")
@@ -235,7 +235,7 @@ class PointOfSale:
             raise RuleRefused("card.blacklisted", f"card {card.card_number} is on the blacklist: see a service "
                               "outlet", FIELD)
         issuing = entry.get("issuing_region") or card.card_id_code[:6]
-        if M.province_of(issuing) != card.insured_province:
+        if medical.province_of(issuing) != card.insured_province:
             raise RuleRefused("medical.insured_region", f"the card's DF04 says insured in "
                               f"{card.insurance.insured_region}, but the card was issued by {issuing}: update the "
                               "card at a counter", FIELD)
@@ -255,7 +255,7 @@ class PointOfSale:
 
     # --- online and offline ----------------------------------------------------------------
 
-    def _request(self, card: CardFacts, claim_id: str, lines: tuple[M.ClaimLine, ...], now: dt.datetime, *,
+    def _request(self, card: CardFacts, claim_id: str, lines: tuple[medical.ClaimLine, ...], now: dt.datetime, *,
                  visit: str, episode: str, use_account: bool, self_pay: str, mode: str,
                  offline_self_fen: int | None = None) -> ClaimRequest:
         i = card.insurance
@@ -266,7 +266,7 @@ class PointOfSale:
             referral_or_emergency=bool(visit), visit=visit, episode=episode, use_account=use_account,
             self_pay=self_pay, mode=mode, offline_self_fen=offline_self_fen)
 
-    def _online(self, reader: Reader, *, claim_card: CardFacts, lines: tuple[M.ClaimLine, ...], now: dt.datetime,
+    def _online(self, reader: Reader, *, claim_card: CardFacts, lines: tuple[medical.ClaimLine, ...], now: dt.datetime,
                 visit: str, episode: str, use_account: bool, self_pay: str) -> dict[str, Any]:
         claim_id, serial = self.host.new_claim(self.hospital)
         request = self._request(claim_card, claim_id, lines, now, visit=visit, episode=episode,
@@ -279,7 +279,7 @@ class PointOfSale:
         return {**claim, "ef08_written": _append(reader, record), "offline_limit_fen": i.offline_limit_fen,
                 "offline_used_fen": claim_card.offline.used_in(now.year), "notes": []}
 
-    def _offline(self, reader: Reader, *, claim_card: CardFacts, lines: tuple[M.ClaimLine, ...], now: dt.datetime,
+    def _offline(self, reader: Reader, *, claim_card: CardFacts, lines: tuple[medical.ClaimLine, ...], now: dt.datetime,
                  visit: str, episode: str, use_account: bool, self_pay: str) -> dict[str, Any]:
         i = claim_card.insurance
         if self_pay == "account":
@@ -287,11 +287,11 @@ class PointOfSale:
                               "come from the card's financial account offline, pay it in cash", "--self-pay")
         policy = self.rules.policy(claim_card.insured_province, i.insurance_type or "", bool(i.retired), episode)
         cross = self.hospital.province != claim_card.insured_province
-        terms = M.cross_region_terms(self.rules.cross_region(claim_card.insured_province),
+        terms = medical.cross_region_terms(self.rules.cross_region(claim_card.insured_province),
                                      insured_province=claim_card.insured_province,
                                      treated_province=self.hospital.province, day=_local(now).date(), visit=visit)
-        c = M.Circumstances(hospital_level=self.hospital.level, cross_region=cross,
-                            registered=terms.kind not in (M.UNREGISTERED, M.LOCAL),
+        c = medical.Circumstances(hospital_level=self.hospital.level, cross_region=cross,
+                            registered=terms.kind not in (medical.UNREGISTERED, medical.LOCAL),
                             referral_or_emergency=bool(visit), episode=episode, terms=terms)
         decision = offline_settlement(lines, self.catalogue, policy, claim_card.offline, c, year=now.year)
         s = decision.settlement
@@ -366,9 +366,9 @@ def _write_offline(reader: Reader, year: int | None, used: int | None) -> None:
     select_medical().send(reader)
     try:
         if year is not None:
-            UpdateRecord(P.SFI_EF06, Tlv(P.OfflineTag.YEAR, to_bcd(f"{year:04d}"))).send(reader)
+            UpdateRecord(profile.SFI_EF06, Tlv(profile.OfflineTag.YEAR, to_bcd(f"{year:04d}"))).send(reader)
         if used is not None:
-            UpdateRecord(P.SFI_EF06, Tlv(P.OfflineTag.USED, used.to_bytes(4, "big"))).send(reader)
+            UpdateRecord(profile.SFI_EF06, Tlv(profile.OfflineTag.USED, used.to_bytes(4, "big"))).send(reader)
     except SW.CardStatus as e:
         raise RuleRefused("card.offline_refused", f"the card refused its offline settlement data ({e})",
                           FIELD) from None
@@ -378,7 +378,7 @@ def _append(reader: Reader, record: MedicalLogRecord) -> bool:
     """The record into DF04/EF08; False when the card refused it or left the field (the claim stands)."""
     try:
         select_medical().send(reader)
-        AppendRecord(P.SFI_EF08, record.to_bytes()).send(reader)
+        AppendRecord(profile.SFI_EF08, record.to_bytes()).send(reader)
     except (SW.CardStatus, CardIOError):
         return False
     return True

@@ -88,6 +88,7 @@ from sbcard.chip.purse_record import PurseRecord
 from sbcard.chip.reader import Reader
 from sbcard.chip.sw import CardStatus
 from sbcard.chip.transit import CappRecord
+from sbcard.clock import Clock
 from sbcard.domain.errors import SbcardError
 from sbcard.domain.money import format_fen
 from sbcard.domain.regions import node_of
@@ -215,10 +216,6 @@ class FarePort(Protocol):
     def min_fare(self, operator: str) -> int:
         """The least a journey costs: what a card needs to enter a metro gate."""
         ...
-
-
-class Clock(Protocol):
-    def now(self) -> dt.datetime: ...
 
 
 # ----------------------------------------------------------------------------- results

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sbcard.domain import concessions as C
-from sbcard.domain import fares as F
+from sbcard.domain import concessions
+from sbcard.domain import fares
 from sbcard.domain.errors import SbcardError
 from sbcard.domain.network import Tariff
 from terminals.apps.transit import FareQuote, Quote, Station
@@ -39,7 +39,7 @@ class TariffFares:
 
     def uses_age(self, operator: str) -> bool:
         """Beijing buses (the elderly free bus) and Tianjin buses (the elderly free ride)."""
-        return operator in (F.BJ_BUS, F.TJ_BUS)
+        return operator in (fares.BJ_BUS, fares.TJ_BUS)
 
     def station(self, operator: str, name: str) -> Station:
         """A name naming several codes (the airport express's 东直门) takes the first listed;
@@ -60,11 +60,11 @@ class TariffFares:
 
     def concession(self, operator: str, ef0017: bytes, day: dt.date) -> str | None:
         try:
-            card = C.decode_0017(bytes(ef0017))
+            card = concessions.decode_0017(bytes(ef0017))
         except SbcardError:
             return None  # a layout this project did not write: no concession
-        region = F.OPERATOR_REGIONS.get(operator)
-        return C.fare_concession(card, region, day) if region else None
+        region = fares.OPERATOR_REGIONS.get(operator)
+        return concessions.fare_concession(card, region, day) if region else None
 
     def ride(
         self,
@@ -79,9 +79,9 @@ class TariffFares:
         full_fare_fen: int | None,
         card_region: str | None = None,
     ) -> FareQuote:
-        if operator == F.BJ_BUS and km is None:
+        if operator == fares.BJ_BUS and km is None:
             km = 0  # one tap, no distance: the first band
-        if concession == F.ELDERLY and holder_birth_date is None:
+        if concession == fares.ELDERLY and holder_birth_date is None:
             concession = None  # the free ride depends on an age the card does not tell
         quote, _ = self.tariff.quote(
             operator,
@@ -121,8 +121,8 @@ class TariffFares:
         return self.tariff.max_fare(operator, station.code if station else None)
 
     def min_fare(self, operator: str) -> int:
-        if operator == F.BJ_SUBWAY:
-            return F.bj_subway_full_fare(0)
-        if operator == F.TJ_METRO:
-            return F.tj_metro_full_fare(0)
+        if operator == fares.BJ_SUBWAY:
+            return fares.bj_subway_full_fare(0)
+        if operator == fares.TJ_METRO:
+            return fares.tj_metro_full_fare(0)
         return 0

@@ -47,13 +47,14 @@ from sbcard.chip.purse import EP_PURCHASE
 from sbcard.chip.purse_record import PurseRecord
 from sbcard.chip.reader import Reader
 from sbcard.chip.sw import CardStatus
+from sbcard.clock import Clock
 from sbcard.domain.concessions import CardConcession, decode_0017
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.money import format_fen
 from sbcard.domain.sources import ILLUSTRATIVE_ONLY, Provenance, combine
 from sbcard.domain.venues import STUDENT, Entry, Venue, decide
 from terminals.apps.terminal_state import TerminalState
-from terminals.apps.transit import READ_CONCESSION, CardFacts, Clock, Plan, PurseTerminal, Quote, Refused, Station, TapResult
+from terminals.apps.transit import READ_CONCESSION, CardFacts, Plan, PurseTerminal, Quote, Refused, Station, TapResult
 
 ADMISSION = "admission"
 FINE = "fine"

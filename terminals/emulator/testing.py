@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import attrs
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import purse as formulas
 from sbcard.chip.apdu import Command, Response
 from sbcard.chip.codec import bcd_datetime, to_bcd
@@ -129,7 +129,7 @@ def card_data(
         ethnicity=ethnicity,
         birth_place=CitizenId.parse(citizen_id).region_code,
         issue_date=issue_date,
-        app_serial=f"{P.APP_SERIAL_PREFIX}{city}{sequence:012d}",
+        app_serial=f"{profile.APP_SERIAL_PREFIX}{city}{sequence:012d}",
         insurance_type="employee",
         initial_pin=pin,
     )
@@ -143,7 +143,7 @@ def keys_of(card: CardData, masters: IssuerMasterKeys = TEST_MASTER_KEYS) -> Car
 def personalise(card: VirtualCard, data: CardData, keys: CardKeys) -> None:
     """Run the issuer's whole script on a blank (or half-personalised) card, from power-on."""
     card.power_on()
-    external_authenticate(card, transport_key(card.chip_serial), P.TRANSPORT_KEY_INDEX)
+    external_authenticate(card, transport_key(card.chip_serial), profile.TRANSPORT_KEY_INDEX)
     for command in build_script(data, keys):
         send(card, command)
 
@@ -242,13 +242,13 @@ def start_purchase(
     keys: CardKeys | None = None,
     masters: IssuerMasterKeys = TEST_MASTER_KEYS,
     capp_records: Mapping[int, bytes] | None = None,
-    key_index: int = P.CARD_KEY_INDEX,
+    key_index: int = profile.CARD_KEY_INDEX,
 ) -> PurchaseInProgress:
     keys = _purse_keys(card, keys, masters)
     capp = bool(capp_records)
     init = run(card, InitializeForPurchase(key_index, amount, terminal_no, capp=capp))
     for record, content in (capp_records or {}).items():
-        run(card, UpdateCappDataCache(record, P.SFI_TU_CAPP, content))
+        run(card, UpdateCappDataCache(record, profile.SFI_TU_CAPP, content))
     return PurchaseInProgress(
         keys=keys,
         txn_type=CAPP_PURCHASE if capp else EP_PURCHASE,
@@ -317,7 +317,7 @@ def start_load(
     *,
     keys: CardKeys | None = None,
     masters: IssuerMasterKeys = TEST_MASTER_KEYS,
-    key_index: int = P.CARD_KEY_INDEX,
+    key_index: int = profile.CARD_KEY_INDEX,
 ) -> LoadInProgress:
     keys = _purse_keys(card, keys, masters)
     init = run(card, InitializeForLoad(key_index, amount, terminal_no))

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.apdu import Command
 from terminals.apps import factory
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.emulator.factory import MachineCard
 
-DATA = T.card_data()
-KEYS = T.keys_of(DATA)
+DATA = testing.card_data()
+KEYS = testing.keys_of(DATA)
 SERIAL = bytes.fromhex("5342000000000042")
 
 
@@ -38,8 +38,8 @@ def test_the_machine_sends_16_apdus_per_card(tmp_path: Path, monkeypatch: pytest
     sent = _recording(monkeypatch)
     factory.produce_card(tmp_path / "card.card", SERIAL, DATA, KEYS, "147258")
     assert len(sent) == 16  # the counter's script made it 41
-    assert [(c.cla, c.ins) for c in sent].count((P.CLA_PROPRIETARY, P.Ins.STORE_DATA)) == 4
-    assert not [c for c in sent if c.ins in (P.Ins.UPDATE_RECORD, P.Ins.WRITE_KEY, P.Ins.SET_STATUS)]
+    assert [(c.cla, c.ins) for c in sent].count((profile.CLA_PROPRIETARY, profile.Ins.STORE_DATA)) == 4
+    assert not [c for c in sent if c.ins in (profile.Ins.UPDATE_RECORD, profile.Ins.WRITE_KEY, profile.Ins.SET_STATUS)]
 
 
 def test_a_refused_block_leaves_no_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from sbcard.chip import commands as C
-from sbcard.chip import profile as P
+from sbcard.chip import commands
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.crypto import Algorithm, cbc_mac, encrypt_ecb
 from sbcard.chip.tlv import Tlv
@@ -41,42 +41,42 @@ class ScriptedCard:
 
 
 APDUS = [
-    (C.SelectByName(P.SSSE_NAME), "00A404000F" "7378312E73682EC9E7BBE1B1A3D5CF" "00"),
-    (C.select_tunion(), "00A4040008" "A000000632010105" "00"),
-    (C.SelectByName(P.AID_TUNION_JJJ), "00A4040010" "A00000063201010510009156000014A1" "00"),
-    (C.select_medical(), "00A4040006" "D15600000503" "00"),
-    (C.SelectMF(), "00A4000002" "3F00" "00"),
-    (C.ReadRecord(P.SFI_EF05, P.Tag.CARD_NUMBER), "00B2072C00"),
-    (C.ReadRecord(P.SFI_EF06, P.Tag.NAME), "00B2093400"),
-    (C.ReadRecord(P.SFI_TU_LOG, 1, by_tag=False), "00B201C400"),
-    (C.ReadBinary(P.SFI_TU_ISSUER, 0, 30), "00B095001E"),
-    (C.UpdateRecord(P.SFI_EF06, Tlv(P.Tag.SEX, b"1")), "00DC0A3403" "0A0131"),
-    (C.UpdateBinary(P.SFI_TU_MANAGEMENT, 0, bytes(64)), "00D6970040" + "00" * 64),
-    (C.AppendRecord(P.SFI_EF08, bytes(32)), "00E2004020" + "00" * 32),
-    (C.GetChallenge(), "0084000008"),
-    (C.ExternalAuthenticate(0x01, bytes(16)), "0082000110" + "00" * 16),
-    (C.Verify("123456"), "0020000003123456"),
-    (C.PinTriesLeft(), "00200000"),
-    (C.ChangePin("123456", "654321"), "0024000006123456654321"),
-    (C.ResetRetryCounter("123456"), "002C020003123456"),
-    (C.GetChipInfo(), "80CA00C10B"),
-    (C.Erase(), "800E0000"),
-    (C.WriteKey(P.KeyUsage.PURCHASE, 0x01, Algorithm.SM4, 0x01, KEY), "80D4020112" "0401" + KEY.hex()),
-    (C.WriteKey(P.KeyUsage.MAINTENANCE, 0x01, Algorithm.DES3, 0x02, KEY), "80D4010112" "0002" + KEY.hex()),
-    (C.SetStatus(), "80F00003"),
-    (C.GetBalance(), "805C000204"),
-    (C.InitializeForPurchase(0x01, 300, TERM), "805001020B" "01" "0000012C" "110000000001" "0F"),
-    (C.InitializeForPurchase(0x01, 300, TERM, capp=True), "805003020B" "01" "0000012C" "110000000001" "0F"),
-    (C.UpdateCappDataCache(2, P.SFI_TU_CAPP, bytes(48)), "80DC02D030" + "00" * 48),
+    (commands.SelectByName(profile.SSSE_NAME), "00A404000F" "7378312E73682EC9E7BBE1B1A3D5CF" "00"),
+    (commands.select_tunion(), "00A4040008" "A000000632010105" "00"),
+    (commands.SelectByName(profile.AID_TUNION_JJJ), "00A4040010" "A00000063201010510009156000014A1" "00"),
+    (commands.select_medical(), "00A4040006" "D15600000503" "00"),
+    (commands.SelectMF(), "00A4000002" "3F00" "00"),
+    (commands.ReadRecord(profile.SFI_EF05, profile.Tag.CARD_NUMBER), "00B2072C00"),
+    (commands.ReadRecord(profile.SFI_EF06, profile.Tag.NAME), "00B2093400"),
+    (commands.ReadRecord(profile.SFI_TU_LOG, 1, by_tag=False), "00B201C400"),
+    (commands.ReadBinary(profile.SFI_TU_ISSUER, 0, 30), "00B095001E"),
+    (commands.UpdateRecord(profile.SFI_EF06, Tlv(profile.Tag.SEX, b"1")), "00DC0A3403" "0A0131"),
+    (commands.UpdateBinary(profile.SFI_TU_MANAGEMENT, 0, bytes(64)), "00D6970040" + "00" * 64),
+    (commands.AppendRecord(profile.SFI_EF08, bytes(32)), "00E2004020" + "00" * 32),
+    (commands.GetChallenge(), "0084000008"),
+    (commands.ExternalAuthenticate(0x01, bytes(16)), "0082000110" + "00" * 16),
+    (commands.Verify("123456"), "0020000003123456"),
+    (commands.PinTriesLeft(), "00200000"),
+    (commands.ChangePin("123456", "654321"), "0024000006123456654321"),
+    (commands.ResetRetryCounter("123456"), "002C020003123456"),
+    (commands.GetChipInfo(), "80CA00C10B"),
+    (commands.Erase(), "800E0000"),
+    (commands.WriteKey(profile.KeyUsage.PURCHASE, 0x01, Algorithm.SM4, 0x01, KEY), "80D4020112" "0401" + KEY.hex()),
+    (commands.WriteKey(profile.KeyUsage.MAINTENANCE, 0x01, Algorithm.DES3, 0x02, KEY), "80D4010112" "0002" + KEY.hex()),
+    (commands.SetStatus(), "80F00003"),
+    (commands.GetBalance(), "805C000204"),
+    (commands.InitializeForPurchase(0x01, 300, TERM), "805001020B" "01" "0000012C" "110000000001" "0F"),
+    (commands.InitializeForPurchase(0x01, 300, TERM, capp=True), "805003020B" "01" "0000012C" "110000000001" "0F"),
+    (commands.UpdateCappDataCache(2, profile.SFI_TU_CAPP, bytes(48)), "80DC02D030" + "00" * 48),
     (
-        C.DebitForPurchase(H("00000102"), DATE_TIME, H("A1A2A3A4")),
+        commands.DebitForPurchase(H("00000102"), DATE_TIME, H("A1A2A3A4")),
         "805401000F" "00000102" "20250109" "070503" "A1A2A3A4" "08",
     ),
-    (C.InitializeForLoad(0x01, 5000, TERM), "805000020B" "01" "00001388" "110000000001" "10"),
-    (C.CreditForLoad(DATE_TIME, H("B1B2B3B4")), "805200000B" "20250109" "070503" "B1B2B3B4" "04"),
-    (C.GetTransactionProve(0x06, 5), "805A000602" "0005" "08"),
-    (C.ApplicationBlock(H("C1C2C3C4")), "841E000004" "C1C2C3C4"),
-    (C.ApplicationUnblock(H("C1C2C3C4")), "8418000004" "C1C2C3C4"),
+    (commands.InitializeForLoad(0x01, 5000, TERM), "805000020B" "01" "00001388" "110000000001" "10"),
+    (commands.CreditForLoad(DATE_TIME, H("B1B2B3B4")), "805200000B" "20250109" "070503" "B1B2B3B4" "04"),
+    (commands.GetTransactionProve(0x06, 5), "805A000602" "0005" "08"),
+    (commands.ApplicationBlock(H("C1C2C3C4")), "841E000004" "C1C2C3C4"),
+    (commands.ApplicationUnblock(H("C1C2C3C4")), "8418000004" "C1C2C3C4"),
 ]
 
 
@@ -91,10 +91,10 @@ TUNION_ISSUER = H("1100000000000000" "01" "03" "03101000000000000001" "20240229"
 
 
 def test_select_parses_the_t_union_fci_issuer_data():
-    fci_bytes = Tlv(0x6F, Tlv(0x84, P.AID_TUNION).to_bytes() + Tlv(0xA5, Tlv(0x9F0C, TUNION_ISSUER).to_bytes()).to_bytes())
-    fci = C.select_tunion().send(ScriptedCard(fci_bytes.to_bytes().hex() + "9000"))
-    assert fci.df_name == P.AID_TUNION
-    assert fci.tunion == C.TUnionIssuerData(
+    fci_bytes = Tlv(0x6F, Tlv(0x84, profile.AID_TUNION).to_bytes() + Tlv(0xA5, Tlv(0x9F0C, TUNION_ISSUER).to_bytes()).to_bytes())
+    fci = commands.select_tunion().send(ScriptedCard(fci_bytes.to_bytes().hex() + "9000"))
+    assert fci.df_name == profile.AID_TUNION
+    assert fci.tunion == commands.TUnionIssuerData(
         issuer_id="1100000000000000",
         app_type=0x01,
         version=0x03,
@@ -107,73 +107,73 @@ def test_select_parses_the_t_union_fci_issuer_data():
 
 
 def test_a_select_without_fci_is_an_empty_fci():
-    assert C.select_ssse().send(ScriptedCard("9000")) == C.Fci()
+    assert commands.select_ssse().send(ScriptedCard("9000")) == commands.Fci()
 
 
 @pytest.mark.parametrize(
     "command, answer, value",
     [
-        (C.GetChallenge(), "0102030405060708", H("0102030405060708")),
-        (C.GetBalance(), "000186A0", 100_000),
+        (commands.GetChallenge(), "0102030405060708", H("0102030405060708")),
+        (commands.GetBalance(), "000186A0", 100_000),
         (
-            C.GetChipInfo(),
+            commands.GetChipInfo(),
             "5342000000000001" "03" "0301",
-            C.ChipInfo(H("5342000000000001"), P.LifeState.PERSONALISED, H("0301")),
+            commands.ChipInfo(H("5342000000000001"), profile.LifeState.PERSONALISED, H("0301")),
         ),
         (
-            C.InitializeForPurchase(1, 300, TERM),
+            commands.InitializeForPurchase(1, 300, TERM),
             "00000BB8" "0005" "000000" "01" "04" "A1B2C3D4",
-            C.PurchaseInit(3000, 5, 0, 1, Algorithm.SM4, H("A1B2C3D4")),
+            commands.PurchaseInit(3000, 5, 0, 1, Algorithm.SM4, H("A1B2C3D4")),
         ),
         (
-            C.DebitForPurchase(H("00000102"), DATE_TIME, H("A1A2A3A4")),
+            commands.DebitForPurchase(H("00000102"), DATE_TIME, H("A1A2A3A4")),
             "11111111" "22222222",  # TAC first, then MAC2: the profile's order
-            C.PurchaseResult(tac=H("11111111"), mac2=H("22222222")),
+            commands.PurchaseResult(tac=H("11111111"), mac2=H("22222222")),
         ),
         (
-            C.InitializeForLoad(1, 5000, TERM),
+            commands.InitializeForLoad(1, 5000, TERM),
             "000003E8" "0002" "01" "00" "0F0E0D0C" "33333333",
-            C.LoadInit(1000, 2, 1, Algorithm.DES3, H("0F0E0D0C"), H("33333333")),
+            commands.LoadInit(1000, 2, 1, Algorithm.DES3, H("0F0E0D0C"), H("33333333")),
         ),
-        (C.CreditForLoad(DATE_TIME, H("B1B2B3B4")), "44444444", H("44444444")),
+        (commands.CreditForLoad(DATE_TIME, H("B1B2B3B4")), "44444444", H("44444444")),
         (
-            C.GetTransactionProve(0x06, 5),
+            commands.GetTransactionProve(0x06, 5),
             "55555555" "66666666",  # MAC2 first, then TAC
-            C.Prove(mac2=H("55555555"), tac=H("66666666")),
+            commands.Prove(mac2=H("55555555"), tac=H("66666666")),
         ),
-        (C.ReadRecord(P.SFI_EF05, 0x07), "0709" + b"188347080".hex(), Tlv(0x07, b"188347080")),
-        (C.ReadRecord(P.SFI_TU_LOG, 1, by_tag=False), "00" * 23, bytes(23)),
-        (C.ReadBinary(P.SFI_TU_ISSUER, 0, 30), TUNION_ISSUER.hex(), TUNION_ISSUER),
-        (C.UpdateBinary(P.SFI_TU_MANAGEMENT, 0, bytes(64)), "", None),
+        (commands.ReadRecord(profile.SFI_EF05, 0x07), "0709" + b"188347080".hex(), Tlv(0x07, b"188347080")),
+        (commands.ReadRecord(profile.SFI_TU_LOG, 1, by_tag=False), "00" * 23, bytes(23)),
+        (commands.ReadBinary(profile.SFI_TU_ISSUER, 0, 30), TUNION_ISSUER.hex(), TUNION_ISSUER),
+        (commands.UpdateBinary(profile.SFI_TU_MANAGEMENT, 0, bytes(64)), "", None),
     ],
-    ids=lambda v: type(v).__name__ if isinstance(v, C.ApduCommand) else "",
+    ids=lambda v: type(v).__name__ if isinstance(v, commands.ApduCommand) else "",
 )
 def test_each_command_parses_its_answer(command, answer, value):
     card = ScriptedCard(answer + "9000")
-    assert C.run(card, command) == value
+    assert commands.run(card, command) == value
     assert card.sent == [command.command().to_bytes()]
 
 
 @pytest.mark.parametrize(
     "command, answer",
     [
-        (C.GetBalance(), "000186"),
-        (C.GetChipInfo(), "5342000000000001" "07" "0301"),  # no such life state
-        (C.InitializeForPurchase(1, 300, TERM), "00000BB8" "0005" "000000" "01" "99" "A1B2C3D4"),  # unknown algorithm
-        (C.ReadRecord(P.SFI_EF05, 0x07), "0609" + b"188347080".hex()),  # another tag than asked for
-        (C.ReadRecord(P.SFI_EF05, 0x07), "0709" + b"1883".hex()),  # truncated TLV
-        (C.select_tunion(), "840100"),  # not an FCI template
-        (C.Erase(), "00"),  # a write that answers data
+        (commands.GetBalance(), "000186"),
+        (commands.GetChipInfo(), "5342000000000001" "07" "0301"),  # no such life state
+        (commands.InitializeForPurchase(1, 300, TERM), "00000BB8" "0005" "000000" "01" "99" "A1B2C3D4"),  # unknown algorithm
+        (commands.ReadRecord(profile.SFI_EF05, 0x07), "0609" + b"188347080".hex()),  # another tag than asked for
+        (commands.ReadRecord(profile.SFI_EF05, 0x07), "0709" + b"1883".hex()),  # truncated TLV
+        (commands.select_tunion(), "840100"),  # not an FCI template
+        (commands.Erase(), "00"),  # a write that answers data
     ],
 )
 def test_an_answer_that_does_not_fit_the_profile_is_malformed(command, answer):
-    with pytest.raises(C.MalformedResponse):
+    with pytest.raises(commands.MalformedResponse):
         command.send(ScriptedCard(answer + "9000"))
 
 
 def test_t0_chaining_is_followed_transparently():
     card = ScriptedCard("610B", "5342000000000001" "01" "0301" "9000")
-    assert C.GetChipInfo().send(card).life_state is P.LifeState.BLANK
+    assert commands.GetChipInfo().send(card).life_state is profile.LifeState.BLANK
     assert card.sent[1] == H("00C000000B")
 
 
@@ -200,7 +200,7 @@ def test_t0_chaining_is_followed_transparently():
 )
 def test_a_failed_status_word_raises_its_typed_exception(sw, error):
     with pytest.raises(error) as caught:
-        C.GetBalance().send(ScriptedCard(sw))
+        commands.GetBalance().send(ScriptedCard(sw))
     assert caught.value.sw == int(sw, 16)
 
 
@@ -211,40 +211,40 @@ def test_6a88_has_iso_s_name_for_whatever_reference_is_missing():
 
 def test_a_wrong_pin_says_how_many_tries_are_left():
     with pytest.raises(SW.WrongPin) as caught:
-        C.Verify("000000").send(ScriptedCard("63C1"))
+        commands.Verify("000000").send(ScriptedCard("63C1"))
     assert caught.value.tries_left == 1
 
 
 @pytest.mark.parametrize("sw, tries", [("63C3", 3), ("63C1", 1), ("6983", 0), ("9000", 3)])
 def test_pin_tries_left_reads_the_counter_without_spending_a_try(sw, tries):
-    assert C.PinTriesLeft().send(ScriptedCard(sw)) == tries
+    assert commands.PinTriesLeft().send(ScriptedCard(sw)) == tries
 
 
 def test_pin_tries_left_still_raises_other_failures():
     with pytest.raises(SW.ConditionsNotSatisfied):
-        C.PinTriesLeft().send(ScriptedCard("6985"))
+        commands.PinTriesLeft().send(ScriptedCard("6985"))
 
 
 @pytest.mark.parametrize("pin", ["12345", "1234567", "12345a", "１２３４５６", ""])
 def test_a_pin_is_six_ascii_digits(pin):
     with pytest.raises(InvalidInput) as caught:
-        C.Verify(pin)
+        commands.Verify(pin)
     assert caught.value.field == "pin"
 
 
 def test_pins_do_not_appear_in_reprs():
-    assert "123456" not in repr(C.Verify("123456")) + repr(C.ResetRetryCounter("123456"))
+    assert "123456" not in repr(commands.Verify("123456")) + repr(commands.ResetRetryCounter("123456"))
 
 
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: C.WriteKey(P.KeyUsage.LOAD, 1, Algorithm.SM4, 1, bytes(8)),
-        lambda: C.InitializeForPurchase(1, 300, TERM[:5]).command(),
-        lambda: C.DebitForPurchase(H("0102"), DATE_TIME, H("A1A2A3A4")),
-        lambda: C.CreditForLoad(DATE_TIME[:4], H("B1B2B3B4")),
-        lambda: C.UpdateCappDataCache(1, P.SFI_TU_CAPP, bytes(47)),
-        lambda: C.ApplicationBlock(H("C1C2")),
+        lambda: commands.WriteKey(profile.KeyUsage.LOAD, 1, Algorithm.SM4, 1, bytes(8)),
+        lambda: commands.InitializeForPurchase(1, 300, TERM[:5]).command(),
+        lambda: commands.DebitForPurchase(H("0102"), DATE_TIME, H("A1A2A3A4")),
+        lambda: commands.CreditForLoad(DATE_TIME[:4], H("B1B2B3B4")),
+        lambda: commands.UpdateCappDataCache(1, profile.SFI_TU_CAPP, bytes(47)),
+        lambda: commands.ApplicationBlock(H("C1C2")),
     ],
 )
 def test_fields_of_the_wrong_size_cannot_make_a_command(make):
@@ -258,24 +258,24 @@ def test_fields_of_the_wrong_size_cannot_make_a_command(make):
 @pytest.mark.parametrize("alg", list(Algorithm))
 def test_external_authenticate_encrypts_the_challenge_padded_to_a_block(alg):
     card = ScriptedCard("0102030405060708" "9000", "9000")
-    C.external_authenticate(card, KEY, 0x00, alg)
+    commands.external_authenticate(card, KEY, 0x00, alg)
     challenge = H("0102030405060708")
     expected = encrypt_ecb(alg, KEY, challenge + bytes(alg.block - 8))
-    assert card.sent == [H("0084000008"), C.ExternalAuthenticate(0x00, expected).command().to_bytes()]
+    assert card.sent == [H("0084000008"), commands.ExternalAuthenticate(0x00, expected).command().to_bytes()]
     assert len(expected) == alg.block
 
 
 def test_a_wrong_authentication_key_raises_with_the_tries_left():
     with pytest.raises(SW.WrongPin) as caught:
-        C.external_authenticate(ScriptedCard("0102030405060708" "9000", "63CE"), KEY, 0x00)
+        commands.external_authenticate(ScriptedCard("0102030405060708" "9000", "63CE"), KEY, 0x00)
     assert caught.value.tries_left == 14
 
 
 def test_block_and_unblock_macs_cover_the_challenge_and_their_own_header():
     challenge = H("1112131415161718")
     card = ScriptedCard(challenge.hex() + "9000", "9000", challenge.hex() + "9000", "9000")
-    C.block_application(card, KEY)
-    C.unblock_application(card, KEY)
+    commands.block_application(card, KEY)
+    commands.unblock_application(card, KEY)
     block_mac = cbc_mac(Algorithm.SM4, KEY, challenge + H("841E000004"))
     unblock_mac = cbc_mac(Algorithm.SM4, KEY, challenge + H("8418000004"))
     assert card.sent[1] == H("841E000004") + block_mac
@@ -289,8 +289,8 @@ RECORD = "0005" "000000" "0000012C" "06" "110000000001" "20250109" "070503"
 
 
 def test_a_log_record_parses_into_its_fields():
-    record = C.TransactionLogRecord.parse(H(RECORD))
-    assert record == C.TransactionLogRecord(
+    record = commands.TransactionLogRecord.parse(H(RECORD))
+    assert record == commands.TransactionLogRecord(
         counter=5,
         overdraft=0,
         amount=300,
@@ -303,8 +303,8 @@ def test_a_log_record_parses_into_its_fields():
 
 @pytest.mark.parametrize("raw", [RECORD[:-2], RECORD[:-6] + "25" + RECORD[-4:]])
 def test_a_log_record_of_the_wrong_size_or_date_is_malformed(raw):
-    with pytest.raises(C.MalformedResponse):
-        C.TransactionLogRecord.parse(H(raw))
+    with pytest.raises(commands.MalformedResponse):
+        commands.TransactionLogRecord.parse(H(raw))
 
 
 def _log(n: int) -> list[str]:
@@ -322,6 +322,6 @@ def _log(n: int) -> list[str]:
 )
 def test_the_log_is_read_newest_first_until_its_end(answers, counters):
     card = ScriptedCard(*answers)
-    assert [r.counter for r in C.read_transaction_log(card)] == counters
+    assert [r.counter for r in commands.read_transaction_log(card)] == counters
     assert not card.answers
     assert card.sent[0] == H("00B201C400")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from chip_helpers import keys_for, make_card_data
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.apdu import Command
 from sbcard.chip.commands import Dgi, StoreData, encode_pin
 from sbcard.chip.crypto import Algorithm
@@ -25,7 +25,7 @@ from sbcard.chip.personalisation import build_factory_script, build_script, medi
     (300, "8010 FF012C"),
 ])
 def test_a_dgi_is_number_length_data(size: int, header: str) -> None:
-    assert Dgi(P.DGI_PIN, bytes(size)).to_bytes() == bytes.fromhex(header) + bytes(size)
+    assert Dgi(profile.DGI_PIN, bytes(size)).to_bytes() == bytes.fromhex(header) + bytes(size)
 
 
 @pytest.mark.parametrize("number", [-1, 0x10000, "8010"])
@@ -35,7 +35,7 @@ def test_a_dgi_number_is_two_bytes(number: object) -> None:
 
 
 def test_store_data_bytes() -> None:
-    pin = Dgi(P.DGI_PIN, encode_pin("123456"))
+    pin = Dgi(profile.DGI_PIN, encode_pin("123456"))
     assert StoreData(0, [pin]).command().hex() == "80 E2 08 00 06 80 10 03 12 34 56"
     assert StoreData(3, [pin, pin], last=True).command().to_bytes()[:5] == bytes.fromhex("80E288030C")
     with pytest.raises(ValueError, match="block number"):
@@ -45,12 +45,12 @@ def test_store_data_bytes() -> None:
 
 
 def test_a_block_over_255_bytes_is_an_extended_apdu() -> None:
-    command = StoreData(0, [Dgi(P.DGI_KEYS, bytes(300))]).command()
+    command = StoreData(0, [Dgi(profile.DGI_KEYS, bytes(300))]).command()
     assert command.extended and Command.parse(command.to_bytes()) == command
 
 
 def _store_data(script: list[Command]) -> list[Command]:
-    return [c for c in script if (c.cla, c.ins) == (P.CLA_PROPRIETARY, P.Ins.STORE_DATA)]
+    return [c for c in script if (c.cla, c.ins) == (profile.CLA_PROPRIETARY, profile.Ins.STORE_DATA)]
 
 
 def _dgis(data: bytes) -> dict[int, bytes]:
@@ -67,10 +67,10 @@ def test_the_factory_script_erases_then_stores_a_block_per_group() -> None:
     card = make_card_data()
     script = build_factory_script(card, keys_for(card))
     assert [(c.cla, c.ins) for c in script] == [
-        (0x80, P.Ins.ERASE), (0x80, 0xE2), (0x00, P.Ins.SELECT), (0x80, 0xE2),
-        (0x00, P.Ins.SELECT), (0x80, 0xE2), (0x00, P.Ins.SELECT), (0x80, 0xE2),
+        (0x80, profile.Ins.ERASE), (0x80, 0xE2), (0x00, profile.Ins.SELECT), (0x80, 0xE2),
+        (0x00, profile.Ins.SELECT), (0x80, 0xE2), (0x00, profile.Ins.SELECT), (0x80, 0xE2),
     ]
-    assert [script[i].data for i in (2, 4, 6)] == [P.SSSE_NAME, P.AID_DF04, P.AID_TUNION]
+    assert [script[i].data for i in (2, 4, 6)] == [profile.SSSE_NAME, profile.AID_DF04, profile.AID_TUNION]
     blocks = _store_data(script)
     assert [(c.p1, c.p2) for c in blocks] == [(0x08, 0), (0x08, 1), (0x08, 2), (0x88, 3)]  # only the last: 88
     assert [sorted(_dgis(c.data)) for c in blocks] == [
@@ -85,14 +85,14 @@ def test_the_factory_script_carries_what_the_counters_script_writes() -> None:
     keys = keys_for(card, Algorithm.DES3)
     secrets, ssse, medical, tunion = (_dgis(c.data) for c in _store_data(build_factory_script(card, keys)))
 
-    writes = {c.p1: c.data for c in build_script(card, keys) if c.ins == P.Ins.WRITE_KEY}
-    entries = secrets[P.DGI_KEYS]
+    writes = {c.p1: c.data for c in build_script(card, keys) if c.ins == profile.Ins.WRITE_KEY}
+    entries = secrets[profile.DGI_KEYS]
     assert {e[0]: e[2:] for e in (entries[i : i + 20] for i in range(0, len(entries), 20))} == writes
-    assert {e[1] for e in (entries[i : i + 20] for i in range(0, len(entries), 20))} == {P.CARD_KEY_INDEX}
-    assert secrets[P.DGI_PIN] == encode_pin(card.initial_pin)
+    assert {e[1] for e in (entries[i : i + 20] for i in range(0, len(entries), 20))} == {profile.CARD_KEY_INDEX}
+    assert secrets[profile.DGI_PIN] == encode_pin(card.initial_pin)
 
     for made, dgis in ((ssse_records(card), ssse), (medical_records(card), medical)):
-        for sfi in (P.SFI_EF05, P.SFI_EF06):
-            assert dgis[P.file_dgi(sfi)] == b"".join(r.to_bytes() for s, r in made if s == sfi)
-    assert tunion == {0x1500: card.tunion.to_bytes(), 0x1700: bytes(P.TU_MANAGEMENT_LEN)}
+        for sfi in (profile.SFI_EF05, profile.SFI_EF06):
+            assert dgis[profile.file_dgi(sfi)] == b"".join(r.to_bytes() for s, r in made if s == sfi)
+    assert tunion == {0x1500: card.tunion.to_bytes(), 0x1700: bytes(profile.TU_MANAGEMENT_LEN)}
 

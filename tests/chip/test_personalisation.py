@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from chip_helpers import keys_for, make_card_data
 
-from sbcard.chip import commands as C
-from sbcard.chip import profile as P
+from sbcard.chip import commands
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.apdu import Command
 from sbcard.chip.keys import transport_key
@@ -103,22 +103,22 @@ def test_the_pin_does_not_appear_in_the_repr(card_data):
 def test_the_script_writes_keys_then_each_application_then_pin_and_status_last(card_data, keys):
     script = build_script(card_data, keys)
     shape = [(c.cla, c.ins, c.p1, c.p2) for c in script]
-    select = (0x00, P.Ins.SELECT, 0x04, 0x00)
+    select = (0x00, profile.Ins.SELECT, 0x04, 0x00)
     expected = (
-        [(0x80, P.Ins.ERASE, 0, 0)]
-        + [(0x80, P.Ins.WRITE_KEY, usage, 0x01) for usage in (1, 2, 3, 4, 5)]
+        [(0x80, profile.Ins.ERASE, 0, 0)]
+        + [(0x80, profile.Ins.WRITE_KEY, usage, 0x01) for usage in (1, 2, 3, 4, 5)]
         + [select]
-        + [(0x00, P.Ins.UPDATE_RECORD, tag, 0x2C) for tag in P.EF05_TAGS]
-        + [(0x00, P.Ins.UPDATE_RECORD, tag, 0x34) for tag in P.EF06_TAGS]
+        + [(0x00, profile.Ins.UPDATE_RECORD, tag, 0x2C) for tag in profile.EF05_TAGS]
+        + [(0x00, profile.Ins.UPDATE_RECORD, tag, 0x34) for tag in profile.EF06_TAGS]
         + [select]
-        + [(0x00, P.Ins.UPDATE_RECORD, tag, 0x2C) for tag in (1, 2, 3, 4)]
-        + [(0x00, P.Ins.UPDATE_RECORD, tag, 0x34) for tag in (1, 2, 3)]
+        + [(0x00, profile.Ins.UPDATE_RECORD, tag, 0x2C) for tag in (1, 2, 3, 4)]
+        + [(0x00, profile.Ins.UPDATE_RECORD, tag, 0x34) for tag in (1, 2, 3)]
         + [select]
-        + [(0x00, P.Ins.UPDATE_BINARY, 0x95, 0), (0x00, P.Ins.UPDATE_BINARY, 0x97, 0)]
-        + [(0x00, P.Ins.RESET_RETRY_COUNTER, 0x02, 0x00), (0x80, P.Ins.SET_STATUS, 0x00, 0x03)]
+        + [(0x00, profile.Ins.UPDATE_BINARY, 0x95, 0), (0x00, profile.Ins.UPDATE_BINARY, 0x97, 0)]
+        + [(0x00, profile.Ins.RESET_RETRY_COUNTER, 0x02, 0x00), (0x80, profile.Ins.SET_STATUS, 0x00, 0x03)]
     )
     assert shape == expected
-    assert [c.data for c in script if c.ins == P.Ins.SELECT] == [P.SSSE_NAME, P.AID_DF04, P.AID_TUNION]
+    assert [c.data for c in script if c.ins == profile.Ins.SELECT] == [profile.SSSE_NAME, profile.AID_DF04, profile.AID_TUNION]
     assert len(script) == 33
 
 
@@ -181,7 +181,7 @@ def test_a_blank_card_is_personalised_and_reads_back_what_was_written(blank, car
     assert not result.resumed
     snapshot = read(blank)
     assert snapshot == result.snapshot
-    assert snapshot.life_state is P.LifeState.PERSONALISED
+    assert snapshot.life_state is profile.LifeState.PERSONALISED
     assert (snapshot.card_number, snapshot.card_id_code, snapshot.citizen_id, snapshot.name) == (
         "188347080",
         "110105D156000005AD932A48BDC3B9E9",
@@ -212,11 +212,11 @@ def test_the_card_keys_are_in_place_and_the_transport_key_is_retired(blank, card
     result = issue(blank, card_data)
     keys = keys_for(card_data)
     with EmulatorReader(blank) as reader:
-        C.external_authenticate(reader, keys.maintenance, P.CARD_KEY_INDEX)
+        commands.external_authenticate(reader, keys.maintenance, profile.CARD_KEY_INDEX)
         with pytest.raises(SW.CardStatus) as caught:
-            C.external_authenticate(reader, transport_key(result.chip_serial), P.TRANSPORT_KEY_INDEX)
+            commands.external_authenticate(reader, transport_key(result.chip_serial), profile.TRANSPORT_KEY_INDEX)
         assert caught.value.sw == SW.KEY_NOT_FOUND
-        C.Verify(card_data.initial_pin).send(reader)
+        commands.Verify(card_data.initial_pin).send(reader)
 
 
 def test_a_personalised_card_is_refused_and_left_as_it_was(blank, card_data):
@@ -235,7 +235,7 @@ def test_a_card_already_holding_exactly_this_data_is_accepted_without_writing(bl
         counting = Counting(reader)
         result = personalise(counting, card_data, keys_for(card_data))
     assert result.resumed and result.script_apdus == 0
-    writes = {P.Ins.ERASE, P.Ins.WRITE_KEY, P.Ins.UPDATE_RECORD, P.Ins.UPDATE_BINARY, P.Ins.SET_STATUS}
+    writes = {profile.Ins.ERASE, profile.Ins.WRITE_KEY, profile.Ins.UPDATE_RECORD, profile.Ins.UPDATE_BINARY, profile.Ins.SET_STATUS}
     assert not [a for a in counting.sent if Command.parse(a).ins in writes]
 
 
@@ -255,15 +255,15 @@ def test_a_bad_name_is_refused_before_any_apdu(blank):
             personalise(counting, make_card_data(name="张𠀀"), keys_for(make_card_data()))
     assert caught.value.field == "name"
     assert counting.sent == []
-    assert read(blank).life_state is P.LifeState.BLANK
+    assert read(blank).life_state is profile.LifeState.BLANK
 
 
 def test_a_card_left_personalising_is_personalised_from_the_start(blank, card_data):
     with EmulatorReader(blank) as reader:
-        chip = C.GetChipInfo().send(reader)
-        C.external_authenticate(reader, transport_key(chip.chip_serial), P.TRANSPORT_KEY_INDEX)
-        C.Erase().send(reader)
-    assert read(blank).life_state is P.LifeState.PERSONALISING
+        chip = commands.GetChipInfo().send(reader)
+        commands.external_authenticate(reader, transport_key(chip.chip_serial), profile.TRANSPORT_KEY_INDEX)
+        commands.Erase().send(reader)
+    assert read(blank).life_state is profile.LifeState.PERSONALISING
     assert issue(blank, card_data).snapshot.card_number == card_data.card_number
 
 
@@ -285,7 +285,7 @@ def test_a_tear_at_any_write_leaves_a_card_that_never_looks_valid_and_can_be_red
         else:
             break
         read_after = read(path)
-        if read_after.life_state is P.LifeState.PERSONALISED:
+        if read_after.life_state is profile.LifeState.PERSONALISED:
             complete = n  # only the last commit may leave a finished card, and it is complete
             assert read_after.card_number == card_data.card_number and not read_after.warnings
         else:
@@ -293,6 +293,6 @@ def test_a_tear_at_any_write_leaves_a_card_that_never_looks_valid_and_can_be_red
             assert read_after.balance_fen is None
         again = issue(path, card_data)
         assert again.snapshot.card_number == card_data.card_number, f"tear at write {n}"
-        assert again.resumed == (read_after.life_state is P.LifeState.PERSONALISED)
+        assert again.resumed == (read_after.life_state is profile.LifeState.PERSONALISED)
     assert n > 33  # every command of the script wrote at least once before a run went through
     assert complete is not None  # the SET STATUS commit was among the torn writes

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from chip_helpers import keys_for, make_card_data
 
-from sbcard.chip import commands as C
-from sbcard.chip import profile as P
+from sbcard.chip import commands
+from sbcard.chip import profile
 from sbcard.chip import purse
 from sbcard.chip.codec import bcd_datetime
 from sbcard.chip.keys import transport_key
@@ -52,7 +52,7 @@ def read(path: Path) -> CardSnapshot:
 
 def test_a_blank_card_gives_its_chip_and_nulls(blank):
     snapshot = read(blank)
-    assert snapshot.life_state is P.LifeState.BLANK
+    assert snapshot.life_state is profile.LifeState.BLANK
     out = snapshot.to_json()
     assert set(out) == JSON_KEYS
     assert out["atr"] == "3B6C0000" + b"SBC3".hex().upper() + SERIAL.hex().upper()
@@ -63,10 +63,10 @@ def test_a_blank_card_gives_its_chip_and_nulls(blank):
 
 def test_a_card_being_personalised_shows_nothing_of_a_person(blank):
     with EmulatorReader(blank) as reader:
-        C.external_authenticate(reader, transport_key(SERIAL), P.TRANSPORT_KEY_INDEX)
-        C.Erase().send(reader)
-        C.select_ssse().send(reader)
-        C.UpdateRecord(P.SFI_EF05, Tlv(P.Tag.CARD_NUMBER, b"188347080")).send(reader)
+        commands.external_authenticate(reader, transport_key(SERIAL), profile.TRANSPORT_KEY_INDEX)
+        commands.Erase().send(reader)
+        commands.select_ssse().send(reader)
+        commands.UpdateRecord(profile.SFI_EF05, Tlv(profile.Tag.CARD_NUMBER, b"188347080")).send(reader)
     snapshot = read(blank)
     assert snapshot.to_json()["life_state"] == "personalising"
     assert snapshot.card_number is None and snapshot.balance_fen is None
@@ -127,13 +127,13 @@ def test_json_shows_the_person_with_show_personal(issued):
 def _rewrite(path: Path, card_data, sfi: int, record: Tlv) -> None:
     """An outlet's correction under the maintenance key (MK)."""
     with EmulatorReader(path) as reader:
-        C.external_authenticate(reader, keys_for(card_data).maintenance, P.CARD_KEY_INDEX)
-        C.select_ssse().send(reader)
-        C.UpdateRecord(sfi, record).send(reader)
+        commands.external_authenticate(reader, keys_for(card_data).maintenance, profile.CARD_KEY_INDEX)
+        commands.select_ssse().send(reader)
+        commands.UpdateRecord(sfi, record).send(reader)
 
 
 def test_a_card_number_failing_its_check_is_read_with_a_warning(issued, card_data):
-    _rewrite(issued, card_data, P.SFI_EF05, Tlv(P.Tag.CARD_NUMBER, b"188347081"))
+    _rewrite(issued, card_data, profile.SFI_EF05, Tlv(profile.Tag.CARD_NUMBER, b"188347081"))
     s = read(issued)
     assert s.card_number == "188347081"
     assert len(s.warnings) == 1 and "188347081" in s.warnings[0] and "check character" in s.warnings[0]
@@ -141,14 +141,14 @@ def test_a_card_number_failing_its_check_is_read_with_a_warning(issued, card_dat
 
 
 def test_an_undecodable_field_is_null_with_a_warning(issued, card_data):
-    _rewrite(issued, card_data, P.SFI_EF06, Tlv(P.Tag.SEX, b"9"))
+    _rewrite(issued, card_data, profile.SFI_EF06, Tlv(profile.Tag.SEX, b"9"))
     s = read(issued)
     assert s.sex is None and s.name == "张三"
     assert s.warnings == ("SSSE/EF06/0A: cannot decode",)  # the holder's bytes stay out of warnings
 
 
 def test_a_card_id_code_outside_the_ministrys_rid_is_kept_with_a_warning(issued, card_data):
-    _rewrite(issued, card_data, P.SFI_EF05, Tlv(P.Tag.CARD_ID_CODE, bytes.fromhex("110105D156000099AD932A48BDC3B9E9")))
+    _rewrite(issued, card_data, profile.SFI_EF05, Tlv(profile.Tag.CARD_ID_CODE, bytes.fromhex("110105D156000099AD932A48BDC3B9E9")))
     s = read(issued)
     assert s.card_id_code == "110105D156000099AD932A48BDC3B9E9" and s.region == "110105"
     assert len(s.warnings) == 1 and "RID" in s.warnings[0]
@@ -158,19 +158,19 @@ def test_a_card_id_code_outside_the_ministrys_rid_is_kept_with_a_warning(issued,
 
 
 def _load(reader, keys, amount: int, at: dt.datetime) -> None:
-    init = C.InitializeForLoad(0x01, amount, TERMINAL).send(reader)
+    init = commands.InitializeForLoad(0x01, amount, TERMINAL).send(reader)
     sk = purse.load_session_key(init.algorithm, keys.load, init.random, init.online_counter)
     assert init.mac1 == purse.load_mac1(init.algorithm, sk, init.balance, amount, purse.EP_LOAD, TERMINAL)
     mac2 = purse.load_mac2(init.algorithm, sk, amount, purse.EP_LOAD, TERMINAL, bcd_datetime(at))
-    C.CreditForLoad(bcd_datetime(at), mac2).send(reader)
+    commands.CreditForLoad(bcd_datetime(at), mac2).send(reader)
 
 
-def _purchase(reader, keys, amount: int, at: dt.datetime, serial: bytes) -> C.PurchaseResult:
-    init = C.InitializeForPurchase(0x01, amount, TERMINAL).send(reader)
+def _purchase(reader, keys, amount: int, at: dt.datetime, serial: bytes) -> commands.PurchaseResult:
+    init = commands.InitializeForPurchase(0x01, amount, TERMINAL).send(reader)
     alg = init.algorithm
     sk = purse.purchase_session_key(alg, keys.purchase, init.random, init.offline_counter, serial)
     mac1 = purse.purchase_mac1(alg, sk, amount, purse.EP_PURCHASE, TERMINAL, bcd_datetime(at))
-    result = C.DebitForPurchase(serial, bcd_datetime(at), mac1).send(reader)
+    result = commands.DebitForPurchase(serial, bcd_datetime(at), mac1).send(reader)
     assert result.mac2 == purse.purchase_mac2(alg, sk, amount)
     return result
 
@@ -179,10 +179,10 @@ def test_balance_and_log_newest_first_after_a_load_and_a_purchase(issued, card_d
     keys = keys_for(card_data)
     loaded, bought = dt.datetime(2025, 1, 9, 8, 0, 0), dt.datetime(2025, 1, 9, 8, 30, 15)
     with EmulatorReader(issued) as reader:
-        C.select_tunion().send(reader)
+        commands.select_tunion().send(reader)
         _load(reader, keys, 5000, loaded)
         result = _purchase(reader, keys, 300, bought, bytes.fromhex("00000007"))
-        prove = C.GetTransactionProve(purse.EP_PURCHASE, 0).send(reader)
+        prove = commands.GetTransactionProve(purse.EP_PURCHASE, 0).send(reader)
     assert (prove.mac2, prove.tac) == (result.mac2, result.tac)
 
     s = read(issued)
@@ -195,15 +195,15 @@ def test_balance_and_log_newest_first_after_a_load_and_a_purchase(issued, card_d
 
 def test_a_blocked_transit_application_is_reported_not_refused(issued, card_data):
     with EmulatorReader(issued) as reader:
-        C.select_tunion().send(reader)
-        C.block_application(reader, keys_for(card_data).app_maintenance)
+        commands.select_tunion().send(reader)
+        commands.block_application(reader, keys_for(card_data).app_maintenance)
     s = read(issued)
     assert s.transit_blocked is True and s.balance_fen is None
     assert s.card_number == card_data.card_number
     assert s.warnings == ("the T-Union application is blocked",)
     with EmulatorReader(issued) as reader:
-        C.select_tunion().send(reader)
-        C.unblock_application(reader, keys_for(card_data).app_maintenance)
+        commands.select_tunion().send(reader)
+        commands.unblock_application(reader, keys_for(card_data).app_maintenance)
     assert read(issued).transit_blocked is False
 
 

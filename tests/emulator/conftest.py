@@ -10,7 +10,7 @@ import pytest
 from emulator_helpers import BLANK_SERIAL, TEMPLATE_BALANCE
 
 from sbcard.chip.keys import CardKeys
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.emulator.blank import create_blank
 from terminals.emulator.card import VirtualCard
 
@@ -20,7 +20,7 @@ from terminals.emulator.card import VirtualCard
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A personalised card with ¥100.00 (one load), made through its commands once."""
     path = tmp_path_factory.mktemp("template") / "card.json"
-    T.personalised_card(path, balance_fen=TEMPLATE_BALANCE, rng=random.Random(0))
+    testing.personalised_card(path, balance_fen=TEMPLATE_BALANCE, rng=random.Random(0))
     return path
 
 
@@ -38,7 +38,7 @@ def card(card_path: Path) -> VirtualCard:
 
 @pytest.fixture
 def keys() -> CardKeys:
-    return T.keys_of(T.card_data())
+    return testing.keys_of(testing.card_data())
 
 
 @pytest.fixture

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.apdu import Response
 from terminals.emulator.card import VirtualCard
 
 SELECT_MF = "00A40000023F00"
-SELECT_SSSE = "00A404000F" + P.SSSE_NAME.hex()
-SELECT_DF04 = "00A4040006" + P.AID_DF04.hex()
-SELECT_TU = "00A4040008" + P.AID_TUNION.hex()
+SELECT_SSSE = "00A404000F" + profile.SSSE_NAME.hex()
+SELECT_DF04 = "00A4040006" + profile.AID_DF04.hex()
+SELECT_TU = "00A4040008" + profile.AID_TUNION.hex()
 TERMINAL_NO = "110000000001"
 
 BLANK_SERIAL = bytes.fromhex("5342000000000001")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from emulator_helpers import SELECT_DF04, SELECT_MF, SELECT_SSSE, SELECT_TU, ok, run, sw
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip import tlv
 from sbcard.chip.codec import encode_name
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.emulator.card import VirtualCard
 
 SETUP = {
@@ -140,7 +140,7 @@ def test_atr_carries_the_chip_serial(card: VirtualCard) -> None:
 
 
 def test_get_data_gives_serial_life_state_and_os_version(card: VirtualCard) -> None:
-    assert ok(card, "80CA00C10B") == card.chip_serial + bytes((P.LifeState.PERSONALISED,)) + P.OS_VERSION
+    assert ok(card, "80CA00C10B") == card.chip_serial + bytes((profile.LifeState.PERSONALISED,)) + profile.OS_VERSION
 
 
 def test_select_mf_by_fid(card: VirtualCard) -> None:
@@ -157,18 +157,18 @@ def test_a_select_with_no_data_selects_the_mf_as_iso_7816_4_says(card: VirtualCa
     assert run(card, "00A4040C").to_bytes() == b"\x90\x00"  # P2 0C: selected, no FCI
 
 
-@pytest.mark.parametrize("name", [P.SSSE_NAME, P.AID_DF01, P.AID_DF02, P.AID_DF03, P.AID_DF04, P.AID_DF05])
+@pytest.mark.parametrize("name", [profile.SSSE_NAME, profile.AID_DF01, profile.AID_DF02, profile.AID_DF03, profile.AID_DF04, profile.AID_DF05])
 def test_select_by_name_answers_the_name_in_the_fci(card: VirtualCard, name: bytes) -> None:
     fci = ok(card, f"00A40400{len(name):02X}{name.hex()}00")
-    assert fci == tlv.encode(P.TAG_FCI, tlv.encode(P.TAG_DF_NAME, name))
+    assert fci == tlv.encode(profile.TAG_FCI, tlv.encode(profile.TAG_DF_NAME, name))
 
 
-@pytest.mark.parametrize("aid", [P.AID_TUNION, P.AID_TUNION_JJJ])
+@pytest.mark.parametrize("aid", [profile.AID_TUNION, profile.AID_TUNION_JJJ])
 def test_both_tunion_aids_select_the_purse_with_its_issuer_data(card: VirtualCard, aid: bytes) -> None:
     fci = ok(card, f"00A40400{len(aid):02X}{aid.hex()}00")
-    assert tlv.find(fci, P.TAG_DF_NAME).value == aid
-    assert tlv.find(fci, P.TAG_TU_ISSUER_DATA).value == T.card_data().tunion.to_bytes()
-    assert ok(card, "00B0950000") == T.card_data().tunion.to_bytes()
+    assert tlv.find(fci, profile.TAG_DF_NAME).value == aid
+    assert tlv.find(fci, profile.TAG_TU_ISSUER_DATA).value == testing.card_data().tunion.to_bytes()
+    assert ok(card, "00B0950000") == testing.card_data().tunion.to_bytes()
 
 
 def test_select_with_p2_0c_answers_no_fci(card: VirtualCard) -> None:
@@ -179,26 +179,26 @@ def test_select_with_p2_0c_answers_no_fci(card: VirtualCard) -> None:
 
 
 def test_ssse_records_answer_whole_tlvs(card: VirtualCard) -> None:
-    data = T.card_data()
+    data = testing.card_data()
     ok(card, SELECT_SSSE)
     expected = {
-        P.Tag.CARD_ID_CODE: bytes.fromhex(data.card_id_code),
-        P.Tag.CARD_TYPE: b"3",
-        P.Tag.SPEC_VERSION: b"3.00",
-        P.Tag.INIT_ORG: bytes.fromhex("110000") + bytes(9),
-        P.Tag.ISSUE_DATE: bytes.fromhex("20240102"),
-        P.Tag.EXPIRY_DATE: bytes.fromhex("20340102"),
-        P.Tag.CARD_NUMBER: b"188347080",
-        P.Tag.CITIZEN_ID: b"320223195302147992",
-        P.Tag.NAME: encode_name("张三"),
-        P.Tag.SEX: b"1",
-        P.Tag.ETHNICITY: b"\x01",
-        P.Tag.BIRTH_PLACE: bytes.fromhex("320223"),
-        P.Tag.BIRTH_DATE: bytes.fromhex("19530214"),
+        profile.Tag.CARD_ID_CODE: bytes.fromhex(data.card_id_code),
+        profile.Tag.CARD_TYPE: b"3",
+        profile.Tag.SPEC_VERSION: b"3.00",
+        profile.Tag.INIT_ORG: bytes.fromhex("110000") + bytes(9),
+        profile.Tag.ISSUE_DATE: bytes.fromhex("20240102"),
+        profile.Tag.EXPIRY_DATE: bytes.fromhex("20340102"),
+        profile.Tag.CARD_NUMBER: b"188347080",
+        profile.Tag.CITIZEN_ID: b"320223195302147992",
+        profile.Tag.NAME: encode_name("张三"),
+        profile.Tag.SEX: b"1",
+        profile.Tag.ETHNICITY: b"\x01",
+        profile.Tag.BIRTH_PLACE: bytes.fromhex("320223"),
+        profile.Tag.BIRTH_DATE: bytes.fromhex("19530214"),
     }
     for tag, value in expected.items():
-        sfi = P.SFI_EF05 if tag in P.EF05_TAGS else P.SFI_EF06
-        assert ok(card, f"00B2{tag:02X}{P.record_p2(sfi):02X}00") == tlv.encode(tag, value)
+        sfi = profile.SFI_EF05 if tag in profile.EF05_TAGS else profile.SFI_EF06
+        assert ok(card, f"00B2{tag:02X}{profile.record_p2(sfi):02X}00") == tlv.encode(tag, value)
     assert ok(card, "00B2012C12") == tlv.encode(1, bytes.fromhex(data.card_id_code))  # exact Le
 
 
@@ -212,7 +212,7 @@ def test_medical_records(card: VirtualCard) -> None:
 
 def test_read_binary_by_offset_and_length(card: VirtualCard) -> None:
     ok(card, SELECT_TU)
-    issuer = T.card_data().tunion.to_bytes()
+    issuer = testing.card_data().tunion.to_bytes()
     assert ok(card, "00B095000A") == issuer[:10]
     assert ok(card, "00B0950A0A") == issuer[10:20]
     assert ok(card, "00B0951D00") == issuer[29:]
@@ -229,7 +229,7 @@ def test_capp_cache_records_read_as_zeros_until_written(card: VirtualCard) -> No
 
 
 def test_update_record_and_binary_under_mk(card: VirtualCard, keys) -> None:
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     ok(card, SELECT_SSSE)
     ok(card, "00DC072C0B0709" + b"B7K334774".hex())
     assert ok(card, "00B2072C00") == tlv.encode(7, b"B7K334774")
@@ -260,7 +260,7 @@ def test_update_record_and_binary_under_mk(card: VirtualCard, keys) -> None:
     ],
 )
 def test_malformed_writes(card: VirtualCard, keys, setup: str, apdu: str, expected: int) -> None:
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     for command in SETUP[setup]:
         ok(card, command)
     assert sw(card, apdu) == expected
@@ -268,14 +268,14 @@ def test_malformed_writes(card: VirtualCard, keys, setup: str, apdu: str, expect
 
 def test_write_key_replaces_a_key_under_mk(card: VirtualCard, keys) -> None:
     new_mk = bytes(range(16))
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     ok(card, "80D4010112" + "0402" + new_mk.hex())
     card.power_on()
-    T.external_authenticate(card, new_mk, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, new_mk, profile.CARD_KEY_INDEX)
 
 
 def test_authentication_does_not_survive_power_off(card: VirtualCard, keys) -> None:
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     card.power_off()
     assert sw(card, "002C020003123456") == 0x6982
 
@@ -289,12 +289,12 @@ def test_challenge_is_random_and_of_the_asked_length(card: VirtualCard) -> None:
 
 
 def test_a_challenge_serves_one_authentication(card: VirtualCard, keys) -> None:
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     assert sw(card, "0082000110" + ZEROS16) == 0x6985
 
 
 def test_wrong_cryptograms_count_down_and_block_for_good(card: VirtualCard, card_path, keys) -> None:
-    for left in range(P.EXT_AUTH_TRIES - 1, -1, -1):
+    for left in range(profile.EXT_AUTH_TRIES - 1, -1, -1):
         ok(card, "0084000008")
         assert sw(card, "0082000110" + ZEROS16) == 0x63C0 | left
     ok(card, "0084000008")
@@ -302,14 +302,14 @@ def test_wrong_cryptograms_count_down_and_block_for_good(card: VirtualCard, card
     again = VirtualCard.load(card_path)
     again.power_on()
     with pytest.raises(SW.AuthenticationBlocked):
-        T.external_authenticate(again, keys.maintenance, P.CARD_KEY_INDEX)
+        testing.external_authenticate(again, keys.maintenance, profile.CARD_KEY_INDEX)
 
 
 def test_a_right_cryptogram_restores_the_tries(card: VirtualCard, keys) -> None:
     ok(card, "0084000008")
     assert sw(card, "0082000110" + ZEROS16) == 0x63CE
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
-    assert card.state.ext_auth_tries == P.EXT_AUTH_TRIES
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
+    assert card.state.ext_auth_tries == profile.EXT_AUTH_TRIES
 
 
 # --- the PIN -----------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_a_right_pin_restores_the_tries(card: VirtualCard) -> None:
 def test_reset_retry_counter_under_mk_unblocks_the_pin(card: VirtualCard, keys) -> None:
     for _ in range(3):
         run(card, "0020000003111111")
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     ok(card, "002C020003654321")
     ok(card, "0020000003654321")
 
@@ -423,7 +423,7 @@ def test_offline_settlement_moves_only_forward_without_mk(card: VirtualCard, ste
 
 
 def test_offline_settlement_takes_any_value_under_mk(card: VirtualCard, keys) -> None:
-    T.external_authenticate(card, keys.maintenance, P.CARD_KEY_INDEX)
+    testing.external_authenticate(card, keys.maintenance, profile.CARD_KEY_INDEX)
     ok(card, SELECT_DF04)
     ok(card, _used(900))
     ok(card, _used(100))

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from machine_budget import machine_size
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.codec import bcd_datetime
 from sbcard.chip.commands import DebitForPurchase
 from sbcard.chip.purse import EP_LOAD, EP_PURCHASE
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
 
@@ -38,7 +38,7 @@ amounts = st.integers(1, 30_000)
 @cache
 def _template() -> bytes:
     path = Path(tempfile.mkdtemp(prefix="purse-template-")) / "card.json"
-    T.personalised_card(path, balance_fen=INITIAL, rng=random.Random(0))
+    testing.personalised_card(path, balance_fen=INITIAL, rng=random.Random(0))
     image = path.read_bytes()
     shutil.rmtree(path.parent)
     return image
@@ -64,7 +64,7 @@ class PurseMachine(RuleBasedStateMachine):
         return card
 
     def _balance(self) -> int:
-        return T.balance(self.card)
+        return testing.balance(self.card)
 
     def _committed_purchase(self, amount: int) -> None:
         self.purchased += amount
@@ -76,11 +76,11 @@ class PurseMachine(RuleBasedStateMachine):
 
     @rule(amount=amounts)
     def load(self, amount: int) -> None:
-        if self._balance() + amount > P.MAX_BALANCE_FEN:
+        if self._balance() + amount > profile.MAX_BALANCE_FEN:
             with pytest.raises(SW.ConditionsNotSatisfied):
-                T.load(self.card, amount)
+                testing.load(self.card, amount)
             return
-        receipt = T.load(self.card, amount)
+        receipt = testing.load(self.card, amount)
         assert receipt.counter == self.loads
         self._committed_load(amount)
 
@@ -88,9 +88,9 @@ class PurseMachine(RuleBasedStateMachine):
     def purchase(self, amount: int) -> None:
         if amount > self._balance():
             with pytest.raises(SW.InsufficientBalance):
-                T.purchase(self.card, amount)
+                testing.purchase(self.card, amount)
             return
-        receipt = T.purchase(self.card, amount, terminal_serial=SERIAL)
+        receipt = testing.purchase(self.card, amount, terminal_serial=SERIAL)
         assert receipt.counter == self.purchases
         self._committed_purchase(amount)
 
@@ -98,27 +98,27 @@ class PurseMachine(RuleBasedStateMachine):
     def purchase_with_a_bad_mac1(self, amount: int, flip: int) -> None:
         if amount > self._balance():
             return
-        p = T.start_purchase(self.card, amount)
-        date_time = bcd_datetime(T.TEST_WHEN)
+        p = testing.start_purchase(self.card, amount)
+        date_time = bcd_datetime(testing.TEST_WHEN)
         mac1 = bytearray(p.mac1(SERIAL, date_time))
         mac1[flip // 8] ^= 1 << (flip % 8)
-        response = T.transmit(self.card, DebitForPurchase(SERIAL, date_time, bytes(mac1)).command())
+        response = testing.transmit(self.card, DebitForPurchase(SERIAL, date_time, bytes(mac1)).command())
         assert response.sw == SW.MAC_ERROR
 
     @rule(kind=st.sampled_from(["purchase", "load"]), amount=amounts, tear=st.integers(1, WRITES_PER_TRANSACTION + 1))
     def torn(self, kind: str, amount: int, tear: int) -> None:
         balance = self._balance()
-        if (kind == "purchase" and amount > balance) or (kind == "load" and balance + amount > P.MAX_BALANCE_FEN):
+        if (kind == "purchase" and amount > balance) or (kind == "load" and balance + amount > profile.MAX_BALANCE_FEN):
             return
         self.card = self._tap(Faults(tear_at_write=tear))
         if kind == "purchase":
-            pending = T.start_purchase(self.card, amount)
-            expected = pending.expected_prove(SERIAL, T.TEST_WHEN)
-            finish = lambda: T.finish_purchase(self.card, pending, SERIAL)  # noqa: E731
+            pending = testing.start_purchase(self.card, amount)
+            expected = pending.expected_prove(SERIAL, testing.TEST_WHEN)
+            finish = lambda: testing.finish_purchase(self.card, pending, SERIAL)  # noqa: E731
         else:
-            pending = T.start_load(self.card, amount)
-            expected = (pending.mac2(T.TEST_WHEN), pending.expected_tac(T.TEST_WHEN))
-            finish = lambda: T.finish_load(self.card, pending)  # noqa: E731
+            pending = testing.start_load(self.card, amount)
+            expected = (pending.mac2(testing.TEST_WHEN), pending.expected_tac(testing.TEST_WHEN))
+            finish = lambda: testing.finish_load(self.card, pending)  # noqa: E731
         try:
             finish()
             torn = False
@@ -131,7 +131,7 @@ class PurseMachine(RuleBasedStateMachine):
         assert self._balance() == balance + sign * amount * committed
         if committed:
             txn_type = EP_PURCHASE if kind == "purchase" else EP_LOAD
-            assert T.transaction_prove(self.card, txn_type, pending.counter) == expected
+            assert testing.transaction_prove(self.card, txn_type, pending.counter) == expected
             (self._committed_purchase if kind == "purchase" else self._committed_load)(amount)
 
     @rule()

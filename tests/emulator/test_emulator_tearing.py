@@ -19,7 +19,7 @@ from emulator_helpers import SELECT_TU, ok, run, sw
 from sbcard.chip.purse import EP_PURCHASE
 from sbcard.chip.reader import CardIOError, NoCard
 from terminals.drivers.emulator import EmulatorReader
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.emulator.card import CardTorn, VirtualCard
 from terminals.emulator.faults import Faults
 
@@ -28,13 +28,13 @@ SERIAL = bytes.fromhex("00000042")
 
 
 def _purchase(card: VirtualCard):
-    p = T.start_purchase(card, 1_234)
-    return p, lambda: T.finish_purchase(card, p, SERIAL)
+    p = testing.start_purchase(card, 1_234)
+    return p, lambda: testing.finish_purchase(card, p, SERIAL)
 
 
 def _load(card: VirtualCard):
-    p = T.start_load(card, 4_321)
-    return p, lambda: T.finish_load(card, p)
+    p = testing.start_load(card, 4_321)
+    return p, lambda: testing.finish_load(card, p)
 
 
 def _reference(template: Path, tmp_path: Path, start) -> tuple[int, bytes]:
@@ -68,12 +68,12 @@ def test_torn_at_every_write(template: Path, tmp_path: Path, start, kind: str) -
         assert path.read_bytes() == (new_image if committed else old_image), f"{kind} torn at write {n}"
         retap = VirtualCard.load(path)
         if kind == "purchase":
-            expected = pending.expected_prove(SERIAL, T.TEST_WHEN)
-            assert T.balance(retap) == TEMPLATE_BALANCE - (1_234 if committed else 0)
+            expected = pending.expected_prove(SERIAL, testing.TEST_WHEN)
+            assert testing.balance(retap) == TEMPLATE_BALANCE - (1_234 if committed else 0)
             prove = run(retap, "805A000602000008")  # counter 0
         else:
-            expected = (pending.mac2(T.TEST_WHEN), pending.expected_tac(T.TEST_WHEN))
-            assert T.balance(retap) == TEMPLATE_BALANCE + (4_321 if committed else 0)
+            expected = (pending.mac2(testing.TEST_WHEN), pending.expected_tac(testing.TEST_WHEN))
+            assert testing.balance(retap) == TEMPLATE_BALANCE + (4_321 if committed else 0)
             prove = run(retap, "805A000202000108")  # counter 1 (the template's load was 0)
         if committed:
             assert prove.sw == 0x9000 and (prove.data[:4], prove.data[4:]) == expected
@@ -84,24 +84,24 @@ def test_torn_at_every_write(template: Path, tmp_path: Path, start, kind: str) -
 def test_a_terminal_completes_a_torn_purchase_from_the_prove(card_path: Path) -> None:
     """CARD-PROFILE "Tearing": the balance already dropped, so ask for the prove, not again."""
     card = VirtualCard.load(card_path, Faults(tear_at_write=4), random.Random(SEED))
-    p = T.start_purchase(card, 500)
+    p = testing.start_purchase(card, 500)
     with pytest.raises(CardTorn):
-        T.finish_purchase(card, p, SERIAL)
+        testing.finish_purchase(card, p, SERIAL)
     card = VirtualCard.load(card_path)
     ok(card, SELECT_TU)
-    assert T.balance(card) == p.balance - p.amount  # debited: do not debit again…
-    assert T.transaction_prove(card, EP_PURCHASE, p.counter) == p.expected_prove(SERIAL, T.TEST_WHEN)  # …prove it
+    assert testing.balance(card) == p.balance - p.amount  # debited: do not debit again…
+    assert testing.transaction_prove(card, EP_PURCHASE, p.counter) == p.expected_prove(SERIAL, testing.TEST_WHEN)  # …prove it
 
 
 def test_the_tear_point_counts_writes_since_power_on(card_path: Path) -> None:
     card = VirtualCard.load(card_path, Faults(tear_at_write=5), random.Random(SEED))
     card.power_on()
-    T.purchase(card, 1)  # writes 1-4
+    testing.purchase(card, 1)  # writes 1-4
     assert card.writes_since_power_on == 4
     card.power_on()  # a new session counts from zero again
-    T.purchase(card, 1)
+    testing.purchase(card, 1)
     with pytest.raises(CardTorn):
-        T.purchase(card, 1)  # write 5 of the session is this purchase's purse write
+        testing.purchase(card, 1)  # write 5 of the session is this purchase's purse write
 
 
 def test_commands_without_writes_never_tear(card_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_commands_without_writes_never_tear(card_path: Path) -> None:
     for _ in range(3):
         ok(card, SELECT_TU)
         ok(card, "805C000204")
-        T.start_purchase(card, 1)
+        testing.start_purchase(card, 1)
     assert card.writes_since_power_on == 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from issuance_world import PEOPLE, ZHANG
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.commands import external_authenticate
 from sbcard.chip.reading import read_card
@@ -116,9 +116,9 @@ def test_cross_region_application_is_issued_by_the_insured_region_on_the_outlets
         assert (entry["card_number"], entry["issuing_region"]) == (issued["card_number"], "120000")
         tianjin_keys, beijing_keys = keys.keys_for_card(tj, card), keys.keys_for_card(bj, card)
     with EmulatorReader(blank) as reader:  # diversified from Tianjin's masters, not Beijing's
-        external_authenticate(reader, tianjin_keys.maintenance, P.CARD_KEY_INDEX)
+        external_authenticate(reader, tianjin_keys.maintenance, profile.CARD_KEY_INDEX)
         with pytest.raises(SW.WrongPin):
-            external_authenticate(reader, beijing_keys.maintenance, P.CARD_KEY_INDEX)
+            external_authenticate(reader, beijing_keys.maintenance, profile.CARD_KEY_INDEX)
 
     receive("HE-130102-01")
     for outlet, operator in (("HE-130102-01", "HE-C1"), ("BJ-110105-01", "BJ-C1")):  # a second one, anywhere

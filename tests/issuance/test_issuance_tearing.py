@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from issuance_world import NOW
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.reading import read_card
 from sbcard.domain.citizen_id import compute_check_char
 from sbcard.services.people import registry
@@ -57,7 +57,7 @@ def test_a_tear_at_every_write_leaves_nothing_recorded_and_the_card_can_be_issue
 
         with EmulatorReader(blank) as reader:
             card = read_card(reader)
-        if card.life_state is P.LifeState.PERSONALISED:  # torn at SET STATUS's commit: complete, unrecorded
+        if card.life_state is profile.LifeState.PERSONALISED:  # torn at SET STATUS's commit: complete, unrecorded
             torn_complete += 1
             assert card.citizen_id == citizen_id and not card.warnings
         else:
@@ -65,7 +65,7 @@ def test_a_tear_at_every_write_leaves_nothing_recorded_and_the_card_can_be_issue
 
         code, out, err, issued = sbcard(*issue, f"emulator:{blank}")
         assert code == 0, (n, err)
-        assert issued["resumed"] == (card.life_state is P.LifeState.PERSONALISED)
+        assert issued["resumed"] == (card.life_state is profile.LifeState.PERSONALISED)
         with open_world(home) as world:
             row = world.region("tj")["cards"].get(issued["card_number"])
             assert row["chip_serial"] == issued["chip_serial"] and row["status"] == "issued"

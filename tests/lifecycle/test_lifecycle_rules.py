@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sbcard.domain import lifecycle as L
+from sbcard.domain import lifecycle
 from sbcard.domain.errors import InvalidInput, RuleRefused
 
 CST = timezone(timedelta(hours=8))
@@ -14,23 +14,23 @@ NOW = datetime(2024, 5, 1, 10, 0, tzinfo=CST)
 CARD = "110000011"
 
 STATES = {
-    "issued": L.CardState(CARD, "issued"),
-    "active": L.CardState(CARD, "active"),
-    "lost_temporary": L.CardState(CARD, "lost", "temporary", NOW + timedelta(days=1)),
-    "lost_lapsed": L.CardState(CARD, "lost", "temporary", NOW - timedelta(seconds=1)),
-    "lost_formal": L.CardState(CARD, "lost", "formal"),
-    "replaced": L.CardState(CARD, "replaced"),
-    "cancelled": L.CardState(CARD, "cancelled"),
+    "issued": lifecycle.CardState(CARD, "issued"),
+    "active": lifecycle.CardState(CARD, "active"),
+    "lost_temporary": lifecycle.CardState(CARD, "lost", "temporary", NOW + timedelta(days=1)),
+    "lost_lapsed": lifecycle.CardState(CARD, "lost", "temporary", NOW - timedelta(seconds=1)),
+    "lost_formal": lifecycle.CardState(CARD, "lost", "formal"),
+    "replaced": lifecycle.CardState(CARD, "replaced"),
+    "cancelled": lifecycle.CardState(CARD, "cancelled"),
 }
 
 ACTIONS = {
-    "activate": lambda s: L.activate(s, NOW),
-    "report_lost_phone": lambda s: L.report_lost(s, L.Channel.PHONE, NOW),
-    "report_lost_counter": lambda s: L.report_lost(s, L.Channel.COUNTER, NOW),
-    "confirm_loss": lambda s: L.confirm_loss(s, NOW),
-    "unblock": lambda s: L.unblock(s, NOW),
-    "replace": lambda s: L.replace(s, NOW),
-    "cancel": lambda s: L.cancel(s, NOW),
+    "activate": lambda s: lifecycle.activate(s, NOW),
+    "report_lost_phone": lambda s: lifecycle.report_lost(s, lifecycle.Channel.PHONE, NOW),
+    "report_lost_counter": lambda s: lifecycle.report_lost(s, lifecycle.Channel.COUNTER, NOW),
+    "confirm_loss": lambda s: lifecycle.confirm_loss(s, NOW),
+    "unblock": lambda s: lifecycle.unblock(s, NOW),
+    "replace": lambda s: lifecycle.replace(s, NOW),
+    "cancel": lambda s: lifecycle.cancel(s, NOW),
 }
 
 TEMP = ("lost", "temporary")
@@ -66,19 +66,19 @@ def test_every_action_from_every_state(action: str, state_name: str) -> None:
 
 
 def test_temporary_loss_lapses_after_five_days_to_the_second() -> None:
-    lost = L.report_lost(STATES["active"], L.Channel.APP, NOW)
+    lost = lifecycle.report_lost(STATES["active"], lifecycle.Channel.APP, NOW)
     assert lost.loss_expires_at == NOW + timedelta(days=5)
     just_before = NOW + timedelta(days=5) - timedelta(seconds=1)
-    assert lost.effective(just_before).status is L.Status.LOST
-    assert lost.effective(NOW + timedelta(days=5)).status is L.Status.ACTIVE
-    assert L.effective_status({"card_number": CARD, **lost.to_row()}, just_before) == "lost"
-    assert L.effective_status({"card_number": CARD, **lost.to_row()}, NOW + timedelta(days=6)) == "active"
+    assert lost.effective(just_before).status is lifecycle.Status.LOST
+    assert lost.effective(NOW + timedelta(days=5)).status is lifecycle.Status.ACTIVE
+    assert lifecycle.effective_status({"card_number": CARD, **lost.to_row()}, just_before) == "lost"
+    assert lifecycle.effective_status({"card_number": CARD, **lost.to_row()}, NOW + timedelta(days=6)) == "active"
 
 
 def test_a_confirmed_loss_never_lapses() -> None:
-    formal = L.confirm_loss(L.report_lost(STATES["active"], L.Channel.PHONE, NOW), NOW + timedelta(days=4))
+    formal = lifecycle.confirm_loss(lifecycle.report_lost(STATES["active"], lifecycle.Channel.PHONE, NOW), NOW + timedelta(days=4))
     assert formal.loss_expires_at is None
-    assert formal.effective(NOW + timedelta(days=3650)).status is L.Status.LOST
+    assert formal.effective(NOW + timedelta(days=3650)).status is lifecycle.Status.LOST
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_refusals_say_what_the_card_is_and_what_was_needed(state: str, action: s
     ],
 )
 def test_the_blacklist_follows_the_status(before: str, after: str, change: str | None) -> None:
-    assert L.blacklist_change(STATES[before], STATES[after]) == change
+    assert lifecycle.blacklist_change(STATES[before], STATES[after]) == change
 
 
 @pytest.mark.parametrize(
@@ -125,11 +125,11 @@ def test_the_blacklist_follows_the_status(before: str, after: str, change: str |
 )
 def test_an_inconsistent_state_cannot_exist(fields) -> None:
     with pytest.raises(InvalidInput):
-        L.CardState(CARD, *fields)
+        lifecycle.CardState(CARD, *fields)
 
 
 def test_rows_round_trip_and_refunds_wait_for_the_clearing_window() -> None:
     lost = STATES["lost_temporary"]
-    assert L.CardState.from_row({"card_number": CARD, **lost.to_row()}) == lost
-    assert L.refund_due_at(NOW) == NOW + timedelta(days=30)
-    assert L.Channel("counter").loss_kind is L.LossKind.FORMAL
+    assert lifecycle.CardState.from_row({"card_number": CARD, **lost.to_row()}) == lost
+    assert lifecycle.refund_due_at(NOW) == NOW + timedelta(days=30)
+    assert lifecycle.Channel("counter").loss_kind is lifecycle.LossKind.FORMAL

@@ -7,18 +7,18 @@ import datetime as dt
 import pytest
 
 from sbcard.chip.medical_log import OFFLINE, ONLINE, MedicalLogRecord
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import OfflineCard, offline_settlement
 
 CATALOGUE = {
-    "A1": M.CatalogueItem("110000", "A1", "甲", "A", 1000, 0),
-    "B1": M.CatalogueItem("110000", "B1", "乙", "B", 1000, 10),
-    "C1": M.CatalogueItem("110000", "C1", "丙", "C", 1000, 100),
+    "A1": medical.CatalogueItem("110000", "A1", "甲", "A", 1000, 0),
+    "B1": medical.CatalogueItem("110000", "B1", "乙", "B", 1000, 10),
+    "C1": medical.CatalogueItem("110000", "C1", "丙", "C", 1000, 100),
 }
-POLICY = M.Policy("110000", "employee", False, {1: 1000, 2: 1000, 3: 1000}, {1: 90, 2: 80, 3: 50}, 1_000_000, 0,
+POLICY = medical.Policy("110000", "employee", False, {1: 1000, 2: 1000, 3: 1000}, {1: 90, 2: 80, 3: 50}, 1_000_000, 0,
                   5000, True, "test")
-LOCAL = M.Circumstances(3, False)
+LOCAL = medical.Circumstances(3, False)
 
 
 @pytest.mark.parametrize(
@@ -35,19 +35,19 @@ LOCAL = M.Circumstances(3, False)
     ids=["first", "more", "to-the-limit", "new-year", "no-year", "zero-limit-deductible", "class-c"],
 )
 def test_offline_split_and_the_cards_new_used_amount(card, lines, used, new_year, fund):
-    decision = offline_settlement([M.ClaimLine(c, q, 1000) for c, q in lines], CATALOGUE, POLICY, card, LOCAL,
+    decision = offline_settlement([medical.ClaimLine(c, q, 1000) for c, q in lines], CATALOGUE, POLICY, card, LOCAL,
                                   year=2025)
     assert (decision.used_fen, decision.new_year, decision.settlement.fund_fen, decision.year) == (
         used, new_year, fund, 2025)
     assert decision.settlement.account_fen == 0
-    assert decision.settlement.before == M.YearToDate(2025, 0, card.used_in(2025))  # the deductible taken as unpaid
+    assert decision.settlement.before == medical.YearToDate(2025, 0, card.used_in(2025))  # the deductible taken as unpaid
 
 
 @pytest.mark.parametrize(("card", "quantity"), [(OfflineCard(5000, 4500, 2025), 3), (OfflineCard(500, 0, 2025), 3)],
                          ids=["used-up", "small-limit"])
 def test_beyond_the_offline_limit_is_refused(card, quantity):
     with pytest.raises(RuleRefused) as e:
-        offline_settlement([M.ClaimLine("A1", quantity, 1000)], CATALOGUE, POLICY, card, LOCAL, year=2025)
+        offline_settlement([medical.ClaimLine("A1", quantity, 1000)], CATALOGUE, POLICY, card, LOCAL, year=2025)
     assert e.value.code == "medical.offline.limit"
 
 

@@ -9,7 +9,7 @@ from medical_world import NOW, PIN, circumstances, clock, medical_template, medi
 from sbcard.reference import medical as ref
 from sbcard.chip.medical_log import OFFLINE
 from sbcard.clock import BEIJING
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 
 AMOXICILLIN, CT, BLOOD = "XJ01CAA040", "002103000010000", "002502010010000"
 LINES = ((AMOXICILLIN, 40, "12.50"), (CT, 4, "220.00"))
@@ -35,8 +35,8 @@ def test_offline_settlement_against_the_card(medical_world):
     assert code == 0, done
     assert (done["mode"], done["status"], done["account_fen"], done["self_pay"]) == ("offline", "queued", 0, "cash")
     h = ref.hospital("BJH003")
-    want = M.settle([M.ClaimLine(AMOXICILLIN, 40, 1250), M.ClaimLine(CT, 4, 22000)], ref.catalogue("110000"), POLICY,
-                    M.YearToDate(NOW.year), circumstances(h, "130000"))
+    want = medical.settle([medical.ClaimLine(AMOXICILLIN, 40, 1250), medical.ClaimLine(CT, 4, 22000)], ref.catalogue("110000"), POLICY,
+                    medical.YearToDate(NOW.year), circumstances(h, "130000"))
     assert (done["fund_fen"], done["self_fen"], done["deductible_fen"]) == (want.fund_fen, want.self_fen,
                                                                              want.deductible_fen)
     assert medical_world.offline_data("zhao") == (limit, want.fund_fen, NOW.year)
@@ -94,8 +94,8 @@ def test_reconcile_settles_with_the_real_accumulators_and_pays_back_the_differen
     assert code == 0 and [c["claim_id"] for c in done["reconciled"]] == [offline["claim_id"]]
     claim = done["reconciled"][0]
     h = ref.hospital("BJH003")
-    real = M.settle([M.ClaimLine(AMOXICILLIN, 40, 1250), M.ClaimLine(CT, 4, 22000)], ref.catalogue("110000"), POLICY,
-                    M.YearToDate(NOW.year, paid, first["after"]["fund_paid_fen"]), circumstances(h, "130000"))
+    real = medical.settle([medical.ClaimLine(AMOXICILLIN, 40, 1250), medical.ClaimLine(CT, 4, 22000)], ref.catalogue("110000"), POLICY,
+                    medical.YearToDate(NOW.year, paid, first["after"]["fund_paid_fen"]), circumstances(h, "130000"))
     assert (claim["mode"], claim["fund_fen"], claim["self_fen"]) == ("offline", real.fund_fen, real.self_fen)
     adjustment = offline["self_fen"] - real.self_fen
     assert claim["adjustment_fen"] == adjustment > 0 and claim["owed_fen"] == 0

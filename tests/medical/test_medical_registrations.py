@@ -20,7 +20,7 @@ from medical_world import NOW, circumstances, clock, medical_template, medical_w
 from sbcard.reference import medical as ref
 from sbcard import reference
 from sbcard.clock import BEIJING
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 VISIT, BLOOD = "001102000010000", "002502010010000"
@@ -168,12 +168,12 @@ def test_each_kind_is_settled_with_its_cut(medical_world, jjj_off, registration,
     reg = None
     if regs:
         r = regs[0]
-        reg = M.Registration(r["kind"], r["province"], dt.date.fromisoformat(r["valid_from"]),
+        reg = medical.Registration(r["kind"], r["province"], dt.date.fromisoformat(r["valid_from"]),
                              dt.date.fromisoformat(r["valid_to"]) if r["valid_to"] else None, r["id"])
     visit = options[0][2:] if options else ""
     c = circumstances(h, "120000", registration=reg, visit=visit)
-    want = M.settle([M.ClaimLine(VISIT, 1, 1200), M.ClaimLine(BLOOD, 2, 2200)], ref.catalogue(h.province),
-                    ref.policy("120000", "employee", True), M.YearToDate(NOW.year), c)
+    want = medical.settle([medical.ClaimLine(VISIT, 1, 1200), medical.ClaimLine(BLOOD, 2, 2200)], ref.catalogue(h.province),
+                    ref.policy("120000", "employee", True), medical.YearToDate(NOW.year), c)
     assert (done["fund_fen"], done["self_fen"]) == (want.fund_fen, want.self_fen)
     [row] = medical_world.query("tj", "SELECT registration_kind, cut_points, visit FROM medical_claims")
     assert (row["registration_kind"], row["cut_points"], row["visit"]) == (kind, cut, visit)
@@ -237,7 +237,7 @@ def test_an_inpatient_admission_pays_its_own_deductible_each_time(medical_world)
 def test_the_policy_listing_carries_every_figures_source(medical_world):
     code, _, err, data = medical_world.run("medical", "policies", "--json")
     assert code == 0, err
-    assert len(data["policies"]) == 24 and len(data["cross_region"]) == 3 * len(M.TERMS_KINDS)
+    assert len(data["policies"]) == 24 and len(data["cross_region"]) == 3 * len(medical.TERMS_KINDS)
     bj = next(p for p in data["policies"] if (p["region"], p["insurance_type"], p["retired"], p["episode"]) ==
               ("110000", "employee", False, "outpatient"))
     assert (bj["band_fen"], bj["band_ratio_pct"], bj["cap_fen"], bj["confidence"]) == (2_000_000, 60, None, "secondary")

@@ -7,7 +7,7 @@ from medical_world import NOW, PIN, circumstances, clock, medical_template, medi
 
 from sbcard.reference import medical as ref
 from sbcard.chip.medical_log import OFFLINE, ONLINE
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 
 AMOXICILLIN, CT, BLOOD = "XJ01CAA040", "002103000010000", "002502010010000"
 INSURED = {"liu": ("110000", "employee", False), "zhao": ("130000", "employee", False),
@@ -15,14 +15,14 @@ INSURED = {"liu": ("110000", "employee", False), "zhao": ("130000", "employee", 
 
 
 def expected(holder: str, hospital: str, lines, *, visit="", account=0,
-             ytd: M.YearToDate | None = None) -> M.Settlement:
+             ytd: medical.YearToDate | None = None) -> medical.Settlement:
     """What the rules say, from the same fixtures: the hospital's catalogue, the holder's policy, the day's terms."""
     h = ref.hospital(hospital)
     policy = ref.policy(*INSURED[holder])
     c = circumstances(h, policy.region, visit=visit)
-    claim = [M.ClaimLine(code, quantity, M.parse_lines([{"code": code, "quantity": 1, "price": price}])[0]
+    claim = [medical.ClaimLine(code, quantity, medical.parse_lines([{"code": code, "quantity": 1, "price": price}])[0]
                          .unit_price_fen) for code, quantity, price in lines]
-    return M.settle(claim, ref.catalogue(h.province), policy, ytd or M.YearToDate(NOW.year), c,
+    return medical.settle(claim, ref.catalogue(h.province), policy, ytd or medical.YearToDate(NOW.year), c,
                     account_available_fen=account)
 
 
@@ -85,7 +85,7 @@ def test_the_deductible_is_crossed_in_the_middle_of_a_claim(medical_world):
 def test_a_later_claim_continues_from_the_year_so_far(medical_world):
     first = medical_world.ok_settle("zhao", "HEH001", *LINES)
     second = medical_world.ok_settle("zhao", "HEH001", *LINES)
-    want = expected("zhao", "HEH001", LINES, ytd=M.YearToDate(NOW.year, first["after"]["deductible_paid_fen"],
+    want = expected("zhao", "HEH001", LINES, ytd=medical.YearToDate(NOW.year, first["after"]["deductible_paid_fen"],
                                                                first["after"]["fund_paid_fen"]))
     assert (second["fund_fen"], second["deductible_fen"]) == (want.fund_fen, want.deductible_fen)
     year = medical_world.year("zhao")

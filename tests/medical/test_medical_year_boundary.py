@@ -9,7 +9,7 @@ from medical_world import PIN, clock, medical_template, medical_world  # noqa: F
 
 from sbcard.reference import medical as ref
 from sbcard.clock import BEIJING
-from sbcard.domain import medical as M
+from sbcard.domain import medical
 
 LINES = (("XJ01CAA040", 40, "12.50"), ("002103000010000", 6, "220.00"))
 NEW_YEARS_EVE = dt.datetime(2025, 12, 31, 23, 59, 30, tzinfo=BEIJING)
@@ -22,7 +22,7 @@ def test_the_year_starts_again_on_the_first_of_january(medical_world, clock):
     clock.move_to(NEW_YEAR)
     january = medical_world.ok_settle("zhao", "HEH001", *LINES, options=("--pin", PIN))
     assert (december["year"], january["year"]) == (2025, 2026)
-    assert january["before"] == M.YearToDate(2026).to_json()
+    assert january["before"] == medical.YearToDate(2026).to_json()
     assert (january["deductible_fen"], january["fund_fen"]) == (december["deductible_fen"], december["fund_fen"])
     assert medical_world.year("zhao", "--year", "2025")["fund_paid_fen"] == december["fund_fen"]
     this_year = medical_world.year("zhao")

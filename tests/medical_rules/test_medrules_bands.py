@@ -12,23 +12,23 @@ import json
 
 import pytest
 
-from sbcard.reference import medical as R
-from sbcard.domain import medical as M
+from sbcard.reference import medical as medical_reference
+from sbcard.domain import medical
 
 BJ, TJ, HE = "110000", "120000", "130000"
 YEAR = 2025
 VISIT = "001102000010000"  # 甲类: the whole amount is eligible
-BJ_EMPLOYEE = R.policy(BJ, M.EMPLOYEE, False)
-BJ_RETIRED = R.policy(BJ, M.EMPLOYEE, True)
+BJ_EMPLOYEE = medical_reference.policy(BJ, medical.EMPLOYEE, False)
+BJ_RETIRED = medical_reference.policy(BJ, medical.EMPLOYEE, True)
 
 
-def one(amount_fen: int) -> list[M.ClaimLine]:
+def one(amount_fen: int) -> list[medical.ClaimLine]:
     """One 甲类 line of ``amount_fen`` (each line's fund is floored on its own: one line keeps the edge exact)."""
-    return [M.ClaimLine(VISIT, 1, amount_fen)]
+    return [medical.ClaimLine(VISIT, 1, amount_fen)]
 
 
-def at(level: int, episode: str = M.OUTPATIENT) -> M.Circumstances:
-    return M.Circumstances(level, False, episode=episode)
+def at(level: int, episode: str = medical.OUTPATIENT) -> medical.Circumstances:
+    return medical.Circumstances(level, False, episode=episode)
 
 
 # --------------------------------------------------------------------------- the 20,000-yuan band
@@ -44,7 +44,7 @@ EDGE = [
 
 @pytest.mark.parametrize(("eligible", "fund", "band"), EDGE, ids=["19,999.99", "20,000.00", "20,000.01", "20,001.00"])
 def test_the_band_edge_at_20000_yuan(eligible, fund, band):
-    s = M.settle(one(eligible), R.catalogue(BJ), BJ_EMPLOYEE, M.YearToDate(YEAR), at(3))
+    s = medical.settle(one(eligible), medical_reference.catalogue(BJ), BJ_EMPLOYEE, medical.YearToDate(YEAR), at(3))
     assert (s.deductible_fen, s.fund_fen, s.band_ratio_pct) == (180_000, fund, band)
     assert s.after.eligible_fen == eligible
     assert all(i.fund_fen + i.account_fen + i.self_fen == i.amount_fen for i in s.items)
@@ -56,33 +56,33 @@ def test_the_band_edge_at_20000_yuan(eligible, fund, band):
     (BJ_EMPLOYEE, 3, 70, 60), (BJ_EMPLOYEE, 1, 90, 60), (BJ_RETIRED, 3, 85, 80), (BJ_RETIRED, 1, 90, 80),
 ], ids=["in service, hospital", "in service, community", "retired, hospital", "retired, community"])
 def test_a_claim_across_the_band_pays_each_part_at_its_ratio(policy, level, below, above):
-    ytd = M.YearToDate(YEAR, policy.deductible_fen[level], 5_000_000, 1_990_000)  # 100 yuan short of the band
-    s = M.settle([M.ClaimLine(VISIT, 1, 20_000)], R.catalogue(BJ), policy, ytd, at(level))
+    ytd = medical.YearToDate(YEAR, policy.deductible_fen[level], 5_000_000, 1_990_000)  # 100 yuan short of the band
+    s = medical.settle([medical.ClaimLine(VISIT, 1, 20_000)], medical_reference.catalogue(BJ), policy, ytd, at(level))
     assert s.fund_fen == 10_000 * below // 100 + 10_000 * above // 100
     assert s.after.eligible_fen == 2_010_000 and not s.cap_reached
 
 
 def test_the_cross_region_cut_comes_off_the_band_too():
-    ytd = M.YearToDate(YEAR, 180_000, 0, 2_000_000)
-    c = M.Circumstances(3, True, terms=M.Terms(M.OTHER_TEMPORARY, 20))
-    s = M.settle([M.ClaimLine(VISIT, 1, 10_000)], R.catalogue(HE), BJ_EMPLOYEE, ytd, c)
+    ytd = medical.YearToDate(YEAR, 180_000, 0, 2_000_000)
+    c = medical.Circumstances(3, True, terms=medical.Terms(medical.OTHER_TEMPORARY, 20))
+    s = medical.settle([medical.ClaimLine(VISIT, 1, 10_000)], medical_reference.catalogue(HE), BJ_EMPLOYEE, ytd, c)
     assert (s.ratio_pct, s.band_ratio_pct, s.fund_fen) == (50, 40, 4_000)
 
 
 def test_a_refund_takes_the_eligible_money_back_off_the_band():
-    ytd = M.YearToDate(YEAR, 180_000, 0, 1_990_000)
-    s = M.settle([M.ClaimLine(VISIT, 1, 20_000)], R.catalogue(BJ), BJ_EMPLOYEE, ytd, at(3))
-    assert M.reverse(s.after, s) == ytd
+    ytd = medical.YearToDate(YEAR, 180_000, 0, 1_990_000)
+    s = medical.settle([medical.ClaimLine(VISIT, 1, 20_000)], medical_reference.catalogue(BJ), BJ_EMPLOYEE, ytd, at(3))
+    assert medical.reverse(s.after, s) == ytd
 
 
 # --------------------------------------------------------------------------- inpatient episodes
 
 
 def test_an_inpatient_deductible_is_paid_at_every_admission_in_beijing():
-    policy = R.policy(BJ, M.EMPLOYEE, False, M.INPATIENT)
+    policy = medical_reference.policy(BJ, medical.EMPLOYEE, False, medical.INPATIENT)
     assert (policy.deductible_basis, policy.deductible_fen[3], policy.ratio_pct[3]) == ("admission", 130_000, 85)
-    first = M.settle([M.ClaimLine(VISIT, 1, 1_000_000)], R.catalogue(BJ), policy, M.YearToDate(YEAR), at(3, "inpatient"))
-    second = M.settle([M.ClaimLine(VISIT, 1, 1_000_000)], R.catalogue(BJ), policy, first.after, at(3, "inpatient"))
+    first = medical.settle([medical.ClaimLine(VISIT, 1, 1_000_000)], medical_reference.catalogue(BJ), policy, medical.YearToDate(YEAR), at(3, "inpatient"))
+    second = medical.settle([medical.ClaimLine(VISIT, 1, 1_000_000)], medical_reference.catalogue(BJ), policy, first.after, at(3, "inpatient"))
     assert first.deductible_fen == second.deductible_fen == 130_000
     assert first.fund_fen == second.fund_fen == (1_000_000 - 130_000) * 85 // 100
     assert second.after.inpatient_deductible_paid_fen == 260_000
@@ -91,32 +91,32 @@ def test_an_inpatient_deductible_is_paid_at_every_admission_in_beijing():
 
 
 def test_a_per_year_inpatient_deductible_is_paid_once_in_tianjin():
-    policy = R.policy(TJ, M.RESIDENT, False, M.INPATIENT)
+    policy = medical_reference.policy(TJ, medical.RESIDENT, False, medical.INPATIENT)
     assert (policy.deductible_basis, policy.deductible_fen[2]) == ("year", 50_000)
-    first = M.settle([M.ClaimLine(VISIT, 1, 300_000)], R.catalogue(TJ), policy, M.YearToDate(YEAR), at(2, "inpatient"))
-    second = M.settle([M.ClaimLine(VISIT, 1, 300_000)], R.catalogue(TJ), policy, first.after, at(2, "inpatient"))
+    first = medical.settle([medical.ClaimLine(VISIT, 1, 300_000)], medical_reference.catalogue(TJ), policy, medical.YearToDate(YEAR), at(2, "inpatient"))
+    second = medical.settle([medical.ClaimLine(VISIT, 1, 300_000)], medical_reference.catalogue(TJ), policy, first.after, at(2, "inpatient"))
     assert (first.deductible_fen, second.deductible_fen) == (50_000, 0)
     assert second.fund_fen == 300_000 * 70 // 100
 
 
 def test_inpatient_and_outpatient_years_are_counted_apart():
-    ytd = M.YearToDate(YEAR, deductible_paid_fen=180_000, fund_paid_fen=1_000_000)  # outpatient deductible met
-    policy = R.policy(BJ, M.EMPLOYEE, False, M.INPATIENT)
-    s = M.settle([M.ClaimLine(VISIT, 1, 200_000)], R.catalogue(BJ), policy, ytd, at(3, "inpatient"))
+    ytd = medical.YearToDate(YEAR, deductible_paid_fen=180_000, fund_paid_fen=1_000_000)  # outpatient deductible met
+    policy = medical_reference.policy(BJ, medical.EMPLOYEE, False, medical.INPATIENT)
+    s = medical.settle([medical.ClaimLine(VISIT, 1, 200_000)], medical_reference.catalogue(BJ), policy, ytd, at(3, "inpatient"))
     assert s.deductible_fen == 130_000 and s.episode == "inpatient"
     assert (s.after.deductible_paid_fen, s.after.fund_paid_fen) == (180_000, 1_000_000)
 
 
 def test_an_inpatient_cap_is_its_own():
-    policy = R.policy(TJ, M.EMPLOYEE, False, M.INPATIENT)
-    ytd = M.YearToDate(YEAR, inpatient_fund_paid_fen=policy.cap_fen - 1_000)
-    s = M.settle([M.ClaimLine(VISIT, 1, 500_000)], R.catalogue(TJ), policy, ytd, at(1, "inpatient"))
+    policy = medical_reference.policy(TJ, medical.EMPLOYEE, False, medical.INPATIENT)
+    ytd = medical.YearToDate(YEAR, inpatient_fund_paid_fen=policy.cap_fen - 1_000)
+    s = medical.settle([medical.ClaimLine(VISIT, 1, 500_000)], medical_reference.catalogue(TJ), policy, ytd, at(1, "inpatient"))
     assert s.fund_fen == 1_000 and s.cap_reached
 
 
 def test_a_policy_of_the_other_episode_is_a_programming_error():
     with pytest.raises(ValueError):
-        M.settle([M.ClaimLine(VISIT, 1, 100)], R.catalogue(BJ), BJ_EMPLOYEE, M.YearToDate(YEAR), at(3, "inpatient"))
+        medical.settle([medical.ClaimLine(VISIT, 1, 100)], medical_reference.catalogue(BJ), BJ_EMPLOYEE, medical.YearToDate(YEAR), at(3, "inpatient"))
 
 
 # --------------------------------------------------------------------------- receipts stored before
@@ -134,7 +134,7 @@ OLD_RECEIPT = {  # a settlement's JSON as stored before episodes, bands and cros
 
 
 def test_an_old_receipt_reads_as_an_outpatient_claim_without_terms_and_is_reversed():
-    s = M.Settlement.from_json(json.loads(json.dumps(OLD_RECEIPT)))
+    s = medical.Settlement.from_json(json.loads(json.dumps(OLD_RECEIPT)))
     assert (s.episode, s.registration_kind, s.cut_points, s.provenance) == ("outpatient", None, None, None)
-    now = M.YearToDate(YEAR, 50_000, 7_000, 20_000)  # a later claim, stored with the band, came after it
-    assert M.reverse(now, s) == M.YearToDate(YEAR, 20_000, 7_000, 20_000)
+    now = medical.YearToDate(YEAR, 50_000, 7_000, 20_000)  # a later claim, stored with the band, came after it
+    assert medical.reverse(now, s) == medical.YearToDate(YEAR, 20_000, 7_000, 20_000)

@@ -10,28 +10,28 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sbcard.reference import medical as R
-from sbcard.domain import medical as M
+from sbcard.reference import medical as medical_reference
+from sbcard.domain import medical
 
-PROVINCES = M.PROVINCES
-POLICIES = R.policies()
+PROVINCES = medical.PROVINCES
+POLICIES = medical_reference.policies()
 
 
 @st.composite
 def claims(draw):
     province = draw(st.sampled_from(PROVINCES))
-    catalogue = R.catalogue(province)
+    catalogue = medical_reference.catalogue(province)
     codes = sorted(catalogue)
     lines = draw(st.lists(
-        st.builds(M.ClaimLine, st.sampled_from(codes), st.integers(1, 50), st.integers(1, 300_000)),
+        st.builds(medical.ClaimLine, st.sampled_from(codes), st.integers(1, 50), st.integers(1, 300_000)),
         min_size=1, max_size=8))
     policy = draw(st.sampled_from(POLICIES))
-    level = draw(st.sampled_from(M.LEVELS))
+    level = draw(st.sampled_from(medical.LEVELS))
     deductible = st.integers(0, max(policy.deductible_fen.values()) + 10_000)
     fund = st.integers(0, (policy.cap_fen or 5_000_000) + 10_000)
-    ytd = M.YearToDate(draw(st.integers(2020, 2030)), draw(deductible), draw(fund),
+    ytd = medical.YearToDate(draw(st.integers(2020, 2030)), draw(deductible), draw(fund),
                        draw(st.integers(0, 3_000_000)), draw(deductible), draw(fund))
-    c = M.Circumstances(level, draw(st.booleans()), draw(st.booleans()), draw(st.booleans()), episode=policy.episode)
+    c = medical.Circumstances(level, draw(st.booleans()), draw(st.booleans()), draw(st.booleans()), episode=policy.episode)
     account = draw(st.integers(0, 300_000))
     return catalogue, lines, policy, ytd, c, account
 
@@ -40,7 +40,7 @@ def claims(draw):
 @given(claims())
 def test_settlement_invariants(claim):
     catalogue, lines, policy, ytd, c, account = claim
-    s = M.settle(lines, catalogue, policy, ytd, c, account_available_fen=account)
+    s = medical.settle(lines, catalogue, policy, ytd, c, account_available_fen=account)
 
     for line, item in zip(lines, s.items):
         assert item.amount_fen == line.quantity * line.unit_price_fen
@@ -58,12 +58,12 @@ def test_settlement_invariants(claim):
     assert cap_left is None or s.fund_fen <= cap_left
     assert s.deductible_fen <= ytd.remaining_deductible_fen(policy, c.hospital_level)
     assert s.account_fen <= account
-    assert s.ratio_pct == M.effective_ratio(policy, c) <= policy.ratio_pct[c.hospital_level]
+    assert s.ratio_pct == medical.effective_ratio(policy, c) <= policy.ratio_pct[c.hospital_level]
     assert s.after == ytd.plus(policy.episode, deductible=s.deductible_fen, fund=s.fund_fen,
                                eligible=s.eligible_fen)
     if s.band_ratio_pct is not None:  # part of the claim lay above the band
         assert policy.band_fen is not None and ytd.eligible_fen + s.eligible_fen > policy.band_fen
-    assert M.reverse(s.after, s) == ytd
+    assert medical.reverse(s.after, s) == ytd
 
 
 @settings(max_examples=150, deadline=None)
@@ -74,16 +74,16 @@ def test_splitting_a_claim_in_two_changes_nothing(claim):
     (Not for a per-admission deductible: two admissions pay it twice, by definition.)
     """
     catalogue, lines, policy, ytd, c, account = claim
-    if policy.deductible_basis == M.PER_ADMISSION:
+    if policy.deductible_basis == medical.PER_ADMISSION:
         return
-    whole = M.settle(lines, catalogue, policy, ytd, c, account_available_fen=account)
+    whole = medical.settle(lines, catalogue, policy, ytd, c, account_available_fen=account)
     cut = len(lines) // 2 or 1
-    first = M.settle(lines[:cut], catalogue, policy, ytd, c, account_available_fen=account)
+    first = medical.settle(lines[:cut], catalogue, policy, ytd, c, account_available_fen=account)
     rest = lines[cut:]
     parts = list(first.items)
     after = first.after
     if rest:
-        second = M.settle(rest, catalogue, policy, first.after, c,
+        second = medical.settle(rest, catalogue, policy, first.after, c,
                           account_available_fen=account - first.account_fen)
         parts += second.items
         after = second.after

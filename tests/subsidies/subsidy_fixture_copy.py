@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from sbcard.reference import subsidies as R
+from sbcard.reference import subsidies as subsidy_reference
 from sbcard.domain.errors import SbcardError
 from sbcard.reference import fixtures_dir, load_sources
 
 
 def _clear_caches() -> None:
-    R.catalogue.cache_clear()
-    R.generate_rules.cache_clear()
+    subsidy_reference.catalogue.cache_clear()
+    subsidy_reference.generate_rules.cache_clear()
     load_sources.cache_clear()
 
 
@@ -41,7 +41,7 @@ def broken(fixtures: Path, file: str, old: str, new: str) -> SbcardError:
     assert old in text
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(SbcardError) as raised:
-        R.catalogue()
-        R.generate_rules()
+        subsidy_reference.catalogue()
+        subsidy_reference.generate_rules()
     assert raised.value.code == "fixture.invalid" and raised.value.exit_code == 3
     return raised.value

@@ -6,7 +6,7 @@ import pytest
 from subsidy_fixture_copy import broken, fixtures  # noqa: F401  (fixtures: the fixture)
 from world_template import NOW
 
-from sbcard.reference import subsidies as R
+from sbcard.reference import subsidies as subsidy_reference
 from sbcard.clock import FixedClock
 from sbcard.store.world import init_world, open_world
 
@@ -20,7 +20,7 @@ def test_subsidy_catalogue_init_loads_it_once_into_every_region(tmp_path, fixtur
     items = fixtures / "subsidies" / "items.csv"
     items.write_text(items.read_text(encoding="utf-8").replace("GLJT,高龄津贴,民政局,monthly,800.00",
                                                                "GLJT,高龄津贴,民政局,monthly,900.00"), encoding="utf-8")
-    R.catalogue.cache_clear()
+    subsidy_reference.catalogue.cache_clear()
     changed = init_world(home, FixedClock(NOW), rng_seed=1)
     assert changed.changed and {n.node: n.subsidy_items_loaded for n in changed.nodes}["tj"] == 1
     with open_world(home) as world:
@@ -43,8 +43,8 @@ def test_subsidy_catalogue_a_broken_fixture_is_an_internal_error_naming_the_line
 
 
 def test_subsidy_catalogue_the_real_fixtures_read():
-    assert {item.code for item in R.catalogue()} == {"GDDLBH", "GLJT", "CJRLXBT", "CXJMJCYLJ", "ZDSHBZJ", "LSJZ"}
-    bands = R.generate_rules()
+    assert {item.code for item in subsidy_reference.catalogue()} == {"GDDLBH", "GLJT", "CJRLXBT", "CXJMJCYLJ", "ZDSHBZJ", "LSJZ"}
+    bands = subsidy_reference.generate_rules()
     beijing = [(b.min_age, b.max_age, b.amount_fen, b.illustrative) for b in bands if b.province == "110000"]
     assert beijing == [(80, 89, 10000, False), (90, 99, 50000, False), (100, None, 80000, False)]
     assert all(b.illustrative for b in bands if b.province != "110000")

@@ -7,14 +7,14 @@ from datetime import date
 import attrs
 import pytest
 
-from sbcard.domain import subsidies as S
+from sbcard.domain import subsidies
 from sbcard.domain.citizen_id import compute_check_char
 from sbcard.domain.errors import InvalidInput
 
 TODAY = date(2026, 11, 22)
-GLJT = S.Item("GLJT", "高龄津贴", "民政局", "monthly", 80000, "FUND-GLJT", True)
-GDDL = S.Item("GDDLBH", "耕地地力保护补贴", "农业农村局", "yearly", 2000000, "FUND-GDDLBH", True)
-LSJZ = S.Item("LSJZ", "临时救助", "民政局", "one_off", 1000000, "FUND-LSJZ", True)
+GLJT = subsidies.Item("GLJT", "高龄津贴", "民政局", "monthly", 80000, "FUND-GLJT", True)
+GDDL = subsidies.Item("GDDLBH", "耕地地力保护补贴", "农业农村局", "yearly", 2000000, "FUND-GDDLBH", True)
+LSJZ = subsidies.Item("LSJZ", "临时救助", "民政局", "one_off", 1000000, "FUND-LSJZ", True)
 
 
 def _cid(seq: int = 123) -> str:
@@ -26,15 +26,15 @@ CID, OTHER = _cid(123), _cid(125)
 CARD, NEW_CARD = "T00000018", "T10000019"
 
 
-def _row(**changes) -> S.SubsidyRow:
-    base = S.SubsidyRow(line=2, seq=1, citizen_id=CID, name="王秀英", card_number="", item="GLJT", period="202610",
+def _row(**changes) -> subsidies.SubsidyRow:
+    base = subsidies.SubsidyRow(line=2, seq=1, citizen_id=CID, name="王秀英", card_number="", item="GLJT", period="202610",
                         amount_fen=10000)
     return attrs.evolve(base, **changes)
 
 
-def _facts(**changes) -> S.Facts:
-    base = S.Facts(today=TODAY, batch_region="120103", item=GLJT, registered=True, person_region="120103",
-                   registry_name="王秀英", current_card=S.CardFact(CARD, CID, "active", "active"))
+def _facts(**changes) -> subsidies.Facts:
+    base = subsidies.Facts(today=TODAY, batch_region="120103", item=GLJT, registered=True, person_region="120103",
+                   registry_name="王秀英", current_card=subsidies.CardFact(CARD, CID, "active", "active"))
     return attrs.evolve(base, **changes)
 
 
@@ -46,7 +46,7 @@ def _facts(**changes) -> S.Facts:
     ("202601", "one_off", "202601"), ("200001", "monthly", "200001"),
 ])
 def test_subsidy_domain_periods_by_the_items_period_type(text, kind, expected):
-    assert S.parse_period(text, kind, TODAY) == expected
+    assert subsidies.parse_period(text, kind, TODAY) == expected
 
 
 @pytest.mark.parametrize(("text", "kind", "words"), [
@@ -62,76 +62,76 @@ def test_subsidy_domain_periods_by_the_items_period_type(text, kind, expected):
 ])
 def test_subsidy_domain_bad_periods_say_why(text, kind, words):
     with pytest.raises(InvalidInput) as bad:
-        S.parse_period(text, kind, TODAY)
+        subsidies.parse_period(text, kind, TODAY)
     assert bad.value.code == "subsidy.bad_period" and words in bad.value.message
 
 
 def test_subsidy_domain_the_period_a_day_falls_in():
-    assert S.period_of(date(2026, 1, 31), "monthly") == "202601"
-    assert S.period_of(date(2026, 1, 31), "one_off") == "202601"
-    assert S.period_of(date(2026, 1, 31), "yearly") == "2026"
+    assert subsidies.period_of(date(2026, 1, 31), "monthly") == "202601"
+    assert subsidies.period_of(date(2026, 1, 31), "one_off") == "202601"
+    assert subsidies.period_of(date(2026, 1, 31), "yearly") == "2026"
 
 
 # ----------------------------------------------------------------------------- control totals
 
 
 def test_subsidy_domain_control_totals_match_to_the_fen():
-    assert S.totals_differences(S.ControlTotals(3, 30000), S.ControlTotals(3, 30000)) == []
-    [(what, words)] = S.totals_differences(S.ControlTotals(3, 30001), S.ControlTotals(3, 30000))
+    assert subsidies.totals_differences(subsidies.ControlTotals(3, 30000), subsidies.ControlTotals(3, 30000)) == []
+    [(what, words)] = subsidies.totals_differences(subsidies.ControlTotals(3, 30001), subsidies.ControlTotals(3, 30000))
     assert what == "total" and "¥300.01" in words and "¥0.01 less" in words
-    [(what, words)] = S.totals_differences(S.ControlTotals(3, 29999), S.ControlTotals(3, 30000))
+    [(what, words)] = subsidies.totals_differences(subsidies.ControlTotals(3, 29999), subsidies.ControlTotals(3, 30000))
     assert "¥0.01 more" in words
-    both = S.totals_differences(S.ControlTotals(4, 1), S.ControlTotals(3, 0))
+    both = subsidies.totals_differences(subsidies.ControlTotals(4, 1), subsidies.ControlTotals(3, 0))
     assert [w for w, _ in both] == ["count", "total"] and "declares 4 rows, the file has 3" in both[0][1]
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "1.0", "one", "", "１", str(S.MAX_SEQ)])
+@pytest.mark.parametrize("text", ["0", "-1", "1.0", "one", "", "１", str(subsidies.MAX_SEQ)])
 def test_subsidy_domain_sequence_numbers_are_positive_digits(text):
     with pytest.raises(InvalidInput):
-        S.parse_seq(text)
+        subsidies.parse_seq(text)
 
 
 # ----------------------------------------------------------------------------- generation rules
 
 
 def test_subsidy_domain_age_bands_give_one_amount_per_age():
-    bands = [S.AgeBand("GLJT", None, 80, 89, 10000), S.AgeBand("GLJT", None, 90, 99, 50000),
-             S.AgeBand("GLJT", None, 100, None, 80000), S.AgeBand("GLJT", "120000", 80, None, 1000)]
-    S.check_bands(bands)
-    everywhere = S.bands_for(bands, "GLJT", "110000")
-    assert [S.amount_for_age(everywhere, age) for age in (79, 80, 89, 90, 99, 100, 120)] == [
+    bands = [subsidies.AgeBand("GLJT", None, 80, 89, 10000), subsidies.AgeBand("GLJT", None, 90, 99, 50000),
+             subsidies.AgeBand("GLJT", None, 100, None, 80000), subsidies.AgeBand("GLJT", "120000", 80, None, 1000)]
+    subsidies.check_bands(bands)
+    everywhere = subsidies.bands_for(bands, "GLJT", "110000")
+    assert [subsidies.amount_for_age(everywhere, age) for age in (79, 80, 89, 90, 99, 100, 120)] == [
         None, 10000, 10000, 50000, 50000, 80000, 80000]
-    assert [b.amount_fen for b in S.bands_for(bands, "GLJT", "120000")] == [1000]  # its own bands win
-    assert S.bands_for(bands, "LSJZ", "120000") == []
+    assert [b.amount_fen for b in subsidies.bands_for(bands, "GLJT", "120000")] == [1000]  # its own bands win
+    assert subsidies.bands_for(bands, "LSJZ", "120000") == []
 
 
 def test_subsidy_domain_overlapping_age_bands_are_refused():
     with pytest.raises(InvalidInput) as overlap:
-        S.check_bands([S.AgeBand("GLJT", None, 80, 90, 1), S.AgeBand("GLJT", None, 90, None, 2)])
+        subsidies.check_bands([subsidies.AgeBand("GLJT", None, 80, 90, 1), subsidies.AgeBand("GLJT", None, 90, None, 2)])
     assert "overlap" in overlap.value.message
     with pytest.raises(InvalidInput):
-        S.check_bands([S.AgeBand("GLJT", None, 80, None, 1), S.AgeBand("GLJT", None, 100, None, 2)])
+        subsidies.check_bands([subsidies.AgeBand("GLJT", None, 80, None, 1), subsidies.AgeBand("GLJT", None, 100, None, 2)])
 
 
 def test_subsidy_domain_catalogue_finds_items_by_code_or_name():
-    catalogue = S.Catalogue([GLJT, GDDL])
+    catalogue = subsidies.Catalogue([GLJT, GDDL])
     assert catalogue.find("GLJT") is GLJT and catalogue.find("gljt") is GLJT and catalogue.find("高龄津贴") is GLJT
     assert catalogue.find("养老金") is None and len(catalogue) == 2
     with pytest.raises(InvalidInput):
-        S.Catalogue([GLJT, GLJT])
+        subsidies.Catalogue([GLJT, GLJT])
 
 
 # ----------------------------------------------------------------------------- the row checks
 
 
 def test_subsidy_domain_a_good_row_is_valid_and_names_the_card_to_pay():
-    verdict = S.check_row(_row(citizen_id=" 120103 19400101 123" + CID[-1].lower()), _facts())
+    verdict = subsidies.check_row(_row(citizen_id=" 120103 19400101 123" + CID[-1].lower()), _facts())
     assert verdict.valid and verdict.reason_code is None and verdict.note is None
     assert (verdict.citizen_id, verdict.item, verdict.period, verdict.pay_card) == (CID, "GLJT", "202610", CARD)
 
 
-def _refused(row: S.SubsidyRow, facts: S.Facts) -> S.Verdict:
-    verdict = S.check_row(row, facts)
+def _refused(row: subsidies.SubsidyRow, facts: subsidies.Facts) -> subsidies.Verdict:
+    verdict = subsidies.check_row(row, facts)
     assert not verdict.valid and verdict.reason, verdict
     return verdict
 
@@ -154,21 +154,21 @@ def _refused(row: S.SubsidyRow, facts: S.Facts) -> S.Verdict:
     (_row(name=""), _facts(), "name_mismatch", "no name given"),
     (_row(), _facts(current_card=None), "no_card", "holds no social security card"),
     (_row(card_number="T99999990"), _facts(), "card_mismatch", "not a card of this region"),
-    (_row(card_number=CARD), _facts(named_card=S.CardFact(CARD, OTHER, "active", "active")), "card_mismatch",
+    (_row(card_number=CARD), _facts(named_card=subsidies.CardFact(CARD, OTHER, "active", "active")), "card_mismatch",
      "not this person's"),
-    (_row(), _facts(current_card=S.CardFact(CARD, CID, "issued")), "card_not_activated", "not activated yet"),
-    (_row(), _facts(current_card=S.CardFact(CARD, CID, "active")), "card_not_activated", "no open financial"),
-    (_row(), _facts(current_card=S.CardFact(CARD, CID, "lost", "frozen")), "card_lost", "reported lost"),
-    (_row(), _facts(current_card=S.CardFact(CARD, CID, "cancelled")), "card_cancelled", "is cancelled"),
-    (_row(card_number=CARD), _facts(named_card=S.CardFact(CARD, CID, "cancelled"),
-                                    current_card=S.CardFact(CARD, CID, "cancelled")),
+    (_row(), _facts(current_card=subsidies.CardFact(CARD, CID, "issued")), "card_not_activated", "not activated yet"),
+    (_row(), _facts(current_card=subsidies.CardFact(CARD, CID, "active")), "card_not_activated", "no open financial"),
+    (_row(), _facts(current_card=subsidies.CardFact(CARD, CID, "lost", "frozen")), "card_lost", "reported lost"),
+    (_row(), _facts(current_card=subsidies.CardFact(CARD, CID, "cancelled")), "card_cancelled", "is cancelled"),
+    (_row(card_number=CARD), _facts(named_card=subsidies.CardFact(CARD, CID, "cancelled"),
+                                    current_card=subsidies.CardFact(CARD, CID, "cancelled")),
      "card_cancelled", "holds no other card"),
-    (_row(card_number=CARD), _facts(named_card=S.CardFact(CARD, CID, "replaced"),
-                                    current_card=S.CardFact(NEW_CARD, CID, "issued", "active")),
+    (_row(card_number=CARD), _facts(named_card=subsidies.CardFact(CARD, CID, "replaced"),
+                                    current_card=subsidies.CardFact(NEW_CARD, CID, "issued", "active")),
      "card_replaced", f"card {CARD} was replaced; the current card cannot be paid either: card {NEW_CARD} is not "
                       "activated"),
-    (_row(), _facts(current_card=S.CardFact(CARD, CID, "active", "frozen")), "account_frozen", "is frozen"),
-    (_row(), _facts(current_card=S.CardFact(CARD, CID, "active", "frozen", lost_lapsed=True)), "account_frozen",
+    (_row(), _facts(current_card=subsidies.CardFact(CARD, CID, "active", "frozen")), "account_frozen", "is frozen"),
+    (_row(), _facts(current_card=subsidies.CardFact(CARD, CID, "active", "frozen", lost_lapsed=True)), "account_frozen",
      "lapse-losses"),
 ])
 def test_subsidy_domain_every_reason_code(row, facts, code, words):
@@ -179,9 +179,9 @@ def test_subsidy_domain_every_reason_code(row, facts, code, words):
 
 
 def test_subsidy_domain_every_reason_code_is_tested_and_has_words():
-    assert set(S.REASON_WORDS) == set(S.Reason)
-    assert {S.describe(code) for code in S.Reason} == set(S.REASON_WORDS.values())
-    assert S.describe("something_new") == "something_new"
+    assert set(subsidies.REASON_WORDS) == set(subsidies.Reason)
+    assert {subsidies.describe(code) for code in subsidies.Reason} == set(subsidies.REASON_WORDS.values())
+    assert subsidies.describe("something_new") == "something_new"
 
 
 def test_subsidy_domain_a_spreadsheet_number_in_the_id_column_is_explained():
@@ -191,24 +191,24 @@ def test_subsidy_domain_a_spreadsheet_number_in_the_id_column_is_explained():
 
 
 def test_subsidy_domain_a_replaced_or_cancelled_card_pays_the_current_one_and_says_so():
-    current = S.CardFact(NEW_CARD, CID, "active", "active")
+    current = subsidies.CardFact(NEW_CARD, CID, "active", "active")
     for status in ("replaced", "cancelled"):
-        verdict = S.check_row(_row(card_number=CARD.lower()),
-                              _facts(named_card=S.CardFact(CARD, CID, status), current_card=current))
+        verdict = subsidies.check_row(_row(card_number=CARD.lower()),
+                              _facts(named_card=subsidies.CardFact(CARD, CID, status), current_card=current))
         assert verdict.valid and verdict.pay_card == NEW_CARD
         assert verdict.note == f"card {CARD} was {status}: paid to the current card {NEW_CARD}"
 
 
 def test_subsidy_domain_a_lapsed_temporary_loss_counts_as_active():
-    card = S.CardFact(CARD, CID, "active", "active", lost_lapsed=True)
-    assert S.check_row(_row(card_number=CARD), _facts(named_card=card, current_card=card)).valid
+    card = subsidies.CardFact(CARD, CID, "active", "active", lost_lapsed=True)
+    assert subsidies.check_row(_row(card_number=CARD), _facts(named_card=card, current_card=card)).valid
 
 
 def test_subsidy_domain_names_compare_as_people_write_them():
-    assert S.normalise_name(" 买买提•艾力 ") == S.normalise_name("买买提·艾力") == S.normalise_name("买买提．艾力")
-    assert S.normalise_name("王 秀英") == "王秀英"
-    assert S.normalise_name("ＡＢＣ") == "ABC"
-    assert S.check_row(_row(name="王 秀 英"), _facts()).valid
+    assert subsidies.normalise_name(" 买买提•艾力 ") == subsidies.normalise_name("买买提·艾力") == subsidies.normalise_name("买买提．艾力")
+    assert subsidies.normalise_name("王 秀英") == "王秀英"
+    assert subsidies.normalise_name("ＡＢＣ") == "ABC"
+    assert subsidies.check_row(_row(name="王 秀 英"), _facts()).valid
 
 
 def test_subsidy_domain_the_first_reason_wins():
@@ -220,13 +220,13 @@ def test_subsidy_domain_the_first_reason_wins():
 
 
 def test_subsidy_domain_card_verdict_for_pay_time():
-    assert S.card_verdict(S.CardFact(CARD, CID, "active", "active"), CID) == (None, None)
-    code, words = S.card_verdict(S.CardFact(CARD, CID, "lost", "frozen"), CID)
-    assert code == S.Reason.CARD_LOST and CARD in words
+    assert subsidies.card_verdict(subsidies.CardFact(CARD, CID, "active", "active"), CID) == (None, None)
+    code, words = subsidies.card_verdict(subsidies.CardFact(CARD, CID, "lost", "frozen"), CID)
+    assert code == subsidies.Reason.CARD_LOST and CARD in words
 
 
 def test_subsidy_domain_file_rejections_name_the_line_and_column():
-    error = S.FileRejected("totals", "the trailer declares ¥1.00", file="b.csv", line=9, column="3 (total)")
+    error = subsidies.FileRejected("totals", "the trailer declares ¥1.00", file="b.csv", line=9, column="3 (total)")
     assert str(error) == "b.csv line 9, column 3 (total): the trailer declares ¥1.00"
     assert error.code == "subsidy_file.totals" and error.exit_code == 2 and (error.line, error.column) == (9, "3 (total)")
-    assert str(S.FileRejected("no_totals", "no control totals", file="b.csv")) == "b.csv: no control totals"
+    assert str(subsidies.FileRejected("no_totals", "no control totals", file="b.csv")) == "b.csv: no control totals"

@@ -7,13 +7,13 @@ import csv
 from subsidy_import_fixtures import home, template_home, world  # noqa: F401  (fixtures)
 from subsidy_import_world import DISTRICT, MAKER, NOW, row, write_csv
 
-from sbcard.services.subsidies import batch_import as I
+from sbcard.services.subsidies import batch_import
 
 FORMULAS = ['=HYPERLINK("http://evil.example","点我")', "@SUM(1+1)", "+86 10 6000", "-1+2"]
 
 
 def _import(world, path):
-    return I.import_batch(world, path, region=DISTRICT, operator=MAKER, now=NOW)
+    return batch_import.import_batch(world, path, region=DISTRICT, operator=MAKER, now=NOW)
 
 
 def _stored(world, batch_id):
@@ -26,7 +26,7 @@ def test_formula_cells_are_guarded_and_the_file_reimports_as_the_same_rows(world
     rows.append(row(len(rows) + 1, "ok0", "-5.00", remark="-负数"))  # refused: not positive
     first = _import(world, write_csv(tmp_path / "b.csv", rows))
     out = tmp_path / "failures.csv"
-    assert I.failures(world, first["batch_id"], out)["rows"] == len(rows)
+    assert batch_import.failures(world, first["batch_id"], out)["rows"] == len(rows)
 
     with out.open(encoding="utf-8-sig", newline="") as f:
         written = list(csv.DictReader(f))

@@ -11,7 +11,7 @@ from subsidy_import_world import CHECKER, DISTRICT, MAKER, NOW, SAMPLE_PEOPLE
 
 from sbcard.clock import BEIJING
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
-from sbcard.services.subsidies import batch_import as I
+from sbcard.services.subsidies import batch_import
 
 ELDERS = ["刘德明", "张桂兰", "王秀英", "李国华"]  # by citizen ID: born 1925, 1930, 1938, 1944
 AMOUNTS = {"刘德明": 60000, "张桂兰": 30000, "王秀英": 10000, "李国华": 10000}  # Tianjin's bands: 100+, 90-99, 80-89
@@ -92,30 +92,30 @@ def test_subsidy_generate_rows_are_checked_like_a_files(world):
     with tj.conn:
         tj.execute("UPDATE cards SET status = 'lost', loss_kind = 'formal' WHERE citizen_id = ?",
                    [SAMPLE_PEOPLE["刘德明"]["citizen_id"]])
-    data = I.generate_batch(world, item="GLJT", as_of=date(2026, 11, 22), region=DISTRICT, operator=MAKER, now=NOW)
+    data = batch_import.generate_batch(world, item="GLJT", as_of=date(2026, 11, 22), region=DISTRICT, operator=MAKER, now=NOW)
     assert (data["valid"], data["invalid"], data["reasons"]) == (3, 1, {"card_lost": 1})
     assert data["valid_fen"] == 50000 and data["invalid_fen"] == 60000
 
 
 def test_subsidy_generate_refusals(world):
     with pytest.raises(RuleRefused) as no_rules:
-        I.generate_batch(world, item="临时救助", as_of=date(2026, 11, 22), region=DISTRICT, operator=MAKER, now=NOW)
+        batch_import.generate_batch(world, item="临时救助", as_of=date(2026, 11, 22), region=DISTRICT, operator=MAKER, now=NOW)
     assert no_rules.value.code == "subsidy.no_rules" and "generate_rules.csv" in no_rules.value.message
     with pytest.raises(NotFound) as unknown:
-        I.generate_batch(world, item="养老", as_of=date(2026, 11, 22), region=DISTRICT, operator=MAKER, now=NOW)
+        batch_import.generate_batch(world, item="养老", as_of=date(2026, 11, 22), region=DISTRICT, operator=MAKER, now=NOW)
     assert unknown.value.field == "--item"
     with pytest.raises(RuleRefused) as nobody:
-        I.generate_batch(world, item="GLJT", as_of=date(2026, 11, 22), region="120104", operator="tj-fin-city",
+        batch_import.generate_batch(world, item="GLJT", as_of=date(2026, 11, 22), region="120104", operator="tj-fin-city",
                          now=NOW)
     assert nobody.value.code == "subsidy.nobody"
     with pytest.raises(InvalidInput):
-        I.generate_batch(world, item="GLJT", as_of=date(2026, 11, 23), region=DISTRICT, operator=MAKER, now=NOW)
+        batch_import.generate_batch(world, item="GLJT", as_of=date(2026, 11, 23), region=DISTRICT, operator=MAKER, now=NOW)
 
 
 @pytest.mark.parametrize("as_of", [date(1, 1, 1), date(1899, 12, 31)])
 def test_subsidy_generate_a_day_before_1900_is_bad_input_not_a_crash(world, as_of):
     with pytest.raises(InvalidInput) as early:
-        I.generate_batch(world, item="GLJT", as_of=as_of, region=DISTRICT, operator=MAKER, now=NOW)
+        batch_import.generate_batch(world, item="GLJT", as_of=as_of, region=DISTRICT, operator=MAKER, now=NOW)
     assert early.value.code == "subsidy.as_of" and early.value.field == "--as-of"
 
 

@@ -26,12 +26,12 @@ from subsidy_import_world import (
 
 from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.subsidies import FileRejected
-from sbcard.services.subsidies import batch_import as I
+from sbcard.services.subsidies import batch_import
 from sbcard.store.db import content_digest
 
 
 def _import(world, path: Path, **kw):
-    return I.import_batch(world, path, region=kw.pop("region", DISTRICT), operator=kw.pop("operator", MAKER),
+    return batch_import.import_batch(world, path, region=kw.pop("region", DISTRICT), operator=kw.pop("operator", MAKER),
                           now=NOW, **kw)
 
 
@@ -231,13 +231,13 @@ def test_subsidy_import_show_and_failures(world, tmp_path):
     rows = [row(1, "ok0"), row(2, "nocard", "20.00", remark="第二行"), row(3, "lost", "30.00"),
             row(4, "replaced", card=cards_of("replaced")[0])]
     data = _import(world, write_csv(tmp_path / "b.csv", rows))
-    shown = I.show(world, data["batch_id"].lower())
+    shown = batch_import.show(world, data["batch_id"].lower())
     assert shown["status"] == "imported" and shown["statuses"]["invalid"] == {"rows": 2, "amount_fen": 5000}
     assert [(r["reason_code"], r["rows"]) for r in shown["reasons"]] == [("card_lost", 1), ("no_card", 1)]
     assert shown["items"] == [{"item": "GLJT", "period": "202610", "rows": 4, "amount_fen": 25000}]
     assert shown["noted"] == 1 and shown["invalid_total_fen"] == 5000
     out = tmp_path / "failures.csv"
-    result = I.failures(world, data["batch_id"], out, operator=MAKER, now=NOW)
+    result = batch_import.failures(world, data["batch_id"], out, operator=MAKER, now=NOW)
     assert (result["rows"], result["amount_fen"]) == (2, 5000)
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
@@ -252,7 +252,7 @@ def test_subsidy_import_show_and_failures(world, tmp_path):
 def test_subsidy_import_a_corrected_failures_file_is_a_batch_file(world, tmp_path):
     data = _import(world, write_csv(tmp_path / "b.csv", [row(1, "ok0"), row(2, "ok1", "900.00")]))
     out = tmp_path / "failures.csv"
-    I.failures(world, data["batch_id"], out)
+    batch_import.failures(world, data["batch_id"], out)
     text = out.read_text(encoding="utf-8-sig").replace(",900.00,", ",800.00,")
     out.write_text(text + "#TOTAL,1,800.00\n", encoding="utf-8-sig")
     again = _import(world, out)
@@ -262,20 +262,20 @@ def test_subsidy_import_a_corrected_failures_file_is_a_batch_file(world, tmp_pat
 def test_subsidy_import_unknown_batch(world):
     for batch in ("TJ-S-20990101-0001", "XX-1", ""):
         with pytest.raises(SbcardError) as missing:
-            I.show(world, batch)
+            batch_import.show(world, batch)
         assert getattr(missing.value, "field", None) == "BATCH"
 
 
 def test_subsidy_import_batches_lists_every_region(world, tmp_path):
     first = _import(world, write_csv(tmp_path / "a.csv", [row(1, "ok0")]))
-    listed = I.batches(world)
+    listed = batch_import.batches(world)
     assert [b["batch_id"] for b in listed] == [first["batch_id"]]
-    assert I.batches(world, region="110000") == [] and I.batches(world, status="paid") == []
-    assert I.batches(world, region="120000")[0]["valid"] == 1
+    assert batch_import.batches(world, region="110000") == [] and batch_import.batches(world, status="paid") == []
+    assert batch_import.batches(world, region="120000")[0]["valid"] == 1
 
 
 def test_subsidy_import_items_from_the_catalogue(world):
-    listed = I.items(world)
+    listed = batch_import.items(world)
     assert {i["code"] for i in listed} == {"GDDLBH", "GLJT", "CJRLXBT", "CXJMJCYLJ", "ZDSHBZJ", "LSJZ"}
     gljt = next(i for i in listed if i["code"] == "GLJT")
     assert (gljt["name"], gljt["period"], gljt["cap_fen"], gljt["fund_account"]) == (

@@ -4,7 +4,7 @@ up. Two pays at once: one refuses (or waits), none pays twice.
 
 The children are ``python -m sbcard …``; the tests stop exactly the processes they start, by their PID (and
 wait for them). Kill points come from ``SBCARD_TEST_PAY_FAULT`` (a hook for tests only, see
-``sbcard/cli/subsidy_pay.py``) or from a random delay.
+``sbcard/cli/subsidy_payout.py``) or from a random delay.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from freezegun import freeze_time
 from subsidy_fixture_copy import broken, fixtures  # noqa: F401  (fixtures: the fixture)
 from world_template import cli, make_template
 
-from sbcard.reference import subsidies as R
+from sbcard.reference import subsidies as subsidy_reference
 from sbcard.clock import BEIJING
-from sbcard.domain import subsidies as S
+from sbcard.domain import subsidies
 from sbcard.domain.citizen_id import CitizenId, compute_check_char
 from sbcard.domain.errors import SbcardError
 
@@ -56,7 +56,7 @@ BEIJING_EDGES = [
 def test_subsidy_provenance_beijing_elderly_allowance_by_band_from_the_2019_notice(born, day, age, amount):
     person = CitizenId(holder(born, 21))
     assert person.age_on(day) == age
-    band = S.band_for_age(S.bands_for(R.generate_rules(), "GLJT", "110000"), person.age_on(day))
+    band = subsidies.band_for_age(subsidies.bands_for(subsidy_reference.generate_rules(), "GLJT", "110000"), person.age_on(day))
     if amount is None:
         assert band is None
         return
@@ -71,25 +71,25 @@ def test_subsidy_provenance_beijing_elderly_allowance_by_band_from_the_2019_noti
     ("130000", [(80, 89, 5000), (90, 99, 10000), (100, None, 30000)], "illustrative"),
 ])
 def test_subsidy_provenance_each_provinces_bands_say_how_far_to_trust_them(province, ages, confidence):
-    bands = S.bands_for(R.generate_rules(), "GLJT", province)
+    bands = subsidies.bands_for(subsidy_reference.generate_rules(), "GLJT", province)
     assert [(b.min_age, b.max_age, b.amount_fen) for b in bands] == ages
     assert {b.provenance.confidence for b in bands} == {confidence}
 
 
 def test_subsidy_provenance_the_caps_are_the_simulators_own_and_name_what_they_were_set_against():
-    caps = {item.code: item for item in R.catalogue()}
+    caps = {item.code: item for item in subsidy_reference.catalogue()}
     assert all(item.illustrative and item.cap_provenance.confidence == "illustrative" for item in caps.values())
     assert [s.id for s in caps["GLJT"].cap_provenance.sources] == [BJ_NOTICE]
     assert caps["GLJT"].cap_fen == 80000  # Beijing's top band
     assert [s.id for s in caps["CJRLXBT"].cap_provenance.sources] == ["bj-cjrlxbt-2016", "tj-cjrlxbt-2023"]
-    assert R.catalogue_rows()[0]["illustrative"] == 1  # what init stores for the database's column
+    assert subsidy_reference.catalogue_rows()[0]["illustrative"] == 1  # what init stores for the database's column
 
 
 @pytest.mark.parametrize(("cap_fen", "sourced"), [(80000, True), (90000, False)])
 def test_subsidy_provenance_a_database_cap_the_fixture_does_not_hold_is_illustrative(cap_fen, sourced):
-    p = R.cap_provenance("GLJT", cap_fen)
+    p = subsidy_reference.cap_provenance("GLJT", cap_fen)
     assert p.illustrative and bool(p.sources) is sourced
-    assert R.cap_provenance("NOPE", 100).sources == ()
+    assert subsidy_reference.cap_provenance("NOPE", 100).sources == ()
 
 
 # ----------------------------------------------------------------------------- rows that do not say where from
@@ -120,7 +120,7 @@ def test_subsidy_provenance_a_broken_sources_file_is_refused(fixtures):
     path = fixtures / "subsidies" / "sources.csv"
     path.write_text(path.read_text(encoding="utf-8").replace("2019-10-25", "Oct 2019", 1), encoding="utf-8")
     with pytest.raises(SbcardError) as refused:
-        R.catalogue()
+        subsidy_reference.catalogue()
     assert refused.value.code == "fixture.invalid" and "fixtures/subsidies/sources.csv line 2" in refused.value.message
 
 

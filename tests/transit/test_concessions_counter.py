@@ -8,8 +8,8 @@ import pytest
 from concession_world import NOW, OUTLETS, desk, home, template_home  # noqa: F401
 
 from sbcard.clock import BEIJING
-from sbcard.domain import concessions as C
-from sbcard.domain import fares as F
+from sbcard.domain import concessions
+from sbcard.domain import fares
 from sbcard.services.exchange import concession_list, directory as hub_directory
 from sbcard.store.db import open_db
 from sbcard.store.world import WorldPaths
@@ -29,8 +29,8 @@ def test_the_elderly_free_ride_goes_on_a_tianjin_card(desk):
                     "end": None, "status": "enabled", "changed": True, "locked_cards": [], "operator": "TJ-C1",
                     "outlet": None, "at": NOW.isoformat(), "confidence": "official", "illustrative": False}
     assert "tj-elderly-bus-2023" in [s["id"] for s in source]  # the rule it was granted under
-    chip = C.decode_0017(desk.chip_0017(card))
-    assert chip == C.CardConcession(C.ELDERLY_FREE_RIDE, "120000", dt.date(2025, 3, 3))
+    chip = concessions.decode_0017(desk.chip_0017(card))
+    assert chip == concessions.CardConcession(concessions.ELDERLY_FREE_RIDE, "120000", dt.date(2025, 3, 3))
     [row] = desk.query("tj", "SELECT * FROM concessions WHERE card_number = ?", (card,))
     assert (row["kind"], row["status"], row["start_date"], row["end_date"]) == (
         "elderly_free_ride", "enabled", "2025-03-03", None)
@@ -44,11 +44,11 @@ def test_the_elderly_free_ride_goes_on_a_tianjin_card(desk):
 def test_what_the_chip_says_makes_the_ride_free_from_the_65th_birthday(desk, day, fen):
     card = desk.issue("wang")
     assert desk.concession("enable", card, "--kind", "elderly")[0] == 0
-    chip = C.decode_0017(desk.chip_0017(card))
-    concession = C.fare_concession(chip, F.OPERATOR_REGIONS["tj-bus"], day)
+    chip = concessions.decode_0017(desk.chip_0017(card))
+    concession = concessions.fare_concession(chip, fares.OPERATOR_REGIONS["tj-bus"], day)
     assert concession == "elderly"
-    assert C.fare_concession(chip, F.OPERATOR_REGIONS["bj-bus"], day) is None
-    quote = F.quote("tj-bus", full_fare_fen=200, holder_birth_date=dt.date(1960, 3, 20), day=day,
+    assert concessions.fare_concession(chip, fares.OPERATOR_REGIONS["bj-bus"], day) is None
+    quote = fares.quote("tj-bus", full_fare_fen=200, holder_birth_date=dt.date(1960, 3, 20), day=day,
                     concession=concession, policy=load_concession_policy())
     assert quote.fare_fen == fen
 
@@ -88,9 +88,9 @@ def test_a_beijing_card_gets_beijings_elderly_free_bus_at_a_beijing_outlet(desk,
     assert (done["kind"], done["region"], done["start"], done["end"]) == (outcome, "110000", when.date().isoformat(),
                                                                           None)
     chip = desk.chip_0017(card)
-    assert chip[:2] == bytes([0x01, 0x03]) and C.decode_0017(chip).kind == C.BJ_ELDERLY_FREE_BUS
-    assert C.fare_concession(C.decode_0017(chip), "110000", when.date()) == "elderly"
-    assert C.fare_concession(C.decode_0017(chip), "120000", when.date()) is None  # not Tianjin's free ride
+    assert chip[:2] == bytes([0x01, 0x03]) and concessions.decode_0017(chip).kind == concessions.BJ_ELDERLY_FREE_BUS
+    assert concessions.fare_concession(concessions.decode_0017(chip), "110000", when.date()) == "elderly"
+    assert concessions.fare_concession(concessions.decode_0017(chip), "120000", when.date()) is None  # not Tianjin's free ride
 
 
 def test_the_residence_recorded_at_the_counter_lets_the_concession_on(desk):
@@ -131,11 +131,11 @@ def test_a_student_ticket_with_its_end_date(desk):
                                            operator="BJ-C1")
     assert code == 0, err
     assert (done["kind"], done["region"], done["end"], done["changed"]) == ("student", "110000", "2025-07-15", True)
-    assert C.decode_0017(desk.chip_0017(card)).end == dt.date(2025, 7, 15)
+    assert concessions.decode_0017(desk.chip_0017(card)).end == dt.date(2025, 7, 15)
     code, out, err, done = desk.concession("enable", card, "--kind", "student", "--until", "2026-01-31",
                                            operator="BJ-C1")  # renewed
     assert code == 0 and done["changed"] is True
-    assert C.decode_0017(desk.chip_0017(card)).end == dt.date(2026, 1, 31)
+    assert concessions.decode_0017(desk.chip_0017(card)).end == dt.date(2026, 1, 31)
     [row] = desk.query("bj", "SELECT * FROM concessions")
     assert row["end_date"] == "2026-01-31"
     code, out, err, _ = desk.concession("enable", card, "--kind", "elderly", operator="BJ-C1")
@@ -191,8 +191,8 @@ def test_one_card_per_person_the_old_card_is_locked_and_revoked_at_the_hub(desk)
     code, out, err, synced = desk.concession("sync", old)
     assert code == 0, err
     assert synced["written"] is True and synced["card_0017"]["status"] == "locked"
-    assert C.decode_0017(desk.chip_0017(old)).status == C.LOCKED
-    assert C.fare_concession(C.decode_0017(desk.chip_0017(old)), "120000", dt.date(2025, 4, 1)) is None
+    assert concessions.decode_0017(desk.chip_0017(old)).status == concessions.LOCKED
+    assert concessions.fare_concession(concessions.decode_0017(desk.chip_0017(old)), "120000", dt.date(2025, 4, 1)) is None
     code, out, err, again = desk.concession("sync", old)
     assert code == 0 and again["written"] is False
 
@@ -217,13 +217,13 @@ def test_a_card_pulled_out_at_any_write_leaves_nothing_recorded_and_the_next_try
             break
         assert code == 3, err
         assert desk.query("tj", "SELECT * FROM concessions") == []
-        assert C.decode_0017(desk.chip_0017(card)) in (None, C.CardConcession(C.ELDERLY_FREE_RIDE, "120000", NOW.date()))
+        assert concessions.decode_0017(desk.chip_0017(card)) in (None, concessions.CardConcession(concessions.ELDERLY_FREE_RIDE, "120000", NOW.date()))
     else:
         pytest.fail("the enable never completed")
     assert tear > 1  # at least one write was torn
     [row] = desk.query("tj", "SELECT * FROM concessions")
     assert row["status"] == "enabled"
-    assert C.decode_0017(desk.chip_0017(card)).status == C.ENABLED
+    assert concessions.decode_0017(desk.chip_0017(card)).status == concessions.ENABLED
 
 
 def test_show_without_a_concession_and_with_the_chip(desk):

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from sbcard.domain import fares as F
+from sbcard.domain import fares
 from sbcard.domain.errors import InvalidInput
 from sbcard.reference.transit import load_concession_policy
 
@@ -29,37 +29,37 @@ BJ_SUBWAY = [
 
 @pytest.mark.parametrize(("km", "fen"), BJ_SUBWAY)
 def test_beijing_subway_distance_bands(km, fen):
-    assert F.bj_subway_full_fare(km) == fen
-    quote = F.bj_subway_fare(km)
+    assert fares.bj_subway_full_fare(km) == fen
+    quote = fares.bj_subway_fare(km)
     assert (quote.fare_fen, quote.full_fare_fen, quote.rule) == (fen, fen, "bj-subway.distance")
 
 
 @pytest.mark.parametrize("km", [6, 6.0, Decimal("6"), "6.000", " 6 "])
 def test_a_distance_of_six_km_is_six_km_in_every_spelling(km):
-    assert F.bj_subway_full_fare(km) == 300
+    assert fares.bj_subway_full_fare(km) == 300
 
 
 def test_a_float_is_read_by_its_decimal_text_not_its_binary_value():
-    assert F.bj_subway_full_fare(6.0001) == 400
-    assert F.bj_subway_full_fare(0.1 + 0.2) == 300  # 0.30000000000000004 km, not a surprise band
+    assert fares.bj_subway_full_fare(6.0001) == 400
+    assert fares.bj_subway_full_fare(0.1 + 0.2) == 300  # 0.30000000000000004 km, not a surprise band
 
 
 def test_the_airport_express_is_flat_and_students_pay_half_elsewhere():
-    assert F.bj_airport_express_fare().fare_fen == 2500
-    assert F.quote("bj-subway", km="80", airport_express=True).fare_fen == 2500
-    student = F.bj_subway_fare("13", concession="student")
+    assert fares.bj_airport_express_fare().fare_fen == 2500
+    assert fares.quote("bj-subway", km="80", airport_express=True).fare_fen == 2500
+    student = fares.bj_subway_fare("13", concession="student")
     assert (student.fare_fen, student.full_fare_fen, student.rule) == (250, 500, "bj-subway.student")
 
 
 def test_the_subway_gives_the_elderly_no_free_ride():
-    quote = F.quote("bj-subway", km="10", holder_birth_date=date(1940, 1, 1), day=date(2025, 3, 1))
+    quote = fares.quote("bj-subway", km="10", holder_birth_date=date(1940, 1, 1), day=date(2025, 3, 1))
     assert quote.fare_fen == 400
 
 
 @pytest.mark.parametrize("bad", ["-1", "abc", "nan", "inf", "500.01", True, ""])
 def test_distances_that_are_not_distances_are_refused(bad):
     with pytest.raises(InvalidInput) as e:
-        F.bj_subway_full_fare(bad)
+        fares.bj_subway_full_fare(bad)
     assert e.value.field == "--km"
 
 
@@ -71,7 +71,7 @@ BJ_BUS_FULL = [("0", 200), ("10", 200), ("10.0001", 300), ("15", 300), ("15.0001
 
 @pytest.mark.parametrize(("km", "fen"), BJ_BUS_FULL)
 def test_beijing_bus_two_yuan_up_to_ten_km_then_one_per_five(km, fen):
-    assert F.bj_bus_full_fare(km) == fen
+    assert fares.bj_bus_full_fare(km) == fen
 
 
 BJ_BUS = [  # km, area, age, concession (elderly: the card carries Beijing's elderly concession) → fare, rule
@@ -96,17 +96,17 @@ BJ_BUS = [  # km, area, age, concession (elderly: the card carries Beijing's eld
 
 @pytest.mark.parametrize(("km", "area", "age", "concession", "fen", "rule"), BJ_BUS)
 def test_beijing_bus_with_the_card(km, area, age, concession, fen, rule):
-    quote = F.bj_bus_fare(km, area, age, concession, BJ_RULE)
+    quote = fares.bj_bus_fare(km, area, age, concession, BJ_RULE)
     assert (quote.fare_fen, quote.rule) == (fen, rule)
-    assert quote.full_fare_fen == F.bj_bus_full_fare(km)
+    assert quote.full_fare_fen == fares.bj_bus_full_fare(km)
 
 
 def test_an_unknown_area_or_concession_is_bad_input():
     with pytest.raises(InvalidInput) as e:
-        F.bj_bus_fare("5", "downtown")
+        fares.bj_bus_fare("5", "downtown")
     assert e.value.field == "--area"
     with pytest.raises(InvalidInput) as e:
-        F.bj_bus_fare("5", "city", 30, "veteran")
+        fares.bj_bus_fare("5", "city", 30, "veteran")
     assert e.value.field == "--concession"
 
 
@@ -129,19 +129,19 @@ TJ_BUS = [  # full, age, free-ride function, line kind → fare, rule
 
 @pytest.mark.parametrize(("full", "age", "enabled", "kind", "fen", "rule"), TJ_BUS)
 def test_tianjin_bus_elderly_free_ride(full, age, enabled, kind, fen, rule):
-    quote = F.tj_bus_fare(full, age, enabled, kind, TJ_RULE)
+    quote = fares.tj_bus_fare(full, age, enabled, kind, TJ_RULE)
     assert (quote.fare_fen, quote.full_fare_fen, quote.rule) == (fen, full, rule)
 
 
 def test_without_a_rule_in_force_the_elderly_pay():
-    assert F.tj_bus_fare(200, 70, True, "regular", None).fare_fen == 200
-    assert F.bj_bus_fare("5", "city", 70, "elderly", None).fare_fen == 100
+    assert fares.tj_bus_fare(200, 70, True, "regular", None).fare_fen == 200
+    assert fares.bj_bus_fare("5", "city", 70, "elderly", None).fare_fen == 100
 
 
 @pytest.mark.parametrize("bad", [0, -200, "200", None, True])
 def test_a_tianjin_line_needs_a_positive_full_fare(bad):
     with pytest.raises(InvalidInput):
-        F.tj_bus_fare(bad)
+        fares.tj_bus_fare(bad)
 
 
 # ----------------------------------------------------------------------------- Tianjin metro
@@ -151,25 +151,25 @@ TJ_METRO = [(0, 200), (1, 200), (4, 200), (5, 300), (9, 300), (10, 400), (15, 40
 
 @pytest.mark.parametrize(("sections", "fen"), TJ_METRO)
 def test_tianjin_metro_by_sections(sections, fen):
-    quote = F.tj_metro_fare(sections)
+    quote = fares.tj_metro_fare(sections)
     assert (quote.fare_fen, quote.full_fare_fen, quote.rule) == (fen, fen, "tj-metro.sections")
 
 
 def test_tianjin_metro_students_pay_seventy_percent():
-    quote = F.tj_metro_fare(10, "student")
+    quote = fares.tj_metro_fare(10, "student")
     assert (quote.fare_fen, quote.full_fare_fen, quote.rule) == (280, 400, "tj-metro.student")
 
 
 def test_tianjin_metro_takes_no_km():
     with pytest.raises(InvalidInput) as e:
-        F.quote("tj-metro", km="8")
+        fares.quote("tj-metro", km="8")
     assert e.value.field == "--sections" and "sections" in e.value.message
 
 
 @pytest.mark.parametrize("bad", [-1, 501, 2.5, "3", True])
 def test_sections_are_a_small_whole_number(bad):
     with pytest.raises(InvalidInput):
-        F.tj_metro_full_fare(bad)
+        fares.tj_metro_full_fare(bad)
 
 
 # ----------------------------------------------------------------------------- Hebei buses
@@ -187,12 +187,12 @@ HE_BUS = [
 
 @pytest.mark.parametrize(("operator", "full", "concession", "fen", "full_fen", "rule"), HE_BUS)
 def test_hebei_buses(operator, full, concession, fen, full_fen, rule):
-    quote = F.he_bus_fare(operator, full, concession)
+    quote = fares.he_bus_fare(operator, full, concession)
     assert (quote.fare_fen, quote.full_fare_fen, quote.rule) == (fen, full_fen, rule)
 
 
 def test_a_hebei_elder_pays_the_full_fare_with_the_social_security_card():
-    quote = F.quote("he-sjz-bus", holder_birth_date=date(1950, 1, 1), day=date(2025, 3, 1))
+    quote = fares.quote("he-sjz-bus", holder_birth_date=date(1950, 1, 1), day=date(2025, 3, 1))
     assert quote.fare_fen == 100
 
 
@@ -204,12 +204,12 @@ ROUNDING = [(250, 50, 125), (250, 25, 63), (250, 80, 200), (255, 80, 204), (1, 5
 
 @pytest.mark.parametrize(("full", "percent", "fen"), ROUNDING)
 def test_a_percentage_is_rounded_half_up_to_the_fen(full, percent, fen):
-    assert F.pay_percent(full, percent) == fen
+    assert fares.pay_percent(full, percent) == fen
 
 
 def test_a_discounted_odd_full_fare_rounds_half_up():
-    assert F.quote("he-sjz-bus", full_fare_fen=125, concession="student").fare_fen == 63  # 62.5
-    assert F.quote("tj-bus", full_fare_fen=250).fare_fen == 250
+    assert fares.quote("he-sjz-bus", full_fare_fen=125, concession="student").fare_fen == 63  # 62.5
+    assert fares.quote("tj-bus", full_fare_fen=250).fare_fen == 250
 
 
 # ----------------------------------------------------------------------------- ages on the day of travel
@@ -227,15 +227,15 @@ BIRTHDAYS = [  # day of travel → Beijing bus fare (14 km, elderly concession) 
 
 @pytest.mark.parametrize(("day", "bj_fen", "tj_fen"), BIRTHDAYS)
 def test_the_60th_and_65th_birthdays_change_the_fare_that_day(day, bj_fen, tj_fen):
-    assert F.quote("bj-bus", km="14", holder_birth_date=BIRTH, day=day, concession="elderly",
+    assert fares.quote("bj-bus", km="14", holder_birth_date=BIRTH, day=day, concession="elderly",
                    policy=POLICY).fare_fen == bj_fen
-    assert F.quote("tj-bus", full_fare_fen=200, holder_birth_date=BIRTH, day=day,
+    assert fares.quote("tj-bus", full_fare_fen=200, holder_birth_date=BIRTH, day=day,
                    concession="elderly", policy=POLICY).fare_fen == tj_fen
 
 
 def test_without_the_policy_no_elderly_rule_applies():
-    assert F.quote("bj-bus", km="14", holder_birth_date=BIRTH, day=date(2026, 1, 1), concession="elderly").fare_fen == 150
-    assert F.quote("tj-bus", full_fare_fen=200, holder_birth_date=BIRTH, day=date(2026, 1, 1),
+    assert fares.quote("bj-bus", km="14", holder_birth_date=BIRTH, day=date(2026, 1, 1), concession="elderly").fare_fen == 150
+    assert fares.quote("tj-bus", full_fare_fen=200, holder_birth_date=BIRTH, day=date(2026, 1, 1),
                    concession="elderly").fare_fen == 200
 
 
@@ -244,20 +244,20 @@ LEAP = [(date(2025, 2, 28), 64), (date(2025, 3, 1), 65), (date(2024, 2, 28), 63)
 
 @pytest.mark.parametrize(("day", "age"), LEAP)
 def test_a_29_february_birthday_counts_from_1_march_in_common_years(day, age):
-    assert F.age_on(date(1960, 2, 29), day) == age
+    assert fares.age_on(date(1960, 2, 29), day) == age
 
 
 def test_an_age_needs_the_day_and_a_birth_before_it():
     with pytest.raises(InvalidInput) as e:
-        F.quote("bj-bus", km="3", holder_birth_date=BIRTH)
+        fares.quote("bj-bus", km="3", holder_birth_date=BIRTH)
     assert e.value.field == "--date"
     with pytest.raises(InvalidInput):
-        F.quote("bj-bus", km="3", holder_birth_date=BIRTH, day=date(1959, 1, 1))
+        fares.quote("bj-bus", km="3", holder_birth_date=BIRTH, day=date(1959, 1, 1))
 
 
 def test_the_elderly_free_ride_needs_the_holder():
     with pytest.raises(InvalidInput) as e:
-        F.quote("tj-bus", full_fare_fen=200, concession="elderly")
+        fares.quote("tj-bus", full_fare_fen=200, concession="elderly")
     assert e.value.field == "--holder-id"
 
 
@@ -265,22 +265,22 @@ def test_the_elderly_free_ride_needs_the_holder():
 
 
 def test_quote_dispatches_and_refuses_unknown_operators():
-    assert F.quote("bj-subway", km="7").fare_fen == 400
-    assert F.quote("bj-bus", km="7", area="suburb").fare_fen == 160
-    assert F.quote("tj-metro", sections=3).fare_fen == 200
-    assert F.quote("tj-bus").full_fare_fen == F.TJ_BUS_BASE_FEN
+    assert fares.quote("bj-subway", km="7").fare_fen == 400
+    assert fares.quote("bj-bus", km="7", area="suburb").fare_fen == 160
+    assert fares.quote("tj-metro", sections=3).fare_fen == 200
+    assert fares.quote("tj-bus").full_fare_fen == fares.TJ_BUS_BASE_FEN
     with pytest.raises(InvalidInput) as e:
-        F.quote("sh-metro", km="3")
+        fares.quote("sh-metro", km="3")
     assert e.value.field == "--operator"
     with pytest.raises(InvalidInput) as e:
-        F.quote("bj-subway")
+        fares.quote("bj-subway")
     assert e.value.field == "--km"
 
 
 def test_a_quote_is_never_more_than_its_full_fare_and_serialises_with_stable_keys():
-    quote = F.quote("bj-bus", km="12", concession="student")
+    quote = fares.quote("bj-bus", km="12", concession="student")
     assert quote.to_json() == {"fare_fen": 75, "full_fare_fen": 300, "rule": "bj-bus.student-city",
                                "description": quote.description,  # the pure rule alone cites nothing:
                                "source": [], "confidence": "illustrative", "illustrative": True}
     with pytest.raises(ValueError):
-        F.FareQuote(301, 300, "x")
+        fares.FareQuote(301, 300, "x")

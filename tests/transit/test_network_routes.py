@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from sbcard.domain import fares as F
+from sbcard.domain import fares
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.network import KM, SECTIONS, BusLine, Network, OperatorInfo, Tariff
 from sbcard.reference.transit import load_tariff
@@ -84,7 +84,7 @@ BJ_ROUTES = [  # from, to → lines ridden (as a set), fare
 def test_beijing_subway_routes_over_the_fixture(a, b, lines, fen):
     quote, route = load_tariff().quote("bj-subway", origin=a, destination=b)
     assert quote.fare_fen == fen and quote.rule == "bj-subway.distance"
-    assert quote.fare_fen == F.bj_subway_full_fare(route.km)
+    assert quote.fare_fen == fares.bj_subway_full_fare(route.km)
     if lines is not None:
         assert set(route.lines) == lines
     assert route.stations[0] == route.from_code and route.stations[-1] == route.to_code
@@ -104,7 +104,7 @@ def test_the_capital_airport_express_is_its_own_fare_system():
     tariff = load_tariff()
     quote, route = tariff.quote("bj-subway", origin="东直门", destination="3号航站楼")
     assert (quote.fare_fen, quote.rule) == (2500, "bj-subway.airport-express")
-    assert route.lines == (F.BJ_AIRPORT_EXPRESS_LINE,)
+    assert route.lines == (fares.BJ_AIRPORT_EXPRESS_LINE,)
     quote, _ = tariff.quote("bj-subway", origin="东直门", destination="国贸")  # the subway's 东直门
     assert quote.rule == "bj-subway.distance"
     with pytest.raises(InvalidInput):
@@ -167,21 +167,21 @@ def test_maximum_fares(operator, station, fen):
 
 def test_the_fixtures_agree_with_the_rules():
     tariff = load_tariff()
-    assert set(tariff.operators) == set(F.OPERATORS)
+    assert set(tariff.operators) == set(fares.OPERATORS)
     for code, info in tariff.operators.items():
-        assert info.region == F.OPERATOR_REGIONS[code] and info.source
+        assert info.region == fares.OPERATOR_REGIONS[code] and info.source
     for (operator, _), line in tariff.lines.items():
-        assert operator in F.OPERATORS
-        if operator == F.BJ_BUS:
-            assert line.area in F.AREAS and line.km > 0
+        assert operator in fares.OPERATORS
+        if operator == fares.BJ_BUS:
+            assert line.area in fares.AREAS and line.km > 0
         else:
-            assert line.full_fare_fen > 0 and line.kind in F.LINE_KINDS
-    for operator in (F.BJ_SUBWAY, F.TJ_METRO):
+            assert line.full_fare_fen > 0 and line.kind in fares.LINE_KINDS
+    for operator in (fares.BJ_SUBWAY, fares.TJ_METRO):
         codes = tariff.network(operator).stations
-        assert all(c[:2] == ("11" if operator == F.BJ_SUBWAY else "12") for c in codes)
-    bj = tariff.network(F.BJ_SUBWAY)
-    assert {"1号线八通线", "2号线", "4号线大兴线", "5号线", "10号线", "13号线", F.BJ_AIRPORT_EXPRESS_LINE} <= set(bj.lines)
-    assert set(tariff.network(F.TJ_METRO).lines) == {"1号线", "2号线", "3号线"}
+        assert all(c[:2] == ("11" if operator == fares.BJ_SUBWAY else "12") for c in codes)
+    bj = tariff.network(fares.BJ_SUBWAY)
+    assert {"1号线八通线", "2号线", "4号线大兴线", "5号线", "10号线", "13号线", fares.BJ_AIRPORT_EXPRESS_LINE} <= set(bj.lines)
+    assert set(tariff.network(fares.TJ_METRO).lines) == {"1号线", "2号线", "3号线"}
 
 
 def test_a_tariff_refuses_a_line_listed_twice():

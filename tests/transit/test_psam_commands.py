@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import purse as formulas
 from sbcard.chip import sw as SW
 from sbcard.chip.codec import bcd_datetime
@@ -14,11 +14,11 @@ from sbcard.chip.commands import ApplicationBlock, ApplicationUnblock, DebitForP
 from sbcard.chip.crypto import Algorithm, diversify
 from sbcard.chip.psam import ApplicationBlockMac, InitSamForPurchase, ReadTerminalNumber, VerifyMac2, card_serial
 from sbcard.chip.purse import EP_PURCHASE
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 from terminals.psam import MemorySerials, Psam, PsamKeySet
 
 TERMINAL_NO = bytes.fromhex("110000000042")
-KEYS = T.TEST_MASTER_KEYS
+KEYS = testing.TEST_MASTER_KEYS
 
 
 def _psam(serial: int = 0, *, purchase: bytes = KEYS.purchase, version: int = 1) -> Psam:
@@ -33,15 +33,15 @@ def _raw(psam: Psam, hex_apdu: str) -> str:
 
 @pytest.fixture
 def card(tmp_path):
-    c = T.personalised_card(tmp_path / "c.card", balance_fen=1000, rng=random.Random(3))
+    c = testing.personalised_card(tmp_path / "c.card", balance_fen=1000, rng=random.Random(3))
     yield c
     c.close()
 
 
 def _init(card, psam, amount=120, **kw):
-    p = T.start_purchase(card, amount, TERMINAL_NO)
-    data = T.card_data()
-    when = bcd_datetime(T.TEST_WHEN)
+    p = testing.start_purchase(card, amount, TERMINAL_NO)
+    data = testing.card_data()
+    when = bcd_datetime(testing.TEST_WHEN)
     sam = InitSamForPurchase(p.random, p.counter, amount, p.txn_type, when, 1, Algorithm.SM4.id_byte,
                              card_serial(data.app_serial), bytes.fromhex("1100000000000000"), **kw).send(psam)
     return p, sam, when
@@ -61,9 +61,9 @@ def test_init_sam_takes_the_next_serial_and_its_mac1_opens_the_card(card):
     assert InitSamForPurchase(bytes(4), 0, 1, 6, bytes(7), 1, 4, bytes(8), bytes(8)).command().to_bytes()[:5] == \
         bytes.fromhex("8070000024")
     assert sam.mac1 == p.mac1(sam.terminal_serial, when)  # the formulas' MAC1, without the card's key
-    result = T.run(card, DebitForPurchase(sam.terminal_serial, when, sam.mac1))
+    result = testing.run(card, DebitForPurchase(sam.terminal_serial, when, sam.mac1))
     VerifyMac2(result.mac2).send(psam)  # the card is genuine
-    assert T.balance(card) == 880
+    assert testing.balance(card) == 880
 
 
 def test_verify_mac2_refuses_a_wrong_mac_and_needs_a_session(card):
@@ -78,8 +78,8 @@ def test_verify_mac2_refuses_a_wrong_mac_and_needs_a_session(card):
 def test_init_again_reopens_a_used_serial_only(card):
     psam = _psam()
     p, sam, when = _init(card, psam)
-    result = T.run(card, DebitForPurchase(sam.terminal_serial, when, sam.mac1))
-    again = InitSamForPurchase(p.random, p.counter, 120, EP_PURCHASE, when, 1, 4, card_serial(T.card_data().app_serial),
+    result = testing.run(card, DebitForPurchase(sam.terminal_serial, when, sam.mac1))
+    again = InitSamForPurchase(p.random, p.counter, 120, EP_PURCHASE, when, 1, 4, card_serial(testing.card_data().app_serial),
                                bytes.fromhex("1100000000000000"), again=sam.terminal_serial)
     assert again.command().to_bytes()[:5] == bytes.fromhex("8070010028")
     assert again.send(psam) == sam and psam._serials.last_serial() == 1  # no new serial
@@ -92,7 +92,7 @@ def test_init_again_reopens_a_used_serial_only(card):
 
 def test_the_psam_finds_every_region_by_province_and_refuses_others():
     psam = _psam()
-    common = dict(random=bytes(4), counter=0, amount=1, txn_type=6, date_time=bcd_datetime(T.TEST_WHEN),
+    common = dict(random=bytes(4), counter=0, amount=1, txn_type=6, date_time=bcd_datetime(testing.TEST_WHEN),
                   key_version=1, algorithm_id=4, card_serial=bytes(8))
     for issuer in ("1100000000000000", "1201000000000000", "1310000000000000"):
         InitSamForPurchase(issuer_id=bytes.fromhex(issuer), **common).send(psam)
@@ -123,15 +123,15 @@ def test_malformed_psam_commands(apdu, sw):
 
 def test_the_psam_blocks_a_card_and_never_unblocks_one(card):
     psam = _psam()
-    data = T.card_data()
-    T.run(card, select_tunion())
-    challenge = T.run(card, GetChallenge())
+    data = testing.card_data()
+    testing.run(card, select_tunion())
+    challenge = testing.run(card, GetChallenge())
     mac = ApplicationBlockMac(card_serial(data.app_serial), bytes.fromhex("1100000000000000"), challenge).send(psam)
-    T.run(card, ApplicationBlock(mac))
+    testing.run(card, ApplicationBlock(mac))
     assert "TU" in card.state.locked
     with pytest.raises(SW.ApplicationLocked):
-        T.balance(card)
-    challenge = T.run(card, GetChallenge())
+        testing.balance(card)
+    challenge = testing.run(card, GetChallenge())
     unblock = ApplicationBlockMac(card_serial(data.app_serial), bytes.fromhex("1100000000000000"), challenge,
                                   header=ApplicationUnblock.header())
     with pytest.raises(SW.ConditionsNotSatisfied):
@@ -142,12 +142,12 @@ def test_a_psam_with_other_keys_cannot_make_a_mac1_the_card_takes(card):
     psam = _psam(purchase=b"NOT THE DPK KEY!")
     p, sam, when = _init(card, psam)
     with pytest.raises(SW.MacError):
-        T.run(card, DebitForPurchase(sam.terminal_serial, when, sam.mac1))
-    assert T.balance(card) == 1000
+        testing.run(card, DebitForPurchase(sam.terminal_serial, when, sam.mac1))
+    assert testing.balance(card) == 1000
 
 
 def test_the_psam_derives_the_cards_purchase_key_as_the_issuer_does():
-    data = T.card_data()
-    assert diversify(Algorithm.SM4, KEYS.purchase, card_serial(data.app_serial)) == T.keys_of(data).purchase
-    sk = formulas.purchase_session_key(Algorithm.SM4, T.keys_of(data).purchase, bytes(4), 0, bytes(4))
-    assert len(sk) == 16 and P.PSAM_INIT_AGAIN == 1
+    data = testing.card_data()
+    assert diversify(Algorithm.SM4, KEYS.purchase, card_serial(data.app_serial)) == testing.keys_of(data).purchase
+    sk = formulas.purchase_session_key(Algorithm.SM4, testing.keys_of(data).purchase, bytes(4), 0, bytes(4))
+    assert len(sk) == 16 and profile.PSAM_INIT_AGAIN == 1

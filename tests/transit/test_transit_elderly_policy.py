@@ -14,8 +14,8 @@ from datetime import date
 import attrs
 import pytest
 
-from sbcard.domain import concessions as C
-from sbcard.domain import fares as F
+from sbcard.domain import concessions
+from sbcard.domain import fares
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import RuleRefused
 from sbcard.reference.transit import load_concession_policy, load_tariff
@@ -33,8 +33,8 @@ TJ_70 = CitizenId("12010319581120001X")  # born 1958-11-20
 HE_70 = CitizenId("130102195501010013")
 
 
-def _with_switch(on: bool, policy: C.ConcessionPolicy = POLICY) -> C.ConcessionPolicy:
-    return C.ConcessionPolicy(tuple(attrs.evolve(r, same_treatment=on) if r.id == BJ.id else r for r in policy.rules))
+def _with_switch(on: bool, policy: concessions.ConcessionPolicy = POLICY) -> concessions.ConcessionPolicy:
+    return concessions.ConcessionPolicy(tuple(attrs.evolve(r, same_treatment=on) if r.id == BJ.id else r for r in policy.rules))
 
 
 # ----------------------------------------------------------------------------- the data
@@ -46,7 +46,7 @@ def test_the_policy_holds_each_regions_rule_as_published():
     assert (TJ.min_age, TJ.operators, TJ.start, TJ.max_full_fare_fen, TJ.line_kinds, TJ.enable_ahead) == (
         65, ("tj-bus",), date(2023, 11, 1), 200, ("regular",), "one_month")
     assert BJ.same_treatment is False and TJ.same_treatment is False  # 同城待遇: off by default
-    assert BJ.card_kind == C.BJ_ELDERLY_FREE_BUS and TJ.card_kind == C.ELDERLY_FREE_RIDE
+    assert BJ.card_kind == concessions.BJ_ELDERLY_FREE_BUS and TJ.card_kind == concessions.ELDERLY_FREE_RIDE
     assert TJ.provenance.confidence == "official" and {s.id for s in TJ.provenance.sources} >= {"tj-elderly-bus-2023"}
     assert BJ.provenance.confidence == "secondary"  # the age and who: official; the start day: reported
 
@@ -66,7 +66,7 @@ BJ_GRANT = [  # holder, today → refusal code (None: granted)
 
 @pytest.mark.parametrize(("holder", "today", "refused"), BJ_GRANT)
 def test_beijings_elderly_concession_from_the_60th_birthday(holder, today, refused):
-    grant = lambda: C.grant("elderly", citizen_id=holder, card_region="110000", today=today, policy=POLICY,  # noqa: E731
+    grant = lambda: concessions.grant("elderly", citizen_id=holder, card_region="110000", today=today, policy=POLICY,  # noqa: E731
                             residence="hukou", household_region="110105")
     if refused:
         with pytest.raises(RuleRefused) as e:
@@ -75,7 +75,7 @@ def test_beijings_elderly_concession_from_the_60th_birthday(holder, today, refus
     else:
         granted = grant()
         assert (granted.kind, granted.region, granted.start, granted.end) == (
-            C.BJ_ELDERLY_FREE_BUS, "110000", today, None)
+            concessions.BJ_ELDERLY_FREE_BUS, "110000", today, None)
 
 
 RESIDENCE = [  # residence, where the holder lives → refusal code (None: granted)
@@ -91,21 +91,21 @@ RESIDENCE = [  # residence, where the holder lives → refusal code (None: grant
 
 @pytest.mark.parametrize(("residence", "lives_in", "refused"), RESIDENCE)
 def test_beijings_concession_needs_beijing_hukou_or_a_beijing_residence_permit(residence, lives_in, refused):
-    grant = lambda: C.grant("elderly", citizen_id=BJ_75, card_region="110000", today=date(2025, 3, 1),  # noqa: E731
+    grant = lambda: concessions.grant("elderly", citizen_id=BJ_75, card_region="110000", today=date(2025, 3, 1),  # noqa: E731
                             policy=POLICY, residence=residence, household_region=lives_in)
     if refused:
         with pytest.raises(RuleRefused) as e:
             grant()
         assert e.value.code == refused and e.value.field == "residence"  # the registry's field
     else:
-        assert grant().kind == C.BJ_ELDERLY_FREE_BUS
+        assert grant().kind == concessions.BJ_ELDERLY_FREE_BUS
 
 
 @pytest.mark.parametrize("residence", ["hukou", "permit", "none", "unknown", None])
 def test_tianjins_free_ride_does_not_ask_for_residence(residence):
-    granted = C.grant("elderly", citizen_id=TJ_65_ON_2025_03_20, card_region="120000", today=date(2025, 3, 20),
+    granted = concessions.grant("elderly", citizen_id=TJ_65_ON_2025_03_20, card_region="120000", today=date(2025, 3, 20),
                       policy=POLICY, residence=residence, household_region="120103")
-    assert granted.kind == C.ELDERLY_FREE_RIDE
+    assert granted.kind == concessions.ELDERLY_FREE_RIDE
 
 
 TJ_GRANT = [  # holder, today → refusal code (None: granted)
@@ -118,7 +118,7 @@ TJ_GRANT = [  # holder, today → refusal code (None: granted)
 
 @pytest.mark.parametrize(("holder", "today", "refused"), TJ_GRANT)
 def test_tianjins_free_ride_from_its_start_and_a_month_before_65(holder, today, refused):
-    grant = lambda: C.grant("elderly", citizen_id=holder, card_region="120000", today=today, policy=POLICY)  # noqa: E731
+    grant = lambda: concessions.grant("elderly", citizen_id=holder, card_region="120000", today=today, policy=POLICY)  # noqa: E731
     if refused:
         with pytest.raises(RuleRefused) as e:
             grant()
@@ -130,13 +130,13 @@ def test_tianjins_free_ride_from_its_start_and_a_month_before_65(holder, today, 
 
 
 def test_a_rules_end_date_goes_onto_the_card():
-    ending = C.ConcessionPolicy(tuple(attrs.evolve(r, end=date(2030, 12, 31)) for r in POLICY.rules))
-    granted = C.grant("elderly", citizen_id=BJ_75, card_region="110000", today=date(2025, 3, 1), policy=ending,
+    ending = concessions.ConcessionPolicy(tuple(attrs.evolve(r, end=date(2030, 12, 31)) for r in POLICY.rules))
+    granted = concessions.grant("elderly", citizen_id=BJ_75, card_region="110000", today=date(2025, 3, 1), policy=ending,
                       residence="hukou", household_region="110105")
     assert granted.end == date(2030, 12, 31)
-    assert C.decode_0017(C.encode_0017(granted)).end == date(2030, 12, 31)
-    assert C.fare_concession(granted, "110000", date(2030, 12, 31)) == "elderly"
-    assert C.fare_concession(granted, "110000", date(2031, 1, 1)) is None
+    assert concessions.decode_0017(concessions.encode_0017(granted)).end == date(2030, 12, 31)
+    assert concessions.fare_concession(granted, "110000", date(2030, 12, 31)) == "elderly"
+    assert concessions.fare_concession(granted, "110000", date(2031, 1, 1)) is None
 
 
 # ----------------------------------------------------------------------------- fares
@@ -153,7 +153,7 @@ BJ_BUS = [  # birth, day, card concession → fare of 14 km within Beijing (card
 
 @pytest.mark.parametrize(("birth", "day", "concession", "fen"), BJ_BUS)
 def test_beijing_bus_fares_by_age_on_the_day(birth, day, concession, fen):
-    quote = F.quote("bj-bus", km="14", holder_birth_date=birth, day=day, concession=concession, policy=POLICY)
+    quote = fares.quote("bj-bus", km="14", holder_birth_date=birth, day=day, concession=concession, policy=POLICY)
     assert quote.fare_fen == fen and quote.full_fare_fen == 300
 
 
@@ -174,7 +174,7 @@ TJ_BUS = [  # birth, day → fare of a ¥2 regular line, free-ride function enab
     ("130100", 200),  # a Hebei card: Hebei's elderly ride with the city's 敬老卡
 ])
 def test_only_a_tianjin_card_carries_tianjins_free_ride(card_region, fen):
-    quote = F.quote("tj-bus", full_fare_fen=200, holder_birth_date=date(1950, 1, 1), day=date(2025, 6, 1),
+    quote = fares.quote("tj-bus", full_fare_fen=200, holder_birth_date=date(1950, 1, 1), day=date(2025, 6, 1),
                     concession="elderly", policy=POLICY, card_region=card_region)
     assert quote.fare_fen == fen
     assert ("not Tianjin's free ride" in quote.description) is (fen > 0)
@@ -182,7 +182,7 @@ def test_only_a_tianjin_card_carries_tianjins_free_ride(card_region, fen):
 
 @pytest.mark.parametrize(("birth", "day", "fen"), TJ_BUS)
 def test_tianjin_bus_fares_from_the_rules_start_and_the_65th_birthday(birth, day, fen):
-    quote = F.quote("tj-bus", full_fare_fen=200, holder_birth_date=birth, day=day, concession="elderly",
+    quote = fares.quote("tj-bus", full_fare_fen=200, holder_birth_date=birth, day=day, concession="elderly",
                     policy=POLICY)
     assert quote.fare_fen == fen
 
@@ -206,14 +206,14 @@ SAME_TREATMENT_WITH_OWN_CONCESSION = [("120000", False, 70, 100), ("120000", Tru
 def test_other_regions_holders_on_a_beijing_bus_by_the_same_treatment_switch(card_region, on, age, fen, concession):
     day = date(2025, 6, 1)
     birth = date(day.year - age, 1, 1)
-    quote = F.quote("bj-bus", km="5", holder_birth_date=birth, day=day, policy=_with_switch(on),
+    quote = fares.quote("bj-bus", km="5", holder_birth_date=birth, day=day, policy=_with_switch(on),
                     card_region=card_region, concession=concession)
     assert quote.fare_fen == fen
 
 
 def test_a_rules_end_date_ends_the_free_ride():
-    ending = C.ConcessionPolicy(tuple(attrs.evolve(r, end=date(2030, 12, 31)) for r in POLICY.rules))
-    fare = lambda day: F.quote("bj-bus", km="5", holder_birth_date=date(1950, 1, 1), day=day,  # noqa: E731
+    ending = concessions.ConcessionPolicy(tuple(attrs.evolve(r, end=date(2030, 12, 31)) for r in POLICY.rules))
+    fare = lambda day: fares.quote("bj-bus", km="5", holder_birth_date=date(1950, 1, 1), day=day,  # noqa: E731
                                concession="elderly", policy=ending).fare_fen
     assert (fare(date(2030, 12, 31)), fare(date(2031, 1, 1))) == (0, 100)
 

@@ -7,41 +7,41 @@ import random
 
 import pytest
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import sw as SW
 from sbcard.chip.commands import InitializeForPurchase, ReadRecord, TransactionLogRecord, select_tunion
 from sbcard.chip.purse import CAPP_PURCHASE
 from sbcard.chip.transit import CappRecord
-from terminals.emulator import testing as T
+from terminals.emulator import testing
 
 WHEN = dt.datetime(2025, 3, 3, 8, 15, 0)
 
 
 @pytest.fixture
 def card(tmp_path):
-    c = T.personalised_card(tmp_path / "c.card", balance_fen=500, rng=random.Random(9))
+    c = testing.personalised_card(tmp_path / "c.card", balance_fen=500, rng=random.Random(9))
     yield c
     c.close()
 
 
 def test_an_entry_is_a_zero_fen_compound_purchase_with_its_own_tac(card):
-    entry = CappRecord.make("bj-subway", "11020001", T.TEST_TERMINAL_NO, WHEN, inside=True)
-    receipt = T.purchase(card, 0, capp_records={P.CAPP_METRO_RECORD: entry.to_bytes()}, when=WHEN)
+    entry = CappRecord.make("bj-subway", "11020001", testing.TEST_TERMINAL_NO, WHEN, inside=True)
+    receipt = testing.purchase(card, 0, capp_records={profile.CAPP_METRO_RECORD: entry.to_bytes()}, when=WHEN)
     assert (receipt.txn_type, receipt.amount, receipt.counter) == (CAPP_PURCHASE, 0, 0)  # TAC and MAC2 verified
     assert card.state.purse.balance == 500 and card.state.purse.offline_counter == 1
-    logged = TransactionLogRecord.parse(card.state.logs[("TU", P.SFI_TU_LOG)][0])  # the newest
+    logged = TransactionLogRecord.parse(card.state.logs[("TU", profile.SFI_TU_LOG)][0])  # the newest
     assert (logged.amount, logged.txn_type, logged.counter) == (0, CAPP_PURCHASE, 0)
-    raw = T.run(card, ReadRecord(P.SFI_TU_CAPP, P.CAPP_METRO_RECORD, by_tag=False))
+    raw = testing.run(card, ReadRecord(profile.SFI_TU_CAPP, profile.CAPP_METRO_RECORD, by_tag=False))
     assert CappRecord.parse(raw) == entry
-    assert T.transaction_prove(card, CAPP_PURCHASE, 0) == (receipt.mac2, receipt.tac)
+    assert testing.transaction_prove(card, CAPP_PURCHASE, 0) == (receipt.mac2, receipt.tac)
 
 
 def test_a_plain_purchase_of_zero_is_still_refused(card):
-    T.run(card, select_tunion())
+    testing.run(card, select_tunion())
     with pytest.raises(SW.CardStatus) as e:
-        T.run(card, InitializeForPurchase(P.CARD_KEY_INDEX, 0, T.TEST_TERMINAL_NO))
+        testing.run(card, InitializeForPurchase(profile.CARD_KEY_INDEX, 0, testing.TEST_TERMINAL_NO))
     assert e.value.sw == SW.WRONG_DATA
-    init = T.run(card, InitializeForPurchase(P.CARD_KEY_INDEX, 0, T.TEST_TERMINAL_NO, capp=True))
+    init = testing.run(card, InitializeForPurchase(profile.CARD_KEY_INDEX, 0, testing.TEST_TERMINAL_NO, capp=True))
     assert init.balance == 500
 
 
@@ -49,15 +49,15 @@ def test_a_zero_fen_compound_purchase_torn_before_its_commit_writes_nothing(tmp_
     from terminals.emulator.card import CardTorn, VirtualCard
     from terminals.emulator.faults import Faults
 
-    c = T.personalised_card(tmp_path / "t.card", balance_fen=500, rng=random.Random(9))
+    c = testing.personalised_card(tmp_path / "t.card", balance_fen=500, rng=random.Random(9))
     c.close()
     torn = VirtualCard.load(tmp_path / "t.card", Faults(tear_at_write=3))  # the capp record's journal write
-    entry = CappRecord.make("tj-metro", "12010001", T.TEST_TERMINAL_NO, WHEN, inside=True)
+    entry = CappRecord.make("tj-metro", "12010001", testing.TEST_TERMINAL_NO, WHEN, inside=True)
     with pytest.raises(CardTorn):
-        T.purchase(torn, 0, capp_records={P.CAPP_METRO_RECORD: entry.to_bytes()}, when=WHEN)
+        testing.purchase(torn, 0, capp_records={profile.CAPP_METRO_RECORD: entry.to_bytes()}, when=WHEN)
     with VirtualCard.load(tmp_path / "t.card") as again:
         assert again.state.purse.offline_counter == 0
-        assert (("TU", P.SFI_TU_CAPP) not in again.state.records)
+        assert (("TU", profile.SFI_TU_CAPP) not in again.state.records)
 
 
 def test_capp_records_round_trip_and_refuse_bad_values():

@@ -7,13 +7,13 @@ import datetime as dt
 import pytest
 from validator_helpers import ELDER_BORN, rig, validator_template  # noqa: F401
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip import purse as formulas
 from sbcard.chip.commands import read_transaction_log
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.transit import CappRecord
-from sbcard.domain import concessions as C
-from sbcard.domain import fares as F
+from sbcard.domain import concessions
+from sbcard.domain import fares
 from terminals.drivers.emulator import EmulatorReader
 
 
@@ -175,7 +175,7 @@ def test_the_airport_express_is_its_flat_fare(rig):
     assert rig.tap(gate_in, card).ok
     rig.later(minutes=30)
     out = rig.tap(gate_out, card)
-    assert out.ok and (out.fare_fen, out.rule) == (F.BJ_AIRPORT_EXPRESS_FEN, "bj-subway.airport-express")
+    assert out.ok and (out.fare_fen, out.rule) == (fares.BJ_AIRPORT_EXPRESS_FEN, "bj-subway.airport-express")
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -257,7 +257,7 @@ def test_a_blank_card_is_refused_as_not_issued(rig, tmp_path):
 
 
 def _elderly(region: str = "120000") -> bytes:
-    return C.encode_0017(C.CardConcession(C.ELDERLY_FREE_RIDE, region, dt.date(2015, 1, 1)))
+    return concessions.encode_0017(concessions.CardConcession(concessions.ELDERLY_FREE_RIDE, region, dt.date(2015, 1, 1)))
 
 
 def test_the_tianjin_elderly_free_ride_is_a_zero_fen_record_with_a_tac(rig):
@@ -283,7 +283,7 @@ def test_without_the_function_or_when_revoked_the_elderly_pay_full_fare(rig):
 
     with rig.world() as world, UnitOfWork(world.hub()) as uow:
         version = concession_list.publish_revocation(uow.db, card_number=rig.card_data(card).card_number,
-                                                     kind=C.ELDERLY_FREE_RIDE, reason="new card", now=rig.clock.now())
+                                                     kind=concessions.ELDERLY_FREE_RIDE, reason="new card", now=rig.clock.now())
         uow.commit()
     assert rig.sync(bus) == version
     ride = rig.tap(bus, card)
@@ -293,21 +293,21 @@ def test_without_the_function_or_when_revoked_the_elderly_pay_full_fare(rig):
 
 def test_a_student_pays_a_quarter_on_a_beijing_city_bus(rig):
     card = rig.card("bj")
-    rig.write_0017(card, C.encode_0017(C.CardConcession(C.STUDENT, "110000", dt.date(2024, 9, 1),
+    rig.write_0017(card, concessions.encode_0017(concessions.CardConcession(concessions.STUDENT, "110000", dt.date(2024, 9, 1),
                                                         dt.date(2025, 7, 15))))
     ride = rig.tap(rig.terminal("bj-bus", area="city"), card, km="5")
     assert ride.ok and (ride.fare_fen, ride.rule) == (50, "bj-bus.student-city")
 
 
 def _beijing_elderly() -> bytes:
-    return C.encode_0017(C.CardConcession(C.BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 3, 1)))
+    return concessions.encode_0017(concessions.CardConcession(concessions.BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 3, 1)))
 
 
 @pytest.mark.parametrize(("day", "fen"), [(dt.date(2025, 2, 28), 100), (dt.date(2025, 3, 1), 0)])
 def test_a_60th_birthday_makes_the_beijing_bus_free_that_day_with_beijings_concession(rig, day, fen):
     rig.clock = type(rig.clock)(dt.datetime(day.year, day.month, day.day, 8, 0, tzinfo=rig.clock.now().tzinfo))
     card = rig.card("bj", born="19650301")
-    rig.write_0017(card, C.encode_0017(C.CardConcession(C.BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 2, 1))))
+    rig.write_0017(card, concessions.encode_0017(concessions.CardConcession(concessions.BJ_ELDERLY_FREE_BUS, "110000", dt.date(2025, 2, 1))))
     ride = rig.tap(rig.terminal("bj-bus"), card)
     assert ride.ok and ride.fare_fen == fen
     assert ride.rule == ("bj-bus.elderly-free" if fen == 0 else "bj-bus.card-city")
@@ -345,7 +345,7 @@ def test_other_regions_elderly_on_a_beijing_bus_by_the_same_treatment_switch(rig
     from terminals.apps.transit_fares import TariffFares
 
     tariff = copy.copy(load_tariff())
-    tariff.policy = C.ConcessionPolicy(tuple(attrs.evolve(r, same_treatment=switch) for r in tariff.policy.rules))
+    tariff.policy = concessions.ConcessionPolicy(tuple(attrs.evolve(r, same_treatment=switch) for r in tariff.policy.rules))
     rig._fares = TariffFares(tariff)
     card = rig.card(node, born="19500101")
     if node == "tj":
@@ -400,4 +400,4 @@ def test_every_bus_operator_takes_cards_of_every_region(rig, operator):
     for node in ("bj", "tj", "he"):
         ride = rig.tap(bus, rig.card(node))
         assert ride.ok and ride.fare_fen > 0 and ride.issuer_node == node
-    assert P.TU_LOG_RECORDS  # (the profile constant is there for the log reader)
+    assert profile.TU_LOG_RECORDS  # (the profile constant is there for the log reader)

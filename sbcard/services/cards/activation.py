@@ -21,7 +21,7 @@ import attrs
 
 from sbcard.chip.keys import CardKeys
 from sbcard.chip.reading import CardSnapshot
-from sbcard.domain import lifecycle as L
+from sbcard.domain import lifecycle
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.lifecycle import CardState
 from sbcard.domain.bank_account import BankAccount
@@ -59,7 +59,7 @@ class ActivationDesk:
         self.world, self.now = world, now
         number = parse_card_number(card_number)
         self.node, card = locate_card(world, number)
-        L.activate(CardState.from_row(card), now)  # refuses a card that is not issued
+        lifecycle.activate(CardState.from_row(card), now)  # refuses a card that is not issued
         self.card_number = number
         self.outlet = lookup.get_outlet(world, outlet)["code"] if outlet else card["outlet"]
         self.operator = operators.require_operator(
@@ -74,7 +74,7 @@ class ActivationDesk:
         with UnitOfWork(self.world.region(self.node)) as uow:
             card = card_row(uow.db, self.card_number)  # again, under the write lock
             before = CardState.from_row(card)
-            after = L.activate(before, self.now)
+            after = lifecycle.activate(before, self.now)
             if (snapshot.card_number, snapshot.card_id_code) != (card["card_number"], card["card_id_code"]):
                 raise RuleRefused(
                     "card.wrong_card",

@@ -41,8 +41,8 @@ import sqlite_utils
 
 from sbcard.chip.keys import CardKeys
 from sbcard.chip.reading import CardSnapshot
-from sbcard.domain import concessions as C
-from sbcard.domain import lifecycle as L
+from sbcard.domain import concessions
+from sbcard.domain import lifecycle as lifecycle_rules
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.masking import mask_citizen_id
@@ -57,7 +57,7 @@ from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, World
 
-USABLE = {L.Status.ISSUED, L.Status.ACTIVE}
+USABLE = {lifecycle_rules.Status.ISSUED, lifecycle_rules.Status.ACTIVE}
 
 
 @attrs.define
@@ -105,7 +105,7 @@ def enable(
     now: datetime,
 ) -> Iterator[ConcessionOrder]:
     """Grant ``kind`` (``elderly``/``student`` or the stored names) on the card; see the module doc."""
-    kind = C.card_kind(kind)
+    kind = concessions.card_kind(kind)
     number = lifecycle.parse_card_number(card_number)
     node, _ = lifecycle.locate_card(world, number)
     actor = _staff_of(world, node, operator, outlet)
@@ -117,7 +117,7 @@ def enable(
         citizen = CitizenId(card["citizen_id"])
         person = db.execute("SELECT residence, household_region FROM persons WHERE citizen_id = ?",
                             [citizen.value]).fetchone()
-        granted = C.grant(kind, citizen_id=citizen, card_region=card["card_id_code"][:6], today=today, until=until,
+        granted = concessions.grant(kind, citizen_id=citizen, card_region=card["card_id_code"][:6], today=today, until=until,
                           policy=policy, residence=person[0] if person else None,
                           household_region=person[1] if person else None)
         kind = granted.kind
@@ -127,26 +127,26 @@ def enable(
             raise RuleRefused("concession.other_kind", f"card {number} carries an enabled {other[0]['kind']} "
                               "concession; a card holds one at a time", "--kind")
         same = mine[0] if mine else None
-        if same is not None and kind in C.ELDERLY_KINDS:
+        if same is not None and kind in concessions.ELDERLY_KINDS:
             granted = _from_row(same, card["card_id_code"][:6])  # unchanged: its start stays
         to_lock = ([r for r in _enabled_rows(db, citizen_id=citizen.value, kind=kind) if r["card_number"] != number]
-                   if kind in C.ELDERLY_KINDS else [])
-        changed = same is None or (kind == C.STUDENT and same["end_date"] != _iso(granted.end))
+                   if kind in concessions.ELDERLY_KINDS else [])
+        changed = same is None or (kind == concessions.STUDENT and same["end_date"] != _iso(granted.end))
 
         def record(written_over: bytes | None) -> dict[str, Any]:
             at = timestamp(now)
             for old in to_lock:
-                db["concessions"].update(old["id"], {"status": C.LOCKED, "at": at})
+                db["concessions"].update(old["id"], {"status": concessions.LOCKED, "at": at})
                 lifecycle.record_event(db, old["card_number"], event="concession_locked", actor=actor, now=now,
                                        details={"kind": kind, "moved_to": number})
                 outbox.enqueue(db, to_node=HUB, kind="concession.revoke",
-                               key=f"concession.revoke/{old['card_number']}/{C.hub_kind(kind)}",
-                               payload={"card_number": old["card_number"], "kind": C.hub_kind(kind),
+                               key=f"concession.revoke/{old['card_number']}/{concessions.hub_kind(kind)}",
+                               payload={"card_number": old["card_number"], "kind": concessions.hub_kind(kind),
                                         "reason": f"moved to card {number}"}, now=now)
             if same is None:  # after the lock: one enabled elderly free ride per person, at every statement
                 db["concessions"].insert({"citizen_id": citizen.value, "card_number": number, "kind": kind,
                                           "start_date": granted.start.isoformat(), "end_date": _iso(granted.end),
-                                          "status": C.ENABLED, "at": at})
+                                          "status": concessions.ENABLED, "at": at})
             elif changed:
                 db["concessions"].update(same["id"], {"end_date": _iso(granted.end), "at": at})
             details = {"kind": kind, "start": granted.start.isoformat(), "end": _iso(granted.end),
@@ -162,7 +162,7 @@ def enable(
                     **provenance_of(granted.kind, card["card_id_code"][:6], today)}
 
         order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
-                                C.encode_0017(granted), record)
+                                concessions.encode_0017(granted), record)
         yield order
     if order.recorded:
         outbox.deliver_pending(world, now)
@@ -203,7 +203,7 @@ def sync_card(world: World, *, card_number: str, operator: str, outlet: str | No
                     **provenance_of(expected.kind if expected else None, card["card_id_code"][:6], now.date())}
 
         order = ConcessionOrder(number, card["card_id_code"], world.paths.resolve(card["virtual_path"]), keys.keys_for_card(db, card),
-                                C.encode_0017(expected), record)
+                                concessions.encode_0017(expected), record)
         yield order
 
 
@@ -239,8 +239,8 @@ def show(world: World, *, card_number: str, now: datetime, on_card: bytes | None
     if on_card is not None:
         held = _decode_or_none(on_card)
         out["card_0017"] = held.to_json() if held else None
-        out["card_0017_hex"] = bytes(on_card[: C.LAYOUT_END]).hex().upper()
-        out["in_sync"] = bytes(on_card) == C.encode_0017(expected)
+        out["card_0017_hex"] = bytes(on_card[: concessions.LAYOUT_END]).hex().upper()
+        out["in_sync"] = bytes(on_card) == concessions.encode_0017(expected)
     return out
 
 
@@ -248,10 +248,10 @@ def provenance_of(kind: str | None, card_region: str, today: date) -> dict[str, 
     """``"source"``, ``"confidence"``, ``"illustrative"`` of the rule behind a card's concession: the
     elderly rule of its kind (or, with none, of the card's region); a student ticket's terms (at most a
     year, renewed each school year) are the project's own, so illustrative."""
-    if kind == C.STUDENT:
+    if kind == concessions.STUDENT:
         return ILLUSTRATIVE_ONLY.to_json()
     rules = [r for r in load_concession_policy().rules
-             if (r.card_kind == kind if kind in C.ELDERLY_KINDS else r.carried_by(card_region))]
+             if (r.card_kind == kind if kind in concessions.ELDERLY_KINDS else r.carried_by(card_region))]
     rule = next((r for r in rules if r.in_force(today)), rules[0] if rules else None)
     return (rule.provenance if rule else ILLUSTRATIVE_ONLY).to_json()
 
@@ -263,7 +263,7 @@ def _elderly_from(citizen: CitizenId, card_region: str, today: date) -> str | No
     return rule.first_day(citizen.birth_date).isoformat() if rule else None
 
 
-def expected_0017(db: sqlite_utils.Database, card: dict[str, Any]) -> C.CardConcession | None:
+def expected_0017(db: sqlite_utils.Database, card: dict[str, Any]) -> concessions.CardConcession | None:
     """What the card's EF 0017 must hold: its enabled concession, else its latest locked one, else none."""
     rows = list(db.query("SELECT * FROM concessions WHERE card_number = ? ORDER BY status = 'enabled' DESC, id DESC "
                          "LIMIT 1", [card["card_number"]]))
@@ -273,15 +273,15 @@ def expected_0017(db: sqlite_utils.Database, card: dict[str, Any]) -> C.CardConc
 # ----------------------------------------------------------------------------- helpers
 
 
-def _from_row(row: dict[str, Any], card_region: str) -> C.CardConcession:
-    region = C.KIND_REGIONS.get(row["kind"], card_region[:2] + "0000")
-    return C.CardConcession(row["kind"], region, date.fromisoformat(row["start_date"]),
+def _from_row(row: dict[str, Any], card_region: str) -> concessions.CardConcession:
+    region = concessions.KIND_REGIONS.get(row["kind"], card_region[:2] + "0000")
+    return concessions.CardConcession(row["kind"], region, date.fromisoformat(row["start_date"]),
                             date.fromisoformat(row["end_date"]) if row["end_date"] else None, row["status"])
 
 
-def _decode_or_none(data: bytes) -> C.CardConcession | None:
+def _decode_or_none(data: bytes) -> concessions.CardConcession | None:
     try:
-        return C.decode_0017(bytes(data))
+        return concessions.decode_0017(bytes(data))
     except InvalidInput:
         return None
 
@@ -302,10 +302,10 @@ def _enabled_rows(db: sqlite_utils.Database, *, card_number: str | None = None, 
 
 def _usable_card(db: sqlite_utils.Database, number: str, now: datetime) -> dict[str, Any]:
     card = lifecycle.card_row(db, number)
-    state = L.CardState.from_row(card).effective(now)
+    state = lifecycle_rules.CardState.from_row(card).effective(now)
     if state.status not in USABLE:
         raise RuleRefused(f"card.{state.status.value}", f"card {number} is {state.describe()}; a concession goes "
-                          "on an issued or active card", L.FIELD)
+                          "on an issued or active card", lifecycle_rules.FIELD)
     return card
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import sqlite_utils
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.commands import ChipInfo
 from sbcard.chip.keys import CardKeys, IssuerMasterKeys
 from sbcard.chip.personalisation import CardData, CardNotBlank, PersonalisationResult
@@ -448,7 +448,7 @@ class IssuanceDesk:
         serial = chip.chip_serial.hex().upper()
         owner = stock.blank_owner(self.world, serial)
         if owner is None:
-            if chip.life_state is P.LifeState.PERSONALISED:
+            if chip.life_state is profile.LifeState.PERSONALISED:
                 raise CardNotBlank(f"the card in the reader (chip {serial}) is already personalised")
             raise RuleRefused("stock.unknown_blank",
                               f"the card in the reader (chip {serial}) is in no outlet's stock", "--reader")

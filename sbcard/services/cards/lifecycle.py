@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import sqlite_utils
 
-from sbcard.domain import lifecycle as L
+from sbcard.domain import lifecycle
 from sbcard.domain.card_number import CardNumber
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused
 from sbcard.domain.lifecycle import CardState, Channel
@@ -69,7 +69,7 @@ def report_lost(
             "leave out --outlet, or report it at the counter (--channel counter)", "--outlet")
     return change_card(
         world, card_number, operator=operator, outlet=outlet, reason=reason, now=now,
-        transition=lambda state: L.report_lost(state, channel, now), event="reported_lost",
+        transition=lambda state: lifecycle.report_lost(state, channel, now), event="reported_lost",
         details={"channel": channel.value},
     )
 
@@ -93,9 +93,9 @@ def _state_event(
     return run
 
 
-confirm_loss = _state_event(L.confirm_loss, "loss_confirmed",
+confirm_loss = _state_event(lifecycle.confirm_loss, "loss_confirmed",
                             "A temporary loss made formal at a counter before it lapses.")
-unblock = _state_event(L.unblock, "unblocked", "解挂: the card is found; it and its financial account work again.")
+unblock = _state_event(lifecycle.unblock, "unblocked", "解挂: the card is found; it and its financial account work again.")
 
 
 def cancel(
@@ -127,7 +127,7 @@ def cancel(
 
     return change_card(
         world, card_number, operator=operator, outlet=outlet, reason=reason.strip(), now=now,
-        transition=lambda state: L.cancel(state, now), event="cancelled", also=pay_out_and_close,
+        transition=lambda state: lifecycle.cancel(state, now), event="cancelled", also=pay_out_and_close,
     )
 
 
@@ -249,7 +249,7 @@ def _freeze_account_while_lost(db: sqlite_utils.Database, card_number: str, stat
     if account is None:
         return
     frozen = ledger.get_account(db, account)["status"] == "frozen"
-    if frozen != (state.status is L.Status.LOST):
+    if frozen != (state.status is lifecycle.Status.LOST):
         ledger.set_frozen(db, account, frozen=not frozen, now=now)
 
 
@@ -262,7 +262,7 @@ def _tell_hub(db: sqlite_utils.Database, card: dict[str, Any], before: CardState
         payload=hub_directory.card_status_message(card, after.status.value, now),
         now=now,
     )
-    change = L.blacklist_change(before, after)
+    change = lifecycle.blacklist_change(before, after)
     if change == "remove" and db.execute("SELECT 1 FROM card_events WHERE card_number = ? AND event = "
                                          "'purse_blocked'", [number]).fetchone():
         change = None  # the issuer blocked its purse (services.transit.purse_integrity): found again, it stays listed
@@ -289,14 +289,14 @@ def authorise(world: World, operator: str, outlet: str | None, reason: str | Non
     return Actor(staff["code"], outlet, (reason or "").strip() or None)
 
 
-def parse_card_number(text: str, field: str = L.FIELD) -> str:
+def parse_card_number(text: str, field: str = lifecycle.FIELD) -> str:
     try:
         return CardNumber.parse(text).value
     except InvalidInput as e:
         raise InvalidInput(e.code, e.message, field) from None
 
 
-def locate_card(world: World, card_number: str, field: str = L.FIELD) -> tuple[str, dict[str, Any]]:
+def locate_card(world: World, card_number: str, field: str = lifecycle.FIELD) -> tuple[str, dict[str, Any]]:
     """The issuing region's node and the card's row; NotFound when no region issued it."""
     found = lookup.find_card(world, card_number)
     if found is None:
@@ -307,7 +307,7 @@ def locate_card(world: World, card_number: str, field: str = L.FIELD) -> tuple[s
 def card_row(db: sqlite_utils.Database, card_number: str) -> dict[str, Any]:
     row = rows.get(db, "cards", "card_number", card_number)
     if row is None:
-        raise NotFound("card.unknown", f"no card {card_number}", L.FIELD)
+        raise NotFound("card.unknown", f"no card {card_number}", lifecycle.FIELD)
     return row
 
 
@@ -342,7 +342,7 @@ def _refuse_while_refund_pending(db: sqlite_utils.Database, card: dict[str, Any]
         raise RuleRefused(
             "cancel.refund_pending",
             f"the purse refund {what} from replaced card {old} is due {due[:10]}; "
-            "cancel after it is paid into the account", L.FIELD)
+            "cancel after it is paid into the account", lifecycle.FIELD)
 
 
 def _view(number: str, state: CardState, event: str, actor: Actor, at: datetime) -> dict[str, Any]:

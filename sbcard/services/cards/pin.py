@@ -18,11 +18,11 @@ from typing import Any
 import attrs
 import sqlite_utils
 
-from sbcard.chip import profile as P
+from sbcard.chip import profile
 from sbcard.chip.commands import encode_pin
 from sbcard.chip.keys import CardKeys
 from sbcard.chip.reading import CardSnapshot
-from sbcard.domain import lifecycle as L
+from sbcard.domain import lifecycle as lifecycle_rules
 from sbcard.domain.citizen_id import CitizenId
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.lifecycle import CardState
@@ -120,9 +120,9 @@ def _active_card(db: sqlite_utils.Database, number: str, now: datetime) -> dict[
     """The card's row, if it is active: a lost, replaced or cancelled card's PIN is not touched."""
     card = lifecycle.card_row(db, number)
     state = CardState.from_row(card).effective(now)
-    if state.status is not L.Status.ACTIVE:
+    if state.status is not lifecycle_rules.Status.ACTIVE:
         raise RuleRefused(f"card.{state.status.value}", f"card {number} is {state.describe()}; "
-                          "only an active card's PIN can be changed or reset", L.FIELD)
+                          "only an active card's PIN can be changed or reset", lifecycle_rules.FIELD)
     return card
 
 
@@ -138,4 +138,4 @@ def _check_new(new_pin: str, card: dict[str, Any], *, old_pin: str | None = None
 def _view(number: str, event: str, actor: lifecycle.Actor, now: datetime) -> dict[str, Any]:
     """``card pin change|reset --json``."""
     return {"card_number": number, "event": event, "at": now.isoformat(), "operator": actor.operator,
-            "outlet": actor.outlet, "tries_left": P.PIN_TRIES}
+            "outlet": actor.outlet, "tries_left": profile.PIN_TRIES}

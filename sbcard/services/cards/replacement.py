@@ -30,7 +30,7 @@ import sqlite_utils
 
 from sbcard.chip.commands import ChipInfo
 from sbcard.chip.reading import CardSnapshot
-from sbcard.domain import lifecycle as L
+from sbcard.domain import lifecycle as lifecycle_rules
 from sbcard.domain.eligibility import MINOR_UNDER_YEARS
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.lifecycle import CardState
@@ -65,7 +65,7 @@ class Replacement:
         self.world, self.now = world, now
         self.old_card = lifecycle.parse_card_number(card_number)
         self.node, card = lifecycle.locate_card(world, self.old_card)
-        L.replace(CardState.from_row(card), now)  # refuses a card that cannot be replaced
+        lifecycle_rules.replace(CardState.from_row(card), now)  # refuses a card that cannot be replaced
         if not outlet:
             raise InvalidInput("replace.outlet", "a replacement is issued at an outlet: give --outlet", "--outlet")
         self.actor = lifecycle.authorise(world, operator, outlet, reason, card_node=self.node)
@@ -103,7 +103,7 @@ class Replacement:
         return {
             "old_card": self.old_card,
             "new_card": issued["card_number"],
-            "status": L.Status.REPLACED.value,
+            "status": lifecycle_rules.Status.REPLACED.value,
             "new_status": issued["status"],
             "card_id_code": issued["card_id_code"],
             "region": issued["region"],
@@ -146,7 +146,7 @@ class Replacement:
         db.execute("PRAGMA defer_foreign_keys = ON")
         card = lifecycle.card_row(db, self.old_card)
         before = CardState.from_row(card)
-        after = L.replace(before, self.now)
+        after = lifecycle_rules.replace(before, self.now)
         new = new_card["card_number"]
         lifecycle.record_change(db, card, before, after, event="replaced", actor=self.actor, now=self.now,
                                 details={"new_card": new, "old_card_presented": self.purse_balance_fen is not None,
@@ -157,7 +157,7 @@ class Replacement:
         elif self.purse_balance_fen:
             self.refund_basis = CHIP
         if self.refund_basis is not None:
-            self.refund_due_at = L.refund_due_at(self.now)
+            self.refund_due_at = lifecycle_rules.refund_due_at(self.now)
             db["purse_refunds"].insert({
                 "old_card": self.old_card, "new_card": new, "amount_fen": self.purse_balance_fen or 0,
                 "due_at": timestamp(self.refund_due_at), "paid_at": None, "txn_id": None,

@@ -35,6 +35,9 @@ from sbcard.chip import upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.transit import CAPP_OPERATOR_CODES
 from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.reference.transit import load_tariff
+from sbcard.reference.venues import venues
+from sbcard.services.exchange import concession_list
 from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.cards.keys import issuer_masters, upload_master
 from sbcard.store.migrations import timestamp
@@ -90,12 +93,6 @@ def upload_key(world: World, terminal_id: str) -> UploadKey:
 Install = Callable[[dict[str, Any], list[ConsumerKeys], BlacklistCopy], None]
 
 
-def _tariff() -> Any:
-    from sbcard.reference.transit import load_tariff
-
-    return load_tariff()
-
-
 def consumer_keys(world: World) -> list[ConsumerKeys]:
     """Every region's PSAM keys, from its issuer masters (``sbcard init`` made them)."""
     out = []
@@ -130,8 +127,6 @@ def blacklist_copy(world: World) -> BlacklistCopy:
 def _revoked_concessions(world: World, version: int) -> set[tuple[str, str]]:
     """(card number, kind) of every concession revoked as of ``version``: the card's chip still
     says enabled (until it is next at a counter), so terminals charge it the full fare."""
-    from sbcard.services.exchange import concession_list
-
     hub = world.hub()
     if not hub["concession_revocations"].exists():
         return set()
@@ -145,7 +140,7 @@ def _validate(operator: str, station: str | None, gate: str, line: str | None, a
 
     A name that names several stations (the airport express's 东直门) is the first listed;
     give the 8-digit code to choose another."""
-    tariff = _tariff()
+    tariff = load_tariff()
     info = tariff.operator(operator)
     code = None
     if gate not in GATES:
@@ -243,12 +238,10 @@ def list_terminals(world: World, *, operator: str | None = None) -> list[dict[st
 
 def known_operator(code: str, field: str = "--operator") -> str:
     """``code`` if terminals can belong to it: a transit operator, or a venue (its gates); InvalidInput if not."""
-    from sbcard.reference.venues import venues
-
     text = code.strip() if isinstance(code, str) else ""
     if not text:
         raise InvalidInput("terminal.operator", "the operator to filter by is empty or blank", field)
-    transit = tuple(_tariff().operators)
+    transit = tuple(load_tariff().operators)
     if text in transit:
         return text
     places = venues()

@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlite_utils
 
-from sbcard.domain import purse_policy as P
+from sbcard.domain import purse_policy
 from sbcard.domain.money import format_fen
 from sbcard.services.exchange import outbox
 from sbcard.services.outlets import audit
@@ -112,8 +112,8 @@ def take_back(db: sqlite_utils.Database, load: Mapping[str, Any], *, proof: str,
             "proof": proof, "txn_id": txn, "evidence": dict(evidence)}
     audit.record(db, at=now, operator=SYSTEM, action=CORRECTED_ACTION, subject=load["card_number"],
                  reason="a reversed load was credited by the card (its image was put back)", details=case)
-    if P.must_block_for_shortfall(short):
-        block_card(db, load["card_number"], rule=P.RULE_CREDITED, now=now,
+    if purse_policy.must_block_for_shortfall(short):
+        block_card(db, load["card_number"], rule=purse_policy.RULE_CREDITED, now=now,
                    evidence=[{"load_id": load["id"], "amount_fen": amount, "short_fen": short, "proof": proof,
                               **dict(evidence)}])
     return case
@@ -134,11 +134,11 @@ def blocked(db: sqlite_utils.Database, card_number: str) -> dict[str, Any] | Non
 def block_card(db: sqlite_utils.Database, card_number: str, *, rule: str, evidence: Sequence[Mapping[str, Any]],
                now: dt.datetime, total: int | None = None) -> bool:
     """Block the card (see the module doc); False when it was blocked before (the first block stands)."""
-    if rule not in P.RULES:
+    if rule not in purse_policy.RULES:
         raise ValueError(f"unknown block rule {rule!r}")
     if blocked(db, card_number) is not None:
         return False
-    kept = [dict(e) for e in evidence[:P.EVIDENCE_KEPT]]
+    kept = [dict(e) for e in evidence[:purse_policy.EVIDENCE_KEPT]]
     details = {"rule": rule, "evidence": kept, "evidence_count": len(evidence) if total is None else total}
     reason = _REASONS[rule]
     cursor = db.execute(
@@ -152,9 +152,9 @@ def block_card(db: sqlite_utils.Database, card_number: str, *, rule: str, eviden
 
 
 _REASONS = {
-    P.RULE_BALANCE: "the purse's balance was altered behind the card's back",
-    P.RULE_COUNTERS: f"{P.COUNTER_ANOMALY_LIMIT} or more counter anomalies (counters used again or skipped)",
-    P.RULE_CREDITED: "a reversed load was credited by a restored card image, and the account could not pay it back",
+    purse_policy.RULE_BALANCE: "the purse's balance was altered behind the card's back",
+    purse_policy.RULE_COUNTERS: f"{purse_policy.COUNTER_ANOMALY_LIMIT} or more counter anomalies (counters used again or skipped)",
+    purse_policy.RULE_CREDITED: "a reversed load was credited by a restored card image, and the account could not pay it back",
 }
 
 
@@ -172,7 +172,7 @@ def review_flags(db: sqlite_utils.Database, day: dt.date, gaps: Iterable[Mapping
     for app_serial, card_number, flags in db.execute(
             "SELECT app_serial, card_number, flags FROM purse_purchases WHERE clearing_day = ? AND flags IS NOT NULL",
             [day.isoformat()]):
-        if card_number and P.anomaly_flags(json.loads(flags)):
+        if card_number and purse_policy.anomaly_flags(json.loads(flags)):
             cards[app_serial] = card_number
     overdue: dict[str, list[int]] = {}
     for g in gaps:
@@ -180,7 +180,7 @@ def review_flags(db: sqlite_utils.Database, day: dt.date, gaps: Iterable[Mapping
             continue
         row = db.execute("SELECT loose FROM purse_shadow WHERE app_serial = ?", [g["app_serial"]]).fetchone()
         cleared = {e[0]: e[2] for e in json.loads(row[0])} if row else {}
-        late = P.overdue_gaps(g["missing"], cleared, day)
+        late = purse_policy.overdue_gaps(g["missing"], cleared, day)
         if late:
             overdue[g["app_serial"]] = late
             cards[g["app_serial"]] = g["card_number"]
@@ -194,7 +194,7 @@ def review_flags(db: sqlite_utils.Database, day: dt.date, gaps: Iterable[Mapping
                 "SELECT counter, terminal_no, terminal_serial, flags, clearing_day FROM purse_purchases "
                 "WHERE flags IS NOT NULL AND clearing_day IS NOT NULL AND app_serial = ? "
                 "ORDER BY clearing_day, counter, terminal_no, terminal_serial", [app_serial]):
-            names = P.anomaly_flags(json.loads(flags))
+            names = purse_policy.anomaly_flags(json.loads(flags))
             for name in names:
                 counts[name] += 1
             if names:
@@ -203,7 +203,7 @@ def review_flags(db: sqlite_utils.Database, day: dt.date, gaps: Iterable[Mapping
         late = overdue.get(app_serial, [])
         if late:
             evidence.append({"flags": ["counter_gap"], "missing": late[:50], "missing_count": len(late)})
-        rule = P.block_rule(counts, len(late))
+        rule = purse_policy.block_rule(counts, len(late))
         if rule is not None and block_card(db, card_number, rule=rule, evidence=evidence, now=now):
             done.append(card_number)
     return done

@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlite_utils
 
-from sbcard.domain import library as L
+from sbcard.domain import library as library_rules
 from sbcard.domain.concessions import BJ_ELDERLY_FREE_BUS, CardConcession
 from sbcard.domain.errors import NotFound, RuleRefused
 from sbcard.domain.venues import ELDERLY_CARD, STUDENT, Venue, statuses_of
@@ -237,9 +237,9 @@ def _holder(citizen_id: str | None, card_number: str | None) -> tuple[str, str]:
 def borrow(world: World, library: Venue, *, citizen_id: str | None, card_number: str | None, item: str,
            now: dt.datetime) -> dict[str, Any]:
     """Lend ``item`` to the holder of the card (registered here at their first loan)."""
-    rules = L.LoanRules.of(library)
+    rules = library_rules.LoanRules.of(library)
     citizen_id, card_number = _holder(citizen_id, card_number)
-    item = L.item_code(item)
+    item = library_rules.item_code(item)
     db = world.region(library.node)
     today = now.date()
     with UnitOfWork(db) as uow:
@@ -250,7 +250,7 @@ def borrow(world: World, library: Venue, *, citizen_id: str | None, card_number:
         owed = sum(f["amount_fen"] for f in _owed(uow.db, library, citizen_id))
         out = uow.db.execute("SELECT 1 FROM library_loans WHERE library = ? AND item = ? AND returned_at IS NULL",
                              [library.code, item]).fetchone()
-        L.check_borrow(rules, open_loans=len(open_loans), overdue_loans=overdue, owed_fen=owed,
+        library_rules.check_borrow(rules, open_loans=len(open_loans), overdue_loans=overdue, owed_fen=owed,
                        item_on_loan=out is not None, library_name=library.name)
         registered = reader is None
         if registered:
@@ -260,7 +260,7 @@ def borrow(world: World, library: Venue, *, citizen_id: str | None, card_number:
         else:
             uow.db.execute("UPDATE library_readers SET card_number = ?, last_seen_at = ? WHERE library = ? AND "
                            "citizen_id = ?", [card_number, timestamp(now), library.code, citizen_id])
-        due = L.due_date(today, rules)
+        due = library_rules.due_date(today, rules)
         cur = uow.db.execute("INSERT INTO library_loans (library, citizen_id, card_number, item, borrowed_at, due_date) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
                              [library.code, citizen_id, card_number, item, timestamp(now), due.isoformat()])
@@ -278,9 +278,9 @@ def return_item(world: World, library: Venue, *, citizen_id: str | None, card_nu
     Any reader's card may bring an item back, but the fine is the borrower's: the item's
     open loan must be this holder's (else ``RuleRefused``), so one card never pays another's.
     """
-    rules = L.LoanRules.of(library)
+    rules = library_rules.LoanRules.of(library)
     citizen_id, card_number = _holder(citizen_id, card_number)
-    item = L.item_code(item)
+    item = library_rules.item_code(item)
     db = world.region(library.node)
     with UnitOfWork(db) as uow:
         rows = list(uow.db.query("SELECT * FROM library_loans WHERE library = ? AND item = ? AND returned_at IS NULL",
@@ -292,8 +292,8 @@ def return_item(world: World, library: Venue, *, citizen_id: str | None, card_nu
             raise RuleRefused("library.not_the_borrower", f"item {item} was borrowed with another reader's card",
                               "--reader")
         due = dt.date.fromisoformat(loan["due_date"])
-        late = L.overdue_days(due, now.date())
-        fine = L.fine_fen(due, now.date(), rules)
+        late = library_rules.overdue_days(due, now.date())
+        fine = library_rules.fine_fen(due, now.date(), rules)
         uow.db.execute("UPDATE library_loans SET returned_at = ?, returned_with = ?, overdue_days = ?, fine_fen = ? "
                        "WHERE id = ?", [timestamp(now), card_number, late, fine, loan["id"]])
         uow.db.execute("UPDATE library_readers SET card_number = ?, last_seen_at = ? WHERE library = ? AND "

@@ -18,7 +18,7 @@ import click
 from sbcard.cli.context import EXIT_INTERNAL, AppContext, fail, with_app
 from sbcard.cli.output import alert, emit_json, fields, money, named_region, refusal, table, when
 from sbcard.cli.params import Seconds, Whole
-from sbcard.cli.staff import staff_operator_option
+from sbcard.cli.operator_option import staff_operator_option
 from sbcard.domain.masking import mask_middle
 from sbcard.store.world import open_world
 
