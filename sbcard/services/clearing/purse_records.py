@@ -36,6 +36,12 @@ the job the next time: each step below is idempotent on its own.
 ``report(world, day)`` (``sbcard clearing report``) shows a day's clearing: lines, records
 rejected (with the reasons' categories) and flagged, duplicates, counter gaps; and, as the
 run does, the day's corrections of credited reversals and blocked cards (``purse_cases``).
+
+The SQL is the store's (``sbcard.store.repositories.clearing``: ``ClearingRepository`` on the
+hub, ``RegionClearingRepository`` on a region), the money the ledger's: a function that
+works on one database takes its unit of work; one that crosses nodes takes the ``World`` and
+opens a unit of work per node, each step (a region's part, the hub taking a payer's lines,
+a payee taking them) a transaction of its own.
 """
 
 from __future__ import annotations
@@ -187,7 +193,7 @@ def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> di
         # transit: this region as the cards' issuer
         for from_node, operator, terminal_no, count, amount, flagged in store.purchases_to_clear(day):
             if operator is None:  # kept before the operator was: its region's register of terminals knows it
-                operator = _operator_of_terminal(world, from_node, terminal_no or "")
+                operator = _operator_of_terminal(UnitOfWork(world.region(from_node)), terminal_no or "")
             _add(lines, ("transit", from_node, operator), count, amount, flagged)
         store.mark_purchases_cleared(day)
 
@@ -269,8 +275,9 @@ def _totals(items: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return out
 
 
-def _operator_of_terminal(world: World, node: str, terminal_no: str) -> str:
-    found = UnitOfWork(world.region(node)).get(RegionClearingRepository).operator_of_terminal(terminal_no)
+def _operator_of_terminal(uow: UnitOfWork, terminal_no: str) -> str:
+    """The operator of a terminal in the register of ``uow``'s region (``UNKNOWN-<terminal>`` if it is not there)."""
+    found = uow.get(RegionClearingRepository).operator_of_terminal(terminal_no)
     return found if found is not None else f"UNKNOWN-{terminal_no}"
 
 
