@@ -48,6 +48,7 @@ from sbcard.services.accounts import ledger
 from sbcard.services.exchange import links
 from sbcard.services.transit import host as transit_host  # noqa: E402
 from sbcard.services.transit.purse_host import FLOAT_PURSE, ensure_float  # noqa: E402
+from sbcard.store.unit_of_work import UnitOfWork  # noqa: E402
 from sbcard.store.world import REGION_NODES, open_world  # noqa: E402
 
 TARGET_S = 60.0
@@ -77,8 +78,9 @@ def _fund_floats(home: Path) -> None:
             total = db.execute("SELECT coalesce(sum(amount_fen), 0) FROM purse_loads").fetchone()[0]
             if total:
                 ensure_float(db, UPLOAD_AT)
-                ledger.ensure_internal_account(db, "FUND-BENCH-LOADS", "fund", UPLOAD_AT)
-                ledger.post(db, txn_id="BENCH-LOADS", entries=[("FUND-BENCH-LOADS", -total), (FLOAT_PURSE, total)],
+                uow = UnitOfWork(db)
+                ledger.ensure_internal_account(uow, "FUND-BENCH-LOADS", "fund", UPLOAD_AT)
+                ledger.post(uow, txn_id="BENCH-LOADS", entries=[("FUND-BENCH-LOADS", -total), (FLOAT_PURSE, total)],
                             kind="purse_load", operator="bench", now=UPLOAD_AT)
 
 

@@ -114,7 +114,7 @@ def test_before_the_end_of_a_beijing_day(stamp, before):
     import datetime as dt
     import sqlite3
 
-    from sbcard.services.clearing.purse_records import before_end
+    from sbcard.store.repositories.clearing import before_end
 
     sql, args = before_end("t", dt.date(2025, 3, 3))
     db = sqlite3.connect(":memory:")

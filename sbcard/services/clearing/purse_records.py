@@ -36,6 +36,12 @@ the job the next time: each step below is idempotent on its own.
 ``report(world, day)`` (``sbcard clearing report``) shows a day's clearing: lines, records
 rejected (with the reasons' categories) and flagged, duplicates, counter gaps; and, as the
 run does, the day's corrections of credited reversals and blocked cards (``purse_cases``).
+
+The SQL is the store's (``sbcard.store.repositories.clearing``: ``ClearingRepository`` on the
+hub, ``RegionClearingRepository`` on a region), the money the ledger's: a function that
+works on one database takes its unit of work; one that crosses nodes takes the ``World`` and
+opens a unit of work per node, each step (a region's part, the hub taking a payer's lines,
+a payee taking them) a transaction of its own.
 """
 
 from __future__ import annotations
@@ -47,7 +53,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
-import sqlite_utils
 
 from sbcard.clock import BEIJING
 from sbcard.domain import settlement as settlement_rules
@@ -58,7 +63,7 @@ from sbcard.services.exchange import links, outbox
 from sbcard.services.transit import host as transit_host, purse_integrity
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
-from sbcard.store.repositories.clearing import LINE_COLUMNS, ClearingRepository
+from sbcard.store.repositories.clearing import ClearingRepository, RegionClearingRepository, day_window
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -128,11 +133,11 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
     if day > today:
         raise InvalidInput("clearing.date", f"{day.isoformat()} has not begun yet (today is {today.isoformat()})",
                            FIELD)
-    done = recorded(world, day)
+    hub = UnitOfWork(world.hub())
+    done = recorded(hub, day)
     if done is not None:
         return ClearingResult(**{**done, "changed": False,
                                  "message": f"the clearing of {day.isoformat()} was run before: nothing changed"})
-    hub = world.hub()
     routed: dict[str, dict[str, int]] = {}
     for node in REGION_NODES:
         got = transit_host.route_awaiting(world, node, now=now)
@@ -140,20 +145,19 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
             routed[node] = got
     regions: dict[str, dict[str, Any]] = {}
     for node in REGION_NODES:
-        if links.is_up(hub, node):
+        if links.is_up(world.hub(), node):
             regions[node] = {"status": "cleared", **_clear_region(world, node, day, now)}
         else:
             regions[node] = {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0,
                              "note": "the hub cannot reach it: its part waits for the next clearing date"}
     cases = purse_cases(world, day, [n for n, r in regions.items() if r["status"] == "cleared"])
-    if any(purse_integrity.blocks_waiting(world.region(n)) for n in REGION_NODES if links.is_up(hub, n)):
+    if any(purse_integrity.blocks_waiting(world.region(n)) for n in REGION_NODES if links.is_up(world.hub(), n)):
         outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
     _send_lines(world, now)
     delivered = deliver(world, now)
     lines = settlement.hub_lines(world, day)
-    undelivered = hub.execute("SELECT count(*) FROM clearing_lines WHERE delivered_at IS NULL").fetchone()[0]
-    gaps = sorted((g for node in REGION_NODES for g in _run_summary(world, node, day).get("gaps", [])),
-                  key=lambda g: (g["card_number"] or "", g["app_serial"]))
+    undelivered = hub.get(ClearingRepository).undelivered_count()
+    gaps = _day_gaps(world, day)
     day_settlement = settlement.day_settlement(world, day)
     files = settlement.write_files(world, day, day_settlement)
     parts = [f"{n}: {r['status']}" for n, r in regions.items()]
@@ -166,9 +170,9 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
     return result
 
 
-def recorded(world: World, day: dt.date) -> dict[str, Any] | None:
+def recorded(hub: UnitOfWork, day: dt.date) -> dict[str, Any] | None:
     """The clearing run's answer for ``day`` as the hub recorded it, or None (not run yet)."""
-    row = UnitOfWork(world.hub()).get(ClearingRepository).settlement_of(day.isoformat())
+    row = hub.get(ClearingRepository).settlement_of(day.isoformat())
     return None if row is None else json.loads(row["result"])
 
 
@@ -176,102 +180,82 @@ def _zero() -> dict[str, int]:
     return {"count": 0, "amount_fen": 0}
 
 
-def end_of_day_utc(day: dt.date) -> str:
-    """The end of ``day`` in Beijing, as SQLite's ``datetime()`` shows an instant (UTC)."""
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=BEIJING)
-    return end.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def before_end(column: str, day: dt.date) -> tuple[str, list[str]]:
-    """SQL (and its parameters) for "the ISO timestamp in ``column`` is before the end of ``day`` in Beijing".
-
-    Beijing timestamps (every one the services write) compare as text with the day's end
-    in Beijing; another offset is compared as an instant (``datetime()``). The first term, a
-    text bound above any timestamp of such an instant, lets SQLite range-scan an index.
-    """
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=BEIJING)
-    local = end.isoformat()
-    offset = local[-6:]
-    sql = (f"{column} < ? AND (substr({column}, -6) = '{offset}' AND {column} < ? OR "
-           f"substr({column}, -6) != '{offset}' AND datetime({column}) < ?)")
-    return sql, [(day + dt.timedelta(days=2)).isoformat(), local, end_of_day_utc(day)]
-
-
 def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
     """This region's part of the day's clearing, in one transaction; its summary (the stored one if done)."""
-    db = world.region(node)
     key = day.isoformat()
-    received, received_args = before_end("received_at", day)
-    settled, settled_args = before_end("c.recorded_at", day)
-    refunded, refunded_args = before_end("c.refunded_at", day)
-    with UnitOfWork(db) as uow:
-        row = uow.db.execute("SELECT summary FROM clearing_runs WHERE day = ?", [key]).fetchone()
-        if row is not None:
-            return _public(json.loads(row[0]))
+    with UnitOfWork(world.region(node)) as uow:
+        store = uow.get(RegionClearingRepository)
+        done = store.run_summary(key)
+        if done is not None:
+            return _public(json.loads(done))
         lines: dict[tuple[str, str, str], dict[str, int]] = {}  # (kind, payee, party) → totals
 
         # transit: this region as the cards' issuer
-        where = f"status = 'cleared' AND clearing_day IS NULL AND {received}"
-        for from_node, operator, terminal_no, count, amount, flagged in uow.db.execute(
-                f"SELECT from_node, operator, CASE WHEN operator IS NULL THEN terminal_no END, count(*), "
-                f"sum(amount_fen), sum(flags IS NOT NULL) FROM purse_purchases WHERE {where} "
-                f"GROUP BY from_node, operator, 3", received_args).fetchall():
+        for from_node, operator, terminal_no, count, amount, flagged in store.purchases_to_clear(day):
             if operator is None:  # kept before the operator was: its region's register of terminals knows it
-                operator = _operator_of_terminal(world, from_node, terminal_no)
+                operator = _operator_of_terminal(UnitOfWork(world.region(from_node)), terminal_no or "")
             _add(lines, ("transit", from_node, operator), count, amount, flagged)
-        uow.db.execute(f"UPDATE purse_purchases SET clearing_day = ? WHERE {where}", [key, *received_args])
+        store.mark_purchases_cleared(day)
 
         # medical: this region as the insured region
-        for hospital_node, hospital, count, amount in uow.db.execute(
-                "SELECT c.hospital_node, c.hospital, count(*), coalesce(sum(e.amount_fen), 0) FROM medical_claims c "
-                "LEFT JOIN ledger_entries e ON e.txn_id = c.txn_id AND e.account_no = 'CLEARING-' || c.hospital_node "
-                f"WHERE c.clearing_day IS NULL AND {settled} GROUP BY c.hospital_node, c.hospital", settled_args):
-            _add(lines, ("medical", hospital_node, hospital), count, amount, 0)
-        for hospital_node, hospital, count, amount in uow.db.execute(
-                "SELECT c.hospital_node, c.hospital, count(*), coalesce(sum(e.amount_fen), 0) FROM medical_claims c "
-                "LEFT JOIN ledger_entries e ON e.txn_id = c.reversal_txn_id "
-                "AND e.account_no = 'CLEARING-' || c.hospital_node "
-                f"WHERE c.refunded_at IS NOT NULL AND c.refund_clearing_day IS NULL AND {refunded} "
-                "GROUP BY c.hospital_node, c.hospital", refunded_args):
-            _add(lines, ("medical", hospital_node, hospital), 0, amount, 0, refunds=count)
-        uow.db.execute(f"UPDATE medical_claims AS c SET clearing_day = ? WHERE c.clearing_day IS NULL AND {settled}",
-                       [key, *settled_args])
-        uow.db.execute("UPDATE medical_claims AS c SET refund_clearing_day = ? WHERE c.refunded_at IS NOT NULL AND "
-                       f"c.refund_clearing_day IS NULL AND {refunded}", [key, *refunded_args])
+        for hospital_node, hospital, amount in _owed(uow, store.claims_to_clear(day)):
+            _add(lines, ("medical", hospital_node, hospital), 1, amount, 0)
+        for hospital_node, hospital, amount in _owed(uow, store.refunds_to_clear(day)):
+            _add(lines, ("medical", hospital_node, hospital), 0, amount, 0, refunds=1)
+        store.mark_claims_cleared(day)
 
-        txns = _post_payer(uow.db, node, day, lines, now)
+        txns = _post_payer(uow, node, day, lines, now)
         created = timestamp(now)
-        rows = []
-        for (kind, payee, party), t in sorted(lines.items()):
-            txn = txns.get((kind, payee))
-            rows.append((key, kind, node, payee, party, t["count"], t["amount_fen"], t["flagged"], t["refunds"], txn,
-                         created))
-        uow.db.conn.executemany(
-            "INSERT INTO clearing_lines (day, kind, payer_node, payee_node, party, count, amount_fen, flagged, "
-            "refunds, txn_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        rows = [{"day": key, "kind": kind, "payer_node": node, "payee_node": payee, "party": party, **t,
+                 "txn_id": txns.get((kind, payee))} for (kind, payee, party), t in sorted(lines.items())]
+        store.insert_lines(rows, created)
         summary = {
             "transit": _totals(t for (kind, _, _), t in lines.items() if kind == "transit"),
             "medical": _totals(t for (kind, _, _), t in lines.items() if kind == "medical"),
             "lines": len(rows),
-            "gap_list": counter_gaps(uow.db),
+            "gap_list": counter_gaps(uow),
         }
         summary["blocked"] = purse_integrity.review_flags(uow.db, day, summary["gap_list"], now)
-        uow.db["clearing_runs"].insert({"day": key, "run_at": created,
-                                        "summary": json.dumps(summary, ensure_ascii=False, sort_keys=True)})
-        uow.commit()
+        store.insert_run(key, created, json.dumps(summary, ensure_ascii=False, sort_keys=True))
+        uow.finish()
     return _public(summary)
+
+
+LEGS_AT_ONCE = 5000  # transactions whose legs are read in one query (well below SQLite's bound of parameters)
+
+
+def _owed(uow: UnitOfWork, claims: list[tuple[str, str, str | None]]) -> list[tuple[str, str, int]]:
+    """(hospital's node, hospital, fen) of each claim: what its ledger transaction credited
+    ``CLEARING-<hospital's node>`` (0 without a transaction)."""
+    txns = [txn for _, _, txn in claims if txn]
+    legs: dict[str, Mapping[tuple[str, int], int]] = {}
+    for i in range(0, len(txns), LEGS_AT_ONCE):
+        legs.update(ledger.posted(uow, txns[i:i + LEGS_AT_ONCE]))
+    out = []
+    for hospital_node, hospital, txn in claims:
+        account = clearing_account(hospital_node)
+        entries = legs.get(txn, {}) if txn else {}
+        out.append((hospital_node, hospital, sum(amount * n for (a, amount), n in entries.items() if a == account)))
+    return out
 
 
 def _public(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {"transit": summary["transit"], "medical": summary["medical"], "gaps": len(summary["gap_list"])}
 
 
-def _run_summary(world: World, node: str, day: dt.date) -> dict[str, Any]:
-    row = world.region(node).execute("SELECT summary FROM clearing_runs WHERE day = ?", [day.isoformat()]).fetchone()
-    if row is None:
+def _run_summary(uow: UnitOfWork, node: str, day: dt.date) -> dict[str, Any]:
+    found = uow.get(RegionClearingRepository).run_summary(day.isoformat())
+    if found is None:
         return {}
-    summary = json.loads(row[0])
+    summary = json.loads(found)
     return {**summary, "gaps": [{**g, "issuer": node} for g in summary["gap_list"]]}
+
+
+def _day_gaps(world: World, day: dt.date) -> list[dict[str, Any]]:
+    """The counter gaps every issuer's run of the day found, by card."""
+    return sorted((g for node in REGION_NODES
+                   for g in _run_summary(UnitOfWork(world.region(node)), node, day).get("gaps", [])),
+                  key=lambda g: (g["card_number"] or "", g["app_serial"]))
 
 
 def _add(lines: dict[tuple[str, str, str], dict[str, int]], key: tuple[str, str, str], count: int, amount: int,
@@ -291,10 +275,10 @@ def _totals(items: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return out
 
 
-def _operator_of_terminal(world: World, node: str, terminal_no: str) -> str:
-    row = world.region(node).execute("SELECT operator FROM terminals WHERE upper(terminal_no) = ?",
-                                     [terminal_no.upper()]).fetchone()
-    return row[0] if row else f"UNKNOWN-{terminal_no}"
+def _operator_of_terminal(uow: UnitOfWork, terminal_no: str) -> str:
+    """The operator of a terminal in the register of ``uow``'s region (``UNKNOWN-<terminal>`` if it is not there)."""
+    found = uow.get(RegionClearingRepository).operator_of_terminal(terminal_no)
+    return found if found is not None else f"UNKNOWN-{terminal_no}"
 
 
 def txn_id(day: dt.date | str, kind: str, payer: str, payee: str) -> str:
@@ -302,8 +286,7 @@ def txn_id(day: dt.date | str, kind: str, payer: str, payee: str) -> str:
     return f"CLR-{d.replace('-', '')}-{'T' if kind == 'transit' else 'M'}-{payer}-{payee}"
 
 
-def _post_payer(db: sqlite_utils.Database, node: str, day: dt.date,
-                lines: Mapping[tuple[str, str, str], Mapping[str, int]],
+def _post_payer(uow: UnitOfWork, node: str, day: dt.date, lines: Mapping[tuple[str, str, str], Mapping[str, int]],
                 now: dt.datetime) -> dict[tuple[str, str], str]:
     """The payer region's ledger for its lines; {(kind, payee): txn id} of what was posted."""
     groups: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
@@ -313,7 +296,7 @@ def _post_payer(db: sqlite_utils.Database, node: str, day: dt.date,
     for (kind, payee), parties in groups.items():
         total = sum(amount for _, amount in parties)
         if kind == "transit":
-            ledger.ensure_internal_account(db, FLOAT_PURSE, "purse_float", now)
+            ledger.ensure_internal_account(uow, FLOAT_PURSE, "purse_float", now)
             if payee == node:
                 entries = [(FLOAT_PURSE, -total), *((operator_account(p), a) for p, a in parties)]
             else:
@@ -322,15 +305,14 @@ def _post_payer(db: sqlite_utils.Database, node: str, day: dt.date,
             entries = [(clearing_account(node), -total), *((hospital_account(p), a) for p, a in parties)]
         else:
             continue  # the claims posted what this region owes the hospital's region already
-        txn = _post(db, txn_id(day, kind, node, payee), entries, now,
+        txn = _post(uow, txn_id(day, kind, node, payee), entries, now,
                     memo=f"{kind} clearing of {day.isoformat()}: {node} → {payee}")
         if txn:
             out[(kind, payee)] = txn
     return out
 
 
-def _post(db: sqlite_utils.Database, txn: str, entries: list[tuple[str, int]], now: dt.datetime, *,
-          memo: str) -> str | None:
+def _post(uow: UnitOfWork, txn: str, entries: list[tuple[str, int]], now: dt.datetime, *, memo: str) -> str | None:
     """Post the non-zero entries (accounts opened on first use); None when nothing moves."""
     merged: dict[str, int] = defaultdict(int)
     for account, amount in entries:
@@ -340,8 +322,8 @@ def _post(db: sqlite_utils.Database, txn: str, entries: list[tuple[str, int]], n
         return None
     for account, _ in kept:
         if account != FLOAT_PURSE:
-            ledger.ensure_internal_account(db, account, "clearing", now)
-    ledger.post(db, txn_id=txn, entries=kept, kind=LEDGER_KIND, operator=SYSTEM, memo=memo, now=now)
+            ledger.ensure_internal_account(uow, account, "clearing", now)
+    ledger.post(uow, txn_id=txn, entries=kept, kind=LEDGER_KIND, operator=SYSTEM, memo=memo, now=now)
     return txn
 
 
@@ -350,11 +332,10 @@ def _post(db: sqlite_utils.Database, txn: str, entries: list[tuple[str, int]], n
 
 def purse_cases(world: World, day: dt.date, nodes: Iterable[str] = REGION_NODES) -> dict[str, list[dict[str, Any]]]:
     """The issuers' corrections (reversed loads credited after all) and blocks made on ``day`` (Beijing)."""
-    until = before_end("at", day)
-    since_sql, since_args = before_end("at", day - dt.timedelta(days=1))
+    since, until = day_window("at", day)
     out: dict[str, list[dict[str, Any]]] = {"corrections": [], "blocks": []}
     for node in nodes:
-        got = purse_integrity.day_cases(world.region(node), node, (f"NOT ({since_sql})", since_args), until)
+        got = purse_integrity.day_cases(world.region(node), node, since, until)
         out["corrections"] += got["corrections"]
         out["blocks"] += got["blocks"]
     return out
@@ -363,13 +344,10 @@ def purse_cases(world: World, day: dt.date, nodes: Iterable[str] = REGION_NODES)
 # ----------------------------------------------------------------------------- counters
 
 
-def counter_gaps(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def counter_gaps(uow: UnitOfWork) -> list[dict[str, Any]]:
     """This issuer's cards with a counter skipped below a cleared one (``purse_shadow``), by card."""
     out = []
-    for app_serial, card_number, next_counter, loose in db.execute(
-            "SELECT s.app_serial, s.card_number, s.offline_next, s.loose FROM purse_shadow s WHERE s.loose != '[]' "
-            "AND EXISTS (SELECT 1 FROM json_each(s.loose) j WHERE json_extract(j.value, '$[0]') > s.offline_next) "
-            "ORDER BY s.card_number, s.app_serial"):
+    for app_serial, card_number, next_counter, loose in uow.get(RegionClearingRepository).loose_counters():
         counters = [e[0] for e in json.loads(loose)]
         missing = settlement_rules.counter_gaps(next_counter, counters)
         if missing:
@@ -383,75 +361,74 @@ def counter_gaps(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 def _send_lines(world: World, now: dt.datetime) -> int:
     """Every region's lines the hub has not taken yet (payer rows), one message per day and payer."""
-    hub = world.hub()
+    hub = UnitOfWork(world.hub())
     sent = 0
     for node in REGION_NODES:
-        if not links.is_up(hub, node):
+        if not links.is_up(world.hub(), node):
             continue
-        db = world.region(node)
-        days = [r[0] for r in db.execute("SELECT DISTINCT day FROM clearing_lines WHERE sent_at IS NULL AND "
-                                         "payer_node = ? ORDER BY day", [node])]
-        for day in days:
-            rows = [dict(zip(LINE_COLUMNS, r)) for r in db.execute(
-                f"SELECT {', '.join(LINE_COLUMNS)} FROM clearing_lines WHERE day = ? AND payer_node = ? "
-                "ORDER BY kind, payee_node, party", [day, node])]
-            key = f"{LINES_KIND}/{day}/{node}"
-            with UnitOfWork(hub) as h:
-                if not h.db.execute("SELECT 1 FROM messages WHERE idempotency_key = ?", [key]).fetchone():
-                    at = timestamp(now)
-                    h.db.conn.executemany(
-                        f"INSERT INTO clearing_lines ({', '.join(LINE_COLUMNS)}, received_at, delivered_at) "
-                        f"VALUES ({', '.join('?' * len(LINE_COLUMNS))}, ?, ?)",
-                        [(*(r[c] for c in LINE_COLUMNS), at, at if r["payee_node"] == node else None) for r in rows])
-                    h.db["messages"].insert({
-                        "idempotency_key": key, "kind": LINES_KIND, "from_node": node, "to_node": "hub",
-                        "received_at": now.isoformat(),
-                        "payload": json.dumps({"lines": len(rows), "amount_fen": sum(r["amount_fen"] for r in rows)}),
-                        "result": json.dumps({"taken": len(rows)})})
-                    h.commit()
-            with UnitOfWork(db) as uow:
-                uow.db.execute("UPDATE clearing_lines SET sent_at = ? WHERE day = ? AND payer_node = ? AND "
-                               "sent_at IS NULL", [timestamp(now), day, node])
-                uow.commit()
+        region = UnitOfWork(world.region(node))
+        store = region.get(RegionClearingRepository)
+        for day in store.unsent_days(node):
+            rows = store.payer_lines(day, node)
+            _take_lines(hub, node, day, rows, now)
+            with region.step():
+                store.mark_sent(day, node, timestamp(now))
             sent += len(rows)
     return sent
 
 
+def _take_lines(hub: UnitOfWork, payer: str, day: str, rows: list[dict[str, Any]], now: dt.datetime) -> None:
+    """The hub keeps a payer's lines of a day once (its message ``clearing.lines/<day>/<payer>``)."""
+    key = f"{LINES_KIND}/{day}/{payer}"
+    with hub.step():
+        store = hub.get(ClearingRepository)
+        if store.has_message(key):
+            return
+        store.take_lines(payer, rows, timestamp(now))
+        store.insert_message({
+            "idempotency_key": key, "kind": LINES_KIND, "from_node": payer, "to_node": "hub",
+            "received_at": now.isoformat(),
+            "payload": json.dumps({"lines": len(rows), "amount_fen": sum(r["amount_fen"] for r in rows)}),
+            "result": json.dumps({"taken": len(rows)})})
+
+
 def deliver(world: World, now: dt.datetime) -> int:
     """The hub's lines not yet delivered to their payee's region, where it reaches it; deliveries made."""
-    hub = world.hub()
-    groups = [tuple(r) for r in hub.execute(
-        "SELECT DISTINCT day, payer_node, payee_node FROM clearing_lines WHERE delivered_at IS NULL "
-        "ORDER BY day, payer_node, payee_node")]
+    hub = UnitOfWork(world.hub())
+    store = hub.get(ClearingRepository)
     done = 0
-    for day, payer, payee in groups:
-        if not links.is_up(hub, payee):
+    for day, payer, payee in store.undelivered_groups():
+        if not links.is_up(world.hub(), payee):
             continue
-        rows = [dict(zip(LINE_COLUMNS, r)) for r in hub.execute(
-            f"SELECT {', '.join(LINE_COLUMNS)} FROM clearing_lines WHERE day = ? AND payer_node = ? AND payee_node = ? "
-            "ORDER BY kind, party", [day, payer, payee])]
-        _receive(world.region(payee), day, payer, payee, rows, now)
-        key = f"{DELIVER_KIND}/{day}/{payer}/{payee}"
-        with UnitOfWork(hub) as h:
-            h.db.execute("UPDATE clearing_lines SET delivered_at = ? WHERE day = ? AND payer_node = ? AND "
-                         "payee_node = ? AND delivered_at IS NULL", [timestamp(now), day, payer, payee])
-            if not h.db.execute("SELECT 1 FROM messages WHERE idempotency_key = ?", [key]).fetchone():
-                h.db["messages"].insert({
-                    "idempotency_key": key, "kind": DELIVER_KIND, "from_node": "hub", "to_node": payee,
-                    "received_at": now.isoformat(),
-                    "payload": json.dumps({"lines": len(rows), "amount_fen": sum(r["amount_fen"] for r in rows)}),
-                    "result": json.dumps({"delivered": len(rows)})})
-            h.commit()
+        rows = store.lines_between(day, payer, payee)
+        _receive(UnitOfWork(world.region(payee)), day, payer, payee, rows, now)
+        _delivered(hub, day, payer, payee, rows, now)
         done += 1
     return done
 
 
-def _receive(db: sqlite_utils.Database, day: str, payer: str, payee: str, rows: list[dict[str, Any]],
+def _delivered(hub: UnitOfWork, day: str, payer: str, payee: str, rows: list[dict[str, Any]],
+               now: dt.datetime) -> None:
+    """The hub marks a payer's lines to a payee delivered, and logs the delivery once."""
+    key = f"{DELIVER_KIND}/{day}/{payer}/{payee}"
+    with hub.step():
+        store = hub.get(ClearingRepository)
+        store.mark_delivered(day, payer, payee, timestamp(now))
+        if not store.has_message(key):
+            store.insert_message({
+                "idempotency_key": key, "kind": DELIVER_KIND, "from_node": "hub", "to_node": payee,
+                "received_at": now.isoformat(),
+                "payload": json.dumps({"lines": len(rows), "amount_fen": sum(r["amount_fen"] for r in rows)}),
+                "result": json.dumps({"delivered": len(rows)})})
+
+
+def _receive(uow: UnitOfWork, day: str, payer: str, payee: str, rows: list[dict[str, Any]],
              now: dt.datetime) -> None:
     """The payee region takes a payer's lines once (its ``inbox``): its lines and ledger."""
     key = f"{DELIVER_KIND}/{day}/{payer}/{payee}"
-    with UnitOfWork(db) as uow:
-        if uow.db.execute("SELECT 1 FROM inbox WHERE idempotency_key = ?", [key]).fetchone():
+    with uow.step():
+        store = uow.get(RegionClearingRepository)
+        if store.has_received(key):
             return
         txns: dict[str, str | None] = {}
         for kind in ("transit", "medical"):
@@ -461,18 +438,13 @@ def _receive(db: sqlite_utils.Database, day: str, payer: str, payee: str, rows: 
             total = sum(r["amount_fen"] for r in mine)
             party_account = operator_account if kind == "transit" else hospital_account
             entries = [(clearing_account(payer), -total), *((party_account(r["party"]), r["amount_fen"]) for r in mine)]
-            txns[kind] = _post(uow.db, txn_id(day, kind, payer, payee), entries, now,
+            txns[kind] = _post(uow, txn_id(day, kind, payer, payee), entries, now,
                                memo=f"{kind} clearing of {day}: owed by {payer}")
-        created = timestamp(now)
-        uow.db.conn.executemany(
-            f"INSERT INTO clearing_lines ({', '.join(LINE_COLUMNS)}, txn_id, created_at) "
-            f"VALUES ({', '.join('?' * len(LINE_COLUMNS))}, ?, ?)",
-            [(*(r[c] for c in LINE_COLUMNS), txns.get(r["kind"]), created) for r in rows])
-        uow.db["inbox"].insert({
+        store.insert_lines([{**r, "txn_id": txns.get(r["kind"])} for r in rows], timestamp(now))
+        store.insert_received({
             "idempotency_key": key, "from_node": "hub", "kind": DELIVER_KIND, "received_at": now.isoformat(),
             "payload": json.dumps({"day": day, "payer": payer, "lines": len(rows)}),
             "result": json.dumps({"txns": txns}, sort_keys=True)})
-        uow.commit()
 
 
 def _line_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -511,10 +483,7 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
             e["flagged"] += row["flagged"]
     flagged = []
     for issuer in REGION_NODES:
-        for r in world.region(issuer).execute(
-                "SELECT card_number, app_serial, counter, terminal_no, terminal_serial, amount_fen, from_node, "
-                "operator, flags FROM purse_purchases WHERE clearing_day = ? AND flags IS NOT NULL "
-                "ORDER BY card_number, counter, terminal_no, terminal_serial", [key]):
+        for r in UnitOfWork(world.region(issuer)).get(RegionClearingRepository).flagged_purchases(key):
             flags = json.loads(r[8])
             categories = settlement_rules.flag_categories(flags)
             e = entry(issuer, r[6], r[7] or "")
@@ -525,17 +494,10 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
                             "operator": r[7], "categories": categories,
                             "reason": "; ".join(f.get("message", "") for f in flags)})
     rejected = []
-    until, until_args = before_end("uploaded_at", day)
-    since, since_args = before_end("uploaded_at", day - dt.timedelta(days=1))
-    since = f"NOT ({since})"
     duplicates: dict[str, int] = {}
     for node in REGION_NODES:
-        db = world.region(node)
-        for r in db.execute(
-                "SELECT card_number, app_serial, counter, terminal, terminal_no, terminal_serial, amount_fen, "
-                f"issuer_node, operator, reason FROM transit_records WHERE status = 'rejected' AND {until} "
-                f"AND {since} ORDER BY card_number, app_serial, counter, terminal_no, terminal_serial",
-                [*until_args, *since_args]):
+        store = UnitOfWork(world.region(node)).get(RegionClearingRepository)
+        for r in store.rejected_records(day):
             category = settlement_rules.rejection_category(r[9])
             e = entry(r[7] or "", node, r[8])
             e["rejected"] += 1
@@ -544,18 +506,15 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
             rejected.append({"issuer": r[7], "card_number": r[0], "app_serial": r[1], "counter": r[2],
                              "terminal": r[3], "terminal_no": r[4], "terminal_serial": r[5], "amount_fen": r[6],
                              "operator_node": node, "operator": r[8], "category": category, "reason": r[9]})
-        dup = db.execute(f"SELECT coalesce(sum(duplicates), 0) FROM transit_uploads WHERE {until} AND {since}",
-                         [*until_args, *since_args]).fetchone()[0]
-        duplicates[node] = dup
+        duplicates[node] = store.duplicates(day)
     for e in transit.values():
         e["flags"] = dict(sorted(e["flags"].items()))
         e["reasons"] = dict(sorted(e["reasons"].items()))
-    gaps = sorted((g for node in REGION_NODES for g in _run_summary(world, node, day).get("gaps", [])),
-                  key=lambda g: (g["card_number"] or "", g["app_serial"]))
+    gaps = _day_gaps(world, day)
     cases = purse_cases(world, day)
     return {
         "date": key,
-        "run": recorded(world, day) is not None,
+        "run": recorded(UnitOfWork(world.hub()), day) is not None,
         "transit": [transit[k] for k in sorted(transit)],
         "medical": [_line_view(r) for r in lines if r["kind"] == "medical"],
         "totals": {

@@ -29,7 +29,7 @@ from sbcard.domain import settlement as settlement_rules
 from sbcard.services.accounts import ledger
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
-from sbcard.store.repositories.clearing import ClearingRepository
+from sbcard.store.repositories.clearing import ClearingRepository, RegionClearingRepository
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -69,7 +69,7 @@ def reconcile(world: World, node: str) -> dict[str, Any]:
     """The issuer's purse float against its cards' expected balances and what is in flight (fen)."""
     uow = UnitOfWork(world.region(node))
     float_fen = ledger.balances(uow, [FLOAT_PURSE]).get(FLOAT_PURSE, 0)
-    figures = uow.get(ClearingRepository).float_figures()
+    figures = uow.get(RegionClearingRepository).float_figures()
     cards, uncleared = figures["cards"], figures["uncleared"]
     pending, refunded = figures["pending"], figures["refunded"]
     expected = cards + uncleared + pending - refunded
