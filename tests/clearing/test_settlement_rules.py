@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sbcard.domain import settlement as S
+from sbcard.domain import settlement
 
 
-def L(payer: str, payee: str, fen: int, party: str = "op", kind: str = "transit", count: int = 1) -> S.Line:
-    return S.Line(kind=kind, payer=payer, payee=payee, party=party, count=count, amount_fen=fen)
+def L(payer: str, payee: str, fen: int, party: str = "op", kind: str = "transit", count: int = 1) -> settlement.Line:
+    return settlement.Line(kind=kind, payer=payer, payee=payee, party=party, count=count, amount_fen=fen)
 
 
 CASES = [
@@ -31,24 +31,24 @@ CASES = [
 
 @pytest.mark.parametrize(("lines", "positions", "net"), CASES)
 def test_net_positions_and_net_by_region(lines, positions, net):
-    assert S.net_positions(lines) == positions
-    assert S.net_by_region(positions) == net
-    assert S.net_by_region(S.matrix(lines)) == net  # from the gross matrix: the same
-    assert S.balanced(net)
+    assert settlement.net_positions(lines) == positions
+    assert settlement.net_by_region(positions) == net
+    assert settlement.net_by_region(settlement.matrix(lines)) == net  # from the gross matrix: the same
+    assert settlement.balanced(net)
 
 
 def test_matrix_has_every_region_on_both_axes():
-    m = S.matrix([L("tj", "bj", 1100), L("tj", "bj", 100), L("bj", "bj", 7)])
+    m = settlement.matrix([L("tj", "bj", 1100), L("tj", "bj", 100), L("bj", "bj", 7)])
     assert m == {"bj": {"bj": 7, "tj": 0, "he": 0}, "tj": {"bj": 1200, "tj": 0, "he": 0},
                  "he": {"bj": 0, "tj": 0, "he": 0}}
 
 
 def test_counterparties_and_parties():
     lines = [L("he", "bj", 300, "BJH003", "medical"), L("bj", "he", 900, "he-sjz-bus"), L("tj", "he", 50, "he-sjz-bus")]
-    positions = S.net_positions(lines)
-    assert S.counterparties(positions, "he") == {"bj": 600, "tj": 50}
-    assert S.counterparties(positions, "bj") == {"he": -600}
-    assert S.parties(lines) == {
+    positions = settlement.net_positions(lines)
+    assert settlement.counterparties(positions, "he") == {"bj": 600, "tj": 50}
+    assert settlement.counterparties(positions, "bj") == {"he": -600}
+    assert settlement.parties(lines) == {
         "BJH003": {"kind": "medical", "node": "bj", "count": 1, "amount_fen": 300, "from": {"he": 300}},
         "he-sjz-bus": {"kind": "transit", "node": "he", "count": 2, "amount_fen": 950, "from": {"bj": 900, "tj": 50}},
     }
@@ -62,12 +62,12 @@ def test_counterparties_and_parties():
     (5, [1, 2, 3], []),  # only the recent ones below next: no gap
 ])
 def test_counter_gaps(next_counter, cleared, gaps):
-    assert S.counter_gaps(next_counter, cleared) == gaps
+    assert settlement.counter_gaps(next_counter, cleared) == gaps
 
 
 def test_gap_ranges():
-    assert S.gap_ranges([9, 3, 4, 5]) == [(3, 5), (9, 9)]
-    assert S.gap_ranges([]) == []
+    assert settlement.gap_ranges([9, 3, 4, 5]) == [(3, 5), (9, 9)]
+    assert settlement.gap_ranges([]) == []
 
 
 @pytest.mark.parametrize(("reason", "category"), [
@@ -82,12 +82,12 @@ def test_gap_ranges():
     (None, "other"),
 ])
 def test_rejection_categories(reason, category):
-    assert S.rejection_category(reason) == category
+    assert settlement.rejection_category(reason) == category
 
 
 def test_flag_categories_once_each_in_order():
     flags = [{"flag": "blacklisted"}, {"flag": "counter_back"}, {"flag": "blacklisted"}, {"flag": "new"}]
-    assert S.flag_categories(flags) == ["blacklisted", "counter_repeat", "other"]
+    assert settlement.flag_categories(flags) == ["blacklisted", "counter_repeat", "other"]
 
 
 @pytest.mark.parametrize("bad", [
@@ -97,7 +97,7 @@ def test_flag_categories_once_each_in_order():
 def test_a_line_that_exists_is_valid(bad):
     fields = {"kind": "transit", "payer": "bj", "payee": "tj", "party": "op", "count": 1, "amount_fen": 1, **bad}
     with pytest.raises(ValueError):
-        S.Line(**fields)
+        settlement.Line(**fields)
 
 
 @pytest.mark.parametrize(("stamp", "before"), [
