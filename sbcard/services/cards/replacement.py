@@ -282,8 +282,7 @@ def _adjust(db: sqlite_utils.Database, node: str, refund: dict[str, Any], operat
     if account is None:
         return {**_refund_view(node, refund, now), "status": "held",
                 "note": f"the clearing records changed the old purse by {delta} fen; the holder has no open account"}
-    (earlier,) = db.execute("SELECT count(DISTINCT txn_id) FROM ledger_entries WHERE txn_id GLOB ?",
-                            [f"PURSE-REFUND-{old}-ADJ-*"]).fetchone()
+    *_, earlier = ledger.totals_of_txns(db, f"PURSE-REFUND-{old}-ADJ-")
     txn_id = f"PURSE-REFUND-{old}-ADJ-{earlier + 1}"
     try:
         with atomic(db):

@@ -82,7 +82,7 @@ def take_back(db: sqlite_utils.Database, load: Mapping[str, Any], *, proof: str,
     the card (the purchase check keeps its own and writes it afterwards).
     """
     txn = correction_txn(load["id"])
-    if db.execute("SELECT 1 FROM ledger_entries WHERE txn_id = ? LIMIT 1", [txn]).fetchone():
+    if ledger.is_posted(db, txn):
         return None
     amount = load["amount_fen"]
     account = ledger.get_account(db, load["account_no"])
