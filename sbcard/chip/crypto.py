@@ -121,6 +121,7 @@ def cbc_mac(alg: Algorithm, key: bytes, data: bytes, length: int = 4) -> bytes:
 
     ``MacKey.mac`` under the key, its cipher kept per thread (``_ecb``): the same result as a
     CBC encryption's last block (tests/transit/test_psam_cbc_mac.py checks the two agree)."""
+    key = bytes(key)  # a bytearray is a key too (and the cache's key must be hashable)
     cache = getattr(_local, "mac", None)
     if cache is None:
         cache = _local.mac = {}
@@ -128,7 +129,7 @@ def cbc_mac(alg: Algorithm, key: bytes, data: bytes, length: int = 4) -> bytes:
     if mac_key is None:
         if len(cache) >= _ECB_CACHE_MAX:
             cache.clear()
-        mac_key = cache[(alg, bytes(key))] = MacKey(alg, key)
+        mac_key = cache[(alg, key)] = MacKey(alg, key)
     return mac_key.mac(data, length)
 
 

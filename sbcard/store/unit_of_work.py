@@ -54,6 +54,18 @@ class UnitOfWork:
         return found
 
     @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        """A whole use case: its own transaction, committed at the end of the block.
+
+        ``with uow:`` and ``uow.finish()`` in one; refused (``store.nested_transaction``) inside
+        a transaction already open on the database, as a use case that commits on its own
+        (one node's part of cross-node work) must not be folded into a caller's.
+        """
+        with self:
+            yield self
+            self.finish()
+
+    @contextmanager
     def step(self) -> Iterator[UnitOfWork]:
         """Everything written in the block is kept together or not at all.
 
@@ -65,10 +77,12 @@ class UnitOfWork:
         do, and one name keeps the three statements in sqlite3's cache of compiled statements.
         """
         conn = self.db.conn
+        if self._finished_at is not None:
+            raise SbcardError("store.write_after_finish",
+                              "a step of a unit of work after its finish(): that write would not be part of its transaction")
         if not conn.in_transaction:
-            with self:
+            with self.transaction():
                 yield self
-                self.finish()
             return
         conn.execute("SAVEPOINT sbcard_step")
         try:

@@ -371,7 +371,7 @@ def _send_lines(world: World, now: dt.datetime) -> int:
         for day in store.unsent_days(node):
             rows = store.payer_lines(day, node)
             _take_lines(hub, node, day, rows, now)
-            with region.step():
+            with region.transaction():
                 store.mark_sent(day, node, timestamp(now))
             sent += len(rows)
     return sent
@@ -380,7 +380,7 @@ def _send_lines(world: World, now: dt.datetime) -> int:
 def _take_lines(hub: UnitOfWork, payer: str, day: str, rows: list[dict[str, Any]], now: dt.datetime) -> None:
     """The hub keeps a payer's lines of a day once (its message ``clearing.lines/<day>/<payer>``)."""
     key = f"{LINES_KIND}/{day}/{payer}"
-    with hub.step():
+    with hub.transaction():
         store = hub.get(ClearingRepository)
         if store.has_message(key):
             return
@@ -411,7 +411,7 @@ def _delivered(hub: UnitOfWork, day: str, payer: str, payee: str, rows: list[dic
                now: dt.datetime) -> None:
     """The hub marks a payer's lines to a payee delivered, and logs the delivery once."""
     key = f"{DELIVER_KIND}/{day}/{payer}/{payee}"
-    with hub.step():
+    with hub.transaction():
         store = hub.get(ClearingRepository)
         store.mark_delivered(day, payer, payee, timestamp(now))
         if not store.has_message(key):
@@ -426,7 +426,7 @@ def _receive(uow: UnitOfWork, day: str, payer: str, payee: str, rows: list[dict[
              now: dt.datetime) -> None:
     """The payee region takes a payer's lines once (its ``inbox``): its lines and ledger."""
     key = f"{DELIVER_KIND}/{day}/{payer}/{payee}"
-    with uow.step():
+    with uow.transaction():
         store = uow.get(RegionClearingRepository)
         if store.has_received(key):
             return

@@ -220,7 +220,7 @@ def check_batch_mac(world: World, node: str, terminal: Mapping[str, Any], record
             f"the batch's MAC {text.upper()} does not verify under terminal {terminal['id']}'s upload key: its "
             f"{n} records were changed after the terminal's PSAM MACed them, or were not MACed by this terminal's "
             "PSAM; refused whole, nothing taken")
-    with uow.step():
+    with uow.transaction():
         uow.get(OperatorRecords).refuse(terminal=terminal["id"], sent=n, code=code, reason=reason,
                                         mac=text[:64] or None, at=timestamp(now))
     raise RuleRefused(code, reason, "batch")
@@ -270,7 +270,7 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
     rows, listed, waiting = [], [], []
     counts = {"accepted": 0, "rejected": 0, "flagged": 0, "awaiting": 0}
     uploaded_at = timestamp(now)
-    with uow.step():
+    with uow.transaction():
         taken = uow.get(OperatorRecords)
         batch = f"{node.upper()}-UP-{taken.next_batch_number():010d}"
         for r in fresh:
@@ -448,7 +448,7 @@ def route_awaiting(world: World, node: str, *, now: dt.datetime) -> dict[str, in
     window = BlacklistWindow(_hub(world), {r.card_number or card_numbers.get(r.app_serial) for r, _, _ in waiting}
                              - {None})
     at = timestamp(now)
-    with uow.step():
+    with uow.transaction():
         if taken.routed_up_to(REGION_NODES) != routed_to:  # another process routed them meanwhile
             return {}
         rows = [_record_row(r, verdicts[id(r)], card_numbers, window, r.issuer_node, r.operator or "",
@@ -530,7 +530,7 @@ def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[Pu
     digest = hashlib.sha256(body.encode()).hexdigest()
     key = f"{MESSAGE_KIND}/{from_node}/{to_node}/{digest}"
     hub = UnitOfWork(world.hub())
-    with hub.step():
+    with hub.transaction():
         exchanges = hub.get(HubExchanges)
         recorded = exchanges.answer(key)
         if recorded is not None:
@@ -569,7 +569,7 @@ def clear_purchases(uow: UnitOfWork, records: Sequence[PurseRecord], *, from_nod
     operators = operators or {}
     verdicts: dict[str, dict[str, Any]] = {}
     cards_out: dict[str, str] = {}
-    with uow.step():
+    with uow.transaction():
         purchases = uow.get(IssuerPurchases)
         masters = keys.issuer_masters(uow.db)
         diversifier = Diversifier(masters.algorithm, masters.tac)
