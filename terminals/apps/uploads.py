@@ -51,6 +51,10 @@ class UploadAnswer(Protocol):
     flagged: int
     awaiting: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """The answer with its records' verdicts, as ``sbcard transit upload --json`` prints it."""
+        ...
+
 
 class UploadKeyValue(Protocol):
     """An upload key as the host hands it over (``algorithm``, ``key``)."""

@@ -1,10 +1,9 @@
-"""The plain-SQL row helpers, the fast SELECT path of ``query`` and nested ``atomic`` steps."""
+"""The plain-SQL row helpers, the fast SELECT path of ``query`` and nested ``UnitOfWork.step()`` steps."""
 
 import pytest
 
 from sbcard.domain.errors import SbcardError
 from sbcard.store import rows
-from sbcard.store.transaction import atomic
 from sbcard.store.unit_of_work import UnitOfWork
 
 
@@ -56,12 +55,12 @@ def test_query_still_refuses_what_returns_no_rows(things):
 
 def test_a_failed_inner_step_is_undone_alone_and_the_outer_ones_are_kept(things):
     with UnitOfWork(things) as uow:
-        with atomic(uow.db):
+        with UnitOfWork(uow.db).step():
             rows.insert(uow.db, "things", {"name": "outer"})
             with pytest.raises(RuntimeError):
-                with atomic(uow.db):
+                with UnitOfWork(uow.db).step():
                     rows.insert(uow.db, "things", {"name": "inner"})
-                    with atomic(uow.db):
+                    with UnitOfWork(uow.db).step():
                         rows.insert(uow.db, "things", {"name": "innermost"})
                     raise RuntimeError("refused")
             rows.insert(uow.db, "things", {"name": "after"})

@@ -104,7 +104,7 @@ def _unit(store: UnitOfWork | sqlite_utils.Database) -> UnitOfWork:
     The ledger's functions take the caller's unit of work. Callers not yet moved to the
     port (the cards' and transit's services, which still hold a raw database) may pass the
     database: it is wrapped in a unit of work of its own, whose ``step()`` is then exactly
-    the old ``atomic(db)`` (a savepoint inside the caller's open transaction). Drop the
+    ``UnitOfWork(db).step()`` (a savepoint inside the caller's open transaction). Drop the
     database from the type once no caller passes one.
     """
     return store if isinstance(store, UnitOfWork) else UnitOfWork(store)

@@ -41,7 +41,6 @@ from sbcard.services.accounts import ledger
 from sbcard.services.outlets import operators, stock
 from sbcard.services.cards.issuance import IssuanceDesk
 from sbcard.store.migrations import timestamp
-from sbcard.store.transaction import atomic
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -243,7 +242,7 @@ def _pay(db: sqlite_utils.Database, node: str, refund: dict[str, Any], operator:
     amount = cleared_balance(db, old) if clearing else refund["amount_fen"]
     txn_id = f"PURSE-REFUND-{old}" if amount else None
     try:
-        with atomic(db):
+        with UnitOfWork(db).step():
             if amount:
                 ledger.ensure_internal_account(db, FLOAT_PURSE, "purse_float", now)
                 ledger.post(db, txn_id=txn_id, entries=[(FLOAT_PURSE, -amount), (account[0], amount)],
@@ -285,7 +284,7 @@ def _adjust(db: sqlite_utils.Database, node: str, refund: dict[str, Any], operat
     *_, earlier = ledger.totals_of_txns(db, f"PURSE-REFUND-{old}-ADJ-")
     txn_id = f"PURSE-REFUND-{old}-ADJ-{earlier + 1}"
     try:
-        with atomic(db):
+        with UnitOfWork(db).step():
             ledger.ensure_internal_account(db, FLOAT_PURSE, "purse_float", now)
             ledger.post(db, txn_id=txn_id, entries=[(FLOAT_PURSE, -delta), (account[0], delta)],
                         kind="purse_refund_adjustment", operator=operator,

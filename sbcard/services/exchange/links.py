@@ -18,7 +18,7 @@ import sqlite_utils
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.regions import NODE_NAMES
 from sbcard.store.migrations import timestamp
-from sbcard.store.transaction import atomic
+from sbcard.store.unit_of_work import UnitOfWork
 
 FIELD = "NODE"
 
@@ -34,7 +34,7 @@ def set_link(hub_db: sqlite_utils.Database, node: str, *, up: bool, note: str | 
              now: dt.datetime) -> dict[str, Any]:
     """Mark the hub's link to ``node`` up or down; returns the link as ``links`` shows it."""
     key = _check(node)
-    with atomic(hub_db):
+    with UnitOfWork(hub_db).step():
         before = is_up(hub_db, key)
         hub_db.execute(
             "INSERT INTO links (node, up, changed_at, note) VALUES (?, ?, ?, ?) "

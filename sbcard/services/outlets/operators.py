@@ -19,7 +19,7 @@ from sbcard.reference import load_regions
 from sbcard.services.outlets import audit
 from sbcard.services.outlets.views import columns
 from sbcard.store.migrations import timestamp
-from sbcard.store.transaction import atomic
+from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import node_of_db
 
 ROLES: tuple[str, ...] = ("counter", "finance", "supervisor")
@@ -41,7 +41,7 @@ def add_operator(
         raise InvalidInput("operator.role", f"role {role!r} is not one of {', '.join(ROLES)}", "--role")
     region = _check_region(region, node_of_db(db))
     row = {"code": code, "name": name, "role": role, "region": region, "created_at": timestamp(now)}
-    with atomic(db):
+    with UnitOfWork(db).step():
         if db["operators"].count_where("code = ?", [code]):
             raise RuleRefused("operator.exists", f"operator {code} already exists", "CODE")
         db["operators"].insert(row)

@@ -30,7 +30,7 @@ from sbcard.services.outlets import audit
 from sbcard.services.outlets.operators import require_operator
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import reserve
-from sbcard.store.transaction import atomic
+from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.paths import recorded_path
 from sbcard.store.world import REGION_NODES, World, node_of_db
 
@@ -66,7 +66,7 @@ def receive_stock(
         raise InvalidInput("stock.count", f"a delivery is 1 to {MAX_DELIVERY} blanks, got {count}", "--count")
     made: list[Path] = []
     try:
-        with atomic(db):
+        with UnitOfWork(db).step():
             _require_outlet(db, code)
             staff = require_operator(db, operator, roles=STOCK_ROLES)
             first = reserve(db, SEQUENCE, count)
@@ -138,7 +138,7 @@ def take_blank(
     """
     code = _own_outlet(db, outlet)
     serial = chip_serial.strip().upper()
-    with atomic(db):
+    with UnitOfWork(db).step():
         row = _blank(db, serial)
         if row is not None and row["status"] == "used" and row["used_for"] == card_number:
             return row
@@ -156,7 +156,7 @@ def spoil_blank(
     serial = chip_serial.strip().upper()
     if not (reason or "").strip():
         raise InvalidInput("stock.reason", "say why the blank is spoiled", "--reason")
-    with atomic(db):
+    with UnitOfWork(db).step():
         staff = require_operator(db, operator, roles=STOCK_ROLES)
         row = _blank(db, serial)
         _refuse_unless_available(node_of_db(db), row, code, serial, "CHIP_SERIAL")

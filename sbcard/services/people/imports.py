@@ -35,7 +35,6 @@ from sbcard.reference import load_regions
 from sbcard.services.outlets import audit
 from sbcard.services.people.record import PersonRecord, check_person, check_registry_node
 from sbcard.store.migrations import timestamp
-from sbcard.store.transaction import atomic
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World, node_of_db
 
@@ -117,7 +116,7 @@ def import_persons(
             records = _drop_registered(records, db, others, node, errors)
             imported += _store(db, records, now, errors)
             errors.flush()
-        with atomic(db):
+        with UnitOfWork(db).step():
             audit.record(db, at=now, operator=operator, action="person.import", subject=csv_path.name,
                          details={"rows": rows, "imported": imported, "rejected": errors.count})
     return ImportReport(csv_path, region, node, rows, imported, errors.count, error_report_path)
@@ -405,7 +404,7 @@ def _store(
     with UnitOfWork(db) as uow:
         for line, record in records:
             try:
-                with atomic(uow.db):
+                with UnitOfWork(uow.db).step():
                     _insert(uow.db, [record], at)
                 written += 1
             except sqlite3.IntegrityError as e:

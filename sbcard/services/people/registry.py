@@ -19,7 +19,7 @@ from sbcard.services.outlets import audit
 from sbcard.services.people.imports import SYSTEM, ImportReport, import_persons
 from sbcard.services.people.record import RESIDENCES, PersonRecord, check_person, check_registry_node
 from sbcard.store.migrations import timestamp
-from sbcard.store.transaction import atomic
+from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import node_of_db
 
 
@@ -57,7 +57,7 @@ def add_person(db: sqlite_utils.Database, *, now: datetime, operator: str = SYST
         check_registry_node(record, node_of_db(db))
     except SbcardError as e:
         raise type(e)(e.code, e.message, OPTIONS.get(e.field or "", e.field)) from None
-    with atomic(db):
+    with UnitOfWork(db).step():
         if db["persons"].count_where("citizen_id = ?", [record.citizen_id.value]):
             raise RuleRefused(
                 "person.exists",
@@ -124,7 +124,7 @@ def record_personal_data_shown(
     db: sqlite_utils.Database, *, citizen_id: str, operator: str, command: str, now: datetime
 ) -> None:
     """Revealing a person's data is itself recorded, in the registry that holds them."""
-    with atomic(db):
+    with UnitOfWork(db).step():
         audit.record(db, at=now, operator=operator, action="show_personal", subject=citizen_id,
                      details={"command": command})
 
@@ -135,7 +135,7 @@ def set_residence(db: sqlite_utils.Database, *, citizen_id: str, residence: str,
     if residence not in RESIDENCES:
         raise InvalidInput("person.residence", f"{residence!r} is not one of {', '.join(RESIDENCES)}", "--residence")
     key = "".join((citizen_id or "").split()).upper()
-    with atomic(db):
+    with UnitOfWork(db).step():
         row = db.execute("SELECT residence FROM persons WHERE citizen_id = ?", [key]).fetchone()
         if row is None:
             raise NotFound("person.unknown", "the person is not in this region's registry", "CITIZEN_ID")
