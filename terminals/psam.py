@@ -42,7 +42,7 @@ from typing import Protocol
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip import upload_batch
 from sbcard.chip.apdu import Command
 from sbcard.chip.commands import ApplicationBlock
@@ -51,7 +51,7 @@ from sbcard.chip.purse import purchase_mac1, purchase_mac2, purchase_session_key
 from sbcard.chip.sw import CardStatus
 
 MAX_SERIAL = 0xFFFFFFFF
-_OK = SW.OK.to_bytes(2, "big")
+_OK = status_words.OK.to_bytes(2, "big")
 
 
 @attrs.frozen
@@ -165,10 +165,10 @@ class Psam:
             handler = self._commands.get((cmd.cla, cmd.ins))
             if handler is None:
                 known = {cla for cla, _ in self._commands}
-                raise CardStatus(SW.INS_NOT_SUPPORTED if cmd.cla in known else SW.CLA_NOT_SUPPORTED)
+                raise CardStatus(status_words.INS_NOT_SUPPORTED if cmd.cla in known else status_words.CLA_NOT_SUPPORTED)
             return handler(cmd) + _OK
         except CardStatus as e:
-            sw = e.sw if 0x6000 <= e.sw <= 0x9FFF else SW.NO_PRECISE_DIAGNOSIS
+            sw = e.sw if 0x6000 <= e.sw <= 0x9FFF else status_words.NO_PRECISE_DIAGNOSIS
             return sw.to_bytes(2, "big")
 
     def close(self) -> None:
@@ -177,17 +177,17 @@ class Psam:
     # --- commands -------------------------------------------------------------------------
 
     def _read_binary(self, cmd: Command) -> bytes:
-        _require((cmd.p1, cmd.p2) == (0x80 | profile.SFI_PSAM_TERMINAL_NO, 0), SW.WRONG_P1P2, "only the terminal number")
-        _require(not cmd.data, SW.WRONG_LENGTH)
+        _require((cmd.p1, cmd.p2) == (0x80 | profile.SFI_PSAM_TERMINAL_NO, 0), status_words.WRONG_P1P2, "only the terminal number")
+        _require(not cmd.data, status_words.WRONG_LENGTH)
         _require(cmd.le in (None, 6, 256), 0x6C06, "the terminal number has 6 bytes")
         return self.terminal_no
 
     def _key_set(self, issuer_id: bytes, key_version: int, alg_id: int) -> PsamKeySet:
         keys = self._keys.get(issuer_id[0])
         if keys is None:  # (messages are made only for a refusal: every purchase comes here)
-            raise CardStatus(SW.KEY_NOT_FOUND, f"no keys for issuer {issuer_id.hex().upper()}")
+            raise CardStatus(status_words.KEY_NOT_FOUND, f"no keys for issuer {issuer_id.hex().upper()}")
         if keys.version != key_version or keys.algorithm.id_byte != alg_id:
-            raise CardStatus(SW.KEY_INDEX_NOT_SUPPORTED,
+            raise CardStatus(status_words.KEY_INDEX_NOT_SUPPORTED,
                              f"the card's key version {key_version:02X} / algorithm {alg_id:02X} is not the PSAM's")
         return keys
 
@@ -202,18 +202,18 @@ class Psam:
 
     def _init_sam_for_purchase(self, cmd: Command) -> bytes:
         self._session = None
-        _require(cmd.p2 == 0 and cmd.p1 in (profile.PSAM_INIT_NEW, profile.PSAM_INIT_AGAIN), SW.WRONG_P1P2)
+        _require(cmd.p2 == 0 and cmd.p1 in (profile.PSAM_INIT_NEW, profile.PSAM_INIT_AGAIN), status_words.WRONG_P1P2)
         again = cmd.p1 == profile.PSAM_INIT_AGAIN
         d = cmd.data
-        _require(len(d) == (40 if again else 36), SW.WRONG_LENGTH)
+        _require(len(d) == (40 if again else 36), status_words.WRONG_LENGTH)
         random4, counter, amount, txn_type = d[0:4], int.from_bytes(d[4:6], "big"), int.from_bytes(d[6:10], "big"), d[10]
         date_time, key_version, alg_id, card_serial, issuer_id = d[11:18], d[18], d[19], d[20:28], d[28:36]
         keys = self._key_set(issuer_id, key_version, alg_id)
         if again:
             serial = int.from_bytes(d[36:40], "big")
-            _require(1 <= serial <= self._serials.last_serial(), SW.CONDITIONS_NOT_SATISFIED, "serial not used yet")
+            _require(1 <= serial <= self._serials.last_serial(), status_words.CONDITIONS_NOT_SATISFIED, "serial not used yet")
         else:
-            _require(self._serials.last_serial() < MAX_SERIAL, SW.CONDITIONS_NOT_SATISFIED, "serials exhausted")
+            _require(self._serials.last_serial() < MAX_SERIAL, status_words.CONDITIONS_NOT_SATISFIED, "serials exhausted")
             serial = self._serials.take_serial()
         terminal_serial = serial.to_bytes(4, "big")
         alg = keys.algorithm
@@ -223,33 +223,33 @@ class Psam:
         return terminal_serial + mac1
 
     def _verify_mac2(self, cmd: Command) -> bytes:
-        _require((cmd.p1, cmd.p2) == (0, 0), SW.WRONG_P1P2)
-        _require(len(cmd.data) == 4, SW.WRONG_LENGTH)
+        _require((cmd.p1, cmd.p2) == (0, 0), status_words.WRONG_P1P2)
+        _require(len(cmd.data) == 4, status_words.WRONG_LENGTH)
         session, self._session = self._session, None
-        _require(session is not None, SW.CONDITIONS_NOT_SATISFIED, "no INIT SAM FOR PURCHASE")
+        _require(session is not None, status_words.CONDITIONS_NOT_SATISFIED, "no INIT SAM FOR PURCHASE")
         assert session is not None
         expected = purchase_mac2(session.alg, session.session_key, session.amount)
-        _require(hmac.compare_digest(expected, cmd.data), SW.MAC_ERROR, "MAC2 does not verify")
+        _require(hmac.compare_digest(expected, cmd.data), status_words.MAC_ERROR, "MAC2 does not verify")
         return b""
 
     def _application_block_mac(self, cmd: Command) -> bytes:
-        _require((cmd.p1, cmd.p2) == (0, 0), SW.WRONG_P1P2)
+        _require((cmd.p1, cmd.p2) == (0, 0), status_words.WRONG_P1P2)
         d = cmd.data
-        _require(len(d) == 29, SW.WRONG_LENGTH)
+        _require(len(d) == 29, status_words.WRONG_LENGTH)
         card_serial, issuer_id, challenge, header = d[0:8], d[8:16], d[16:24], d[24:29]
-        _require(header == ApplicationBlock.header(), SW.CONDITIONS_NOT_SATISFIED, "a PSAM MACs APPLICATION BLOCK only")
+        _require(header == ApplicationBlock.header(), status_words.CONDITIONS_NOT_SATISFIED, "a PSAM MACs APPLICATION BLOCK only")
         keys = self._keys.get(issuer_id[0])
-        _require(keys is not None, SW.KEY_NOT_FOUND, f"no keys for issuer {issuer_id.hex().upper()}")
+        _require(keys is not None, status_words.KEY_NOT_FOUND, f"no keys for issuer {issuer_id.hex().upper()}")
         assert keys is not None
         damk = diversify(keys.algorithm, keys.app_maintenance_master, card_serial)
         return cbc_mac(keys.algorithm, damk, challenge + header)
 
     def _batch_mac(self, cmd: Command) -> bytes:
-        _require((cmd.p1, cmd.p2) == (0, 0), SW.WRONG_P1P2)
-        _require(len(cmd.data) == upload_batch.INPUT_LEN, SW.WRONG_LENGTH)
-        _require(cmd.le in (None, upload_batch.MAC_LEN, 256), SW.WRONG_LENGTH)
-        _require(cmd.data[:6] == self.terminal_no, SW.CONDITIONS_NOT_SATISFIED, "a PSAM MACs its own terminal's batches")
+        _require((cmd.p1, cmd.p2) == (0, 0), status_words.WRONG_P1P2)
+        _require(len(cmd.data) == upload_batch.INPUT_LEN, status_words.WRONG_LENGTH)
+        _require(cmd.le in (None, upload_batch.MAC_LEN, 256), status_words.WRONG_LENGTH)
+        _require(cmd.data[:6] == self.terminal_no, status_words.CONDITIONS_NOT_SATISFIED, "a PSAM MACs its own terminal's batches")
         key = self._upload_key
-        _require(key is not None, SW.KEY_NOT_FOUND, "no upload key in this PSAM")
+        _require(key is not None, status_words.KEY_NOT_FOUND, "no upload key in this PSAM")
         assert key is not None
         return upload_batch.batch_mac(key.algorithm, key.key, cmd.data)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import attrs
 
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 
 
-class MalformedApdu(SW.CardStatus):
+class MalformedApdu(status_words.CardStatus):
     """The bytes are not a well-formed command APDU."""
 
 
@@ -82,7 +82,7 @@ class Command:
     def parse(cls, raw: bytes) -> "Command":
         n = len(raw)
         if n < 4:
-            raise MalformedApdu(SW.WRONG_LENGTH, "APDU shorter than its 4-byte header")
+            raise MalformedApdu(status_words.WRONG_LENGTH, "APDU shorter than its 4-byte header")
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
         make = cls._parsed
         if n == 4:  # case 1
@@ -95,24 +95,24 @@ class Command:
                 return make(cla, ins, p1, p2, bytes(raw[5:]))
             if n == 6 + lc:
                 return make(cla, ins, p1, p2, bytes(raw[5 : 5 + lc]), le=raw[-1] or 256)
-            raise MalformedApdu(SW.WRONG_LENGTH, f"Lc={lc} does not match {n - 5} data bytes")
+            raise MalformedApdu(status_words.WRONG_LENGTH, f"Lc={lc} does not match {n - 5} data bytes")
         # extended: the body starts with 00
         body = raw[4:]
         if len(body) == 3:  # case 2 extended
             le = int.from_bytes(body[1:3], "big")
             return make(cla, ins, p1, p2, le=le or 65536)
         if len(body) < 3:
-            raise MalformedApdu(SW.WRONG_LENGTH, "truncated extended length")
+            raise MalformedApdu(status_words.WRONG_LENGTH, "truncated extended length")
         lc = int.from_bytes(body[1:3], "big")
         if lc == 0:
-            raise MalformedApdu(SW.WRONG_LENGTH, "extended Lc of zero")
+            raise MalformedApdu(status_words.WRONG_LENGTH, "extended Lc of zero")
         rest = body[3:]
         if len(rest) == lc:
             return make(cla, ins, p1, p2, bytes(rest))
         if len(rest) == lc + 2:
             le = int.from_bytes(rest[-2:], "big")
             return make(cla, ins, p1, p2, bytes(rest[:lc]), le=le or 65536)
-        raise MalformedApdu(SW.WRONG_LENGTH, f"extended Lc={lc} does not match {len(rest)} bytes")
+        raise MalformedApdu(status_words.WRONG_LENGTH, f"extended Lc={lc} does not match {len(rest)} bytes")
 
 
 def _setter(cls: type, name: str):  # noqa: ANN202
@@ -133,7 +133,7 @@ class Response:
 
     @property
     def ok(self) -> bool:
-        return self.sw == SW.OK
+        return self.sw == status_words.OK
 
     def to_bytes(self) -> bytes:
         return self.data + self.sw.to_bytes(2, "big")
@@ -151,7 +151,7 @@ class Response:
 
     def check(self) -> bytes:
         """The data, or the typed exception for a failed status word."""
-        SW.raise_for_sw(self.sw)
+        status_words.raise_for_sw(self.sw)
         return self.data
 
     def hex(self) -> str:

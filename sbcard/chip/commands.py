@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
 from sbcard.chip.codec import bcd_date, from_bcd, parse_bcd_date, parse_bcd_datetime, to_bcd
@@ -357,7 +357,7 @@ class PinTriesLeft(ApduCommand[int]):
         resp = transmit(reader, self.command())
         if resp.sw & 0xFFF0 == 0x63C0:
             return resp.sw & 0x0F
-        if resp.sw == SW.AUTH_BLOCKED:
+        if resp.sw == sw.AUTH_BLOCKED:
             return 0
         resp.check()
         return profile.PIN_TRIES
@@ -782,7 +782,7 @@ def read_transaction_log(reader: Reader) -> list[TransactionLogRecord]:
     for n in range(1, profile.TU_LOG_RECORDS + 1):
         try:
             raw = ReadRecord(profile.SFI_TU_LOG, n, by_tag=False).send(reader)
-        except SW.RecordNotFound:
+        except sw.RecordNotFound:
             break
         assert isinstance(raw, bytes)
         if not any(raw):

@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Command
 from sbcard.chip.codec import bcd_date, encode_name, to_bcd
 from sbcard.chip.commands import (
@@ -429,7 +429,7 @@ def personalise(
         # Same data: a run torn at SET STATUS's commit. Prove the keys are ours too.
         try:
             external_authenticate(counting, keys.maintenance, profile.CARD_KEY_INDEX, keys.algorithm)
-        except SW.WrongPin:
+        except sw.WrongPin:
             raise PersonalisationMismatch(("maintenance_key",)) from None
         _check_pin_set(counting)
         return PersonalisationResult(info.chip_serial, snapshot, counting.count, 0, resumed=True)

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.codec import decode_name, decode_text, from_bcd, parse_bcd_date
 from sbcard.chip.commands import (
     GetBalance,
@@ -251,7 +251,7 @@ class _Records:
         label = f"{where}/{tag:02X}"
         try:
             record = ReadRecord(sfi, tag).send(self.reader)
-        except SW.RecordNotFound:
+        except sw.RecordNotFound:
             self.warnings.append(f"{label}: record missing")
             return None
         except MalformedResponse as e:
@@ -317,7 +317,7 @@ def read_card(reader: Reader) -> CardSnapshot:
     try:
         balance: int | None = GetBalance().send(reader)
         blocked = False
-    except SW.ApplicationLocked:
+    except sw.ApplicationLocked:
         balance, blocked = None, True
         warnings.append("the T-Union application is blocked")
     try:

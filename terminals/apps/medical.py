@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.codec import decode_name, decode_text, parse_bcd_date, to_bcd
 from sbcard.chip.commands import AppendRecord, MalformedResponse, ReadRecord, UpdateRecord, Verify, select_medical, \
     select_ssse
@@ -150,11 +150,11 @@ def read_facts(reader: Reader) -> CardFacts:
         citizen_id = decode_text(_value(reader, profile.SFI_EF06, profile.Tag.CITIZEN_ID))
         name = decode_name(_value(reader, profile.SFI_EF06, profile.Tag.NAME))
         insurance, warnings = read_insurance(reader)
-    except SW.FileNotFound:
+    except sw.FileNotFound:
         raise RuleRefused("card.wrong_application", "not a social security card", FIELD) from None
-    except SW.ConditionsNotSatisfied:
+    except sw.ConditionsNotSatisfied:
         raise RuleRefused("card.not_issued", "card not issued (not personalised)", FIELD) from None
-    except (SW.RecordNotFound, MalformedResponse, ValueError, SbcardError) as e:
+    except (sw.RecordNotFound, MalformedResponse, ValueError, SbcardError) as e:
         raise RuleRefused("card.unreadable", f"the card's data cannot be read ({e})", FIELD) from None
     if None in (insurance.insured_region, insurance.insurance_type, insurance.retired, insurance.personal_account):
         raise RuleRefused("card.no_insurance", "the card's medical application (DF04) holds no insurance data"
@@ -244,13 +244,13 @@ class PointOfSale:
         """VERIFY; the wrong PIN that blocks the PIN is ``pin.blocked`` and recorded, as everywhere else."""
         try:
             Verify(pin).send(reader)
-        except SW.WrongPin as wrong:
+        except sw.WrongPin as wrong:
             if wrong.tries_left:
                 raise RuleRefused("pin.wrong", f"wrong PIN: {wrong.tries_left} tries left", "--pin") from None
             self.host.pin_blocked(card.card_number)
             raise RuleRefused("pin.blocked", "wrong PIN, 0 tries left: the PIN is now blocked; have it reset at a "
                               "counter", "--pin") from None
-        except SW.AuthenticationBlocked:
+        except sw.AuthenticationBlocked:
             raise RuleRefused("pin.blocked", "PIN blocked: reset at a counter", "--pin") from None
 
     # --- online and offline ----------------------------------------------------------------
@@ -369,7 +369,7 @@ def _write_offline(reader: Reader, year: int | None, used: int | None) -> None:
             UpdateRecord(profile.SFI_EF06, Tlv(profile.OfflineTag.YEAR, to_bcd(f"{year:04d}"))).send(reader)
         if used is not None:
             UpdateRecord(profile.SFI_EF06, Tlv(profile.OfflineTag.USED, used.to_bytes(4, "big"))).send(reader)
-    except SW.CardStatus as e:
+    except sw.CardStatus as e:
         raise RuleRefused("card.offline_refused", f"the card refused its offline settlement data ({e})",
                           FIELD) from None
 
@@ -379,6 +379,6 @@ def _append(reader: Reader, record: MedicalLogRecord) -> bool:
     try:
         select_medical().send(reader)
         AppendRecord(profile.SFI_EF08, record.to_bytes()).send(reader)
-    except (SW.CardStatus, CardIOError):
+    except (sw.CardStatus, CardIOError):
         return False
     return True

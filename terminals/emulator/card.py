@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip.apdu import Command
 from sbcard.chip.profile import ATR_PREFIX, CLA_ISO, CLA_PROPRIETARY, CLA_SECURE, Ins
 from sbcard.chip.sw import CardStatus
@@ -68,11 +68,11 @@ COMMANDS: dict[tuple[int, int], Handler] = {
 }
 _CLASSES = frozenset(cla for cla, _ in COMMANDS)
 _NO_FAULTS = Faults()  # frozen: one serves every card
-_OK = SW.OK.to_bytes(2, "big")
+_OK = status_words.OK.to_bytes(2, "big")
 
 
 def _sw_bytes(sw: int) -> bytes:
-    return sw.to_bytes(2, "big") if 0x6000 <= sw <= 0x9FFF else SW.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
+    return sw.to_bytes(2, "big") if 0x6000 <= sw <= 0x9FFF else status_words.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
 
 
 class VirtualCard:
@@ -192,7 +192,7 @@ class VirtualCard:
             cmd = Command.parse(raw)
             handler = COMMANDS.get((cmd.cla, cmd.ins))
             if handler is None:
-                sw = SW.INS_NOT_SUPPORTED if cmd.cla in _CLASSES else SW.CLA_NOT_SUPPORTED
+                sw = status_words.INS_NOT_SUPPORTED if cmd.cla in _CLASSES else status_words.CLA_NOT_SUPPORTED
                 raise CardStatus(sw)
             data = handler(session, cmd)
             assert not self._journal.pending, f"{handler.__name__} left writes uncommitted"
@@ -204,7 +204,7 @@ class VirtualCard:
             raise
         except Exception:  # noqa: BLE001 - a card answers; 6F00 is its last resort
             self._journal.discard()
-            return _sw_bytes(SW.NO_PRECISE_DIAGNOSIS)
+            return _sw_bytes(status_words.NO_PRECISE_DIAGNOSIS)
 
     def _require_present(self) -> None:
         if self._out:

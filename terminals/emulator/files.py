@@ -24,7 +24,7 @@ import functools
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
 from sbcard.chip.profile import KeyUsage, LifeState
@@ -91,7 +91,7 @@ def lookup(s: Session, sfi: int) -> tuple[FileRef, EF]:
     ref = (s.current_df, sfi)
     ef = LAYOUT.get(ref)
     if ef is None:
-        raise CardStatus(SW.FILE_NOT_FOUND, f"no EF with SFI {sfi:02X} in {s.current_df}")
+        raise CardStatus(sw.FILE_NOT_FOUND, f"no EF with SFI {sfi:02X} in {s.current_df}")
     return ref, ef
 
 
@@ -101,20 +101,20 @@ def binary_content(s: Session, ref: FileRef) -> bytes:
 
 def _record_sfi(p2: int) -> int:
     """READ/UPDATE RECORD: P2 = SFI << 3 | 100 (P1 names the record)."""
-    require(p2 & 0x07 == 0x04 and p2 >> 3 != 0, SW.WRONG_P1P2, "P2 must be SFI<<3|4")
+    require(p2 & 0x07 == 0x04 and p2 >> 3 != 0, sw.WRONG_P1P2, "P2 must be SFI<<3|4")
     return p2 >> 3
 
 
 def _record(s: Session, cmd: Command) -> tuple[FileRef, EF, int]:
     """READ/UPDATE RECORD: the EF that P2 names in the selected DF, and the record P1 names."""
     ref, ef = lookup(s, _record_sfi(cmd.p2))
-    require(cmd.p1 != 0, SW.WRONG_P1P2, "P1 names the record: 00 is none")
+    require(cmd.p1 != 0, sw.WRONG_P1P2, "P1 names the record: 00 is none")
     return ref, ef, cmd.p1
 
 
 def _binary_sfi(p1: int) -> int:
     """READ/UPDATE BINARY: P1 = 100 ‖ SFI (there is no current EF to address by offset alone)."""
-    require(p1 & 0xE0 == 0x80 and p1 & 0x1F != 0, SW.WRONG_P1P2, "P1 must be 0x80|SFI")
+    require(p1 & 0xE0 == 0x80 and p1 & 0x1F != 0, sw.WRONG_P1P2, "P1 must be 0x80|SFI")
     return p1 & 0x1F
 
 
@@ -136,17 +136,17 @@ def select(s: Session, cmd: Command) -> bytes:
     selects the card's default, which on this card is the MF (it has no implicitly
     selected application). Both answer the MF's FCI.
     """
-    require(cmd.p2 in (0x00, 0x0C), SW.WRONG_P1P2, "P2 must be 00 (FCI) or 0C (no answer)")
+    require(cmd.p2 in (0x00, 0x0C), sw.WRONG_P1P2, "P2 must be 00 (FCI) or 0C (no answer)")
     if cmd.p1 == 0x00 or (cmd.p1 == 0x04 and not cmd.data):
-        require(cmd.data in (b"", profile.MF_FID), SW.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
+        require(cmd.data in (b"", profile.MF_FID), sw.FILE_NOT_FOUND, f"no DF with FID {cmd.data.hex().upper()}")
         df, fci = MF, _MF_FCI
     elif cmd.p1 == 0x04:
         df = DF_BY_NAME.get(cmd.data)
         if df is None:  # (the message is made only then: every tap selects twice)
-            raise CardStatus(SW.FILE_NOT_FOUND, f"no application {cmd.data.hex().upper()}")
+            raise CardStatus(sw.FILE_NOT_FOUND, f"no application {cmd.data.hex().upper()}")
         fci = _fci(s, df, cmd.data)
     else:
-        raise CardStatus(SW.WRONG_P1P2, "P1 must be 00 (FID) or 04 (name)")
+        raise CardStatus(sw.WRONG_P1P2, "P1 must be 00 (FID) or 04 (name)")
     s.current_df = df
     s.pending = None  # a transaction does not survive leaving its application
     return fci if cmd.p2 == 0x00 else b""
@@ -181,28 +181,28 @@ def read_record(s: Session, cmd: Command) -> bytes:
     if ef.kind is Kind.TLV:
         value = s.state.records.get(ref, {}).get(n)
         if value is None:  # (a message is made only for a refusal: every tap reads records)
-            raise CardStatus(SW.RECORD_NOT_FOUND, f"no record with tag {n:02X}")
+            raise CardStatus(sw.RECORD_NOT_FOUND, f"no record with tag {n:02X}")
         return _answer(tlv.encode(n, value), cmd.le)
     if ef.kind is Kind.CYCLIC:
         log = s.state.logs.get(ref, ())
         if n > len(log):
-            raise CardStatus(SW.RECORD_NOT_FOUND, f"record {n} of {len(log)}")
+            raise CardStatus(sw.RECORD_NOT_FOUND, f"record {n} of {len(log)}")
         return _answer(log[n - 1], cmd.le)
     if ef.kind is Kind.FIXED:
         if n > ef.count:
-            raise CardStatus(SW.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
+            raise CardStatus(sw.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
         return _answer(s.state.records.get(ref, {}).get(n, ef.blank_record()), cmd.le)
-    raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, "a binary file has no records")
+    raise CardStatus(sw.CONDITIONS_NOT_SATISFIED, "a binary file has no records")
 
 
 def read_binary(s: Session, cmd: Command) -> bytes:
     """00 B0 <0x80|SFI> <offset> Le (Le 00: to the end of the file)."""
     s.require_personalised()
     ref, ef = lookup(s, _binary_sfi(cmd.p1))
-    require(ef.kind is Kind.BINARY, SW.CONDITIONS_NOT_SATISFIED, "not a binary file")
+    require(ef.kind is Kind.BINARY, sw.CONDITIONS_NOT_SATISFIED, "not a binary file")
     offset = cmd.p2
     if offset >= ef.size:
-        raise CardStatus(SW.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
+        raise CardStatus(sw.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
     rest = binary_content(s, ref)[offset:]
     if cmd.le is None or cmd.le == 256:
         return rest
@@ -225,15 +225,15 @@ def update_record(s: Session, cmd: Command) -> bytes:
     s.require_write_access()
     ref, ef, n = _record(s, cmd)
     if ef.kind is Kind.TLV:
-        require(n in ef.tags, SW.RECORD_NOT_FOUND, f"tag {n:02X} is not a record of this file")
+        require(n in ef.tags, sw.RECORD_NOT_FOUND, f"tag {n:02X} is not a record of this file")
         value = _single_tlv(cmd.data, n)
-        require(len(value) == ef.tags[n], SW.WRONG_DATA, f"tag {n:02X} holds {ef.tags[n]} bytes, got {len(value)}")
+        require(len(value) == ef.tags[n], sw.WRONG_DATA, f"tag {n:02X} holds {ef.tags[n]} bytes, got {len(value)}")
     elif ef.kind is Kind.FIXED:
-        require(n <= ef.count, SW.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
+        require(n <= ef.count, sw.RECORD_NOT_FOUND, f"record {n} of {ef.count}")
         require_length(cmd.data, ef.size)
         value = cmd.data
     else:
-        raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, f"UPDATE RECORD does not write a {ef.kind.value} file")
+        raise CardStatus(sw.CONDITIONS_NOT_SATISFIED, f"UPDATE RECORD does not write a {ef.kind.value} file")
     s.journal.write(s.state.records, ref, {**s.state.records.get(ref, {}), n: value})
     s.journal.commit()
     return b""
@@ -262,12 +262,12 @@ def _update_offline_forward(s: Session, cmd: Command) -> bytes:
     ef = LAYOUT[ref]
     tag = cmd.p1
     value = _single_tlv(cmd.data, tag)
-    require(len(value) == ef.tags[tag], SW.WRONG_DATA, f"tag {tag:02X} holds {ef.tags[tag]} bytes, got {len(value)}")
+    require(len(value) == ef.tags[tag], sw.WRONG_DATA, f"tag {tag:02X} holds {ef.tags[tag]} bytes, got {len(value)}")
     records = dict(s.state.records.get(ref, {}))
     if tag == profile.OfflineTag.YEAR:
         stored, new = _bcd_year(records.get(tag)), _bcd_year(value)
-        require(new is not None, SW.WRONG_DATA, "the year must be 4 BCD digits")
-        require(stored is None or new >= stored, SW.SECURITY_NOT_SATISFIED,
+        require(new is not None, sw.WRONG_DATA, "the year must be 4 BCD digits")
+        require(stored is None or new >= stored, sw.SECURITY_NOT_SATISFIED,
                 f"year {new} is before the stored {stored}: only MK writes it back")
         if stored is not None and new == stored:
             return b""
@@ -275,7 +275,7 @@ def _update_offline_forward(s: Session, cmd: Command) -> bytes:
         records[profile.OfflineTag.USED] = bytes(ef.tags[profile.OfflineTag.USED])
     else:
         stored_used = int.from_bytes(records.get(tag, b""), "big")
-        require(int.from_bytes(value, "big") >= stored_used, SW.SECURITY_NOT_SATISFIED,
+        require(int.from_bytes(value, "big") >= stored_used, sw.SECURITY_NOT_SATISFIED,
                 f"used amount below the stored {stored_used}: only MK writes it back")
         records[tag] = value
     s.journal.write(s.state.records, ref, records)
@@ -298,7 +298,7 @@ def _single_tlv(data: bytes, tag: int) -> bytes:
         items = []
     require(
         len(items) == 1 and items[0].tag == tag and items[0].to_bytes() == data,
-        SW.WRONG_DATA,
+        sw.WRONG_DATA,
         f"the data must be one TLV with tag {tag:02X}",
     )
     return items[0].value
@@ -308,10 +308,10 @@ def update_binary(s: Session, cmd: Command) -> bytes:
     """00 D6 <0x80|SFI> <offset> Lc data."""
     s.require_write_access()
     ref, ef = lookup(s, _binary_sfi(cmd.p1))
-    require(ef.kind is Kind.BINARY, SW.CONDITIONS_NOT_SATISFIED, "not a binary file")
+    require(ef.kind is Kind.BINARY, sw.CONDITIONS_NOT_SATISFIED, "not a binary file")
     offset, data = cmd.p2, cmd.data
-    require(offset < ef.size, SW.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
-    require(0 < len(data) <= ef.size - offset, SW.WRONG_LENGTH, f"{len(data)} bytes at {offset} overrun {ef.size}")
+    require(offset < ef.size, sw.WRONG_P1P2_6B, f"offset {offset} beyond the file's {ef.size} bytes")
+    require(0 < len(data) <= ef.size - offset, sw.WRONG_LENGTH, f"{len(data)} bytes at {offset} overrun {ef.size}")
     old = binary_content(s, ref)
     s.journal.write(s.state.binaries, ref, old[:offset] + data + old[offset + len(data) :])
     s.journal.commit()
@@ -320,7 +320,7 @@ def update_binary(s: Session, cmd: Command) -> bytes:
 
 # --- whole files, for STORE DATA (personalisation.store_data) ------------------------------
 
-DGI_NOT_FOUND = SW.REFERENCED_DATA_NOT_FOUND  # 6A88: here a DGI the card does not know
+DGI_NOT_FOUND = sw.REFERENCED_DATA_NOT_FOUND  # 6A88: here a DGI the card does not know
 
 
 def whole_file(s: Session, sfi: int, data: bytes) -> tuple[FileRef, Kind, dict[int, bytes] | bytes]:
@@ -347,7 +347,7 @@ def tlv_records(ef: EF, data: bytes) -> dict[int, bytes]:
     below 128, so a BER multi-byte tag or length is simply not one of them), once, with
     the length the file gives it; 6A80 otherwise, 6700 for no record at all.
     """
-    require(bool(data), SW.WRONG_LENGTH, "a TLV file's DGI holds at least one record")
+    require(bool(data), sw.WRONG_LENGTH, "a TLV file's DGI holds at least one record")
     tags, records = ef.tags, {}
     i, n = 0, len(data)
     while i < n:
@@ -355,10 +355,10 @@ def tlv_records(ef: EF, data: bytes) -> dict[int, bytes]:
         size = tags.get(tag)
         if size is None or tag in records:
             why = "is not a record of this file" if size is None else "comes twice"
-            raise CardStatus(SW.WRONG_DATA, f"tag {tag:02X} at offset {i} {why}")
+            raise CardStatus(sw.WRONG_DATA, f"tag {tag:02X} at offset {i} {why}")
         end = i + 2 + size
         if end > n or data[i + 1] != size:
-            raise CardStatus(SW.WRONG_DATA, f"tag {tag:02X} at offset {i} holds {size} bytes")
+            raise CardStatus(sw.WRONG_DATA, f"tag {tag:02X} at offset {i} holds {size} bytes")
         records[tag] = data[i + 2 : end]
         i = end
     return records
@@ -367,9 +367,9 @@ def tlv_records(ef: EF, data: bytes) -> dict[int, bytes]:
 def append_record(s: Session, cmd: Command) -> bytes:
     """00 E2 00 <SFI<<3> record: the newest record of a cyclic file (DF04/EF08); no key, no PIN."""
     s.require_personalised()
-    require(cmd.p1 == 0 and cmd.p2 & 0x07 == 0 and cmd.p2 >> 3 != 0, SW.WRONG_P1P2, "P1 P2 must be 00 SFI<<3")
+    require(cmd.p1 == 0 and cmd.p2 & 0x07 == 0 and cmd.p2 >> 3 != 0, sw.WRONG_P1P2, "P1 P2 must be 00 SFI<<3")
     ref, ef = lookup(s, cmd.p2 >> 3)
-    require(ef.appendable, SW.CONDITIONS_NOT_SATISFIED, "this file takes no APPEND RECORD")
+    require(ef.appendable, sw.CONDITIONS_NOT_SATISFIED, "this file takes no APPEND RECORD")
     require_length(cmd.data, ef.size)
     s.journal.write(s.state.logs, ref, (cmd.data,) + s.state.logs.get(ref, ())[: ef.count - 1])
     s.journal.commit()

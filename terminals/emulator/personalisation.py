@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Command
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.profile import CARD_KEY_INDEX, PIN_TRIES, KeyUsage, LifeState
@@ -38,14 +38,14 @@ MANDATORY_BINARIES = ((TU, profile.SFI_TU_ISSUER),)
 
 def get_data(s: Session, cmd: Command) -> bytes:
     """80 CA 00 C1: chip serial (8) ‖ life state (1) ‖ OS version (2), in every state."""
-    require((cmd.p1, cmd.p2) == profile.GET_DATA_CHIP_INFO, SW.KEY_NOT_FOUND, "GET DATA knows only 00 C1")
+    require((cmd.p1, cmd.p2) == profile.GET_DATA_CHIP_INFO, sw.KEY_NOT_FOUND, "GET DATA knows only 00 C1")
     return s.state.chip_serial + bytes((s.state.life_state,)) + s.state.os_version
 
 
 def erase(s: Session, cmd: Command) -> bytes:
     """80 0E 00 00: back to an empty card that keeps only its transport key."""
-    require(s.state.life_state is not LifeState.PERSONALISED, SW.CONDITIONS_NOT_SATISFIED, "a personalised card is not erased")
-    require(s.authenticated is KeyUsage.TRANSPORT, SW.SECURITY_NOT_SATISFIED, "ERASE needs EXTERNAL AUTHENTICATE with TK")
+    require(s.state.life_state is not LifeState.PERSONALISED, sw.CONDITIONS_NOT_SATISFIED, "a personalised card is not erased")
+    require(s.authenticated is KeyUsage.TRANSPORT, sw.SECURITY_NOT_SATISFIED, "ERASE needs EXTERNAL AUTHENTICATE with TK")
     require_p1p2(cmd.p1, cmd.p2, (0, 0))
     require_length(cmd.data, 0)
     state, write = s.state, s.journal.write
@@ -71,11 +71,11 @@ def write_key(s: Session, cmd: Command) -> bytes:
     try:
         usage = KeyUsage(cmd.p1)
     except ValueError:
-        raise CardStatus(SW.WRONG_P1P2, f"unknown key usage {cmd.p1:02X}") from None
-    require(usage is not KeyUsage.TRANSPORT, SW.WRONG_P1P2, "the transport key is the factory's")
+        raise CardStatus(sw.WRONG_P1P2, f"unknown key usage {cmd.p1:02X}") from None
+    require(usage is not KeyUsage.TRANSPORT, sw.WRONG_P1P2, "the transport key is the factory's")
     require_length(cmd.data, WRITE_KEY_DATA)
     alg_id, version, key = cmd.data[0], cmd.data[1], cmd.data[2:]
-    require(alg_id in ALGORITHM_IDS, SW.WRONG_DATA, f"unknown algorithm id {alg_id:02X}")
+    require(alg_id in ALGORITHM_IDS, sw.WRONG_DATA, f"unknown algorithm id {alg_id:02X}")
     s.journal.write(s.state.keys, (KEY_DF[usage], usage, cmd.p2), KeyEntry(alg_id, version, key))
     s.journal.commit()
     return b""
@@ -83,12 +83,12 @@ def write_key(s: Session, cmd: Command) -> bytes:
 
 def set_status(s: Session, cmd: Command) -> bytes:
     """80 F0 00 03: personalising → personalised, if every mandatory key and record is there."""
-    require(s.state.life_state is LifeState.PERSONALISING, SW.CONDITIONS_NOT_SATISFIED, "the card is not being personalised")
-    require(s.authenticated is KeyUsage.TRANSPORT, SW.SECURITY_NOT_SATISFIED, "SET STATUS needs EXTERNAL AUTHENTICATE with TK")
+    require(s.state.life_state is LifeState.PERSONALISING, sw.CONDITIONS_NOT_SATISFIED, "the card is not being personalised")
+    require(s.authenticated is KeyUsage.TRANSPORT, sw.SECURITY_NOT_SATISFIED, "SET STATUS needs EXTERNAL AUTHENTICATE with TK")
     require_p1p2(cmd.p1, cmd.p2, (0x00, LifeState.PERSONALISED))
     require_length(cmd.data, 0)
     missing = missing_for_personalised(s)
-    require(not missing, SW.CONDITIONS_NOT_SATISFIED, f"personalisation incomplete: {', '.join(missing)}")
+    require(not missing, sw.CONDITIONS_NOT_SATISFIED, f"personalisation incomplete: {', '.join(missing)}")
     s.journal.write(s.state, "life_state", LifeState.PERSONALISED)
     s.journal.commit()
     return b""
@@ -136,27 +136,27 @@ def store_data(s: Session, cmd: Command) -> bytes:
     last block (P1 88) also makes the card personalised — 6985, and nothing of the
     block written, if the card would still lack something; after it no block is taken.
     """
-    require(s.state.life_state is not LifeState.PERSONALISED, SW.CONDITIONS_NOT_SATISFIED,
+    require(s.state.life_state is not LifeState.PERSONALISED, sw.CONDITIONS_NOT_SATISFIED,
             "a personalised card takes no STORE DATA")
     s.require_write_access()
     last = cmd.p1 & profile.STORE_DATA_LAST
     if cmd.p1 & ~profile.STORE_DATA_LAST != profile.STORE_DATA_DGI:
-        raise CardStatus(SW.WRONG_P1P2, f"P1 {cmd.p1:02X}: 08 or 88 (plain DGIs) expected")
+        raise CardStatus(sw.WRONG_P1P2, f"P1 {cmd.p1:02X}: 08 or 88 (plain DGIs) expected")
     if cmd.p2 != s.store_data_block:
-        raise CardStatus(SW.WRONG_P1P2, f"STORE DATA block {cmd.p2:02X} out of sequence: "
+        raise CardStatus(sw.WRONG_P1P2, f"STORE DATA block {cmd.p2:02X} out of sequence: "
                                         f"block {s.store_data_block:02X} expected")
-    require(bool(cmd.data), SW.WRONG_LENGTH, "STORE DATA carries at least one DGI")
+    require(bool(cmd.data), sw.WRONG_LENGTH, "STORE DATA carries at least one DGI")
     block, seen = _Block(), set()
     for number, value in dgis(cmd.data):
         if number in seen:
-            raise CardStatus(SW.WRONG_DATA, f"DGI {number:04X} twice in one block")
+            raise CardStatus(sw.WRONG_DATA, f"DGI {number:04X} twice in one block")
         seen.add(number)
         _take(s, block, number, value)
     if last:
         state = s.state
         missing = _missing({**state.keys, **block.keys}, {**state.records, **block.records},
                            {**state.binaries, **block.binaries})
-        require(not missing, SW.CONDITIONS_NOT_SATISFIED, f"personalisation incomplete: {', '.join(missing)}")
+        require(not missing, sw.CONDITIONS_NOT_SATISFIED, f"personalisation incomplete: {', '.join(missing)}")
     _stage(s, block, bool(last))
     s.journal.commit()
     s.store_data_block += 1  # past FF no P2 matches: a 257th block is refused
@@ -170,14 +170,14 @@ def dgis(data: bytes) -> Iterator[tuple[int, bytes]]:
     i, n = 0, len(data)
     while i < n:
         if n - i < 3:
-            raise CardStatus(SW.WRONG_LENGTH, f"a DGI header at offset {i} is cut short")
+            raise CardStatus(sw.WRONG_LENGTH, f"a DGI header at offset {i} is cut short")
         number, length, i = data[i] << 8 | data[i + 1], data[i + 2], i + 3
         if length == profile.DGI_LONG_LENGTH:
             if n - i < 2:
-                raise CardStatus(SW.WRONG_LENGTH, f"DGI {number:04X}: its 2-byte length is cut short")
+                raise CardStatus(sw.WRONG_LENGTH, f"DGI {number:04X}: its 2-byte length is cut short")
             length, i = data[i] << 8 | data[i + 1], i + 2
         if i + length > n:
-            raise CardStatus(SW.WRONG_LENGTH, f"DGI {number:04X} announces {length} bytes, {n - i} follow")
+            raise CardStatus(sw.WRONG_LENGTH, f"DGI {number:04X} announces {length} bytes, {n - i} follow")
         yield number, data[i : i + length]
         i += length
 
@@ -187,11 +187,11 @@ def _take(s: Session, block: _Block, number: int, value: bytes) -> None:
     if number == profile.DGI_KEYS:
         for ref, entry in _key_entries(value):
             if ref in block.keys:
-                raise CardStatus(SW.WRONG_DATA, f"DGI 8000: key {ref[1].name} {ref[2]:02X} twice")
+                raise CardStatus(sw.WRONG_DATA, f"DGI 8000: key {ref[1].name} {ref[2]:02X} twice")
             block.keys[ref] = entry
     elif number == profile.DGI_PIN:
         require_length(value, PIN_BYTES)
-        require(value.hex().isdigit(), SW.WRONG_DATA, "DGI 8010: a PIN is 6 BCD digits")
+        require(value.hex().isdigit(), sw.WRONG_DATA, "DGI 8010: a PIN is 6 BCD digits")
         block.pin = Pin(value, PIN_TRIES)
     elif number & 0xFF == 0:  # 'SS00': the EF with SFI SS of the selected DF
         ref, kind, content = files.whole_file(s, number >> 8, value)
@@ -207,14 +207,14 @@ def _key_entries(value: bytes) -> Iterator[tuple[KeyRef, KeyEntry]]:
     """DGI 8000: usage ‖ index ‖ algorithm id ‖ version ‖ key per key; the usage decides the DF."""
     size = profile.DGI_KEY_ENTRY_LEN
     if not value or len(value) % size:
-        raise CardStatus(SW.WRONG_LENGTH, f"DGI 8000: {len(value)} bytes, not whole {size}-byte key entries")
+        raise CardStatus(sw.WRONG_LENGTH, f"DGI 8000: {len(value)} bytes, not whole {size}-byte key entries")
     for at in range(0, len(value), size):
         usage_byte, index, alg_id, version = value[at : at + 4]
         usage = _CARD_KEY_USAGES.get(usage_byte)
         if usage is None:
-            raise CardStatus(SW.WRONG_DATA, f"DGI 8000: key usage {usage_byte:02X} is not one of the issuer's keys")
+            raise CardStatus(sw.WRONG_DATA, f"DGI 8000: key usage {usage_byte:02X} is not one of the issuer's keys")
         if alg_id not in ALGORITHM_IDS:
-            raise CardStatus(SW.WRONG_DATA, f"DGI 8000: unknown algorithm id {alg_id:02X}")
+            raise CardStatus(sw.WRONG_DATA, f"DGI 8000: unknown algorithm id {alg_id:02X}")
         yield (KEY_DF[usage], usage, index), KeyEntry(alg_id, version, value[at + 4 : at + size])
 
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 import attrs
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Command
 from sbcard.chip.crypto import Algorithm, algorithm_from_id, cbc_mac
 from sbcard.chip.profile import CARD_KEY_INDEX, KeyUsage
@@ -52,7 +52,7 @@ def _open_purse(s: Session) -> None:
     """Every purse command: a personalised card, T-Union selected and not blocked."""
     s.require_personalised()
     s.require_df(TU)
-    require(TU not in s.state.locked, SW.APPLICATION_LOCKED, "the T-Union application is blocked")
+    require(TU not in s.state.locked, sw.APPLICATION_LOCKED, "the T-Union application is blocked")
 
 
 def _purse_with(purse: Purse, **changes: int) -> Purse:
@@ -87,9 +87,9 @@ def initialize(s: Session, cmd: Command) -> bytes:
     """80 50 <00 load | 01 purchase | 03 capp purchase> 02 0B key index ‖ amount ‖ terminal no."""
     _open_purse(s)
     s.pending = None
-    require(cmd.p2 == profile.P2_EP, SW.WRONG_P1P2, "only the e-purse (P2 02)")
+    require(cmd.p2 == profile.P2_EP, sw.WRONG_P1P2, "only the e-purse (P2 02)")
     if cmd.p1 not in _INITIALIZE:  # (a message is made only for a refusal: every tap runs these)
-        raise CardStatus(SW.WRONG_P1P2, f"INITIALIZE P1 {cmd.p1:02X}")
+        raise CardStatus(sw.WRONG_P1P2, f"INITIALIZE P1 {cmd.p1:02X}")
     start, txn_type = _INITIALIZE[cmd.p1]
     require_length(cmd.data, INITIALIZE_DATA)
     key_index, amount, terminal_no = cmd.data[0], int.from_bytes(cmd.data[1:5], "big"), cmd.data[5:]
@@ -99,7 +99,7 @@ def initialize(s: Session, cmd: Command) -> bytes:
 def _purse_key(s: Session, usage: KeyUsage, key_index: int) -> KeyEntry:
     entry = s.key(usage, key_index)
     if entry is None:
-        raise CardStatus(SW.KEY_INDEX_NOT_SUPPORTED, f"no {usage.name} key with index {key_index:02X}")
+        raise CardStatus(sw.KEY_INDEX_NOT_SUPPORTED, f"no {usage.name} key with index {key_index:02X}")
     return entry
 
 
@@ -110,10 +110,10 @@ def _initialize_purchase(s: Session, key_index: int, amount: int, terminal_no: b
     # A compound purchase may be of 0 fen: a subway entry writes its record into the capp
     # cache, a free ride leaves a TAC-proven record (docs/card-profile.md). A plain purchase
     # of 0 is refused.
-    require(amount > 0 or txn_type == CAPP_PURCHASE, SW.WRONG_DATA, "amount 0")
+    require(amount > 0 or txn_type == CAPP_PURCHASE, sw.WRONG_DATA, "amount 0")
     if amount > purse.balance:
-        raise CardStatus(SW.INSUFFICIENT_BALANCE, f"{amount} fen > balance {purse.balance}")
-    require(purse.offline_counter < MAX_COUNTER, SW.CONDITIONS_NOT_SATISFIED, "offline counter exhausted")
+        raise CardStatus(sw.INSUFFICIENT_BALANCE, f"{amount} fen > balance {purse.balance}")
+    require(purse.offline_counter < MAX_COUNTER, sw.CONDITIONS_NOT_SATISFIED, "offline counter exhausted")
     random = bytes(s.rng.randbytes(4))
     s.pending = PendingPurchase(
         txn_type, algorithm_from_id(entry.alg_id), entry.key, amount, terminal_no, purse.offline_counter, random
@@ -131,9 +131,9 @@ def _initialize_load(s: Session, key_index: int, amount: int, terminal_no: bytes
     """balance (4) ‖ online counter (2) ‖ key version ‖ algorithm id ‖ random (4) ‖ MAC1 (4)."""
     entry = _purse_key(s, KeyUsage.LOAD, key_index)
     purse = s.state.purse
-    require(amount > 0, SW.WRONG_DATA, "amount 0")
-    require(purse.balance + amount <= purse.max_balance, SW.CONDITIONS_NOT_SATISFIED, "over the maximum balance")
-    require(purse.online_counter < MAX_COUNTER, SW.CONDITIONS_NOT_SATISFIED, "online counter exhausted")
+    require(amount > 0, sw.WRONG_DATA, "amount 0")
+    require(purse.balance + amount <= purse.max_balance, sw.CONDITIONS_NOT_SATISFIED, "over the maximum balance")
+    require(purse.online_counter < MAX_COUNTER, sw.CONDITIONS_NOT_SATISFIED, "online counter exhausted")
     alg = algorithm_from_id(entry.alg_id)
     random = bytes(s.rng.randbytes(4))
     sk = load_session_key(alg, entry.key, random, purse.online_counter)
@@ -158,13 +158,13 @@ def update_capp_data_cache(s: Session, cmd: Command) -> bytes:
     pending = s.pending
     require(
         isinstance(pending, PendingPurchase) and pending.txn_type == CAPP_PURCHASE,
-        SW.CONDITIONS_NOT_SATISFIED,
+        sw.CONDITIONS_NOT_SATISFIED,
         "UPDATE CAPP DATA CACHE only within a compound purchase",
     )
-    require(cmd.p2 & 0x07 == 0, SW.WRONG_P1P2, "P2 must be SFI<<3")
+    require(cmd.p2 & 0x07 == 0, sw.WRONG_P1P2, "P2 must be SFI<<3")
     ref, ef = files.lookup(s, cmd.p2 >> 3)
-    require(ref == (TU, profile.SFI_TU_CAPP), SW.FILE_NOT_FOUND, "not the capp data cache")
-    require(1 <= cmd.p1 <= ef.count, SW.RECORD_NOT_FOUND, f"record {cmd.p1} of {ef.count}")
+    require(ref == (TU, profile.SFI_TU_CAPP), sw.FILE_NOT_FOUND, "not the capp data cache")
+    require(1 <= cmd.p1 <= ef.count, sw.RECORD_NOT_FOUND, f"record {cmd.p1} of {ef.count}")
     require_length(cmd.data, ef.size)
     pending.capp_records[cmd.p1] = cmd.data
     return b""
@@ -182,7 +182,7 @@ def _append_log(s: Session, record: bytes) -> None:
 
 def _tac_key(s: Session) -> tuple[Algorithm, bytes]:
     entry = s.key(KeyUsage.TAC, CARD_KEY_INDEX)
-    require(entry is not None, SW.KEY_NOT_FOUND, "no TAC key")
+    require(entry is not None, sw.KEY_NOT_FOUND, "no TAC key")
     return algorithm_from_id(entry.alg_id), entry.key
 
 
@@ -192,7 +192,7 @@ def _close_pending(s: Session, cmd: Command, kind: type[_Pending], p1p2: tuple[i
     require_p1p2(cmd.p1, cmd.p2, p1p2)
     p = s.pending
     if not isinstance(p, kind):
-        raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, f"no INITIALIZE before {kind.__name__}")
+        raise CardStatus(sw.CONDITIONS_NOT_SATISFIED, f"no INITIALIZE before {kind.__name__}")
     require_length(cmd.data, length)
     s.pending = None
     return p  # type: ignore[return-value]
@@ -203,7 +203,7 @@ def debit_for_purchase(s: Session, cmd: Command) -> bytes:
     p = _close_pending(s, cmd, PendingPurchase, (0x01, 0x00), DEBIT_DATA)
     serial, date_time, mac1 = cmd.data[:4], cmd.data[4:11], cmd.data[11:]
     sk = purchase_session_key(p.alg, p.dpk, p.random, p.counter, serial)
-    require(_same(mac1, purchase_mac1(p.alg, sk, p.amount, p.txn_type, p.terminal_no, date_time)), SW.MAC_ERROR)
+    require(_same(mac1, purchase_mac1(p.alg, sk, p.amount, p.txn_type, p.terminal_no, date_time)), sw.MAC_ERROR)
     purse = s.state.purse
     assert p.counter == purse.offline_counter and p.amount <= purse.balance, "purse changed under a pending purchase"
     mac2 = purchase_mac2(p.alg, sk, p.amount)
@@ -225,7 +225,7 @@ def credit_for_load(s: Session, cmd: Command) -> bytes:
     """80 52 00 00 0B date ‖ time ‖ MAC2 (from the host) → TAC (4)."""
     p = _close_pending(s, cmd, PendingLoad, (0x00, 0x00), CREDIT_DATA)
     date_time, mac2 = cmd.data[:7], cmd.data[7:]
-    require(_same(mac2, load_mac2(p.alg, p.session_key, p.amount, EP_LOAD, p.terminal_no, date_time)), SW.MAC_ERROR)
+    require(_same(mac2, load_mac2(p.alg, p.session_key, p.amount, EP_LOAD, p.terminal_no, date_time)), sw.MAC_ERROR)
     purse = s.state.purse
     assert p.counter == purse.online_counter and purse.balance + p.amount <= purse.max_balance, "purse changed under a pending load"
     balance = purse.balance + p.amount
@@ -245,12 +245,12 @@ def credit_for_load(s: Session, cmd: Command) -> bytes:
 def get_transaction_prove(s: Session, cmd: Command) -> bytes:
     """80 5A 00 <type> 02 <counter> → MAC2 (4) ‖ TAC (4) of that transaction; 9406 if unknown."""
     _open_purse(s)
-    require(cmd.p1 == 0 and cmd.p2 in PROVE_TYPES, SW.WRONG_P1P2, "P1 00, P2 the transaction type 02/06/09")
+    require(cmd.p1 == 0 and cmd.p2 in PROVE_TYPES, sw.WRONG_P1P2, "P1 00, P2 the transaction type 02/06/09")
     require_length(cmd.data, 2)
     prove = s.state.last_load if cmd.p2 == EP_LOAD else s.state.last_purchase
     counter = int.from_bytes(cmd.data, "big")
     if prove is None or prove.txn_type != cmd.p2 or prove.counter != counter:
-        raise CardStatus(SW.MAC_NOT_AVAILABLE, f"no prove for type {cmd.p2:02X} counter {counter}")
+        raise CardStatus(sw.MAC_NOT_AVAILABLE, f"no prove for type {cmd.p2:02X} counter {counter}")
     return prove.mac2 + prove.tac
 
 
@@ -271,11 +271,11 @@ def _set_lock(s: Session, cmd: Command, *, blocked: bool) -> bytes:
     require_p1p2(cmd.p1, cmd.p2, (0x00, 0x00))
     require_length(cmd.data, LOCK_MAC)
     damk = s.key(KeyUsage.APP_MAINTENANCE, CARD_KEY_INDEX)
-    require(damk is not None, SW.KEY_NOT_FOUND, "no application maintenance key")
+    require(damk is not None, sw.KEY_NOT_FOUND, "no application maintenance key")
     challenge = s.take_challenge()
     header = bytes((cmd.cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data)))
     mac = cbc_mac(algorithm_from_id(damk.alg_id), damk.key, challenge + header)
-    require(_same(cmd.data, mac), SW.MAC_ERROR)
+    require(_same(cmd.data, mac), sw.MAC_ERROR)
     s.pending = None
     locked = s.state.locked | {TU} if blocked else s.state.locked - {TU}
     if locked != s.state.locked:

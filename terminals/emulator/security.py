@@ -11,7 +11,7 @@ import hmac
 
 import attrs
 
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Command
 from sbcard.chip.commands import authentication_cryptogram
 from sbcard.chip.crypto import algorithm_from_id
@@ -37,19 +37,19 @@ AUTH_KEYS = {TRANSPORT_KEY_INDEX: KeyUsage.TRANSPORT, CARD_KEY_INDEX: KeyUsage.M
 def get_challenge(s: Session, cmd: Command) -> bytes:
     """00 84 00 00 08: random bytes for one EXTERNAL AUTHENTICATE or APPLICATION (UN)BLOCK."""
     require_p1p2(cmd.p1, cmd.p2, (0, 0))
-    require(not cmd.data and cmd.le in CHALLENGE_LENGTHS, SW.WRONG_LENGTH, "Le must be 04 or 08")
+    require(not cmd.data and cmd.le in CHALLENGE_LENGTHS, sw.WRONG_LENGTH, "Le must be 04 or 08")
     s.challenge = bytes(s.rng.randbytes(cmd.le))
     return s.challenge
 
 
 def external_authenticate(s: Session, cmd: Command) -> bytes:
     """00 82 00 <key> Lc E(key, challenge ‖ 00…): the issuer proves it holds TK or MK."""
-    require(cmd.p1 == 0, SW.WRONG_P1P2, "P1 must be 00")
+    require(cmd.p1 == 0, sw.WRONG_P1P2, "P1 must be 00")
     usage = AUTH_KEYS.get(cmd.p2)
     entry = s.key(usage, cmd.p2) if usage is not None else None
     if entry is None or (usage is KeyUsage.TRANSPORT and s.state.life_state is LifeState.PERSONALISED):
-        raise CardStatus(SW.KEY_NOT_FOUND, f"no key {cmd.p2:02X} for EXTERNAL AUTHENTICATE")
-    require(s.state.ext_auth_tries > 0, SW.AUTH_BLOCKED, "external authentication is blocked")
+        raise CardStatus(sw.KEY_NOT_FOUND, f"no key {cmd.p2:02X} for EXTERNAL AUTHENTICATE")
+    require(s.state.ext_auth_tries > 0, sw.AUTH_BLOCKED, "external authentication is blocked")
     s.authenticated = None
     challenge = s.take_challenge()
     alg = algorithm_from_id(entry.alg_id)
@@ -79,13 +79,13 @@ def _pin(s: Session, cmd: Command) -> Pin:
     s.require_personalised()
     require_p1p2(cmd.p1, cmd.p2, (0, 0))
     pin = s.state.pin
-    require(pin is not None, SW.KEY_NOT_FOUND, "no PIN on this card")
-    require(pin.tries_left > 0, SW.AUTH_BLOCKED, "the PIN is blocked: RESET RETRY COUNTER under MK")
+    require(pin is not None, sw.KEY_NOT_FOUND, "no PIN on this card")
+    require(pin.tries_left > 0, sw.AUTH_BLOCKED, "the PIN is blocked: RESET RETRY COUNTER under MK")
     return pin
 
 
 def _bcd_pin(data: bytes) -> bytes:
-    require(data.hex().isdigit(), SW.WRONG_DATA, "a PIN is 6 BCD digits")
+    require(data.hex().isdigit(), sw.WRONG_DATA, "a PIN is 6 BCD digits")
     return data
 
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.profile import KeyUsage, LifeState
 from sbcard.chip.sw import CardStatus
@@ -77,20 +77,20 @@ class Session:
     def require_personalised(self) -> None:
         """Application data, the purse and the PIN: 6985 until personalisation finished."""
         if self.state.life_state is not LifeState.PERSONALISED:
-            raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, "the card is not personalised")
+            raise CardStatus(status_words.CONDITIONS_NOT_SATISFIED, "the card is not personalised")
 
     def require_write_access(self) -> None:
         """A personalisation write: after ERASE, under TK; once personalised, under MK."""
         life = self.state.life_state
         if life is LifeState.BLANK:
-            raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, "a blank card takes no writes before ERASE")
+            raise CardStatus(status_words.CONDITIONS_NOT_SATISFIED, "a blank card takes no writes before ERASE")
         needed = KeyUsage.TRANSPORT if life is LifeState.PERSONALISING else KeyUsage.MAINTENANCE
         if self.authenticated is not needed:
-            raise CardStatus(SW.SECURITY_NOT_SATISFIED, f"writing needs EXTERNAL AUTHENTICATE with {needed.name}")
+            raise CardStatus(status_words.SECURITY_NOT_SATISFIED, f"writing needs EXTERNAL AUTHENTICATE with {needed.name}")
 
     def require_df(self, df: str) -> None:
         if self.current_df != df:
-            raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, f"{df} is not selected")
+            raise CardStatus(status_words.CONDITIONS_NOT_SATISFIED, f"{df} is not selected")
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -101,7 +101,7 @@ class Session:
         """The last GET CHALLENGE's bytes; a challenge serves one authentication only."""
         challenge, self.challenge = self.challenge, None
         if challenge is None:
-            raise CardStatus(SW.CONDITIONS_NOT_SATISFIED, "no challenge: GET CHALLENGE first")
+            raise CardStatus(status_words.CONDITIONS_NOT_SATISFIED, "no challenge: GET CHALLENGE first")
         return challenge
 
 
@@ -113,9 +113,9 @@ def require(condition: bool, sw: int, message: str | None = None) -> None:
 
 def require_length(data: bytes, *lengths: int) -> None:
     if len(data) not in lengths:  # the message is made only when it is needed: every command checks
-        raise CardStatus(SW.WRONG_LENGTH, f"data of {len(data)} bytes, expected {' or '.join(map(str, lengths))}")
+        raise CardStatus(status_words.WRONG_LENGTH, f"data of {len(data)} bytes, expected {' or '.join(map(str, lengths))}")
 
 
 def require_p1p2(p1: int, p2: int, expected: tuple[int, int]) -> None:
     if (p1, p2) != expected:
-        raise CardStatus(SW.WRONG_P1P2, f"P1 P2 {p1:02X} {p2:02X}, expected {expected[0]:02X} {expected[1]:02X}")
+        raise CardStatus(status_words.WRONG_P1P2, f"P1 P2 {p1:02X} {p2:02X}, expected {expected[0]:02X} {expected[1]:02X}")

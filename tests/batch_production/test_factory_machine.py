@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Command
 from terminals.apps import factory
 from terminals.emulator import testing
@@ -49,11 +49,11 @@ def test_a_refused_block_leaves_no_card(tmp_path: Path, monkeypatch: pytest.Monk
 
     def refuse_ssse_block(self: MachineCard, apdu: bytes) -> bytes:
         if apdu[:4] == bytes.fromhex("80E20801"):
-            return SW.WRONG_DATA.to_bytes(2, "big")
+            return sw.WRONG_DATA.to_bytes(2, "big")
         return process(self, apdu)
 
     monkeypatch.setattr(MachineCard, "process", refuse_ssse_block)
-    with pytest.raises(SW.CardStatus) as refused:
+    with pytest.raises(sw.CardStatus) as refused:
         factory.produce_card(tmp_path / "card.card", SERIAL, DATA, KEYS, "147258")
-    assert refused.value.sw == SW.WRONG_DATA
+    assert refused.value.sw == sw.WRONG_DATA
     assert sent[-1].to_bytes()[:4] == bytes.fromhex("80E20801") and not list(tmp_path.iterdir())

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Command, MalformedApdu, Response
 
 H = bytes.fromhex
@@ -66,7 +66,7 @@ MALFORMED = [
 def test_every_malformed_form_is_refused_with_6700(name, wire):
     with pytest.raises(MalformedApdu) as caught:
         Command.parse(H(wire))
-    assert caught.value.sw == SW.WRONG_LENGTH
+    assert caught.value.sw == sw.WRONG_LENGTH
 
 
 @given(st.binary(max_size=300))
@@ -74,7 +74,7 @@ def test_any_bytes_either_parse_or_answer_6700(raw):
     try:
         Command.parse(raw)
     except MalformedApdu as e:
-        assert e.sw == SW.WRONG_LENGTH
+        assert e.sw == sw.WRONG_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -100,6 +100,6 @@ def test_response_without_status_word_is_refused():
 
 
 def test_failed_status_word_raises_its_typed_exception():
-    with pytest.raises(SW.InsufficientBalance) as caught:
+    with pytest.raises(sw.InsufficientBalance) as caught:
         Response(b"", 0x9401).check()
     assert caught.value.sw == 0x9401

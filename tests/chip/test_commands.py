@@ -8,7 +8,7 @@ import pytest
 
 from sbcard.chip import commands
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip.crypto import Algorithm, cbc_mac, encrypt_ecb
 from sbcard.chip.tlv import Tlv
 from sbcard.domain.errors import InvalidInput
@@ -183,19 +183,19 @@ def test_t0_chaining_is_followed_transparently():
 @pytest.mark.parametrize(
     "sw, error",
     [
-        ("6982", SW.SecurityNotSatisfied),
-        ("6983", SW.AuthenticationBlocked),
-        ("6985", SW.ConditionsNotSatisfied),
-        ("6A82", SW.FileNotFound),
-        ("6A83", SW.RecordNotFound),
-        ("6700", SW.WrongLength),
-        ("9302", SW.MacError),
-        ("9303", SW.ApplicationLocked),
-        ("9401", SW.InsufficientBalance),
-        ("9406", SW.MacNotAvailable),
-        ("63C2", SW.WrongPin),
-        ("6A88", SW.ReferencedDataNotFound),
-        ("6A84", SW.CardStatus),  # one without a class of its own
+        ("6982", status_words.SecurityNotSatisfied),
+        ("6983", status_words.AuthenticationBlocked),
+        ("6985", status_words.ConditionsNotSatisfied),
+        ("6A82", status_words.FileNotFound),
+        ("6A83", status_words.RecordNotFound),
+        ("6700", status_words.WrongLength),
+        ("9302", status_words.MacError),
+        ("9303", status_words.ApplicationLocked),
+        ("9401", status_words.InsufficientBalance),
+        ("9406", status_words.MacNotAvailable),
+        ("63C2", status_words.WrongPin),
+        ("6A88", status_words.ReferencedDataNotFound),
+        ("6A84", status_words.CardStatus),  # one without a class of its own
     ],
 )
 def test_a_failed_status_word_raises_its_typed_exception(sw, error):
@@ -205,12 +205,12 @@ def test_a_failed_status_word_raises_its_typed_exception(sw, error):
 
 
 def test_6a88_has_iso_s_name_for_whatever_reference_is_missing():
-    assert SW.describe(0x6A88) == "referenced data not found (key, PIN or data object)"
-    assert SW.KEY_NOT_FOUND == SW.REFERENCED_DATA_NOT_FOUND == 0x6A88
+    assert status_words.describe(0x6A88) == "referenced data not found (key, PIN or data object)"
+    assert status_words.KEY_NOT_FOUND == status_words.REFERENCED_DATA_NOT_FOUND == 0x6A88
 
 
 def test_a_wrong_pin_says_how_many_tries_are_left():
-    with pytest.raises(SW.WrongPin) as caught:
+    with pytest.raises(status_words.WrongPin) as caught:
         commands.Verify("000000").send(ScriptedCard("63C1"))
     assert caught.value.tries_left == 1
 
@@ -221,7 +221,7 @@ def test_pin_tries_left_reads_the_counter_without_spending_a_try(sw, tries):
 
 
 def test_pin_tries_left_still_raises_other_failures():
-    with pytest.raises(SW.ConditionsNotSatisfied):
+    with pytest.raises(status_words.ConditionsNotSatisfied):
         commands.PinTriesLeft().send(ScriptedCard("6985"))
 
 
@@ -266,7 +266,7 @@ def test_external_authenticate_encrypts_the_challenge_padded_to_a_block(alg):
 
 
 def test_a_wrong_authentication_key_raises_with_the_tries_left():
-    with pytest.raises(SW.WrongPin) as caught:
+    with pytest.raises(status_words.WrongPin) as caught:
         commands.external_authenticate(ScriptedCard("0102030405060708" "9000", "63CE"), KEY, 0x00)
     assert caught.value.tries_left == 14
 

@@ -14,7 +14,7 @@ from chip_helpers import keys_for, make_card_data
 
 from sbcard.chip import commands
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Command
 from sbcard.chip.keys import transport_key
 from sbcard.chip.personalisation import (
@@ -213,9 +213,9 @@ def test_the_card_keys_are_in_place_and_the_transport_key_is_retired(blank, card
     keys = keys_for(card_data)
     with EmulatorReader(blank) as reader:
         commands.external_authenticate(reader, keys.maintenance, profile.CARD_KEY_INDEX)
-        with pytest.raises(SW.CardStatus) as caught:
+        with pytest.raises(sw.CardStatus) as caught:
             commands.external_authenticate(reader, transport_key(result.chip_serial), profile.TRANSPORT_KEY_INDEX)
-        assert caught.value.sw == SW.KEY_NOT_FOUND
+        assert caught.value.sw == sw.KEY_NOT_FOUND
         commands.Verify(card_data.initial_pin).send(reader)
 
 

@@ -6,7 +6,7 @@ import pytest
 from emulator_helpers import SELECT_DF04, SELECT_MF, SELECT_SSSE, SELECT_TU, ok, run, sw
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip import tlv
 from sbcard.chip.codec import encode_name
 from terminals.emulator import testing
@@ -301,7 +301,7 @@ def test_wrong_cryptograms_count_down_and_block_for_good(card: VirtualCard, card
     assert sw(card, "0082000110" + ZEROS16) == 0x6983
     again = VirtualCard.load(card_path)
     again.power_on()
-    with pytest.raises(SW.AuthenticationBlocked):
+    with pytest.raises(status_words.AuthenticationBlocked):
         testing.external_authenticate(again, keys.maintenance, profile.CARD_KEY_INDEX)
 
 

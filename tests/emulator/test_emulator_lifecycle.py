@@ -14,7 +14,7 @@ import pytest
 from emulator_helpers import BLANK_SERIAL, SELECT_SSSE, SELECT_TU, ok, sw
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip import tlv
 from sbcard.chip.apdu import Command
 from sbcard.chip.keys import transport_key
@@ -126,9 +126,9 @@ def test_set_status_lists_what_is_missing(blank: VirtualCard) -> None:
 
 
 def test_a_personalised_card_refuses_the_transport_key(card: VirtualCard) -> None:
-    with pytest.raises(SW.CardStatus) as e:
+    with pytest.raises(status_words.CardStatus) as e:
         testing.external_authenticate(card, transport_key(card.chip_serial), profile.TRANSPORT_KEY_INDEX)
-    assert e.value.sw == SW.KEY_NOT_FOUND
+    assert e.value.sw == status_words.KEY_NOT_FOUND
 
 
 def test_personalisation_through_commands(blank: VirtualCard, blank_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from emulator_helpers import SELECT_SSSE, SELECT_TU, TEMPLATE_BALANCE, TERMINAL_NO, ok, run, sw
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip.codec import bcd_datetime
 from sbcard.chip.crypto import cbc_mac
 from sbcard.chip.purse import CAPP_PURCHASE, EP_LOAD, EP_PURCHASE
@@ -56,7 +56,7 @@ def test_the_initialize_answer(card: VirtualCard) -> None:
 def test_purchase_of_the_whole_balance_then_insufficient(card: VirtualCard) -> None:
     testing.purchase(card, TEMPLATE_BALANCE)
     assert testing.balance(card) == 0
-    with pytest.raises(SW.InsufficientBalance):
+    with pytest.raises(status_words.InsufficientBalance):
         testing.purchase(card, 1)
 
 
@@ -80,9 +80,9 @@ def test_select_or_a_new_initialize_drops_the_pending_purchase(card: VirtualCard
     p = testing.start_purchase(card, 100)
     ok(card, between)
     ok(card, SELECT_TU)
-    with pytest.raises(SW.CardStatus) as e:
+    with pytest.raises(status_words.CardStatus) as e:
         testing.finish_purchase(card, p)
-    assert e.value.sw in (SW.CONDITIONS_NOT_SATISFIED, SW.MAC_ERROR)  # another INITIALIZE: new random
+    assert e.value.sw in (status_words.CONDITIONS_NOT_SATISFIED, status_words.MAC_ERROR)  # another INITIALIZE: new random
 
 
 def test_power_off_drops_the_pending_purchase(card: VirtualCard) -> None:
@@ -90,7 +90,7 @@ def test_power_off_drops_the_pending_purchase(card: VirtualCard) -> None:
     card.power_off()
     card.power_on()
     ok(card, SELECT_TU)
-    with pytest.raises(SW.ConditionsNotSatisfied):
+    with pytest.raises(status_words.ConditionsNotSatisfied):
         testing.finish_purchase(card, p)
 
 
@@ -154,7 +154,7 @@ def test_a_load(card: VirtualCard) -> None:
 
 def test_load_up_to_the_maximum_and_not_beyond(card: VirtualCard) -> None:
     testing.load(card, profile.MAX_BALANCE_FEN - TEMPLATE_BALANCE)
-    with pytest.raises(SW.ConditionsNotSatisfied):
+    with pytest.raises(status_words.ConditionsNotSatisfied):
         testing.load(card, 1)
 
 
@@ -185,7 +185,7 @@ def test_prove_answers_only_the_last_transaction_of_its_kind(card: VirtualCard) 
     first = testing.purchase(card, 10)
     second = testing.purchase(card, 20)
     assert testing.transaction_prove(card, EP_PURCHASE, 1) == (second.mac2, second.tac)
-    with pytest.raises(SW.MacNotAvailable):
+    with pytest.raises(status_words.MacNotAvailable):
         testing.transaction_prove(card, EP_PURCHASE, first.counter)
 
 
@@ -243,6 +243,6 @@ def test_a_purchase_on_a_second_card_with_its_own_keys(tmp_path: Path) -> None:
     other = testing.personalised_card(tmp_path / "other.json", card_number="B7K334774", balance_fen=800,
                                       rng=random.Random(4))
     assert testing.purchase(other, 799).balance_after == 1
-    with pytest.raises(SW.MacError):
+    with pytest.raises(status_words.MacError):
         testing.purchase(other, 1, keys=testing.keys_of(testing.card_data()))  # another card's DPK: MAC1 refused
     assert run(other, "805C000204").data == (1).to_bytes(4, "big")

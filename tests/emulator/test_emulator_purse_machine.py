@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from machine_budget import machine_size
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.codec import bcd_datetime
 from sbcard.chip.commands import DebitForPurchase
 from sbcard.chip.purse import EP_LOAD, EP_PURCHASE
@@ -77,7 +77,7 @@ class PurseMachine(RuleBasedStateMachine):
     @rule(amount=amounts)
     def load(self, amount: int) -> None:
         if self._balance() + amount > profile.MAX_BALANCE_FEN:
-            with pytest.raises(SW.ConditionsNotSatisfied):
+            with pytest.raises(sw.ConditionsNotSatisfied):
                 testing.load(self.card, amount)
             return
         receipt = testing.load(self.card, amount)
@@ -87,7 +87,7 @@ class PurseMachine(RuleBasedStateMachine):
     @rule(amount=amounts)
     def purchase(self, amount: int) -> None:
         if amount > self._balance():
-            with pytest.raises(SW.InsufficientBalance):
+            with pytest.raises(sw.InsufficientBalance):
                 testing.purchase(self.card, amount)
             return
         receipt = testing.purchase(self.card, amount, terminal_serial=SERIAL)
@@ -103,7 +103,7 @@ class PurseMachine(RuleBasedStateMachine):
         mac1 = bytearray(p.mac1(SERIAL, date_time))
         mac1[flip // 8] ^= 1 << (flip % 8)
         response = testing.transmit(self.card, DebitForPurchase(SERIAL, date_time, bytes(mac1)).command())
-        assert response.sw == SW.MAC_ERROR
+        assert response.sw == sw.MAC_ERROR
 
     @rule(kind=st.sampled_from(["purchase", "load"]), amount=amounts, tear=st.integers(1, WRITES_PER_TRANSACTION + 1))
     def torn(self, kind: str, amount: int, tear: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 from emulator_helpers import SELECT_DF04, SELECT_TU, ok, sw
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip.purse import EP_PURCHASE
 from terminals.emulator import card_file, image, image_codec, testing
 from terminals.emulator.card import CardTorn, VirtualCard
@@ -355,9 +355,9 @@ def test_a_failed_save_keeps_the_old_file_and_the_old_state(card: VirtualCard, c
 
     p = testing.start_purchase(card, 100)
     monkeypatch.setattr(os, "pwrite", full_disk)
-    with pytest.raises(SW.CardStatus) as e:
+    with pytest.raises(status_words.CardStatus) as e:
         testing.finish_purchase(card, p)
-    assert e.value.sw == SW.NO_PRECISE_DIAGNOSIS
+    assert e.value.sw == status_words.NO_PRECISE_DIAGNOSIS
     monkeypatch.undo()
     assert card_file.load(card_path) == state_before
     if failure == "error":
@@ -443,7 +443,7 @@ def test_a_failed_fsync_withdraws_the_new_image(card_path: Path, monkeypatch) ->
     for name in ("fsync", "fdatasync"):
         if hasattr(os, name):
             monkeypatch.setattr(os, name, broken)
-    with pytest.raises(SW.CardStatus):
+    with pytest.raises(status_words.CardStatus):
         testing.finish_purchase(card, p)
     monkeypatch.undo()
     assert card.state == state_before and card_file.load(card_path) == state_before

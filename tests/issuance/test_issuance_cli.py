@@ -8,7 +8,7 @@ import pytest
 from issuance_world import PEOPLE, ZHANG
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.commands import external_authenticate
 from sbcard.chip.reading import read_card
 from sbcard.services.exchange import directory as hub_directory
@@ -117,7 +117,7 @@ def test_cross_region_application_is_issued_by_the_insured_region_on_the_outlets
         tianjin_keys, beijing_keys = keys.keys_for_card(tj, card), keys.keys_for_card(bj, card)
     with EmulatorReader(blank) as reader:  # diversified from Tianjin's masters, not Beijing's
         external_authenticate(reader, tianjin_keys.maintenance, profile.CARD_KEY_INDEX)
-        with pytest.raises(SW.WrongPin):
+        with pytest.raises(sw.WrongPin):
             external_authenticate(reader, beijing_keys.maintenance, profile.CARD_KEY_INDEX)
 
     receive("HE-130102-01")

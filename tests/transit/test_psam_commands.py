@@ -8,7 +8,7 @@ import pytest
 
 from sbcard.chip import profile
 from sbcard.chip import purse as formulas
-from sbcard.chip import sw as SW
+from sbcard.chip import sw as status_words
 from sbcard.chip.codec import bcd_datetime
 from sbcard.chip.commands import ApplicationBlock, ApplicationUnblock, DebitForPurchase, GetChallenge, select_tunion
 from sbcard.chip.crypto import Algorithm, diversify
@@ -69,9 +69,9 @@ def test_init_sam_takes_the_next_serial_and_its_mac1_opens_the_card(card):
 def test_verify_mac2_refuses_a_wrong_mac_and_needs_a_session(card):
     psam = _psam()
     p, sam, when = _init(card, psam)
-    with pytest.raises(SW.MacError):
+    with pytest.raises(status_words.MacError):
         VerifyMac2(b"\x00\x01\x02\x03").send(psam)
-    with pytest.raises(SW.ConditionsNotSatisfied):  # the session ended with the failure
+    with pytest.raises(status_words.ConditionsNotSatisfied):  # the session ended with the failure
         VerifyMac2(b"\x00\x01\x02\x03").send(psam)
 
 
@@ -86,7 +86,7 @@ def test_init_again_reopens_a_used_serial_only(card):
     VerifyMac2(result.mac2).send(psam)
     unused = InitSamForPurchase(p.random, p.counter, 120, EP_PURCHASE, when, 1, 4, bytes(8), bytes.fromhex(
         "1100000000000000"), again=(5).to_bytes(4, "big"))
-    with pytest.raises(SW.ConditionsNotSatisfied):
+    with pytest.raises(status_words.ConditionsNotSatisfied):
         unused.send(psam)
 
 
@@ -96,12 +96,12 @@ def test_the_psam_finds_every_region_by_province_and_refuses_others():
                   key_version=1, algorithm_id=4, card_serial=bytes(8))
     for issuer in ("1100000000000000", "1201000000000000", "1310000000000000"):
         InitSamForPurchase(issuer_id=bytes.fromhex(issuer), **common).send(psam)
-    with pytest.raises(SW.CardStatus) as e:
+    with pytest.raises(status_words.CardStatus) as e:
         InitSamForPurchase(issuer_id=bytes.fromhex("3100000000000000"), **common).send(psam)  # Shanghai
-    assert e.value.sw == SW.KEY_NOT_FOUND
-    with pytest.raises(SW.CardStatus) as e:
+    assert e.value.sw == status_words.KEY_NOT_FOUND
+    with pytest.raises(status_words.CardStatus) as e:
         InitSamForPurchase(issuer_id=bytes.fromhex("1100000000000000"), **{**common, "key_version": 2}).send(psam)
-    assert e.value.sw == SW.KEY_INDEX_NOT_SUPPORTED
+    assert e.value.sw == status_words.KEY_INDEX_NOT_SUPPORTED
     assert psam._serials.last_serial() == 3  # refused commands take no serial
 
 
@@ -129,19 +129,19 @@ def test_the_psam_blocks_a_card_and_never_unblocks_one(card):
     mac = ApplicationBlockMac(card_serial(data.app_serial), bytes.fromhex("1100000000000000"), challenge).send(psam)
     testing.run(card, ApplicationBlock(mac))
     assert "TU" in card.state.locked
-    with pytest.raises(SW.ApplicationLocked):
+    with pytest.raises(status_words.ApplicationLocked):
         testing.balance(card)
     challenge = testing.run(card, GetChallenge())
     unblock = ApplicationBlockMac(card_serial(data.app_serial), bytes.fromhex("1100000000000000"), challenge,
                                   header=ApplicationUnblock.header())
-    with pytest.raises(SW.ConditionsNotSatisfied):
+    with pytest.raises(status_words.ConditionsNotSatisfied):
         unblock.send(psam)
 
 
 def test_a_psam_with_other_keys_cannot_make_a_mac1_the_card_takes(card):
     psam = _psam(purchase=b"NOT THE DPK KEY!")
     p, sam, when = _init(card, psam)
-    with pytest.raises(SW.MacError):
+    with pytest.raises(status_words.MacError):
         testing.run(card, DebitForPurchase(sam.terminal_serial, when, sam.mac1))
     assert testing.balance(card) == 1000
 

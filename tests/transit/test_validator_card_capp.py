@@ -8,7 +8,7 @@ import random
 import pytest
 
 from sbcard.chip import profile
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.commands import InitializeForPurchase, ReadRecord, TransactionLogRecord, select_tunion
 from sbcard.chip.purse import CAPP_PURCHASE
 from sbcard.chip.transit import CappRecord
@@ -38,9 +38,9 @@ def test_an_entry_is_a_zero_fen_compound_purchase_with_its_own_tac(card):
 
 def test_a_plain_purchase_of_zero_is_still_refused(card):
     testing.run(card, select_tunion())
-    with pytest.raises(SW.CardStatus) as e:
+    with pytest.raises(sw.CardStatus) as e:
         testing.run(card, InitializeForPurchase(profile.CARD_KEY_INDEX, 0, testing.TEST_TERMINAL_NO))
-    assert e.value.sw == SW.WRONG_DATA
+    assert e.value.sw == sw.WRONG_DATA
     init = testing.run(card, InitializeForPurchase(profile.CARD_KEY_INDEX, 0, testing.TEST_TERMINAL_NO, capp=True))
     assert init.balance == 500
 

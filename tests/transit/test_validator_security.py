@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from validator_helpers import ApduTap, rig, validator_template  # noqa: F401
 
-from sbcard.chip import sw as SW
+from sbcard.chip import sw
 from sbcard.chip.apdu import Response
 from sbcard.chip.commands import InitializeForPurchase, select_tunion
 from sbcard.chip.crypto import Algorithm
@@ -38,13 +38,13 @@ def test_a_replayed_debit_is_refused_by_the_card(rig):
     with EmulatorReader(card) as reader:
         select_tunion().send(reader)
         # on its own: no INITIALIZE in this session
-        assert Response.from_bytes(reader.transmit_raw(debit)).sw == SW.CONDITIONS_NOT_SATISFIED
+        assert Response.from_bytes(reader.transmit_raw(debit)).sw == sw.CONDITIONS_NOT_SATISFIED
         # after a fresh INITIALIZE of the same amount at the same terminal: the card's new random
         # makes another session key, so the old MAC1 does not verify
         InitializeForPurchase(1, 200, bytes.fromhex(bus.config.terminal_no)).send(reader)
-        assert Response.from_bytes(reader.transmit_raw(debit)).sw == SW.MAC_ERROR
+        assert Response.from_bytes(reader.transmit_raw(debit)).sw == sw.MAC_ERROR
         # and the failed DEBIT dropped the transaction: even a right one now finds nothing open
-        assert Response.from_bytes(reader.transmit_raw(debit)).sw == SW.CONDITIONS_NOT_SATISFIED
+        assert Response.from_bytes(reader.transmit_raw(debit)).sw == sw.CONDITIONS_NOT_SATISFIED
     assert rig.purse(card) == after  # one purchase, one debit
     assert len(bus.records()) == 1
 
@@ -124,5 +124,5 @@ def test_mac1_is_bound_to_the_amount(rig):
         sam = InitSamForPurchase(init.random, init.offline_counter, 1, 0x06, when, 1, 4, card_serial(app_serial),
                                  bytes.fromhex("1100000000000000")).send(psam)
         response = transmit(reader, DebitForPurchase(sam.terminal_serial, when, sam.mac1).command())
-        assert response.sw == SW.MAC_ERROR
+        assert response.sw == sw.MAC_ERROR
     assert rig.purse(card).balance == 1000
