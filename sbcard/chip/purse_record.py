@@ -23,9 +23,8 @@ fields (``terminal_no``, ``tac``, ``mac2``, ``issuer_id``) upper case, ``date_ti
 digits YYYYMMDDhhmmss sent to the card, ``at`` ISO 8601 with its offset, money in fen.
 The terminal's database stores the same form: a column per field (``LOG_COLUMNS``) and
 ``extra`` as JSON with sorted keys (``log_row`` / ``from_log_row``), so the logs on disk
-written before this type are read as they are. ``from_old_log`` reads the looser dicts the
-host's ``OfflineRecord.from_log`` used to take (``txn_type`` as hex digits, numbers as
-strings, lower-case hex), normalised to the canonical form.
+written before this type are read as they are. A dict in any other form (``txn_type`` as hex
+digits, numbers as strings, lower-case hex) is refused, not guessed at.
 
 **The host's view** (``details``): the terminal's own fields and ``extra``, without the
 empty ones, in the log's order — what the upload batch's line carries after the believed
@@ -115,7 +114,7 @@ class PurseRecord:
         txn_type = record["txn_type"]
         if type(txn_type) is not int:
             raise ValueError(f"txn_type {txn_type!r}: a number in the log's form (hex digits are the old "
-                             "form: PurseRecord.from_old_log)")
+                             "form, which is refused)")
         extra = {k: v for k, v in record.items() if k not in _FIELDS}
         get = record.get
         # positionally, in the fields' order (a tap makes one: keywords cost more)
@@ -124,25 +123,6 @@ class PurseRecord:
                    get("issuer_id"), get("issuer_node"), get("card_number"), get("terminal"), get("operator"),
                    get("blacklist_version"), get("status") or "ok", get("issuer_region"), get("at"), get("mac2"),
                    get("recovered"), get("kind"), extra or None, get("seq"))
-
-    @classmethod
-    def from_old_log(cls, record: Mapping[str, Any]) -> PurseRecord:
-        """The reader of the looser form the host once took (``OfflineRecord.from_log``): ``txn_type``
-        as hex digits or a number, numbers as strings, hex in either case; normalised, then ``from_log``."""
-        fixed = dict(record)
-        txn_type = fixed["txn_type"]
-        fixed["txn_type"] = int(txn_type, 16) if isinstance(txn_type, str) else int(txn_type)
-        for name in ("counter", "terminal_serial", "amount_fen", "balance_before_fen"):
-            fixed[name] = int(fixed[name])
-        for name in ("app_serial", "date_time"):
-            fixed[name] = str(fixed[name])
-        fixed["terminal_no"] = str(fixed["terminal_no"]).upper()
-        for name in ("tac", "mac2"):
-            if fixed.get(name):
-                fixed[name] = str(fixed[name]).upper()
-        if fixed.get("blacklist_version") is not None:
-            fixed["blacklist_version"] = int(fixed["blacklist_version"])
-        return cls.from_log(fixed)
 
     def to_log(self) -> dict[str, Any]:
         """The log's JSON form: ``seq`` (if logged), every column under its name, then ``extra``."""

@@ -15,7 +15,7 @@ A profile is a set of probabilities; ``FaultPlan`` draws every fault from a seed
 - ``message_lost`` / ``message_twice``: a message between nodes (``services/exchange/outbox``) is
   lost on the way (it stays pending and goes with a later delivery) or delivered twice
   (applied once: the receiver's idempotency key);
-- ``region_down``: the hub loses a region for a few hours (``services/links``): medical
+- ``region_down``: the hub loses a region for a few hours (``services/exchange/links``): medical
   claims of its insured are settled offline and reconciled when it is back, uploads to
   it as issuer wait (routed by the clearing).
 
