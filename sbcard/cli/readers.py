@@ -48,6 +48,16 @@ def open_reader_for(spec: str, trace: bool):
 
 
 @contextmanager
+def reader_for(spec: str, trace: bool) -> Iterator[Reader]:
+    """The reader ``spec`` names, closed when the block ends (``--trace``: its APDUs on stderr)."""
+    reader = open_reader_for(spec, trace)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+@contextmanager
 def reader_session(spec: str, trace: bool) -> Iterator[Reader]:
     """The reader of ``spec`` (with ``trace``, its APDUs on stderr), closed on leaving the block."""
     reader = open_reader_for(spec, trace)

@@ -7,18 +7,15 @@ commands onto the same group.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import click
 
-from sbcard.chip.reader import Reader
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
 from sbcard.cli.output import caution, emit_json, fields, money, named_region, table, when
 from sbcard.cli.params import Whole
-from sbcard.cli.readers import open_reader_for, trace_option
+from sbcard.cli.readers import reader_for, trace_option
 from sbcard.domain import fares
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.money import parse_yuan
@@ -173,7 +170,7 @@ def concession_enable_command(app: AppContext, card_number: str, kind: str, unti
     with open_world(app.home) as world:
         with concessions.enable(world, card_number=card_number, kind=kind, until=until, operator=operator,
                                 outlet=outlet, now=now) as order:
-            with _reader(_spec_of(reader_spec, order.virtual_path), trace) as reader:
+            with reader_for(_spec_of(reader_spec, order.virtual_path), trace) as reader:
                 order.check_card(counter.read_back(reader))
                 before = counter.read_concession(reader)
                 counter.write_concession(reader, order.keys, order.data0017)
@@ -206,7 +203,7 @@ def concession_show_command(app: AppContext, card_number: str, reader_spec: str 
     with open_world(app.home) as world:
         on_card = None
         if reader_spec is not None:
-            with _reader(reader_spec, trace) as reader:
+            with reader_for(reader_spec, trace) as reader:
                 snapshot = counter.read_back(reader)
                 if snapshot.card_number != card_number.strip().upper():
                     raise InvalidInput("card.wrong_card", f"the card in the reader is "
@@ -250,7 +247,7 @@ def concession_sync_command(app: AppContext, card_number: str, reader_spec: str 
     with open_world(app.home) as world:
         with concessions.sync_card(world, card_number=card_number, operator=operator, outlet=outlet,
                                    now=now) as order:
-            with _reader(_spec_of(reader_spec, order.virtual_path), trace) as reader:
+            with reader_for(_spec_of(reader_spec, order.virtual_path), trace) as reader:
                 order.check_card(counter.read_back(reader))
                 before = counter.read_concession(reader)
                 written = order.needs_write(before)
@@ -273,15 +270,6 @@ def _date(text: str, field: str) -> date:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInput("date.format", f"{text!r} is not a date (YYYY-MM-DD)", field) from None
-
-
-@contextmanager
-def _reader(spec: str, trace: bool) -> Iterator[Reader]:
-    reader = open_reader_for(spec, trace)
-    try:
-        yield reader
-    finally:
-        reader.close()
 
 
 def _spec_of(reader_spec: str | None, virtual_path: str | None) -> str:

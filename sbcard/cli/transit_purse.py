@@ -12,16 +12,13 @@ Registered onto the ``transit`` group by ``register``:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from sbcard.chip.reader import Reader
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
 from sbcard.cli.output import alert, caution, emit_json, fields, money, number, table
-from sbcard.cli.readers import open_reader_for, trace_option
+from sbcard.cli.readers import reader_for, trace_option
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.money import parse_yuan
 from sbcard.store.world import World, open_world
@@ -64,7 +61,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
     with open_world(app.home, app.clock) as world:
         host = PurseHost(world, operator=operator, outlet=outlet, now=app.clock.now(), cash=cash)
         number = _terminal_no(world, terminal_no, outlet, operator)
-        with _reader(reader_spec, trace) as reader:
+        with reader_for(reader_spec, trace) as reader:
             outcome = loader.load(reader, host, fen, number)
     done = {
         "card_number": outcome.card_number,
@@ -113,7 +110,7 @@ def recover_command(app: AppContext, reader_spec: str, operator: str, outlet: st
     with open_world(app.home, app.clock) as world:
         host = PurseHost(world, operator=operator, outlet=outlet, now=app.clock.now())
         number = _terminal_no(world, terminal_no, outlet, operator)
-        with _reader(reader_spec, trace) as reader:
+        with reader_for(reader_spec, trace) as reader:
             outcome = loader.recover(reader, host, number)
     done = {"app_serial": outcome.app_serial, "balance_fen": outcome.balance_fen, "settled": outcome.settled,
             "apdus": outcome.apdus}
@@ -165,15 +162,6 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def _reader(spec: str, trace: bool) -> Iterator[Reader]:
-    reader = open_reader_for(spec, trace)
-    try:
-        yield reader
-    finally:
-        reader.close()
 
 
 def _terminal_no(world: World, given: str | None, outlet: str | None, operator: str) -> bytes:

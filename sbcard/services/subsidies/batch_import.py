@@ -46,7 +46,7 @@ from sbcard.reference import load_regions
 from sbcard.services.outlets import audit, operators
 from sbcard.services.subsidies.files import BatchFile, BatchReader, Progress, check_declared, sha256_of
 from sbcard.store.migrations import timestamp
-from sbcard.store.repositories.subsidies import ROW_COLUMNS, SubsidiesRepository
+from sbcard.store.repositories.subsidies import SubsidiesRepository
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World

@@ -56,7 +56,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
 
 from sbcard.domain import subsidies
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
