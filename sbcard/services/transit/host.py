@@ -626,7 +626,7 @@ def clear_purchases(uow: UnitOfWork, records: Sequence[PurseRecord], *, from_nod
                                  status, reason, json.dumps(flags, ensure_ascii=False) if flags else None,
                                  received_at, r.operator or operators.get(r.terminal_no)))
             for load_id, proof in state.credited:  # reversed loads the balance showed credited: taken back
-                purse_integrity.take_back(uow.db, purchases.load(load_id), proof="balance", evidence=proof,
+                purse_integrity.take_back(uow, purchases.load(load_id), proof="balance", evidence=proof,
                                           now=now, shadow=False)
             if state.changed:
                 shadow_rows.append((app_serial, card_number, *state.row(), received_at))
