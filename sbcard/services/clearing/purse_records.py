@@ -151,7 +151,8 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
             regions[node] = {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0,
                              "note": "the hub cannot reach it: its part waits for the next clearing date"}
     cases = purse_cases(world, day, [n for n, r in regions.items() if r["status"] == "cleared"])
-    if any(purse_integrity.blocks_waiting(UnitOfWork(world.region(n))) for n in REGION_NODES if links.is_up(world.hub(), n)):
+    if any(purse_integrity.blocks_waiting(UnitOfWork(world.region(n)))
+           for n in REGION_NODES if links.is_up(world.hub(), n)):
         outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
     _send_lines(world, now)
     delivered = deliver(world, now)

@@ -13,8 +13,8 @@
   against a purse read and write (``sbcard.services.transit.purse_integrity``): reversed
   loads the card may have credited, ``purse_blocked`` card events and their outbox
   messages, the flags of cleared purchases, the corrections' audit entries, the shadow;
-- ``HubExchanges``, at the hub: the recorded answers of issuers (``messages``) and the
-  blacklist's history (``blacklist_versions``, ``blacklist_entries``).
+- (the hub's side of an upload, its ``messages`` and blacklist history, is
+  ``sbcard.store.repositories.exchange.HubExchanges``, shared with the medical routing).
 
 Rows cross this boundary as tuples in the column orders named here (``RECORD_COLUMNS``,
 ``AWAITING_COLUMNS``, ``PURCHASE_COLUMNS``, ``SHADOW_COLUMNS``): a host writes hundreds of
@@ -231,29 +231,6 @@ class IssuerPurchases:
     def save_shadows(self, rows: list[tuple]) -> None:
         """Rows in ``SHADOW_COLUMNS`` order, each replacing the card's."""
         self.db.conn.executemany(_UPSERT_SHADOWS, rows)
-
-
-class HubExchanges:
-    """The hub's record of exchanges with issuers, and the blacklist's history."""
-
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
-
-    def answer(self, key: str) -> str | None:
-        """The recorded result (JSON) of the message with this idempotency key, or None."""
-        row = self.db.execute("SELECT result FROM messages WHERE idempotency_key = ?", [key]).fetchone()
-        return None if row is None else row[0]
-
-    def record(self, row: dict[str, Any]) -> None:
-        self.db["messages"].insert(row)
-
-    def blacklist_published(self) -> list[tuple[int, str]]:
-        """(version, published at) of every version of the blacklist."""
-        return self.db.execute("SELECT version, published_at FROM blacklist_versions").fetchall()
-
-    def blacklist_history(self) -> Iterator[tuple[str, int, str]]:
-        """(card number, version, add|remove) of every entry, by version."""
-        return self.db.execute("SELECT card_number, version, action FROM blacklist_entries ORDER BY version")
 
 
 class PurseLoads:
