@@ -77,8 +77,8 @@ def _fund_floats(home: Path) -> None:
             db = world.region(node)
             total = db.execute("SELECT coalesce(sum(amount_fen), 0) FROM purse_loads").fetchone()[0]
             if total:
-                ensure_float(db, UPLOAD_AT)
                 uow = UnitOfWork(db)
+                ensure_float(uow, UPLOAD_AT)
                 ledger.ensure_internal_account(uow, "FUND-BENCH-LOADS", "fund", UPLOAD_AT)
                 ledger.post(uow, txn_id="BENCH-LOADS", entries=[("FUND-BENCH-LOADS", -total), (FLOAT_PURSE, total)],
                             kind="purse_load", operator="bench", now=UPLOAD_AT)

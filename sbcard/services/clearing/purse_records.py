@@ -63,7 +63,7 @@ from sbcard.services.exchange import links, outbox
 from sbcard.services.transit import host as transit_host, purse_integrity
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
-from sbcard.store.repositories.clearing import ClearingRepository, RegionClearingRepository, day_window
+from sbcard.store.repositories.clearing import ClearingRepository, RegionClearingRepository
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -151,7 +151,8 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
             regions[node] = {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0,
                              "note": "the hub cannot reach it: its part waits for the next clearing date"}
     cases = purse_cases(world, day, [n for n, r in regions.items() if r["status"] == "cleared"])
-    if any(purse_integrity.blocks_waiting(world.region(n)) for n in REGION_NODES if links.is_up(world.hub(), n)):
+    if any(purse_integrity.blocks_waiting(UnitOfWork(world.region(n)))
+           for n in REGION_NODES if links.is_up(world.hub(), n)):
         outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
     _send_lines(world, now)
     delivered = deliver(world, now)
@@ -215,7 +216,7 @@ def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> di
             "lines": len(rows),
             "gap_list": counter_gaps(uow),
         }
-        summary["blocked"] = purse_integrity.review_flags(uow.db, day, summary["gap_list"], now)
+        summary["blocked"] = purse_integrity.review_flags(uow, day, summary["gap_list"], now)
         store.insert_run(key, created, json.dumps(summary, ensure_ascii=False, sort_keys=True))
         uow.finish()
     return _public(summary)
@@ -332,10 +333,9 @@ def _post(uow: UnitOfWork, txn: str, entries: list[tuple[str, int]], now: dt.dat
 
 def purse_cases(world: World, day: dt.date, nodes: Iterable[str] = REGION_NODES) -> dict[str, list[dict[str, Any]]]:
     """The issuers' corrections (reversed loads credited after all) and blocks made on ``day`` (Beijing)."""
-    since, until = day_window("at", day)
     out: dict[str, list[dict[str, Any]]] = {"corrections": [], "blocks": []}
     for node in nodes:
-        got = purse_integrity.day_cases(world.region(node), node, since, until)
+        got = purse_integrity.day_cases(UnitOfWork(world.region(node)), node, day)
         out["corrections"] += got["corrections"]
         out["blocks"] += got["blocks"]
     return out

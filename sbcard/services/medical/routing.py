@@ -27,8 +27,6 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlite_utils
-
 from sbcard.domain import medical
 from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.medical_claim import ClaimRequest
@@ -36,6 +34,7 @@ from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services.cards import pin
 from sbcard.services.exchange import directory as hub_directory, links, outbox
 from sbcard.services.medical import claims as medical_claims, host as medical_host
+from sbcard.store.repositories.exchange import HubExchanges
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
@@ -69,25 +68,28 @@ def settle(world: World, request: ClaimRequest, *, hospital_node: str, now: dt.d
         reconcile(world, now=now, insured_node=insured)
     return _exchange(world, SETTLE, request.claim_id, from_node=hospital_node, to_node=insured,
                      payload=request.to_json(), now=now,
-                     apply=lambda db: medical_host.settle(UnitOfWork(db), request, now=now))[0]
+                     apply=lambda uow: medical_host.settle(uow, request, now=now))[0]
 
 
 def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node: str, payload: dict[str, Any],
               now: dt.datetime,
-              apply: Callable[[sqlite_utils.Database], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-    """(answer, True if recorded before) of one exchange, recorded once in the hub's ``messages``."""
+              apply: Callable[[UnitOfWork], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """(answer, True if recorded before) of one exchange, recorded once in the hub's ``messages``.
+
+    ``apply`` takes a unit of work over the insured region (``to_node``) and runs its use case."""
     key = f"{kind}/{claim_id}"
     with UnitOfWork(world.hub()) as hub:
-        row = hub.db.execute("SELECT result FROM messages WHERE idempotency_key = ?", [key]).fetchone()
-        if row is not None:
-            return json.loads(row[0]), True
-        answer = apply(world.region(to_node))
-        hub.db.execute(
-            "INSERT INTO messages (idempotency_key, kind, from_node, to_node, received_at, payload, result) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [key, kind, from_node, to_node, now.isoformat(),
-             json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str),
-             json.dumps(answer, ensure_ascii=False, separators=(",", ":"), default=str)])
+        exchanges = hub.get(HubExchanges)
+        recorded = exchanges.answer(key)
+        if recorded is not None:
+            return json.loads(recorded), True
+        answer = apply(UnitOfWork(world.region(to_node)))
+        exchanges.record({
+            "idempotency_key": key, "kind": kind, "from_node": from_node, "to_node": to_node,
+            "received_at": now.isoformat(),
+            "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str),
+            "result": json.dumps(answer, ensure_ascii=False, separators=(",", ":"), default=str),
+        })
         hub.commit()
     return answer, False
 
@@ -122,7 +124,7 @@ def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.
                           "CLAIM_ID")
     answer, before = _exchange(world, REFUND, claim_id, from_node=claim["hospital_node"], to_node=insured,
                                payload={"claim_id": claim_id, "items": list(codes or [])}, now=now,
-                               apply=lambda db: medical_host.refund(UnitOfWork(db), claim_id, codes, now=now))
+                               apply=lambda uow: medical_host.refund(uow, claim_id, codes, now=now))
     if before:
         raise RuleRefused("medical.refund.done", f"claim {claim_id} was refunded already", "CLAIM_ID")
     return answer
@@ -148,7 +150,7 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
         try:
             answer, _ = _exchange(world, SETTLE, claim_id, from_node=hospital_node, to_node=insured,
                                   payload=request.to_json(), now=now,
-                                  apply=lambda db, r=request: medical_host.settle(UnitOfWork(db), r, now=now))
+                                  apply=lambda uow, r=request: medical_host.settle(uow, r, now=now))
         except SbcardError as refused:
             result = {"refused": refused.code, "message": refused.message}
             medical_claims.mark(UnitOfWork(world.region(hospital_node)), claim_id, status="refused", result=result,

@@ -5,7 +5,7 @@ An upload takes the terminal's log records as they are: ``PurseRecord`` values
 read (``TerminalState.unsent()`` gives them; ``terminals.apps.uploads.upload_unsent`` sends
 them through its ``TransitHostPort``, whose adapter is ``terminal_host.TerminalHost``). Its SQL is in ``sbcard.store.repositories.transit``,
 reached by ``uow.get(...)``: ``OperatorRecords`` at the operator's region, ``IssuerPurchases``
-at the issuer's, ``HubExchanges`` at the hub. The functions that cross nodes take the
+at the issuer's, and ``sbcard.store.repositories.exchange.HubExchanges`` at the hub. The functions that cross nodes take the
 ``World`` and open one unit of work per node (each commits alone: the hub's message log
 makes the crossing idempotent); ``clear_purchases`` and ``expected_batch_mac``, one
 node's, take that node's ``UnitOfWork``.
@@ -84,7 +84,8 @@ from sbcard.services.cards import keys
 from sbcard.services.exchange import links
 from sbcard.services.transit import purse_integrity
 from sbcard.store.migrations import timestamp
-from sbcard.store.repositories.transit import CardNumbers, HubExchanges, IssuerPurchases, OperatorRecords
+from sbcard.store.repositories.exchange import HubExchanges
+from sbcard.store.repositories.transit import CardNumbers, IssuerPurchases, OperatorRecords
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World, node_of_db
 
@@ -626,7 +627,7 @@ def clear_purchases(uow: UnitOfWork, records: Sequence[PurseRecord], *, from_nod
                                  status, reason, json.dumps(flags, ensure_ascii=False) if flags else None,
                                  received_at, r.operator or operators.get(r.terminal_no)))
             for load_id, proof in state.credited:  # reversed loads the balance showed credited: taken back
-                purse_integrity.take_back(uow.db, purchases.load(load_id), proof="balance", evidence=proof,
+                purse_integrity.take_back(uow, purchases.load(load_id), proof="balance", evidence=proof,
                                           now=now, shadow=False)
             if state.changed:
                 shadow_rows.append((app_serial, card_number, *state.row(), received_at))

@@ -38,8 +38,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
 from sbcard.chip.codec import bcd_datetime, to_bcd
 from sbcard.chip.crypto import diversify
 from sbcard.chip.keys import IssuerMasterKeys
@@ -172,7 +170,7 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         if status != "active":
             raise RuleRefused("card.not_active", f"card {card['card_number']} is {status}: no load onto its purse",
                               FIELD)
-        block = purse_integrity.blocked(uow.db, card["card_number"])
+        block = purse_integrity.blocked(uow, card["card_number"])
         if block is not None:
             raise RuleRefused("card.purse_blocked", f"card {card['card_number']} is blocked since {block['at'][:19]} "
                               f"({block['reason']}): no load onto its purse; the issuer's staff review it", FIELD)
@@ -191,15 +189,15 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                               f"by load {live} already: the card's image was put back", FIELD)
         if cash:
             assert outlet is not None
-            account_no = ledger.ensure_internal_account(uow.db, ledger.cash_account(outlet), "cash", now)
+            account_no = ledger.ensure_internal_account(uow, ledger.cash_account(outlet), "cash", now)
         else:
-            account_no = ledger.account_of_card(uow.db, card["card_number"])
+            account_no = ledger.account_of_card(uow, card["card_number"])
             if account_no is None:
                 raise RuleRefused("account.none", f"card {card['card_number']} reaches no open financial account",
                                   FIELD)
         load_id = f"{node.upper()}-LOAD-{next_value(uow.db, LOAD_SEQUENCE):010d}"
-        ensure_float(uow.db, now)
-        ledger.post(uow.db, txn_id=load_id, entries=[(account_no, -request.amount_fen),
+        ensure_float(uow, now)
+        ledger.post(uow, txn_id=load_id, entries=[(account_no, -request.amount_fen),
                                                       (FLOAT_PURSE, request.amount_fen)],
                     kind="purse_load", operator=staff, outlet=outlet,
                     memo=f"{'cash ' if cash else ''}load onto the purse of card {card['card_number']} (online "
@@ -221,7 +219,7 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
             details["paid"] = "cash"
         audit.record(uow.db, at=now, operator=staff, outlet=outlet, action="purse.load", subject=card["card_number"],
                      details=details)
-        account_balance = None if cash else ledger.balance(uow.db, account_no)
+        account_balance = None if cash else ledger.balance(uow, account_no)
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
 
@@ -233,16 +231,15 @@ def _take_back_credited(world: World, node: str, request: LoadRequest, now: date
     Its own transaction, committed even when the load is then refused; a card the
     correction blocks (the account could not pay it all) is told to the hub at once.
     """
-    db = world.region(node)
-    if not purse_integrity.credited_by_counter(db, request.app_serial, request.online_counter):
+    uow = UnitOfWork(world.region(node))
+    if not purse_integrity.credited_by_counter(uow, request.app_serial, request.online_counter):
         return []  # nearly always: one look-up, no lock
-    uow = UnitOfWork(db)
     with uow.step():
         _check_mac1(keys.issuer_masters(uow.db), request)
         done = []
-        for row in purse_integrity.credited_by_counter(uow.db, request.app_serial, request.online_counter):
+        for row in purse_integrity.credited_by_counter(uow, request.app_serial, request.online_counter):
             case = purse_integrity.take_back(
-                uow.db, row, proof="online_counter", now=now,
+                uow, row, proof="online_counter", now=now,
                 evidence={"online_counter": request.online_counter, "balance_fen": request.balance_fen,
                           "terminal_no": request.terminal_no})
             if case is not None:
@@ -328,8 +325,8 @@ def load_view(world: World, node: str, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def ensure_float(db: sqlite_utils.Database, now: datetime) -> str:
-    return ledger.ensure_internal_account(db, FLOAT_PURSE, "purse_float", now)
+def ensure_float(uow: UnitOfWork, now: datetime) -> str:
+    return ledger.ensure_internal_account(uow, FLOAT_PURSE, "purse_float", now)
 
 
 # ----------------------------------------------------------------------------- the host port
@@ -432,30 +429,29 @@ def _apply(uow: UnitOfWork, row: dict[str, Any], decision: Decision, operator: s
 
 def _confirm(uow: UnitOfWork, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
     uow.get(PurseLoads).confirm(row["id"], tac=tac.hex().upper() if tac else None, how=how, at=timestamp(now))
-    purse_integrity.credit_shadow(uow.db, row["app_serial"], row["card_number"], row["amount_fen"],
+    purse_integrity.credit_shadow(uow, row["app_serial"], row["card_number"], row["amount_fen"],
                                   row["online_counter"], now)
 
 
 def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime) -> None:
     """The card never credited the load: the money goes back to the account it came from (a till: the holder
     is paid back in cash)."""
-    db = uow.db
-    account = ledger.get_account(db, row["account_no"])
+    account = ledger.get_account(uow, row["account_no"])
     if account["status"] == "closed":
         raise RuleRefused("account.closed", f"load {row['id']} cannot go back to account {row['account_no']}: it is "
                           "closed; pay the holder from the float by hand", FIELD)
     reversal = f"{row['id']}-REV"
     frozen = account["status"] == "frozen"  # a lost card: the refund still belongs in its account
     if frozen:
-        ledger.set_frozen(db, row["account_no"], frozen=False, now=now)
-    ledger.post(db, txn_id=reversal, entries=[(row["account_no"], row["amount_fen"]),
-                                              (FLOAT_PURSE, -row["amount_fen"])],
+        ledger.set_frozen(uow, row["account_no"], frozen=False, now=now)
+    ledger.post(uow, txn_id=reversal, entries=[(row["account_no"], row["amount_fen"]),
+                                               (FLOAT_PURSE, -row["amount_fen"])],
                 kind="purse_load_reversal", operator=operator, outlet=row["outlet"],
                 memo=f"load {row['id']} never reached the purse of card {row['card_number']}", now=now)
     if frozen:
-        ledger.set_frozen(db, row["account_no"], frozen=True, now=now)
+        ledger.set_frozen(uow, row["account_no"], frozen=True, now=now)
     uow.get(PurseLoads).reverse(row["id"], reversal_txn_id=reversal, at=timestamp(now))
-    audit.record(db, at=now, operator=operator, outlet=row["outlet"], action="purse.load_reversed",
+    audit.record(uow.db, at=now, operator=operator, outlet=row["outlet"], action="purse.load_reversed",
                  subject=row["card_number"], reason="the card never credited the load",
                  details={"load_id": row["id"], "amount_fen": row["amount_fen"]})
 

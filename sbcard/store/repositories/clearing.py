@@ -9,8 +9,8 @@ figures the purse float is reconciled against. The money is the ledger's
 (``sbcard.services.accounts.ledger``), never read or written here.
 
 A clearing date is a Beijing day: ``before_end`` is the SQL condition "this timestamp is
-before the end of the day", and ``day_window`` the pair that bounds a day's instants for a
-capability that takes SQL conditions (``purse_integrity.day_cases``).
+before the end of the day", and ``day_window`` the pair that bounds a day's instants (the
+clearing's reads here, and ``transit.PurseIntegrity``'s corrections and blocks of a day).
 """
 
 from __future__ import annotations

@@ -9,8 +9,12 @@
   loads of ``purse_loads``), its cards' numbers;
 - ``PurseLoads``, in the card's issuing region: the loads onto its cards' purses
   (``sbcard.services.transit.purse_host``);
-- ``HubExchanges``, at the hub: the recorded answers of issuers (``messages``) and the
-  blacklist's history (``blacklist_versions``, ``blacklist_entries``).
+- ``PurseIntegrity``, in the card's issuing region: what the issuer's answers to evidence
+  against a purse read and write (``sbcard.services.transit.purse_integrity``): reversed
+  loads the card may have credited, ``purse_blocked`` card events and their outbox
+  messages, the flags of cleared purchases, the corrections' audit entries, the shadow;
+- (the hub's side of an upload, its ``messages`` and blacklist history, is
+  ``sbcard.store.repositories.exchange.HubExchanges``, shared with the medical routing).
 
 Rows cross this boundary as tuples in the column orders named here (``RECORD_COLUMNS``,
 ``AWAITING_COLUMNS``, ``PURCHASE_COLUMNS``, ``SHADOW_COLUMNS``): a host writes hundreds of
@@ -19,12 +23,14 @@ thousands of records a night, so the hot paths take and give positional rows, ne
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlite_utils
 
 from sbcard.store import rows
+from sbcard.store.repositories.clearing import day_window
 from sbcard.store.sequences import next_value
 
 _PARAMS = 900  # host parameters per IN (...) list, under SQLite's historical 999
@@ -227,29 +233,6 @@ class IssuerPurchases:
         self.db.conn.executemany(_UPSERT_SHADOWS, rows)
 
 
-class HubExchanges:
-    """The hub's record of exchanges with issuers, and the blacklist's history."""
-
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
-
-    def answer(self, key: str) -> str | None:
-        """The recorded result (JSON) of the message with this idempotency key, or None."""
-        row = self.db.execute("SELECT result FROM messages WHERE idempotency_key = ?", [key]).fetchone()
-        return None if row is None else row[0]
-
-    def record(self, row: dict[str, Any]) -> None:
-        self.db["messages"].insert(row)
-
-    def blacklist_published(self) -> list[tuple[int, str]]:
-        """(version, published at) of every version of the blacklist."""
-        return self.db.execute("SELECT version, published_at FROM blacklist_versions").fetchall()
-
-    def blacklist_history(self) -> Iterator[tuple[str, int, str]]:
-        """(card number, version, add|remove) of every entry, by version."""
-        return self.db.execute("SELECT card_number, version, action FROM blacklist_entries ORDER BY version")
-
-
 class PurseLoads:
     """The issuer's loads onto its cards' purses (``purse_loads``), and the cards they are made on."""
 
@@ -301,3 +284,94 @@ class PurseLoads:
     def reverse(self, load_id: str, *, reversal_txn_id: str, at: str) -> None:
         self.db.execute("UPDATE purse_loads SET status = 'reversed', how = 'counter', reversal_txn_id = ?, "
                         "settled_at = ? WHERE id = ?", [reversal_txn_id, at, load_id])
+
+
+class PurseIntegrity:
+    """The issuer's corrections of reversed loads, its card blocks, flags and shadow (one region)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    # --- credited reversals
+    def uncorrected_reversals(self, app_serial: str) -> list[dict[str, Any]]:
+        """The card's reversed loads that no correction (``<id>-COR``) took back and no live load at the
+        same online counter explains, in online-counter order."""
+        return [dict(r) for r in self.db.query(
+            "SELECT * FROM purse_loads l WHERE l.app_serial = ? AND l.status = 'reversed' "
+            "AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.txn_id = l.id || '-COR') "
+            "AND NOT EXISTS (SELECT 1 FROM purse_loads o WHERE o.app_serial = l.app_serial "
+            "                AND o.online_counter = l.online_counter AND o.id != l.id AND (o.status != 'reversed' "
+            "                OR EXISTS (SELECT 1 FROM ledger_entries f WHERE f.txn_id = o.id || '-COR'))) "
+            "ORDER BY l.online_counter, l.created_at", [app_serial])]
+
+    # --- blocks
+    def first_event(self, card_number: str, event: str) -> tuple[int, str, str, str] | None:
+        """(id, at, reason, details) of the card's first event of this kind, or None."""
+        return self.db.execute("SELECT id, at, reason, details FROM card_events WHERE card_number = ? AND event = ? "
+                               "ORDER BY id LIMIT 1", [card_number, event]).fetchone()
+
+    def add_event(self, *, card_number: str, at: str, event: str, operator: str, reason: str, details: str) -> int:
+        """A card event without an outlet; its id."""
+        cursor = self.db.execute(
+            "INSERT INTO card_events (card_number, at, event, operator, outlet, reason, details) "
+            "VALUES (?, ?, ?, ?, NULL, ?, ?)", [card_number, at, event, operator, reason, details])
+        return cursor.lastrowid
+
+    def blacklist_add_pending(self, reason_prefix: str) -> bool:
+        """Whether an undelivered ``blacklist.add`` outbox message's payload holds ``"<reason_prefix>``."""
+        return self.db.execute("SELECT 1 FROM outbox WHERE delivered_at IS NULL AND kind = 'blacklist.add' "
+                               "AND payload LIKE ? LIMIT 1", [f'%"{reason_prefix}%']).fetchone() is not None
+
+    # --- flags and gaps
+    def flagged_on(self, day: dt.date) -> Iterator[tuple[str, str | None, str]]:
+        """(app serial, card number, flags JSON) of the purchases cleared on ``day`` that bear flags."""
+        return self.db.execute(
+            "SELECT app_serial, card_number, flags FROM purse_purchases WHERE clearing_day = ? AND flags IS NOT NULL",
+            [day.isoformat()])
+
+    def loose(self, app_serial: str) -> str | None:
+        """The card's shadow's ``loose`` (JSON), or None without a shadow."""
+        row = self.db.execute("SELECT loose FROM purse_shadow WHERE app_serial = ?", [app_serial]).fetchone()
+        return None if row is None else row[0]
+
+    def flagged_history(self, app_serial: str) -> list[tuple[int, str, int, str, str]]:
+        """(counter, terminal number, terminal serial, flags JSON, clearing day) of the card's cleared flagged
+        purchases, by clearing day, counter, terminal number and serial."""
+        return self.db.execute(
+            "SELECT counter, terminal_no, terminal_serial, flags, clearing_day FROM purse_purchases "
+            "WHERE flags IS NOT NULL AND clearing_day IS NOT NULL AND app_serial = ? "
+            "ORDER BY clearing_day, counter, terminal_no, terminal_serial", [app_serial]).fetchall()
+
+    # --- what a day shows
+    def audit_details_on(self, action: str, day: dt.date) -> list[str]:
+        """The details (JSON) of the audit entries of ``action`` made on ``day`` (Beijing), by id."""
+        (since, since_args), (until, until_args) = day_window("at", day)
+        return [row[0] for row in self.db.execute(
+            f"SELECT details FROM audit_log WHERE action = ? AND {until} AND {since} ORDER BY id",
+            [action, *until_args, *since_args])]
+
+    def events_on(self, event: str, day: dt.date) -> list[tuple[str, str, str, str]]:
+        """(card number, at, reason, details) of the card events of ``event`` made on ``day`` (Beijing), by id."""
+        (since, since_args), (until, until_args) = day_window("at", day)
+        return self.db.execute(
+            f"SELECT card_number, at, reason, details FROM card_events WHERE event = ? AND {until} "
+            f"AND {since} ORDER BY id", [event, *until_args, *since_args]).fetchall()
+
+    # --- the issuer's shadow of the purse
+    def shadow_balance(self, card_number: str) -> int | None:
+        """The expected balance the issuer's shadow holds for the card, or None without a shadow."""
+        row = self.db.execute("SELECT s.expected_balance_fen FROM purse_shadow s JOIN cards c ON c.app_serial = "
+                              "s.app_serial WHERE c.card_number = ?", [card_number]).fetchone()
+        return None if row is None else row[0]
+
+    def credit_shadow(self, app_serial: str, card_number: str, amount_fen: int, online_next: int, at: str) -> None:
+        """The shadow takes a credited load: balance up by ``amount_fen``, online counter at least ``online_next``."""
+        self.db.execute(
+            """INSERT INTO purse_shadow (app_serial, card_number, expected_balance_fen, last_offline_counter,
+                                         last_online_counter, updated_at)
+               VALUES (?, ?, ?, NULL, ?, ?)
+               ON CONFLICT (app_serial) DO UPDATE SET
+                   expected_balance_fen = expected_balance_fen + excluded.expected_balance_fen,
+                   last_online_counter = max(last_online_counter, excluded.last_online_counter),
+                   updated_at = excluded.updated_at""",
+            [app_serial, card_number, amount_fen, online_next, at])
