@@ -18,6 +18,8 @@ from sbcard.cli import (
     outlets,
     persons,
     readers,
+    serve,
+    staff,
     subsidies,
     terminals,
     transit,
@@ -66,6 +68,8 @@ cli.add_command(venues.library)
 cli.add_command(hub.hub)
 cli.add_command(clearing.clearing)
 cli.add_command(clearing.settlement)
+cli.add_command(staff.staff)
+cli.add_command(serve.serve_command)
 
 
 def main() -> None:

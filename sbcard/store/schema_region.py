@@ -1159,6 +1159,77 @@ def _v14_medical_registrations(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
+_STAFF_V15 = """
+-- Staff accounts (sbcard.services.outlets.staff): an operator with a credential. The
+-- password is kept only as its argon2 hash; `must_change` until the person sets their own.
+-- `failed_signins` counts wrong passwords in a row; `locked_until` is set when they reach
+-- the limit (sbcard.domain.staff), `state` 'locked' by an administrator until unlocked.
+CREATE TABLE IF NOT EXISTS staff_accounts (
+    operator       TEXT PRIMARY KEY REFERENCES operators (code),
+    staff_role     TEXT NOT NULL CHECK (staff_role IN
+                       ('counter', 'finance_maker', 'finance_checker', 'supervisor', 'auditor', 'admin')),
+    outlet         TEXT,                      -- the scope's outlet, NULL for the whole region
+    password_hash  TEXT NOT NULL,
+    must_change    INTEGER NOT NULL DEFAULT 1 CHECK (must_change IN (0, 1)),
+    state          TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'locked')),
+    failed_signins INTEGER NOT NULL DEFAULT 0,
+    locked_until   TEXT,
+    password_set_at TEXT NOT NULL,
+    created_by     TEXT NOT NULL,
+    created_at     TEXT NOT NULL
+) STRICT;
+
+-- Signed-in sessions: only a hash of the token is kept, so a copy of the database signs
+-- nobody in. `kind` 'bearer' for API clients, 'cookie' for browsers (which also carry the
+-- CSRF token, kept hashed too).
+CREATE TABLE IF NOT EXISTS staff_sessions (
+    token_hash TEXT PRIMARY KEY,
+    operator   TEXT NOT NULL REFERENCES operators (code),
+    kind       TEXT NOT NULL CHECK (kind IN ('bearer', 'cookie')),
+    csrf_hash  TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    ended_at   TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS staff_sessions_operator ON staff_sessions (operator);
+
+-- The first answer to each Idempotency-Key of a signed-in caller (or terminal): a retry of
+-- the same request gets it again; the same key with another request is refused.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    caller       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    response     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (caller, key)
+) STRICT;
+"""
+
+_OPERATORS_V15 = """
+CREATE TABLE operators_v15 (
+    code       TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('counter', 'finance', 'supervisor', 'auditor', 'admin')),
+    region     TEXT NOT NULL REFERENCES regions (code),
+    created_at TEXT NOT NULL
+) STRICT;
+INSERT INTO operators_v15 (code, name, role, region, created_at)
+    SELECT code, name, role, region, created_at FROM operators;
+DROP TABLE operators;
+ALTER TABLE operators_v15 RENAME TO operators;
+"""
+
+
+def _v15_staff(db: sqlite_utils.Database) -> None:
+    """Operators may be auditors and administrators; staff accounts, sessions, idempotency keys."""
+    sql = next(iter(db.execute("SELECT sql FROM sqlite_master WHERE name = 'operators'")))[0]
+    if "'auditor'" not in sql:
+        # no other table references operators yet, so the table is rebuilt with foreign keys as they are
+        db.executescript(_OPERATORS_V15)
+    db.executescript(_STAFF_V15)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -1176,4 +1247,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "registry: residence status (户籍 / 居住证) for the elderly transit concessions", _v13_residence),
     Migration(14, "medical: cross-region registrations, episodes, terms of each claim, band and inpatient years",
               _v14_medical_registrations),
+    Migration(15, "staff accounts: auditors and administrators, credentials, sessions, idempotency keys",
+              _v15_staff),
 )

@@ -148,8 +148,9 @@ class Story:
         self.home, self.tmp = home, tmp
         self.printed: dict[tuple[str, str | None], Any] = {}
 
-    def run(self, *args: str, variant: str | None = None, exits: tuple[int, ...] = (0,)) -> Any:
-        code, out, err, data = cli(self.home, *args, "--json")
+    def run(self, *args: str, variant: str | None = None, exits: tuple[int, ...] = (0,),
+            input: str | None = None) -> Any:
+        code, out, err, data = cli(self.home, *args, "--json", input=input)
         assert code in exits, f"sbcard {' '.join(args)}: exit {code}: {err}"
         assert data is not None, f"sbcard {' '.join(args)} printed no JSON: {out!r} {err!r}"
         path = " ".join(["sbcard", *args[:_depth(args)]])
@@ -182,6 +183,15 @@ def _tell(story: Story) -> None:
     run("operator", "add", "BJ-F1", "--name", "李明", "--role", "finance", "--region", "110105")
     run("operator", "add", "BJ-F2", "--name", "周强", "--role", "finance", "--region", "110105")
     run("operator", "list")
+    run("staff", "add", "BJ-A1", "--name", "周敏", "--role", "admin", "--region", "110000", "--password-stdin",
+        input="first-Pass-2025\n")
+    run("staff", "add", "BJ-S1", "--name", "郑伟", "--role", "counter", "--region", "110105", "--outlet", OUTLET,
+        "--password-stdin", input="first-Pass-2025\n")
+    run("staff", "grant", "BJ-S1", "--role", "supervisor")
+    run("staff", "lock", "BJ-S1")
+    run("staff", "unlock", "BJ-S1")
+    run("staff", "password", "BJ-S1", "--password-stdin", input="second-Pass-2025\n")
+    run("staff", "list")
     # people
     run("person", "add", "--citizen-id", LIU, "--name", "刘洋", "--region", "110105", "--insurance", "employee",
         "--operator", "BJ-C1")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sbcard.domain.errors import NotFound
+from sbcard.domain.errors import NotFound, RuleRefused
 from sbcard.domain.outlets import OutletCode
 from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services.outlets.operators import get_operator
@@ -78,3 +78,11 @@ def require_operator_anywhere(world: World, code: str) -> tuple[str, dict[str, A
     if found is None:
         raise NotFound("operator.unknown", f"no operator {code!r} in any region's card service", "--operator")
     return found
+
+
+def refuse_taken_operator_code(world: World, code: str) -> None:
+    """Operator codes are unique nationally: RuleRefused "operator.exists" when a region has it."""
+    found = find_operator(world, code)
+    if found is not None:
+        raise RuleRefused("operator.exists", f"operator {(code or '').strip()} already exists in "
+                          f"{NODE_NAMES[found[0]]}", "CODE")

@@ -23,6 +23,8 @@ from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import node_of_db
 
 ROLES: tuple[str, ...] = ("counter", "finance", "supervisor")
+# auditors and administrators are staff accounts' roles (sbcard.domain.staff): no use case accepts them
+ALL_ROLES: tuple[str, ...] = (*ROLES, "auditor", "admin")
 ADMIN = "admin"  # who creates operators: the service's administrator, not an operator
 FIELD = "--operator"
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,31}")
@@ -30,22 +32,26 @@ _MAX_NAME = 40
 
 
 def add_operator(
-    db: sqlite_utils.Database, *, code: str, name: str, role: str, region: str, now: datetime
+    db: sqlite_utils.Database, *, code: str, name: str, role: str, region: str, now: datetime,
+    roles: tuple[str, ...] = ROLES, by: str = ADMIN,
 ) -> dict[str, Any]:
-    """Register an operator in this region's service; refuses a code already taken here."""
+    """Register an operator in this region's service; refuses a code already taken here.
+
+    ``by``: who did it, for the audit log (the CLI's holder, or a signed-in administrator).
+    """
     code = _check_code(code)
     name = (name or "").strip()
     if not name or len(name) > _MAX_NAME:
         raise InvalidInput("operator.name", f"an operator's name has 1 to {_MAX_NAME} characters", "--name")
-    if role not in ROLES:
-        raise InvalidInput("operator.role", f"role {role!r} is not one of {', '.join(ROLES)}", "--role")
+    if role not in roles:
+        raise InvalidInput("operator.role", f"role {role!r} is not one of {', '.join(roles)}", "--role")
     region = _check_region(region, node_of_db(db))
     row = {"code": code, "name": name, "role": role, "region": region, "created_at": timestamp(now)}
     with UnitOfWork(db).step():
         if db["operators"].count_where("code = ?", [code]):
             raise RuleRefused("operator.exists", f"operator {code} already exists", "CODE")
         db["operators"].insert(row)
-        audit.record(db, at=now, operator=ADMIN, action="operator.add", subject=code,
+        audit.record(db, at=now, operator=by, action="operator.add", subject=code,
                      details={"role": role, "region": region})
     return _public(row)
 

@@ -1,0 +1,118 @@
+"""Errors as the CLI gives them: ``{"error": {"code", "field", "message"}}``, never a traceback.
+
+The status follows the error's kind: malformed input 422 (a body that is not JSON 400),
+not signed in 401, a role or scope that does not allow the act 403, a thing that does not
+exist 404, a rule that refuses the act 409, an account locked 423 (with ``Retry-After``).
+Anything unexpected is 500 with the request id, which the log line carries with the
+exception's class; the traceback goes only to the server's own log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
+from sbcard.chip.sw import CardStatus
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+from sbcard.services.outlets.staff import AccountLocked, Forbidden, NotSignedIn
+
+log = logging.getLogger("sbcard.api")
+
+_STATUS: tuple[tuple[type[SbcardError], int], ...] = (
+    (NotSignedIn, 401), (AccountLocked, 423), (Forbidden, 403), (InvalidInput, 422), (NotFound, 404),
+    (RuleRefused, 409),
+)
+
+
+class ApiError(SbcardError):
+    """An error the service itself raises with its status (a missing header, a node not served here)."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(code, message, field)
+        self.status = status
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "field": field, "message": " ".join(str(message).splitlines())}}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
+
+
+def status_of(exc: SbcardError) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def sbcard_error_response(exc: SbcardError) -> JSONResponse:
+    headers: dict[str, str] = dict(getattr(exc, "headers", {}) or {})
+    if isinstance(exc, NotSignedIn):
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    if isinstance(exc, AccountLocked) and exc.retry_after:
+        headers["Retry-After"] = str(exc.retry_after)
+    return error_response(status_of(exc), exc.code, exc.message, exc.field, headers)
+
+
+def install(app: FastAPI) -> None:
+    """Map every error a route may raise to the one JSON shape."""
+
+    @app.exception_handler(SbcardError)
+    async def _sbcard(_request: Request, exc: SbcardError) -> JSONResponse:
+        return sbcard_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        field = ".".join(location) or None
+        if first.get("type") == "json_invalid":
+            return error_response(400, "request.json_invalid", "the body is not valid JSON", None)
+        message = first.get("msg", "invalid request")
+        return error_response(422, "request.invalid", f"{field + ': ' if field else ''}{message}", field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "route.not_found", 405: "route.method_not_allowed"}
+        return error_response(exc.status_code, codes.get(exc.status_code, f"http.{exc.status_code}"),
+                              str(exc.detail), None, dict(exc.headers or {}))
+
+    @app.exception_handler(NoCard)
+    async def _no_card(_request: Request, exc: NoCard) -> JSONResponse:
+        return error_response(409, "reader.no_card", str(exc) or "no card in the reader", "reader")
+
+    @app.exception_handler(NotACard)
+    async def _not_a_card(_request: Request, exc: NotACard) -> JSONResponse:
+        return error_response(422, "reader.not_a_card", str(exc), "reader")
+
+    @app.exception_handler(ReaderError)
+    async def _reader(_request: Request, exc: ReaderError) -> JSONResponse:
+        return error_response(503, "reader.error", str(exc), "reader")
+
+    @app.exception_handler(CardIOError)
+    async def _card_io(_request: Request, exc: CardIOError) -> JSONResponse:
+        return error_response(503, "card.io", f"{exc} (present the card again)", "card")
+
+    @app.exception_handler(CardStatus)
+    async def _card_status(_request: Request, exc: CardStatus) -> JSONResponse:
+        return error_response(409, "card.refused", f"refused: {exc}", "card")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", "-")
+        log.error("request %s failed: %s", request_id, type(exc).__name__, exc_info=exc)
+        return error_response(500, "internal.error", f"internal error ({type(exc).__name__}); request id {request_id}")
