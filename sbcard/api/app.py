@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from sbcard.api import errors
 from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds
+from sbcard.api.limits import BodyLimit
 from sbcard.api.routes import health, session, staff
 
 API = "/api/v1"
@@ -56,6 +57,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.service = Service(config=config, worlds=worlds)
     errors.install(app)
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def request_log(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
@@ -64,7 +66,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         request.state.request_id = request_id
         request.state.caller = "-"
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # what no handler took: one JSON answer and one log line, never a traceback out
+            if errors.is_busy(exc):
+                response = errors.busy_response()
+            else:
+                log.error("%s failed: %s", request_id, type(exc).__name__, exc_info=exc)
+                response = errors.unexpected_response(request_id)
         response.headers["X-Request-Id"] = request_id
         log.info("%s %s %s %d %.1fms caller=%s", request_id, request.method, masked_path(request.url.path),
                  response.status_code, (time.perf_counter() - started) * 1000, getattr(request.state, "caller", "-"))

@@ -27,11 +27,16 @@ def _peer(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...])
               help="Serve the three regions and the hub, or one node.")
 @click.option("--peer", "peers", multiple=True, callback=_peer, metavar="NODE=URL",
               help="Where another node's process listens (one node per process).")
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TLS: the server's certificate (PEM); with --keyfile the service speaks HTTPS.")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TLS: the certificate's private key (PEM).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="The request log's level.")
 @pass_app
 @handle_errors
-def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[str, str], log_level: str) -> None:
+def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[str, str], certfile: str | None,
+                  keyfile: str | None, log_level: str) -> None:
     """Run the network service (HTTP, /api/v1, docs at /api/docs) over the world until stopped."""
     import logging
     import socket
@@ -42,6 +47,8 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     from sbcard.api.config import ServiceConfig
     from sbcard.store.world import open_world
 
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("--certfile and --keyfile go together", click.get_current_context())
     with open_world(app.home, app.clock):  # refuse a missing world before listening; upgrade an old one
         pass
     config = ServiceConfig(home=app.home, node=node, clock=app.clock, peers=peers)
@@ -52,10 +59,12 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     sock.bind((host, port))
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    click.echo(f"sbcard serving {node} at http://{shown}:{bound} (API docs: http://{shown}:{bound}/api/docs)", err=False)
+    scheme = "https" if certfile else "http"
+    click.echo(f"sbcard serving {node} at {scheme}://{shown}:{bound} (API docs: {scheme}://{shown}:{bound}/api/docs)")
     click.get_text_stream("stdout").flush()
     server = _server_class(uvicorn)(uvicorn.Config(create_app(config), log_level=log_level, access_log=False,
-                                                   lifespan="on", timeout_graceful_shutdown=10))
+                                                   lifespan="on", timeout_graceful_shutdown=10,
+                                                   ssl_certfile=certfile, ssl_keyfile=keyfile))
     server.run(sockets=[sock])
     click.echo("sbcard stopped", err=True)
 

@@ -37,9 +37,13 @@ def _password_from_stdin() -> str:
 
 
 def _region_node(world, code: str) -> str:  # type: ignore[no-untyped-def]
+    from sbcard.domain.errors import NotFound
     from sbcard.services.exchange.lookup import require_operator_anywhere
 
-    return require_operator_anywhere(world, code)[0]
+    try:
+        return require_operator_anywhere(world, code)[0]
+    except NotFound as e:
+        raise NotFound("staff.unknown", f"no staff account {code!r} in any region", "CODE") from e
 
 
 @staff.command("add")

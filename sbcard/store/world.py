@@ -206,8 +206,11 @@ def _refuse_directories(paths: WorldPaths) -> None:
                                "of the world (then `sbcard init` makes the database)", "--home")
 
 
-def open_world(home: Path, clock: Clock | None = None) -> World:
-    """Open the world at `home`, applying any pending migrations (stamped by `clock`)."""
+def open_world(home: Path, clock: Clock | None = None, *, shared: bool = False) -> World:
+    """Open the world at `home`, applying any pending migrations (stamped by `clock`).
+
+    ``shared``: its connections may be closed by another thread (``open_db``).
+    """
     paths = WorldPaths(home)
     _refuse_directories(paths)
     missing = [node for node in NODES if not paths.db(node).is_file()]
@@ -223,7 +226,7 @@ def open_world(home: Path, clock: Clock | None = None) -> World:
     dbs: dict[str, sqlite_utils.Database] = {}
     try:
         for node in NODES:
-            dbs[node] = open_db(paths.db(node))
+            dbs[node] = open_db(paths.db(node), shared=shared)
             kind, migrations = _schema_of(node)
             migrate(dbs[node], kind, migrations, now, region_code=REGION_NODES.get(node))
     except BaseException:

@@ -7,7 +7,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from conftest import FIRST_PASSWORD
+from api_world import FIRST_PASSWORD
 
 
 def test_concurrent_clients_and_a_cli_writer_all_get_their_answers(live_server, signed_in):

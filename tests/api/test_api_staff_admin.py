@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FIRST_PASSWORD, PASSWORD
+from api_world import FIRST_PASSWORD, PASSWORD
 
 from sbcard.store.world import open_world
 
@@ -85,3 +85,30 @@ def test_supervisors_and_auditors_read_the_accounts_but_clerks_do_not(signed_in)
     assert {row["code"] for row in listed} >= {"BJ-ADMIN", "BJ-C1"}
     assert all(row["node"] == "bj" for row in listed)
     assert signed_in("BJ-C1").get("/api/v1/staff").status_code == 403
+
+
+def test_an_idempotency_key_is_bound_to_the_whole_request(signed_in):
+    admin = signed_in("BJ-ADMIN")
+    first = admin.post("/api/v1/staff/BJ-C2/password", json={"password": "reset-One-1111"},
+                       headers={"Idempotency-Key": "K"})
+    assert first.status_code == 200
+    other = admin.post("/api/v1/staff/BJ-C2/password", json={"password": "reset-Two-2222"},
+                       headers={"Idempotency-Key": "K"})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency.mismatch"
+    elsewhere = admin.post("/api/v1/staff/BJ-C2/password?x=1", json={"password": "reset-One-1111"},
+                           headers={"Idempotency-Key": "K"})
+    assert elsewhere.status_code == 422
+
+
+def test_another_caller_never_gets_my_kept_answer(signed_in, live_server):
+    admin = signed_in("BJ-ADMIN")
+    assert admin.post("/api/v1/staff", json=NEW, headers={"Idempotency-Key": "shared"}).status_code == 201
+    clerk = signed_in("BJ-C1")
+    answer = clerk.post("/api/v1/staff", json=NEW, headers={"Idempotency-Key": "shared"})
+    assert answer.status_code == 403  # the clerk's own call, refused by role: not the admin's answer replayed
+
+
+def test_errors_name_the_json_fields_not_the_command_line_options(signed_in):
+    answer = signed_in("BJ-ADMIN").post("/api/v1/staff", json={**NEW, "outlet": "NOT-AN-OUTLET"},
+                                        headers={"Idempotency-Key": "bad-outlet"})
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "outlet"
