@@ -44,6 +44,7 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     import uvicorn
 
     from sbcard.api.app import create_app
+    from sbcard.domain.errors import InvalidInput
     from sbcard.api.config import ServiceConfig
     from sbcard.store.world import open_world
 
@@ -56,7 +57,11 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except (socket.gaierror, UnicodeError, ValueError) as exc:  # not an address or a name this machine knows
+        sock.close()
+        raise InvalidInput("serve.host", f"{host!r} is not an address to listen on ({exc})", "--host") from None
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     scheme = "https" if certfile else "http"
