@@ -14,8 +14,8 @@ from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, named_region, number, warn
 from sbcard.cli.params import Whole
 from sbcard.cli.operator_option import staff_operator_option
-from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
-from sbcard.domain.masking import mask_citizen_id, mask_person
+from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
+from sbcard.domain.masking import mask_person
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
 from sbcard.services.people.record import INSURANCE, RESIDENCES
 from sbcard.store.world import open_world
@@ -100,23 +100,16 @@ def import_command(app: AppContext, file: Path, region: str, errors_path: Path |
 @with_app
 def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator: str | None) -> None:
     """A person's registry record, wherever they are registered."""
-    from sbcard.domain.citizen_id import CitizenId
-    from sbcard.services.exchange.lookup import find_person, require_operator_anywhere
+    from sbcard.services.exchange.lookup import require_operator_anywhere
+    from sbcard.services.exchange.people_desk import parse_id, person_anywhere
     from sbcard.services.people.registry import record_personal_data_shown
 
-    try:
-        cid = CitizenId.parse(citizen_id)
-    except InvalidInput as e:
-        raise InvalidInput(e.code, e.message, "CITIZEN_ID") from None
+    cid = parse_id(citizen_id)
     if show_personal and not operator:
         raise InvalidInput("operator.missing", "--show-personal needs --operator: revealing personal data is audited",
                            "--operator")
     with open_world(app.home, app.clock) as world:
-        found = find_person(world, cid.value)
-        if found is None:
-            raise NotFound("person.unknown", f"{cid.masked()} is not registered in Beijing, Tianjin or Hebei",
-                           "CITIZEN_ID")
-        node, data = found
+        node, data = person_anywhere(world, cid.value)
         if show_personal:
             _, staff = require_operator_anywhere(world, operator or "")
             record_personal_data_shown(world.region(node), citizen_id=cid.value, operator=staff["code"],

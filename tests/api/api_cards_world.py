@@ -67,9 +67,9 @@ def activate(client: httpx.Client, card_number: str, pin: str = PIN) -> dict:
     return ok(client.post(f"{API}/cards/{card_number}/activate", json={"pin": pin}, headers=key()))
 
 
-def active_card(client: httpx.Client, cid: str, name: str) -> str:
-    """Register, apply, issue on the next blank of the clerk's stock and activate: the card number."""
+def active_card(client: httpx.Client, cid: str, name: str, **where: str) -> str:
+    """Register, apply (at ``outlet``, default the clerk's), issue on the next blank of that stock and activate."""
     register(client, cid, name)
-    card = issue(client, apply(client, cid)["application_id"])["card_number"]
+    card = issue(client, apply(client, cid, **where)["application_id"])["card_number"]
     activate(client, card)
     return card

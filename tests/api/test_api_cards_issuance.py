@@ -138,3 +138,39 @@ def test_an_empty_stock_is_refused_clearly(live_server, signed_in):
                   headers=key()))
     error = refused(clerk.post(f"{API}/applications/{application}/issue", headers=key()), 409, "stock.empty")
     assert OUTLET in error["message"]
+
+
+def test_concurrent_issuances_take_different_blanks(live_server, signed_in):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api_cards_world import CHEN, ZHAO
+
+    clerk, supervisor = signed_in("BJ-C1"), signed_in("BJ-SUP")
+    people = [(clerk, LIU, "刘建国"), (supervisor, CHEN, "陈晓梅"), (clerk, ZHAO, "赵志强")]
+    receive(clerk, count=len(people))
+    applications = [(client, register(client, cid, name) and apply(client, cid, outlet=OUTLET)["application_id"])
+                    for client, cid, name in people]
+    with ThreadPoolExecutor(len(applications)) as pool:
+        answers = list(pool.map(lambda pair: pair[0].post(f"{API}/applications/{pair[1]}/issue", headers=key()),
+                                applications))
+    assert [a.status_code for a in answers] == [201] * len(people), [a.text for a in answers]
+    assert len({a.json()["chip_serial"] for a in answers}) == len(people)
+    assert ok(clerk.get(f"{API}/outlets/{OUTLET}/stock"))["in_stock"] == 0
+
+
+def test_an_online_application_is_produced_then_mailed(live_server, signed_in):
+    clerk = signed_in("BJ-C1")
+    register(clerk, LIU, "刘建国", photo_ref="photos/liu.jpg")
+    receive(clerk, count=1)
+    application = apply(clerk, LIU, online=True, address="北京市朝阳区建国路88号")
+    assert application["channel"] == "online" and application["delivery_address"]
+    number = application["application_id"]
+    refused(clerk.post(f"{API}/applications/{number}/issue", headers=key()), 409, "application.status",
+            "application_id")
+    step = ok(clerk.post(f"{API}/applications/{number}/status", json={"status": "in_production"}, headers=key()))
+    assert step["status"] == "in_production"
+    card = issue(clerk, number)["card_number"]
+    mailed = ok(clerk.post(f"{API}/applications/{number}/status", json={"status": "mailed"}, headers=key()))
+    assert mailed["status"] == "mailed" and mailed["card_number"] == card
+    refused(clerk.post(f"{API}/applications/{number}/status", json={"status": "withdrawn"}, headers=key()), 409,
+            "application.status", "status")

@@ -189,7 +189,6 @@ def issue(application_id: str, body: OnReader | None = None, call: Call = Depend
 
     def do(world: World) -> dict[str, Any]:
         desk = IssuanceDesk(world, application_id, operator=call.operator, now=call.now)
-        _outlet(call, desk.outlet)
         with reader_for(_blank_spec(world, desk.outlet, body)) as reader:
             from terminals.apps import counter
 
@@ -197,6 +196,7 @@ def issue(application_id: str, body: OnReader | None = None, call: Call = Depend
         return {**outcome.record, "apdus": outcome.apdus}
 
     with body_fields():
+        _outlet(call, call.read(lambda world: issuance.get_application(world, application_id))[1]["outlet"])
         return call.write(do, payload=body, status=201)
 
 
@@ -209,11 +209,11 @@ def activate(card_number: str, body: Activation, call: Call = Depends(staff_call
 
     with body_fields(pin="pin"):
         check_new_pin(body.pin)  # the birth-date rule is checked against the card itself
-        outlet = _outlet(call, body.outlet)
+        issued_at = call.read(lambda world: lifecycle.locate_card(world, lifecycle.parse_card_number(card_number)))
+        outlet = _outlet(call, body.outlet or call.principal.outlet or issued_at[1]["outlet"])
 
         def do(world: World) -> dict[str, Any]:
             desk = ActivationDesk(world, card_number, operator=call.operator, now=call.now, outlet=outlet)
-            _outlet(call, desk.outlet)
             with reader_for(_card_spec(world, body.reader, desk.virtual_path)) as reader:
                 outcome = counter.activate(reader, desk, body.pin)
             return {**outcome.record, "apdus": outcome.apdus}
