@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from sbcard.chip.reader import Reader
 from sbcard.domain.errors import InvalidInput
 from sbcard.store.world import World
+from terminals.drivers.spec import open_reader
 
 
 def checked_spec(world: World, spec: str, field: str = "reader") -> str:
@@ -41,8 +42,6 @@ def file_spec(path: str) -> str:
 @contextmanager
 def reader_for(spec: str) -> Iterator[Reader]:
     """The reader of a checked spec, closed when the block ends."""
-    from terminals.drivers.spec import open_reader
-
     reader = open_reader(spec)
     try:
         yield reader

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from api_cards_world import (API, LIU, OUTLET, PIN, activate, apply, issue, key, ok, receive, refused, register)
+from concurrent.futures import ThreadPoolExecutor
+
+from api_cards_world import (API, CHEN, LIU, OUTLET, PIN, ZHAO, activate, apply, issue, key, ok, receive, refused,
+                             register)
 
 from sbcard.store.world import open_world
 from sbcard.chip.reading import read_card
@@ -141,10 +144,6 @@ def test_an_empty_stock_is_refused_clearly(live_server, signed_in):
 
 
 def test_concurrent_issuances_take_different_blanks(live_server, signed_in):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from api_cards_world import CHEN, ZHAO
-
     clerk, supervisor = signed_in("BJ-C1"), signed_in("BJ-SUP")
     people = [(clerk, LIU, "刘建国"), (supervisor, CHEN, "陈晓梅"), (clerk, ZHAO, "赵志强")]
     receive(clerk, count=len(people))

@@ -33,6 +33,7 @@ from sbcard.services.cards.replacement import Replacement
 from sbcard.services.exchange.lookup import node_of_outlet
 from sbcard.services.outlets import stock
 from sbcard.store.world import World
+from terminals.apps import counter
 
 router = APIRouter(tags=["cards"])
 
@@ -190,8 +191,6 @@ def issue(application_id: str, body: OnReader | None = None, call: Call = Depend
     def do(world: World) -> dict[str, Any]:
         desk = IssuanceDesk(world, application_id, operator=call.operator, now=call.now)
         with reader_for(_blank_spec(world, desk.outlet, body)) as reader:
-            from terminals.apps import counter
-
             outcome = counter.issue(reader, desk)
         return {**outcome.record, "apdus": outcome.apdus}
 
@@ -205,8 +204,6 @@ def issue(application_id: str, body: OnReader | None = None, call: Call = Depend
 
 @router.post("/cards/{card_number}/activate", summary="Activate an issued card: the holder's PIN, the account opens")
 def activate(card_number: str, body: Activation, call: Call = Depends(staff_call(*COUNTER_ACTS))):
-    from terminals.apps import counter
-
     with body_fields(pin="pin"):
         check_new_pin(body.pin)  # the birth-date rule is checked against the card itself
         issued_at = call.read(lambda world: lifecycle.locate_card(world, lifecycle.parse_card_number(card_number)))
@@ -278,8 +275,6 @@ _event_route("unblock", "unblock", "解挂: a lost card is found; it and its acc
 @router.post("/cards/{card_number}/replace", status_code=201,
              summary="补换卡: a new card on a blank of the outlet's stock; the old one ends, its purse is refunded")
 def replace(card_number: str, body: Replacing | None = None, call: Call = Depends(staff_call(*COUNTER_ACTS))):
-    from terminals.apps import counter
-
     body = body or Replacing()
     with body_fields(old_reader="old_card_presented"):
         outlet = _outlet(call, body.outlet, required=True)
@@ -312,8 +307,6 @@ def cancel(card_number: str, body: Cancellation, call: Call = Depends(staff_call
 @router.post("/cards/{card_number}/pin/reset", summary="Set a new PIN (and lift a block) for the holder, "
              "identity checked")
 def pin_reset(card_number: str, body: PinReset, call: Call = Depends(staff_call(*COUNTER_ACTS))):
-    from terminals.apps import counter
-
     with body_fields(pin="new_pin"):
         outlet = _outlet(call, body.outlet)
 

@@ -16,6 +16,7 @@ from sbcard.domain.staff import AUDITOR, COUNTER, SUPERVISOR
 from sbcard.services.exchange.lookup import node_of_outlet
 from sbcard.services.outlets import stock
 from sbcard.store.world import World
+from terminals.emulator.blank import create_blank
 
 router = APIRouter(prefix="/outlets", tags=["outlets and stock"])
 
@@ -68,8 +69,6 @@ def stock_show(code: str, call: Call = Depends(staff_call(*READERS))):
 
 @router.post("/{code}/stock/receive", status_code=201, summary="Take delivery of blank cards")
 def stock_receive(code: str, body: Delivery, call: Call = Depends(staff_call(*COUNTER_ACTS))):
-    from terminals.emulator.blank import create_blank
-
     with body_fields(outlet="code"):
         node, outlet = _scoped(call, code)
 
