@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +77,15 @@ class Worlds:
     def writing(self) -> Iterator[World]:
         with self._write_lock:
             yield self.world()
+
+    def let_others_write(self) -> None:
+        """Called inside ``writing()`` between two transactions of a long run (a batch's pay, a chunk at a
+        time): the lock is let go for a moment, so the requests waiting for it write before the run goes on."""
+        self._write_lock.release()
+        try:
+            time.sleep(0.001)
+        finally:
+            self._write_lock.acquire()
 
     def close(self) -> None:
         with self._opened_lock:
