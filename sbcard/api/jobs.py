@@ -27,6 +27,7 @@ import attrs
 from fastapi.encoders import jsonable_encoder
 
 from sbcard.api.config import Worlds
+from sbcard.api.fields import api_field
 from sbcard.clock import Clock
 from sbcard.domain.errors import SbcardError
 from sbcard.store.migrations import timestamp
@@ -136,7 +137,7 @@ class Jobs:
             self._fail(job, SbcardError("internal.error", f"internal error ({type(exc).__name__}); job {job.id}"))
 
     def _fail(self, job: Job, exc: SbcardError) -> None:
-        job.error = {"code": exc.code, "field": exc.field, "message": " ".join(str(exc.message).splitlines())}
+        job.error = {"code": exc.code, "field": api_field(exc.field), "message": " ".join(str(exc.message).splitlines())}
         job.finished_at = timestamp(self._clock.now())
         job.state = FAILED
 

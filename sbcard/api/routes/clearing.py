@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from sbcard.api.auth import require_node_served, staff_call
 from sbcard.api.calls import Call
+from sbcard.api.fields import api_fields
 from sbcard.clock import BEIJING
 from sbcard.domain.staff import AUDITOR, FINANCE_CHECKER, FINANCE_MAKER, SUPERVISOR
 from sbcard.services.clearing import purse_records, settlement
@@ -39,6 +40,7 @@ def _day(call: Call, text: str | None, field: str = "date"):
 
 
 @router.post("/clearing/runs", summary="Clear a date once (a second run of it changes nothing and says so)")
+@api_fields
 def run(body: ClearingRun | None = None, call: Call = Depends(staff_call(*RUNNERS))) -> JSONResponse:
     day = _day(call, (body or ClearingRun()).date)
     return call.write(lambda world: purse_records.run_clearing(world, day, now=call.now).to_dict(),
@@ -46,6 +48,7 @@ def run(body: ClearingRun | None = None, call: Call = Depends(staff_call(*RUNNER
 
 
 @router.get("/clearing/report", summary="A date's clearing: accepted, flagged, rejected records, gaps, medical")
+@api_fields
 def report(date: str | None = Query(default=None, max_length=10, description=DATE),
            call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
     day = _day(call, date)
@@ -53,6 +56,7 @@ def report(date: str | None = Query(default=None, max_length=10, description=DAT
 
 
 @router.get("/settlement", summary="A date's settlement: the matrix, nets, parties, the purse float reconciled")
+@api_fields
 def show(date: str | None = Query(default=None, max_length=10, description=DATE),
          call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
     day = _day(call, date)

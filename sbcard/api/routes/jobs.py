@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
+from sbcard.api.fields import api_fields
 from sbcard.domain.errors import NotFound
 from sbcard.domain.staff import AUDITOR, FINANCE_CHECKER, FINANCE_MAKER, SUPERVISOR
 
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}", summary="A job's state (queued, running, done, failed), progress, and result or error")
+@api_fields
 def show(job_id: str, call: Call = Depends(staff_call(FINANCE_MAKER, FINANCE_CHECKER, SUPERVISOR,
                                                        AUDITOR))) -> dict[str, Any]:
     job = call.request.app.state.jobs.get(job_id)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
+from sbcard.api.fields import api_fields
 from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.domain.staff import AUDITOR, FINANCE_CHECKER, FINANCE_MAKER, SUPERVISOR
 from sbcard.services.medical import claims as medical_claims
@@ -51,6 +52,7 @@ def _claim_node(call: Call, claim_id: str) -> tuple[str, dict[str, Any]]:
 
 
 @router.get("/claims", summary="The region's claims (of its insured), and the offline ones queued at its hospitals")
+@api_fields
 def claims(card: str | None = Query(default=None, max_length=32), hospital: str | None = Query(default=None,
            max_length=32), call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
     node = call.principal.node
@@ -72,11 +74,13 @@ def claims(card: str | None = Query(default=None, max_length=32), hospital: str 
 
 
 @router.get("/claims/{claim_id}", summary="One settled claim, with its items and the split")
+@api_fields
 def show(claim_id: str, call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
     return _claim_node(call, claim_id)[1]
 
 
 @router.post("/claims/{claim_id}/refund", summary="退费: reverse a claim of this year (partly, with items)")
+@api_fields
 def refund(claim_id: str, body: Refund | None = None,
            call: Call = Depends(staff_call(*BACK_OFFICE))) -> JSONResponse:
     body = body or Refund()
@@ -108,6 +112,7 @@ def refund(claim_id: str, body: Refund | None = None,
 
 @router.post("/claims/{claim_id}/settle-owed", summary="Settle what a reconciled offline claim left owed, once, "
              "through the holder's account")
+@api_fields
 def owed(claim_id: str, body: SettleOwed | None = None,
          call: Call = Depends(staff_call(*BACK_OFFICE))) -> JSONResponse:
     if body is not None and body.outlet:

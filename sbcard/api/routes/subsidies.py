@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
+from sbcard.api.fields import api_fields
 from sbcard.api.errors import ApiError
 from sbcard.api.jobs import Job, Jobs
 from sbcard.domain.errors import InvalidInput, RuleRefused, SbcardError
@@ -82,6 +83,7 @@ def _upload_name(filename: str | None) -> str:
 
 
 @router.post("/batches", status_code=201, summary="Upload a department's batch file (finance maker)")
+@api_fields
 def upload(file: UploadFile = File(description="The batch file: CSV (UTF-8 or GBK) or .xlsx."),
                  region: str = Form(description="The district (or city) whose batch this is."),
                  count: int | None = Form(default=None, ge=0, description="Declared rows (with total), when the "
@@ -113,6 +115,7 @@ def upload(file: UploadFile = File(description="The batch file: CSV (UTF-8 or GB
 
 
 @router.get("/batches", summary="The region's subsidy batches, oldest first")
+@api_fields
 def list_batches(region: str | None = Query(default=None, description="A district, city or province."),
                  status: Literal["imported", "approved", "rejected", "paying", "paid"] | None = None,
                  call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
@@ -128,6 +131,7 @@ def list_batches(region: str | None = Query(default=None, description="A distric
 
 
 @router.get("/batches/{batch}", summary="A batch: origin, maker and checker, status, totals, rows by reason")
+@api_fields
 def show(batch: str, call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
     _batch_node(call, batch)
     return call.read(lambda world: batch_import.show(world, batch))
@@ -136,6 +140,7 @@ def show(batch: str, call: Call = Depends(staff_call(*READERS))) -> dict[str, An
 @router.get("/batches/{batch}/failures", summary="The rows not paid, as the CSV to correct and resubmit",
             response_class=Response,
             responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 with BOM, with reason_code, reason"}})
+@api_fields
 def failures(batch: str, call: Call = Depends(staff_call(*READERS))) -> Response:
     _batch_node(call, batch)
     with tempfile.TemporaryDirectory(prefix="sbcard-failures-") as folder:
@@ -154,6 +159,7 @@ def failures(batch: str, call: Call = Depends(staff_call(*READERS))) -> Response
 
 @router.post("/batches/{batch}/approve", summary="Approve an imported batch (a second person: finance checker "
              "or supervisor, not its maker)")
+@api_fields
 def approve(batch: str, call: Call = Depends(staff_call(*CHECKERS))) -> JSONResponse:
     _batch_node(call, batch)
     return call.write(lambda world: payment.approve(world, batch, operator=call.operator, now=call.now),
@@ -161,6 +167,7 @@ def approve(batch: str, call: Call = Depends(staff_call(*CHECKERS))) -> JSONResp
 
 
 @router.post("/batches/{batch}/reject", summary="Reject an imported batch with a reason; it is never paid")
+@api_fields
 def reject(batch: str, body: Reason, call: Call = Depends(staff_call(*CHECKERS))) -> JSONResponse:
     _batch_node(call, batch)
     return call.write(lambda world: payment.reject(world, batch, operator=call.operator, reason=body.reason,
@@ -172,6 +179,7 @@ def reject(batch: str, body: Reason, call: Call = Depends(staff_call(*CHECKERS))
 
 @router.post("/batches/{batch}/pay", status_code=202, summary="Pay an approved batch, as a background job (202: "
              "poll the job's URL)")
+@api_fields
 def pay(batch: str, body: PayRequest | None = None, call: Call = Depends(staff_call(*PAYERS))) -> JSONResponse:
     node = _batch_node(call, batch)
     chunk = (body or PayRequest()).chunk
@@ -214,6 +222,7 @@ def _job_id(answer: JSONResponse) -> str:
 
 @router.post("/batches/{batch}/rows/{seq}/reverse", summary="Reverse one row's payment made in error (a new "
              "ledger entry, never an edit)")
+@api_fields
 def reverse(batch: str, seq: int, body: Reason, call: Call = Depends(staff_call(*PAYERS))) -> JSONResponse:
     if seq < 1:
         raise InvalidInput("subsidy.seq", f"a row's sequence number is 1 or more, got {seq}", "seq")
