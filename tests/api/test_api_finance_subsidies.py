@@ -263,3 +263,35 @@ def test_a_job_is_seen_only_in_its_region(server, finance):
     wait_for_job(server.signed_in("BJ-AUD"), job["url"])
     assert server.signed_in("TJ-FC").get(job["url"]).status_code == 403
     assert server.signed_in("BJ-C2").get(job["url"]).status_code == 403
+
+
+def test_a_pay_refused_by_the_use_case_is_a_failed_job_with_the_error(server, finance):
+    batch = _approved(server, finance)
+    with open_world(finance.home) as world:  # a pay on another machine holds the batch (the CLI's, say)
+        world.region("bj")["subsidy_pay_leases"].insert({"batch_id": batch, "token": "elsewhere", "host": "desk-7",
+                                                         "pid": 4242, "started_at": "2025-03-01T09:00:00+08:00"})
+    client = server.signed_in("BJ-FC")
+    job = wait_for_job(client, client.post(f"{BATCHES}/{batch}/pay", headers=key()).json()["url"])
+    assert job["state"] == "failed" and job["result"] is None
+    assert (job["error"]["code"], job["error"]["field"]) == ("subsidy.pay_in_progress", "batch")
+    assert "desk-7" in job["error"]["message"]
+    assert client.get(f"{BATCHES}/{batch}").json()["paid_count"] == 0
+
+
+def test_stopping_the_service_stops_a_running_job_between_two_transactions(server, finance):
+    jobs = server.server.config.app.state.jobs
+    started, rounds = threading.Event(), []
+
+    def endless(world, job, between) -> None:
+        started.set()
+        while True:
+            rounds.append(1)
+            between()
+
+    running, _ = jobs.submit("test.endless", "x", node="bj", operator="test", work=endless)
+    queued, _ = jobs.submit("test.endless", "y", node="bj", operator="test", work=endless)
+    assert started.wait(10)
+    server.stop()
+    assert (running.state, running.error["code"]) == ("failed", "job.interrupted")
+    assert (queued.state, queued.error["code"], queued.started_at) == ("failed", "job.interrupted", None)
+    assert rounds

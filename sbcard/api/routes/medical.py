@@ -18,6 +18,7 @@ from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
 from sbcard.api.fields import api_fields
 from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.domain.masking import mask_middle
 from sbcard.domain.staff import AUDITOR, FINANCE_CHECKER, FINANCE_MAKER, SUPERVISOR
 from sbcard.services.medical import claims as medical_claims
 from sbcard.services.medical import host as medical_host
@@ -119,5 +120,11 @@ def owed(claim_id: str, body: SettleOwed | None = None,
         raise InvalidInput("medical.owed.outlet", "settling in cash is done at a bank-branch counter, not here: "
                            "leave outlet out to settle through the holder's account", "outlet")
     _claim_node(call, claim_id)
-    return call.write(lambda world: settle_owed(world, claim_id.strip(), operator=call.operator, outlet=None,
-                                                now=call.now), payload={"claim_id": claim_id.strip()})
+
+    def do(world) -> dict[str, Any]:
+        done = settle_owed(world, claim_id.strip(), operator=call.operator, outlet=None, now=call.now)
+        if done.get("account_no"):
+            done = {**done, "account_no": mask_middle(done["account_no"], 6, 4)}
+        return done
+
+    return call.write(do, payload={"claim_id": claim_id.strip()})
