@@ -42,7 +42,8 @@ def citizen_id(first17: str) -> str:
 LIU = citizen_id("11010519850615123")
 CHEN = citizen_id("11010519900302452")
 ZHAO = citizen_id("11010519770808201")  # registered, no card
-PERSONS = {"LIU": (LIU, "刘洋"), "CHEN": (CHEN, "陈静"), "ZHAO": (ZHAO, "赵强")}
+GAO = citizen_id("11010519400101301")  # 85 on NOW, no card: what a generated 高龄津贴 batch finds
+PERSONS = {"LIU": (LIU, "刘洋"), "CHEN": (CHEN, "陈静"), "ZHAO": (ZHAO, "赵强"), "GAO": (GAO, "高德明")}
 
 
 @attrs.frozen
@@ -58,9 +59,9 @@ def finance_template(api_template: Path, tmp_path_factory: pytest.TempPathFactor
     shutil.copytree(api_template, home)
     with freeze_time(NOW):
         with open_world(home) as world:
-            for cid, name in PERSONS.values():
+            for holder, (cid, name) in PERSONS.items():
                 registry.add_person(world.region("bj"), now=NOW, citizen_id=cid, name=name, region=DISTRICT,
-                                    insurance="employee")
+                                    insurance="resident" if holder == "GAO" else "employee")
         cards = {}
         paths = {}
         for holder in ("LIU", "CHEN"):

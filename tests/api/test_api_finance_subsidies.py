@@ -295,3 +295,24 @@ def test_stopping_the_service_stops_a_running_job_between_two_transactions(serve
     assert (running.state, running.error["code"]) == ("failed", "job.interrupted")
     assert (queued.state, queued.error["code"], queued.started_at) == ("failed", "job.interrupted", None)
     assert rounds
+
+
+def test_a_batch_generated_from_the_registry_goes_through_the_same_checks(server, finance):
+    maker = server.signed_in("BJ-FM")
+    items = maker.get("/api/v1/subsidies/items").json()["items"]
+    assert "GLJT" in [i["code"] for i in items] and all(isinstance(i["cap_fen"], int) for i in items)
+    answer = maker.post(f"{BATCHES}/generate", json={"item": "GLJT", "region": DISTRICT}, headers=key())
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    assert (made["source"], made["item"], made["period"], made["as_of"]) == ("generated", "GLJT", "202503",
+                                                                             "2025-03-01")
+    assert (made["rows"], made["valid"], made["invalid"]) == (1, 0, 1)  # 高德明 is 85 but has no card
+    again = maker.post(f"{BATCHES}/generate", json={"item": "GLJT", "region": DISTRICT}, headers=key())
+    assert again.status_code == 409 and again.json()["error"]["code"] == "subsidy.generated_before"
+    unknown = maker.post(f"{BATCHES}/generate", json={"item": "NOPE", "region": DISTRICT}, headers=key())
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "item"
+    later = maker.post(f"{BATCHES}/generate", json={"item": "GLJT", "region": DISTRICT, "as_of": "2025-04-01"},
+                       headers=key())
+    assert later.status_code == 422 and later.json()["error"]["field"] == "as_of"
+    assert server.signed_in("BJ-FC").post(f"{BATCHES}/generate", json={"item": "GLJT", "region": DISTRICT},
+                                          headers=key()).status_code == 403

@@ -10,6 +10,7 @@ own region's batches. Docs: docs/api/finance.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -26,6 +27,7 @@ from sbcard.api.calls import Call
 from sbcard.api.fields import api_fields
 from sbcard.api.errors import ApiError
 from sbcard.api.jobs import Job, Jobs
+from sbcard.clock import BEIJING
 from sbcard.domain.errors import InvalidInput, RuleRefused, SbcardError
 from sbcard.domain.masking import mask_middle
 from sbcard.domain.money import parse_yuan
@@ -46,6 +48,13 @@ _SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
 
 class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="Why, in words the maker (or the audit) can act on.")
+
+
+class Generate(BaseModel):
+    item: str = Field(max_length=40, description="The item's code or name, e.g. GLJT or 高龄津贴.")
+    region: str = Field(max_length=6, description="The district (or city) whose residents it pays.")
+    as_of: str | None = Field(default=None, max_length=10, description="YYYY-MM-DD: the day ages are taken on; "
+                              "the period is the month (or year) it falls in. Default: today.")
 
 
 class PayRequest(BaseModel):
@@ -112,6 +121,31 @@ def upload(file: UploadFile = File(description="The batch file: CSV (UTF-8 or GB
                                              count=count, total_fen=total_fen)
 
         return call.write(do, payload=payload, status=201)
+
+
+@router.post("/batches/generate", status_code=201, summary="Build a batch from the registry by the item's rules "
+             "(免申即享), to approve and pay like a file's (finance maker)")
+@api_fields
+def generate(body: Generate, call: Call = Depends(staff_call(*MAKERS))) -> JSONResponse:
+    code, node = _region(body.region)
+    call.require_scope(node=node)
+    if body.as_of is None:
+        day = call.now.astimezone(BEIJING).date()
+    else:
+        try:
+            day = dt.date.fromisoformat(body.as_of.strip())
+        except ValueError:
+            raise InvalidInput("date.invalid", f"{body.as_of!r} is not a date YYYY-MM-DD", "as_of") from None
+    return call.write(lambda world: batch_import.generate_batch(world, item=body.item.strip(), as_of=day, region=code,
+                                                                operator=call.operator, now=call.now),
+                      payload={"item": body.item.strip(), "region": code, "as_of": day.isoformat()}, status=201)
+
+
+@router.get("/items", summary="The subsidy catalogue: code, name, department, period, cap per person and period")
+@api_fields
+def items(call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
+    region = call.principal.region
+    return {"items": call.read(lambda world: batch_import.items(world, region=region))}
 
 
 @router.get("/batches", summary="The region's subsidy batches, oldest first")
