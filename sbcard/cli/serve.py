@@ -54,6 +54,29 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     click.echo(f"sbcard serving {node} at http://{shown}:{bound} (API docs: http://{shown}:{bound}/api/docs)", err=False)
     click.get_text_stream("stdout").flush()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level=log_level, access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=10))
+    server = _server_class(uvicorn)(uvicorn.Config(create_app(config), log_level=log_level, access_log=False,
+                                                   lifespan="on", timeout_graceful_shutdown=10))
     server.run(sockets=[sock])
+    click.echo("sbcard stopped", err=True)
+
+
+def _server_class(uvicorn):  # type: ignore[no-untyped-def]
+    """uvicorn's server, except that SIGTERM or Ctrl-C ends the process with exit 0 after the graceful shutdown.
+
+    uvicorn raises the signal again once it has shut down, so the process would die of it
+    (exit -15): a service stopped as asked has not failed.
+    """
+    import contextlib
+    import signal
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def, override]
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server

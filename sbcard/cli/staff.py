@@ -26,6 +26,9 @@ def staff() -> None:
 
 
 def _password_from_stdin() -> str:
+    """One line of standard input; at a terminal, asked for without echo and twice."""
+    if sys.stdin.isatty():
+        return click.prompt("First password", hide_input=True, confirmation_prompt=True, err=True)
     line = sys.stdin.readline()
     password = line.rstrip("\r\n")
     if not password:
