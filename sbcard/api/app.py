@@ -22,8 +22,10 @@ from fastapi.responses import Response
 from sbcard.api import errors
 from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds
+from sbcard.api.jobs import Jobs
 from sbcard.api.limits import BodyLimit
-from sbcard.api.routes import accounts, cards, health, outlets, persons, session, staff
+from sbcard.api.routes import (accounts, cards, clearing, health, jobs, medical, outlets, persons, session, staff,
+                               subsidies)
 
 API = "/api/v1"
 log = logging.getLogger("sbcard.api.requests")
@@ -34,7 +36,8 @@ _PERSONAL_IN_PATH = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-
 
 # The routers of /api/v1, in the order the schema lists them. Each capability's module adds itself here.
 ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, cards.router, persons.router,
-                             accounts.router, outlets.router]
+                             accounts.router, outlets.router, subsidies.router, jobs.router, medical.router,
+                             clearing.router]
 
 
 def masked_path(path: str) -> str:
@@ -48,15 +51,18 @@ def masked_path(path: str) -> str:
 
 def create_app(config: ServiceConfig) -> FastAPI:
     worlds = Worlds(config)
+    background = Jobs(worlds, config.clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        background.close()
         worlds.close()
 
     app = FastAPI(title="sbcard", version="1", summary="The Jing-Jin-Ji social security card service, simulated",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.service = Service(config=config, worlds=worlds)
+    app.state.jobs = background
     errors.install(app)
     app.add_middleware(BodyLimit)
 

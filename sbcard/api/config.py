@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +94,15 @@ class Worlds:
         """The write lock alone, for a use case that opens its own transaction (signing in)."""
         with self._write_lock:
             yield
+
+    def let_others_write(self) -> None:
+        """Called inside ``writing()`` between two transactions of a long run (a batch's pay, a chunk at a
+        time): the lock is let go for a moment, so the requests waiting for it write before the run goes on."""
+        self._write_lock.release()
+        try:
+            time.sleep(0.001)
+        finally:
+            self._write_lock.acquire()
 
     def close(self) -> None:
         for held in list(self._opened):

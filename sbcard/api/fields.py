@@ -8,8 +8,10 @@ CLI's positional arguments by the names the routes give them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from sbcard.api.errors import ApiError
 from sbcard.domain.errors import SbcardError
@@ -49,3 +51,36 @@ def body_fields(**names: str) -> Iterator[None]:
     except SbcardError as error:
         error.field = body_field(error.field, mapping)
         raise
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def api_field(field: str | None) -> str | None:
+    """``--date`` → ``date``, ``CLAIM_ID`` → ``claim_id``; other names as they are."""
+    if not field:
+        return field
+    if field in POSITIONAL:
+        return POSITIONAL[field]
+    if field.startswith("--") or field.isupper():
+        return field.lstrip("-").lower().replace("-", "_")
+    return field
+
+
+def renamed(exc: SbcardError) -> SbcardError:
+    exc.field = api_field(exc.field)
+    return exc
+
+
+def api_fields(fn: F) -> F:
+    """A route whose use cases' errors name the API's fields (the route's signature unchanged for FastAPI)."""
+
+    @functools.wraps(fn)
+    def route(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SbcardError as exc:
+            renamed(exc)
+            raise
+
+    return route  # type: ignore[return-value]

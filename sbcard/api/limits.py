@@ -2,7 +2,8 @@
 
 ``BodyLimit`` (ASGI): a body above the limit is refused with 413 before it is read whole
 (``Content-Length``) or as soon as the streamed bytes pass it; on the way it hashes the
-body, which ``Call.write`` binds an ``Idempotency-Key`` to. Uploads (multipart) may be far
+body, which ``Call.write`` binds an ``Idempotency-Key`` to (not a multipart one, whose
+boundary changes at each sending: its route gives the files' digests instead). Uploads (multipart) may be far
 larger than JSON bodies: a subsidy file of a million rows is tens of megabytes.
 
 ``SignInThrottle``: wrong sign-ins from one address in a sliding window; past the limit that
@@ -47,7 +48,10 @@ class BodyLimit:
         received = 0
         digest = hashlib.sha256()
         state = scope.setdefault("state", {})
-        state["body_digest"] = digest.hexdigest()
+        # a multipart body differs at each sending (its boundary is random): the route binds the key to the
+        # files' contents and fields itself (the ``payload`` of ``Call.write``)
+        if not multipart:
+            state["body_digest"] = digest.hexdigest()
         started = False
 
         async def counted() -> dict[str, Any]:
@@ -59,7 +63,7 @@ class BodyLimit:
                 if received > limit:
                     raise _TooLarge
                 digest.update(chunk)
-                if not message.get("more_body", False):
+                if not multipart and not message.get("more_body", False):
                     state["body_digest"] = digest.hexdigest()
             return message
 

@@ -6,7 +6,19 @@ whichever folder's ``conftest`` was imported first when the whole suite runs.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from pathlib import Path
+
+import attrs
+import httpx
+import uvicorn
 from argon2 import PasswordHasher, profiles
+
+from sbcard.api.app import create_app
+from sbcard.api.config import ServiceConfig
+from sbcard.clock import SimClock
 
 from sbcard.services.outlets import staff as staff_service
 from world_template import COUNTER_OUTLETS
@@ -33,5 +45,63 @@ STAFF: dict[str, tuple[str, str, str, str | None]] = {
     "TJ-FC": ("何琳", "finance_checker", "120000", None),
     "HE-C1": ("赵磊", "counter", "130102", COUNTER_OUTLETS["he"]),
 }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@attrs.define
+class LiveServer:
+    url: str
+    home: Path
+    clock: SimClock
+    server: uvicorn.Server
+    thread: threading.Thread
+    clients: list[httpx.Client] = attrs.field(factory=list)
+    changed: set[str] = attrs.field(factory=set)  # accounts whose first password ``signed_in`` changed
+
+    def client(self, **kwargs) -> httpx.Client:  # type: ignore[no-untyped-def]
+        client = httpx.Client(base_url=self.url, timeout=30, **kwargs)
+        self.clients.append(client)
+        return client
+
+    def sign_in(self, code: str, password: str = PASSWORD, **extra) -> httpx.Response:  # type: ignore[no-untyped-def]
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            return client.post("/api/v1/session", json={"operator": code, "password": password, **extra})
+
+    def signed_in(self, code: str) -> httpx.Client:
+        """A client with a bearer token of ``code``, whose first password is changed on the way."""
+        if code in self.changed:
+            answer = self.sign_in(code)
+        else:
+            answer = self.sign_in(code, FIRST_PASSWORD, new_password=PASSWORD)
+            self.changed.add(code)
+        assert answer.status_code == 200, answer.text
+        return self.client(headers={"Authorization": f"Bearer {answer.json()['token']}"})
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), "the test server did not stop"
+
+
+def start_server(home: Path, clock: SimClock, node: str = "all", peers: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    config = ServiceConfig(home=home, node=node, clock=clock, peers=peers or {})
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"sbcard-test-server-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return LiveServer(url=f"http://127.0.0.1:{port}", home=home, clock=clock, server=server, thread=thread)
 
 

@@ -11,29 +11,17 @@ first password already changed). The subprocess form of ``sbcard serve`` is test
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import attrs
 import httpx
 import pytest
-import uvicorn
 
-from sbcard.api.app import create_app
-from sbcard.api.config import ServiceConfig
 from sbcard.clock import SimClock
 from sbcard.services.outlets import staff as accounts
 from sbcard.store.world import init_world, open_world
-from api_world import FIRST_PASSWORD, PASSWORD, STAFF
+from api_world import FIRST_PASSWORD, STAFF, LiveServer, start_server
 from world_template import NOW
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -45,58 +33,6 @@ def api_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             accounts.add_staff(world.region(code[:2].lower()), code=code, name=name, role=role, region=region,
                                outlet=outlet, password=FIRST_PASSWORD, by="cli", now=NOW)
     return home
-
-
-@attrs.define
-class LiveServer:
-    url: str
-    home: Path
-    clock: SimClock
-    server: uvicorn.Server
-    thread: threading.Thread
-    clients: list[httpx.Client] = attrs.field(factory=list)
-    changed: set[str] = attrs.field(factory=set)  # accounts whose first password ``signed_in`` changed
-
-    def client(self, **kwargs) -> httpx.Client:  # type: ignore[no-untyped-def]
-        client = httpx.Client(base_url=self.url, timeout=30, **kwargs)
-        self.clients.append(client)
-        return client
-
-    def sign_in(self, code: str, password: str = PASSWORD, **extra) -> httpx.Response:  # type: ignore[no-untyped-def]
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            return client.post("/api/v1/session", json={"operator": code, "password": password, **extra})
-
-    def signed_in(self, code: str) -> httpx.Client:
-        """A client with a bearer token of ``code``, whose first password is changed on the way."""
-        if code in self.changed:
-            answer = self.sign_in(code)
-        else:
-            answer = self.sign_in(code, FIRST_PASSWORD, new_password=PASSWORD)
-            self.changed.add(code)
-        assert answer.status_code == 200, answer.text
-        return self.client(headers={"Authorization": f"Bearer {answer.json()['token']}"})
-
-    def stop(self) -> None:
-        for client in self.clients:
-            client.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive(), "the test server did not stop"
-
-
-def start_server(home: Path, clock: SimClock, node: str = "all", peers: dict[str, str] | None = None) -> LiveServer:
-    port = free_port()
-    config = ServiceConfig(home=home, node=node, clock=clock, peers=peers or {})
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, name=f"sbcard-test-server-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    return LiveServer(url=f"http://127.0.0.1:{port}", home=home, clock=clock, server=server, thread=thread)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 import pytest
 from api_world import FIRST_PASSWORD, PASSWORD
 

@@ -1,0 +1,63 @@
+"""Clearing (清分) and settlement (结算) over HTTP: ``sbcard clearing run | report``, ``sbcard settlement show``.
+
+Clearing is the hub's act over the three regions at once, so it is served only by a process
+that serves the hub (``--node all`` or ``hub``); running it is a supervisor's or finance's,
+reading the reports is also an auditor's. The answers carry the keys of the CLI's ``--json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from sbcard.api.auth import require_node_served, staff_call
+from sbcard.api.calls import Call
+from sbcard.api.fields import api_fields
+from sbcard.clock import BEIJING
+from sbcard.domain.staff import AUDITOR, FINANCE_CHECKER, FINANCE_MAKER, SUPERVISOR
+from sbcard.services.clearing import purse_records, settlement
+from sbcard.store.world import HUB
+
+router = APIRouter(tags=["clearing and settlement"])
+
+RUNNERS = (SUPERVISOR, FINANCE_MAKER, FINANCE_CHECKER)
+READERS = (SUPERVISOR, FINANCE_MAKER, FINANCE_CHECKER, AUDITOR)
+DATE = "The clearing date YYYY-MM-DD (default: today, Beijing time)."
+
+
+class ClearingRun(BaseModel):
+    date: str | None = Field(default=None, max_length=10, description=DATE)
+
+
+def _day(call: Call, text: str | None, field: str = "date"):
+    require_node_served(call.request, HUB)
+    if text is None:
+        return call.now.astimezone(BEIJING).date()
+    return purse_records.parse_day(text, field)
+
+
+@router.post("/clearing/runs", summary="Clear a date once (a second run of it changes nothing and says so)")
+@api_fields
+def run(body: ClearingRun | None = None, call: Call = Depends(staff_call(*RUNNERS))) -> JSONResponse:
+    day = _day(call, (body or ClearingRun()).date)
+    return call.write(lambda world: purse_records.run_clearing(world, day, now=call.now).to_dict(),
+                      payload={"date": day.isoformat()})
+
+
+@router.get("/clearing/report", summary="A date's clearing: accepted, flagged, rejected records, gaps, medical")
+@api_fields
+def report(date: str | None = Query(default=None, max_length=10, description=DATE),
+           call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
+    day = _day(call, date)
+    return call.read(lambda world: purse_records.report(world, day))
+
+
+@router.get("/settlement", summary="A date's settlement: the matrix, nets, parties, the purse float reconciled")
+@api_fields
+def show(date: str | None = Query(default=None, max_length=10, description=DATE),
+         call: Call = Depends(staff_call(*READERS))) -> dict[str, Any]:
+    day = _day(call, date)
+    return call.read(lambda world: settlement.day_settlement(world, day))
