@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from sbcard.api import errors
 from sbcard.api.calls import Service
-from sbcard.api.config import ServiceConfig, Worlds
+from sbcard.api.config import ServiceConfig, Worlds, service_key
 from sbcard.api.jobs import Jobs
 from sbcard.api.limits import BodyLimit
 from sbcard.api.routes import (accounts, cards, clearing, health, jobs, medical, outlets, persons, session, staff,
@@ -61,7 +61,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app = FastAPI(title="sbcard", version="1", summary="The Jing-Jin-Ji social security card service, simulated",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
-    app.state.service = Service(config=config, worlds=worlds)
+    app.state.service = Service(config=config, worlds=worlds, secret=service_key(config.home))
     app.state.jobs = background
     errors.install(app)
     app.add_middleware(BodyLimit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 import time
 import weakref
@@ -49,6 +51,34 @@ class ServiceConfig:
     @property
     def serves_hub(self) -> bool:
         return HUB in self.served
+
+
+SERVICE_KEY = "service.key"
+
+
+def service_key(home: Path) -> bytes:
+    """The world's service key (``<home>/service.key``, 256 random bits, owner-only), made at first use.
+
+    It keys the digests that bind an Idempotency-Key to its request (``Call.write``), so the
+    database alone, copied, does not let a PIN or a password in a request be found again.
+    Two processes starting together agree: the file is created exclusively, and the loser reads it.
+    """
+    path = Path(home) / SERVICE_KEY
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the winner may still be writing it
+            text = path.read_text(encoding="ascii").strip()
+            if len(text) == 64:
+                return bytes.fromhex(text)
+            time.sleep(0.01)
+        raise InvalidInput("serve.key", f"{path} is not a service key (64 hex digits): remove it to make a new one",
+                           "--home") from None
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secrets.token_hex(32) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
 
 
 class _Held:

@@ -41,6 +41,18 @@ class ApiError(SbcardError):
         self.headers = headers or {}
 
 
+class KeptRefusal(SbcardError):
+    """The first answer to an Idempotency-Key was a refusal: a retry gets it again, as it was.
+
+    Not an ``ApiError``: it passes through the route's field renaming as the first refusal did.
+    """
+
+    def __init__(self, status: int, code: str, message: str, field: str | None) -> None:
+        super().__init__(code, message, field)
+        self.status = status
+        self.headers = {"Idempotent-Replayed": "true"}
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "field": field, "message": " ".join(str(message).splitlines())}}
 
@@ -51,7 +63,7 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def status_of(exc: SbcardError) -> int:
-    if isinstance(exc, ApiError):
+    if isinstance(exc, (ApiError, KeptRefusal)):
         return exc.status
     for kind, status in _STATUS:
         if isinstance(exc, kind):

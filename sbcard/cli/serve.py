@@ -40,6 +40,7 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     """Run the network service (HTTP, /api/v1, docs at /api/docs) over the world until stopped."""
     import logging
     import socket
+    import sys
 
     import uvicorn
 
@@ -66,7 +67,7 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     scheme = "https" if certfile else "http"
     click.echo(f"sbcard serving {node} at {scheme}://{shown}:{bound} (API docs: {scheme}://{shown}:{bound}/api/docs)")
-    click.get_text_stream("stdout").flush()
+    sys.stdout.flush()
     server = _server_class(uvicorn)(uvicorn.Config(create_app(config), log_level=log_level, access_log=False,
                                                    lifespan="on", timeout_graceful_shutdown=10,
                                                    ssl_certfile=certfile, ssl_keyfile=keyfile))
