@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from sbcard.api import errors
 from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds
-from sbcard.api.routes import health, session, staff
+from sbcard.api.routes import health, session, staff, terminal_host
 
 API = "/api/v1"
 log = logging.getLogger("sbcard.api.requests")
@@ -32,7 +32,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _PERSONAL_IN_PATH = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])|(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
 
 # The routers of /api/v1, in the order the schema lists them. Each capability's module adds itself here.
-ROUTERS: list[APIRouter] = [health.router, session.router, staff.router]
+ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, terminal_host.router]
 
 
 def masked_path(path: str) -> str:
