@@ -25,6 +25,7 @@ from world_template import copy_world  # noqa: E402
 
 from sbcard.chip import terminal_auth as ta  # noqa: E402
 from sbcard.clock import SimClock, SystemClock  # noqa: E402
+from sbcard.domain.errors import RuleRefused  # noqa: E402
 from sbcard.cli.terminals import install_terminal, terminal_dir  # noqa: E402
 from sbcard.reference.transit import load_tariff  # noqa: E402
 from sbcard.services.clearing import purse_records as clearing  # noqa: E402
@@ -271,3 +272,31 @@ def test_the_cli_uploads_and_syncs_against_a_running_service(api_home):
         assert code == 2 and json.loads(err)["error"]["field"] == "--host"
     finally:
         server.stop()
+
+
+def test_an_upload_key_is_wrapped_and_a_batch_with_a_wrong_psam_mac_is_refused_whole(live_server):
+    now = live_server.clock.now()
+    terminal, state = add_terminal(live_server.home, now)
+    with open_world(live_server.home) as world:
+        expected = register.upload_key(world, terminal)
+    with http_host(live_server, terminal, state) as host:
+        raw = host.request("GET", "/upload-key")
+        assert expected.key.hex().upper() not in json.dumps(raw)  # never in clear on the wire
+        assert host.upload_key(terminal).key == expected.key
+        record = {"values": ["03103000000000000001", 6, 1, "110000000001", 1, 300, 1000, "20250301093000",
+                             "0BADBEEF", "1000000000000000", "bj", None, terminal, "bj-subway", 0, "ok"],
+                  "details": None}
+        with pytest.raises(Exception) as refused:
+            host.request("POST", "/uploads", body={"mac": "00" * 8, "records": [record]})
+        assert isinstance(refused.value, RuleRefused) and refused.value.code == "upload.bad_mac"  # a 409
+        with pytest.raises(Exception) as malformed:
+            host.request("POST", "/uploads", body={"mac": "00" * 8, "records": [{"values": [1, 2], "details": None}]})
+        assert malformed.value.code == "upload.record_invalid"
+        # the same Idempotency-Key with another request
+        assert host.request("POST", "/synced", body={"version": 0}, idempotency_key="k-1")["blacklist_version"] == 0
+        with pytest.raises(Exception) as mismatch:
+            host.request("POST", "/synced", body={"version": 1}, idempotency_key="k-1")
+        assert mismatch.value.code == "idempotency.mismatch"
+    with open_world(live_server.home) as world:
+        assert world.region("bj")["transit_upload_refusals"].count == 1
+    state.close()
