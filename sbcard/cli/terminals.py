@@ -15,7 +15,7 @@ import click
 
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
 from sbcard.cli.output import emit_json, fields, number, table
-from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.money import parse_yuan
 
 
@@ -93,7 +93,8 @@ def install_terminal(home: Path, durability: str):
 
 
 @terminal.command("add")
-@click.option("--operator", required=True, metavar="CODE", help="bj-subway, bj-bus, tj-bus, tj-metro, he-sjz-bus, he-lf-bus.")
+@click.option("--operator", required=True, metavar="CODE",
+              help="bj-subway, bj-bus, tj-bus, tj-metro, he-sjz-bus, he-lf-bus; or a hospital's code (its medical POS).")
 @click.option("--station", default=None, help="A metro gate's station (name or 8-digit code); a bus stop for buses.")
 @click.option("--gate", type=click.Choice(["entry", "exit", "both"]), default="both", show_default=True,
               help="A metro gate's direction (both: the card's entry record decides).")
@@ -111,11 +112,19 @@ def add_command(app: AppContext, operator: str, station: str | None, gate: str, 
     from sbcard.services.terminals import register as service
     from sbcard.store.world import open_world
 
+    from sbcard.services.medical import pos
+
     full_fare_fen = parse_yuan(full_fare, field="--full-fare") if full_fare is not None else None
     with open_world(app.home, app.clock) as world:
-        row = service.add_terminal(world, operator=operator, station=station, gate=gate, line=line, area=area,
-                                   full_fare_fen=full_fare_fen, now=app.clock.now(),
-                                   install=install_terminal(app.home, durability))
+        if pos.is_hospital(operator):  # a hospital's point of sale: its identity on the host API
+            if station or line or area or full_fare is not None or gate != "both":
+                raise InvalidInput("terminal.pos", "a hospital's point of sale takes no --station, --gate, --line, "
+                                   "--area or --full-fare", "--operator")
+            row = pos.add_pos(world, operator, now=app.clock.now(), install=install_terminal(app.home, durability))
+        else:
+            row = service.add_terminal(world, operator=operator, station=station, gate=gate, line=line, area=area,
+                                       full_fare_fen=full_fare_fen, now=app.clock.now(),
+                                       install=install_terminal(app.home, durability))
     data = {
         "terminal": row["id"],
         "operator": row["operator"],

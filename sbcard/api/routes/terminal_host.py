@@ -20,7 +20,11 @@ from sbcard.api.errors import ApiError
 from sbcard.api.terminal_auth import terminal_call, terminal_of
 from sbcard.chip.crypto import Algorithm, encrypt_ecb
 from sbcard.chip.purse_record import HOST_FIELDS, PurseRecord
+from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.medical import pos
+from sbcard.services.medical.routing import PosHost
+from sbcard.services.outlets.staff import Forbidden
 from sbcard.services.terminals import credentials, register
 from sbcard.services.transit.terminal_host import TerminalHost
 
@@ -124,3 +128,70 @@ def card_status(card_number: str, call: Call = Depends(terminal_call)):
                 "blacklist_version": hub_directory.blacklist_version(hub)}
 
     return call.read(read)
+
+
+# ----------------------------------------------------------------------------- a hospital's POS
+
+
+class MedicalClaim(BaseModel):
+    """A claim as the point of sale sends it (``ClaimRequest.to_json``)."""
+
+    claim_id: str = Field(max_length=40)
+    hospital: str = Field(max_length=16)
+    card_number: str = Field(max_length=20)
+    card_id_code: str = Field(max_length=64)
+    citizen_id: str = Field(max_length=18)
+    insured_region: str = Field(max_length=6)
+    insurance_type: str = Field(max_length=16)
+    retired: bool
+    lines: list[tuple[str, int, int]] = Field(min_length=1, max_length=500,
+                                              description="[item code, quantity, unit price in fen]")
+    at: str = Field(description="ISO 8601 with its offset, at the point of sale")
+    registered: bool = False
+    referral_or_emergency: bool = False
+    use_account: bool = False
+    self_pay: str = "cash"
+    mode: str = "online"
+    offline_self_fen: int | None = None
+    visit: str = ""
+    episode: str = "outpatient"
+
+
+def _pos_hospital(call: Call):
+    terminal = terminal_of(call)
+    hospital = pos.hospital_of(terminal)
+    if hospital is None:
+        raise Forbidden("terminal.not_pos", f"terminal {terminal['id']} is not a hospital's point of sale",
+                        "terminal")
+    return hospital
+
+
+@router.post("/medical/claims", status_code=201, summary="A new claim id from the POS's hospital's region")
+def new_claim(call: Call = Depends(terminal_call)):
+    hospital = _pos_hospital(call)
+
+    def do(world):
+        claim_id, serial = PosHost(world, now=call.now).new_claim(hospital)
+        return {"claim_id": claim_id, "serial": serial, "hospital": hospital.code}
+
+    return call.write(do, idempotent=False, status=201)
+
+
+@router.post("/medical/settle", summary="Settle a claim online with the insured region (Idempotency-Key required)")
+def settle_claim(body: MedicalClaim, call: Call = Depends(terminal_call)):
+    hospital = _pos_hospital(call)
+    if body.hospital.upper() != hospital.code:
+        raise Forbidden("medical.hospital", f"this point of sale is {hospital.code}'s, not {body.hospital}'s",
+                        "hospital")
+    if body.mode != "online":
+        raise ApiError(422, "medical.mode", "the host API settles online claims (offline ones are queued by the POS)",
+                       "mode")
+    try:
+        request = ClaimRequest.from_json(body.model_dump())
+    except (TypeError, ValueError) as e:
+        raise ApiError(422, "medical.claim_invalid", f"not a claim: {e}", None) from None
+
+    def do(world):
+        return PosHost(world, now=call.now).settle(hospital, request)
+
+    return call.write(do, payload=body)

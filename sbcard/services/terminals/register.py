@@ -37,6 +37,7 @@ from sbcard.chip import terminal_auth, upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.transit import CAPP_OPERATOR_CODES
 from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.reference.medical import hospitals
 from sbcard.reference.transit import load_tariff
 from sbcard.reference.venues import venues
 from sbcard.services.exchange import concession_list
@@ -255,8 +256,10 @@ def known_operator(code: str, field: str = "--operator") -> str:
     places = venues()
     if text.upper() in places:
         return places[text.upper()].code
+    if text.upper() in hospitals():  # its points of sale
+        return text.upper()
     raise InvalidInput("terminal.operator", f"unknown operator {text!r}: terminals belong to a transit operator "
-                       f"({', '.join(transit)}) or a venue (`sbcard venue list`)", field)
+                       f"({', '.join(transit)}), a venue (`sbcard venue list`) or a hospital (its POS)", field)
 
 
 def get_terminal(world: World, terminal_id: str) -> dict[str, Any]:
