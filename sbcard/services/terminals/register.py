@@ -14,7 +14,9 @@ The row ``install`` receives also carries ``upload_key`` (``UploadKey``): the PS
 MACing its upload batches, the terminal's region's UMK master diversified by the terminal
 number (``sbcard.chip.upload_batch``); the host recomputes it to believe a batch, and it is
 never stored in the region. ``upload_key(world, terminal_id)`` gives it again, for a PSAM
-made before upload keys (loaded once).
+made before upload keys (loaded once). It carries ``host_credential`` too: the key the
+terminal signs its requests to the host API with (``sbcard.chip.terminal_auth``, derived
+from the same master with another label; ``sbcard.services.terminals.credentials``).
 
 ``sync`` is what a terminal fetches when it goes online: the blacklist as of the hub's
 latest version and the concessions revoked as of it (``services.exchange.concession_list``: the
@@ -31,10 +33,11 @@ from typing import Any
 import attrs
 import sqlite_utils
 
-from sbcard.chip import upload_batch
+from sbcard.chip import terminal_auth, upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.transit import CAPP_OPERATOR_CODES
 from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.reference.medical import hospitals
 from sbcard.reference.transit import load_tariff
 from sbcard.reference.venues import venues
 from sbcard.services.exchange import concession_list
@@ -111,10 +114,14 @@ def consumer_keys(world: World) -> list[ConsumerKeys]:
     return out
 
 
-def blacklist_copy(world: World) -> BlacklistCopy:
-    """The hub's blacklist as of its latest version, as a terminal copies it."""
+def blacklist_copy(world: World, version: int | None = None) -> BlacklistCopy:
+    """The hub's blacklist as of its latest version (or ``version``, an earlier one), as a terminal copies it."""
     hub = world.hub()
-    version = hub_directory.blacklist_version(hub)
+    latest = hub_directory.blacklist_version(hub)
+    if version is None:
+        version = latest
+    elif not 0 <= version <= latest:
+        raise InvalidInput("blacklist.version", f"no blacklist version {version} (the latest is {latest})", "since")
     row = hub.execute("SELECT published_at FROM blacklist_versions WHERE version = ?", [version]).fetchone()
     return BlacklistCopy(
         version=version,
@@ -216,7 +223,9 @@ def register_terminal(world: World, *, node: str, operator: str, station: str | 
             "created_at": timestamp(now),
         }
         uow.db["terminals"].insert(row)
-        install({**row, **more, "upload_key": terminal_upload_key(uow.db, row["terminal_no"])}, keys, blacklist)
+        credential = terminal_auth.credential_key(upload_master(uow.db)[1], row["terminal_no"])
+        install({**row, **more, "upload_key": terminal_upload_key(uow.db, row["terminal_no"]),
+                 "host_credential": credential}, keys, blacklist)
         uow.commit()
     return {**row, **more, "blacklist_size": len(blacklist.cards)}
 
@@ -247,8 +256,10 @@ def known_operator(code: str, field: str = "--operator") -> str:
     places = venues()
     if text.upper() in places:
         return places[text.upper()].code
+    if text.upper() in hospitals():  # its points of sale
+        return text.upper()
     raise InvalidInput("terminal.operator", f"unknown operator {text!r}: terminals belong to a transit operator "
-                       f"({', '.join(transit)}) or a venue (`sbcard venue list`)", field)
+                       f"({', '.join(transit)}), a venue (`sbcard venue list`) or a hospital (its POS)", field)
 
 
 def get_terminal(world: World, terminal_id: str) -> dict[str, Any]:
