@@ -24,8 +24,8 @@ from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds, service_key
 from sbcard.api.jobs import Jobs
 from sbcard.api.limits import BodyLimit
-from sbcard.api.routes import (accounts, cards, clearing, health, jobs, medical, outlets, persons, session, staff,
-                               subsidies, terminal_host)
+from sbcard.api.routes import (accounts, cards, clearing, health, jobs, medical, outlets, persons, purse, session,
+                               staff, subsidies, terminal_host)
 
 API = "/api/v1"
 log = logging.getLogger("sbcard.api.requests")
@@ -36,8 +36,8 @@ _PERSONAL_IN_PATH = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-
 
 # The routers of /api/v1, in the order the schema lists them. Each capability's module adds itself here.
 ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, cards.router, persons.router,
-                             accounts.router, outlets.router, subsidies.router, jobs.router, medical.router,
-                             clearing.router, terminal_host.router]
+                             accounts.router, purse.router, outlets.router, subsidies.router, jobs.router,
+                             medical.router, clearing.router, terminal_host.router]
 
 
 def masked_path(path: str) -> str:
