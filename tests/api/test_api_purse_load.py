@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from api_cards_world import API, BANK, CHEN, LIU, OTHER_OUTLET, OUTLET, active_card, key, ok, receive, refused
+import sqlite3
 
+import pytest
+from api_cards_world import (API, BANK, CHEN, LIU, OTHER_OUTLET, OUTLET, TJ_OUTLET, TJ_WANG, activate, active_card,
+                             apply, issue, key, ok, receive, refused, register)
+from world_template import NOW
+
+from sbcard.services.accounts import cash
 from sbcard.store.world import open_world
 from terminals.emulator.card_file import read_state
 
@@ -188,3 +193,48 @@ def test_the_next_load_settles_a_torn_one_first(live_server, funded):
     assert done["account_balance_fen"] == DEPOSIT - 2_000 == _account(clerk, card)
     assert [r["status"] for r in _loads(live_server.home, card)] == ["reversed", "confirmed"]
     assert _float(live_server.home) == 2_000
+
+
+def test_a_tianjin_card_is_loaded_at_a_beijing_counter_from_its_tianjin_account(live_server, signed_in):
+    tj_clerk = signed_in("TJ-C1")
+    receive(tj_clerk, outlet=TJ_OUTLET, count=1)
+    register(tj_clerk, TJ_WANG, "王海", region="120103")
+    card = issue(tj_clerk, apply(tj_clerk, TJ_WANG)["application_id"])["card_number"]
+    activate(tj_clerk, card)
+    with open_world(live_server.home) as world:  # cash at a Tianjin bank branch, by whoever holds the files
+        cash.deposit(world, card_number=card, amount_fen=DEPOSIT, operator="TJ-C1", outlet="TJ-120103-02", now=NOW)
+    clerk = signed_in("BJ-C1")
+    done = ok(clerk.post(f"{API}/cards/{card}/purse/load", json={"amount_fen": 4_000}, headers=key()))
+    assert (done["node"], done["balance_fen"], done["account_balance_fen"]) == ("tj", 4_000, DEPOSIT - 4_000)
+    assert done["terminal_no"] == "110105010001"  # the Beijing counter's
+    assert ok(tj_clerk.get(f"{API}/accounts/{card}"))["balance_fen"] == DEPOSIT - 4_000
+    with open_world(live_server.home) as world:
+        [row] = world.region("tj").query("SELECT * FROM purse_loads WHERE card_number = ?", [card])
+        assert (row["status"], row["operator"], row["outlet"]) == ("confirmed", "BJ-C1", OUTLET)
+        path = world.paths.resolve(world.region("tj")["cards"].get(card)["virtual_path"])
+    assert read_state(str(path))["purse"]["balance"] == 4_000
+
+
+def test_a_failure_after_the_debit_is_kept_and_never_loads_twice(live_server, funded, monkeypatch):
+    """The store busy past its retries when the card's TAC comes back (the server runs in this process): the card
+    was credited, the load is pending; the answer is a kept 409, and presenting the card again confirms it."""
+    from sbcard.services.transit.purse_host import PurseHost
+
+    clerk, card = funded
+
+    def busy(self, app_serial, online_counter, tac):  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(PurseHost, "confirm_load", busy)
+    headers = key()
+    error = refused(clerk.post(f"{API}/cards/{card}/purse/load", json={"amount_fen": 2_500}, headers=headers),
+                    409, "load.unfinished", "reader")
+    assert "OperationalError" in error["message"] and "locked" not in error["message"]
+    monkeypatch.undo()
+    again = clerk.post(f"{API}/cards/{card}/purse/load", json={"amount_fen": 2_500}, headers=headers)
+    refused(again, 409, "load.unfinished")
+    assert [r["status"] for r in _loads(live_server.home, card)] == ["pending"]
+    assert _purse(live_server.home, card) == 2_500 and _account(clerk, card) == DEPOSIT - 2_500
+    [settled] = ok(clerk.post(f"{API}/cards/{card}/purse/recover", headers=key()))["settled"]
+    assert (settled["status"], settled["how"]) == ("confirmed", "prove")
+    assert _float(live_server.home) == 2_500

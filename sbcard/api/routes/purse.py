@@ -11,7 +11,8 @@ card the path names: another card is refused before any money moves.
 
 A card torn out of the reader mid-load is not an error to retry blindly: the load may be
 pending (the account debited, the card perhaps credited). The answer is 409 ``load.torn``,
-kept for the Idempotency-Key like any refusal, so a retry never loads a second time; the
+kept for the Idempotency-Key like any refusal, so a retry never loads a second time (any other
+failure once the account was debited is 409 ``load.unfinished``, kept the same way); the
 card presented again (``…/purse/recover``, or the next load, which settles first) ends the
 pending load from what the card shows: credited, or the money back in the account.
 """
@@ -28,7 +29,7 @@ from sbcard.api.calls import Call
 from sbcard.api.fields import body_fields
 from sbcard.api.readers import checked_spec, file_spec, reader_for
 from sbcard.chip.reader import CardIOError
-from sbcard.domain.errors import InvalidInput, RuleRefused
+from sbcard.domain.errors import InvalidInput, RuleRefused, SbcardError
 from sbcard.domain.outlets import OutletCode
 from sbcard.domain.purse_load import MAX_BALANCE_FEN, CardLoadEvidence, LoadGrant, LoadRequest, PendingLoad
 from sbcard.domain.staff import COUNTER, SUPERVISOR
@@ -65,6 +66,7 @@ class _ThisCard:
 
     def __init__(self, host: PurseHost, app_serial: str, card_number: str) -> None:
         self.host, self.app_serial, self.card_number = host, app_serial, card_number
+        self.begun: LoadGrant | None = None  # the host debited the account and answered MAC2
 
     def _check(self, app_serial: str) -> None:
         if app_serial != self.app_serial:
@@ -81,7 +83,8 @@ class _ThisCard:
 
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         self._check(request.app_serial)
-        return self.host.begin_load(request)
+        self.begun = self.host.begin_load(request)
+        return self.begun
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         self._check(app_serial)
@@ -116,10 +119,21 @@ def _card(world: World, card_number: str, given: str | None) -> tuple[dict[str, 
     return card, file_spec(str(path))
 
 
+_PRESENT_AGAIN = ("present card {card} again (POST /api/v1/cards/{card}/purse/recover, or the next load settles "
+                  "it first); a retry of this request does not load again")
+
+
 def _torn(exc: CardIOError, card_number: str) -> RuleRefused:
-    return RuleRefused("load.torn", f"{exc}: the load may be pending; present card {card_number} again "
-                       f"(POST /api/v1/cards/{card_number}/purse/recover, or the next load settles it first) — "
-                       "never retry this request to load again", "reader")
+    return RuleRefused("load.torn", f"{exc}: a load may be pending; " + _PRESENT_AGAIN.format(card=card_number),
+                       "reader")
+
+
+def _unfinished(exc: Exception, grant: LoadGrant) -> RuleRefused:
+    """Anything that failed once the host had debited the account (the store busy past its retries, a crash of the
+    confirmation): the load is pending, and a retry must not begin a second one."""
+    return RuleRefused("load.unfinished", f"load {grant.load_id} was begun (the account debited) but not "
+                       f"confirmed ({type(exc).__name__}); " + _PRESENT_AGAIN.format(card=grant.card_number),
+                       "reader")
 
 
 @router.post("/cards/{card_number}/purse/load",
@@ -132,12 +146,16 @@ def load(card_number: str, body: Load, call: Call = Depends(staff_call(*COUNTER_
             card, spec = _card(world, card_number, body.reader)
             host = PurseHost(world, operator=call.operator, outlet=outlet, now=call.now)
             number = _terminal_no(outlet)
+            guarded = _ThisCard(host, card["app_serial"], card["card_number"])
             try:
                 with reader_for(spec) as reader:
-                    outcome = loader.load(reader, _ThisCard(host, card["app_serial"], card["card_number"]),
-                                          body.amount_fen, number)
+                    outcome = loader.load(reader, guarded, body.amount_fen, number)
             except CardIOError as exc:
                 raise _torn(exc, card["card_number"]) from None
+            except Exception as exc:
+                if guarded.begun is None or isinstance(exc, SbcardError):
+                    raise
+                raise _unfinished(exc, guarded.begun) from exc
             return {
                 "card_number": outcome.card_number,
                 "app_serial": outcome.app_serial,
