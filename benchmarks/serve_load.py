@@ -1,7 +1,8 @@
 """The network service under load: staff clients and terminals against ``sbcard serve`` on localhost.
 
     .venv/bin/python benchmarks/serve_load.py [--clerks 50] [--issuances 4] [--terminals 200]
-                                              [--records 1000] [--topology all|nodes|both] [--json]
+                                              [--records 1000] [--think-ms 0] [--part staff|terminals|both]
+                                              [--topology all|nodes|both] [--json]
 
 A seeded world is built in a temporary directory: ``--clerks`` counter accounts spread over
 the three regions' outlets, each with blanks in its outlet's stock, and ``--terminals``
@@ -183,7 +184,7 @@ def first_sign_in(url: str, clerk: dict[str, str]) -> None:
 
 
 def clerk_day(url: str, clerk: dict[str, str], index: int, issuances: int, timings: Timings,
-              opened: threading.Barrier) -> None:
+              opened: threading.Barrier, think: float = 0.0) -> None:
     """Sign in (every clerk at once, as a shift starts), then make the cards once all are signed in."""
     with httpx.Client(base_url=url, timeout=120) as client:
         answer = timings.call("session", lambda: client.post(f"{API}/session", json={
@@ -193,6 +194,8 @@ def clerk_day(url: str, clerk: dict[str, str], index: int, issuances: int, timin
             return
         client.headers["Authorization"] = f"Bearer {answer.json()['token']}"
         for i in range(issuances):
+            if think:  # the applicant sits down, shows an ID card, checks the photo
+                time.sleep(think * (0.5 + (index * 7 + i * 13) % 10 / 10))
             n = index * issuances + i
             cid = person_id(clerk, n, index)
             if timings.call("persons", lambda: client.post(f"{API}/persons", json={
@@ -305,7 +308,8 @@ def run(args: argparse.Namespace, topology: str) -> dict[str, Any]:
             opened = threading.Barrier(len(clerks))
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=len(clerks)) as pool:
-                for future in [pool.submit(clerk_day, url, clerk, i, args.issuances, timings, opened)
+                for future in [pool.submit(clerk_day, url, clerk, i, args.issuances, timings, opened,
+                                           args.think_ms / 1000)
                                for i, clerk in enumerate(clerks)]:
                     future.result()
             wall = time.perf_counter() - started
@@ -313,6 +317,7 @@ def run(args: argparse.Namespace, topology: str) -> dict[str, Any]:
             stop(process)
         requests = sum(len(v) for kind, v in timings.by_kind.items() if not kind.startswith("issuance"))
         return {"topology": topology, "clerks": len(clerks), "issuances_per_clerk": args.issuances,
+                "think_ms": args.think_ms,
                 "setup_s": round(setup_s, 1), "wall_s": round(wall, 2), "requests": requests,
                 "requests_per_s": round(requests / wall, 1), "errors": sum(timings.errors.values()),
                 "error_kinds": dict(timings.errors.most_common(5)), "latency": timings.summary()}
@@ -324,6 +329,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clerks", type=int, default=50)
     parser.add_argument("--issuances", type=int, default=4, help="cards each clerk makes")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="a clerk's pause before each applicant (0: back to back, the service saturated)")
     parser.add_argument("--terminals", type=int, default=200)
     parser.add_argument("--records", type=int, default=1000, help="offline records each terminal uploads")
     parser.add_argument("--part", choices=["staff", "terminals", "both"], default="both")
@@ -344,7 +351,8 @@ def main() -> None:
         for kind, figures in uploads["latency"].items():
             print(f"  {kind:34} n={figures['count']:5}  p50 {figures['p50_ms']:8.1f} ms  p99 {figures['p99_ms']:8.1f} ms")
     for result in results:
-        print(f"topology {result['topology']}: {result['clerks']} clerks x {result['issuances_per_clerk']} cards; "
+        print(f"topology {result['topology']}: {result['clerks']} clerks x {result['issuances_per_clerk']} cards "
+              f"(think {result['think_ms']:g} ms); "
               f"set-up {result['setup_s']} s; {result['requests']} requests in {result['wall_s']} s = "
               f"{result['requests_per_s']} req/s; errors {result['errors']} {result['error_kinds'] or ''}")
         for kind, figures in result["latency"].items():
