@@ -40,6 +40,9 @@ MAX_KEY = 100
 _RETRIES = 2  # after the busy timeout (5 s) has already been waited each time
 ABANDONED = dt.timedelta(minutes=5)
 REVEALED = {"revealed": "the answer showed personal data and is not kept"}
+UNFINISHED = {"code": "idempotency.unfinished", "field": IDEMPOTENCY_HEADER,
+              "message": "the first attempt with this key was interrupted after it had changed something: look at "
+                         "the record's state (and finish or undo it) rather than retrying blindly"}
 REFUSED = "sbcard.refused"  # a kept refusal: {REFUSED: {code, message, field as the use case named it}}  # a key "in progress" this long: its server died serving it
 
 
@@ -135,6 +138,7 @@ class Call:
                 kept = self._claim(world, key, digest)
                 if kept is not None:
                     return kept
+            before = _changes(world)
             try:
                 body = jsonable_encoder(_retrying(world, lambda: fn(world)))
             except SbcardError as exc:  # a refusal is the first answer too: a retry gets it, never a late "yes"
@@ -145,9 +149,12 @@ class Call:
                         self._keep(world, key, status_of(exc), {REFUSED: {"code": exc.code, "message": exc.message,
                                                                           "field": exc.field}})
                 raise
-            except BaseException:  # unexpected, or the store busy: nothing was decided, a retry asks again
+            except BaseException:
                 if key is not None:
-                    self._release(world, key)
+                    if _changes(world) == before:  # unexpected, or the store busy, before any write: a retry asks again
+                        self._release(world, key)
+                    else:  # interrupted after a part was written: a blind retry could do that part twice
+                        self._keep(world, key, 409, {REFUSED: UNFINISHED})
                 raise
             if key is not None:
                 if self.revealed:
