@@ -22,7 +22,9 @@ from fastapi.responses import Response
 from sbcard.api import errors
 from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds
-from sbcard.api.routes import health, session, staff
+from sbcard.api.peers import Courier
+from sbcard.api.routes import exchange, health, session, staff
+from sbcard.services.exchange import outbox
 
 API = "/api/v1"
 log = logging.getLogger("sbcard.api.requests")
@@ -32,7 +34,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _PERSONAL_IN_PATH = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])|(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
 
 # The routers of /api/v1, in the order the schema lists them. Each capability's module adds itself here.
-ROUTERS: list[APIRouter] = [health.router, session.router, staff.router]
+ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, exchange.router]
 
 
 def masked_path(path: str) -> str:
@@ -44,13 +46,27 @@ def masked_path(path: str) -> str:
     return _PERSONAL_IN_PATH.sub(mask, path)
 
 
+def deliver_round(worlds: Worlds) -> int:
+    """One round of the courier of a process that serves one node: its pending messages, over HTTP."""
+    with worlds.writing() as world:
+        return outbox.deliver_pending(world, worlds.config.clock.now())
+
+
 def create_app(config: ServiceConfig) -> FastAPI:
     worlds = Worlds(config)
 
+    courier = None if config.whole else Courier(lambda: deliver_round(worlds), config.delivery_interval)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        worlds.close()
+        if courier is not None:
+            courier.start()
+        try:
+            yield
+        finally:
+            if courier is not None:
+                courier.stop()
+            worlds.close()
 
     app = FastAPI(title="sbcard", version="1", summary="The Jing-Jin-Ji social security card service, simulated",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)

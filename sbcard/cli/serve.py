@@ -42,9 +42,10 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     from sbcard.api.config import ServiceConfig
     from sbcard.store.world import open_world
 
-    with open_world(app.home, app.clock):  # refuse a missing world before listening; upgrade an old one
-        pass
     config = ServiceConfig(home=app.home, node=node, clock=app.clock, peers=peers)
+    # refuse a missing world before listening, upgrade an old one: only the databases this process serves
+    with open_world(app.home, app.clock, nodes=None if config.whole else config.served):
+        pass
     logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(asctime)s %(name)s %(message)s")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

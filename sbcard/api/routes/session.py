@@ -36,7 +36,7 @@ def sign_in(body: SignIn, request: Request, response: Response) -> dict[str, obj
     world = service.worlds.world()
     found = None
     try:
-        found = find_operator(world, body.operator)
+        found = find_operator(world, body.operator, regions=service.config.regions)  # this node's staff only
     except NotFound:
         found = None
     node = found[0] if found and service.config.serves(found[0]) else service.config.regions[0] \
