@@ -102,8 +102,10 @@ class LiveServer:
         assert not self.thread.is_alive(), "the test server did not stop"
 
 
-def start_server(home: Path, clock: SimClock, node: str = "all", peers: dict[str, str] | None = None) -> LiveServer:
-    port = free_port()
+def start_server(home: Path, clock: SimClock, node: str = "all", peers: dict[str, str] | None = None,
+                 port: int | None = None) -> LiveServer:
+    """A server on ``port`` (a free one when None: a node's process restarted where its peers expect it)."""
+    port = port or free_port()
     config = ServiceConfig(home=home, node=node, clock=clock, peers=peers or {})
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
