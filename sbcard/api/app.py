@@ -22,8 +22,9 @@ from fastapi.responses import Response
 from sbcard.api import errors
 from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds
+from sbcard.api.limits import BodyLimit
 from sbcard.api.peers import Courier
-from sbcard.api.routes import exchange, health, session, staff
+from sbcard.api.routes import accounts, cards, exchange, health, outlets, persons, session, staff
 from sbcard.services.exchange import outbox
 
 API = "/api/v1"
@@ -34,7 +35,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _PERSONAL_IN_PATH = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])|(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
 
 # The routers of /api/v1, in the order the schema lists them. Each capability's module adds itself here.
-ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, exchange.router]
+ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, cards.router, persons.router,
+                             accounts.router, outlets.router, exchange.router]
 
 
 def masked_path(path: str) -> str:
@@ -72,6 +74,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.service = Service(config=config, worlds=worlds)
     errors.install(app)
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def request_log(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
@@ -80,7 +83,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         request.state.request_id = request_id
         request.state.caller = "-"
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # what no handler took: one JSON answer and one log line, never a traceback out
+            if errors.is_busy(exc):
+                response = errors.busy_response()
+            else:
+                log.error("%s failed: %s", request_id, type(exc).__name__, exc_info=exc)
+                response = errors.unexpected_response(request_id)
         response.headers["X-Request-Id"] = request_id
         log.info("%s %s %s %d %.1fms caller=%s", request_id, request.method, masked_path(request.url.path),
                  response.status_code, (time.perf_counter() - started) * 1000, getattr(request.state, "caller", "-"))

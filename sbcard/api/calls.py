@@ -25,15 +25,19 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from sbcard.api.config import ServiceConfig, Worlds
-from sbcard.api.errors import ApiError
+from sbcard.api.errors import ApiError, is_busy
+from sbcard.api.limits import SignInThrottle
 from sbcard.domain import staff as staff_rules
+from sbcard.domain.errors import SbcardError
 from sbcard.services.outlets.staff import Forbidden, Principal
 from sbcard.store.migrations import timestamp
-from sbcard.store.world import World
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import HUB, NODES, World
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY = 100
-_RETRIES = 3  # after the busy timeout (5 s) has already been waited each time
+_RETRIES = 2  # after the busy timeout (5 s) has already been waited each time
+ABANDONED = dt.timedelta(minutes=5)  # a key "in progress" this long: its server died serving it
 
 
 @attrs.define
@@ -42,6 +46,7 @@ class Service:
 
     config: ServiceConfig
     worlds: Worlds
+    sign_ins: SignInThrottle = attrs.field(factory=SignInThrottle)
 
 
 def service_of(request: Request) -> Service:
@@ -100,7 +105,14 @@ class Call:
 
     def write(self, fn: Callable[[World], Any], *, payload: Any = None, idempotent: bool = True,
               status: int = 200) -> JSONResponse:
-        """Run a state change under the write lock and the caller's Idempotency-Key (required when ``idempotent``)."""
+        """Run a state change under the write lock and the caller's Idempotency-Key (required when ``idempotent``).
+
+        The key is claimed first (a row "in progress", committed), then the use case runs,
+        then its answer is kept in the row: two processes given the same key never both act,
+        and a refusal releases the key. ``payload`` is only a fallback for the request's
+        identity: the raw body (read by ``body_digest``) and the full URL are what a key is
+        bound to.
+        """
         key = self.request.headers.get(IDEMPOTENCY_HEADER)
         if key is not None:
             key = key.strip()
@@ -114,46 +126,93 @@ class Call:
         digest = self._request_hash(payload)
         with self.service.worlds.writing() as world:
             if key is not None:
-                kept = self._kept(world, key, digest)
+                kept = self._claim(world, key, digest)
                 if kept is not None:
                     return kept
-            body = jsonable_encoder(_retrying(lambda: fn(world)))
+            try:
+                body = jsonable_encoder(_retrying(world, lambda: fn(world)))
+            except BaseException:
+                if key is not None:
+                    self._release(world, key)
+                raise
             if key is not None:
-                self._keep(world, key, digest, status, body)
+                self._keep(world, key, status, body)
         return JSONResponse(body, status_code=status)
 
     def _request_hash(self, payload: Any) -> str:
-        text = json.dumps(jsonable_encoder(payload), sort_keys=True, ensure_ascii=False, default=str)
-        blob = f"{self.request.method} {self.request.url.path}\n{text}".encode()
+        url = self.request.url
+        body = getattr(self.request.state, "body_digest", None)
+        if body is None:
+            body = json.dumps(jsonable_encoder(payload), sort_keys=True, ensure_ascii=False, default=str)
+        blob = f"{self.request.method} {url.path}?{url.query}\n{body}".encode()
         return hashlib.sha256(blob).hexdigest()
 
-    def _kept(self, world: World, key: str, digest: str) -> JSONResponse | None:
-        rows = list(world.region(self.node).query(
-            "SELECT request_hash, status, response FROM idempotency_keys WHERE caller = ? AND key = ?",
-            [self.caller, key]))
-        if not rows:
-            return None
-        if rows[0]["request_hash"] != digest:
-            raise ApiError(422, "idempotency.mismatch", f"{IDEMPOTENCY_HEADER} {key!r} was used for another request",
-                           IDEMPOTENCY_HEADER)
-        return JSONResponse(json.loads(rows[0]["response"]), status_code=rows[0]["status"],
+    def _keys_db(self, world: World):  # type: ignore[no-untyped-def]
+        return world.region(self.node)
+
+    def _claim(self, world: World, key: str, digest: str) -> JSONResponse | None:
+        """Claim the key (None: go on and act), or the kept answer; 409 while another process serves it."""
+        db = self._keys_db(world)
+        now = self.now
+        with UnitOfWork(db).transaction():
+            rows = list(db.query("SELECT request_hash, status, response, created_at FROM idempotency_keys "
+                                 "WHERE caller = ? AND key = ?", [self.caller, key]))
+            if not rows:
+                db.execute("INSERT INTO idempotency_keys (caller, key, request_hash, status, response, created_at) "
+                           "VALUES (?, ?, ?, 0, NULL, ?)", [self.caller, key, digest, timestamp(now)])
+                return None
+            row = rows[0]
+            if row["request_hash"] != digest:
+                raise ApiError(422, "idempotency.mismatch", f"{IDEMPOTENCY_HEADER} {key!r} was used for another "
+                               "request", IDEMPOTENCY_HEADER)
+            if row["status"] == 0:
+                started = dt.datetime.fromisoformat(row["created_at"])
+                if now - started < ABANDONED:
+                    raise ApiError(409, "idempotency.in_progress", f"the request with {IDEMPOTENCY_HEADER} {key!r} "
+                                   "is still being served: ask again shortly", IDEMPOTENCY_HEADER,
+                                   headers={"Retry-After": "1"})
+                # its server died serving it: this request takes the key over
+                db.execute("UPDATE idempotency_keys SET created_at = ? WHERE caller = ? AND key = ?",
+                           [timestamp(now), self.caller, key])
+                return None
+        return JSONResponse(json.loads(row["response"]), status_code=row["status"],
                             headers={"Idempotent-Replayed": "true"})
 
-    def _keep(self, world: World, key: str, digest: str, status: int, body: Any) -> None:
-        db = world.region(self.node)
-        _retrying(lambda: db["idempotency_keys"].insert(
-            {"caller": self.caller, "key": key, "request_hash": digest, "status": status,
-             "response": json.dumps(body, ensure_ascii=False), "created_at": timestamp(self.now)}))
+    def _release(self, world: World, key: str) -> None:
+        db = self._keys_db(world)
+        with UnitOfWork(db).transaction():
+            db.execute("DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND status = 0", [self.caller, key])
+
+    def _keep(self, world: World, key: str, status: int, body: Any) -> None:
+        db = self._keys_db(world)
+        with UnitOfWork(db).transaction():
+            db.execute("UPDATE idempotency_keys SET status = ?, response = ? WHERE caller = ? AND key = ?",
+                       [status, json.dumps(body, ensure_ascii=False), self.caller, key])
 
 
-def _retrying(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``, again (at most ``_RETRIES`` times) while another process keeps the database locked."""
+def _changes(world: World) -> int:
+    """Rows changed so far on the world's connections (the nodes this process may open)."""
+    total = 0
+    for node in NODES:
+        try:
+            db = world.hub() if node == HUB else world.region(node)
+        except (SbcardError, ValueError, KeyError):  # a node this process does not open
+            continue
+        total += db.conn.total_changes
+    return total
+
+
+def _retrying(world: World, fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; again (at most ``_RETRIES`` times) when another process kept the database locked past the
+    busy timeout *before anything was written* — a use case that had already committed a part is not run
+    twice: the caller gets 503 and retries with its Idempotency-Key."""
     for attempt in range(_RETRIES + 1):
+        before = _changes(world)
         try:
             return fn()
         except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if attempt == _RETRIES or ("locked" not in text and "busy" not in text):
+            if not is_busy(exc) or attempt == _RETRIES or _changes(world) != before:
                 raise
             time.sleep(0.05 * 2 ** attempt)
     raise AssertionError("unreachable")
+

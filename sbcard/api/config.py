@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,12 +59,24 @@ class ServiceConfig:
         return self.node == "all"
 
 
-class Worlds:
-    """A world per worker thread: SQLite connections belong to the thread that opened them.
+class _Held:
+    """A thread's world; closed when the thread ends and its thread-local data goes."""
 
-    The threads are the server's pool, so their number is bounded; each opens the world once
-    and keeps it. ``writing()`` serialises the use cases that write: one at a time in this
-    process (a use case may touch a region and the hub), while reads go on beside them (WAL).
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def __del__(self) -> None:
+        self.world.close()
+
+
+class Worlds:
+    """A world per worker thread: each thread uses its own connections.
+
+    The server's pool starts and ends threads as the load goes; a thread's world is closed
+    when the thread ends (its connections are opened ``shared`` so that any thread may
+    close them), so idle threads leave no open files behind. ``writing()`` serialises the
+    use cases that write: one at a time in this process (a use case may touch a region and
+    the hub), while reads go on beside them (WAL).
 
     A process that serves one node opens only that node's database (asking for another's
     raises ``NodeElsewhere``, answered 421) and reaches the other nodes through ``link``
@@ -74,8 +87,7 @@ class Worlds:
         self.config = config
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._opened: list[World] = []
-        self._opened_lock = threading.Lock()
+        self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._secret: bytes | None = None
         self.link: HttpLink | None = None
         if not config.whole:
@@ -89,27 +101,31 @@ class Worlds:
         return self._secret
 
     def world(self) -> World:
-        world = getattr(self._local, "world", None)
-        if world is None:
+        held = getattr(self._local, "held", None)
+        if held is None:
             nodes = None if self.config.whole else self.config.served
-            world = self._local.world = open_world(self.config.home, self.config.clock, nodes=nodes)
+            world = open_world(self.config.home, self.config.clock, nodes=nodes, shared=True)
             world.link = self.link
-            with self._opened_lock:
-                self._opened.append(world)
-        return world
+            held = self._local.held = _Held(world)
+            self._opened.add(held)
+        return held.world
 
     @contextmanager
     def writing(self) -> Iterator[World]:
         with self._write_lock:
             yield self.world()
 
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """The write lock alone, for a use case that opens its own transaction (signing in)."""
+        with self._write_lock:
+            yield
+
     def close(self) -> None:
-        with self._opened_lock:
-            opened, self._opened = self._opened, []
-        for world in opened:
+        for held in list(self._opened):
             try:
-                world.close()
-            except Exception:  # a connection of a thread already gone: nothing left to release
+                held.world.close()
+            except Exception:  # already closed by its thread's end: nothing left to release
                 pass
         if self.link is not None:
             self.link.close()

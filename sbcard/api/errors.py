@@ -13,6 +13,7 @@ exception's class; the traceback goes only to the server's own log.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,13 +64,36 @@ def status_of(exc: SbcardError) -> int:
     return 500
 
 
+def api_field(field: str | None) -> str | None:
+    """The use cases name the CLI's options and arguments (``--outlet``, ``CODE``); a JSON caller's are
+    ``outlet`` and ``code``. Headers (``Idempotency-Key``) keep their names."""
+    if not field:
+        return field
+    if field.startswith("--"):
+        return field[2:].replace("-", "_")
+    if field.isupper():
+        return field.lower()
+    return field
+
+
 def sbcard_error_response(exc: SbcardError) -> JSONResponse:
     headers: dict[str, str] = dict(getattr(exc, "headers", {}) or {})
     if isinstance(exc, NotSignedIn):
         headers.setdefault("WWW-Authenticate", "Bearer")
     if isinstance(exc, AccountLocked) and exc.retry_after:
         headers["Retry-After"] = str(exc.retry_after)
-    return error_response(status_of(exc), exc.code, exc.message, exc.field, headers)
+    return error_response(status_of(exc), exc.code, exc.message, api_field(exc.field), headers)
+
+
+def busy_response() -> JSONResponse:
+    """Another process kept the world locked past the busy timeout and the retries: ask again."""
+    return error_response(503, "store.busy", "the service is busy writing: ask again shortly (with the same "
+                          "Idempotency-Key)", None, {"Retry-After": "2"})
+
+
+def unexpected_response(request_id: str) -> JSONResponse:
+    return error_response(500, "internal.error", f"internal error; request id {request_id}", None,
+                          {"X-Request-Id": request_id})
 
 
 def install(app: FastAPI) -> None:
@@ -116,8 +140,23 @@ def install(app: FastAPI) -> None:
     async def _card_status(_request: Request, exc: CardStatus) -> JSONResponse:
         return error_response(409, "card.refused", f"refused: {exc}", "card")
 
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _store(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        if is_busy(exc):
+            return busy_response()
+        return _logged_unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = getattr(request.state, "request_id", "-")
-        log.error("request %s failed: %s", request_id, type(exc).__name__, exc_info=exc)
-        return error_response(500, "internal.error", f"internal error ({type(exc).__name__}); request id {request_id}")
+        return _logged_unexpected(request, exc)
+
+
+def _logged_unexpected(request: Request, exc: BaseException) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", "-")
+    log.error("request %s failed: %s", request_id, type(exc).__name__, exc_info=exc)
+    return unexpected_response(request_id)
+
+
+def is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)

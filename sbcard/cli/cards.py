@@ -17,7 +17,7 @@ from sbcard.cli.output import alert, emit_json, fields, named_region, table, whe
 from sbcard.cli.readers import card_reader_options, reader_option, reader_session, trace_option
 from sbcard.domain.bank_account import BankAccount
 from sbcard.domain.errors import InvalidInput
-from sbcard.domain.masking import mask_citizen_id, mask_name
+from sbcard.domain.masking import mask_card_holder
 from sbcard.domain.pin import check_new_pin
 
 
@@ -231,8 +231,7 @@ def show_command(app: AppContext, card_or_citizen_id: str, show_personal: bool, 
         if show_personal:
             card_view.record_personal_data_shown(world, data, operator=operator, now=app.clock.now())
     if not show_personal:
-        data["citizen_id"] = mask_citizen_id(data["citizen_id"])
-        data["name"] = mask_name(data["name"]) if data["name"] else None
+        data = mask_card_holder(data)
     if app.json:
         emit_json(data)
         return

@@ -14,8 +14,8 @@ from sbcard.cli.context import AppContext, with_app
 from sbcard.cli.output import emit_json, fields, named_region, number, warn
 from sbcard.cli.params import Whole
 from sbcard.cli.operator_option import staff_operator_option
-from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
-from sbcard.domain.masking import mask_citizen_id, mask_middle, mask_name, mask_phone
+from sbcard.domain.errors import InvalidInput, NotFound, SbcardError
+from sbcard.domain.masking import mask_person
 from sbcard.domain.regions import NODE_NAMES, node_of, validate_region_code
 from sbcard.services.people.record import INSURANCE, RESIDENCES
 from sbcard.store.world import open_world
@@ -47,19 +47,12 @@ def person() -> None:
 @with_app
 def add_command(app: AppContext, citizen_id: str, operator: str, **given: Any) -> None:
     """Register a person in the registry of the region they are insured with."""
-    from sbcard.services.exchange.lookup import find_person, require_operator_anywhere
-    from sbcard.services.people.registry import add_person
+    from sbcard.services.exchange.lookup import require_operator_anywhere
+    from sbcard.services.exchange.people_desk import register_person
 
-    node = _node(given["insured_region"] or given["region"], "--insured-region" if given["insured_region"] else "--region")
     with open_world(app.home, app.clock) as world:
         require_operator_anywhere(world, operator)
-        found = find_person(world, citizen_id)
-        if found is not None and found[0] != node:
-            raise RuleRefused("person.exists",
-                              f"{mask_citizen_id(found[1]['citizen_id'])} is already registered in "
-                              f"{NODE_NAMES[found[0]]}", "--citizen-id")
-        data = add_person(world.region(node), citizen_id=citizen_id, now=app.clock.now(),
-                          operator=operator, **given)
+        data = register_person(world, citizen_id=citizen_id, now=app.clock.now(), operator=operator, **given)
     _emit_person(app, data, show_personal=False, verb="Registered")
 
 
@@ -107,23 +100,16 @@ def import_command(app: AppContext, file: Path, region: str, errors_path: Path |
 @with_app
 def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator: str | None) -> None:
     """A person's registry record, wherever they are registered."""
-    from sbcard.domain.citizen_id import CitizenId
-    from sbcard.services.exchange.lookup import find_person, require_operator_anywhere
+    from sbcard.services.exchange.lookup import require_operator_anywhere
+    from sbcard.services.exchange.people_desk import parse_id, person_anywhere
     from sbcard.services.people.registry import record_personal_data_shown
 
-    try:
-        cid = CitizenId.parse(citizen_id)
-    except InvalidInput as e:
-        raise InvalidInput(e.code, e.message, "CITIZEN_ID") from None
+    cid = parse_id(citizen_id)
     if show_personal and not operator:
         raise InvalidInput("operator.missing", "--show-personal needs --operator: revealing personal data is audited",
                            "--operator")
     with open_world(app.home, app.clock) as world:
-        found = find_person(world, cid.value)
-        if found is None:
-            raise NotFound("person.unknown", f"{cid.masked()} is not registered in Beijing, Tianjin or Hebei",
-                           "CITIZEN_ID")
-        node, data = found
+        node, data = person_anywhere(world, cid.value)
         if show_personal:
             _, staff = require_operator_anywhere(world, operator or "")
             record_personal_data_shown(world.region(node), citizen_id=cid.value, operator=staff["code"],
@@ -139,32 +125,14 @@ def show_command(app: AppContext, citizen_id: str, show_personal: bool, operator
 @with_app
 def residence_command(app: AppContext, citizen_id: str, residence: str, operator: str) -> None:
     """Record a person's residence status, as their 户口簿 or 居住证 shows it (audited)."""
-    from sbcard.domain.citizen_id import CitizenId
-    from sbcard.services.exchange.lookup import find_person, require_operator_anywhere
-    from sbcard.domain.regions import NODE_NAMES
-    from sbcard.services.cards.issuance import COUNTER_ROLES
-    from sbcard.services.outlets.operators import require_operator
-    from sbcard.services.people.registry import set_residence
+    from sbcard.services.exchange.lookup import require_operator_anywhere
+    from sbcard.services.exchange.people_desk import record_residence
 
-    try:
-        cid = CitizenId.parse(citizen_id)
-    except InvalidInput as e:
-        raise InvalidInput(e.code, e.message, "CITIZEN_ID") from None
     with open_world(app.home, app.clock) as world:
-        staff_node, staff = require_operator_anywhere(world, operator)
-        found = find_person(world, cid.value)
-        if found is None:
-            raise NotFound("person.unknown", f"{cid.masked()} is not registered in Beijing, Tianjin or Hebei",
-                           "CITIZEN_ID")
-        node, _ = found
-        if staff_node != node:
-            raise RuleRefused("person.residence.region", f"the person is in {NODE_NAMES[node]}'s registry: "
-                              f"{NODE_NAMES[node]}'s staff record their residence, not {operator} "
-                              f"({NODE_NAMES[staff_node]})", "--operator")
-        require_operator(world.region(node), operator, roles=COUNTER_ROLES)
-        data = set_residence(world.region(node), citizen_id=cid.value, residence=residence, operator=operator,
-                             now=app.clock.now())
-    _emit_person(app, {**data, "node": node}, show_personal=False, verb="Updated")
+        staff_node, _ = require_operator_anywhere(world, operator)
+        data = record_residence(world, citizen_id=citizen_id, residence=residence, operator=operator,
+                                operator_node=staff_node, now=app.clock.now())
+    _emit_person(app, data, show_personal=False, verb="Updated")
 
 
 def _emit_person(app: AppContext, data: dict[str, Any], *, show_personal: bool, verb: str | None = None) -> None:
@@ -213,15 +181,7 @@ _RESIDENCE_WORDS = {"hukou": "户籍 (hukou) where they live", "permit": "居住
 
 def _masked(data: dict[str, Any]) -> dict[str, Any]:
     """Human output and JSON alike hide what identifies the person, unless --show-personal."""
-    address = data["address"]
-    return {
-        **data,
-        "citizen_id": mask_citizen_id(data["citizen_id"]),
-        "name": mask_name(data["name"]),
-        "phone": mask_phone(data["phone"]) if data["phone"] else None,
-        "address": mask_middle(address, 6, 0) if address else None,
-        "guardians": [{**g, "citizen_id": mask_citizen_id(g["citizen_id"])} for g in data["guardians"]],
-    }
+    return mask_person(data)
 
 
 def _node(region: str, field: str) -> str:

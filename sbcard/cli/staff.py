@@ -26,6 +26,9 @@ def staff() -> None:
 
 
 def _password_from_stdin() -> str:
+    """One line of standard input; at a terminal, asked for without echo and twice."""
+    if sys.stdin.isatty():
+        return click.prompt("First password", hide_input=True, confirmation_prompt=True, err=True)
     line = sys.stdin.readline()
     password = line.rstrip("\r\n")
     if not password:
@@ -34,9 +37,13 @@ def _password_from_stdin() -> str:
 
 
 def _region_node(world, code: str) -> str:  # type: ignore[no-untyped-def]
+    from sbcard.domain.errors import NotFound
     from sbcard.services.exchange.lookup import require_operator_anywhere
 
-    return require_operator_anywhere(world, code)[0]
+    try:
+        return require_operator_anywhere(world, code)[0]
+    except NotFound as e:
+        raise NotFound("staff.unknown", f"no staff account {code!r} in any region", "CODE") from e
 
 
 @staff.command("add")

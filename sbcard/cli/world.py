@@ -111,3 +111,18 @@ def _print_summary(app: AppContext, summary: dict, report_dir: Path | None) -> N
                + (alert(f"; VIOLATED: {', '.join(broken)}") if broken else ""))
     if report_dir is not None:
         click.echo(f"Report: {report_dir / 'index.html'}")
+    _print_serve_hint(app)
+
+
+def _print_serve_hint(app: AppContext) -> None:
+    """How to put this world on the network and sign in to it (docs/service.md)."""
+    import shlex
+
+    sbcard = shlex.quote(sys.argv[0]) if sys.argv and sys.argv[0].endswith("sbcard") else "sbcard"
+    home = shlex.quote(str(app.home))
+    click.echo("\nServe this world and sign in (docs/service.md):\n"
+               f"  {sbcard} --home {home} staff add BJ-ADMIN --name 管理员 --role admin --region 110000 --password-stdin\n"
+               "      (type a first password of 10+ characters; change it at the first sign-in)\n"
+               f"  {sbcard} --home {home} serve --port 8000\n"
+               "  then POST http://127.0.0.1:8000/api/v1/session {\"operator\": \"BJ-ADMIN\", \"password\": …, "
+               "\"new_password\": …}; the API is described at http://127.0.0.1:8000/api/docs")

@@ -41,3 +41,22 @@ def mask_citizen_id(text: str) -> str:
 def mask_phone(text: str) -> str:
     """First 3 and last 4 characters: 13812345678 → 138****5678; 7 characters or fewer: all stars."""
     return mask_middle(text.strip(), 3, 4)
+
+
+def mask_person(person: dict) -> dict:
+    """A registry record (``person show``) with what identifies the person hidden: ID, name, phone, address, guardians."""
+    address = person.get("address")
+    return {
+        **person,
+        "citizen_id": mask_citizen_id(person["citizen_id"]),
+        "name": mask_name(person["name"]),
+        "phone": mask_phone(person["phone"]) if person.get("phone") else None,
+        "address": mask_middle(address, 6, 0) if address else None,
+        "guardians": [{**g, "citizen_id": mask_citizen_id(g["citizen_id"])} for g in person.get("guardians", ())],
+    }
+
+
+def mask_card_holder(view: dict) -> dict:
+    """A card's record (``card show``) with the holder's citizen ID and name hidden."""
+    return {**view, "citizen_id": mask_citizen_id(view["citizen_id"]),
+            "name": mask_name(view["name"]) if view.get("name") else None}

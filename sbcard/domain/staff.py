@@ -56,6 +56,8 @@ def check_password(password: str, *, field: str = "password", code: str = "", na
     """A password a person chose: long enough, not their code or name, not all one character."""
     if not isinstance(password, str) or not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
         raise InvalidInput("staff.password", f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters", field)
+    if not password.isprintable():
+        raise InvalidInput("staff.password", "a password holds no control characters", field)
     lowered = password.lower()
     if (code and code.lower() in lowered) or (name and name.strip() and name.strip().lower() in lowered):
         raise InvalidInput("staff.password", "a password must not contain the operator's code or name", field)

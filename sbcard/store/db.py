@@ -40,13 +40,18 @@ BUSY_TIMEOUT_MS = 5000
 STATEMENT_CACHE = 1024
 
 
-def open_db(path: Path) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at `path`, configured for the service."""
+def open_db(path: Path, *, shared: bool = False) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at `path`, configured for the service.
+
+    ``shared``: the connection may be used (one thread at a time) and closed by another
+    thread than the one that opened it — the network service's worlds, closed when their
+    worker thread ends.
+    """
     if Path(path).is_dir():
         raise InvalidInput("store.is_directory", f"{path} is a directory, not a database file")
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
-                               cached_statements=STATEMENT_CACHE)
+                               cached_statements=STATEMENT_CACHE, check_same_thread=not shared)
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys=ON")

@@ -1193,14 +1193,23 @@ CREATE TABLE IF NOT EXISTS staff_sessions (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS staff_sessions_operator ON staff_sessions (operator);
 
+-- Wrong sign-ins with codes no account has, counted and locked out as an account's are
+-- (so the answers do not tell which codes exist); `subject` is a hash of the code.
+CREATE TABLE IF NOT EXISTS signin_throttle (
+    subject      TEXT PRIMARY KEY,
+    failed       INTEGER NOT NULL,
+    locked_until TEXT
+) STRICT;
+
 -- The first answer to each Idempotency-Key of a signed-in caller (or terminal): a retry of
--- the same request gets it again; the same key with another request is refused.
+-- the same request gets it again; the same key with another request is refused. `status`
+-- 0 while the first request is being served (a second process then answers "in progress").
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     caller       TEXT NOT NULL,
     key          TEXT NOT NULL,
     request_hash TEXT NOT NULL,
     status       INTEGER NOT NULL,
-    response     TEXT NOT NULL,
+    response     TEXT,
     created_at   TEXT NOT NULL,
     PRIMARY KEY (caller, key)
 ) STRICT;

@@ -245,11 +245,13 @@ def _refuse_directories(paths: WorldPaths) -> None:
                                "of the world (then `sbcard init` makes the database)", "--home")
 
 
-def open_world(home: Path, clock: Clock | None = None, nodes: Sequence[str] | None = None) -> World:
+def open_world(home: Path, clock: Clock | None = None, nodes: Sequence[str] | None = None, *,
+               shared: bool = False) -> World:
     """Open the world at `home`, applying any pending migrations (stamped by `clock`).
 
     ``nodes``: only those nodes' databases (a process that serves one node); the others'
-    files are neither required nor opened.
+    files are neither required nor opened. ``shared``: its connections may be closed by
+    another thread (``open_db``).
     """
     paths = WorldPaths(home)
     _refuse_directories(paths)
@@ -269,7 +271,7 @@ def open_world(home: Path, clock: Clock | None = None, nodes: Sequence[str] | No
     dbs: dict[str, sqlite_utils.Database] = {}
     try:
         for node in wanted:
-            dbs[node] = open_db(paths.db(node))
+            dbs[node] = open_db(paths.db(node), shared=shared)
             kind, migrations = _schema_of(node)
             migrate(dbs[node], kind, migrations, now, region_code=REGION_NODES.get(node))
     except BaseException:

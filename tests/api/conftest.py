@@ -27,26 +27,8 @@ from sbcard.api.config import ServiceConfig
 from sbcard.clock import SimClock
 from sbcard.services.outlets import staff as accounts
 from sbcard.store.world import init_world, open_world
-from world_template import COUNTER_OUTLETS, NOW
-
-FIRST_PASSWORD = "first-Pass-2025"
-PASSWORD = "own-Secret-7788"
-
-# code → (name, staff role, region, outlet)
-STAFF: dict[str, tuple[str, str, str, str | None]] = {
-    "BJ-ADMIN": ("周敏", "admin", "110000", None),
-    "BJ-C1": ("王芳", "counter", "110105", COUNTER_OUTLETS["bj"]),
-    "BJ-C2": ("陈刚", "counter", "110105", None),
-    "BJ-FM": ("刘洋", "finance_maker", "110000", None),
-    "BJ-FC": ("孙丽", "finance_checker", "110000", None),
-    "BJ-SUP": ("郑伟", "supervisor", "110000", None),
-    "BJ-AUD": ("吴静", "auditor", "110000", None),
-    "TJ-C1": ("李娜", "counter", "120103", COUNTER_OUTLETS["tj"]),
-    "TJ-FM": ("马超", "finance_maker", "120000", None),
-    "TJ-FC": ("何琳", "finance_checker", "120000", None),
-    "HE-C1": ("赵磊", "counter", "130102", COUNTER_OUTLETS["he"]),
-}
-
+from api_world import FIRST_PASSWORD, PASSWORD, STAFF
+from world_template import NOW
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -22,6 +22,7 @@ import attrs
 import httpx
 import pytest
 
+import api_cards_world as cards_world
 from conftest import PASSWORD, LiveServer, free_port, start_server
 from sbcard.api import peers as wire
 from sbcard.api.calls import Service
@@ -242,7 +243,7 @@ def test_staff_sign_in_only_at_their_own_regions_node(nodes):
     hub = nodes.start("hub", peers=())
     assert tj.sign_in("TJ-C1", "first-Pass-2025", new_password=PASSWORD).status_code == 200
     assert tj.sign_in("BJ-C1", "first-Pass-2025", new_password=PASSWORD).status_code == 401
-    assert hub.sign_in("TJ-C1", PASSWORD).status_code == 401
+    assert hub.sign_in("TJ-C1", PASSWORD).status_code == 421  # the hub signs nobody in
     with httpx.Client(base_url=hub.url, timeout=30) as client:
         assert client.get("/api/v1/health").json() == {"status": "ok", "node": "hub", "serves": ["hub"]}
 
@@ -308,3 +309,28 @@ def test_a_one_node_world_hands_its_messages_to_its_link_and_keeps_them_pending_
             peers.ask(world, "tj", "registry.person", citizen_id=HOLDER)
         assert peers.ask(world, "bj", "operators.operator", code="BJ-C1")["code"] == "BJ-C1"
     assert stray_databases(home, "bj") == []
+
+
+def test_an_issuance_through_the_beijing_process_api_reaches_the_hub_process(nodes):
+    """The cards API, served by the Beijing process alone: apply, issue, activate, report lost, over HTTP."""
+    nodes.start("hub", peers=())
+    nodes.start("tj", peers=())
+    nodes.start("he", peers=())
+    bj = nodes.start("bj")
+    clerk = sign_in(bj, "BJ-C1")
+    cid = cards_world.LIU
+    person = cards_world.register(clerk, cid, "刘建国")
+    assert person["node"] == "bj"  # the other regions were asked over HTTP whether they hold the person
+    cards_world.receive(clerk, count=1)
+    card = cards_world.issue(clerk, cards_world.apply(clerk, cid)["application_id"])["card_number"]
+    cards_world.activate(clerk, card)
+    [entry] = nodes.query("hub", "SELECT status FROM card_directory WHERE card_number = ?", [card])
+    assert entry["status"] == "active"
+    shown = cards_world.ok(clerk.get(f"/api/v1/cards/{card}"))
+    assert shown["status"] == "active" and shown["blacklisted"] is False
+
+    lost = clerk.post(f"/api/v1/cards/{card}/lost", json={"channel": "counter"}, headers=cards_world.key())
+    assert lost.status_code == 200, lost.text
+    wait_for(lambda: clerk.get("/api/v1/exchange/lists").json()["blacklist"] == [card])
+    assert cards_world.ok(clerk.get(f"/api/v1/cards/{card}"))["blacklisted"] is True
+    assert clerk.get("/api/v1/exchange/outbox").json()["pending"] == []

@@ -6,7 +6,7 @@ import datetime as dt
 
 import httpx
 import pytest
-from conftest import FIRST_PASSWORD, PASSWORD
+from api_world import FIRST_PASSWORD, PASSWORD
 
 from sbcard.domain.staff import MAX_FAILED_SIGNINS, SESSION_TTL
 from sbcard.store.world import open_world
@@ -129,3 +129,61 @@ def test_errors_have_one_shape_and_a_request_id(live_server):
                        headers={"content-type": "application/json"}).status_code == 400
     missing = client.post("/api/v1/session", json={"operator": "BJ-C1"})
     assert missing.status_code == 422 and missing.json()["error"]["field"] == "password"
+
+
+def test_a_lockout_that_ran_out_starts_the_count_again(live_server, signed_in):
+    signed_in("BJ-C2")
+    for _ in range(MAX_FAILED_SIGNINS):
+        live_server.sign_in("BJ-C2", "wrong-password-1")
+    live_server.clock.advance(dt.timedelta(minutes=16))
+    assert live_server.sign_in("BJ-C2", "wrong-password-1").status_code == 401  # one more is not a new lockout
+    assert live_server.sign_in("BJ-C2", PASSWORD).status_code == 200
+
+
+def test_an_unknown_code_is_locked_out_like_an_account(live_server, signed_in):
+    signed_in("BJ-C2")
+    known = [live_server.sign_in("BJ-C2", "wrong-password-1") for _ in range(MAX_FAILED_SIGNINS)]
+    unknown = [live_server.sign_in("BJ-NOBODY", "wrong-password-1") for _ in range(MAX_FAILED_SIGNINS)]
+    assert [a.status_code for a in known] == [a.status_code for a in unknown] == [401] * 4 + [423]
+    assert known[-1].json() == unknown[-1].json()
+    assert known[-1].headers["Retry-After"] == unknown[-1].headers["Retry-After"]
+
+
+def test_an_unknown_code_is_audited_hashed_for_it_may_be_a_password(live_server):
+    live_server.sign_in("My-Real-Pw-2025!", "oops")
+    rows = _audit(live_server.home, "staff.signin_failed")
+    assert rows and "My-Real-Pw-2025!" not in str(rows)
+    assert rows[-1]["subject"].startswith("unknown:")
+
+
+def test_one_address_guessing_is_throttled_before_any_password_is_checked(live_server):
+    answers = [live_server.sign_in(f"GUESS-{i:02d}", "wrong-password-1") for i in range(21)]
+    assert [a.status_code for a in answers[:20]] == [401] * 20
+    assert answers[20].status_code == 429 and int(answers[20].headers["Retry-After"]) > 0
+    assert answers[20].json()["error"]["code"] == "session.throttled"
+
+
+def test_changing_the_password_asks_the_current_one_and_ends_the_other_sessions(live_server, signed_in):
+    desk = signed_in("BJ-SUP")
+    laptop = signed_in("BJ-SUP")
+    wrong = desk.post("/api/v1/session/password", json={"password": "not-it-at-all-1", "new_password": "next-Pass-2026"})
+    assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "password.wrong"
+    assert desk.get("/api/v1/session").status_code == 200  # a wrong password does not end the session
+    same = desk.post("/api/v1/session/password", json={"password": PASSWORD, "new_password": PASSWORD})
+    assert same.status_code == 422 and same.json()["error"]["field"] == "new_password"
+    changed = desk.post("/api/v1/session/password", json={"password": PASSWORD, "new_password": "next-Pass-2026"})
+    assert changed.status_code == 200
+    assert desk.get("/api/v1/session").status_code == 200
+    assert laptop.get("/api/v1/session").status_code == 401
+    assert _audit(live_server.home, "staff.password_change_failed")
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(live_server):
+    answer = live_server.client().post("/api/v1/session", content=b"x" * (2 << 20),
+                                       headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "request.too_large"
+
+
+def test_a_password_with_control_characters_is_refused(live_server):
+    answer = live_server.sign_in("BJ-C1", FIRST_PASSWORD, new_password="new-Pass-20\x0025")
+    assert answer.status_code == 422 and "control" in answer.json()["error"]["message"]

@@ -9,10 +9,10 @@ from pydantic import BaseModel, Field
 
 from sbcard.api.auth import CSRF_HEADER, SESSION_COOKIE, presented_token, principal_of, staff_call
 from sbcard.api.calls import Call, service_of
-from sbcard.domain.errors import NotFound
-from sbcard.services.exchange.lookup import find_operator
+from sbcard.api.errors import ApiError
 from sbcard.services.outlets import staff
-from sbcard.services.outlets.staff import NotSignedIn
+from sbcard.services.outlets.operators import get_operator
+from sbcard.services.outlets.staff import AccountLocked, NotSignedIn
 
 router = APIRouter(tags=["session"])
 
@@ -33,20 +33,21 @@ class PasswordChange(BaseModel):
 @router.post("/session", summary="Sign in: a bearer token (or a browser session cookie)")
 def sign_in(body: SignIn, request: Request, response: Response) -> dict[str, object]:
     service = service_of(request)
-    world = service.worlds.world()
-    found = None
+    address = request.client.host if request.client else "-"
+    wait = service.sign_ins.retry_after(address)
+    if wait is not None:
+        raise ApiError(429, "session.throttled", "too many wrong sign-ins from this address: wait and try again",
+                       "operator", headers={"Retry-After": str(wait)})
+    request.state.caller = (body.operator or "")[:32] if body.operator.isprintable() else "-"
+    node = _home_node(service, body.operator)
     try:
-        found = find_operator(world, body.operator, regions=service.config.regions)  # this node's staff only
-    except NotFound:
-        found = None
-    node = found[0] if found and service.config.serves(found[0]) else service.config.regions[0] \
-        if service.config.regions else None
-    if node is None:
-        raise NotSignedIn("session.invalid", "this node signs nobody in: sign in at a region's node", "operator")
-    with service.worlds.writing() as world:
-        session = staff.sign_in(world.region(node), body.operator, body.password, now=service.config.clock.now(),
-                                kind=body.kind, new_password=body.new_password,
-                                source=request.client.host if request.client else None)
+        session = staff.sign_in(service.worlds.world().region(node), body.operator, body.password,
+                                now=service.config.clock.now(), kind=body.kind, new_password=body.new_password,
+                                source=address, writing=service.worlds.write_lock)
+    except (NotSignedIn, AccountLocked):
+        service.sign_ins.failed(address)
+        raise
+    service.sign_ins.succeeded(address)
     answer = session.to_dict()
     if body.kind == "cookie":
         max_age = int((session.expires_at - service.config.clock.now()).total_seconds())
@@ -56,6 +57,17 @@ def sign_in(body: SignIn, request: Request, response: Response) -> dict[str, obj
         answer["csrf_header"] = CSRF_HEADER
         del answer["token"]  # a browser's token stays in its HTTP-only cookie
     return answer
+
+
+def _home_node(service, code: str) -> str:  # type: ignore[no-untyped-def]
+    """The region node whose database holds the account; an unknown code is counted in the first served region."""
+    world = service.worlds.world()
+    for node in service.config.regions:
+        if get_operator(world.region(node), code) is not None:
+            return node
+    if not service.config.regions:
+        raise ApiError(421, "node.elsewhere", "the hub signs nobody in: sign in at your region's node", "operator")
+    return service.config.regions[0]
 
 
 @router.delete("/session", summary="Sign out: the session ends now")
@@ -75,11 +87,10 @@ def whoami(call: Call = Depends(staff_call())) -> dict[str, object]:
     return call.principal.to_dict()
 
 
-@router.post("/session/password", summary="Change one's own password")
-def change_password(body: PasswordChange, call: Call = Depends(staff_call())) -> dict[str, object]:
-    def do(world):
-        staff.change_password(world.region(call.principal.node), call.principal, password=body.password,
-                              new_password=body.new_password, now=call.now)
-        return {"changed": True}
-
-    return call.write(do, idempotent=False)
+@router.post("/session/password", summary="Change one's own password (the other sessions end)")
+def change_password(body: PasswordChange, request: Request, call: Call = Depends(staff_call())) -> dict[str, object]:
+    token, _ = presented_token(request)
+    staff.change_password(call.world().region(call.principal.node), call.principal, token or "",
+                          password=body.password, new_password=body.new_password, now=call.now,
+                          writing=call.service.worlds.write_lock)
+    return {"changed": True}

@@ -39,14 +39,15 @@ class PasswordReset(BaseModel):
 @router.post("", status_code=201, summary="Create a staff account (administrators)")
 def create(body: NewStaff, call: Call = Depends(staff_call(ADMIN))):
     call.require_scope(node=node_of(validate_region_code(body.region)))
+    password = staff.new_password_for(body.password, code=body.code, name=body.name)  # argon2 before the lock
 
     def do(world):
         refuse_taken_operator_code(world, body.code)
         return staff.add_staff(world.region(call.principal.node), code=body.code, name=body.name, role=body.role,
-                               region=body.region, outlet=body.outlet, password=body.password, by=call.operator,
+                               region=body.region, outlet=body.outlet, password=password, by=call.operator,
                                now=call.now)
 
-    return call.write(do, payload=body.model_dump(exclude={"password"}), status=201)
+    return call.write(do, payload=body, status=201)
 
 
 @router.get("", summary="This region's staff accounts (administrators, supervisors, auditors)")
@@ -80,5 +81,7 @@ def unlock(code: str, call: Call = Depends(staff_call(ADMIN))):
 
 @router.post("/{code}/password", summary="Set a new first password (changed again at the next sign-in)")
 def reset_password(code: str, body: PasswordReset, call: Call = Depends(staff_call(ADMIN))):
-    return call.write(lambda world: staff.reset_password(world.region(call.principal.node), code, body.password,
+    account = call.read(lambda world: staff.get_staff(world.region(call.principal.node), code))
+    password = staff.new_password_for(body.password, code=account["code"], name=account["name"])
+    return call.write(lambda world: staff.reset_password(world.region(call.principal.node), code, password,
                                                          by=call.operator, now=call.now), idempotent=False)

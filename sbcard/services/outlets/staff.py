@@ -11,11 +11,15 @@ in the audit log. Nothing here knows about HTTP: the service maps the errors to 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, ContextManager
 
 import attrs
 import sqlite_utils
@@ -34,7 +38,12 @@ from sbcard.store.world import REGION_NODES, node_of_db
 _HASHER = PasswordHasher()
 # A wrong operator code costs the same as a wrong password: no timing tells which codes exist.
 _DUMMY_HASH = _HASHER.hash("not a password of anyone")
+# argon2 takes ~64 MiB and a core for a fraction of a second: no more at once than there are cores.
+_ARGON2_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 CLI_HOLDER = "cli"  # who acts from the command line: whoever holds the world's files
+IDEMPOTENCY_KEPT = dt.timedelta(days=7)
+
+Serialise = Callable[[], ContextManager[Any]]
 
 
 class NotSignedIn(SbcardError):
@@ -83,6 +92,13 @@ class Principal:
 
 
 @attrs.frozen
+class NewPassword:
+    """A password already checked and hashed (``new_password_for``); its text is not kept."""
+
+    hash: str = attrs.field(repr=False)
+
+
+@attrs.frozen
 class Session:
     token: str
     csrf: str | None
@@ -110,17 +126,25 @@ def _digest(secret: str) -> str:
 # ----------------------------------------------------------------------------- accounts
 
 
+def new_password_for(password: str, *, code: str, name: str, field: str = "password") -> NewPassword:
+    """A first password checked and hashed: before any lock is taken, for argon2 is slow on purpose."""
+    rules.check_password(password, field=field, code=code, name=name)
+    return NewPassword(_hash(password))
+
+
 def add_staff(db: sqlite_utils.Database, *, code: str, name: str, role: str, region: str, outlet: str | None,
-              password: str, by: str, now: dt.datetime) -> dict[str, Any]:
+              password: str | NewPassword, by: str, now: dt.datetime) -> dict[str, Any]:
     """Create an operator with a credential; ``by`` is the administrator (or the CLI's holder)."""
     role = rules.check_role(role)
     outlet = _check_outlet(db, outlet, region)
-    rules.check_password(password, field="password", code=code, name=name)
+    name = _check_name(name)
+    password_hash = password.hash if isinstance(password, NewPassword) else \
+        new_password_for(password, code=code, name=name).hash
     with UnitOfWork(db).step():
         operators.add_operator(db, code=code, name=name, role=rules.SERVICE_ROLE[role], region=region, now=now,
                                roles=operators.ALL_ROLES, by=by)
         db["staff_accounts"].insert({
-            "operator": code.strip(), "staff_role": role, "outlet": outlet, "password_hash": _HASHER.hash(password),
+            "operator": code.strip(), "staff_role": role, "outlet": outlet, "password_hash": password_hash,
             "must_change": 1, "state": "active", "failed_signins": 0, "locked_until": None,
             "password_set_at": timestamp(now), "created_by": by, "created_at": timestamp(now),
         })
@@ -181,14 +205,16 @@ def grant_role(db: sqlite_utils.Database, code: str, role: str, *, by: str, now:
     return get_staff(db, code)
 
 
-def reset_password(db: sqlite_utils.Database, code: str, password: str, *, by: str, now: dt.datetime) -> dict:
+def reset_password(db: sqlite_utils.Database, code: str, password: str | NewPassword, *, by: str,
+                   now: dt.datetime) -> dict:
     """A new first password from an administrator: changed again at the next sign-in."""
     account = get_staff(db, code)
-    rules.check_password(password, code=account["code"], name=account["name"])
+    password_hash = password.hash if isinstance(password, NewPassword) else \
+        new_password_for(password, code=account["code"], name=account["name"]).hash
     with UnitOfWork(db).step():
         db.execute("UPDATE staff_accounts SET password_hash = ?, must_change = 1, failed_signins = 0, "
                    "locked_until = NULL, password_set_at = ? WHERE operator = ?",
-                   [_HASHER.hash(password), timestamp(now), code.strip()])
+                   [password_hash, timestamp(now), code.strip()])
         db.execute("UPDATE staff_sessions SET ended_at = ? WHERE operator = ? AND ended_at IS NULL",
                    [timestamp(now), code.strip()])
         audit.record(db, at=now, operator=by, action="staff.password_reset", subject=code.strip())
@@ -199,79 +225,116 @@ def reset_password(db: sqlite_utils.Database, code: str, password: str, *, by: s
 
 
 def sign_in(db: sqlite_utils.Database, code: str, password: str, *, now: dt.datetime, kind: str = "bearer",
-            new_password: str | None = None, source: str | None = None) -> Session:
+            new_password: str | None = None, source: str | None = None,
+            writing: Serialise = contextlib.nullcontext) -> Session:
     """Check the password and open a session; the first sign-in must set ``new_password``.
 
-    Refusals: NotSignedIn (wrong code or password: one message for both), AccountLocked
-    (with the seconds until it opens), Forbidden "staff.password_change_required".
-    Every attempt is audited; a wrong password counts towards the lockout even if the
-    caller then gives up.
+    Refusals: NotSignedIn (a wrong code or password: one answer for both, and an unknown
+    code is counted and locked out like a real one), AccountLocked (with the seconds until
+    it opens), Forbidden "staff.password_change_required". argon2 runs before ``writing``
+    (the caller's write lock) is taken and outside any transaction: a slow hash never holds
+    the database. Every attempt is audited; a wrong password counts towards the lockout.
     """
     code = (code or "").strip()
-    row = _credential(db, code)
+    seen = _credential(db, code)
+    verified = _verify(seen["password_hash"] if seen else _DUMMY_HASH, password)
+    fresh: str | None = None
+    if verified and new_password is not None:
+        rules.check_password(new_password, field="new_password", code=code, name=seen["name"])
+        if _verify(seen["password_hash"], new_password):
+            raise InvalidInput("staff.password", "the new password must differ from the old one", "new_password")
+        fresh = _hash(new_password)
     details = {"kind": kind, **({"source": source} if source else {})}
     # A refusal is decided inside the step and raised after it: its audit entry and the
     # failure count must be kept, not rolled back with the refusal.
     refusal: SbcardError | None = None
     session: Session | None = None
-    with UnitOfWork(db).step():
+    with writing(), UnitOfWork(db).step():
+        row = _credential(db, code)
         if row is None:
-            _verify(_DUMMY_HASH, password)
-            audit.record(db, at=now, operator=code[:32] or "?", action="staff.signin_failed", subject=code[:32] or "?",
-                         details={**details, "why": "unknown operator"})
-            refusal = NotSignedIn("session.invalid", "wrong operator code or password", "password")
-        elif (locked := _lock_state(row, now)) is not None:
+            refusal = _unknown_code_failure(db, code, details, now)
+        elif (locked := _lock_state(row, now)) is not None and (not verified or row["state"] != "locked"):
             audit.record(db, at=now, operator=code, action="staff.signin_refused", subject=code,
                          details={**details, "why": "locked"})
             refusal = locked
-        elif not _verify(row["password_hash"], password):
-            refusal = _count_failure(db, row, details, now)
-        elif row["must_change"] and not new_password:
-            db.execute("UPDATE staff_accounts SET failed_signins = 0, locked_until = NULL WHERE operator = ?", [code])
+        elif not verified or row["password_hash"] != seen["password_hash"]:
+            refusal = _count_failure(db, row, "staff.signin_failed", details, now)
+        elif row["state"] == "locked":
+            audit.record(db, at=now, operator=code, action="staff.signin_refused", subject=code,
+                         details={**details, "why": "locked by an administrator"})
+            refusal = AccountLocked("session.locked", "the account is locked by an administrator: ask them to "
+                                    "unlock it", "operator")
+        elif row["must_change"] and fresh is None:
+            _forget_failures(db, code)
             audit.record(db, at=now, operator=code, action="staff.signin_refused", subject=code,
                          details={**details, "why": "first password not yet changed"})
             refusal = Forbidden("session.password_change_required",
                                 "this is the first sign-in: choose your own password (send new_password)",
                                 "new_password")
         else:
-            session = _signed_in(db, row, password, new_password, details, kind=kind, now=now)
+            session = _signed_in(db, row, password, fresh, details, kind=kind, now=now)
     if refusal is not None:
         raise refusal
     assert session is not None
     return session
 
 
-def _count_failure(db: sqlite_utils.Database, row: dict[str, Any], details: dict[str, Any],
+def _unknown_code_failure(db: sqlite_utils.Database, code: str, details: dict[str, Any],
+                          now: dt.datetime) -> SbcardError:
+    """A code no account has is counted and locked out as an account would be: the answers do not tell them apart."""
+    subject = _unknown_subject(code)
+    rows = list(db.query("SELECT failed, locked_until FROM signin_throttle WHERE subject = ?", [subject]))
+    failed, until = (rows[0]["failed"], rows[0]["locked_until"]) if rows else (0, None)
+    audit.record(db, at=now, operator="?", action="staff.signin_failed", subject=subject,
+                 details={**details, "why": "unknown operator"})
+    if until and dt.datetime.fromisoformat(until) > now:
+        return _locked_out(dt.datetime.fromisoformat(until), now)
+    if until:  # a lockout that has run out starts the count again
+        failed = 0
+    failed += 1
+    locked = rules.locked_until(failed, now)
+    db.execute("INSERT INTO signin_throttle (subject, failed, locked_until) VALUES (?, ?, ?) "
+               "ON CONFLICT (subject) DO UPDATE SET failed = excluded.failed, locked_until = excluded.locked_until",
+               [subject, failed, timestamp(locked) if locked else None])
+    if locked is not None:
+        return _locked_out(locked, now)
+    return NotSignedIn("session.invalid", "wrong operator code or password", "password")
+
+
+def _count_failure(db: sqlite_utils.Database, row: dict[str, Any], action: str, details: dict[str, Any],
                    now: dt.datetime) -> SbcardError:
     code = row["operator"]
-    failed = row["failed_signins"] + 1
+    failed = 0 if row["locked_until"] else row["failed_signins"]  # a lockout that ran out starts the count again
+    failed += 1
     until = rules.locked_until(failed, now)
     db.execute("UPDATE staff_accounts SET failed_signins = ?, locked_until = ? WHERE operator = ?",
                [failed, timestamp(until) if until else None, code])
-    audit.record(db, at=now, operator=code, action="staff.signin_failed", subject=code,
+    audit.record(db, at=now, operator=code, action=action, subject=code,
                  details={**details, "why": "wrong password", "failed": failed})
     if until is None:
+        if action == "staff.password_change_failed":
+            return Forbidden("password.wrong", "the current password is wrong", "password")
         return NotSignedIn("session.invalid", "wrong operator code or password", "password")
     audit.record(db, at=now, operator=code, action="staff.locked_out", subject=code, details={"until": timestamp(until)})
-    return AccountLocked("session.locked", f"{failed} wrong passwords in a row: the account is locked until "
-                         f"{timestamp(until)}", "operator", retry_after=int((until - now).total_seconds()))
+    return _locked_out(until, now)
 
 
-def _signed_in(db: sqlite_utils.Database, row: dict[str, Any], password: str, new_password: str | None,
+def _locked_out(until: dt.datetime, now: dt.datetime) -> AccountLocked:
+    return AccountLocked("session.locked", f"too many wrong passwords: locked until {timestamp(until)}", "operator",
+                         retry_after=max(1, int((until - now).total_seconds())))
+
+
+def _signed_in(db: sqlite_utils.Database, row: dict[str, Any], password: str, fresh: str | None,
                details: dict[str, Any], *, kind: str, now: dt.datetime) -> Session:
     code = row["operator"]
-    if new_password is not None:
-        rules.check_password(new_password, field="new_password", code=code, name=row["name"])
-        if _verify(row["password_hash"], new_password):
-            raise InvalidInput("staff.password", "the new password must differ from the old one", "new_password")
+    if fresh is not None:
         db.execute("UPDATE staff_accounts SET password_hash = ?, must_change = 0, password_set_at = ? "
-                   "WHERE operator = ?", [_HASHER.hash(new_password), timestamp(now), code])
+                   "WHERE operator = ?", [fresh, timestamp(now), code])
         audit.record(db, at=now, operator=code, action="staff.password_change", subject=code)
-    elif _HASHER.check_needs_rehash(row["password_hash"]):
-        db.execute("UPDATE staff_accounts SET password_hash = ? WHERE operator = ?", [_HASHER.hash(password), code])
     session = _open_session(db, row, kind=kind, now=now)
-    db.execute("UPDATE staff_accounts SET failed_signins = 0, locked_until = NULL WHERE operator = ?", [code])
+    _forget_failures(db, code)
     audit.record(db, at=now, operator=code, action="staff.signin", subject=code, outlet=row["outlet"], details=details)
+    _prune(db, now)
     return session
 
 
@@ -300,17 +363,36 @@ def sign_out(db: sqlite_utils.Database, token: str, *, now: dt.datetime) -> None
         audit.record(db, at=now, operator=principal.code, action="staff.signout", subject=principal.code)
 
 
-def change_password(db: sqlite_utils.Database, principal: Principal, *, password: str, new_password: str,
-                    now: dt.datetime) -> None:
-    """A signed-in person changes their own password (the old one asked again)."""
-    row = _credential(db, principal.code)
-    if row is None or not _verify(row["password_hash"], password):
-        raise NotSignedIn("session.invalid", "wrong password", "password")
-    rules.check_password(new_password, field="new_password", code=principal.code, name=principal.name)
-    with UnitOfWork(db).step():
-        db.execute("UPDATE staff_accounts SET password_hash = ?, must_change = 0, password_set_at = ? "
-                   "WHERE operator = ?", [_HASHER.hash(new_password), timestamp(now), principal.code])
-        audit.record(db, at=now, operator=principal.code, action="staff.password_change", subject=principal.code)
+def change_password(db: sqlite_utils.Database, principal: Principal, token: str, *, password: str,
+                    new_password: str, now: dt.datetime, writing: Serialise = contextlib.nullcontext) -> None:
+    """A signed-in person changes their own password, the current one asked again.
+
+    A wrong current password counts towards the lockout, as at sign-in (a stolen session
+    must not be a way to guess it); the other sessions of the account end.
+    """
+    seen = _credential(db, principal.code)
+    verified = seen is not None and _verify(seen["password_hash"], password)
+    fresh = None
+    if verified:
+        rules.check_password(new_password, field="new_password", code=principal.code, name=principal.name)
+        if _verify(seen["password_hash"], new_password):
+            raise InvalidInput("staff.password", "the new password must differ from the old one", "new_password")
+        fresh = _hash(new_password)
+    refusal: SbcardError | None = None
+    with writing(), UnitOfWork(db).step():
+        row = _credential(db, principal.code)
+        if row is None or fresh is None or row["password_hash"] != seen["password_hash"]:
+            refusal = (_count_failure(db, row, "staff.password_change_failed", {}, now) if row is not None
+                       else NotSignedIn("session.invalid", "the account is gone", "Authorization"))
+        else:
+            db.execute("UPDATE staff_accounts SET password_hash = ?, must_change = 0, password_set_at = ? "
+                       "WHERE operator = ?", [fresh, timestamp(now), principal.code])
+            db.execute("UPDATE staff_sessions SET ended_at = ? WHERE operator = ? AND ended_at IS NULL "
+                       "AND token_hash != ?", [timestamp(now), principal.code, _digest(token)])
+            _forget_failures(db, principal.code)
+            audit.record(db, at=now, operator=principal.code, action="staff.password_change", subject=principal.code)
+    if refusal is not None:
+        raise refusal
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -353,22 +435,49 @@ def _lock_state(row: dict[str, Any], now: dt.datetime) -> AccountLocked | None:
 
 
 def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash, password or "")
-    except (VerificationError, InvalidHashError):
-        return False
+    with _ARGON2_SLOTS:
+        try:
+            return _HASHER.verify(password_hash, password or "")
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def _hash(password: str) -> str:
+    with _ARGON2_SLOTS:
+        return _HASHER.hash(password)
+
+
+def _forget_failures(db: sqlite_utils.Database, code: str) -> None:
+    db.execute("UPDATE staff_accounts SET failed_signins = 0, locked_until = NULL WHERE operator = ?", [code])
+
+
+def _unknown_subject(code: str) -> str:
+    """How the audit log and the throttle name a code no account has: hashed, for it may be a mistyped password."""
+    return "unknown:" + hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _prune(db: sqlite_utils.Database, now: dt.datetime) -> None:
+    """Sessions ended or expired more than a day ago, idempotency answers older than a week: gone."""
+    day_ago = (now - dt.timedelta(days=1)).isoformat()
+    db.execute("DELETE FROM staff_sessions WHERE expires_at < ? OR ended_at < ?", [day_ago, day_ago])
+    db.execute("DELETE FROM idempotency_keys WHERE created_at < ?", [timestamp(now - IDEMPOTENCY_KEPT)])
 
 
 def _check_outlet(db: sqlite_utils.Database, outlet: str | None, region: str) -> str | None:
+    """The outlet's code, if it is one of this region's (an outlet of another region is not found here)."""
     if not outlet:
         return None
     code = str(OutletCode.parse(outlet))
-    rows = list(db.query("SELECT region FROM outlets WHERE code = ?", [code]))
-    if not rows:
+    if not db["outlets"].count_where("code = ?", [code]):
         raise NotFound("outlet.unknown", f"no outlet {code} in this region's service", "--outlet")
-    if node_of(rows[0]["region"]) != node_of(region):
-        raise RuleRefused("staff.outlet", f"outlet {code} is not in the operator's region {region}", "--outlet")
     return code
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name.isprintable():
+        raise InvalidInput("operator.name", "a name holds no control characters", "--name")
+    return name
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

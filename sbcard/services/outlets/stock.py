@@ -167,6 +167,25 @@ def spoil_blank(
         return _blank(db, serial)  # type: ignore[return-value]
 
 
+def blank_to_issue(world: World, *, outlet: str, chip_serial: str | None = None) -> dict[str, Any]:
+    """The blank of `outlet`'s stock to issue on: `chip_serial`'s, or the next one in stock (oldest serial first).
+
+    The row with `path` resolved to the card file of this world. Refused, in words staff
+    understand, when the stock is empty or the blank named cannot be used here.
+    """
+    code = str(OutletCode.parse(outlet))
+    if chip_serial is not None:
+        row = check_blank(world, outlet=code, chip_serial=chip_serial)
+    else:
+        db = world.region(OutletCode.parse(code).node)
+        in_stock = blanks(db, code, status="in_stock")
+        if not in_stock:
+            raise RuleRefused("stock.empty", f"outlet {code} has no blank cards in stock: receive a delivery first",
+                              "--outlet")
+        row = in_stock[0]
+    return {**row, "path": world.paths.resolve(row["path"])}
+
+
 def blank_owner(world: World, chip_serial: str) -> tuple[str, dict[str, Any]] | None:
     """(node, row) of the region whose stock holds (or held) this blank, or None.
 
