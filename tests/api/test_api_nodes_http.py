@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
 import pytest
 
 import api_cards_world as cards_world
-from conftest import PASSWORD, LiveServer, free_port, start_server
+from api_world import PASSWORD
 from sbcard.api import peers as wire
 from sbcard.api.calls import Service
 from sbcard.clock import SimClock
@@ -39,9 +41,18 @@ from terminals.apps import counter
 from terminals.drivers.emulator import EmulatorReader
 from world_template import COUNTER_OUTLETS, NOW, receive_blanks
 
+if TYPE_CHECKING:  # only for the annotations: at run time ``conftest`` may be another folder's
+    from conftest import LiveServer
+
 OUTLET = COUNTER_OUTLETS["bj"]
 FIRST17 = "110105198001011" + "23"
 HOLDER = FIRST17 + compute_check_char(FIRST17)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def node_home(world: Path, node: str, root: Path) -> Path:
@@ -60,6 +71,7 @@ def stray_databases(home: Path, node: str) -> list[str]:
 class Nodes:
     homes: dict[str, Path]
     clock: SimClock
+    start_server: Callable[..., LiveServer]
     servers: dict[str, LiveServer] = attrs.field(factory=dict)
     ports: dict[str, int] = attrs.field(factory=dict)
 
@@ -68,7 +80,7 @@ class Nodes:
 
     def start(self, node: str, peers: tuple[str, ...] | None = None) -> LiveServer:
         wanted = [other for other in NODES if other != node] if peers is None else peers
-        server = start_server(self.homes[node], self.clock, node=node, port=self.ports[node],
+        server = self.start_server(self.homes[node], self.clock, node=node, port=self.ports[node],
                               peers={other: self.url(other) for other in wanted})
         self.servers[node] = server
         return server
@@ -88,7 +100,7 @@ class Nodes:
 
 
 @pytest.fixture
-def nodes(api_home: Path, tmp_path: Path) -> Iterator[Nodes]:
+def nodes(api_home: Path, tmp_path: Path, server_starter: Callable[..., LiveServer]) -> Iterator[Nodes]:
     """The four nodes' homes, with a Beijing resident registered and two blanks at the Beijing outlet; no server yet."""
     with open_world(api_home) as world:
         registry.add_person(world.region("bj"), citizen_id=HOLDER, name="张伟", region="110105",
@@ -96,7 +108,7 @@ def nodes(api_home: Path, tmp_path: Path) -> Iterator[Nodes]:
     receive_blanks(api_home, {"BJ-C1": ("王芳", "counter", "110105", "bj")}, OUTLET, 2, NOW)
     exchange_secret(api_home)
     homes = {node: node_home(api_home, node, tmp_path / "nodes") for node in NODES}
-    made = Nodes(homes, SimClock(NOW), ports={node: free_port() for node in NODES})
+    made = Nodes(homes, SimClock(NOW), server_starter, ports={node: free_port() for node in NODES})
     try:
         yield made
     finally:
