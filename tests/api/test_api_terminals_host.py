@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import start_server
+from api_world import start_server
 from freezegun import freeze_time
 from world_template import cli
 

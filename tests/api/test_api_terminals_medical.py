@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import start_server
+from api_world import start_server
 from world_template import cli, copy_world
 
 _MEDICAL = str(Path(__file__).resolve().parents[1] / "medical")

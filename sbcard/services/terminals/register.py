@@ -40,13 +40,12 @@ from sbcard.domain.errors import InvalidInput, NotFound
 from sbcard.reference.medical import hospitals
 from sbcard.reference.transit import load_tariff
 from sbcard.reference.venues import venues
-from sbcard.services.exchange import concession_list
-from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.exchange import peers
 from sbcard.services.cards.keys import issuer_masters, upload_master
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.store.world import HUB, REGION_NODES, World
 
 GATES = ("entry", "exit", "both")
 AREAS = ("city", "suburb")
@@ -115,30 +114,15 @@ def consumer_keys(world: World) -> list[ConsumerKeys]:
 
 
 def blacklist_copy(world: World, version: int | None = None) -> BlacklistCopy:
-    """The hub's blacklist as of its latest version (or ``version``, an earlier one), as a terminal copies it."""
-    hub = world.hub()
-    latest = hub_directory.blacklist_version(hub)
-    if version is None:
-        version = latest
-    elif not 0 <= version <= latest:
-        raise InvalidInput("blacklist.version", f"no blacklist version {version} (the latest is {latest})", "since")
-    row = hub.execute("SELECT published_at FROM blacklist_versions WHERE version = ?", [version]).fetchone()
+    """The hub's blacklist as of its latest version (or ``version``, an earlier one), as a terminal copies it
+    (asked of the hub's process when this world holds one region: ``sbcard.services.exchange.peers``)."""
+    lists = peers.ask(world, HUB, "directory.lists", **({} if version is None else {"version": version}))
     return BlacklistCopy(
-        version=version,
-        published_at=row[0] if row else None,
-        cards=frozenset(hub_directory.blacklisted_cards(hub, version)),
-        revoked_concessions=frozenset(_revoked_concessions(world, version)),
+        version=lists["version"],
+        published_at=lists["published_at"],
+        cards=frozenset(lists["blacklist"]),
+        revoked_concessions=frozenset((card, kind) for card, kind in lists["revoked_concessions"]),
     )
-
-
-def _revoked_concessions(world: World, version: int) -> set[tuple[str, str]]:
-    """(card number, kind) of every concession revoked as of ``version``: the card's chip still
-    says enabled (until it is next at a counter), so terminals charge it the full fare."""
-    hub = world.hub()
-    if not hub["concession_revocations"].exists():
-        return set()
-    return {(card, kind) for kind in ("elderly_free_ride", "student")
-            for card in concession_list.revoked_cards(hub, kind, version)}
 
 
 def _validate(operator: str, station: str | None, gate: str, line: str | None, area: str | None,
