@@ -139,8 +139,9 @@ def time_now():  # type: ignore[no-untyped-def]
     return dt.datetime.now(BEIJING)
 
 
-def start_server(home: Path, node: str = "all", peers: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    args = [sys.executable, "-m", "sbcard", "--home", str(home), "serve", "--port", "0", "--node", node,
+def start_server(home: Path, node: str = "all", peers: dict[str, str] | None = None,
+                 port: int = 0) -> tuple[subprocess.Popen, str]:
+    args = [sys.executable, "-m", "sbcard", "--home", str(home), "serve", "--port", str(port), "--node", node,
             "--log-level", "warning"]
     for peer, url in (peers or {}).items():
         args += ["--peer", f"{peer}={url}"]
@@ -290,6 +291,27 @@ def run_terminals(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def start_topology(home: Path, topology: str) -> tuple[list[subprocess.Popen], dict[str, str]]:
+    """``all``: one process; ``nodes``: one per node (bj, tj, he, hub), each told where the others listen."""
+    if topology == "all":
+        process, url = start_server(home)
+        return [process], {node: url for node in ("bj", "tj", "he", "hub")}
+    import socket
+
+    ports = {}
+    for node in ("bj", "tj", "he", "hub"):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports[node] = sock.getsockname()[1]
+    urls = {node: f"http://127.0.0.1:{port}" for node, port in ports.items()}
+    processes = []
+    for node in ("hub", "bj", "tj", "he"):
+        process, _ = start_server(home, node, {peer: url for peer, url in urls.items() if peer != node},
+                                  port=ports[node])
+        processes.append(process)
+    return processes, urls
+
+
 def run(args: argparse.Namespace, topology: str) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="sbcard-serve-load-"))
     try:
@@ -298,23 +320,22 @@ def run(args: argparse.Namespace, topology: str) -> dict[str, Any]:
         started = time.perf_counter()
         build(home, clerks, args.issuances)
         setup_s = time.perf_counter() - started
-        if topology != "all":
-            raise SystemExit("--topology nodes: not yet measured (one process per node)")
-        process, url = start_server(home)
+        processes, urls = start_topology(home, topology)
         try:
             with ThreadPoolExecutor(max_workers=len(clerks)) as pool:
-                list(pool.map(lambda clerk: first_sign_in(url, clerk), clerks))
+                list(pool.map(lambda clerk: first_sign_in(urls[clerk["node"]], clerk), clerks))
             timings = Timings()
             opened = threading.Barrier(len(clerks))
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=len(clerks)) as pool:
-                for future in [pool.submit(clerk_day, url, clerk, i, args.issuances, timings, opened,
+                for future in [pool.submit(clerk_day, urls[clerk["node"]], clerk, i, args.issuances, timings, opened,
                                            args.think_ms / 1000)
                                for i, clerk in enumerate(clerks)]:
                     future.result()
             wall = time.perf_counter() - started
         finally:
-            stop(process)
+            for process in processes:
+                stop(process)
         requests = sum(len(v) for kind, v in timings.by_kind.items() if not kind.startswith("issuance"))
         return {"topology": topology, "clerks": len(clerks), "issuances_per_clerk": args.issuances,
                 "think_ms": args.think_ms,
