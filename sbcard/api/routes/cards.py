@@ -117,6 +117,20 @@ def _outlet(call: Call, given: str | None, *, required: bool = False) -> str | N
     return outlet
 
 
+def _card_node(call: Call, card_number: str) -> str:
+    """The node of the region that issued the card (NotFound when none did)."""
+    return call.read(lambda world: lifecycle.locate_card(world, lifecycle.parse_card_number(card_number)))[0]
+
+
+def _card_act_outlet(call: Call, card_number: str, given: str | None) -> str | None:
+    """The outlet of an act on a card, in the caller's scope; with no outlet (an account that has none, a
+    loss by phone or app) the card must be of the caller's own region."""
+    outlet = _outlet(call, given)
+    if outlet is None:
+        call.require_scope(node=_card_node(call, card_number))
+    return outlet
+
+
 def _blank_spec(world: World, outlet: str, body: OnReader) -> str:
     """The reader with the blank: the one the body names, else the next blank of the outlet's stock."""
     if body.reader and body.chip_serial:
@@ -242,14 +256,16 @@ def history(card_number: str, call: Call = Depends(staff_call(*READERS))):
 
 
 @router.post("/cards/{card_number}/lost", summary="挂失: at a counter a formal loss; by phone or app a temporary one")
-def report_lost(card_number: str, body: Loss, call: Call = Depends(staff_call(*COUNTER_ACTS))):
+def report_lost(card_number: str, body: Loss | None = None, call: Call = Depends(staff_call(*COUNTER_ACTS))):
+    body = body or Loss()
     with body_fields():
         if body.channel == "counter":
-            outlet = _outlet(call, body.outlet)
+            outlet = _card_act_outlet(call, card_number, body.outlet)
         elif body.outlet:
             raise InvalidInput("loss.outlet", f"a loss reported by {body.channel} is not taken at an outlet", "outlet")
-        else:
+        else:  # 12333 or the app: taken by the staff of the card's own region only
             outlet = None
+            call.require_scope(node=_card_node(call, card_number))
         return call.write(lambda world: lifecycle.report_lost(
             world, card_number=card_number, channel=body.channel, operator=call.operator, outlet=outlet,
             reason=body.reason, now=call.now), payload=body)
@@ -259,7 +275,7 @@ def _event_route(path: str, event: str, summary: str) -> None:
     def route(card_number: str, body: Event | None = None, call: Call = Depends(staff_call(*COUNTER_ACTS))):
         body = body or Event()
         with body_fields():
-            outlet = _outlet(call, body.outlet)
+            outlet = _card_act_outlet(call, card_number, body.outlet)
             return call.write(lambda world: getattr(lifecycle, event)(
                 world, card_number=card_number, operator=call.operator, outlet=outlet, reason=body.reason,
                 now=call.now), payload=body)
@@ -298,7 +314,7 @@ def replace(card_number: str, body: Replacing | None = None, call: Call = Depend
 @router.post("/cards/{card_number}/cancel", summary="注销: pay out the account's balance, close it, end the card")
 def cancel(card_number: str, body: Cancellation, call: Call = Depends(staff_call(*COUNTER_ACTS))):
     with body_fields():
-        outlet = _outlet(call, body.outlet)
+        outlet = _card_act_outlet(call, card_number, body.outlet)
         return call.write(lambda world: lifecycle.cancel(
             world, card_number=card_number, operator=call.operator, reason=body.reason, outlet=outlet,
             now=call.now), payload=body)
@@ -308,7 +324,7 @@ def cancel(card_number: str, body: Cancellation, call: Call = Depends(staff_call
              "identity checked")
 def pin_reset(card_number: str, body: PinReset, call: Call = Depends(staff_call(*COUNTER_ACTS))):
     with body_fields(pin="new_pin"):
-        outlet = _outlet(call, body.outlet)
+        outlet = _card_act_outlet(call, card_number, body.outlet)
 
         def do(world: World) -> dict[str, Any]:
             with pins.pin_reset(world, card_number=card_number, citizen_id=body.citizen_id, new_pin=body.new_pin,
