@@ -22,8 +22,10 @@ from urllib.parse import parse_qsl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sbcard.chip.reader import Reader
-from sbcard.domain.errors import InvalidInput
+from sbcard.chip.commands import GetChipInfo
+from sbcard.chip.profile import LifeState
+from sbcard.chip.reader import CardIOError, Reader, ReaderError
+from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.store.world import World
 from terminals.drivers.spec import open_reader
 from terminals.emulator.faults import Faults
@@ -75,6 +77,16 @@ def shown_path(world: World, path: str | os.PathLike[str] | None) -> str | None:
     if os.path.commonpath([home, real]) == home:
         return os.path.relpath(real, home)
     return os.path.basename(str(path))
+
+
+def chip_is_blank(path: str) -> bool:
+    """Whether the card file's chip may still be personalised (blank, or torn mid-way): not one a torn
+    issuance left personalised, nor a file that cannot be read."""
+    try:
+        with reader_for(file_spec(path)) as reader:
+            return GetChipInfo().send(reader).life_state is not LifeState.PERSONALISED
+    except (SbcardError, ReaderError, CardIOError, OSError, ValueError):
+        return False
 
 
 def file_spec(path: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_cards_world import (API, LIU, OUTLET, PIN, TJ_OUTLET, TJ_WANG, active_card, activate, apply, issue, key, ok,
+from api_cards_world import (API, CHEN, LIU, OUTLET, PIN, TJ_OUTLET, TJ_WANG, active_card, activate, apply, issue, key, ok,
                              receive, refused, register)
 
 from sbcard.store.world import open_world
@@ -89,3 +89,32 @@ def test_a_bad_tear_option_names_no_path_of_the_server(live_server, signed_in):
     answer = clerk.post(f"{API}/cards/{card}/activate", json={"pin": PIN, "reader": "emulator:/etc/passwd"},
                         headers=key())
     refused(answer, 422, "reader.unknown_card", "reader")
+
+
+def test_a_blank_torn_complete_is_skipped_and_its_number_never_given_again(live_server, signed_in):
+    from sbcard.chip import profile
+    from sbcard.chip.reading import read_card
+    from terminals.drivers.emulator import EmulatorReader
+
+    clerk = signed_in("BJ-C1")
+    serials = sorted(receive(clerk, count=3)["chip_serials"])
+    register(clerk, LIU, "刘建国")
+    register(clerk, CHEN, "陈晓梅")
+    liu = apply(clerk, LIU)["application_id"]
+    with open_world(live_server.home) as world:
+        first = world.paths.resolve(world.region("bj")["blank_cards"].get(serials[0])["path"])
+    torn = clerk.post(f"{API}/applications/{liu}/issue", json={"reader": f"emulator:{first}?tear=73"}, headers=key())
+    assert torn.status_code >= 400 and "error" in torn.json(), torn.text
+    with EmulatorReader(first) as reader:
+        chip = read_card(reader)
+    assert chip.life_state is profile.LifeState.PERSONALISED and chip.citizen_id == LIU  # torn at its last write
+
+    chen = issue(clerk, apply(clerk, CHEN)["application_id"])  # the next blank, not the torn one
+    assert chen["chip_serial"] == serials[1] and chen["card_number"] != chip.card_number
+    again = clerk.post(f"{API}/applications/{liu}/issue", json={"chip_serial": serials[0]}, headers=key())
+    refused(again, 409, "card.not_blank")
+    liu_card = issue(clerk, liu)
+    assert liu_card["chip_serial"] == serials[2] and liu_card["card_number"] != chip.card_number
+    with open_world(live_server.home) as world:
+        assert world.region("bj")["cards"].count == 2
+        assert world.region("bj")["blank_cards"].get(serials[0])["status"] == "in_stock"  # to be spoiled

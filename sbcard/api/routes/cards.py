@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
 from sbcard.api.fields import body_fields
-from sbcard.api.readers import checked_spec, file_spec, reader_for
+from sbcard.api.readers import checked_spec, chip_is_blank, file_spec, reader_for
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.masking import mask_card_holder
 from sbcard.domain.money import format_fen
@@ -137,7 +137,8 @@ def _blank_spec(world: World, outlet: str, body: OnReader) -> str:
         raise InvalidInput("reader.ambiguous", "name the blank by `reader` or by `chip_serial`, not both", "reader")
     if body.reader:
         return checked_spec(world, body.reader)
-    return file_spec(stock.blank_to_issue(world, outlet=outlet, chip_serial=body.chip_serial)["path"])
+    return file_spec(stock.blank_to_issue(world, outlet=outlet, chip_serial=body.chip_serial,
+                                          usable=chip_is_blank)["path"])
 
 
 def _card_spec(world: World, given: str | None, virtual_path: str | None) -> str:
