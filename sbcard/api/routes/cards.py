@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
 from sbcard.api.fields import body_fields
+from sbcard.api.reads import require_read_scope
 from sbcard.api.readers import checked_spec, chip_is_blank, file_spec, reader_for
 from sbcard.domain.errors import InvalidInput
-from sbcard.domain.masking import mask_card_holder
+from sbcard.domain.masking import mask_card_holder, mask_middle
 from sbcard.domain.money import format_fen
 from sbcard.domain.pin import check_new_pin
 from sbcard.domain.staff import AUDITOR, COUNTER, SUPERVISOR
@@ -32,6 +33,7 @@ from sbcard.services.cards.issuance import IssuanceDesk
 from sbcard.services.cards.replacement import Replacement
 from sbcard.services.exchange.lookup import node_of_outlet
 from sbcard.services.outlets import stock
+from sbcard.services.people.registry import record_personal_data_shown
 from sbcard.store.world import World
 from terminals.apps import counter
 
@@ -149,6 +151,22 @@ def _card_spec(world: World, given: str | None, virtual_path: str | None) -> str
     raise InvalidInput("reader.missing", "the world keeps no virtual card for this card: give `reader`", "reader")
 
 
+def _masked_application(view: dict[str, Any]) -> dict[str, Any]:
+    """An application as answered: the delivery address masked (revealed only by ``show_personal``, audited)."""
+    address = view.get("delivery_address")
+    return {**view, "delivery_address": mask_middle(address, 6, 0) if address else None}
+
+
+def _application_nodes(view: dict[str, Any]) -> set[str]:
+    """The regions whose staff read an application: its issuing region's and its outlet's."""
+    return {view["issuing_node"], node_of_outlet(view["outlet"])}
+
+
+def _masked_card(view: dict[str, Any]) -> dict[str, Any]:
+    account = view.get("account_no")
+    return {**mask_card_holder(view), "account_no": mask_middle(account, 6, 4) if account else None}
+
+
 def _refund(done: dict[str, Any]) -> str:
     """What happens to the old card's purse balance, in words."""
     due = f" from {done['refund_due_at'][:10]}" if done["refund_due_at"] else ""
@@ -168,22 +186,36 @@ def apply(body: Application, call: Call = Depends(staff_call(*COUNTER_ACTS))):
         raise InvalidInput("application.address", "`online` and `address` go together", "address")
     with body_fields():
         outlet = _outlet(call, body.outlet, required=True)
-        return call.write(lambda world: issuance.apply(
+        return call.write(lambda world: _masked_application(issuance.apply(
             world, citizen_id=body.citizen_id, outlet=outlet, operator=call.operator, now=call.now,
-            online_address=body.address, guardian_id=body.guardian_id), payload=body, status=201)
+            online_address=body.address, guardian_id=body.guardian_id)), payload=body, status=201)
 
 
 @router.get("/applications", summary="The applications of the caller's region, oldest first")
 def applications(status: APPLICATION_STATUSES | None = None, call: Call = Depends(staff_call(*READERS))):
     node = call.principal.node
     items = call.read(lambda world: issuance.list_applications(world, status=status))
-    return {"applications": [a for a in items if node in (a["issuing_node"], node_of_outlet(a["outlet"]))]}
+    return {"applications": [_masked_application(a) for a in items if node in _application_nodes(a)]}
 
 
-@router.get("/applications/{application_id}", summary="One application")
-def application(application_id: str, call: Call = Depends(staff_call(*READERS))):
+@router.get("/applications/{application_id}", summary="One application (of the caller's region)")
+def application(application_id: str, show_personal: bool = Query(default=False, description="Reveal the "
+                "delivery address (roles that may; audited)."), call: Call = Depends(staff_call(*READERS))):
+    reveal = call.may_reveal(show_personal)
     with body_fields():
-        return call.read(lambda world: issuance.show_application(world, application_id))
+        view = call.read(lambda world: issuance.show_application(world, application_id))
+        if call.principal.node not in _application_nodes(view):
+            require_read_scope(call, view["issuing_node"])
+        if not reveal:
+            return _masked_application(view)
+
+        def shown(world: World) -> dict[str, Any]:
+            node, row = issuance.get_application(world, application_id)
+            record_personal_data_shown(world.region(node), citizen_id=row["citizen_id"], operator=call.operator,
+                                       command=f"GET /api/v1/applications/{row['id']}", now=call.now)
+            return view
+
+        return call.write(shown, idempotent=False)
 
 
 @router.post("/applications/{application_id}/status", summary="Move an online application along, or withdraw one")
@@ -191,8 +223,8 @@ def application_step(application_id: str, body: ApplicationStep, call: Call = De
     def do(world: World) -> dict[str, Any]:
         _, row = issuance.get_application(world, application_id)
         _outlet(call, row["outlet"])
-        return issuance.set_application_status(world, application_id, body.status, operator=call.operator,
-                                               now=call.now)
+        return _masked_application(issuance.set_application_status(world, application_id, body.status,
+                                                                   operator=call.operator, now=call.now))
 
     with body_fields(set="status"):
         return call.write(do, payload=body)
@@ -239,11 +271,13 @@ def show(card_or_citizen_id: str, show_personal: bool = Query(default=False, des
     reveal = call.may_reveal(show_personal)
     with body_fields():
         if not reveal:
-            return mask_card_holder(call.read(lambda world: card_view.card_view(world, card_or_citizen_id,
-                                                                               now=call.now)))
+            data = call.read(lambda world: card_view.card_view(world, card_or_citizen_id, now=call.now))
+            require_read_scope(call, data["issuing_node"], masked_elsewhere=True)
+            return _masked_card(data)
 
         def shown(world: World) -> dict[str, Any]:
             data = card_view.card_view(world, card_or_citizen_id, now=call.now)
+            require_read_scope(call, data["issuing_node"], reveal=True)
             card_view.record_personal_data_shown(world, data, operator=call.operator, now=call.now)
             return data
 
@@ -253,7 +287,9 @@ def show(card_or_citizen_id: str, show_personal: bool = Query(default=False, des
 @router.get("/cards/{card_number}/history", summary="Everything that happened to a card")
 def history(card_number: str, call: Call = Depends(staff_call(*READERS))):
     with body_fields(CARD_OR_CITIZEN_ID="card_number"):
-        return {"events": call.read(lambda world: card_view.history(world, card_number))}
+        events = call.read(lambda world: card_view.history(world, card_number))
+        require_read_scope(call, _card_node(call, events[0]["card_number"]) if events else None)
+        return {"events": events}
 
 
 @router.post("/cards/{card_number}/lost", summary="挂失: at a counter a formal loss; by phone or app a temporary one")
