@@ -3,7 +3,7 @@ delivery addresses and account numbers masked unless revealed."""
 
 from __future__ import annotations
 
-from api_cards_world import (API, LIU, TJ_OUTLET, TJ_WANG, activate, apply, issue, key, ok, receive, refused,
+from api_cards_world import (API, LIU, OUTLET, TJ_OUTLET, TJ_WANG, activate, apply, issue, key, ok, receive, refused,
                              register)
 
 from sbcard.store.world import open_world
@@ -81,3 +81,17 @@ def test_card_show_masks_the_account_number(live_server, signed_in):
     shown = ok(clerk.get(f"{API}/cards/{card}"))
     assert shown["account_no"] == account[:6] + "*" * (len(account) - 10) + account[-4:]
     assert ok(clerk.get(f"{API}/cards/{card}", params={"show_personal": "true"}))["account_no"] == account
+
+
+def test_stock_answers_name_card_files_relative_to_the_worlds_home(live_server, signed_in):
+    clerk = signed_in("BJ-C1")
+    delivery = receive(clerk, count=1)
+    stock = ok(clerk.get(f"{API}/outlets/{OUTLET}/stock"))
+    for answer in (delivery, stock):
+        assert str(live_server.home) not in str(answer) and "/tmp" not in str(answer)
+    [path] = delivery["paths"]
+    assert path.startswith("cards/") and (live_server.home / path).is_file()
+    assert stock["blanks"][0]["path"] == path
+    register(clerk, LIU, "刘建国")
+    issued = issue(clerk, apply(clerk, LIU)["application_id"], reader=f"emulator:{path}")  # usable as it is shown
+    assert issued["virtual_path"] == path
