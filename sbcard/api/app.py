@@ -21,11 +21,13 @@ from fastapi.responses import Response
 
 from sbcard.api import errors
 from sbcard.api.calls import Service
-from sbcard.api.config import ServiceConfig, Worlds
+from sbcard.api.config import ServiceConfig, Worlds, service_key
 from sbcard.api.jobs import Jobs
 from sbcard.api.limits import BodyLimit
-from sbcard.api.routes import (accounts, cards, clearing, health, jobs, medical, outlets, persons, session, staff,
-                               subsidies)
+from sbcard.api.peers import Courier
+from sbcard.api.routes import (accounts, cards, clearing, exchange, health, jobs, medical, outlets, persons, purse,
+                               session, staff, subsidies, terminal_host)
+from sbcard.services.exchange import outbox
 
 API = "/api/v1"
 log = logging.getLogger("sbcard.api.requests")
@@ -36,8 +38,8 @@ _PERSONAL_IN_PATH = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-
 
 # The routers of /api/v1, in the order the schema lists them. Each capability's module adds itself here.
 ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, cards.router, persons.router,
-                             accounts.router, outlets.router, subsidies.router, jobs.router, medical.router,
-                             clearing.router]
+                             accounts.router, purse.router, outlets.router, subsidies.router, jobs.router,
+                             medical.router, clearing.router, terminal_host.router, exchange.router]
 
 
 def masked_path(path: str) -> str:
@@ -49,19 +51,33 @@ def masked_path(path: str) -> str:
     return _PERSONAL_IN_PATH.sub(mask, path)
 
 
+def deliver_round(worlds: Worlds) -> int:
+    """One round of the courier of a process that serves one node: its pending messages, over HTTP."""
+    with worlds.writing() as world:
+        return outbox.deliver_pending(world, worlds.config.clock.now())
+
+
 def create_app(config: ServiceConfig) -> FastAPI:
     worlds = Worlds(config)
     background = Jobs(worlds, config.clock)
 
+    courier = None if config.whole else Courier(lambda: deliver_round(worlds), config.delivery_interval)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        background.close()
-        worlds.close()
+        if courier is not None:
+            courier.start()
+        try:
+            yield
+        finally:
+            if courier is not None:
+                courier.stop()
+            background.close()
+            worlds.close()
 
     app = FastAPI(title="sbcard", version="1", summary="The Jing-Jin-Ji social security card service, simulated",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
-    app.state.service = Service(config=config, worlds=worlds)
+    app.state.service = Service(config=config, worlds=worlds, secret=service_key(config.home))
     app.state.jobs = background
     errors.install(app)
     app.add_middleware(BodyLimit)

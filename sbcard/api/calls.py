@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import sqlite3
 import time
@@ -25,7 +26,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from sbcard.api.config import ServiceConfig, Worlds
-from sbcard.api.errors import ApiError, is_busy
+from sbcard.api.errors import ApiError, KeptRefusal, is_busy, status_of
 from sbcard.api.limits import SignInThrottle
 from sbcard.domain import staff as staff_rules
 from sbcard.domain.errors import SbcardError
@@ -37,7 +38,12 @@ from sbcard.store.world import HUB, NODES, World
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY = 100
 _RETRIES = 2  # after the busy timeout (5 s) has already been waited each time
-ABANDONED = dt.timedelta(minutes=5)  # a key "in progress" this long: its server died serving it
+ABANDONED = dt.timedelta(minutes=5)
+REVEALED = {"revealed": "the answer showed personal data and is not kept"}
+UNFINISHED = {"code": "idempotency.unfinished", "field": IDEMPOTENCY_HEADER,
+              "message": "the first attempt with this key was interrupted after it had changed something: look at "
+                         "the record's state (and finish or undo it) rather than retrying blindly"}
+REFUSED = "sbcard.refused"  # a kept refusal: {REFUSED: {code, message, field as the use case named it}}  # a key "in progress" this long: its server died serving it
 
 
 @attrs.define
@@ -46,6 +52,7 @@ class Service:
 
     config: ServiceConfig
     worlds: Worlds
+    secret: bytes = attrs.field(repr=False, default=b"")  # the world's service key (``service_key``)
     sign_ins: SignInThrottle = attrs.field(factory=SignInThrottle)
 
 
@@ -60,6 +67,7 @@ class Call:
     principal: Principal | None = None
     caller: str | None = None  # "staff:CODE" or "terminal:ID" (the idempotency keys' owner)
     node: str | None = None  # where the caller's keys are kept
+    revealed: bool = False  # the answer shows personal data unmasked: it is never kept for a replay
 
     def __attrs_post_init__(self) -> None:
         if self.principal is not None:
@@ -101,6 +109,7 @@ class Call:
         if self.principal is None or self.principal.role not in staff_rules.REVEAL_ROLES:
             role = self.principal.role if self.principal else "terminal"
             raise Forbidden("personal.forbidden", f"a {role} may not reveal personal data", "show_personal")
+        self.revealed = True
         return True
 
     def write(self, fn: Callable[[World], Any], *, payload: Any = None, idempotent: bool = True,
@@ -129,23 +138,40 @@ class Call:
                 kept = self._claim(world, key, digest)
                 if kept is not None:
                     return kept
+            before = _changes(world)
             try:
                 body = jsonable_encoder(_retrying(world, lambda: fn(world)))
+            except SbcardError as exc:  # a refusal is the first answer too: a retry gets it, never a late "yes"
+                if key is not None:
+                    if isinstance(exc, ApiError) and exc.status >= 500:
+                        self._release(world, key)
+                    else:
+                        self._keep(world, key, status_of(exc), {REFUSED: {"code": exc.code, "message": exc.message,
+                                                                          "field": exc.field}})
+                raise
             except BaseException:
                 if key is not None:
-                    self._release(world, key)
+                    if _changes(world) == before:  # unexpected, or the store busy, before any write: a retry asks again
+                        self._release(world, key)
+                    else:  # interrupted after a part was written: a blind retry could do that part twice
+                        self._keep(world, key, 409, {REFUSED: UNFINISHED})
                 raise
             if key is not None:
-                self._keep(world, key, status, body)
+                if self.revealed:
+                    self._keep(world, key, status, REVEALED)
+                else:
+                    self._keep(world, key, status, body)
         return JSONResponse(body, status_code=status)
 
     def _request_hash(self, payload: Any) -> str:
+        """HMAC-SHA256 of the request under the world's service key: a copy of the database does not let a
+        PIN or a password in a body be found again by hashing guesses."""
         url = self.request.url
         body = getattr(self.request.state, "body_digest", None)
         if body is None:
             body = json.dumps(jsonable_encoder(payload), sort_keys=True, ensure_ascii=False, default=str)
         blob = f"{self.request.method} {url.path}?{url.query}\n{body}".encode()
-        return hashlib.sha256(blob).hexdigest()
+        return hmac.new(self.service.secret, blob, hashlib.sha256).hexdigest()
 
     def _keys_db(self, world: World):  # type: ignore[no-untyped-def]
         return world.region(self.node)
@@ -175,8 +201,14 @@ class Call:
                 db.execute("UPDATE idempotency_keys SET created_at = ? WHERE caller = ? AND key = ?",
                            [timestamp(now), self.caller, key])
                 return None
-        return JSONResponse(json.loads(row["response"]), status_code=row["status"],
-                            headers={"Idempotent-Replayed": "true"})
+        kept = json.loads(row["response"])
+        if isinstance(kept, dict) and set(kept) == {REFUSED}:
+            refusal = kept[REFUSED]
+            raise KeptRefusal(row["status"], refusal["code"], refusal["message"], refusal["field"])
+        if kept == REVEALED:
+            raise ApiError(409, "idempotency.revealed", "the first answer showed personal data and was not kept: "
+                           "the act is done; read the record again", IDEMPOTENCY_HEADER)
+        return JSONResponse(kept, status_code=row["status"], headers={"Idempotent-Replayed": "true"})
 
     def _release(self, world: World, key: str) -> None:
         db = self._keys_db(world)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 import time
 import weakref
@@ -13,7 +15,8 @@ import attrs
 
 from sbcard.clock import Clock, SystemClock
 from sbcard.domain.errors import InvalidInput
-from sbcard.store.world import HUB, NODES, REGION_NODES, World, open_world
+from sbcard.api.peers import HttpLink
+from sbcard.store.world import HUB, NODES, REGION_NODES, World, exchange_secret, open_world
 
 NODE_CHOICES: tuple[str, ...] = ("all", *NODES)
 
@@ -23,13 +26,16 @@ class ServiceConfig:
     """One process of the service: ``node`` 'all' serves the three regions and the hub.
 
     ``peers``: where the other nodes' processes listen (``{"bj": "http://127.0.0.1:8001"}``),
-    for a process that serves one node and reaches the others over HTTP.
+    for a process that serves one node and reaches the others over HTTP
+    (``docs/api/nodes.md``). ``delivery_interval``: how often such a process delivers its
+    pending outbox messages (seconds).
     """
 
     home: Path = attrs.field(converter=Path)
     node: str = "all"
     clock: Clock = attrs.field(factory=SystemClock)
     peers: dict[str, str] = attrs.field(factory=dict)
+    delivery_interval: float = 1.0
 
     def __attrs_post_init__(self) -> None:
         if self.node not in NODE_CHOICES:
@@ -50,6 +56,39 @@ class ServiceConfig:
     def serves_hub(self) -> bool:
         return HUB in self.served
 
+    @property
+    def whole(self) -> bool:
+        """Whether this process holds every node (``--node all``): everything in process, as the CLI."""
+        return self.node == "all"
+
+
+SERVICE_KEY = "service.key"
+
+
+def service_key(home: Path) -> bytes:
+    """The world's service key (``<home>/service.key``, 256 random bits, owner-only), made at first use.
+
+    It keys the digests that bind an Idempotency-Key to its request (``Call.write``), so the
+    database alone, copied, does not let a PIN or a password in a request be found again.
+    Two processes starting together agree: the file is created exclusively, and the loser reads it.
+    """
+    path = Path(home) / SERVICE_KEY
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the winner may still be writing it
+            text = path.read_text(encoding="ascii").strip()
+            if len(text) == 64:
+                return bytes.fromhex(text)
+            time.sleep(0.01)
+        raise InvalidInput("serve.key", f"{path} is not a service key (64 hex digits): remove it to make a new one",
+                           "--home") from None
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secrets.token_hex(32) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
 
 class _Held:
     """A thread's world; closed when the thread ends and its thread-local data goes."""
@@ -69,6 +108,10 @@ class Worlds:
     close them), so idle threads leave no open files behind. ``writing()`` serialises the
     use cases that write: one at a time in this process (a use case may touch a region and
     the hub), while reads go on beside them (WAL).
+
+    A process that serves one node opens only that node's database (asking for another's
+    raises ``NodeElsewhere``, answered 421) and reaches the other nodes through ``link``
+    (``sbcard.api.peers.HttpLink``, signed with the world's node-to-node secret).
     """
 
     def __init__(self, config: ServiceConfig) -> None:
@@ -76,11 +119,25 @@ class Worlds:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._secret: bytes | None = None
+        self.link: HttpLink | None = None
+        if not config.whole:
+            self.link = HttpLink(config.node, config.peers, self.secret, held=config.served)
+
+    @property
+    def secret(self) -> bytes:
+        """The world's node-to-node secret (``docs/api/nodes.md``), read once."""
+        if self._secret is None:
+            self._secret = exchange_secret(self.config.home)
+        return self._secret
 
     def world(self) -> World:
         held = getattr(self._local, "held", None)
         if held is None:
-            held = self._local.held = _Held(open_world(self.config.home, self.config.clock, shared=True))
+            nodes = None if self.config.whole else self.config.served
+            world = open_world(self.config.home, self.config.clock, nodes=nodes, shared=True)
+            world.link = self.link
+            held = self._local.held = _Held(world)
             self._opened.add(held)
         return held.world
 
@@ -110,3 +167,5 @@ class Worlds:
                 held.world.close()
             except Exception:  # already closed by its thread's end: nothing left to release
                 pass
+        if self.link is not None:
+            self.link.close()

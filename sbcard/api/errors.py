@@ -2,7 +2,10 @@
 
 The status follows the error's kind: malformed input 422 (a body that is not JSON 400),
 not signed in 401, a role or scope that does not allow the act 403, a thing that does not
-exist 404, a rule that refuses the act 409, an account locked 423 (with ``Retry-After``).
+exist 404, a rule that refuses the act 409, an account locked 423 (with ``Retry-After``);
+an act that needs a node this process does not hold nor reach 421 ``node.elsewhere``, and
+another node's process that cannot be reached now 503 ``node.unavailable``
+(``docs/api/nodes.md``).
 Anything unexpected is 500 with the request id, which the log line carries with the
 exception's class; the traceback goes only to the server's own log.
 """
@@ -21,12 +24,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
 from sbcard.chip.sw import CardStatus
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.outlets.staff import AccountLocked, Forbidden, NotSignedIn
+from sbcard.store.world import NodeElsewhere
 
 log = logging.getLogger("sbcard.api")
 
 _STATUS: tuple[tuple[type[SbcardError], int], ...] = (
-    (NotSignedIn, 401), (AccountLocked, 423), (Forbidden, 403), (InvalidInput, 422), (NotFound, 404),
+    (NodeElsewhere, 421), (PeerUnavailable, 503), (NotSignedIn, 401), (AccountLocked, 423), (Forbidden, 403), (InvalidInput, 422), (NotFound, 404),
     (RuleRefused, 409),
 )
 
@@ -41,6 +46,18 @@ class ApiError(SbcardError):
         self.headers = headers or {}
 
 
+class KeptRefusal(SbcardError):
+    """The first answer to an Idempotency-Key was a refusal: a retry gets it again, as it was.
+
+    Not an ``ApiError``: it passes through the route's field renaming as the first refusal did.
+    """
+
+    def __init__(self, status: int, code: str, message: str, field: str | None) -> None:
+        super().__init__(code, message, field)
+        self.status = status
+        self.headers = {"Idempotent-Replayed": "true"}
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "field": field, "message": " ".join(str(message).splitlines())}}
 
@@ -51,7 +68,7 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def status_of(exc: SbcardError) -> int:
-    if isinstance(exc, ApiError):
+    if isinstance(exc, (ApiError, KeptRefusal)):
         return exc.status
     for kind, status in _STATUS:
         if isinstance(exc, kind):

@@ -38,8 +38,10 @@ def _peer(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...])
 def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[str, str], certfile: str | None,
                   keyfile: str | None, log_level: str) -> None:
     """Run the network service (HTTP, /api/v1, docs at /api/docs) over the world until stopped."""
+    import errno
     import logging
     import socket
+    import sys
 
     import uvicorn
 
@@ -50,9 +52,10 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
 
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--certfile and --keyfile go together", click.get_current_context())
-    with open_world(app.home, app.clock):  # refuse a missing world before listening; upgrade an old one
-        pass
     config = ServiceConfig(home=app.home, node=node, clock=app.clock, peers=peers)
+    # refuse a missing world before listening, upgrade an old one: only the databases this process serves
+    with open_world(app.home, app.clock, nodes=None if config.whole else config.served):
+        pass
     logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(asctime)s %(name)s %(message)s")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -62,11 +65,16 @@ def serve_command(app: AppContext, host: str, port: int, node: str, peers: dict[
     except (socket.gaierror, UnicodeError, ValueError) as exc:  # not an address or a name this machine knows
         sock.close()
         raise InvalidInput("serve.host", f"{host!r} is not an address to listen on ({exc})", "--host") from None
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRNOTAVAIL:  # an address, but none of this machine's
+            raise InvalidInput("serve.host", f"{host!r} is not an address of this machine", "--host") from None
+        raise
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     scheme = "https" if certfile else "http"
     click.echo(f"sbcard serving {node} at {scheme}://{shown}:{bound} (API docs: {scheme}://{shown}:{bound}/api/docs)")
-    click.get_text_stream("stdout").flush()
+    sys.stdout.flush()
     server = _server_class(uvicorn)(uvicorn.Config(create_app(config), log_level=log_level, access_log=False,
                                                    lifespan="on", timeout_graceful_shutdown=10,
                                                    ssl_certfile=certfile, ssl_keyfile=keyfile))

@@ -15,13 +15,13 @@ import click
 
 from sbcard.cli.context import AppContext, handle_errors, json_option, pass_app
 from sbcard.cli.output import emit_json, fields, number, table
-from sbcard.domain.errors import NotFound, SbcardError
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.money import parse_yuan
 
 
 @click.group()
 def terminal() -> None:
-    """Terminals: add, list, sync (blacklist version and keys from the hub)."""
+    """Terminals: add, list, sync (blacklist version and keys from the hub), credential, revoke."""
 
 
 def terminal_dir(home: Path, terminal_id: str) -> Path:
@@ -39,6 +39,18 @@ def open_terminal_state(home: Path, terminal_id: str):
     except TerminalStateError as e:
         raise NotFound("terminal.unknown", f"no terminal {terminal_id!r} in {home} ({e}); add it with "
                        "`sbcard terminal add`", "--terminal") from None
+
+
+def http_host_for(state, terminal_id: str, url: str, clock):
+    """The host API at ``url`` as terminal ``terminal_id`` reaches it (``terminals.apps.http_host.HttpHost``),
+    signed with the credential its state holds."""
+    from terminals.apps.http_host import HttpHost
+
+    credential = state.host_credential()
+    if credential is None:
+        raise RuleRefused("terminal.no_credential", f"terminal {terminal_id} was made before host credentials: "
+                          f"load its credential first (`sbcard terminal credential {terminal_id}`)", "--host")
+    return HttpHost(url, terminal_id, credential, clock=clock.now)
 
 
 def install_terminal(home: Path, durability: str):
@@ -70,7 +82,8 @@ def install_terminal(home: Path, durability: str):
         ]
         try:
             state = TerminalState.create(terminal_dir(home, row["id"]), config, key_sets, durability=durability,
-                                         upload_key=psam_upload_key(row.get("upload_key")))
+                                         upload_key=psam_upload_key(row.get("upload_key")),
+                                         host_credential=row.get("host_credential"))
         except TerminalStateError as e:
             raise SbcardError("terminal.exists", str(e), "terminal") from None
         with state:
@@ -80,7 +93,8 @@ def install_terminal(home: Path, durability: str):
 
 
 @terminal.command("add")
-@click.option("--operator", required=True, metavar="CODE", help="bj-subway, bj-bus, tj-bus, tj-metro, he-sjz-bus, he-lf-bus.")
+@click.option("--operator", required=True, metavar="CODE",
+              help="bj-subway, bj-bus, tj-bus, tj-metro, he-sjz-bus, he-lf-bus; or a hospital's code (its medical POS).")
 @click.option("--station", default=None, help="A metro gate's station (name or 8-digit code); a bus stop for buses.")
 @click.option("--gate", type=click.Choice(["entry", "exit", "both"]), default="both", show_default=True,
               help="A metro gate's direction (both: the card's entry record decides).")
@@ -98,11 +112,19 @@ def add_command(app: AppContext, operator: str, station: str | None, gate: str, 
     from sbcard.services.terminals import register as service
     from sbcard.store.world import open_world
 
+    from sbcard.services.medical import pos
+
     full_fare_fen = parse_yuan(full_fare, field="--full-fare") if full_fare is not None else None
     with open_world(app.home, app.clock) as world:
-        row = service.add_terminal(world, operator=operator, station=station, gate=gate, line=line, area=area,
-                                   full_fare_fen=full_fare_fen, now=app.clock.now(),
-                                   install=install_terminal(app.home, durability))
+        if pos.is_hospital(operator):  # a hospital's point of sale: its identity on the host API
+            if station or line or area or full_fare is not None or gate != "both":
+                raise InvalidInput("terminal.pos", "a hospital's point of sale takes no --station, --gate, --line, "
+                                   "--area or --full-fare", "--operator")
+            row = pos.add_pos(world, operator, now=app.clock.now(), install=install_terminal(app.home, durability))
+        else:
+            row = service.add_terminal(world, operator=operator, station=station, gate=gate, line=line, area=area,
+                                       full_fare_fen=full_fare_fen, now=app.clock.now(),
+                                       install=install_terminal(app.home, durability))
     data = {
         "terminal": row["id"],
         "operator": row["operator"],
@@ -183,10 +205,13 @@ def _listed(home: Path, row: dict[str, Any]) -> dict[str, Any]:
 
 @terminal.command("sync")
 @click.argument("terminal_id")
+@click.option("--host", "host_url", default=None, metavar="URL",
+              help="Fetch over the host API of a running service (e.g. http://127.0.0.1:8000), signed with the "
+                   "terminal's credential, instead of from the world's files.")
 @json_option
 @pass_app
 @handle_errors
-def sync_command(app: AppContext, terminal_id: str) -> None:
+def sync_command(app: AppContext, terminal_id: str, host_url: str | None) -> None:
     """What a terminal fetches online: the hub's latest blacklist version (and revoked concessions)."""
     from sbcard.services.terminals import register as service
     from sbcard.services.transit.terminal_host import TerminalHost
@@ -194,11 +219,17 @@ def sync_command(app: AppContext, terminal_id: str) -> None:
     from terminals.apps import uploads
 
     now = app.clock.now()
-    with open_world(app.home, app.clock) as world:
-        service.get_terminal(world, terminal_id)
-        with open_terminal_state(app.home, terminal_id) as state:
-            synced = uploads.sync_lists(state, TerminalHost(world), terminal_id, now=now)
+    if host_url is not None:
+        with open_terminal_state(app.home, terminal_id) as state, \
+                http_host_for(state, terminal_id, host_url, app.clock) as remote:
+            synced = uploads.sync_lists(state, remote, terminal_id, now=now)
             unsent = state.unsent_count()
+    else:
+        with open_world(app.home, app.clock) as world:
+            service.get_terminal(world, terminal_id)
+            with open_terminal_state(app.home, terminal_id) as state:
+                synced = uploads.sync_lists(state, TerminalHost(world), terminal_id, now=now)
+                unsent = state.unsent_count()
     assert synced is not None  # (only ``if_changed`` leaves a terminal as it is)
     copy, previous = synced.lists, synced.previous_version
     data = {
@@ -216,3 +247,52 @@ def sync_command(app: AppContext, terminal_id: str) -> None:
     else:
         click.echo(fields([("terminal", terminal_id), ("blacklist version", f"{previous} → {copy.version}"),
                            ("cards on the list", number(data["blacklist_size"])), ("unsent records", number(unsent))]))
+
+
+@terminal.command("credential")
+@click.argument("terminal_id")
+@json_option
+@pass_app
+@handle_errors
+def credential_command(app: AppContext, terminal_id: str) -> None:
+    """Load the host API credential into a terminal made before credentials (derived: the same key again is a no-op)."""
+    from sbcard.services.terminals import credentials
+    from sbcard.store.world import open_world
+    from terminals.apps.terminal_state import TerminalStateError
+
+    with open_world(app.home, app.clock) as world:
+        key = credentials.credential(world, terminal_id)
+        row = credentials.get_terminal(world, terminal_id)
+    with open_terminal_state(app.home, terminal_id) as state:
+        try:
+            loaded = state.load_host_credential(key)
+        except TerminalStateError as e:
+            raise RuleRefused("terminal.credential_mismatch", str(e), "terminal") from None
+    data = {"terminal": terminal_id, "loaded": loaded, "revoked_at": row.get("revoked_at")}
+    if app.json:
+        emit_json(data)
+    else:
+        click.echo(f"Terminal {terminal_id}: " + ("host credential loaded." if loaded
+                                                  else "already holds its host credential."))
+
+
+@terminal.command("revoke")
+@click.argument("terminal_id")
+@click.option("--reason", default=None, help="Why (recorded in the region's audit log).")
+@json_option
+@pass_app
+@handle_errors
+def revoke_command(app: AppContext, terminal_id: str, reason: str | None) -> None:
+    """Revoke the terminal's host credential: the host API refuses it from now on (401)."""
+    from sbcard.services.terminals import credentials
+    from sbcard.store.world import open_world
+
+    with open_world(app.home, app.clock) as world:
+        row = credentials.revoke(world, terminal_id, now=app.clock.now(), by="cli", reason=reason)
+    data = {"terminal": terminal_id, "node": row["node"], "revoked_at": row["revoked_at"],
+            "reason": row["revoked_reason"]}
+    if app.json:
+        emit_json(data)
+    else:
+        click.echo(fields([("terminal", terminal_id), ("revoked at", data["revoked_at"]),
+                           ("reason", data["reason"] or "")]))

@@ -124,10 +124,13 @@ def recover_command(app: AppContext, reader_spec: str, operator: str, outlet: st
 
 @click.command("upload")
 @click.option("--terminal", "terminal_id", required=True, metavar="ID", help="The terminal whose offline log is sent.")
+@click.option("--host", "host_url", default=None, metavar="URL",
+              help="Send it over the host API of a running service (e.g. http://127.0.0.1:8000), signed with the "
+                   "terminal's credential, instead of into the world's files.")
 @json_option
 @pass_app
 @handle_errors
-def upload_command(app: AppContext, terminal_id: str) -> None:
+def upload_command(app: AppContext, terminal_id: str, host_url: str | None) -> None:
     """Send the terminal's unsent offline records to its operator's host (cleared with each card's issuer)."""
     from sbcard.services.transit import host as transit_host
     from sbcard.services.transit.terminal_host import TerminalHost
@@ -135,14 +138,21 @@ def upload_command(app: AppContext, terminal_id: str) -> None:
     from terminals.apps.terminal_state import TerminalState, TerminalStateError
 
     now = app.clock.now()
-    with open_world(app.home, app.clock) as world:
-        transit_host.terminal_row(world, terminal_id)
-        try:
-            state = TerminalState.open(world.paths.terminals_dir / terminal_id)
-        except TerminalStateError as e:
-            raise NotFound("terminal.no_state", str(e), "--terminal") from None
-        with state:
-            sent = uploads.upload_unsent(state, TerminalHost(world), terminal_id, now=now)
+    if host_url is not None:
+        from sbcard.cli.terminals import http_host_for, open_terminal_state
+
+        with open_terminal_state(app.home, terminal_id) as state, \
+                http_host_for(state, terminal_id, host_url, app.clock) as remote:
+            sent = uploads.upload_unsent(state, remote, terminal_id, now=now)
+    else:
+        with open_world(app.home, app.clock) as world:
+            transit_host.terminal_row(world, terminal_id)
+            try:
+                state = TerminalState.open(world.paths.terminals_dir / terminal_id)
+            except TerminalStateError as e:
+                raise NotFound("terminal.no_state", str(e), "--terminal") from None
+            with state:
+                sent = uploads.upload_unsent(state, TerminalHost(world), terminal_id, now=now)
     done = sent.answer.to_dict()
     if app.json:
         emit_json(done)

@@ -205,7 +205,8 @@ def _install(home: Path):
         key_sets = [PsamKeySet(k.issuer_id, k.purchase_master, k.app_maintenance_master, Algorithm(k.algorithm),
                                k.version) for k in keys]
         state = TerminalState.create(Path(home) / "terminals" / row["id"], config, key_sets,
-                                     upload_key=psam_upload_key(row.get("upload_key")))
+                                     upload_key=psam_upload_key(row.get("upload_key")),
+                                     host_credential=row.get("host_credential"))
         with state:
             uploads.install_lists(state, blacklist, synced_at=row["synced_at"])
 

@@ -1239,6 +1239,30 @@ def _v15_staff(db: sqlite_utils.Database) -> None:
     db.executescript(_STAFF_V15)
 
 
+_TERMINAL_CREDENTIALS_V16 = """
+-- A terminal's host credential is derived (sbcard.chip.terminal_auth), never stored; what the
+-- region keeps is whether the terminal may still use it, and the nonces it used lately.
+ALTER TABLE terminals ADD COLUMN revoked_at TEXT;
+ALTER TABLE terminals ADD COLUMN revoked_reason TEXT;
+
+-- Nonces of signed terminal requests, kept past the timestamp window: a replay is refused.
+CREATE TABLE IF NOT EXISTS terminal_nonces (
+    terminal TEXT NOT NULL,
+    nonce    TEXT NOT NULL,
+    seen_at  INTEGER NOT NULL,  -- Unix seconds of the host's clock
+    PRIMARY KEY (terminal, nonce)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS terminal_nonces_seen ON terminal_nonces (seen_at);
+"""
+
+
+def _v16_terminal_credentials(db: sqlite_utils.Database) -> None:
+    """Terminals' host credentials: revocation, and the nonces of signed requests."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(terminals)")}
+    if "revoked_at" not in columns:
+        db.executescript(_TERMINAL_CREDENTIALS_V16)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -1258,4 +1282,5 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v14_medical_registrations),
     Migration(15, "staff accounts: auditors and administrators, credentials, sessions, idempotency keys",
               _v15_staff),
+    Migration(16, "terminals' host credentials: revocation, nonces of signed requests", _v16_terminal_credentials),
 )

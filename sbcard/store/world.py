@@ -61,6 +61,11 @@ class WorldPaths:
         return self.home / f"{node}.db"
 
     @property
+    def exchange_key(self) -> Path:
+        """The node-to-node secret of a world served one node per process (``exchange_secret``)."""
+        return self.home / "exchange.key"
+
+    @property
     def cards_dir(self) -> Path:
         return self.home / "cards"
 
@@ -166,19 +171,53 @@ def init_world(home: Path, clock: Clock, rng_seed: int | None = None) -> InitRep
     )
 
 
-class World:
-    """The open databases of one world. Close it (or use it as a context manager)."""
+class NodeElsewhere(SbcardError):
+    """A node's database this world does not hold: a process that serves one node reaches the
+    others over the network (``sbcard serve --node``), never by opening their files."""
 
-    def __init__(self, paths: WorldPaths, dbs: dict[str, sqlite_utils.Database]) -> None:
+    def __init__(self, node: str, held: Sequence[str]) -> None:
+        super().__init__("node.elsewhere", f"node {node} is not held here: this process holds only "
+                         f"{', '.join(held)}'s database, and this act needs {node}'s", "node")
+        self.node = node
+
+
+class World:
+    """The open databases of one world, or of the nodes of it a process holds. Close it (or use it as a context manager).
+
+    ``open_world(home, nodes=("bj",))`` opens only those nodes' databases; asking for another
+    node's database raises ``NodeElsewhere`` instead of opening its file. ``link`` is the port
+    through which such a world reaches the other nodes (set by the entry point that opened it;
+    ``sbcard.services.exchange.peers.NodeLink``), None when it holds them all or reaches none.
+    """
+
+    def __init__(self, paths: WorldPaths, dbs: dict[str, sqlite_utils.Database], link: Any = None) -> None:
         self.paths = paths
         self._dbs = dbs
+        self.link = link
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """The nodes whose databases this world holds, in the order of ``NODES``."""
+        return tuple(node for node in NODES if node in self._dbs)
+
+    def holds(self, node: str) -> bool:
+        return node in self._dbs
+
+    @property
+    def whole(self) -> bool:
+        """Whether this world holds every node's database (the CLI, the simulator, ``serve --node all``)."""
+        return len(self._dbs) == len(NODES)
 
     def region(self, node: str) -> sqlite_utils.Database:
         if node not in REGION_NODES:
             raise ValueError(f"not a region node: {node!r} (expected one of {list(REGION_NODES)})")
+        if node not in self._dbs:
+            raise NodeElsewhere(node, self.nodes)
         return self._dbs[node]
 
     def hub(self) -> sqlite_utils.Database:
+        if HUB not in self._dbs:
+            raise NodeElsewhere(HUB, self.nodes)
         return self._dbs[HUB]
 
     def close(self) -> None:
@@ -206,15 +245,21 @@ def _refuse_directories(paths: WorldPaths) -> None:
                                "of the world (then `sbcard init` makes the database)", "--home")
 
 
-def open_world(home: Path, clock: Clock | None = None, *, shared: bool = False) -> World:
+def open_world(home: Path, clock: Clock | None = None, nodes: Sequence[str] | None = None, *,
+               shared: bool = False) -> World:
     """Open the world at `home`, applying any pending migrations (stamped by `clock`).
 
-    ``shared``: its connections may be closed by another thread (``open_db``).
+    ``nodes``: only those nodes' databases (a process that serves one node); the others'
+    files are neither required nor opened. ``shared``: its connections may be closed by
+    another thread (``open_db``).
     """
     paths = WorldPaths(home)
     _refuse_directories(paths)
-    missing = [node for node in NODES if not paths.db(node).is_file()]
-    if len(missing) == len(NODES):
+    wanted = NODES if nodes is None else tuple(node for node in NODES if node in set(nodes))
+    for node in nodes or ():
+        _check_node(node)
+    missing = [node for node in wanted if not paths.db(node).is_file()]
+    if len(missing) == len(wanted):
         raise NotFound("world.missing", f"no world at {paths.home}: run `sbcard init` first")
     if missing:
         files = ", ".join(f"{node}.db" for node in missing)
@@ -225,7 +270,7 @@ def open_world(home: Path, clock: Clock | None = None, *, shared: bool = False) 
     now = (clock or SystemClock()).now
     dbs: dict[str, sqlite_utils.Database] = {}
     try:
-        for node in NODES:
+        for node in wanted:
             dbs[node] = open_db(paths.db(node), shared=shared)
             kind, migrations = _schema_of(node)
             migrate(dbs[node], kind, migrations, now, region_code=REGION_NODES.get(node))
@@ -234,6 +279,37 @@ def open_world(home: Path, clock: Clock | None = None, *, shared: bool = False) 
             db.close()
         raise
     return World(paths, dbs)
+
+
+def exchange_secret(home: Path) -> bytes:
+    """The world's node-to-node secret (``<home>/exchange.key``, 32 random bytes, hex), made on first use.
+
+    The nodes of a world served one per process prove their messages to each other with it
+    (``docs/api/nodes.md``): each node's server holds a copy, as it holds its own keys. It
+    is written whole to a temporary file and linked into place, so two processes starting
+    at once agree on one secret.
+    """
+    path = WorldPaths(home).exchange_key
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process made it first: its secret is the world's
+        finally:
+            tmp.unlink(missing_ok=True)
+    text = path.read_text().strip()
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise SbcardError("world.exchange_key", f"{path} does not hold a node-to-node secret (64 hex digits)")
+    return secret
 
 
 def node_of_db(db: sqlite_utils.Database) -> str:

@@ -7,7 +7,9 @@ What a validator keeps offline, between taps and across restarts:
 - ``psam`` / ``psam_keys`` / ``psam_upload_key``: its PSAM's EEPROM — the terminal number,
   the terminal transaction serial, every issuing province's consumer keys, and the upload
   key its batches are MACed with (``sign_batch``; a terminal made before upload keys gets
-  it once, ``load_upload_key``), every key sealed under the KEK (``sbcard/chip/sealing.py``:
+  it once, ``load_upload_key``), and ``host_credential``, the key its requests to the
+  host API are signed with (``sbcard.chip.terminal_auth``; ``load_host_credential`` for a
+  terminal made before), every key sealed under the KEK (``sbcard/chip/sealing.py``:
   never in clear in the database; a terminal made before is sealed when next opened);
 - ``blacklist`` (+ ``revoked_concessions``) and the hub's version they copy;
 - ``inflight.slot`` (a small file beside the database): the PSAM's last serial and the
@@ -282,6 +284,14 @@ def _sealed_upload_key(key: PsamUploadKey) -> str:
     return sealing.seal(key.key, _key_context("upload", "upload_key"))
 
 
+def _store_host_credential(conn: sqlite3.Connection, key: bytes) -> None:
+    """The host credential (``sbcard.chip.terminal_auth``) sealed under the KEK, like the PSAM's keys."""
+    conn.execute("CREATE TABLE IF NOT EXISTS host_credential (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                 "key_hex TEXT NOT NULL) STRICT")
+    conn.execute("INSERT INTO host_credential (id, key_hex) VALUES (1, ?)",
+                 (sealing.seal(key, _key_context("host", "credential")),))
+
+
 def _psam_key(issuer_id: str, column: str, stored: str) -> bytes:
     if not sealing.is_sealed(stored):  # a terminal made before keys were sealed (``open`` seals them)
         return bytes.fromhex(stored)
@@ -362,6 +372,7 @@ class TerminalState:
         *,
         durability: str = "normal",
         upload_key: PsamUploadKey | None = None,
+        host_credential: bytes | None = None,
     ) -> TerminalState:
         """A new terminal's directory and database; refuses a directory that already holds one."""
         directory = Path(directory)
@@ -393,6 +404,8 @@ class TerminalState:
             if upload_key is not None:
                 conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
                              (upload_key.algorithm.value, _sealed_upload_key(upload_key)))
+            if host_credential is not None:
+                _store_host_credential(conn, host_credential)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -521,6 +534,30 @@ class TerminalState:
                                "algorithm TEXT NOT NULL, key_hex TEXT NOT NULL) STRICT")
             self._conn.execute("INSERT INTO psam_upload_key (id, algorithm, key_hex) VALUES (1, ?, ?)",
                                (key.algorithm.value, _sealed_upload_key(key)))
+
+    def host_credential(self) -> bytes | None:
+        """The key this terminal signs its requests to the host API with; None for a terminal made before."""
+        try:
+            row = self._conn.execute("SELECT key_hex FROM host_credential WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # no such table: made before host credentials
+            return None
+        if row is None:
+            return None
+        return _psam_key("host", "credential", row[0])
+
+    def load_host_credential(self, key: bytes) -> bool:
+        """Load the host credential into a terminal made before credentials; False if it already held this one.
+
+        The credential is derived by the terminal's region, so loading it again is the same
+        key: a different one is refused (a terminal's credential never changes)."""
+        held = self.host_credential()
+        if held is not None:
+            if held != key:
+                raise TerminalStateError(f"terminal {self.config.terminal_id} already holds another host credential")
+            return False
+        with self.transaction():
+            _store_host_credential(self._conn, key)
+        return True
 
     def sign_batch(self, records: Sequence[PurseRecord]) -> str:
         """The MAC (16 hex digits) the PSAM gives these log records, in this order, as one upload batch.

@@ -90,10 +90,13 @@ class LiveServer:
         assert not self.thread.is_alive(), "the test server did not stop"
 
 
-def start_server(home: Path, clock: SimClock, node: str = "all", peers: dict[str, str] | None = None) -> LiveServer:
-    port = free_port()
+def start_server(home: Path, clock: SimClock, node: str = "all", peers: dict[str, str] | None = None,
+                 app=None, port: int | None = None) -> LiveServer:  # type: ignore[no-untyped-def]
+    """``app``: an app of the test's own making (``create_app`` plus a route), else the service's; ``port``: a
+    given one (a node's process restarted where its peers expect it), else a free one."""
+    port = port or free_port()
     config = ServiceConfig(home=home, node=node, clock=clock, peers=peers or {})
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app or create_app(config), host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, name=f"sbcard-test-server-{port}", daemon=True)
     thread.start()

@@ -36,6 +36,12 @@ def api_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def server_starter() -> Callable[..., LiveServer]:
+    """``start_server`` itself, for a test that starts and stops several (one process per node); the test stops them."""
+    return start_server
+
+
+@pytest.fixture
 def api_home(api_template: Path, tmp_path: Path) -> Path:
     home = tmp_path / "world"
     shutil.copytree(api_template, home)

@@ -236,6 +236,8 @@ def _tell(story: Story) -> None:
     run("transit", "tap", "--reader", blanks[0], "--terminal", terminal, "--km", "5")
     run("transit", "log", "--terminal", terminal)
     run("transit", "upload", "--terminal", terminal)
+    run("terminal", "credential", terminal)
+    run("terminal", "revoke", terminal, "--reason", "PSAM stolen")
     run("transit", "concession", "enable", liu, "--kind", "student", "--until", "2025-09-01", "--operator", "BJ-C1",
         "--outlet", OUTLET)
     run("transit", "concession", "show", liu)

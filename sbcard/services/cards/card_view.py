@@ -19,10 +19,10 @@ from sbcard.domain.lifecycle import CardState
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.services.exchange import lookup
 from sbcard.services.outlets import audit
-from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.exchange import peers
 from sbcard.services.accounts import ledger
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.store.world import HUB, REGION_NODES, World
 
 FIELD = "CARD_OR_CITIZEN_ID"
 _WHITESPACE = re.compile(r"\s+")
@@ -89,7 +89,7 @@ def card_view(world: World, card_or_citizen_id: str, *, now: dt.datetime) -> dic
         "outlet": card["outlet"],
         "replaces": card["replaces"],
         "replaced_by": replaced_by[0] if replaced_by else None,
-        "blacklisted": hub_directory.is_blacklisted(world.hub(), card["card_number"]),
+        "blacklisted": peers.ask(world, HUB, "directory.is_blacklisted", card_number=card["card_number"]),
         "virtual_path": card["virtual_path"],
         "updated_at": card["updated_at"],
     }

@@ -51,7 +51,7 @@ from sbcard.domain.sources import ILLUSTRATIVE_ONLY
 from sbcard.reference.transit import load_concession_policy
 from sbcard.services.exchange import lookup, outbox
 from sbcard.services.outlets import audit
-from sbcard.services.exchange import concession_list
+from sbcard.services.exchange import peers
 from sbcard.services.cards import keys, lifecycle
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
@@ -233,7 +233,7 @@ def show(world: World, *, card_number: str, now: datetime, on_card: bytes | None
         "concessions": [{"kind": r["kind"], "status": r["status"], "start": r["start_date"], "end": r["end_date"],
                          "at": r["at"]} for r in rows],
         "expected_0017": expected.to_json() if expected else None,
-        "revocations": concession_list.revocation_of(world.hub(), number),
+        "revocations": peers.ask(world, HUB, "concessions.revocations", card_number=number),
         **provenance_of(expected.kind if expected else None, card["card_id_code"][:6], today),
     }
     if on_card is not None:

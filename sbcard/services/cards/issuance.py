@@ -46,7 +46,7 @@ from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardErro
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.regions import NODE_NAMES, province_code_of
 from sbcard.reference import medical as medical_reference
-from sbcard.services.exchange import lookup, outbox
+from sbcard.services.exchange import lookup, outbox, peers
 from sbcard.services.outlets import audit, operators, stock
 from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.cards import keys
@@ -224,7 +224,7 @@ def _open_application(db: sqlite_utils.Database, citizen_id: str) -> str | None:
 def _valid_card(world: World, db: sqlite_utils.Database, citizen_id: str) -> str | None:
     """The person's valid card: the hub's directory first, this region's own record second
     (a card whose directory message is still on its way)."""
-    entry = hub_directory.valid_card_of(world.hub(), citizen_id)
+    entry = peers.ask(world, HUB, "directory.valid_card_of", citizen_id=citizen_id)
     if entry is not None:
         return entry["card_number"]
     marks = ", ".join("?" for _ in VALID_CARD_STATUSES)

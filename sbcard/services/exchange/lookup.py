@@ -3,7 +3,8 @@
 Outlets carry their node in their code; cards are found through the hub's directory
 (the issuing region is the owner of the card's record); persons and operators are
 looked for in the three regions. Every answer names the node, so the caller opens its
-unit of work on the right database.
+unit of work on the right database. A world that holds one node asks the others through
+its link (``sbcard.services.exchange.peers``), the regions it holds first.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import Any
 from sbcard.domain.errors import NotFound, RuleRefused
 from sbcard.domain.outlets import OutletCode
 from sbcard.domain.regions import NODE_NAMES, node_of
-from sbcard.services.outlets.operators import get_operator
-from sbcard.services.people.registry import get_person
-from sbcard.store.world import REGION_NODES, World
+from sbcard.services.exchange import peers
+from sbcard.store.world import HUB, REGION_NODES, World
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -37,36 +37,46 @@ def get_outlet(world: World, code: str) -> dict[str, Any]:
 
 def find_person(world: World, citizen_id: str) -> tuple[str, dict[str, Any]] | None:
     """(node, person) for the region whose registry holds the person, or None."""
-    for node in REGION_NODES:
-        person = get_person(world.region(node), citizen_id)
+    for node in peers.regions_to_search(world):
+        person = peers.ask(world, node, "registry.person", citizen_id=citizen_id)
         if person is not None:
             return node, person
     return None
 
 
 def find_card(world: World, card_number: str) -> tuple[str, dict[str, Any]] | None:
-    """(issuing node, card row) from the hub's directory, else by asking each region, or None.
+    """(issuing node, card row) from the regions this world holds, else through the hub's directory, or None.
 
-    The fallback covers a card whose directory entry is still in its region's outbox.
+    A world that holds every region finds the card in its issuer's database; one that holds
+    one region looks there first (no other node is asked for its own cards) and then asks
+    the issuer the hub's directory names, then the other regions (a card whose directory
+    entry is still in its region's outbox).
     """
     number = _WHITESPACE.sub("", card_number or "").upper()
-    entry = list(world.hub().query("SELECT issuing_region FROM card_directory WHERE card_number = ?", [number]))
-    candidates = list(REGION_NODES)
-    if entry:
-        home = node_of(entry[0]["issuing_region"])
-        candidates.remove(home)
-        candidates.insert(0, home)
-    for node in candidates:
-        rows = list(world.region(node).query("SELECT * FROM cards WHERE card_number = ?", [number]))
-        if rows:
-            return node, rows[0]
+    for node in REGION_NODES:
+        if world.holds(node):
+            row = peers.ask(world, node, "cards.card", card_number=number)
+            if row is not None:
+                return node, row
+    if all(world.holds(node) for node in REGION_NODES):
+        return None
+    entry = peers.ask(world, HUB, "directory.card_entry", card_number=number)
+    home = node_of(entry["issuing_region"]) if entry else None
+    for node in peers.regions_to_search(world, home):
+        if not world.holds(node):
+            row = peers.ask(world, node, "cards.card", card_number=number)
+            if row is not None:
+                return node, row
     return None
 
 
-def find_operator(world: World, code: str) -> tuple[str, dict[str, Any]] | None:
-    """(node, operator) of the region the operator works for, or None. Codes are unique nationally."""
-    for node in REGION_NODES:
-        operator = get_operator(world.region(node), code)
+def find_operator(world: World, code: str, *, regions: tuple[str, ...] | None = None) -> tuple[str, dict[str, Any]] | None:
+    """(node, operator) of the region the operator works for, or None. Codes are unique nationally.
+
+    ``regions``: look only there (signing in at a region's node looks at that region's staff).
+    """
+    for node in peers.regions_to_search(world) if regions is None else regions:
+        operator = peers.ask(world, node, "operators.operator", code=code)
         if operator is not None:
             return node, operator
     return None

@@ -24,6 +24,13 @@ Kinds and payloads:
 - ``concession.revoke`` → hub: ``{card_number, kind, reason}``, a transit concession
   locked on a card (moved to the holder's new card), published with the blacklist's
   versions (``services.exchange.concession_list``).
+
+The transport: a receiver the world holds gets the message in process (``_apply_once``);
+a world that holds one node hands the others' messages to its link
+(``services.exchange.peers.NodeLink``: HTTP between the nodes' processes), whose receiver
+applies them with ``receive``, the same idempotency. A receiver that cannot be reached
+(``PeerUnavailable``), or that the world cannot reach at all, leaves the sender's messages
+pending, in order, for a later delivery.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import sqlite_utils
 
 from sbcard.domain.errors import SbcardError
 from sbcard.services.exchange import concession_list, directory as hub_directory
+from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.outlets import stock
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, NODES, REGION_NODES, World
@@ -141,21 +149,33 @@ def delivery_faults(fault: DeliveryFault | None) -> Iterator[None]:
 
 
 def deliver_pending(world: World, now: dt.datetime) -> int:
-    """Deliver every region's pending messages; returns how many were delivered.
+    """Deliver the pending messages of every region the world holds; returns how many were delivered.
 
     An error other than a rule's refusal (the database busy past its timeout, say) stops
     the delivery and propagates; what was not delivered stays pending for the next call.
+    A receiver out of reach (another node's process down, or no link to it) stops the
+    delivery of its sender's messages, which stay pending, and is not an error.
     """
     delivered = 0
     for node in REGION_NODES:
+        if not world.holds(node):
+            continue
         db = world.region(node)
         for message in pending(db) if _delivery_fault is None else _oldest_first(db):
             verdict = _delivery_fault(node, message) if _delivery_fault is not None else "deliver"
             if verdict == "lose":
                 break
-            _apply_once(world, node, message, now)
-            if verdict == "twice":
+            if not world.holds(message["to_node"]):
+                if world.link is None:
+                    break  # no way to that node from here: a process that reaches it delivers
+                try:
+                    world.link.deliver(node, _wire(message))
+                except PeerUnavailable:
+                    break  # kept pending, in order: delivered once the receiver answers again
+            else:
                 _apply_once(world, node, message, now)
+                if verdict == "twice":
+                    _apply_once(world, node, message, now)
             with UnitOfWork(db) as uow:
                 uow.db.execute(
                     "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
@@ -177,14 +197,48 @@ def _oldest_first(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
         yield rows[0]
 
 
-def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: dt.datetime) -> None:
+WIRE_FIELDS = ("idempotency_key", "to_node", "kind", "payload", "created_at")
+
+
+def _wire(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A message as it crosses to another node's process (its payload stays the JSON text the sender wrote)."""
+    return {field: message[field] for field in WIRE_FIELDS}
+
+
+def receive(world: World, from_node: str, message: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """Apply a message another node's process sent (the receiving side of a link), once.
+
+    ``message`` has ``WIRE_FIELDS``; the receiver (``to_node``) must be held by ``world``.
+    Answers ``{"idempotency_key", "applied", "result"}``: ``applied`` false when it was
+    applied before (the sender's mark was lost, or the message came twice).
+    """
+    missing = [field for field in WIRE_FIELDS if field not in message]
+    kind = message.get("kind")
+    if missing or kind not in HANDLERS or from_node not in REGION_NODES:
+        raise ValueError(f"not a message: missing {missing}, kind {kind!r}, from {from_node!r}")
+    side = HANDLERS[kind][0]
+    to_node = message["to_node"]
+    if (side == HUB) != (to_node == HUB) or to_node not in NODES:
+        raise ValueError(f"a {kind!r} message goes to {'the hub' if side == HUB else 'a region'}, not {to_node!r}")
+    json.loads(message["payload"])  # a payload that is not JSON is refused before anything is written
+    applied = _apply_once(world, from_node, message, now)
+    receiver = world.hub() if to_node == HUB else world.region(to_node)
+    log = "messages" if to_node == HUB else "inbox"
+    row = receiver.execute(f"SELECT result FROM {log} WHERE idempotency_key = ?",
+                           [message["idempotency_key"]]).fetchone()
+    return {"idempotency_key": message["idempotency_key"], "applied": applied,
+            "result": json.loads(row[0]) if row and row[0] else None}
+
+
+def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Apply the message in its receiver's database unless its log has it; whether it was applied now."""
     to_node, kind, key = message["to_node"], message["kind"], message["idempotency_key"]
     receiver = world.hub() if to_node == HUB else world.region(to_node)
     log = "messages" if to_node == HUB else "inbox"
     payload = json.loads(message["payload"])
     with UnitOfWork(receiver) as uow:
         if uow.db.execute(f"SELECT 1 FROM {log} WHERE idempotency_key = ?", [key]).fetchone():
-            return  # applied before: the sender's mark was lost
+            return False  # applied before: the sender's mark was lost
         try:
             result = HANDLERS[kind][1](uow.db, payload, now)
         except SbcardError as refused:
@@ -203,3 +257,4 @@ def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: d
         uow.db.execute(f"INSERT INTO {log} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                        list(row.values()))
         uow.finish()
+    return True

@@ -194,9 +194,15 @@ def blank_to_issue(world: World, *, outlet: str, chip_serial: str | None = None,
 
 
 def blank_owner(world: World, chip_serial: str) -> tuple[str, dict[str, Any]] | None:
-    """(node, row) of the region whose stock holds (or held) this blank, or None."""
+    """(node, row) of the region whose stock holds (or held) this blank, or None.
+
+    A world that holds one region (``sbcard serve --node``) looks in its own stock only: a
+    blank of another region's stock is then "in no outlet's stock" here, and refused as such.
+    """
     serial = chip_serial.strip().upper()
     for node in REGION_NODES:
+        if not world.holds(node):
+            continue
         row = _blank(world.region(node), serial)
         if row is not None:
             return node, row

@@ -14,7 +14,9 @@ The row ``install`` receives also carries ``upload_key`` (``UploadKey``): the PS
 MACing its upload batches, the terminal's region's UMK master diversified by the terminal
 number (``sbcard.chip.upload_batch``); the host recomputes it to believe a batch, and it is
 never stored in the region. ``upload_key(world, terminal_id)`` gives it again, for a PSAM
-made before upload keys (loaded once).
+made before upload keys (loaded once). It carries ``host_credential`` too: the key the
+terminal signs its requests to the host API with (``sbcard.chip.terminal_auth``, derived
+from the same master with another label; ``sbcard.services.terminals.credentials``).
 
 ``sync`` is what a terminal fetches when it goes online: the blacklist as of the hub's
 latest version and the concessions revoked as of it (``services.exchange.concession_list``: the
@@ -31,19 +33,19 @@ from typing import Any
 import attrs
 import sqlite_utils
 
-from sbcard.chip import upload_batch
+from sbcard.chip import terminal_auth, upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.transit import CAPP_OPERATOR_CODES
 from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.reference.medical import hospitals
 from sbcard.reference.transit import load_tariff
 from sbcard.reference.venues import venues
-from sbcard.services.exchange import concession_list
-from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.exchange import peers
 from sbcard.services.cards.keys import issuer_masters, upload_master
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.store.world import HUB, REGION_NODES, World
 
 GATES = ("entry", "exit", "both")
 AREAS = ("city", "suburb")
@@ -111,27 +113,16 @@ def consumer_keys(world: World) -> list[ConsumerKeys]:
     return out
 
 
-def blacklist_copy(world: World) -> BlacklistCopy:
-    """The hub's blacklist as of its latest version, as a terminal copies it."""
-    hub = world.hub()
-    version = hub_directory.blacklist_version(hub)
-    row = hub.execute("SELECT published_at FROM blacklist_versions WHERE version = ?", [version]).fetchone()
+def blacklist_copy(world: World, version: int | None = None) -> BlacklistCopy:
+    """The hub's blacklist as of its latest version (or ``version``, an earlier one), as a terminal copies it
+    (asked of the hub's process when this world holds one region: ``sbcard.services.exchange.peers``)."""
+    lists = peers.ask(world, HUB, "directory.lists", **({} if version is None else {"version": version}))
     return BlacklistCopy(
-        version=version,
-        published_at=row[0] if row else None,
-        cards=frozenset(hub_directory.blacklisted_cards(hub, version)),
-        revoked_concessions=frozenset(_revoked_concessions(world, version)),
+        version=lists["version"],
+        published_at=lists["published_at"],
+        cards=frozenset(lists["blacklist"]),
+        revoked_concessions=frozenset((card, kind) for card, kind in lists["revoked_concessions"]),
     )
-
-
-def _revoked_concessions(world: World, version: int) -> set[tuple[str, str]]:
-    """(card number, kind) of every concession revoked as of ``version``: the card's chip still
-    says enabled (until it is next at a counter), so terminals charge it the full fare."""
-    hub = world.hub()
-    if not hub["concession_revocations"].exists():
-        return set()
-    return {(card, kind) for kind in ("elderly_free_ride", "student")
-            for card in concession_list.revoked_cards(hub, kind, version)}
 
 
 def _validate(operator: str, station: str | None, gate: str, line: str | None, area: str | None,
@@ -216,7 +207,9 @@ def register_terminal(world: World, *, node: str, operator: str, station: str | 
             "created_at": timestamp(now),
         }
         uow.db["terminals"].insert(row)
-        install({**row, **more, "upload_key": terminal_upload_key(uow.db, row["terminal_no"])}, keys, blacklist)
+        credential = terminal_auth.credential_key(upload_master(uow.db)[1], row["terminal_no"])
+        install({**row, **more, "upload_key": terminal_upload_key(uow.db, row["terminal_no"]),
+                 "host_credential": credential}, keys, blacklist)
         uow.commit()
     return {**row, **more, "blacklist_size": len(blacklist.cards)}
 
@@ -247,8 +240,10 @@ def known_operator(code: str, field: str = "--operator") -> str:
     places = venues()
     if text.upper() in places:
         return places[text.upper()].code
+    if text.upper() in hospitals():  # its points of sale
+        return text.upper()
     raise InvalidInput("terminal.operator", f"unknown operator {text!r}: terminals belong to a transit operator "
-                       f"({', '.join(transit)}) or a venue (`sbcard venue list`)", field)
+                       f"({', '.join(transit)}), a venue (`sbcard venue list`) or a hospital (its POS)", field)
 
 
 def get_terminal(world: World, terminal_id: str) -> dict[str, Any]:

@@ -1,0 +1,166 @@
+"""The nodes' processes reaching each other over HTTP (``sbcard serve --node NODE --peer N=URL``).
+
+``HttpLink`` is the HTTP implementation of the services' port between nodes
+(``sbcard.services.exchange.peers.NodeLink``): an outbox message is POSTed to the receiving
+node's ``/api/v1/exchange/messages``, a question to its ``/api/v1/exchange/questions``.
+``Courier`` delivers the process's pending messages every ``interval`` seconds in a thread
+of its own, so a message left pending while its receiver was down goes once it is up.
+
+**Node-to-node authentication.** Every request between nodes is signed with HMAC-SHA256
+under a key derived from the world's node-to-node secret (``<home>/exchange.key``, made on
+first use by ``sbcard.store.world.exchange_secret``; each node's server holds a copy of it,
+as it holds its own database and keys) for the pair of nodes, one key per direction. The
+signature covers the method, the path, the sending and receiving nodes, a timestamp and the
+body's SHA-256; the receiver refuses (401) a request without a valid signature or with a
+timestamp more than ``MAX_SKEW`` seconds from its own wall clock. A replay within that
+window changes nothing: a message is applied once (its idempotency key, the receiver's
+message log), and a question only reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from sbcard.services.exchange.peers import PeerUnavailable
+from sbcard.store.world import NODES, NodeElsewhere
+
+API = "/api/v1"
+MESSAGES = f"{API}/exchange/messages"
+QUESTIONS = f"{API}/exchange/questions"
+NODE_HEADER = "X-Sbcard-Node"  # the sending node
+TO_HEADER = "X-Sbcard-To"  # the receiving node
+DATE_HEADER = "X-Sbcard-Date"  # seconds since the epoch, the sender's wall clock
+SIGNATURE_HEADER = "X-Sbcard-Signature"  # hex HMAC-SHA256
+MAX_SKEW = 300
+SCHEME = "sbcard-node-v1"
+
+log = logging.getLogger("sbcard.api.peers")
+
+
+def pair_key(secret: bytes, from_node: str, to_node: str) -> bytes:
+    """The key one node signs its requests to another with: derived from the world's secret, per direction."""
+    return hmac.new(secret, f"{SCHEME} {from_node}->{to_node}".encode(), hashlib.sha256).digest()
+
+
+def signature(secret: bytes, *, method: str, path: str, from_node: str, to_node: str, date: str,
+              body: bytes) -> str:
+    text = "\n".join((SCHEME, method.upper(), path, from_node, to_node, date, hashlib.sha256(body).hexdigest()))
+    return hmac.new(pair_key(secret, from_node, to_node), text.encode(), hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: bytes, *, method: str, path: str, from_node: str, to_node: str,
+                   body: bytes, now: float | None = None) -> dict[str, str]:
+    date = str(int(time.time() if now is None else now))
+    return {NODE_HEADER: from_node, TO_HEADER: to_node, DATE_HEADER: date, "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature(secret, method=method, path=path, from_node=from_node, to_node=to_node,
+                                        date=date, body=body)}
+
+
+def verify(secret: bytes, *, method: str, path: str, headers: Mapping[str, str], body: bytes,
+           now: float | None = None) -> tuple[str, str] | str:
+    """(from_node, to_node) of a validly signed request, else the reason it is refused (a str)."""
+    from_node, to_node = headers.get(NODE_HEADER, ""), headers.get(TO_HEADER, "")
+    date, given = headers.get(DATE_HEADER, ""), headers.get(SIGNATURE_HEADER, "")
+    if not (from_node and to_node and date and given):
+        return f"a node's request carries {NODE_HEADER}, {TO_HEADER}, {DATE_HEADER} and {SIGNATURE_HEADER}"
+    if from_node not in NODES or to_node not in NODES or from_node == to_node:
+        return "not a request between two nodes of the world"
+    if not date.isdigit() or abs(int(date) - (time.time() if now is None else now)) > MAX_SKEW:
+        return f"{DATE_HEADER} is more than {MAX_SKEW} s from this node's clock"
+    expected = signature(secret, method=method, path=path, from_node=from_node, to_node=to_node, date=date,
+                         body=body)
+    if not hmac.compare_digest(expected, given.strip().lower()):
+        return "the signature does not match (another world's secret, or the request was changed)"
+    return from_node, to_node
+
+
+class HttpLink:
+    """The node ``node``'s link to the other nodes' processes (``peers``: node → base URL)."""
+
+    def __init__(self, node: str, peers: Mapping[str, str], secret: bytes, *, held: tuple[str, ...] = (),
+                 timeout: float = 10.0, connect_timeout: float = 2.0) -> None:
+        self.node = node
+        self.peers = dict(peers)
+        self.held = held or (node,)
+        self._secret = secret
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout))
+
+    def deliver(self, from_node: str, message: Mapping[str, Any]) -> dict[str, Any]:
+        to_node = message["to_node"]
+        answer = self._post(to_node, MESSAGES, {"from_node": from_node, "message": dict(message)},
+                            from_node=from_node)
+        log.info("message %s (%s) delivered to %s: %s", message["idempotency_key"], message["kind"], to_node,
+                 "applied" if answer.get("applied") else "applied before")
+        return answer
+
+    def ask(self, node: str, question: str, params: Mapping[str, Any]) -> Any:
+        return self._post(node, QUESTIONS, {"question": question, "params": dict(params)})["answer"]
+
+    def _post(self, to_node: str, path: str, payload: Mapping[str, Any], *, from_node: str | None = None) -> Any:
+        base = self.peers.get(to_node)
+        if base is None:
+            raise NodeElsewhere(to_node, self.held)  # no --peer for it: this process cannot reach it at all
+        sender = from_node or self.node
+        body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
+        headers = signed_headers(self._secret, method="POST", path=path, from_node=sender, to_node=to_node,
+                                 body=body)
+        try:
+            response = self._client.post(base + path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PeerUnavailable(to_node, f"{type(exc).__name__} at {base}") from None
+        if response.status_code != 200:
+            try:
+                error = response.json()["error"]
+                why = f"HTTP {response.status_code} {error['code']}: {error['message']}"
+            except (ValueError, KeyError, TypeError):
+                why = f"HTTP {response.status_code}"
+            log.warning("node %s answered %s to %s %s", to_node, why, sender, path)
+            raise PeerUnavailable(to_node, why)
+        try:
+            return response.json()
+        except ValueError:
+            raise PeerUnavailable(to_node, "an answer that is not JSON") from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class Courier:
+    """Delivers the pending messages every ``interval`` seconds in a thread, until ``stop``.
+
+    ``deliver`` is one round (it takes the process's write lock and its thread's world);
+    an error is logged and the next round tries again: the messages stay pending meanwhile.
+    """
+
+    def __init__(self, deliver: Callable[[], int], interval: float) -> None:
+        self._deliver = deliver
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sbcard-courier", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                delivered = self._deliver()
+            except Exception as exc:  # noqa: BLE001 - a round that failed is tried again at the next
+                log.warning("delivering pending messages failed: %s: %s", type(exc).__name__, exc)
+                continue
+            if delivered:
+                log.info("delivered %d pending message(s)", delivered)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)

@@ -1,0 +1,128 @@
+"""Between the nodes: messages and questions from another node's process, and what staff see of the hub.
+
+``POST /exchange/messages`` and ``POST /exchange/questions`` are called by the other nodes'
+processes only (``sbcard.api.peers.HttpLink``), signed with the world's node-to-node secret
+(401 otherwise); ``docs/api/nodes.md`` describes the scheme. The ``GET`` routes are for
+signed-in staff: the hub's lists and a card's directory entry as this node sees them (over
+HTTP from a region's own process), and this node's messages still waiting for their receiver.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from sbcard.api import peers as wire
+from sbcard.api.auth import require_node_served, staff_call
+from sbcard.api.calls import Call, service_of
+from sbcard.api.errors import ApiError
+from sbcard.domain.masking import mask_citizen_id
+from sbcard.services.exchange import outbox, peers
+from sbcard.store.world import HUB
+
+router = APIRouter(prefix="/exchange", tags=["between the nodes"])
+
+_MAX_BODY = 4 * 1024 * 1024
+
+
+class WireMessage(BaseModel):
+    idempotency_key: str = Field(max_length=200)
+    to_node: str
+    kind: str
+    payload: str = Field(description="The message's payload: the JSON text its sender wrote.")
+    created_at: str
+
+
+class Delivery(BaseModel):
+    from_node: str
+    message: WireMessage
+
+
+class Question(BaseModel):
+    question: str = Field(description=" | ".join(peers.QUESTIONS))
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+async def _signed(request: Request) -> tuple[str, str, bytes]:
+    """(from_node, to_node, body) of a request another node signed; 401 otherwise, 421 when the receiver is not here."""
+    body = await request.body()
+    if len(body) > _MAX_BODY:
+        raise ApiError(413, "request.too_large", f"a node's request is at most {_MAX_BODY} bytes")
+    service = service_of(request)
+    checked = wire.verify(service.worlds.secret, method=request.method, path=request.url.path,
+                          headers=request.headers, body=body)
+    if isinstance(checked, str):
+        raise ApiError(401, "node.unauthenticated", checked, wire.SIGNATURE_HEADER,
+                       headers={"WWW-Authenticate": wire.SCHEME})
+    from_node, to_node = checked
+    request.state.caller = f"node:{from_node}"
+    require_node_served(request, to_node)
+    return from_node, to_node, body
+
+
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValueError as exc:
+        raise ApiError(422, "request.invalid", f"not a node's request: {type(exc).__name__}") from None
+
+
+@router.post("/messages", summary="Apply a message of another node's outbox, once (node-signed)")
+async def receive_message(request: Request) -> dict[str, Any]:
+    from_node, to_node, body = await _signed(request)
+    delivery = _parse(Delivery, body)
+    if delivery.from_node != from_node or delivery.message.to_node != to_node:
+        raise ApiError(422, "message.misaddressed", "the message's sender and receiver are not the signed ones",
+                       "message")
+    service = service_of(request)
+
+    def apply() -> dict[str, Any]:
+        with service.worlds.writing() as world:
+            try:
+                return outbox.receive(world, from_node, delivery.message.model_dump(), service.config.clock.now())
+            except ValueError as exc:
+                raise ApiError(422, "message.invalid", str(exc), "message") from None
+
+    return await run_in_threadpool(apply)
+
+
+@router.post("/questions", summary="Answer another node's question from this node's records (node-signed)")
+async def answer_question(request: Request) -> dict[str, Any]:
+    _from_node, to_node, body = await _signed(request)
+    question = _parse(Question, body)
+    service = service_of(request)
+
+    def answer() -> dict[str, Any]:
+        world = service.worlds.world()
+        try:
+            return {"node": to_node, "question": question.question,
+                    "answer": peers.answer(world, to_node, question.question, question.params)}
+        except (ValueError, TypeError) as exc:
+            raise ApiError(422, "question.invalid", str(exc), "question") from None
+
+    return json.loads(json.dumps(await run_in_threadpool(answer), default=str))
+
+
+@router.get("/lists", summary="The hub's blacklist and revoked concessions, as this node sees them")
+def lists(call: Call = Depends(staff_call())) -> dict[str, Any]:
+    return {"from": HUB, **call.read(lambda world: peers.ask(world, HUB, "directory.lists"))}
+
+
+@router.get("/directory/{card_number}", summary="A card's entry in the hub's directory, as this node sees it")
+def directory_entry(card_number: str, call: Call = Depends(staff_call())) -> dict[str, Any]:
+    number = "".join(card_number.split()).upper()
+    entry = call.read(lambda world: peers.ask(world, HUB, "directory.card_entry", card_number=number))
+    if entry is None:
+        raise ApiError(404, "card.unknown", f"the hub's directory has no card {number}", "card_number")
+    return {**entry, "citizen_id": mask_citizen_id(entry["citizen_id"])}
+
+
+@router.get("/outbox", summary="This region's messages still waiting for their receiver")
+def pending_messages(call: Call = Depends(staff_call())) -> dict[str, Any]:
+    rows = call.read(lambda world: outbox.pending(world.region(call.principal.node)))
+    return {"node": call.principal.node, "pending": [
+        {key: row[key] for key in ("idempotency_key", "to_node", "kind", "created_at")} for row in rows]}

@@ -1,0 +1,197 @@
+"""The host API for terminals: ``/api/v1/host/…``, every request signed by the terminal (docs/api/terminals.md).
+
+The same adapter as a terminal in process reaches (``sbcard.services.transit.terminal_host.
+TerminalHost``): the hub's lists and the terminal's register, the operator's host taking
+an upload (the PSAM's batch MAC checked by ``host.upload`` as in process), the upload key
+for a PSAM made before upload keys (wrapped under the terminal's credential), and the
+hub directory's view of a card. The terminal is the one the MAC names, never one a body
+or a path names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from sbcard.api.calls import Call
+from sbcard.api.errors import ApiError
+from sbcard.api.terminal_auth import terminal_call, terminal_of
+from sbcard.chip.crypto import Algorithm, encrypt_ecb
+from sbcard.chip.purse_record import HOST_FIELDS, PurseRecord
+from sbcard.domain.medical_claim import ClaimRequest
+from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.medical import pos
+from sbcard.services.medical.routing import PosHost
+from sbcard.services.outlets.staff import Forbidden
+from sbcard.services.terminals import credentials, register
+from sbcard.services.transit.terminal_host import TerminalHost
+
+router = APIRouter(prefix="/host", tags=["host API for terminals"])
+
+MAX_BATCH = 100_000
+
+
+class Synced(BaseModel):
+    version: int = Field(ge=0, description="The blacklist version the terminal now holds.")
+
+
+class UploadedRecord(BaseModel):
+    values: list[Any] = Field(description="The believed fields, in the batch line's order: "
+                                          + ", ".join(HOST_FIELDS))
+    details: dict[str, Any] | None = Field(default=None, description="The terminal's own fields and the application's "
+                                                                    "(as ``PurseRecord.details``), in their order.")
+
+
+class Upload(BaseModel):
+    mac: str = Field(min_length=16, max_length=16, description="The PSAM's BATCH MAC over the records, in this order.")
+    records: list[UploadedRecord] = Field(max_length=MAX_BATCH)
+
+
+def _lists_view(copy: register.BlacklistCopy) -> dict[str, Any]:
+    return {"version": copy.version, "published_at": copy.published_at, "cards": sorted(copy.cards),
+            "revoked_concessions": [list(pair) for pair in sorted(copy.revoked_concessions)]}
+
+
+@router.get("/lists", summary="The hub's blacklist and revoked concessions (with the changes since a version)")
+def lists(since: int | None = Query(default=None, ge=0, description="The version the terminal holds."),
+          call: Call = Depends(terminal_call)):
+    def read(world):
+        latest = register.blacklist_copy(world)
+        out = {"terminal": terminal_of(call)["id"], **_lists_view(latest), "since": since, "changed": True,
+               "added": None, "removed": None, "concessions_revoked_since": None}
+        if since is not None:
+            held = register.blacklist_copy(world, since)
+            out.update(changed=held.version != latest.version or held.cards != latest.cards
+                       or held.revoked_concessions != latest.revoked_concessions,
+                       added=sorted(latest.cards - held.cards), removed=sorted(held.cards - latest.cards),
+                       concessions_revoked_since=[list(p) for p in
+                                                  sorted(latest.revoked_concessions - held.revoked_concessions)])
+        return out
+
+    return call.read(read)
+
+
+@router.post("/synced", summary="Report the blacklist version the terminal now holds")
+def synced(body: Synced, call: Call = Depends(terminal_call)):
+    terminal_id = terminal_of(call)["id"]
+
+    def do(world):
+        latest = hub_directory.blacklist_version(world.hub())
+        if body.version > latest:
+            raise ApiError(422, "blacklist.version", f"no blacklist version {body.version} (the latest is {latest})",
+                           "version")
+        row = register.record_sync(world, terminal_id, version=body.version, now=call.now)
+        return {"terminal": terminal_id, "blacklist_version": row["blacklist_version"], "synced_at": row["synced_at"]}
+
+    return call.write(do, payload=body, idempotent=False)
+
+
+@router.get("/upload-key", summary="The upload key for a PSAM made before upload keys, wrapped under the credential")
+def upload_key(call: Call = Depends(terminal_call)):
+    terminal = terminal_of(call)
+
+    def read(world):
+        key = register.upload_key(world, terminal["id"])
+        credential = credentials.credential(world, terminal["id"])
+        wrapped = encrypt_ecb(Algorithm.SM4, credential[:16], key.key)
+        return {"terminal": terminal["id"], "algorithm": key.algorithm.value, "wrapped_key": wrapped.hex().upper(),
+                "wrapping": "SM4-ECB under the first 16 bytes of the terminal's host credential"}
+
+    return call.read(read)
+
+
+@router.post("/uploads", summary="Upload a batch of offline records (the PSAM's batch MAC is checked)")
+def upload(body: Upload, call: Call = Depends(terminal_call)):
+    terminal_id = terminal_of(call)["id"]
+    try:
+        records = [PurseRecord.from_host(r.values, r.details) for r in body.records]
+    except (TypeError, ValueError) as e:
+        raise ApiError(422, "upload.record_invalid", f"a record is not in the host's form: {e}", "records") from None
+
+    def do(world):
+        return TerminalHost(world).upload(terminal_id, records, mac=body.mac, now=call.now).to_dict()
+
+    return call.write(do, payload=body, idempotent=False)
+
+
+@router.get("/cards/{card_number}", summary="A card's status in the hub's directory, and whether it is listed")
+def card_status(card_number: str, call: Call = Depends(terminal_call)):
+    def read(world):
+        hub = world.hub()
+        entry = hub_directory.card_entry(hub, card_number)
+        if entry is None:
+            raise ApiError(404, "card.unknown", f"no card {card_number!r} in the directory", "card_number")
+        return {"card_number": card_number, "status": entry["status"], "issuing_region": entry["issuing_region"],
+                "blacklisted": hub_directory.is_blacklisted(hub, card_number),
+                "blacklist_version": hub_directory.blacklist_version(hub)}
+
+    return call.read(read)
+
+
+# ----------------------------------------------------------------------------- a hospital's POS
+
+
+class MedicalClaim(BaseModel):
+    """A claim as the point of sale sends it (``ClaimRequest.to_json``)."""
+
+    claim_id: str = Field(max_length=40)
+    hospital: str = Field(max_length=16)
+    card_number: str = Field(max_length=20)
+    card_id_code: str = Field(max_length=64)
+    citizen_id: str = Field(max_length=18)
+    insured_region: str = Field(max_length=6)
+    insurance_type: str = Field(max_length=16)
+    retired: bool
+    lines: list[tuple[str, int, int]] = Field(min_length=1, max_length=500,
+                                              description="[item code, quantity, unit price in fen]")
+    at: str = Field(description="ISO 8601 with its offset, at the point of sale")
+    registered: bool = False
+    referral_or_emergency: bool = False
+    use_account: bool = False
+    self_pay: str = "cash"
+    mode: str = "online"
+    offline_self_fen: int | None = None
+    visit: str = ""
+    episode: str = "outpatient"
+
+
+def _pos_hospital(call: Call):
+    terminal = terminal_of(call)
+    hospital = pos.hospital_of(terminal)
+    if hospital is None:
+        raise Forbidden("terminal.not_pos", f"terminal {terminal['id']} is not a hospital's point of sale",
+                        "terminal")
+    return hospital
+
+
+@router.post("/medical/claims", status_code=201, summary="A new claim id from the POS's hospital's region")
+def new_claim(call: Call = Depends(terminal_call)):
+    hospital = _pos_hospital(call)
+
+    def do(world):
+        claim_id, serial = PosHost(world, now=call.now).new_claim(hospital)
+        return {"claim_id": claim_id, "serial": serial, "hospital": hospital.code}
+
+    return call.write(do, idempotent=False, status=201)
+
+
+@router.post("/medical/settle", summary="Settle a claim online with the insured region (Idempotency-Key required)")
+def settle_claim(body: MedicalClaim, call: Call = Depends(terminal_call)):
+    hospital = _pos_hospital(call)
+    if body.hospital.upper() != hospital.code:
+        raise Forbidden("medical.hospital", f"this point of sale is {hospital.code}'s, not {body.hospital}'s",
+                        "hospital")
+    if body.mode != "online":
+        raise ApiError(422, "medical.mode", "the host API settles online claims (offline ones are queued by the POS)",
+                       "mode")
+    try:
+        request = ClaimRequest.from_json(body.model_dump())
+    except (TypeError, ValueError) as e:
+        raise ApiError(422, "medical.claim_invalid", f"not a claim: {e}", None) from None
+
+    def do(world):
+        return PosHost(world, now=call.now).settle(hospital, request)
+
+    return call.write(do, payload=body)

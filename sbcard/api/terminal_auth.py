@@ -1,0 +1,45 @@
+"""Who is calling the host API: a terminal, by the MAC over its request (docs/api/terminals.md).
+
+``terminal_call`` is the dependency of every ``/api/v1/host/…`` route: it reads the body's
+bytes as they came (the MAC covers their SM3), checks the four ``X-Sbcard-*`` headers
+with ``sbcard.services.terminals.credentials.authenticate`` under the write lock (a fresh
+nonce is remembered), and gives the route a ``Call`` whose caller is ``terminal:ID`` and
+whose node is the terminal's region (where its Idempotency-Keys are kept). Any failure is
+401 with the error shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from sbcard.api.auth import require_node_served
+from sbcard.api.calls import Call, _retrying, service_of
+from sbcard.chip import terminal_auth
+from sbcard.services.terminals import credentials
+
+
+async def terminal_call(request: Request) -> Call:
+    body = await request.body()
+    service = service_of(request)
+    headers = terminal_auth.headers_of(request.headers)
+
+    def check() -> dict[str, Any]:
+        with service.worlds.writing() as world:
+            return _retrying(world, lambda: credentials.authenticate(
+                world, headers, method=request.method, path=request.url.path, query=request.url.query, body=body,
+                now=service.config.clock.now()))
+
+    row = await run_in_threadpool(check)
+    require_node_served(request, row["node"])
+    request.state.caller = f"terminal:{row['id']}"
+    call = Call(request=request, service=service, caller=f"terminal:{row['id']}", node=row["node"])
+    request.state.terminal = row
+    return call
+
+
+def terminal_of(call: Call) -> dict[str, Any]:
+    """The register row of the call's terminal."""
+    return call.request.state.terminal

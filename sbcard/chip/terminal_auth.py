@@ -1,0 +1,119 @@
+"""How a terminal signs its requests to the host API, and how the host checks them.
+
+Shared by both sides (``terminals.apps.http_host`` signs, ``sbcard.api.terminal_auth``
+checks): it lives in the chip layer, which the terminals may import (``.importlinter``).
+docs/api/terminals.md describes the scheme; in short:
+
+- **The credential** is a 32-byte key per terminal, ``credential_key(UMK master, terminal
+  number)``: the terminal's region's upload master (UMK) run through the SM3 KDF with the
+  label ``CREDENTIAL_LABEL`` and the terminal number. Derived, like the upload key, so the
+  region stores no copy (a stolen region database signs no terminal in), and a terminal
+  made before credentials existed has one already: ``sbcard terminal credential`` loads it.
+  The terminal keeps it sealed under the KEK with its PSAM's keys.
+- **The MAC** is HMAC-SM3 (``cryptography``'s ``hashes.SM3``) over ``string_to_sign``:
+  the scheme's name, the method, the path, the canonical query, the terminal id, the
+  timestamp (Unix seconds), the nonce and the SM3 of the body, one per line. It travels
+  in ``X-Sbcard-Mac`` (64 hex digits) beside ``X-Sbcard-Terminal``,
+  ``X-Sbcard-Timestamp`` and ``X-Sbcard-Nonce``.
+- **Freshness**: the host refuses a timestamp more than ``MAX_SKEW_SECONDS`` from its own
+  clock either way, and a nonce the same terminal already used (nonces are kept for
+  ``NONCE_TTL_SECONDS``, longer than the window, so a replay is refused by its nonce or by
+  its age).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote, urlencode
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+
+from sbcard.chip.crypto import kdf, sm3
+
+SCHEME = "SBCARD-HMAC-SM3"
+CREDENTIAL_LABEL = "sbcard terminal host credential v1 "
+KEY_LEN = 32
+MAC_HEX_LEN = 64
+MAX_SKEW_SECONDS = 300  # a terminal's clock may be 5 minutes off the host's, either way
+NONCE_TTL_SECONDS = 2 * MAX_SKEW_SECONDS + 60  # a nonce is remembered beyond any timestamp the window takes
+
+HEADER_TERMINAL = "X-Sbcard-Terminal"
+HEADER_TIMESTAMP = "X-Sbcard-Timestamp"
+HEADER_NONCE = "X-Sbcard-Nonce"
+HEADER_MAC = "X-Sbcard-Mac"
+HEADERS = (HEADER_TERMINAL, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_MAC)
+
+NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+TIMESTAMP_PATTERN = re.compile(r"\d{1,12}")
+
+
+def credential_key(master: bytes, terminal_no: str) -> bytes:
+    """The terminal's host credential: its region's UMK master, KDF'd with the label and its terminal number."""
+    if len(terminal_no) != 12:
+        raise ValueError("a terminal number has 12 hex digits")
+    return kdf(master, CREDENTIAL_LABEL + terminal_no.upper(), KEY_LEN)
+
+
+def canonical_query(query: str) -> str:
+    """The query as signed: its pairs sorted (key, then value), each percent-encoded (RFC 3986 unreserved kept)."""
+    pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    return urlencode(pairs, quote_via=quote, safe="-_.~")
+
+
+def body_digest(body: bytes) -> str:
+    """SM3 of the body's bytes exactly as sent (an empty body too), 64 hex digits."""
+    return sm3(body).hex()
+
+
+def string_to_sign(method: str, path: str, query: str, terminal_id: str, timestamp: str, nonce: str,
+                   body: bytes) -> bytes:
+    lines = (SCHEME, method.upper(), path, canonical_query(query), terminal_id, timestamp, nonce, body_digest(body))
+    return "\n".join(lines).encode("utf-8")
+
+
+def request_mac(key: bytes, method: str, path: str, query: str, terminal_id: str, timestamp: str, nonce: str,
+                body: bytes) -> str:
+    """HMAC-SM3 of ``string_to_sign`` under the terminal's credential, 64 hex digits (lower case)."""
+    mac = crypto_hmac.HMAC(key, hashes.SM3())
+    mac.update(string_to_sign(method, path, query, terminal_id, timestamp, nonce, body))
+    return mac.finalize().hex()
+
+
+def mac_matches(key: bytes, given: str, method: str, path: str, query: str, terminal_id: str, timestamp: str,
+                nonce: str, body: bytes) -> bool:
+    expected = request_mac(key, method, path, query, terminal_id, timestamp, nonce, body)
+    return hmac.compare_digest(expected, given.strip().lower())
+
+
+def unix_seconds(now: dt.datetime) -> int:
+    if now.tzinfo is None:
+        raise ValueError("a timestamp needs its time zone")
+    return int(now.timestamp())
+
+
+def sign(key: bytes, terminal_id: str, method: str, path: str, query: str, body: bytes, *, now: dt.datetime,
+         nonce: str | None = None) -> dict[str, str]:
+    """The headers that authenticate one request of ``terminal_id`` made at ``now``."""
+    nonce = nonce or secrets.token_hex(16)
+    timestamp = str(unix_seconds(now))
+    return {
+        HEADER_TERMINAL: terminal_id,
+        HEADER_TIMESTAMP: timestamp,
+        HEADER_NONCE: nonce,
+        HEADER_MAC: request_mac(key, method, path, query, terminal_id, timestamp, nonce, body),
+    }
+
+
+def skew_seconds(timestamp: str, now: dt.datetime) -> int:
+    """How far the request's timestamp is from ``now`` (positive: in the future)."""
+    return int(timestamp) - unix_seconds(now)
+
+
+def headers_of(headers: Mapping[str, str]) -> dict[str, str | None]:
+    """The four headers of the scheme from a request's (case-insensitive) headers."""
+    return {name: headers.get(name) for name in HEADERS}

@@ -1,0 +1,134 @@
+"""The port between nodes: how a node that holds only its own database reaches the others.
+
+A world opened whole (the CLI, the simulator, ``sbcard serve --node all``) holds every
+node's database, and everything here runs in process, as it always has. A world opened for
+one node (``sbcard serve --node bj``) holds only that node's database; its ``link`` — a
+``NodeLink`` the entry point provides (``sbcard.api.peers.HttpLink``: HTTP between the
+nodes' processes) — carries two things to the other nodes:
+
+- **messages** of the outbox (``deliver``): the receiver applies one with the outbox's own
+  idempotency (its message log), so a message carried twice is applied once;
+- **questions** (``ask``): the few lookups of another node's records the main flows need,
+  named in ``QUESTIONS`` and answered by the node that holds the records, in its process,
+  with the same functions an in-process caller uses.
+
+A node that cannot be reached raises ``PeerUnavailable``: a message stays pending and is
+carried later; a question's act is refused for now (503). A world that holds neither the
+node nor a link raises ``NodeElsewhere`` (421): the act needs a node it cannot reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from sbcard.domain.errors import InvalidInput, SbcardError
+from sbcard.services.exchange import concession_list, directory
+from sbcard.services.outlets.operators import get_operator
+from sbcard.services.people.registry import get_person
+from sbcard.store.world import HUB, NODES, REGION_NODES, NodeElsewhere, World
+
+REGION = "region"
+
+
+class PeerUnavailable(SbcardError):
+    """Another node's process could not be reached (down, or answering with an error)."""
+
+    def __init__(self, node: str, why: str) -> None:
+        super().__init__("node.unavailable", f"node {node} cannot be reached now ({why}); try again later", "node")
+        self.node = node
+
+
+class NodeLink(Protocol):
+    """How a world that holds one node reaches the others (implemented by an entry point)."""
+
+    def deliver(self, from_node: str, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Hand an outbox message to its receiver (``message["to_node"]``); its answer, or PeerUnavailable."""
+        ...
+
+    def ask(self, node: str, question: str, params: Mapping[str, Any]) -> Any:
+        """``question`` answered by ``node`` (one of ``QUESTIONS``), or PeerUnavailable."""
+        ...
+
+
+def _cards_by_number(db: sqlite_utils.Database, card_number: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM cards WHERE card_number = ?", [card_number]))
+    return rows[0] if rows else None
+
+
+CONCESSION_KINDS = ("elderly_free_ride", "student")
+
+
+def _lists(db: sqlite_utils.Database, version: int | None = None) -> dict[str, Any]:
+    """The hub's lists as a terminal copies them: the latest version (or ``version``, an earlier one), and the
+    cards on each list at that version."""
+    latest = directory.blacklist_version(db)
+    if version is None:
+        version = latest
+    elif not 0 <= version <= latest:
+        raise InvalidInput("blacklist.version", f"no blacklist version {version} (the latest is {latest})", "since")
+    row = db.execute("SELECT published_at FROM blacklist_versions WHERE version = ?", [version]).fetchone()
+    revoked: list[list[str]] = []
+    if db["concession_revocations"].exists():
+        revoked = sorted([card, kind] for kind in CONCESSION_KINDS
+                         for card in concession_list.revoked_cards(db, kind, version))
+    return {"version": version, "published_at": row[0] if row else None,
+            "blacklist": sorted(directory.blacklisted_cards(db, version)), "revoked_concessions": revoked}
+
+
+Answer = Callable[..., Any]
+
+# question → (the side that answers it: the hub or a region, the answer from its database)
+QUESTIONS: dict[str, tuple[str, Answer]] = {
+    "directory.card_entry": (HUB, lambda db, card_number: directory.card_entry(db, card_number)),
+    "directory.valid_card_of": (HUB, lambda db, citizen_id: directory.valid_card_of(db, citizen_id)),
+    "directory.blacklist_version": (HUB, lambda db: directory.blacklist_version(db)),
+    "directory.lists": (HUB, _lists),
+    "directory.is_blacklisted": (HUB, lambda db, card_number: directory.is_blacklisted(db, card_number)),
+    "concessions.revocations": (HUB, lambda db, card_number: concession_list.revocation_of(db, card_number)),
+    "registry.person": (REGION, lambda db, citizen_id: get_person(db, citizen_id)),
+    "operators.operator": (REGION, lambda db, code: get_operator(db, code)),
+    "cards.card": (REGION, _cards_by_number),
+}
+
+
+def database_of(world: World, node: str) -> sqlite_utils.Database:
+    return world.hub() if node == HUB else world.region(node)
+
+
+def check_question(node: str, question: str) -> Answer:
+    """The answer function for ``question`` put to ``node``; ValueError for a question the node does not answer."""
+    if question not in QUESTIONS:
+        raise ValueError(f"unknown question {question!r} (known: {', '.join(QUESTIONS)})")
+    side, answer = QUESTIONS[question]
+    if node not in NODES or (side == HUB) != (node == HUB):
+        raise ValueError(f"{question!r} is answered by {'the hub' if side == HUB else 'a region'}, not {node!r}")
+    return answer
+
+
+def answer(world: World, node: str, question: str, params: Mapping[str, Any]) -> Any:
+    """``question`` answered from ``node``'s database, which this world holds (the receiving side)."""
+    return check_question(node, question)(database_of(world, node), **params)
+
+
+def ask(world: World, node: str, question: str, **params: Any) -> Any:
+    """``question`` answered by ``node``: in process when the world holds it, else over its link.
+
+    NodeElsewhere when the world holds neither the node nor a link; PeerUnavailable when the
+    link cannot reach it now.
+    """
+    check_question(node, question)
+    if world.holds(node):
+        return answer(world, node, question, params)
+    link = world.link
+    if link is None:
+        raise NodeElsewhere(node, world.nodes)
+    return link.ask(node, question, params)
+
+
+def regions_to_search(world: World, first: str | None = None) -> list[str]:
+    """The regions a national search asks, ``first`` (and the regions this world holds) before the rest."""
+    order = sorted(REGION_NODES, key=lambda node: (node != first, not world.holds(node)))
+    return order

@@ -1,0 +1,186 @@
+"""The hosts over HTTP: ``TransitHostPort`` and ``ListsPort`` of ``terminals.apps.uploads`` on the host API.
+
+``HttpHost(url, terminal_id, credential, clock=...)`` is the terminal's side of
+``/api/v1/host/…`` (docs/api/terminals.md): every request signed with the terminal's host
+credential (``sbcard.chip.terminal_auth``: HMAC-SM3 over the method, path, query,
+terminal id, timestamp, nonce and the body's SM3), the records of an upload sent in the
+host's form (their believed values and details, ``PurseRecord.host_values`` / ``details``)
+with the PSAM's batch MAC, so the host checks the batch as it does in process. It fits
+the ports by shape, as ``sbcard.services.transit.terminal_host.TerminalHost`` does over a
+world: ``uploads.upload_unsent(state, HttpHost(...), terminal_id, now=now)``.
+
+A refusal of the host (any answer other than 2xx) is raised as ``HostRefused`` with the
+host's error code, field, message and HTTP status; a host out of reach as ``HostUnreachable``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import attrs
+import httpx
+
+from sbcard.chip import terminal_auth
+from sbcard.chip.crypto import Algorithm, decrypt_ecb
+from sbcard.chip.purse_record import PurseRecord
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+
+API = "/api/v1/host"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class HostRefused(SbcardError):
+    """The host answered with an error (``status``: its HTTP status)."""
+
+    exit_code = 1
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(code, message, field)
+        self.status = status
+
+
+class HostUnreachable(SbcardError):
+    """The host could not be reached (connection refused, timed out)."""
+
+    exit_code = 1
+
+
+_KINDS: dict[int, type[SbcardError]] = {404: NotFound, 409: RuleRefused, 422: InvalidInput}
+
+
+@attrs.frozen
+class HttpUploadAnswer:
+    """The host's answer to an upload (``UploadAnswer``), as it sent it."""
+
+    data: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+@attrs.frozen
+class HttpLists:
+    """The hub's lists as the host sent them (``Lists``)."""
+
+    version: int
+    published_at: str | None
+    cards: frozenset[str]
+    revoked_concessions: frozenset[tuple[str, str]]
+
+
+@attrs.frozen
+class HttpUploadKey:
+    algorithm: Algorithm
+    key: bytes = attrs.field(repr=False)
+
+
+class HttpHost:
+    """The operator's host and the hub's lists, reached over the host API as terminal ``terminal_id``."""
+
+    def __init__(self, url: str, terminal_id: str, credential: bytes, *, clock: Callable[[], dt.datetime],
+                 client: httpx.Client | None = None, timeout: float = 60.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidInput("host.url", f"{url!r} is not an http(s) URL of the service", "--host")
+        self.base = f"{parts.scheme}://{parts.netloc}"
+        self.prefix = parts.path.rstrip("/")
+        self.terminal_id = terminal_id
+        self._credential = credential
+        self._clock = clock
+        self._own_client = client is None
+        self._client = client or httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        if self._own_client:
+            self._client.close()
+
+    def __enter__(self) -> HttpHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- one signed request
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                idempotency_key: str | None = None) -> Any:
+        """Send one signed request to ``/api/v1/host`` + ``path``; the answer's JSON, or ``HostRefused``."""
+        full_path = f"{self.prefix}{API}{path}"
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        content = b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = terminal_auth.sign(self._credential, self.terminal_id, method, full_path, query, content,
+                                     now=self._clock())
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if idempotency_key:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
+        url = f"{self.base}{full_path}" + (f"?{query}" if query else "")
+        try:
+            response = self._client.request(method, url, content=content or None, headers=headers)
+        except httpx.HTTPError as e:
+            raise HostUnreachable("host.unreachable", f"the host at {self.base} did not answer: {e}", "--host") \
+                from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.is_success:
+            return data
+        error = (data or {}).get("error") if isinstance(data, dict) else None
+        if not isinstance(error, dict):
+            raise HostRefused(response.status_code, f"http.{response.status_code}",
+                              f"the host answered {response.status_code}: {response.text[:200]}")
+        kind = _KINDS.get(response.status_code)
+        if kind is not None:
+            raise kind(error.get("code") or "host.refused", error.get("message") or "", error.get("field"))
+        raise HostRefused(response.status_code, error.get("code") or "host.refused", error.get("message") or "",
+                          error.get("field"))
+
+    # --- TransitHostPort
+    def upload_key(self, terminal_id: str) -> HttpUploadKey:
+        self._same(terminal_id)
+        data = self.request("GET", "/upload-key")
+        key = decrypt_ecb(Algorithm.SM4, self._credential[:16], bytes.fromhex(data["wrapped_key"]))
+        return HttpUploadKey(Algorithm(data["algorithm"]), key)
+
+    def upload(self, terminal_id: str, records: Sequence[PurseRecord], *, mac: str, now: dt.datetime,
+               idempotency_key: str | None = None) -> HttpUploadAnswer:
+        self._same(terminal_id)
+        if idempotency_key is None and records:  # a retry of the same batch gets the host's first answer
+            idempotency_key = f"batch-{mac}-{len(records)}-{records[0].terminal_serial}"
+        body = {"mac": mac, "records": [{"values": list(r.host_values()), "details": _plain(r.details)}
+                                        for r in records]}
+        return HttpUploadAnswer(self.request("POST", "/uploads", body=body, idempotency_key=idempotency_key))
+
+    # --- ListsPort
+    def lists(self, since: int | None = None) -> HttpLists:
+        data = self.request("GET", "/lists", params={"since": since})
+        return HttpLists(version=data["version"], published_at=data["published_at"], cards=frozenset(data["cards"]),
+                         revoked_concessions=frozenset((c, k) for c, k in data["revoked_concessions"]))
+
+    def synced(self, terminal_id: str, *, version: int, now: dt.datetime) -> None:
+        self._same(terminal_id)
+        self.request("POST", "/synced", body={"version": version})
+
+    # --- more of the host API
+    def card_status(self, card_number: str) -> dict[str, Any]:
+        return self.request("GET", f"/cards/{card_number}")
+
+    def _same(self, terminal_id: str) -> None:
+        if terminal_id != self.terminal_id:
+            raise InvalidInput("terminal.mismatch", f"this connection is terminal {self.terminal_id}'s, "
+                               f"not {terminal_id}'s", "terminal")
+
+
+def _plain(details: Any) -> dict[str, Any] | None:
+    """A record's details as a plain dict, in their order (what JSON carries and the host's line repr's)."""
+    return None if details is None else dict(details)
