@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StrictInt
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
 from sbcard.api.fields import body_fields
+from sbcard.api.reads import require_read_scope
 from sbcard.domain.errors import InvalidInput
 from sbcard.domain.staff import AUDITOR, COUNTER, SUPERVISOR
 from sbcard.services.accounts import cash
@@ -30,7 +31,9 @@ class Cash(BaseModel):
 @router.get("/{card_number}", summary="The card's account: number, status, balance and every entry")
 def show(card_number: str, call: Call = Depends(staff_call(*READERS))):
     with body_fields():
-        return call.read(lambda world: cash.account_view(world, card_number))
+        data = call.read(lambda world: cash.account_view(world, card_number))
+        require_read_scope(call, data["node"])  # an account's entries: its own region's staff only
+        return data
 
 
 def _cash_route(move: str, summary: str) -> None:

@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
 from sbcard.api.fields import body_fields
-from sbcard.api.readers import checked_spec, file_spec, reader_for
+from sbcard.api.reads import require_read_scope
+from sbcard.api.readers import checked_spec, chip_is_blank, file_spec, reader_for
 from sbcard.domain.errors import InvalidInput
-from sbcard.domain.masking import mask_card_holder
+from sbcard.domain.masking import mask_card_holder, mask_middle
 from sbcard.domain.money import format_fen
 from sbcard.domain.pin import check_new_pin
 from sbcard.domain.staff import AUDITOR, COUNTER, SUPERVISOR
@@ -32,6 +33,7 @@ from sbcard.services.cards.issuance import IssuanceDesk
 from sbcard.services.cards.replacement import Replacement
 from sbcard.services.exchange.lookup import node_of_outlet
 from sbcard.services.outlets import stock
+from sbcard.services.people.registry import record_personal_data_shown
 from sbcard.store.world import World
 from terminals.apps import counter
 
@@ -117,13 +119,28 @@ def _outlet(call: Call, given: str | None, *, required: bool = False) -> str | N
     return outlet
 
 
+def _card_node(call: Call, card_number: str) -> str:
+    """The node of the region that issued the card (NotFound when none did)."""
+    return call.read(lambda world: lifecycle.locate_card(world, lifecycle.parse_card_number(card_number)))[0]
+
+
+def _card_act_outlet(call: Call, card_number: str, given: str | None) -> str | None:
+    """The outlet of an act on a card, in the caller's scope; with no outlet (an account that has none, a
+    loss by phone or app) the card must be of the caller's own region."""
+    outlet = _outlet(call, given)
+    if outlet is None:
+        call.require_scope(node=_card_node(call, card_number))
+    return outlet
+
+
 def _blank_spec(world: World, outlet: str, body: OnReader) -> str:
     """The reader with the blank: the one the body names, else the next blank of the outlet's stock."""
     if body.reader and body.chip_serial:
         raise InvalidInput("reader.ambiguous", "name the blank by `reader` or by `chip_serial`, not both", "reader")
     if body.reader:
         return checked_spec(world, body.reader)
-    return file_spec(stock.blank_to_issue(world, outlet=outlet, chip_serial=body.chip_serial)["path"])
+    return file_spec(stock.blank_to_issue(world, outlet=outlet, chip_serial=body.chip_serial,
+                                          usable=chip_is_blank)["path"])
 
 
 def _card_spec(world: World, given: str | None, virtual_path: str | None) -> str:
@@ -132,6 +149,22 @@ def _card_spec(world: World, given: str | None, virtual_path: str | None) -> str
     if virtual_path:
         return file_spec(virtual_path)
     raise InvalidInput("reader.missing", "the world keeps no virtual card for this card: give `reader`", "reader")
+
+
+def _masked_application(view: dict[str, Any]) -> dict[str, Any]:
+    """An application as answered: the delivery address masked (revealed only by ``show_personal``, audited)."""
+    address = view.get("delivery_address")
+    return {**view, "delivery_address": mask_middle(address, 6, 0) if address else None}
+
+
+def _application_nodes(view: dict[str, Any]) -> set[str]:
+    """The regions whose staff read an application: its issuing region's and its outlet's."""
+    return {view["issuing_node"], node_of_outlet(view["outlet"])}
+
+
+def _masked_card(view: dict[str, Any]) -> dict[str, Any]:
+    account = view.get("account_no")
+    return {**mask_card_holder(view), "account_no": mask_middle(account, 6, 4) if account else None}
 
 
 def _refund(done: dict[str, Any]) -> str:
@@ -153,22 +186,36 @@ def apply(body: Application, call: Call = Depends(staff_call(*COUNTER_ACTS))):
         raise InvalidInput("application.address", "`online` and `address` go together", "address")
     with body_fields():
         outlet = _outlet(call, body.outlet, required=True)
-        return call.write(lambda world: issuance.apply(
+        return call.write(lambda world: _masked_application(issuance.apply(
             world, citizen_id=body.citizen_id, outlet=outlet, operator=call.operator, now=call.now,
-            online_address=body.address, guardian_id=body.guardian_id), payload=body, status=201)
+            online_address=body.address, guardian_id=body.guardian_id)), payload=body, status=201)
 
 
 @router.get("/applications", summary="The applications of the caller's region, oldest first")
 def applications(status: APPLICATION_STATUSES | None = None, call: Call = Depends(staff_call(*READERS))):
     node = call.principal.node
     items = call.read(lambda world: issuance.list_applications(world, status=status))
-    return {"applications": [a for a in items if node in (a["issuing_node"], node_of_outlet(a["outlet"]))]}
+    return {"applications": [_masked_application(a) for a in items if node in _application_nodes(a)]}
 
 
-@router.get("/applications/{application_id}", summary="One application")
-def application(application_id: str, call: Call = Depends(staff_call(*READERS))):
+@router.get("/applications/{application_id}", summary="One application (of the caller's region)")
+def application(application_id: str, show_personal: bool = Query(default=False, description="Reveal the "
+                "delivery address (roles that may; audited)."), call: Call = Depends(staff_call(*READERS))):
+    reveal = call.may_reveal(show_personal)
     with body_fields():
-        return call.read(lambda world: issuance.show_application(world, application_id))
+        view = call.read(lambda world: issuance.show_application(world, application_id))
+        if call.principal.node not in _application_nodes(view):
+            require_read_scope(call, view["issuing_node"])
+        if not reveal:
+            return _masked_application(view)
+
+        def shown(world: World) -> dict[str, Any]:
+            node, row = issuance.get_application(world, application_id)
+            record_personal_data_shown(world.region(node), citizen_id=row["citizen_id"], operator=call.operator,
+                                       command=f"GET /api/v1/applications/{row['id']}", now=call.now)
+            return view
+
+        return call.write(shown, idempotent=False)
 
 
 @router.post("/applications/{application_id}/status", summary="Move an online application along, or withdraw one")
@@ -176,8 +223,8 @@ def application_step(application_id: str, body: ApplicationStep, call: Call = De
     def do(world: World) -> dict[str, Any]:
         _, row = issuance.get_application(world, application_id)
         _outlet(call, row["outlet"])
-        return issuance.set_application_status(world, application_id, body.status, operator=call.operator,
-                                               now=call.now)
+        return _masked_application(issuance.set_application_status(world, application_id, body.status,
+                                                                   operator=call.operator, now=call.now))
 
     with body_fields(set="status"):
         return call.write(do, payload=body)
@@ -224,11 +271,13 @@ def show(card_or_citizen_id: str, show_personal: bool = Query(default=False, des
     reveal = call.may_reveal(show_personal)
     with body_fields():
         if not reveal:
-            return mask_card_holder(call.read(lambda world: card_view.card_view(world, card_or_citizen_id,
-                                                                               now=call.now)))
+            data = call.read(lambda world: card_view.card_view(world, card_or_citizen_id, now=call.now))
+            require_read_scope(call, data["issuing_node"], masked_elsewhere=True)
+            return _masked_card(data)
 
         def shown(world: World) -> dict[str, Any]:
             data = card_view.card_view(world, card_or_citizen_id, now=call.now)
+            require_read_scope(call, data["issuing_node"], reveal=True)
             card_view.record_personal_data_shown(world, data, operator=call.operator, now=call.now)
             return data
 
@@ -238,18 +287,22 @@ def show(card_or_citizen_id: str, show_personal: bool = Query(default=False, des
 @router.get("/cards/{card_number}/history", summary="Everything that happened to a card")
 def history(card_number: str, call: Call = Depends(staff_call(*READERS))):
     with body_fields(CARD_OR_CITIZEN_ID="card_number"):
-        return {"events": call.read(lambda world: card_view.history(world, card_number))}
+        events = call.read(lambda world: card_view.history(world, card_number))
+        require_read_scope(call, _card_node(call, events[0]["card_number"]) if events else None)
+        return {"events": events}
 
 
 @router.post("/cards/{card_number}/lost", summary="挂失: at a counter a formal loss; by phone or app a temporary one")
-def report_lost(card_number: str, body: Loss, call: Call = Depends(staff_call(*COUNTER_ACTS))):
+def report_lost(card_number: str, body: Loss | None = None, call: Call = Depends(staff_call(*COUNTER_ACTS))):
+    body = body or Loss()
     with body_fields():
         if body.channel == "counter":
-            outlet = _outlet(call, body.outlet)
+            outlet = _card_act_outlet(call, card_number, body.outlet)
         elif body.outlet:
             raise InvalidInput("loss.outlet", f"a loss reported by {body.channel} is not taken at an outlet", "outlet")
-        else:
+        else:  # 12333 or the app: taken by the staff of the card's own region only
             outlet = None
+            call.require_scope(node=_card_node(call, card_number))
         return call.write(lambda world: lifecycle.report_lost(
             world, card_number=card_number, channel=body.channel, operator=call.operator, outlet=outlet,
             reason=body.reason, now=call.now), payload=body)
@@ -259,7 +312,7 @@ def _event_route(path: str, event: str, summary: str) -> None:
     def route(card_number: str, body: Event | None = None, call: Call = Depends(staff_call(*COUNTER_ACTS))):
         body = body or Event()
         with body_fields():
-            outlet = _outlet(call, body.outlet)
+            outlet = _card_act_outlet(call, card_number, body.outlet)
             return call.write(lambda world: getattr(lifecycle, event)(
                 world, card_number=card_number, operator=call.operator, outlet=outlet, reason=body.reason,
                 now=call.now), payload=body)
@@ -298,7 +351,7 @@ def replace(card_number: str, body: Replacing | None = None, call: Call = Depend
 @router.post("/cards/{card_number}/cancel", summary="注销: pay out the account's balance, close it, end the card")
 def cancel(card_number: str, body: Cancellation, call: Call = Depends(staff_call(*COUNTER_ACTS))):
     with body_fields():
-        outlet = _outlet(call, body.outlet)
+        outlet = _card_act_outlet(call, card_number, body.outlet)
         return call.write(lambda world: lifecycle.cancel(
             world, card_number=card_number, operator=call.operator, reason=body.reason, outlet=outlet,
             now=call.now), payload=body)
@@ -308,7 +361,7 @@ def cancel(card_number: str, body: Cancellation, call: Call = Depends(staff_call
              "identity checked")
 def pin_reset(card_number: str, body: PinReset, call: Call = Depends(staff_call(*COUNTER_ACTS))):
     with body_fields(pin="new_pin"):
-        outlet = _outlet(call, body.outlet)
+        outlet = _card_act_outlet(call, card_number, body.outlet)
 
         def do(world: World) -> dict[str, Any]:
             with pins.pin_reset(world, card_number=card_number, citizen_id=body.citizen_id, new_pin=body.new_pin,

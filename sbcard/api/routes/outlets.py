@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictInt
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
 from sbcard.api.fields import body_fields
+from sbcard.api.readers import shown_path
 from sbcard.domain.outlets import KINDS
 from sbcard.domain.regions import node_of, validate_region_code
 from sbcard.domain.staff import AUDITOR, COUNTER, SUPERVISOR
@@ -60,7 +61,7 @@ def stock_show(code: str, call: Call = Depends(staff_call(*READERS))):
             db = world.region(node)
             level = stock.stock_of(db, outlet)
             items = stock.blanks(db, level["outlet"])
-            return {**level, "blanks": [{"chip_serial": b["chip_serial"], "path": world.paths.resolve(b["path"]),
+            return {**level, "blanks": [{"chip_serial": b["chip_serial"], "path": shown_path(world, b["path"]),
                                          "status": b["status"], "received_at": b["received_at"],
                                          "used_for": b["used_for"]} for b in items]}
 
@@ -76,7 +77,8 @@ def stock_receive(code: str, body: Delivery, call: Call = Depends(staff_call(*CO
             db = world.region(node)
             data = stock.receive_stock(db, outlet=outlet, count=body.count, operator=call.operator, now=call.now,
                                        cards_dir=world.paths.cards_dir, make_blank=create_blank)
-            return {**data, "low": stock.stock_of(db, outlet)["low"]}
+            return {**data, "paths": [shown_path(world, p) for p in data["paths"]],  # relative to the home
+                    "low": stock.stock_of(db, outlet)["low"]}
 
         return call.write(do, payload=body, status=201)
 

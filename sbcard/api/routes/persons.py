@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 from sbcard.api.auth import staff_call
 from sbcard.api.calls import Call
 from sbcard.api.fields import body_fields
+from sbcard.api.reads import require_read_scope
 from sbcard.domain.masking import mask_person
 from sbcard.domain.staff import AUDITOR, COUNTER, SUPERVISOR
 from sbcard.services.exchange import people_desk
@@ -68,10 +69,12 @@ def show(citizen_id: str, show_personal: bool = Query(default=False, description
     with body_fields():
         if not reveal:
             node, data = call.read(lambda world: people_desk.person_anywhere(world, citizen_id))
+            require_read_scope(call, node, masked_elsewhere=True)  # another region's resident at the counter
             return {**mask_person(data), "node": node}
 
         def shown(world: World) -> dict[str, Any]:
             node, data = people_desk.person_anywhere(world, citizen_id)
+            require_read_scope(call, node, reveal=True)  # never another region's record revealed
             record_personal_data_shown(world.region(node), citizen_id=data["citizen_id"], operator=call.operator,
                                        command="GET /api/v1/persons", now=call.now)
             return {**data, "node": node}
@@ -81,7 +84,7 @@ def show(citizen_id: str, show_personal: bool = Query(default=False, description
 
 @router.post("/{citizen_id}/residence", summary="Record a person's residence status (户籍 / 居住证), as their papers show")
 def residence(citizen_id: str, body: Residence, call: Call = Depends(staff_call(*COUNTER_ACTS))):
-    with body_fields(operator="operator"):
+    with body_fields(operator="scope"):  # the use case's refusals of the operator are of their scope
         node, _ = call.read(lambda world: people_desk.person_anywhere(world, citizen_id))
         call.require_scope(node=node)
         return call.write(lambda world: mask_person(people_desk.record_residence(

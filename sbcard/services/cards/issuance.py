@@ -12,8 +12,14 @@
    when the card has been read back and checked does it record, in that transaction:
    the card, the application issued, the card's first event, an audit entry and the
    messages for the hub's directory and — when the outlet is in another region — for
-   that region's stock. A card torn or refused on the way leaves nothing written: the
-   numbers go back to the sequences, the blank stays in stock and can be written again.
+   that region's stock. The card number and application serial are taken from the
+   sequences, and committed, before the first APDU of the personalisation: a number once
+   sent to a chip is never given to another (a card torn at SET STATUS's commit is a
+   complete chip with its number, unrecorded). A card torn or refused on the way records
+   nothing else: the application stays open, the blank stays in stock; a blank torn
+   mid-way is written again from ERASE, one torn complete (personalised) is refused as
+   not blank (``card.not_blank``) and is spoiled (``outlet stock spoil``), never
+   personalised a second time.
 3. Online applications (``--online``) follow applied → in_production → (the card is
    issued by the production outlet) → mailed → delivered (``set_application_status``).
 """
@@ -336,16 +342,24 @@ def _check_step(row: dict[str, Any], status: str) -> None:
                           f"(`sbcard card issue {row['id']} --reader …`)", "--set")
 
 
+def reserve_numbers(db: sqlite_utils.Database) -> tuple[int, int]:
+    """The next card number and application serial of the region's sequences (in the caller's transaction)."""
+    return next_value(db, allocation.SEQ_CARD_NUMBER), next_value(db, allocation.SEQ_APP_SERIAL)
+
+
 def prepare_card(db: sqlite_utils.Database, node: str, person: dict[str, Any], now: dt.datetime,
-                 masters: IssuerMasterKeys | None = None) -> tuple[CardData, CardKeys]:
+                 masters: IssuerMasterKeys | None = None,
+                 numbers: tuple[int, int] | None = None) -> tuple[CardData, CardKeys]:
     """Data preparation (数据准备): numbers from the sequences, data from the registry, keys from the masters.
 
     Inside the issuing region's transaction; a counter's issuance and a production batch
-    (``batch_production``) prepare their cards alike.
+    (``batch_production``) prepare their cards alike. ``numbers``: the sequences' values
+    reserved (``reserve_numbers``) and committed already, else taken here.
     """
     region = _issuing_region(db, person["insured_region"])
-    number = allocation.card_number(node, next_value(db, allocation.SEQ_CARD_NUMBER)).value
-    serial = allocation.app_serial(region, next_value(db, allocation.SEQ_APP_SERIAL))
+    number_value, serial_value = numbers if numbers is not None else reserve_numbers(db)
+    number = allocation.card_number(node, number_value).value
+    serial = allocation.app_serial(region, serial_value)
     masters = masters if masters is not None else keys.issuer_masters(db)
     id_code = allocation.card_id_code(region, keys.card_unique_bytes(masters, number)).value
     card = CardData(
@@ -421,17 +435,16 @@ class IssuanceDesk:
         """Prepare the card for this blank; record it when ``record`` is called, else nothing."""
         outbox.deliver_pending(self.world, self.now)
         blank = self._blank_in_stock(chip)
+        if chip.life_state is profile.LifeState.PERSONALISED:  # torn at its last write, or written elsewhere
+            raise CardNotBlank(f"the card in the reader (chip {blank['chip_serial']}) is already personalised "
+                               f"but was never issued: spoil it (`sbcard outlet stock spoil`)")
+        with UnitOfWork(self.world.region(self.node)) as uow:  # the numbers, committed before any APDU
+            self._issuable(uow.db)
+            numbers = reserve_numbers(uow.db)
+            uow.finish()
         with UnitOfWork(self.world.region(self.node)) as uow:
-            application = rows.get(uow.db, "applications", "id", self.application_id)  # again, under the lock
-            if application is None:
-                raise NotFound("application.unknown", f"no application {self.application_id}",
-                               allocation.APPLICATION_FIELD)
-            _check_issuable(application)
-            valid = _valid_card(self.world, uow.db, application["citizen_id"])
-            if valid is not None and valid != self.replaces:
-                raise RuleRefused("application.card_held", f"the person already holds valid card {valid}",
-                                  allocation.APPLICATION_FIELD)
-            card, card_keys = self._prepare(uow.db, application)
+            application = self._issuable(uow.db)  # again, under the lock
+            card, card_keys = self._prepare(uow.db, application, numbers)
 
             def record(result: PersonalisationResult) -> dict[str, Any]:
                 self.issued = self._record(uow, application, blank, card, result)
@@ -464,12 +477,26 @@ class IssuanceDesk:
                               f"the card in the reader (chip {serial}) is {blank['status']}", "--reader")
         return blank
 
-    def _prepare(self, db: sqlite_utils.Database, application: dict[str, Any]) -> tuple[CardData, CardKeys]:
+    def _issuable(self, db: sqlite_utils.Database) -> dict[str, Any]:
+        """The application's row, if it may be issued now (and the person holds no other valid card)."""
+        application = rows.get(db, "applications", "id", self.application_id)
+        if application is None:
+            raise NotFound("application.unknown", f"no application {self.application_id}",
+                           allocation.APPLICATION_FIELD)
+        _check_issuable(application)
+        valid = _valid_card(self.world, db, application["citizen_id"])
+        if valid is not None and valid != self.replaces:
+            raise RuleRefused("application.card_held", f"the person already holds valid card {valid}",
+                              allocation.APPLICATION_FIELD)
+        return application
+
+    def _prepare(self, db: sqlite_utils.Database, application: dict[str, Any],
+                 numbers: tuple[int, int]) -> tuple[CardData, CardKeys]:
         person = registry.get_person(db, application["citizen_id"])
         if person is None or person.get("insured_region") is None:
             raise RuleRefused("application.not_insured", "the applicant is no longer enrolled here",
                               allocation.APPLICATION_FIELD)
-        return prepare_card(db, self.node, person, self.now)
+        return prepare_card(db, self.node, person, self.now, numbers=numbers)
 
     def _record(
         self,

@@ -167,11 +167,14 @@ def spoil_blank(
         return _blank(db, serial)  # type: ignore[return-value]
 
 
-def blank_to_issue(world: World, *, outlet: str, chip_serial: str | None = None) -> dict[str, Any]:
+def blank_to_issue(world: World, *, outlet: str, chip_serial: str | None = None,
+                   usable: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """The blank of `outlet`'s stock to issue on: `chip_serial`'s, or the next one in stock (oldest serial first).
 
     The row with `path` resolved to the card file of this world. Refused, in words staff
-    understand, when the stock is empty or the blank named cannot be used here.
+    understand, when the stock is empty or the blank named cannot be used here. ``usable``
+    (the resolved card file → whether its chip is still blank) skips, for the next one,
+    a blank a torn issuance left personalised: it is spoiled, not the outlet stuck on it.
     """
     code = str(OutletCode.parse(outlet))
     if chip_serial is not None:
@@ -182,7 +185,11 @@ def blank_to_issue(world: World, *, outlet: str, chip_serial: str | None = None)
         if not in_stock:
             raise RuleRefused("stock.empty", f"outlet {code} has no blank cards in stock: receive a delivery first",
                               "--outlet")
-        row = in_stock[0]
+        fit = [r for r in in_stock if usable is None or usable(world.paths.resolve(r["path"]) or "")]
+        if not fit:
+            raise RuleRefused("stock.empty", f"outlet {code} has no blank cards left in stock: those in stock "
+                              f"are personalised already (spoil them) — receive a delivery", "--outlet")
+        row = fit[0]
     return {**row, "path": world.paths.resolve(row["path"])}
 
 
