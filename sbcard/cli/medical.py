@@ -379,15 +379,8 @@ def refund_command(app: AppContext, claim_id: str, codes: str | None, reader_spe
                 if found is not None:  # else the refund says the claim is unknown (or queued)
                     pos.refund_card(reader, found[1]["card_number"])
             done = route.refund(world, claim_id, wanted, now=now)
+            data = route.refund_summary(done, wanted)
             refunded, resettled = done["refunded"], done["resettled"]
-            data = {
-                "claim_id": refunded["claim_id"], "status": refunded["status"], "items": wanted,
-                "refund_fen": refunded["total_fen"] - (resettled["total_fen"] if resettled else 0),
-                "fund_fen": refunded["fund_fen"] - (resettled["fund_fen"] if resettled else 0),
-                "account_fen": refunded["account_fen"] - (resettled["account_fen"] if resettled else 0),
-                "self_fen": refunded["self_fen"] - (resettled["self_fen"] if resettled else 0),
-                "refunded": refunded, "resettled": resettled,
-            }
             if reader is not None:
                 ef08_written = pos.record_refund(
                     reader, hospital=refunded["hospital"], serial=_claim_serial(refunded["claim_id"]), at=now,

@@ -63,22 +63,7 @@ def load_command(app: AppContext, reader_spec: str, amount: str, operator: str, 
         number = _terminal_no(world, terminal_no, outlet, operator)
         with reader_for(reader_spec, trace) as reader:
             outcome = loader.load(reader, host, fen, number)
-    done = {
-        "card_number": outcome.card_number,
-        "app_serial": outcome.app_serial,
-        "node": outcome.confirmed["node"],
-        "load_id": outcome.load_id,
-        "amount_fen": outcome.amount_fen,
-        "balance_fen": outcome.balance_fen,
-        "account_balance_fen": outcome.account_balance_fen,
-        "paid": "cash" if cash else "account",
-        "online_counter": outcome.online_counter,
-        "tac": outcome.tac.hex().upper(),
-        "terminal_no": number.hex().upper(),
-        "settled": outcome.settled,
-        "corrections": host.corrections,
-        "apdus": outcome.apdus,
-    }
+    done = outcome.to_dict(paid="cash" if cash else "account", terminal_no=number, corrections=host.corrections)
     if app.json:
         emit_json(done)
         return

@@ -97,6 +97,25 @@ class LoadOutcome:
     settled: list[Any]  # pending loads settled before this one
     apdus: int
 
+    def to_dict(self, *, paid: str, terminal_no: bytes, corrections: Any) -> dict[str, Any]:
+        """The load as ``sbcard transit load --json`` and the counter's API answer it (the same keys)."""
+        return {
+            "card_number": self.card_number,
+            "app_serial": self.app_serial,
+            "node": self.confirmed["node"],
+            "load_id": self.load_id,
+            "amount_fen": self.amount_fen,
+            "balance_fen": self.balance_fen,
+            "account_balance_fen": self.account_balance_fen,
+            "paid": paid,
+            "online_counter": self.online_counter,
+            "tac": self.tac.hex().upper(),
+            "terminal_no": terminal_no.hex().upper(),
+            "settled": self.settled,
+            "corrections": corrections,
+            "apdus": self.apdus,
+        }
+
 
 # ----------------------------------------------------------------------------- the card
 

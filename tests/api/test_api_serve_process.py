@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -22,34 +23,37 @@ def _serve(home: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _address(process: subprocess.Popen) -> str:
-    line = process.stdout.readline()
-    match = ADDRESS.search(line)
-    assert match, f"no address printed: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
-    return match.group(2)
-
-
-def test_serve_prints_its_address_answers_and_stops_cleanly_on_sigterm(api_home):
-    process = _serve(api_home)
+@contextlib.contextmanager
+def _served(home: Path, *args: str, pattern: re.Pattern[str] = ADDRESS, verify: ssl.SSLContext | bool = True):
+    """``sbcard serve`` running until the block ends: (process, its URL), answering; killed if it outlives the test."""
+    process = _serve(home, *args)
     try:
-        url = _address(process)
+        line = process.stdout.readline()
+        match = pattern.search(line)
+        assert match, f"no address printed: {line!r}"
+        url = match.group(2)
         deadline = time.monotonic() + 20
         while True:
             try:
-                answer = httpx.get(f"{url}/api/v1/health", timeout=5)
+                httpx.get(f"{url}/api/v1/health", timeout=5, verify=verify)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the server never answered"
                 time.sleep(0.05)
-        assert answer.json()["status"] == "ok"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        yield process, url
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+def test_serve_prints_its_address_answers_and_stops_cleanly_on_sigterm(api_home):
+    with _served(api_home) as (process, url):
+        assert httpx.get(f"{url}/api/v1/health", timeout=5).json()["status"] == "ok"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
 
 
 def test_serve_refuses_a_missing_world_before_listening(tmp_path):
@@ -66,32 +70,16 @@ def test_serve_refuses_a_missing_world_before_listening(tmp_path):
 
 
 def test_the_request_log_masks_citizen_ids_and_never_holds_a_password(api_home):
-    process = _serve(api_home)
-    try:
-        url = _address(process)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{url}/api/v1/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+    with _served(api_home) as (process, url):
         httpx.get(f"{url}/api/v1/persons/110105194912310021", timeout=5)
         httpx.post(f"{url}/api/v1/session", json={"operator": "BJ-C1", "password": "a-Secret-password-1"}, timeout=5)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
         log = process.stderr.read()
-        assert "/api/v1/persons/110105********0021" in log
-        assert "110105194912310021" not in log
-        assert "a-Secret-password-1" not in log
-        assert re.search(r"[0-9a-f]{16} POST /api/v1/session 401", log)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+    assert "/api/v1/persons/110105********0021" in log
+    assert "110105194912310021" not in log
+    assert "a-Secret-password-1" not in log
+    assert re.search(r"[0-9a-f]{16} POST /api/v1/session 401", log)
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -121,27 +109,10 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 def test_serve_speaks_https_with_a_certificate(api_home, tmp_path):
     certfile, keyfile = _self_signed(tmp_path)
-    process = _serve(api_home, "--certfile", str(certfile), "--keyfile", str(keyfile))
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"at (https://127\.0\.0\.1:\d+)", line)
-        assert match, line
-        url = match.group(1)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                answer = httpx.get(f"{url}/api/v1/health", timeout=5,
-                                   verify=ssl.create_default_context(cafile=str(certfile)))
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server never answered"
-                time.sleep(0.05)
-        assert answer.json()["status"] == "ok"
+    trusted = ssl.create_default_context(cafile=str(certfile))
+    with _served(api_home, "--certfile", str(certfile), "--keyfile", str(keyfile),
+                 pattern=re.compile(r"sbcard serving (\w+) at (https://127\.0\.0\.1:(\d+))"), verify=trusted) as (
+            process, url):
+        assert httpx.get(f"{url}/api/v1/health", timeout=5, verify=trusted).json()["status"] == "ok"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()

@@ -93,15 +93,7 @@ def refund(claim_id: str, body: Refund | None = None,
 
     def do(world) -> dict[str, Any]:
         done = routing.refund(world, claim_id, wanted, now=call.now)
-        refunded, resettled = done["refunded"], done["resettled"]
-        data = {
-            "claim_id": refunded["claim_id"], "status": refunded["status"], "items": wanted,
-            "refund_fen": refunded["total_fen"] - (resettled["total_fen"] if resettled else 0),
-            "fund_fen": refunded["fund_fen"] - (resettled["fund_fen"] if resettled else 0),
-            "account_fen": refunded["account_fen"] - (resettled["account_fen"] if resettled else 0),
-            "self_fen": refunded["self_fen"] - (resettled["self_fen"] if resettled else 0),
-            "refunded": refunded, "resettled": resettled, "ef08_written": None, "operator": call.operator,
-        }
+        data = {**routing.refund_summary(done, wanted), "ef08_written": None, "operator": call.operator}
         with UnitOfWork(world.region(node)) as uow:  # who asked for it, beside the hospital's own entry
             audit.record(uow.db, at=call.now, operator=call.operator, action="medical.refund_requested",
                          subject=claim_id, details={"items": wanted, "refund_fen": data["refund_fen"]})

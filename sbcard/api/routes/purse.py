@@ -156,22 +156,7 @@ def load(card_number: str, body: Load, call: Call = Depends(staff_call(*COUNTER_
                 if guarded.begun is None or isinstance(exc, SbcardError):
                     raise
                 raise _unfinished(exc, guarded.begun) from exc
-            return {
-                "card_number": outcome.card_number,
-                "app_serial": outcome.app_serial,
-                "node": outcome.confirmed["node"],
-                "load_id": outcome.load_id,
-                "amount_fen": outcome.amount_fen,
-                "balance_fen": outcome.balance_fen,
-                "account_balance_fen": outcome.account_balance_fen,
-                "paid": "account",
-                "online_counter": outcome.online_counter,
-                "tac": outcome.tac.hex().upper(),
-                "terminal_no": number.hex().upper(),
-                "settled": outcome.settled,
-                "corrections": host.corrections,
-                "apdus": outcome.apdus,
-            }
+            return outcome.to_dict(paid="account", terminal_no=number, corrections=host.corrections)
 
         return call.write(do, payload=body)
 

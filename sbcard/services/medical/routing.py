@@ -204,3 +204,14 @@ class PosHost:
     def queue_offline(self, hospital: medical.Hospital, request: ClaimRequest, settlement: medical.Settlement) -> dict[str, Any]:
         return medical_claims.queue_offline(UnitOfWork(self.world.region(hospital_node(hospital))), request,
                                             settlement.to_json(), insured_node=insured_node_of(request), now=self.now)
+
+
+def refund_summary(done: dict[str, Any], items: Any) -> dict[str, Any]:
+    """What a refund gave back (the refund less what the kept items were settled again for), as the CLI and
+    the API answer it: ``done`` is ``refund``'s answer, ``items`` the item codes asked for (None: all)."""
+    refunded, resettled = done["refunded"], done["resettled"]
+    back = {key: refunded[total] - (resettled[total] if resettled else 0)
+            for key, total in (("refund_fen", "total_fen"), ("fund_fen", "fund_fen"), ("account_fen", "account_fen"),
+                               ("self_fen", "self_fen"))}
+    return {"claim_id": refunded["claim_id"], "status": refunded["status"], "items": items, **back,
+            "refunded": refunded, "resettled": resettled}
