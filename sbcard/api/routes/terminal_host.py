@@ -192,6 +192,10 @@ def settle_claim(body: MedicalClaim, call: Call = Depends(terminal_call)):
         raise ApiError(422, "medical.claim_invalid", f"not a claim: {e}", None) from None
 
     def do(world):
-        return PosHost(world, now=call.now).settle(hospital, request)
+        host = PosHost(world, now=call.now)
+        if not host.issued(hospital, request.claim_id):
+            raise Forbidden("medical.claim_id", f"claim {request.claim_id} is not one this hospital's region issued "
+                            f"to {hospital.code} (POST /api/v1/host/medical/claims)", "claim_id")
+        return host.settle(hospital, request)
 
     return call.write(do, payload=body)
