@@ -49,7 +49,8 @@ HEADER_MAC = "X-Sbcard-Mac"
 HEADERS = (HEADER_TERMINAL, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_MAC)
 
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-TIMESTAMP_PATTERN = re.compile(r"\d{1,12}")
+TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,12}")
+MAC_PATTERN = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 def credential_key(master: bytes, terminal_no: str) -> bytes:
@@ -86,8 +87,11 @@ def request_mac(key: bytes, method: str, path: str, query: str, terminal_id: str
 
 def mac_matches(key: bytes, given: str, method: str, path: str, query: str, terminal_id: str, timestamp: str,
                 nonce: str, body: bytes) -> bool:
+    given = given.strip()
+    if not MAC_PATTERN.fullmatch(given):  # compare_digest takes ASCII text only: anything else is no MAC
+        return False
     expected = request_mac(key, method, path, query, terminal_id, timestamp, nonce, body)
-    return hmac.compare_digest(expected, given.strip().lower())
+    return hmac.compare_digest(expected, given.lower())
 
 
 def unix_seconds(now: dt.datetime) -> int:

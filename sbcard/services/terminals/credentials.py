@@ -81,6 +81,8 @@ def authenticate(world: World, headers: dict[str, str | None], *, method: str, p
     if not terminal_auth.NONCE_PATTERN.fullmatch(nonce):
         raise _refuse("terminal.nonce_invalid", f"{terminal_auth.HEADER_NONCE} is 16 to 64 of A-Z a-z 0-9 _ -",
                       terminal_auth.HEADER_NONCE)
+    if not terminal_auth.MAC_PATTERN.fullmatch(mac.strip()):
+        raise _refuse("terminal.bad_mac", f"{terminal_auth.HEADER_MAC} is 64 hex digits", terminal_auth.HEADER_MAC)
     try:
         row = get_terminal(world, terminal_id)
     except NotFound:
