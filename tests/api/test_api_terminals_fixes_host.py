@@ -53,3 +53,53 @@ def test_a_mac_header_that_is_not_hex_is_a_bad_mac(api_home):
         assert send(server, terminal_id, key, "GET", "/api/v1/host/lists").status_code == 200
     finally:
         server.stop()
+
+
+def _record(terminal_no: str, serial: int = 1) -> list:
+    """A record's believed values (``HOST_FIELDS`` order), of terminal ``terminal_no``."""
+    return ["03103000000000000001", 9, 5, terminal_no.upper(), serial, 200, 3000, "20261208090000", "0011AABB",
+            "1200000000000000", "tj", "8612000000000001", "bj-subway-0001", "bj-subway", 0, "ok"]
+
+
+def _macd_upload(upload_key: bytes, terminal_no: str, values: list, details=None) -> bytes:
+    """An upload body whose batch MAC is right for its records, whatever they hold (as a PSAM would MAC them)."""
+    from sbcard.chip import upload_batch
+    from sbcard.chip.crypto import Algorithm
+
+    digest = upload_batch.batch_digest([upload_batch.record_line(tuple(values), details)])
+    mac = upload_batch.batch_mac(Algorithm.SM4, upload_key,
+                                 upload_batch.batch_mac_input(bytes.fromhex(terminal_no), 1, digest))
+    return json.dumps({"mac": mac.hex().upper(), "records": [{"values": values, "details": details}]}).encode()
+
+
+def test_a_macd_upload_with_wrong_field_types_is_422_naming_the_field(api_home):
+    from sbcard.chip.crypto import Algorithm, decrypt_ecb
+
+    clock = SimClock(SystemClock().now())
+    server = start_server(api_home, clock)
+    try:
+        terminal_id, key = add(api_home, clock.now())
+        with open_world(api_home) as world:
+            terminal_no = register.get_terminal(world, terminal_id)["terminal_no"]
+        wrapped = send(server, terminal_id, key, "GET", "/api/v1/host/upload-key").json()["wrapped_key"]
+        upload_key = decrypt_ecb(Algorithm.SM4, key[:16], bytes.fromhex(wrapped))
+        cases = [(1, True, "txn_type"), (1, 7, "txn_type"), (2, True, "counter"), (2, 1 << 20, "counter"),
+                 (4, 1.5, "terminal_serial"), (5, -5, "amount_fen"), (5, "200", "amount_fen"),
+                 (5, 10**30, "amount_fen"), (6, None, "balance_before_fen"), (0, None, "app_serial"),
+                 (0, "0310300000000000000x", "app_serial"), (7, "2026", "date_time"), (8, [1], "tac"),
+                 (12, {"a": 1}, "terminal"), (14, True, "blacklist_version"), (15, "zz", "status")]
+        for i, value, field in cases:
+            values = _record(terminal_no)
+            values[i] = value
+            r = send(server, terminal_id, key, "POST", "/api/v1/host/uploads",
+                     _macd_upload(upload_key, terminal_no, values))
+            assert _error(r) == (422, "upload.record_invalid", f"records[0].{field}"), (i, value, r.text)
+            assert "Error" not in r.json()["error"]["message"] and "'" not in r.json()["error"]["message"]
+        r = send(server, terminal_id, key, "POST", "/api/v1/host/uploads",
+                 _macd_upload(upload_key, terminal_no, _record(terminal_no), {"mac2": 5}))
+        assert _error(r) == (422, "upload.record_invalid", "records[0].details.mac2"), r.text
+        r = send(server, terminal_id, key, "POST", "/api/v1/host/uploads",
+                 _macd_upload(upload_key, terminal_no, _record(terminal_no)))
+        assert r.status_code == 200 and r.json()["sent"] == 1, r.text
+    finally:
+        server.stop()

@@ -19,7 +19,7 @@ from sbcard.api.calls import Call
 from sbcard.api.errors import ApiError
 from sbcard.api.terminal_auth import terminal_call, terminal_of
 from sbcard.chip.crypto import Algorithm, encrypt_ecb
-from sbcard.chip.purse_record import HOST_FIELDS, PurseRecord
+from sbcard.chip.purse_record import HOST_FIELDS, STATUSES, PurseRecord
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.medical import pos
@@ -47,6 +47,84 @@ class UploadedRecord(BaseModel):
 class Upload(BaseModel):
     mac: str = Field(min_length=16, max_length=16, description="The PSAM's BATCH MAC over the records, in this order.")
     records: list[UploadedRecord] = Field(max_length=MAX_BATCH)
+
+
+_HEX = frozenset("0123456789ABCDEFabcdef")
+
+
+def _digits(n: int):
+    return lambda v: type(v) is str and len(v) == n and v.isascii() and v.isdigit()
+
+
+def _hex(n: int):
+    return lambda v: type(v) is str and len(v) == n and set(v) <= _HEX
+
+
+def _int(low: int, high: int):
+    return lambda v: type(v) is int and low <= v <= high  # strict: no bool, no float, no string of digits
+
+
+def _text(most: int):
+    return lambda v: type(v) is str and 0 < len(v) <= most
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+# What each field of an uploaded record may be (``PurseRecord``): checked before the host's use case, so a
+# record the PSAM MACed but the host cannot hold is 422 naming the field, never a failure of the database.
+_VALUE_RULES = {
+    "app_serial": (_digits(20), "20 digits"),
+    "txn_type": (lambda v: type(v) is int and v in (0x06, 0x09), "6 (EP purchase) or 9 (compound purchase)"),
+    "counter": (_int(0, 0xFFFF), "an integer 0 to 65535"),
+    "terminal_no": (_hex(12), "12 hex digits"),
+    "terminal_serial": (_int(0, 0xFFFFFFFF), "an integer 0 to 4294967295"),
+    "amount_fen": (_int(0, 0xFFFFFFFF), "an integer of fen, 0 to 4294967295"),
+    "balance_before_fen": (_int(0, 0xFFFFFFFF), "an integer of fen, 0 to 4294967295"),
+    "date_time": (_digits(14), "14 digits YYYYMMDDhhmmss"),
+    "tac": (_optional(_hex(8)), "8 hex digits or null"),
+    "issuer_id": (_optional(_hex(16)), "16 hex digits or null"),
+    "issuer_node": (_optional(_text(8)), "a node name or null"),
+    "card_number": (_optional(lambda v: type(v) is str and 0 < len(v) <= 20 and v.isascii() and v.isalnum()),
+                    "up to 20 letters and digits or null"),
+    "terminal": (_optional(_text(64)), "a terminal id or null"),
+    "operator": (_optional(_text(64)), "an operator code or null"),
+    "blacklist_version": (_optional(_int(0, 2**53)), "a version number or null"),
+    "status": (lambda v: v in STATUSES, " or ".join(STATUSES)),
+}
+_DETAIL_RULES = {
+    "issuer_region": (_optional(_digits(6)), "6 digits or null"),
+    "at": (_optional(_text(40)), "an ISO 8601 time or null"),
+    "mac2": (_optional(_hex(8)), "8 hex digits or null"),
+    "recovered": (_optional(lambda v: v in ("prove", "log")), "prove, log or null"),
+    "kind": (_optional(_text(16)), "a kind of tap or null"),
+}
+assert tuple(_VALUE_RULES) == HOST_FIELDS
+
+
+def _records(uploaded: list[UploadedRecord]) -> list[PurseRecord]:
+    """The records of an upload, each field checked (422 ``upload.record_invalid`` naming the first wrong one)."""
+    records = []
+    for i, record in enumerate(uploaded):
+        if len(record.values) != len(HOST_FIELDS):
+            raise ApiError(422, "upload.record_invalid", f"record {i} has {len(record.values)} values, not "
+                           f"{len(HOST_FIELDS)} ({', '.join(HOST_FIELDS)})", f"records[{i}].values")
+        for name, value in zip(HOST_FIELDS, record.values):
+            ok, wanted = _VALUE_RULES[name]
+            if not ok(value):
+                raise ApiError(422, "upload.record_invalid", f"record {i}: {name} is {wanted}",
+                               f"records[{i}].{name}")
+        for name, (ok, wanted) in _DETAIL_RULES.items():
+            if record.details and not ok(record.details.get(name)):
+                raise ApiError(422, "upload.record_invalid", f"record {i}: details.{name} is {wanted}",
+                               f"records[{i}].details.{name}")
+        try:
+            records.append(PurseRecord.from_host(record.values, record.details))
+        except (TypeError, ValueError):
+            raise ApiError(422, "upload.record_invalid", f"record {i} is not in the host's form",
+                           f"records[{i}]") from None
+    return records
 
 
 def _lists_view(copy: register.BlacklistCopy) -> dict[str, Any]:
@@ -105,10 +183,7 @@ def upload_key(call: Call = Depends(terminal_call)):
 @router.post("/uploads", summary="Upload a batch of offline records (the PSAM's batch MAC is checked)")
 def upload(body: Upload, call: Call = Depends(terminal_call)):
     terminal_id = terminal_of(call)["id"]
-    try:
-        records = [PurseRecord.from_host(r.values, r.details) for r in body.records]
-    except (TypeError, ValueError) as e:
-        raise ApiError(422, "upload.record_invalid", f"a record is not in the host's form: {e}", "records") from None
+    records = _records(body.records)
 
     def do(world):
         return TerminalHost(world).upload(terminal_id, records, mac=body.mac, now=call.now).to_dict()
