@@ -80,3 +80,28 @@ def test_a_pos_cannot_settle_or_read_another_hospitals_claim(medical_template, t
             assert pos.request("POST", "/medical/settle", body=claim, idempotency_key="a-4") == settled
     finally:
         server.stop()
+
+
+def test_an_online_claims_time_is_bounded_by_the_hosts_clock(medical_template, tmp_path):
+    template, cards = medical_template
+    w = MedicalWorld(copy_world(template, tmp_path), dict(cards), tmp_path)
+    clock = SimClock(SystemClock().now())
+    server = start_server(w.home, clock)
+    try:
+        a, akey = _terminal(w.home, "--operator", "BJH003")
+        with HttpHost(server.url, a["terminal"], akey, clock=clock.now) as pos:
+            now = clock.now()
+            for n, at in enumerate([dt.datetime(2099, 1, 1, tzinfo=now.tzinfo), now + dt.timedelta(seconds=601),
+                                    now - dt.timedelta(days=400), now - dt.timedelta(seconds=601)]):
+                issued = pos.request("POST", "/medical/claims")
+                with pytest.raises(SbcardError) as refused:
+                    pos.request("POST", "/medical/settle", body=_claim(w, "zhao", issued["claim_id"], "BJH003", at),
+                                idempotency_key=f"t-{n}")
+                assert (refused.value.code, refused.value.field) == ("medical.claim_time", "at")
+            issued = pos.request("POST", "/medical/claims")
+            settled = pos.request("POST", "/medical/settle", idempotency_key="t-ok", body=_claim(
+                w, "zhao", issued["claim_id"], "BJH003", now - dt.timedelta(seconds=590)))
+            assert settled["claim_id"] == issued["claim_id"]
+        assert len(w.query("he", "SELECT * FROM medical_claims")) == 1
+    finally:
+        server.stop()

@@ -31,6 +31,9 @@ from sbcard.services.transit.terminal_host import TerminalHost
 router = APIRouter(prefix="/host", tags=["host API for terminals"])
 
 MAX_BATCH = 100_000
+# An online claim's ``at`` is the POS's clock at the sale: it decides the claim's policy year (its deductible,
+# its ceilings), so the host takes it only this close to its own clock (docs/api/terminals.md).
+MAX_CLAIM_SKEW_SECONDS = 600
 
 
 class Synced(BaseModel):
@@ -265,6 +268,12 @@ def settle_claim(body: MedicalClaim, call: Call = Depends(terminal_call)):
         request = ClaimRequest.from_json(body.model_dump())
     except (TypeError, ValueError) as e:
         raise ApiError(422, "medical.claim_invalid", f"not a claim: {e}", None) from None
+
+    skew = (request.at - call.now).total_seconds()
+    if abs(skew) > MAX_CLAIM_SKEW_SECONDS:
+        raise ApiError(422, "medical.claim_time", f"an online claim happens now: its time is {abs(int(skew))} s "
+                       f"{'ahead of' if skew > 0 else 'behind'} the host's clock (at most {MAX_CLAIM_SKEW_SECONDS} s "
+                       "either way; a claim of another time is settled offline and reconciled)", "at")
 
     def do(world):
         host = PosHost(world, now=call.now)
