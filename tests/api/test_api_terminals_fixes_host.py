@@ -103,3 +103,33 @@ def test_a_macd_upload_with_wrong_field_types_is_422_naming_the_field(api_home):
         assert r.status_code == 200 and r.json()["sent"] == 1, r.text
     finally:
         server.stop()
+
+
+def test_a_backlog_of_5000_records_uploads_over_http(api_home):
+    """Beyond the 1 MiB of a JSON body: /host/uploads takes a batch up to its MAX_BATCH records."""
+    from sbcard.chip import upload_batch
+    from sbcard.chip.crypto import Algorithm
+    from sbcard.chip.purse_record import PurseRecord, batch_digest
+    from terminals.apps.http_host import HttpHost
+
+    clock = SimClock(SystemClock().now())
+    server = start_server(api_home, clock)
+    try:
+        terminal_id, key = add(api_home, clock.now())
+        with open_world(api_home) as world:
+            terminal_no = register.get_terminal(world, terminal_id)["terminal_no"]
+            upload_key = register.upload_key(world, terminal_id).key
+        records = [PurseRecord.from_host(_record(terminal_no, serial), {
+            "issuer_region": "120000", "at": "2026-12-08T09:00:00+08:00", "mac2": "0011AABB", "kind": "ride",
+            "station": "西直门", "fare_rule": "distance"}) for serial in range(1, 5001)]
+        mac = upload_batch.batch_mac(Algorithm.SM4, upload_key, upload_batch.batch_mac_input(
+            bytes.fromhex(terminal_no), len(records), batch_digest(records))).hex().upper()
+        body = {"mac": mac, "records": [{"values": list(r.host_values()), "details": dict(r.details)}
+                                        for r in records]}
+        assert len(json.dumps(body, ensure_ascii=False).encode()) > 1 << 20
+        with HttpHost(server.url, terminal_id, key, clock=clock.now) as host:
+            answer = host.upload(terminal_id, records, mac=mac, now=clock.now())
+        assert answer.sent == 5000
+        assert answer.accepted + answer.duplicates + answer.rejected == 5000
+    finally:
+        server.stop()
