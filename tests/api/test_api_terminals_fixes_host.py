@@ -133,3 +133,24 @@ def test_a_backlog_of_5000_records_uploads_over_http(api_home):
         assert answer.accepted + answer.duplicates + answer.rejected == 5000
     finally:
         server.stop()
+
+
+def test_a_one_node_process_sends_another_regions_terminal_away_before_any_work(api_home):
+    clock = SimClock(SystemClock().now())
+    terminal_id, key = add(api_home, clock.now())  # a Beijing gate
+    for node in ("tj", "hub"):
+        server = start_server(api_home, clock, node=node)
+        try:
+            r = send(server, terminal_id, key, "GET", "/api/v1/host/lists")
+            assert _error(r) == (421, "node.elsewhere", "node"), r.text
+            r = send(server, "tj-bus-0099", key, "GET", "/api/v1/host/lists")
+            assert _error(r)[:2] == ((421, "node.elsewhere") if node == "hub" else (401, "terminal.unknown")), r.text
+        finally:
+            server.stop()
+    with open_world(api_home) as world:  # no nonce of the Beijing terminal was spent by the other processes
+        assert list(world.region("bj").query("SELECT * FROM terminal_nonces")) == []
+    server = start_server(api_home, clock, node="bj")
+    try:
+        assert send(server, terminal_id, key, "GET", "/api/v1/host/lists").status_code == 200
+    finally:
+        server.stop()
