@@ -9,6 +9,13 @@ with the PSAM's batch MAC, so the host checks the batch as it does in process. I
 the ports by shape, as ``sbcard.services.transit.terminal_host.TerminalHost`` does over a
 world: ``uploads.upload_unsent(state, HttpHost(...), terminal_id, now=now)``.
 
+**Trust.** The terminal authenticates itself (the MAC); the host's answers carry no MAC of
+their own, so the terminal believes them on the strength of the connection: ``https`` (the
+service's certificate) for any host, plain ``http`` only to a service on the same machine
+(loopback), which ``HttpHost`` enforces. What the terminal takes from an answer is bounded
+anyway: an upload's records stay in its log until marked sent, the lists are the hub's
+public ones, and the upload key comes wrapped under the credential.
+
 A refusal of the host (any answer other than 2xx) is raised as ``HostRefused`` with the
 host's error code, field, message and HTTP status; a host out of reach as ``HostUnreachable``.
 """
@@ -16,6 +23,7 @@ host's error code, field, message and HTTP status; a host out of reach as ``Host
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -92,6 +100,10 @@ class HttpHost:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput("host.url", f"{url!r} is not an http(s) URL of the service", "--host")
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            # the host's answers are not MACed: over the network only TLS tells the terminal it is its host
+            raise InvalidInput("host.url", f"{url!r}: plain http is for a service on this machine only "
+                               "(localhost, 127.0.0.0/8, ::1); another host is reached over https", "--host")
         self.base = f"{parts.scheme}://{parts.netloc}"
         self.prefix = parts.path.rstrip("/")
         self.terminal_id = terminal_id
@@ -179,6 +191,15 @@ class HttpHost:
         if terminal_id != self.terminal_id:
             raise InvalidInput("terminal.mismatch", f"this connection is terminal {self.terminal_id}'s, "
                                f"not {terminal_id}'s", "terminal")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _plain(details: Any) -> dict[str, Any] | None:
