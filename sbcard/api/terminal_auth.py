@@ -17,7 +17,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from sbcard.api.auth import require_node_served
-from sbcard.api.calls import Call, _retrying, service_of
+from sbcard.api.calls import IDEMPOTENCY_HEADER, Call, _retrying, service_of
 from sbcard.chip import terminal_auth
 from sbcard.services.terminals import credentials
 
@@ -32,12 +32,16 @@ async def terminal_call(request: Request) -> Call:
         if node is not None:
             require_node_served(request, node)
     now = service.config.clock.now()
+    # the path and the query as they came on the wire (percent-encoding and all), as the terminal signed them
+    raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER, "")
 
     def check() -> dict[str, Any]:
         # the lookup, the KDF and the MAC read only: no lock; the write lock is taken for the nonce alone
         world = service.worlds.world()
-        row = credentials.verify(world, headers, method=request.method, path=request.url.path,
-                                 query=request.url.query, body=body, now=now, regions=service.config.regions)
+        row = credentials.verify(world, headers, method=request.method, path=raw_path, query=query, body=body,
+                                 now=now, regions=service.config.regions, idempotency_key=idempotency_key)
         with service.worlds.writing() as world:
             _retrying(world, lambda: credentials.remember_nonce(
                 world, row, str(headers[terminal_auth.HEADER_NONCE]), now=now))

@@ -11,8 +11,10 @@ docs/api/terminals.md describes the scheme; in short:
   made before credentials existed has one already: ``sbcard terminal credential`` loads it.
   The terminal keeps it sealed under the KEK with its PSAM's keys.
 - **The MAC** is HMAC-SM3 (``cryptography``'s ``hashes.SM3``) over ``string_to_sign``:
-  the scheme's name, the method, the path, the canonical query, the terminal id, the
-  timestamp (Unix seconds), the nonce and the SM3 of the body, one per line. It travels
+  the scheme's name, the method, the path as sent (percent-encoded, the server's
+  ``raw_path``), the canonical query (a key given twice is refused), the terminal id, the
+  timestamp (Unix seconds), the nonce, the SM3 of the body and the ``Idempotency-Key``
+  (empty without one), one per line. It travels
   in ``X-Sbcard-Mac`` (64 hex digits) beside ``X-Sbcard-Terminal``,
   ``X-Sbcard-Timestamp`` and ``X-Sbcard-Nonce``.
 - **Freshness**: the host refuses a timestamp more than ``MAX_SKEW_SECONDS`` from its own
@@ -61,8 +63,15 @@ def credential_key(master: bytes, terminal_no: str) -> bytes:
 
 
 def canonical_query(query: str) -> str:
-    """The query as signed: its pairs sorted (key, then value), each percent-encoded (RFC 3986 unreserved kept)."""
+    """The query as signed: its pairs sorted (key, then value), each percent-encoded (RFC 3986 unreserved kept).
+
+    ValueError for a key given twice: the host reads one value of a key, so a query with two
+    could be signed over one and read as the other (``?since=1&since=0``).
+    """
     pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a query key is given twice")
     return urlencode(pairs, quote_via=quote, safe="-_.~")
 
 
@@ -72,25 +81,26 @@ def body_digest(body: bytes) -> str:
 
 
 def string_to_sign(method: str, path: str, query: str, terminal_id: str, timestamp: str, nonce: str,
-                   body: bytes) -> bytes:
-    lines = (SCHEME, method.upper(), path, canonical_query(query), terminal_id, timestamp, nonce, body_digest(body))
+                   body: bytes, idempotency_key: str = "") -> bytes:
+    lines = (SCHEME, method.upper(), path, canonical_query(query), terminal_id, timestamp, nonce, body_digest(body),
+             idempotency_key)
     return "\n".join(lines).encode("utf-8")
 
 
 def request_mac(key: bytes, method: str, path: str, query: str, terminal_id: str, timestamp: str, nonce: str,
-                body: bytes) -> str:
+                body: bytes, idempotency_key: str = "") -> str:
     """HMAC-SM3 of ``string_to_sign`` under the terminal's credential, 64 hex digits (lower case)."""
     mac = crypto_hmac.HMAC(key, hashes.SM3())
-    mac.update(string_to_sign(method, path, query, terminal_id, timestamp, nonce, body))
+    mac.update(string_to_sign(method, path, query, terminal_id, timestamp, nonce, body, idempotency_key))
     return mac.finalize().hex()
 
 
 def mac_matches(key: bytes, given: str, method: str, path: str, query: str, terminal_id: str, timestamp: str,
-                nonce: str, body: bytes) -> bool:
+                nonce: str, body: bytes, idempotency_key: str = "") -> bool:
     given = given.strip()
     if not MAC_PATTERN.fullmatch(given):  # compare_digest takes ASCII text only: anything else is no MAC
         return False
-    expected = request_mac(key, method, path, query, terminal_id, timestamp, nonce, body)
+    expected = request_mac(key, method, path, query, terminal_id, timestamp, nonce, body, idempotency_key)
     return hmac.compare_digest(expected, given.lower())
 
 
@@ -101,7 +111,7 @@ def unix_seconds(now: dt.datetime) -> int:
 
 
 def sign(key: bytes, terminal_id: str, method: str, path: str, query: str, body: bytes, *, now: dt.datetime,
-         nonce: str | None = None) -> dict[str, str]:
+         nonce: str | None = None, idempotency_key: str = "") -> dict[str, str]:
     """The headers that authenticate one request of ``terminal_id`` made at ``now``."""
     nonce = nonce or secrets.token_hex(16)
     timestamp = str(unix_seconds(now))
@@ -109,7 +119,7 @@ def sign(key: bytes, terminal_id: str, method: str, path: str, query: str, body:
         HEADER_TERMINAL: terminal_id,
         HEADER_TIMESTAMP: timestamp,
         HEADER_NONCE: nonce,
-        HEADER_MAC: request_mac(key, method, path, query, terminal_id, timestamp, nonce, body),
+        HEADER_MAC: request_mac(key, method, path, query, terminal_id, timestamp, nonce, body, idempotency_key),
     }
 
 

@@ -2,8 +2,8 @@
 
 ``HttpHost(url, terminal_id, credential, clock=...)`` is the terminal's side of
 ``/api/v1/host/…`` (docs/api/terminals.md): every request signed with the terminal's host
-credential (``sbcard.chip.terminal_auth``: HMAC-SM3 over the method, path, query,
-terminal id, timestamp, nonce and the body's SM3), the records of an upload sent in the
+credential (``sbcard.chip.terminal_auth``: HMAC-SM3 over the method, path as sent, query,
+terminal id, timestamp, nonce, the body's SM3 and the Idempotency-Key), the records of an upload sent in the
 host's form (their believed values and details, ``PurseRecord.host_values`` / ``details``)
 with the PSAM's batch MAC, so the host checks the batch as it does in process. It fits
 the ports by shape, as ``sbcard.services.transit.terminal_host.TerminalHost`` does over a
@@ -129,13 +129,15 @@ class HttpHost:
         full_path = f"{self.prefix}{API}{path}"
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         content = b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = terminal_auth.sign(self._credential, self.terminal_id, method, full_path, query, content,
-                                     now=self._clock())
+        url = httpx.URL(f"{self.base}{full_path}" + (f"?{query}" if query else ""))
+        # signed as it goes on the wire: the path percent-encoded by httpx, the query as sent
+        wire_path = url.raw_path.decode("ascii").split("?", 1)[0]
+        headers = terminal_auth.sign(self._credential, self.terminal_id, method, wire_path, url.query.decode("ascii"),
+                                     content, now=self._clock(), idempotency_key=idempotency_key or "")
         if body is not None:
             headers["Content-Type"] = "application/json"
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        url = f"{self.base}{full_path}" + (f"?{query}" if query else "")
         try:
             response = self._client.request(method, url, content=content or None, headers=headers)
         except httpx.HTTPError as e:

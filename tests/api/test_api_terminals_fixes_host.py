@@ -154,3 +154,33 @@ def test_a_one_node_process_sends_another_regions_terminal_away_before_any_work(
         assert send(server, terminal_id, key, "GET", "/api/v1/host/lists").status_code == 200
     finally:
         server.stop()
+
+
+def test_the_signature_covers_the_idempotency_key_the_raw_path_and_one_value_per_query_key(api_home):
+    clock = SimClock(SystemClock().now())
+    server = start_server(api_home, clock)
+    try:
+        terminal_id, key = add(api_home, clock.now())
+        body = json.dumps({"version": 0}).encode()
+        # a key swapped on the way (signed without one, or with another) is a bad MAC
+        r = send(server, terminal_id, key, "POST", "/api/v1/host/synced", body, headers={"Idempotency-Key": "x-1"})
+        assert _error(r) == (401, "terminal.bad_mac", ta.HEADER_MAC), r.text
+        now = server.clock.now()
+        signed = ta.sign(key, terminal_id, "POST", "/api/v1/host/synced", "", body, now=now, idempotency_key="x-1")
+        r = httpx.post(f"{server.url}/api/v1/host/synced", content=body, timeout=60,
+                       headers={**signed, "Idempotency-Key": "x-2", "Content-Type": "application/json"})
+        assert _error(r) == (401, "terminal.bad_mac", ta.HEADER_MAC), r.text
+        r = httpx.post(f"{server.url}/api/v1/host/synced", content=body, timeout=60,
+                       headers={**signed, "Idempotency-Key": "x-1", "Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        # a query key twice: refused, whichever value was signed
+        signed = ta.sign(key, terminal_id, "GET", "/api/v1/host/lists", "since=0", b"", now=server.clock.now())
+        r = httpx.get(f"{server.url}/api/v1/host/lists?since=0&since=99", headers=signed, timeout=60)
+        assert _error(r) == (401, "terminal.query_invalid", "query"), r.text
+        # the path is signed as sent: percent-encoded
+        r = send(server, terminal_id, key, "GET", "/api/v1/host/cards/%E9")
+        assert _error(r)[:2] == (404, "card.unknown"), r.text
+        r = send(server, terminal_id, key, "GET", "/api/v1/host/cards/%65")  # an 'e' sent encoded, signed so
+        assert _error(r)[:2] == (404, "card.unknown"), r.text
+    finally:
+        server.stop()

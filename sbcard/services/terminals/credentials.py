@@ -90,7 +90,7 @@ def _find(world: World, terminal_id: str, regions: Iterable[str]) -> dict[str, A
 
 
 def verify(world: World, headers: dict[str, str | None], *, method: str, path: str, query: str, body: bytes,
-           now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES)) -> dict[str, Any]:
+           now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES), idempotency_key: str = "") -> dict[str, Any]:
     """The terminal's register row if the request is signed by it, timely, and it is not revoked (reads only).
 
     ``headers``: ``terminal_auth.headers_of(request.headers)``. The terminal is looked for in
@@ -114,12 +114,18 @@ def verify(world: World, headers: dict[str, str | None], *, method: str, path: s
                       terminal_auth.HEADER_NONCE)
     if not terminal_auth.MAC_PATTERN.fullmatch(mac.strip()):
         raise _refuse("terminal.bad_mac", f"{terminal_auth.HEADER_MAC} is 64 hex digits", terminal_auth.HEADER_MAC)
+    try:
+        terminal_auth.canonical_query(query)
+    except ValueError:
+        raise _refuse("terminal.query_invalid", "a query key is given twice: a signed request names each once",
+                      "query") from None
     row = _find(world, terminal_id, regions)
     if row is None:
         raise _refuse("terminal.unknown", f"no terminal {terminal_id!r} is registered", terminal_auth.HEADER_TERMINAL)
     db = world.region(row["node"])
     key = terminal_credential(db, row["terminal_no"])
-    if not terminal_auth.mac_matches(key, mac, method, path, query, terminal_id, stamp, nonce, body):
+    if not terminal_auth.mac_matches(key, mac, method, path, query, terminal_id, stamp, nonce, body,
+                                     idempotency_key):
         raise _refuse("terminal.bad_mac", f"the request's MAC is not terminal {terminal_id}'s",
                       terminal_auth.HEADER_MAC)
     skew = terminal_auth.skew_seconds(stamp, now)
@@ -148,9 +154,11 @@ def remember_nonce(world: World, row: dict[str, Any], nonce: str, *, now: dt.dat
 
 
 def authenticate(world: World, headers: dict[str, str | None], *, method: str, path: str, query: str, body: bytes,
-                 now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES)) -> dict[str, Any]:
+                 now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES),
+                 idempotency_key: str = "") -> dict[str, Any]:
     """``verify`` then ``remember_nonce``: the terminal's register row (the host API splits the two, taking
     its write lock only for the nonce)."""
-    row = verify(world, headers, method=method, path=path, query=query, body=body, now=now, regions=regions)
+    row = verify(world, headers, method=method, path=path, query=query, body=body, now=now, regions=regions,
+                 idempotency_key=idempotency_key)
     remember_nonce(world, row, str(headers.get(terminal_auth.HEADER_NONCE)), now=now)
     return row
