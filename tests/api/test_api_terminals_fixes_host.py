@@ -184,3 +184,16 @@ def test_the_signature_covers_the_idempotency_key_the_raw_path_and_one_value_per
         assert _error(r)[:2] == (404, "card.unknown"), r.text
     finally:
         server.stop()
+
+
+def test_a_batch_mac_that_is_not_hex_is_422(api_home):
+    clock = SimClock(SystemClock().now())
+    server = start_server(api_home, clock)
+    try:
+        terminal_id, key = add(api_home, clock.now())
+        for mac in ("zz" * 8, "\u00e9" * 16, "0123456789abcdeg"):
+            r = send(server, terminal_id, key, "POST", "/api/v1/host/uploads",
+                     json.dumps({"mac": mac, "records": []}).encode())
+            assert _error(r) == (422, "upload.mac_invalid", "mac"), r.text
+    finally:
+        server.stop()

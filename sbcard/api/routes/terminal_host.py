@@ -186,6 +186,8 @@ def upload_key(call: Call = Depends(terminal_call)):
 @router.post("/uploads", summary="Upload a batch of offline records (the PSAM's batch MAC is checked)")
 def upload(body: Upload, call: Call = Depends(terminal_call)):
     terminal_id = terminal_of(call)["id"]
+    if not _hex(16)(body.mac):
+        raise ApiError(422, "upload.mac_invalid", "the batch's MAC is 16 hex digits (the PSAM's BATCH MAC)", "mac")
     records = _records(body.records)
 
     def do(world):
