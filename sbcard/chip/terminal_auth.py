@@ -35,10 +35,11 @@ from urllib.parse import parse_qsl, quote, urlencode
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
-from sbcard.chip.crypto import kdf, sm3
+from sbcard.chip.crypto import Algorithm, decrypt_ecb, encrypt_ecb, kdf, sm3
 
 SCHEME = "SBCARD-HMAC-SM3"
 CREDENTIAL_LABEL = "sbcard terminal host credential v1 "
+WRAP_LABEL = "sbcard upload key wrap v1"  # the upload key's wrapping keys, from the credential
 KEY_LEN = 32
 MAC_HEX_LEN = 64
 MAX_SKEW_SECONDS = 300  # a terminal's clock may be 5 minutes off the host's, either way
@@ -60,6 +61,36 @@ def credential_key(master: bytes, terminal_no: str) -> bytes:
     if len(terminal_no) != 12:
         raise ValueError("a terminal number has 12 hex digits")
     return kdf(master, CREDENTIAL_LABEL + terminal_no.upper(), KEY_LEN)
+
+
+def _wrap_keys(credential: bytes) -> tuple[bytes, bytes]:
+    """(SM4 key, HMAC key) for handing over the upload key: derived from the credential, never the credential."""
+    keys = kdf(credential, WRAP_LABEL, 48)
+    return keys[:16], keys[16:]
+
+
+def _wrap_check(mac_key: bytes, terminal_id: str, algorithm: str, wrapped: bytes) -> str:
+    mac = crypto_hmac.HMAC(mac_key, hashes.SM3())
+    mac.update("\n".join((WRAP_LABEL, terminal_id, algorithm, wrapped.hex().upper())).encode())
+    return mac.finalize().hex()
+
+
+def wrap_upload_key(credential: bytes, terminal_id: str, algorithm: str, key: bytes) -> tuple[str, str]:
+    """(wrapped key, check): SM4-ECB under a key derived from the credential, and HMAC-SM3 over the terminal,
+    the algorithm and the wrapped key under another (the terminal takes no key the host did not send it)."""
+    enc_key, mac_key = _wrap_keys(credential)
+    wrapped = encrypt_ecb(Algorithm.SM4, enc_key, key)
+    return wrapped.hex().upper(), _wrap_check(mac_key, terminal_id, algorithm, wrapped)
+
+
+def unwrap_upload_key(credential: bytes, terminal_id: str, algorithm: str, wrapped_hex: str, check: str) -> bytes:
+    """The upload key from ``wrap_upload_key``'s answer; ValueError if its check does not verify."""
+    enc_key, mac_key = _wrap_keys(credential)
+    wrapped = bytes.fromhex(wrapped_hex)
+    if not (isinstance(check, str) and MAC_PATTERN.fullmatch(check)
+            and hmac.compare_digest(_wrap_check(mac_key, terminal_id, algorithm, wrapped), check.lower())):
+        raise ValueError("the wrapped upload key's check does not verify under this terminal's credential")
+    return decrypt_ecb(Algorithm.SM4, enc_key, wrapped)
 
 
 def canonical_query(query: str) -> str:

@@ -33,7 +33,7 @@ import attrs
 import httpx
 
 from sbcard.chip import terminal_auth
-from sbcard.chip.crypto import Algorithm, decrypt_ecb
+from sbcard.chip.crypto import Algorithm
 from sbcard.chip.purse_record import PurseRecord
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 
@@ -163,7 +163,12 @@ class HttpHost:
     def upload_key(self, terminal_id: str) -> HttpUploadKey:
         self._same(terminal_id)
         data = self.request("GET", "/upload-key")
-        key = decrypt_ecb(Algorithm.SM4, self._credential[:16], bytes.fromhex(data["wrapped_key"]))
+        try:
+            key = terminal_auth.unwrap_upload_key(self._credential, self.terminal_id, data["algorithm"],
+                                                  data["wrapped_key"], data["check"])
+        except (KeyError, TypeError, ValueError):
+            raise HostRefused(200, "host.upload_key_forged", "the upload key's check does not verify under this "
+                              "terminal's credential: not taken", "--host") from None
         return HttpUploadKey(Algorithm(data["algorithm"]), key)
 
     def upload(self, terminal_id: str, records: Sequence[PurseRecord], *, mac: str, now: dt.datetime,

@@ -73,16 +73,14 @@ def _macd_upload(upload_key: bytes, terminal_no: str, values: list, details=None
 
 
 def test_a_macd_upload_with_wrong_field_types_is_422_naming_the_field(api_home):
-    from sbcard.chip.crypto import Algorithm, decrypt_ecb
-
     clock = SimClock(SystemClock().now())
     server = start_server(api_home, clock)
     try:
         terminal_id, key = add(api_home, clock.now())
         with open_world(api_home) as world:
             terminal_no = register.get_terminal(world, terminal_id)["terminal_no"]
-        wrapped = send(server, terminal_id, key, "GET", "/api/v1/host/upload-key").json()["wrapped_key"]
-        upload_key = decrypt_ecb(Algorithm.SM4, key[:16], bytes.fromhex(wrapped))
+        with open_world(api_home) as world:
+            upload_key = register.upload_key(world, terminal_id).key
         cases = [(1, True, "txn_type"), (1, 7, "txn_type"), (2, True, "counter"), (2, 1 << 20, "counter"),
                  (4, 1.5, "terminal_serial"), (5, -5, "amount_fen"), (5, "200", "amount_fen"),
                  (5, 10**30, "amount_fen"), (6, None, "balance_before_fen"), (0, None, "app_serial"),
@@ -195,5 +193,55 @@ def test_a_batch_mac_that_is_not_hex_is_422(api_home):
             r = send(server, terminal_id, key, "POST", "/api/v1/host/uploads",
                      json.dumps({"mac": mac, "records": []}).encode())
             assert _error(r) == (422, "upload.mac_invalid", "mac"), r.text
+    finally:
+        server.stop()
+
+
+def test_the_upload_key_is_wrapped_under_derived_keys_and_not_served_once_the_terminal_uploaded(api_home):
+    from sbcard.chip.crypto import Algorithm, decrypt_ecb
+    from terminals.apps.http_host import HostRefused, HttpHost
+
+    clock = SimClock(SystemClock().now())
+    server = start_server(api_home, clock)
+    try:
+        terminal_id, key = add(api_home, clock.now())
+        with open_world(api_home) as world:
+            expected = register.upload_key(world, terminal_id).key
+            terminal_no = register.get_terminal(world, terminal_id)["terminal_no"]
+        answer = send(server, terminal_id, key, "GET", "/api/v1/host/upload-key").json()
+        assert decrypt_ecb(Algorithm.SM4, key[:16], bytes.fromhex(answer["wrapped_key"])) != expected
+        assert ta.unwrap_upload_key(key, terminal_id, answer["algorithm"], answer["wrapped_key"],
+                                    answer["check"]) == expected
+        with HttpHost(server.url, terminal_id, key, clock=clock.now) as host:
+            assert host.upload_key(terminal_id).key == expected
+            # an answer whose check is not the credential's (forged on the way) is not taken
+            import httpx as _httpx
+            original = _httpx.Client.request
+
+            def forged(self, method, url, **kw):
+                response = original(self, method, url, **kw)
+                if str(url).endswith("/upload-key"):
+                    data = {**response.json(), "wrapped_key": "00" * 16}
+                    return _httpx.Response(200, json=data)
+                return response
+
+            _httpx.Client.request = forged
+            try:
+                try:
+                    host.upload_key(terminal_id)
+                    raise AssertionError("a forged upload key was taken")
+                except HostRefused as refused:
+                    assert refused.code == "host.upload_key_forged"
+            finally:
+                _httpx.Client.request = original
+        r = send(server, terminal_id, key, "POST", "/api/v1/host/uploads",
+                 _macd_upload(expected, terminal_no, _record(terminal_no)))
+        assert r.status_code == 200, r.text
+        r = send(server, terminal_id, key, "GET", "/api/v1/host/upload-key")
+        assert _error(r) == (409, "terminal.upload_key_held", "terminal"), r.text
+        with open_world(api_home) as world:
+            served = list(world.region("bj").query(
+                "SELECT * FROM audit_log WHERE action = 'terminal_upload_key' AND subject = ?", [terminal_id]))
+        assert len(served) == 3
     finally:
         server.stop()

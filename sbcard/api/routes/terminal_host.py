@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 from sbcard.api.calls import Call
 from sbcard.api.errors import ApiError
 from sbcard.api.terminal_auth import terminal_call, terminal_of
-from sbcard.chip.crypto import Algorithm, encrypt_ecb
+from sbcard.chip import terminal_auth
 from sbcard.chip.purse_record import HOST_FIELDS, STATUSES, PurseRecord
+from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.medical import pos
@@ -169,18 +170,23 @@ def synced(body: Synced, call: Call = Depends(terminal_call)):
     return call.write(do, payload=body, idempotent=False)
 
 
-@router.get("/upload-key", summary="The upload key for a PSAM made before upload keys, wrapped under the credential")
+@router.get("/upload-key", summary="The upload key for a PSAM made before upload keys, wrapped (until its first upload)")
 def upload_key(call: Call = Depends(terminal_call)):
     terminal = terminal_of(call)
 
-    def read(world):
+    def do(world):
         key = register.upload_key(world, terminal["id"])
+        if register.has_uploaded(world, terminal["id"]):
+            raise RuleRefused("terminal.upload_key_held", f"terminal {terminal['id']} already uploaded a batch its "
+                              "PSAM MACed: it holds its upload key, which is not handed out again", "terminal")
         credential = credentials.credential(world, terminal["id"])
-        wrapped = encrypt_ecb(Algorithm.SM4, credential[:16], key.key)
-        return {"terminal": terminal["id"], "algorithm": key.algorithm.value, "wrapped_key": wrapped.hex().upper(),
-                "wrapping": "SM4-ECB under the first 16 bytes of the terminal's host credential"}
+        wrapped, check = terminal_auth.wrap_upload_key(credential, terminal["id"], key.algorithm.value, key.key)
+        register.record_upload_key_served(world, terminal["id"], now=call.now)
+        return {"terminal": terminal["id"], "algorithm": key.algorithm.value, "wrapped_key": wrapped, "check": check,
+                "wrapping": "SM4-ECB and HMAC-SM3 under keys derived from the terminal's host credential "
+                            "(docs/api/terminals.md)"}
 
-    return call.read(read)
+    return call.write(do, idempotent=False)
 
 
 @router.post("/uploads", summary="Upload a batch of offline records (the PSAM's batch MAC is checked)")
