@@ -22,6 +22,8 @@ from typing import Any
 
 JSON_LIMIT = 1 << 20  # 1 MiB
 UPLOAD_LIMIT = 256 << 20  # 256 MiB
+# A terminal's upload (JSON) carries up to 100,000 records (routes/terminal_host.py MAX_BATCH), ~1 KiB each at most
+PATH_LIMITS = {"/api/v1/host/uploads": 128 << 20}
 
 
 class _TooLarge(Exception):
@@ -40,7 +42,7 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
-        limit = self.upload_limit if multipart else self.json_limit
+        limit = self.upload_limit if multipart else PATH_LIMITS.get(scope.get("path", ""), self.json_limit)
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
             await _refuse(send, limit)

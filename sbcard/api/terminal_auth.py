@@ -2,8 +2,9 @@
 
 ``terminal_call`` is the dependency of every ``/api/v1/host/…`` route: it reads the body's
 bytes as they came (the MAC covers their SM3), checks the four ``X-Sbcard-*`` headers
-with ``sbcard.services.terminals.credentials.authenticate`` under the write lock (a fresh
-nonce is remembered), and gives the route a ``Call`` whose caller is ``terminal:ID`` and
+with ``sbcard.services.terminals.credentials.verify`` (no lock: the lookup in the regions
+this process serves, the MAC, the clock) then ``remember_nonce`` under the write lock; a
+terminal of a region served elsewhere is 421 before any of it (by its id's operator), and gives the route a ``Call`` whose caller is ``terminal:ID`` and
 whose node is the terminal's region (where its Idempotency-Keys are kept). Any failure is
 401 with the error shape.
 """
@@ -16,7 +17,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from sbcard.api.auth import require_node_served
-from sbcard.api.calls import Call, _retrying, service_of
+from sbcard.api.calls import IDEMPOTENCY_HEADER, Call, _retrying, service_of
 from sbcard.chip import terminal_auth
 from sbcard.services.terminals import credentials
 
@@ -25,12 +26,26 @@ async def terminal_call(request: Request) -> Call:
     body = await request.body()
     service = service_of(request)
     headers = terminal_auth.headers_of(request.headers)
+    terminal_id = headers.get(terminal_auth.HEADER_TERMINAL)
+    if terminal_id:  # another region's terminal is sent where it is served before any work (its database too)
+        node = credentials.operator_node(terminal_id)
+        if node is not None:
+            require_node_served(request, node)
+    now = service.config.clock.now()
+    # the path and the query as they came on the wire (percent-encoding and all), as the terminal signed them
+    raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER, "")
 
     def check() -> dict[str, Any]:
+        # the lookup, the KDF and the MAC read only: no lock; the write lock is taken for the nonce alone
+        world = service.worlds.world()
+        row = credentials.verify(world, headers, method=request.method, path=raw_path, query=query, body=body,
+                                 now=now, regions=service.config.regions, idempotency_key=idempotency_key)
         with service.worlds.writing() as world:
-            return _retrying(world, lambda: credentials.authenticate(
-                world, headers, method=request.method, path=request.url.path, query=request.url.query, body=body,
-                now=service.config.clock.now()))
+            _retrying(world, lambda: credentials.remember_nonce(
+                world, row, str(headers[terminal_auth.HEADER_NONCE]), now=now))
+        return row
 
     row = await run_in_threadpool(check)
     require_node_served(request, row["node"])

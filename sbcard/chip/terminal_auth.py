@@ -11,8 +11,10 @@ docs/api/terminals.md describes the scheme; in short:
   made before credentials existed has one already: ``sbcard terminal credential`` loads it.
   The terminal keeps it sealed under the KEK with its PSAM's keys.
 - **The MAC** is HMAC-SM3 (``cryptography``'s ``hashes.SM3``) over ``string_to_sign``:
-  the scheme's name, the method, the path, the canonical query, the terminal id, the
-  timestamp (Unix seconds), the nonce and the SM3 of the body, one per line. It travels
+  the scheme's name, the method, the path as sent (percent-encoded, the server's
+  ``raw_path``), the canonical query (a key given twice is refused), the terminal id, the
+  timestamp (Unix seconds), the nonce, the SM3 of the body and the ``Idempotency-Key``
+  (empty without one), one per line. It travels
   in ``X-Sbcard-Mac`` (64 hex digits) beside ``X-Sbcard-Terminal``,
   ``X-Sbcard-Timestamp`` and ``X-Sbcard-Nonce``.
 - **Freshness**: the host refuses a timestamp more than ``MAX_SKEW_SECONDS`` from its own
@@ -33,10 +35,11 @@ from urllib.parse import parse_qsl, quote, urlencode
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
-from sbcard.chip.crypto import kdf, sm3
+from sbcard.chip.crypto import Algorithm, decrypt_ecb, encrypt_ecb, kdf, sm3
 
 SCHEME = "SBCARD-HMAC-SM3"
 CREDENTIAL_LABEL = "sbcard terminal host credential v1 "
+WRAP_LABEL = "sbcard upload key wrap v1"  # the upload key's wrapping keys, from the credential
 KEY_LEN = 32
 MAC_HEX_LEN = 64
 MAX_SKEW_SECONDS = 300  # a terminal's clock may be 5 minutes off the host's, either way
@@ -49,7 +52,8 @@ HEADER_MAC = "X-Sbcard-Mac"
 HEADERS = (HEADER_TERMINAL, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_MAC)
 
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-TIMESTAMP_PATTERN = re.compile(r"\d{1,12}")
+TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,12}")
+MAC_PATTERN = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 def credential_key(master: bytes, terminal_no: str) -> bytes:
@@ -59,9 +63,46 @@ def credential_key(master: bytes, terminal_no: str) -> bytes:
     return kdf(master, CREDENTIAL_LABEL + terminal_no.upper(), KEY_LEN)
 
 
+def _wrap_keys(credential: bytes) -> tuple[bytes, bytes]:
+    """(SM4 key, HMAC key) for handing over the upload key: derived from the credential, never the credential."""
+    keys = kdf(credential, WRAP_LABEL, 48)
+    return keys[:16], keys[16:]
+
+
+def _wrap_check(mac_key: bytes, terminal_id: str, algorithm: str, wrapped: bytes) -> str:
+    mac = crypto_hmac.HMAC(mac_key, hashes.SM3())
+    mac.update("\n".join((WRAP_LABEL, terminal_id, algorithm, wrapped.hex().upper())).encode())
+    return mac.finalize().hex()
+
+
+def wrap_upload_key(credential: bytes, terminal_id: str, algorithm: str, key: bytes) -> tuple[str, str]:
+    """(wrapped key, check): SM4-ECB under a key derived from the credential, and HMAC-SM3 over the terminal,
+    the algorithm and the wrapped key under another (the terminal takes no key the host did not send it)."""
+    enc_key, mac_key = _wrap_keys(credential)
+    wrapped = encrypt_ecb(Algorithm.SM4, enc_key, key)
+    return wrapped.hex().upper(), _wrap_check(mac_key, terminal_id, algorithm, wrapped)
+
+
+def unwrap_upload_key(credential: bytes, terminal_id: str, algorithm: str, wrapped_hex: str, check: str) -> bytes:
+    """The upload key from ``wrap_upload_key``'s answer; ValueError if its check does not verify."""
+    enc_key, mac_key = _wrap_keys(credential)
+    wrapped = bytes.fromhex(wrapped_hex)
+    if not (isinstance(check, str) and MAC_PATTERN.fullmatch(check)
+            and hmac.compare_digest(_wrap_check(mac_key, terminal_id, algorithm, wrapped), check.lower())):
+        raise ValueError("the wrapped upload key's check does not verify under this terminal's credential")
+    return decrypt_ecb(Algorithm.SM4, enc_key, wrapped)
+
+
 def canonical_query(query: str) -> str:
-    """The query as signed: its pairs sorted (key, then value), each percent-encoded (RFC 3986 unreserved kept)."""
+    """The query as signed: its pairs sorted (key, then value), each percent-encoded (RFC 3986 unreserved kept).
+
+    ValueError for a key given twice: the host reads one value of a key, so a query with two
+    could be signed over one and read as the other (``?since=1&since=0``).
+    """
     pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a query key is given twice")
     return urlencode(pairs, quote_via=quote, safe="-_.~")
 
 
@@ -71,23 +112,27 @@ def body_digest(body: bytes) -> str:
 
 
 def string_to_sign(method: str, path: str, query: str, terminal_id: str, timestamp: str, nonce: str,
-                   body: bytes) -> bytes:
-    lines = (SCHEME, method.upper(), path, canonical_query(query), terminal_id, timestamp, nonce, body_digest(body))
+                   body: bytes, idempotency_key: str = "") -> bytes:
+    lines = (SCHEME, method.upper(), path, canonical_query(query), terminal_id, timestamp, nonce, body_digest(body),
+             idempotency_key)
     return "\n".join(lines).encode("utf-8")
 
 
 def request_mac(key: bytes, method: str, path: str, query: str, terminal_id: str, timestamp: str, nonce: str,
-                body: bytes) -> str:
+                body: bytes, idempotency_key: str = "") -> str:
     """HMAC-SM3 of ``string_to_sign`` under the terminal's credential, 64 hex digits (lower case)."""
     mac = crypto_hmac.HMAC(key, hashes.SM3())
-    mac.update(string_to_sign(method, path, query, terminal_id, timestamp, nonce, body))
+    mac.update(string_to_sign(method, path, query, terminal_id, timestamp, nonce, body, idempotency_key))
     return mac.finalize().hex()
 
 
 def mac_matches(key: bytes, given: str, method: str, path: str, query: str, terminal_id: str, timestamp: str,
-                nonce: str, body: bytes) -> bool:
-    expected = request_mac(key, method, path, query, terminal_id, timestamp, nonce, body)
-    return hmac.compare_digest(expected, given.strip().lower())
+                nonce: str, body: bytes, idempotency_key: str = "") -> bool:
+    given = given.strip()
+    if not MAC_PATTERN.fullmatch(given):  # compare_digest takes ASCII text only: anything else is no MAC
+        return False
+    expected = request_mac(key, method, path, query, terminal_id, timestamp, nonce, body, idempotency_key)
+    return hmac.compare_digest(expected, given.lower())
 
 
 def unix_seconds(now: dt.datetime) -> int:
@@ -97,7 +142,7 @@ def unix_seconds(now: dt.datetime) -> int:
 
 
 def sign(key: bytes, terminal_id: str, method: str, path: str, query: str, body: bytes, *, now: dt.datetime,
-         nonce: str | None = None) -> dict[str, str]:
+         nonce: str | None = None, idempotency_key: str = "") -> dict[str, str]:
     """The headers that authenticate one request of ``terminal_id`` made at ``now``."""
     nonce = nonce or secrets.token_hex(16)
     timestamp = str(unix_seconds(now))
@@ -105,7 +150,7 @@ def sign(key: bytes, terminal_id: str, method: str, path: str, query: str, body:
         HEADER_TERMINAL: terminal_id,
         HEADER_TIMESTAMP: timestamp,
         HEADER_NONCE: nonce,
-        HEADER_MAC: request_mac(key, method, path, query, terminal_id, timestamp, nonce, body),
+        HEADER_MAC: request_mac(key, method, path, query, terminal_id, timestamp, nonce, body, idempotency_key),
     }
 
 

@@ -2,12 +2,19 @@
 
 ``HttpHost(url, terminal_id, credential, clock=...)`` is the terminal's side of
 ``/api/v1/host/…`` (docs/api/terminals.md): every request signed with the terminal's host
-credential (``sbcard.chip.terminal_auth``: HMAC-SM3 over the method, path, query,
-terminal id, timestamp, nonce and the body's SM3), the records of an upload sent in the
+credential (``sbcard.chip.terminal_auth``: HMAC-SM3 over the method, path as sent, query,
+terminal id, timestamp, nonce, the body's SM3 and the Idempotency-Key), the records of an upload sent in the
 host's form (their believed values and details, ``PurseRecord.host_values`` / ``details``)
 with the PSAM's batch MAC, so the host checks the batch as it does in process. It fits
 the ports by shape, as ``sbcard.services.transit.terminal_host.TerminalHost`` does over a
 world: ``uploads.upload_unsent(state, HttpHost(...), terminal_id, now=now)``.
+
+**Trust.** The terminal authenticates itself (the MAC); the host's answers carry no MAC of
+their own, so the terminal believes them on the strength of the connection: ``https`` (the
+service's certificate) for any host, plain ``http`` only to a service on the same machine
+(loopback), which ``HttpHost`` enforces. What the terminal takes from an answer is bounded
+anyway: an upload's records stay in its log until marked sent, the lists are the hub's
+public ones, and the upload key comes wrapped under the credential.
 
 A refusal of the host (any answer other than 2xx) is raised as ``HostRefused`` with the
 host's error code, field, message and HTTP status; a host out of reach as ``HostUnreachable``.
@@ -16,6 +23,7 @@ host's error code, field, message and HTTP status; a host out of reach as ``Host
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,7 +33,7 @@ import attrs
 import httpx
 
 from sbcard.chip import terminal_auth
-from sbcard.chip.crypto import Algorithm, decrypt_ecb
+from sbcard.chip.crypto import Algorithm
 from sbcard.chip.purse_record import PurseRecord
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 
@@ -92,6 +100,10 @@ class HttpHost:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput("host.url", f"{url!r} is not an http(s) URL of the service", "--host")
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            # the host's answers are not MACed: over the network only TLS tells the terminal it is its host
+            raise InvalidInput("host.url", f"{url!r}: plain http is for a service on this machine only "
+                               "(localhost, 127.0.0.0/8, ::1); another host is reached over https", "--host")
         self.base = f"{parts.scheme}://{parts.netloc}"
         self.prefix = parts.path.rstrip("/")
         self.terminal_id = terminal_id
@@ -117,13 +129,15 @@ class HttpHost:
         full_path = f"{self.prefix}{API}{path}"
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         content = b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = terminal_auth.sign(self._credential, self.terminal_id, method, full_path, query, content,
-                                     now=self._clock())
+        url = httpx.URL(f"{self.base}{full_path}" + (f"?{query}" if query else ""))
+        # signed as it goes on the wire: the path percent-encoded by httpx, the query as sent
+        wire_path = url.raw_path.decode("ascii").split("?", 1)[0]
+        headers = terminal_auth.sign(self._credential, self.terminal_id, method, wire_path, url.query.decode("ascii"),
+                                     content, now=self._clock(), idempotency_key=idempotency_key or "")
         if body is not None:
             headers["Content-Type"] = "application/json"
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        url = f"{self.base}{full_path}" + (f"?{query}" if query else "")
         try:
             response = self._client.request(method, url, content=content or None, headers=headers)
         except httpx.HTTPError as e:
@@ -149,7 +163,12 @@ class HttpHost:
     def upload_key(self, terminal_id: str) -> HttpUploadKey:
         self._same(terminal_id)
         data = self.request("GET", "/upload-key")
-        key = decrypt_ecb(Algorithm.SM4, self._credential[:16], bytes.fromhex(data["wrapped_key"]))
+        try:
+            key = terminal_auth.unwrap_upload_key(self._credential, self.terminal_id, data["algorithm"],
+                                                  data["wrapped_key"], data["check"])
+        except (KeyError, TypeError, ValueError):
+            raise HostRefused(200, "host.upload_key_forged", "the upload key's check does not verify under this "
+                              "terminal's credential: not taken", "--host") from None
         return HttpUploadKey(Algorithm(data["algorithm"]), key)
 
     def upload(self, terminal_id: str, records: Sequence[PurseRecord], *, mac: str, now: dt.datetime,
@@ -179,6 +198,15 @@ class HttpHost:
         if terminal_id != self.terminal_id:
             raise InvalidInput("terminal.mismatch", f"this connection is terminal {self.terminal_id}'s, "
                                f"not {terminal_id}'s", "terminal")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _plain(details: Any) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ def test_the_mac_is_hmac_sm3_over_the_documented_string():
     text = ta.string_to_sign(**REQUEST)
     assert text.decode().split("\n") == [
         "SBCARD-HMAC-SM3", "POST", "/api/v1/host/uploads", "a=1&b=2", "bj-subway-0001", "1740792600",
-        "0123456789abcdef0123456789abcdef", ta.sm3(b'{"mac":"00"}').hex()]
+        "0123456789abcdef0123456789abcdef", ta.sm3(b'{"mac":"00"}').hex(), ""]
     mac = hmac.HMAC(KEY, hashes.SM3())
     mac.update(text)
     assert ta.request_mac(KEY, **REQUEST) == mac.finalize().hex()
@@ -30,7 +30,7 @@ def test_the_mac_is_hmac_sm3_over_the_documented_string():
 @pytest.mark.parametrize("change", [
     {"method": "PUT"}, {"path": "/api/v1/host/synced"}, {"query": "a=1&b=3"}, {"terminal_id": "bj-subway-0002"},
     {"timestamp": "1740792601"}, {"nonce": "0123456789abcdef0123456789abcdee"}, {"body": b'{"mac":"01"}'},
-    {"body": b""},
+    {"body": b""}, {"idempotency_key": "batch-1"}, {"path": "/api/v1/host/cards/%E9"},
 ])
 def test_every_part_of_the_request_changes_the_mac(change):
     mac = ta.request_mac(KEY, **REQUEST)
@@ -71,3 +71,12 @@ def test_the_skew_is_measured_against_the_hosts_clock():
     assert ta.skew_seconds(stamp, NOW) == 0
     assert ta.skew_seconds(stamp, NOW + dt.timedelta(seconds=ta.MAX_SKEW_SECONDS + 1)) == -ta.MAX_SKEW_SECONDS - 1
     assert ta.NONCE_TTL_SECONDS > 2 * ta.MAX_SKEW_SECONDS
+
+
+def test_a_query_key_given_twice_is_refused_and_the_idempotency_key_is_signed():
+    with pytest.raises(ValueError):
+        ta.canonical_query("since=1&since=0")
+    keyed = ta.request_mac(KEY, **REQUEST, idempotency_key="batch-1")
+    assert ta.mac_matches(KEY, keyed, **REQUEST, idempotency_key="batch-1")
+    assert not ta.mac_matches(KEY, keyed, **REQUEST, idempotency_key="attacker")
+    assert ta.string_to_sign(**REQUEST, idempotency_key="batch-1").decode().split("\n")[-1] == "batch-1"

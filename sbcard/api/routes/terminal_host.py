@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 from sbcard.api.calls import Call
 from sbcard.api.errors import ApiError
 from sbcard.api.terminal_auth import terminal_call, terminal_of
-from sbcard.chip.crypto import Algorithm, encrypt_ecb
-from sbcard.chip.purse_record import HOST_FIELDS, PurseRecord
+from sbcard.chip import terminal_auth
+from sbcard.chip.purse_record import HOST_FIELDS, STATUSES, PurseRecord
+from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.medical import pos
@@ -31,6 +32,9 @@ from sbcard.services.transit.terminal_host import TerminalHost
 router = APIRouter(prefix="/host", tags=["host API for terminals"])
 
 MAX_BATCH = 100_000
+# An online claim's ``at`` is the POS's clock at the sale: it decides the claim's policy year (its deductible,
+# its ceilings), so the host takes it only this close to its own clock (docs/api/terminals.md).
+MAX_CLAIM_SKEW_SECONDS = 600
 
 
 class Synced(BaseModel):
@@ -47,6 +51,84 @@ class UploadedRecord(BaseModel):
 class Upload(BaseModel):
     mac: str = Field(min_length=16, max_length=16, description="The PSAM's BATCH MAC over the records, in this order.")
     records: list[UploadedRecord] = Field(max_length=MAX_BATCH)
+
+
+_HEX = frozenset("0123456789ABCDEFabcdef")
+
+
+def _digits(n: int):
+    return lambda v: type(v) is str and len(v) == n and v.isascii() and v.isdigit()
+
+
+def _hex(n: int):
+    return lambda v: type(v) is str and len(v) == n and set(v) <= _HEX
+
+
+def _int(low: int, high: int):
+    return lambda v: type(v) is int and low <= v <= high  # strict: no bool, no float, no string of digits
+
+
+def _text(most: int):
+    return lambda v: type(v) is str and 0 < len(v) <= most
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+# What each field of an uploaded record may be (``PurseRecord``): checked before the host's use case, so a
+# record the PSAM MACed but the host cannot hold is 422 naming the field, never a failure of the database.
+_VALUE_RULES = {
+    "app_serial": (_digits(20), "20 digits"),
+    "txn_type": (lambda v: type(v) is int and v in (0x06, 0x09), "6 (EP purchase) or 9 (compound purchase)"),
+    "counter": (_int(0, 0xFFFF), "an integer 0 to 65535"),
+    "terminal_no": (_hex(12), "12 hex digits"),
+    "terminal_serial": (_int(0, 0xFFFFFFFF), "an integer 0 to 4294967295"),
+    "amount_fen": (_int(0, 0xFFFFFFFF), "an integer of fen, 0 to 4294967295"),
+    "balance_before_fen": (_int(0, 0xFFFFFFFF), "an integer of fen, 0 to 4294967295"),
+    "date_time": (_digits(14), "14 digits YYYYMMDDhhmmss"),
+    "tac": (_optional(_hex(8)), "8 hex digits or null"),
+    "issuer_id": (_optional(_hex(16)), "16 hex digits or null"),
+    "issuer_node": (_optional(_text(8)), "a node name or null"),
+    "card_number": (_optional(lambda v: type(v) is str and 0 < len(v) <= 20 and v.isascii() and v.isalnum()),
+                    "up to 20 letters and digits or null"),
+    "terminal": (_optional(_text(64)), "a terminal id or null"),
+    "operator": (_optional(_text(64)), "an operator code or null"),
+    "blacklist_version": (_optional(_int(0, 2**53)), "a version number or null"),
+    "status": (lambda v: v in STATUSES, " or ".join(STATUSES)),
+}
+_DETAIL_RULES = {
+    "issuer_region": (_optional(_digits(6)), "6 digits or null"),
+    "at": (_optional(_text(40)), "an ISO 8601 time or null"),
+    "mac2": (_optional(_hex(8)), "8 hex digits or null"),
+    "recovered": (_optional(lambda v: v in ("prove", "log")), "prove, log or null"),
+    "kind": (_optional(_text(16)), "a kind of tap or null"),
+}
+assert tuple(_VALUE_RULES) == HOST_FIELDS
+
+
+def _records(uploaded: list[UploadedRecord]) -> list[PurseRecord]:
+    """The records of an upload, each field checked (422 ``upload.record_invalid`` naming the first wrong one)."""
+    records = []
+    for i, record in enumerate(uploaded):
+        if len(record.values) != len(HOST_FIELDS):
+            raise ApiError(422, "upload.record_invalid", f"record {i} has {len(record.values)} values, not "
+                           f"{len(HOST_FIELDS)} ({', '.join(HOST_FIELDS)})", f"records[{i}].values")
+        for name, value in zip(HOST_FIELDS, record.values):
+            ok, wanted = _VALUE_RULES[name]
+            if not ok(value):
+                raise ApiError(422, "upload.record_invalid", f"record {i}: {name} is {wanted}",
+                               f"records[{i}].{name}")
+        for name, (ok, wanted) in _DETAIL_RULES.items():
+            if record.details and not ok(record.details.get(name)):
+                raise ApiError(422, "upload.record_invalid", f"record {i}: details.{name} is {wanted}",
+                               f"records[{i}].details.{name}")
+        try:
+            records.append(PurseRecord.from_host(record.values, record.details))
+        except (TypeError, ValueError):
+            raise ApiError(422, "upload.record_invalid", f"record {i} is not in the host's form",
+                           f"records[{i}]") from None
+    return records
 
 
 def _lists_view(copy: register.BlacklistCopy) -> dict[str, Any]:
@@ -88,27 +170,31 @@ def synced(body: Synced, call: Call = Depends(terminal_call)):
     return call.write(do, payload=body, idempotent=False)
 
 
-@router.get("/upload-key", summary="The upload key for a PSAM made before upload keys, wrapped under the credential")
+@router.get("/upload-key", summary="The upload key for a PSAM made before upload keys, wrapped (until its first upload)")
 def upload_key(call: Call = Depends(terminal_call)):
     terminal = terminal_of(call)
 
-    def read(world):
+    def do(world):
         key = register.upload_key(world, terminal["id"])
+        if register.has_uploaded(world, terminal["id"]):
+            raise RuleRefused("terminal.upload_key_held", f"terminal {terminal['id']} already uploaded a batch its "
+                              "PSAM MACed: it holds its upload key, which is not handed out again", "terminal")
         credential = credentials.credential(world, terminal["id"])
-        wrapped = encrypt_ecb(Algorithm.SM4, credential[:16], key.key)
-        return {"terminal": terminal["id"], "algorithm": key.algorithm.value, "wrapped_key": wrapped.hex().upper(),
-                "wrapping": "SM4-ECB under the first 16 bytes of the terminal's host credential"}
+        wrapped, check = terminal_auth.wrap_upload_key(credential, terminal["id"], key.algorithm.value, key.key)
+        register.record_upload_key_served(world, terminal["id"], now=call.now)
+        return {"terminal": terminal["id"], "algorithm": key.algorithm.value, "wrapped_key": wrapped, "check": check,
+                "wrapping": "SM4-ECB and HMAC-SM3 under keys derived from the terminal's host credential "
+                            "(docs/api/terminals.md)"}
 
-    return call.read(read)
+    return call.write(do, idempotent=False)
 
 
 @router.post("/uploads", summary="Upload a batch of offline records (the PSAM's batch MAC is checked)")
 def upload(body: Upload, call: Call = Depends(terminal_call)):
     terminal_id = terminal_of(call)["id"]
-    try:
-        records = [PurseRecord.from_host(r.values, r.details) for r in body.records]
-    except (TypeError, ValueError) as e:
-        raise ApiError(422, "upload.record_invalid", f"a record is not in the host's form: {e}", "records") from None
+    if not _hex(16)(body.mac):
+        raise ApiError(422, "upload.mac_invalid", "the batch's MAC is 16 hex digits (the PSAM's BATCH MAC)", "mac")
+    records = _records(body.records)
 
     def do(world):
         return TerminalHost(world).upload(terminal_id, records, mac=body.mac, now=call.now).to_dict()
@@ -191,7 +277,17 @@ def settle_claim(body: MedicalClaim, call: Call = Depends(terminal_call)):
     except (TypeError, ValueError) as e:
         raise ApiError(422, "medical.claim_invalid", f"not a claim: {e}", None) from None
 
+    skew = (request.at - call.now).total_seconds()
+    if abs(skew) > MAX_CLAIM_SKEW_SECONDS:
+        raise ApiError(422, "medical.claim_time", f"an online claim happens now: its time is {abs(int(skew))} s "
+                       f"{'ahead of' if skew > 0 else 'behind'} the host's clock (at most {MAX_CLAIM_SKEW_SECONDS} s "
+                       "either way; a claim of another time is settled offline and reconciled)", "at")
+
     def do(world):
-        return PosHost(world, now=call.now).settle(hospital, request)
+        host = PosHost(world, now=call.now)
+        if not host.issued(hospital, request.claim_id):
+            raise Forbidden("medical.claim_id", f"claim {request.claim_id} is not one this hospital's region issued "
+                            f"to {hospital.code} (POST /api/v1/host/medical/claims)", "claim_id")
+        return host.settle(hospital, request)
 
     return call.write(do, payload=body)

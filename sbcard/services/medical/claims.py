@@ -22,7 +22,7 @@ from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.store.migrations import timestamp
 from sbcard.store.repositories.medical import MedicalRepository
-from sbcard.store.sequences import next_value
+from sbcard.store.sequences import current_value, next_value
 from sbcard.store.unit_of_work import UnitOfWork
 
 SERIAL_DIGITS = 8
@@ -36,6 +36,16 @@ def new_claim_id(uow: UnitOfWork, hospital: str) -> tuple[str, int]:
     if serial >= 10**SERIAL_DIGITS:
         raise RuleRefused("medical.claim_ids", f"hospital {hospital} has used all its claim numbers")
     return f"{hospital}-{serial:0{SERIAL_DIGITS}d}", serial
+
+
+def was_issued(uow: UnitOfWork, hospital: str, claim_id: str) -> bool:
+    """Whether ``claim_id`` is ``<hospital>-<serial>`` with a serial the hospital's region already handed out."""
+    prefix = f"{hospital}-"
+    serial = claim_id[len(prefix):]
+    if not claim_id.startswith(prefix) or len(serial) != SERIAL_DIGITS or not serial.isascii() \
+            or not serial.isdigit():
+        return False
+    return 1 <= int(serial) <= current_value(uow.db, f"medical_claim:{hospital}")
 
 
 def queue_offline(uow: UnitOfWork, request: ClaimRequest, offline: dict[str, Any], *,

@@ -78,16 +78,23 @@ def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node
 
     ``apply`` takes a unit of work over the insured region (``to_node``) and runs its use case."""
     key = f"{kind}/{claim_id}"
+    sent = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
     with UnitOfWork(world.hub()) as hub:
         exchanges = hub.get(HubExchanges)
-        recorded = exchanges.answer(key)
+        recorded = exchanges.recorded(key)
         if recorded is not None:
-            return json.loads(recorded), True
+            # the kept answer is replayed only to the same request: another hospital (or another claim
+            # under a claim id already used) is never given someone else's settlement
+            if kind == SETTLE and (recorded["from_node"] != from_node or recorded["payload"] != sent):
+                raise RuleRefused("medical.claim.exists", f"claim {claim_id} was settled already with another "
+                                  "request: a claim id is settled once, for the request that used it first",
+                                  "claim_id")
+            return json.loads(recorded["result"]), True
         answer = apply(UnitOfWork(world.region(to_node)))
         exchanges.record({
             "idempotency_key": key, "kind": kind, "from_node": from_node, "to_node": to_node,
             "received_at": now.isoformat(),
-            "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str),
+            "payload": sent,
             "result": json.dumps(answer, ensure_ascii=False, separators=(",", ":"), default=str),
         })
         hub.commit()
@@ -194,6 +201,11 @@ class PosHost:
 
     def new_claim(self, hospital: medical.Hospital) -> tuple[str, int]:
         return medical_claims.new_claim_id(UnitOfWork(self.world.region(hospital_node(hospital))), hospital.code)
+
+    def issued(self, hospital: medical.Hospital, claim_id: str) -> bool:
+        """Whether ``claim_id`` is one ``new_claim`` handed out to ``hospital`` (by its region)."""
+        return medical_claims.was_issued(UnitOfWork(self.world.region(hospital_node(hospital))), hospital.code,
+                                         claim_id)
 
     def settle(self, hospital: medical.Hospital, request: ClaimRequest) -> dict[str, Any]:
         return settle(self.world, request, hospital_node=hospital_node(hospital), now=self.now)

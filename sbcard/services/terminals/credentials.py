@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
 
 from sbcard.chip import terminal_auth
-from sbcard.domain.errors import NotFound, RuleRefused
+from sbcard.domain.errors import RuleRefused
+from sbcard.domain.regions import node_of
+from sbcard.reference.medical import hospitals
+from sbcard.reference.transit import load_tariff
+from sbcard.reference.venues import venues
 from sbcard.services.cards.keys import upload_master
 from sbcard.services.outlets import audit
 from sbcard.services.outlets.staff import NotSignedIn
 from sbcard.services.terminals.register import get_terminal
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import World
+from sbcard.store.world import REGION_NODES, World
 
 
 def terminal_credential(db: sqlite_utils.Database, terminal_no: str) -> bytes:
@@ -58,13 +63,39 @@ def _refuse(code: str, message: str, field: str | None = None) -> NotSignedIn:
     return NotSignedIn(code, message, field)
 
 
-def authenticate(world: World, headers: dict[str, str | None], *, method: str, path: str, query: str, body: bytes,
-                 now: dt.datetime) -> dict[str, Any]:
-    """The terminal's register row if the request is signed by it, fresh, and it is not revoked.
+def operator_node(terminal_id: str) -> str | None:
+    """The region a terminal id belongs to, from its operator (``<operator>-<number>``), without any database.
 
-    ``headers``: ``terminal_auth.headers_of(request.headers)``. The nonce is remembered
-    (in the terminal's region) only once the MAC is right, so nobody can spend a
-    terminal's nonces for it.
+    A transit operator's node (the tariff), a venue's or a hospital's region; None for an id of no known operator.
+    """
+    operator = terminal_id.rsplit("-", 1)[0]
+    transit = load_tariff().operators.get(operator)
+    if transit is not None:
+        return transit.node
+    place = venues().get(operator.upper())
+    if place is not None:
+        return node_of(place.region)
+    hospital = hospitals().get(operator.upper())
+    if hospital is not None:
+        return node_of(hospital.region)
+    return None
+
+
+def _find(world: World, terminal_id: str, regions: Iterable[str]) -> dict[str, Any] | None:
+    for node in regions:
+        found = list(world.region(node)["terminals"].rows_where("id = ?", [terminal_id]))
+        if found:
+            return found[0]
+    return None
+
+
+def verify(world: World, headers: dict[str, str | None], *, method: str, path: str, query: str, body: bytes,
+           now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES), idempotency_key: str = "") -> dict[str, Any]:
+    """The terminal's register row if the request is signed by it, timely, and it is not revoked (reads only).
+
+    ``headers``: ``terminal_auth.headers_of(request.headers)``. The terminal is looked for in
+    ``regions`` only (a process serving one node: its own). The nonce is not checked here:
+    ``remember_nonce`` does, once this passed (so nobody can spend a terminal's nonces for it).
     """
     terminal_id = headers.get(terminal_auth.HEADER_TERMINAL)
     stamp = headers.get(terminal_auth.HEADER_TIMESTAMP)
@@ -81,14 +112,20 @@ def authenticate(world: World, headers: dict[str, str | None], *, method: str, p
     if not terminal_auth.NONCE_PATTERN.fullmatch(nonce):
         raise _refuse("terminal.nonce_invalid", f"{terminal_auth.HEADER_NONCE} is 16 to 64 of A-Z a-z 0-9 _ -",
                       terminal_auth.HEADER_NONCE)
+    if not terminal_auth.MAC_PATTERN.fullmatch(mac.strip()):
+        raise _refuse("terminal.bad_mac", f"{terminal_auth.HEADER_MAC} is 64 hex digits", terminal_auth.HEADER_MAC)
     try:
-        row = get_terminal(world, terminal_id)
-    except NotFound:
-        raise _refuse("terminal.unknown", f"no terminal {terminal_id!r} is registered",
-                      terminal_auth.HEADER_TERMINAL) from None
+        terminal_auth.canonical_query(query)
+    except ValueError:
+        raise _refuse("terminal.query_invalid", "a query key is given twice: a signed request names each once",
+                      "query") from None
+    row = _find(world, terminal_id, regions)
+    if row is None:
+        raise _refuse("terminal.unknown", f"no terminal {terminal_id!r} is registered", terminal_auth.HEADER_TERMINAL)
     db = world.region(row["node"])
     key = terminal_credential(db, row["terminal_no"])
-    if not terminal_auth.mac_matches(key, mac, method, path, query, terminal_id, stamp, nonce, body):
+    if not terminal_auth.mac_matches(key, mac, method, path, query, terminal_id, stamp, nonce, body,
+                                     idempotency_key):
         raise _refuse("terminal.bad_mac", f"the request's MAC is not terminal {terminal_id}'s",
                       terminal_auth.HEADER_MAC)
     skew = terminal_auth.skew_seconds(stamp, now)
@@ -99,14 +136,29 @@ def authenticate(world: World, headers: dict[str, str | None], *, method: str, p
     if row.get("revoked_at"):
         raise _refuse("terminal.revoked", f"terminal {terminal_id} was revoked at {row['revoked_at']}",
                       terminal_auth.HEADER_TERMINAL)
+    return row
+
+
+def remember_nonce(world: World, row: dict[str, Any], nonce: str, *, now: dt.datetime) -> None:
+    """Keep the nonce of a verified request in the terminal's region; ``terminal.replayed`` if it was used."""
     seen = terminal_auth.unix_seconds(now)
-    with UnitOfWork(db) as uow:
+    with UnitOfWork(world.region(row["node"])) as uow:
         uow.db.execute("DELETE FROM terminal_nonces WHERE seen_at < ?", [seen - terminal_auth.NONCE_TTL_SECONDS])
         try:
             uow.db.execute("INSERT INTO terminal_nonces (terminal, nonce, seen_at) VALUES (?, ?, ?)",
-                           [terminal_id, nonce, seen])
+                           [row["id"], nonce, seen])
         except sqlite3.IntegrityError:
-            raise _refuse("terminal.replayed", f"terminal {terminal_id} already used this nonce: a request is "
+            raise _refuse("terminal.replayed", f"terminal {row['id']} already used this nonce: a request is "
                           "never accepted twice", terminal_auth.HEADER_NONCE) from None
         uow.commit()
+
+
+def authenticate(world: World, headers: dict[str, str | None], *, method: str, path: str, query: str, body: bytes,
+                 now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES),
+                 idempotency_key: str = "") -> dict[str, Any]:
+    """``verify`` then ``remember_nonce``: the terminal's register row (the host API splits the two, taking
+    its write lock only for the nonce)."""
+    row = verify(world, headers, method=method, path=path, query=query, body=body, now=now, regions=regions,
+                 idempotency_key=idempotency_key)
+    remember_nonce(world, row, str(headers.get(terminal_auth.HEADER_NONCE)), now=now)
     return row

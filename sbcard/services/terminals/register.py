@@ -41,6 +41,7 @@ from sbcard.reference.medical import hospitals
 from sbcard.reference.transit import load_tariff
 from sbcard.reference.venues import venues
 from sbcard.services.exchange import peers
+from sbcard.services.outlets import audit
 from sbcard.services.cards.keys import issuer_masters, upload_master
 from sbcard.store.migrations import timestamp
 from sbcard.store.sequences import next_value
@@ -90,6 +91,22 @@ def upload_key(world: World, terminal_id: str) -> UploadKey:
     """A registered terminal's upload key: loaded into a PSAM made before upload keys."""
     row = get_terminal(world, terminal_id)
     return terminal_upload_key(world.region(row["node"]), row["terminal_no"])
+
+
+def has_uploaded(world: World, terminal_id: str) -> bool:
+    """Whether the host took a batch of the terminal's (its PSAM's MAC verified: the PSAM holds its upload key)."""
+    row = get_terminal(world, terminal_id)
+    return world.region(row["node"]).execute("SELECT 1 FROM transit_uploads WHERE terminal = ? LIMIT 1",
+                                              [terminal_id]).fetchone() is not None
+
+
+def record_upload_key_served(world: World, terminal_id: str, *, now: dt.datetime) -> None:
+    """The upload key was handed to the terminal (over the host API): audited in its region."""
+    row = get_terminal(world, terminal_id)
+    with UnitOfWork(world.region(row["node"])) as uow:
+        audit.record(uow.db, at=now, operator=f"terminal:{terminal_id}", action="terminal_upload_key",
+                     subject=terminal_id)
+        uow.commit()
 
 
 Install = Callable[[dict[str, Any], list[ConsumerKeys], BlacklistCopy], None]

@@ -25,6 +25,12 @@ class HubExchanges:
         row = self.db.execute("SELECT result FROM messages WHERE idempotency_key = ?", [key]).fetchone()
         return None if row is None else row[0]
 
+    def recorded(self, key: str) -> dict[str, Any] | None:
+        """The message with this idempotency key (from_node, payload and result as recorded), or None."""
+        row = self.db.execute("SELECT from_node, payload, result FROM messages WHERE idempotency_key = ?",
+                              [key]).fetchone()
+        return None if row is None else {"from_node": row[0], "payload": row[1], "result": row[2]}
+
     def record(self, row: dict[str, Any]) -> None:
         self.db["messages"].insert(row)
 
