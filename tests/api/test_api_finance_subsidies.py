@@ -150,6 +150,7 @@ def test_the_failures_download_is_the_csv_to_correct_and_resubmit(server, financ
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/csv")
     assert f'filename="{batch}-failures.csv"' in answer.headers["content-disposition"]
+    assert answer.headers["cache-control"] == "no-store, private"
     assert answer.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM, for spreadsheet programs
     lines = answer.content.decode("utf-8-sig").splitlines()
     assert lines[0] == "seq,citizen_id,name,card_number,item,period,amount,remark,reason_code,reason"
@@ -175,12 +176,15 @@ def test_a_rejected_batch_is_never_paid(server, finance):
 def test_a_paid_row_is_reversed_once(server, finance):
     batch = _paid(server, finance)
     paid = balance(finance.home, "LIU")
-    client = server.signed_in("BJ-FM")
+    maker = server.signed_in("BJ-FM")
+    alone = maker.post(f"{BATCHES}/{batch}/rows/1/reverse", json={"reason": "paid in error"}, headers=key())
+    assert alone.status_code == 409 and alone.json()["error"]["code"] == "subsidy.maker_reverses"
+    client = server.signed_in("BJ-FC")  # money back out of a holder's account: not by the batch's own maker
     reverse_key = key()
     answer = client.post(f"{BATCHES}/{batch}/rows/1/reverse", json={"reason": "paid in error"}, headers=reverse_key)
     assert answer.status_code == 200, answer.text
     done = answer.json()
-    assert (done["seq"], done["amount_fen"], done["operator"], done["card_number"]) == (1, 10000, "BJ-FM",
+    assert (done["seq"], done["amount_fen"], done["operator"], done["card_number"]) == (1, 10000, "BJ-FC",
                                                                                           finance.cards["LIU"])
     assert "*" in done["account_no"] and done["balance_fen"] == paid - 10000
     assert balance(finance.home, "LIU") == paid - 10000

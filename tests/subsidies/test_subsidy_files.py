@@ -290,3 +290,31 @@ def test_subsidy_files_rows_come_before_the_verdict_on_the_whole_file(tmp_path):
 def test_subsidy_files_amounts_in_yuan_to_fen(tmp_path, amount, fen):
     batch, [got] = _read(write_csv(tmp_path / "b.csv", [row(1, "ok0", amount)]))
     assert got.amount_fen == fen == batch.total_fen
+
+
+def test_subsidy_files_an_xlsx_cell_of_a_kind_no_batch_holds_rejects_the_file(tmp_path):
+    import datetime as dt
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["seq", "citizen_id", "name", "card_number", "item", "period", "amount", "remark"])
+    sheet.append([1, ROWS[0]["citizen_id"], ROWS[0]["name"], "", "GLJT", "202503", dt.timedelta(hours=1), ""])
+    book.save(tmp_path / "duration.xlsx")
+    error = _rejected(tmp_path / "duration.xlsx")
+    assert error.code == "subsidy_file.cell" and error.line == 2 and "timedelta" in error.message
+
+
+def test_subsidy_files_an_xlsx_cut_short_or_without_a_sheet_rejects_the_file(tmp_path):
+    import zipfile
+
+    source = write_xlsx(tmp_path / "b.xlsx", ROWS)
+    for name, keep in (("cut.xlsx", lambda n, data: data[: len(data) // 2] if n.endswith("sheet1.xml") else data),
+                       ("nosheet.xlsx", lambda n, data: None if "worksheets/" in n else data)):
+        with zipfile.ZipFile(source) as src, zipfile.ZipFile(tmp_path / name, "w") as out:
+            for item in src.infolist():
+                data = keep(item.filename, src.read(item.filename))
+                if data is not None:
+                    out.writestr(item, data)
+        assert _rejected(tmp_path / name).code == "subsidy_file.format"

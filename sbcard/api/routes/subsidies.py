@@ -185,6 +185,7 @@ def failures(batch: str, call: Call = Depends(staff_call(*READERS))) -> Response
     filename = f"{data['batch_id']}-failures.csv"
     return Response(content, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Cache-Control": "no-store, private",  # holders' IDs and names: never kept on the way
                              "X-Rows": str(data["rows"]), "X-Amount-Fen": str(data["amount_fen"])})
 
 

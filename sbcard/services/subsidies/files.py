@@ -531,10 +531,27 @@ class _XlsxSource:
                 raise FileRejected("format", f"not a readable .xlsx workbook ({type(e).__name__}: {e})",
                                    file=self.path.name) from None
             try:
-                sheet = book.worksheets[0]
-                total = sheet.max_row or 0
-                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                    cells, numeric = _cells(values)
+                try:
+                    sheet = book.worksheets[0]
+                    total = sheet.max_row or 0
+                    rows = sheet.iter_rows(values_only=True)
+                except Exception as e:  # no worksheet, or one openpyxl cannot read: the file, not us
+                    raise FileRejected("format", f"not a readable .xlsx workbook ({type(e).__name__})",
+                                       file=self.path.name) from None
+                number = 0
+                while True:
+                    try:
+                        values = next(rows, None)
+                    except Exception as e:  # a worksheet cut short or malformed halfway
+                        raise FileRejected("format", f"not a readable .xlsx workbook ({type(e).__name__})",
+                                           file=self.path.name, line=number + 1) from None
+                    if values is None:
+                        break
+                    number += 1
+                    try:
+                        cells, numeric = _cells(values)
+                    except FileRejected as e:
+                        raise FileRejected("cell", e.message, file=self.path.name, line=number) from None
                     yield number, cells, numeric
                     if progress is not None and number % _PROGRESS_ROWS == 0:
                         progress("checking", number, max(total, number))
@@ -574,4 +591,4 @@ def _number_text(value: Any) -> str:
         return repr(value)
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
-    raise SbcardError("subsidy_file.cell", f"unexpected cell value {value!r}")
+    raise FileRejected("cell", f"a cell holds a {type(value).__name__}, not a number, date or text")

@@ -614,6 +614,10 @@ def reverse(world: World, batch: str, seq: int, *, operator: str, reason: str, n
     store = uow.get(SubsidiesRepository)
     with uow:
         staff = require_operator(uow.db, operator, roles=set(CHECKER_ROLES))
+        if staff["code"] == _batch(uow, batch_id)["maker"]:
+            raise RuleRefused("subsidy.maker_reverses", f"operator {staff['code']} made batch {batch_id}: taking money "
+                              "back from a holder's account needs another finance operator or a supervisor",
+                              "--operator")
         row = store.row(batch_id, seq)
         if row is None:
             raise NotFound("subsidy.unknown_row", f"batch {batch_id} has no row {seq}", "SEQ")
