@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from api_pos_world import online_claim, pos_terminal
 from api_world import start_server
-from world_template import cli, copy_world
+from world_template import copy_world
 
 _MEDICAL = str(Path(__file__).resolve().parents[1] / "medical")
 if _MEDICAL not in sys.path:
@@ -18,28 +19,11 @@ if _MEDICAL not in sys.path:
 from medical_world import MedicalWorld, medical_template  # noqa: E402, F401
 
 from sbcard.clock import SimClock, SystemClock  # noqa: E402
-from sbcard.cli.terminals import terminal_dir  # noqa: E402
 from sbcard.domain.errors import SbcardError  # noqa: E402
 from terminals.apps.http_host import HttpHost  # noqa: E402
-from terminals.apps.terminal_state import TerminalState  # noqa: E402
-
-LINES = [["XJ01CAA040", 30, 1250]]
 
 
-def _terminal(home: Path, *args: str) -> tuple[dict, bytes]:
-    code, _, err, added = cli(home, "terminal", "add", *args, "--json")
-    assert code == 0, err
-    with TerminalState.open(terminal_dir(home, added["terminal"])) as state:
-        return added, state.host_credential()
 
-
-def _claim(w: MedicalWorld, holder: str, claim_id: str, hospital: str, at: dt.datetime, lines=LINES) -> dict:
-    card = w.cards[holder]
-    [row] = w.query(card.node, "SELECT card_id_code FROM cards WHERE card_number = ?", (card.number,))
-    return {"claim_id": claim_id, "hospital": hospital, "card_number": card.number,
-            "card_id_code": row["card_id_code"], "citizen_id": card.citizen_id, "insured_region": "130102",
-            "insurance_type": "employee", "retired": False, "lines": lines, "at": at.isoformat(),
-            "use_account": True}
 
 
 def _refusal(host: HttpHost, body: dict, key: str) -> tuple[str, int | None]:
@@ -54,12 +38,12 @@ def test_a_pos_cannot_settle_or_read_another_hospitals_claim(medical_template, t
     clock = SimClock(SystemClock().now())
     server = start_server(w.home, clock)
     try:
-        a, akey = _terminal(w.home, "--operator", "BJH003")
-        b, bkey = _terminal(w.home, "--operator", "BJH001")
+        a, akey = pos_terminal(w.home, "--operator", "BJH003")
+        b, bkey = pos_terminal(w.home, "--operator", "BJH001")
         with HttpHost(server.url, a["terminal"], akey, clock=clock.now) as pos, \
                 HttpHost(server.url, b["terminal"], bkey, clock=clock.now) as other:
             issued = pos.request("POST", "/medical/claims")
-            claim = _claim(w, "zhao", issued["claim_id"], "BJH003", clock.now())
+            claim = online_claim(w, "zhao", issued["claim_id"], "BJH003", clock.now())
             settled = pos.request("POST", "/medical/settle", body=claim, idempotency_key="a-1")
             # BJH001's POS names BJH003's claim id under its own hospital: refused, nothing of the claim shown
             assert _refusal(other, {**claim, "hospital": "BJH001"}, "b-1")[0] == "medical.claim_id"
@@ -70,7 +54,7 @@ def test_a_pos_cannot_settle_or_read_another_hospitals_claim(medical_template, t
                 assert _refusal(other, {**claim, "hospital": "BJH001", "claim_id": claim_id},
                                 f"b-2-{n}")[0] == "medical.claim_id"
             nxt = pos.request("POST", "/medical/claims")
-            own = pos.request("POST", "/medical/settle", body=_claim(w, "zhao", nxt["claim_id"], "BJH003",
+            own = pos.request("POST", "/medical/settle", body=online_claim(w, "zhao", nxt["claim_id"], "BJH003",
                                                                      clock.now()), idempotency_key="a-2")
             assert own["claim_id"] == nxt["claim_id"] and own["hospital"] == "BJH003"
             # the same claim id again with another request (another key): the hub does not replay the first answer
@@ -88,18 +72,18 @@ def test_an_online_claims_time_is_bounded_by_the_hosts_clock(medical_template, t
     clock = SimClock(SystemClock().now())
     server = start_server(w.home, clock)
     try:
-        a, akey = _terminal(w.home, "--operator", "BJH003")
+        a, akey = pos_terminal(w.home, "--operator", "BJH003")
         with HttpHost(server.url, a["terminal"], akey, clock=clock.now) as pos:
             now = clock.now()
             for n, at in enumerate([dt.datetime(2099, 1, 1, tzinfo=now.tzinfo), now + dt.timedelta(seconds=601),
                                     now - dt.timedelta(days=400), now - dt.timedelta(seconds=601)]):
                 issued = pos.request("POST", "/medical/claims")
                 with pytest.raises(SbcardError) as refused:
-                    pos.request("POST", "/medical/settle", body=_claim(w, "zhao", issued["claim_id"], "BJH003", at),
+                    pos.request("POST", "/medical/settle", body=online_claim(w, "zhao", issued["claim_id"], "BJH003", at),
                                 idempotency_key=f"t-{n}")
                 assert (refused.value.code, refused.value.field) == ("medical.claim_time", "at")
             issued = pos.request("POST", "/medical/claims")
-            settled = pos.request("POST", "/medical/settle", idempotency_key="t-ok", body=_claim(
+            settled = pos.request("POST", "/medical/settle", idempotency_key="t-ok", body=online_claim(
                 w, "zhao", issued["claim_id"], "BJH003", now - dt.timedelta(seconds=590)))
             assert settled["claim_id"] == issued["claim_id"]
         assert len(w.query("he", "SELECT * FROM medical_claims")) == 1

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 
 import pytest
+from api_pos_world import online_claim, pos_terminal
 from api_world import start_server
 from world_template import cli, copy_world
 
@@ -14,32 +14,15 @@ _MEDICAL = str(Path(__file__).resolve().parents[1] / "medical")
 if _MEDICAL not in sys.path:
     sys.path.append(_MEDICAL)
 
-from medical_world import NOW, MedicalWorld, medical_template  # noqa: E402, F401
+from medical_world import MedicalWorld, medical_template  # noqa: E402, F401
 
 from sbcard.clock import SimClock, SystemClock  # noqa: E402
-from sbcard.cli.terminals import terminal_dir  # noqa: E402
 from sbcard.domain.errors import SbcardError  # noqa: E402
 from sbcard.store.world import open_world  # noqa: E402
 from terminals.apps.http_host import HttpHost  # noqa: E402
-from terminals.apps.terminal_state import TerminalState  # noqa: E402
-
-LINES = [["XJ01CAA040", 30, 1250]]  # 30 × ¥12.50
 
 
-def _terminal(home: Path, *args: str) -> tuple[str, bytes]:
-    code, _, err, added = cli(home, "terminal", "add", *args, "--json")
-    assert code == 0, err
-    with TerminalState.open(terminal_dir(home, added["terminal"])) as state:
-        return added, state.host_credential()
 
-
-def _claim(w: MedicalWorld, holder: str, claim_id: str, hospital: str, at: dt.datetime) -> dict:
-    card = w.cards[holder]
-    [row] = w.query(card.node, "SELECT card_id_code FROM cards WHERE card_number = ?", (card.number,))
-    return {"claim_id": claim_id, "hospital": hospital, "card_number": card.number,
-            "card_id_code": row["card_id_code"], "citizen_id": card.citizen_id, "insured_region": "130102",
-            "insurance_type": "employee", "retired": False, "lines": LINES, "at": at.isoformat(),
-            "use_account": True}
 
 
 def test_a_pos_settles_online_once_and_only_for_its_own_hospital(medical_template, tmp_path):
@@ -48,10 +31,10 @@ def test_a_pos_settles_online_once_and_only_for_its_own_hospital(medical_templat
     clock = SimClock(SystemClock().now())  # the CLI's terminal add runs on the wall clock
     server = start_server(w.home, clock)
     try:
-        added, key = _terminal(w.home, "--operator", "BJH003")
+        added, key = pos_terminal(w.home, "--operator", "BJH003")
         assert (added["node"], added["operator"], added["terminal"]) == ("bj", "BJH003", "BJH003-0001")
-        other, other_key = _terminal(w.home, "--operator", "BJH001")
-        gate, gate_key = _terminal(w.home, "--operator", "bj-subway", "--station", "西直门")
+        other, other_key = pos_terminal(w.home, "--operator", "BJH001")
+        gate, gate_key = pos_terminal(w.home, "--operator", "bj-subway", "--station", "西直门")
         code, _, err, _ = cli(w.home, "terminal", "add", "--operator", "BJH003", "--line", "1", "--json")
         assert code == 2, err
         code, _, err, listed = cli(w.home, "terminal", "list", "--operator", "bjh003", "--json")
@@ -60,7 +43,7 @@ def test_a_pos_settles_online_once_and_only_for_its_own_hospital(medical_templat
         with HttpHost(server.url, added["terminal"], key, clock=clock.now) as pos:
             issued = pos.request("POST", "/medical/claims")
             assert issued["hospital"] == "BJH003" and issued["claim_id"].startswith("BJH003-")
-            claim = _claim(w, "zhao", issued["claim_id"], "BJH003", clock.now())
+            claim = online_claim(w, "zhao", issued["claim_id"], "BJH003", clock.now())
             with pytest.raises(SbcardError) as unkeyed:
                 pos.request("POST", "/medical/settle", body=claim)
             assert unkeyed.value.code == "idempotency.missing"
