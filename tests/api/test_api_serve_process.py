@@ -42,11 +42,16 @@ def _served(home: Path, *args: str, pattern: re.Pattern[str] = ADDRESS, verify: 
                 time.sleep(0.05)
         yield process, url
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+        _reap(process)
+
+
+def _reap(process: subprocess.Popen) -> None:
+    """Stop exactly this process if it still runs, and close its pipes."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    process.stdout.close()
+    process.stderr.close()
 
 
 def test_serve_prints_its_address_answers_and_stops_cleanly_on_sigterm(api_home):
@@ -62,11 +67,7 @@ def test_serve_refuses_a_missing_world_before_listening(tmp_path):
         assert process.wait(timeout=30) == 2
         assert "no world" in process.stderr.read()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+        _reap(process)
 
 
 def test_the_request_log_masks_citizen_ids_and_never_holds_a_password(api_home):
