@@ -1,8 +1,12 @@
 """Clearing (清分) and settlement (结算) over HTTP: ``sbcard clearing run | report``, ``sbcard settlement show``.
 
 Clearing is the hub's act over the three regions at once, so it is served only by a process
-that serves the hub (``--node all`` or ``hub``); running it is a supervisor's or finance's,
-reading the reports is also an auditor's. The answers carry the keys of the CLI's ``--json``.
+that serves the hub (``--node all`` or ``hub``). Starting a run settles money between the
+three regions, so it is a checker's act, not a maker's: a finance checker or a supervisor, of
+any region (the hub has no staff of its own; a run is the same whoever starts it — it clears
+what the records say, once per date — and is audited with its operator's region). A finance
+maker prepares batches and does not clear (403 ``role.forbidden``, saying so). Reading the
+reports is also a maker's and an auditor's. The answers carry the keys of the CLI's ``--json``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from sbcard.api.fields import api_fields
 from sbcard.clock import BEIJING
 from sbcard.domain.staff import AUDITOR, FINANCE_CHECKER, FINANCE_MAKER, SUPERVISOR
 from sbcard.services.clearing import purse_records, settlement
+from sbcard.services.outlets.staff import Forbidden
 from sbcard.store.world import HUB
 
 router = APIRouter(tags=["clearing and settlement"])
 
-RUNNERS = (SUPERVISOR, FINANCE_MAKER, FINANCE_CHECKER)
+RUNNERS = (SUPERVISOR, FINANCE_CHECKER)
 READERS = (SUPERVISOR, FINANCE_MAKER, FINANCE_CHECKER, AUDITOR)
 DATE = "The clearing date YYYY-MM-DD (default: today, Beijing time)."
 
@@ -41,7 +46,11 @@ def _day(call: Call, text: str | None, field: str = "date"):
 
 @router.post("/clearing/runs", summary="Clear a date once (a second run of it changes nothing and says so)")
 @api_fields
-def run(body: ClearingRun | None = None, call: Call = Depends(staff_call(*RUNNERS))) -> JSONResponse:
+def run(body: ClearingRun | None = None, call: Call = Depends(staff_call())) -> JSONResponse:
+    if call.principal.role not in RUNNERS:
+        raise Forbidden("role.forbidden", f"operator {call.operator} is a {call.principal.role}: a clearing run "
+                        "settles money between the three regions, the act of a finance checker or a supervisor "
+                        "(a finance maker prepares batches; it does not clear them)", "role")
     day = _day(call, (body or ClearingRun()).date)
     return call.write(lambda world: purse_records.run_clearing(world, day, now=call.now).to_dict(),
                       payload={"date": day.isoformat()})
