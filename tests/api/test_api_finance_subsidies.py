@@ -273,7 +273,8 @@ def test_a_pay_refused_by_the_use_case_is_a_failed_job_with_the_error(server, fi
     batch = _approved(server, finance)
     with open_world(finance.home) as world:  # a pay on another machine holds the batch (the CLI's, say)
         world.region("bj")["subsidy_pay_leases"].insert({"batch_id": batch, "token": "elsewhere", "host": "desk-7",
-                                                         "pid": 4242, "started_at": "2025-03-01T09:00:00+08:00"})
+                                                         "pid": 4242, "started_at": "2025-03-01T09:00:00+08:00",
+                                                         "renewed_at": "2025-03-01T09:30:00+08:00"})
     client = server.signed_in("BJ-FC")
     job = wait_for_job(client, client.post(f"{BATCHES}/{batch}/pay", headers=key()).json()["url"])
     assert job["state"] == "failed" and job["result"] is None

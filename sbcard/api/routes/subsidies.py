@@ -237,8 +237,9 @@ def pay(batch: str, body: PayRequest | None = None, call: Call = Depends(staff_c
             job.done, job.total = done, total
             between()
 
-        result = payment.pay(world, batch_id, now=call.service.config.clock.now(), chunk=chunk, progress=progress,
-                             operator=operator)
+        clock = call.service.config.clock
+        result = payment.pay(world, batch_id, now=clock.now(), chunk=chunk, progress=progress, operator=operator,
+                             clock=clock.now)
         job.done = result["this_run"]["paid"] + result["this_run"]["failed"]
         return result
 
