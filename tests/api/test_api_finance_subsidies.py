@@ -298,7 +298,7 @@ def test_stopping_the_service_stops_a_running_job_between_two_transactions(serve
     assert started.wait(10)
     server.stop()
     assert (running.state, running.error["code"]) == ("failed", "job.interrupted")
-    assert (queued.state, queued.error["code"], queued.started_at) == ("failed", "job.interrupted", None)
+    assert (queued.state, queued.error["code"], queued.started_at) == ("failed", "job.not_started", None)
     assert rounds
 
 
