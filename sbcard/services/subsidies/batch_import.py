@@ -15,6 +15,8 @@
 4. Only then one transaction stores the batch and all its rows (one INSERT … SELECT
    from the temporary table), with its number from the region's sequence and an audit
    entry. Nothing is stored from a rejected file, and a batch is never half-stored.
+   ``checked_file`` gives steps 1–3 and step 4 apart (``CheckedFile.store``), so the service
+   checks a file outside its write lock and holds the lock only to store it.
 
 ``generate_batch`` builds a batch without a file, by the item's rules
 (``fixtures/subsidies/generate_rules.csv``, 免申即享): every person living in the region
@@ -102,11 +104,62 @@ def import_batch(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Check a department's file and store it as a batch (status ``imported``), or reject it whole."""
+    with checked_file(world, path, region=region, operator=operator, now=now, count=count, total_fen=total_fen,
+                      progress=progress) as checked:
+        return checked.store()
+
+
+class CheckedFile:
+    """A file read, checked and judged whole, its verdicts staged on this connection: ``store()`` keeps it.
+
+    What the service does between the two: the checking (the long part, with no write lock)
+    runs outside the process's write lock, and only ``store()`` — one transaction — inside it.
+    """
+
+    def __init__(self, uow: UnitOfWork, checker: _Checker, batch: BatchFile, *, node: str, region: str,
+                 operator: str, now: datetime, progress: Progress | None) -> None:
+        self._uow, self._checker, self.batch = uow, checker, batch
+        self._node, self._region, self._operator, self._now, self._progress = node, region, operator, now, progress
+        self._stored: str | None = None
+
+    def store(self) -> dict[str, Any]:
+        """The batch and all its rows in one transaction (the same file seen since is refused, the maker checked
+        again); once."""
+        if self._stored is not None:
+            raise SbcardError("subsidy.stored_twice", f"this checked file was stored already as {self._stored}")
+        maker = _maker(self._uow, self._operator, self._region)
+        batch = self.batch
+        if self._progress is not None:
+            self._progress("storing", 0, 1)
+        self._stored = _store(self._uow, self._checker, now=self._now, maker=maker, region=self._region,
+                              source="file", file=batch,
+                              details={"file": batch.name, "sha256": batch.sha256, "encoding": batch.encoding,
+                                       "declared_by": batch.declared_by})
+        if self._progress is not None:
+            self._progress("storing", 1, 1)
+        return _result(self._stored, self._node, self._region, self._checker, source="file", file=batch)
+
+
+@contextmanager
+def checked_file(
+    world: World,
+    path: Path,
+    *,
+    region: str,
+    operator: str,
+    now: datetime,
+    count: int | None = None,
+    total_fen: int | None = None,
+    progress: Progress | None = None,
+) -> Iterator[CheckedFile]:
+    """Read and check a department's file, judged whole (``FileRejected`` naming line and column otherwise);
+    inside the block, ``store()`` keeps it as a batch. Reads only (one snapshot; the verdicts go to a temporary
+    table of this connection, dropped when the block ends): nothing is written until ``store()``."""
     check_declared(count, total_fen)
     region = _region(region)
     node = node_of(region)
     uow = UnitOfWork(world.region(node))
-    maker = _maker(uow, operator, region)
+    _maker(uow, operator, region)
     catalogue = _catalogue(uow)
     path = Path(path)
     _refuse_seen_file(uow, sha256_of(path), path.name)
@@ -120,14 +173,8 @@ def import_batch(
             raise
         batch = reader.finish(count=count, total_fen=total_fen, region=region)
         checker.refuse_other_region(batch.name, reader.column("citizen_id"))
-        if progress is not None:
-            progress("storing", 0, 1)
-        batch_id = _store(uow, checker, now=now, maker=maker, region=region, source="file", file=batch,
-                          details={"file": batch.name, "sha256": batch.sha256, "encoding": batch.encoding,
-                                   "declared_by": batch.declared_by})
-        if progress is not None:
-            progress("storing", 1, 1)
-    return _result(batch_id, node, region, checker, source="file", file=batch)
+        yield CheckedFile(uow, checker, batch, node=node, region=region, operator=operator, now=now,
+                          progress=progress)
 
 
 def _refuse_seen_file(uow: UnitOfWork, sha256: str, name: str) -> None:
