@@ -15,7 +15,11 @@ cards made this way when the run begins (``sbcard.sim.setup``).
    raised, and the rest of the batch goes on;
 2. the data preparation, as a counter's issuance makes it (``issuance.prepare_card``):
    card numbers, application serials and 卡识别码 from the region's sequences and masters,
-   the data from the registry, the keys diversified per card;
+   the data from the registry, the keys diversified per card. Every number the batch
+   needs (its id, card numbers, application serials, chip serials, accounts) is reserved
+   and committed first, in a transaction of its own: a chip personalised before a crash
+   never shares its number with a later card (a torn batch leaves a gap, as a torn
+   issuance at a counter does);
 3. the chips, through the ``produce_card`` port the composition root supplies (the
    factory machine, ``terminals.apps.factory``), each on a new blank whose chip serial
    comes from the region's chip-serial sequence (as outlet stock does), written to
@@ -136,19 +140,26 @@ def produce(
         accepted.append((request, person, kind))
     if not accepted:
         return BatchResult("", place["code"], (), tuple(refused))
+    # The numbers first, committed before any chip is made (as a counter's issuance takes them): a batch torn
+    # by a crash after its chips were personalised leaves a gap in the numbers, never a number given to two
+    # chips. A failed batch's numbers are not used again.
+    with UnitOfWork(db) as uow:
+        batch_id = _batch_id(uow.db, node, now.date())
+        first = {name: reserve(uow.db, name, len(accepted)) for name in (
+            allocation.SEQ_APPLICATION, stock.SEQUENCE, ledger.ACCOUNT_SEQUENCE, allocation.SEQ_CARD_NUMBER,
+            allocation.SEQ_APP_SERIAL)}
+        uow.finish()
     made: list[Path] = []
     try:
         with UnitOfWork(db) as uow:
-            batch_id = _batch_id(uow.db, node, now.date())
             folder = Path(cards_dir).absolute() / "batch" / batch_id
             folder.mkdir(parents=True, exist_ok=True)
-            first = {name: reserve(uow.db, name, len(accepted)) for name in (
-                allocation.SEQ_APPLICATION, stock.SEQUENCE, ledger.ACCOUNT_SEQUENCE)}
             masters = keys.issuer_masters(uow.db)
             rows = _Rows(node, place, clerk, batch_id, now, world.paths.record)
             cards: list[Produced] = []
             for i, (request, person, kind) in enumerate(accepted):
-                card, card_keys = issuance.prepare_card(uow.db, node, person, now, masters)
+                numbers = (first[allocation.SEQ_CARD_NUMBER] + i, first[allocation.SEQ_APP_SERIAL] + i)
+                card, card_keys = issuance.prepare_card(uow.db, node, person, now, masters, numbers=numbers)
                 serial = f"{stock.SERIAL_PREFIX[node]}{first[stock.SEQUENCE] + i:012X}"
                 path = folder / f"{serial}.card"
                 made.append(path)
