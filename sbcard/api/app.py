@@ -24,6 +24,7 @@ from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds, service_key
 from sbcard.api.jobs import Jobs
 from sbcard.api.limits import BodyLimit
+from sbcard.api.terminal_auth import TerminalGate
 from sbcard.api.peers import Courier
 from sbcard.api.routes import (accounts, cards, clearing, exchange, health, jobs, medical, outlets, persons, purse,
                                session, staff, subsidies, terminal_host)
@@ -80,6 +81,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.service = Service(config=config, worlds=worlds, secret=service_key(config.home))
     app.state.jobs = background
     errors.install(app)
+    app.add_middleware(TerminalGate)  # inside BodyLimit: a large terminal body is let in only once this passed
     app.add_middleware(BodyLimit)
 
     @app.middleware("http")
