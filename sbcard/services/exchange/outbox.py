@@ -36,6 +36,7 @@ pending, in order, for a later delivery.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,6 +101,18 @@ HANDLERS: dict[str, tuple[str, Handler]] = {  # kind → (receiving side, handle
     "stock.used": ("region", _stock_used),
     "concession.revoke": (HUB, _concession_revoke),
 }
+
+
+# Kinds the hub's process sends a region's (its clearing run: ``services.clearing.purse_records``),
+# delivered by the run itself, not from an outbox, and applied with the same inbox.
+FROM_HUB_KINDS = ("clearing.part", "clearing.taken", "clearing.deliver")
+
+
+def _from_hub(world: World, uow: UnitOfWork, node: str, kind: str, payload: Mapping[str, Any],
+              now: dt.datetime) -> dict[str, Any]:
+    # the clearing imports this module: its handler is found when a message of it comes
+    clearing = importlib.import_module("sbcard.services.clearing.purse_records")
+    return clearing.apply_from_hub(world, uow, node, kind, payload, now)
 
 
 def enqueue(
@@ -214,10 +227,13 @@ def receive(world: World, from_node: str, message: Mapping[str, Any], now: dt.da
     """
     missing = [field for field in WIRE_FIELDS if field not in message]
     kind = message.get("kind")
-    if missing or kind not in HANDLERS or from_node not in REGION_NODES:
+    to_node = message.get("to_node")
+    if kind in FROM_HUB_KINDS:
+        if missing or from_node != HUB or to_node not in REGION_NODES:
+            raise ValueError(f"a {kind!r} message goes from the hub to a region, not {from_node!r} to {to_node!r}")
+    elif missing or kind not in HANDLERS or from_node not in REGION_NODES:
         raise ValueError(f"not a message: missing {missing}, kind {kind!r}, from {from_node!r}")
-    side = HANDLERS[kind][0]
-    to_node = message["to_node"]
+    side = HANDLERS[kind][0] if kind in HANDLERS else "region"
     if (side == HUB) != (to_node == HUB) or to_node not in NODES:
         raise ValueError(f"a {kind!r} message goes to {'the hub' if side == HUB else 'a region'}, not {to_node!r}")
     json.loads(message["payload"])  # a payload that is not JSON is refused before anything is written
@@ -240,7 +256,10 @@ def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: d
         if uow.db.execute(f"SELECT 1 FROM {log} WHERE idempotency_key = ?", [key]).fetchone():
             return False  # applied before: the sender's mark was lost
         try:
-            result = HANDLERS[kind][1](uow.db, payload, now)
+            if kind in FROM_HUB_KINDS:
+                result = _from_hub(world, uow, to_node, kind, payload, now)
+            else:
+                result = HANDLERS[kind][1](uow.db, payload, now)
         except SbcardError as refused:
             uow.rollback()
             result = {"refused": refused.code, "message": refused.message}

@@ -19,6 +19,7 @@ node nor a link raises ``NodeElsewhere`` (421): the act needs a node it cannot r
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -52,6 +53,10 @@ class NodeLink(Protocol):
         """``question`` answered by ``node`` (one of ``QUESTIONS``), or PeerUnavailable."""
         ...
 
+    def act(self, node: str, act: str, params: Mapping[str, Any]) -> Any:
+        """``act`` run by ``node``'s process (one of ``ACTS``); its answer, or PeerUnavailable."""
+        ...
+
 
 def _cards_by_number(db: sqlite_utils.Database, card_number: str) -> dict[str, Any] | None:
     rows = list(db.query("SELECT * FROM cards WHERE card_number = ?", [card_number]))
@@ -80,6 +85,17 @@ def _lists(db: sqlite_utils.Database, version: int | None = None) -> dict[str, A
 
 Answer = Callable[..., Any]
 
+
+def _clearing(module: str, name: str) -> Answer:
+    """An answer of the clearing's (``services/clearing``), imported when first asked: the clearing
+    imports this module, so it cannot be imported while this one loads."""
+    def answer(db: sqlite_utils.Database, **params: Any) -> Any:
+        found = importlib.import_module(f"sbcard.services.clearing.{module}")
+        return getattr(found, name)(db, **params)
+
+    answer.__name__ = name
+    return answer
+
 # question → (the side that answers it: the hub or a region, the answer from its database)
 QUESTIONS: dict[str, tuple[str, Answer]] = {
     "directory.card_entry": (HUB, lambda db, card_number: directory.card_entry(db, card_number)),
@@ -91,7 +107,50 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "registry.person": (REGION, lambda db, citizen_id: get_person(db, citizen_id)),
     "operators.operator": (REGION, lambda db, code: get_operator(db, code)),
     "cards.card": (REGION, _cards_by_number),
+    # the day's clearing run by the hub's process over the regions' processes (services/clearing)
+    "clearing.unsent_lines": (REGION, _clearing("purse_records", "answer_unsent_lines")),
+    "clearing.gaps": (REGION, _clearing("purse_records", "answer_gaps")),
+    "clearing.day_cases": (REGION, _clearing("purse_records", "answer_day_cases")),
+    "clearing.operator_of_terminal": (REGION, _clearing("purse_records", "answer_operator_of_terminal")),
+    "clearing.report_part": (REGION, _clearing("purse_records", "answer_report_part")),
+    "clearing.reconcile": (REGION, _clearing("settlement", "answer_reconcile")),
+    "clearing.hub_lines": (HUB, _clearing("settlement", "answer_hub_lines")),
+    "clearing.recorded": (HUB, _clearing("purse_records", "answer_recorded")),
 }
+
+
+def _run_clearing(world: World, now: Any, date: str) -> Any:
+    clearing = importlib.import_module("sbcard.services.clearing.purse_records")
+    return clearing.run_clearing(world, clearing.parse_day(date, "date"), now=now).to_dict()
+
+
+# act → (the node's side that runs it, the act on its world: (world, now, **params) → answer). An act is
+# started by another node's process and run by this one over the world it holds, reaching the others
+# through its own link: the hub's clearing of a day (``services/clearing``), which finance staff signed
+# in at a region start.
+ACTS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "clearing.run": (HUB, _run_clearing),
+}
+
+
+def check_act(node: str, act: str) -> Callable[..., Any]:
+    """The function of ``act`` run by ``node``; ValueError for an act the node does not run."""
+    if act not in ACTS:
+        raise ValueError(f"unknown act {act!r} (known: {', '.join(ACTS)})")
+    side, run = ACTS[act]
+    if node not in NODES or (side == HUB) != (node == HUB):
+        raise ValueError(f"{act!r} is run by {'the hub' if side == HUB else 'a region'}, not {node!r}")
+    return run
+
+
+def perform(world: World, node: str, act: str, params: Mapping[str, Any], now: Any) -> Any:
+    """``act`` run by ``node``: in process when the world holds it, else by its process over the link."""
+    run = check_act(node, act)
+    if world.holds(node):
+        return run(world, now, **params)
+    if world.link is None:
+        raise NodeElsewhere(node, world.nodes)
+    return world.link.act(node, act, params)
 
 
 def database_of(world: World, node: str) -> sqlite_utils.Database:
