@@ -37,6 +37,15 @@ the job the next time: each step below is idempotent on its own.
 rejected (with the reasons' categories) and flagged, duplicates, counter gaps; and, as the
 run does, the day's corrections of credited reversals and blocked cards (``purse_cases``).
 
+**One node per process** (``sbcard serve --node hub``, ``docs/api/nodes.md``): the run is the
+hub's process's, over a world that holds only the hub. Each region's part is its process's,
+asked by a message (``clearing.part``); its lines are a question (``clearing.unsent_lines``)
+and a message once kept (``clearing.taken``); each payee's receipt a message
+(``clearing.deliver``) — all applied once by the region's ``inbox`` (``apply_from_hub``);
+the rest the run and the report read are named questions (``peers.QUESTIONS``, answered by
+the ``answer_*`` functions here). A region's process that cannot be reached is as a link
+marked down. Routing records awaiting their issuer (step 1) is the transit exchange's there.
+
 The SQL is the store's (``sbcard.store.repositories.clearing``: ``ClearingRepository`` on the
 hub, ``RegionClearingRepository`` on a region), the money the ledger's: a function that
 works on one database takes its unit of work; one that crosses nodes takes the ``World`` and
