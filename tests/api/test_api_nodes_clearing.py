@@ -213,3 +213,74 @@ def test_a_date_that_has_not_begun_is_refused_at_the_region(cluster: Cluster):
     answer = supervisor.post(RUNS, json={"date": (NEXT_DAY + dt.timedelta(days=1)).isoformat()})
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "clearing.date"
     assert cluster.query("hub", "SELECT * FROM settlements") == []
+
+
+# ----------------------------------------------------------------------------- the smaller lookups
+
+LIU, CHEN = "110105198506151236", "120103197803024561"  # a Beijing card's holder, a Tianjin card's
+
+
+def test_a_card_is_found_by_its_holders_citizen_id_in_another_regions_process(cluster: Cluster):
+    supervisor = cluster.servers["bj"].signed_in(SUPERVISOR)
+    shown = supervisor.get(f"/api/v1/cards/{CHEN}")
+    assert shown.status_code == 200, shown.text
+    card = shown.json()
+    assert card["issuing_node"] == "tj" and card["status"] == "active"
+    assert card["citizen_id"] != CHEN and card["citizen_id"].startswith(CHEN[:3])  # masked: another region's
+    by_number = supervisor.get(f"/api/v1/cards/{card['card_number']}")
+    assert by_number.json() == card
+    assert supervisor.get(f"/api/v1/cards/{LIU}").json()["issuing_node"] == "bj"
+    nobody = supervisor.get("/api/v1/cards/110105199001011234")
+    assert nobody.status_code in (404, 422)
+
+
+def _batch() -> bytes:
+    rows = [(1, LIU, "刘洋", "GLJT", "100.00"), (2, CHEN, "陈静", "GLJT", "200.00"),
+            (3, "110105199202020011", "无名", "GLJT", "50.00")]
+    lines = ["seq,citizen_id,name,card_number,item,period,amount,remark"]
+    lines += [f"{seq},{cid},{name},,{item},202503,{amount}," for seq, cid, name, item, amount in rows]
+    lines.append("#TOTAL,3,350.00")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_subsidy_batch_is_checked_against_the_other_regions_and_the_hub_over_http(
+        cluster: Cluster, cleared_world: Path, tmp_path: Path):
+    from sbcard.services.subsidies import batch_import
+
+    with open_world(cleared_world) as world:
+        accounts.add_staff(world.region("bj"), code="BJ-FM", name="刘洋", role="finance_maker", region="110000",
+                           outlet=None, password=FIRST_PASSWORD, by="cli", now=NOW)
+    whole = tmp_path / "in-process-batch"
+    shutil.copytree(cleared_world, whole)
+    file = tmp_path / "民政局-202503.csv"
+    file.write_bytes(_batch())
+    with open_world(whole) as world:
+        expected = batch_import.import_batch(world, file, region="110105", operator="BJ-FM", now=NIGHT)
+    # the Beijing process's copy of its database has the finance maker too
+    db = open_db(cluster.homes["bj"] / "bj.db")
+    try:
+        accounts.add_staff(db, code="BJ-FM", name="刘洋", role="finance_maker", region="110000", outlet=None,
+                           password=FIRST_PASSWORD, by="cli", now=NOW)
+    finally:
+        db.close()
+    maker = cluster.servers["bj"].signed_in("BJ-FM")
+    answer = maker.post("/api/v1/subsidies/batches", files={"file": (file.name, _batch(), "text/csv")},
+                        data={"region": "110105"}, headers={"Idempotency-Key": "nodes-batch-1"})
+    assert answer.status_code == 201, answer.text
+    got = answer.json()
+    assert got["reasons"] == expected["reasons"] and got["reasons"]  # Chen found registered in Tianjin's process
+    assert {k: got[k] for k in ("rows", "valid", "invalid", "valid_fen", "invalid_fen")} == {
+        k: expected[k] for k in ("rows", "valid", "invalid", "valid_fen", "invalid_fen")}
+
+
+def test_batch_production_checks_the_hubs_directory_over_http(cluster: Cluster, cleared_world: Path):
+    from sbcard.services.cards import batch_production
+
+    with open_world(cleared_world) as world:
+        expected = batch_production._valid_cards(world, world.region("bj"), [LIU, CHEN, "not an id"])
+    service = cluster.servers["bj"].server.config.app.state.service
+    with service.worlds.writing() as world:
+        assert not world.holds("hub")
+        got = batch_production._valid_cards(world, world.region("bj"), [LIU, CHEN, "not an id"])
+    assert {cid: got.get(cid) for cid in (LIU, CHEN)} == {cid: expected.get(cid) for cid in (LIU, CHEN)}
+    assert got[LIU] and got[CHEN]  # Chen's Tianjin card from the hub's directory

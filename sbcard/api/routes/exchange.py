@@ -23,6 +23,8 @@ from sbcard.api.auth import require_node_served, staff_call
 from sbcard.api.calls import Call, service_of
 from sbcard.api.errors import ApiError
 from sbcard.domain.masking import mask_citizen_id
+from sbcard.services.cards import card_view  # noqa: F401 - registers its question (cards.issuer_facts)
+from sbcard.services.clearing import purse_records  # noqa: F401 - registers the clearing's questions and acts
 from sbcard.services.exchange import outbox, peers
 from sbcard.store.world import HUB
 

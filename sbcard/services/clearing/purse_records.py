@@ -732,3 +732,26 @@ def _awaiting(uow: UnitOfWork) -> int:
     """The region's uploaded records still waiting for their issuer (``transit_host.awaiting_count``)."""
     taken = uow.get(OperatorRecords)
     return taken.waiting_count(taken.routed_up_to(REGION_NODES))
+
+
+# what the hub's and the regions' processes answer each other for the clearing (``peers``, ``outbox``)
+for _question, _side, _answer in (
+        ("clearing.unsent_lines", peers.REGION, answer_unsent_lines),
+        ("clearing.gaps", peers.REGION, answer_gaps),
+        ("clearing.day_cases", peers.REGION, answer_day_cases),
+        ("clearing.operator_of_terminal", peers.REGION, answer_operator_of_terminal),
+        ("clearing.report_part", peers.REGION, answer_report_part),
+        ("clearing.reconcile", peers.REGION, settlement.answer_reconcile),
+        ("clearing.hub_lines", HUB, settlement.answer_hub_lines),
+        ("clearing.recorded", HUB, answer_recorded)):
+    peers.register(_question, _side, _answer)
+for _kind in FROM_HUB_KINDS:
+    outbox.FROM_HUB[_kind] = apply_from_hub
+
+
+def _run_act(world: World, now: dt.datetime, date: str) -> dict[str, Any]:
+    """(act ``clearing.run``, the hub's process) The day's clearing, started at a region's process."""
+    return run_clearing(world, parse_day(date, "date"), now=now).to_dict()
+
+
+peers.register_act("clearing.run", HUB, _run_act)

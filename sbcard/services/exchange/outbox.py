@@ -36,7 +36,6 @@ pending, in order, for a later delivery.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -104,15 +103,10 @@ HANDLERS: dict[str, tuple[str, Handler]] = {  # kind → (receiving side, handle
 
 
 # Kinds the hub's process sends a region's (its clearing run: ``services.clearing.purse_records``),
-# delivered by the run itself, not from an outbox, and applied with the same inbox.
-FROM_HUB_KINDS = ("clearing.part", "clearing.taken", "clearing.deliver")
-
-
-def _from_hub(world: World, uow: UnitOfWork, node: str, kind: str, payload: Mapping[str, Any],
-              now: dt.datetime) -> dict[str, Any]:
-    # the clearing imports this module: its handler is found when a message of it comes
-    clearing = importlib.import_module("sbcard.services.clearing.purse_records")
-    return clearing.apply_from_hub(world, uow, node, kind, payload, now)
+# delivered by the run itself, not from an outbox, and applied with the same inbox, by the handler the
+# clearing registers: (world, the region's open unit of work, the region, kind, payload, now) → result.
+FromHub = Callable[[World, UnitOfWork, str, str, Mapping[str, Any], dt.datetime], dict[str, Any]]
+FROM_HUB: dict[str, FromHub] = {}
 
 
 def enqueue(
@@ -228,7 +222,7 @@ def receive(world: World, from_node: str, message: Mapping[str, Any], now: dt.da
     missing = [field for field in WIRE_FIELDS if field not in message]
     kind = message.get("kind")
     to_node = message.get("to_node")
-    if kind in FROM_HUB_KINDS:
+    if kind in FROM_HUB:
         if missing or from_node != HUB or to_node not in REGION_NODES:
             raise ValueError(f"a {kind!r} message goes from the hub to a region, not {from_node!r} to {to_node!r}")
     elif missing or kind not in HANDLERS or from_node not in REGION_NODES:
@@ -256,8 +250,8 @@ def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: d
         if uow.db.execute(f"SELECT 1 FROM {log} WHERE idempotency_key = ?", [key]).fetchone():
             return False  # applied before: the sender's mark was lost
         try:
-            if kind in FROM_HUB_KINDS:
-                result = _from_hub(world, uow, to_node, kind, payload, now)
+            if kind in FROM_HUB:
+                result = FROM_HUB[kind](world, uow, to_node, kind, payload, now)
             else:
                 result = HANDLERS[kind][1](uow.db, payload, now)
         except SbcardError as refused:

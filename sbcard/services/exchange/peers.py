@@ -19,7 +19,6 @@ node nor a link raises ``NodeElsewhere`` (421): the act needs a node it cannot r
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -29,6 +28,7 @@ from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.services.exchange import concession_list, directory
 from sbcard.services.outlets.operators import get_operator
 from sbcard.services.people.registry import get_person
+from sbcard.store.repositories.subsidies import SubsidiesRepository
 from sbcard.store.world import HUB, NODES, REGION_NODES, NodeElsewhere, World
 
 REGION = "region"
@@ -83,18 +83,22 @@ def _lists(db: sqlite_utils.Database, version: int | None = None) -> dict[str, A
             "blacklist": sorted(directory.blacklisted_cards(db, version)), "revoked_concessions": revoked}
 
 
+def _cards_of_person(db: sqlite_utils.Database, citizen_id: str) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM cards WHERE citizen_id = ?", [citizen_id]))
+
+
+def _valid_cards_of(db: sqlite_utils.Database, citizen_ids: list[str]) -> dict[str, str]:
+    """The directory's valid card of each of ``citizen_ids`` that holds one (citizen ID → card number)."""
+    found = {}
+    for citizen_id in citizen_ids:
+        entry = directory.valid_card_of(db, citizen_id)
+        if entry is not None:
+            found[citizen_id] = entry["card_number"]
+    return found
+
+
 Answer = Callable[..., Any]
 
-
-def _clearing(module: str, name: str) -> Answer:
-    """An answer of the clearing's (``services/clearing``), imported when first asked: the clearing
-    imports this module, so it cannot be imported while this one loads."""
-    def answer(db: sqlite_utils.Database, **params: Any) -> Any:
-        found = importlib.import_module(f"sbcard.services.clearing.{module}")
-        return getattr(found, name)(db, **params)
-
-    answer.__name__ = name
-    return answer
 
 # question → (the side that answers it: the hub or a region, the answer from its database)
 QUESTIONS: dict[str, tuple[str, Answer]] = {
@@ -107,30 +111,29 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "registry.person": (REGION, lambda db, citizen_id: get_person(db, citizen_id)),
     "operators.operator": (REGION, lambda db, code: get_operator(db, code)),
     "cards.card": (REGION, _cards_by_number),
-    # the day's clearing run by the hub's process over the regions' processes (services/clearing)
-    "clearing.unsent_lines": (REGION, _clearing("purse_records", "answer_unsent_lines")),
-    "clearing.gaps": (REGION, _clearing("purse_records", "answer_gaps")),
-    "clearing.day_cases": (REGION, _clearing("purse_records", "answer_day_cases")),
-    "clearing.operator_of_terminal": (REGION, _clearing("purse_records", "answer_operator_of_terminal")),
-    "clearing.report_part": (REGION, _clearing("purse_records", "answer_report_part")),
-    "clearing.reconcile": (REGION, _clearing("settlement", "answer_reconcile")),
-    "clearing.hub_lines": (HUB, _clearing("settlement", "answer_hub_lines")),
-    "clearing.recorded": (HUB, _clearing("purse_records", "answer_recorded")),
+    "cards.of_person": (REGION, _cards_of_person),
+    "directory.valid_cards_of": (HUB, _valid_cards_of),
+    "subsidies.registered": (REGION, lambda db, cids: SubsidiesRepository(db).registered(cids)),
+    "subsidies.directory_cards_of": (HUB, lambda db, cids: SubsidiesRepository(db).directory_cards_of(cids)),
 }
-
-
-def _run_clearing(world: World, now: Any, date: str) -> Any:
-    clearing = importlib.import_module("sbcard.services.clearing.purse_records")
-    return clearing.run_clearing(world, clearing.parse_day(date, "date"), now=now).to_dict()
 
 
 # act → (the node's side that runs it, the act on its world: (world, now, **params) → answer). An act is
 # started by another node's process and run by this one over the world it holds, reaching the others
-# through its own link: the hub's clearing of a day (``services/clearing``), which finance staff signed
-# in at a region start.
-ACTS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "clearing.run": (HUB, _run_clearing),
-}
+# through its own link: the hub's clearing of a day (``clearing.run``), which finance staff signed in at a
+# region start. Registered by the service whose act it is (``register_act``).
+ACTS: dict[str, tuple[str, Callable[..., Any]]] = {}
+
+
+def register(question: str, side: str, answer: Answer) -> None:
+    """Add a question answered by ``side`` (the hub or a region): for a service that this module may not
+    import (it imports this one), such as the clearing's; registered when that service is imported."""
+    QUESTIONS[question] = (side, answer)
+
+
+def register_act(act: str, side: str, run: Callable[..., Any]) -> None:
+    """Add an act run by ``side``'s process (see ``ACTS``)."""
+    ACTS[act] = (side, run)
 
 
 def check_act(node: str, act: str) -> Callable[..., Any]:
