@@ -1,8 +1,8 @@
 """Between the nodes: messages and questions from another node's process, and what staff see of the hub.
 
-``POST /exchange/messages``, ``POST /exchange/questions`` and ``POST /exchange/acts`` are called by the other nodes'
-processes only (``sbcard.api.peers.HttpLink``), signed with the world's node-to-node secret
-(401 otherwise); ``docs/api/nodes.md`` describes the scheme. The ``GET`` routes are for
+``POST /exchange/messages``, ``POST /exchange/questions`` and ``POST /exchange/acts`` are
+called by the other nodes' processes only (``sbcard.api.peers.HttpLink``), signed with the
+world's node-to-node secret (401 otherwise); ``docs/api/nodes.md`` describes the scheme. The ``GET`` routes are for
 signed-in staff: the hub's lists and a card's directory entry as this node sees them (over
 HTTP from a region's own process), and this node's messages still waiting for their receiver.
 """

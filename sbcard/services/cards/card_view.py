@@ -2,7 +2,9 @@
 
 Read-only. The card's record lives in its issuing region; the status shown is the
 effective one (a temporary loss past its lapse shows ``active``, as every decision takes
-it). Personal data is returned in clear: the edge (``sbcard/cli``) masks it.
+it). Personal data is returned in clear: the edge (``sbcard/cli``) masks it. A process that
+holds one node asks the issuing region's process what it does not hold (``cards.of_person``,
+``cards.card``, ``cards.issuer_facts``: ``services/exchange/peers.py``).
 """
 
 from __future__ import annotations

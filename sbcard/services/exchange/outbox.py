@@ -255,6 +255,8 @@ def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: d
             else:
                 result = HANDLERS[kind][1](uow.db, payload, now)
         except SbcardError as refused:
+            if kind in FROM_HUB:
+                raise  # the hub's run did not happen here: nothing is recorded, its next run asks again
             uow.rollback()
             result = {"refused": refused.code, "message": refused.message}
         row = {

@@ -8,7 +8,10 @@
    registry, cards, accounts and earlier batches (``sbcard.domain.subsidies.check_row``),
    a chunk of rows at a time with one query per kind of fact, and its verdict goes to a
    temporary table of this connection. The checks read one consistent snapshot and
-   hold no write lock, so counters and other batches carry on meanwhile.
+   hold no write lock, so counters and other batches carry on meanwhile. Whether a person
+   is registered in another region, and a person's latest card in the hub's directory, are
+   asked of those nodes' processes when this world holds only the region
+   (``subsidies.registered``, ``subsidies.directory_cards_of``: a question per chunk).
 3. Then the file is judged whole: a problem anywhere in it (a bad line, a trailer, the
    declared count or total off by a fen) rejects it, naming the line and column; so
    does a file none of whose persons belongs to the region (a file of another region).
