@@ -284,3 +284,30 @@ def test_batch_production_checks_the_hubs_directory_over_http(cluster: Cluster, 
         got = batch_production._valid_cards(world, world.region("bj"), [LIU, CHEN, "not an id"])
     assert {cid: got.get(cid) for cid in (LIU, CHEN)} == {cid: expected.get(cid) for cid in (LIU, CHEN)}
     assert got[LIU] and got[CHEN]  # Chen's Tianjin card from the hub's directory
+
+
+def test_only_the_hub_sends_a_region_its_clearing_messages(cluster: Cluster):
+    """A region cannot pass a receipt off as the hub's: the signed sender must be the hub."""
+    import httpx
+
+    from sbcard.api import peers as wire
+
+    secret = exchange_secret(cluster.homes["bj"])
+    rows = [{"day": DAY.isoformat(), "kind": "transit", "payer_node": "tj", "payee_node": "bj", "party": "bj-subway",
+             "count": 1, "amount_fen": 100000, "flagged": 0, "refunds": 0}]
+    message = {"idempotency_key": f"clearing.deliver/{DAY.isoformat()}/tj/bj", "to_node": "bj",
+               "kind": "clearing.deliver", "created_at": NIGHT.isoformat(),
+               "payload": json.dumps({"day": DAY.isoformat(), "payer": "tj", "payee": "bj", "lines": rows})}
+    for sender in ("tj", "hub"):
+        body = json.dumps({"from_node": sender, "message": message}).encode()
+        headers = wire.signed_headers(secret, method="POST", path=wire.MESSAGES, from_node=sender, to_node="bj",
+                                      body=body)
+        answer = httpx.post(f"{cluster.servers['bj'].url}{wire.MESSAGES}", content=body, headers=headers)
+        if sender == "tj":
+            assert answer.status_code == 422 and answer.json()["error"]["code"] == "message.invalid"
+            assert cluster.query("bj", "SELECT * FROM inbox WHERE kind = 'clearing.deliver'") == []
+        else:  # the hub's is applied, once
+            assert answer.status_code == 200 and answer.json()["applied"] is True, answer.text
+            again = httpx.post(f"{cluster.servers['bj'].url}{wire.MESSAGES}", content=body, headers=headers)
+            assert again.json()["applied"] is False
+            assert len(cluster.query("bj", "SELECT * FROM clearing_lines WHERE payer_node = 'tj'")) == 1
