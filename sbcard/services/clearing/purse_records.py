@@ -600,9 +600,9 @@ def answer_report_part(db: Any, region: str, day: str) -> dict[str, Any]:
     return _report_part(UnitOfWork(db), region, parse_day(day, "day"))
 
 
-def answer_recorded(db: Any, day: str) -> dict[str, Any] | None:
-    """(question ``clearing.recorded``, the hub) The run's answer for the day, or None."""
-    return recorded(UnitOfWork(db), parse_day(day, "day"))
+def answer_recorded(db: Any, day: str) -> bool:
+    """(question ``clearing.recorded``, the hub) Whether the day's clearing was run."""
+    return recorded(UnitOfWork(db), parse_day(day, "day")) is not None
 
 
 def _line_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -686,7 +686,7 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
     if world.holds(HUB):
         run = recorded(UnitOfWork(world.hub()), day) is not None
     else:
-        run = peers.ask(world, HUB, "clearing.recorded", day=key) is not None
+        run = bool(peers.ask(world, HUB, "clearing.recorded", day=key))
     extra = {"unavailable": unavailable} if unavailable else {}
     return {
         "date": key,
