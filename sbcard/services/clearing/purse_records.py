@@ -560,8 +560,8 @@ def apply_from_hub(world: World, uow: UnitOfWork, node: str, kind: str, payload:
         return {"sent": payload["day"]}
     if kind == DELIVER_KIND:
         rows = [dict(r) for r in payload["lines"]]
-        if not rows or any(r["payee_node"] != node for r in rows):
-            raise ValueError(f"a clearing receipt for {node} carries lines of {node} as the payee")
+        if not rows or any((r["payer_node"], r["payee_node"]) != (payload["payer"], node) for r in rows):
+            raise ValueError(f"a clearing receipt for {node} carries only lines of {payload['payer']} to {node}")
         return {"txns": _take_receipt(uow, payload["day"], payload["payer"], node, rows, now)}
     raise ValueError(f"not a clearing message: {kind!r}")
 
