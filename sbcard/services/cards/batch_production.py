@@ -53,7 +53,7 @@ from sbcard.domain.eligibility import ApplicationFacts, check_application
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.pin import check_new_pin
-from sbcard.services.exchange import lookup, outbox
+from sbcard.services.exchange import lookup, outbox, peers
 from sbcard.services.outlets import audit, operators, stock
 from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.cards import issuance, keys
@@ -124,7 +124,7 @@ def produce(
     db = world.region(node)
     clerk = operators.require_operator(db, operator, roles=issuance.COUNTER_ROLES)["code"]
     outbox.deliver_pending(world, now)
-    held = _valid_cards(world, db)
+    held = _valid_cards(world, db, [request.citizen_id for request in requests])
     open_applications = {row[0]: row[1] for row in db.execute(
         f"SELECT citizen_id, id FROM applications WHERE status IN ({_marks(issuance.OPEN_STATUSES)})",
         list(issuance.OPEN_STATUSES))}
@@ -189,15 +189,33 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _valid_cards(world: World, db: sqlite_utils.Database) -> dict[str, str]:
-    """Citizen ID → valid card: the hub's directory, and this region's cards its messages have not reached yet."""
+def _valid_cards(world: World, db: sqlite_utils.Database, asked: Sequence[str]) -> dict[str, str]:
+    """Citizen ID → valid card: the hub's directory, and this region's cards its messages have not reached yet.
+
+    A process that does not hold the hub asks it (``directory.valid_cards_of``) for the valid
+    cards of the batch's persons (``asked``, as written: one that is not a citizen ID is refused
+    by its own check).
+    """
     statuses = list(hub_directory.VALID_STATUSES)
-    held = {row[0]: row[1] for row in world.hub().execute(
-        f"SELECT citizen_id, card_number FROM card_directory WHERE status IN ({_marks(statuses)})", statuses)}
+    if world.holds(HUB):
+        held = {row[0]: row[1] for row in world.hub().execute(
+            f"SELECT citizen_id, card_number FROM card_directory WHERE status IN ({_marks(statuses)})", statuses)}
+    else:
+        held = peers.ask(world, HUB, "directory.valid_cards_of", citizen_ids=sorted(_citizen_ids(asked)))
     for citizen_id, number in db.execute(
             f"SELECT citizen_id, card_number FROM cards WHERE status IN ({_marks(statuses)})", statuses):
         held.setdefault(citizen_id, number)
     return held
+
+
+def _citizen_ids(asked: Sequence[str]) -> set[str]:
+    found = set()
+    for text in asked:
+        try:
+            found.add(CitizenId.parse(text).value)
+        except InvalidInput:
+            continue  # refused by its row's own check
+    return found
 
 
 def _check(db: sqlite_utils.Database, request: Request, today: dt.date, held: dict[str, str],

@@ -8,7 +8,10 @@
    registry, cards, accounts and earlier batches (``sbcard.domain.subsidies.check_row``),
    a chunk of rows at a time with one query per kind of fact, and its verdict goes to a
    temporary table of this connection. The checks read one consistent snapshot and
-   hold no write lock, so counters and other batches carry on meanwhile.
+   hold no write lock, so counters and other batches carry on meanwhile. Whether a person
+   is registered in another region, and a person's latest card in the hub's directory, are
+   asked of those nodes' processes when this world holds only the region
+   (``subsidies.registered``, ``subsidies.directory_cards_of``: a question per chunk).
 3. Then the file is judged whole: a problem anywhere in it (a bad line, a trailer, the
    declared count or total off by a fen) rejects it, naming the line and column; so
    does a file none of whose persons belongs to the region (a file of another region).
@@ -45,13 +48,14 @@ from sbcard.domain.lifecycle import CardState
 from sbcard.domain.money import fen_to_yuan_str
 from sbcard.domain.regions import NODE_NAMES, is_within, node_of, province_code_of, validate_region_code
 from sbcard.reference import load_regions
+from sbcard.services.exchange import peers
 from sbcard.services.outlets import audit, operators
 from sbcard.services.subsidies.files import BatchFile, BatchReader, Progress, check_declared, sha256_of
 from sbcard.store.migrations import timestamp
 from sbcard.store.repositories.subsidies import SubsidiesRepository
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.store.world import HUB, REGION_NODES, World
 from sbcard.domain.sources import combine
 from sbcard.reference.subsidies import cap_provenance, generate_rules
 
@@ -290,14 +294,33 @@ def _years_before(day: date, years: int) -> date:
 # ----------------------------------------------------------------------------- checking rows
 
 
+class _Asked:
+    """Another node's records the checker reads, asked of its process (``sbcard serve --node``)."""
+
+    def __init__(self, world: World, node: str) -> None:
+        self.world, self.node = world, node
+
+    def registered(self, cids: list[str]) -> list[str]:
+        return peers.ask(self.world, self.node, "subsidies.registered", cids=list(cids)) if cids else []
+
+    def directory_cards_of(self, cids: list[str]) -> list[str]:
+        return peers.ask(self.world, self.node, "subsidies.directory_cards_of", cids=list(cids)) if cids else []
+
+
+def _records(world: World, node: str) -> SubsidiesRepository | _Asked:
+    """A node's records for the checks: its database when this world holds it, else its process."""
+    if world.holds(node):
+        return UnitOfWork(world.hub() if node == HUB else world.region(node)).get(SubsidiesRepository)
+    return _Asked(world, node)
+
+
 class _Checker:
     """Checks rows against one region's records, a chunk at a time, and stages the verdicts."""
 
     def __init__(self, world: World, node: str, region: str, catalogue: subsidies.Catalogue, now: datetime) -> None:
         self.store = UnitOfWork(world.region(node)).get(SubsidiesRepository)
-        self.others = [(NODE_NAMES[n], UnitOfWork(world.region(n)).get(SubsidiesRepository))
-                       for n in REGION_NODES if n != node]
-        self.hub = UnitOfWork(world.hub()).get(SubsidiesRepository)
+        self.others = [(NODE_NAMES[n], _records(world, n)) for n in REGION_NODES if n != node]
+        self.hub = _records(world, HUB)
         self.region = region
         self.catalogue = catalogue
         self.now = now
