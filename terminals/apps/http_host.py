@@ -28,7 +28,6 @@ host's error code, field, message and HTTP status; a host out of reach as ``Host
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import json
 from collections.abc import Callable, Sequence
@@ -211,18 +210,21 @@ class HttpHost:
 class HttpLoadHost(HttpHost):
     """The card's issuer as a load kiosk reaches it over the host API (``LoadHost`` of ``terminals.apps.loader``).
 
-    Every POST carries an Idempotency-Key made from what it sends (``begin``: the card's
-    serial, online counter and MAC1, which no other INITIALIZE FOR LOAD repeats), and is sent
-    once more with the same key if its answer was lost: the host then answers the first
-    answer again (the same MAC2), never a second debit. ``corrections``: what the host's
-    ``begin`` took back (as ``PurseHost.corrections``).
+    ``begin`` and ``confirm`` carry an Idempotency-Key made from what they send (``begin``:
+    the card's serial, online counter and MAC1, which no other INITIALIZE FOR LOAD repeats;
+    ``confirm``: the load's TAC), and are sent once more with the same key if the answer was
+    lost: the host then answers the first answer again (the same MAC2), never a second
+    debit. ``settle`` carries none: it is idempotent by itself (it settles pending loads only),
+    and the card can show the very same evidence again for another torn load later (the same
+    counter, the same balance), which a kept answer would leave pending. ``corrections``: what
+    the host's ``begin`` took back (as ``PurseHost.corrections``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.corrections: list[Any] = []
 
-    def _post(self, path: str, body: dict[str, Any], key: str) -> Any:
+    def _post(self, path: str, body: dict[str, Any], key: str | None) -> Any:
         for attempt in range(_RETRIED + 1):
             try:
                 return self.request("POST", path, body=body, idempotency_key=key)
@@ -241,8 +243,7 @@ class HttpLoadHost(HttpHost):
                 "proves": [{"online_counter": c, "tac": t.hex().upper()} for c, t in sorted(evidence.proves.items())],
                 "logged": [{"counter": e.counter, "amount_fen": e.amount_fen, "terminal_no": e.terminal_no,
                             "date_time": e.date_time} for e in evidence.logged]}
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
-        return self._post("/purse/settle", body, f"settle-{evidence.app_serial}-{digest}")["settled"]
+        return self._post("/purse/settle", body, None)["settled"]
 
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         body = {"app_serial": request.app_serial, "amount_fen": request.amount_fen, "terminal_no": request.terminal_no,

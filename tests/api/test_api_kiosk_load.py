@@ -281,3 +281,19 @@ def test_the_cli_registers_a_kiosk_and_loads_at_it_against_a_running_service(api
         assert _purse(api_home, card) == 2_000
     finally:
         server.stop()
+
+
+def test_two_tears_at_the_same_counter_are_each_settled(live_server, kiosk_world):
+    """The card shows the same thing after each tear (same counter, same balance): the second torn load is
+    settled all the same, never answered with the first settling's kept answer."""
+    clerk, card, row, host = kiosk_world
+    home = live_server.home
+    for _ in range(2):
+        with pytest.raises(CardIOError):
+            _load(home, card, host, 3_000, row, tear=VERIFY_WRITES + 1)
+    assert [r["status"] for r in _loads(home, card)] == ["reversed", "pending"]
+    outcome = _load(home, card, host, 1_000, row)
+    assert [s["status"] for s in outcome.settled] == ["reversed"]
+    assert [r["status"] for r in _loads(home, card)] == ["reversed", "reversed", "confirmed"]
+    assert _purse(home, card) == 1_000 == _float(home) == DEPOSIT - _account(clerk, card)
+    _balanced(home)
