@@ -28,7 +28,7 @@ from sbcard.services.medical import pos
 from sbcard.services.terminals import credentials, kiosk, register
 from sbcard.store.world import open_world
 from terminals.apps import loader
-from terminals.apps.http_host import HttpLoadHost
+from terminals.apps.http_host import HostUnreachable, HttpLoadHost
 from terminals.apps.terminal_state import TerminalState
 from terminals.emulator.card_file import read_state
 
@@ -296,4 +296,41 @@ def test_two_tears_at_the_same_counter_are_each_settled(live_server, kiosk_world
     assert [s["status"] for s in outcome.settled] == ["reversed"]
     assert [r["status"] for r in _loads(home, card)] == ["reversed", "reversed", "confirmed"]
     assert _purse(home, card) == 1_000 == _float(home) == DEPOSIT - _account(clerk, card)
+    _balanced(home)
+
+
+class _LostAnswer(HttpLoadHost):
+    """The host acts on ``lose`` (begin or confirm), but its answer never reaches the kiosk, which gives up."""
+
+    lose = "begin"
+
+    def begin_load(self, request):  # type: ignore[no-untyped-def]
+        grant = super().begin_load(request)
+        if self.lose == "begin":
+            raise HostUnreachable("host.unreachable", "the answer was lost", "--host")
+        return grant
+
+    def confirm_load(self, app_serial, online_counter, tac):  # type: ignore[no-untyped-def]
+        done = super().confirm_load(app_serial, online_counter, tac)
+        if self.lose == "confirm":
+            raise HostUnreachable("host.unreachable", "the answer was lost", "--host")
+        return done
+
+
+@pytest.mark.parametrize("lose", ["begin", "confirm"])
+def test_a_lost_answer_is_settled_by_the_next_attempt(live_server, kiosk_world, lose):
+    """begin's answer lost: the card never got MAC2 (reversed next time); confirm's answer lost: the card credited
+    and the host confirmed it (nothing left to settle). Either way the account pays exactly what the card holds."""
+    clerk, card, row, host = kiosk_world
+    home = live_server.home
+    lossy = _LostAnswer(live_server.url, row["id"], host._credential, clock=live_server.clock.now)
+    lossy.lose = lose
+    with lossy, pytest.raises(HostUnreachable):
+        _load(home, card, lossy, 3_000, row)
+    [first] = _loads(home, card)
+    assert first["status"] == ("pending" if lose == "begin" else "confirmed")
+    outcome = _load(home, card, host, 1_000, row)
+    assert [s["status"] for s in outcome.settled] == (["reversed"] if lose == "begin" else [])
+    purse = 1_000 + (0 if lose == "begin" else 3_000)
+    assert outcome.balance_fen == purse == _purse(home, card) == _float(home) == DEPOSIT - _account(clerk, card)
     _balanced(home)
