@@ -334,3 +334,39 @@ def test_a_lost_answer_is_settled_by_the_next_attempt(live_server, kiosk_world, 
     purse = 1_000 + (0 if lose == "begin" else 3_000)
     assert outcome.balance_fen == purse == _purse(home, card) == _float(home) == DEPOSIT - _account(clerk, card)
     _balanced(home)
+
+
+def test_malformed_or_unknown_requests_are_4xx_never_500(live_server, kiosk_world):
+    _clerk, _card, row, host = kiosk_world
+    unknown = "03101000999999999999"
+    begin = {"app_serial": unknown, "amount_fen": 100, "terminal_no": row["terminal_no"], "balance_fen": 0,
+             "online_counter": 0, "key_version": 1, "algorithm_id": 4, "random": "00" * 4, "mac1": "00" * 4,
+             "pin_verified": True}
+    cases = [
+        ("GET", "/purse/pending", {"app_serial": "12"}, None, 422, "app_serial"),
+        ("POST", "/purse/settle", None, {"app_serial": unknown, "proves": [{"online_counter": 1, "tac": "zz"}]},
+         422, "proves.0.tac"),
+        ("POST", "/purse/settle", None, {"app_serial": unknown, "online_counter": True}, 422, "online_counter"),
+        ("POST", "/purse/begin", None, {**begin, "random": "0" * 9}, 422, "random"),
+        ("POST", "/purse/begin", None, {**begin, "pin_verified": "yes"}, 422, "pin_verified"),
+        ("POST", "/purse/begin", None, begin, 404, "app_serial"),
+        ("POST", "/purse/confirm", None, {"app_serial": unknown, "online_counter": 0, "tac": "00" * 4}, 404,
+         "app_serial"),
+    ]
+    for method, path, params, body, status, field in cases:
+        with pytest.raises(Exception) as refused:
+            key = f"k-{path[7:]}-{status}-{field}" if method == "POST" else None
+            host.request(method, path, params=params, body=body, idempotency_key=key)
+        error = refused.value
+        got = getattr(error, "status", None) or _status_of(error)
+        assert (got, error.field) == (status, field), (path, body, error.code, error.message)  # type: ignore[attr-defined]
+    settled = host.request("POST", "/purse/settle", body={"app_serial": unknown, "online_counter": 3})
+    assert settled == {"app_serial": unknown, "settled": []}
+    assert host.pending_loads(unknown) == []
+
+
+def _status_of(error: Exception) -> int:
+    """The HTTP status ``HttpHost`` raised as a domain error (404 NotFound, 409 RuleRefused, 422 InvalidInput)."""
+    from sbcard.domain.errors import NotFound
+
+    return {NotFound: 404, RuleRefused: 409, InvalidInput: 422}[type(error)]
