@@ -27,6 +27,7 @@ from sbcard.reference.venues import venues
 from sbcard.services.cards.keys import upload_master
 from sbcard.services.outlets import audit
 from sbcard.services.outlets.staff import NotSignedIn
+from sbcard.services.terminals import kiosk
 from sbcard.services.terminals.register import get_terminal
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
@@ -66,9 +67,13 @@ def _refuse(code: str, message: str, field: str | None = None) -> NotSignedIn:
 def operator_node(terminal_id: str) -> str | None:
     """The region a terminal id belongs to, from its operator (``<operator>-<number>``), without any database.
 
-    A transit operator's node (the tariff), a venue's or a hospital's region; None for an id of no known operator.
+    A transit operator's node (the tariff), a venue's or a hospital's region, a kiosk's outlet's region
+    (``<outlet code>-<number>``); None for an id of no known operator.
     """
     operator = terminal_id.rsplit("-", 1)[0]
+    outlet = kiosk.outlet_code(operator)
+    if outlet is not None:
+        return outlet.node
     transit = load_tariff().operators.get(operator)
     if transit is not None:
         return transit.node
