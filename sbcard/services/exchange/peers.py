@@ -25,9 +25,11 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from sbcard.domain.errors import InvalidInput, SbcardError
-from sbcard.services.exchange import concession_list, directory
+from sbcard.services.exchange import concession_list, directory, links
 from sbcard.services.outlets.operators import get_operator
 from sbcard.services.people.registry import get_person
+from sbcard.store.repositories.exchange import HubExchanges
+from sbcard.store.repositories.transit import CardNumbers
 from sbcard.store.world import HUB, NODES, REGION_NODES, NodeElsewhere, World
 
 REGION = "region"
@@ -50,6 +52,11 @@ class NodeLink(Protocol):
 
     def ask(self, node: str, question: str, params: Mapping[str, Any]) -> Any:
         """``question`` answered by ``node`` (one of ``QUESTIONS``), or PeerUnavailable."""
+        ...
+
+    def route(self, node: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A routed exchange (``services.exchange.routed``) handed to ``node``: the hub, or from the hub the
+        answering region; its reply, or PeerUnavailable."""
         ...
 
 
@@ -78,6 +85,15 @@ def _lists(db: sqlite_utils.Database, version: int | None = None) -> dict[str, A
             "blacklist": sorted(directory.blacklisted_cards(db, version)), "revoked_concessions": revoked}
 
 
+def _blacklist_window(db: sqlite_utils.Database, cards: list[str]) -> dict[str, Any]:
+    """What the blacklist window of an upload needs of the hub (``transit.host.BlacklistWindow``): every
+    version's publication time, and the listed history of ``cards``."""
+    hub = HubExchanges(db)
+    wanted = set(cards)
+    return {"published": [list(row) for row in hub.blacklist_published()],
+            "history": [list(row) for row in hub.blacklist_history() if row[0] in wanted]}
+
+
 Answer = Callable[..., Any]
 
 # question → (the side that answers it: the hub or a region, the answer from its database)
@@ -91,6 +107,11 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "registry.person": (REGION, lambda db, citizen_id: get_person(db, citizen_id)),
     "operators.operator": (REGION, lambda db, code: get_operator(db, code)),
     "cards.card": (REGION, _cards_by_number),
+    # the exchanges routed through the hub (``services.exchange.routed``): transit uploads, medical claims
+    "links.up": (HUB, lambda db, region: links.is_up(db, region)),
+    "directory.blacklist_window": (HUB, _blacklist_window),
+    "cards.numbers": (REGION, lambda db, app_serials: CardNumbers(db).of(app_serials)),
+    "node.alive": (REGION, lambda db: True),
 }
 
 
