@@ -18,6 +18,12 @@ A refusal by a rule is not recorded: nothing happened, the caller is told why.
 down, oldest first, once its link is up again — on demand (``sbcard medical reconcile``)
 and, for that region, before every online settle (so a holder's accumulators take the
 claims in the order they happened).
+
+Every exchange is a routed exchange (``sbcard.services.exchange.routed``): in process over the
+whole world; in a process that serves one region, through the hub's process over HTTP to the
+insured region's process. There an insured region "reachable" also means its process answers
+now (a point of sale otherwise settles offline), and a region's process reconciles its own
+hospitals' queue (its courier does, every round).
 """
 
 from __future__ import annotations

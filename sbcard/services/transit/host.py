@@ -52,11 +52,17 @@ duplicates + rejected + awaiting`` and ``flagged`` ⊆ ``accepted``. Money moves
 the operators for.
 
 **An issuer out of reach.** Records whose card's issuer the hub cannot reach (its link
-down, ``sbcard.services.exchange.links``; or the operator's own link, for another region's card)
-are not sent: they are kept at the operator in ``transit_awaiting`` and counted
-``awaiting``. ``route_awaiting`` sends them once the links are up again — at the start of
-every upload of that region and in ``clearing run`` — and files them in
+down, ``sbcard.services.exchange.links``; or the operator's own link, for another region's card;
+or, one node per process, the hub's or the issuer's process not answering) are not sent: they
+are kept at the operator in ``transit_awaiting`` and counted ``awaiting``. ``route_awaiting``
+sends them once the links are up again — at the start of every upload of that region, in
+``clearing run``, and in every round of a per-node process's courier — and files them in
 ``transit_records`` with the issuer's verdict, under their original upload batch.
+
+**One node per process.** The exchange with the issuer is a routed exchange
+(``sbcard.services.exchange.routed``): in process over the whole world, through the hub's
+process over HTTP in a process that serves one region; the hub's records the blacklist window
+needs and the issuer's card numbers are asked of their processes (docs/api/nodes.md).
 """
 
 from __future__ import annotations
