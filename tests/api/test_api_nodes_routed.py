@@ -44,6 +44,9 @@ for _folder in ("transit", "medical"):
 
 from medical_world import MedicalWorld, circumstances, medical_template  # noqa: E402,F401
 from purse_world import METRO_TERMINAL, NOW, PurseWorld, purse_template  # noqa: E402,F401
+from api_pos_world import online_claim, pos_terminal  # noqa: E402
+from sbcard.domain.errors import SbcardError  # noqa: E402
+from terminals.apps.http_host import HttpHost  # noqa: E402
 from world_template import copy_world  # noqa: E402
 
 if TYPE_CHECKING:
@@ -233,6 +236,32 @@ def test_a_link_marked_down_at_the_hub_keeps_the_records_waiting(transit):
         assert routed.link_up(world, "tj") is False and routed.link_up(world, "bj") is True
 
 
+def test_a_tianjin_cards_purse_is_loaded_at_a_beijing_counter_by_tianjins_process(transit):
+    """圈存 of another region's card: each step at the issuer's process, asked straight (not through the hub)."""
+    from sbcard.services.transit.purse_host import PurseHost
+    from terminals.apps import loader
+
+    nodes, pw, _taps = transit
+    nodes.start("hub", "bj", "tj")
+    card = nodes.homes["bj"] / pw.cards["chen"].relative_path
+    [before] = nodes.query("tj", "SELECT COUNT(*) AS n FROM purse_loads")
+    with nodes.service("bj").worlds.writing() as world:
+        host = PurseHost(world, operator="BJ-C1", outlet="BJ-110105-01", now=LATER)
+        with EmulatorReader(card) as reader:
+            done = loader.load(reader, host, 5000, bytes.fromhex("110105010001"))
+    assert done.to_dict(paid="account", terminal_no=b"", corrections=[])["amount_fen"] == 5000
+    loads = nodes.query("tj", "SELECT status, amount_fen FROM purse_loads ORDER BY created_at")
+    assert len(loads) == before["n"] + 1 and loads[-1] == {"status": "confirmed", "amount_fen": 5000}
+    assert nodes.query("bj", "SELECT * FROM purse_loads WHERE app_serial = ?", [pw.cards["chen"].app_serial]) == []
+    assert nodes.query("hub", "SELECT * FROM messages WHERE kind LIKE 'purse.%'") == []
+
+    nodes.stop("tj")  # the issuer's process down: refused before any money moves (503), nothing pending
+    with nodes.service("bj").worlds.writing() as world:
+        host = PurseHost(world, operator="BJ-C1", outlet="BJ-110105-01", now=LATER)
+        with EmulatorReader(card) as reader, pytest.raises(PeerUnavailable):
+            loader.load(reader, host, 1000, bytes.fromhex("110105010001"))
+
+
 # ----------------------------------------------------------------------------- medical
 
 
@@ -240,13 +269,20 @@ LINES = (medical.ClaimLine("XJ01CAA040", 40, 1250), medical.ClaimLine("002103000
 HOSPITAL = "HEH001"  # a Hebei hospital; wang is a retired employee insured in Tianjin
 
 
+@attrs.frozen
+class Pos:
+    terminal: str
+    credential: bytes
+
+
 @pytest.fixture
-def hospital_nodes(tmp_path: Path, medical_template, server_starter) -> Iterator[tuple[Nodes, MedicalWorld]]:
+def hospital_nodes(tmp_path: Path, medical_template, server_starter) -> Iterator[tuple[Nodes, MedicalWorld, Pos]]:
     template, cards = medical_template
     mw = MedicalWorld(copy_world(template, tmp_path), dict(cards), tmp_path)
+    added, credential = pos_terminal(mw.home, "--operator", HOSPITAL)  # the Hebei hospital's POS, before the split
     nodes = split(mw.home, tmp_path / "nodes", server_starter)
     try:
-        yield nodes, mw
+        yield nodes, mw, Pos(added["terminal"], credential)
     finally:
         stop_all(nodes)
 
@@ -267,7 +303,7 @@ def tianjin_split(year: medical.YearToDate) -> medical.Settlement:
 
 
 def test_a_hebei_claim_for_a_tianjin_insured_holder_is_settled_by_tianjin_over_http(hospital_nodes):
-    nodes, mw = hospital_nodes
+    nodes, mw, _pos = hospital_nodes
     nodes.start("hub", "tj", "he")
     done = settle_at_hebei(nodes, mw)
     want = tianjin_split(medical.YearToDate(LATER.year))
@@ -304,7 +340,7 @@ def test_a_hebei_claim_for_a_tianjin_insured_holder_is_settled_by_tianjin_over_h
 
 
 def test_with_tianjins_process_down_the_claim_is_settled_offline_then_reconciled(hospital_nodes):
-    nodes, mw = hospital_nodes
+    nodes, mw, _pos = hospital_nodes
     nodes.start("hub", "he")  # Tianjin's process is not running
     done = settle_at_hebei(nodes, mw)
     assert (done["mode"], done["status"]) == ("offline", "queued")
@@ -326,3 +362,32 @@ def test_with_tianjins_process_down_the_claim_is_settled_offline_then_reconciled
     assert (claim["claim_id"], claim["mode"], claim["fund_fen"]) == (done["claim_id"], "offline", want.fund_fen)
     [message] = nodes.query("hub", "SELECT from_node, to_node FROM messages WHERE kind = 'medical.settle'")
     assert (message["from_node"], message["to_node"]) == ("he", "tj")
+
+
+def test_the_hebei_processs_host_api_settles_a_tianjin_claim_over_http_and_refuses_while_tianjin_is_down(
+        hospital_nodes):
+    nodes, mw, pos = hospital_nodes
+    nodes.start("hub", "tj", "he")
+    lines = [[line.code, line.quantity, line.unit_price_fen] for line in LINES]
+
+    def claim(claim_id: str) -> dict:
+        return {**online_claim(mw, "wang", claim_id, HOSPITAL, nodes.clock.now(), lines=lines),
+                "insured_region": "120103", "retired": True, "use_account": False}
+
+    with HttpHost(nodes.url("he"), pos.terminal, pos.credential, clock=nodes.clock.now) as host:
+        first = claim(host.request("POST", "/medical/claims")["claim_id"])
+        settled = host.request("POST", "/medical/settle", body=first, idempotency_key="he-1")
+        want = tianjin_split(medical.YearToDate(LATER.year))
+        assert (settled["claim_id"], settled["fund_fen"]) == (first["claim_id"], want.fund_fen)
+        assert [c["claim_id"] for c in nodes.query("tj", "SELECT claim_id FROM medical_claims")] == [first["claim_id"]]
+
+        nodes.stop("tj")
+        second = claim(host.request("POST", "/medical/claims")["claim_id"])
+        with pytest.raises(SbcardError) as down:  # Tianjin's process does not answer: the POS settles offline
+            host.request("POST", "/medical/settle", body=second, idempotency_key="he-2")
+        assert down.value.code == "link.down" and "does not answer" in str(down.value)
+        nodes.start("tj")
+        again = host.request("POST", "/medical/settle", body=second, idempotency_key="he-3")
+        assert again["claim_id"] == second["claim_id"]
+    assert len(nodes.query("tj", "SELECT * FROM medical_claims")) == 2
+    assert len(nodes.query("hub", "SELECT * FROM messages WHERE kind = 'medical.settle'")) == 2

@@ -29,7 +29,7 @@ from sbcard.services.exchange import concession_list, directory, links
 from sbcard.services.outlets.operators import get_operator
 from sbcard.services.people.registry import get_person
 from sbcard.store.repositories.exchange import HubExchanges
-from sbcard.store.repositories.transit import CardNumbers
+from sbcard.store.repositories.transit import CardNumbers, PurseLoads
 from sbcard.store.world import HUB, NODES, REGION_NODES, NodeElsewhere, World
 
 REGION = "region"
@@ -112,6 +112,9 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "directory.blacklist_window": (HUB, _blacklist_window),
     "cards.numbers": (REGION, lambda db, app_serials: CardNumbers(db).of(app_serials)),
     "node.alive": (REGION, lambda db: True),
+    # a purse load of another region's card (``services.transit.purse_host``): its issuer's card and pending loads
+    "purse.card": (REGION, lambda db, app_serial: PurseLoads(db).card(app_serial)),
+    "purse.pending": (REGION, lambda db, app_serial: PurseLoads(db).pending(app_serial)),
 }
 
 

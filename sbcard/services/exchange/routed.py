@@ -60,12 +60,18 @@ class Kind:
     asker with the same recorded payload (a medical claim id is settled once, for the
     request that used it first); otherwise refused with it: (code, message, field), the
     message's ``{id}`` the key after its kind.
+
+    ``direct``: not through the hub — asked of the answering region's process straight and
+    recorded nowhere but there (``call``; a purse load's steps, whose protocol recovers a lost
+    answer from the card itself). Its ``apply`` takes the answering region's ``World`` (which
+    holds it) instead of a unit of work.
     """
 
-    apply: Callable[[UnitOfWork, Any, str, dt.datetime], dict[str, Any]]
+    apply: Callable[[Any, Any, str, dt.datetime], Any]
     to_wire: Callable[[Any], Any] = _same
     from_wire: Callable[[Any], Any] = _same
     same_request: tuple[str, str, str] | None = None
+    direct: bool = False
 
 
 KINDS: dict[str, Kind] = {}
@@ -127,6 +133,8 @@ def exchange(world: World, kind: str, key: str, *, from_node: str, to_node: str,
     process (``PeerUnavailable`` when it, or the answering region, cannot be reached).
     """
     spec = kind_of(kind)
+    if spec.direct:
+        raise ValueError(f"{kind!r} is asked of its region straight (``call``)")
     if world.holds(HUB):
         return at_hub(world, kind, key, from_node=from_node, to_node=to_node, payload=payload, record=record,
                       now=now)
@@ -141,6 +149,8 @@ def at_hub(world: World, kind: str, key: str, *, from_node: str, to_node: str, p
            now: dt.datetime) -> tuple[dict[str, Any], bool]:
     """The hub's side: the recorded answer, or the answering region's (in process or over the link), recorded."""
     spec = kind_of(kind)
+    if spec.direct:
+        raise ValueError(f"{kind!r} is asked of its region straight, not through the hub")
     if to_node not in REGION_NODES or from_node not in REGION_NODES:
         raise ValueError(f"a routed exchange goes between two regions, not {from_node!r} → {to_node!r}")
     with UnitOfWork(world.hub()) as hub:
@@ -167,6 +177,21 @@ def answer(world: World, kind: str, to_node: str, *, from_node: str, payload: An
     spec = kind_of(kind)
     if world.holds(to_node):
         return spec.apply(UnitOfWork(world.region(to_node)), payload, from_node, now)
+    if world.link is None:
+        raise NodeElsewhere(to_node, world.nodes)
+    reply = world.link.route(to_node, wire_request(kind, "", from_node=from_node, to_node=to_node,
+                                                   payload=spec.to_wire(payload), record="", now=now))
+    return unwrap(reply)[0]
+
+
+def call(world: World, kind: str, *, from_node: str, to_node: str, payload: Any, now: dt.datetime) -> Any:
+    """A direct kind's use case run by ``to_node`` for ``from_node``: in process when the world holds it, else
+    over the link to its process (``PeerUnavailable`` when it cannot be reached now)."""
+    spec = kind_of(kind)
+    if not spec.direct:
+        raise ValueError(f"{kind!r} goes through the hub (``exchange``)")
+    if world.holds(to_node):
+        return spec.apply(world, payload, from_node, now)
     if world.link is None:
         raise NodeElsewhere(to_node, world.nodes)
     reply = world.link.route(to_node, wire_request(kind, "", from_node=from_node, to_node=to_node,
@@ -226,6 +251,11 @@ def run_received(world: World, here: str, signed_from: str, request: Mapping[str
         return reply_of(lambda: at_hub(world, str(name), str(request["key"]), from_node=str(from_node),
                                        to_node=str(to_node), payload=payload, record=str(request.get("record", "")),
                                        now=now))
+    if spec.direct:  # asked straight by another region's process, for itself
+        if signed_from != from_node or to_node != here or from_node not in REGION_NODES:
+            raise ValueError("a region answers another region's own request, addressed to it")
+        return reply_of(lambda: (call(world, str(name), from_node=str(from_node), to_node=here, payload=payload,
+                                      now=now), False))
     if signed_from != HUB or to_node != here or from_node not in REGION_NODES:
         raise ValueError("a region answers a routed exchange the hub forwards to it, and only that")
     return reply_of(lambda: (answer(world, str(name), here, from_node=str(from_node), payload=payload, now=now),

@@ -71,7 +71,8 @@ def settle(world: World, request: ClaimRequest, *, hospital_node: str, now: dt.d
     insured = insured_node_of(request)
     for node in (hospital_node, insured):
         if not reachable(world, node):
-            raise Unreachable("link.down", f"the hub cannot reach {NODE_NAMES[node]} ({node}): its link is down")
+            raise Unreachable("link.down", f"the hub cannot reach {NODE_NAMES[node]} ({node}): its link is down"
+                              + ("" if world.whole else " or its process does not answer"))
     if any(medical_claims.has_queued(UnitOfWork(world.region(n)), insured) for n in REGION_NODES
            if world.holds(n)):  # a hospital's region elsewhere reconciles its own queue (its courier)
         reconcile(world, now=now, insured_node=insured)
