@@ -391,3 +391,44 @@ def test_the_hebei_processs_host_api_settles_a_tianjin_claim_over_http_and_refus
         assert again["claim_id"] == second["claim_id"]
     assert len(nodes.query("tj", "SELECT * FROM medical_claims")) == 2
     assert len(nodes.query("hub", "SELECT * FROM messages WHERE kind = 'medical.settle'")) == 2
+
+
+# ----------------------------------------------------------------------------- who may ask whom
+
+
+def test_a_routed_request_is_answered_only_as_the_mechanism_sends_it(transit):
+    """Signed with the world's secret, still refused (422) unless it is the hub forwarding to a region, a region
+    asking the hub for itself (or, a refund, for the claim it insures), or a region asking another straight for a
+    direct kind (a purse load's step). Unsigned: 401."""
+    import httpx
+
+    from sbcard.api import peers as wire
+
+    nodes, _pw, taps = transit
+    nodes.start("hub", "tj")
+    secret = exchange_secret(nodes.homes["hub"])
+    records = transit_host._records_to_wire({"records": taps.tianjin, "operators": {}})
+
+    def post(to: str, sender: str, body: dict) -> httpx.Response:
+        raw = json.dumps(body).encode()
+        with httpx.Client(timeout=30) as client:
+            return client.post(nodes.url(to) + wire.ROUTED, content=raw, headers=wire.signed_headers(
+                secret, method="POST", path=wire.ROUTED, from_node=sender, to_node=to, body=raw))
+
+    asked = routed.wire_request("transit.clear", "transit.clear/bj/tj/x", from_node="bj", to_node="tj",
+                                payload=records, record="{}", now=LATER)
+    with httpx.Client(timeout=30) as client:
+        bare = client.post(nodes.url("tj") + wire.ROUTED, json=asked)
+    assert bare.status_code == 401
+    assert post("tj", "bj", asked).status_code == 422  # a region does not take a hub exchange from another region
+    assert post("hub", "he", asked).status_code == 422  # Hebei cannot ask the hub in Beijing's name
+    purse = routed.wire_request("purse.confirm", "", from_node="he", to_node="tj", payload={}, record="", now=LATER)
+    assert post("tj", "bj", purse).status_code == 422  # a direct kind is asked by its sender for itself
+    assert post("hub", "bj", {**purse, "from_node": "bj"}).status_code == 422  # and never through the hub
+    assert nodes.query("tj", "SELECT * FROM purse_purchases") == []
+    assert nodes.query("hub", "SELECT * FROM messages WHERE kind = 'transit.clear'") == []
+
+    answered = post("hub", "bj", asked)  # the mechanism's own request: the hub forwards, Tianjin answers
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["answer"]["cleared"] == 2 and answered.json()["before"] is False
+    assert post("hub", "bj", asked).json()["before"] is True
