@@ -224,6 +224,22 @@ def test_with_tianjins_process_down_the_records_wait_then_are_routed_once_it_is_
     assert (routing["issuer_node"], routing["records"]) == ("tj", 2)
 
 
+def test_with_the_hubs_process_down_every_record_waits_and_the_upload_is_taken(transit):
+    nodes, pw, taps = transit
+    nodes.start("bj")  # neither the hub's process nor Tianjin's: even Beijing's own card's record goes through the hub
+    result = upload_at_beijing(nodes, pw, [*taps.tianjin, *taps.beijing])
+    assert (result.sent, result.accepted, result.awaiting) == (3, 0, 3)
+    assert len(nodes.query("bj", "SELECT * FROM transit_awaiting")) == 3
+    nodes.start("hub", "tj")
+    def routed_all() -> bool:
+        with nodes.service("bj").worlds.writing() as world:
+            return transit_host.awaiting_count(world, "bj") == 0
+    wait_for(routed_all)
+    statuses = nodes.query("bj", "SELECT issuer_node, status FROM transit_records ORDER BY issuer_node")
+    assert [(r["issuer_node"], r["status"]) for r in statuses] == [("bj", "accepted"), ("tj", "accepted"),
+                                                                   ("tj", "accepted")]
+
+
 def test_a_link_marked_down_at_the_hub_keeps_the_records_waiting(transit):
     nodes, pw, taps = transit
     nodes.start("hub", "bj", "tj")

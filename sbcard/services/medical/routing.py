@@ -159,9 +159,16 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
     for hospital_node in _held(world):
         for row in medical_claims.queued(UnitOfWork(world.region(hospital_node)), insured_node):
             pending.append((row["queued_at"], row["claim_id"], hospital_node, row))
+    reach: dict[str, bool] = {}  # asked once per region in a run (over HTTP, one node per process)
+
+    def up(node: str) -> bool:
+        if node not in reach:
+            reach[node] = reachable(world, node)
+        return reach[node]
+
     for _, claim_id, hospital_node, row in sorted(pending, key=lambda p: (p[0], p[1])):
         insured = row["insured_node"]
-        if not (reachable(world, insured) and reachable(world, hospital_node)):
+        if not (up(insured) and up(hospital_node)):
             out["waiting"].append({"claim_id": claim_id, "insured_node": insured})
             continue
         request = ClaimRequest.from_json(json.loads(row["request"]))
@@ -169,6 +176,7 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
             answer, _ = _exchange(world, SETTLE, claim_id, from_node=hospital_node, to_node=insured,
                                   payload=request.to_json(), now=now)
         except PeerUnavailable:  # the hub's or the insured region's process stopped answering: later
+            reach[insured] = False
             out["waiting"].append({"claim_id": claim_id, "insured_node": insured})
             continue
         except SbcardError as refused:

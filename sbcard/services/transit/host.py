@@ -97,6 +97,7 @@ from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, REGION_NODES, World, node_of_db
 
 CHUNK = 50_000  # records per exchange with an issuer
+WIRE_CHUNK = 5_000  # per exchange over HTTP (one node per process): well under a node's request limit (4 MiB)
 MESSAGE_KIND = "transit.clear"
 PURCHASE_TYPES = (EP_PURCHASE, CAPP_PURCHASE)
 _HEX2 = [f"{i:02X}" for i in range(256)]
@@ -278,7 +279,8 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
             for r in group:
                 verdicts.setdefault(id(r), _AWAITING)
 
-    window = _window(world, {r.card_number or card_numbers.get(r.app_serial) for r in fresh} - {None})
+    window = _window(world, {r.card_number or card_numbers.get(r.app_serial) for r in fresh
+                             if verdicts[id(r)] is not _AWAITING} - {None})
     rows, listed, waiting = [], [], []
     counts = {"accepted": 0, "rejected": 0, "flagged": 0, "awaiting": 0}
     uploaded_at = timestamp(now)
@@ -343,8 +345,9 @@ def _send(world: World, node: str, issuer: str, group: Sequence[PurseRecord], ve
     """``group`` (sorted by card and counter) to the issuer in chunks; their verdicts into ``verdicts``."""
     cleared = {"status": "cleared", "reason": None, "flags": ()}
     group = _same_card(world, issuer, group, verdicts)
-    for start in range(0, len(group), CHUNK):
-        chunk = group[start:start + CHUNK]
+    size = CHUNK if world.holds(HUB) else WIRE_CHUNK  # the same records make the same chunks, so a retry's key
+    for start in range(0, len(group), size):
+        chunk = group[start:start + size]
         answer = exchange(world, from_node=node, to_node=issuer, records=chunk, now=now, operators=operators)
         card_numbers.update(answer.get("cards", {}))
         given = answer["verdicts"]
@@ -592,6 +595,8 @@ def _window(world: World, cards: set[str]) -> BlacklistWindow:
     """The blacklist window of these cards: from the hub's database, or asked of the hub's process."""
     if world.holds(HUB):
         return BlacklistWindow(_hub(world), cards)
+    if not cards:  # nothing to look up (every record waits, say, the hub out of reach): the hub is not asked
+        return BlacklistWindow(_HubLists({"published": [], "history": []}), cards)
     return BlacklistWindow(_HubLists(peers.ask(world, HUB, "directory.blacklist_window", cards=sorted(cards))),
                            cards)
 
