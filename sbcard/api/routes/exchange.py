@@ -24,6 +24,7 @@ from sbcard.domain.masking import mask_citizen_id
 from sbcard.services.exchange import outbox, peers, routed
 from sbcard.services.medical import routing as _medical_routing  # noqa: F401 - registers the medical exchanges
 from sbcard.services.transit import host as _transit_host  # noqa: F401 - registers the transit exchange
+from sbcard.services.transit import purse_host as _purse_host  # noqa: F401 - registers a purse load's steps
 from sbcard.store.world import HUB
 
 router = APIRouter(prefix="/exchange", tags=["between the nodes"])
