@@ -30,6 +30,10 @@ from sbcard.api.routes import (accounts, cards, clearing, exchange, health, jobs
                                session, staff, subsidies, terminal_host)
 from sbcard.api.routes import kiosk_host
 from sbcard.services.exchange import outbox
+from sbcard.services.medical import claims as medical_claims, routing as medical_routing
+from sbcard.services.transit import host as transit_host
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import REGION_NODES, World
 
 API = "/api/v1"
 log = logging.getLogger("sbcard.api.requests")
@@ -55,9 +59,25 @@ def masked_path(path: str) -> str:
 
 
 def deliver_round(worlds: Worlds) -> int:
-    """One round of the courier of a process that serves one node: its pending messages, over HTTP."""
+    """One round of the courier of a process that serves one node: its pending messages, over HTTP; then the
+    work that waited for another region through the hub (``route_waiting``)."""
     with worlds.writing() as world:
-        return outbox.deliver_pending(world, worlds.config.clock.now())
+        now = worlds.config.clock.now()
+        delivered = outbox.deliver_pending(world, now)
+        route_waiting(world, now)
+        return delivered
+
+
+def route_waiting(world: World, now) -> None:
+    """A region's uploaded records that waited for their issuer (``transit.host.route_awaiting``) and its
+    hospitals' offline claims (``medical.routing.reconcile``), sent through the hub once it reaches them."""
+    for node in REGION_NODES:
+        if not world.holds(node):
+            continue
+        if transit_host.awaiting_count(world, node):
+            transit_host.route_awaiting(world, node, now=now)
+        if medical_claims.queued(UnitOfWork(world.region(node))):
+            medical_routing.reconcile(world, now=now)
 
 
 def create_app(config: ServiceConfig) -> FastAPI:

@@ -143,7 +143,7 @@ class Call:
                 body = jsonable_encoder(_retrying(world, lambda: fn(world)))
             except SbcardError as exc:  # a refusal is the first answer too: a retry gets it, never a late "yes"
                 if key is not None:
-                    if isinstance(exc, ApiError) and exc.status >= 500:
+                    if status_of(exc) >= 500:  # a node out of reach (503) is no answer: a retry asks again
                         self._release(world, key)
                     else:
                         self._keep(world, key, status_of(exc), {REFUSED: {"code": exc.code, "message": exc.message,

@@ -3,7 +3,10 @@
 ``HttpLink`` is the HTTP implementation of the services' port between nodes
 (``sbcard.services.exchange.peers.NodeLink``): an outbox message is POSTed to the receiving
 node's ``/api/v1/exchange/messages``, a question to its ``/api/v1/exchange/questions``, an
-act (the hub's clearing, started at a region) to its ``/api/v1/exchange/acts``.
+act (the hub's clearing, started at a region) to its ``/api/v1/exchange/acts``, a
+routed exchange (``sbcard.services.exchange.routed``: a transit upload's records for their
+issuer, a medical claim for the insured region) to ``/api/v1/exchange/routed`` — of the hub,
+and from the hub's process of the answering region.
 ``Courier`` delivers the process's pending messages every ``interval`` seconds in a thread
 of its own, so a message left pending while its receiver was down goes once it is up.
 
@@ -39,6 +42,7 @@ MESSAGES = f"{API}/exchange/messages"
 QUESTIONS = f"{API}/exchange/questions"
 ACTS = f"{API}/exchange/acts"
 ACT_TIMEOUT = 300.0  # an act (the day's clearing) asks the other nodes in turn: longer than one question
+ROUTED = f"{API}/exchange/routed"
 NODE_HEADER = "X-Sbcard-Node"  # the sending node
 TO_HEADER = "X-Sbcard-To"  # the receiving node
 DATE_HEADER = "X-Sbcard-Date"  # seconds since the epoch, the sender's wall clock
@@ -111,6 +115,11 @@ class HttpLink:
 
     def act(self, node: str, act: str, params: Mapping[str, Any]) -> Any:
         return self._post(node, ACTS, {"act": act, "params": dict(params)}, timeout=ACT_TIMEOUT)["answer"]
+
+    def route(self, node: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A routed exchange (``sbcard.services.exchange.routed``) to ``node``'s process: the hub, or, from the
+        hub's process, the answering region's. Its reply (``{"answer", "before"}`` or ``{"refused"}``)."""
+        return self._post(node, ROUTED, request)
 
     def _post(self, to_node: str, path: str, payload: Mapping[str, Any], *, from_node: str | None = None,
               timeout: float | None = None) -> Any:

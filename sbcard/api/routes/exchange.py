@@ -1,8 +1,9 @@
 """Between the nodes: messages and questions from another node's process, and what staff see of the hub.
 
-``POST /exchange/messages``, ``POST /exchange/questions`` and ``POST /exchange/acts`` are
-called by the other nodes' processes only (``sbcard.api.peers.HttpLink``), signed with the
-world's node-to-node secret (401 otherwise); ``docs/api/nodes.md`` describes the scheme. The ``GET`` routes are for
+``POST /exchange/messages``, ``POST /exchange/questions``, ``POST /exchange/acts`` and
+``POST /exchange/routed`` are called by the other nodes' processes only
+(``sbcard.api.peers.HttpLink``), signed with the world's node-to-node secret (401
+otherwise); ``docs/api/nodes.md`` describes the scheme. The ``GET`` routes are for
 signed-in staff: the hub's lists and a card's directory entry as this node sees them (over
 HTTP from a region's own process), and this node's messages still waiting for their receiver.
 """
@@ -25,7 +26,10 @@ from sbcard.api.errors import ApiError
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.services.cards import card_view  # noqa: F401 - registers its question (cards.issuer_facts)
 from sbcard.services.clearing import purse_records  # noqa: F401 - registers the clearing's questions and acts
-from sbcard.services.exchange import outbox, peers
+from sbcard.services.exchange import outbox, peers, routed
+from sbcard.services.medical import routing as _medical_routing  # noqa: F401 - registers the medical exchanges
+from sbcard.services.transit import host as _transit_host  # noqa: F401 - registers the transit exchange
+from sbcard.services.transit import purse_host as _purse_host  # noqa: F401 - registers a purse load's steps
 from sbcard.store.world import HUB
 
 router = APIRouter(prefix="/exchange", tags=["between the nodes"])
@@ -145,6 +149,37 @@ async def run_act(request: Request) -> dict[str, Any]:
             return {"node": to_node, "act": act.act, "answer": answer}
 
     return json.loads(json.dumps(await run_in_threadpool(perform), default=str))
+
+
+class Routed(BaseModel):
+    kind: str = Field(description=" | ".join(sorted(routed.KINDS)))
+    key: str = Field(max_length=300)
+    from_node: str
+    to_node: str
+    payload: Any = None
+    record: str = ""
+    now: str
+
+
+@router.post("/routed", summary="A routed exchange: recorded at the hub, answered by a region (node-signed)")
+async def routed_exchange(request: Request) -> dict[str, Any]:
+    from_node, to_node, body = await _signed(request)
+    asked = _parse(Routed, body)
+    service = service_of(request)
+
+    def run() -> dict[str, Any]:
+        try:
+            if to_node == HUB:  # the hub records under its write lock (it asks a region, which never asks it back)
+                with service.worlds.writing() as world:
+                    return routed.run_received(world, to_node, from_node, asked.model_dump())
+            # A region answers without this process's write lock: the process that asked may be this very one (a
+            # Beijing card's records uploaded at Beijing go through the hub and back), waiting for the answer with
+            # its lock held. The use case's own transaction (BEGIN IMMEDIATE) serialises it with the others.
+            return routed.run_received(service.worlds.world(), to_node, from_node, asked.model_dump())
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ApiError(422, "routed.invalid", str(exc), "kind") from None
+
+    return await run_in_threadpool(run)
 
 
 @router.get("/lists", summary="The hub's blacklist and revoked concessions, as this node sees them")

@@ -4,7 +4,8 @@ A load is a staff act: a signed-in ``counter`` or ``supervisor`` at an outlet of
 region's service (their own outlet when the account has one), recorded as theirs. The
 money comes from the holder's financial account (``PurseHost`` of
 ``sbcard.services.transit.purse_host``, found by the card's issuer: a Tianjin card at a
-Beijing counter is loaded from its Tianjin account), and the load terminal
+Beijing counter is loaded from its Tianjin account — in a process that serves one region, by the
+issuer's process over HTTP, each step asked straight: docs/api/nodes.md), and the load terminal
 (``terminals.apps.loader``) drives the card on the counter's reader: the card's own
 emulated file unless the body names one (``sbcard.api.readers``). The reader must hold the
 card the path names: another card is refused before any money moves.

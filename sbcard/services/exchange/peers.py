@@ -25,10 +25,12 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from sbcard.domain.errors import InvalidInput, SbcardError
-from sbcard.services.exchange import concession_list, directory
+from sbcard.services.exchange import concession_list, directory, links
 from sbcard.services.outlets.operators import get_operator
 from sbcard.services.people.registry import get_person
+from sbcard.store.repositories.exchange import HubExchanges
 from sbcard.store.repositories.subsidies import SubsidiesRepository
+from sbcard.store.repositories.transit import CardNumbers, PurseLoads
 from sbcard.store.world import HUB, NODES, REGION_NODES, NodeElsewhere, World
 
 REGION = "region"
@@ -55,6 +57,11 @@ class NodeLink(Protocol):
 
     def act(self, node: str, act: str, params: Mapping[str, Any]) -> Any:
         """``act`` run by ``node``'s process (one of ``ACTS``); its answer, or PeerUnavailable."""
+        ...
+
+    def route(self, node: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A routed exchange (``services.exchange.routed``) handed to ``node``: the hub, or from the hub the
+        answering region; its reply, or PeerUnavailable."""
         ...
 
 
@@ -97,6 +104,15 @@ def _valid_cards_of(db: sqlite_utils.Database, citizen_ids: list[str]) -> dict[s
     return found
 
 
+def _blacklist_window(db: sqlite_utils.Database, cards: list[str]) -> dict[str, Any]:
+    """What the blacklist window of an upload needs of the hub (``transit.host.BlacklistWindow``): every
+    version's publication time, and the listed history of ``cards``."""
+    hub = HubExchanges(db)
+    wanted = set(cards)
+    return {"published": [list(row) for row in hub.blacklist_published()],
+            "history": [list(row) for row in hub.blacklist_history() if row[0] in wanted]}
+
+
 Answer = Callable[..., Any]
 
 
@@ -115,6 +131,14 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "directory.valid_cards_of": (HUB, _valid_cards_of),
     "subsidies.registered": (REGION, lambda db, cids: SubsidiesRepository(db).registered(cids)),
     "subsidies.directory_cards_of": (HUB, lambda db, cids: SubsidiesRepository(db).directory_cards_of(cids)),
+    # the exchanges routed through the hub (``services.exchange.routed``): transit uploads, medical claims
+    "links.up": (HUB, lambda db, region: links.is_up(db, region)),
+    "directory.blacklist_window": (HUB, _blacklist_window),
+    "cards.numbers": (REGION, lambda db, app_serials: CardNumbers(db).of(app_serials)),
+    "node.alive": (REGION, lambda db: True),
+    # a purse load of another region's card (``services.transit.purse_host``): its issuer's card and pending loads
+    "purse.card": (REGION, lambda db, app_serial: PurseLoads(db).card(app_serial)),
+    "purse.pending": (REGION, lambda db, app_serial: PurseLoads(db).pending(app_serial)),
 }
 
 

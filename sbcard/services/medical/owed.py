@@ -71,7 +71,11 @@ def settle_owed(world: World, claim_id: str, *, operator: str, outlet: str | Non
 
 
 def _insured_node(world: World, claim_id: str) -> str:
+    """The region whose insured the claim is, among those the world holds (a process that serves one region
+    settles its own insured's claims)."""
     for node in REGION_NODES:
+        if not world.holds(node):
+            continue
         if UnitOfWork(world.region(node)).get(MedicalRepository).has_claim(claim_id):
             return node
     raise NotFound("medical.claim.unknown", f"no claim {claim_id} (an offline claim is settled by `sbcard medical "

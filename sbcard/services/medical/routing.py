@@ -18,13 +18,19 @@ A refusal by a rule is not recorded: nothing happened, the caller is told why.
 down, oldest first, once its link is up again — on demand (``sbcard medical reconcile``)
 and, for that region, before every online settle (so a holder's accumulators take the
 claims in the order they happened).
+
+Every exchange is a routed exchange (``sbcard.services.exchange.routed``): in process over the
+whole world; in a process that serves one region, through the hub's process over HTTP to the
+insured region's process. There an insured region "reachable" also means its process answers
+now (a point of sale otherwise settles offline), and a region's process reconciles its own
+hospitals' queue (its courier does, every round).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sbcard.domain import medical
@@ -32,11 +38,11 @@ from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services.cards import pin
-from sbcard.services.exchange import directory as hub_directory, links, outbox
+from sbcard.services.exchange import directory as hub_directory, outbox, peers, routed
+from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.medical import claims as medical_claims, host as medical_host
-from sbcard.store.repositories.exchange import HubExchanges
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.store.world import HUB, REGION_NODES, World
 
 SETTLE = "medical.settle"
 REFUND = "medical.refund"
@@ -47,7 +53,9 @@ class Unreachable(RuleRefused):
 
 
 def reachable(world: World, node: str) -> bool:
-    return links.is_up(world.hub(), node)
+    """Whether the hub reaches ``node``: its link (``links``); in a process that serves one node, also the
+    node's process answering now (``routed.answering``)."""
+    return routed.answering(world, node)
 
 
 def insured_node_of(request: ClaimRequest) -> str:
@@ -63,47 +71,49 @@ def settle(world: World, request: ClaimRequest, *, hospital_node: str, now: dt.d
     insured = insured_node_of(request)
     for node in (hospital_node, insured):
         if not reachable(world, node):
-            raise Unreachable("link.down", f"the hub cannot reach {NODE_NAMES[node]} ({node}): its link is down")
-    if any(medical_claims.has_queued(UnitOfWork(world.region(n)), insured) for n in REGION_NODES):
+            raise Unreachable("link.down", f"the hub cannot reach {NODE_NAMES[node]} ({node}): its link is down"
+                              + ("" if world.whole else " or its process does not answer"))
+    if any(medical_claims.has_queued(UnitOfWork(world.region(n)), insured) for n in REGION_NODES
+           if world.holds(n)):  # a hospital's region elsewhere reconciles its own queue (its courier)
         reconcile(world, now=now, insured_node=insured)
     return _exchange(world, SETTLE, request.claim_id, from_node=hospital_node, to_node=insured,
-                     payload=request.to_json(), now=now,
-                     apply=lambda uow: medical_host.settle(uow, request, now=now))[0]
+                     payload=request.to_json(), now=now)[0]
 
 
 def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node: str, payload: dict[str, Any],
-              now: dt.datetime,
-              apply: Callable[[UnitOfWork], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+              now: dt.datetime) -> tuple[dict[str, Any], bool]:
     """(answer, True if recorded before) of one exchange, recorded once in the hub's ``messages``.
 
-    ``apply`` takes a unit of work over the insured region (``to_node``) and runs its use case."""
+    A routed exchange (``sbcard.services.exchange.routed``, the kind's use case registered
+    below): in process over the whole world, through the hub's process over HTTP in a
+    process that serves one node."""
     key = f"{kind}/{claim_id}"
     sent = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
-    with UnitOfWork(world.hub()) as hub:
-        exchanges = hub.get(HubExchanges)
-        recorded = exchanges.recorded(key)
-        if recorded is not None:
-            # the kept answer is replayed only to the same request: another hospital (or another claim
-            # under a claim id already used) is never given someone else's settlement
-            if kind == SETTLE and (recorded["from_node"] != from_node or recorded["payload"] != sent):
-                raise RuleRefused("medical.claim.exists", f"claim {claim_id} was settled already with another "
-                                  "request: a claim id is settled once, for the request that used it first",
-                                  "claim_id")
-            return json.loads(recorded["result"]), True
-        answer = apply(UnitOfWork(world.region(to_node)))
-        exchanges.record({
-            "idempotency_key": key, "kind": kind, "from_node": from_node, "to_node": to_node,
-            "received_at": now.isoformat(),
-            "payload": sent,
-            "result": json.dumps(answer, ensure_ascii=False, separators=(",", ":"), default=str),
-        })
-        hub.commit()
-    return answer, False
+    return routed.exchange(world, kind, key, from_node=from_node, to_node=to_node, payload=payload, record=sent,
+                           now=now)
+
+
+def _settle_routed(uow: UnitOfWork, payload: dict[str, Any], _from_node: str, now: dt.datetime) -> dict[str, Any]:
+    return medical_host.settle(uow, ClaimRequest.from_json(payload), now=now)
+
+
+def _refund_routed(uow: UnitOfWork, payload: dict[str, Any], _from_node: str, now: dt.datetime) -> dict[str, Any]:
+    return medical_host.refund(uow, payload["claim_id"], payload["items"] or None, now=now,
+                               requested_by=payload.get("requested_by"))
+
+
+# the kept answer is replayed only to the same request: another hospital (or another claim under a claim id
+# already used) is never given someone else's settlement
+routed.register(SETTLE, routed.Kind(apply=lambda *args: _settle_routed(*args), same_request=(
+    "medical.claim.exists", "claim {id} was settled already with another request: a claim id is settled once, for "
+    "the request that used it first", "claim_id")))
+routed.register(REFUND, routed.Kind(apply=lambda *args: _refund_routed(*args)))
 
 
 def find_claim(world: World, claim_id: str) -> tuple[str, dict[str, Any]] | None:
-    """(insured node, claim view) of a settled claim, looked for in the three regions."""
-    for node in REGION_NODES:
+    """(insured node, claim view) of a settled claim, looked for in the three regions (those this world holds:
+    a process that serves one region finds its own insured's claims)."""
+    for node in _held(world):
         view = medical_host.get_claim(UnitOfWork(world.region(node)), claim_id)
         if view is not None:
             return node, view
@@ -117,7 +127,7 @@ def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.
     claim_id = claim_id.strip()
     found = find_claim(world, claim_id)
     if found is None:
-        for node in REGION_NODES:
+        for node in _held(world):
             queued = medical_claims.find(UnitOfWork(world.region(node)), claim_id)
             if queued is not None and queued["status"] == "queued":
                 raise RuleRefused("medical.claim.queued", f"claim {claim_id} was settled offline and is not "
@@ -132,9 +142,8 @@ def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.
         raise RuleRefused("medical.refund.done", f"claim {claim_id} was refunded already ({claim['refunded_at']})",
                           "CLAIM_ID")
     answer, before = _exchange(world, REFUND, claim_id, from_node=claim["hospital_node"], to_node=insured,
-                               payload={"claim_id": claim_id, "items": list(codes or [])}, now=now,
-                               apply=lambda uow: medical_host.refund(uow, claim_id, codes, now=now,
-                                                                    requested_by=requested_by))
+                               payload={"claim_id": claim_id, "items": list(codes or []),
+                                        "requested_by": requested_by}, now=now)
     if before:
         raise RuleRefused("medical.refund.done", f"claim {claim_id} was refunded already", "CLAIM_ID")
     return answer
@@ -145,22 +154,35 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
 
     Returns ``{"reconciled": [claim], "refused": [{claim_id, code, message}], "waiting":
     [{claim_id, insured_node}]}``; a refused claim leaves the queue with the refusal kept.
+    A process that serves one region sends its own hospitals' queue (through the hub's
+    process); an insured region out of reach (its link down, or its process or the hub's not
+    answering) leaves its claims waiting.
     """
     out: dict[str, list[dict[str, Any]]] = {"reconciled": [], "refused": [], "waiting": []}
     pending = []
-    for hospital_node in REGION_NODES:
+    for hospital_node in _held(world):
         for row in medical_claims.queued(UnitOfWork(world.region(hospital_node)), insured_node):
             pending.append((row["queued_at"], row["claim_id"], hospital_node, row))
+    reach: dict[str, bool] = {}  # asked once per region in a run (over HTTP, one node per process)
+
+    def up(node: str) -> bool:
+        if node not in reach:
+            reach[node] = reachable(world, node)
+        return reach[node]
+
     for _, claim_id, hospital_node, row in sorted(pending, key=lambda p: (p[0], p[1])):
         insured = row["insured_node"]
-        if not (reachable(world, insured) and reachable(world, hospital_node)):
+        if not (up(insured) and up(hospital_node)):
             out["waiting"].append({"claim_id": claim_id, "insured_node": insured})
             continue
         request = ClaimRequest.from_json(json.loads(row["request"]))
         try:
             answer, _ = _exchange(world, SETTLE, claim_id, from_node=hospital_node, to_node=insured,
-                                  payload=request.to_json(), now=now,
-                                  apply=lambda uow, r=request: medical_host.settle(uow, r, now=now))
+                                  payload=request.to_json(), now=now)
+        except PeerUnavailable:  # the hub's or the insured region's process stopped answering: later
+            reach[insured] = False
+            out["waiting"].append({"claim_id": claim_id, "insured_node": insured})
+            continue
         except SbcardError as refused:
             result = {"refused": refused.code, "message": refused.message}
             medical_claims.mark(UnitOfWork(world.region(hospital_node)), claim_id, status="refused", result=result,
@@ -173,6 +195,10 @@ def reconcile(world: World, *, now: dt.datetime, insured_node: str | None = None
                                     "owed_fen": answer["owed_fen"]}, now=now)
         out["reconciled"].append(answer)
     return out
+
+
+def _held(world: World) -> list[str]:
+    return [node for node in REGION_NODES if world.holds(node)]
 
 
 def hospital_node(hospital: medical.Hospital) -> str:
@@ -192,12 +218,17 @@ class PosHost:
         outbox.deliver_pending(world, now)
 
     def card_status(self, card_number: str) -> dict[str, Any] | None:
-        hub = self.world.hub()
-        entry = hub_directory.card_entry(hub, card_number)
+        if self.world.holds(HUB):
+            hub = self.world.hub()
+            entry = hub_directory.card_entry(hub, card_number)
+            listed = entry is not None and hub_directory.is_blacklisted(hub, card_number)
+        else:  # asked of the hub's process
+            entry = peers.ask(self.world, HUB, "directory.card_entry", card_number=card_number)
+            listed = entry is not None and peers.ask(self.world, HUB, "directory.is_blacklisted",
+                                                     card_number=card_number)
         if entry is None:
             return None
-        return {"status": entry["status"], "issuing_region": entry["issuing_region"],
-                "blacklisted": hub_directory.is_blacklisted(hub, card_number)}
+        return {"status": entry["status"], "issuing_region": entry["issuing_region"], "blacklisted": listed}
 
     def reachable(self, hospital: medical.Hospital, insured_node: str) -> bool:
         return reachable(self.world, hospital_node(hospital)) and reachable(self.world, insured_node)

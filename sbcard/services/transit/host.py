@@ -52,11 +52,17 @@ duplicates + rejected + awaiting`` and ``flagged`` ⊆ ``accepted``. Money moves
 the operators for.
 
 **An issuer out of reach.** Records whose card's issuer the hub cannot reach (its link
-down, ``sbcard.services.exchange.links``; or the operator's own link, for another region's card)
-are not sent: they are kept at the operator in ``transit_awaiting`` and counted
-``awaiting``. ``route_awaiting`` sends them once the links are up again — at the start of
-every upload of that region and in ``clearing run`` — and files them in
+down, ``sbcard.services.exchange.links``; or the operator's own link, for another region's card;
+or, one node per process, the hub's or the issuer's process not answering) are not sent: they
+are kept at the operator in ``transit_awaiting`` and counted ``awaiting``. ``route_awaiting``
+sends them once the links are up again — at the start of every upload of that region, in
+``clearing run``, and in every round of a per-node process's courier — and files them in
 ``transit_records`` with the issuer's verdict, under their original upload batch.
+
+**One node per process.** The exchange with the issuer is a routed exchange
+(``sbcard.services.exchange.routed``): in process over the whole world, through the hub's
+process over HTTP in a process that serves one region; the hub's records the blacklist window
+needs and the issuer's card numbers are asked of their processes (docs/api/nodes.md).
 """
 
 from __future__ import annotations
@@ -81,15 +87,17 @@ from sbcard.domain.errors import NotFound, RuleRefused, SbcardError
 from sbcard.domain.money import format_fen
 from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services.cards import keys
-from sbcard.services.exchange import links
+from sbcard.services.exchange import peers, routed
+from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.transit import purse_integrity
 from sbcard.store.migrations import timestamp
 from sbcard.store.repositories.exchange import HubExchanges
 from sbcard.store.repositories.transit import CardNumbers, IssuerPurchases, OperatorRecords
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World, node_of_db
+from sbcard.store.world import HUB, REGION_NODES, World, node_of_db
 
 CHUNK = 50_000  # records per exchange with an issuer
+WIRE_CHUNK = 5_000  # per exchange over HTTP (one node per process): well under a node's request limit (4 MiB)
 MESSAGE_KIND = "transit.clear"
 PURCHASE_TYPES = (EP_PURCHASE, CAPP_PURCHASE)
 _HEX2 = [f"{i:02X}" for i in range(256)]
@@ -265,9 +273,14 @@ def _ingest(world: World, node: str, terminals: Mapping[str, Mapping[str, Any]],
             for r in group:
                 verdicts[id(r)] = _AWAITING
             continue
-        _send(world, node, issuer, group, verdicts, card_numbers, operators, now)
+        try:
+            _send(world, node, issuer, group, verdicts, card_numbers, operators, now)
+        except PeerUnavailable:  # the hub's or the issuer's process out of reach: what got no answer waits
+            for r in group:
+                verdicts.setdefault(id(r), _AWAITING)
 
-    window = BlacklistWindow(_hub(world), {r.card_number or card_numbers.get(r.app_serial) for r in fresh} - {None})
+    window = _window(world, {r.card_number or card_numbers.get(r.app_serial) for r in fresh
+                             if verdicts[id(r)] is not _AWAITING} - {None})
     rows, listed, waiting = [], [], []
     counts = {"accepted": 0, "rejected": 0, "flagged": 0, "awaiting": 0}
     uploaded_at = timestamp(now)
@@ -324,8 +337,7 @@ def reachable(world: World, operator_node: str, issuer: str) -> bool:
     The issuer's link must be up; so must the operator's own, unless the card is its own
     region's (its host is at hand).
     """
-    hub = world.hub()
-    return links.is_up(hub, issuer) and (issuer == operator_node or links.is_up(hub, operator_node))
+    return routed.link_up(world, issuer) and (issuer == operator_node or routed.link_up(world, operator_node))
 
 
 def _send(world: World, node: str, issuer: str, group: Sequence[PurseRecord], verdicts: dict[int, dict[str, Any]],
@@ -333,8 +345,9 @@ def _send(world: World, node: str, issuer: str, group: Sequence[PurseRecord], ve
     """``group`` (sorted by card and counter) to the issuer in chunks; their verdicts into ``verdicts``."""
     cleared = {"status": "cleared", "reason": None, "flags": ()}
     group = _same_card(world, issuer, group, verdicts)
-    for start in range(0, len(group), CHUNK):
-        chunk = group[start:start + CHUNK]
+    size = CHUNK if world.holds(HUB) else WIRE_CHUNK  # the same records make the same chunks, so a retry's key
+    for start in range(0, len(group), size):
+        chunk = group[start:start + size]
         answer = exchange(world, from_node=node, to_node=issuer, records=chunk, now=now, operators=operators)
         card_numbers.update(answer.get("cards", {}))
         given = answer["verdicts"]
@@ -349,7 +362,10 @@ def _same_card(world: World, issuer: str, group: Sequence[PurseRecord],
     named = sorted({r.app_serial for r in group if r.card_number})
     if not named:
         return list(group)
-    numbers = UnitOfWork(world.region(issuer)).get(CardNumbers).of(named)
+    if world.holds(issuer):
+        numbers = UnitOfWork(world.region(issuer)).get(CardNumbers).of(named)
+    else:  # the issuer's process answers from its ``cards``
+        numbers = peers.ask(world, issuer, "cards.numbers", app_serials=named)
     kept = []
     for r in group:
         number = numbers.get(r.app_serial)
@@ -444,10 +460,16 @@ def route_awaiting(world: World, node: str, *, now: dt.datetime) -> dict[str, in
     operators = taken.operators_by_number()
     verdicts: dict[int, dict[str, Any]] = {}
     card_numbers: dict[str, str] = {}
-    for issuer, group in by_issuer.items():
-        _send(world, node, issuer, group, verdicts, card_numbers, operators, now)
-    window = BlacklistWindow(_hub(world), {r.card_number or card_numbers.get(r.app_serial) for r, _, _ in waiting}
-                             - {None})
+    for issuer in list(by_issuer):
+        try:
+            _send(world, node, issuer, by_issuer[issuer], verdicts, card_numbers, operators, now)
+        except PeerUnavailable:  # still out of reach: its records wait for a later round (the hub kept any answer)
+            del by_issuer[issuer], tops[issuer]
+    if not by_issuer:
+        return {}
+    kept = {id(r) for group in by_issuer.values() for r in group}
+    waiting = [w for w in waiting if id(w[0]) in kept]
+    window = _window(world, {r.card_number or card_numbers.get(r.app_serial) for r, _, _ in waiting} - {None})
     at = timestamp(now)
     with uow.transaction():
         if taken.routed_up_to(REGION_NODES) != routed_to:  # another process routed them meanwhile
@@ -526,25 +548,57 @@ def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[Pu
     exchange, so two uploads of the same chunk at once do not both reach the issuer.
     ``operators`` (terminal number → operator code) names the operator of a record that
     does not name its own: the issuer keeps it, to know whom it owes at clearing.
+    It is a routed exchange (``sbcard.services.exchange.routed``): in process over the whole
+    world, over HTTP through the hub's process in a process that serves one node.
     """
     body = repr([(r.key, r.amount_fen, r.balance_before_fen, r.date_time, r.tac, r.status) for r in records])
     digest = hashlib.sha256(body.encode()).hexdigest()
     key = f"{MESSAGE_KIND}/{from_node}/{to_node}/{digest}"
-    hub = UnitOfWork(world.hub())
-    with hub.transaction():
-        exchanges = hub.get(HubExchanges)
-        recorded = exchanges.answer(key)
-        if recorded is not None:
-            return json.loads(recorded)
-        answer = clear_purchases(UnitOfWork(world.region(to_node)), records, from_node=from_node, now=now,
-                                 operators=operators)
-        exchanges.record({
-            "idempotency_key": key, "kind": MESSAGE_KIND, "from_node": from_node, "to_node": to_node,
-            "received_at": now.isoformat(),
-            "payload": json.dumps({"records": len(records), "digest": digest}),
-            "result": json.dumps(answer, ensure_ascii=False, separators=(",", ":")),
-        })
-    return answer
+    return routed.exchange(world, MESSAGE_KIND, key, from_node=from_node, to_node=to_node,
+                           payload={"records": records, "operators": dict(operators or {})},
+                           record=json.dumps({"records": len(records), "digest": digest}), now=now)[0]
+
+
+def _clear_routed(uow: UnitOfWork, payload: Mapping[str, Any], from_node: str, now: dt.datetime) -> dict[str, Any]:
+    return clear_purchases(uow, payload["records"], from_node=from_node, now=now, operators=payload["operators"])
+
+
+def _records_to_wire(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {"records": [[list(r.host_values()), dict(r.details) if r.details else None] for r in payload["records"]],
+            "operators": payload["operators"]}
+
+
+def _records_from_wire(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {"records": [PurseRecord.from_host(values, details) for values, details in payload["records"]],
+            "operators": dict(payload.get("operators") or {})}
+
+
+routed.register(MESSAGE_KIND, routed.Kind(apply=lambda *args: _clear_routed(*args), to_wire=_records_to_wire,
+                                          from_wire=_records_from_wire))
+
+
+class _HubLists:
+    """The hub's blacklist history as its process answered it (``directory.blacklist_window``), in
+    ``HubExchanges``' shape for ``BlacklistWindow``."""
+
+    def __init__(self, answer: Mapping[str, Any]) -> None:
+        self._answer = answer
+
+    def blacklist_published(self) -> list[tuple[int, str]]:
+        return [tuple(row) for row in self._answer["published"]]
+
+    def blacklist_history(self) -> list[tuple[str, int, str]]:
+        return [tuple(row) for row in self._answer["history"]]
+
+
+def _window(world: World, cards: set[str]) -> BlacklistWindow:
+    """The blacklist window of these cards: from the hub's database, or asked of the hub's process."""
+    if world.holds(HUB):
+        return BlacklistWindow(_hub(world), cards)
+    if not cards:  # nothing to look up (every record waits, say, the hub out of reach): the hub is not asked
+        return BlacklistWindow(_HubLists({"published": [], "history": []}), cards)
+    return BlacklistWindow(_HubLists(peers.ask(world, HUB, "directory.blacklist_window", cards=sorted(cards))),
+                           cards)
 
 
 def _hub(world: World) -> HubExchanges:

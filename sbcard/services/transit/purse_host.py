@@ -38,6 +38,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from sbcard.chip.codec import bcd_datetime, to_bcd
 from sbcard.chip.crypto import diversify
 from sbcard.chip.keys import IssuerMasterKeys
@@ -53,12 +55,13 @@ from sbcard.domain.purse_load import (
     Decision,
     LoadGrant,
     LoadRequest,
+    LoggedLoad,
     Outcome,
     PendingLoad,
     decide,
 )
 from sbcard.domain.regions import NODE_NAMES, node_of
-from sbcard.services.exchange import lookup, outbox
+from sbcard.services.exchange import lookup, outbox, peers, routed
 from sbcard.services.outlets import audit
 from sbcard.services.cards import keys
 from sbcard.services.accounts import ledger
@@ -86,7 +89,10 @@ def find_card_by_app_serial(world: World, app_serial: str) -> tuple[str, dict[st
     """
     hint = _NODE_OF_CITY.get(app_serial[4:8]) if isinstance(app_serial, str) else None
     for node in REGION_NODES if hint is None else (hint, *(n for n in REGION_NODES if n != hint)):
-        card = _loads(world, node).card(app_serial)
+        if world.holds(node):
+            card = _loads(world, node).card(app_serial)
+        else:  # one node per process: the region's process answers from its cards
+            card = peers.ask(world, node, "purse.card", app_serial=app_serial)
         if card is not None:
             return node, card
     return None
@@ -130,6 +136,8 @@ def pending_loads(world: World, app_serial: str, *, node: str | None = None) -> 
         if found is None:
             return []
         node, _ = found
+    if not world.holds(node):
+        return [_pending_value(row) for row in peers.ask(world, node, "purse.pending", app_serial=app_serial)]
     return [_pending_value(row) for row in _loads(world, node).pending(app_serial)]
 
 
@@ -157,6 +165,12 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
     if cash:
         _check_cash_outlet(world, node, outlet, outlet_node)
     staff = staff_of()
+    if not world.holds(node):  # another region's card, one node per process: its issuer's process does it
+        answer = _remote(world, BEGIN, node, {"request": request, "operator": staff, "outlet": outlet, "cash": cash,
+                                              "outlet_node": outlet_node}, now)
+        if corrections is not None:
+            corrections.extend(answer["corrections"])
+        return _grant(answer["grant"])
     taken = _take_back_credited(world, node, request, now)
     if corrections is not None:
         corrections.extend(taken)
@@ -278,6 +292,9 @@ def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: byt
     """
     if node is None:
         node, _ = _card(world, app_serial)
+    if not world.holds(node):
+        return _remote(world, CONFIRM, node, {"app_serial": app_serial, "online_counter": online_counter,
+                                              "tac": bytes(tac).hex()}, now)
     uow = UnitOfWork(world.region(node))
     with uow.step():
         loads = uow.get(PurseLoads)
@@ -298,6 +315,8 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
     if found is None:
         return []
     node, _ = found
+    if not world.holds(node):
+        return _remote(world, SETTLE, node, {"evidence": evidence, "operator": operator}, now)
     out = []
     uow = UnitOfWork(world.region(node))
     with uow.step():
@@ -331,6 +350,71 @@ def load_view(world: World, node: str, row: dict[str, Any]) -> dict[str, Any]:
 
 def ensure_float(uow: UnitOfWork, now: datetime) -> str:
     return ledger.ensure_internal_account(uow, FLOAT_PURSE, "purse_float", now)
+
+
+# ----------------------------------------------------------------------------- another region's card, per node
+
+# One node per process, a load of another region's card runs each step at the issuer's process, asked
+# straight (``routed.call``, a direct kind: nothing recorded at the hub). A lost answer is what the load
+# protocol already recovers from: a begun load stays pending and is settled from the card next time.
+BEGIN, CONFIRM, SETTLE = "purse.begin", "purse.confirm", "purse.settle"
+
+
+def _here(world: World) -> str:
+    """The region a one-node world holds (the one asking)."""
+    return next(node for node in REGION_NODES if world.holds(node))
+
+
+def _remote(world: World, kind: str, node: str, payload: dict[str, Any], now: datetime) -> Any:
+    return routed.call(world, kind, from_node=_here(world), to_node=node, payload={**payload, "node": node}, now=now)
+
+
+def _grant(data: dict[str, Any]) -> LoadGrant:
+    return LoadGrant(data["load_id"], data["card_number"], bytes.fromhex(data["mac2"]), data["date_time"],
+                     data["account_balance_fen"])
+
+
+def _request_to_wire(payload: dict[str, Any]) -> dict[str, Any]:
+    r = payload["request"]
+    return {**payload, "request": {**attrs.asdict(r), "random": r.random.hex(), "mac1": r.mac1.hex()}}
+
+
+def _request_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
+    r = payload["request"]
+    return {**payload, "request": LoadRequest(**{**r, "random": bytes.fromhex(r["random"]),
+                                                 "mac1": bytes.fromhex(r["mac1"])})}
+
+
+def _serve_begin(world: World, p: dict[str, Any], _from: str, now: datetime) -> dict[str, Any]:
+    corrections: list[dict[str, Any]] = []
+    grant = _begin_load(world, p["request"], lambda: p["operator"], outlet=p["outlet"], now=now, cash=p["cash"],
+                        outlet_node=p["outlet_node"], node=p["node"], corrections=corrections)
+    return {"grant": {**attrs.asdict(grant), "mac2": grant.mac2.hex()}, "corrections": corrections}
+
+
+def _evidence_to_wire(payload: dict[str, Any]) -> dict[str, Any]:
+    e = payload["evidence"]
+    return {**payload, "evidence": {"app_serial": e.app_serial, "balance_fen": e.balance_fen,
+                                    "online_counter": e.online_counter,
+                                    "proves": {str(k): bytes(v).hex() for k, v in e.proves.items()},
+                                    "logged": [attrs.asdict(entry) for entry in e.logged]}}
+
+
+def _evidence_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
+    e = payload["evidence"]
+    return {**payload, "evidence": CardLoadEvidence(
+        e["app_serial"], e["balance_fen"], e["online_counter"],
+        {int(k): bytes.fromhex(v) for k, v in e["proves"].items()}, tuple(LoggedLoad(**x) for x in e["logged"]))}
+
+
+routed.register(BEGIN, routed.Kind(apply=_serve_begin, to_wire=_request_to_wire, from_wire=_request_from_wire,
+                                   direct=True))
+routed.register(CONFIRM, routed.Kind(apply=lambda world, p, _from, now: confirm_load(
+    world, app_serial=p["app_serial"], online_counter=p["online_counter"], tac=bytes.fromhex(p["tac"]), now=now,
+    node=p["node"]), direct=True))
+routed.register(SETTLE, routed.Kind(apply=lambda world, p, _from, now: settle(
+    world, p["evidence"], operator=p["operator"], now=now), to_wire=_evidence_to_wire,
+    from_wire=_evidence_from_wire, direct=True))
 
 
 # ----------------------------------------------------------------------------- the host port

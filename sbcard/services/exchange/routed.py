@@ -1,0 +1,262 @@
+"""Exchanges routed through the hub: one region asks, the hub records, another region answers.
+
+Two flows need another region's answer there and then, through the hub: a transit upload's
+records checked by each card's issuer (``sbcard.services.transit.host``, kind
+``transit.clear``) and a medical claim settled (or refunded) by the holder's insured region
+(``sbcard.services.medical.routing``, ``medical.settle``/``medical.refund``). Both are one
+**routed exchange** (``exchange``): the hub looks for the exchange's idempotency key in its
+``messages``; if it is there, the recorded answer is given back and the answering region
+does nothing; else the answering region runs the kind's use case (``Kind.apply``, in a unit
+of work of its own database) and the hub records its answer under the key, in the hub's
+transaction held meanwhile (so two of the same exchange at once do not both reach it). A
+rule's refusal is not recorded: nothing happened, the asker is told why.
+
+Where it runs:
+
+- a world that holds the hub and the answering region (the CLI, the simulator, ``--node
+  all``) does it all in process, as it always has;
+- a process that holds one region (``sbcard serve --node bj``) hands the exchange to its
+  link (``NodeLink.route``: ``POST /api/v1/exchange/routed`` on the hub's process, signed);
+  the hub's process runs ``at_hub`` and reaches the answering region over its own link
+  (``POST /api/v1/exchange/routed`` on that region's process, signed by the hub), whose
+  process runs ``answer``. So the hub's process needs a ``--peer`` for each region.
+
+A node out of reach raises ``PeerUnavailable`` (nothing recorded at the hub: the exchange is
+tried again later and finds nothing half done); the transit upload keeps its records
+awaiting, the point of sale settles offline.
+
+The kinds are registered by the capability that owns them (``register``, at its import),
+since this package sits below transit and medical; the payload crosses the wire as
+``Kind.to_wire`` makes it and comes back to Python with ``Kind.from_wire``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+from sbcard.services.exchange import links
+from sbcard.services.exchange.peers import PeerUnavailable, ask
+from sbcard.store.repositories.exchange import HubExchanges
+from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.world import HUB, REGION_NODES, NodeElsewhere, World
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@attrs.frozen
+class Kind:
+    """A routed exchange's kind: what the answering region does, and how its payload crosses the wire.
+
+    ``apply(uow, payload, from_node, now)`` runs the use case in a unit of work over the
+    answering region. ``same_request``: a recorded answer is given back only to the same
+    asker with the same recorded payload (a medical claim id is settled once, for the
+    request that used it first); otherwise refused with it: (code, message, field), the
+    message's ``{id}`` the key after its kind.
+
+    ``direct``: not through the hub — asked of the answering region's process straight and
+    recorded nowhere but there (``call``; a purse load's steps, whose protocol recovers a lost
+    answer from the card itself). Its ``apply`` takes the answering region's ``World`` (which
+    holds it) instead of a unit of work.
+    """
+
+    apply: Callable[[Any, Any, str, dt.datetime], Any]
+    to_wire: Callable[[Any], Any] = _same
+    from_wire: Callable[[Any], Any] = _same
+    same_request: tuple[str, str, str] | None = None
+    direct: bool = False
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(name: str, kind: Kind) -> None:
+    """Make ``name`` a routed exchange (called by the capability that owns it, at import)."""
+    KINDS[name] = kind
+
+
+def kind_of(name: str) -> Kind:
+    if name not in KINDS:
+        raise ValueError(f"unknown routed exchange {name!r} (known: {', '.join(sorted(KINDS))})")
+    return KINDS[name]
+
+
+# ----------------------------------------------------------------------------- reachability
+
+
+def link_up(world: World, node: str) -> bool:
+    """Whether the hub's link to ``node`` is up (``links``), asked of the hub's process when it is elsewhere.
+
+    A hub out of reach counts as a link down: nothing routed through it can go now.
+    """
+    if world.holds(HUB):
+        return links.is_up(world.hub(), node)
+    try:
+        return bool(ask(world, HUB, "links.up", region=node))
+    except PeerUnavailable:
+        return False
+
+
+def answering(world: World, node: str) -> bool:
+    """Whether ``node``'s link is up and, when its database is elsewhere, its process answers now.
+
+    In process this is the link alone (as before). A process that serves one node asks the
+    hub for the link, then the node's process itself (``node.alive``): a region whose
+    process is down cannot settle a claim, whatever its link says.
+    """
+    if not link_up(world, node):
+        return False
+    if world.holds(node) or world.holds(HUB):
+        return True
+    try:
+        return bool(ask(world, node, "node.alive"))
+    except (PeerUnavailable, NodeElsewhere):
+        return False
+
+
+# ----------------------------------------------------------------------------- the exchange
+
+
+def exchange(world: World, kind: str, key: str, *, from_node: str, to_node: str, payload: Any, record: str,
+             now: dt.datetime) -> tuple[dict[str, Any], bool]:
+    """(answer, True if recorded before) of one exchange asked by ``from_node`` and answered by ``to_node``.
+
+    ``record`` is what the hub keeps as the message's payload (a digest for a large one).
+    In process when the world holds the hub; else through the world's link to the hub's
+    process (``PeerUnavailable`` when it, or the answering region, cannot be reached).
+    """
+    spec = kind_of(kind)
+    if spec.direct:
+        raise ValueError(f"{kind!r} is asked of its region straight (``call``)")
+    if world.holds(HUB):
+        return at_hub(world, kind, key, from_node=from_node, to_node=to_node, payload=payload, record=record,
+                      now=now)
+    if world.link is None:
+        raise NodeElsewhere(HUB, world.nodes)
+    reply = world.link.route(HUB, wire_request(kind, key, from_node=from_node, to_node=to_node,
+                                               payload=spec.to_wire(payload), record=record, now=now))
+    return unwrap(reply)
+
+
+def at_hub(world: World, kind: str, key: str, *, from_node: str, to_node: str, payload: Any, record: str,
+           now: dt.datetime) -> tuple[dict[str, Any], bool]:
+    """The hub's side: the recorded answer, or the answering region's (in process or over the link), recorded."""
+    spec = kind_of(kind)
+    if spec.direct:
+        raise ValueError(f"{kind!r} is asked of its region straight, not through the hub")
+    if to_node not in REGION_NODES or from_node not in REGION_NODES:
+        raise ValueError(f"a routed exchange goes between two regions, not {from_node!r} → {to_node!r}")
+    with UnitOfWork(world.hub()) as hub:
+        exchanges = hub.get(HubExchanges)
+        recorded = exchanges.recorded(key)
+        if recorded is not None:
+            if spec.same_request and (recorded["from_node"] != from_node or recorded["payload"] != record):
+                code, message, field = spec.same_request
+                raise RuleRefused(code, message.format(id=key.split("/", 1)[-1]), field)
+            return json.loads(recorded["result"]), True
+        answer_ = answer(world, kind, to_node, from_node=from_node, payload=payload, now=now)
+        exchanges.record({
+            "idempotency_key": key, "kind": kind, "from_node": from_node, "to_node": to_node,
+            "received_at": now.isoformat(), "payload": record,
+            "result": json.dumps(answer_, ensure_ascii=False, separators=(",", ":"), default=str),
+        })
+        hub.commit()
+    return answer_, False
+
+
+def answer(world: World, kind: str, to_node: str, *, from_node: str, payload: Any,
+           now: dt.datetime) -> dict[str, Any]:
+    """The answering region's side: its use case, in process when the world holds it, else over the link."""
+    spec = kind_of(kind)
+    if world.holds(to_node):
+        return spec.apply(UnitOfWork(world.region(to_node)), payload, from_node, now)
+    if world.link is None:
+        raise NodeElsewhere(to_node, world.nodes)
+    reply = world.link.route(to_node, wire_request(kind, "", from_node=from_node, to_node=to_node,
+                                                   payload=spec.to_wire(payload), record="", now=now))
+    return unwrap(reply)[0]
+
+
+def call(world: World, kind: str, *, from_node: str, to_node: str, payload: Any, now: dt.datetime) -> Any:
+    """A direct kind's use case run by ``to_node`` for ``from_node``: in process when the world holds it, else
+    over the link to its process (``PeerUnavailable`` when it cannot be reached now)."""
+    spec = kind_of(kind)
+    if not spec.direct:
+        raise ValueError(f"{kind!r} goes through the hub (``exchange``)")
+    if world.holds(to_node):
+        return spec.apply(world, payload, from_node, now)
+    if world.link is None:
+        raise NodeElsewhere(to_node, world.nodes)
+    reply = world.link.route(to_node, wire_request(kind, "", from_node=from_node, to_node=to_node,
+                                                   payload=spec.to_wire(payload), record="", now=now))
+    return unwrap(reply)[0]
+
+
+# ----------------------------------------------------------------------------- on the wire
+
+
+def wire_request(kind: str, key: str, *, from_node: str, to_node: str, payload: Any, record: str,
+                 now: dt.datetime) -> dict[str, Any]:
+    return {"kind": kind, "key": key, "from_node": from_node, "to_node": to_node, "payload": payload,
+            "record": record, "now": now.isoformat()}
+
+
+_REFUSALS: dict[str, type[SbcardError]] = {"RuleRefused": RuleRefused, "NotFound": NotFound,
+                                           "InvalidInput": InvalidInput}
+
+
+def reply_of(run: Callable[[], tuple[dict[str, Any], bool]]) -> dict[str, Any]:
+    """What a node's process answers a routed request: ``{"answer", "before"}``, or ``{"refused": …}`` when a
+    rule refused it (carried back to the asker as the same refusal). Other errors propagate (503, 421…)."""
+    try:
+        result, before = run()
+    except (PeerUnavailable, NodeElsewhere):
+        raise
+    except SbcardError as refused:
+        kind = next((name for name, cls in _REFUSALS.items() if isinstance(refused, cls)), "RuleRefused")
+        return {"refused": {"type": kind, "code": refused.code, "message": refused.message, "field": refused.field}}
+    return json.loads(json.dumps({"answer": result, "before": before}, ensure_ascii=False, default=str))
+
+
+def unwrap(reply: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(answer, before) of a routed reply; a refusal raised again as the refusal it was."""
+    refused = reply.get("refused")
+    if refused:
+        raise _REFUSALS.get(refused.get("type"), RuleRefused)(refused["code"], refused["message"],
+                                                              refused.get("field"))
+    return reply["answer"], bool(reply.get("before"))
+
+
+def run_received(world: World, here: str, signed_from: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """A routed request another node's process sent to ``here`` (the receiving side of a link).
+
+    At the hub: the signed sender must be one end of the exchange (the asker; or, for a
+    refund, the insured region that asks on the hospital's claim). At a region: only the
+    hub forwards. ValueError for a request that is not one.
+    """
+    name, from_node, to_node = request.get("kind"), request.get("from_node"), request.get("to_node")
+    spec = kind_of(str(name))
+    now = dt.datetime.fromisoformat(str(request["now"]))
+    payload = spec.from_wire(request.get("payload"))
+    if here == HUB:
+        if signed_from not in (from_node, to_node):
+            raise ValueError(f"a routed exchange between {from_node!r} and {to_node!r} came from {signed_from!r}")
+        return reply_of(lambda: at_hub(world, str(name), str(request["key"]), from_node=str(from_node),
+                                       to_node=str(to_node), payload=payload, record=str(request.get("record", "")),
+                                       now=now))
+    if spec.direct:  # asked straight by another region's process, for itself
+        if signed_from != from_node or to_node != here or from_node not in REGION_NODES:
+            raise ValueError("a region answers another region's own request, addressed to it")
+        return reply_of(lambda: (call(world, str(name), from_node=str(from_node), to_node=here, payload=payload,
+                                      now=now), False))
+    if signed_from != HUB or to_node != here or from_node not in REGION_NODES:
+        raise ValueError("a region answers a routed exchange the hub forwards to it, and only that")
+    return reply_of(lambda: (answer(world, str(name), here, from_node=str(from_node), payload=payload, now=now),
+                             False))
