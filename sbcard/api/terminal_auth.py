@@ -42,7 +42,7 @@ async def terminal_call(request: Request) -> Call:
         world = service.worlds.world()
         row = credentials.verify(world, headers, method=request.method, path=raw_path, query=query, body=body,
                                  now=now, regions=service.config.regions, idempotency_key=idempotency_key)
-        with service.worlds.writing() as world:
+        with service.worlds.writing(row["node"]) as world:
             _retrying(world, lambda: credentials.remember_nonce(
                 world, row, str(headers[terminal_auth.HEADER_NONCE]), now=now))
         return row
