@@ -199,7 +199,9 @@ def upload(body: Upload, call: Call = Depends(terminal_call)):
     def do(world):
         return TerminalHost(world).upload(terminal_id, records, mac=body.mac, now=call.now).to_dict()
 
-    return call.write(do, payload=body, idempotent=False)
+    # an upload keeps itself right beside the region's other use cases (its batch numbered in its transaction,
+    # its exchanges recorded once on the hub): it is serialised with its own terminal's retries only
+    return call.write(do, payload=body, idempotent=False, lock=f"terminal:{terminal_id}")
 
 
 @router.get("/cards/{card_number}", summary="A card's status in the hub's directory, and whether it is listed")
