@@ -114,7 +114,7 @@ class Call:
         return True
 
     def write(self, fn: Callable[[World], Any], *, payload: Any = None, idempotent: bool = True,
-              status: int = 200, lock: str | None = None) -> JSONResponse:
+              status: int = 200) -> JSONResponse:
         """Run a state change under the write lock of the caller's node and the caller's Idempotency-Key (required
         when ``idempotent``).
 
@@ -122,8 +122,7 @@ class Call:
         then its answer is kept in the row: two processes given the same key never both act,
         and a refusal releases the key. ``payload`` is only a fallback for the request's
         identity: the raw body (read by ``body_digest``) and the full URL are what a key is
-        bound to. ``lock``: a narrower lock than the caller's node (``Worlds.writing``), for a use case whose
-        own transactions keep it safe beside its region's others.
+        bound to.
         """
         key = self.request.headers.get(IDEMPOTENCY_HEADER)
         if key is not None:
@@ -136,7 +135,7 @@ class Call:
                            f"{IDEMPOTENCY_HEADER} header (a retry with the same key gets the first answer)",
                            IDEMPOTENCY_HEADER)
         digest = self._request_hash(payload)
-        with self.service.worlds.writing(lock or self.node) as world:
+        with self.service.worlds.writing(self.node) as world:
             if key is not None:
                 kept = self._claim(world, key, digest)
                 if kept is not None:

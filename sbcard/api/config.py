@@ -116,9 +116,6 @@ class Worlds:
       not raced by another clerk of the same region. The three regions and the hub have one
       such lock each: a Tianjin clerk no longer waits for a Beijing one. ``writing()`` with no
       node takes them all (in the order of ``NODES``), for the rare acts that span the world.
-      A use case made safe against its region's others by its own transactions takes a
-      narrower lock instead (``terminal:ID``: a terminal's upload, serialised with that
-      terminal's retries only, so a region's clerks do not queue behind its uploads).
     - Each database's transactions queue at its write gate (``sbcard.store.write_gate``,
       taken by ``UnitOfWork``): first come, first served, so the short cross-node parts of a
       use case (its messages to the hub, an upload's exchange with an issuer) wait their
@@ -137,8 +134,6 @@ class Worlds:
         self._local = threading.local()
         self._gates = {node: WriteGate(f"{node}.db") for node in NODES}  # per database, per transaction
         self._locks = {node: WriteGate(f"{node}'s use cases") for node in NODES}  # per node, per use case
-        self._narrow: weakref.WeakValueDictionary[str, WriteGate] = weakref.WeakValueDictionary()
-        self._mutex = threading.Lock()
         self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._secret: bytes | None = None
         self.link: HttpLink | None = None
@@ -174,22 +169,13 @@ class Worlds:
         taken: list[WriteGate] = []
         try:
             for name in NODES if node is None else (node,):
-                lock = self._locks.get(name) or self._lock_of(name)
+                lock = self._locks[name]
                 lock.acquire()
                 taken.append(lock)
             yield
         finally:
             for lock in reversed(taken):
                 lock.release()
-
-    def _lock_of(self, name: str) -> WriteGate:
-        """The lock of something narrower than a node (``terminal:ID``: one terminal's uploads), made when first
-        asked for and dropped once nobody holds or waits for it."""
-        with self._mutex:
-            lock = self._narrow.get(name)
-            if lock is None:
-                lock = self._narrow[name] = WriteGate(name)
-            return lock
 
     def let_others_write(self) -> None:
         """Called inside ``writing()`` between two transactions of a long run (a batch's pay, a chunk at a

@@ -144,32 +144,3 @@ def test_clerks_of_two_regions_registering_at_once_all_get_their_answers(live_se
             got = clerks[node].get(f"/api/v1/persons/{_person(districts[node], n)}")
             assert got.status_code == 200, got.text
 
-
-def test_a_terminals_upload_lock_keeps_its_retries_apart_but_not_its_regions_clerks(api_home):
-    worlds = Worlds(ServiceConfig(home=api_home))
-    inside, leave = threading.Event(), threading.Event()
-    order: list[str] = []
-
-    def upload(name: str) -> None:
-        with worlds.writing("terminal:BJ-T1"):
-            order.append(name)
-            inside.set()
-            leave.wait(10)
-
-    try:
-        first = threading.Thread(target=upload, args=("first",))
-        first.start()
-        assert inside.wait(10)
-        retry = threading.Thread(target=upload, args=("retry",))
-        retry.start()
-        time.sleep(0.2)
-        with worlds.writing("bj") as world:  # a Beijing clerk does not queue behind the terminal's upload
-            _touch(world, "bj")
-        assert order == ["first"]  # the same terminal's retry does
-        leave.set()
-        first.join(10)
-        retry.join(10)
-        assert order == ["first", "retry"]
-    finally:
-        leave.set()
-        worlds.close()
