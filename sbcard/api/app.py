@@ -24,9 +24,11 @@ from sbcard.api.calls import Service
 from sbcard.api.config import ServiceConfig, Worlds, service_key
 from sbcard.api.jobs import Jobs
 from sbcard.api.limits import BodyLimit
+from sbcard.api.terminal_auth import TerminalGate
 from sbcard.api.peers import Courier
 from sbcard.api.routes import (accounts, cards, clearing, exchange, health, jobs, medical, outlets, persons, purse,
                                session, staff, subsidies, terminal_host)
+from sbcard.api.routes import kiosk_host
 from sbcard.services.exchange import outbox
 
 API = "/api/v1"
@@ -39,7 +41,8 @@ _PERSONAL_IN_PATH = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-
 # The routers of /api/v1, in the order the schema lists them. Each capability's module adds itself here.
 ROUTERS: list[APIRouter] = [health.router, session.router, staff.router, cards.router, persons.router,
                              accounts.router, purse.router, outlets.router, subsidies.router, jobs.router,
-                             medical.router, clearing.router, terminal_host.router, exchange.router]
+                             medical.router, clearing.router, terminal_host.router, exchange.router,
+                             kiosk_host.router]
 
 
 def masked_path(path: str) -> str:
@@ -80,6 +83,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.service = Service(config=config, worlds=worlds, secret=service_key(config.home))
     app.state.jobs = background
     errors.install(app)
+    app.add_middleware(TerminalGate)  # inside BodyLimit: a large terminal body is let in only once this passed
     app.add_middleware(BodyLimit)
 
     @app.middleware("http")

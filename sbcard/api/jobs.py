@@ -11,7 +11,14 @@ answer) or ``failed`` (with the error, as ``{"code", "field", "message"}``), and
 Jobs live in the process's memory: they do not survive a restart. That is safe for what
 they run: a batch's pay is exactly once and resumable (the use case's own rule), so the
 same request again after a restart continues where the stopped run left off and pays
-nobody twice. One job per subject at a time: asking again while one runs gets that one.
+nobody twice; the batch's own record in the database (its status, counters and lease) is
+the truth, the job only a view of one run. One job per subject at a time: asking again
+while one runs gets that one.
+
+No job is ever left ``queued`` or ``running`` for ever: one the service stopped before it
+started ends ``failed`` with ``job.not_started``; one stopped (or whose thread ended) while
+it ran ends ``failed`` with ``job.interrupted``; a job submitted while the service stops is
+refused (503, nothing done). Each future's end is watched (``_settled``) whatever ended it.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
 from fastapi.encoders import jsonable_encoder
 
 from sbcard.api.config import Worlds
+from sbcard.api.errors import ApiError
 from sbcard.api.fields import api_field
 from sbcard.clock import Clock
 from sbcard.domain.errors import SbcardError
@@ -45,6 +53,22 @@ class Stopping(SbcardError):
 
     def __init__(self) -> None:
         super().__init__("job.interrupted", "the service stopped while the job ran: what was committed stays; "
+                         "ask again to continue (it never does anything twice)")
+
+
+class NotStarted(SbcardError):
+    """The service stopped before the job started: nothing of it was done."""
+
+    def __init__(self) -> None:
+        super().__init__("job.not_started", "the service stopped before the job started: nothing of it was done; "
+                         "ask again once the service is back")
+
+
+class Vanished(SbcardError):
+    """The job's thread ended without the job finishing (neither an answer nor an error of its own)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("job.interrupted", f"the job's run ended unexpectedly ({why}): what was committed stays; "
                          "ask again to continue (it never does anything twice)")
 
 
@@ -105,7 +129,14 @@ class Jobs:
             self._jobs[job.id] = job
             self._active[(kind, subject)] = job
             self._forget_old()
-        self._pool.submit(self._run, job, work)
+        try:
+            future = self._pool.submit(self._run, job, work)
+        except RuntimeError:  # the pool was shut down between the check above and here: the service stops
+            with self._lock:
+                self._fail(job, NotStarted())
+            raise ApiError(503, "job.not_started", "the service is stopping: nothing was started; ask again once "
+                           "it is back", headers={"Retry-After": "5"}) from None
+        future.add_done_callback(lambda done: self._settled(job, done))
         return job, True
 
     def get(self, job_id: str) -> Job | None:
@@ -119,12 +150,17 @@ class Jobs:
         with self._lock:
             for job in self._jobs.values():
                 if job.state == QUEUED:
+                    self._fail(job, NotStarted())
+                elif job.state == RUNNING:  # cannot be after the wait above; said rather than left running
                     self._fail(job, Stopping())
 
     def _run(self, job: Job, work: Work) -> None:
+        if self._stopping.is_set():  # its turn came as the service stops: it never starts
+            with self._lock:
+                self._fail(job, NotStarted())
+            return
         job.state, job.started_at = RUNNING, timestamp(self._clock.now())
         try:
-            self._checkpoint()
             with self._worlds.writing() as world:
                 result = work(world, job, self._between)
             job.result = jsonable_encoder(result)
@@ -135,6 +171,21 @@ class Jobs:
         except Exception as exc:  # noqa: BLE001 - a job's failure is its state; the traceback goes to the log
             log.error("job %s (%s %s) failed: %s", job.id, job.kind, job.subject, type(exc).__name__, exc_info=exc)
             self._fail(job, SbcardError("internal.error", f"internal error ({type(exc).__name__}); job {job.id}"))
+        except BaseException as exc:  # the thread is being torn down (KeyboardInterrupt, SystemExit): said, then on
+            self._fail(job, Vanished(type(exc).__name__))
+            raise
+
+    def _settled(self, job: Job, future: Future[None]) -> None:
+        """Whatever ended the job's future, the job is not left queued or running: cancelled before it ran (the
+        service stopped), or ended without settling its own state."""
+        with self._lock:
+            if not job.active:
+                return
+            if future.cancelled():
+                self._fail(job, NotStarted())
+            else:
+                exc = future.exception()
+                self._fail(job, Vanished(type(exc).__name__ if exc is not None else "no answer"))
 
     def _fail(self, job: Job, exc: SbcardError) -> None:
         job.error = {"code": exc.code, "field": api_field(exc.field), "message": " ".join(str(exc.message).splitlines())}

@@ -2,7 +2,8 @@
 
 ``HttpLink`` is the HTTP implementation of the services' port between nodes
 (``sbcard.services.exchange.peers.NodeLink``): an outbox message is POSTed to the receiving
-node's ``/api/v1/exchange/messages``, a question to its ``/api/v1/exchange/questions``.
+node's ``/api/v1/exchange/messages``, a question to its ``/api/v1/exchange/questions``, an
+act (the hub's clearing, started at a region) to its ``/api/v1/exchange/acts``.
 ``Courier`` delivers the process's pending messages every ``interval`` seconds in a thread
 of its own, so a message left pending while its receiver was down goes once it is up.
 
@@ -36,6 +37,8 @@ from sbcard.store.world import NODES, NodeElsewhere
 API = "/api/v1"
 MESSAGES = f"{API}/exchange/messages"
 QUESTIONS = f"{API}/exchange/questions"
+ACTS = f"{API}/exchange/acts"
+ACT_TIMEOUT = 300.0  # an act (the day's clearing) asks the other nodes in turn: longer than one question
 NODE_HEADER = "X-Sbcard-Node"  # the sending node
 TO_HEADER = "X-Sbcard-To"  # the receiving node
 DATE_HEADER = "X-Sbcard-Date"  # seconds since the epoch, the sender's wall clock
@@ -92,6 +95,7 @@ class HttpLink:
         self.peers = dict(peers)
         self.held = held or (node,)
         self._secret = secret
+        self._connect_timeout = connect_timeout
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
     def deliver(self, from_node: str, message: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +109,11 @@ class HttpLink:
     def ask(self, node: str, question: str, params: Mapping[str, Any]) -> Any:
         return self._post(node, QUESTIONS, {"question": question, "params": dict(params)})["answer"]
 
-    def _post(self, to_node: str, path: str, payload: Mapping[str, Any], *, from_node: str | None = None) -> Any:
+    def act(self, node: str, act: str, params: Mapping[str, Any]) -> Any:
+        return self._post(node, ACTS, {"act": act, "params": dict(params)}, timeout=ACT_TIMEOUT)["answer"]
+
+    def _post(self, to_node: str, path: str, payload: Mapping[str, Any], *, from_node: str | None = None,
+              timeout: float | None = None) -> Any:
         base = self.peers.get(to_node)
         if base is None:
             raise NodeElsewhere(to_node, self.held)  # no --peer for it: this process cannot reach it at all
@@ -114,7 +122,8 @@ class HttpLink:
         headers = signed_headers(self._secret, method="POST", path=path, from_node=sender, to_node=to_node,
                                  body=body)
         try:
-            response = self._client.post(base + path, content=body, headers=headers)
+            extra = {} if timeout is None else {"timeout": httpx.Timeout(timeout, connect=self._connect_timeout)}
+            response = self._client.post(base + path, content=body, headers=headers, **extra)
         except httpx.HTTPError as exc:
             raise PeerUnavailable(to_node, f"{type(exc).__name__} at {base}") from None
         if response.status_code != 200:

@@ -15,11 +15,55 @@ from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
 from sbcard.api.auth import require_node_served
 from sbcard.api.calls import IDEMPOTENCY_HEADER, Call, _retrying, service_of
+from sbcard.api.errors import sbcard_error_response
+from sbcard.api.limits import JSON_LIMIT
 from sbcard.chip import terminal_auth
+from sbcard.domain.errors import SbcardError
 from sbcard.services.terminals import credentials
+
+HOST_PREFIX = "/api/v1/host/"
+
+
+class TerminalGate:
+    """ASGI: a terminal's request with a large body (over 1 MiB, or of no stated length) is checked as far as it
+    can be without its body — the signature's headers, the terminal registered here and not revoked, its
+    timestamp fresh (``credentials.precheck``) — before a byte of the body is read; 401 otherwise. So only a
+    live terminal's request, signed now, makes the service take in an upload of up to 128 MiB
+    (``limits.PATH_LIMITS``); its MAC over the body is checked once the body is in (``terminal_call``). A
+    terminal served by another process is left to the route (421)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith(HOST_PREFIX):
+            headers = Headers(scope=scope)
+            length = headers.get("content-length", "")
+            if scope.get("method") not in ("GET", "HEAD") and not (length.isdigit() and int(length) <= JSON_LIMIT):
+                refusal = await run_in_threadpool(_precheck, scope["app"], headers)
+                if refusal is not None:
+                    await sbcard_error_response(refusal)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _precheck(app: Any, headers: Headers) -> SbcardError | None:
+    service = app.state.service
+    signed = terminal_auth.headers_of(headers)
+    terminal_id = signed.get(terminal_auth.HEADER_TERMINAL)
+    node = credentials.operator_node(terminal_id) if terminal_id else None
+    if node is not None and not service.config.serves(node):
+        return None  # the route answers 421, naming where it is served
+    try:
+        credentials.precheck(service.worlds.world(), signed, now=service.config.clock.now(),
+                             regions=service.config.regions)
+    except SbcardError as refusal:
+        return refusal
+    return None
 
 
 async def terminal_call(request: Request) -> Call:
@@ -43,7 +87,7 @@ async def terminal_call(request: Request) -> Call:
         row = credentials.verify(world, headers, method=request.method, path=raw_path, query=query, body=body,
                                  now=now, regions=service.config.regions, idempotency_key=idempotency_key)
         # one short transaction of its own, queued at the region database's gate: not behind the region's
-        # use cases (an upload holds its terminal's lock for seconds; the nonce must not wait for it)
+        # use cases (an upload holds its region's lock for seconds; the nonce must not wait for it)
         _retrying(world, lambda: credentials.remember_nonce(
             world, row, str(headers[terminal_auth.HEADER_NONCE]), now=now))
         return row

@@ -105,7 +105,7 @@ def pay_command(app: AppContext, batch: str, operator: str, chunk: int, wait_sec
             while True:
                 try:
                     data = pay(world, batch, now=app.clock.now(), chunk=chunk, progress=bar.update,
-                               operator=operator, take_over=take_over, fault=fault)
+                               operator=operator, take_over=take_over, fault=fault, clock=app.clock.now)
                     break
                 except PayInProgress as busy:
                     if time.monotonic() >= deadline:

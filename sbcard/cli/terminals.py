@@ -41,16 +41,16 @@ def open_terminal_state(home: Path, terminal_id: str):
                        "`sbcard terminal add`", "--terminal") from None
 
 
-def http_host_for(state, terminal_id: str, url: str, clock):
-    """The host API at ``url`` as terminal ``terminal_id`` reaches it (``terminals.apps.http_host.HttpHost``),
-    signed with the credential its state holds."""
-    from terminals.apps.http_host import HttpHost
+def http_host_for(state, terminal_id: str, url: str, clock, *, load: bool = False):
+    """The host API at ``url`` as terminal ``terminal_id`` reaches it (``terminals.apps.http_host.HttpHost``;
+    ``load``: a kiosk's ``HttpLoadHost``), signed with the credential its state holds."""
+    from terminals.apps.http_host import HttpHost, HttpLoadHost
 
     credential = state.host_credential()
     if credential is None:
         raise RuleRefused("terminal.no_credential", f"terminal {terminal_id} was made before host credentials: "
                           f"load its credential first (`sbcard terminal credential {terminal_id}`)", "--host")
-    return HttpHost(url, terminal_id, credential, clock=clock.now)
+    return (HttpLoadHost if load else HttpHost)(url, terminal_id, credential, clock=clock.now)
 
 
 def install_terminal(home: Path, durability: str):
@@ -93,8 +93,11 @@ def install_terminal(home: Path, durability: str):
 
 
 @terminal.command("add")
-@click.option("--operator", required=True, metavar="CODE",
+@click.option("--operator", default=None, metavar="CODE",
               help="bj-subway, bj-bus, tj-bus, tj-metro, he-sjz-bus, he-lf-bus; or a hospital's code (its medical POS).")
+@click.option("--kind", type=click.Choice(["kiosk"]), default=None,
+              help="kiosk: a self-service load kiosk (自助圈存) at --outlet, instead of an operator's terminal.")
+@click.option("--outlet", default=None, metavar="CODE", help="A kiosk's outlet (with --kind kiosk).")
 @click.option("--station", default=None, help="A metro gate's station (name or 8-digit code); a bus stop for buses.")
 @click.option("--gate", type=click.Choice(["entry", "exit", "both"]), default="both", show_default=True,
               help="A metro gate's direction (both: the card's entry record decides).")
@@ -106,17 +109,31 @@ def install_terminal(home: Path, durability: str):
 @json_option
 @pass_app
 @handle_errors
-def add_command(app: AppContext, operator: str, station: str | None, gate: str, line: str | None, area: str | None,
-                full_fare: str | None, durability: str) -> None:
+def add_command(app: AppContext, operator: str | None, kind: str | None, outlet: str | None, station: str | None,
+                gate: str, line: str | None, area: str | None, full_fare: str | None, durability: str) -> None:
     """Add a terminal: its PSAM (every issuer's consumer keys), its directory and the blacklist."""
+    from sbcard.services.terminals import kiosk
     from sbcard.services.terminals import register as service
     from sbcard.store.world import open_world
 
     from sbcard.services.medical import pos
 
+    if kind == kiosk.KIND:
+        if operator is not None or station or line or area or full_fare is not None or gate != "both":
+            raise InvalidInput("terminal.kiosk", "a kiosk is its outlet's: it takes --outlet only (no --operator, "
+                               "--station, --gate, --line, --area or --full-fare)", "--kind")
+        if outlet is None:
+            raise InvalidInput("terminal.outlet", "a kiosk stands at an outlet: give --outlet", "--outlet")
+    elif outlet is not None:
+        raise InvalidInput("terminal.outlet", "--outlet is for a kiosk (--kind kiosk)", "--outlet")
+    elif operator is None:
+        raise InvalidInput("terminal.operator", "give --operator (or --kind kiosk --outlet CODE)", "--operator")
     full_fare_fen = parse_yuan(full_fare, field="--full-fare") if full_fare is not None else None
     with open_world(app.home, app.clock) as world:
-        if pos.is_hospital(operator):  # a hospital's point of sale: its identity on the host API
+        if kind == kiosk.KIND:
+            assert outlet is not None
+            row = kiosk.add_kiosk(world, outlet, now=app.clock.now(), install=install_terminal(app.home, durability))
+        elif pos.is_hospital(operator):  # a hospital's point of sale: its identity on the host API
             if station or line or area or full_fare is not None or gate != "both":
                 raise InvalidInput("terminal.pos", "a hospital's point of sale takes no --station, --gate, --line, "
                                    "--area or --full-fare", "--operator")
@@ -146,7 +163,7 @@ def add_command(app: AppContext, operator: str, station: str | None, gate: str, 
     if app.json:
         emit_json(data)
     else:
-        click.echo(fields([("terminal", data["terminal"]), ("operator", operator), ("station", data["station"]),
+        click.echo(fields([("terminal", data["terminal"]), ("operator", data["operator"]), ("station", data["station"]),
                            ("terminal no", data["terminal_no"]), ("PSAM", data["psam_id"]),
                            ("blacklist version", data["blacklist_version"]), ("directory", data["path"])]))
 

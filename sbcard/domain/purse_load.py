@@ -76,6 +76,9 @@ class LoadRequest:
     algorithm_id: int
     random: bytes = attrs.field(validator=_bytes_of(4))
     mac1: bytes = attrs.field(validator=_bytes_of(4))
+    # The terminal VERIFYed the holder's PIN on the card before INITIALIZE FOR LOAD: what an
+    # unattended kiosk attests (``services.transit.kiosk_host``); a counter's clerk sees the holder instead.
+    pin_verified: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
 
 @attrs.frozen

@@ -1263,6 +1263,21 @@ def _v16_terminal_credentials(db: sqlite_utils.Database) -> None:
         db.executescript(_TERMINAL_CREDENTIALS_V16)
 
 
+_PAY_LEASE_HEARTBEAT_V17 = """
+-- The pay lease's heartbeat: every chunk a run commits renews it; a lease not renewed for
+-- payment.STALE_LEASE is stale and the next pay takes it over, wherever its payer ran
+-- (a payer on another machine that died, a pid reused). NULL (a lease of before): its start.
+ALTER TABLE subsidy_pay_leases ADD COLUMN renewed_at TEXT;
+"""
+
+
+def _v17_pay_lease_heartbeat(db: sqlite_utils.Database) -> None:
+    """The subsidy pay lease's heartbeat (``renewed_at``), for taking over a stale lease."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(subsidy_pay_leases)")}
+    if "renewed_at" not in columns:
+        db.executescript(_PAY_LEASE_HEARTBEAT_V17)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -1283,4 +1298,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "staff accounts: auditors and administrators, credentials, sessions, idempotency keys",
               _v15_staff),
     Migration(16, "terminals' host credentials: revocation, nonces of signed requests", _v16_terminal_credentials),
+    Migration(17, "subsidy pay lease: heartbeat, so that a stale lease is taken over", _v17_pay_lease_heartbeat),
 )

@@ -80,6 +80,10 @@ class WriteGate:
         """Whether the calling thread holds the gate."""
         return self._owner == threading.get_ident()
 
+    def locked(self) -> bool:
+        """Whether some thread holds the gate (``threading.Lock.locked``)."""
+        return self._owner is not None
+
     def waiting(self) -> int:
         """How many threads wait for the gate now."""
         return len(self._waiters)

@@ -16,6 +16,11 @@ service's certificate) for any host, plain ``http`` only to a service on the sam
 anyway: an upload's records stay in its log until marked sent, the lists are the hub's
 public ones, and the upload key comes wrapped under the credential.
 
+``HttpLoadHost`` (the same, for a load kiosk) is the loader's ``LoadHost`` port
+(``terminals.apps.loader``) on ``/api/v1/host/purse/…``: ``loader.load(reader,
+HttpLoadHost(...), amount, terminal_no, pin=PIN)`` runs against a live service exactly as
+it does in process.
+
 A refusal of the host (any answer other than 2xx) is raised as ``HostRefused`` with the
 host's error code, field, message and HTTP status; a host out of reach as ``HostUnreachable``.
 """
@@ -36,6 +41,7 @@ from sbcard.chip import terminal_auth
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.purse_record import PurseRecord
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
+from sbcard.domain.purse_load import CardLoadEvidence, LoadGrant, LoadRequest, PendingLoad
 
 API = "/api/v1/host"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -58,6 +64,7 @@ class HostUnreachable(SbcardError):
 
 
 _KINDS: dict[int, type[SbcardError]] = {404: NotFound, 409: RuleRefused, 422: InvalidInput}
+_RETRIED = 1  # a request with an Idempotency-Key is sent once more when its answer was lost
 
 
 @attrs.frozen
@@ -198,6 +205,66 @@ class HttpHost:
         if terminal_id != self.terminal_id:
             raise InvalidInput("terminal.mismatch", f"this connection is terminal {self.terminal_id}'s, "
                                f"not {terminal_id}'s", "terminal")
+
+
+class HttpLoadHost(HttpHost):
+    """The card's issuer as a load kiosk reaches it over the host API (``LoadHost`` of ``terminals.apps.loader``).
+
+    ``begin`` and ``confirm`` carry an Idempotency-Key made from what they send (``begin``:
+    the card's serial, online counter and MAC1, which no other INITIALIZE FOR LOAD repeats;
+    ``confirm``: the load's TAC), and are sent once more with the same key if the answer was
+    lost: the host then answers the first answer again (the same MAC2), never a second
+    debit. ``settle`` carries none: it is idempotent by itself (it settles pending loads only),
+    and the card can show the very same evidence again for another torn load later (the same
+    counter, the same balance), which a kept answer would leave pending. ``corrections``: what
+    the host's ``begin`` took back (as ``PurseHost.corrections``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.corrections: list[Any] = []
+
+    def _post(self, path: str, body: dict[str, Any], key: str | None) -> Any:
+        for attempt in range(_RETRIED + 1):
+            try:
+                return self.request("POST", path, body=body, idempotency_key=key)
+            except HostUnreachable:
+                if attempt == _RETRIED:
+                    raise
+        raise AssertionError("unreachable")
+
+    def pending_loads(self, app_serial: str) -> list[PendingLoad]:
+        data = self.request("GET", "/purse/pending", params={"app_serial": app_serial})
+        return [PendingLoad(**p) for p in data["pending"]]
+
+    def settle(self, evidence: CardLoadEvidence) -> list[Any]:
+        body = {"app_serial": evidence.app_serial, "balance_fen": evidence.balance_fen,
+                "online_counter": evidence.online_counter,
+                "proves": [{"online_counter": c, "tac": t.hex().upper()} for c, t in sorted(evidence.proves.items())],
+                "logged": [{"counter": e.counter, "amount_fen": e.amount_fen, "terminal_no": e.terminal_no,
+                            "date_time": e.date_time} for e in evidence.logged]}
+        return self._post("/purse/settle", body, None)["settled"]
+
+    def begin_load(self, request: LoadRequest) -> LoadGrant:
+        body = {"app_serial": request.app_serial, "amount_fen": request.amount_fen, "terminal_no": request.terminal_no,
+                "balance_fen": request.balance_fen, "online_counter": request.online_counter,
+                "key_version": request.key_version, "algorithm_id": request.algorithm_id,
+                "random": request.random.hex().upper(), "mac1": request.mac1.hex().upper(),
+                "pin_verified": request.pin_verified}
+        key = f"begin-{request.app_serial}-{request.online_counter}-{request.mac1.hex().upper()}"
+        data = self._post("/purse/begin", body, key)
+        self.corrections.extend(data.get("corrections") or [])
+        try:
+            return LoadGrant(load_id=data["load_id"], card_number=data["card_number"],
+                             mac2=bytes.fromhex(data["mac2"]), date_time=data["date_time"],
+                             account_balance_fen=data["account_balance_fen"])
+        except (KeyError, TypeError, ValueError):
+            raise HostRefused(200, "host.answer_invalid", "the host's answer to begin is not a load grant",
+                              "--host") from None
+
+    def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> Any:
+        body = {"app_serial": app_serial, "online_counter": online_counter, "tac": tac.hex().upper()}
+        return self._post("/purse/confirm", body, f"confirm-{app_serial}-{online_counter}-{tac.hex().upper()}")
 
 
 def _loopback(host: str) -> bool:

@@ -32,12 +32,13 @@ from sbcard.chip.commands import (
     GetBalance,
     GetTransactionProve,
     InitializeForLoad,
+    Verify,
     read_transaction_log,
     select_tunion,
 )
 from sbcard.chip.purse import EP_LOAD
 from sbcard.chip.reader import CountingReader, Reader
-from sbcard.chip.sw import ConditionsNotSatisfied, MacNotAvailable
+from sbcard.chip.sw import AuthenticationBlocked, ConditionsNotSatisfied, MacNotAvailable, WrongPin
 from sbcard.domain.errors import InvalidInput, RuleRefused
 from sbcard.domain.money import format_fen
 from sbcard.domain.purse_load import (
@@ -175,17 +176,29 @@ def recover(reader: Reader, host: LoadHost, terminal_no: bytes) -> Recovery:
     return Recovery(app_serial, balance, settled, counting.count)
 
 
-def load(reader: Reader, host: LoadHost, amount_fen: int, terminal_no: bytes) -> LoadOutcome:
-    """Load ``amount_fen`` from the holder's account onto the purse of the card in ``reader``."""
+def load(reader: Reader, host: LoadHost, amount_fen: int, terminal_no: bytes, *, pin: str | None = None) -> LoadOutcome:
+    """Load ``amount_fen`` from the holder's account onto the purse of the card in ``reader``.
+
+    ``pin``: the holder's PIN, VERIFYed on the card before INITIALIZE FOR LOAD (a kiosk, where
+    no clerk sees the holder); the request to the host then says so (``pin_verified``). A wrong
+    PIN ends the load before the host is asked for money.
+    """
     _check_terminal_no(terminal_no)
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
+    if pin is not None:
+        try:
+            Verify(pin)  # the PIN's form, before the card is touched
+        except InvalidInput as e:
+            raise InvalidInput(e.code, e.message, "--pin") from None
     if amount_fen > MAX_BALANCE_FEN:  # whatever the purse holds (and before the card's 4-byte amount is built)
         raise RuleRefused("purse.max_balance", f"loading {format_fen(amount_fen)} would pass the purse's maximum of "
                           f"{format_fen(MAX_BALANCE_FEN)}", "--amount")
     counting = CountingReader(reader)
     app_serial = select_purse(counting)
     settled = _settle(counting, host, app_serial, terminal_no)
+    if pin is not None:
+        verify_pin(counting, pin)
     try:
         init = InitializeForLoad(profile.CARD_KEY_INDEX, amount_fen, terminal_no).send(counting)
     except ConditionsNotSatisfied:
@@ -199,7 +212,7 @@ def load(reader: Reader, host: LoadHost, amount_fen: int, terminal_no: bytes) ->
     grant = host.begin_load(LoadRequest(
         app_serial=app_serial, amount_fen=amount_fen, terminal_no=terminal_no.hex().upper(),
         balance_fen=init.balance, online_counter=init.online_counter, key_version=init.key_version,
-        algorithm_id=init.algorithm.id_byte, random=init.random, mac1=init.mac1,
+        algorithm_id=init.algorithm.id_byte, random=init.random, mac1=init.mac1, pin_verified=pin is not None,
     ))
     tac = CreditForLoad(bytes.fromhex(grant.date_time), grant.mac2).send(counting)
     confirmed = host.confirm_load(app_serial, init.online_counter, tac)
@@ -208,6 +221,19 @@ def load(reader: Reader, host: LoadHost, amount_fen: int, terminal_no: bytes) ->
         balance_fen=init.balance + amount_fen, account_balance_fen=grant.account_balance_fen,
         online_counter=init.online_counter, tac=tac, confirmed=confirmed, settled=settled, apdus=counting.count,
     )
+
+
+def verify_pin(reader: Reader, pin: str) -> None:
+    """VERIFY the holder's PIN on the card (it never leaves the terminal); refused with the tries left, or blocked."""
+    try:
+        Verify(pin).send(reader)
+    except WrongPin as wrong:
+        if wrong.tries_left:
+            raise RuleRefused("pin.wrong", f"wrong PIN: {wrong.tries_left} tries left", "--pin") from None
+        raise RuleRefused("pin.blocked", "wrong PIN, 0 tries left: the PIN is now blocked; have it reset at a "
+                          "counter", "--pin") from None
+    except AuthenticationBlocked:
+        raise RuleRefused("pin.blocked", "PIN blocked: reset at a counter", "--pin") from None
 
 
 def _check_terminal_no(terminal_no: bytes) -> None:

@@ -273,7 +273,8 @@ def test_a_pay_refused_by_the_use_case_is_a_failed_job_with_the_error(server, fi
     batch = _approved(server, finance)
     with open_world(finance.home) as world:  # a pay on another machine holds the batch (the CLI's, say)
         world.region("bj")["subsidy_pay_leases"].insert({"batch_id": batch, "token": "elsewhere", "host": "desk-7",
-                                                         "pid": 4242, "started_at": "2025-03-01T09:00:00+08:00"})
+                                                         "pid": 4242, "started_at": "2025-03-01T09:00:00+08:00",
+                                                         "renewed_at": "2025-03-01T09:30:00+08:00"})
     client = server.signed_in("BJ-FC")
     job = wait_for_job(client, client.post(f"{BATCHES}/{batch}/pay", headers=key()).json()["url"])
     assert job["state"] == "failed" and job["result"] is None
@@ -297,7 +298,7 @@ def test_stopping_the_service_stops_a_running_job_between_two_transactions(serve
     assert started.wait(10)
     server.stop()
     assert (running.state, running.error["code"]) == ("failed", "job.interrupted")
-    assert (queued.state, queued.error["code"], queued.started_at) == ("failed", "job.interrupted", None)
+    assert (queued.state, queued.error["code"], queued.started_at) == ("failed", "job.not_started", None)
     assert rounds
 
 

@@ -115,3 +115,25 @@ def test_a_batch_is_one_to_five_thousand_cards(home: Path) -> None:
 
     with pytest.raises(InvalidInput, match="1 to 5000"):
         produce(home, [])
+
+
+def test_a_failed_batch_never_gives_its_card_numbers_to_later_cards(home: Path) -> None:
+    """Its chips may have been made before the failure (a crash is the same): their numbers stay theirs."""
+    from terminals.apps.factory import produce_card
+
+    tried: list[tuple[str, str]] = []
+
+    def third_fails(path, serial, card, keys, pin):  # noqa: ANN001, ANN202
+        tried.append((card.card_number, card.app_serial))
+        if card.citizen_id == PEOPLE["old"]["citizen_id"]:
+            raise OSError("the personalisation machine jammed")
+        return produce_card(path, serial, card, keys, pin)
+
+    with pytest.raises(OSError, match="jammed"):
+        produce(home, [request("zhang"), request("mother"), request("old")], produce_card=third_fails)
+    later = produce(home, [request("zhang"), request("mother")])
+    assert later.batch_id != "TJ-B-20250301-0001"  # the failed batch's id is not reused either
+    with open_world(home) as world:
+        serials = {world.region("tj")["cards"].get(made.card_number)["app_serial"] for made in later.cards}
+    assert not {made.card_number for made in later.cards} & {number for number, _ in tried}
+    assert not serials & {serial for _, serial in tried}

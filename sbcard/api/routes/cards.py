@@ -167,6 +167,23 @@ def _masked_card(view: dict[str, Any]) -> dict[str, Any]:
     return {**mask_card_holder(view), "account_no": mask_middle(account, 6, 4) if account else None}
 
 
+def _account_shown(call: Call, world: World, done: dict[str, Any], card_number: str, reveal: bool,
+                   act: str) -> dict[str, Any]:
+    """An act's answer with its ``account_no`` masked, as every other answer masks a financial identifier;
+    shown whole only to a role that may reveal and asked (``show_personal``), and then audited in the
+    act's own region (the holder's citizen ID, as ``card show`` records it)."""
+    account = done.get("account_no")
+    if not account:
+        return done
+    if not reveal:
+        return {**done, "account_no": mask_middle(account, 6, 4)}
+    view = card_view.card_view(world, card_number, now=call.now)
+    record_personal_data_shown(world.region(view["issuing_node"]), citizen_id=view["citizen_id"],
+                               operator=call.operator, command=f"POST /api/v1/cards/{card_number}/{act}",
+                               now=call.now)
+    return done
+
+
 def _refund(done: dict[str, Any]) -> str:
     """What happens to the old card's purse balance, in words."""
     due = f" from {done['refund_due_at'][:10]}" if done["refund_due_at"] else ""
@@ -250,7 +267,9 @@ def issue(application_id: str, body: OnReader | None = None, call: Call = Depend
 
 
 @router.post("/cards/{card_number}/activate", summary="Activate an issued card: the holder's PIN, the account opens")
-def activate(card_number: str, body: Activation, call: Call = Depends(staff_call(*COUNTER_ACTS))):
+def activate(card_number: str, body: Activation, show_personal: bool = Query(default=False, description="Show "
+             "the account number whole (roles that may; audited)."), call: Call = Depends(staff_call(*COUNTER_ACTS))):
+    reveal = call.may_reveal(show_personal)
     with body_fields(pin="pin"):
         check_new_pin(body.pin)  # the birth-date rule is checked against the card itself
         issued_at = call.read(lambda world: lifecycle.locate_card(world, lifecycle.parse_card_number(card_number)))
@@ -260,7 +279,8 @@ def activate(card_number: str, body: Activation, call: Call = Depends(staff_call
             desk = ActivationDesk(world, card_number, operator=call.operator, now=call.now, outlet=outlet)
             with reader_for(_card_spec(world, body.reader, desk.virtual_path)) as reader:
                 outcome = counter.activate(reader, desk, body.pin)
-            return {**outcome.record, "apdus": outcome.apdus}
+            done = {**outcome.record, "apdus": outcome.apdus}
+            return _account_shown(call, world, done, done["card_number"], reveal, "activate")
 
         return call.write(do, payload=body.model_dump(exclude={"pin"}))
 
@@ -327,8 +347,11 @@ _event_route("unblock", "unblock", "解挂: a lost card is found; it and its acc
 
 @router.post("/cards/{card_number}/replace", status_code=201,
              summary="补换卡: a new card on a blank of the outlet's stock; the old one ends, its purse is refunded")
-def replace(card_number: str, body: Replacing | None = None, call: Call = Depends(staff_call(*COUNTER_ACTS))):
+def replace(card_number: str, body: Replacing | None = None, show_personal: bool = Query(default=False,
+            description="Show the account number whole (roles that may; audited)."),
+            call: Call = Depends(staff_call(*COUNTER_ACTS))):
     body = body or Replacing()
+    reveal = call.may_reveal(show_personal)
     with body_fields(old_reader="old_card_presented"):
         outlet = _outlet(call, body.outlet, required=True)
 
@@ -343,18 +366,24 @@ def replace(card_number: str, body: Replacing | None = None, call: Call = Depend
                 job.check_blank(counter.chip_info(reader))
                 outcome = counter.issue(reader, job.issuance_desk())
             done = {**job.result(outcome.record), "apdus": outcome.apdus}
-            return {**done, "refund": _refund(done)}
+            return _account_shown(call, world, {**done, "refund": _refund(done)}, done["new_card"], reveal, "replace")
 
         return call.write(do, payload=body, status=201)
 
 
 @router.post("/cards/{card_number}/cancel", summary="注销: pay out the account's balance, close it, end the card")
-def cancel(card_number: str, body: Cancellation, call: Call = Depends(staff_call(*COUNTER_ACTS))):
+def cancel(card_number: str, body: Cancellation, show_personal: bool = Query(default=False, description="Show "
+           "the account number whole (roles that may; audited)."), call: Call = Depends(staff_call(*COUNTER_ACTS))):
+    reveal = call.may_reveal(show_personal)
     with body_fields():
         outlet = _card_act_outlet(call, card_number, body.outlet)
-        return call.write(lambda world: lifecycle.cancel(
-            world, card_number=card_number, operator=call.operator, reason=body.reason, outlet=outlet,
-            now=call.now), payload=body)
+
+        def do(world: World) -> dict[str, Any]:
+            done = lifecycle.cancel(world, card_number=card_number, operator=call.operator, reason=body.reason,
+                                    outlet=outlet, now=call.now)
+            return _account_shown(call, world, done, done["card_number"], reveal, "cancel")
+
+        return call.write(do, payload=body)
 
 
 @router.post("/cards/{card_number}/pin/reset", summary="Set a new PIN (and lift a block) for the holder, "

@@ -1,15 +1,17 @@
 """Between the nodes: messages and questions from another node's process, and what staff see of the hub.
 
-``POST /exchange/messages`` and ``POST /exchange/questions`` are called by the other nodes'
-processes only (``sbcard.api.peers.HttpLink``), signed with the world's node-to-node secret
-(401 otherwise); ``docs/api/nodes.md`` describes the scheme. The ``GET`` routes are for
+``POST /exchange/messages``, ``POST /exchange/questions`` and ``POST /exchange/acts`` are
+called by the other nodes' processes only (``sbcard.api.peers.HttpLink``), signed with the
+world's node-to-node secret (401 otherwise); ``docs/api/nodes.md`` describes the scheme. The ``GET`` routes are for
 signed-in staff: the hub's lists and a card's directory entry as this node sees them (over
 HTTP from a region's own process), and this node's messages still waiting for their receiver.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import threading
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -21,6 +23,8 @@ from sbcard.api.auth import require_node_served, staff_call
 from sbcard.api.calls import Call, service_of
 from sbcard.api.errors import ApiError
 from sbcard.domain.masking import mask_citizen_id
+from sbcard.services.cards import card_view  # noqa: F401 - registers its question (cards.issuer_facts)
+from sbcard.services.clearing import purse_records  # noqa: F401 - registers the clearing's questions and acts
 from sbcard.services.exchange import outbox, peers
 from sbcard.store.world import HUB
 
@@ -105,6 +109,42 @@ async def answer_question(request: Request) -> dict[str, Any]:
             raise ApiError(422, "question.invalid", str(exc), "question") from None
 
     return json.loads(json.dumps(await run_in_threadpool(answer), default=str))
+
+
+class Act(BaseModel):
+    act: str = Field(description=" | ".join(peers.ACTS))
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+# One act at a time in this process. An act runs without the process's write lock: it waits on
+# the other nodes' processes (the clearing asks each region, and sends each its messages), which
+# may be delivering to this one under their own write lock at that moment (their courier); with
+# this lock held both would wait for each other until the requests' timeout. Its own writes are
+# each a transaction of their own (SQLite serialises them with the messages applied meanwhile).
+_ACTING = threading.Lock()
+
+
+@router.post("/acts", summary="Run an act another node's process asked for, over this node's records (node-signed)")
+async def run_act(request: Request) -> dict[str, Any]:
+    _from_node, to_node, body = await _signed(request)
+    act = _parse(Act, body)
+    service = service_of(request)
+    try:
+        run = peers.check_act(to_node, act.act)
+    except ValueError as exc:
+        raise ApiError(422, "act.invalid", str(exc), "act") from None
+
+    try:
+        inspect.signature(run).bind(None, None, **act.params)
+    except TypeError as exc:
+        raise ApiError(422, "act.invalid", f"{act.act}: {exc}", "params") from None
+
+    def perform() -> dict[str, Any]:
+        with _ACTING:
+            answer = run(service.worlds.world(), service.config.clock.now(), **act.params)
+            return {"node": to_node, "act": act.act, "answer": answer}
+
+    return json.loads(json.dumps(await run_in_threadpool(perform), default=str))
 
 
 @router.get("/lists", summary="The hub's blacklist and revoked concessions, as this node sees them")

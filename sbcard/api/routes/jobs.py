@@ -21,7 +21,9 @@ def show(job_id: str, call: Call = Depends(staff_call(FINANCE_MAKER, FINANCE_CHE
                                                        AUDITOR))) -> dict[str, Any]:
     job = call.request.app.state.jobs.get(job_id)
     if job is None:
-        raise NotFound("job.unknown", f"no job {job_id} in this process (jobs do not survive a restart: ask "
-                       "for the work again, it never does anything twice)", "job_id")
+        raise NotFound("job.unknown", f"no job {job_id} in this process (jobs live in its memory and do not "
+                       "survive a restart): the batch's own record is the truth (GET /api/v1/subsidies/batches/"
+                       "{batch}: its status, counts and lease); to finish a pay, ask to pay the batch again — it "
+                       "continues where it stopped and never pays anyone twice", "job_id")
     call.require_scope(node=job.node)
     return job.to_dict()

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ PAYERS = (FINANCE_MAKER, FINANCE_CHECKER, SUPERVISOR)
 READERS = (FINANCE_MAKER, FINANCE_CHECKER, SUPERVISOR, AUDITOR)
 MAX_UPLOAD = 256 * 1024 * 1024  # a province's batch of a few million rows, as CSV
 PAY_JOB = "subsidy.pay"
+_BLOCK = 1 << 20  # an upload is copied to disk a MiB at a time
 _SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
 
 
@@ -103,24 +105,42 @@ def upload(file: UploadFile = File(description="The batch file: CSV (UTF-8 or GB
     code, node = _region(region)
     call.require_scope(node=node)
     total_fen = parse_yuan(total, "total") if total is not None else None
-    content = file.file.read(MAX_UPLOAD + 1)
-    if len(content) > MAX_UPLOAD:
-        raise ApiError(413, "subsidy_file.too_large", f"a batch file is at most {MAX_UPLOAD // (1024 * 1024)} MiB: "
-                       "split it into several batches", "file")
-    if not content:
-        raise InvalidInput("subsidy_file.empty", "the uploaded file is empty", "file")
     name = _upload_name(file.filename)
-    payload = {"region": code, "count": count, "total_fen": total_fen, "file_name": name,
-               "sha256": hashlib.sha256(content).hexdigest()}
     with tempfile.TemporaryDirectory(prefix="sbcard-upload-") as folder:
         path = Path(folder) / name
-        path.write_bytes(content)
+        sha256 = _save_capped(file, path)
+        payload = {"region": code, "count": count, "total_fen": total_fen, "file_name": name, "sha256": sha256}
+        # Read, checked and judged whole outside the write lock (reads only; the verdicts are staged on this
+        # thread's connection, the one ``call.write`` writes with); only the batch's one insert is under it.
+        with ExitStack() as stack:
+            try:
+                checked = stack.enter_context(batch_import.checked_file(
+                    call.world(), path, region=code, operator=call.operator, now=call.now, count=count,
+                    total_fen=total_fen))
+            except SbcardError as refusal:  # still the answer under the caller's key (a replay comes first)
+                def refuse(_world) -> None:
+                    raise refusal
 
-        def do(world):
-            return batch_import.import_batch(world, path, region=code, operator=call.operator, now=call.now,
-                                             count=count, total_fen=total_fen)
+                return call.write(refuse, payload=payload, status=201)
+            return call.write(lambda _world: checked.store(), payload=payload, status=201)
 
-        return call.write(do, payload=payload, status=201)
+
+def _save_capped(upload: UploadFile, path: Path) -> str:
+    """Copy the uploaded file to ``path`` a block at a time, never whole in memory, refusing it (413) past
+    ``MAX_UPLOAD``; its SHA-256."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("wb") as out:
+        while block := upload.file.read(_BLOCK):
+            size += len(block)
+            if size > MAX_UPLOAD:
+                raise ApiError(413, "subsidy_file.too_large", f"a batch file is at most "
+                               f"{MAX_UPLOAD // (1024 * 1024)} MiB: split it into several batches", "file")
+            digest.update(block)
+            out.write(block)
+    if not size:
+        raise InvalidInput("subsidy_file.empty", "the uploaded file is empty", "file")
+    return digest.hexdigest()
 
 
 @router.post("/batches/generate", status_code=201, summary="Build a batch from the registry by the item's rules "
@@ -237,8 +257,9 @@ def pay(batch: str, body: PayRequest | None = None, call: Call = Depends(staff_c
             job.done, job.total = done, total
             between()
 
-        result = payment.pay(world, batch_id, now=call.service.config.clock.now(), chunk=chunk, progress=progress,
-                             operator=operator)
+        clock = call.service.config.clock
+        result = payment.pay(world, batch_id, now=clock.now(), chunk=chunk, progress=progress, operator=operator,
+                             clock=clock.now)
         job.done = result["this_run"]["paid"] + result["this_run"]["failed"]
         return result
 

@@ -15,7 +15,11 @@ cards made this way when the run begins (``sbcard.sim.setup``).
    raised, and the rest of the batch goes on;
 2. the data preparation, as a counter's issuance makes it (``issuance.prepare_card``):
    card numbers, application serials and 卡识别码 from the region's sequences and masters,
-   the data from the registry, the keys diversified per card;
+   the data from the registry, the keys diversified per card. Every number the batch
+   needs (its id, card numbers, application serials, chip serials, accounts) is reserved
+   and committed first, in a transaction of its own: a chip personalised before a crash
+   never shares its number with a later card (a torn batch leaves a gap, as a torn
+   issuance at a counter does);
 3. the chips, through the ``produce_card`` port the composition root supplies (the
    factory machine, ``terminals.apps.factory``), each on a new blank whose chip serial
    comes from the region's chip-serial sequence (as outlet stock does), written to
@@ -49,7 +53,7 @@ from sbcard.domain.eligibility import ApplicationFacts, check_application
 from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.domain.masking import mask_citizen_id
 from sbcard.domain.pin import check_new_pin
-from sbcard.services.exchange import lookup, outbox
+from sbcard.services.exchange import lookup, outbox, peers
 from sbcard.services.outlets import audit, operators, stock
 from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.cards import issuance, keys
@@ -120,7 +124,7 @@ def produce(
     db = world.region(node)
     clerk = operators.require_operator(db, operator, roles=issuance.COUNTER_ROLES)["code"]
     outbox.deliver_pending(world, now)
-    held = _valid_cards(world, db)
+    held = _valid_cards(world, db, [request.citizen_id for request in requests])
     open_applications = {row[0]: row[1] for row in db.execute(
         f"SELECT citizen_id, id FROM applications WHERE status IN ({_marks(issuance.OPEN_STATUSES)})",
         list(issuance.OPEN_STATUSES))}
@@ -136,19 +140,26 @@ def produce(
         accepted.append((request, person, kind))
     if not accepted:
         return BatchResult("", place["code"], (), tuple(refused))
+    # The numbers first, committed before any chip is made (as a counter's issuance takes them): a batch torn
+    # by a crash after its chips were personalised leaves a gap in the numbers, never a number given to two
+    # chips. A failed batch's numbers are not used again.
+    with UnitOfWork(db) as uow:
+        batch_id = _batch_id(uow.db, node, now.date())
+        first = {name: reserve(uow.db, name, len(accepted)) for name in (
+            allocation.SEQ_APPLICATION, stock.SEQUENCE, ledger.ACCOUNT_SEQUENCE, allocation.SEQ_CARD_NUMBER,
+            allocation.SEQ_APP_SERIAL)}
+        uow.finish()
     made: list[Path] = []
     try:
         with UnitOfWork(db) as uow:
-            batch_id = _batch_id(uow.db, node, now.date())
             folder = Path(cards_dir).absolute() / "batch" / batch_id
             folder.mkdir(parents=True, exist_ok=True)
-            first = {name: reserve(uow.db, name, len(accepted)) for name in (
-                allocation.SEQ_APPLICATION, stock.SEQUENCE, ledger.ACCOUNT_SEQUENCE)}
             masters = keys.issuer_masters(uow.db)
             rows = _Rows(node, place, clerk, batch_id, now, world.paths.record)
             cards: list[Produced] = []
             for i, (request, person, kind) in enumerate(accepted):
-                card, card_keys = issuance.prepare_card(uow.db, node, person, now, masters)
+                numbers = (first[allocation.SEQ_CARD_NUMBER] + i, first[allocation.SEQ_APP_SERIAL] + i)
+                card, card_keys = issuance.prepare_card(uow.db, node, person, now, masters, numbers=numbers)
                 serial = f"{stock.SERIAL_PREFIX[node]}{first[stock.SEQUENCE] + i:012X}"
                 path = folder / f"{serial}.card"
                 made.append(path)
@@ -178,15 +189,33 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _valid_cards(world: World, db: sqlite_utils.Database) -> dict[str, str]:
-    """Citizen ID → valid card: the hub's directory, and this region's cards its messages have not reached yet."""
+def _valid_cards(world: World, db: sqlite_utils.Database, asked: Sequence[str]) -> dict[str, str]:
+    """Citizen ID → valid card: the hub's directory, and this region's cards its messages have not reached yet.
+
+    A process that does not hold the hub asks it (``directory.valid_cards_of``) for the valid
+    cards of the batch's persons (``asked``, as written: one that is not a citizen ID is refused
+    by its own check).
+    """
     statuses = list(hub_directory.VALID_STATUSES)
-    held = {row[0]: row[1] for row in world.hub().execute(
-        f"SELECT citizen_id, card_number FROM card_directory WHERE status IN ({_marks(statuses)})", statuses)}
+    if world.holds(HUB):
+        held = {row[0]: row[1] for row in world.hub().execute(
+            f"SELECT citizen_id, card_number FROM card_directory WHERE status IN ({_marks(statuses)})", statuses)}
+    else:
+        held = peers.ask(world, HUB, "directory.valid_cards_of", citizen_ids=sorted(_citizen_ids(asked)))
     for citizen_id, number in db.execute(
             f"SELECT citizen_id, card_number FROM cards WHERE status IN ({_marks(statuses)})", statuses):
         held.setdefault(citizen_id, number)
     return held
+
+
+def _citizen_ids(asked: Sequence[str]) -> set[str]:
+    found = set()
+    for text in asked:
+        try:
+            found.add(CitizenId.parse(text).value)
+        except InvalidInput:
+            continue  # refused by its row's own check
+    return found
 
 
 def _check(db: sqlite_utils.Database, request: Request, today: dt.date, held: dict[str, str],

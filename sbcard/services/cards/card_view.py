@@ -2,7 +2,9 @@
 
 Read-only. The card's record lives in its issuing region; the status shown is the
 effective one (a temporary loss past its lapse shows ``active``, as every decision takes
-it). Personal data is returned in clear: the edge (``sbcard/cli``) masks it.
+it). Personal data is returned in clear: the edge (``sbcard/cli``) masks it. A process that
+holds one node asks the issuing region's process what it does not hold (``cards.of_person``,
+``cards.card``, ``cards.issuer_facts``: ``services/exchange/peers.py``).
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ def _card_of_person(world: World, text: str) -> tuple[str, dict[str, Any]]:
     except InvalidInput as e:
         raise InvalidInput(e.code, e.message, FIELD) from None
     candidates = []
-    for node in REGION_NODES:
-        for row in world.region(node).query("SELECT * FROM cards WHERE citizen_id = ?", [cid.value]):
-            candidates.append((node, row))
+    for node in REGION_NODES:  # every region's cards of the person: a region's process is asked (cards.of_person)
+        if world.holds(node):
+            rows = list(world.region(node).query("SELECT * FROM cards WHERE citizen_id = ?", [cid.value]))
+        else:
+            rows = peers.ask(world, node, "cards.of_person", citizen_id=cid.value)
+        candidates += [(node, row) for row in rows]
     if not candidates:
         raise NotFound("card.none", f"{cid.masked()} holds no card issued in Beijing, Tianjin or Hebei", FIELD)
     return min(candidates, key=lambda c: (_PREFERENCE[c[1]["status"]], -_ordinal(c[1]["created_at"])))
@@ -65,18 +70,20 @@ def _ordinal(at: str) -> float:
 def card_view(world: World, card_or_citizen_id: str, *, now: dt.datetime) -> dict[str, Any]:
     """The card's record for ``card show`` (stable keys), personal data in clear."""
     node, card = find(world, card_or_citizen_id)
-    db = world.region(node)
+    if world.holds(node):
+        held = _issuer_facts(world.region(node), card["card_number"], card["citizen_id"])
+    else:
+        held = peers.ask(world, node, "cards.issuer_facts", card_number=card["card_number"],
+                         citizen_id=card["citizen_id"])
+    person, account, replaced_by = held["name"], held["account_no"], held["replaced_by"]
     state = CardState.from_row(card).effective(now)
-    person = db.execute("SELECT name FROM persons WHERE citizen_id = ?", [card["citizen_id"]]).fetchone()
-    account = ledger.account_of_card(db, card["card_number"])
-    replaced_by = db.execute("SELECT card_number FROM cards WHERE replaces = ?", [card["card_number"]]).fetchone()
     return {
         "card_number": card["card_number"],
         "status": state.status.value,
         "region": card["card_id_code"][:6],
         "issuing_node": node,
         "citizen_id": card["citizen_id"],
-        "name": person[0] if person else None,
+        "name": person,
         "issue_date": card["issue_date"],
         "expiry_date": card["expiry_date"],
         "loss_kind": state.loss_kind.value if state.loss_kind else None,
@@ -88,11 +95,23 @@ def card_view(world: World, card_or_citizen_id: str, *, now: dt.datetime) -> dic
         "application_id": card["application_id"],
         "outlet": card["outlet"],
         "replaces": card["replaces"],
-        "replaced_by": replaced_by[0] if replaced_by else None,
+        "replaced_by": replaced_by,
         "blacklisted": peers.ask(world, HUB, "directory.is_blacklisted", card_number=card["card_number"]),
         "virtual_path": card["virtual_path"],
         "updated_at": card["updated_at"],
     }
+
+
+def _issuer_facts(db: Any, card_number: str, citizen_id: str) -> dict[str, Any]:
+    """(question ``cards.issuer_facts``, a region) What the card's record reads of its issuer's other
+    records: the holder's name, the card's account, the card that replaced it."""
+    person = db.execute("SELECT name FROM persons WHERE citizen_id = ?", [citizen_id]).fetchone()
+    replaced_by = db.execute("SELECT card_number FROM cards WHERE replaces = ?", [card_number]).fetchone()
+    return {"name": person[0] if person else None, "account_no": ledger.account_of_card(db, card_number),
+            "replaced_by": replaced_by[0] if replaced_by else None}
+
+
+peers.register("cards.issuer_facts", peers.REGION, _issuer_facts)
 
 
 def history(world: World, card_number: str) -> list[dict[str, Any]]:

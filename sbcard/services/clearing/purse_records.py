@@ -37,6 +37,15 @@ the job the next time: each step below is idempotent on its own.
 rejected (with the reasons' categories) and flagged, duplicates, counter gaps; and, as the
 run does, the day's corrections of credited reversals and blocked cards (``purse_cases``).
 
+**One node per process** (``sbcard serve --node hub``, ``docs/api/nodes.md``): the run is the
+hub's process's, over a world that holds only the hub. Each region's part is its process's,
+asked by a message (``clearing.part``); its lines are a question (``clearing.unsent_lines``)
+and a message once kept (``clearing.taken``); each payee's receipt a message
+(``clearing.deliver``) — all applied once by the region's ``inbox`` (``apply_from_hub``);
+the rest the run and the report read are named questions (``peers.QUESTIONS``, answered by
+the ``answer_*`` functions here). A region's process that cannot be reached is as a link
+marked down. Routing records awaiting their issuer (step 1) is the transit exchange's there.
+
 The SQL is the store's (``sbcard.store.repositories.clearing``: ``ClearingRepository`` on the
 hub, ``RegionClearingRepository`` on a region), the money the ledger's: a function that
 works on one database takes its unit of work; one that crosses nodes takes the ``World`` and
@@ -59,13 +68,15 @@ from sbcard.domain import settlement as settlement_rules
 from sbcard.domain.errors import InvalidInput
 from sbcard.services.accounts import ledger
 from sbcard.services.clearing import settlement
-from sbcard.services.exchange import links, outbox
+from sbcard.services.exchange import links, outbox, peers
+from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.transit import host as transit_host, purse_integrity
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
 from sbcard.store.repositories.clearing import ClearingRepository, RegionClearingRepository
+from sbcard.store.repositories.transit import OperatorRecords
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.store.world import HUB, REGION_NODES, NodeElsewhere, World
 
 SYSTEM = "clearing"
 LEDGER_KIND = "clearing"
@@ -127,38 +138,37 @@ def parse_day(text: str, field: str = FIELD) -> dt.date:
 
 def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingResult:
     """Clear ``day`` (see the module doc); the stored answer, unchanged, when it was cleared before."""
-    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
-        raise InvalidInput("clearing.date", f"{day!r} is not a date", FIELD)
-    today = now.astimezone(BEIJING).date()
-    if day > today:
-        raise InvalidInput("clearing.date", f"{day.isoformat()} has not begun yet (today is {today.isoformat()})",
-                           FIELD)
+    check_day(day, now)
     hub = UnitOfWork(world.hub())
     done = recorded(hub, day)
     if done is not None:
         return ClearingResult(**{**done, "changed": False,
                                  "message": f"the clearing of {day.isoformat()} was run before: nothing changed"})
     routed: dict[str, dict[str, int]] = {}
-    for node in REGION_NODES:
-        got = transit_host.route_awaiting(world, node, now=now)
-        if got:
-            routed[node] = got
+    if world.whole:  # routing records between regions is the transit exchange's; one process does it here
+        for node in REGION_NODES:
+            got = transit_host.route_awaiting(world, node, now=now)
+            if got:
+                routed[node] = got
     regions: dict[str, dict[str, Any]] = {}
     for node in REGION_NODES:
-        if links.is_up(world.hub(), node):
+        if not links.is_up(world.hub(), node):
+            regions[node] = _unreachable("the hub cannot reach it: its part waits for the next clearing date")
+            continue
+        try:
             regions[node] = {"status": "cleared", **_clear_region(world, node, day, now)}
-        else:
-            regions[node] = {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0,
-                             "note": "the hub cannot reach it: its part waits for the next clearing date"}
-    cases = purse_cases(world, day, [n for n, r in regions.items() if r["status"] == "cleared"])
-    if any(purse_integrity.blocks_waiting(UnitOfWork(world.region(n)))
-           for n in REGION_NODES if links.is_up(world.hub(), n)):
+        except (PeerUnavailable, NodeElsewhere) as exc:  # its process is down: as a link marked down
+            regions[node] = _unreachable(f"{exc.message}: its part waits for the next clearing date")
+    cleared = [n for n, r in regions.items() if r["status"] == "cleared"]
+    cases = purse_cases(world, day, cleared)
+    held = [n for n in REGION_NODES if world.holds(n) and links.is_up(world.hub(), n)]
+    if any(purse_integrity.blocks_waiting(UnitOfWork(world.region(n))) for n in held):
         outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
-    _send_lines(world, now)
+    _send_lines(world, now)  # (a region's own process delivers its blocks: its courier, once the run lets go)
     delivered = deliver(world, now)
     lines = settlement.hub_lines(world, day)
     undelivered = hub.get(ClearingRepository).undelivered_count()
-    gaps = _day_gaps(world, day)
+    gaps = _day_gaps(world, day, cleared)
     day_settlement = settlement.day_settlement(world, day)
     files = settlement.write_files(world, day, day_settlement)
     parts = [f"{n}: {r['status']}" for n, r in regions.items()]
@@ -171,6 +181,16 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
     return result
 
 
+def check_day(day: dt.date, now: dt.datetime) -> None:
+    """A day that may be cleared: a date that has begun (Beijing time)."""
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise InvalidInput("clearing.date", f"{day!r} is not a date", FIELD)
+    today = now.astimezone(BEIJING).date()
+    if day > today:
+        raise InvalidInput("clearing.date", f"{day.isoformat()} has not begun yet (today is {today.isoformat()})",
+                           FIELD)
+
+
 def recorded(hub: UnitOfWork, day: dt.date) -> dict[str, Any] | None:
     """The clearing run's answer for ``day`` as the hub recorded it, or None (not run yet)."""
     row = hub.get(ClearingRepository).settlement_of(day.isoformat())
@@ -181,44 +201,62 @@ def _zero() -> dict[str, int]:
     return {"count": 0, "amount_fen": 0}
 
 
+def _unreachable(note: str) -> dict[str, Any]:
+    return {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0, "note": note}
+
+
 def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
-    """This region's part of the day's clearing, in one transaction; its summary (the stored one if done)."""
-    key = day.isoformat()
+    """This region's part of the day's clearing, in one transaction; its summary (the stored one if done).
+
+    A region this world does not hold clears its part in its own process: the hub's message
+    ``clearing.part/<day>/<node>`` (applied once by the region's ``inbox``, and the part itself
+    done once a day by its ``clearing_runs``) answers the same summary.
+    """
+    if not world.holds(node):
+        return _over_link(world, node, PART_KIND, f"{PART_KIND}/{day.isoformat()}/{node}",
+                          {"day": day.isoformat()}, now)
     with UnitOfWork(world.region(node)) as uow:
-        store = uow.get(RegionClearingRepository)
-        done = store.run_summary(key)
-        if done is not None:
-            return _public(json.loads(done))
-        lines: dict[tuple[str, str, str], dict[str, int]] = {}  # (kind, payee, party) → totals
-
-        # transit: this region as the cards' issuer
-        for from_node, operator, terminal_no, count, amount, flagged in store.purchases_to_clear(day):
-            if operator is None:  # kept before the operator was: its region's register of terminals knows it
-                operator = _operator_of_terminal(UnitOfWork(world.region(from_node)), terminal_no or "")
-            _add(lines, ("transit", from_node, operator), count, amount, flagged)
-        store.mark_purchases_cleared(day)
-
-        # medical: this region as the insured region
-        for hospital_node, hospital, amount in _owed(uow, store.claims_to_clear(day)):
-            _add(lines, ("medical", hospital_node, hospital), 1, amount, 0)
-        for hospital_node, hospital, amount in _owed(uow, store.refunds_to_clear(day)):
-            _add(lines, ("medical", hospital_node, hospital), 0, amount, 0, refunds=1)
-        store.mark_claims_cleared(day)
-
-        txns = _post_payer(uow, node, day, lines, now)
-        created = timestamp(now)
-        rows = [{"day": key, "kind": kind, "payer_node": node, "payee_node": payee, "party": party, **t,
-                 "txn_id": txns.get((kind, payee))} for (kind, payee, party), t in sorted(lines.items())]
-        store.insert_lines(rows, created)
-        summary = {
-            "transit": _totals(t for (kind, _, _), t in lines.items() if kind == "transit"),
-            "medical": _totals(t for (kind, _, _), t in lines.items() if kind == "medical"),
-            "lines": len(rows),
-            "gap_list": counter_gaps(uow),
-        }
-        summary["blocked"] = purse_integrity.review_flags(uow, day, summary["gap_list"], now)
-        store.insert_run(key, created, json.dumps(summary, ensure_ascii=False, sort_keys=True))
+        summary = _clear_part(world, uow, node, day, now)
         uow.finish()
+    return summary
+
+
+def _clear_part(world: World, uow: UnitOfWork, node: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
+    """The region's part (see ``_clear_region``) inside ``uow``'s open transaction; its public summary."""
+    key = day.isoformat()
+    store = uow.get(RegionClearingRepository)
+    done = store.run_summary(key)
+    if done is not None:
+        return _public(json.loads(done))
+    lines: dict[tuple[str, str, str], dict[str, int]] = {}  # (kind, payee, party) → totals
+
+    # transit: this region as the cards' issuer
+    for from_node, operator, terminal_no, count, amount, flagged in store.purchases_to_clear(day):
+        if operator is None:  # kept before the operator was: its region's register of terminals knows it
+            operator = _operator_of_terminal(world, from_node, terminal_no or "")
+        _add(lines, ("transit", from_node, operator), count, amount, flagged)
+    store.mark_purchases_cleared(day)
+
+    # medical: this region as the insured region
+    for hospital_node, hospital, amount in _owed(uow, store.claims_to_clear(day)):
+        _add(lines, ("medical", hospital_node, hospital), 1, amount, 0)
+    for hospital_node, hospital, amount in _owed(uow, store.refunds_to_clear(day)):
+        _add(lines, ("medical", hospital_node, hospital), 0, amount, 0, refunds=1)
+    store.mark_claims_cleared(day)
+
+    txns = _post_payer(uow, node, day, lines, now)
+    created = timestamp(now)
+    rows = [{"day": key, "kind": kind, "payer_node": node, "payee_node": payee, "party": party, **t,
+             "txn_id": txns.get((kind, payee))} for (kind, payee, party), t in sorted(lines.items())]
+    store.insert_lines(rows, created)
+    summary = {
+        "transit": _totals(t for (kind, _, _), t in lines.items() if kind == "transit"),
+        "medical": _totals(t for (kind, _, _), t in lines.items() if kind == "medical"),
+        "lines": len(rows),
+        "gap_list": counter_gaps(uow),
+    }
+    summary["blocked"] = purse_integrity.review_flags(uow, day, summary["gap_list"], now)
+    store.insert_run(key, created, json.dumps(summary, ensure_ascii=False, sort_keys=True))
     return _public(summary)
 
 
@@ -252,11 +290,15 @@ def _run_summary(uow: UnitOfWork, node: str, day: dt.date) -> dict[str, Any]:
     return {**summary, "gaps": [{**g, "issuer": node} for g in summary["gap_list"]]}
 
 
-def _day_gaps(world: World, day: dt.date) -> list[dict[str, Any]]:
-    """The counter gaps every issuer's run of the day found, by card."""
-    return sorted((g for node in REGION_NODES
-                   for g in _run_summary(UnitOfWork(world.region(node)), node, day).get("gaps", [])),
-                  key=lambda g: (g["card_number"] or "", g["app_serial"]))
+def _day_gaps(world: World, day: dt.date, nodes: Iterable[str] = REGION_NODES) -> list[dict[str, Any]]:
+    """The counter gaps every issuer's run of the day found, by card (a region out of reach: none of its)."""
+    found = []
+    for node in nodes:
+        if world.holds(node):
+            found += _run_summary(UnitOfWork(world.region(node)), node, day).get("gaps", [])
+        else:
+            found += _region_answer(world, node, "clearing.gaps", [], region=node, day=day.isoformat())
+    return sorted(found, key=lambda g: (g["card_number"] or "", g["app_serial"]))
 
 
 def _add(lines: dict[tuple[str, str, str], dict[str, int]], key: tuple[str, str, str], count: int, amount: int,
@@ -276,9 +318,10 @@ def _totals(items: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return out
 
 
-def _operator_of_terminal(uow: UnitOfWork, terminal_no: str) -> str:
-    """The operator of a terminal in the register of ``uow``'s region (``UNKNOWN-<terminal>`` if it is not there)."""
-    found = uow.get(RegionClearingRepository).operator_of_terminal(terminal_no)
+def _operator_of_terminal(world: World, node: str, terminal_no: str) -> str:
+    """The operator of a terminal in ``node``'s register of terminals (``UNKNOWN-<terminal>`` if it is not
+    there); asked of the region's process when this world does not hold it."""
+    found = peers.ask(world, node, "clearing.operator_of_terminal", terminal_no=terminal_no)
     return found if found is not None else f"UNKNOWN-{terminal_no}"
 
 
@@ -335,7 +378,11 @@ def purse_cases(world: World, day: dt.date, nodes: Iterable[str] = REGION_NODES)
     """The issuers' corrections (reversed loads credited after all) and blocks made on ``day`` (Beijing)."""
     out: dict[str, list[dict[str, Any]]] = {"corrections": [], "blocks": []}
     for node in nodes:
-        got = purse_integrity.day_cases(UnitOfWork(world.region(node)), node, day)
+        if world.holds(node):
+            got = purse_integrity.day_cases(UnitOfWork(world.region(node)), node, day)
+        else:
+            got = _region_answer(world, node, "clearing.day_cases", {"corrections": [], "blocks": []},
+                                 region=node, day=day.isoformat())
         out["corrections"] += got["corrections"]
         out["blocks"] += got["blocks"]
     return out
@@ -360,11 +407,22 @@ def counter_gaps(uow: UnitOfWork) -> list[dict[str, Any]]:
 
 
 def _send_lines(world: World, now: dt.datetime) -> int:
-    """Every region's lines the hub has not taken yet (payer rows), one message per day and payer."""
+    """Every region's lines the hub has not taken yet (payer rows), one message per day and payer.
+
+    A region this world does not hold is asked for its unsent lines (``clearing.unsent_lines``);
+    once the hub has kept them, its message ``clearing.taken/<day>/<node>`` marks them sent there.
+    A region out of reach keeps them unsent: the next run takes them.
+    """
     hub = UnitOfWork(world.hub())
     sent = 0
     for node in REGION_NODES:
         if not links.is_up(world.hub(), node):
+            continue
+        if not world.holds(node):
+            try:
+                sent += _send_lines_over_link(world, hub, node, now)
+            except (PeerUnavailable, NodeElsewhere):
+                pass  # its lines wait, unsent, for the next run
             continue
         region = UnitOfWork(world.region(node))
         store = region.get(RegionClearingRepository)
@@ -374,6 +432,16 @@ def _send_lines(world: World, now: dt.datetime) -> int:
             with region.transaction():
                 store.mark_sent(day, node, timestamp(now))
             sent += len(rows)
+    return sent
+
+
+def _send_lines_over_link(world: World, hub: UnitOfWork, node: str, now: dt.datetime) -> int:
+    sent = 0
+    for got in peers.ask(world, node, "clearing.unsent_lines", payer=node):
+        day, rows = got["day"], got["lines"]
+        _take_lines(hub, node, day, rows, now)
+        _over_link(world, node, TAKEN_KIND, f"{TAKEN_KIND}/{day}/{node}", {"day": day, "payer": node}, now)
+        sent += len(rows)
     return sent
 
 
@@ -401,7 +469,14 @@ def deliver(world: World, now: dt.datetime) -> int:
         if not links.is_up(world.hub(), payee):
             continue
         rows = store.lines_between(day, payer, payee)
-        _receive(UnitOfWork(world.region(payee)), day, payer, payee, rows, now)
+        if world.holds(payee):
+            _receive(UnitOfWork(world.region(payee)), day, payer, payee, rows, now)
+        else:  # the payee's receipt, a message its inbox applies once
+            try:
+                _over_link(world, payee, DELIVER_KIND, f"{DELIVER_KIND}/{day}/{payer}/{payee}",
+                           {"day": day, "payer": payer, "payee": payee, "lines": rows}, now)
+            except (PeerUnavailable, NodeElsewhere):
+                continue  # its lines wait for the next run
         _delivered(hub, day, payer, payee, rows, now)
         done += 1
     return done
@@ -430,21 +505,104 @@ def _receive(uow: UnitOfWork, day: str, payer: str, payee: str, rows: list[dict[
         store = uow.get(RegionClearingRepository)
         if store.has_received(key):
             return
-        txns: dict[str, str | None] = {}
-        for kind in ("transit", "medical"):
-            mine = [r for r in rows if r["kind"] == kind]
-            if not mine:
-                continue
-            total = sum(r["amount_fen"] for r in mine)
-            party_account = operator_account if kind == "transit" else hospital_account
-            entries = [(clearing_account(payer), -total), *((party_account(r["party"]), r["amount_fen"]) for r in mine)]
-            txns[kind] = _post(uow, txn_id(day, kind, payer, payee), entries, now,
-                               memo=f"{kind} clearing of {day}: owed by {payer}")
-        store.insert_lines([{**r, "txn_id": txns.get(r["kind"])} for r in rows], timestamp(now))
+        txns = _take_receipt(uow, day, payer, payee, rows, now)
         store.insert_received({
             "idempotency_key": key, "from_node": "hub", "kind": DELIVER_KIND, "received_at": now.isoformat(),
             "payload": json.dumps({"day": day, "payer": payer, "lines": len(rows)}),
             "result": json.dumps({"txns": txns}, sort_keys=True)})
+
+
+def _take_receipt(uow: UnitOfWork, day: str, payer: str, payee: str, rows: list[dict[str, Any]],
+                  now: dt.datetime) -> dict[str, str | None]:
+    """The payee's lines and ledger for a payer's lines, inside ``uow``'s transaction; the txns posted by kind."""
+    txns: dict[str, str | None] = {}
+    for kind in ("transit", "medical"):
+        mine = [r for r in rows if r["kind"] == kind]
+        if not mine:
+            continue
+        total = sum(r["amount_fen"] for r in mine)
+        party_account = operator_account if kind == "transit" else hospital_account
+        entries = [(clearing_account(payer), -total), *((party_account(r["party"]), r["amount_fen"]) for r in mine)]
+        txns[kind] = _post(uow, txn_id(day, kind, payer, payee), entries, now,
+                           memo=f"{kind} clearing of {day}: owed by {payer}")
+    uow.get(RegionClearingRepository).insert_lines([{**r, "txn_id": txns.get(r["kind"])} for r in rows],
+                                                   timestamp(now))
+    return txns
+
+
+# ----------------------------------------------------------------------------- across processes
+#
+# A world that holds only the hub (``sbcard serve --node hub``) reaches each region's process
+# through its link: messages the region applies once (its ``inbox``) for what the run changes
+# there, named questions (``peers.QUESTIONS``, answered by the functions below) for what it reads.
+
+PART_KIND = "clearing.part"  # hub → region: clear your part of the day   {day}
+TAKEN_KIND = "clearing.taken"  # hub → region: the hub kept your lines      {day, payer}
+FROM_HUB_KINDS = (PART_KIND, TAKEN_KIND, DELIVER_KIND)  # DELIVER_KIND: your receipt {day, payer, payee, lines}
+
+
+def _over_link(world: World, node: str, kind: str, key: str, payload: Mapping[str, Any], now: dt.datetime) -> Any:
+    """The hub's message to ``node``'s process, applied there once; the result its inbox recorded."""
+    if world.link is None:
+        raise NodeElsewhere(node, world.nodes)
+    message = {"idempotency_key": key, "to_node": node, "kind": kind, "created_at": now.isoformat(),
+               "payload": json.dumps(dict(payload), ensure_ascii=False, sort_keys=True)}
+    return world.link.deliver(HUB, message)["result"]
+
+
+def apply_from_hub(world: World, uow: UnitOfWork, node: str, kind: str, payload: Mapping[str, Any],
+                   now: dt.datetime) -> dict[str, Any]:
+    """A clearing message of the hub, applied in region ``node``'s open transaction (``outbox.receive``)."""
+    if kind == PART_KIND:
+        return _clear_part(world, uow, node, parse_day(payload["day"], "day"), now)
+    if kind == TAKEN_KIND:
+        uow.get(RegionClearingRepository).mark_sent(payload["day"], payload["payer"], timestamp(now))
+        return {"sent": payload["day"]}
+    if kind == DELIVER_KIND:
+        rows = [dict(r) for r in payload["lines"]]
+        if not rows or any((r["payer_node"], r["payee_node"]) != (payload["payer"], node) for r in rows):
+            raise ValueError(f"a clearing receipt for {node} carries only lines of {payload['payer']} to {node}")
+        return {"txns": _take_receipt(uow, payload["day"], payload["payer"], node, rows, now)}
+    raise ValueError(f"not a clearing message: {kind!r}")
+
+
+def _region_answer(world: World, region: str, question: str, default: Any, /, **params: Any) -> Any:
+    """``question`` answered by ``region``'s process; ``default`` when it cannot be reached now."""
+    try:
+        return peers.ask(world, region, question, **params)
+    except (PeerUnavailable, NodeElsewhere):
+        return default
+
+
+def answer_unsent_lines(db: Any, payer: str) -> list[dict[str, Any]]:
+    """(question ``clearing.unsent_lines``) The region's lines not yet taken by the hub, by day."""
+    store = UnitOfWork(db).get(RegionClearingRepository)
+    return [{"day": day, "lines": store.payer_lines(day, payer)} for day in store.unsent_days(payer)]
+
+
+def answer_gaps(db: Any, region: str, day: str) -> list[dict[str, Any]]:
+    """(question ``clearing.gaps``) The counter gaps the region's part of the day found."""
+    return _run_summary(UnitOfWork(db), region, parse_day(day, "day")).get("gaps", [])
+
+
+def answer_day_cases(db: Any, region: str, day: str) -> dict[str, list[dict[str, Any]]]:
+    """(question ``clearing.day_cases``) The region's corrections and blocks of the day."""
+    return purse_integrity.day_cases(UnitOfWork(db), region, parse_day(day, "day"))
+
+
+def answer_operator_of_terminal(db: Any, terminal_no: str) -> str | None:
+    """(question ``clearing.operator_of_terminal``) A terminal's operator in the region's register."""
+    return UnitOfWork(db).get(RegionClearingRepository).operator_of_terminal(terminal_no)
+
+
+def answer_report_part(db: Any, region: str, day: str) -> dict[str, Any]:
+    """(question ``clearing.report_part``) What the day's report reads of the region's own records."""
+    return _report_part(UnitOfWork(db), region, parse_day(day, "day"))
+
+
+def answer_recorded(db: Any, day: str) -> bool:
+    """(question ``clearing.recorded``, the hub) Whether the day's clearing was run."""
+    return recorded(UnitOfWork(db), parse_day(day, "day")) is not None
 
 
 def _line_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -482,8 +640,22 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
             e["amount_fen"] += row["amount_fen"]
             e["flagged"] += row["flagged"]
     flagged = []
+    rejected = []
+    duplicates: dict[str, int] = {}
+    awaiting: dict[str, int] = {}
+    unavailable: list[str] = []
+    parts: dict[str, dict[str, Any]] = {}
+    for node in REGION_NODES:
+        if world.holds(node):
+            parts[node] = _report_part(UnitOfWork(world.region(node)), node, day)
+        else:
+            got = _region_answer(world, node, "clearing.report_part", None, region=node, day=key)
+            if got is None:
+                unavailable.append(node)
+                got = {"flagged": [], "rejected": [], "duplicates": 0, "awaiting": 0}
+            parts[node] = got
     for issuer in REGION_NODES:
-        for r in UnitOfWork(world.region(issuer)).get(RegionClearingRepository).flagged_purchases(key):
+        for r in parts[issuer]["flagged"]:
             flags = json.loads(r[8])
             categories = settlement_rules.flag_categories(flags)
             e = entry(issuer, r[6], r[7] or "")
@@ -493,11 +665,8 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
                             "terminal_no": r[3], "terminal_serial": r[4], "amount_fen": r[5], "operator_node": r[6],
                             "operator": r[7], "categories": categories,
                             "reason": "; ".join(f.get("message", "") for f in flags)})
-    rejected = []
-    duplicates: dict[str, int] = {}
     for node in REGION_NODES:
-        store = UnitOfWork(world.region(node)).get(RegionClearingRepository)
-        for r in store.rejected_records(day):
+        for r in parts[node]["rejected"]:
             category = settlement_rules.rejection_category(r[9])
             e = entry(r[7] or "", node, r[8])
             e["rejected"] += 1
@@ -506,15 +675,22 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
             rejected.append({"issuer": r[7], "card_number": r[0], "app_serial": r[1], "counter": r[2],
                              "terminal": r[3], "terminal_no": r[4], "terminal_serial": r[5], "amount_fen": r[6],
                              "operator_node": node, "operator": r[8], "category": category, "reason": r[9]})
-        duplicates[node] = store.duplicates(day)
+        duplicates[node] = parts[node]["duplicates"]
+        awaiting[node] = parts[node]["awaiting"]
     for e in transit.values():
         e["flags"] = dict(sorted(e["flags"].items()))
         e["reasons"] = dict(sorted(e["reasons"].items()))
-    gaps = _day_gaps(world, day)
-    cases = purse_cases(world, day)
+    reached = [node for node in REGION_NODES if node not in unavailable]
+    gaps = _day_gaps(world, day, reached)
+    cases = purse_cases(world, day, reached)
+    if world.holds(HUB):
+        run = recorded(UnitOfWork(world.hub()), day) is not None
+    else:
+        run = bool(peers.ask(world, HUB, "clearing.recorded", day=key))
+    extra = {"unavailable": unavailable} if unavailable else {}
     return {
         "date": key,
-        "run": recorded(UnitOfWork(world.hub()), day) is not None,
+        "run": run,
         "transit": [transit[k] for k in sorted(transit)],
         "medical": [_line_view(r) for r in lines if r["kind"] == "medical"],
         "totals": {
@@ -537,6 +713,45 @@ def report(world: World, day: dt.date) -> dict[str, Any]:
         "flagged": flagged,
         "duplicates": duplicates,
         "gaps": gaps,
-        "awaiting": {node: transit_host.awaiting_count(world, node) for node in REGION_NODES},
+        "awaiting": awaiting,
         **cases,
+        **extra,
     }
+
+
+def _report_part(uow: UnitOfWork, node: str, day: dt.date) -> dict[str, Any]:
+    """What the day's report reads of one region's records (rows as lists: they may cross to another process)."""
+    store = uow.get(RegionClearingRepository)
+    return {"flagged": [list(r) for r in store.flagged_purchases(day.isoformat())],
+            "rejected": [list(r) for r in store.rejected_records(day)],
+            "duplicates": store.duplicates(day),
+            "awaiting": _awaiting(uow)}
+
+
+def _awaiting(uow: UnitOfWork) -> int:
+    """The region's uploaded records still waiting for their issuer (``transit_host.awaiting_count``)."""
+    taken = uow.get(OperatorRecords)
+    return taken.waiting_count(taken.routed_up_to(REGION_NODES))
+
+
+# what the hub's and the regions' processes answer each other for the clearing (``peers``, ``outbox``)
+for _question, _side, _answer in (
+        ("clearing.unsent_lines", peers.REGION, answer_unsent_lines),
+        ("clearing.gaps", peers.REGION, answer_gaps),
+        ("clearing.day_cases", peers.REGION, answer_day_cases),
+        ("clearing.operator_of_terminal", peers.REGION, answer_operator_of_terminal),
+        ("clearing.report_part", peers.REGION, answer_report_part),
+        ("clearing.reconcile", peers.REGION, settlement.answer_reconcile),
+        ("clearing.hub_lines", HUB, settlement.answer_hub_lines),
+        ("clearing.recorded", HUB, answer_recorded)):
+    peers.register(_question, _side, _answer)
+for _kind in FROM_HUB_KINDS:
+    outbox.FROM_HUB[_kind] = apply_from_hub
+
+
+def _run_act(world: World, now: dt.datetime, date: str) -> dict[str, Any]:
+    """(act ``clearing.run``, the hub's process) The day's clearing, started at a region's process."""
+    return run_clearing(world, parse_day(date, "date"), now=now).to_dict()
+
+
+peers.register_act("clearing.run", HUB, _run_act)

@@ -25,13 +25,17 @@ import json
 import os
 from typing import Any
 
+import sqlite_utils
+
 from sbcard.domain import settlement as settlement_rules
 from sbcard.services.accounts import ledger
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
 from sbcard.store.repositories.clearing import ClearingRepository, RegionClearingRepository
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.services.exchange import peers
+from sbcard.services.exchange.peers import PeerUnavailable
+from sbcard.store.world import HUB, REGION_NODES, NodeElsewhere, World
 
 SETTLEMENT_DIR = "settlement"
 SETTLEMENT_KIND = "settlement"
@@ -43,8 +47,16 @@ def settlement_key(day: dt.date) -> str:
 
 
 def hub_lines(world: World, day: dt.date) -> list[dict[str, Any]]:
-    """The day's lines as the hub holds them, sorted by kind, payer, payee, party."""
-    return UnitOfWork(world.hub()).get(ClearingRepository).hub_lines(day.isoformat())
+    """The day's lines as the hub holds them, sorted by kind, payer, payee, party (asked of the hub's
+    process when this world does not hold it: ``clearing.hub_lines``)."""
+    if world.holds(HUB):
+        return answer_hub_lines(world.hub(), day.isoformat())
+    return peers.ask(world, HUB, "clearing.hub_lines", day=day.isoformat())
+
+
+def answer_hub_lines(db: sqlite_utils.Database, day: str) -> list[dict[str, Any]]:
+    """(question ``clearing.hub_lines``, the hub) The day's lines the hub holds."""
+    return UnitOfWork(db).get(ClearingRepository).hub_lines(day)
 
 
 def day_lines(world: World, day: dt.date) -> list[settlement_rules.Line]:
@@ -66,8 +78,22 @@ def day_settlement(world: World, day: dt.date) -> dict[str, Any]:
 
 
 def reconcile(world: World, node: str) -> dict[str, Any]:
-    """The issuer's purse float against its cards' expected balances and what is in flight (fen)."""
-    uow = UnitOfWork(world.region(node))
+    """The issuer's purse float against its cards' expected balances and what is in flight (fen).
+
+    Asked of the region's process when this world does not hold it (``clearing.reconcile``);
+    a region that cannot be reached now answers ``{"unavailable": True, "note"}``.
+    """
+    if world.holds(node):
+        return answer_reconcile(world.region(node))
+    try:
+        return peers.ask(world, node, "clearing.reconcile")
+    except (PeerUnavailable, NodeElsewhere) as exc:
+        return {"unavailable": True, "note": exc.message}
+
+
+def answer_reconcile(db: sqlite_utils.Database) -> dict[str, Any]:
+    """(question ``clearing.reconcile``, a region) The region's reconciliation of its purse float."""
+    uow = UnitOfWork(db)
     float_fen = ledger.balances(uow, [FLOAT_PURSE]).get(FLOAT_PURSE, 0)
     figures = uow.get(RegionClearingRepository).float_figures()
     cards, uncleared = figures["cards"], figures["uncleared"]
@@ -95,6 +121,21 @@ def files_for(world: World, day: dt.date, settlement: dict[str, Any]) -> dict[st
     """Each region's settlement file's content, by node."""
     lines = day_lines(world, day)
     return {node: region_file(lines, settlement, node) for node in REGION_NODES}
+
+
+def region_settlement(world: World, node: str, day: dt.date) -> dict[str, Any]:
+    """Region ``node``'s settlement file for ``day`` from its own records alone (its process needs no other):
+    its lines as the payer, and those delivered to it as the payee; once the day's lines are all
+    delivered, the same as the file the hub writes for it. ``cleared``: its part of the day was run;
+    ``unsent``: its lines of the day have not reached the hub yet."""
+    db = world.region(node)
+    store = UnitOfWork(db).get(RegionClearingRepository)
+    lines = [settlement_rules.Line.from_row(row) for row in store.day_lines(day.isoformat())]
+    net = settlement_rules.net_by_region(settlement_rules.matrix(lines))
+    content = region_file(lines, {"date": day.isoformat(), "net": net,
+                                  "reconciliation": {node: answer_reconcile(db)}}, node)
+    return {**content, "cleared": store.run_summary(day.isoformat()) is not None,
+            "unsent": day.isoformat() in store.unsent_days(node)}
 
 
 def write_files(world: World, day: dt.date, settlement: dict[str, Any]) -> list[str]:

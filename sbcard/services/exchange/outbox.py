@@ -102,6 +102,13 @@ HANDLERS: dict[str, tuple[str, Handler]] = {  # kind → (receiving side, handle
 }
 
 
+# Kinds the hub's process sends a region's (its clearing run: ``services.clearing.purse_records``),
+# delivered by the run itself, not from an outbox, and applied with the same inbox, by the handler the
+# clearing registers: (world, the region's open unit of work, the region, kind, payload, now) → result.
+FromHub = Callable[[World, UnitOfWork, str, str, Mapping[str, Any], dt.datetime], dict[str, Any]]
+FROM_HUB: dict[str, FromHub] = {}
+
+
 def enqueue(
     db: sqlite_utils.Database, *, to_node: str, kind: str, key: str, payload: Mapping[str, Any], now: dt.datetime
 ) -> None:
@@ -214,10 +221,13 @@ def receive(world: World, from_node: str, message: Mapping[str, Any], now: dt.da
     """
     missing = [field for field in WIRE_FIELDS if field not in message]
     kind = message.get("kind")
-    if missing or kind not in HANDLERS or from_node not in REGION_NODES:
+    to_node = message.get("to_node")
+    if kind in FROM_HUB:
+        if missing or from_node != HUB or to_node not in REGION_NODES:
+            raise ValueError(f"a {kind!r} message goes from the hub to a region, not {from_node!r} to {to_node!r}")
+    elif missing or kind not in HANDLERS or from_node not in REGION_NODES:
         raise ValueError(f"not a message: missing {missing}, kind {kind!r}, from {from_node!r}")
-    side = HANDLERS[kind][0]
-    to_node = message["to_node"]
+    side = HANDLERS[kind][0] if kind in HANDLERS else "region"
     if (side == HUB) != (to_node == HUB) or to_node not in NODES:
         raise ValueError(f"a {kind!r} message goes to {'the hub' if side == HUB else 'a region'}, not {to_node!r}")
     json.loads(message["payload"])  # a payload that is not JSON is refused before anything is written
@@ -240,8 +250,13 @@ def _apply_once(world: World, from_node: str, message: Mapping[str, Any], now: d
         if uow.db.execute(f"SELECT 1 FROM {log} WHERE idempotency_key = ?", [key]).fetchone():
             return False  # applied before: the sender's mark was lost
         try:
-            result = HANDLERS[kind][1](uow.db, payload, now)
+            if kind in FROM_HUB:
+                result = FROM_HUB[kind](world, uow, to_node, kind, payload, now)
+            else:
+                result = HANDLERS[kind][1](uow.db, payload, now)
         except SbcardError as refused:
+            if kind in FROM_HUB:
+                raise  # the hub's run did not happen here: nothing is recorded, its next run asks again
             uow.rollback()
             result = {"refused": refused.code, "message": refused.message}
         row = {

@@ -28,6 +28,7 @@ from sbcard.domain.errors import InvalidInput, SbcardError
 from sbcard.services.exchange import concession_list, directory
 from sbcard.services.outlets.operators import get_operator
 from sbcard.services.people.registry import get_person
+from sbcard.store.repositories.subsidies import SubsidiesRepository
 from sbcard.store.world import HUB, NODES, REGION_NODES, NodeElsewhere, World
 
 REGION = "region"
@@ -50,6 +51,10 @@ class NodeLink(Protocol):
 
     def ask(self, node: str, question: str, params: Mapping[str, Any]) -> Any:
         """``question`` answered by ``node`` (one of ``QUESTIONS``), or PeerUnavailable."""
+        ...
+
+    def act(self, node: str, act: str, params: Mapping[str, Any]) -> Any:
+        """``act`` run by ``node``'s process (one of ``ACTS``); its answer, or PeerUnavailable."""
         ...
 
 
@@ -78,7 +83,22 @@ def _lists(db: sqlite_utils.Database, version: int | None = None) -> dict[str, A
             "blacklist": sorted(directory.blacklisted_cards(db, version)), "revoked_concessions": revoked}
 
 
+def _cards_of_person(db: sqlite_utils.Database, citizen_id: str) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM cards WHERE citizen_id = ?", [citizen_id]))
+
+
+def _valid_cards_of(db: sqlite_utils.Database, citizen_ids: list[str]) -> dict[str, str]:
+    """The directory's valid card of each of ``citizen_ids`` that holds one (citizen ID → card number)."""
+    found = {}
+    for citizen_id in citizen_ids:
+        entry = directory.valid_card_of(db, citizen_id)
+        if entry is not None:
+            found[citizen_id] = entry["card_number"]
+    return found
+
+
 Answer = Callable[..., Any]
+
 
 # question → (the side that answers it: the hub or a region, the answer from its database)
 QUESTIONS: dict[str, tuple[str, Answer]] = {
@@ -91,7 +111,49 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "registry.person": (REGION, lambda db, citizen_id: get_person(db, citizen_id)),
     "operators.operator": (REGION, lambda db, code: get_operator(db, code)),
     "cards.card": (REGION, _cards_by_number),
+    "cards.of_person": (REGION, _cards_of_person),
+    "directory.valid_cards_of": (HUB, _valid_cards_of),
+    "subsidies.registered": (REGION, lambda db, cids: SubsidiesRepository(db).registered(cids)),
+    "subsidies.directory_cards_of": (HUB, lambda db, cids: SubsidiesRepository(db).directory_cards_of(cids)),
 }
+
+
+# act → (the node's side that runs it, the act on its world: (world, now, **params) → answer). An act is
+# started by another node's process and run by this one over the world it holds, reaching the others
+# through its own link: the hub's clearing of a day (``clearing.run``), which finance staff signed in at a
+# region start. Registered by the service whose act it is (``register_act``).
+ACTS: dict[str, tuple[str, Callable[..., Any]]] = {}
+
+
+def register(question: str, side: str, answer: Answer) -> None:
+    """Add a question answered by ``side`` (the hub or a region): for a service that this module may not
+    import (it imports this one), such as the clearing's; registered when that service is imported."""
+    QUESTIONS[question] = (side, answer)
+
+
+def register_act(act: str, side: str, run: Callable[..., Any]) -> None:
+    """Add an act run by ``side``'s process (see ``ACTS``)."""
+    ACTS[act] = (side, run)
+
+
+def check_act(node: str, act: str) -> Callable[..., Any]:
+    """The function of ``act`` run by ``node``; ValueError for an act the node does not run."""
+    if act not in ACTS:
+        raise ValueError(f"unknown act {act!r} (known: {', '.join(ACTS)})")
+    side, run = ACTS[act]
+    if node not in NODES or (side == HUB) != (node == HUB):
+        raise ValueError(f"{act!r} is run by {'the hub' if side == HUB else 'a region'}, not {node!r}")
+    return run
+
+
+def perform(world: World, node: str, act: str, params: Mapping[str, Any], now: Any) -> Any:
+    """``act`` run by ``node``: in process when the world holds it, else by its process over the link."""
+    run = check_act(node, act)
+    if world.holds(node):
+        return run(world, now, **params)
+    if world.link is None:
+        raise NodeElsewhere(node, world.nodes)
+    return world.link.act(node, act, params)
 
 
 def database_of(world: World, node: str) -> sqlite_utils.Database:

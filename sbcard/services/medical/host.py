@@ -303,8 +303,12 @@ def year_view(uow: UnitOfWork, card_number: str, year: int) -> dict[str, Any]:
 
 
 def refund(uow: UnitOfWork, claim_id: str, codes: Sequence[str] | None, *,
-           now: dt.datetime) -> dict[str, Any]:
+           now: dt.datetime, requested_by: str | None = None) -> dict[str, Any]:
     """退费: reverse the claim; with ``codes`` (some of its item codes) re-settle the rest. See the module doc.
+
+    ``requested_by``: the back-office operator who asked for it (the service's refund route),
+    recorded as ``medical.refund_requested`` in the refund's own transaction, so that no
+    crash between the two can leave a refund without its requester in the audit log.
 
     Returns ``{"refunded": <claim view>, "resettled": <claim view> | None}``.
     """
@@ -346,6 +350,10 @@ def refund(uow: UnitOfWork, claim_id: str, codes: Sequence[str] | None, *,
         refunded_row = store.claim(claim_id)
         assert refunded_row is not None
         refunded = claim_view(uow, refunded_row)
+        if requested_by is not None:
+            back = refunded["total_fen"] - (resettled["total_fen"] if resettled else 0)
+            audit.record(uow.db, at=now, operator=requested_by, action="medical.refund_requested", subject=claim_id,
+                         details={"items": list(codes) if codes is not None else None, "refund_fen": back})
         uow.finish()
     return {"refunded": refunded, "resettled": resettled}
 

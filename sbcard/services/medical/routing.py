@@ -110,8 +110,10 @@ def find_claim(world: World, claim_id: str) -> tuple[str, dict[str, Any]] | None
     return None
 
 
-def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.datetime) -> dict[str, Any]:
-    """退费 through the hub: ``{"refunded": claim, "resettled": claim | None}`` (``medical_host.refund``)."""
+def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.datetime,
+           requested_by: str | None = None) -> dict[str, Any]:
+    """退费 through the hub: ``{"refunded": claim, "resettled": claim | None}`` (``medical_host.refund``;
+    ``requested_by`` is audited in the refund's own transaction)."""
     claim_id = claim_id.strip()
     found = find_claim(world, claim_id)
     if found is None:
@@ -131,7 +133,8 @@ def refund(world: World, claim_id: str, codes: Sequence[str] | None, *, now: dt.
                           "CLAIM_ID")
     answer, before = _exchange(world, REFUND, claim_id, from_node=claim["hospital_node"], to_node=insured,
                                payload={"claim_id": claim_id, "items": list(codes or [])}, now=now,
-                               apply=lambda uow: medical_host.refund(uow, claim_id, codes, now=now))
+                               apply=lambda uow: medical_host.refund(uow, claim_id, codes, now=now,
+                                                                    requested_by=requested_by))
     if before:
         raise RuleRefused("medical.refund.done", f"claim {claim_id} was refunded already", "CLAIM_ID")
     return answer

@@ -8,13 +8,18 @@
    registry, cards, accounts and earlier batches (``sbcard.domain.subsidies.check_row``),
    a chunk of rows at a time with one query per kind of fact, and its verdict goes to a
    temporary table of this connection. The checks read one consistent snapshot and
-   hold no write lock, so counters and other batches carry on meanwhile.
+   hold no write lock, so counters and other batches carry on meanwhile. Whether a person
+   is registered in another region, and a person's latest card in the hub's directory, are
+   asked of those nodes' processes when this world holds only the region
+   (``subsidies.registered``, ``subsidies.directory_cards_of``: a question per chunk).
 3. Then the file is judged whole: a problem anywhere in it (a bad line, a trailer, the
    declared count or total off by a fen) rejects it, naming the line and column; so
    does a file none of whose persons belongs to the region (a file of another region).
 4. Only then one transaction stores the batch and all its rows (one INSERT … SELECT
    from the temporary table), with its number from the region's sequence and an audit
    entry. Nothing is stored from a rejected file, and a batch is never half-stored.
+   ``checked_file`` gives steps 1–3 and step 4 apart (``CheckedFile.store``), so the service
+   checks a file outside its write lock and holds the lock only to store it.
 
 ``generate_batch`` builds a batch without a file, by the item's rules
 (``fixtures/subsidies/generate_rules.csv``, 免申即享): every person living in the region
@@ -43,13 +48,14 @@ from sbcard.domain.lifecycle import CardState
 from sbcard.domain.money import fen_to_yuan_str
 from sbcard.domain.regions import NODE_NAMES, is_within, node_of, province_code_of, validate_region_code
 from sbcard.reference import load_regions
+from sbcard.services.exchange import peers
 from sbcard.services.outlets import audit, operators
 from sbcard.services.subsidies.files import BatchFile, BatchReader, Progress, check_declared, sha256_of
 from sbcard.store.migrations import timestamp
 from sbcard.store.repositories.subsidies import SubsidiesRepository
 from sbcard.store.sequences import next_value
 from sbcard.store.unit_of_work import UnitOfWork
-from sbcard.store.world import REGION_NODES, World
+from sbcard.store.world import HUB, REGION_NODES, World
 from sbcard.domain.sources import combine
 from sbcard.reference.subsidies import cap_provenance, generate_rules
 
@@ -102,11 +108,62 @@ def import_batch(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Check a department's file and store it as a batch (status ``imported``), or reject it whole."""
+    with checked_file(world, path, region=region, operator=operator, now=now, count=count, total_fen=total_fen,
+                      progress=progress) as checked:
+        return checked.store()
+
+
+class CheckedFile:
+    """A file read, checked and judged whole, its verdicts staged on this connection: ``store()`` keeps it.
+
+    What the service does between the two: the checking (the long part, with no write lock)
+    runs outside the process's write lock, and only ``store()`` — one transaction — inside it.
+    """
+
+    def __init__(self, uow: UnitOfWork, checker: _Checker, batch: BatchFile, *, node: str, region: str,
+                 operator: str, now: datetime, progress: Progress | None) -> None:
+        self._uow, self._checker, self.batch = uow, checker, batch
+        self._node, self._region, self._operator, self._now, self._progress = node, region, operator, now, progress
+        self._stored: str | None = None
+
+    def store(self) -> dict[str, Any]:
+        """The batch and all its rows in one transaction (the same file seen since is refused, the maker checked
+        again); once."""
+        if self._stored is not None:
+            raise SbcardError("subsidy.stored_twice", f"this checked file was stored already as {self._stored}")
+        maker = _maker(self._uow, self._operator, self._region)
+        batch = self.batch
+        if self._progress is not None:
+            self._progress("storing", 0, 1)
+        self._stored = _store(self._uow, self._checker, now=self._now, maker=maker, region=self._region,
+                              source="file", file=batch,
+                              details={"file": batch.name, "sha256": batch.sha256, "encoding": batch.encoding,
+                                       "declared_by": batch.declared_by})
+        if self._progress is not None:
+            self._progress("storing", 1, 1)
+        return _result(self._stored, self._node, self._region, self._checker, source="file", file=batch)
+
+
+@contextmanager
+def checked_file(
+    world: World,
+    path: Path,
+    *,
+    region: str,
+    operator: str,
+    now: datetime,
+    count: int | None = None,
+    total_fen: int | None = None,
+    progress: Progress | None = None,
+) -> Iterator[CheckedFile]:
+    """Read and check a department's file, judged whole (``FileRejected`` naming line and column otherwise);
+    inside the block, ``store()`` keeps it as a batch. Reads only (one snapshot; the verdicts go to a temporary
+    table of this connection, dropped when the block ends): nothing is written until ``store()``."""
     check_declared(count, total_fen)
     region = _region(region)
     node = node_of(region)
     uow = UnitOfWork(world.region(node))
-    maker = _maker(uow, operator, region)
+    _maker(uow, operator, region)
     catalogue = _catalogue(uow)
     path = Path(path)
     _refuse_seen_file(uow, sha256_of(path), path.name)
@@ -120,14 +177,8 @@ def import_batch(
             raise
         batch = reader.finish(count=count, total_fen=total_fen, region=region)
         checker.refuse_other_region(batch.name, reader.column("citizen_id"))
-        if progress is not None:
-            progress("storing", 0, 1)
-        batch_id = _store(uow, checker, now=now, maker=maker, region=region, source="file", file=batch,
-                          details={"file": batch.name, "sha256": batch.sha256, "encoding": batch.encoding,
-                                   "declared_by": batch.declared_by})
-        if progress is not None:
-            progress("storing", 1, 1)
-    return _result(batch_id, node, region, checker, source="file", file=batch)
+        yield CheckedFile(uow, checker, batch, node=node, region=region, operator=operator, now=now,
+                          progress=progress)
 
 
 def _refuse_seen_file(uow: UnitOfWork, sha256: str, name: str) -> None:
@@ -243,14 +294,33 @@ def _years_before(day: date, years: int) -> date:
 # ----------------------------------------------------------------------------- checking rows
 
 
+class _Asked:
+    """Another node's records the checker reads, asked of its process (``sbcard serve --node``)."""
+
+    def __init__(self, world: World, node: str) -> None:
+        self.world, self.node = world, node
+
+    def registered(self, cids: list[str]) -> list[str]:
+        return peers.ask(self.world, self.node, "subsidies.registered", cids=list(cids)) if cids else []
+
+    def directory_cards_of(self, cids: list[str]) -> list[str]:
+        return peers.ask(self.world, self.node, "subsidies.directory_cards_of", cids=list(cids)) if cids else []
+
+
+def _records(world: World, node: str) -> SubsidiesRepository | _Asked:
+    """A node's records for the checks: its database when this world holds it, else its process."""
+    if world.holds(node):
+        return UnitOfWork(world.hub() if node == HUB else world.region(node)).get(SubsidiesRepository)
+    return _Asked(world, node)
+
+
 class _Checker:
     """Checks rows against one region's records, a chunk at a time, and stages the verdicts."""
 
     def __init__(self, world: World, node: str, region: str, catalogue: subsidies.Catalogue, now: datetime) -> None:
         self.store = UnitOfWork(world.region(node)).get(SubsidiesRepository)
-        self.others = [(NODE_NAMES[n], UnitOfWork(world.region(n)).get(SubsidiesRepository))
-                       for n in REGION_NODES if n != node]
-        self.hub = UnitOfWork(world.hub()).get(SubsidiesRepository)
+        self.others = [(NODE_NAMES[n], _records(world, n)) for n in REGION_NODES if n != node]
+        self.hub = _records(world, HUB)
         self.region = region
         self.catalogue = catalogue
         self.now = now

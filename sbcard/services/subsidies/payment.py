@@ -29,9 +29,14 @@ Two ``pay`` on the same batch at once: the first takes the batch's lease (a row 
 without asking for the write lock, which the first holds most of the time — and is
 refused, naming them (the CLI can ``--wait`` for it instead). A lease whose process is
 gone (kill -9, power cut) is taken over by the next ``pay`` on that machine, which says
-so. Every chunk checks that its run still holds the lease before writing, so even a
-forced take-over (``take_over=True``, for a payer on another machine that is gone)
-cannot make two runs pay the same rows; and each chunk re-reads its rows under SQLite's
+so. The lease has a heartbeat: every chunk a run commits renews it (``renewed_at``, on the
+run's clock); a lease not renewed for ``STALE_LEASE`` (two minutes) is *stale* and the next
+``pay`` takes it over wherever its payer ran — a payer on another machine (or a service's
+container, whose host name changes at each start) that died, or a pid reused since, no
+longer blocks the batch for ever. Every chunk checks that its run still holds the lease
+before writing, so even a take-over of a payer that was only slow (stale, or forced with
+``take_over=True``) cannot make two runs pay the same rows: the slow one stops before its
+next chunk (``LeaseLost``); and each chunk re-reads its rows under SQLite's
 write lock (BEGIN IMMEDIATE), so the rows it pays are ones no one else has paid. Between
 chunks the lock is left free for a moment, so the region's other writers (deposits at a
 counter, issuance) are not shut out while a large batch is paid.
@@ -53,7 +58,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -84,6 +89,10 @@ MAX_CHUNK = 10_000  # a chunk's look-ups bind one parameter per row: well under 
 # (a writer waits up to 5 s for the lock; SQLite's waiting is not first come, first served).
 PAUSE_BETWEEN_CHUNKS = 0.002
 _LOWEST_SEQ = -(2**63)
+# A lease not renewed this long is stale: its payer is taken to be gone, wherever it ran. A run renews it at
+# every chunk (a chunk takes well under a second; a whole chunk of MAX_CHUNK rows a few seconds), so two
+# minutes is many chunks missed; the payers' clocks are assumed to agree within much less than that.
+STALE_LEASE = timedelta(minutes=2)
 
 Progress = Callable[[int, int], None]  # (rows settled so far in this run, rows to settle at the start)
 Fault = Callable[[str, int], None]  # (point, chunk number): a test hook, see `pay`
@@ -102,10 +111,14 @@ class PayInProgress(RuleRefused):
 
     def __init__(self, batch_id: str, holder: dict[str, Any], alive: bool | None) -> None:
         where = f"process {holder['pid']} on {holder['host']}"
-        since = f"since {holder['started_at']}, {holder['chunks']} chunk(s) committed so far"
+        renewed = _renewed(holder)
+        since = (f"since {holder['started_at']}, {holder['chunks']} chunk(s) committed so far, last renewed at "
+                 f"{renewed.isoformat()}")
+        stale_at = (renewed + STALE_LEASE).isoformat()
         if alive is None:
-            advice = ("if that machine's pay is gone, run again with --take-over (it is safe: a payer that has lost "
-                      "the lease stops before its next chunk)")
+            advice = (f"if that machine's pay is gone, the lease may be taken over from {stale_at} (not renewed "
+                      f"for {int(STALE_LEASE.total_seconds())} s): pay again then, or now with --take-over (it is "
+                      "safe: a payer that has lost the lease stops before its next chunk)")
         else:
             advice = "wait for it to finish (--wait SECONDS), then run again to see the result"
         super().__init__("subsidy.pay_in_progress", f"batch {batch_id} is being paid by {where} ({since}); {advice}",
@@ -227,6 +240,7 @@ def pay(
     take_over: bool = False,
     fault: Fault | None = None,
     runner: tuple[str, int] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> dict[str, Any]:
     """Pay every valid row of an approved batch, exactly once; resumable after any interruption.
 
@@ -240,6 +254,9 @@ def pay(
     ``runner`` (host, pid): who the lease and the audit log say runs the pay — by default
     this machine and process; the simulator gives a fixed one, so that a seeded world
     records the same every time.
+    ``clock``: the time now, read at each chunk to renew the lease (its heartbeat) and to tell a
+    stale lease (``STALE_LEASE``); without it the run's ``now`` stands for the whole run (the
+    simulator's, whose time is its own).
 
     Each chunk is a whole unit of work of its own (``with uow:`` … ``finish()``), never a
     step of a caller's: pay is refused inside an open transaction (store.nested_transaction),
@@ -253,20 +270,21 @@ def pay(
     if operator:
         payer = require_operator(uow.db, operator, roles=set(CHECKER_ROLES))["code"]
     at = timestamp(now)
+    current = clock or (lambda: now)
 
     # First without the write lock (a running pay holds it most of the time): a paid
     # batch, or one another live pay holds, is answered at once.
-    if _payable(uow, batch_id, take_over) is None:
+    if _payable(uow, batch_id, take_over, current()) is None:
         return _already(uow, batch_id)
     # Then look again, take the lease (and move approved → paying) in one write transaction.
     with uow:
-        row = _payable(uow, batch_id, take_over)
+        row = _payable(uow, batch_id, take_over, current())
         if row is None:
             result = _already(uow, batch_id)
             uow.finish()
             return result
         funds = _funds(uow, batch_id, now)
-        lease, took_over = _take_lease(uow, batch_id, at, take_over, runner)
+        lease, took_over = _take_lease(uow, batch_id, at, take_over, runner, current())
         resumed = row["status"] == "paying"
         if row["status"] == "approved":
             invalid_count, invalid_fen = store.row_totals(batch_id).get("invalid", (0, 0))
@@ -283,7 +301,7 @@ def pay(
         while True:
             chunk_no += 1
             with uow:
-                _hold_lease(uow, batch_id, lease)
+                _hold_lease(uow, batch_id, lease, current())
                 rows = store.valid_rows_after(batch_id, cursor, chunk)
                 if rows:
                     done = _pay_chunk(uow, batch_id, rows, funds, payer=payer, at=at, now=now)
@@ -307,7 +325,7 @@ def pay(
             "this_run": run}
 
 
-def _payable(uow: UnitOfWork, batch_id: str, take_over: bool) -> dict[str, Any] | None:
+def _payable(uow: UnitOfWork, batch_id: str, take_over: bool, current: datetime) -> dict[str, Any] | None:
     """The batch if this run may pay it, None if it is paid already; refuses an unapproved, rejected or held one."""
     row = _batch(uow, batch_id)
     if row["status"] == "paid":
@@ -320,7 +338,7 @@ def _payable(uow: UnitOfWork, batch_id: str, take_over: bool) -> dict[str, Any] 
         raise RuleRefused("subsidy.rejected", f"batch {batch_id} was rejected by {row['checker']} at "
                                               f"{row['approved_at']} ({row['reject_reason']}): it is never paid", FIELD)
     held = uow.get(SubsidiesRepository).lease(batch_id)
-    if held is not None and not take_over:
+    if held is not None and not take_over and not _stale(held, current):
         alive = _holder_alive(held, {"host": socket.gethostname(), "pid": os.getpid()})
         if alive is not False:
             raise PayInProgress(batch_id, held, alive)
@@ -363,21 +381,35 @@ def _funds(uow: UnitOfWork, batch_id: str, now: datetime) -> dict[str, str]:
 
 
 def _take_lease(uow: UnitOfWork, batch_id: str, at: str, take_over: bool,
-                runner: tuple[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                runner: tuple[str, int] | None = None,
+                current: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     host, pid = runner if runner is not None else (socket.gethostname(), os.getpid())
     mine = {"batch_id": batch_id, "token": uuid.uuid4().hex, "host": host, "pid": pid,
-            "started_at": at, "chunks": 0}
+            "started_at": at, "chunks": 0, "renewed_at": timestamp(current) if current is not None else at}
     store = uow.get(SubsidiesRepository)
     holder = store.lease(batch_id)
     took_over = None
     if holder is not None:
+        stale = current is not None and _stale(holder, current)
         alive = _holder_alive(holder, mine)
-        if alive is not False and not take_over:
+        if alive is not False and not take_over and not stale:
             raise PayInProgress(batch_id, holder, alive)
         took_over = {"pid": holder["pid"], "host": holder["host"], "started_at": holder["started_at"],
-                     "chunks": holder["chunks"], "forced": alive is not False}
+                     "chunks": holder["chunks"], "forced": alive is not False and not stale}
+        if stale:  # said only when it is why: a lease left by a process known gone reads as before
+            took_over["stale_since"] = _renewed(holder).isoformat()
     store.replace_lease(mine)
     return mine, took_over
+
+
+def _renewed(holder: dict[str, Any]) -> datetime:
+    """When the lease was last renewed (its start, for a lease taken before leases were renewed)."""
+    return datetime.fromisoformat(holder.get("renewed_at") or holder["started_at"])
+
+
+def _stale(holder: dict[str, Any], current: datetime) -> bool:
+    """Whether the lease has not been renewed for ``STALE_LEASE``: its payer, wherever it ran, is gone."""
+    return current - _renewed(holder) > STALE_LEASE
 
 
 def _holder_alive(holder: dict[str, Any], me: dict[str, Any]) -> bool | None:
@@ -404,9 +436,9 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
-def _hold_lease(uow: UnitOfWork, batch_id: str, lease: dict[str, Any]) -> None:
-    """Inside the chunk's transaction: this run still holds the lease (and says it made progress)."""
-    if not uow.get(SubsidiesRepository).hold_lease(batch_id, lease["token"]):
+def _hold_lease(uow: UnitOfWork, batch_id: str, lease: dict[str, Any], current: datetime) -> None:
+    """Inside the chunk's transaction: this run still holds the lease (and renews it: the heartbeat)."""
+    if not uow.get(SubsidiesRepository).hold_lease(batch_id, lease["token"], timestamp(current)):
         raise LeaseLost(batch_id)
 
 

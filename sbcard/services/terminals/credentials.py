@@ -27,6 +27,7 @@ from sbcard.reference.venues import venues
 from sbcard.services.cards.keys import upload_master
 from sbcard.services.outlets import audit
 from sbcard.services.outlets.staff import NotSignedIn
+from sbcard.services.terminals import kiosk
 from sbcard.services.terminals.register import get_terminal
 from sbcard.store.migrations import timestamp
 from sbcard.store.unit_of_work import UnitOfWork
@@ -66,9 +67,13 @@ def _refuse(code: str, message: str, field: str | None = None) -> NotSignedIn:
 def operator_node(terminal_id: str) -> str | None:
     """The region a terminal id belongs to, from its operator (``<operator>-<number>``), without any database.
 
-    A transit operator's node (the tariff), a venue's or a hospital's region; None for an id of no known operator.
+    A transit operator's node (the tariff), a venue's or a hospital's region, a kiosk's outlet's region
+    (``<outlet code>-<number>``); None for an id of no known operator.
     """
     operator = terminal_id.rsplit("-", 1)[0]
+    outlet = kiosk.outlet_code(operator)
+    if outlet is not None:
+        return outlet.node
     transit = load_tariff().operators.get(operator)
     if transit is not None:
         return transit.node
@@ -89,14 +94,8 @@ def _find(world: World, terminal_id: str, regions: Iterable[str]) -> dict[str, A
     return None
 
 
-def verify(world: World, headers: dict[str, str | None], *, method: str, path: str, query: str, body: bytes,
-           now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES), idempotency_key: str = "") -> dict[str, Any]:
-    """The terminal's register row if the request is signed by it, timely, and it is not revoked (reads only).
-
-    ``headers``: ``terminal_auth.headers_of(request.headers)``. The terminal is looked for in
-    ``regions`` only (a process serving one node: its own). The nonce is not checked here:
-    ``remember_nonce`` does, once this passed (so nobody can spend a terminal's nonces for it).
-    """
+def _signature_headers(headers: dict[str, str | None]) -> tuple[str, str, str, str]:
+    """The four signature headers, each present and of its form (terminal, timestamp, nonce, MAC)."""
     terminal_id = headers.get(terminal_auth.HEADER_TERMINAL)
     stamp = headers.get(terminal_auth.HEADER_TIMESTAMP)
     nonce = headers.get(terminal_auth.HEADER_NONCE)
@@ -114,6 +113,39 @@ def verify(world: World, headers: dict[str, str | None], *, method: str, path: s
                       terminal_auth.HEADER_NONCE)
     if not terminal_auth.MAC_PATTERN.fullmatch(mac.strip()):
         raise _refuse("terminal.bad_mac", f"{terminal_auth.HEADER_MAC} is 64 hex digits", terminal_auth.HEADER_MAC)
+    return terminal_id, stamp, nonce, mac
+
+
+def precheck(world: World, headers: dict[str, str | None], *, now: dt.datetime,
+             regions: Iterable[str] = tuple(REGION_NODES)) -> dict[str, Any]:
+    """What can be checked of a terminal's request before its body is read (reads only): the signature's
+    headers of their form, the terminal registered here and not revoked, the timestamp fresh. The service
+    checks this before it reads a large body (an upload), so nobody without a live terminal's id and a
+    current clock makes it take in 128 MiB; ``verify`` then checks the MAC over the body, and all this again."""
+    terminal_id, stamp, _, _ = _signature_headers(headers)
+    row = _find(world, terminal_id, regions)
+    if row is None:
+        raise _refuse("terminal.unknown", f"no terminal {terminal_id!r} is registered", terminal_auth.HEADER_TERMINAL)
+    skew = terminal_auth.skew_seconds(stamp, now)
+    if abs(skew) > terminal_auth.MAX_SKEW_SECONDS:
+        raise _refuse("terminal.clock_skew", f"the request's timestamp is {abs(skew)} s "
+                      f"{'ahead of' if skew > 0 else 'behind'} the host's clock (at most "
+                      f"{terminal_auth.MAX_SKEW_SECONDS} s either way)", terminal_auth.HEADER_TIMESTAMP)
+    if row.get("revoked_at"):
+        raise _refuse("terminal.revoked", f"terminal {terminal_id} was revoked at {row['revoked_at']}",
+                      terminal_auth.HEADER_TERMINAL)
+    return row
+
+
+def verify(world: World, headers: dict[str, str | None], *, method: str, path: str, query: str, body: bytes,
+           now: dt.datetime, regions: Iterable[str] = tuple(REGION_NODES), idempotency_key: str = "") -> dict[str, Any]:
+    """The terminal's register row if the request is signed by it, timely, and it is not revoked (reads only).
+
+    ``headers``: ``terminal_auth.headers_of(request.headers)``. The terminal is looked for in
+    ``regions`` only (a process serving one node: its own). The nonce is not checked here:
+    ``remember_nonce`` does, once this passed (so nobody can spend a terminal's nonces for it).
+    """
+    terminal_id, stamp, nonce, mac = _signature_headers(headers)
     try:
         terminal_auth.canonical_query(query)
     except ValueError:

@@ -37,6 +37,7 @@ from sbcard.chip import terminal_auth, upload_batch
 from sbcard.chip.crypto import Algorithm
 from sbcard.chip.transit import CAPP_OPERATOR_CODES
 from sbcard.domain.errors import InvalidInput, NotFound
+from sbcard.domain.outlets import OutletCode
 from sbcard.reference.medical import hospitals
 from sbcard.reference.transit import load_tariff
 from sbcard.reference.venues import venues
@@ -259,8 +260,13 @@ def known_operator(code: str, field: str = "--operator") -> str:
         return places[text.upper()].code
     if text.upper() in hospitals():  # its points of sale
         return text.upper()
+    try:  # an outlet: its load kiosks (``services.terminals.kiosk``)
+        return str(OutletCode.parse(text))
+    except InvalidInput:
+        pass
     raise InvalidInput("terminal.operator", f"unknown operator {text!r}: terminals belong to a transit operator "
-                       f"({', '.join(transit)}), a venue (`sbcard venue list`) or a hospital (its POS)", field)
+                       f"({', '.join(transit)}), a venue (`sbcard venue list`), a hospital (its POS) or an "
+                       "outlet (its load kiosks)", field)
 
 
 def get_terminal(world: World, terminal_id: str) -> dict[str, Any]:

@@ -144,10 +144,12 @@ def begin_load(
 
 def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
                 now: datetime, cash: bool = False, outlet_node: str | None = None,
-                node: str | None = None, corrections: list[dict[str, Any]] | None = None) -> LoadGrant:
+                node: str | None = None, corrections: list[dict[str, Any]] | None = None,
+                check: Callable[[UnitOfWork, LoadRequest], None] | None = None) -> LoadGrant:
     """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened);
     ``node``: the card's issuing region, when the caller knows it already; ``corrections``
-    gets the reversed loads this card's counter proved credited (taken back first)."""
+    gets the reversed loads this card's counter proved credited (taken back first); ``check``:
+    the channel's own rules (a kiosk's limits), run in the debit's transaction before it."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     if node is None:
@@ -187,6 +189,8 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         if live:
             raise RuleRefused("load.counter_reused", f"the card's online counter {request.online_counter} was used "
                               f"by load {live} already: the card's image was put back", FIELD)
+        if check is not None:
+            check(uow, request)
         if cash:
             assert outlet is not None
             account_no = ledger.ensure_internal_account(uow, ledger.cash_account(outlet), "cash", now)
@@ -378,7 +382,10 @@ class PurseHost:
         # The operator was checked when the host was opened for them.
         return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now,
                            cash=self.cash, outlet_node=self.outlet_node, node=self._issuer(request.app_serial),
-                           corrections=self.corrections)
+                           corrections=self.corrections, check=self._check)
+
+    def _check(self, uow: UnitOfWork, request: LoadRequest) -> None:
+        """The channel's own rules, in the debit's transaction (none at a counter; ``KioskHost``: its limits)."""
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now,

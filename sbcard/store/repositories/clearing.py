@@ -220,6 +220,12 @@ class RegionClearingRepository:
             f"SELECT {_COLUMNS} FROM clearing_lines WHERE day = ? AND payer_node = ? "
             "ORDER BY kind, payee_node, party", [day, payer]))
 
+    def day_lines(self, day: str) -> list[dict[str, Any]]:
+        """The day's lines this region holds: its own as the payer, and those delivered to it as the payee."""
+        return _lines(self.db.execute(
+            f"SELECT {_COLUMNS} FROM clearing_lines WHERE day = ? ORDER BY kind, payer_node, payee_node, party",
+            [day]))
+
     def mark_sent(self, day: str, payer: str, at: str) -> None:
         self.db.execute("UPDATE clearing_lines SET sent_at = ? WHERE day = ? AND payer_node = ? AND sent_at IS NULL",
                         [at, day, payer])

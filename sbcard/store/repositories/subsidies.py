@@ -310,9 +310,9 @@ class SubsidiesRepository:
         return found[0] if found else None
 
     def lease_shown(self, batch_id: str) -> dict[str, Any] | None:
-        """Who holds the lease (host, pid, started_at, chunks), as a summary shows it."""
-        found = list(self.db.query("SELECT host, pid, started_at, chunks FROM subsidy_pay_leases WHERE batch_id = ?",
-                                   [batch_id]))
+        """Who holds the lease (host, pid, started_at, chunks, renewed_at), as a summary shows it."""
+        found = list(self.db.query("SELECT host, pid, started_at, chunks, coalesce(renewed_at, started_at) AS "
+                                   "renewed_at FROM subsidy_pay_leases WHERE batch_id = ?", [batch_id]))
         return found[0] if found else None
 
     def replace_lease(self, lease: dict[str, Any]) -> None:
@@ -320,10 +320,10 @@ class SubsidiesRepository:
         self.db.execute("DELETE FROM subsidy_pay_leases WHERE batch_id = ?", [lease["batch_id"]])
         self.db["subsidy_pay_leases"].insert(lease)
 
-    def hold_lease(self, batch_id: str, token: str) -> bool:
-        """Count one more chunk on the lease if it is still this token's; whether it was."""
-        cur = self.db.execute("UPDATE subsidy_pay_leases SET chunks = chunks + 1 WHERE batch_id = ? AND token = ?",
-                              [batch_id, token])
+    def hold_lease(self, batch_id: str, token: str, renewed_at: str) -> bool:
+        """Count one more chunk on the lease and renew it, if it is still this token's; whether it was."""
+        cur = self.db.execute("UPDATE subsidy_pay_leases SET chunks = chunks + 1, renewed_at = ? "
+                              "WHERE batch_id = ? AND token = ?", [renewed_at, batch_id, token])
         return cur.rowcount == 1
 
     def release_lease(self, batch_id: str, token: str) -> None:
