@@ -1,8 +1,9 @@
 """One call of a route: who, when, and the world under the rules for writing.
 
-``Call.write`` is how every state change runs: under the process's write lock (one use
-case writes at a time, so concurrent clients queue instead of meeting "database is
-locked"), with a bounded retry when another process (the CLI, a second server) holds the
+``Call.write`` is how every state change runs: under the write lock of the caller's node
+(one use case of a node writes at a time in this process, and each database's transactions
+queue first come, first served, so concurrent clients queue instead of meeting "database is
+locked": ``Worlds``), with a bounded retry when another process (the CLI, a second server) holds the
 database past the busy timeout, and with the caller's ``Idempotency-Key``: the first
 answer is kept and a retry of the same request gets it again; the same key with another
 request is refused (422). Only answers that succeeded are kept: a refused request changed
@@ -114,7 +115,8 @@ class Call:
 
     def write(self, fn: Callable[[World], Any], *, payload: Any = None, idempotent: bool = True,
               status: int = 200) -> JSONResponse:
-        """Run a state change under the write lock and the caller's Idempotency-Key (required when ``idempotent``).
+        """Run a state change under the write lock of the caller's node and the caller's Idempotency-Key (required
+        when ``idempotent``).
 
         The key is claimed first (a row "in progress", committed), then the use case runs,
         then its answer is kept in the row: two processes given the same key never both act,
@@ -133,7 +135,7 @@ class Call:
                            f"{IDEMPOTENCY_HEADER} header (a retry with the same key gets the first answer)",
                            IDEMPOTENCY_HEADER)
         digest = self._request_hash(payload)
-        with self.service.worlds.writing() as world:
+        with self.service.worlds.writing(self.node) as world:
             if key is not None:
                 kept = self._claim(world, key, digest)
                 if kept is not None:

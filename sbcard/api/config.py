@@ -17,6 +17,7 @@ from sbcard.clock import Clock, SystemClock
 from sbcard.domain.errors import InvalidInput
 from sbcard.api.peers import HttpLink
 from sbcard.store.world import HUB, NODES, REGION_NODES, World, exchange_secret, open_world
+from sbcard.store.write_gate import WriteGate
 
 NODE_CHOICES: tuple[str, ...] = ("all", *NODES)
 
@@ -105,9 +106,23 @@ class Worlds:
 
     The server's pool starts and ends threads as the load goes; a thread's world is closed
     when the thread ends (its connections are opened ``shared`` so that any thread may
-    close them), so idle threads leave no open files behind. ``writing()`` serialises the
-    use cases that write: one at a time in this process (a use case may touch a region and
-    the hub), while reads go on beside them (WAL).
+    close them), so idle threads leave no open files behind.
+
+    Writing, in two layers (``docs/service.md``, "Idempotency and concurrency"):
+
+    - ``writing(node)``: a use case acting for ``node`` (the caller's region) runs alone
+      among that node's use cases in this process, from its first read to its answer — so a
+      clerk's pick of "the next blank of the outlet's stock" and the card written on it are
+      not raced by another clerk of the same region. The three regions and the hub have one
+      such lock each: a Tianjin clerk no longer waits for a Beijing one. ``writing()`` with no
+      node takes them all (in the order of ``NODES``), for the rare acts that span the world.
+    - Each database's transactions queue at its write gate (``sbcard.store.write_gate``,
+      taken by ``UnitOfWork``): first come, first served, so the short cross-node parts of a
+      use case (its messages to the hub, an upload's exchange with an issuer) wait their
+      turn instead of polling SQLite's lock.
+
+    Both are served in arrival order (FIFO), which keeps the slowest waits (the p99) close to
+    the typical one. Reads go on beside the writers (WAL).
 
     A process that serves one node opens only that node's database (asking for another's
     raises ``NodeElsewhere``, answered 421) and reaches the other nodes through ``link``
@@ -117,7 +132,8 @@ class Worlds:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self._local = threading.local()
-        self._write_lock = threading.Lock()
+        self._gates = {node: WriteGate(f"{node}.db") for node in NODES}  # per database, per transaction
+        self._locks = {node: WriteGate(f"{node}'s use cases") for node in NODES}  # per node, per use case
         self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._secret: bytes | None = None
         self.link: HttpLink | None = None
@@ -135,31 +151,42 @@ class Worlds:
         held = getattr(self._local, "held", None)
         if held is None:
             nodes = None if self.config.whole else self.config.served
-            world = open_world(self.config.home, self.config.clock, nodes=nodes, shared=True)
+            world = open_world(self.config.home, self.config.clock, nodes=nodes, shared=True, gates=self._gates)
             world.link = self.link
             held = self._local.held = _Held(world)
             self._opened.add(held)
         return held.world
 
     @contextmanager
-    def writing(self) -> Iterator[World]:
-        with self._write_lock:
+    def writing(self, node: str | None = None) -> Iterator[World]:
+        """The thread's world, for a use case that acts for ``node`` (all nodes when None)."""
+        with self.write_lock(node):
             yield self.world()
 
     @contextmanager
-    def write_lock(self) -> Iterator[None]:
-        """The write lock alone, for a use case that opens its own transaction (signing in)."""
-        with self._write_lock:
+    def write_lock(self, node: str | None = None) -> Iterator[None]:
+        """The lock alone, for a use case that opens its own transaction (signing in)."""
+        taken: list[WriteGate] = []
+        try:
+            for name in NODES if node is None else (node,):
+                lock = self._locks[name]
+                lock.acquire()
+                taken.append(lock)
             yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
 
     def let_others_write(self) -> None:
         """Called inside ``writing()`` between two transactions of a long run (a batch's pay, a chunk at a
-        time): the lock is let go for a moment, so the requests waiting for it write before the run goes on."""
-        self._write_lock.release()
-        try:
-            time.sleep(0.001)
-        finally:
-            self._write_lock.acquire()
+        time): the locks this thread holds are let go, the use cases waiting for them run (in the order they
+        came), then the run takes them again (in the order of ``NODES``) and goes on."""
+        held = [self._locks[name] for name in NODES if self._locks[name].held()]
+        for lock in reversed(held):
+            lock.release()
+        time.sleep(0)
+        for lock in held:
+            lock.acquire()
 
     def close(self) -> None:
         for held in list(self._opened):

@@ -22,6 +22,10 @@ called inside it (a SAVEPOINT then, so a refused step leaves the caller's earlie
 intact). The SQL a service needs lives in ``sbcard.store.repositories``; ``uow.get(Kind)``
 gives the repository of that kind over this unit's database, so a second store plugs in
 by giving other repositories for the same names.
+
+A database opened with a write gate (``db.write_gate``: the network service's threads
+sharing the world, ``sbcard.store.write_gate``) is written in arrival order: the unit takes
+the gate before ``BEGIN IMMEDIATE`` and hands it on when its transaction ends.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from sbcard.domain.errors import SbcardError
+from sbcard.store.db import BUSY_TIMEOUT_MS
+from sbcard.store.write_gate import WriteGate
 
 
 Repository = TypeVar("Repository")
@@ -45,6 +51,7 @@ class UnitOfWork:
         self._active = False
         self._finished_at: int | None = None  # the connection's total_changes when ``finish`` committed
         self._repositories: dict[type[Any], Any] = {}
+        self._gate: WriteGate | None = None  # the database's write gate while this unit holds it
 
     def get(self, kind: type[Repository]) -> Repository:
         """The repository of ``kind`` (a class taking the database) over this unit's database."""
@@ -99,7 +106,16 @@ class UnitOfWork:
                 "store.nested_transaction",
                 "a unit of work is already open on this database; use cases do not nest",
             )
-        self.db.conn.execute("BEGIN IMMEDIATE")
+        gate = getattr(self.db, "write_gate", None)
+        if gate is not None:
+            gate.acquire(BUSY_TIMEOUT_MS / 1000)
+        try:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if gate is not None:
+                gate.release()
+            raise
+        self._gate = gate
         self._active = True
         return self
 
@@ -123,6 +139,7 @@ class UnitOfWork:
         self.db.conn.execute("COMMIT")
         self._active = False
         self._finished_at = self.db.conn.total_changes
+        self._let_go()
 
     def rollback(self) -> None:
         """Discard the work since the last commit; the block stays usable."""
@@ -139,13 +156,22 @@ class UnitOfWork:
     ) -> None:
         self._active = False
         # A failed COMMIT or a RAISE(ROLLBACK) trigger may already have ended it.
-        if self.db.conn.in_transaction:
-            self.db.conn.execute("ROLLBACK")
+        try:
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
+        finally:
+            self._let_go()
         if self._finished_at is not None:
             finished_at, self._finished_at = self._finished_at, None
             if exc_type is None and self.db.conn.total_changes != finished_at:
                 raise SbcardError("store.write_after_finish",
                                   "a unit of work wrote after finish(): that write was not part of its transaction")
+
+    def _let_go(self) -> None:
+        """The transaction is over: the next writer in the queue may begin."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
 
     def _require_active(self) -> None:
         if not self._active:

@@ -14,7 +14,7 @@ import os
 import random
 import secrets
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,6 +36,7 @@ from sbcard.store.keystore import keystore_path
 from sbcard.store.paths import recorded_path
 from sbcard.store.migrations import Migration, migrate, read_meta, schema_version, timestamp
 from sbcard.store.unit_of_work import UnitOfWork
+from sbcard.store.write_gate import WriteGate
 
 HUB = "hub"
 REGION_NODES: dict[str, str] = {"bj": "110000", "tj": "120000", "he": "130000"}
@@ -246,12 +247,13 @@ def _refuse_directories(paths: WorldPaths) -> None:
 
 
 def open_world(home: Path, clock: Clock | None = None, nodes: Sequence[str] | None = None, *,
-               shared: bool = False) -> World:
+               shared: bool = False, gates: Mapping[str, WriteGate] | None = None) -> World:
     """Open the world at `home`, applying any pending migrations (stamped by `clock`).
 
     ``nodes``: only those nodes' databases (a process that serves one node); the others'
     files are neither required nor opened. ``shared``: its connections may be closed by
-    another thread (``open_db``).
+    another thread (``open_db``). ``gates``: node → the write gate the threads of this
+    process queue at before writing that node's database (``sbcard.store.write_gate``).
     """
     paths = WorldPaths(home)
     _refuse_directories(paths)
@@ -274,6 +276,8 @@ def open_world(home: Path, clock: Clock | None = None, nodes: Sequence[str] | No
             dbs[node] = open_db(paths.db(node), shared=shared)
             kind, migrations = _schema_of(node)
             migrate(dbs[node], kind, migrations, now, region_code=REGION_NODES.get(node))
+            if gates is not None and node in gates:
+                dbs[node].write_gate = gates[node]  # type: ignore[attr-defined]
     except BaseException:
         for db in dbs.values():
             db.close()

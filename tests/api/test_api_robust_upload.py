@@ -17,7 +17,7 @@ def _batches(home) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_the_file_is_checked_outside_the_write_lock_and_stored_under_it(server, finance, monkeypatch):  # noqa: F811
-    lock = server.server.config.app.state.service.worlds._write_lock
+    lock = server.server.config.app.state.service.worlds._locks["bj"]  # the maker's region's write lock
     seen = {}
     stage, store = batch_import._Checker.stage, batch_import.CheckedFile.store
 

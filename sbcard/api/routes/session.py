@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -43,7 +45,7 @@ def sign_in(body: SignIn, request: Request, response: Response) -> dict[str, obj
     try:
         session = staff.sign_in(service.worlds.world().region(node), body.operator, body.password,
                                 now=service.config.clock.now(), kind=body.kind, new_password=body.new_password,
-                                source=address, writing=service.worlds.write_lock)
+                                source=address, writing=partial(service.worlds.write_lock, node))
     except (NotSignedIn, AccountLocked):
         service.sign_ins.failed(address)
         raise
@@ -76,7 +78,7 @@ def sign_out(request: Request, response: Response) -> dict[str, object]:
     principal_of(request)  # a valid session (and CSRF for a cookie)
     token, _ = presented_token(request)
     node = staff.token_node(token or "")
-    with service.worlds.writing() as world:
+    with service.worlds.writing(node) as world:
         staff.sign_out(world.region(node), token or "", now=service.config.clock.now())
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"signed_out": True}
@@ -92,5 +94,5 @@ def change_password(body: PasswordChange, request: Request, call: Call = Depends
     token, _ = presented_token(request)
     staff.change_password(call.world().region(call.principal.node), call.principal, token or "",
                           password=body.password, new_password=body.new_password, now=call.now,
-                          writing=call.service.worlds.write_lock)
+                          writing=partial(call.service.worlds.write_lock, call.principal.node))
     return {"changed": True}

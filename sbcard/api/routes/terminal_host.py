@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from sbcard.api.calls import Call
@@ -189,17 +191,38 @@ def upload_key(call: Call = Depends(terminal_call)):
     return call.write(do, idempotent=False)
 
 
+# Uploads run one at a time, the others waiting their turn without a worker thread: 200 terminals
+# uploading at closing time must not take every worker thread of the server (the clerks' requests would
+# wait for one), nor line up at their region's write lock ahead of its clerks (a clerk waits for one
+# upload at most). More at once does not go faster (their work shares one interpreter) and was measured
+# slower for everyone (benchmarks/README.md, serve_load): their long transactions on the hub and the
+# issuers queued at the same gates as the clerks' short ones, past the busy timeout for some.
+UPLOADS_AT_ONCE = 1
+
+
+def _upload_slots(request: Request) -> anyio.CapacityLimiter:
+    """The app's limiter of uploads, made in its event loop at the first upload."""
+    slots = getattr(request.app.state, "upload_slots", None)
+    if slots is None:
+        slots = request.app.state.upload_slots = anyio.CapacityLimiter(UPLOADS_AT_ONCE)
+    return slots
+
+
 @router.post("/uploads", summary="Upload a batch of offline records (the PSAM's batch MAC is checked)")
-def upload(body: Upload, call: Call = Depends(terminal_call)):
+async def upload(body: Upload, request: Request, call: Call = Depends(terminal_call)):
     terminal_id = terminal_of(call)["id"]
-    if not _hex(16)(body.mac):
-        raise ApiError(422, "upload.mac_invalid", "the batch's MAC is 16 hex digits (the PSAM's BATCH MAC)", "mac")
-    records = _records(body.records)
 
-    def do(world):
-        return TerminalHost(world).upload(terminal_id, records, mac=body.mac, now=call.now).to_dict()
+    def run() -> Any:
+        if not _hex(16)(body.mac):
+            raise ApiError(422, "upload.mac_invalid", "the batch's MAC is 16 hex digits (the PSAM's BATCH MAC)", "mac")
+        records = _records(body.records)
 
-    return call.write(do, payload=body, idempotent=False)
+        def do(world):
+            return TerminalHost(world).upload(terminal_id, records, mac=body.mac, now=call.now).to_dict()
+
+        return call.write(do, payload=body, idempotent=False)
+
+    return await anyio.to_thread.run_sync(run, limiter=_upload_slots(request))
 
 
 @router.get("/cards/{card_number}", summary="A card's status in the hub's directory, and whether it is listed")

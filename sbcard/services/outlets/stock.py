@@ -185,11 +185,11 @@ def blank_to_issue(world: World, *, outlet: str, chip_serial: str | None = None,
         if not in_stock:
             raise RuleRefused("stock.empty", f"outlet {code} has no blank cards in stock: receive a delivery first",
                               "--outlet")
-        fit = [r for r in in_stock if usable is None or usable(world.paths.resolve(r["path"]) or "")]
-        if not fit:
+        # the first that fits: each ``usable`` opens a card file, and an outlet may hold hundreds of blanks
+        row = next((r for r in in_stock if usable is None or usable(world.paths.resolve(r["path"]) or "")), None)
+        if row is None:
             raise RuleRefused("stock.empty", f"outlet {code} has no blank cards left in stock: those in stock "
                               f"are personalised already (spoil them) — receive a delivery", "--outlet")
-        row = fit[0]
     return {**row, "path": world.paths.resolve(row["path"])}
 
 
