@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
 from sbcard.chip.sw import CardStatus
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
-from sbcard.services.exchange.peers import PeerUnavailable
+from sbcard.services.exchange.peers import PeerRefused, PeerUnavailable
 from sbcard.services.outlets.staff import AccountLocked, Forbidden, NotSignedIn
 from sbcard.store.world import NodeElsewhere
 
@@ -68,7 +68,7 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def status_of(exc: SbcardError) -> int:
-    if isinstance(exc, (ApiError, KeptRefusal)):
+    if isinstance(exc, (ApiError, KeptRefusal, PeerRefused)):  # PeerRefused: the other node's own 4xx, passed on
         return exc.status
     for kind, status in _STATUS:
         if isinstance(exc, kind):

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from sbcard.services.exchange.peers import PeerUnavailable
+from sbcard.services.exchange.peers import PeerRefused, PeerUnavailable
 from sbcard.store.world import NODES, NodeElsewhere
 
 API = "/api/v1"
@@ -42,6 +42,12 @@ MESSAGES = f"{API}/exchange/messages"
 QUESTIONS = f"{API}/exchange/questions"
 ACTS = f"{API}/exchange/acts"
 ACT_TIMEOUT = 300.0  # an act (the day's clearing) asks the other nodes in turn: longer than one question
+# A message whose applying may wait for the receiver's write lock behind a long job (a subsidy pay, a large
+# upload) gets longer than the default: a region's clearing part answered late is a part in doubt.
+MESSAGE_TIMEOUTS = {"clearing.part": 60.0}
+# A peer's 4xx that is not a refusal of the request itself: a signature or clock refused (401), the node not
+# served there (421), too busy or too slow (408, 429) — a node out of reach for now, as a 5xx is.
+NOT_REFUSALS = (401, 408, 421, 429)
 ROUTED = f"{API}/exchange/routed"
 NODE_HEADER = "X-Sbcard-Node"  # the sending node
 TO_HEADER = "X-Sbcard-To"  # the receiving node
@@ -105,7 +111,7 @@ class HttpLink:
     def deliver(self, from_node: str, message: Mapping[str, Any]) -> dict[str, Any]:
         to_node = message["to_node"]
         answer = self._post(to_node, MESSAGES, {"from_node": from_node, "message": dict(message)},
-                            from_node=from_node)
+                            from_node=from_node, timeout=MESSAGE_TIMEOUTS.get(message["kind"]))
         log.info("message %s (%s) delivered to %s: %s", message["idempotency_key"], message["kind"], to_node,
                  "applied" if answer.get("applied") else "applied before")
         return answer
@@ -133,14 +139,22 @@ class HttpLink:
         try:
             extra = {} if timeout is None else {"timeout": httpx.Timeout(timeout, connect=self._connect_timeout)}
             response = self._client.post(base + path, content=body, headers=headers, **extra)
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # it never got there
             raise PeerUnavailable(to_node, f"{type(exc).__name__} at {base}") from None
+        except httpx.HTTPError as exc:  # sent, and no answer: the receiver may have applied it, or still may
+            raise PeerUnavailable(to_node, f"{type(exc).__name__} at {base}", in_doubt=True) from None
         if response.status_code != 200:
+            error: Any = None
             try:
                 error = response.json()["error"]
                 why = f"HTTP {response.status_code} {error['code']}: {error['message']}"
             except (ValueError, KeyError, TypeError):
                 why = f"HTTP {response.status_code}"
+            if 400 <= response.status_code < 500 and response.status_code not in NOT_REFUSALS and why != (
+                    f"HTTP {response.status_code}"):
+                log.warning("node %s refused %s %s: %s", to_node, sender, path, why)
+                raise PeerRefused(to_node, response.status_code, str(error["code"]), str(error["message"]),
+                                  error.get("field"))
             log.warning("node %s answered %s to %s %s", to_node, why, sender, path)
             raise PeerUnavailable(to_node, why)
         try:

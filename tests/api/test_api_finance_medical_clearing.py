@@ -70,12 +70,15 @@ def test_clearing_runs_once_and_its_reports_are_read(server, finance):
     supervisor = server.signed_in("BJ-SUP")
     assert server.signed_in("BJ-AUD").post("/api/v1/clearing/runs", json={"date": "2025-03-01"},
                                            headers=key()).status_code == 403
-    first = supervisor.post("/api/v1/clearing/runs", json={"date": "2025-03-01"}, headers=key())
+    today = supervisor.post("/api/v1/clearing/runs", json={"date": "2025-03-01"}, headers=key())
+    assert today.status_code == 422 and today.json()["error"]["code"] == "clearing.date"  # today: only forced
+    assert "force" in today.json()["error"]["message"]
+    first = supervisor.post("/api/v1/clearing/runs", json={"date": "2025-03-01", "force": True}, headers=key())
     assert first.status_code == 200, first.text
     run = first.json()
     assert {"date", "changed", "message", "regions", "lines", "settlement", "files"} <= set(run)
     assert run["changed"] is True and run["date"] == "2025-03-01"
-    second = supervisor.post("/api/v1/clearing/runs", json={"date": "2025-03-01"}, headers=key())
+    second = supervisor.post("/api/v1/clearing/runs", json={"date": "2025-03-01", "force": True}, headers=key())
     assert second.status_code == 200 and second.json()["changed"] is False
     assert second.json()["settlement"] == run["settlement"]
 

@@ -44,7 +44,10 @@ and a message once kept (``clearing.taken``); each payee's receipt a message
 (``clearing.deliver``) — all applied once by the region's ``inbox`` (``apply_from_hub``);
 the rest the run and the report read are named questions (``peers.QUESTIONS``, answered by
 the ``answer_*`` functions here). A region's process that cannot be reached is as a link
-marked down. Routing records awaiting their issuer (step 1) is the transit exchange's there.
+marked down; one whose part was sent and not answered is in doubt (it may apply it late, its
+lines dated the day): asked (``clearing.part_done``) and sent once more, and if still unknown
+the run records nothing (``ClearingInDoubt``, 503: run the date again), so no day is recorded
+— its settlement files written once — without every region's part known. Routing records awaiting their issuer (step 1) is the transit exchange's there.
 
 The SQL is the store's (``sbcard.store.repositories.clearing``: ``ClearingRepository`` on the
 hub, ``RegionClearingRepository`` on a region), the money the ledger's: a function that
@@ -69,7 +72,8 @@ from sbcard.domain.errors import InvalidInput
 from sbcard.services.accounts import ledger
 from sbcard.services.clearing import settlement
 from sbcard.services.exchange import links, outbox, peers
-from sbcard.services.exchange.peers import PeerUnavailable
+from sbcard.services.exchange.peers import PeerRefused, PeerUnavailable
+from sbcard.services.outlets import audit
 from sbcard.services.transit import host as transit_host, purse_integrity
 from sbcard.services.transit.purse_host import FLOAT_PURSE
 from sbcard.store.migrations import timestamp
@@ -136,8 +140,29 @@ def parse_day(text: str, field: str = FIELD) -> dt.date:
     return day
 
 
-def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingResult:
-    """Clear ``day`` (see the module doc); the stored answer, unchanged, when it was cleared before."""
+class ClearingInDoubt(PeerUnavailable):
+    """A region's part of the day was sent and no answer came back: it may have been applied, or may still be.
+
+    Recording the day then would leave the part's lines (dated that day, if the region applies it late) out of
+    every settlement file: the day's is written once, the next day's holds only its own. So the day is not
+    recorded; everything done so far is idempotent, and running the date again finishes it (HTTP 503).
+    """
+
+    def __init__(self, nodes: list[str], day: dt.date) -> None:
+        super().__init__(nodes[0], "in doubt", in_doubt=True)  # a PeerUnavailable: HTTP 503, try again
+        self.code, self.field = "clearing.in_doubt", "node"
+        self.message = (f"the clearing part of {', '.join(nodes)} for {day.isoformat()} was "
+                        "sent and not answered (its process may be busy): whether it was applied is not known, "
+                        "so the day is not recorded; run the clearing of this date again")
+        self.args = (self.message,)
+        self.nodes = nodes
+
+
+def run_clearing(world: World, day: dt.date, *, now: dt.datetime, operator: str | None = None) -> ClearingResult:
+    """Clear ``day`` (see the module doc); the stored answer, unchanged, when it was cleared before.
+
+    ``operator``: who started the run (staff over the API), kept in the hub's record of the day.
+    """
     check_day(day, now)
     hub = UnitOfWork(world.hub())
     done = recorded(hub, day)
@@ -151,14 +176,25 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
             if got:
                 routed[node] = got
     regions: dict[str, dict[str, Any]] = {}
+    in_doubt = []
     for node in REGION_NODES:
         if not links.is_up(world.hub(), node):
             regions[node] = _unreachable("the hub cannot reach it: its part waits for the next clearing date")
             continue
         try:
             regions[node] = {"status": "cleared", **_clear_region(world, node, day, now)}
-        except (PeerUnavailable, NodeElsewhere) as exc:  # its process is down: as a link marked down
+        except PeerRefused as exc:  # it answered, and refused its part: nothing of it was cleared
+            regions[node] = _unreachable(f"its process refused its part ({exc.code}: {exc.message}): its part "
+                                         "waits for the next clearing date", status="refused")
+        except PeerUnavailable as exc:
+            if exc.in_doubt:
+                in_doubt.append(node)
+            else:  # its process is down: as a link marked down
+                regions[node] = _unreachable(f"{exc.message}: its part waits for the next clearing date")
+        except NodeElsewhere as exc:
             regions[node] = _unreachable(f"{exc.message}: its part waits for the next clearing date")
+    if in_doubt:
+        raise ClearingInDoubt(in_doubt, day)
     cleared = [n for n, r in regions.items() if r["status"] == "cleared"]
     cases = purse_cases(world, day, cleared)
     held = [n for n in REGION_NODES if world.holds(n) and links.is_up(world.hub(), n)]
@@ -177,8 +213,19 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime) -> ClearingRes
         message=f"cleared {day.isoformat()}: {len(lines)} line(s); " + ", ".join(parts),
         routed=routed, regions=regions, lines=[_line_view(row) for row in lines], delivered=delivered,
         undelivered=undelivered, gaps=gaps, files=files, settlement=day_settlement, **cases)
-    settlement.record(world, day, day_settlement, result.to_dict(), now=now)
+    settlement.record(world, day, day_settlement, result.to_dict(), now=now, operator=operator)
     return result
+
+
+def audit_run(world: World, node: str, *, operator: str, day: dt.date, answer: Mapping[str, Any], forced: bool,
+              now: dt.datetime) -> None:
+    """A clearing run started by staff, audited in their region (``clearing.run``, subject the date): who
+    settled money between the regions, and what came of it (the hub keeps the operator with the day too)."""
+    uow = UnitOfWork(world.region(node))
+    with uow.transaction():
+        audit.record(uow.db, at=now, operator=operator, action="clearing.run", subject=day.isoformat(),
+                     details={"changed": bool(answer.get("changed")), "forced": forced,
+                              "regions": {n: r.get("status") for n, r in (answer.get("regions") or {}).items()}})
 
 
 def check_day(day: dt.date, now: dt.datetime) -> None:
@@ -201,8 +248,8 @@ def _zero() -> dict[str, int]:
     return {"count": 0, "amount_fen": 0}
 
 
-def _unreachable(note: str) -> dict[str, Any]:
-    return {"status": "unreachable", "transit": _zero(), "medical": _zero(), "gaps": 0, "note": note}
+def _unreachable(note: str, status: str = "unreachable") -> dict[str, Any]:
+    return {"status": status, "transit": _zero(), "medical": _zero(), "gaps": 0, "note": note}
 
 
 def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
@@ -213,12 +260,48 @@ def _clear_region(world: World, node: str, day: dt.date, now: dt.datetime) -> di
     done once a day by its ``clearing_runs``) answers the same summary.
     """
     if not world.holds(node):
-        return _over_link(world, node, PART_KIND, f"{PART_KIND}/{day.isoformat()}/{node}",
-                          {"day": day.isoformat()}, now)
+        return _part_over_link(world, node, day, now)
     with UnitOfWork(world.region(node)) as uow:
         summary = _clear_part(world, uow, node, day, now)
         uow.finish()
     return summary
+
+
+def _part_over_link(world: World, node: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
+    """The region's part by its process (message ``clearing.part/<day>/<node>``), its doubt resolved if it can be.
+
+    A part sent and not answered (its process waiting for its write lock behind a long job, say) may
+    have been applied, or may be applied yet: the hub asks whether it was (``clearing.part_done``, a
+    question, answered without that lock), and if not sends it once more — applied once by its key,
+    this waits for the first and answers its result. Still no answer: ``PeerUnavailable`` in doubt,
+    and the run records nothing (``ClearingInDoubt``).
+    """
+    payload, key = {"day": day.isoformat()}, f"{PART_KIND}/{day.isoformat()}/{node}"
+    try:
+        return _over_link(world, node, PART_KIND, key, payload, now)
+    except PeerUnavailable as exc:
+        if not exc.in_doubt:
+            raise
+    try:
+        done = peers.ask(world, node, "clearing.part_done", day=day.isoformat())
+    except PeerUnavailable as exc:
+        raise PeerUnavailable(node, f"its part of {day.isoformat()} is in doubt and {exc.message}",
+                              in_doubt=True) from None
+    if done is not None:
+        return done
+    try:  # not applied yet: once more, and wait for it
+        return _over_link(world, node, PART_KIND, key, payload, now)
+    except PeerRefused:
+        raise
+    except PeerUnavailable as exc:  # the first may still be waiting there, whatever became of this one
+        raise PeerUnavailable(node, f"its part of {day.isoformat()} is in doubt and {exc.message}",
+                              in_doubt=True) from None
+
+
+def answer_part_done(db: Any, day: str) -> dict[str, Any] | None:
+    """(question ``clearing.part_done``) The region's part of the day as its run summary says, or None (not done)."""
+    found = UnitOfWork(db).get(RegionClearingRepository).run_summary(parse_day(day, "day").isoformat())
+    return None if found is None else _public(json.loads(found))
 
 
 def _clear_part(world: World, uow: UnitOfWork, node: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
@@ -737,6 +820,7 @@ def _awaiting(uow: UnitOfWork) -> int:
 # what the hub's and the regions' processes answer each other for the clearing (``peers``, ``outbox``)
 for _question, _side, _answer in (
         ("clearing.unsent_lines", peers.REGION, answer_unsent_lines),
+        ("clearing.part_done", peers.REGION, answer_part_done),
         ("clearing.gaps", peers.REGION, answer_gaps),
         ("clearing.day_cases", peers.REGION, answer_day_cases),
         ("clearing.operator_of_terminal", peers.REGION, answer_operator_of_terminal),
@@ -749,9 +833,10 @@ for _kind in FROM_HUB_KINDS:
     outbox.FROM_HUB[_kind] = apply_from_hub
 
 
-def _run_act(world: World, now: dt.datetime, date: str) -> dict[str, Any]:
-    """(act ``clearing.run``, the hub's process) The day's clearing, started at a region's process."""
-    return run_clearing(world, parse_day(date, "date"), now=now).to_dict()
+def _run_act(world: World, now: dt.datetime, date: str, operator: str | None = None) -> dict[str, Any]:
+    """(act ``clearing.run``, the hub's process) The day's clearing, started at a region's process by
+    ``operator`` (kept in the hub's record of the day; the region audits it)."""
+    return run_clearing(world, parse_day(date, "date"), now=now, operator=operator).to_dict()
 
 
 peers.register_act("clearing.run", HUB, _run_act)

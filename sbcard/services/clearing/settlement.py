@@ -153,8 +153,9 @@ def write_files(world: World, day: dt.date, settlement: dict[str, Any]) -> list[
 
 
 def record(world: World, day: dt.date, settlement: dict[str, Any], result: dict[str, Any], *,
-           now: dt.datetime) -> bool:
-    """The hub records the day's settlement once; False if it had (nothing written)."""
+           now: dt.datetime, operator: str | None = None) -> bool:
+    """The hub records the day's settlement once; False if it had (nothing written). ``operator``: who started
+    the run (in the message's payload; the CLI's run names none)."""
     key = settlement_key(day)
     with UnitOfWork(world.hub()) as hub:
         store = hub.get(ClearingRepository)
@@ -166,7 +167,8 @@ def record(world: World, day: dt.date, settlement: dict[str, Any], result: dict[
             "net": dumps(settlement["net"]), "parties": dumps(settlement["operators"]), "result": dumps(result),
             "recorded_at": timestamp(now)}, {
             "idempotency_key": key, "kind": SETTLEMENT_KIND, "from_node": "hub", "to_node": "hub",
-            "received_at": now.isoformat(), "payload": dumps({"date": day.isoformat(), "net": settlement["net"]}),
+            "received_at": now.isoformat(), "payload": dumps({"date": day.isoformat(), "net": settlement["net"],
+                                                      **({"operator": operator} if operator else {})}),
             "result": dumps({"recorded": True})})
         hub.finish()
     return True

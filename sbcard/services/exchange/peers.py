@@ -39,9 +39,27 @@ REGION = "region"
 class PeerUnavailable(SbcardError):
     """Another node's process could not be reached (down, or answering with an error)."""
 
-    def __init__(self, node: str, why: str) -> None:
+    def __init__(self, node: str, why: str, *, in_doubt: bool = False) -> None:
         super().__init__("node.unavailable", f"node {node} cannot be reached now ({why}); try again later", "node")
         self.node = node
+        # True when the request went out and no answer came back (a read timeout, a dropped connection): the
+        # receiver may have applied it, or may still apply it. False when it never got there, or it answered.
+        self.in_doubt = in_doubt
+
+
+class PeerRefused(PeerUnavailable):
+    """Another node's process answered and refused the request (its 4xx: ``code``, ``field``, ``message``).
+
+    Not a node out of reach: sending it again gets the same refusal, so a caller that can tell (the clearing,
+    a route answering staff) reports it as it is. It is a ``PeerUnavailable`` so that a caller that only knows
+    "wait and try again" (a pending message, a transit chunk) keeps doing what it did — logged as refused.
+    """
+
+    def __init__(self, node: str, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(node, f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code, self.message, self.field = code, message, field
+        self.args = (message,)
 
 
 class NodeLink(Protocol):
