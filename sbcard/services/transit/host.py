@@ -97,7 +97,10 @@ from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, REGION_NODES, World, node_of_db
 
 CHUNK = 50_000  # records per exchange with an issuer
-WIRE_CHUNK = 5_000  # per exchange over HTTP (one node per process): well under a node's request limit (4 MiB)
+WIRE_CHUNK = 5_000  # per exchange over HTTP (one node per process), at most …
+# … and at most these bytes of records on the wire: a node's request is at most 4 MiB (413 beyond, every
+# time), and a record's ``details`` has no fixed size; the rest is left for the request's envelope.
+WIRE_BYTES = 3 * 1024 * 1024
 MESSAGE_KIND = "transit.clear"
 PURCHASE_TYPES = (EP_PURCHASE, CAPP_PURCHASE)
 _HEX2 = [f"{i:02X}" for i in range(256)]
@@ -345,14 +348,34 @@ def _send(world: World, node: str, issuer: str, group: Sequence[PurseRecord], ve
     """``group`` (sorted by card and counter) to the issuer in chunks; their verdicts into ``verdicts``."""
     cleared = {"status": "cleared", "reason": None, "flags": ()}
     group = _same_card(world, issuer, group, verdicts)
-    size = CHUNK if world.holds(HUB) else WIRE_CHUNK  # the same records make the same chunks, so a retry's key
-    for start in range(0, len(group), size):
-        chunk = group[start:start + size]
+    for chunk in _chunks(group, CHUNK) if world.holds(HUB) else _wire_chunks(group):
         answer = exchange(world, from_node=node, to_node=issuer, records=chunk, now=now, operators=operators)
         card_numbers.update(answer.get("cards", {}))
         given = answer["verdicts"]
         for i, r in enumerate(chunk):
             verdicts[id(r)] = given.get(str(i), cleared)
+
+
+def _chunks(group: Sequence[PurseRecord], size: int) -> list[Sequence[PurseRecord]]:
+    return [group[start:start + size] for start in range(0, len(group), size)]
+
+
+def _wire_chunks(group: Sequence[PurseRecord]) -> list[Sequence[PurseRecord]]:
+    """``group`` in chunks of at most ``WIRE_CHUNK`` records and ``WIRE_BYTES`` of records as they go on the
+    wire (``_records_to_wire``), in order: the same records make the same chunks, so a retry's key is the
+    same. A record bigger than the bound alone is a chunk of its own (its node refuses it: logged, it waits)."""
+    chunks: list[Sequence[PurseRecord]] = []
+    start, size = 0, 0
+    for i, r in enumerate(group):
+        wire = len(json.dumps([list(r.host_values()), dict(r.details) if r.details else None],
+                              ensure_ascii=False).encode()) + 2  # ", " between records
+        if i > start and (i - start >= WIRE_CHUNK or size + wire > WIRE_BYTES):
+            chunks.append(group[start:i])
+            start, size = i, 0
+        size += wire
+    if start < len(group):
+        chunks.append(group[start:])
+    return chunks
 
 
 def _same_card(world: World, issuer: str, group: Sequence[PurseRecord],
