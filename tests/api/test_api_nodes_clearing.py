@@ -374,3 +374,29 @@ def test_a_peers_refusal_passes_through_as_its_own_error_and_a_node_down_stays_u
         assert down.value.in_doubt is False
     finally:
         link.close()
+
+
+def test_a_day_is_not_recorded_while_a_cleared_regions_lines_are_not_at_the_hub(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch):
+    """Tianjin's part is cleared (its lines dated the day) and then its lines cannot be asked for: recorded then,
+    the day's files would miss them for good (the next run takes them, dated the day, into no file)."""
+    from sbcard.services.exchange import peers
+
+    side, answer = peers.QUESTIONS["clearing.unsent_lines"]
+
+    def failing(db, payer: str):
+        if payer == "tj":
+            raise ValueError("Tianjin's process could not answer now")
+        return answer(db, payer)
+
+    monkeypatch.setitem(peers.QUESTIONS, "clearing.unsent_lines", (side, failing))
+    supervisor = cluster.servers["bj"].signed_in(SUPERVISOR)
+    first = supervisor.post(RUNS, json={"date": DAY.isoformat(), "force": True})
+    assert first.status_code == 503 and "clearing.in_doubt" in first.json()["error"]["message"], first.text
+    assert cluster.query("hub", "SELECT * FROM settlements") == []
+    monkeypatch.setitem(peers.QUESTIONS, "clearing.unsent_lines", (side, answer))
+    again = supervisor.post(RUNS, json={"date": DAY.isoformat(), "force": True})
+    assert again.status_code == 200, again.text
+    assert again.json()["settlement"]["net"] == {"bj": 1100, "tj": -1100, "he": 0}
+    tj_file = json.loads((cluster.homes["hub"] / "settlement" / DAY.isoformat() / "tj.json").read_text())
+    assert tj_file["net_fen"] == -1100

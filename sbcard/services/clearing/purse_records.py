@@ -61,7 +61,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -148,12 +148,13 @@ class ClearingInDoubt(PeerUnavailable):
     recorded; everything done so far is idempotent, and running the date again finishes it (HTTP 503).
     """
 
-    def __init__(self, nodes: list[str], day: dt.date) -> None:
+    def __init__(self, nodes: list[str], day: dt.date, what: str = "part") -> None:
         super().__init__(nodes[0], "in doubt", in_doubt=True)  # a PeerUnavailable: HTTP 503, try again
         self.code, self.field = "clearing.in_doubt", "node"
-        self.message = (f"the clearing part of {', '.join(nodes)} for {day.isoformat()} was "
-                        "sent and not answered (its process may be busy): whether it was applied is not known, "
-                        "so the day is not recorded; run the clearing of this date again")
+        why = ("was sent and not answered (its process may be busy): whether it was applied is not known"
+               if what == "part" else "was cleared, and its lines could not be taken by the hub")
+        self.message = (f"the clearing part of {', '.join(nodes)} for {day.isoformat()} {why}, so the day is "
+                        "not recorded; run the clearing of this date again")
         self.args = (self.message,)
         self.nodes = nodes
 
@@ -200,7 +201,10 @@ def run_clearing(world: World, day: dt.date, *, now: dt.datetime, operator: str 
     held = [n for n in REGION_NODES if world.holds(n) and links.is_up(world.hub(), n)]
     if any(purse_integrity.blocks_waiting(UnitOfWork(world.region(n))) for n in held):
         outbox.deliver_pending(world, now)  # purse blocks (this run's, or an upload's) go on the hub's blacklist
-    _send_lines(world, now)  # (a region's own process delivers its blocks: its courier, once the run lets go)
+    # (a region's own process delivers its blocks: its courier, once the run lets go)
+    untaken = _send_lines(world, now, required=cleared)
+    if untaken:  # its part of the day is done there, its lines dated the day: the day's files must hold them
+        raise ClearingInDoubt(untaken, day, what="lines")
     delivered = deliver(world, now)
     lines = settlement.hub_lines(world, day)
     undelivered = hub.get(ClearingRepository).undelivered_count()
@@ -489,23 +493,26 @@ def counter_gaps(uow: UnitOfWork) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- through the hub
 
 
-def _send_lines(world: World, now: dt.datetime) -> int:
+def _send_lines(world: World, now: dt.datetime, required: Collection[str] = ()) -> list[str]:
     """Every region's lines the hub has not taken yet (payer rows), one message per day and payer.
 
     A region this world does not hold is asked for its unsent lines (``clearing.unsent_lines``);
     once the hub has kept them, its message ``clearing.taken/<day>/<node>`` marks them sent there.
-    A region out of reach keeps them unsent: the next run takes them.
+    A region out of reach keeps them unsent: the next run takes them. The regions of ``required``
+    (whose part this run cleared) that could not be asked, returned: their lines of the day are not
+    at the hub, and a day recorded without them would leave them out of every settlement file.
     """
     hub = UnitOfWork(world.hub())
-    sent = 0
+    untaken = []
     for node in REGION_NODES:
         if not links.is_up(world.hub(), node):
             continue
         if not world.holds(node):
             try:
-                sent += _send_lines_over_link(world, hub, node, now)
-            except (PeerUnavailable, NodeElsewhere):
-                pass  # its lines wait, unsent, for the next run
+                _send_lines_over_link(world, hub, node, now)
+            except (PeerUnavailable, NodeElsewhere):  # its lines wait, unsent, for the next run
+                if node in required:
+                    untaken.append(node)
             continue
         region = UnitOfWork(world.region(node))
         store = region.get(RegionClearingRepository)
@@ -514,8 +521,7 @@ def _send_lines(world: World, now: dt.datetime) -> int:
             _take_lines(hub, node, day, rows, now)
             with region.transaction():
                 store.mark_sent(day, node, timestamp(now))
-            sent += len(rows)
-    return sent
+    return untaken
 
 
 def _send_lines_over_link(world: World, hub: UnitOfWork, node: str, now: dt.datetime) -> int:
