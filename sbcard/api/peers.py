@@ -10,6 +10,12 @@ and from the hub's process of the answering region.
 ``Courier`` delivers the process's pending messages every ``interval`` seconds in a thread
 of its own, so a message left pending while its receiver was down goes once it is up.
 
+**Answers that are not 200.** The receiver's own refusal (a 4xx other than 401, 408, 421 and
+429) is raised as ``PeerRefused`` with its status, code, field and message — a kind of
+``PeerUnavailable``, so a caller that waits keeps waiting, while an API route passes the
+refusal on as it is. Anything else is ``PeerUnavailable`` (503): ``in_doubt`` when the request
+went out and no answer came back (the receiver may have applied it, or may still).
+
 **Node-to-node authentication.** Every request between nodes is signed with HMAC-SHA256
 under a key derived from the world's node-to-node secret (``<home>/exchange.key``, made on
 first use by ``sbcard.store.world.exchange_secret``; each node's server holds a copy of it,
