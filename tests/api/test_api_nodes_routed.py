@@ -599,3 +599,36 @@ def test_the_hub_takes_the_answering_regions_signature_for_a_refund_only_and_kee
     [kept] = nodes.query("hub", "SELECT payload, received_at FROM messages WHERE kind = 'medical.settle'")
     assert json.loads(kept["payload"])["claim_id"] == request.claim_id  # not the "{}" the request said
     assert kept["received_at"] == LATER.isoformat()  # the hub's clock, not the request's
+
+
+def test_a_regions_courier_holds_no_lock_while_it_reconciles_over_http(hospital_nodes, monkeypatch):
+    """Hebei's courier reconciles its queued claim through the hub while Tianjin is slow to answer: meanwhile
+    Hebei's write lock is free (a clerk's use case is not held up behind another process's answer)."""
+    import threading
+
+    from sbcard.api import peers as wire
+    from sbcard.services.medical import host as medical_host
+
+    nodes, mw, _pos = hospital_nodes
+    nodes.start("hub", "he")  # Tianjin down: the claim is settled offline, queued at Hebei
+    done = settle_at_hebei(nodes, mw)
+    assert done["mode"] == "offline"
+    monkeypatch.setattr(wire, "ANSWER_TIMEOUT", 3.0)
+    answering, slow = threading.Event(), threading.Event()
+    settle_now = medical_host.settle
+
+    def slow_settle(uow, request, *, now):
+        answering.set()
+        slow.wait(2)
+        return settle_now(uow, request, now=now)
+
+    monkeypatch.setattr(medical_host, "settle", slow_settle)
+    nodes.start("tj")
+    try:
+        assert answering.wait(20)  # Hebei's courier is waiting for the hub, which waits for Tianjin
+        with nodes.service("he").worlds.write_lock(wait=0.5):
+            pass
+    finally:
+        slow.set()
+    wait_for(lambda: nodes.query("he", "SELECT status FROM medical_offline_queue")[0]["status"] == "reconciled")
+    assert len(nodes.query("tj", "SELECT * FROM medical_claims")) == 1
