@@ -18,7 +18,10 @@ signature covers the method, the path, the sending and receiving nodes, a timest
 body's SHA-256; the receiver refuses (401) a request without a valid signature or with a
 timestamp more than ``MAX_SKEW`` seconds from its own wall clock. A replay within that
 window changes nothing: a message is applied once (its idempotency key, the receiver's
-message log), and a question only reads.
+message log), a question only reads, the one act is done once per date, and a routed
+exchange is recorded once at the hub by its key (its region keeps each once besides). A
+direct kind (a purse load's step) has no key of its own: what a repeated step leaves is the
+load protocol's to settle at the issuer (``docs/api/nodes.md``).
 """
 
 from __future__ import annotations

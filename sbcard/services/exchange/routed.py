@@ -5,11 +5,15 @@ records checked by each card's issuer (``sbcard.services.transit.host``, kind
 ``transit.clear``) and a medical claim settled (or refunded) by the holder's insured region
 (``sbcard.services.medical.routing``, ``medical.settle``/``medical.refund``). Both are one
 **routed exchange** (``exchange``): the hub looks for the exchange's idempotency key in its
-``messages``; if it is there, the recorded answer is given back and the answering region
-does nothing; else the answering region runs the kind's use case (``Kind.apply``, in a unit
-of work of its own database) and the hub records its answer under the key, in the hub's
-transaction held meanwhile (so two of the same exchange at once do not both reach it). A
-rule's refusal is not recorded: nothing happened, the asker is told why.
+``messages``; if it is there with its answer, the recorded answer is given back and the
+answering region does nothing; else the hub claims the key (a row with no answer yet,
+committed), asks the answering region with nothing of its own held — the region runs the
+kind's use case (``Kind.apply``, in a unit of work of its own database) — and records its
+answer under the key in a second short transaction. The same exchange asked meanwhile is
+told it is in progress (``ExchangeInDoubt``); a key left claimed without an answer (the
+answer lost, the hub's process stopped) is asked of the region again next time, which keeps
+each exchange once (a claim id, a record's verdict) and answers the same. A rule's refusal
+is not recorded (the claim is let go): nothing happened, the asker is told why.
 
 Where it runs:
 
@@ -21,9 +25,20 @@ Where it runs:
   (``POST /api/v1/exchange/routed`` on that region's process, signed by the hub), whose
   process runs ``answer``. So the hub's process needs a ``--peer`` for each region.
 
-A node out of reach raises ``PeerUnavailable`` (nothing recorded at the hub: the exchange is
-tried again later and finds nothing half done); the transit upload keeps its records
-awaiting, the point of sale settles offline.
+A node that cannot be reached raises ``PeerUnavailable``: nothing was done there (the hub's
+claim of the key is let go; a hub busy writing past ``HUB_LOCK_WAIT`` refuses before it
+claims anything). A node that took the request but whose answer did not come back (a read
+timeout, the hub's own "in progress") raises ``ExchangeInDoubt`` (504 ``exchange.in_doubt``
+over HTTP): it may have been done, and it is settled only by asking the same exchange again
+under its key. The hops' timeouts grow upstream (``sbcard.api.peers``: the hub waits for a
+region less long than a region waits for the hub), so the innermost verdict comes back
+first. The transit upload keeps its records awaiting either way; the point of sale settles
+offline only when nothing was done, and a claim in doubt is kept at the hospital's region
+for ``reconcile`` (``sbcard.services.medical.routing``).
+
+The answering node uses its own clock for the use case (and the hub for its record), never
+the ``now`` a request carries; the hub keeps, for a kind with ``Kind.record``, what it
+computes from the payload it forwards rather than the asker's ``record``.
 
 The kinds are registered by the capability that owns them (``register``, at its import),
 since this package sits below transit and medical; the payload crosses the wire as

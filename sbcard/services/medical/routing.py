@@ -4,8 +4,8 @@ A point of sale's claim (``sbcard.domain.medical_claim.ClaimRequest``) is settle
 holder's insured region (``sbcard.services.medical.host``), which the hub reaches only
 while its link is up (``sbcard.services.exchange.links``). Every exchange goes through the hub
 and is recorded in its ``messages`` under the idempotency key ``<kind>/<claim id>``
-(``medical.settle/BJH003-00000042``, ``medical.refund/…``) with the answer, the hub's
-write lock held meanwhile, as the transit uploads do:
+(``medical.settle/BJH003-00000042``, ``medical.refund/…``) with the answer (the key
+claimed first, so the same claim at once is not asked twice), as the transit uploads do:
 
 - a settle sent again (a point of sale's retry, a reconciliation repeated after a crash)
   gets the recorded answer and the insured region does nothing (it also keeps each
@@ -23,7 +23,9 @@ Every exchange is a routed exchange (``sbcard.services.exchange.routed``): in pr
 whole world; in a process that serves one region, through the hub's process over HTTP to the
 insured region's process. There an insured region "reachable" also means its process answers
 now (a point of sale otherwise settles offline), and a region's process reconciles its own
-hospitals' queue (its courier does, every round).
+hospitals' queue (its courier does, every round). A settle whose answer is lost on the way
+(``ExchangeInDoubt``) is kept in that queue in doubt, never settled offline, and the same
+reconciliation settles it by its key.
 """
 
 from __future__ import annotations
