@@ -559,6 +559,20 @@ def test_a_settle_whose_answer_is_lost_is_in_doubt_not_unavailable_and_reconcile
         [entry] = medical_claims.entries(UnitOfWork(world.region("he")))
     assert entry["in_doubt"] is True and entry["fund_fen"] is None  # listed in doubt (status in_doubt), no split
 
+    # asked again while the hub cannot reach Tianjin at all: still in doubt (an earlier try may have settled it)
+    hub_link = nodes.service("hub").worlds.link
+    tianjin = hub_link.peers["tj"]
+    hub_link.peers["tj"] = "http://127.0.0.1:9"
+    try:
+        with nodes.service("he").worlds.writing() as world, pytest.raises(routed.ExchangeInDoubt):
+            routing._exchange(world, routing.SETTLE, body["claim_id"], from_node="he", to_node="tj",
+                              payload=json.loads(nodes.query("hub", "SELECT payload FROM messages WHERE kind = "
+                                                               "'medical.settle'")[0]["payload"]), now=LATER)
+    finally:
+        hub_link.peers["tj"] = tianjin
+    [claimed] = nodes.query("hub", "SELECT result FROM messages WHERE kind = 'medical.settle'")
+    assert claimed["result"] is None  # still claimed, not let go
+
     # (while Tianjin stays slow, Hebei's courier's reconciliations are in doubt too: the claim stays kept)
     monkeypatch.setattr(medical_host, "settle", settle_now)
     slow.set()

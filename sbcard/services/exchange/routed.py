@@ -193,8 +193,10 @@ def at_hub(world: World, kind: str, key: str, *, from_node: str, to_node: str, p
     is recorded. A request for a key being asked in this process meanwhile is told it is in progress
     (``ExchangeInDoubt``); a key left claimed with no answer (the region's answer lost, or this process
     stopped) is asked of the region again — it keeps each exchange once (a claim id, a record's verdict)
-    and answers the same. ``hold`` wraps each transaction (the hub's process: its write lock, waited for at
-    most ``HUB_LOCK_WAIT`` s; a busy error then, before anything is done).
+    and answers the same (a region out of reach then is ``ExchangeInDoubt`` still, the key kept
+    claimed: the earlier try may have been done there). ``hold`` wraps each transaction (the hub's
+    process: its write lock, waited for at most ``HUB_LOCK_WAIT`` s; a busy error then, before
+    anything is done).
     """
     spec = kind_of(kind)
     if spec.direct:
@@ -219,12 +221,19 @@ def at_hub(world: World, kind: str, key: str, *, from_node: str, to_node: str, p
                 exchanges.record({"idempotency_key": key, "kind": kind, "from_node": from_node, "to_node": to_node,
                                   "received_at": now.isoformat(), "payload": record, "result": None})
                 hub.finish()
+            claimed_now = recorded is None
         try:
             answer_ = answer(world, kind, to_node, from_node=from_node, payload=payload, now=now)
         except ExchangeInDoubt:
             raise  # the region may have done it: the key stays claimed, asked again next time
-        except (PeerUnavailable, NodeElsewhere, SbcardError):
-            _unclaim(world, key, hold)  # not reached, or refused by a rule: nothing happened there
+        except (PeerUnavailable, NodeElsewhere) as unreached:
+            if not claimed_now:  # an earlier try may have been done there: still in doubt, not "nothing done"
+                raise ExchangeInDoubt(to_node, f"asked before with no answer recorded, not reached now: "
+                                               f"{unreached.message}") from None
+            _unclaim(world, key, hold)  # not reached: nothing happened there
+            raise
+        except SbcardError:
+            _unclaim(world, key, hold)  # refused by a rule: nothing happened there (this time)
             raise
         result = json.dumps(answer_, ensure_ascii=False, separators=(",", ":"), default=str)
         try:

@@ -119,6 +119,7 @@ def queue_view(row: dict[str, Any]) -> dict[str, Any]:
         "claim_id": row["claim_id"], "status": row["status"], "hospital": row["hospital"],
         "card_number": row["card_number"], "insured_node": row["insured_node"], "at": request["at"],
         "total_fen": offline["total_fen"], "fund_fen": offline["fund_fen"], "account_fen": offline["account_fen"],
-        "self_fen": offline["self_fen"], "in_doubt": bool(offline.get("in_doubt")), "queued_at": row["queued_at"], "reconciled_at": row["reconciled_at"],
+        "self_fen": offline["self_fen"], "in_doubt": bool(offline.get("in_doubt")), "queued_at": row["queued_at"],
+        "reconciled_at": row["reconciled_at"],
         "result": json.loads(row["result"]) if row["result"] else None,
     }
