@@ -60,12 +60,18 @@ def masked_path(path: str) -> str:
 
 def deliver_round(worlds: Worlds) -> int:
     """One round of the courier of a process that serves one node: its pending messages, over HTTP; then the
-    work that waited for another region through the hub (``route_waiting``)."""
-    with worlds.writing() as world:
-        now = worlds.config.clock.now()
-        delivered = outbox.deliver_pending(world, now)
-        route_waiting(world, now)
-        return delivered
+    work that waited for another region through the hub (``route_waiting``).
+
+    Without the process's write locks: the round waits on other processes (which may be asking this one
+    meanwhile, with their own locks held: a region's request to the hub while the hub's courier delivers to
+    it), and each of its local writes is one transaction of its own that checks what it changes (a message
+    marked delivered once, records routed unless another routed them meanwhile, a queued claim marked once),
+    queued at the database's write gate with the use cases' transactions."""
+    world = worlds.world()
+    now = worlds.config.clock.now()
+    delivered = outbox.deliver_pending(world, now)
+    route_waiting(world, now)
+    return delivered
 
 
 def route_waiting(world: World, now) -> None:

@@ -164,13 +164,14 @@ class Worlds:
             yield self.world()
 
     @contextmanager
-    def write_lock(self, node: str | None = None) -> Iterator[None]:
-        """The lock alone, for a use case that opens its own transaction (signing in)."""
+    def write_lock(self, node: str | None = None, *, wait: float | None = None) -> Iterator[None]:
+        """The lock alone, for a use case that opens its own transaction (signing in). ``wait``: at most so
+        many seconds for each lock, then sqlite3's busy error (answered 503 ``store.busy``), nothing done."""
         taken: list[WriteGate] = []
         try:
             for name in NODES if node is None else (node,):
                 lock = self._locks[name]
-                lock.acquire()
+                lock.acquire(wait)
                 taken.append(lock)
             yield
         finally:

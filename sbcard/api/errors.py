@@ -4,8 +4,9 @@ The status follows the error's kind: malformed input 422 (a body that is not JSO
 not signed in 401, a role or scope that does not allow the act 403, a thing that does not
 exist 404, a rule that refuses the act 409, an account locked 423 (with ``Retry-After``);
 an act that needs a node this process does not hold nor reach 421 ``node.elsewhere``, and
-another node's process that cannot be reached now 503 ``node.unavailable``
-(``docs/api/nodes.md``).
+another node's process that cannot be reached now 503 ``node.unavailable`` (nothing done there), one
+that took the request but whose answer did not come back 504 ``exchange.in_doubt`` (perhaps done:
+ask again under the same key) (``docs/api/nodes.md``).
 Anything unexpected is 500 with the request id, which the log line carries with the
 exception's class; the traceback goes only to the server's own log.
 """
@@ -24,14 +25,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sbcard.chip.reader import CardIOError, NoCard, NotACard, ReaderError
 from sbcard.chip.sw import CardStatus
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
-from sbcard.services.exchange.peers import PeerRefused, PeerUnavailable
+from sbcard.services.exchange.peers import ExchangeInDoubt, PeerRefused, PeerUnavailable
 from sbcard.services.outlets.staff import AccountLocked, Forbidden, NotSignedIn
 from sbcard.store.world import NodeElsewhere
 
 log = logging.getLogger("sbcard.api")
 
 _STATUS: tuple[tuple[type[SbcardError], int], ...] = (
-    (NodeElsewhere, 421), (PeerUnavailable, 503), (NotSignedIn, 401), (AccountLocked, 423), (Forbidden, 403), (InvalidInput, 422), (NotFound, 404),
+    (NodeElsewhere, 421), (ExchangeInDoubt, 504), (PeerUnavailable, 503), (NotSignedIn, 401), (AccountLocked, 423), (Forbidden, 403), (InvalidInput, 422), (NotFound, 404),
     (RuleRefused, 409),
 )
 

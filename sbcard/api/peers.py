@@ -24,7 +24,10 @@ signature covers the method, the path, the sending and receiving nodes, a timest
 body's SHA-256; the receiver refuses (401) a request without a valid signature or with a
 timestamp more than ``MAX_SKEW`` seconds from its own wall clock. A replay within that
 window changes nothing: a message is applied once (its idempotency key, the receiver's
-message log), and a question only reads.
+message log), a question only reads, the one act is done once per date, and a routed
+exchange is recorded once at the hub by its key (its region keeps each once besides). A
+direct kind (a purse load's step) has no key of its own: what a repeated step leaves is the
+load protocol's to settle at the issuer (``docs/api/nodes.md``).
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from typing import Any
 
 import httpx
 
-from sbcard.services.exchange.peers import PeerRefused, PeerUnavailable
-from sbcard.store.world import NODES, NodeElsewhere
+from sbcard.services.exchange.peers import ExchangeInDoubt, PeerRefused, PeerUnavailable
+from sbcard.store.world import HUB, NODES, NodeElsewhere
 
 API = "/api/v1"
 MESSAGES = f"{API}/exchange/messages"
@@ -55,6 +58,12 @@ MESSAGE_TIMEOUTS = {"clearing.part": 60.0}
 # served there (421), too busy or too slow (408, 429) — a node out of reach for now, as a 5xx is.
 NOT_REFUSALS = (401, 408, 421, 429)
 ROUTED = f"{API}/exchange/routed"
+# A routed exchange's hops, each upstream one waiting longer than the one below it (``docs/api/nodes.md``): the
+# hub waits ``routed.HUB_LOCK_WAIT`` (2 s) for its lock and ``ANSWER_TIMEOUT`` for the answering region; the
+# asking region waits ``ROUTE_TIMEOUT`` for the hub; a point of sale waits longer for its region (60 s).
+ANSWER_TIMEOUT = 6.0
+ROUTE_TIMEOUT = 10.0
+IN_DOUBT = "exchange.in_doubt"
 NODE_HEADER = "X-Sbcard-Node"  # the sending node
 TO_HEADER = "X-Sbcard-To"  # the receiving node
 DATE_HEADER = "X-Sbcard-Date"  # seconds since the epoch, the sender's wall clock
@@ -130,8 +139,43 @@ class HttpLink:
 
     def route(self, node: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """A routed exchange (``sbcard.services.exchange.routed``) to ``node``'s process: the hub, or, from the
-        hub's process, the answering region's. Its reply (``{"answer", "before"}`` or ``{"refused"}``)."""
-        return self._post(node, ROUTED, request)
+        hub's process, the answering region's. Its reply (``{"answer", "before"}`` or ``{"refused"}``).
+
+        Not reached (no connection, or an error answer): ``PeerUnavailable``, nothing done there. Reached but
+        no answer in time, or a broken one, or the hub's 504 ``exchange.in_doubt``: ``ExchangeInDoubt`` — it
+        may have been done. The hub waits for a region less long (``ANSWER_TIMEOUT``) than a region waits for
+        the hub (``ROUTE_TIMEOUT``), so the hub's own verdict reaches the asker first."""
+        base = self.peers.get(node)
+        if base is None:
+            raise NodeElsewhere(node, self.held)
+        body = json.dumps(dict(request), ensure_ascii=False, sort_keys=True).encode()
+        headers = signed_headers(self._secret, method="POST", path=ROUTED, from_node=self.node, to_node=node,
+                                 body=body)
+        wait = ANSWER_TIMEOUT if self.node == HUB else ROUTE_TIMEOUT
+        try:
+            response = self._client.post(base + ROUTED, content=body, headers=headers,
+                                         timeout=httpx.Timeout(wait, connect=self._connect_timeout))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
+            raise PeerUnavailable(node, f"{type(exc).__name__} at {base}") from None
+        except httpx.HTTPError as exc:  # sent, and the answer did not come back
+            log.warning("no answer from %s to a routed %s (%s): in doubt", node, request.get("kind"),
+                        type(exc).__name__)
+            raise ExchangeInDoubt(node, f"{type(exc).__name__} after {wait:g} s at {base}") from None
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = None
+        error = reply.get("error") if isinstance(reply, dict) else None
+        if response.status_code == 200 and isinstance(reply, dict) and error is None:
+            return reply
+        if isinstance(error, dict) and error.get("code") == IN_DOUBT:
+            raise ExchangeInDoubt(node, str(error.get("message", "")))
+        if response.status_code >= 500 and response.status_code != 503:  # failed midway, perhaps after the work
+            raise ExchangeInDoubt(node, f"HTTP {response.status_code}")
+        why = (f"HTTP {response.status_code} {error.get('code')}: {error.get('message')}" if isinstance(error, dict)
+               else f"HTTP {response.status_code}")
+        log.warning("node %s answered %s to a routed %s", node, why, request.get("kind"))
+        raise PeerUnavailable(node, why)
 
     def _post(self, to_node: str, path: str, payload: Mapping[str, Any], *, from_node: str | None = None,
               timeout: float | None = None) -> Any:

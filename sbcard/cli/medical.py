@@ -426,7 +426,8 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
             rows += medical_host.claims(UnitOfWork(world.region(node)), card_number=card, hospital=code)
         for node in REGION_NODES:
             for q in medical_claims.entries(UnitOfWork(world.region(node)), card_number=card, hospital=code):
-                rows.append({"claim_id": q["claim_id"], "status": "queued", "mode": "offline",
+                rows.append({"claim_id": q["claim_id"], "status": "in_doubt" if q["in_doubt"] else "queued",
+                             "mode": "online" if q["in_doubt"] else "offline",
                              "card_number": q["card_number"], "hospital": q["hospital"],
                              "insured_node": q["insured_node"], "at": q["at"], "total_fen": q["total_fen"],
                              "fund_fen": q["fund_fen"], "account_fen": q["account_fen"], "self_fen": q["self_fen"],
@@ -439,8 +440,8 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
         click.echo("No claims.")
         return
     click.echo(table([(r["claim_id"], when(r["at"]), r["card_number"], r["hospital"], r["mode"],
-                       r["status"], money(r["total_fen"]), money(r["fund_fen"]),
-                       money(r["account_fen"]), money(r["self_fen"])) for r in rows],
+                       r["status"], *(money(r[k]) if r[k] is not None else "?"
+                                      for k in ("total_fen", "fund_fen", "account_fen", "self_fen"))) for r in rows],
                      ["claim", "at", "card", "hospital", "mode", "status", "total", "fund", "account", "self"]))
     if any(r.get("illustrative") for r in rows):
         click.echo(caution("illustrative: some claims were settled on figures that are the simulator's own "

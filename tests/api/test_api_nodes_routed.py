@@ -448,3 +448,208 @@ def test_a_routed_request_is_answered_only_as_the_mechanism_sends_it(transit):
     assert answered.status_code == 200, answered.text
     assert answered.json()["answer"]["cleared"] == 2 and answered.json()["before"] is False
     assert post("hub", "bj", asked).json()["before"] is True
+
+
+# ----------------------------------------------------------------------------- no answer: refused or in doubt
+
+
+def _hebei_host_claims(nodes: Nodes, mw: MedicalWorld, pos: Pos):
+    lines = [[line.code, line.quantity, line.unit_price_fen] for line in LINES]
+
+    def claim(host: HttpHost) -> dict:
+        claim_id = host.request("POST", "/medical/claims")["claim_id"]
+        return {**online_claim(mw, "wang", claim_id, HOSPITAL, nodes.clock.now(), lines=lines),
+                "insured_region": "120103", "retired": True, "use_account": False}
+
+    return claim
+
+
+def test_a_hub_busy_writing_refuses_a_settle_before_doing_anything(hospital_nodes):
+    """The hub waits for its write lock a bounded time (shorter than the asker's timeout), then refuses: the
+    point of sale's 503 then means nothing was settled anywhere (it may settle offline safely)."""
+    import threading
+
+    nodes, mw, pos = hospital_nodes
+    nodes.start("hub", "tj", "he")
+    claim = _hebei_host_claims(nodes, mw, pos)
+    held, release = threading.Event(), threading.Event()
+
+    def busy_hub() -> None:
+        with nodes.service("hub").worlds.write_lock("hub"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=busy_hub)
+    holder.start()
+    try:
+        held.wait(5)
+        with HttpHost(nodes.url("he"), pos.terminal, pos.credential, clock=nodes.clock.now) as host:
+            body = claim(host)
+            started = time.monotonic()
+            with pytest.raises(SbcardError) as refused:
+                host.request("POST", "/medical/settle", body=body, idempotency_key="he-busy")
+            assert refused.value.code == "node.unavailable"
+            assert time.monotonic() - started < routed.HUB_LOCK_WAIT + 3
+    finally:
+        release.set()
+        holder.join()
+    assert nodes.query("tj", "SELECT * FROM medical_claims") == []
+    assert nodes.query("hub", "SELECT * FROM messages WHERE kind = 'medical.settle'") == []
+    assert nodes.query("he", "SELECT * FROM medical_offline_queue") == []
+
+
+def test_a_settle_whose_answer_is_lost_is_in_doubt_not_unavailable_and_reconcile_settles_it_once(
+        hospital_nodes, monkeypatch):
+    """Tianjin settles but answers the hub too late: the point of sale gets 504 ``exchange.in_doubt`` (not "settle
+    offline"), the claim id is kept in doubt at Hebei, and ``reconcile`` settles it by its key — one claim at
+    Tianjin, the hub's record completed. Meanwhile the hub holds no lock nor transaction, and the same exchange
+    asked again is told it is in progress (or, the hub having given up, in doubt)."""
+    import threading
+
+    from sbcard.api import peers as wire
+    from sbcard.services.medical import host as medical_host, routing
+
+    nodes, mw, pos = hospital_nodes
+    nodes.start("hub", "tj", "he")
+    claim = _hebei_host_claims(nodes, mw, pos)
+    monkeypatch.setattr(wire, "ANSWER_TIMEOUT", 2.0)
+    answering, slow = threading.Event(), threading.Event()
+    settle_now = medical_host.settle
+
+    def slow_settle(uow, request, *, now):
+        view = settle_now(uow, request, now=now)
+        answering.set()
+        slow.wait(4)  # past the hub's wait for Tianjin
+        return view
+
+    monkeypatch.setattr(medical_host, "settle", slow_settle)
+    failure: list[BaseException] = []
+
+    with HttpHost(nodes.url("he"), pos.terminal, pos.credential, clock=nodes.clock.now) as host:
+        body = claim(host)
+
+        def settle() -> None:
+            try:
+                host.request("POST", "/medical/settle", body=body, idempotency_key="he-doubt")
+            except BaseException as exc:  # noqa: BLE001 - looked at below
+                failure.append(exc)
+
+        asking = threading.Thread(target=settle)
+        asking.start()
+        assert answering.wait(20)
+        # the hub asks Tianjin with nothing held: its write lock is free, its claim of the key committed
+        with nodes.service("hub").worlds.write_lock("hub", wait=0.5):
+            [claimed] = nodes.query("hub", "SELECT result FROM messages WHERE kind = 'medical.settle'")
+            assert claimed["result"] is None
+        with nodes.service("he").worlds.writing() as world, pytest.raises(routed.ExchangeInDoubt):
+            routing._exchange(world, routing.SETTLE, body["claim_id"], from_node="he", to_node="tj",
+                              payload=json.loads(nodes.query("hub", "SELECT payload FROM messages WHERE kind = "
+                                                           "'medical.settle'")[0]["payload"]),
+                              now=LATER)  # the same exchange meanwhile: in progress, or in doubt
+        asking.join(30)
+    [doubt] = failure
+    assert getattr(doubt, "code", None) == "exchange.in_doubt", doubt
+    assert [c["claim_id"] for c in nodes.query("tj", "SELECT claim_id FROM medical_claims")] == [body["claim_id"]]
+    [kept] = nodes.query("he", "SELECT claim_id, status, offline FROM medical_offline_queue")
+    assert (kept["claim_id"], kept["status"]) == (body["claim_id"], "queued")
+    assert json.loads(kept["offline"])["in_doubt"] is True
+    from sbcard.services.medical import claims as medical_claims
+    from sbcard.store.unit_of_work import UnitOfWork
+    with nodes.service("he").worlds.writing() as world:
+        [entry] = medical_claims.entries(UnitOfWork(world.region("he")))
+    assert entry["in_doubt"] is True and entry["fund_fen"] is None  # listed in doubt (status in_doubt), no split
+
+    # asked again while the hub cannot reach Tianjin at all: still in doubt (an earlier try may have settled it)
+    hub_link = nodes.service("hub").worlds.link
+    tianjin = hub_link.peers["tj"]
+    hub_link.peers["tj"] = "http://127.0.0.1:9"
+    try:
+        with nodes.service("he").worlds.writing() as world, pytest.raises(routed.ExchangeInDoubt):
+            routing._exchange(world, routing.SETTLE, body["claim_id"], from_node="he", to_node="tj",
+                              payload=json.loads(nodes.query("hub", "SELECT payload FROM messages WHERE kind = "
+                                                               "'medical.settle'")[0]["payload"]), now=LATER)
+    finally:
+        hub_link.peers["tj"] = tianjin
+    [claimed] = nodes.query("hub", "SELECT result FROM messages WHERE kind = 'medical.settle'")
+    assert claimed["result"] is None  # still claimed, not let go
+
+    # (while Tianjin stays slow, Hebei's courier's reconciliations are in doubt too: the claim stays kept)
+    monkeypatch.setattr(medical_host, "settle", settle_now)
+    slow.set()
+    def reconciled() -> bool:  # by Hebei's courier, or by asking now (whichever comes first)
+        with nodes.service("he").worlds.writing() as world:
+            routing.reconcile(world, now=LATER)
+        return nodes.query("he", "SELECT status FROM medical_offline_queue")[0]["status"] == "reconciled"
+    wait_for(reconciled)
+    assert len(nodes.query("tj", "SELECT * FROM medical_claims")) == 1  # the fund paid once
+    [recorded] = nodes.query("hub", "SELECT result FROM messages WHERE kind = 'medical.settle'")
+    assert json.loads(recorded["result"])["claim_id"] == body["claim_id"]
+
+
+def test_the_hub_takes_the_answering_regions_signature_for_a_refund_only_and_keeps_its_own_record(
+        hospital_nodes):
+    """A settle signed by the insured region (not the asker) is refused; the hub records the payload it forwards
+    (not the request's ``record``) and its own clock (not the request's ``now``)."""
+    import httpx
+
+    from sbcard.api import peers as wire
+
+    nodes, mw, pos = hospital_nodes
+    nodes.start("hub", "tj", "he")
+    secret = exchange_secret(nodes.homes["hub"])
+    claim = _hebei_host_claims(nodes, mw, pos)
+    with HttpHost(nodes.url("he"), pos.terminal, pos.credential, clock=nodes.clock.now) as host:
+        body = claim(host)
+    from sbcard.api.routes.terminal_host import MedicalClaim
+    from sbcard.domain.medical_claim import ClaimRequest
+    request = ClaimRequest.from_json(MedicalClaim(**body).model_dump())
+    asked = routed.wire_request("medical.settle", f"medical.settle/{request.claim_id}", from_node="he",
+                                to_node="tj", payload=request.to_json(), record="{}",
+                                now=LATER + dt.timedelta(days=400))
+
+    def post(sender: str) -> httpx.Response:
+        raw = json.dumps(asked).encode()
+        with httpx.Client(timeout=30) as client:
+            return client.post(nodes.url("hub") + wire.ROUTED, content=raw, headers=wire.signed_headers(
+                secret, method="POST", path=wire.ROUTED, from_node=sender, to_node="hub", body=raw))
+
+    assert post("tj").status_code == 422  # Tianjin cannot ask the hub in Hebei's name, but for a refund
+    assert nodes.query("tj", "SELECT * FROM medical_claims") == []
+    answered = post("he")
+    assert answered.status_code == 200, answered.text
+    [kept] = nodes.query("hub", "SELECT payload, received_at FROM messages WHERE kind = 'medical.settle'")
+    assert json.loads(kept["payload"])["claim_id"] == request.claim_id  # not the "{}" the request said
+    assert kept["received_at"] == LATER.isoformat()  # the hub's clock, not the request's
+
+
+def test_a_regions_courier_holds_no_lock_while_it_reconciles_over_http(hospital_nodes, monkeypatch):
+    """Hebei's courier reconciles its queued claim through the hub while Tianjin is slow to answer: meanwhile
+    Hebei's write lock is free (a clerk's use case is not held up behind another process's answer)."""
+    import threading
+
+    from sbcard.api import peers as wire
+    from sbcard.services.medical import host as medical_host
+
+    nodes, mw, _pos = hospital_nodes
+    nodes.start("hub", "he")  # Tianjin down: the claim is settled offline, queued at Hebei
+    done = settle_at_hebei(nodes, mw)
+    assert done["mode"] == "offline"
+    monkeypatch.setattr(wire, "ANSWER_TIMEOUT", 3.0)
+    answering, slow = threading.Event(), threading.Event()
+    settle_now = medical_host.settle
+
+    def slow_settle(uow, request, *, now):
+        answering.set()
+        slow.wait(2)
+        return settle_now(uow, request, now=now)
+
+    monkeypatch.setattr(medical_host, "settle", slow_settle)
+    nodes.start("tj")
+    try:
+        assert answering.wait(20)  # Hebei's courier is waiting for the hub, which waits for Tianjin
+        with nodes.service("he").worlds.write_lock(wait=0.5):
+            pass
+    finally:
+        slow.set()
+    wait_for(lambda: nodes.query("he", "SELECT status FROM medical_offline_queue")[0]["status"] == "reconciled")
+    assert len(nodes.query("tj", "SELECT * FROM medical_claims")) == 1

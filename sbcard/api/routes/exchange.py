@@ -167,15 +167,18 @@ async def routed_exchange(request: Request) -> dict[str, Any]:
     asked = _parse(Routed, body)
     service = service_of(request)
 
+    def hold_hub() -> Any:  # the hub's lock for each of its short transactions, waited for a bounded time
+        return service.worlds.write_lock(HUB, wait=routed.HUB_LOCK_WAIT)
+
     def run() -> dict[str, Any]:
         try:
-            if to_node == HUB:  # the hub records under its write lock (it asks a region, which never asks it back)
-                with service.worlds.writing() as world:
-                    return routed.run_received(world, to_node, from_node, asked.model_dump())
-            # A region answers without this process's write lock: the process that asked may be this very one (a
-            # Beijing card's records uploaded at Beijing go through the hub and back), waiting for the answer with
-            # its lock held. The use case's own transaction (BEGIN IMMEDIATE) serialises it with the others.
-            return routed.run_received(service.worlds.world(), to_node, from_node, asked.model_dump())
+            # Nothing of this process is held while another process is asked. At the hub, only its short
+            # transactions take its write lock (``routed.at_hub``: claim the key, then record the answer); a
+            # region answers without its write lock: the process that asked may be this very one (a Beijing
+            # card's records uploaded at Beijing go through the hub and back), waiting for the answer with its
+            # lock held. The use case's own transaction (BEGIN IMMEDIATE) serialises it with the others.
+            return routed.run_received(service.worlds.world(), to_node, from_node, asked.model_dump(),
+                                       now=service.config.clock.now(), hold=hold_hub)
         except (ValueError, TypeError, KeyError) as exc:
             raise ApiError(422, "routed.invalid", str(exc), "kind") from None
 

@@ -63,7 +63,8 @@ def claims(card: str | None = Query(default=None, max_length=32), hospital: str 
         uow = UnitOfWork(world.region(node))
         rows = medical_host.claims(uow, card_number=card_number, hospital=code)
         for q in medical_claims.entries(uow, card_number=card_number, hospital=code):
-            rows.append({"claim_id": q["claim_id"], "status": "queued", "mode": "offline",
+            rows.append({"claim_id": q["claim_id"], "status": "in_doubt" if q["in_doubt"] else "queued",
+                         "mode": "online" if q["in_doubt"] else "offline",
                          "card_number": q["card_number"], "hospital": q["hospital"],
                          "insured_node": q["insured_node"], "at": q["at"], "total_fen": q["total_fen"],
                          "fund_fen": q["fund_fen"], "account_fen": q["account_fen"], "self_fen": q["self_fen"],

@@ -62,6 +62,20 @@ class PeerRefused(PeerUnavailable):
         self.args = (message,)
 
 
+class ExchangeInDoubt(PeerUnavailable):
+    """A request reached another node's process but its answer did not come back (read timeout, broken reply,
+    or the hub answering that the exchange is in progress or was left unanswered): whether it was done is
+    not known. Not "unavailable": the caller must not act as if nothing happened (a point of sale must not
+    settle the claim offline under a new claim id); the same exchange asked again, by its key, finds out.
+    A subclass of ``PeerUnavailable`` so that what only retries later (a courier's round) keeps doing so."""
+
+    def __init__(self, node: str, why: str) -> None:
+        SbcardError.__init__(self, "exchange.in_doubt", f"node {node} did not answer in time ({why}): the "
+                             "exchange may have been done; it is settled by asking again under the same key "
+                             "(the same claim id), never as a new one", "node")
+        self.node = node
+
+
 class NodeLink(Protocol):
     """How a world that holds one node reaches the others (implemented by an entry point)."""
 

@@ -64,6 +64,26 @@ def queue_offline(uow: UnitOfWork, request: ClaimRequest, offline: dict[str, Any
     return queue_view(row)
 
 
+IN_DOUBT = {"in_doubt": True, "total_fen": None, "fund_fen": None, "account_fen": None, "self_fen": None}
+
+
+def keep_in_doubt(uow: UnitOfWork, request: ClaimRequest, *, insured_node: str, now: dt.datetime) -> None:
+    """An online claim whose answer was lost between the regions (``routing.settle``): kept in the offline queue,
+    its request as sent online and ``offline`` marked in doubt (no offline split), so that ``reconcile`` asks the
+    hub for it again under the same key. Kept once: a claim id already in the queue is left as it is."""
+    with uow:
+        store = uow.get(MedicalRepository)
+        if store.queued_claim(request.claim_id) is None:
+            store.queue({
+                "claim_id": request.claim_id, "hospital": request.hospital, "card_number": request.card_number,
+                "insured_node": insured_node, "status": "queued",
+                "request": json.dumps(request.to_json(), ensure_ascii=False, separators=(",", ":")),
+                "offline": json.dumps(IN_DOUBT, separators=(",", ":")), "result": None,
+                "queued_at": timestamp(now), "reconciled_at": None,
+            })
+        uow.finish()
+
+
 def queued(uow: UnitOfWork, insured_node: str | None = None) -> list[dict[str, Any]]:
     """The claims still waiting, oldest first (only ``insured_node``'s, if given)."""
     return uow.get(MedicalRepository).queued(insured_node)
@@ -99,6 +119,7 @@ def queue_view(row: dict[str, Any]) -> dict[str, Any]:
         "claim_id": row["claim_id"], "status": row["status"], "hospital": row["hospital"],
         "card_number": row["card_number"], "insured_node": row["insured_node"], "at": request["at"],
         "total_fen": offline["total_fen"], "fund_fen": offline["fund_fen"], "account_fen": offline["account_fen"],
-        "self_fen": offline["self_fen"], "queued_at": row["queued_at"], "reconciled_at": row["reconciled_at"],
+        "self_fen": offline["self_fen"], "in_doubt": bool(offline.get("in_doubt")), "queued_at": row["queued_at"],
+        "reconciled_at": row["reconciled_at"],
         "result": json.loads(row["result"]) if row["result"] else None,
     }

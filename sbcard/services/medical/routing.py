@@ -4,8 +4,8 @@ A point of sale's claim (``sbcard.domain.medical_claim.ClaimRequest``) is settle
 holder's insured region (``sbcard.services.medical.host``), which the hub reaches only
 while its link is up (``sbcard.services.exchange.links``). Every exchange goes through the hub
 and is recorded in its ``messages`` under the idempotency key ``<kind>/<claim id>``
-(``medical.settle/BJH003-00000042``, ``medical.refund/…``) with the answer, the hub's
-write lock held meanwhile, as the transit uploads do:
+(``medical.settle/BJH003-00000042``, ``medical.refund/…``) with the answer (the key
+claimed first, so the same claim at once is not asked twice), as the transit uploads do:
 
 - a settle sent again (a point of sale's retry, a reconciliation repeated after a crash)
   gets the recorded answer and the insured region does nothing (it also keeps each
@@ -23,7 +23,9 @@ Every exchange is a routed exchange (``sbcard.services.exchange.routed``): in pr
 whole world; in a process that serves one region, through the hub's process over HTTP to the
 insured region's process. There an insured region "reachable" also means its process answers
 now (a point of sale otherwise settles offline), and a region's process reconciles its own
-hospitals' queue (its courier does, every round).
+hospitals' queue (its courier does, every round). A settle whose answer is lost on the way
+(``ExchangeInDoubt``) is kept in that queue in doubt, never settled offline, and the same
+reconciliation settles it by its key.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from sbcard.domain.medical_claim import ClaimRequest
 from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services.cards import pin
 from sbcard.services.exchange import directory as hub_directory, outbox, peers, routed
-from sbcard.services.exchange.peers import PeerUnavailable
+from sbcard.services.exchange.peers import ExchangeInDoubt, PeerUnavailable
 from sbcard.services.medical import claims as medical_claims, host as medical_host
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import HUB, REGION_NODES, World
@@ -66,7 +68,12 @@ def settle(world: World, request: ClaimRequest, *, hospital_node: str, now: dt.d
     """Route one claim to its insured region and return the settled claim's view.
 
     ``Unreachable`` when either end's link is down (the point of sale then settles
-    offline). Claims queued for that region are reconciled first.
+    offline). Claims queued for that region are reconciled first. ``PeerUnavailable`` when
+    the hub's process or the insured region's could not be reached (nothing done: the point of
+    sale may settle offline); ``ExchangeInDoubt`` when the answer was lost on the way — the
+    claim may be settled, so it is kept in doubt at the hospital's region (in its offline queue,
+    the online request as it was sent) and ``reconcile`` settles it by the same key: the hub's
+    recorded answer, or the insured region's (which keeps each claim id once). Never offline.
     """
     insured = insured_node_of(request)
     for node in (hospital_node, insured):
@@ -76,8 +83,14 @@ def settle(world: World, request: ClaimRequest, *, hospital_node: str, now: dt.d
     if any(medical_claims.has_queued(UnitOfWork(world.region(n)), insured) for n in REGION_NODES
            if world.holds(n)):  # a hospital's region elsewhere reconciles its own queue (its courier)
         reconcile(world, now=now, insured_node=insured)
-    return _exchange(world, SETTLE, request.claim_id, from_node=hospital_node, to_node=insured,
-                     payload=request.to_json(), now=now)[0]
+    try:
+        return _exchange(world, SETTLE, request.claim_id, from_node=hospital_node, to_node=insured,
+                         payload=request.to_json(), now=now)[0]
+    except ExchangeInDoubt:
+        if world.holds(hospital_node):  # kept in doubt at the hospital's region: ``reconcile`` finds out
+            medical_claims.keep_in_doubt(UnitOfWork(world.region(hospital_node)), request, insured_node=insured,
+                                         now=now)
+        raise
 
 
 def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node: str, payload: dict[str, Any],
@@ -88,9 +101,14 @@ def _exchange(world: World, kind: str, claim_id: str, *, from_node: str, to_node
     below): in process over the whole world, through the hub's process over HTTP in a
     process that serves one node."""
     key = f"{kind}/{claim_id}"
-    sent = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
-    return routed.exchange(world, kind, key, from_node=from_node, to_node=to_node, payload=payload, record=sent,
-                           now=now)
+    return routed.exchange(world, kind, key, from_node=from_node, to_node=to_node, payload=payload,
+                           record=_record(payload), now=now)
+
+
+def _record(payload: dict[str, Any]) -> str:
+    """What the hub keeps of a claim's exchange (and compares a second request with): the payload's JSON text,
+    computed by the hub itself from what it forwards (``routed.Kind.record``)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
 
 
 def _settle_routed(uow: UnitOfWork, payload: dict[str, Any], _from_node: str, now: dt.datetime) -> dict[str, Any]:
@@ -106,8 +124,9 @@ def _refund_routed(uow: UnitOfWork, payload: dict[str, Any], _from_node: str, no
 # already used) is never given someone else's settlement
 routed.register(SETTLE, routed.Kind(apply=lambda *args: _settle_routed(*args), same_request=(
     "medical.claim.exists", "claim {id} was settled already with another request: a claim id is settled once, for "
-    "the request that used it first", "claim_id")))
-routed.register(REFUND, routed.Kind(apply=lambda *args: _refund_routed(*args)))
+    "the request that used it first", "claim_id"), record=_record))
+# a refund is asked at the insured region (the answering one) on the hospital's claim: it may sign it to the hub
+routed.register(REFUND, routed.Kind(apply=lambda *args: _refund_routed(*args), record=_record, answerer_asks=True))
 
 
 def find_claim(world: World, claim_id: str) -> tuple[str, dict[str, Any]] | None:

@@ -567,8 +567,8 @@ def exchange(world: World, *, from_node: str, to_node: str, records: Sequence[Pu
     """One chunk of records to the issuer and its answer, recorded once in the hub's ``messages``.
 
     The key is the chunk's digest: the same records sent again (a retried upload) get the
-    recorded answer back and the issuer does nothing. The hub's write lock is held for the
-    exchange, so two uploads of the same chunk at once do not both reach the issuer.
+    recorded answer back and the issuer does nothing. The hub claims the key before it asks
+    the issuer, so two uploads of the same chunk at once do not both reach it.
     ``operators`` (terminal number → operator code) names the operator of a record that
     does not name its own: the issuer keeps it, to know whom it owes at clearing.
     It is a routed exchange (``sbcard.services.exchange.routed``): in process over the whole

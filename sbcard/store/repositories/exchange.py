@@ -34,6 +34,14 @@ class HubExchanges:
     def record(self, row: dict[str, Any]) -> None:
         self.db["messages"].insert(row)
 
+    def answered(self, key: str, result: str) -> None:
+        """A routed exchange claimed with no result yet (``result`` NULL: asked, answer not in) gets its answer."""
+        self.db.execute("UPDATE messages SET result = ? WHERE idempotency_key = ? AND result IS NULL", [result, key])
+
+    def unclaim(self, key: str) -> None:
+        """A routed exchange claimed with no result yet that surely did not happen (refused, or never delivered)."""
+        self.db.execute("DELETE FROM messages WHERE idempotency_key = ? AND result IS NULL", [key])
+
     def blacklist_published(self) -> list[tuple[int, str]]:
         """(version, published at) of every version of the blacklist."""
         return self.db.execute("SELECT version, published_at FROM blacklist_versions").fetchall()
