@@ -11,6 +11,7 @@ session's; a body naming another operator changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -18,6 +19,9 @@ from sbcard.api.calls import Call, service_of
 from sbcard.api.errors import ApiError
 from sbcard.services.outlets import staff
 from sbcard.services.outlets.staff import Forbidden, NotSignedIn, Principal
+
+if TYPE_CHECKING:
+    from sbcard.api.config import ServiceConfig
 
 SESSION_COOKIE = "sbcard_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -69,9 +73,16 @@ def staff_call(*roles: str) -> Callable[[Request], Call]:
     return dependency
 
 
+def node_elsewhere(config: ServiceConfig, node: str) -> ApiError | None:
+    """The 421 for a node this process does not serve (naming where it is, when known); None when it serves it."""
+    if config.serves(node):
+        return None
+    where = config.peers.get(node)
+    return ApiError(421, "node.elsewhere", f"node {node} is not served by this process"
+                    + (f": ask {where}" if where else ""), "node")
+
+
 def require_node_served(request: Request, node: str) -> None:
-    service = service_of(request)
-    if not service.config.serves(node):
-        where = service.config.peers.get(node)
-        raise ApiError(421, "node.elsewhere", f"node {node} is not served by this process"
-                       + (f": ask {where}" if where else ""), "node")
+    refusal = node_elsewhere(service_of(request).config, node)
+    if refusal is not None:
+        raise refusal

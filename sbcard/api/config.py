@@ -14,9 +14,10 @@ from pathlib import Path
 import attrs
 
 from sbcard.clock import Clock, SystemClock
-from sbcard.domain.errors import InvalidInput
-from sbcard.api.peers import HttpLink
-from sbcard.store.world import HUB, NODES, REGION_NODES, World, exchange_secret, open_world
+from sbcard.domain.errors import InvalidInput, SbcardError
+from sbcard.api.peers import HttpLink, PairKeys
+from sbcard.store.world import (HUB, NODES, REGION_NODES, World, WorldPaths, exchange_keys, exchange_pair_path,
+                                open_world)
 from sbcard.store.write_gate import WriteGate
 
 NODE_CHOICES: tuple[str, ...] = ("all", *NODES)
@@ -126,7 +127,7 @@ class Worlds:
 
     A process that serves one node opens only that node's database (asking for another's
     raises ``NodeElsewhere``, answered 421) and reaches the other nodes through ``link``
-    (``sbcard.api.peers.HttpLink``, signed with the world's node-to-node secret).
+    (``sbcard.api.peers.HttpLink``, signed with the key of each pair of nodes it is an end of).
     """
 
     def __init__(self, config: ServiceConfig) -> None:
@@ -135,17 +136,18 @@ class Worlds:
         self._gates = {node: WriteGate(f"{node}.db") for node in NODES}  # per database, per transaction
         self._locks = {node: WriteGate(f"{node}'s use cases") for node in NODES}  # per node, per use case
         self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
-        self._secret: bytes | None = None
+        self._keys: PairKeys | None = None
         self.link: HttpLink | None = None
         if not config.whole:
-            self.link = HttpLink(config.node, config.peers, self.secret, held=config.served)
+            _require_pair_keys(config, self.keys)
+            self.link = HttpLink(config.node, config.peers, self.keys, held=config.served)
 
     @property
-    def secret(self) -> bytes:
-        """The world's node-to-node secret (``docs/api/nodes.md``), read once."""
-        if self._secret is None:
-            self._secret = exchange_secret(self.config.home)
-        return self._secret
+    def keys(self) -> PairKeys:
+        """The node-to-node secrets of the pairs this process is an end of (``docs/api/nodes.md``), read once."""
+        if self._keys is None:
+            self._keys = PairKeys(exchange_keys(self.config.home, self.config.served))
+        return self._keys
 
     def world(self) -> World:
         held = getattr(self._local, "held", None)
@@ -197,3 +199,18 @@ class Worlds:
                 pass
         if self.link is not None:
             self.link.close()
+
+
+def _require_pair_keys(config: ServiceConfig, keys: PairKeys) -> None:
+    """A process serving one node refuses to start without the key of each pair it has a ``--peer`` for: it could
+    neither sign to that node nor believe it. The world-wide ``exchange.key`` of before is not used instead."""
+    missing = [exchange_pair_path(config.home, node, peer) for node in config.served for peer in sorted(config.peers)
+               if peer not in config.served and keys.secret(node, peer) is None]
+    if not missing:
+        return
+    legacy = WorldPaths(config.home).exchange_key
+    raise SbcardError("world.exchange_key", "no node-to-node key for " + ", ".join(str(path) for path in missing)
+                      + ": each pair of nodes has its own key, which only its two nodes' servers hold — copy it "
+                      "from the world's home (where it is made on first use) to both ends (docs/api/nodes.md)"
+                      + (f"; {legacy} (one secret for the whole world) is no longer used" if legacy.is_file() else ""),
+                      "--peer")

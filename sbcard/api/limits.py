@@ -3,8 +3,10 @@
 ``BodyLimit`` (ASGI): a body above the limit is refused with 413 before it is read whole
 (``Content-Length``) or as soon as the streamed bytes pass it; on the way it hashes the
 body, which ``Call.write`` binds an ``Idempotency-Key`` to (not a multipart one, whose
-boundary changes at each sending: its route gives the files' digests instead). Uploads (multipart) may be far
-larger than JSON bodies: a subsidy file of a million rows is tens of megabytes.
+boundary changes at each sending: its route gives the files' digests instead). Uploads may be far
+larger than JSON bodies (a subsidy file of a million rows is tens of megabytes), but only on the routes
+that take them (``PATH_LIMITS``), never because the caller says its body is multipart: the Content-Type is
+the client's word, and FastAPI parses a form before any dependency (sign-in, role) is looked at.
 
 ``SignInThrottle``: wrong sign-ins from one address in a sliding window; past the limit that
 address is answered 429 with ``Retry-After`` before any password is checked, so guessing
@@ -22,8 +24,11 @@ from typing import Any
 
 JSON_LIMIT = 1 << 20  # 1 MiB
 UPLOAD_LIMIT = 256 << 20  # 256 MiB
-# A terminal's upload (JSON) carries up to 100,000 records (routes/terminal_host.py MAX_BATCH), ~1 KiB each at most
-PATH_LIMITS = {"/api/v1/host/uploads": 128 << 20}
+# The only routes whose bodies may pass JSON_LIMIT, by exact path (method aside: a route answers 405 to another):
+# a department's subsidy batch file (routes/subsidies.py MAX_UPLOAD, multipart) and a terminal's upload (JSON),
+# up to 100,000 records (routes/terminal_host.py MAX_BATCH), ~1 KiB each at most, let in only once
+# ``terminal_auth.TerminalGate`` passed.
+PATH_LIMITS = {"/api/v1/subsidies/batches": UPLOAD_LIMIT, "/api/v1/host/uploads": 128 << 20}
 
 
 class _TooLarge(Exception):
@@ -31,10 +36,9 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    def __init__(self, app: Any, json_limit: int = JSON_LIMIT, upload_limit: int = UPLOAD_LIMIT) -> None:
+    def __init__(self, app: Any, json_limit: int = JSON_LIMIT) -> None:
         self.app = app
         self.json_limit = json_limit
-        self.upload_limit = upload_limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -42,7 +46,7 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
-        limit = self.upload_limit if multipart else PATH_LIMITS.get(scope.get("path", ""), self.json_limit)
+        limit = PATH_LIMITS.get(scope.get("path", ""), self.json_limit)
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
             await _refuse(send, limit)
@@ -55,14 +59,17 @@ class BodyLimit:
         if not multipart:
             state["body_digest"] = digest.hexdigest()
         started = False
+        too_large = False
+        replaced = False
 
         async def counted() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
                 received += len(chunk)
                 if received > limit:
+                    too_large = True
                     raise _TooLarge
                 digest.update(chunk)
                 if not multipart and not message.get("more_body", False):
@@ -70,7 +77,13 @@ class BodyLimit:
             return message
 
         async def watched(message: dict[str, Any]) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            # FastAPI turns a failure while it parses a body into its own 400: the answer is still 413
+            if too_large and not started and message["type"] == "http.response.start":
+                started = replaced = True
+                await _refuse(send, limit)
+            if replaced:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)

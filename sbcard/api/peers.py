@@ -17,12 +17,14 @@ refusal on as it is. Anything else is ``PeerUnavailable`` (503): ``in_doubt`` wh
 went out and no answer came back (the receiver may have applied it, or may still).
 
 **Node-to-node authentication.** Every request between nodes is signed with HMAC-SHA256
-under a key derived from the world's node-to-node secret (``<home>/exchange.key``, made on
-first use by ``sbcard.store.world.exchange_secret``; each node's server holds a copy of it,
-as it holds its own database and keys) for the pair of nodes, one key per direction. The
-signature covers the method, the path, the sending and receiving nodes, a timestamp and the
-body's SHA-256; the receiver refuses (401) a request without a valid signature or with a
-timestamp more than ``MAX_SKEW`` seconds from its own wall clock. A replay within that
+under a key derived, per direction, from the secret of the pair of nodes
+(``<home>/exchange/<a>-<b>.key``, ``sbcard.store.world.exchange_keys``), which only the two
+ends' servers hold: a process loads the pairs it is an end of (``PairKeys``), so a region
+cannot sign as the hub to another region. The signature covers the method, the path, the
+sending and receiving nodes, a timestamp and the body's SHA-256; the receiver looks the key
+up by the signed sender and refuses (401) a sender whose pair it does not hold, a request
+without a valid signature or with a timestamp more than ``MAX_SKEW`` seconds from its own
+wall clock. A replay within that
 window changes nothing: a message is applied once (its idempotency key, the receiver's
 message log), a question only reads, the one act is done once per date, and a routed
 exchange is recorded once at the hub by its key (its region keeps each once besides). A
@@ -43,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from sbcard.domain.errors import SbcardError
 from sbcard.services.exchange.peers import ExchangeInDoubt, PeerRefused, PeerUnavailable
 from sbcard.store.world import HUB, NODES, NodeElsewhere
 
@@ -74,8 +77,32 @@ SCHEME = "sbcard-node-v1"
 log = logging.getLogger("sbcard.api.peers")
 
 
+class PairKeys:
+    """The node-to-node secrets one process holds: one per pair of nodes it is an end of, by the sorted pair."""
+
+    def __init__(self, secrets: Mapping[tuple[str, str], bytes]) -> None:
+        self._secrets = {_pair(*pair): secret for pair, secret in secrets.items()}
+
+    def secret(self, a: str, b: str) -> bytes | None:
+        """The pair's secret, or None when this process is not given it (not an end of the pair)."""
+        return self._secrets.get(_pair(a, b))
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return sorted(self._secrets)
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    first, second = sorted((a, b))
+    return first, second
+
+
+def _secret_of(keys: PairKeys | bytes, from_node: str, to_node: str) -> bytes | None:
+    """``keys``: a process's pairs, or one pair's secret itself (a test, a tool that signs as one node)."""
+    return keys.secret(from_node, to_node) if isinstance(keys, PairKeys) else keys
+
+
 def pair_key(secret: bytes, from_node: str, to_node: str) -> bytes:
-    """The key one node signs its requests to another with: derived from the world's secret, per direction."""
+    """The key one node signs its requests to another with: derived from their pair's secret, per direction."""
     return hmac.new(secret, f"{SCHEME} {from_node}->{to_node}".encode(), hashlib.sha256).digest()
 
 
@@ -85,17 +112,22 @@ def signature(secret: bytes, *, method: str, path: str, from_node: str, to_node:
     return hmac.new(pair_key(secret, from_node, to_node), text.encode(), hashlib.sha256).hexdigest()
 
 
-def signed_headers(secret: bytes, *, method: str, path: str, from_node: str, to_node: str,
+def signed_headers(keys: PairKeys | bytes, *, method: str, path: str, from_node: str, to_node: str,
                    body: bytes, now: float | None = None) -> dict[str, str]:
+    secret = _secret_of(keys, from_node, to_node)
+    if secret is None:  # the service checks at its start that it holds the pair of each --peer
+        raise SbcardError("node.no_key", f"this process holds no key for the pair {'-'.join(_pair(from_node, to_node))}"
+                          f" (docs/api/nodes.md)")
     date = str(int(time.time() if now is None else now))
     return {NODE_HEADER: from_node, TO_HEADER: to_node, DATE_HEADER: date, "Content-Type": "application/json",
             SIGNATURE_HEADER: signature(secret, method=method, path=path, from_node=from_node, to_node=to_node,
                                         date=date, body=body)}
 
 
-def verify(secret: bytes, *, method: str, path: str, headers: Mapping[str, str], body: bytes,
+def verify(keys: PairKeys | bytes, *, method: str, path: str, headers: Mapping[str, str], body: bytes,
            now: float | None = None) -> tuple[str, str] | str:
-    """(from_node, to_node) of a validly signed request, else the reason it is refused (a str)."""
+    """(from_node, to_node) of a validly signed request, else the reason it is refused (a str). The key is the
+    signed pair's: a sender whose pair this process does not hold is refused, whatever it signed with."""
     from_node, to_node = headers.get(NODE_HEADER, ""), headers.get(TO_HEADER, "")
     date, given = headers.get(DATE_HEADER, ""), headers.get(SIGNATURE_HEADER, "")
     if not (from_node and to_node and date and given):
@@ -104,17 +136,21 @@ def verify(secret: bytes, *, method: str, path: str, headers: Mapping[str, str],
         return "not a request between two nodes of the world"
     if not date.isdigit() or abs(int(date) - (time.time() if now is None else now)) > MAX_SKEW:
         return f"{DATE_HEADER} is more than {MAX_SKEW} s from this node's clock"
+    secret = _secret_of(keys, from_node, to_node)
+    if secret is None:
+        return (f"this node holds no key for the pair {'-'.join(_pair(from_node, to_node))}: only the two ends of a "
+                "pair hold its key")
     expected = signature(secret, method=method, path=path, from_node=from_node, to_node=to_node, date=date,
                          body=body)
     if not hmac.compare_digest(expected, given.strip().lower()):
-        return "the signature does not match (another world's secret, or the request was changed)"
+        return "the signature does not match (another pair's key, or the request was changed)"
     return from_node, to_node
 
 
 class HttpLink:
     """The node ``node``'s link to the other nodes' processes (``peers``: node → base URL)."""
 
-    def __init__(self, node: str, peers: Mapping[str, str], secret: bytes, *, held: tuple[str, ...] = (),
+    def __init__(self, node: str, peers: Mapping[str, str], secret: PairKeys | bytes, *, held: tuple[str, ...] = (),
                  timeout: float = 10.0, connect_timeout: float = 2.0) -> None:
         self.node = node
         self.peers = dict(peers)

@@ -1278,6 +1278,26 @@ def _v17_pay_lease_heartbeat(db: sqlite_utils.Database) -> None:
         db.executescript(_PAY_LEASE_HEARTBEAT_V17)
 
 
+_PAY_LEASE_SIGHTINGS_V18 = """
+-- What a pay call saw of a live-looking lease, on its own machine's clock: a lease is stale
+-- only once its token and chunks have not changed for payment.STALE_LEASE as one observer
+-- saw them, never by comparing the holder's clock (renewed_at) with the taker's.
+CREATE TABLE IF NOT EXISTS subsidy_pay_lease_sightings (
+    batch_id TEXT NOT NULL REFERENCES subsidy_batches (id),
+    observer TEXT NOT NULL,
+    token    TEXT NOT NULL,
+    chunks   INTEGER NOT NULL,
+    seen_at  TEXT NOT NULL,
+    PRIMARY KEY (batch_id, observer)
+) STRICT;
+"""
+
+
+def _v18_pay_lease_sightings(db: sqlite_utils.Database) -> None:
+    """The pay lease's sightings: staleness judged on the taker's own clock alone."""
+    db.executescript(_PAY_LEASE_SIGHTINGS_V18)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "regions, operators, audit log, issuer keys", _v1_initial),
     Migration(2, "registry, outlets, stock, applications, cards, accounts, ledger, outbox", _v2_issuance),
@@ -1299,4 +1319,5 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v15_staff),
     Migration(16, "terminals' host credentials: revocation, nonces of signed requests", _v16_terminal_credentials),
     Migration(17, "subsidy pay lease: heartbeat, so that a stale lease is taken over", _v17_pay_lease_heartbeat),
+    Migration(18, "subsidy pay lease: sightings, staleness on the taker's own clock", _v18_pay_lease_sightings),
 )

@@ -63,7 +63,8 @@ class WorldPaths:
 
     @property
     def exchange_key(self) -> Path:
-        """The node-to-node secret of a world served one node per process (``exchange_secret``)."""
+        """The world-wide node-to-node secret of before (no longer used: each pair of nodes has its own,
+        ``exchange_keys``); named only to tell whoever still has it."""
         return self.home / "exchange.key"
 
     @property
@@ -285,27 +286,56 @@ def open_world(home: Path, clock: Clock | None = None, nodes: Sequence[str] | No
     return World(paths, dbs)
 
 
-def exchange_secret(home: Path) -> bytes:
-    """The world's node-to-node secret (``<home>/exchange.key``, 32 random bytes, hex), made on first use.
+def exchange_pair_path(home: Path, a: str, b: str) -> Path:
+    """Where the secret of the pair of nodes ``a`` and ``b`` is kept: ``<home>/exchange/<a>-<b>.key``, the pair
+    sorted (``bj-hub``, ``he-tj``)."""
+    first, second = sorted((a, b))
+    return Path(home) / "exchange" / f"{first}-{second}.key"
 
-    The nodes of a world served one per process prove their messages to each other with it
-    (``docs/api/nodes.md``): each node's server holds a copy, as it holds its own keys. It
-    is written whole to a temporary file and linked into place, so two processes starting
-    at once agree on one secret.
+
+def exchange_keys(home: Path, nodes: Sequence[str]) -> dict[tuple[str, str], bytes]:
+    """The node-to-node secrets a process serving ``nodes`` holds: one per pair of nodes one of whose ends it
+    serves (``docs/api/nodes.md``), keyed by the sorted pair. Each pair's file (32 random bytes, hex, mode 0600)
+    is meant to be copied to exactly its two nodes' servers, so that no node can sign as a third.
+
+    A missing pair file is made here only when this home holds both ends' databases (one machine: the two ends
+    read the same file); otherwise it is left out, and the pair cannot talk until it is copied here. Made whole
+    in a temporary file and linked into place, so two processes starting at once agree on one secret.
+    The old world-wide ``exchange.key`` is never used: every holder of it could sign as any node.
     """
-    path = WorldPaths(home).exchange_key
-    if not path.is_file():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    home = Path(home)
+    held: dict[tuple[str, str], bytes] = {}
+    for node in nodes:
+        for other in NODES:
+            first, second = sorted((node, other))
+            pair = (first, second)
+            if other == node or pair in held:
+                continue
+            path = exchange_pair_path(home, node, other)
+            if not path.is_file():
+                if not all((home / f"{end}.db").is_file() for end in pair):
+                    continue
+                _make_secret_file(path)
+            held[pair] = _read_secret(path)
+    return held
+
+
+def _make_secret_file(path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
         try:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32) + "\n")
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another process made it first: its secret is the world's
-        finally:
-            tmp.unlink(missing_ok=True)
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: its secret is the pair's
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_secret(path: Path) -> bytes:
     text = path.read_text().strip()
     try:
         secret = bytes.fromhex(text)

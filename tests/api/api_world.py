@@ -18,7 +18,9 @@ from argon2 import PasswordHasher, profiles
 
 from sbcard.api.app import create_app
 from sbcard.api.config import ServiceConfig
+from sbcard.api.peers import PairKeys
 from sbcard.clock import SimClock
+from sbcard.store.world import NODES, exchange_keys
 
 from sbcard.services.outlets import staff as staff_service
 from world_template import COUNTER_OUTLETS
@@ -108,3 +110,15 @@ def start_server(home: Path, clock: SimClock, node: str = "all", peers: dict[str
     return LiveServer(url=f"http://127.0.0.1:{port}", home=home, clock=clock, server=server, thread=thread)
 
 
+def not_for_node(node: str, directory: str, names: list[str]) -> list[str]:
+    """Which of a world home's files a node's own home does not get (``shutil.copytree``'s ``ignore``): the other
+    nodes' databases and keys, and the keys of the pairs of nodes it is not an end of (``exchange/<a>-<b>.key``)."""
+    others = {f"{other}{suffix}" for other in NODES if other != node for suffix in (".db", ".db-wal", ".db-shm", ".keys")}
+    pairs = Path(directory).name == "exchange"
+    return [name for name in names if name in others
+            or (pairs and name.endswith(".key") and node not in name.removesuffix(".key").split("-"))]
+
+
+def pair_keys_of(homes: dict[str, Path]) -> PairKeys:
+    """Every pair's key, from each node's own home: for a test that signs as any node."""
+    return PairKeys({pair: secret for node, home in homes.items() for pair, secret in exchange_keys(home, (node,)).items()})

@@ -25,7 +25,7 @@ from freezegun import freeze_time
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "transit"))  # the purse world's helper module
 
-from api_world import FIRST_PASSWORD, free_port  # noqa: E402
+from api_world import FIRST_PASSWORD, free_port, not_for_node  # noqa: E402
 from purse_world import NOW, PurseWorld, purse_template  # noqa: E402,F401 - purse_template: a fixture
 from world_template import copy_world  # noqa: E402
 
@@ -33,7 +33,7 @@ from sbcard.clock import SimClock  # noqa: E402
 from sbcard.services.clearing import purse_records, settlement  # noqa: E402
 from sbcard.services.outlets import staff as accounts  # noqa: E402
 from sbcard.store.db import open_db  # noqa: E402
-from sbcard.store.world import NODES, exchange_secret, open_world  # noqa: E402
+from sbcard.store.world import NODES, exchange_keys, open_world  # noqa: E402
 
 if TYPE_CHECKING:
     from api_world import LiveServer
@@ -64,14 +64,13 @@ def _world(template: tuple[Path, dict[str, Any]], root: Path) -> Path:
         with open_world(pw.home) as world:
             accounts.add_staff(world.region("bj"), code=SUPERVISOR, name="郑伟", role="supervisor", region="110000",
                                outlet=None, password=FIRST_PASSWORD, by="cli", now=NOW)
-    exchange_secret(pw.home)
+    exchange_keys(pw.home, NODES)  # every pair's key, made in the shared home; each node's home gets its own
     return pw.home
 
 
 def _node_home(world: Path, node: str, root: Path) -> Path:
-    others = {f"{o}{suffix}" for o in NODES if o != node for suffix in (".db", ".db-wal", ".db-shm", ".keys")}
     home = root / node
-    shutil.copytree(world, home, ignore=lambda _dir, names: [n for n in names if n in others])
+    shutil.copytree(world, home, ignore=lambda directory, names: not_for_node(node, directory, names))
     return home
 
 
@@ -288,30 +287,41 @@ def test_batch_production_checks_the_hubs_directory_over_http(cluster: Cluster, 
 
 
 def test_only_the_hub_sends_a_region_its_clearing_messages(cluster: Cluster):
-    """A region cannot pass a receipt off as the hub's: the signed sender must be the hub."""
+    """A region cannot pass a receipt off as the hub's: the signed sender must be the hub, and only the hub and the
+    receiver hold the key of their pair — Tianjin, with every key it holds, cannot sign as the hub to Beijing."""
     import httpx
 
     from sbcard.api import peers as wire
+    from sbcard.domain.errors import SbcardError
 
-    secret = exchange_secret(cluster.homes["bj"])
+    tianjin = wire.PairKeys(exchange_keys(cluster.homes["tj"], ("tj",)))  # Tianjin's copies: its three pairs
+    assert tianjin.pairs() == [("bj", "tj"), ("he", "tj"), ("hub", "tj")]
+    hub = wire.PairKeys(exchange_keys(cluster.homes["hub"], ("hub",)))
     rows = [{"day": DAY.isoformat(), "kind": "transit", "payer_node": "tj", "payee_node": "bj", "party": "bj-subway",
              "count": 1, "amount_fen": 100000, "flagged": 0, "refunds": 0}]
     message = {"idempotency_key": f"clearing.deliver/{DAY.isoformat()}/tj/bj", "to_node": "bj",
                "kind": "clearing.deliver", "created_at": NIGHT.isoformat(),
                "payload": json.dumps({"day": DAY.isoformat(), "payer": "tj", "payee": "bj", "lines": rows})}
-    for sender in ("tj", "hub"):
+    url = f"{cluster.servers['bj'].url}{wire.MESSAGES}"
+
+    def post(sender: str, keys: wire.PairKeys | bytes | None) -> httpx.Response:
+        assert keys is not None
         body = json.dumps({"from_node": sender, "message": message}).encode()
-        headers = wire.signed_headers(secret, method="POST", path=wire.MESSAGES, from_node=sender, to_node="bj",
-                                      body=body)
-        answer = httpx.post(f"{cluster.servers['bj'].url}{wire.MESSAGES}", content=body, headers=headers)
-        if sender == "tj":
-            assert answer.status_code == 422 and answer.json()["error"]["code"] == "message.invalid"
-            assert cluster.query("bj", "SELECT * FROM inbox WHERE kind = 'clearing.deliver'") == []
-        else:  # the hub's is applied, once
-            assert answer.status_code == 200 and answer.json()["applied"] is True, answer.text
-            again = httpx.post(f"{cluster.servers['bj'].url}{wire.MESSAGES}", content=body, headers=headers)
-            assert again.json()["applied"] is False
-            assert len(cluster.query("bj", "SELECT * FROM clearing_lines WHERE payer_node = 'tj'")) == 1
+        return httpx.post(url, content=body, headers=wire.signed_headers(
+            keys, method="POST", path=wire.MESSAGES, from_node=sender, to_node="bj", body=body))
+
+    as_itself = post("tj", tianjin)  # authenticated as Tianjin: refused, only the hub sends clearing
+    assert as_itself.status_code == 422 and as_itself.json()["error"]["code"] == "message.invalid"
+    with pytest.raises(SbcardError):  # Tianjin holds no key of the pair bj-hub
+        post("hub", tianjin)
+    for stolen in (tianjin.secret("hub", "tj"), tianjin.secret("bj", "tj")):  # nor does any key it holds do
+        forged = post("hub", stolen)
+        assert forged.status_code == 401 and forged.json()["error"]["code"] == "node.unauthenticated"
+    assert cluster.query("bj", "SELECT * FROM inbox WHERE kind = 'clearing.deliver'") == []
+    answers = [post("hub", hub) for _ in range(2)]  # the hub's is applied, once
+    assert [a.status_code for a in answers] == [200, 200], answers[0].text
+    assert [a.json()["applied"] for a in answers] == [True, False]
+    assert len(cluster.query("bj", "SELECT * FROM clearing_lines WHERE payer_node = 'tj'")) == 1
 
 
 # ----------------------------------------------------------------------------- a part answered late, a refusal
@@ -358,11 +368,11 @@ def test_a_part_answered_late_keeps_the_day_unrecorded_until_a_run_knows_it_and_
 
 
 def test_a_peers_refusal_passes_through_as_its_own_error_and_a_node_down_stays_unavailable(cluster: Cluster):
-    from sbcard.api.peers import HttpLink
+    from sbcard.api.peers import HttpLink, PairKeys
     from sbcard.services.exchange.peers import PeerRefused, PeerUnavailable
 
     peers = {node: server.url for node, server in cluster.servers.items() if node != "bj"}
-    link = HttpLink("bj", peers, exchange_secret(cluster.homes["bj"]))
+    link = HttpLink("bj", peers, PairKeys(exchange_keys(cluster.homes["bj"], ("bj",))))
     try:
         with pytest.raises(PeerRefused) as refused:
             link.act("hub", "clearing.run", {"date": "2025-02-30"})

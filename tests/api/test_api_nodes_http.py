@@ -13,6 +13,7 @@ uses), so what crosses to the hub is what a route's use case sends.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import time
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 import api_cards_world as cards_world
-from api_world import PASSWORD
+from api_world import PASSWORD, not_for_node
 from sbcard.api import peers as wire
 from sbcard.api.calls import Service
 from sbcard.clock import SimClock
@@ -36,7 +37,7 @@ from sbcard.services.exchange import outbox, peers
 from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.people import registry
 from sbcard.store.db import open_db
-from sbcard.store.world import NODES, REGION_NODES, NodeElsewhere, World, exchange_secret, open_world
+from sbcard.store.world import NODES, REGION_NODES, NodeElsewhere, World, exchange_keys, open_world
 from terminals.apps import counter
 from terminals.drivers.emulator import EmulatorReader
 from world_template import COUNTER_OUTLETS, NOW, receive_blanks
@@ -57,9 +58,8 @@ def free_port() -> int:
 
 def node_home(world: Path, node: str, root: Path) -> Path:
     """A home with only ``node``'s files of ``world`` (its database, its keys, the cards and the secret)."""
-    others = {f"{other}{suffix}" for other in NODES if other != node for suffix in (".db", ".db-wal", ".db-shm", ".keys")}
     home = root / node
-    shutil.copytree(world, home, ignore=lambda _dir, names: [name for name in names if name in others])
+    shutil.copytree(world, home, ignore=lambda directory, names: not_for_node(node, directory, names))
     return home
 
 
@@ -106,7 +106,7 @@ def nodes(api_home: Path, tmp_path: Path, server_starter: Callable[..., LiveServ
         registry.add_person(world.region("bj"), citizen_id=HOLDER, name="张伟", region="110105",
                             insurance="resident", now=NOW)
     receive_blanks(api_home, {"BJ-C1": ("王芳", "counter", "110105", "bj")}, OUTLET, 2, NOW)
-    exchange_secret(api_home)
+    exchange_keys(api_home, NODES)  # every pair's key, made in the shared home; each node's home gets its own
     homes = {node: node_home(api_home, node, tmp_path / "nodes") for node in NODES}
     made = Nodes(homes, SimClock(NOW), server_starter, ports={node: free_port() for node in NODES})
     try:
@@ -197,12 +197,12 @@ def test_a_message_without_the_worlds_signature_is_refused_and_a_signed_one_is_a
     with httpx.Client(timeout=30) as client:
         bare = client.post(url, content=body, headers={"Content-Type": "application/json"})
         assert bare.status_code == 401 and bare.json()["error"]["code"] == "node.unauthenticated"
-        (tmp_path / "elsewhere").mkdir()
-        other_world = exchange_secret(tmp_path / "elsewhere")
+        other_world = os.urandom(32)  # another world's key of the pair
         forged = client.post(url, content=body, headers=wire.signed_headers(
             other_world, method="POST", path=wire.MESSAGES, from_node="bj", to_node="hub", body=body))
         assert forged.status_code == 401
-        secret = exchange_secret(nodes.homes["hub"])
+        secret = wire.PairKeys(exchange_keys(nodes.homes["hub"], ("hub",)))  # the hub's copies: its three pairs
+        assert secret.pairs() == [("bj", "hub"), ("he", "hub"), ("hub", "tj")]
         stale = client.post(url, content=body, headers=wire.signed_headers(
             secret, method="POST", path=wire.MESSAGES, from_node="bj", to_node="hub", body=body,
             now=time.time() - 2 * wire.MAX_SKEW))
@@ -221,9 +221,11 @@ def test_a_message_without_the_worlds_signature_is_refused_and_a_signed_one_is_a
 
         to_tj = dict(message, to_node="tj", kind="stock.used")
         body = json.dumps({"from_node": "bj", "message": to_tj}).encode()
+        # a pair the hub is not an end of: the hub holds no key for it, so nothing signed for it is believed here
+        bj_tj = wire.PairKeys(exchange_keys(nodes.homes["bj"], ("bj",))).secret("bj", "tj")
         elsewhere = client.post(url, content=body, headers=wire.signed_headers(
-            secret, method="POST", path=wire.MESSAGES, from_node="bj", to_node="tj", body=body))
-        assert elsewhere.status_code == 421 and elsewhere.json()["error"]["code"] == "node.elsewhere"
+            bj_tj, method="POST", path=wire.MESSAGES, from_node="bj", to_node="tj", body=body))
+        assert elsewhere.status_code == 401 and "no key for the pair bj-tj" in elsewhere.json()["error"]["message"]
 
 
 def test_lookups_of_other_regions_go_over_http_and_a_node_with_no_peer_answers_421(nodes):

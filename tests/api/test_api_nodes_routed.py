@@ -33,7 +33,7 @@ from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.medical.routing import PosHost
 from sbcard.services.transit import host as transit_host
 from sbcard.store.db import open_db
-from sbcard.store.world import NODES, exchange_secret
+from sbcard.store.world import NODES, exchange_keys
 from terminals.apps.medical import PointOfSale
 from terminals.drivers.emulator import EmulatorReader
 
@@ -45,6 +45,7 @@ for _folder in ("transit", "medical"):
 from medical_world import MedicalWorld, circumstances, medical_template  # noqa: E402,F401
 from purse_world import METRO_TERMINAL, NOW, PurseWorld, purse_template  # noqa: E402,F401
 from api_pos_world import online_claim, pos_terminal  # noqa: E402
+from api_world import not_for_node, pair_keys_of  # noqa: E402
 from sbcard.domain.errors import SbcardError  # noqa: E402
 from terminals.apps.http_host import HttpHost  # noqa: E402
 from world_template import copy_world  # noqa: E402
@@ -63,10 +64,10 @@ def free_port() -> int:
 
 
 def node_home(world: Path, node: str, root: Path) -> Path:
-    """A home with only ``node``'s files of ``world`` (its database, its keys, the cards, terminals and secret)."""
-    others = {f"{other}{suffix}" for other in NODES if other != node for suffix in (".db", ".db-wal", ".db-shm", ".keys")}
+    """A home with only ``node``'s files of ``world`` (its database, its keys, the cards, terminals and the keys of
+    the pairs of nodes it is an end of)."""
     home = root / node
-    shutil.copytree(world, home, ignore=lambda _dir, names: [name for name in names if name in others])
+    shutil.copytree(world, home, ignore=lambda directory, names: not_for_node(node, directory, names))
     return home
 
 
@@ -116,7 +117,7 @@ class Nodes:
 
 
 def split(world: Path, root: Path, start_server: Callable[..., LiveServer]) -> Nodes:
-    exchange_secret(world)
+    exchange_keys(world, NODES)  # every pair's key, made in the shared home; each node's home gets its own
     homes = {node: node_home(world, node, root) for node in NODES}
     return Nodes(homes, SimClock(LATER), start_server, ports={node: free_port() for node in NODES})
 
@@ -413,7 +414,7 @@ def test_the_hebei_processs_host_api_settles_a_tianjin_claim_over_http_and_refus
 
 
 def test_a_routed_request_is_answered_only_as_the_mechanism_sends_it(transit):
-    """Signed with the world's secret, still refused (422) unless it is the hub forwarding to a region, a region
+    """Signed with the pair's key, still refused (422) unless it is the hub forwarding to a region, a region
     asking the hub for itself (or, a refund, for the claim it insures), or a region asking another straight for a
     direct kind (a purse load's step). Unsigned: 401."""
     import httpx
@@ -422,7 +423,7 @@ def test_a_routed_request_is_answered_only_as_the_mechanism_sends_it(transit):
 
     nodes, _pw, taps = transit
     nodes.start("hub", "tj")
-    secret = exchange_secret(nodes.homes["hub"])
+    secret = pair_keys_of(nodes.homes)  # the test signs as any node, with that pair's key
     records = transit_host._records_to_wire({"records": taps.tianjin, "operators": {}})
 
     def post(to: str, sender: str, body: dict) -> httpx.Response:
@@ -596,7 +597,7 @@ def test_the_hub_takes_the_answering_regions_signature_for_a_refund_only_and_kee
 
     nodes, mw, pos = hospital_nodes
     nodes.start("hub", "tj", "he")
-    secret = exchange_secret(nodes.homes["hub"])
+    secret = pair_keys_of(nodes.homes)  # the test signs as Tianjin and as Hebei, each with its pair's key
     claim = _hebei_host_claims(nodes, mw, pos)
     with HttpHost(nodes.url("he"), pos.terminal, pos.credential, clock=nodes.clock.now) as host:
         body = claim(host)

@@ -1,6 +1,6 @@
-"""The pay lease's heartbeat: each chunk renews it; a lease not renewed for STALE_LEASE is taken over by the next
-pay wherever its payer ran (another machine, a reused pid), and a payer that was only slow stops before paying
-anything more — each row is still paid once."""
+"""The pay lease's heartbeat: each chunk renews it; a lease a pay call saw unrenewed for STALE_LEASE, on its own
+clock (no two machines' clocks compared), is taken over by the next pay wherever its payer ran (another machine, a
+reused pid), and a payer that was only slow stops before paying anything more — each row is still paid once."""
 
 from __future__ import annotations
 
@@ -26,16 +26,44 @@ def _lease(tj, batch: str, *, host: str, pid: int, renewed: str | None, started:
                                      "started_at": started, "chunks": 4, "renewed_at": renewed})
 
 
-def test_another_machine_s_lease_not_renewed_is_taken_over_without_asking(approved, world, tj):
+def test_another_machine_s_lease_seen_unrenewed_is_taken_over_without_asking(approved, world, tj):
     batch = approved(batch_rows(range(3)))
-    _lease(tj, batch, host="container-1f3a", pid=1, renewed=(NOW - STALE).isoformat())
-    with pytest.raises(payment.PayInProgress) as busy:  # renewed exactly STALE_LEASE ago: not yet stale
+    _lease(tj, batch, host="container-1f3a", pid=1, renewed=(NOW - STALE * 5).isoformat())
+    with pytest.raises(payment.PayInProgress) as busy:  # first seen now: stale only once seen so for STALE_LEASE
         payment.pay(world, batch, now=NOW, clock=lambda: NOW)
-    assert f"may be taken over from {NOW.isoformat()}" in busy.value.message
-    later = NOW + payment.timedelta(seconds=1)
+    assert f"may be taken over from {(NOW + STALE).isoformat()}" in busy.value.message
+    assert busy.value.retry_at == NOW + STALE
+    with pytest.raises(payment.PayInProgress):  # seen unchanged for exactly STALE_LEASE: not yet stale
+        payment.pay(world, batch, now=NOW + STALE, clock=lambda: NOW + STALE)
+    later = NOW + STALE + payment.timedelta(seconds=1)
     done = payment.pay(world, batch, now=later, clock=lambda: later)
     assert done["took_over"]["host"] == "container-1f3a" and done["took_over"]["forced"] is False
-    assert done["took_over"]["stale_since"] == (NOW - STALE).isoformat()
+    assert done["took_over"]["stale_since"] == NOW.isoformat()
+    assert_paid_exactly_once(tj, batch)
+    assert tj.execute("SELECT count(*) FROM subsidy_pay_lease_sightings").fetchone()[0] == 0
+
+
+def test_staleness_does_not_compare_two_machines_clocks(approved, world, tj):
+    """The red team's finding: the holder's renewed_at (its clock) was compared with the taker's clock."""
+    batch = approved(batch_rows(range(3)))
+    # a live payer whose clock is an hour behind: its fresh renewals look an hour old here, yet are renewals
+    _lease(tj, batch, host="slow-clock", pid=1, renewed=(NOW - payment.timedelta(hours=1)).isoformat())
+    with pytest.raises(payment.PayInProgress):
+        payment.pay(world, batch, now=NOW, clock=lambda: NOW)
+    tj.execute("UPDATE subsidy_pay_leases SET chunks = chunks + 1, renewed_at = ?",
+               [(NOW - payment.timedelta(minutes=59)).isoformat()])
+    later = NOW + STALE + payment.timedelta(seconds=1)
+    with pytest.raises(payment.PayInProgress) as busy:  # renewed since it was seen: alive, seen afresh
+        payment.pay(world, batch, now=later, clock=lambda: later)
+    assert busy.value.retry_at == later + STALE
+    # a dead payer whose clock was an hour ahead: its last renewal looks to come from the future, yet it is stale
+    tj.execute("UPDATE subsidy_pay_leases SET host = 'fast-clock', token = 'u', renewed_at = ?",
+               [(NOW + payment.timedelta(hours=1)).isoformat()])
+    with pytest.raises(payment.PayInProgress):
+        payment.pay(world, batch, now=later, clock=lambda: later)
+    latest = later + STALE + payment.timedelta(seconds=1)
+    done = payment.pay(world, batch, now=latest, clock=lambda: latest)
+    assert done["took_over"]["host"] == "fast-clock" and done["took_over"]["stale_since"] == later.isoformat()
     assert_paid_exactly_once(tj, batch)
 
 
@@ -44,7 +72,10 @@ def test_a_live_pid_on_this_machine_whose_lease_is_stale_is_a_reused_pid(approve
     # a process that runs (our parent) holds a lease started long ago and never renewed: a pid reused since
     _lease(tj, batch, host=os.uname().nodename, pid=os.getppid(), renewed=None,
            started=(NOW - STALE * 3).isoformat())
-    done = payment.pay(world, batch, now=NOW, clock=lambda: NOW)
+    with pytest.raises(payment.PayInProgress):
+        payment.pay(world, batch, now=NOW, clock=lambda: NOW)
+    later = NOW + STALE * 2
+    done = payment.pay(world, batch, now=later, clock=lambda: later)
     assert done["took_over"]["pid"] == os.getppid() and "stale_since" in done["took_over"]
     assert_paid_exactly_once(tj, batch)
 
@@ -72,8 +103,10 @@ def test_a_slow_payer_whose_stale_lease_was_taken_stops_and_nobody_is_paid_twice
 
     def stall(point: str, n: int) -> None:
         if (point, n) == ("after_commit", 1):  # the first payer stalls past STALE_LEASE; a second pay comes
-            times["now"] = NOW + STALE * 2
             tj.execute("UPDATE subsidy_pay_leases SET host = 'elsewhere' WHERE batch_id = ?", [batch])
+            with pytest.raises(payment.PayInProgress):  # seen first: live-looking
+                payment.pay(world, batch, now=times["now"], chunk=2, clock=lambda: times["now"])
+            times["now"] = NOW + STALE * 2
             taken.append(payment.pay(world, batch, now=times["now"], chunk=2, clock=lambda: times["now"]))
 
     with pytest.raises(payment.LeaseLost):

@@ -61,7 +61,7 @@ async def _signed(request: Request) -> tuple[str, str, bytes]:
     if len(body) > _MAX_BODY:
         raise ApiError(413, "request.too_large", f"a node's request is at most {_MAX_BODY} bytes")
     service = service_of(request)
-    checked = wire.verify(service.worlds.secret, method=request.method, path=request.url.path,
+    checked = wire.verify(service.worlds.keys, method=request.method, path=request.url.path,
                           headers=request.headers, body=body)
     if isinstance(checked, str):
         raise ApiError(401, "node.unauthenticated", checked, wire.SIGNATURE_HEADER,

@@ -30,10 +30,15 @@ without asking for the write lock, which the first holds most of the time — an
 refused, naming them (the CLI can ``--wait`` for it instead). A lease whose process is
 gone (kill -9, power cut) is taken over by the next ``pay`` on that machine, which says
 so. The lease has a heartbeat: every chunk a run commits renews it (``renewed_at``, on the
-run's clock); a lease not renewed for ``STALE_LEASE`` (two minutes) is *stale* and the next
-``pay`` takes it over wherever its payer ran — a payer on another machine (or a service's
-container, whose host name changes at each start) that died, or a pid reused since, no
-longer blocks the batch for ever. Every chunk checks that its run still holds the lease
+run's clock, shown to people; ``chunks`` counts the renewals). Staleness is judged on the
+taker's clock alone, never by comparing it with the time the holder wrote on its own clock
+(two machines' clocks may disagree by more than ``STALE_LEASE``): a ``pay`` that finds a
+live-looking lease is refused, naming when it may try again, and notes what it saw (token and
+chunks, at its own time: ``subsidy_pay_lease_sightings``, one per observing machine); a lease
+whose token and chunks have not changed for ``STALE_LEASE`` (two minutes) since its machine
+first saw them is *stale*, and that ``pay`` takes it over wherever its payer ran — a payer on
+another machine (or a service's container, whose host name changes at each start) that died,
+or a pid reused since, no longer blocks the batch for ever. Every chunk checks that its run still holds the lease
 before writing, so even a take-over of a payer that was only slow (stale, or forced with
 ``take_over=True``) cannot make two runs pay the same rows: the slow one stops before its
 next chunk (``LeaseLost``); and each chunk re-reads its rows under SQLite's
@@ -89,9 +94,9 @@ MAX_CHUNK = 10_000  # a chunk's look-ups bind one parameter per row: well under 
 # (a writer waits up to 5 s for the lock; SQLite's waiting is not first come, first served).
 PAUSE_BETWEEN_CHUNKS = 0.002
 _LOWEST_SEQ = -(2**63)
-# A lease not renewed this long is stale: its payer is taken to be gone, wherever it ran. A run renews it at
-# every chunk (a chunk takes well under a second; a whole chunk of MAX_CHUNK rows a few seconds), so two
-# minutes is many chunks missed; the payers' clocks are assumed to agree within much less than that.
+# A lease seen not renewed this long (by one machine, on its own clock) is stale: its payer is taken to be gone,
+# wherever it ran. A run renews it at every chunk (a chunk takes well under a second; a whole chunk of MAX_CHUNK
+# rows a few seconds), so two minutes is many chunks missed. No two machines' clocks are compared.
 STALE_LEASE = timedelta(minutes=2)
 
 Progress = Callable[[int, int], None]  # (rows settled so far in this run, rows to settle at the start)
@@ -109,21 +114,22 @@ def reversal_txn_id(batch_id: str, seq: int) -> str:
 class PayInProgress(RuleRefused):
     """Another ``pay`` holds the batch's lease (exit 1); ``holder`` says who."""
 
-    def __init__(self, batch_id: str, holder: dict[str, Any], alive: bool | None) -> None:
+    def __init__(self, batch_id: str, holder: dict[str, Any], alive: bool | None, seen_since: datetime) -> None:
         where = f"process {holder['pid']} on {holder['host']}"
-        renewed = _renewed(holder)
         since = (f"since {holder['started_at']}, {holder['chunks']} chunk(s) committed so far, last renewed at "
-                 f"{renewed.isoformat()}")
-        stale_at = (renewed + STALE_LEASE).isoformat()
+                 f"{_renewed(holder).isoformat()} by its clock")
+        stale_at = (seen_since + STALE_LEASE).isoformat()
         if alive is None:
-            advice = (f"if that machine's pay is gone, the lease may be taken over from {stale_at} (not renewed "
-                      f"for {int(STALE_LEASE.total_seconds())} s): pay again then, or now with --take-over (it is "
-                      "safe: a payer that has lost the lease stops before its next chunk)")
+            advice = (f"if that machine's pay is gone, the lease may be taken over from {stale_at} (seen here "
+                      f"unrenewed for {int(STALE_LEASE.total_seconds())} s, by this machine's clock): pay again "
+                      "then, or now with --take-over (it is safe: a payer that has lost the lease stops before its "
+                      "next chunk)")
         else:
             advice = "wait for it to finish (--wait SECONDS), then run again to see the result"
         super().__init__("subsidy.pay_in_progress", f"batch {batch_id} is being paid by {where} ({since}); {advice}",
                          FIELD)
         self.holder = holder
+        self.retry_at = seen_since + STALE_LEASE
 
 
 class LeaseLost(SbcardError):
@@ -271,20 +277,25 @@ def pay(
         payer = require_operator(uow.db, operator, roles=set(CHECKER_ROLES))["code"]
     at = timestamp(now)
     current = clock or (lambda: now)
+    me = _me(runner)
 
     # First without the write lock (a running pay holds it most of the time): a paid
-    # batch, or one another live pay holds, is answered at once.
-    if _payable(uow, batch_id, take_over, current()) is None:
+    # batch, or one another live pay holds and this machine saw before, is answered at once.
+    if _payable(uow, batch_id, take_over, current(), me) is None:
         return _already(uow, batch_id)
     # Then look again, take the lease (and move approved → paying) in one write transaction.
     with uow:
-        row = _payable(uow, batch_id, take_over, current())
+        row = _payable(uow, batch_id, take_over, current(), me)
         if row is None:
             result = _already(uow, batch_id)
             uow.finish()
             return result
+        try:
+            lease, took_over = _take_lease(uow, batch_id, at, take_over, me, current())
+        except PayInProgress:
+            uow.finish()  # what this call saw of the lease (its only write), for the next call to judge by
+            raise
         funds = _funds(uow, batch_id, now)
-        lease, took_over = _take_lease(uow, batch_id, at, take_over, runner, current())
         resumed = row["status"] == "paying"
         if row["status"] == "approved":
             invalid_count, invalid_fen = store.row_totals(batch_id).get("invalid", (0, 0))
@@ -325,8 +336,11 @@ def pay(
             "this_run": run}
 
 
-def _payable(uow: UnitOfWork, batch_id: str, take_over: bool, current: datetime) -> dict[str, Any] | None:
-    """The batch if this run may pay it, None if it is paid already; refuses an unapproved, rejected or held one."""
+def _payable(uow: UnitOfWork, batch_id: str, take_over: bool, current: datetime,
+             me: dict[str, Any]) -> dict[str, Any] | None:
+    """The batch if this run may pay it, None if it is paid already; refuses an unapproved, rejected or held one
+    (held: a live-looking lease this machine saw before, not yet stale; one seen for the first time is noted and
+    refused under the write lock, by ``_take_lease``)."""
     row = _batch(uow, batch_id)
     if row["status"] == "paid":
         return None
@@ -337,11 +351,14 @@ def _payable(uow: UnitOfWork, batch_id: str, take_over: bool, current: datetime)
     if row["status"] == "rejected":
         raise RuleRefused("subsidy.rejected", f"batch {batch_id} was rejected by {row['checker']} at "
                                               f"{row['approved_at']} ({row['reject_reason']}): it is never paid", FIELD)
-    held = uow.get(SubsidiesRepository).lease(batch_id)
-    if held is not None and not take_over and not _stale(held, current):
-        alive = _holder_alive(held, {"host": socket.gethostname(), "pid": os.getpid()})
-        if alive is not False:
-            raise PayInProgress(batch_id, held, alive)
+    store = uow.get(SubsidiesRepository)
+    held = store.lease(batch_id)
+    if held is not None and not take_over:
+        stale, seen_since, first = _judged(store, held, current, me)
+        if not stale and not first:
+            alive = _holder_alive(held, me)
+            if alive is not False:
+                raise PayInProgress(batch_id, held, alive, seen_since)
     return row
 
 
@@ -380,24 +397,32 @@ def _funds(uow: UnitOfWork, batch_id: str, now: datetime) -> dict[str, str]:
 # --- the lease -------------------------------------------------------------------------
 
 
-def _take_lease(uow: UnitOfWork, batch_id: str, at: str, take_over: bool,
-                runner: tuple[str, int] | None = None,
-                current: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _me(runner: tuple[str, int] | None) -> dict[str, Any]:
+    """Who runs this pay (host, pid): this machine and process, or the simulator's fixed runner."""
     host, pid = runner if runner is not None else (socket.gethostname(), os.getpid())
-    mine = {"batch_id": batch_id, "token": uuid.uuid4().hex, "host": host, "pid": pid,
-            "started_at": at, "chunks": 0, "renewed_at": timestamp(current) if current is not None else at}
+    return {"host": host, "pid": pid}
+
+
+def _take_lease(uow: UnitOfWork, batch_id: str, at: str, take_over: bool, me: dict[str, Any],
+                current: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """This run's lease, taking over one whose process is gone, one seen stale, or any with ``take_over``;
+    otherwise PayInProgress, after noting what was seen (the caller commits that note)."""
+    mine = {"batch_id": batch_id, "token": uuid.uuid4().hex, "host": me["host"], "pid": me["pid"],
+            "started_at": at, "chunks": 0, "renewed_at": timestamp(current)}
     store = uow.get(SubsidiesRepository)
     holder = store.lease(batch_id)
     took_over = None
     if holder is not None:
-        stale = current is not None and _stale(holder, current)
+        stale, seen_since, first = _judged(store, holder, current, me)
         alive = _holder_alive(holder, mine)
         if alive is not False and not take_over and not stale:
-            raise PayInProgress(batch_id, holder, alive)
+            if first:
+                store.note_sighting(batch_id, me["host"], holder["token"], holder["chunks"], timestamp(current))
+            raise PayInProgress(batch_id, holder, alive, seen_since)
         took_over = {"pid": holder["pid"], "host": holder["host"], "started_at": holder["started_at"],
                      "chunks": holder["chunks"], "forced": alive is not False and not stale}
         if stale:  # said only when it is why: a lease left by a process known gone reads as before
-            took_over["stale_since"] = _renewed(holder).isoformat()
+            took_over["stale_since"] = seen_since.isoformat()
     store.replace_lease(mine)
     return mine, took_over
 
@@ -407,9 +432,16 @@ def _renewed(holder: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(holder.get("renewed_at") or holder["started_at"])
 
 
-def _stale(holder: dict[str, Any], current: datetime) -> bool:
-    """Whether the lease has not been renewed for ``STALE_LEASE``: its payer, wherever it ran, is gone."""
-    return current - _renewed(holder) > STALE_LEASE
+def _judged(store: SubsidiesRepository, holder: dict[str, Any], current: datetime,
+            me: dict[str, Any]) -> tuple[bool, datetime, bool]:
+    """(stale, seen since, first sight) of the lease as this machine sees it on its own clock: stale when its
+    token and chunks are as this machine first saw them more than ``STALE_LEASE`` ago — its payer, wherever it
+    ran, is gone. The holder's ``renewed_at`` (another machine's clock) is never compared with ``current``."""
+    seen = store.sighting(holder["batch_id"], me["host"])
+    if seen is None or (seen["token"], seen["chunks"]) != (holder["token"], holder["chunks"]):
+        return False, current, True
+    since = datetime.fromisoformat(seen["seen_at"])
+    return current - since > STALE_LEASE, since, False
 
 
 def _holder_alive(holder: dict[str, Any], me: dict[str, Any]) -> bool | None:

@@ -107,6 +107,7 @@ class SubsidiesRepository:
         """The batch is paid and its lease returned."""
         self.db.execute("UPDATE subsidy_batches SET status = 'paid', paid_at = ? WHERE id = ?", [paid_at, batch_id])
         self.db.execute("DELETE FROM subsidy_pay_leases WHERE batch_id = ?", [batch_id])
+        self.db.execute("DELETE FROM subsidy_pay_lease_sightings WHERE batch_id = ?", [batch_id])
 
     # --- rows ----------------------------------------------------------------------------
 
@@ -318,7 +319,18 @@ class SubsidiesRepository:
     def replace_lease(self, lease: dict[str, Any]) -> None:
         """The lease is this one (any earlier lease of the batch is dropped)."""
         self.db.execute("DELETE FROM subsidy_pay_leases WHERE batch_id = ?", [lease["batch_id"]])
+        self.db.execute("DELETE FROM subsidy_pay_lease_sightings WHERE batch_id = ?", [lease["batch_id"]])
         self.db["subsidy_pay_leases"].insert(lease)
+
+    def sighting(self, batch_id: str, observer: str) -> dict[str, Any] | None:
+        """What ``observer`` (a machine) last saw of the batch's lease: token, chunks, seen_at (its clock)."""
+        found = list(self.db.query("SELECT token, chunks, seen_at FROM subsidy_pay_lease_sightings "
+                                   "WHERE batch_id = ? AND observer = ?", [batch_id, observer]))
+        return found[0] if found else None
+
+    def note_sighting(self, batch_id: str, observer: str, token: str, chunks: int, seen_at: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO subsidy_pay_lease_sightings (batch_id, observer, token, chunks, "
+                        "seen_at) VALUES (?, ?, ?, ?, ?)", [batch_id, observer, token, chunks, seen_at])
 
     def hold_lease(self, batch_id: str, token: str, renewed_at: str) -> bool:
         """Count one more chunk on the lease and renew it, if it is still this token's; whether it was."""
