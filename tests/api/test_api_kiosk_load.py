@@ -370,3 +370,40 @@ def _status_of(error: Exception) -> int:
     from sbcard.domain.errors import NotFound
 
     return {NotFound: 404, RuleRefused: 409, InvalidInput: 422}[type(error)]
+
+
+def test_a_kiosk_cannot_reverse_a_credited_load_with_a_counter_it_read_off_pending(live_server, kiosk_world):
+    """Red-team: a load torn after CREDIT FOR LOAD (the purse holds it, the load is pending). Another kiosk, with
+    no card, reads the load's counter off ``/pending`` and shows it as the card's: the counter carries no MAC, so
+    nothing is reversed (no money twice) and the load still counts toward the day's limit."""
+    clerk, card, row, host = kiosk_world
+    home = live_server.home
+    with pytest.raises(CardIOError):
+        _load(home, card, host, 3_000, row, tear=VERIFY_WRITES + 4)  # credited, unconfirmed
+    assert _purse(home, card) == 3_000
+    app_serial = _loads(home, card)[0]["app_serial"]
+    other, credential = add_kiosk(live_server.home, live_server.clock.now())
+    with HttpLoadHost(live_server.url, other["id"], credential, clock=live_server.clock.now) as thief:
+        [pending] = thief.pending_loads(app_serial)
+        forged = {"app_serial": app_serial, "online_counter": pending.online_counter,
+                  "balance_fen": pending.balance_before_fen}
+        [settled] = thief.request("POST", "/purse/settle", body=forged)["settled"]
+        assert (settled["status"], settled["how"]) == ("pending", "counter_unproven")
+        # a proof from another INITIALIZE (a MAC1 that does not verify) proves nothing either
+        proof = {"amount_fen": 1, "terminal_no": other["terminal_no"], "balance_fen": pending.balance_before_fen,
+                 "online_counter": pending.online_counter, "key_version": 1, "algorithm_id": 0,
+                 "random": "00000000", "mac1": "00000000"}
+        [settled] = thief.request("POST", "/purse/settle", body={**forged, "counter_proof": proof})["settled"]
+        assert settled["status"] == "pending"
+        # nor does the card's log, unauthenticated at an unattended kiosk
+        logged = [{"counter": pending.online_counter, "amount_fen": pending.amount_fen,
+                   "terminal_no": pending.terminal_no, "date_time": pending.date_time}]
+        [settled] = thief.request("POST", "/purse/settle", body={"app_serial": app_serial, "logged": logged})["settled"]
+        assert settled["status"] == "pending"
+    assert [r["status"] for r in _loads(home, card)] == ["pending"]
+    assert _account(clerk, card) == DEPOSIT - 3_000 and _purse(home, card) == 3_000 == _float(home)
+    # the card itself, presented again, proves its counter passed the load's: confirmed, never refunded
+    outcome = _load(home, card, host, 1_000, row)
+    assert [s["status"] for s in outcome.settled] == ["confirmed"]
+    assert _purse(home, card) == 4_000 == _float(home) == DEPOSIT - _account(clerk, card)
+    _balanced(home)

@@ -31,6 +31,7 @@ from sbcard.domain.purse_load import LoadGrant, LoadRequest
 from sbcard.services.exchange import lookup
 from sbcard.services.outlets.staff import Forbidden
 from sbcard.services.terminals import kiosk
+from sbcard.services.transit import purse_host
 from sbcard.services.transit.purse_host import PurseHost
 from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import World
@@ -43,6 +44,8 @@ def operator_of(terminal_id: str) -> str:
 
 class KioskHost(PurseHost):
     """``PurseHost`` for one registered kiosk (its register row), at ``now``."""
+
+    channel = purse_host.KIOSK  # settles from what the card proves only; the issuer checks the limits
 
     def __init__(self, world: World, terminal: dict[str, Any], *, now: dt.datetime) -> None:
         outlet = kiosk.outlet_of(terminal)

@@ -73,6 +73,7 @@ from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
 FLOAT_PURSE = "FLOAT-PURSE"
+COUNTER, KIOSK = "counter", "kiosk"  # the load's channel: staff at a counter, or an unattended kiosk
 _NODE_OF_CITY = {city: node_of(region) for region, city in TRANSIT_CITY_CODES.items()}
 LOAD_SEQUENCE = "purse_load"
 FIELD = "--reader"  # the card in the reader is what a refusal is about
@@ -309,22 +310,33 @@ def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: byt
 
 
 def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = None,
-           now: datetime) -> list[dict[str, Any]]:
-    """Settle the card's pending loads from what the card shows; one entry per load, decided or not."""
+           now: datetime, channel: str = COUNTER) -> list[dict[str, Any]]:
+    """Settle the card's pending loads from what the card shows; one entry per load, decided or not.
+
+    Only what the card authenticated is acted on (``shown``): a TAC that verifies with its DTK;
+    its online counter only with the MAC1 of the 1-fen INITIALIZE FOR LOAD it came from
+    (``CardLoadEvidence.counter_proof``, the DLK) — else anyone who read the counter off
+    ``pending`` could reverse a load the card credited (money twice). ``channel``: at an
+    unattended kiosk (``KIOSK``) the card's log, which nothing authenticates, counts only with
+    a proven counter: a kiosk settles only the card it presents.
+    """
     found = find_card_by_app_serial(world, evidence.app_serial)
     if found is None:
         return []
     node, _ = found
     if not world.holds(node):
-        return _remote(world, SETTLE, node, {"evidence": evidence, "operator": operator}, now)
+        return _remote(world, SETTLE, node, {"evidence": evidence, "operator": operator, "channel": channel}, now)
     out = []
     uow = UnitOfWork(world.region(node))
     with uow.step():
         loads = uow.get(PurseLoads)
         masters = keys.issuer_masters(uow.db)
+        shown = shown_by_card(masters, evidence, unattended=channel == KIOSK)
         for row in loads.pending(evidence.app_serial):
             expected = expected_load_tac(masters, row)
-            decision = decide(_pending_value(row), evidence, lambda tac: hmac.compare_digest(bytes(tac), expected))
+            decision = decide(_pending_value(row), shown, lambda tac: hmac.compare_digest(bytes(tac), expected))
+            if decision.outcome is Outcome.UNDECIDED and shown is not evidence and evidence.online_counter is not None:
+                decision = Decision(Outcome.UNDECIDED, "counter_unproven")
             note = None
             try:
                 with uow.step():
@@ -335,6 +347,24 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
             out.append({**load_view(world, node, _load_row(loads, row["id"])),
                         "decision": decision.outcome.value, "how": decision.how, "note": note})
     return out
+
+
+def shown_by_card(masters: IssuerMasterKeys, evidence: CardLoadEvidence, *, unattended: bool) -> CardLoadEvidence:
+    """The evidence the issuer may act on: the online counter (and balance) only if the card's MAC1 proves them
+    (``counter_proof``: its 1-fen INITIALIZE FOR LOAD, of this card, at this counter and balance); at an
+    unattended kiosk, without that proof, not the card's log either (only a TAC that verifies is left)."""
+    proof = evidence.counter_proof
+    if proof is not None and evidence.online_counter is not None and \
+            (proof.app_serial, proof.online_counter, proof.amount_fen) == (evidence.app_serial,
+                                                                          evidence.online_counter, 1) and \
+            evidence.balance_fen in (None, proof.balance_fen):
+        try:
+            _check_mac1(masters, proof)
+            return evidence
+        except RuleRefused:
+            pass
+    return attrs.evolve(evidence, online_counter=None, balance_fen=None,
+                        logged=() if unattended else evidence.logged)
 
 
 def load_view(world: World, node: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -374,15 +404,20 @@ def _grant(data: dict[str, Any]) -> LoadGrant:
                      data["account_balance_fen"])
 
 
+def _request_dict(r: LoadRequest) -> dict[str, Any]:
+    return {**attrs.asdict(r), "random": r.random.hex(), "mac1": r.mac1.hex()}
+
+
+def _request_value(r: dict[str, Any]) -> LoadRequest:
+    return LoadRequest(**{**r, "random": bytes.fromhex(r["random"]), "mac1": bytes.fromhex(r["mac1"])})
+
+
 def _request_to_wire(payload: dict[str, Any]) -> dict[str, Any]:
-    r = payload["request"]
-    return {**payload, "request": {**attrs.asdict(r), "random": r.random.hex(), "mac1": r.mac1.hex()}}
+    return {**payload, "request": _request_dict(payload["request"])}
 
 
 def _request_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
-    r = payload["request"]
-    return {**payload, "request": LoadRequest(**{**r, "random": bytes.fromhex(r["random"]),
-                                                 "mac1": bytes.fromhex(r["mac1"])})}
+    return {**payload, "request": _request_value(payload["request"])}
 
 
 def _serve_begin(world: World, p: dict[str, Any], _from: str, now: datetime) -> dict[str, Any]:
@@ -394,17 +429,21 @@ def _serve_begin(world: World, p: dict[str, Any], _from: str, now: datetime) -> 
 
 def _evidence_to_wire(payload: dict[str, Any]) -> dict[str, Any]:
     e = payload["evidence"]
+    proof = e.counter_proof
     return {**payload, "evidence": {"app_serial": e.app_serial, "balance_fen": e.balance_fen,
                                     "online_counter": e.online_counter,
                                     "proves": {str(k): bytes(v).hex() for k, v in e.proves.items()},
-                                    "logged": [attrs.asdict(entry) for entry in e.logged]}}
+                                    "logged": [attrs.asdict(entry) for entry in e.logged],
+                                    "counter_proof": None if proof is None else _request_dict(proof)}}
 
 
 def _evidence_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
     e = payload["evidence"]
+    proof = e.get("counter_proof")
     return {**payload, "evidence": CardLoadEvidence(
         e["app_serial"], e["balance_fen"], e["online_counter"],
-        {int(k): bytes.fromhex(v) for k, v in e["proves"].items()}, tuple(LoggedLoad(**x) for x in e["logged"]))}
+        {int(k): bytes.fromhex(v) for k, v in e["proves"].items()}, tuple(LoggedLoad(**x) for x in e["logged"]),
+        None if proof is None else _request_value(proof))}
 
 
 routed.register(BEGIN, routed.Kind(apply=_serve_begin, to_wire=_request_to_wire, from_wire=_request_from_wire,
@@ -413,7 +452,8 @@ routed.register(CONFIRM, routed.Kind(apply=lambda world, p, _from, now: confirm_
     world, app_serial=p["app_serial"], online_counter=p["online_counter"], tac=bytes.fromhex(p["tac"]), now=now,
     node=p["node"]), direct=True))
 routed.register(SETTLE, routed.Kind(apply=lambda world, p, _from, now: settle(
-    world, p["evidence"], operator=p["operator"], now=now), to_wire=_evidence_to_wire,
+    world, p["evidence"], operator=p["operator"], now=now, channel=p.get("channel", KIOSK)),
+    to_wire=_evidence_to_wire,
     from_wire=_evidence_from_wire, direct=True))
 
 
@@ -428,6 +468,8 @@ class PurseHost:
     The host remembers which region issued each card it has seen (that never changes), so
     a load's three steps look the card up once.
     """
+
+    channel = COUNTER  # staff see the holder and the card (``KioskHost``: KIOSK)
 
     def __init__(self, world: World, *, operator: str, outlet: str | None = None, now: datetime,
                  cash: bool = False) -> None:
@@ -460,7 +502,7 @@ class PurseHost:
         return [] if node is None else pending_loads(self.world, app_serial, node=node)
 
     def settle(self, evidence: CardLoadEvidence) -> list[dict[str, Any]]:
-        return settle(self.world, evidence, operator=self.operator, now=self.now)
+        return settle(self.world, evidence, operator=self.operator, now=self.now, channel=self.channel)
 
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         # The operator was checked when the host was opened for them.
