@@ -278,6 +278,32 @@ def test_a_tianjin_cards_purse_is_loaded_at_a_beijing_counter_by_tianjins_proces
             loader.load(reader, host, 1000, bytes.fromhex("110105010001"))
 
 
+def test_a_beijing_kiosk_loading_a_tianjin_card_is_held_to_the_daily_limit_by_tianjin(transit):
+    """Red-team: one node per process, the kiosk's ¥800 a day was never checked for another region's card (the
+    remote branch returned before the check). The issuer is told the load is a kiosk's and checks it with the
+    card's loads of the day, which are in its database."""
+    from sbcard.domain import kiosk_load
+    from sbcard.services.transit.kiosk_host import KioskHost
+    from terminals.apps import loader
+    from purse_world import PIN
+
+    nodes, pw, _taps = transit
+    nodes.start("hub", "bj", "tj")
+    card = nodes.homes["bj"] / pw.cards["chen"].relative_path
+    kiosk_row = {"id": "BJ-110105-01-0009", "operator": "BJ-110105-01", "node": "bj", "terminal_no": "110105010009"}
+    with nodes.service("bj").worlds.writing() as world:
+        host = KioskHost(world, kiosk_row, now=LATER)
+        with EmulatorReader(card) as reader:
+            loader.load(reader, host, kiosk_load.MAX_LOAD_FEN, bytes.fromhex(kiosk_row["terminal_no"]), pin=PIN)
+        with EmulatorReader(card) as reader, pytest.raises(SbcardError) as refused:
+            loader.load(reader, host.at(LATER), 40_000, bytes.fromhex(kiosk_row["terminal_no"]), pin=PIN)
+    assert refused.value.code == "kiosk.daily_limit"
+    loads = nodes.query("tj", "SELECT status, amount_fen, operator FROM purse_loads WHERE app_serial = ? "
+                        "AND operator LIKE 'terminal:%'",
+                        [pw.cards["chen"].app_serial])
+    assert loads == [{"status": "confirmed", "amount_fen": 50_000, "operator": "terminal:BJ-110105-01-0009"}]
+
+
 # ----------------------------------------------------------------------------- medical
 
 

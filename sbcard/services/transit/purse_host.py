@@ -45,6 +45,7 @@ from sbcard.chip.crypto import diversify
 from sbcard.chip.keys import IssuerMasterKeys
 from sbcard.chip.purse import EP_LOAD, load_mac1, load_mac2, load_session_key, load_tac
 from sbcard.clock import BEIJING
+from sbcard.domain import kiosk_load
 from sbcard.domain.allocation import TRANSIT_CITY_CODES
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.lifecycle import effective_status
@@ -154,11 +155,14 @@ def begin_load(
 def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
                 now: datetime, cash: bool = False, outlet_node: str | None = None,
                 node: str | None = None, corrections: list[dict[str, Any]] | None = None,
-                check: Callable[[UnitOfWork, LoadRequest], None] | None = None) -> LoadGrant:
+                check: Callable[[UnitOfWork, LoadRequest], None] | None = None,
+                channel: str = COUNTER) -> LoadGrant:
     """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened);
     ``node``: the card's issuing region, when the caller knows it already; ``corrections``
     gets the reversed loads this card's counter proved credited (taken back first); ``check``:
-    the channel's own rules (a kiosk's limits), run in the debit's transaction before it."""
+    the caller's own rules, run in the debit's transaction before it. ``channel`` ``KIOSK``:
+    the unattended limits (``domain.kiosk_load``) are checked there too, by the card's issuer
+    — whose database holds the card's loads of the day — wherever the kiosk stands."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     if node is None:
@@ -168,7 +172,7 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
     staff = staff_of()
     if not world.holds(node):  # another region's card, one node per process: its issuer's process does it
         answer = _remote(world, BEGIN, node, {"request": request, "operator": staff, "outlet": outlet, "cash": cash,
-                                              "outlet_node": outlet_node}, now)
+                                              "outlet_node": outlet_node, "channel": channel}, now)
         if corrections is not None:
             corrections.extend(answer["corrections"])
         return _grant(answer["grant"])
@@ -206,6 +210,11 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                               f"by load {live} already: the card's image was put back", FIELD)
         if check is not None:
             check(uow, request)
+        if channel == KIOSK:
+            if cash or not request.pin_verified:
+                raise RuleRefused("kiosk.pin_unverified", "a kiosk loads from the holder's account only after the "
+                                  "holder's PIN was verified on the card", "pin_verified")
+            kiosk_load.check_unattended_load(request.amount_fen, kiosk_loaded_today(uow, request.app_serial, now))
         if cash:
             assert outlet is not None
             account_no = ledger.ensure_internal_account(uow, ledger.cash_account(outlet), "cash", now)
@@ -241,6 +250,20 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         account_balance = None if cash else ledger.balance(uow, account_no)
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
+
+
+def kiosk_loaded_today(uow: UnitOfWork, app_serial: str, now: datetime) -> int:
+    """Fen loaded at kiosks onto the card on ``now``'s Beijing day, not reversed (pending ones count).
+
+    A reversal needs the card's MAC1 over its counter (``settle``), so a reversed load is one
+    the card proved it never credited."""
+    day = now.astimezone(BEIJING).date()
+    total = 0
+    for row in uow.db.query("SELECT amount_fen, created_at FROM purse_loads WHERE app_serial = ? AND "
+                            "status != 'reversed' AND operator LIKE 'terminal:%'", [app_serial]):
+        if datetime.fromisoformat(row["created_at"]).astimezone(BEIJING).date() == day:
+            total += row["amount_fen"]
+    return total
 
 
 def _take_back_credited(world: World, node: str, request: LoadRequest, now: datetime) -> list[dict[str, Any]]:
@@ -421,9 +444,13 @@ def _request_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _serve_begin(world: World, p: dict[str, Any], _from: str, now: datetime) -> dict[str, Any]:
+    """A load of this region's card begun in another region's process; a kiosk's (its channel, or a kiosk as the
+    operator of record: a sender that does not say counts as a kiosk then) under the unattended limits here."""
     corrections: list[dict[str, Any]] = []
+    kiosk = p.get("channel") == KIOSK or str(p["operator"]).startswith("terminal:")
     grant = _begin_load(world, p["request"], lambda: p["operator"], outlet=p["outlet"], now=now, cash=p["cash"],
-                        outlet_node=p["outlet_node"], node=p["node"], corrections=corrections)
+                        outlet_node=p["outlet_node"], node=p["node"], corrections=corrections,
+                        channel=KIOSK if kiosk else COUNTER)
     return {"grant": {**attrs.asdict(grant), "mac2": grant.mac2.hex()}, "corrections": corrections}
 
 
@@ -508,10 +535,10 @@ class PurseHost:
         # The operator was checked when the host was opened for them.
         return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now,
                            cash=self.cash, outlet_node=self.outlet_node, node=self._issuer(request.app_serial),
-                           corrections=self.corrections, check=self._check)
+                           corrections=self.corrections, check=self._check, channel=self.channel)
 
     def _check(self, uow: UnitOfWork, request: LoadRequest) -> None:
-        """The channel's own rules, in the debit's transaction (none at a counter; ``KioskHost``: its limits)."""
+        """The caller's own rules, in the debit's transaction (none here; a kiosk's limits: ``channel``)."""
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now,
