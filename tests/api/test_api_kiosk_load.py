@@ -407,3 +407,29 @@ def test_a_kiosk_cannot_reverse_a_credited_load_with_a_counter_it_read_off_pendi
     assert [s["status"] for s in outcome.settled] == ["confirmed"]
     assert _purse(home, card) == 4_000 == _float(home) == DEPOSIT - _account(clerk, card)
     _balanced(home)
+
+
+def test_a_kiosk_reaches_only_the_purse_routes_and_its_psam_cannot_debit(live_server, kiosk_world):
+    """Red-team: a kiosk's credential got 200 on ``/host/lists`` and reached the batch-MAC check of ``/uploads``.
+    Each host route answers the kinds of terminal that need it; a kiosk's PSAM holds no purchase or upload key."""
+    _clerk, card, row, host = kiosk_world
+    home, now = live_server.home, live_server.clock.now()
+    till, till_key = _add(home, now, lambda world, install: pos.add_pos(world, "BJH003", now=now, install=install))
+    calls = [("GET", "/lists", None), ("POST", "/synced", {"version": 0}), ("GET", "/upload-key", None),
+             ("POST", "/uploads", {"mac": "0" * 16, "records": []}), ("GET", f"/cards/{card}", None),
+             ("POST", "/medical/claims", None)]
+    for method, path, body in calls:
+        with pytest.raises(Exception) as refused:
+            host.request(method, path, body=body)
+        error = refused.value
+        assert (error.status, error.code) == (403, "terminal.kind" if "medical" not in path  # type: ignore[attr-defined]
+                                              else "terminal.not_pos"), path
+    with HttpLoadHost(live_server.url, till["id"], till_key, clock=live_server.clock.now) as pos_host:
+        for method, path, body in calls[:4]:  # a POS writes no purse records and keeps no blacklist copy
+            with pytest.raises(Exception) as refused:
+                pos_host.request(method, path, body=body)
+            assert refused.value.code == "terminal.kind", path  # type: ignore[attr-defined]
+        assert pos_host.request("GET", f"/cards/{card}")["status"] == "active"
+    with TerminalState.open(terminal_dir(home, row["id"])) as state:
+        psam = state.psam()
+        assert state.upload_key() is None and psam._keys == {}
