@@ -64,6 +64,7 @@ from sbcard.domain.purse_load import (
 from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services.exchange import lookup, outbox, peers, routed
 from sbcard.services.outlets import audit
+from sbcard.services.terminals import kiosk as terminal_kiosk
 from sbcard.services.cards import keys
 from sbcard.services.accounts import ledger
 from sbcard.services.transit import purse_integrity
@@ -201,6 +202,9 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                 f"the purse holds {format_fen(request.balance_fen)}; loading {format_fen(request.amount_fen)} would "
                 f"pass its maximum of {format_fen(MAX_BALANCE_FEN)}", "--amount")
         waiting = loads.a_pending(request.app_serial)
+        again = _begun_already(uow, masters, request, staff, cash) if waiting else None
+        if again is not None:  # the same INITIALIZE FOR LOAD asked again (its answer lost): the same grant
+            return again
         if waiting:
             raise RuleRefused("load.pending", f"load {waiting} on this card is not settled yet: present the card "
                               "to a load terminal to settle it first", FIELD)
@@ -250,6 +254,31 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         account_balance = None if cash else ledger.balance(uow, account_no)
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
+
+
+def _begun_already(uow: UnitOfWork, masters: IssuerMasterKeys, request: LoadRequest, staff: str,
+                   cash: bool) -> LoadGrant | None:
+    """The pending load this very request began, if any: the same card, counter, amount, balance, terminal and
+    operator, and the same card random — its MAC2 made again with the request's session key is the stored one.
+
+    A begin whose answer was lost (another region's card: the asking region answered 503 and released the
+    Idempotency-Key) is asked again with the same card answer and gets the same MAC2, never a second debit
+    nor a ``load.pending`` kept for good; a new INITIALIZE (another random) is still refused while one is pending.
+    """
+    for row in uow.get(PurseLoads).pending(request.app_serial):
+        if (row["online_counter"], row["amount_fen"], row["balance_before_fen"], row["terminal_no"].upper(),
+                row["operator"]) != (request.online_counter, request.amount_fen, request.balance_fen,
+                                     request.terminal_no, staff):
+            continue
+        sk = load_session_key(masters.algorithm, dlk_of(masters, request.app_serial), request.random,
+                              request.online_counter)
+        mac2 = load_mac2(masters.algorithm, sk, request.amount_fen, EP_LOAD, bytes.fromhex(request.terminal_no),
+                         bytes.fromhex(row["date_time"]))
+        if hmac.compare_digest(mac2.hex().upper(), row["mac2"].upper()):
+            balance = None if cash else ledger.balance(uow, row["account_no"])
+            return LoadGrant(load_id=row["id"], card_number=row["card_number"], mac2=mac2,
+                             date_time=row["date_time"], account_balance_fen=balance)
+    return None
 
 
 def kiosk_loaded_today(uow: UnitOfWork, app_serial: str, now: datetime) -> int:
@@ -443,13 +472,41 @@ def _request_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "request": _request_value(payload["request"])}
 
 
-def _serve_begin(world: World, p: dict[str, Any], _from: str, now: datetime) -> dict[str, Any]:
+def _receiver(world: World, p: dict[str, Any]) -> str:
+    """The region this process serves: a direct kind acts on it, never on the node a payload names (a mismatch is
+    refused: the sender asked the wrong process)."""
+    here = _here(world)
+    if p.get("node", here) != here:
+        raise InvalidInput("purse.node", f"this is {NODE_NAMES[here]}'s process, not {p['node']}'s", "node")
+    return here
+
+
+def _check_sender(p: dict[str, Any], sender: str) -> None:
+    """The outlet and the operator of record a load step names belong to the region that signed it.
+
+    An outlet's region is its code's; a kiosk's (``terminal:<outlet>-<n>``) its outlet's. (A member of staff's
+    region is not checked here: it would take a question back to the sender.)"""
+    for outlet in (p.get("outlet"),):
+        if outlet is not None and lookup.node_of_outlet(outlet) != sender:
+            raise RuleRefused("purse.sender", f"outlet {outlet} is not {NODE_NAMES[sender]}'s", "outlet")
+    if p.get("outlet_node") not in (None, sender):
+        raise RuleRefused("purse.sender", f"the outlet's region is not {NODE_NAMES[sender]}", "outlet")
+    operator = str(p.get("operator") or "")
+    if operator.startswith("terminal:"):
+        code = terminal_kiosk.outlet_code(operator.removeprefix("terminal:").rsplit("-", 1)[0])
+        if code is None or code.node != sender:
+            raise RuleRefused("purse.sender", f"{operator} is not a kiosk of {NODE_NAMES[sender]}", "operator")
+
+
+def _serve_begin(world: World, p: dict[str, Any], sender: str, now: datetime) -> dict[str, Any]:
     """A load of this region's card begun in another region's process; a kiosk's (its channel, or a kiosk as the
     operator of record: a sender that does not say counts as a kiosk then) under the unattended limits here."""
+    node = _receiver(world, p)
+    _check_sender(p, sender)
     corrections: list[dict[str, Any]] = []
     kiosk = p.get("channel") == KIOSK or str(p["operator"]).startswith("terminal:")
     grant = _begin_load(world, p["request"], lambda: p["operator"], outlet=p["outlet"], now=now, cash=p["cash"],
-                        outlet_node=p["outlet_node"], node=p["node"], corrections=corrections,
+                        outlet_node=p["outlet_node"], node=node, corrections=corrections,
                         channel=KIOSK if kiosk else COUNTER)
     return {"grant": {**attrs.asdict(grant), "mac2": grant.mac2.hex()}, "corrections": corrections}
 
@@ -475,12 +532,16 @@ def _evidence_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
 
 routed.register(BEGIN, routed.Kind(apply=_serve_begin, to_wire=_request_to_wire, from_wire=_request_from_wire,
                                    direct=True))
+def _serve_settle(world: World, p: dict[str, Any], sender: str, now: datetime) -> list[dict[str, Any]]:
+    _receiver(world, p)
+    _check_sender(p, sender)
+    return settle(world, p["evidence"], operator=p["operator"], now=now, channel=p.get("channel", KIOSK))
+
+
 routed.register(CONFIRM, routed.Kind(apply=lambda world, p, _from, now: confirm_load(
     world, app_serial=p["app_serial"], online_counter=p["online_counter"], tac=bytes.fromhex(p["tac"]), now=now,
-    node=p["node"]), direct=True))
-routed.register(SETTLE, routed.Kind(apply=lambda world, p, _from, now: settle(
-    world, p["evidence"], operator=p["operator"], now=now, channel=p.get("channel", KIOSK)),
-    to_wire=_evidence_to_wire,
+    node=_receiver(world, p)), direct=True))
+routed.register(SETTLE, routed.Kind(apply=_serve_settle, to_wire=_evidence_to_wire,
     from_wire=_evidence_from_wire, direct=True))
 
 
