@@ -433,3 +433,33 @@ def test_a_kiosk_reaches_only_the_purse_routes_and_its_psam_cannot_debit(live_se
     with TerminalState.open(terminal_dir(home, row["id"])) as state:
         psam = state.psam()
         assert state.upload_key() is None and psam._keys == {}
+
+
+def test_a_counter_proof_that_reversed_a_load_proves_nothing_again(live_server, kiosk_world):
+    """The card's random is its own, not a host challenge: the 1-fen INITIALIZE answer that proved counter N
+    for one reversal, replayed after a later load at the same counter N was credited (torn before its
+    confirmation), would reverse that one too. A proof spent on a reversal is not taken again."""
+    clerk, card, row, host = kiosk_world
+    home = live_server.home
+    with pytest.raises(CardIOError):
+        _load(home, card, host, 3_000, row, tear=VERIFY_WRITES + 1)  # never credited: pending at counter N
+    shown = []
+
+    class Watched:  # the kiosk's host port, keeping what the card showed
+        def __getattr__(self, name):  # type: ignore[no-untyped-def]
+            return getattr(host, name)
+
+        def settle(self, evidence):  # type: ignore[no-untyped-def]
+            shown.append(evidence)
+            return host.settle(evidence)
+
+    with pytest.raises(CardIOError):  # settles the first (reversed), then credits 2,000 at N, torn unconfirmed
+        _load(home, card, Watched(), 2_000, row, tear=VERIFY_WRITES + 4)
+    assert [r["status"] for r in _loads(home, card)] == ["reversed", "pending"] and _purse(home, card) == 2_000
+    [proof] = shown
+    [settled] = host.settle(proof)
+    assert (settled["status"], settled["how"]) == ("pending", "counter_unproven")
+    outcome = _load(home, card, host, 1_000, row)  # the card itself: confirmed
+    assert [s["status"] for s in outcome.settled] == ["confirmed"]
+    assert _purse(home, card) == 3_000 == _float(home) == DEPOSIT - _account(clerk, card)
+    _balanced(home)

@@ -383,8 +383,11 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
     with uow.step():
         loads = uow.get(PurseLoads)
         masters = keys.issuer_masters(uow.db)
-        shown = shown_by_card(masters, evidence, unattended=channel == KIOSK)
-        for row in loads.pending(evidence.app_serial):
+        proof = _proof_id(evidence)
+        pending_rows = loads.pending(evidence.app_serial)
+        spent = proof is not None and bool(pending_rows) and _proof_spent(uow, pending_rows[0]["card_number"], proof)
+        shown = shown_by_card(masters, evidence, unattended=channel == KIOSK, spent=spent)
+        for row in pending_rows:
             expected = expected_load_tac(masters, row)
             decision = decide(_pending_value(row), shown, lambda tac: hmac.compare_digest(bytes(tac), expected))
             if decision.outcome is Outcome.UNDECIDED and shown is not evidence and evidence.online_counter is not None:
@@ -392,7 +395,7 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
             note = None
             try:
                 with uow.step():
-                    _apply(uow, row, decision, operator, now)
+                    _apply(uow, row, decision, operator, now, proof)
             except SbcardError as refused:  # e.g. the account closed since: staff must pay it back by hand
                 note = refused.message
                 decision = Decision(Outcome.UNDECIDED, "refused")
@@ -401,12 +404,27 @@ def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = N
     return out
 
 
-def shown_by_card(masters: IssuerMasterKeys, evidence: CardLoadEvidence, *, unattended: bool) -> CardLoadEvidence:
+def _proof_id(evidence: CardLoadEvidence) -> str | None:
+    """The counter proof's card random ‖ MAC1 (hex): what a reversal records, so the same answer proves nothing
+    again (the card's random is its own, not a challenge of the host's: a replay is otherwise fresh to it)."""
+    p = evidence.counter_proof
+    return None if p is None else (p.random + p.mac1).hex().upper()
+
+
+def _proof_spent(uow: UnitOfWork, card_number: str, proof: str) -> bool:
+    """Whether a reversal of this card was already made on this very counter proof (``_reverse``'s audit)."""
+    return uow.db.execute("SELECT 1 FROM audit_log WHERE action = 'purse.load_reversed' AND subject = ? AND "
+                          "instr(details, ?) > 0 LIMIT 1", [card_number, f'"proof": "{proof}"']).fetchone() is not None
+
+
+def shown_by_card(masters: IssuerMasterKeys, evidence: CardLoadEvidence, *, unattended: bool,
+                  spent: bool = False) -> CardLoadEvidence:
     """The evidence the issuer may act on: the online counter (and balance) only if the card's MAC1 proves them
-    (``counter_proof``: its 1-fen INITIALIZE FOR LOAD, of this card, at this counter and balance); at an
-    unattended kiosk, without that proof, not the card's log either (only a TAC that verifies is left)."""
+    (``counter_proof``: its 1-fen INITIALIZE FOR LOAD, of this card, at this counter and balance, not ``spent`` on
+    a reversal already); at an unattended kiosk, without that proof, not the card's log either (only a TAC that
+    verifies is left)."""
     proof = evidence.counter_proof
-    if proof is not None and evidence.online_counter is not None and \
+    if proof is not None and not spent and evidence.online_counter is not None and \
             (proof.app_serial, proof.online_counter, proof.amount_fen) == (evidence.app_serial,
                                                                           evidence.online_counter, 1) and \
             evidence.balance_fen in (None, proof.balance_fen):
@@ -641,11 +659,12 @@ def _load_row(loads: PurseLoads, load_id: str) -> dict[str, Any]:
     return row
 
 
-def _apply(uow: UnitOfWork, row: dict[str, Any], decision: Decision, operator: str | None, now: datetime) -> None:
+def _apply(uow: UnitOfWork, row: dict[str, Any], decision: Decision, operator: str | None, now: datetime,
+           proof: str | None = None) -> None:
     if decision.outcome is Outcome.CONFIRM:
         _confirm(uow, row, decision.how, decision.tac, now)
     elif decision.outcome is Outcome.REVERSE:
-        _reverse(uow, row, operator or row["operator"], now)
+        _reverse(uow, row, operator or row["operator"], now, proof)
 
 
 def _confirm(uow: UnitOfWork, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
@@ -654,7 +673,7 @@ def _confirm(uow: UnitOfWork, row: dict[str, Any], how: str, tac: bytes | None, 
                                   row["online_counter"], now)
 
 
-def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime) -> None:
+def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime, proof: str | None = None) -> None:
     """The card never credited the load: the money goes back to the account it came from (a till: the holder
     is paid back in cash)."""
     account = ledger.get_account(uow, row["account_no"])
@@ -674,7 +693,7 @@ def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime)
     uow.get(PurseLoads).reverse(row["id"], reversal_txn_id=reversal, at=timestamp(now))
     audit.record(uow.db, at=now, operator=operator, outlet=row["outlet"], action="purse.load_reversed",
                  subject=row["card_number"], reason="the card never credited the load",
-                 details={"load_id": row["id"], "amount_fen": row["amount_fen"]})
+                 details={"load_id": row["id"], "amount_fen": row["amount_fen"], "proof": proof})
 
 
 def _pending_value(row: dict[str, Any]) -> PendingLoad:
