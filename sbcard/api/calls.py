@@ -145,7 +145,10 @@ class Call:
                 body = jsonable_encoder(_retrying(world, lambda: fn(world)))
             except SbcardError as exc:  # a refusal is the first answer too: a retry gets it, never a late "yes"
                 if key is not None:
-                    if status_of(exc) >= 500:  # a node out of reach (503) is no answer: a retry asks again
+                    # A node out of reach (503) is no answer: a retry asks again. The other node may have acted
+                    # before its answer was lost: what it does for another node is idempotent there (a purse
+                    # load's begin answers the same card request with the same grant, ``purse_host``).
+                    if status_of(exc) >= 500:
                         self._release(world, key)
                     else:
                         self._keep(world, key, status_of(exc), {REFUSED: {"code": exc.code, "message": exc.message,

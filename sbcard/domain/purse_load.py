@@ -18,6 +18,9 @@ the load's → confirmed (by its log entry if the card still has it, else by the
 a card whose counter is still the load's → it never credited: the load is reversed. A
 card that shows neither (its counter unreadable), or a counter *below* the load's (the
 card's image was put back: refunding could pay twice), leaves the load pending.
+
+``decide`` takes the evidence as given; the issuer first drops a counter the card did not
+authenticate (``CardLoadEvidence.counter_proof``), so an unproven counter never reverses.
 """
 
 from __future__ import annotations
@@ -120,7 +123,10 @@ class CardLoadEvidence:
 
     ``online_counter`` is None when the card would not say (a full purse refuses even a
     1-fen INITIALIZE FOR LOAD); ``proves`` maps an online counter to the TAC GET TRANSACTION
-    PROVE gave for it.
+    PROVE gave for it. ``counter_proof``: the card's whole answer to that 1-fen INITIALIZE
+    FOR LOAD (as a ``LoadRequest`` of 1 fen), whose MAC1 the issuer checks with the card's
+    DLK: only a counter so proven may reverse a load (or confirm one by the counter) — a
+    counter alone is a number anyone asking ``pending`` has seen.
     """
 
     app_serial: str = attrs.field(validator=_app_serial)
@@ -128,6 +134,7 @@ class CardLoadEvidence:
     online_counter: int | None
     proves: Mapping[int, bytes] = attrs.field(factory=dict)
     logged: tuple[LoggedLoad, ...] = ()
+    counter_proof: LoadRequest | None = None
 
 
 class Outcome(enum.Enum):

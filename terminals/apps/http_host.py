@@ -243,6 +243,13 @@ class HttpLoadHost(HttpHost):
                 "proves": [{"online_counter": c, "tac": t.hex().upper()} for c, t in sorted(evidence.proves.items())],
                 "logged": [{"counter": e.counter, "amount_fen": e.amount_fen, "terminal_no": e.terminal_no,
                             "date_time": e.date_time} for e in evidence.logged]}
+        proof = evidence.counter_proof
+        if proof is not None:  # the MAC1 that proves the counter: without it the host reverses nothing
+            body["counter_proof"] = {
+                "amount_fen": proof.amount_fen, "terminal_no": proof.terminal_no, "balance_fen": proof.balance_fen,
+                "online_counter": proof.online_counter, "key_version": proof.key_version,
+                "algorithm_id": proof.algorithm_id, "random": proof.random.hex().upper(),
+                "mac1": proof.mac1.hex().upper()}
         return self._post("/purse/settle", body, None)["settled"]
 
     def begin_load(self, request: LoadRequest) -> LoadGrant:

@@ -140,9 +140,16 @@ def card_evidence(reader: Reader, app_serial: str, pending: Sequence[PendingLoad
             proves[load.online_counter] = GetTransactionProve(EP_LOAD, load.online_counter).send(reader).tac
         except MacNotAvailable:
             pass
+    proof: LoadRequest | None = None
     try:
-        # Never completed: the next INITIALIZE, or the end of the session, drops it.
-        counter: int | None = InitializeForLoad(profile.CARD_KEY_INDEX, 1, terminal_no).send(reader).online_counter
+        # Never completed: the next INITIALIZE, or the end of the session, drops it. Its MAC1 (the card's DLK)
+        # is what proves the counter to the issuer: without it the host reverses nothing.
+        init = InitializeForLoad(profile.CARD_KEY_INDEX, 1, terminal_no).send(reader)
+        counter: int | None = init.online_counter
+        proof = LoadRequest(app_serial=app_serial, amount_fen=1, terminal_no=terminal_no.hex().upper(),
+                            balance_fen=init.balance, online_counter=init.online_counter,
+                            key_version=init.key_version, algorithm_id=init.algorithm.id_byte, random=init.random,
+                            mac1=init.mac1)
     except ConditionsNotSatisfied:  # a full purse takes not even 1 fen
         counter = None
     logged: tuple[LoggedLoad, ...] = ()
@@ -153,7 +160,7 @@ def card_evidence(reader: Reader, app_serial: str, pending: Sequence[PendingLoad
             for r in read_transaction_log(reader) if r.txn_type == EP_LOAD
         )
     return CardLoadEvidence(app_serial=app_serial, balance_fen=balance, online_counter=counter, proves=proves,
-                            logged=logged)
+                            logged=logged, counter_proof=proof)
 
 
 def _settle(reader: Reader, host: LoadHost, app_serial: str, terminal_no: bytes) -> list[Any]:

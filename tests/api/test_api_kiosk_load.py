@@ -370,3 +370,96 @@ def _status_of(error: Exception) -> int:
     from sbcard.domain.errors import NotFound
 
     return {NotFound: 404, RuleRefused: 409, InvalidInput: 422}[type(error)]
+
+
+def test_a_kiosk_cannot_reverse_a_credited_load_with_a_counter_it_read_off_pending(live_server, kiosk_world):
+    """Red-team: a load torn after CREDIT FOR LOAD (the purse holds it, the load is pending). Another kiosk, with
+    no card, reads the load's counter off ``/pending`` and shows it as the card's: the counter carries no MAC, so
+    nothing is reversed (no money twice) and the load still counts toward the day's limit."""
+    clerk, card, row, host = kiosk_world
+    home = live_server.home
+    with pytest.raises(CardIOError):
+        _load(home, card, host, 3_000, row, tear=VERIFY_WRITES + 4)  # credited, unconfirmed
+    assert _purse(home, card) == 3_000
+    app_serial = _loads(home, card)[0]["app_serial"]
+    other, credential = add_kiosk(live_server.home, live_server.clock.now())
+    with HttpLoadHost(live_server.url, other["id"], credential, clock=live_server.clock.now) as thief:
+        [pending] = thief.pending_loads(app_serial)
+        forged = {"app_serial": app_serial, "online_counter": pending.online_counter,
+                  "balance_fen": pending.balance_before_fen}
+        [settled] = thief.request("POST", "/purse/settle", body=forged)["settled"]
+        assert (settled["status"], settled["how"]) == ("pending", "counter_unproven")
+        # a proof from another INITIALIZE (a MAC1 that does not verify) proves nothing either
+        proof = {"amount_fen": 1, "terminal_no": other["terminal_no"], "balance_fen": pending.balance_before_fen,
+                 "online_counter": pending.online_counter, "key_version": 1, "algorithm_id": 0,
+                 "random": "00000000", "mac1": "00000000"}
+        [settled] = thief.request("POST", "/purse/settle", body={**forged, "counter_proof": proof})["settled"]
+        assert settled["status"] == "pending"
+        # nor does the card's log, unauthenticated at an unattended kiosk
+        logged = [{"counter": pending.online_counter, "amount_fen": pending.amount_fen,
+                   "terminal_no": pending.terminal_no, "date_time": pending.date_time}]
+        [settled] = thief.request("POST", "/purse/settle", body={"app_serial": app_serial, "logged": logged})["settled"]
+        assert settled["status"] == "pending"
+    assert [r["status"] for r in _loads(home, card)] == ["pending"]
+    assert _account(clerk, card) == DEPOSIT - 3_000 and _purse(home, card) == 3_000 == _float(home)
+    # the card itself, presented again, proves its counter passed the load's: confirmed, never refunded
+    outcome = _load(home, card, host, 1_000, row)
+    assert [s["status"] for s in outcome.settled] == ["confirmed"]
+    assert _purse(home, card) == 4_000 == _float(home) == DEPOSIT - _account(clerk, card)
+    _balanced(home)
+
+
+def test_a_kiosk_reaches_only_the_purse_routes_and_its_psam_cannot_debit(live_server, kiosk_world):
+    """Red-team: a kiosk's credential got 200 on ``/host/lists`` and reached the batch-MAC check of ``/uploads``.
+    Each host route answers the kinds of terminal that need it; a kiosk's PSAM holds no purchase or upload key."""
+    _clerk, card, row, host = kiosk_world
+    home, now = live_server.home, live_server.clock.now()
+    till, till_key = _add(home, now, lambda world, install: pos.add_pos(world, "BJH003", now=now, install=install))
+    calls = [("GET", "/lists", None), ("POST", "/synced", {"version": 0}), ("GET", "/upload-key", None),
+             ("POST", "/uploads", {"mac": "0" * 16, "records": []}), ("GET", f"/cards/{card}", None),
+             ("POST", "/medical/claims", None)]
+    for method, path, body in calls:
+        with pytest.raises(Exception) as refused:
+            host.request(method, path, body=body)
+        error = refused.value
+        assert (error.status, error.code) == (403, "terminal.kind" if "medical" not in path  # type: ignore[attr-defined]
+                                              else "terminal.not_pos"), path
+    with HttpLoadHost(live_server.url, till["id"], till_key, clock=live_server.clock.now) as pos_host:
+        for method, path, body in calls[:4]:  # a POS writes no purse records and keeps no blacklist copy
+            with pytest.raises(Exception) as refused:
+                pos_host.request(method, path, body=body)
+            assert refused.value.code == "terminal.kind", path  # type: ignore[attr-defined]
+        assert pos_host.request("GET", f"/cards/{card}")["status"] == "active"
+    with TerminalState.open(terminal_dir(home, row["id"])) as state:
+        psam = state.psam()
+        assert state.upload_key() is None and psam._keys == {}
+
+
+def test_a_counter_proof_that_reversed_a_load_proves_nothing_again(live_server, kiosk_world):
+    """The card's random is its own, not a host challenge: the 1-fen INITIALIZE answer that proved counter N
+    for one reversal, replayed after a later load at the same counter N was credited (torn before its
+    confirmation), would reverse that one too. A proof spent on a reversal is not taken again."""
+    clerk, card, row, host = kiosk_world
+    home = live_server.home
+    with pytest.raises(CardIOError):
+        _load(home, card, host, 3_000, row, tear=VERIFY_WRITES + 1)  # never credited: pending at counter N
+    shown = []
+
+    class Watched:  # the kiosk's host port, keeping what the card showed
+        def __getattr__(self, name):  # type: ignore[no-untyped-def]
+            return getattr(host, name)
+
+        def settle(self, evidence):  # type: ignore[no-untyped-def]
+            shown.append(evidence)
+            return host.settle(evidence)
+
+    with pytest.raises(CardIOError):  # settles the first (reversed), then credits 2,000 at N, torn unconfirmed
+        _load(home, card, Watched(), 2_000, row, tear=VERIFY_WRITES + 4)
+    assert [r["status"] for r in _loads(home, card)] == ["reversed", "pending"] and _purse(home, card) == 2_000
+    [proof] = shown
+    [settled] = host.settle(proof)
+    assert (settled["status"], settled["how"]) == ("pending", "counter_unproven")
+    outcome = _load(home, card, host, 1_000, row)  # the card itself: confirmed
+    assert [s["status"] for s in outcome.settled] == ["confirmed"]
+    assert _purse(home, card) == 3_000 == _float(home) == DEPOSIT - _account(clerk, card)
+    _balanced(home)

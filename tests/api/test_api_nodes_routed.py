@@ -279,6 +279,105 @@ def test_a_tianjin_cards_purse_is_loaded_at_a_beijing_counter_by_tianjins_proces
             loader.load(reader, host, 1000, bytes.fromhex("110105010001"))
 
 
+def test_a_beijing_kiosk_loading_a_tianjin_card_is_held_to_the_daily_limit_by_tianjin(transit):
+    """Red-team: one node per process, the kiosk's ¥800 a day was never checked for another region's card (the
+    remote branch returned before the check). The issuer is told the load is a kiosk's and checks it with the
+    card's loads of the day, which are in its database."""
+    from sbcard.domain import kiosk_load
+    from sbcard.services.transit.kiosk_host import KioskHost
+    from terminals.apps import loader
+    from purse_world import PIN
+
+    nodes, pw, _taps = transit
+    nodes.start("hub", "bj", "tj")
+    card = nodes.homes["bj"] / pw.cards["chen"].relative_path
+    kiosk_row = {"id": "BJ-110105-01-0009", "operator": "BJ-110105-01", "node": "bj", "terminal_no": "110105010009"}
+    with nodes.service("bj").worlds.writing() as world:
+        host = KioskHost(world, kiosk_row, now=LATER)
+        with EmulatorReader(card) as reader:
+            loader.load(reader, host, kiosk_load.MAX_LOAD_FEN, bytes.fromhex(kiosk_row["terminal_no"]), pin=PIN)
+        with EmulatorReader(card) as reader, pytest.raises(SbcardError) as refused:
+            loader.load(reader, host.at(LATER), 40_000, bytes.fromhex(kiosk_row["terminal_no"]), pin=PIN)
+    assert refused.value.code == "kiosk.daily_limit"
+    loads = nodes.query("tj", "SELECT status, amount_fen, operator FROM purse_loads WHERE app_serial = ? "
+                        "AND operator LIKE 'terminal:%'",
+                        [pw.cards["chen"].app_serial])
+    assert loads == [{"status": "confirmed", "amount_fen": 50_000, "operator": "terminal:BJ-110105-01-0009"}]
+
+
+def _tianjin_init(card: Path, amount: int):  # type: ignore[no-untyped-def]
+    """The Tianjin card's answer to INITIALIZE FOR LOAD at a Beijing counter, as a ``LoadRequest``."""
+    from sbcard.chip import profile
+    from sbcard.chip.commands import InitializeForLoad
+    from sbcard.domain.purse_load import LoadRequest
+    from terminals.apps import loader
+
+    with EmulatorReader(card) as reader:
+        app_serial = loader.select_purse(reader)
+        init = InitializeForLoad(profile.CARD_KEY_INDEX, amount, bytes.fromhex("110105010001")).send(reader)
+    return LoadRequest(app_serial=app_serial, amount_fen=amount, terminal_no="110105010001", balance_fen=init.balance,
+                       online_counter=init.online_counter, key_version=init.key_version,
+                       algorithm_id=init.algorithm.id_byte, random=init.random, mac1=init.mac1)
+
+
+def test_a_begin_asked_again_after_its_answer_was_lost_gets_the_same_grant_from_the_issuer(transit):
+    """Red-team: Tianjin debits and records the pending load, the answer is lost, Beijing answers 503 and releases
+    the Idempotency-Key; the retry (the same card answer) used to get ``load.pending`` for good. Now the issuer's
+    begin is idempotent by the card's answer: the same load, the same MAC2, one debit; a new INITIALIZE while it is
+    pending is still refused."""
+    from sbcard.domain.errors import RuleRefused
+    from sbcard.services.transit.purse_host import PurseHost
+
+    nodes, pw, _taps = transit
+    nodes.start("hub", "bj", "tj")
+    card = nodes.homes["bj"] / pw.cards["chen"].relative_path
+    request = _tianjin_init(card, 1_500)
+    with nodes.service("bj").worlds.writing() as world:
+        host = PurseHost(world, operator="BJ-C1", outlet="BJ-110105-01", now=LATER)
+        first = host.begin_load(request)
+        again = host.at(LATER).begin_load(request)
+        assert again == first
+        with pytest.raises(RuleRefused) as refused:  # another INITIALIZE (another random): still one at a time
+            host.begin_load(_tianjin_init(card, 1_500))
+    assert refused.value.code == "load.pending"
+    [debit] = nodes.query("tj", "SELECT sum(amount_fen) AS s FROM ledger_entries WHERE txn_id = ? AND "
+                          "account_no != 'FLOAT-PURSE'", [first.load_id])
+    assert debit["s"] == -1_500
+    assert len(nodes.query("tj", "SELECT * FROM purse_loads WHERE status = 'pending'")) == 1
+
+
+def test_the_direct_purse_kinds_act_on_the_receiving_region_and_check_the_sender(transit):
+    """Red-team: the direct kinds acted on ``payload["node"]``; an outlet or a kiosk of another region than the
+    signed sender's was taken as given."""
+    from sbcard.domain.errors import InvalidInput, RuleRefused
+    from sbcard.services.transit import purse_host
+
+    nodes, pw, _taps = transit
+    nodes.start("hub", "bj", "tj")
+    card = nodes.homes["bj"] / pw.cards["chen"].relative_path
+    request = _tianjin_init(card, 1_000)
+    base = {"request": request, "operator": "BJ-C1", "outlet": "BJ-110105-01", "cash": False,
+            "outlet_node": "bj", "channel": "counter"}
+    with nodes.service("bj").worlds.writing() as world:
+        def begin(**changes):  # type: ignore[no-untyped-def]
+            return routed.call(world, purse_host.BEGIN, from_node="bj", to_node="tj", payload={**base, **changes},
+                               now=LATER)
+
+        with pytest.raises(InvalidInput) as wrong_node:
+            begin(node="he")
+        with pytest.raises(RuleRefused) as other_outlet:
+            begin(node="tj", outlet="TJ-120103-01", outlet_node="tj")
+        with pytest.raises(RuleRefused) as other_kiosk:
+            begin(node="tj", operator="terminal:TJ-120103-01-0001", channel="kiosk")
+        # ``purse.card`` tells another region what a load needs, not the holder's personal data (red-team)
+        from sbcard.services.exchange import peers
+        answer = peers.ask(world, "tj", "purse.card", app_serial=request.app_serial)
+    assert wrong_node.value.code == "purse.node"
+    assert (other_outlet.value.code, other_kiosk.value.code) == ("purse.sender", "purse.sender")
+    assert nodes.query("tj", "SELECT * FROM purse_loads WHERE status = 'pending'") == []
+    assert set(answer) == {"card_number", "app_serial", "status"} and answer["status"] == "active"
+
+
 # ----------------------------------------------------------------------------- medical
 
 

@@ -65,6 +65,19 @@ class Logged(BaseModel):
     date_time: str = Field(pattern=DATETIME14)
 
 
+class CounterProof(BaseModel):
+    """The card's whole answer to the 1-fen INITIALIZE FOR LOAD the online counter comes from (never completed)."""
+
+    amount_fen: StrictInt = Field(ge=0, le=MAX_BALANCE_FEN, description="1: the probe's amount.")
+    terminal_no: str = Field(pattern=HEX12)
+    balance_fen: StrictInt = Field(ge=0, le=0xFFFFFFFF)
+    online_counter: StrictInt = Field(ge=0, le=0xFFFF)
+    key_version: StrictInt = Field(ge=0, le=0xFF)
+    algorithm_id: StrictInt = Field(ge=0, le=0xFF)
+    random: str = Field(pattern=HEX8)
+    mac1: str = Field(pattern=HEX8)
+
+
 class Evidence(BaseModel):
     """``CardLoadEvidence``: what the card shows about its loads."""
 
@@ -73,6 +86,9 @@ class Evidence(BaseModel):
     online_counter: StrictInt | None = Field(default=None, ge=0, le=0xFFFF)
     proves: list[Prove] = Field(default_factory=list, max_length=64)
     logged: list[Logged] = Field(default_factory=list, max_length=64)
+    counter_proof: CounterProof | None = Field(
+        default=None, description="Required for the online counter to count: the issuer checks its MAC1 with the "
+                                  "card's DLK; without it no load is reversed (or confirmed by the counter).")
 
 
 class Confirm(BaseModel):
@@ -122,7 +138,12 @@ def settle(body: Evidence, call: Call = Depends(terminal_call)):
             app_serial=body.app_serial, balance_fen=body.balance_fen, online_counter=body.online_counter,
             proves={p.online_counter: bytes.fromhex(p.tac) for p in body.proves},
             logged=tuple(LoggedLoad(counter=e.counter, amount_fen=e.amount_fen, terminal_no=e.terminal_no.upper(),
-                                    date_time=e.date_time) for e in body.logged))
+                                    date_time=e.date_time) for e in body.logged),
+            counter_proof=None if body.counter_proof is None else LoadRequest(
+                app_serial=body.app_serial, **{**body.counter_proof.model_dump(),
+                                               "terminal_no": body.counter_proof.terminal_no.upper(),
+                                               "random": bytes.fromhex(body.counter_proof.random),
+                                               "mac1": bytes.fromhex(body.counter_proof.mac1)}))
     except (TypeError, ValueError) as exc:
         raise _invalid(exc) from None
 

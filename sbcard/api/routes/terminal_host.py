@@ -6,6 +6,12 @@ an upload (the PSAM's batch MAC checked by ``host.upload`` as in process), the u
 for a PSAM made before upload keys (wrapped under the terminal's credential), and the
 hub directory's view of a card. The terminal is the one the MAC names, never one a body
 or a path names.
+
+Each route answers the kinds of terminal that need it (``_only``; any other: 403
+``terminal.kind``): the lists, the upload key and uploads the terminals that debit cards
+offline and write purse records (transit validators, venue gates); a card's status those
+and the medical points of sale; the medical routes POSes only, the purse routes kiosks only
+(``routes.kiosk_host``). A kiosk's credential reaches nothing else (docs/api/terminals.md).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from sbcard.services.exchange import directory as hub_directory
 from sbcard.services.medical import pos
 from sbcard.services.medical.routing import PosHost
 from sbcard.services.outlets.staff import Forbidden
-from sbcard.services.terminals import credentials, register
+from sbcard.services.terminals import credentials, kiosk, register
 from sbcard.services.transit.terminal_host import TerminalHost
 
 router = APIRouter(prefix="/host", tags=["host API for terminals"])
@@ -133,6 +139,30 @@ def _records(uploaded: list[UploadedRecord]) -> list[PurseRecord]:
     return records
 
 
+VALIDATOR, POS, KIOSK = "validator or gate", "medical point of sale", "load kiosk"
+OFFLINE_DEBITS = (VALIDATOR,)  # they debit cards offline: blacklist copy, purse records, upload key
+CARD_STATUS = (VALIDATOR, POS)  # they check a card before a debit or a claim
+
+
+def kind_of(terminal: dict[str, Any]) -> str:
+    """A registered terminal's kind: a kiosk (its operator an outlet), a POS (a hospital), else a validator or gate."""
+    if kiosk.outlet_of(terminal) is not None:
+        return KIOSK
+    if pos.hospital_of(terminal) is not None:
+        return POS
+    return VALIDATOR
+
+
+def _only(call: Call, kinds: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The calling terminal's row, if its kind may call this route (403 ``terminal.kind`` naming why not)."""
+    terminal = terminal_of(call)
+    kind = kind_of(terminal)
+    if kind not in kinds:
+        raise Forbidden("terminal.kind", f"terminal {terminal['id']} is a {kind}: {what} serves a "
+                        f"{' or a '.join(kinds)} only", "terminal")
+    return terminal
+
+
 def _lists_view(copy: register.BlacklistCopy) -> dict[str, Any]:
     return {"version": copy.version, "published_at": copy.published_at, "cards": sorted(copy.cards),
             "revoked_concessions": [list(pair) for pair in sorted(copy.revoked_concessions)]}
@@ -141,9 +171,11 @@ def _lists_view(copy: register.BlacklistCopy) -> dict[str, Any]:
 @router.get("/lists", summary="The hub's blacklist and revoked concessions (with the changes since a version)")
 def lists(since: int | None = Query(default=None, ge=0, description="The version the terminal holds."),
           call: Call = Depends(terminal_call)):
+    terminal = _only(call, OFFLINE_DEBITS, "the offline blacklist copy")
+
     def read(world):
         latest = register.blacklist_copy(world)
-        out = {"terminal": terminal_of(call)["id"], **_lists_view(latest), "since": since, "changed": True,
+        out = {"terminal": terminal["id"], **_lists_view(latest), "since": since, "changed": True,
                "added": None, "removed": None, "concessions_revoked_since": None}
         if since is not None:
             held = register.blacklist_copy(world, since)
@@ -159,7 +191,7 @@ def lists(since: int | None = Query(default=None, ge=0, description="The version
 
 @router.post("/synced", summary="Report the blacklist version the terminal now holds")
 def synced(body: Synced, call: Call = Depends(terminal_call)):
-    terminal_id = terminal_of(call)["id"]
+    terminal_id = _only(call, OFFLINE_DEBITS, "the offline blacklist copy")["id"]
 
     def do(world):
         latest = hub_directory.blacklist_version(world.hub())
@@ -174,7 +206,7 @@ def synced(body: Synced, call: Call = Depends(terminal_call)):
 
 @router.get("/upload-key", summary="The upload key for a PSAM made before upload keys, wrapped (until its first upload)")
 def upload_key(call: Call = Depends(terminal_call)):
-    terminal = terminal_of(call)
+    terminal = _only(call, OFFLINE_DEBITS, "the upload key (for purse records)")
 
     def do(world):
         key = register.upload_key(world, terminal["id"])
@@ -210,7 +242,7 @@ def _upload_slots(request: Request) -> anyio.CapacityLimiter:
 
 @router.post("/uploads", summary="Upload a batch of offline records (the PSAM's batch MAC is checked)")
 async def upload(body: Upload, request: Request, call: Call = Depends(terminal_call)):
-    terminal_id = terminal_of(call)["id"]
+    terminal_id = _only(call, OFFLINE_DEBITS, "an upload of purse records")["id"]
 
     def run() -> Any:
         if not _hex(16)(body.mac):
@@ -227,6 +259,8 @@ async def upload(body: Upload, request: Request, call: Call = Depends(terminal_c
 
 @router.get("/cards/{card_number}", summary="A card's status in the hub's directory, and whether it is listed")
 def card_status(card_number: str, call: Call = Depends(terminal_call)):
+    _only(call, CARD_STATUS, "a card's status")
+
     def read(world):
         hub = world.hub()
         entry = hub_directory.card_entry(hub, card_number)

@@ -145,6 +145,14 @@ def _blacklist_window(db: sqlite_utils.Database, cards: list[str]) -> dict[str, 
             "history": [list(row) for row in hub.blacklist_history() if row[0] in wanted]}
 
 
+def _purse_card(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a load of another region's card needs of it: that the issuer has it, its number and status — not
+    the holder's citizen id, the card's id code or its file (the issuer itself checks the card in each step)."""
+    if card is None:
+        return None
+    return {key: card[key] for key in ("card_number", "app_serial", "status")}
+
+
 Answer = Callable[..., Any]
 
 
@@ -169,7 +177,7 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "cards.numbers": (REGION, lambda db, app_serials: CardNumbers(db).of(app_serials)),
     "node.alive": (REGION, lambda db: True),
     # a purse load of another region's card (``services.transit.purse_host``): its issuer's card and pending loads
-    "purse.card": (REGION, lambda db, app_serial: PurseLoads(db).card(app_serial)),
+    "purse.card": (REGION, lambda db, app_serial: _purse_card(PurseLoads(db).card(app_serial))),
     "purse.pending": (REGION, lambda db, app_serial: PurseLoads(db).pending(app_serial)),
 }
 

@@ -1,7 +1,8 @@
 """Self-service load kiosks (自助圈存机): registered terminals of a service outlet.
 
 A kiosk is a terminal of the register like a gate or a POS, with its own terminal number,
-PSAM and host credential (``register_terminal``), whose ``operator`` is the code of the
+PSAM (without any issuer's purchase keys or an upload key: it never debits a card) and
+host credential (``register_terminal``), whose ``operator`` is the code of the
 outlet it stands at (``BJ-110105-01``), as a POS's is its hospital's code: its id is
 ``<outlet>-<nnnn>`` (``BJ-110105-01-0001``) and it belongs to the outlet's region. That is
 its *kind*: ``outlet_of(row)`` is the outlet of a kiosk and None for any other terminal,
@@ -33,7 +34,7 @@ def add_kiosk(world: World, outlet: str, *, now: dt.datetime, install: Install) 
     more = {"station_code": None, "gate": "both", "line": None, "area": None, "full_fare_fen": None,
             "kind": KIND, "outlet": code}
     return register_terminal(world, node=row["node"], operator=code, station=row["name"], more=more, now=now,
-                             install=install)
+                             install=install, purse_records=False)  # it loads; it never debits a card
 
 
 def outlet_code(text: str) -> OutletCode | None:

@@ -201,13 +201,16 @@ def add_terminal(
 
 
 def register_terminal(world: World, *, node: str, operator: str, station: str | None, more: dict[str, Any],
-                      now: dt.datetime, install: Install) -> dict[str, Any]:
+                      now: dt.datetime, install: Install, purse_records: bool = True) -> dict[str, Any]:
     """The row of any terminal with a PSAM (validator, venue gate): numbered in ``node``, installed, committed.
 
     ``more`` is what the terminal's directory needs beyond the row (a gate's station code,
     a bus line…); ``install(row, consumer_keys, blacklist)`` runs inside the transaction.
+    ``purse_records`` False (a load kiosk: it never debits a card): its PSAM gets no
+    issuer's purchase keys and no upload key, so a stolen kiosk cannot make purchase
+    records either.
     """
-    keys = consumer_keys(world)
+    keys = consumer_keys(world) if purse_records else []
     blacklist = blacklist_copy(world)
     db = world.region(node)
     with UnitOfWork(db) as uow:
@@ -226,7 +229,8 @@ def register_terminal(world: World, *, node: str, operator: str, station: str | 
         }
         uow.db["terminals"].insert(row)
         credential = terminal_auth.credential_key(upload_master(uow.db)[1], row["terminal_no"])
-        install({**row, **more, "upload_key": terminal_upload_key(uow.db, row["terminal_no"]),
+        upload = terminal_upload_key(uow.db, row["terminal_no"]) if purse_records else None
+        install({**row, **more, "upload_key": upload,
                  "host_credential": credential}, keys, blacklist)
         uow.commit()
     return {**row, **more, "blacklist_size": len(blacklist.cards)}

@@ -13,7 +13,9 @@ register, never from a request. What differs from a counter's ``PurseHost``:
   says so in its signed request (``LoadRequest.pin_verified``); a request without it is
   refused (``kiosk.pin_unverified``). The host cannot see the card: this is the kiosk's
   attestation, believed on its credential as a validator's PSAM is believed for a tap;
-- **unattended limits** (``sbcard.domain.kiosk_load``), checked in the debit's transaction.
+- **unattended limits** (``sbcard.domain.kiosk_load``), checked in the debit's transaction
+  by the card's issuer (``PurseHost.channel`` ``KIOSK``; for another region's card served by
+  another process, that process is told the load is a kiosk's and checks them).
 
 Tears and lost answers are settled exactly as at a counter (``PurseHost.settle``, the next
 load settles first), reversals recorded as the kiosk's.
@@ -24,15 +26,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sbcard.clock import BEIJING
 from sbcard.domain import kiosk_load
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.purse_load import LoadGrant, LoadRequest
 from sbcard.services.exchange import lookup
 from sbcard.services.outlets.staff import Forbidden
 from sbcard.services.terminals import kiosk
+from sbcard.services.transit import purse_host
 from sbcard.services.transit.purse_host import PurseHost
-from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import World
 
 
@@ -43,6 +44,8 @@ def operator_of(terminal_id: str) -> str:
 
 class KioskHost(PurseHost):
     """``PurseHost`` for one registered kiosk (its register row), at ``now``."""
+
+    channel = purse_host.KIOSK  # settles from what the card proves only; the issuer checks the limits
 
     def __init__(self, world: World, terminal: dict[str, Any], *, now: dt.datetime) -> None:
         outlet = kiosk.outlet_of(terminal)
@@ -70,16 +73,7 @@ class KioskHost(PurseHost):
             kiosk_load.check_unattended_load(request.amount_fen, 0)
         return super().begin_load(request)
 
-    def _check(self, uow: UnitOfWork, request: LoadRequest) -> None:
-        kiosk_load.check_unattended_load(request.amount_fen, loaded_today(uow, request.app_serial, self.now))
 
 
-def loaded_today(uow: UnitOfWork, app_serial: str, now: dt.datetime) -> int:
-    """Fen loaded at kiosks onto the card on ``now``'s Beijing day, not reversed (pending ones count)."""
-    day = now.astimezone(BEIJING).date()
-    total = 0
-    for row in uow.db.query("SELECT amount_fen, created_at FROM purse_loads WHERE app_serial = ? AND "
-                            "status != 'reversed' AND operator LIKE 'terminal:%'", [app_serial]):
-        if dt.datetime.fromisoformat(row["created_at"]).astimezone(BEIJING).date() == day:
-            total += row["amount_fen"]
-    return total
+# Fen loaded at kiosks onto the card on a Beijing day: checked by the card's issuer (``purse_host``).
+loaded_today = purse_host.kiosk_loaded_today

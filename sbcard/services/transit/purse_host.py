@@ -45,6 +45,7 @@ from sbcard.chip.crypto import diversify
 from sbcard.chip.keys import IssuerMasterKeys
 from sbcard.chip.purse import EP_LOAD, load_mac1, load_mac2, load_session_key, load_tac
 from sbcard.clock import BEIJING
+from sbcard.domain import kiosk_load
 from sbcard.domain.allocation import TRANSIT_CITY_CODES
 from sbcard.domain.errors import InvalidInput, NotFound, RuleRefused, SbcardError
 from sbcard.domain.lifecycle import effective_status
@@ -63,6 +64,7 @@ from sbcard.domain.purse_load import (
 from sbcard.domain.regions import NODE_NAMES, node_of
 from sbcard.services.exchange import lookup, outbox, peers, routed
 from sbcard.services.outlets import audit
+from sbcard.services.terminals import kiosk as terminal_kiosk
 from sbcard.services.cards import keys
 from sbcard.services.accounts import ledger
 from sbcard.services.transit import purse_integrity
@@ -73,6 +75,7 @@ from sbcard.store.unit_of_work import UnitOfWork
 from sbcard.store.world import REGION_NODES, World
 
 FLOAT_PURSE = "FLOAT-PURSE"
+COUNTER, KIOSK = "counter", "kiosk"  # the load's channel: staff at a counter, or an unattended kiosk
 _NODE_OF_CITY = {city: node_of(region) for region, city in TRANSIT_CITY_CODES.items()}
 LOAD_SEQUENCE = "purse_load"
 FIELD = "--reader"  # the card in the reader is what a refusal is about
@@ -153,11 +156,14 @@ def begin_load(
 def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str], *, outlet: str | None,
                 now: datetime, cash: bool = False, outlet_node: str | None = None,
                 node: str | None = None, corrections: list[dict[str, Any]] | None = None,
-                check: Callable[[UnitOfWork, LoadRequest], None] | None = None) -> LoadGrant:
+                check: Callable[[UnitOfWork, LoadRequest], None] | None = None,
+                channel: str = COUNTER) -> LoadGrant:
     """``begin_load``; ``staff_of()`` checks the operator (a ``PurseHost`` did when it was opened);
     ``node``: the card's issuing region, when the caller knows it already; ``corrections``
     gets the reversed loads this card's counter proved credited (taken back first); ``check``:
-    the channel's own rules (a kiosk's limits), run in the debit's transaction before it."""
+    the caller's own rules, run in the debit's transaction before it. ``channel`` ``KIOSK``:
+    the unattended limits (``domain.kiosk_load``) are checked there too, by the card's issuer
+    — whose database holds the card's loads of the day — wherever the kiosk stands."""
     if request.amount_fen <= 0:
         raise InvalidInput("load.amount", "the amount to load must be more than ¥0.00", "--amount")
     if node is None:
@@ -167,7 +173,7 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
     staff = staff_of()
     if not world.holds(node):  # another region's card, one node per process: its issuer's process does it
         answer = _remote(world, BEGIN, node, {"request": request, "operator": staff, "outlet": outlet, "cash": cash,
-                                              "outlet_node": outlet_node}, now)
+                                              "outlet_node": outlet_node, "channel": channel}, now)
         if corrections is not None:
             corrections.extend(answer["corrections"])
         return _grant(answer["grant"])
@@ -196,6 +202,9 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                 f"the purse holds {format_fen(request.balance_fen)}; loading {format_fen(request.amount_fen)} would "
                 f"pass its maximum of {format_fen(MAX_BALANCE_FEN)}", "--amount")
         waiting = loads.a_pending(request.app_serial)
+        again = _begun_already(uow, masters, request, staff, cash) if waiting else None
+        if again is not None:  # the same INITIALIZE FOR LOAD asked again (its answer lost): the same grant
+            return again
         if waiting:
             raise RuleRefused("load.pending", f"load {waiting} on this card is not settled yet: present the card "
                               "to a load terminal to settle it first", FIELD)
@@ -205,6 +214,11 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
                               f"by load {live} already: the card's image was put back", FIELD)
         if check is not None:
             check(uow, request)
+        if channel == KIOSK:
+            if cash or not request.pin_verified:
+                raise RuleRefused("kiosk.pin_unverified", "a kiosk loads from the holder's account only after the "
+                                  "holder's PIN was verified on the card", "pin_verified")
+            kiosk_load.check_unattended_load(request.amount_fen, kiosk_loaded_today(uow, request.app_serial, now))
         if cash:
             assert outlet is not None
             account_no = ledger.ensure_internal_account(uow, ledger.cash_account(outlet), "cash", now)
@@ -240,6 +254,45 @@ def _begin_load(world: World, request: LoadRequest, staff_of: Callable[[], str],
         account_balance = None if cash else ledger.balance(uow, account_no)
     return LoadGrant(load_id=load_id, card_number=card["card_number"], mac2=mac2, date_time=date_time.hex(),
                      account_balance_fen=account_balance)
+
+
+def _begun_already(uow: UnitOfWork, masters: IssuerMasterKeys, request: LoadRequest, staff: str,
+                   cash: bool) -> LoadGrant | None:
+    """The pending load this very request began, if any: the same card, counter, amount, balance, terminal and
+    operator, and the same card random — its MAC2 made again with the request's session key is the stored one.
+
+    A begin whose answer was lost (another region's card: the asking region answered 503 and released the
+    Idempotency-Key) is asked again with the same card answer and gets the same MAC2, never a second debit
+    nor a ``load.pending`` kept for good; a new INITIALIZE (another random) is still refused while one is pending.
+    """
+    for row in uow.get(PurseLoads).pending(request.app_serial):
+        if (row["online_counter"], row["amount_fen"], row["balance_before_fen"], row["terminal_no"].upper(),
+                row["operator"]) != (request.online_counter, request.amount_fen, request.balance_fen,
+                                     request.terminal_no, staff):
+            continue
+        sk = load_session_key(masters.algorithm, dlk_of(masters, request.app_serial), request.random,
+                              request.online_counter)
+        mac2 = load_mac2(masters.algorithm, sk, request.amount_fen, EP_LOAD, bytes.fromhex(request.terminal_no),
+                         bytes.fromhex(row["date_time"]))
+        if hmac.compare_digest(mac2.hex().upper(), row["mac2"].upper()):
+            balance = None if cash else ledger.balance(uow, row["account_no"])
+            return LoadGrant(load_id=row["id"], card_number=row["card_number"], mac2=mac2,
+                             date_time=row["date_time"], account_balance_fen=balance)
+    return None
+
+
+def kiosk_loaded_today(uow: UnitOfWork, app_serial: str, now: datetime) -> int:
+    """Fen loaded at kiosks onto the card on ``now``'s Beijing day, not reversed (pending ones count).
+
+    A reversal needs the card's MAC1 over its counter (``settle``), so a reversed load is one
+    the card proved it never credited."""
+    day = now.astimezone(BEIJING).date()
+    total = 0
+    for row in uow.db.query("SELECT amount_fen, created_at FROM purse_loads WHERE app_serial = ? AND "
+                            "status != 'reversed' AND operator LIKE 'terminal:%'", [app_serial]):
+        if datetime.fromisoformat(row["created_at"]).astimezone(BEIJING).date() == day:
+            total += row["amount_fen"]
+    return total
 
 
 def _take_back_credited(world: World, node: str, request: LoadRequest, now: datetime) -> list[dict[str, Any]]:
@@ -309,32 +362,79 @@ def confirm_load(world: World, *, app_serial: str, online_counter: int, tac: byt
 
 
 def settle(world: World, evidence: CardLoadEvidence, *, operator: str | None = None,
-           now: datetime) -> list[dict[str, Any]]:
-    """Settle the card's pending loads from what the card shows; one entry per load, decided or not."""
+           now: datetime, channel: str = COUNTER) -> list[dict[str, Any]]:
+    """Settle the card's pending loads from what the card shows; one entry per load, decided or not.
+
+    Only what the card authenticated is acted on (``shown``): a TAC that verifies with its DTK;
+    its online counter only with the MAC1 of the 1-fen INITIALIZE FOR LOAD it came from
+    (``CardLoadEvidence.counter_proof``, the DLK) — else anyone who read the counter off
+    ``pending`` could reverse a load the card credited (money twice). ``channel``: at an
+    unattended kiosk (``KIOSK``) the card's log, which nothing authenticates, counts only with
+    a proven counter: a kiosk settles only the card it presents.
+    """
     found = find_card_by_app_serial(world, evidence.app_serial)
     if found is None:
         return []
     node, _ = found
     if not world.holds(node):
-        return _remote(world, SETTLE, node, {"evidence": evidence, "operator": operator}, now)
+        return _remote(world, SETTLE, node, {"evidence": evidence, "operator": operator, "channel": channel}, now)
     out = []
     uow = UnitOfWork(world.region(node))
     with uow.step():
         loads = uow.get(PurseLoads)
         masters = keys.issuer_masters(uow.db)
-        for row in loads.pending(evidence.app_serial):
+        proof = _proof_id(evidence)
+        pending_rows = loads.pending(evidence.app_serial)
+        spent = proof is not None and bool(pending_rows) and _proof_spent(uow, pending_rows[0]["card_number"], proof)
+        shown = shown_by_card(masters, evidence, unattended=channel == KIOSK, spent=spent)
+        for row in pending_rows:
             expected = expected_load_tac(masters, row)
-            decision = decide(_pending_value(row), evidence, lambda tac: hmac.compare_digest(bytes(tac), expected))
+            decision = decide(_pending_value(row), shown, lambda tac: hmac.compare_digest(bytes(tac), expected))
+            if decision.outcome is Outcome.UNDECIDED and shown is not evidence and evidence.online_counter is not None:
+                decision = Decision(Outcome.UNDECIDED, "counter_unproven")
             note = None
             try:
                 with uow.step():
-                    _apply(uow, row, decision, operator, now)
+                    _apply(uow, row, decision, operator, now, proof)
             except SbcardError as refused:  # e.g. the account closed since: staff must pay it back by hand
                 note = refused.message
                 decision = Decision(Outcome.UNDECIDED, "refused")
             out.append({**load_view(world, node, _load_row(loads, row["id"])),
                         "decision": decision.outcome.value, "how": decision.how, "note": note})
     return out
+
+
+def _proof_id(evidence: CardLoadEvidence) -> str | None:
+    """The counter proof's card random ‖ MAC1 (hex): what a reversal records, so the same answer proves nothing
+    again (the card's random is its own, not a challenge of the host's: a replay is otherwise fresh to it)."""
+    p = evidence.counter_proof
+    return None if p is None else (p.random + p.mac1).hex().upper()
+
+
+def _proof_spent(uow: UnitOfWork, card_number: str, proof: str) -> bool:
+    """Whether a reversal of this card was already made on this very counter proof (``_reverse``'s audit)."""
+    return uow.db.execute("SELECT 1 FROM audit_log WHERE action = 'purse.load_reversed' AND subject = ? AND "
+                          "instr(details, ?) > 0 LIMIT 1", [card_number, f'"proof": "{proof}"']).fetchone() is not None
+
+
+def shown_by_card(masters: IssuerMasterKeys, evidence: CardLoadEvidence, *, unattended: bool,
+                  spent: bool = False) -> CardLoadEvidence:
+    """The evidence the issuer may act on: the online counter (and balance) only if the card's MAC1 proves them
+    (``counter_proof``: its 1-fen INITIALIZE FOR LOAD, of this card, at this counter and balance, not ``spent`` on
+    a reversal already); at an unattended kiosk, without that proof, not the card's log either (only a TAC that
+    verifies is left)."""
+    proof = evidence.counter_proof
+    if proof is not None and not spent and evidence.online_counter is not None and \
+            (proof.app_serial, proof.online_counter, proof.amount_fen) == (evidence.app_serial,
+                                                                          evidence.online_counter, 1) and \
+            evidence.balance_fen in (None, proof.balance_fen):
+        try:
+            _check_mac1(masters, proof)
+            return evidence
+        except RuleRefused:
+            pass
+    return attrs.evolve(evidence, online_counter=None, balance_fen=None,
+                        logged=() if unattended else evidence.logged)
 
 
 def load_view(world: World, node: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -374,46 +474,92 @@ def _grant(data: dict[str, Any]) -> LoadGrant:
                      data["account_balance_fen"])
 
 
+def _request_dict(r: LoadRequest) -> dict[str, Any]:
+    return {**attrs.asdict(r), "random": r.random.hex(), "mac1": r.mac1.hex()}
+
+
+def _request_value(r: dict[str, Any]) -> LoadRequest:
+    return LoadRequest(**{**r, "random": bytes.fromhex(r["random"]), "mac1": bytes.fromhex(r["mac1"])})
+
+
 def _request_to_wire(payload: dict[str, Any]) -> dict[str, Any]:
-    r = payload["request"]
-    return {**payload, "request": {**attrs.asdict(r), "random": r.random.hex(), "mac1": r.mac1.hex()}}
+    return {**payload, "request": _request_dict(payload["request"])}
 
 
 def _request_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
-    r = payload["request"]
-    return {**payload, "request": LoadRequest(**{**r, "random": bytes.fromhex(r["random"]),
-                                                 "mac1": bytes.fromhex(r["mac1"])})}
+    return {**payload, "request": _request_value(payload["request"])}
 
 
-def _serve_begin(world: World, p: dict[str, Any], _from: str, now: datetime) -> dict[str, Any]:
+def _receiver(world: World, p: dict[str, Any]) -> str:
+    """The region this process serves: a direct kind acts on it, never on the node a payload names (a mismatch is
+    refused: the sender asked the wrong process)."""
+    here = _here(world)
+    if p.get("node", here) != here:
+        raise InvalidInput("purse.node", f"this is {NODE_NAMES[here]}'s process, not {p['node']}'s", "node")
+    return here
+
+
+def _check_sender(p: dict[str, Any], sender: str) -> None:
+    """The outlet and the operator of record a load step names belong to the region that signed it.
+
+    An outlet's region is its code's; a kiosk's (``terminal:<outlet>-<n>``) its outlet's. (A member of staff's
+    region is not checked here: it would take a question back to the sender.)"""
+    for outlet in (p.get("outlet"),):
+        if outlet is not None and lookup.node_of_outlet(outlet) != sender:
+            raise RuleRefused("purse.sender", f"outlet {outlet} is not {NODE_NAMES[sender]}'s", "outlet")
+    if p.get("outlet_node") not in (None, sender):
+        raise RuleRefused("purse.sender", f"the outlet's region is not {NODE_NAMES[sender]}", "outlet")
+    operator = str(p.get("operator") or "")
+    if operator.startswith("terminal:"):
+        code = terminal_kiosk.outlet_code(operator.removeprefix("terminal:").rsplit("-", 1)[0])
+        if code is None or code.node != sender:
+            raise RuleRefused("purse.sender", f"{operator} is not a kiosk of {NODE_NAMES[sender]}", "operator")
+
+
+def _serve_begin(world: World, p: dict[str, Any], sender: str, now: datetime) -> dict[str, Any]:
+    """A load of this region's card begun in another region's process; a kiosk's (its channel, or a kiosk as the
+    operator of record: a sender that does not say counts as a kiosk then) under the unattended limits here."""
+    node = _receiver(world, p)
+    _check_sender(p, sender)
     corrections: list[dict[str, Any]] = []
+    kiosk = p.get("channel") == KIOSK or str(p["operator"]).startswith("terminal:")
     grant = _begin_load(world, p["request"], lambda: p["operator"], outlet=p["outlet"], now=now, cash=p["cash"],
-                        outlet_node=p["outlet_node"], node=p["node"], corrections=corrections)
+                        outlet_node=p["outlet_node"], node=node, corrections=corrections,
+                        channel=KIOSK if kiosk else COUNTER)
     return {"grant": {**attrs.asdict(grant), "mac2": grant.mac2.hex()}, "corrections": corrections}
 
 
 def _evidence_to_wire(payload: dict[str, Any]) -> dict[str, Any]:
     e = payload["evidence"]
+    proof = e.counter_proof
     return {**payload, "evidence": {"app_serial": e.app_serial, "balance_fen": e.balance_fen,
                                     "online_counter": e.online_counter,
                                     "proves": {str(k): bytes(v).hex() for k, v in e.proves.items()},
-                                    "logged": [attrs.asdict(entry) for entry in e.logged]}}
+                                    "logged": [attrs.asdict(entry) for entry in e.logged],
+                                    "counter_proof": None if proof is None else _request_dict(proof)}}
 
 
 def _evidence_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
     e = payload["evidence"]
+    proof = e.get("counter_proof")
     return {**payload, "evidence": CardLoadEvidence(
         e["app_serial"], e["balance_fen"], e["online_counter"],
-        {int(k): bytes.fromhex(v) for k, v in e["proves"].items()}, tuple(LoggedLoad(**x) for x in e["logged"]))}
+        {int(k): bytes.fromhex(v) for k, v in e["proves"].items()}, tuple(LoggedLoad(**x) for x in e["logged"]),
+        None if proof is None else _request_value(proof))}
 
 
 routed.register(BEGIN, routed.Kind(apply=_serve_begin, to_wire=_request_to_wire, from_wire=_request_from_wire,
                                    direct=True))
+def _serve_settle(world: World, p: dict[str, Any], sender: str, now: datetime) -> list[dict[str, Any]]:
+    _receiver(world, p)
+    _check_sender(p, sender)
+    return settle(world, p["evidence"], operator=p["operator"], now=now, channel=p.get("channel", KIOSK))
+
+
 routed.register(CONFIRM, routed.Kind(apply=lambda world, p, _from, now: confirm_load(
     world, app_serial=p["app_serial"], online_counter=p["online_counter"], tac=bytes.fromhex(p["tac"]), now=now,
-    node=p["node"]), direct=True))
-routed.register(SETTLE, routed.Kind(apply=lambda world, p, _from, now: settle(
-    world, p["evidence"], operator=p["operator"], now=now), to_wire=_evidence_to_wire,
+    node=_receiver(world, p)), direct=True))
+routed.register(SETTLE, routed.Kind(apply=_serve_settle, to_wire=_evidence_to_wire,
     from_wire=_evidence_from_wire, direct=True))
 
 
@@ -428,6 +574,8 @@ class PurseHost:
     The host remembers which region issued each card it has seen (that never changes), so
     a load's three steps look the card up once.
     """
+
+    channel = COUNTER  # staff see the holder and the card (``KioskHost``: KIOSK)
 
     def __init__(self, world: World, *, operator: str, outlet: str | None = None, now: datetime,
                  cash: bool = False) -> None:
@@ -460,16 +608,16 @@ class PurseHost:
         return [] if node is None else pending_loads(self.world, app_serial, node=node)
 
     def settle(self, evidence: CardLoadEvidence) -> list[dict[str, Any]]:
-        return settle(self.world, evidence, operator=self.operator, now=self.now)
+        return settle(self.world, evidence, operator=self.operator, now=self.now, channel=self.channel)
 
     def begin_load(self, request: LoadRequest) -> LoadGrant:
         # The operator was checked when the host was opened for them.
         return _begin_load(self.world, request, lambda: self.operator, outlet=self.outlet, now=self.now,
                            cash=self.cash, outlet_node=self.outlet_node, node=self._issuer(request.app_serial),
-                           corrections=self.corrections, check=self._check)
+                           corrections=self.corrections, check=self._check, channel=self.channel)
 
     def _check(self, uow: UnitOfWork, request: LoadRequest) -> None:
-        """The channel's own rules, in the debit's transaction (none at a counter; ``KioskHost``: its limits)."""
+        """The caller's own rules, in the debit's transaction (none here; a kiosk's limits: ``channel``)."""
 
     def confirm_load(self, app_serial: str, online_counter: int, tac: bytes) -> dict[str, Any]:
         return confirm_load(self.world, app_serial=app_serial, online_counter=online_counter, tac=tac, now=self.now,
@@ -511,11 +659,12 @@ def _load_row(loads: PurseLoads, load_id: str) -> dict[str, Any]:
     return row
 
 
-def _apply(uow: UnitOfWork, row: dict[str, Any], decision: Decision, operator: str | None, now: datetime) -> None:
+def _apply(uow: UnitOfWork, row: dict[str, Any], decision: Decision, operator: str | None, now: datetime,
+           proof: str | None = None) -> None:
     if decision.outcome is Outcome.CONFIRM:
         _confirm(uow, row, decision.how, decision.tac, now)
     elif decision.outcome is Outcome.REVERSE:
-        _reverse(uow, row, operator or row["operator"], now)
+        _reverse(uow, row, operator or row["operator"], now, proof)
 
 
 def _confirm(uow: UnitOfWork, row: dict[str, Any], how: str, tac: bytes | None, now: datetime) -> None:
@@ -524,7 +673,7 @@ def _confirm(uow: UnitOfWork, row: dict[str, Any], how: str, tac: bytes | None, 
                                   row["online_counter"], now)
 
 
-def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime) -> None:
+def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime, proof: str | None = None) -> None:
     """The card never credited the load: the money goes back to the account it came from (a till: the holder
     is paid back in cash)."""
     account = ledger.get_account(uow, row["account_no"])
@@ -544,7 +693,7 @@ def _reverse(uow: UnitOfWork, row: dict[str, Any], operator: str, now: datetime)
     uow.get(PurseLoads).reverse(row["id"], reversal_txn_id=reversal, at=timestamp(now))
     audit.record(uow.db, at=now, operator=operator, outlet=row["outlet"], action="purse.load_reversed",
                  subject=row["card_number"], reason="the card never credited the load",
-                 details={"load_id": row["id"], "amount_fen": row["amount_fen"]})
+                 details={"load_id": row["id"], "amount_fen": row["amount_fen"], "proof": proof})
 
 
 def _pending_value(row: dict[str, Any]) -> PendingLoad:
