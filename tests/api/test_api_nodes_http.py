@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -26,9 +25,9 @@ import httpx
 import pytest
 
 import api_cards_world as cards_world
-from api_world import PASSWORD, not_for_node
+from api_nodes_world import Nodes, node_home, stray_databases
+from api_world import PASSWORD
 from sbcard.api import peers as wire
-from sbcard.api.calls import Service
 from sbcard.clock import SimClock
 from sbcard.domain.citizen_id import compute_check_char
 from sbcard.services.cards import issuance, lifecycle
@@ -36,7 +35,6 @@ from sbcard.services.cards.activation import ActivationDesk
 from sbcard.services.exchange import outbox, peers
 from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.people import registry
-from sbcard.store.db import open_db
 from sbcard.store.world import NODES, REGION_NODES, NodeElsewhere, World, exchange_keys, open_world
 from terminals.apps import counter
 from terminals.drivers.emulator import EmulatorReader
@@ -56,47 +54,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def node_home(world: Path, node: str, root: Path) -> Path:
-    """A home with only ``node``'s files of ``world`` (its database, its keys, the cards and the secret)."""
-    home = root / node
-    shutil.copytree(world, home, ignore=lambda directory, names: not_for_node(node, directory, names))
-    return home
-
-
-def stray_databases(home: Path, node: str) -> list[str]:
-    return sorted(path.name for path in home.glob("*.db") if path.name != f"{node}.db")
-
-
-@attrs.define
-class Nodes:
-    homes: dict[str, Path]
-    clock: SimClock
-    start_server: Callable[..., LiveServer]
-    servers: dict[str, LiveServer] = attrs.field(factory=dict)
-    ports: dict[str, int] = attrs.field(factory=dict)
-
-    def url(self, node: str) -> str:
-        return f"http://127.0.0.1:{self.ports[node]}"
-
-    def start(self, node: str, peers: tuple[str, ...] | None = None) -> LiveServer:
-        wanted = [other for other in NODES if other != node] if peers is None else peers
-        server = self.start_server(self.homes[node], self.clock, node=node, port=self.ports[node],
-                              peers={other: self.url(other) for other in wanted})
-        self.servers[node] = server
-        return server
-
-    def stop(self, node: str) -> None:
-        self.servers.pop(node).stop()
-
-    def service(self, node: str) -> Service:
-        return self.servers[node].server.config.app.state.service
-
-    def query(self, node: str, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
-        db = open_db(self.homes[node] / f"{node}.db")
-        try:
-            return [dict(row) for row in db.query(sql, params or [])]
-        finally:
-            db.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import socket
 import sys
 import time
@@ -24,7 +23,6 @@ import attrs
 import pytest
 from freezegun import freeze_time
 
-from sbcard.api.calls import Service
 from sbcard.clock import SimClock
 from sbcard.domain import medical
 from sbcard.reference import medical as ref
@@ -32,7 +30,6 @@ from sbcard.services.exchange import routed
 from sbcard.services.exchange.peers import PeerUnavailable
 from sbcard.services.medical.routing import PosHost
 from sbcard.services.transit import host as transit_host
-from sbcard.store.db import open_db
 from sbcard.store.world import NODES, exchange_keys
 from terminals.apps.medical import PointOfSale
 from terminals.drivers.emulator import EmulatorReader
@@ -45,7 +42,8 @@ for _folder in ("transit", "medical"):
 from medical_world import MedicalWorld, circumstances, medical_template  # noqa: E402,F401
 from purse_world import METRO_TERMINAL, NOW, PurseWorld, purse_template  # noqa: E402,F401
 from api_pos_world import online_claim, pos_terminal  # noqa: E402
-from api_world import not_for_node, pair_keys_of  # noqa: E402
+from api_nodes_world import Nodes, node_home, stray_databases  # noqa: E402
+from api_world import pair_keys_of  # noqa: E402
 from sbcard.domain.errors import SbcardError  # noqa: E402
 from terminals.apps.http_host import HttpHost  # noqa: E402
 from world_template import copy_world  # noqa: E402
@@ -63,18 +61,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def node_home(world: Path, node: str, root: Path) -> Path:
-    """A home with only ``node``'s files of ``world`` (its database, its keys, the cards, terminals and the keys of
-    the pairs of nodes it is an end of)."""
-    home = root / node
-    shutil.copytree(world, home, ignore=lambda directory, names: not_for_node(node, directory, names))
-    return home
-
-
-def stray_databases(home: Path, node: str) -> list[str]:
-    return sorted(path.name for path in home.glob("*.db") if path.name != f"{node}.db")
-
-
 def wait_for(condition: Callable[[], object], seconds: float = 20) -> object:
     deadline = time.monotonic() + seconds
     while True:
@@ -85,35 +71,6 @@ def wait_for(condition: Callable[[], object], seconds: float = 20) -> object:
         time.sleep(0.1)
 
 
-@attrs.define
-class Nodes:
-    homes: dict[str, Path]
-    clock: SimClock
-    start_server: Callable[..., LiveServer]
-    servers: dict[str, LiveServer] = attrs.field(factory=dict)
-    ports: dict[str, int] = attrs.field(factory=dict)
-
-    def url(self, node: str) -> str:
-        return f"http://127.0.0.1:{self.ports[node]}"
-
-    def start(self, *nodes: str) -> None:
-        for node in nodes:  # every process knows where the others listen (the hub too: it forwards)
-            self.servers[node] = self.start_server(
-                self.homes[node], self.clock, node=node, port=self.ports[node],
-                peers={other: self.url(other) for other in NODES if other != node})
-
-    def stop(self, node: str) -> None:
-        self.servers.pop(node).stop()
-
-    def service(self, node: str) -> Service:
-        return self.servers[node].server.config.app.state.service
-
-    def query(self, node: str, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
-        db = open_db(self.homes[node] / f"{node}.db")
-        try:
-            return [dict(row) for row in db.query(sql, params or [])]
-        finally:
-            db.close()
 
 
 def split(world: Path, root: Path, start_server: Callable[..., LiveServer]) -> Nodes:

@@ -126,14 +126,7 @@ def precheck(world: World, headers: dict[str, str | None], *, now: dt.datetime,
     row = _find(world, terminal_id, regions)
     if row is None:
         raise _refuse("terminal.unknown", f"no terminal {terminal_id!r} is registered", terminal_auth.HEADER_TERMINAL)
-    skew = terminal_auth.skew_seconds(stamp, now)
-    if abs(skew) > terminal_auth.MAX_SKEW_SECONDS:
-        raise _refuse("terminal.clock_skew", f"the request's timestamp is {abs(skew)} s "
-                      f"{'ahead of' if skew > 0 else 'behind'} the host's clock (at most "
-                      f"{terminal_auth.MAX_SKEW_SECONDS} s either way)", terminal_auth.HEADER_TIMESTAMP)
-    if row.get("revoked_at"):
-        raise _refuse("terminal.revoked", f"terminal {terminal_id} was revoked at {row['revoked_at']}",
-                      terminal_auth.HEADER_TERMINAL)
+    _check_live(row, terminal_id, stamp, now)
     return row
 
 
@@ -160,6 +153,12 @@ def verify(world: World, headers: dict[str, str | None], *, method: str, path: s
                                      idempotency_key):
         raise _refuse("terminal.bad_mac", f"the request's MAC is not terminal {terminal_id}'s",
                       terminal_auth.HEADER_MAC)
+    _check_live(row, terminal_id, stamp, now)
+    return row
+
+
+def _check_live(row: dict[str, Any], terminal_id: str, stamp: str, now: dt.datetime) -> None:
+    """The request's timestamp within the allowed skew of the host's clock, and the terminal not revoked."""
     skew = terminal_auth.skew_seconds(stamp, now)
     if abs(skew) > terminal_auth.MAX_SKEW_SECONDS:
         raise _refuse("terminal.clock_skew", f"the request's timestamp is {abs(skew)} s "
@@ -168,7 +167,6 @@ def verify(world: World, headers: dict[str, str | None], *, method: str, path: s
     if row.get("revoked_at"):
         raise _refuse("terminal.revoked", f"terminal {terminal_id} was revoked at {row['revoked_at']}",
                       terminal_auth.HEADER_TERMINAL)
-    return row
 
 
 def remember_nonce(world: World, row: dict[str, Any], nonce: str, *, now: dt.datetime) -> None:
