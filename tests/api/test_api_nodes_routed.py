@@ -159,6 +159,26 @@ def test_a_tianjin_cards_taps_uploaded_in_beijing_are_checked_by_tianjin_over_ht
     assert len(nodes.query("hub", "SELECT * FROM messages WHERE kind = 'transit.clear'")) == 2
 
 
+def test_a_beijing_validator_syncs_its_lists_at_beijings_process_over_http(transit):
+    """The lists and ``/host/synced`` at a region's own process: the hub's version is asked of the hub's process
+    over HTTP (no 421); a version the hub never published is refused."""
+    from sbcard.services.terminals import credentials
+    from sbcard.store.world import open_world
+
+    nodes, _pw, _taps = transit
+    with open_world(nodes.homes["bj"], nodes=("bj",)) as world:
+        key = credentials.credential(world, TERMINAL)
+    nodes.start("hub", "bj")
+    with HttpHost(nodes.url("bj"), TERMINAL, key, clock=nodes.clock.now) as host:
+        version = host.lists().version
+        host.synced(TERMINAL, version=version, now=nodes.clock.now())
+        with pytest.raises(SbcardError) as unknown:
+            host.synced(TERMINAL, version=version + 1, now=nodes.clock.now())
+        assert unknown.value.code == "blacklist.version"
+    [row] = nodes.query("bj", "SELECT blacklist_version, synced_at FROM terminals WHERE id = ?", [TERMINAL])
+    assert row["synced_at"] is not None and row["blacklist_version"] == version
+
+
 def test_with_tianjins_process_down_the_records_wait_then_are_routed_once_it_is_up(transit):
     nodes, pw, taps = transit
     nodes.start("hub", "bj")  # Tianjin's process is not running
@@ -464,6 +484,23 @@ def test_the_hebei_processs_host_api_settles_a_tianjin_claim_over_http_and_refus
         assert again["claim_id"] == second["claim_id"]
     assert len(nodes.query("tj", "SELECT * FROM medical_claims")) == 2
     assert len(nodes.query("hub", "SELECT * FROM messages WHERE kind = 'medical.settle'")) == 2
+
+
+def test_a_hebei_pos_asks_a_tianjin_cards_status_of_the_hubs_process_over_http(hospital_nodes):
+    """``GET /host/cards/{n}`` at a region's own process reads the hub's directory over HTTP (no 421)."""
+    nodes, mw, pos = hospital_nodes
+    nodes.start("hub", "he")
+    card = mw.cards["wang"]
+    with HttpHost(nodes.url("he"), pos.terminal, pos.credential, clock=nodes.clock.now) as host:
+        status = host.card_status(card.number)
+        assert (status["card_number"], status["issuing_region"], status["blacklisted"]) == (card.number, "120000", False)
+        with pytest.raises(SbcardError) as unknown:
+            host.card_status("0" * len(card.number))
+        assert unknown.value.code == "card.unknown"
+        nodes.stop("hub")
+        with pytest.raises(SbcardError) as down:  # a read of the hub cannot wait: try again later
+            host.card_status(card.number)
+        assert down.value.code == "node.unavailable"
 
 
 # ----------------------------------------------------------------------------- who may ask whom

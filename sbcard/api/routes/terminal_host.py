@@ -30,11 +30,12 @@ from sbcard.chip import terminal_auth
 from sbcard.chip.purse_record import HOST_FIELDS, STATUSES, PurseRecord
 from sbcard.domain.errors import RuleRefused
 from sbcard.domain.medical_claim import ClaimRequest
-from sbcard.services.exchange import directory as hub_directory
+from sbcard.services.exchange import peers
 from sbcard.services.medical import pos
 from sbcard.services.medical.routing import PosHost
 from sbcard.services.outlets.staff import Forbidden
 from sbcard.services.terminals import credentials, kiosk, register
+from sbcard.store.world import HUB
 from sbcard.services.transit.terminal_host import TerminalHost
 
 router = APIRouter(prefix="/host", tags=["host API for terminals"])
@@ -193,11 +194,13 @@ def lists(since: int | None = Query(default=None, ge=0, description="The version
 def synced(body: Synced, call: Call = Depends(terminal_call)):
     terminal_id = _only(call, OFFLINE_DEBITS, "the offline blacklist copy")["id"]
 
+    # the hub's latest version, asked before the write (over HTTP at a region's own process): it only grows
+    latest = call.read(lambda world: peers.ask(world, HUB, "directory.blacklist_version"))
+    if body.version > latest:
+        raise ApiError(422, "blacklist.version", f"no blacklist version {body.version} (the latest is {latest})",
+                       "version")
+
     def do(world):
-        latest = hub_directory.blacklist_version(world.hub())
-        if body.version > latest:
-            raise ApiError(422, "blacklist.version", f"no blacklist version {body.version} (the latest is {latest})",
-                           "version")
         row = register.record_sync(world, terminal_id, version=body.version, now=call.now)
         return {"terminal": terminal_id, "blacklist_version": row["blacklist_version"], "synced_at": row["synced_at"]}
 
@@ -261,16 +264,11 @@ async def upload(body: Upload, request: Request, call: Call = Depends(terminal_c
 def card_status(card_number: str, call: Call = Depends(terminal_call)):
     _only(call, CARD_STATUS, "a card's status")
 
-    def read(world):
-        hub = world.hub()
-        entry = hub_directory.card_entry(hub, card_number)
-        if entry is None:
-            raise ApiError(404, "card.unknown", f"no card {card_number!r} in the directory", "card_number")
-        return {"card_number": card_number, "status": entry["status"], "issuing_region": entry["issuing_region"],
-                "blacklisted": hub_directory.is_blacklisted(hub, card_number),
-                "blacklist_version": hub_directory.blacklist_version(hub)}
-
-    return call.read(read)
+    # the hub's directory: in process, or asked of the hub's process at a region's own
+    status = call.read(lambda world: peers.ask(world, HUB, "directory.card_status", card_number=card_number))
+    if status is None:
+        raise ApiError(404, "card.unknown", f"no card {card_number!r} in the directory", "card_number")
+    return status
 
 
 # ----------------------------------------------------------------------------- a hospital's POS

@@ -153,6 +153,17 @@ def _purse_card(card: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: card[key] for key in ("card_number", "app_serial", "status")}
 
 
+def _card_status(db: sqlite_utils.Database, card_number: str) -> dict[str, Any] | None:
+    """What a terminal asks of a card (``GET /api/v1/host/cards/{card_number}``): its directory status and
+    issuer, whether it is listed, and the list's version — one read of the hub, so one request per node."""
+    entry = directory.card_entry(db, card_number)
+    if entry is None:
+        return None
+    return {"card_number": card_number, "status": entry["status"], "issuing_region": entry["issuing_region"],
+            "blacklisted": directory.is_blacklisted(db, card_number),
+            "blacklist_version": directory.blacklist_version(db)}
+
+
 Answer = Callable[..., Any]
 
 
@@ -163,6 +174,7 @@ QUESTIONS: dict[str, tuple[str, Answer]] = {
     "directory.blacklist_version": (HUB, lambda db: directory.blacklist_version(db)),
     "directory.lists": (HUB, _lists),
     "directory.is_blacklisted": (HUB, lambda db, card_number: directory.is_blacklisted(db, card_number)),
+    "directory.card_status": (HUB, _card_status),
     "concessions.revocations": (HUB, lambda db, card_number: concession_list.revocation_of(db, card_number)),
     "registry.person": (REGION, lambda db, citizen_id: get_person(db, citizen_id)),
     "operators.operator": (REGION, lambda db, code: get_operator(db, code)),
