@@ -194,13 +194,14 @@ def lists(since: int | None = Query(default=None, ge=0, description="The version
 def synced(body: Synced, call: Call = Depends(terminal_call)):
     terminal_id = _only(call, OFFLINE_DEBITS, "the offline blacklist copy")["id"]
 
-    # the hub's latest version, asked before the write (over HTTP at a region's own process): it only grows
+    # the hub's latest version, asked before the write (over HTTP at a region's own process, not under this
+    # process's write lock); it only grows. Judged inside the write, after the Idempotency-Key's own checks.
     latest = call.read(lambda world: peers.ask(world, HUB, "directory.blacklist_version"))
-    if body.version > latest:
-        raise ApiError(422, "blacklist.version", f"no blacklist version {body.version} (the latest is {latest})",
-                       "version")
 
     def do(world):
+        if body.version > latest:
+            raise ApiError(422, "blacklist.version", f"no blacklist version {body.version} (the latest is {latest})",
+                           "version")
         row = register.record_sync(world, terminal_id, version=body.version, now=call.now)
         return {"terminal": terminal_id, "blacklist_version": row["blacklist_version"], "synced_at": row["synced_at"]}
 
