@@ -425,13 +425,8 @@ def claims_command(app: AppContext, card_number: str | None, hospital: str | Non
         for node in REGION_NODES:
             rows += medical_host.claims(UnitOfWork(world.region(node)), card_number=card, hospital=code)
         for node in REGION_NODES:
-            for q in medical_claims.entries(UnitOfWork(world.region(node)), card_number=card, hospital=code):
-                rows.append({"claim_id": q["claim_id"], "status": "in_doubt" if q["in_doubt"] else "queued",
-                             "mode": "online" if q["in_doubt"] else "offline",
-                             "card_number": q["card_number"], "hospital": q["hospital"],
-                             "insured_node": q["insured_node"], "at": q["at"], "total_fen": q["total_fen"],
-                             "fund_fen": q["fund_fen"], "account_fen": q["account_fen"], "self_fen": q["self_fen"],
-                             "refund_of": None})
+            rows += [medical_claims.listed(q)
+                     for q in medical_claims.entries(UnitOfWork(world.region(node)), card_number=card, hospital=code)]
     rows.sort(key=lambda r: (r["at"], r["claim_id"]))
     if app.json:
         emit_json(rows)

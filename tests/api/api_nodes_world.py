@@ -8,6 +8,7 @@ stray ``*.db`` in its home.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,3 +71,14 @@ class Nodes:
             return [dict(row) for row in db.query(sql, params or [])]
         finally:
             db.close()
+
+
+def wait_for(condition: Callable[[], object], seconds: float = 20) -> object:
+    """``condition``'s value once it is true (a courier's round, a process coming up), polled every 0.1 s."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 import api_cards_world as cards_world
-from api_nodes_world import Nodes, node_home, stray_databases
+from api_nodes_world import Nodes, node_home, stray_databases, wait_for
 from api_world import PASSWORD
 from sbcard.api import peers as wire
 from sbcard.clock import SimClock
@@ -78,15 +78,6 @@ def nodes(api_home: Path, tmp_path: Path, server_starter: Callable[..., LiveServ
 def sign_in(server: LiveServer, code: str) -> httpx.Client:
     return server.signed_in(code)
 
-
-def wait_for(condition: Callable[[], object], seconds: float = 15) -> object:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def issue_in_beijing(nodes: Nodes) -> str:

@@ -42,7 +42,7 @@ for _folder in ("transit", "medical"):
 from medical_world import MedicalWorld, circumstances, medical_template  # noqa: E402,F401
 from purse_world import METRO_TERMINAL, NOW, PurseWorld, purse_template  # noqa: E402,F401
 from api_pos_world import online_claim, pos_terminal  # noqa: E402
-from api_nodes_world import Nodes, node_home, stray_databases  # noqa: E402
+from api_nodes_world import Nodes, node_home, stray_databases, wait_for  # noqa: E402
 from api_world import pair_keys_of  # noqa: E402
 from sbcard.domain.errors import SbcardError  # noqa: E402
 from terminals.apps.http_host import HttpHost  # noqa: E402
@@ -60,15 +60,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-def wait_for(condition: Callable[[], object], seconds: float = 20) -> object:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 

@@ -62,13 +62,7 @@ def claims(card: str | None = Query(default=None, max_length=32), hospital: str 
     def do(world) -> list[dict[str, Any]]:
         uow = UnitOfWork(world.region(node))
         rows = medical_host.claims(uow, card_number=card_number, hospital=code)
-        for q in medical_claims.entries(uow, card_number=card_number, hospital=code):
-            rows.append({"claim_id": q["claim_id"], "status": "in_doubt" if q["in_doubt"] else "queued",
-                         "mode": "online" if q["in_doubt"] else "offline",
-                         "card_number": q["card_number"], "hospital": q["hospital"],
-                         "insured_node": q["insured_node"], "at": q["at"], "total_fen": q["total_fen"],
-                         "fund_fen": q["fund_fen"], "account_fen": q["account_fen"], "self_fen": q["self_fen"],
-                         "refund_of": None})
+        rows += [medical_claims.listed(q) for q in medical_claims.entries(uow, card_number=card_number, hospital=code)]
         return sorted(rows, key=lambda r: (r["at"], r["claim_id"]))
 
     return {"claims": call.read(do)}

@@ -112,6 +112,17 @@ def entries(uow: UnitOfWork, *, card_number: str | None = None, hospital: str | 
                                                                              hospital=hospital, status=status)]
 
 
+def listed(entry: dict[str, Any]) -> dict[str, Any]:
+    """A claim waiting at the hospital's region (``entries``) as a row of the claims list, beside the settled
+    ones: queued offline, or an online claim whose answer was lost (in doubt), with no refund of its own."""
+    in_doubt = entry["in_doubt"]
+    return {"claim_id": entry["claim_id"], "status": "in_doubt" if in_doubt else "queued",
+            "mode": "online" if in_doubt else "offline", "card_number": entry["card_number"],
+            "hospital": entry["hospital"], "insured_node": entry["insured_node"], "at": entry["at"],
+            "total_fen": entry["total_fen"], "fund_fen": entry["fund_fen"], "account_fen": entry["account_fen"],
+            "self_fen": entry["self_fen"], "refund_of": None}
+
+
 def queue_view(row: dict[str, Any]) -> dict[str, Any]:
     request = json.loads(row["request"])
     offline = json.loads(row["offline"])
